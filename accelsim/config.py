@@ -1,0 +1,156 @@
+"""YAML loading and pydantic validation with one-line, user-facing errors.
+
+``load(Model, path)`` reads a file with ``yaml.safe_load`` and validates it;
+every problem becomes ``FILE: path.to.field: what was expected``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from accelsim.errors import AccelsimError, Problem
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class Strict(BaseModel):
+    """Base for every config model: unknown keys are errors, no type coercion, immutable."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping with the safe loader; any failure is an :class:`AccelsimError`."""
+    p = Path(path)
+    name = str(path)
+    if not p.exists():
+        raise AccelsimError.single(name, "", "file not found")
+    if p.is_dir():
+        raise AccelsimError.single(name, "", "is a directory, expected a YAML file")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AccelsimError.single(name, "", f"cannot read file ({exc})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
+        what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise AccelsimError.single(name, where, f"invalid YAML: {what}") from None
+    if data is None:
+        raise AccelsimError.single(name, "", "file is empty, expected a YAML mapping")
+    if not isinstance(data, dict):
+        raise AccelsimError.single(
+            name, "", f"expected a YAML mapping at the top level, got {type(data).__name__}"
+        )
+    return data
+
+
+def validate(model: type[M], data: Any, file: str | Path, prefix: str = "") -> M:
+    """Validate ``data`` against ``model``; pydantic errors become one line each."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise AccelsimError(problems_from(exc, model, str(file), prefix)) from None
+
+
+def load(model: type[M], path: str | Path) -> M:
+    """Read and validate one YAML file."""
+    return validate(model, read_yaml(path), path)
+
+
+def dotted(loc: tuple[Any, ...], prefix: str = "") -> str:
+    parts = [prefix] if prefix else []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        else:
+            parts.append(str(item))
+    out = ""
+    for part in parts:
+        if part.startswith("[") or not out:
+            out += part
+        else:
+            out += "." + part
+    return out or "(top level)"
+
+
+def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The pydantic model class that owns the key at ``loc`` (for 'expected one of')."""
+    current: Any = model
+    for item in loc[:-1]:
+        current = _unwrap(current)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(str(item))
+            if field is None:
+                return None
+            current = field.annotation
+        elif typing.get_origin(current) in (dict, list):
+            current = typing.get_args(current)[-1]
+        else:
+            return None
+    current = _unwrap(current)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return current
+    return None
+
+
+def _unwrap(tp: Any) -> Any:
+    """Strip Optional/Annotated so the owning model of a nested key can be found."""
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        return _unwrap(typing.get_args(tp)[0])
+    if origin in (typing.Union, types.UnionType):
+        models = [a for a in typing.get_args(tp) if a is not type(None)]
+        models = [a for a in models if isinstance(a, type) and issubclass(a, BaseModel)]
+        return models[0] if len(models) == 1 else tp
+    return tp
+
+
+def problems_from(
+    exc: ValidationError, model: type[BaseModel], file: str, prefix: str = ""
+) -> list[Problem]:
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        # pydantic adds the union branch name ('function-after[...]', 'float') to loc: drop it
+        loc = tuple(x for x in loc if not (isinstance(x, str) and ("[" in x or x in _BRANCHES)))
+        kind = err["type"]
+        msg = err["msg"]
+        if kind == "extra_forbidden":
+            owner = _model_at(model, loc)
+            if owner is not None:
+                allowed = sorted(owner.model_fields)
+                close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                msg = f"unknown key{hint}; expected one of: {', '.join(allowed)}"
+            else:
+                msg = "unknown key"
+        elif kind == "missing":
+            msg = "required field is missing"
+        elif kind.startswith("value_error"):
+            msg = msg.removeprefix("Value error, ")
+        if kind not in ("missing", "extra_forbidden") and _is_scalar(err.get("input")):
+            msg = f"{msg} (got {err['input']!r})"
+        line = dotted(loc, prefix)
+        key = f"{line}: {msg}"
+        if key not in seen:
+            seen.add(key)
+            problems.append(Problem(file, line, msg))
+    return problems
+
+
+_BRANCHES = {"float", "int", "str", "bool", "list", "dict", "none", "literal"}
+
+
+def _is_scalar(x: Any) -> bool:
+    return isinstance(x, (int, float, str, bool)) and not (isinstance(x, str) and len(x) > 60)

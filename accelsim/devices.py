@@ -1,0 +1,348 @@
+"""Device profiles: what one accelerator can do, what it costs, and where each number comes from.
+
+A profile is a YAML file validated by :class:`DeviceProfile`. Keys carry their
+unit when it is not SI (``memory_GiB``, ``bf16_tflops``); every number is a
+:class:`Quantity` with a source and a confidence, or ``confidence: assumption``
+with the reasoning in ``note``. :meth:`DeviceProfile.spec` converts once to SI
+(:class:`DeviceSpec`), which is all the performance models see.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass, field
+from functools import cache, cached_property
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from accelsim import units
+from accelsim.config import Strict, read_yaml, validate
+from accelsim.errors import AccelsimError
+
+Confidence = Literal["A", "B", "C", "assumption"]
+PRECISIONS = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8")
+Precision = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8"]
+
+
+class Quantity(Strict):
+    """A number with its provenance; ``range`` is an optional ``[low, high]`` for uncertainty.
+
+    Subclasses set the admissible interval: ``(low, high]`` or ``[low, high]``.
+    """
+
+    low: ClassVar[float] = -math.inf
+    high: ClassVar[float] = math.inf
+    low_open: ClassVar[bool] = True
+
+    value: float
+    range: list[float] | None = None
+    source: str = Field(min_length=1)
+    confidence: Confidence
+    note: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Quantity:
+        self.check_bounds(self.value)
+        if self.confidence == "assumption" and not self.note:
+            raise ValueError("an 'assumption' needs a 'note' giving the reasoning")
+        if self.range is not None:
+            if len(self.range) != 2 or not (self.range[0] <= self.value <= self.range[1]):
+                raise ValueError(
+                    f"range must be [low, high] with low <= value <= high, got {self.range}"
+                )
+            for bound in self.range:
+                self.check_bounds(bound)
+        return self
+
+    @classmethod
+    def check_bounds(cls, v: float) -> float:
+        lo_bad = v <= cls.low if cls.low_open else v < cls.low
+        if not math.isfinite(v) or lo_bad or v > cls.high:
+            lo = "(" if cls.low_open else "["
+            hi = "]" if math.isfinite(cls.high) else ")"
+            raise ValueError(f"expected a number in {lo}{cls.low:g}, {cls.high:g}{hi}, got {v:g}")
+        return v
+
+
+class Positive(Quantity):
+    low = 0.0
+
+
+class NonNegative(Quantity):
+    low = 0.0
+    low_open = False
+
+
+class Fraction(Quantity):
+    """An efficiency or probability in (0, 1]."""
+
+    low = 0.0
+    high = 1.0
+
+
+class Count(Quantity):
+    low = 1.0
+    low_open = False
+
+
+class Peak(Strict):
+    """Dense peak throughput for one precision, or ``value: unsupported``."""
+
+    value: float | Literal["unsupported"]
+    range: list[float] | None = None
+    source: str = Field(min_length=1)
+    confidence: Confidence
+    note: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Peak:
+        if self.value != "unsupported":
+            Positive.check_bounds(float(self.value))
+            for bound in self.range or []:
+                Positive.check_bounds(bound)
+        if self.confidence == "assumption" and not self.note:
+            raise ValueError("an 'assumption' needs a 'note' giving the reasoning")
+        return self
+
+    @property
+    def supported(self) -> bool:
+        return self.value != "unsupported"
+
+
+class Provenance(Strict):
+    source: str = Field(min_length=1)
+    confidence: Confidence
+    note: str | None = None
+
+
+class Compute(Strict):
+    fp32_tflops: Peak
+    tf32_tflops: Peak
+    bf16_tflops: Peak
+    fp16_tflops: Peak
+    fp8_tflops: Peak
+    int8_tops: Peak
+
+
+class Memory(Strict):
+    memory_GiB: Positive
+    memory_bandwidth_GBps: Positive
+    onchip_MiB: Positive
+    host_link_GBps: Positive
+
+
+class Interconnect(Strict):
+    scaleup_bandwidth_GBps: Positive
+    scaleup_domain_size: Count
+    scaleout_bandwidth_Gbps: Positive
+    scaleup_latency_us: NonNegative
+    scaleout_latency_us: NonNegative
+
+
+class Power(Strict):
+    tdp_W: Positive
+    idle_W: Positive
+
+
+class Cost(Strict):
+    price_usd: Positive
+    server_overhead_usd: NonNegative
+    network_usd: NonNegative
+
+
+class Efficiency(Strict):
+    """Achieved fraction of peak by the software stack (the CUDA vs. CANN gap lives here)."""
+
+    compute: Fraction
+    memory: Fraction
+    communication: Fraction
+    random_access: Fraction
+    gemm_half_size_GFLOP: Positive
+    kernel_overhead_us: NonNegative
+
+
+class Reliability(Strict):
+    annual_failure_rate: Fraction
+
+
+class DeviceProfile(Strict):
+    """One accelerator: identity, compute, memory, links, power, cost, software, reliability."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    vendor: str = Field(min_length=1)
+    kind: Literal["gpu", "npu", "asic"]
+    year: int = Field(ge=2010, le=2040)
+    process_node: str = Field(min_length=1)
+    available_from: int = Field(ge=2010, le=2040)
+    export_controlled: bool
+    supply_pool: Literal["domestic", "overseas"]
+    identity: Provenance
+    description: str = ""
+    sources: dict[str, str] = Field(default_factory=dict)
+    compute: Compute
+    memory: Memory
+    interconnect: Interconnect
+    power: Power
+    cost: Cost
+    efficiency: Efficiency
+    reliability: Reliability
+
+    @model_validator(mode="after")
+    def _cross(self) -> DeviceProfile:
+        if self.power.idle_W.value > self.power.tdp_W.value:
+            raise ValueError(
+                f"power.idle_W ({self.power.idle_W.value:g}) must not exceed power.tdp_W "
+                f"({self.power.tdp_W.value:g})"
+            )
+        return self
+
+    @cached_property
+    def spec(self) -> DeviceSpec:
+        """The SI view used by every model (computed once per profile)."""
+        return _spec(self)
+
+    def quantities(self) -> dict[str, Any]:
+        """Flat ``{'section.field': Quantity|Peak}`` view, for tables and uncertainty sampling."""
+        out: dict[str, Any] = {}
+        for section in ("compute", "memory", "interconnect", "power", "cost", "efficiency",
+                        "reliability"):
+            sub = getattr(self, section)
+            for key in type(sub).model_fields:
+                out[f"{section}.{key}"] = getattr(sub, key)
+        return out
+
+
+@dataclass(frozen=True)
+class DeviceSpec:
+    """SI view of a profile: FLOP/s, bytes, bytes/s, seconds, watts, USD."""
+
+    name: str
+    peak_flops: dict[str, float]  # precision -> FLOP/s (int8: OP/s); absent = unsupported
+    memory_bytes: float
+    memory_bw_Bps: float
+    onchip_bytes: float
+    host_link_Bps: float
+    scaleup_bw_Bps: float  # per chip, per direction
+    scaleup_domain: int
+    scaleout_bw_Bps: float  # per chip, per direction
+    scaleup_latency_s: float
+    scaleout_latency_s: float
+    tdp_W: float
+    idle_W: float
+    price_usd: float
+    server_overhead_usd: float
+    network_usd: float
+    eff_compute: float
+    eff_memory: float
+    eff_comm: float
+    eff_random_access: float
+    gemm_half_flop: float
+    kernel_overhead_s: float
+    annual_failure_rate: float
+    export_controlled: bool
+    supply_pool: str
+    available_from: int
+    extra: dict[str, float] = field(default_factory=dict)
+
+    def flops(self, precision: str, where: str = "precision") -> float:
+        """Peak FLOP/s at ``precision``; an unsupported precision is an error, never a fallback."""
+        if precision not in self.peak_flops:
+            supported = ", ".join(sorted(self.peak_flops)) or "none"
+            raise AccelsimError.single(
+                where, "precision",
+                f"device '{self.name}' does not support {precision} (supported: {supported})",
+            )
+        return self.peak_flops[precision]
+
+
+def _spec(p: DeviceProfile) -> DeviceSpec:
+    c = p.compute
+    peaks = {
+        "fp32": c.fp32_tflops, "tf32": c.tf32_tflops, "bf16": c.bf16_tflops,
+        "fp16": c.fp16_tflops, "fp8": c.fp8_tflops, "int8": c.int8_tops,
+    }
+    e = p.efficiency
+    i = p.interconnect
+    return DeviceSpec(
+        name=p.name,
+        peak_flops={k: units.tflops_to_flops(float(v.value)) for k, v in peaks.items()
+                    if v.supported},
+        memory_bytes=p.memory.memory_GiB.value * units.GiB,
+        memory_bw_Bps=units.gbps_to_Bps(p.memory.memory_bandwidth_GBps.value),
+        onchip_bytes=p.memory.onchip_MiB.value * units.MiB,
+        host_link_Bps=units.gbps_to_Bps(p.memory.host_link_GBps.value),
+        # vendors quote scale-up bandwidth bidirectional; a collective moves data one way
+        scaleup_bw_Bps=units.gbps_to_Bps(i.scaleup_bandwidth_GBps.value) / 2,
+        scaleup_domain=int(i.scaleup_domain_size.value),
+        scaleout_bw_Bps=units.gbit_to_Bps(i.scaleout_bandwidth_Gbps.value),
+        scaleup_latency_s=i.scaleup_latency_us.value * units.US,
+        scaleout_latency_s=i.scaleout_latency_us.value * units.US,
+        tdp_W=p.power.tdp_W.value,
+        idle_W=p.power.idle_W.value,
+        price_usd=p.cost.price_usd.value,
+        server_overhead_usd=p.cost.server_overhead_usd.value,
+        network_usd=p.cost.network_usd.value,
+        eff_compute=e.compute.value,
+        eff_memory=e.memory.value,
+        eff_comm=e.communication.value,
+        eff_random_access=e.random_access.value,
+        gemm_half_flop=e.gemm_half_size_GFLOP.value * units.GFLOP,
+        kernel_overhead_s=e.kernel_overhead_us.value * units.US,
+        annual_failure_rate=p.reliability.annual_failure_rate.value,
+        export_controlled=p.export_controlled,
+        supply_pool=p.supply_pool,
+        available_from=p.available_from,
+    )
+
+
+# ---------------------------------------------------------------------------
+# catalog
+
+def catalog_dir() -> Path:
+    """``configs/devices`` of the source tree, or the copy shipped inside a wheel."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "configs" / "devices", here / "_configs" / "devices"):
+        if candidate.is_dir():
+            return candidate
+    raise AccelsimError.single("configs/devices", "", "device catalog not found")
+
+
+def catalog_names() -> list[str]:
+    return sorted(p.stem for p in catalog_dir().glob("*.yaml"))
+
+
+def catalog() -> dict[str, DeviceProfile]:
+    """Every profile in the shipped catalog, by name."""
+    return {n: load_device(n) for n in catalog_names()}
+
+
+
+def load_device(name_or_path: str | Path, where: str = "device") -> DeviceProfile:
+    """A catalog name (``h20``) or a path to a YAML profile; unknown names suggest the closest."""
+    s = str(name_or_path)
+    if s.endswith((".yaml", ".yml")) or "/" in s or Path(s).is_file():
+        return _load_path(str(Path(s).resolve()), s)
+    path = catalog_dir() / f"{s}.yaml"
+    if not path.is_file():
+        names = catalog_names()
+        close = difflib.get_close_matches(s, names, n=1, cutoff=0.4)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise AccelsimError.single(
+            where, "", f"unknown device '{s}'{hint} (catalog: {', '.join(names)}; or give a path)"
+        )
+    return _load_path(str(path), f"configs/devices/{s}.yaml")
+
+
+@cache
+def _load_path(resolved: str, shown: str) -> DeviceProfile:
+    data = read_yaml(resolved) if Path(resolved).exists() else read_yaml(shown)
+    return validate(DeviceProfile, data, shown)
+
+
+def device_from_dict(data: dict[str, Any], file: str = "<device>") -> DeviceProfile:
+    """Validate a profile given as a mapping (used by sweeps that override fields)."""
+    return validate(DeviceProfile, data, file)
+
