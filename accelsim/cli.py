@@ -159,5 +159,93 @@ def schema(kind: Annotated[str, typer.Argument(help="device, train-job, ...")]) 
     emit_json(json_schema(kind))
 
 
+# ---------------------------------------------------------------- training
+
+def _layout_str(par: Any) -> str:
+    return (f"tp={par.tp} pp={par.pp} dp={par.dp} cp={par.cp} ep={par.ep} "
+            f"mb={par.micro_batch} v={par.virtual_stages} recompute={par.recompute} "
+            f"zero={par.zero}")
+
+
+def _print_train(res: Any, title: str) -> None:
+    d = res.to_dict()
+    rows = [{"metric": k, "value": d[k]} for k in (
+        "step_time_s", "tokens_per_s", "model_tflops_per_device", "mfu", "hfu",
+        "memory_per_device_gib", "device_memory_gib", "fits_memory")]
+    rows += [{"metric": f"breakdown.{k}", "value": v} for k, v in res.breakdown.items()]
+    console.print(f"[bold]{title}[/bold]")
+    console.print(table("", rows))
+    if not res.fits_memory:
+        console.print(f"[yellow]does not fit: {res.memory_per_device_gib:.1f} GiB needed per "
+                      f"device, {res.device_memory_gib:.1f} GiB available[/yellow]")
+
+
+@app.command()
+@user_errors
+def train(
+    job_file: Annotated[Path, typer.Argument(help="Training job YAML (device, model, layout).")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+    engine: Annotated[str, typer.Option(help="analytic | des (simpy pipeline schedule)")] = (
+        "analytic"),
+) -> None:
+    """Step time, throughput, MFU and memory of one training job."""
+    from accelsim.training import estimate, load_job
+
+    job = load_job(job_file)
+    res = estimate(job, engine=engine, file=str(job_file))
+    if as_json:
+        emit_json(res.to_dict())
+        return
+    _print_train(res, f"{job_file}: {job.model.name} on {job.parallelism.devices} x "
+                      f"{job.device} ({_layout_str(job.parallelism)}, {engine})")
+
+
+@app.command("train-search")
+@user_errors
+def train_search(
+    model_file: Annotated[Path, typer.Argument(help="Model YAML (or a job; its model is used).")],
+    device: Annotated[str, typer.Option(help="Catalog name or device YAML path.")],
+    devices: Annotated[int, typer.Option(min=1, help="Number of devices.")],
+    global_batch: Annotated[int | None, typer.Option(
+        help="Sequences per step (default ~4 Mi tokens).")] = None,
+    precision: Annotated[str, typer.Option(help="fp32 | bf16 | fp16 | fp8")] = "bf16",
+    top: Annotated[int, typer.Option(min=1, help="Rows of the top-k table.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """The fastest parallel layout that fits in memory, with the top-k table."""
+    from accelsim.training.job import load_model
+    from accelsim.training.search import feasible, search_layouts
+
+    if precision not in ("fp32", "bf16", "fp16", "fp8"):
+        raise AccelsimError.single("train-search", "--precision",
+                                   f"expected fp32, bf16, fp16 or fp8, got {precision!r}")
+    model = load_model(model_file)
+    res = search_layouts(model, device, devices, global_batch, precision)
+    ok = feasible(res.table)
+    cols = ["tp", "pp", "dp", "cp", "ep", "micro_batch", "virtual_stages", "recompute", "zero",
+            "step_time_s", "tokens_per_s", "mfu", "memory_per_device_gib"]
+    if as_json:
+        best = None
+        if res.best is not None:
+            from accelsim.training import estimate
+
+            best = estimate(res.best).to_dict()
+        emit_json({"evaluated": res.evaluated, "feasible": len(ok), "best": best,
+                   "top": ok[cols].head(top).to_dict(orient="records")})
+        return
+    if res.best is None:
+        smallest = res.table["memory_per_device_gib"].min()
+        raise AccelsimError.single(
+            str(model_file), "model",
+            f"no layout on {devices} x {device} fits in memory (smallest needs "
+            f"{smallest:.1f} GiB per device); add devices or pick a larger-memory device")
+    console.print(f"[bold]{model.name} on {devices} x {device}: {len(ok)} of {res.evaluated} "
+                  f"layouts fit; top {top} by tokens/s[/bold]")
+    console.print(table("", ok[cols].head(top).to_dict(orient="records")))
+    from accelsim.training import estimate
+
+    _print_train(estimate(res.best), f"best layout: {_layout_str(res.best.parallelism)}")
+
+
 def main() -> None:
     app()

@@ -342,6 +342,15 @@ def _load_path(resolved: str, shown: str) -> DeviceProfile:
     return validate(DeviceProfile, data, shown)
 
 
+def resolve_ref(ref: str, relative_to: str | Path) -> str:
+    """A device given as a relative path inside a config file resolves from that file's folder."""
+    if (ref.endswith((".yaml", ".yml")) or "/" in ref) and not Path(ref).is_absolute():
+        candidate = Path(relative_to).resolve().parent / ref
+        if candidate.exists():
+            return str(candidate)
+    return ref
+
+
 def device_from_dict(data: dict[str, Any], file: str = "<device>") -> DeviceProfile:
     """Validate a profile given as a mapping (used by sweeps that override fields)."""
     return validate(DeviceProfile, data, file)

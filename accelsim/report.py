@@ -28,7 +28,7 @@ def fmt_num(x: Any, digits: int = 3) -> str:
 def table(title: str, rows: list[dict[str, Any]], columns: list[str] | None = None) -> Table:
     """A rich table from a list of dicts (columns in order of first appearance)."""
     cols = columns or list(dict.fromkeys(k for r in rows for k in r))
-    t = Table(title=title, title_justify="left", header_style="bold")
+    t = Table(title=title or None, title_justify="left", header_style="bold")
     for i, c in enumerate(cols):
         left = rows and isinstance(rows[0].get(c), str)
         t.add_column(c, justify="left" if left else "right", overflow="fold", no_wrap=i == 0)

@@ -33,6 +33,9 @@ KINDS: dict[str, Kind] = {
     k.name: k
     for k in [
         Kind("device", "accelsim.devices:DeviceProfile", "compute", "accelerator profile"),
+        Kind("train-job", "accelsim.training.job:TrainJob", "parallelism", "training job"),
+        Kind("train-model", "accelsim.training.job:TransformerModel", "layers",
+             "transformer model"),
     ]
 }
 
@@ -53,7 +56,11 @@ def validate_file(path: str | Path, kind: str | None = None) -> tuple[Kind, Base
     """Validate any accelsim config file; returns its kind and the parsed model."""
     data = read_yaml(path)
     k = get_kind(kind) if kind else detect(data, str(path))
-    return k, validate(k.cls(), data, str(path))
+    model = validate(k.cls(), data, str(path))
+    check = getattr(model, "check", None)
+    if callable(check):
+        check(str(path))  # cross-file checks: device names, layouts
+    return k, model
 
 
 def get_kind(name: str) -> Kind:

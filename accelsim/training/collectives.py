@@ -1,0 +1,100 @@
+"""Alpha-beta cost of collectives (Hockney model), vectorized over numpy arrays.
+
+``M`` is the logical buffer size in bytes (the whole tensor being reduced or
+gathered), ``n`` the group size, ``bw`` the achieved per-rank, per-direction
+bandwidth in bytes/s, ``alpha`` the per-step latency in seconds.
+
+Ring formulas (Thakur, Rabenseifner & Gropp 2005; NCCL's "bus bandwidth" notes):
+  all-reduce      2 (n-1)/n * M/bw + 2 (n-1) alpha
+  reduce-scatter  (n-1)/n * M/bw + (n-1) alpha      (all-gather the same)
+  all-to-all      (n-1)/n * M/bw + (n-1) alpha      (M = bytes each rank sends in all)
+  point-to-point  M/bw + alpha
+Tree all-reduce (double binary tree) moves the same bytes with 2 log2(n) latency steps.
+Hierarchical all-reduce over ``g`` ranks per scale-up domain and ``k`` domains:
+  reduce-scatter inside, all-reduce of M/g across domains (every rank's NIC in parallel),
+  all-gather inside.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+Arr = NDArray[np.float64]
+
+
+def _steps(n: ArrayLike) -> Arr:
+    return np.maximum(np.asarray(n, dtype=float) - 1.0, 0.0)
+
+
+def _frac(n: ArrayLike) -> Arr:
+    n = np.asarray(n, dtype=float)
+    return _steps(n) / np.maximum(n, 1.0)
+
+
+def ring_allreduce(M: ArrayLike, n: ArrayLike, bw: ArrayLike, alpha: ArrayLike) -> Arr:
+    return 2.0 * _frac(n) * np.asarray(M) / bw + 2.0 * _steps(n) * alpha
+
+
+def tree_allreduce(M: ArrayLike, n: ArrayLike, bw: ArrayLike, alpha: ArrayLike) -> Arr:
+    n = np.asarray(n, dtype=float)
+    steps = np.where(n > 1, np.ceil(np.log2(np.maximum(n, 1.0))), 0.0)
+    return 2.0 * _frac(n) * np.asarray(M) / bw + 2.0 * steps * alpha
+
+
+def reduce_scatter(M: ArrayLike, n: ArrayLike, bw: ArrayLike, alpha: ArrayLike) -> Arr:
+    return _frac(n) * np.asarray(M) / bw + _steps(n) * alpha
+
+
+all_gather = reduce_scatter
+
+
+def all_to_all(M: ArrayLike, n: ArrayLike, bw: ArrayLike, alpha: ArrayLike) -> Arr:
+    return _frac(n) * np.asarray(M) / bw + _steps(n) * alpha
+
+
+def p2p(M: ArrayLike, bw: ArrayLike, alpha: ArrayLike) -> Arr:
+    return np.asarray(M) / bw + alpha
+
+
+def hierarchical_allreduce(M: ArrayLike, g: ArrayLike, k: ArrayLike, bw_in: ArrayLike,
+                           alpha_in: ArrayLike, bw_out: ArrayLike, alpha_out: ArrayLike) -> Arr:
+    """RS inside the domain, AR of M/g across k domains (tree or ring, the faster), AG inside."""
+    M = np.asarray(M, dtype=float)
+    g = np.asarray(g, dtype=float)
+    inside = 2.0 * reduce_scatter(M, g, bw_in, alpha_in)
+    shard = M / np.maximum(g, 1.0)
+    across = np.minimum(ring_allreduce(shard, k, bw_out, alpha_out),
+                        tree_allreduce(shard, k, bw_out, alpha_out))
+    return inside + across
+
+
+def group_allreduce(M: ArrayLike, n: ArrayLike, stride: ArrayLike, domain: ArrayLike,
+                    bw_in: ArrayLike, alpha_in: ArrayLike, bw_out: ArrayLike,
+                    alpha_out: ArrayLike) -> Arr:
+    """All-reduce over ``n`` ranks spaced ``stride`` apart, placed on scale-up domains of
+    ``domain`` chips: inside one domain when n*stride <= domain, otherwise the best of a
+    flat ring/tree on the scale-out network and the hierarchical algorithm."""
+    n = np.asarray(n, dtype=float)
+    stride = np.asarray(stride, dtype=float)
+    domain = np.asarray(domain, dtype=float)
+    g = np.clip(np.floor(domain / stride), 1.0, n)  # group members sharing a domain
+    k = np.ceil(n / g)
+    local = np.minimum(ring_allreduce(M, n, bw_in, alpha_in), tree_allreduce(M, n, bw_in, alpha_in))
+    flat = np.minimum(ring_allreduce(M, n, bw_out, alpha_out),
+                      tree_allreduce(M, n, bw_out, alpha_out))
+    hier = hierarchical_allreduce(M, g, k, bw_in, alpha_in, bw_out, alpha_out)
+    return np.where(k <= 1, local, np.minimum(flat, hier))
+
+
+def group_bandwidth(n: ArrayLike, stride: ArrayLike, domain: ArrayLike, bw_in: ArrayLike,
+                    bw_out: ArrayLike) -> tuple[Arr, Arr]:
+    """(bandwidth, fraction of traffic leaving the domain) for a group of n ranks at stride."""
+    n = np.asarray(n, dtype=float)
+    span = n * np.asarray(stride, dtype=float)
+    inside = span <= np.asarray(domain, dtype=float)
+    g = np.clip(np.floor(np.asarray(domain, dtype=float) / stride), 1.0, n)
+    out_frac = np.where(inside, 0.0, 1.0 - (g - 1.0) / np.maximum(n - 1.0, 1.0))
+    # traffic splits between links; the slower share bounds the time
+    t_per_byte = np.maximum((1.0 - out_frac) / bw_in, out_frac / bw_out)
+    return 1.0 / t_per_byte, out_frac

@@ -1,0 +1,480 @@
+"""Analytic step-time model of transformer training, vectorized over a table of configurations.
+
+One micro-batch on one pipeline stage is a sequence of operators; each gets FLOPs
+and bytes and a roofline time from the device profile:
+
+  GEMM           t = (F + F_half) / (peak * eff_compute)        (efficiency-vs-size curve:
+                                                                 eff(F) = eff_c * F/(F+F_half))
+  memory-bound   t = bytes / (memory_bw * eff_memory)
+  every kernel   + kernel_overhead
+  collectives    alpha-beta on the link the group lives on (:mod:`.collectives`)
+
+Stage times build the 1F1B / interleaved pipeline (bubble (p-1)/(v m) of the steady
+state, Narayanan et al. SC'21), then DP gradient reduction overlapped with the last
+backward, then the optimizer step. Memory follows Korthikanti et al. 2022
+(arXiv 2205.05198) generalised to GQA, gated MLPs, MoE and flash attention.
+
+Every input is a column of a pandas DataFrame (``estimate_frame``) so thousands of
+layouts are evaluated in one pass of numpy; :func:`estimate` wraps a single job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from accelsim import units
+from accelsim.devices import DeviceSpec, load_device
+from accelsim.errors import AccelsimError
+from accelsim.training import collectives as coll
+from accelsim.training.job import RECOMPUTE_CODE, TrainJob, check_job
+
+# Flash-attention kernels run below cuBLAS GEMM efficiency: FlashAttention-2 reaches
+# 50-73 % of A100 peak forward and up to 63 % backward, against ~80-85 % for large
+# GEMMs (Dao 2023, arXiv 2307.08691, sections 4.1). Ratio taken as 0.8.
+FLASH_REL_EFF = 0.8
+# Flash-attention backward executes 5 matmuls of the forward's 2 (it recomputes P).
+FLASH_BWD_FACTOR = 2.5
+# Causal masking lets flash attention skip half of the score blocks.
+FLASH_CAUSAL_FRACTION = 0.5
+# Adam with fp32 master weights: read param, grad, m, v (16 B), write param, m, v (12 B)
+# and the 16-bit copy (2 B) -> 30 bytes of HBM traffic per parameter (assumption).
+OPTIMIZER_BYTES_PER_PARAM = 30.0
+# CUDA/CANN context, communicator buffers and allocator fragmentation (assumption:
+# PyTorch + NCCL typically reserve 1.5-3 GiB beyond tensors).
+RUNTIME_RESERVE_BYTES = 2.0 * units.GiB
+# Kernels per transformer layer, forward (backward launches twice as many): 4 GEMMs,
+# attention, 2 norms, activation, 2 dropout-residual, rotary/bias (assumption).
+KERNELS_FWD = 11.0
+
+# Communication overlapped with compute is not free: collective kernels occupy SMs and
+# HBM bandwidth. Overlapped comm costs this fraction of its duration (assumption; NCCL
+# runs on ~8-16 of 108-132 SMs, and overlap studies report 5-20 % GEMM slowdown).
+OVERLAP_TAX = 0.1
+
+ACT_BYTES = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 2.0}
+WEIGHT_BYTES = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 2.0}
+# Gradients as reduced: bf16 and fp8 training accumulate and all-reduce fp32 main grads
+# (Megatron requires --accumulate-allreduce-grads-in-fp32 with bf16); fp16 mixed precision
+# reduces fp16 grads (Megatron-LM's default, Micikevicius et al. 2018 loss scaling).
+GRAD_BYTES = {"fp32": 4.0, "bf16": 4.0, "fp16": 2.0, "fp8": 4.0}
+OPT_BYTES = {"fp32": 8.0, "bf16": 12.0, "fp16": 12.0, "fp8": 12.0}  # (master +) Adam m, v
+
+MODEL_COLUMNS = ["layers", "hidden", "heads", "kv_heads", "ffn_hidden", "gated_mlp", "vocab",
+                 "seq_len", "tied_embeddings", "moe_experts", "moe_top_k", "moe_ffn_hidden",
+                 "moe_shared", "moe_layers"]
+LAYOUT_COLUMNS = ["tp", "pp", "dp", "cp", "ep", "micro_batch", "virtual_stages",
+                  "sequence_parallel", "recompute", "zero", "global_batch"]
+DEVICE_COLUMNS = ["peak_flops", "memory_bytes", "memory_bw_Bps", "eff_compute", "eff_memory",
+                  "eff_comm", "gemm_half_flop", "kernel_overhead_s", "scaleup_bw_Bps",
+                  "scaleup_latency_s", "scaleout_bw_Bps", "scaleout_latency_s",
+                  "scaleup_domain"]
+JOB_COLUMNS = ["act_bytes", "weight_bytes", "grad_bytes", "opt_bytes", "flash", "straggler",
+               "overlap_dp"]
+INPUT_COLUMNS = MODEL_COLUMNS + LAYOUT_COLUMNS + DEVICE_COLUMNS + JOB_COLUMNS
+
+
+def _gemm(F: Any, c: Mapping[str, Any]) -> Any:
+    """GEMM time with the efficiency-vs-size curve: (F + F_half) / (peak * eff_c)."""
+    return (F + c["gemm_half_flop"]) / (c["peak_flops"] * c["eff_compute"])
+
+
+def _mem(nbytes: Any, c: Mapping[str, Any]) -> Any:
+    return nbytes / (c["memory_bw_Bps"] * c["eff_memory"])
+
+
+def _exposed(comm: Any, window: Any) -> Any:
+    """Time a collective adds when overlapped with ``window`` seconds of compute:
+    the part that sticks out, plus :data:`OVERLAP_TAX` of the part hidden."""
+    hidden = np.minimum(comm, window)
+    return comm - hidden + OVERLAP_TAX * hidden
+
+
+def estimate_arrays(c: Mapping[str, Any]) -> dict[str, Any]:
+    """The whole model on numpy arrays: one element per configuration. See module docstring."""
+    f = {k: np.asarray(c[k], dtype=float) for k in INPUT_COLUMNS}
+    L, h, a, kv = f["layers"], f["hidden"], f["heads"], f["kv_heads"]
+    ffn, V, s = f["ffn_hidden"], f["vocab"], f["seq_len"]
+    gated = f["gated_mlp"]
+    t, p, d, cp, ep = f["tp"], f["pp"], f["dp"], f["cp"], f["ep"]
+    b, v = f["micro_batch"], f["virtual_stages"]
+    sp = f["sequence_parallel"]
+    rc = f["recompute"]
+    e = f["act_bytes"]
+    flash = f["flash"]
+    E, k_top, ffn_e, shared = f["moe_experts"], f["moe_top_k"], f["moe_ffn_hidden"], f["moe_shared"]
+    n_moe = f["moe_layers"]
+    hd = h / a
+    up = 1.0 + gated  # number of up-projection matrices (2 for SwiGLU)
+    s_loc = s / cp
+    T = b * s_loc  # tokens per rank per micro-batch (before tensor parallel split)
+    sp_div = np.where(sp > 0, t, 1.0)
+
+    # --- links: TP innermost, then CP, then DP/EP, PP outermost (Megatron's rank order)
+    dom = f["scaleup_domain"]
+    eff_l = f["eff_comm"]
+    bw_in = f["scaleup_bw_Bps"] * eff_l
+    bw_out = f["scaleout_bw_Bps"] * eff_l
+    a_in, a_out = f["scaleup_latency_s"], f["scaleout_latency_s"]
+
+    def link(n: Any, stride: Any) -> tuple[Any, Any]:
+        bw, out_frac = coll.group_bandwidth(n, stride, dom, bw_in, bw_out)
+        return bw, np.where(out_frac > 0, a_out, a_in)
+
+    bw_tp, al_tp = link(t, 1.0)
+    bw_cp, al_cp = link(cp, t)
+    bw_ep, al_ep = link(ep, t * cp)
+
+    # --- one dense layer, forward, per rank
+    F_qkv = 2 * T * h * (h + 2 * kv * hd) / t
+    F_out = 2 * T * h * h / t
+    F_up = 2 * T * h * ffn * up / t
+    F_down = 2 * T * ffn * h / t
+    F_attn = 4 * T * s * h / t  # QK^T and AV over the full sequence (model-FLOP convention)
+    t_gemm_f = _gemm(F_qkv, f) + _gemm(F_out, f) + _gemm(F_up, f) + _gemm(F_down, f)
+    t_gemm_b = 2 * t_gemm_f  # dgrad + wgrad GEMMs of the same shapes
+
+    # attention core: flash (causal, fused) or unfused (scores materialised, softmax+dropout)
+    eff_fa = f["eff_compute"] * FLASH_REL_EFF
+    t_fa_f = (FLASH_CAUSAL_FRACTION * F_attn + f["gemm_half_flop"]) / (f["peak_flops"] * eff_fa)
+    t_fa_b = FLASH_BWD_FACTOR * t_fa_f
+    S_bytes = b * a * s_loc * s * e / t  # one score tensor
+    t_un_f = np.maximum(_gemm(F_attn, f), _mem(2 * S_bytes, f)) + _mem(4.5 * S_bytes, f)
+    t_un_b = 2 * np.maximum(_gemm(F_attn, f), _mem(2 * S_bytes, f)) + _mem(6.5 * S_bytes, f)
+    t_att_f = np.where(flash > 0, t_fa_f, t_un_f)
+    t_att_b = np.where(flash > 0, t_fa_b, t_un_b)
+
+    # memory-bound elementwise: 2 norms (r+w), 2 dropout-residual (2r+w), activation
+    ew_f = T * h * e * 10 / sp_div + T * ffn * e * (up + 1) / t
+    t_ew_f = _mem(ew_f, f)
+    t_ew_b = 2 * t_ew_f
+    kern = f["kernel_overhead_s"]
+    t_launch_f = KERNELS_FWD * kern
+    t_launch_b = 2 * KERNELS_FWD * kern
+
+    # tensor-parallel communication: SP -> 2 all-gather + 2 reduce-scatter, else 2 all-reduce
+    M_tp = T * h * e
+    t_tp_once = np.where(sp > 0,
+                         2 * coll.all_gather(M_tp, t, bw_tp, al_tp)
+                         + 2 * coll.reduce_scatter(M_tp, t, bw_tp, al_tp),
+                         2 * coll.ring_allreduce(M_tp, t, bw_tp, al_tp))
+    t_tp_f = np.where(t > 1, t_tp_once, 0.0)
+    t_tp_b = t_tp_f
+
+    # context parallel: ring exchange of K,V blocks, overlapped with the attention kernel
+    M_kv = 2 * T * kv * hd * e / t
+    t_cp_raw = (cp - 1) * coll.p2p(M_kv, bw_cp, al_cp)
+    t_cp_f = np.where(cp > 1, _exposed(t_cp_raw, t_att_f), 0.0)
+    t_cp_b = np.where(cp > 1, _exposed(2 * t_cp_raw, t_att_b), 0.0)
+
+    # --- MoE feed-forward replaces the dense MLP in MoE layers
+    E_safe = np.maximum(E, 1.0)
+    E_loc = E_safe / ep
+    tok_e = T * ep * k_top / E_safe  # tokens reaching each local expert
+    F_e_up = 2 * tok_e * h * ffn_e * up / t
+    F_e_dn = 2 * tok_e * ffn_e * h / t
+    F_sh = 2 * T * h * ffn_e * shared * (up + 1) / t
+    F_router = 2 * T * h * E_safe / t
+    t_moe_ffn_f = (E_loc * (_gemm(F_e_up, f) + _gemm(F_e_dn, f))
+                   + np.where(shared > 0, _gemm(F_sh, f), 0.0) + _gemm(F_router, f)
+                   + _mem(T * k_top * ffn_e * e * (up + 1) / t, f)
+                   + 2 * E_loc * kern)
+    t_dense_ffn_f = _gemm(F_up, f) + _gemm(F_down, f) + _mem(T * ffn * e * (up + 1) / t, f)
+    M_a2a = T * k_top * h * e / sp_div
+    t_a2a = np.where(ep > 1, 2 * coll.all_to_all(M_a2a, ep, bw_ep, al_ep), 0.0)
+
+    t_f_dense = t_gemm_f + t_att_f + t_ew_f + t_launch_f
+    t_b_dense = t_gemm_b + t_att_b + t_ew_b + t_launch_b
+    t_f_moe = t_f_dense - t_dense_ffn_f + t_moe_ffn_f
+    t_b_moe = t_b_dense - 2 * t_dense_ffn_f + 2 * t_moe_ffn_f
+    comm_f = t_tp_f + t_cp_f
+    comm_b = t_tp_b + t_cp_b
+
+    # recomputation: full re-runs the layer forward in backward; selective re-runs the
+    # attention core (free with flash attention, whose backward recomputes it anyway)
+    re_dense = np.where(rc == 2, t_f_dense + comm_f, np.where(rc == 1, (1 - flash) * t_att_f, 0.0))
+    re_moe = np.where(rc == 2, t_f_moe + comm_f + t_a2a, np.where(rc == 1, (1 - flash) * t_att_f,
+                                                                   0.0))
+
+    # --- stages: layers per stage, MoE layers spread evenly
+    Ls = L / p
+    Lm = n_moe / p
+    Ld = Ls - Lm
+    comp_layer_f = Ld * t_f_dense + Lm * t_f_moe
+    comp_layer_b = Ld * (t_b_dense + re_dense) + Lm * (t_b_moe + re_moe)
+    tp_stage = (Ld + Lm) * (comm_f + comm_b)
+    ep_stage = Lm * 2 * t_a2a
+
+    # embedding (first stage) and LM head + cross-entropy (last stage)
+    F_head = 2 * T * h * V / t
+    t_head_f = _gemm(F_head, f) + _mem(3 * T * V * 4 / t, f) + 3 * kern
+    t_head_b = 2 * _gemm(F_head, f) + _mem(2 * T * V * 4 / t, f) + 3 * kern
+    t_emb_f = _mem(2 * T * h * e / sp_div, f) + kern
+    t_emb_b = _mem(3 * T * h * e / sp_div, f) + kern + np.where(t > 1, t_tp_once / 4, 0.0)
+
+    # pipeline point-to-point: one activation per chunk boundary, scattered over TP ranks
+    M_pp = T * h * e / t
+    pp_cross = (t * cp * d * p) > dom
+    c_pp = coll.p2p(M_pp, np.where(pp_cross, bw_out, bw_in), np.where(pp_cross, a_out, a_in))
+    c_pp = np.where(p > 1, c_pp, 0.0)
+
+    # per micro-batch time of the first, middle and last stage (v chunks each)
+    base_f = comp_layer_f
+    base_b = comp_layer_b
+    other = tp_stage + ep_stage + 2 * v * c_pp
+    first = base_f + base_b + other + t_emb_f + t_emb_b
+    last = base_f + base_b + other + t_head_f + t_head_b
+    single = base_f + base_b + other + t_emb_f + t_emb_b + t_head_f + t_head_b
+    first = np.where(p > 1, first, single)
+    last = np.where(p > 1, last, single)
+    middle = base_f + base_b + other
+    slow = f["straggler"]
+    stage_max = np.maximum(np.maximum(first, last), np.where(p > 2, middle, 0.0)) * slow
+    n_mid = np.maximum(p - 2, 0.0)
+    stage_avg = np.where(p > 1, (first + last + n_mid * middle) / np.maximum(p, 1.0), single)
+    m = f["global_batch"] / (d * b)
+    bubble = (p - 1) / v * stage_avg
+    pipeline = m * stage_max + bubble
+
+    # --- parameters per rank (first stage, which holds the embedding)
+    P_attn = h * (h + 2 * kv * hd) + h * h + 2 * h
+    P_dense_mlp = h * ffn * (up + 1)
+    P_expert = h * ffn_e * (up + 1)
+    P_emb = V * h
+    untied_or_split = np.where((f["tied_embeddings"] > 0) & (p == 1), 0.0, 1.0)
+    P_rank_dense = (Ls * P_attn + Ld * P_dense_mlp + Lm * (shared * P_expert + h * E_safe)
+                    + P_emb + np.where(p == 1, untied_or_split * P_emb, 0.0)) / t
+    P_rank_expert = Lm * E_loc * P_expert / t
+    P_rank = P_rank_dense + P_rank_expert
+
+    # --- data-parallel gradient reduction (+ parameter all-gather with ZeRO >= 1)
+    zero = f["zero"]
+    D = d * cp
+    De = np.maximum(D / ep, 1.0)
+    stride_dp = t
+    wb = f["weight_bytes"]
+    gb = f["grad_bytes"]
+    ar_d = coll.group_allreduce(P_rank_dense * gb, D, stride_dp, dom, bw_in, a_in,
+                                bw_out, a_out)
+    ar_e = coll.group_allreduce(P_rank_expert * gb, De, stride_dp * ep, dom, bw_in,
+                                a_in, bw_out, a_out)
+    # ring RS/AG move half of an all-reduce each
+    rs = 0.5 * (ar_d + ar_e)
+    ag = 0.5 * (ar_d + ar_e) * wb / gb
+    # overlap windows: backward of the last micro-batch chunk, forward of the first
+    window_b = base_b / v * f["overlap_dp"]
+    window_f = base_f / v * f["overlap_dp"]
+    dp_exposed = np.where(
+        zero > 0,
+        _exposed(rs, window_b) + _exposed(ag, window_f),
+        _exposed(ar_d + ar_e, window_b),
+    )
+    dp_exposed = np.where(D > 1, dp_exposed, 0.0)
+    # ZeRO-3 gathers weights before every forward and backward of every micro-batch
+    z3 = np.where((zero == 3) & (D > 1), m * _exposed(2 * ag, base_f + base_b), 0.0)
+
+    shard = np.where(zero >= 1, D, 1.0)
+    t_opt = _mem(P_rank * OPTIMIZER_BYTES_PER_PARAM / shard, f)
+
+    step = pipeline + dp_exposed + z3 + t_opt
+
+    # --- memory per rank (Korthikanti et al. 2022, bytes, generalised)
+    ob = f["opt_bytes"]
+    state_dense = np.select(
+        [zero == 0, zero == 1, zero == 2],
+        [wb + gb + ob, wb + gb + ob / D, wb + (gb + ob) / D],
+        (wb + gb + ob) / D,
+    )
+    state_exp = np.select(
+        [zero == 0, zero == 1, zero == 2],
+        [wb + gb + ob, wb + gb + ob / De, wb + (gb + ob) / De],
+        (wb + gb + ob) / De,
+    )
+    mem_states = P_rank_dense * state_dense + P_rank_expert * state_exp
+    tok = s_loc * b
+    # replicated part (norm inputs, dropout masks, residual inputs): 4e h + 2 h per token
+    act_rep = tok * (4 * e * h + 2 * h) / sp_div
+    act_attn = tok * (2 * e * h + 2 * e * kv * hd) / t + tok * e * h / t  # Q,K,V + proj input
+    act_mlp = tok * e * ffn * (up + 1) / t
+    act_moe = tok * (k_top * e * ffn_e * (up + 1) + shared * e * ffn_e * (up + 1)
+                     + 2 * k_top * e * h) / t
+    scores = np.where((flash > 0) | (rc >= 1), 0.0, 5 * a * s_loc * s * b / t * e / 2)
+    a_dense = act_rep + act_attn + act_mlp + scores
+    a_moe = act_rep + act_attn + act_moe + scores
+    a_full_ckpt = tok * e * h / sp_div  # full recompute keeps only each layer's input
+    per_layer = np.where(rc == 2, a_full_ckpt, (Ld * a_dense + Lm * a_moe) / np.maximum(Ls, 1))
+    working = np.where(rc == 2, np.maximum(a_dense, a_moe), 0.0)
+    inflight = np.minimum(m, p) * np.where(v > 1, 1 + (p - 1) / (p * v), 1.0)
+    mem_act = Ls * per_layer * inflight + working + tok * h * e / sp_div
+    logits = np.where(p == 1, tok * V * 4 / t, 0.0)  # fp32 logits (last stage; first if p==1)
+    mem_first = mem_states + mem_act + logits + RUNTIME_RESERVE_BYTES
+    # last stage: one micro-batch in flight per chunk, no embedding unless tied, logits
+    mem_last = (mem_states + Ls * per_layer * np.where(p > 1, 1.0, inflight) + working
+                + tok * V * 4 / t + RUNTIME_RESERVE_BYTES)
+    mem_total = np.maximum(mem_first, mem_last)
+
+    # --- FLOP accounting (model FLOPs: no recompute, full-sequence attention convention)
+    fwd_dense_tok = 2 * (P_attn - 2 * h) + 2 * P_dense_mlp + 4 * s * h
+    fwd_moe_tok = (2 * (P_attn - 2 * h) + 2 * h * E_safe + 2 * (k_top + shared) * P_expert
+                   + 4 * s * h)
+    fwd_tok = (L - n_moe) * fwd_dense_tok + n_moe * fwd_moe_tok + 2 * h * V
+    tokens = f["global_batch"] * s
+    model_flops = 3 * fwd_tok * tokens
+    recompute_tok = np.where(rc == 2, (L - n_moe) * fwd_dense_tok + n_moe * fwd_moe_tok,
+                             np.where(rc == 1, L * 4 * s * h, 0.0))
+    hw_flops = model_flops + recompute_tok * tokens
+    devices = t * p * d * cp
+    peak = f["peak_flops"]
+
+    stage_comp = stage_max - (tp_stage + ep_stage + 2 * v * c_pp) * slow
+    return {
+        "step_time_s": step,
+        "tokens_per_s": tokens / step,
+        "model_tflops_per_device": model_flops / step / devices / units.TFLOP,
+        "mfu": model_flops / (step * devices * peak),
+        "hfu": hw_flops / (step * devices * peak),
+        "memory_per_device_gib": mem_total / units.GiB,
+        "fits_memory": mem_total <= f["memory_bytes"],
+        "devices": devices,
+        "micro_batches": m,
+        "compute_s": m * stage_comp,
+        "tp_comm_s": m * tp_stage * slow,
+        "ep_comm_s": m * ep_stage * slow,
+        "pp_comm_s": m * 2 * v * c_pp * slow,
+        "bubble_s": bubble,
+        "dp_comm_s": dp_exposed + z3,
+        "optimizer_s": t_opt,
+        "model_flops_per_step": model_flops,
+        "params_per_device": P_rank,
+        # stage pieces for the pipeline simulation (per micro-batch, whole stage, v chunks)
+        "_stage_f_s": base_f + (tp_stage + ep_stage) / 2,
+        "_stage_b_s": base_b + (tp_stage + ep_stage) / 2,
+        "_emb_f_s": t_emb_f, "_emb_b_s": t_emb_b,
+        "_head_f_s": t_head_f, "_head_b_s": t_head_b,
+        "_p2p_s": c_pp,
+        "_dp_s": dp_exposed + z3,
+    }
+
+
+# ---------------------------------------------------------------------------- frames and jobs
+
+def job_row(job: TrainJob, spec: DeviceSpec | None = None) -> dict[str, Any]:
+    """Flatten a job (and its device) into one row of the batch API's input columns."""
+    spec = spec or load_device(job.device).spec
+    m = job.model
+    par = job.parallelism
+    moe = m.moe
+    return {
+        "layers": m.layers, "hidden": m.hidden, "heads": m.heads, "kv_heads": m.n_kv_heads,
+        "ffn_hidden": m.ffn_hidden, "gated_mlp": int(m.gated_mlp), "vocab": m.vocab,
+        "seq_len": m.seq_len, "tied_embeddings": int(m.tied_embeddings),
+        "moe_experts": moe.experts if moe else 0, "moe_top_k": moe.top_k if moe else 0,
+        "moe_ffn_hidden": moe.ffn_hidden if moe else 0,
+        "moe_shared": moe.shared_experts if moe else 0, "moe_layers": m.n_moe_layers,
+        "tp": par.tp, "pp": par.pp, "dp": par.dp, "cp": par.cp, "ep": par.ep,
+        "micro_batch": par.micro_batch, "virtual_stages": par.virtual_stages,
+        "sequence_parallel": int(par.sequence_parallel and par.tp > 1),
+        "recompute": RECOMPUTE_CODE[par.recompute], "zero": par.zero,
+        "global_batch": job.global_batch,
+        **device_columns(spec, job.precision),
+        "act_bytes": ACT_BYTES[job.precision], "weight_bytes": WEIGHT_BYTES[job.precision],
+        "grad_bytes": GRAD_BYTES[job.precision],
+        "opt_bytes": OPT_BYTES[job.precision], "flash": int(job.attention == "flash"),
+        "straggler": job.straggler_slowdown, "overlap_dp": int(job.overlap_dp_comm),
+    }
+
+
+def device_columns(spec: DeviceSpec, precision: str) -> dict[str, float]:
+    return {
+        "peak_flops": spec.flops(precision), "memory_bytes": spec.memory_bytes,
+        "memory_bw_Bps": spec.memory_bw_Bps, "eff_compute": spec.eff_compute,
+        "eff_memory": spec.eff_memory, "eff_comm": spec.eff_comm,
+        "gemm_half_flop": spec.gemm_half_flop, "kernel_overhead_s": spec.kernel_overhead_s,
+        "scaleup_bw_Bps": spec.scaleup_bw_Bps, "scaleup_latency_s": spec.scaleup_latency_s,
+        "scaleout_bw_Bps": spec.scaleout_bw_Bps, "scaleout_latency_s": spec.scaleout_latency_s,
+        "scaleup_domain": spec.scaleup_domain,
+    }
+
+
+def estimate_frame(configs: pd.DataFrame) -> pd.DataFrame:
+    """Batch API: a DataFrame with :data:`INPUT_COLUMNS` in, estimates (one row each) out.
+
+    Rows are not layout-checked here (the search generates only valid ones); use
+    :func:`accelsim.training.job.layout_problems` for user input.
+    """
+    missing = [col for col in INPUT_COLUMNS if col not in configs.columns]
+    if missing:
+        raise AccelsimError.single("configs", ", ".join(missing), "missing input columns")
+    out = estimate_arrays({k: configs[k].to_numpy() for k in INPUT_COLUMNS})
+    return pd.DataFrame(out, index=configs.index)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """One job's estimate. Times in seconds; ``breakdown`` sums to ``step_time_s``."""
+
+    job: TrainJob
+    step_time_s: float
+    tokens_per_s: float
+    model_tflops_per_device: float
+    mfu: float
+    hfu: float
+    memory_per_device_gib: float
+    device_memory_gib: float
+    fits_memory: bool
+    breakdown: dict[str, float]
+    engine: str
+    stage_times: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "device": self.job.device, "devices": self.job.parallelism.devices,
+            "engine": self.engine, "step_time_s": self.step_time_s,
+            "tokens_per_s": self.tokens_per_s,
+            "model_tflops_per_device": self.model_tflops_per_device, "mfu": self.mfu,
+            "hfu": self.hfu, "memory_per_device_gib": self.memory_per_device_gib,
+            "device_memory_gib": self.device_memory_gib, "fits_memory": self.fits_memory,
+            "breakdown": self.breakdown,
+            "layout": self.job.parallelism.model_dump(), "global_batch": self.job.global_batch,
+            "precision": self.job.precision,
+        }
+
+
+def estimate(job: TrainJob, engine: str = "analytic", file: str = "job") -> TrainResult:
+    """Estimate one training step; ``engine='des'`` simulates the pipeline schedule in simpy."""
+    check_job(job, file)
+    spec = load_device(job.device, where=file).spec
+    if job.precision not in spec.peak_flops:
+        spec.flops(job.precision, where=file)
+    row = estimate_arrays({k: np.asarray([v]) for k, v in job_row(job, spec).items()})
+    r = {k: float(np.asarray(v)[0]) for k, v in row.items()}
+    breakdown = {
+        "compute_s": r["compute_s"], "tp_comm_s": r["tp_comm_s"], "ep_comm_s": r["ep_comm_s"],
+        "pp_comm_s": r["pp_comm_s"], "pipeline_bubble_s": r["bubble_s"],
+        "dp_comm_s": r["dp_comm_s"], "optimizer_s": r["optimizer_s"],
+    }
+    step = r["step_time_s"]
+    if engine == "des":
+        from accelsim.training.pipeline import simulate_step
+
+        sim = simulate_step(job, r)
+        scale = step / sim.step_time_s
+        step = sim.step_time_s
+        others = sum(v for k, v in breakdown.items() if k != "pipeline_bubble_s")
+        breakdown["pipeline_bubble_s"] = max(step - others, 0.0)
+        for key in ("tokens_per_s", "model_tflops_per_device", "mfu", "hfu"):
+            r[key] *= scale
+    elif engine != "analytic":
+        raise AccelsimError.single(file, "engine", f"expected analytic or des, got {engine!r}")
+    return TrainResult(
+        job=job, step_time_s=step, tokens_per_s=r["tokens_per_s"],
+        model_tflops_per_device=r["model_tflops_per_device"], mfu=r["mfu"], hfu=r["hfu"],
+        memory_per_device_gib=r["memory_per_device_gib"],
+        device_memory_gib=spec.memory_bytes / units.GiB, fits_memory=bool(r["fits_memory"]),
+        breakdown=breakdown, engine=engine,
+        stage_times={k: r[k] for k in r if k.startswith("_")},
+    )

@@ -1,0 +1,150 @@
+"""Discrete-event simulation (simpy) of one training step's pipeline schedule.
+
+Each of the ``p`` devices is a simpy process that runs its Megatron-LM schedule
+(1F1B, or interleaved 1F1B with ``v`` model chunks per device) in order; an
+operation starts when its input has arrived: the previous virtual stage's forward
+output, or the next virtual stage's gradient. Sending an activation blocks the
+sender for the point-to-point time (Megatron's batched isend/irecv waits), and the
+receiver may start once it has arrived. After the last backward, the exposed
+data-parallel reduction and the optimizer step follow.
+
+For equal stages and no transfer time this reproduces the closed form
+``(m + (p-1)/v) (t_f + t_b)`` exactly; it exists for what the formula cannot do:
+unequal stages (embedding on the first, LM head on the last), a straggler device,
+heterogeneous stages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import simpy
+
+from accelsim.training.job import TrainJob
+
+
+@dataclass(frozen=True)
+class ScheduleResult:
+    makespan_s: float  # first forward start to last backward end
+    busy_s: tuple[float, ...]  # per device
+    step_time_s: float  # makespan + exposed DP reduction + optimizer
+
+    @property
+    def idle_s_max_stage(self) -> float:
+        return self.makespan_s - min(self.busy_s)
+
+
+def schedule(p: int, v: int, m: int, rank: int) -> list[tuple[str, int, int]]:
+    """Megatron-LM's op order for one device: (kind 'F'/'B', micro-batch, chunk)."""
+    if v == 1:
+        warm = min(p - rank - 1, m)
+        ops: list[tuple[str, int, int]] = [("F", k, 0) for k in range(warm)]
+        for j in range(m - warm):
+            ops.append(("F", warm + j, 0))
+            ops.append(("B", j, 0))
+        ops += [("B", j, 0) for j in range(m - warm, m)]
+        return ops
+
+    total = m * v
+
+    def fwd(k: int) -> tuple[str, int, int]:
+        return ("F", (k // (p * v)) * p + k % p, (k // p) % v)
+
+    def bwd(k: int) -> tuple[str, int, int]:
+        return ("B", (k // (p * v)) * p + k % p, v - 1 - (k // p) % v)
+
+    warm = min((p - rank - 1) * 2 + (v - 1) * p, total)
+    ops = [fwd(k) for k in range(warm)]
+    for j in range(total - warm):
+        ops.append(fwd(warm + j))
+        ops.append(bwd(j))
+    ops += [bwd(j) for j in range(total - warm, total)]
+    return ops
+
+
+def simulate_schedule(
+    p: int, v: int, m: int,
+    t_f: Sequence[float], t_b: Sequence[float], t_p2p: float,
+    tail_s: float = 0.0,
+) -> ScheduleResult:
+    """Simulate the schedule. ``t_f[vs]``/``t_b[vs]``: forward/backward time of virtual stage
+    ``vs = chunk * p + device`` for one micro-batch; ``t_p2p``: one activation transfer."""
+    n_vs = p * v
+    if len(t_f) != n_vs or len(t_b) != n_vs:
+        raise ValueError(f"need {n_vs} stage times, got {len(t_f)} and {len(t_b)}")
+    env = simpy.Environment()
+    ready: dict[tuple[str, int, int], simpy.Event] = {}
+
+    def ev(key: tuple[str, int, int]) -> simpy.Event:
+        if key not in ready:
+            ready[key] = env.event()
+        return ready[key]
+
+    busy = [0.0] * p
+
+    def device(rank: int) -> Any:
+        for kind, mb, chunk in schedule(p, v, m, rank):
+            vs = chunk * p + rank
+            if kind == "F":
+                if vs > 0:
+                    yield ev(("F", mb, vs - 1))
+                dur = t_f[vs]
+            else:
+                yield ev(("Fdone", mb, vs))
+                if vs < n_vs - 1:
+                    yield ev(("B", mb, vs + 1))
+                dur = t_b[vs]
+            yield env.timeout(dur)
+            busy[rank] += dur
+            if kind == "F":
+                ev(("Fdone", mb, vs)).succeed()
+                if vs < n_vs - 1:
+                    yield env.timeout(t_p2p)
+                    busy[rank] += t_p2p
+                ev(("F", mb, vs)).succeed()
+            else:
+                if vs > 0:
+                    yield env.timeout(t_p2p)
+                    busy[rank] += t_p2p
+                ev(("B", mb, vs)).succeed()
+
+    procs = [env.process(device(r)) for r in range(p)]
+    env.run(simpy.AllOf(env, procs))
+    makespan = float(env.now)
+    return ScheduleResult(makespan, tuple(busy), makespan + tail_s)
+
+
+def closed_form(p: int, v: int, m: int, t_f: float, t_b: float, t_p2p: float = 0.0) -> float:
+    """Equal stages: (m + (p-1)/v) * (t_f + t_b + 2 t_p2p) for whole-stage times t_f, t_b."""
+    per_chunk = (t_f + t_b) / v + 2 * t_p2p
+    return (m + (p - 1) / v) * per_chunk * v
+
+
+def simulate_step(job: TrainJob, pieces: dict[str, float],
+                  straggler_rank: int | None = None) -> ScheduleResult:
+    """Simulate one step of ``job`` from the analytic model's per-stage pieces.
+
+    The embedding runs on virtual stage 0 and the LM head on the last one; a
+    ``straggler_slowdown`` > 1 slows device ``straggler_rank`` (default: the last).
+    """
+    par = job.parallelism
+    p, v = par.pp, par.virtual_stages
+    m = round(pieces["micro_batches"])
+    n_vs = p * v
+    f_chunk = pieces["_stage_f_s"] / v
+    b_chunk = pieces["_stage_b_s"] / v
+    t_f = [f_chunk] * n_vs
+    t_b = [b_chunk] * n_vs
+    t_f[0] += pieces["_emb_f_s"]
+    t_b[0] += pieces["_emb_b_s"]
+    t_f[-1] += pieces["_head_f_s"]
+    t_b[-1] += pieces["_head_b_s"]
+    if job.straggler_slowdown > 1:
+        slow = p - 1 if straggler_rank is None else straggler_rank
+        for c in range(v):
+            t_f[c * p + slow] *= job.straggler_slowdown
+            t_b[c * p + slow] *= job.straggler_slowdown
+    tail = pieces["_dp_s"] + pieces["optimizer_s"]
+    return simulate_schedule(p, v, m, t_f, t_b, pieces["_p2p_s"], tail)

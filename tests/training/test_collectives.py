@@ -1,0 +1,45 @@
+import numpy as np
+import pytest
+
+from accelsim.training import collectives as c
+
+
+def test_ring_allreduce_formula():
+    # 2 (n-1)/n M/bw + 2 (n-1) alpha
+    assert c.ring_allreduce(8e9, 8, 100e9, 5e-6) == pytest.approx(2 * 7 / 8 * 0.08 + 14 * 5e-6)
+
+
+def test_reduce_scatter_plus_all_gather_is_all_reduce():
+    M, n, bw, a = 3e8, 16, 50e9, 1e-5
+    assert c.reduce_scatter(M, n, bw, a) + c.all_gather(M, n, bw, a) == pytest.approx(
+        c.ring_allreduce(M, n, bw, a))
+
+
+def test_single_rank_costs_nothing():
+    for f in (c.ring_allreduce, c.tree_allreduce, c.reduce_scatter, c.all_to_all):
+        assert f(1e9, 1, 1e9, 1e-5) == 0.0
+
+
+def test_tree_beats_ring_on_latency_for_small_messages():
+    assert c.tree_allreduce(1e3, 1024, 25e9, 1e-5) < c.ring_allreduce(1e3, 1024, 25e9, 1e-5)
+
+
+def test_hierarchical_uses_fast_link_inside_domain():
+    # 64 ranks, 8 per domain: inside RS/AG at 300 GB/s, across 8 domains at 25 GB/s on M/8
+    M = 1e9
+    t = c.hierarchical_allreduce(M, 8, 8, 300e9, 0.0, 25e9, 0.0)
+    expect = 2 * (7 / 8) * M / 300e9 + 2 * (7 / 8) * (M / 8) / 25e9
+    assert t == pytest.approx(expect)
+    flat = c.ring_allreduce(M, 64, 25e9, 0.0)
+    assert t < flat
+
+
+def test_group_inside_domain_uses_scaleup():
+    t = c.group_allreduce(1e9, 8, 1, 8, 300e9, 0.0, 25e9, 0.0)
+    assert t == pytest.approx(2 * 7 / 8 * 1e9 / 300e9)
+
+
+def test_vectorized():
+    n = np.array([1, 2, 4, 8])
+    out = c.ring_allreduce(1e9, n, 1e11, 0.0)
+    assert out.shape == (4,) and out[0] == 0 and np.all(np.diff(out) > 0)

@@ -1,0 +1,137 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from accelsim.errors import AccelsimError
+from accelsim.training import Parallelism, TrainJob, TransformerModel, estimate, estimate_frame
+from accelsim.training.perf import RUNTIME_RESERVE_BYTES, job_row
+
+GPT3 = TransformerModel(layers=96, hidden=12288, heads=96, ffn_hidden=49152, vocab=51200,
+                        seq_len=2048)
+
+
+def job(**par) -> TrainJob:
+    base = dict(tp=8, pp=8, dp=8, micro_batch=1, recompute="selective", zero=1)
+    base.update(par)
+    return TrainJob(device="a100-80gb-sxm", model=GPT3, parallelism=Parallelism(**base),
+                    global_batch=512)
+
+
+def test_model_flops_are_6N_plus_attention():
+    r = estimate(job())
+    m = GPT3
+    h, L, s, V = m.hidden, m.layers, m.seq_len, m.vocab
+    N = L * (12 * h * h) + V * h  # weights that do matmuls (attention + MLP + LM head)
+    tokens = 512 * s
+    expect = 6 * N * tokens + 12 * L * h * s * tokens  # + attention scores (fwd+bwd)
+    got = r.mfu * r.step_time_s * 512 * 312e12
+    assert got == pytest.approx(expect, rel=1e-6)
+
+
+def test_breakdown_sums_to_step_time():
+    for engine in ("analytic", "des"):
+        r = estimate(job(virtual_stages=3), engine=engine)
+        assert sum(r.breakdown.values()) == pytest.approx(r.step_time_s, rel=1e-9)
+
+
+def test_des_agrees_with_analytic_for_megatron_layout():
+    a = estimate(job(virtual_stages=3))
+    d = estimate(job(virtual_stages=3), engine="des")
+    assert d.step_time_s == pytest.approx(a.step_time_s, rel=0.01)
+
+
+def test_memory_hand_computed_single_device():
+    # 1 device, tiny model, ZeRO-0, no recompute, flash attention: states 18 B/param.
+    m = TransformerModel(layers=2, hidden=1024, heads=16, ffn_hidden=4096, vocab=32000,
+                         seq_len=1024)
+    j = TrainJob(device="a100-80gb-sxm", model=m, global_batch=4, precision="bf16",
+                 parallelism=Parallelism(micro_batch=1, zero=0, recompute="none"))
+    r = estimate(j)
+    h, s, ffn, V = 1024, 1024, 4096, 32000
+    params = 2 * (4 * h * h + 2 * h + 2 * h * ffn) + V * h  # tied embeddings
+    states = params * (2 + 4 + 12)
+    per_layer = s * (4 * 2 * h + 2 * h) + s * (2 * 2 * h + 2 * 2 * h) + s * 2 * h + s * 2 * ffn * 2
+    acts = 2 * per_layer + s * h * 2
+    logits = s * V * 4
+    expect = states + acts + logits + RUNTIME_RESERVE_BYTES
+    assert r.memory_per_device_gib * 2**30 == pytest.approx(expect, rel=1e-9)
+
+
+def test_zero_stages_shrink_memory_monotonically():
+    mems = [estimate(job(zero=z)).memory_per_device_gib for z in range(4)]
+    assert mems == sorted(mems, reverse=True) and mems[0] > mems[3]
+
+
+def test_recompute_trades_memory_for_time():
+    none, full = (estimate(job(recompute=r)) for r in ("none", "full"))
+    assert full.memory_per_device_gib < none.memory_per_device_gib
+    assert full.step_time_s > none.step_time_s
+    assert full.hfu > full.mfu  # recomputed FLOPs count as hardware FLOPs only
+
+
+def test_fp8_needs_device_support():
+    j = job().model_copy(update={"precision": "fp8"})
+    with pytest.raises(AccelsimError, match="does not support fp8"):
+        estimate(j)
+    h100 = j.model_copy(update={"device": "h100-sxm"})
+    bf16 = h100.model_copy(update={"precision": "bf16"})
+    assert estimate(h100).step_time_s < estimate(bf16).step_time_s
+
+
+def test_does_not_fit_is_a_result_not_an_error():
+    r = estimate(job(tp=1, pp=1, dp=512, zero=0))
+    assert not r.fits_memory and r.memory_per_device_gib > 80
+
+
+def test_faster_device_is_faster_and_roofline_bound_holds():
+    a100 = estimate(job())
+    h100 = estimate(job().model_copy(update={"device": "h100-sxm"}))
+    assert h100.step_time_s < a100.step_time_s
+    for r, peak in ((a100, 312e12), (h100, 989.4e12)):
+        # roofline: no step can beat executed FLOPs at peak
+        assert r.hfu <= 1.0
+        assert r.step_time_s >= r.mfu * r.step_time_s * 512 * peak / (512 * peak)
+
+
+def test_gqa_and_gated_mlp_change_flops_as_expected():
+    dense = TransformerModel(layers=4, hidden=4096, heads=32, ffn_hidden=11008, vocab=32000,
+                             seq_len=4096, gated_mlp=True)
+    gqa = dense.model_copy(update={"kv_heads": 8})
+    rows = pd.DataFrame([job_row(TrainJob(device="h100-sxm", model=m, global_batch=8,
+                                          parallelism=Parallelism()))
+                         for m in (dense, gqa)])
+    out = estimate_frame(rows)
+    f_dense, f_gqa = out["model_flops_per_step"]
+    h, s, tokens = 4096, 4096, 8 * 4096
+    # K and V projections shrink from 2h^2 to 2h^2/4 per layer: 6 * 4 layers * 1.5 h^2 per token
+    assert f_dense - f_gqa == pytest.approx(6 * 4 * 1.5 * h * h * tokens)
+    assert s  # sequence length unchanged
+
+
+def test_moe_active_flops_and_expert_parallel_memory():
+    from accelsim.training import MoE
+
+    moe = TransformerModel(layers=8, hidden=2048, heads=16, ffn_hidden=8192, vocab=32000,
+                           seq_len=2048, gated_mlp=True,
+                           moe=MoE(experts=8, top_k=2, ffn_hidden=8192))
+    dense = moe.model_copy(update={"moe": None})
+    mk = lambda m, ep: TrainJob(device="h100-sxm", model=m, global_batch=64,  # noqa: E731
+                                parallelism=Parallelism(dp=8, ep=ep, zero=1))
+    r_dense, r_moe1, r_moe8 = estimate(mk(dense, 1)), estimate(mk(moe, 1)), estimate(mk(moe, 8))
+    # top-2 of 8 experts: twice the dense MLP FLOPs (plus a tiny router)
+    assert r_moe1.mfu * r_moe1.step_time_s > 1.5 * r_dense.mfu * r_dense.step_time_s
+    assert r_moe8.memory_per_device_gib < r_moe1.memory_per_device_gib
+    assert r_moe8.breakdown["ep_comm_s"] > 0 and r_moe1.breakdown["ep_comm_s"] == 0
+
+
+def test_batch_api_matches_single_estimates():
+    jobs = [job(), job(virtual_stages=2), job(tp=4, dp=16)]
+    frame = estimate_frame(pd.DataFrame([job_row(j) for j in jobs]))
+    for j, (_, row) in zip(jobs, frame.iterrows(), strict=True):
+        assert row["step_time_s"] == pytest.approx(estimate(j).step_time_s)
+    assert np.all(frame["tokens_per_s"] > 0)
+
+
+def test_batch_api_names_missing_columns():
+    with pytest.raises(AccelsimError, match="missing input columns"):
+        estimate_frame(pd.DataFrame({"tp": [1]}))

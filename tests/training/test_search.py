@@ -1,0 +1,35 @@
+import pytest
+
+from accelsim.training import TransformerModel, estimate, search_layouts
+from accelsim.training.job import layout_problems
+from accelsim.training.search import feasible
+
+GPT3 = TransformerModel(layers=96, hidden=12288, heads=96, ffn_hidden=49152, vocab=51200,
+                        seq_len=2048)
+
+
+def test_search_finds_a_fitting_layout_and_it_is_the_fastest():
+    res = search_layouts(GPT3, "a100-80gb-sxm", 256, global_batch=512)
+    assert res.best is not None
+    ok = feasible(res.table)
+    assert len(ok) > 10
+    best = estimate(res.best)
+    assert best.fits_memory
+    assert best.tokens_per_s == pytest.approx(ok["tokens_per_s"].max())
+    assert not layout_problems(GPT3, res.best.parallelism, 512)
+
+
+def test_every_candidate_is_a_valid_layout():
+    res = search_layouts(GPT3, "h20", 64, global_batch=128)
+    from accelsim.training import Parallelism
+
+    for r in res.table.head(200).itertuples():
+        par = Parallelism(tp=r.tp, pp=r.pp, dp=r.dp, cp=r.cp, ep=r.ep,
+                          micro_batch=r.micro_batch, virtual_stages=r.virtual_stages)
+        assert not layout_problems(GPT3, par, 128)
+        assert r.tp * r.pp * r.dp * r.cp == 64
+
+
+def test_too_few_devices_has_no_feasible_layout():
+    res = search_layouts(GPT3, "a100-80gb-sxm", 8, global_batch=16)
+    assert res.best is None
