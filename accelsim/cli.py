@@ -247,5 +247,54 @@ def train_search(
     _print_train(estimate(res.best), f"best layout: {_layout_str(res.best.parallelism)}")
 
 
+# ---------------------------------------------------------------- serving
+
+@app.command()
+@user_errors
+def serve(
+    job_file: Annotated[Path, typer.Argument(help="Serving job YAML.")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+    engine: Annotated[str | None, typer.Option(
+        help="auto | simpy | fast (default: the job's sim.engine)")] = None,
+    find_capacity: Annotated[bool, typer.Option(
+        "--capacity", help="Also search the highest rate meeting slo.p99_ms.")] = False,
+    trace_csv: Annotated[Path | None, typer.Option(
+        "--trace-out", help="Write the per-request trace to this CSV.")] = None,
+) -> None:
+    """Tail latency, throughput and utilisation of a recommendation-serving setup."""
+    from accelsim.serving import capacity, load_serve_job, simulate
+    from accelsim.serving.sim import build_service
+
+    if engine not in (None, "auto", "simpy", "fast"):
+        raise AccelsimError.single(str(job_file), "--engine",
+                                   f"expected auto, simpy or fast, got {engine!r}")
+    job = load_serve_job(job_file)
+    sm = build_service(job, str(job_file))
+    res = simulate(job, engine, keep_trace=trace_csv is not None, service=sm)
+    out = res.to_dict()
+    if sm.breakdown:
+        out["service_breakdown_at_max_batch"] = sm.breakdown
+    if find_capacity:
+        out.update(capacity(job, engine, service=sm))
+    if trace_csv is not None and res.trace is not None:
+        res.trace.to_csv(trace_csv, index=False)
+    if as_json:
+        emit_json(out)
+        return
+    m = res.metrics
+    console.print(f"[bold]{job_file}: {job.n_replicas} replica(s), {job.routing}, "
+                  f"engine {m['engine']}[/bold]")
+    if not m["stable"]:
+        console.print(f"[red]unstable[/red]: {m.get('message', 'waits keep growing')}; "
+                      f"capacity {m['capacity_qps']:.4g} qps")
+    keys = ["offered_qps", "capacity_qps", "throughput_qps", "utilization", "mean_latency_ms",
+            "mean_wait_ms", "p50_ms", "p95_ms", "p99_ms", "p999_ms", "mean_batch_items",
+            "mean_queue_len", "p99_queue_len", "dropped", "stable", "meets_slo",
+            "max_qps_at_slo", "ci95_low_qps", "ci95_high_qps"]
+    console.print(table("", [{"metric": k, "value": out[k]} for k in keys if k in out]))
+    if len(res.replicas) > 1 and "utilization" in res.replicas:
+        console.print(table("", res.replicas.to_dict(orient="records")))
+
+
 def main() -> None:
     app()

@@ -36,6 +36,9 @@ KINDS: dict[str, Kind] = {
         Kind("train-job", "accelsim.training.job:TrainJob", "parallelism", "training job"),
         Kind("train-model", "accelsim.training.job:TransformerModel", "layers",
              "transformer model"),
+        Kind("serve-job", "accelsim.serving.job:ServeJob", "arrivals", "serving job"),
+        Kind("rec-model", "accelsim.serving.recsys:RecModel", "tables",
+             "recommendation model"),
     ]
 }
 

@@ -1,0 +1,339 @@
+"""DLRM-family recommendation models and their service time for a batch of items on a device.
+
+Service time of a batch of ``n`` items (vectorized over ``n``):
+
+  embeddings   per item, ``sum(count * pooling)`` row gathers of ``dim * dtype`` bytes.
+               Hot rows hit the on-chip SRAM/L2, the next tier is device memory (random
+               access at ``memory_bw * eff_random_access``), rows beyond device memory are
+               read from host over the host link or fetched from the other shards of a
+               table-sharded model (all-to-all of pooled vectors on the scale-up link).
+               Hit rates follow a Zipf(alpha) popularity over each table's rows:
+               ``H(k) = sum_{i<=k} i^-alpha`` (closed form for the cumulative share).
+  MLPs         every layer a GEMM of ``2 n d_in d_out`` FLOPs with the efficiency-vs-size
+               curve (``(F + F_half) / (peak * eff_compute)``), so small batches run far
+               below peak.
+  interaction  concatenation (free), pairwise dot products (a batched GEMM), or DCNv2
+               cross layers (full-rank or low-rank GEMMs).
+  overhead     one kernel launch per operator plus the host->device copy of the batch's
+               dense features and sparse indices.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from accelsim import units
+from accelsim.config import Strict, load
+from accelsim.devices import DeviceSpec
+from accelsim.errors import AccelsimError
+
+DTYPE_BYTES = {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "int8": 1.0, "fp8": 1.0}
+# Fraction of device memory an embedding cache may use (the rest: MLP weights, activations,
+# runtime). Assumption.
+EMBEDDING_MEMORY_FRACTION = 0.85
+# Fraction of on-chip SRAM/L2 that holds hot embedding rows (assumption: the rest serves
+# MLP weights and activations).
+ONCHIP_CACHE_FRACTION = 0.5
+# Bytes per dense feature sent host -> device with each batch (sparse indices: the model's
+# ``index_bytes``, int64 in PyTorch by default, int32 in tuned servers).
+DENSE_BYTES = 4.0
+
+
+class TableGroup(Strict):
+    """``count`` embedding tables of ``rows`` x ``dim``; ``pooling`` lookups per item each."""
+
+    count: int = Field(ge=1)
+    rows: int = Field(ge=1)
+    dim: int = Field(ge=1)
+    pooling: float = Field(gt=0)
+
+
+class Interaction(Strict):
+    kind: Literal["cat", "dot", "dcnv2"]
+    cross_layers: int = Field(default=0, ge=0)
+    low_rank: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _dcn(self) -> Interaction:
+        if self.kind == "dcnv2" and self.cross_layers < 1:
+            raise ValueError("dcnv2 needs cross_layers >= 1")
+        return self
+
+
+class RecModel(Strict):
+    """A DLRM-family ranking model."""
+
+    name: str
+    description: str = ""
+    source: str = Field(min_length=1)
+    dense_features: int = Field(ge=0)
+    bottom_mlp: list[int] = Field(default_factory=list)
+    top_mlp: list[int] = Field(min_length=1)
+    tables: list[TableGroup] = Field(min_length=1)
+    embedding_dtype: Literal["fp32", "fp16", "bf16", "int8", "fp8"] = "fp32"
+    mlp_precision: Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8"] = "fp32"
+    interaction: Interaction = Interaction(kind="cat")
+    zipf_alpha: float = Field(default=1.05, ge=0.0, le=3.0)
+    index_bytes: Literal[4, 8] = 8
+
+    @model_validator(mode="after")
+    def _mlp(self) -> RecModel:
+        if self.interaction.kind == "dot":
+            dims = {t.dim for t in self.tables}
+            out = self.bottom_mlp[-1] if self.bottom_mlp else self.dense_features
+            if len(dims) != 1 or out not in dims:
+                raise ValueError(
+                    "dot interaction needs one embedding dim equal to the bottom MLP output")
+        if any(w < 1 for w in self.bottom_mlp + self.top_mlp):
+            raise ValueError("MLP widths must be >= 1")
+        return self
+
+    # ---- shapes
+    @property
+    def n_tables(self) -> int:
+        return sum(t.count for t in self.tables)
+
+    @property
+    def lookups_per_item(self) -> float:
+        return sum(t.count * t.pooling for t in self.tables)
+
+    @property
+    def embedding_bytes(self) -> float:
+        b = DTYPE_BYTES[self.embedding_dtype]
+        return float(sum(t.count * t.rows * t.dim * b for t in self.tables))
+
+    def interaction_out(self) -> int:
+        bottom_out = self.bottom_mlp[-1] if self.bottom_mlp else self.dense_features
+        emb = sum(t.count * t.dim for t in self.tables)
+        if self.interaction.kind == "dot":
+            nf = self.n_tables + 1
+            return bottom_out + nf * (nf - 1) // 2
+        return bottom_out + emb
+
+    def mlp_layers(self) -> list[tuple[int, int]]:
+        """(d_in, d_out) of every dense layer, bottom then top."""
+        dims = [self.dense_features, *self.bottom_mlp] if self.bottom_mlp else []
+        layers = list(itertools.pairwise(dims))
+        top = [self.interaction_out(), *self.top_mlp]
+        return layers + list(itertools.pairwise(top))
+
+    def flops_per_item(self) -> float:
+        f = sum(2.0 * a * b for a, b in self.mlp_layers())
+        ia = self.interaction
+        if ia.kind == "dot":
+            nf = self.n_tables + 1
+            f += 2.0 * nf * nf * self.tables[0].dim
+        elif ia.kind == "dcnv2":
+            d = self.interaction_out()
+            per = 4.0 * d * ia.low_rank if ia.low_rank else 2.0 * d * d
+            f += ia.cross_layers * per
+        return f
+
+
+def load_model(name_or_path: str | Path, models_dir: Path | None = None) -> RecModel:
+    """A zoo name (``rmc2``) or a path to a model YAML."""
+    s = str(name_or_path)
+    if s.endswith((".yaml", ".yml")) or "/" in s:
+        return load(RecModel, s)
+    from accelsim.devices import catalog_dir
+
+    zoo = models_dir or catalog_dir().parent / "models"
+    path = zoo / f"{s}.yaml"
+    if not path.is_file():
+        import difflib
+
+        names = sorted(p.stem for p in zoo.glob("*.yaml")
+                       if "tables" in p.read_text(encoding="utf-8"))
+        close = difflib.get_close_matches(s, names, n=1, cutoff=0.4)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise AccelsimError.single("service", "model",
+                                   f"unknown recommendation model '{s}'{hint} "
+                                   f"(zoo: {', '.join(names)}; or give a path)")
+    return load(RecModel, path)
+
+
+def zipf_share(k: Any, n: Any, alpha: float) -> Any:
+    """Share of accesses that go to the ``k`` most popular of ``n`` rows under Zipf(alpha),
+    ``H_k / H_n`` with the integral approximation of the generalised harmonic numbers."""
+    k = np.clip(np.asarray(k, dtype=float), 0.0, n)
+    n = np.asarray(n, dtype=float)
+
+    def H(x: Any) -> Any:
+        x = np.maximum(x, 0.0)
+        if abs(alpha - 1.0) < 1e-9:
+            return np.where(x >= 1, 1.0 + np.log(np.maximum(x, 1.0)), x)
+        return np.where(x >= 1, 1.0 + (np.maximum(x, 1.0) ** (1 - alpha) - 1) / (1 - alpha), x)
+
+    return np.where(n > 0, H(k) / H(n), 1.0)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where one device's embedding lookups are served (fractions of lookups per tier)."""
+
+    onchip: float
+    device: float
+    remote: float  # other shards in the scale-up domain (pooled vectors via all-to-all)
+    host: float  # host memory over the host link
+    shards: int
+    mode: str
+
+
+def _cached_share(model: RecModel, capacity_bytes: float) -> float:
+    """Share of all lookups served by a cache of ``capacity_bytes`` holding the globally
+    hottest rows: water-filling on access density (lookups per byte) across tables.
+
+    Under Zipf(alpha) the row of rank r in table t has density w_t r^-alpha / (H_t b_t);
+    a density threshold theta caches r_t(theta) = (w_t / (H_t b_t theta))^(1/alpha) rows
+    of each table; theta is found by bisection so the cached bytes fill the capacity.
+    """
+    a = max(model.zipf_alpha, 1e-6)
+    dt = DTYPE_BYTES[model.embedding_dtype]
+    rows = np.array([t.rows for t in model.tables], dtype=float)
+    rb = np.array([t.dim * dt for t in model.tables])
+    cnt = np.array([t.count for t in model.tables], dtype=float)
+    w = np.array([t.count * t.pooling for t in model.tables], dtype=float)
+    w = w / w.sum()
+    if capacity_bytes >= float(np.sum(rows * rb * cnt)):
+        return 1.0
+    H = _harm(rows, a)
+    dens0 = w / (cnt * H * rb)  # density of each table's hottest row (per copy)
+
+    def ranks(theta: float) -> Any:
+        # rows whose density is >= theta, capped at the table size (log space: no overflow)
+        return np.minimum(rows, np.exp(np.minimum(np.log(dens0 / theta) / a, 700.0)))
+
+    def used(theta: float) -> float:
+        return float(np.sum(ranks(theta) * rb * cnt))
+
+    lo, hi = 1e-300, float(dens0.max()) * 1.0001
+    for _ in range(200):
+        mid = np.sqrt(lo * hi)
+        if used(mid) > capacity_bytes:
+            lo = mid
+        else:
+            hi = mid
+        if hi / lo < 1 + 1e-9:
+            break
+    return float(np.sum(w * zipf_share(ranks(hi), rows, a)))
+
+
+def _harm(n: Any, alpha: float) -> Any:
+    n = np.asarray(n, dtype=float)
+    if abs(alpha - 1.0) < 1e-9:
+        return 1.0 + np.log(np.maximum(n, 1.0))
+    return 1.0 + (np.maximum(n, 1.0) ** (1 - alpha) - 1) / (1 - alpha)
+
+
+def placement(model: RecModel, spec: DeviceSpec, mode: str = "auto",
+              where: str = "service") -> Placement:
+    """Tiers hottest-first: on-chip cache, device memory, then remote shards or host memory.
+
+    ``mode``: ``device`` (must fit), ``shard`` (across the scale-up domain), ``host`` (cold
+    rows over the host link), or ``auto`` (device if it fits, else shard if the domain is
+    large enough, else host).
+    """
+    onchip_cap = spec.onchip_bytes * ONCHIP_CACHE_FRACTION
+    dev_cap = spec.memory_bytes * EMBEDDING_MEMORY_FRACTION
+    total = model.embedding_bytes
+    fits = total <= dev_cap
+    shards_needed = int(np.ceil(total / dev_cap))
+    if mode == "auto":
+        mode = "device" if fits else ("shard" if shards_needed <= spec.scaleup_domain else "host")
+    on = _cached_share(model, onchip_cap)
+    if mode == "device":
+        if not fits:
+            raise AccelsimError.single(
+                where, "placement",
+                f"embeddings of {model.name} ({total / units.GB:.0f} GB) do not fit in "
+                f"{spec.name} memory ({dev_cap / units.GB:.0f} GB usable); use shard or host")
+        return Placement(on, 1.0 - on, 0.0, 0.0, 1, "device")
+    if mode == "shard":
+        if shards_needed > spec.scaleup_domain:
+            raise AccelsimError.single(
+                where, "placement",
+                f"embeddings of {model.name} ({total / units.GB:.0f} GB) need {shards_needed} "
+                f"shards of {spec.name}, more than its scale-up domain ({spec.scaleup_domain})")
+        k = max(shards_needed, 1)
+        return Placement(on, 1.0 - on, (k - 1) / k, 0.0, k, "shard")
+    if mode == "host":
+        dev = _cached_share(model, dev_cap) - on
+        return Placement(on, dev, 0.0, max(0.0, 1.0 - on - dev), 1, "host")
+    raise AccelsimError.single(where, "placement",
+                               f"expected auto, device, shard or host, got {mode!r}")
+
+
+def service_time(model: RecModel, spec: DeviceSpec, n_items: Any, mode: str = "auto",
+                 where: str = "service") -> dict[str, Any]:
+    """Seconds to serve one batch of ``n_items`` (array) on one replica, with its breakdown.
+
+    Latency of a single batch: copy in, then embeddings (gathers + all-to-all) in parallel
+    with the bottom MLP, then interaction and top MLP, plus one launch per kernel.
+    """
+    n = np.asarray(n_items, dtype=float)
+    peak = spec.flops(model.mlp_precision, where=where)
+    pl = placement(model, spec, mode, where)
+    dt = DTYPE_BYTES[model.embedding_dtype]
+    gather = sum(t.count * t.pooling * t.dim for t in model.tables) * dt  # bytes per item
+    pooled = sum(t.count * t.dim for t in model.tables) * dt
+    ra_bw = spec.memory_bw_Bps * spec.eff_random_access
+    host_bw = spec.host_link_Bps * spec.eff_random_access
+    t_emb = n * gather * (pl.device / ra_bw + pl.host / host_bw)
+    t_emb = t_emb + n * pooled / (spec.memory_bw_Bps * spec.eff_memory)
+    if pl.shards > 1:
+        bw = spec.scaleup_bw_Bps * spec.eff_comm
+        t_a2a = n * pooled * pl.remote / bw + (pl.shards - 1) * spec.scaleup_latency_s
+    else:
+        t_a2a = np.zeros_like(n)
+
+    def gemm(F: Any) -> Any:
+        return (F + spec.gemm_half_flop) / (peak * spec.eff_compute)
+
+    n_bottom = len(model.bottom_mlp)
+    layers = model.mlp_layers()
+    t_bottom = sum((gemm(2.0 * n * a * b) for a, b in layers[:n_bottom]), np.zeros_like(n))
+    t_top = sum((gemm(2.0 * n * a * b) for a, b in layers[n_bottom:]), np.zeros_like(n))
+    ia = model.interaction
+    kernels = 3.0 + len(model.tables) + len(layers)
+    if ia.kind == "dot":
+        nf = model.n_tables + 1
+        t_int = gemm(2.0 * n * nf * nf * model.tables[0].dim)
+    elif ia.kind == "dcnv2":
+        d = model.interaction_out()
+        per = 4.0 * d * ia.low_rank if ia.low_rank else 2.0 * d * d
+        t_int = ia.cross_layers * gemm(n * per)
+        kernels += ia.cross_layers * (2 if ia.low_rank else 1)
+    else:
+        t_int = np.zeros_like(n)
+    t_copy = n * (model.dense_features * DENSE_BYTES + model.lookups_per_item
+                  * model.index_bytes) / spec.host_link_Bps
+    t_launch = kernels * spec.kernel_overhead_s + np.zeros_like(n)
+    total = t_copy + np.maximum(t_emb + t_a2a, t_bottom) + t_int + t_top + t_launch
+    return {"total_s": total, "copy_s": t_copy, "embedding_s": t_emb, "all_to_all_s": t_a2a,
+            "bottom_mlp_s": t_bottom, "interaction_s": t_int, "top_mlp_s": t_top,
+            "launch_s": t_launch, "hit_onchip": pl.onchip, "hit_device": pl.device,
+            "host_fraction": pl.host, "shards": pl.shards, "placement": pl.mode}
+
+
+def offline_period(parts: dict[str, Any]) -> Any:
+    """Per-batch period with many batches in flight (offline / saturated serving): copies,
+    memory-bound gathers and compute-bound GEMMs overlap across batches on separate
+    streams, so the slowest resource sets the pace (roofline over the batch)."""
+    compute = parts["bottom_mlp_s"] + parts["interaction_s"] + parts["top_mlp_s"]
+    memory = parts["embedding_s"] + parts["all_to_all_s"]
+    return np.maximum(np.maximum(parts["copy_s"], memory), compute) + parts["launch_s"]
+
+
+def max_throughput(model: RecModel, spec: DeviceSpec, max_batch: int, mode: str = "auto"
+                   ) -> tuple[float, int]:
+    """Offline items/s: the best batch size up to ``max_batch`` with overlapped batches."""
+    n = np.unique(np.geomspace(1, max_batch, 256).astype(int)).astype(float)
+    tput = n / offline_period(service_time(model, spec, n, mode))
+    i = int(np.argmax(tput))
+    return float(tput[i]), int(n[i])

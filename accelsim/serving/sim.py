@@ -1,0 +1,307 @@
+"""Serving simulation: build the inputs of a job, run an engine, summarise, search capacity.
+
+``simulate(job)`` returns a :class:`ServeResult` (metrics, per-replica table and, on
+request, the per-request trace as a DataFrame). ``capacity(job)`` finds the highest
+arrival rate whose p99 latency meets the SLO, by bisection in each of
+``sim.replications`` seeded replications (common random numbers across rates), and
+reports the mean with a Student-t 95 % confidence interval.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from accelsim import units
+from accelsim.devices import load_device
+from accelsim.errors import AccelsimError
+from accelsim.serving import recsys
+from accelsim.serving.engines import (
+    Inputs,
+    Trace,
+    saturated_batches,
+    simulate_fast,
+    simulate_simpy,
+)
+from accelsim.serving.job import ServeJob
+from accelsim.serving.workload import (
+    dist_mean,
+    nhpp_times,
+    read_trace,
+    sample,
+    shape_function,
+)
+
+PERCENTILES = {"p50_ms": 50, "p95_ms": 95, "p99_ms": 99, "p999_ms": 99.9}
+
+
+@dataclass(frozen=True)
+class ServiceModel:
+    """Per-replica service: ``draw * scale[r] + table[r, items]``; names for reports."""
+
+    table_s: np.ndarray
+    scale: np.ndarray
+    draw_dist: Any | None  # seconds, synthetic mode
+    replica_devices: list[str]
+    breakdown: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def _table_width(job: ServeJob) -> int:
+    d = job.queries.size
+    cap = getattr(d, "max", None) or getattr(d, "value", None)
+    if cap is None and hasattr(d, "values"):
+        cap = max(d.values)
+    if cap is None:  # unbounded (lognormal, exponential): cover the far tail
+        cap = dist_mean(d) * 50
+    return int(max(job.batching.max_batch_items, cap)) + 2
+
+
+def build_service(job: ServeJob, file: str = "job") -> ServiceModel:
+    svc = job.service
+    width = _table_width(job)
+    k = np.arange(width, dtype=float)
+    if svc.synthetic is not None:
+        c = job.n_replicas
+        per_item = svc.synthetic.per_item_ms * units.MS * np.maximum(k - 1, 0)
+        return ServiceModel(np.tile(per_item, (c, 1)), np.ones(c), svc.synthetic.to_dist(),
+                            ["synthetic"] * c)
+    model = recsys.load_model(svc.model or "")
+    members = svc.pool or [type("M", (), {"device": svc.device, "count": job.replicas})()]
+    rows, names, breakdown = [], [], {}
+    for mem in members:
+        spec = load_device(mem.device, where=f"{file}: service.device").spec
+        parts = recsys.service_time(model, spec, np.maximum(k, 1), svc.placement,
+                                    where=f"{file}: service")
+        t = np.asarray(parts["total_s"], dtype=float).copy()
+        t[0] = 0.0
+        rows += [t] * mem.count
+        names += [spec.name] * mem.count
+        one = recsys.service_time(model, spec, [job.batching.max_batch_items], svc.placement)
+        breakdown[spec.name] = {k2: float(np.asarray(v).ravel()[0]) for k2, v in one.items()
+                                if k2.endswith("_s")}
+        breakdown[spec.name]["placement"] = one["placement"]  # type: ignore[assignment]
+    table = np.vstack(rows)
+    return ServiceModel(table, np.ones(len(rows)), None, names, breakdown)
+
+
+def draw_inputs(job: ServeJob, rate_qps: float | None = None, seed: int | None = None,
+                service: ServiceModel | None = None) -> Inputs:
+    """All random inputs of one run from one generator (seed), in a fixed order."""
+    sm = service or build_service(job)
+    rng = np.random.default_rng(job.sim.seed if seed is None else seed)
+    n = job.sim.requests
+    a = job.arrivals
+    sizes = None
+    if a.process == "trace":
+        t, sizes = read_trace(a.trace or "")
+        base_rate = (len(t) - 1) / t[-1] if t[-1] > 0 else 1.0
+        reps = int(np.ceil(n / len(t)))
+        span = t[-1] + (t[-1] / max(len(t) - 1, 1))
+        arrivals = np.concatenate([t + r * span for r in range(reps)])[:n]
+        if sizes is not None:
+            sizes = np.tile(sizes, reps)[:n]
+        rate = rate_qps or a.rate_qps or base_rate
+        arrivals = arrivals * (base_rate / rate)
+    else:
+        rate = rate_qps or a.rate_qps or 1.0
+        unit = np.cumsum(rng.exponential(1.0, n))
+        horizon = unit[-1] / rate
+        t_b, m_b = shape_function(a, horizon, rng)
+        arrivals = nhpp_times(unit, rate, t_b, m_b)
+    if sizes is None:
+        sizes = sample(job.queries.size, rng, n, integer=True)
+    c = sm.table_s.shape[0]
+    draws = sample(sm.draw_dist, rng, n) if sm.draw_dist is not None else np.zeros(n)
+    first = rng.integers(0, c, n)
+    second = (first + rng.integers(1, max(c, 2), n)) % max(c, 1)
+    return Inputs(
+        arrival_s=arrivals, items=sizes, draw_s=draws, table_s=sm.table_s, scale=sm.scale,
+        max_batch_items=job.batching.max_batch_items,
+        timeout_s=job.batching.timeout_ms * units.MS, routing=job.routing,
+        choices=np.stack([first, second], axis=1),
+        deadline_s=job.deadline_ms * units.MS if job.deadline_ms else None,
+    )
+
+
+def pick_engine(job: ServeJob, engine: str | None = None) -> str:
+    want = engine or job.sim.engine
+    fast_ok = job.routing in ("shared_queue", "round_robin") and job.deadline_ms is None
+    if want == "fast" and not fast_ok:
+        raise AccelsimError.single(
+            "sim", "engine", "the fast engine handles FIFO shared_queue/round_robin without "
+                             "deadlines; use engine simpy or auto")
+    if want == "auto":
+        return "fast" if fast_ok else "simpy"
+    return want
+
+
+def capacity_estimate(x: Inputs) -> float:
+    """Queries/s the replicas sustain when queues never empty: every batch is a greedy FIFO
+    pack of the drawn query sizes; capacity = sum over replicas of queries per batch /
+    mean batch service time. Offered load at or above it is unstable."""
+    first, total = saturated_batches(x.items, x.max_batch_items)
+    width = x.table_s.shape[1]
+    it = np.minimum(total.astype(np.int64), width - 1)
+    q_per_batch = len(x.items) / len(first)
+    svc = x.draw_s[first][None, :] * x.scale[:, None] + x.table_s[:, it]
+    return float(np.sum(q_per_batch / svc.mean(axis=1)))
+
+
+@dataclass
+class ServeResult:
+    metrics: dict[str, Any]
+    replicas: pd.DataFrame
+    trace: pd.DataFrame | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.metrics, "replicas": self.replicas.to_dict(orient="records")}
+
+
+def summarise(x: Inputs, tr: Trace, warmup: int, names: list[str]) -> tuple[dict[str, Any],
+                                                                              pd.DataFrame]:
+    n = len(x.arrival_s)
+    sel = np.arange(n) >= warmup
+    done = sel & ~tr.dropped
+    lat = (tr.finish_s - x.arrival_s)[done]
+    wait = (tr.start_s - x.arrival_s)[done]
+    t0 = x.arrival_s[warmup]
+    t1 = float(np.nanmax(tr.finish_s[done])) if done.any() else t0
+    window = max(t1 - t0, 1e-12)
+    m: dict[str, Any] = {
+        "requests": int(sel.sum()), "completed": int(done.sum()),
+        "dropped": int((sel & tr.dropped).sum()),
+        "mean_latency_ms": float(lat.mean() / units.MS),
+        "mean_wait_ms": float(wait.mean() / units.MS),
+    }
+    for k, q in PERCENTILES.items():
+        m[k] = float(np.percentile(lat, q) / units.MS)
+    m["offered_qps"] = float(sel.sum() / max(x.arrival_s[-1] - t0, 1e-12))
+    m["throughput_qps"] = float(done.sum() / window)
+    # batches: the first request of each batch carries its service interval
+    ok = ~tr.dropped
+    order = np.lexsort((tr.start_s[ok], tr.server[ok]))
+    srv, st, fin = tr.server[ok][order], tr.start_s[ok][order], tr.finish_s[ok][order]
+    new = np.ones(len(srv), dtype=bool)
+    new[1:] = (srv[1:] != srv[:-1]) | (st[1:] != st[:-1])
+    in_win = new & (st >= t0) & (st <= t1)
+    c = x.table_s.shape[0]
+    busy = np.bincount(srv[in_win], weights=(fin - st)[in_win], minlength=c)
+    n_b = np.bincount(srv[in_win], minlength=c)
+    util = busy / window
+    m["utilization"] = float(util.mean())
+    items_done = np.bincount(tr.server[done], weights=x.items[done], minlength=c)
+    m["mean_batch_items"] = float(items_done.sum() / max(n_b.sum(), 1))
+    # queue: time-average length by Little's law, and as seen by arrivals
+    m["mean_queue_len"] = float(wait.sum() / window)
+    starts_sorted = np.sort(tr.start_s[ok])
+    started_before = np.searchsorted(starts_sorted, x.arrival_s, side="left")
+    q_seen = (np.arange(n) - started_before)[sel]
+    m["p99_queue_len"] = float(np.percentile(q_seen, 99))
+    m["max_queue_len"] = int(q_seen.max())
+    reps = pd.DataFrame({"replica": np.arange(c), "device": names, "utilization": util,
+                         "batches": n_b,
+                         "mean_batch_items": items_done / np.maximum(n_b, 1)})
+    return m, reps
+
+
+def _drift(x: Inputs, tr: Trace, warmup: int) -> bool:
+    """Overload seen in the trace: waits still growing from the middle to the last third."""
+    wait = tr.start_s - x.arrival_s
+    w = wait[warmup:]
+    w = w[np.isfinite(w)]
+    if len(w) < 300:
+        return False
+    third = len(w) // 3
+    mid, last = w[third:2 * third].mean(), w[2 * third:].mean()
+    svc = float(np.nanmedian(tr.finish_s - tr.start_s))
+    return bool(last > 2 * mid + 50 * svc)
+
+
+def _offered(x: Inputs) -> float:
+    return float((len(x.arrival_s) - 1) / (x.arrival_s[-1] - x.arrival_s[0]))
+
+
+def _meets(job: ServeJob, eng: str, rate: float, seed: int, sm: ServiceModel, cap: float,
+           slo_ms: float) -> bool:
+    """Stable and p99 <= SLO at ``rate`` (the capacity search's cheap test)."""
+    x = draw_inputs(job, rate, seed, sm)
+    if _offered(x) >= min(cap, capacity_estimate(x)):
+        return False
+    tr = simulate_fast(x) if eng == "fast" else simulate_simpy(x)
+    w = job.sim.warmup
+    lat = (tr.finish_s - x.arrival_s)[w:][~tr.dropped[w:]]
+    return (not _drift(x, tr, w)) and float(np.percentile(lat, 99)) <= slo_ms * units.MS
+
+
+def simulate(job: ServeJob, engine: str | None = None, rate_qps: float | None = None,
+             seed: int | None = None, keep_trace: bool = False,
+             service: ServiceModel | None = None) -> ServeResult:
+    """One seeded run. Overload is detected before running (offered rate above the
+    replicas' capacity) and after (waits still growing): the result then says
+    ``stable: False`` and gives the capacity instead of simulating forever."""
+    sm = service or build_service(job)
+    eng = pick_engine(job, engine)
+    x = draw_inputs(job, rate_qps, seed, sm)
+    cap = capacity_estimate(x)
+    offered = _offered(x)
+    base = {"engine": eng, "capacity_qps": cap, "offered_qps": float(offered)}
+    # with per-request deadlines the queue is bounded: overload shows up as drops instead
+    if offered >= cap and job.deadline_ms is None:
+        m = {**base, "stable": False, "utilization": offered / cap,
+             "message": f"offered {offered:.4g} qps exceeds capacity {cap:.4g} qps"}
+        return ServeResult(m, pd.DataFrame({"replica": range(len(sm.replica_devices)),
+                                            "device": sm.replica_devices}))
+    tr = simulate_fast(x) if eng == "fast" else simulate_simpy(x)
+    m, reps = summarise(x, tr, job.sim.warmup, sm.replica_devices)
+    stable = not _drift(x, tr, job.sim.warmup)
+    m = {**base, **m, "stable": stable}
+    if job.slo is not None:
+        m["slo_p99_ms"] = job.slo.p99_ms
+        m["meets_slo"] = bool(stable and m["p99_ms"] <= job.slo.p99_ms)
+    trace = None
+    if keep_trace:
+        trace = pd.DataFrame({"arrival_s": x.arrival_s, "items": x.items, "start_s": tr.start_s,
+                              "finish_s": tr.finish_s, "replica": tr.server,
+                              "dropped": tr.dropped})
+        trace["latency_ms"] = (trace.finish_s - trace.arrival_s) / units.MS
+    return ServeResult(m, reps, trace)
+
+
+def capacity(job: ServeJob, engine: str | None = None, rel_tol: float = 0.002,
+             service: ServiceModel | None = None) -> dict[str, Any]:
+    """Latency-bounded throughput: the highest rate with p99 <= SLO (mean and 95 % CI)."""
+    if job.slo is None:
+        raise AccelsimError.single("job", "slo.p99_ms", "capacity search needs an SLO")
+    sm = service or build_service(job)
+    cap = capacity_estimate(draw_inputs(job, None, job.sim.seed, sm))
+    slo = job.slo.p99_ms
+    eng = pick_engine(job, engine)
+    found = []
+    for r in range(job.sim.replications):
+        seed = job.sim.seed + r
+
+        def ok(rate: float, seed: int = seed) -> bool:
+            return _meets(job, eng, rate, seed, sm, cap, slo)
+
+        lo, hi = 0.0, cap
+        if not ok(cap * 1e-3):
+            found.append(0.0)
+            continue
+        lo = cap * 1e-3
+        while hi - lo > rel_tol * hi:
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if ok(mid) else (lo, mid)
+        found.append(0.5 * (lo + hi))
+    arr = np.asarray(found)
+    mean = float(arr.mean())
+    if len(arr) > 1:
+        half = float(stats.t.ppf(0.975, len(arr) - 1) * arr.std(ddof=1) / np.sqrt(len(arr)))
+    else:
+        half = float("nan")
+    return {"max_qps_at_slo": mean, "ci95_low_qps": mean - half, "ci95_high_qps": mean + half,
+            "replications": len(arr), "per_replication_qps": arr.tolist(),
+            "capacity_qps": cap, "slo_p99_ms": slo, "engine": eng}

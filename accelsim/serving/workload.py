@@ -1,0 +1,239 @@
+"""Random inputs of a serving run, all drawn up front from one seeded generator so that
+every engine sees the same arrivals, query sizes and service draws.
+
+Arrival processes are non-homogeneous Poisson processes with a piecewise-constant rate
+``rate_qps * shape(t)`` (``shape`` has mean 1): unit-rate Poisson points are mapped
+through the inverse cumulative intensity. Scaling ``rate_qps`` therefore rescales the
+same sample path (common random numbers for capacity search). A CSV trace replays
+recorded arrival times (and sizes), compressed or stretched to the asked rate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from accelsim.config import Strict
+from accelsim.errors import AccelsimError
+
+# ----------------------------------------------------------------------------- distributions
+
+
+class Fixed(Strict):
+    dist: Literal["fixed"]
+    value: float = Field(gt=0)
+
+
+class TruncNormal(Strict):
+    dist: Literal["truncnormal"]
+    mean: float = Field(gt=0)
+    std: float = Field(ge=0)
+    min: float = Field(default=1, gt=0)
+    max: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _b(self) -> TruncNormal:
+        if not self.min <= self.mean <= self.max:
+            raise ValueError("need min <= mean <= max")
+        return self
+
+
+class LogNormal(Strict):
+    """Heavy tail: ``mean`` and coefficient of variation ``cv`` of the lognormal."""
+
+    dist: Literal["lognormal"]
+    mean: float = Field(gt=0)
+    cv: float = Field(gt=0)
+    max: float | None = Field(default=None, gt=0)
+
+
+class Exponential(Strict):
+    dist: Literal["exponential"]
+    mean: float = Field(gt=0)
+
+
+class Empirical(Strict):
+    """A histogram: ``values`` with ``weights`` (normalised here)."""
+
+    dist: Literal["empirical"]
+    values: list[float] = Field(min_length=1)
+    weights: list[float] | None = None
+
+    @model_validator(mode="after")
+    def _w(self) -> Empirical:
+        if any(v <= 0 for v in self.values):
+            raise ValueError("values must be > 0")
+        if self.weights is not None and (len(self.weights) != len(self.values)
+                                         or any(w < 0 for w in self.weights)
+                                         or sum(self.weights) <= 0):
+            raise ValueError("weights: one non-negative weight per value, not all zero")
+        return self
+
+
+Dist = Annotated[Fixed | TruncNormal | LogNormal | Exponential | Empirical,
+                 Field(discriminator="dist")]
+
+
+def dist_mean(d: Any) -> float:
+    if isinstance(d, Fixed):
+        return d.value
+    if isinstance(d, Empirical):
+        w = np.asarray(d.weights or [1.0] * len(d.values), dtype=float)
+        return float(np.dot(w / w.sum(), d.values))
+    if isinstance(d, TruncNormal):
+        return d.mean  # approximately; exact mean is measured from the draws
+    return float(d.mean)
+
+
+def dist_second_moment(d: Any) -> float:
+    """E[X^2] (for Pollaczek-Khinchine); lognormal uses its cv, empirical its histogram."""
+    if isinstance(d, Fixed):
+        return d.value**2
+    if isinstance(d, Exponential):
+        return 2 * d.mean**2
+    if isinstance(d, LogNormal):
+        return d.mean**2 * (1 + d.cv**2)
+    if isinstance(d, Empirical):
+        w = np.asarray(d.weights or [1.0] * len(d.values), dtype=float)
+        return float(np.dot(w / w.sum(), np.square(d.values)))
+    return d.mean**2 + d.std**2
+
+
+def sample(d: Any, rng: np.random.Generator, n: int, integer: bool = False) -> np.ndarray:
+    """n draws of a distribution (query sizes are rounded to whole items >= 1)."""
+    if isinstance(d, Fixed):
+        x = np.full(n, d.value)
+    elif isinstance(d, Exponential):
+        x = rng.exponential(d.mean, n)
+    elif isinstance(d, LogNormal):
+        sigma2 = np.log1p(d.cv**2)
+        x = rng.lognormal(np.log(d.mean) - sigma2 / 2, np.sqrt(sigma2), n)
+        if d.max is not None:
+            x = np.minimum(x, d.max)
+    elif isinstance(d, TruncNormal):
+        x = rng.normal(d.mean, d.std, n)
+        bad = (x < d.min) | (x > d.max)
+        while bad.any():  # rejection keeps the truncated shape exact
+            x[bad] = rng.normal(d.mean, d.std, int(bad.sum()))
+            bad = (x < d.min) | (x > d.max)
+    else:
+        w = np.asarray(d.weights or [1.0] * len(d.values), dtype=float)
+        x = rng.choice(np.asarray(d.values, dtype=float), size=n, p=w / w.sum())
+    if integer:
+        x = np.maximum(np.rint(x), 1.0)
+    return x
+
+
+# ----------------------------------------------------------------------------- arrivals
+
+
+class DailyProfile(Strict):
+    """Rate multipliers for each hour of the day (normalised to mean 1)."""
+
+    hourly: list[float] = Field(min_length=24, max_length=24)
+    day_s: float = Field(default=86400.0, gt=0)
+
+    @model_validator(mode="after")
+    def _pos(self) -> DailyProfile:
+        if any(x < 0 for x in self.hourly) or sum(self.hourly) <= 0:
+            raise ValueError("hourly multipliers must be >= 0 and not all zero")
+        return self
+
+
+class Bursts(Strict):
+    """Two-state modulation: bursts of ``multiplier`` x the base rate, exponential durations."""
+
+    multiplier: float = Field(gt=1)
+    mean_burst_s: float = Field(gt=0)
+    mean_gap_s: float = Field(gt=0)
+
+
+class Arrivals(Strict):
+    process: Literal["poisson", "trace"] = "poisson"
+    rate_qps: float | None = Field(default=None, gt=0)
+    profile: DailyProfile | None = None
+    bursts: Bursts | None = None
+    trace: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Arrivals:
+        if self.process == "poisson" and self.rate_qps is None:
+            raise ValueError("process poisson needs rate_qps")
+        if self.process == "trace" and not self.trace:
+            raise ValueError("process trace needs trace: path to a CSV with arrival_s[,items]")
+        return self
+
+
+def shape_function(a: Arrivals, horizon_s: float, rng: np.random.Generator
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Breakpoints ``t`` and multipliers ``m`` (mean 1 over the horizon) of the rate."""
+    t = np.array([0.0])
+    m = np.array([1.0])
+    if a.profile is not None:
+        p = a.profile
+        h = np.asarray(p.hourly, dtype=float)
+        h = h / h.mean()
+        n_days = int(np.ceil(horizon_s / p.day_s)) + 1
+        t = np.arange(24 * n_days) * p.day_s / 24
+        m = np.tile(h, n_days)
+    if a.bursts is not None:
+        b = a.bursts
+        edges, state, now = [0.0], [0], 0.0
+        while now < horizon_s * 1.5 + 1:
+            now += rng.exponential(b.mean_gap_s if state[-1] == 0 else b.mean_burst_s)
+            edges.append(now)
+            state.append(1 - state[-1])
+        bt = np.asarray(edges)
+        frac = b.mean_burst_s / (b.mean_burst_s + b.mean_gap_s)
+        base = 1.0 / (1 + frac * (b.multiplier - 1))  # keeps the long-run mean at 1
+        bm = np.where(np.asarray(state) == 1, b.multiplier * base, base)
+        allt = np.union1d(t, bt)
+        m = m[np.searchsorted(t, allt, side="right") - 1] * bm[
+            np.searchsorted(bt, allt, side="right") - 1]
+        t = allt
+    return t, m
+
+
+def nhpp_times(unit_points: np.ndarray, rate: float, t: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """Map unit-rate Poisson points through the inverse of Lambda(x) = rate * int shape."""
+    seg_len = np.diff(np.append(t, np.inf))
+    lam = rate * m
+    cum = np.concatenate([[0.0], np.cumsum(lam[:-1] * seg_len[:-1])])
+    i = np.searchsorted(cum, unit_points, side="right") - 1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = t[i] + (unit_points - cum[i]) / lam[i]
+    if np.any(lam[i] <= 0):
+        raise AccelsimError.single("arrivals", "profile", "rate is zero where arrivals fall")
+    return out
+
+
+def read_trace(path: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """CSV with a header: ``arrival_s`` (seconds, non-decreasing) and optional ``items``."""
+    import pandas as pd
+
+    p = Path(path)
+    if not p.is_file():
+        raise AccelsimError.single(path, "", "trace file not found")
+    try:
+        df = pd.read_csv(p)
+    except Exception as exc:  # pandas raises many kinds
+        raise AccelsimError.single(path, "", f"cannot read CSV ({exc})") from None
+    if "arrival_s" not in df.columns:
+        raise AccelsimError.single(path, "arrival_s", "missing column (expected arrival_s[,items])")
+    t = df["arrival_s"].to_numpy(dtype=float)
+    if len(t) < 2 or np.any(np.diff(t) < 0) or not np.all(np.isfinite(t)):
+        raise AccelsimError.single(path, "arrival_s",
+                                   "expected at least 2 finite, non-decreasing times")
+    items = None
+    if "items" in df.columns:
+        items = df["items"].to_numpy(dtype=float)
+        if np.any(items < 1):
+            raise AccelsimError.single(path, "items", "expected whole items >= 1")
+    return t - t[0], items
+
+
+Sampler = Callable[[np.random.Generator, int], np.ndarray]

@@ -1,0 +1,61 @@
+import json
+
+from typer.testing import CliRunner
+
+from accelsim.cli import app
+from tests.conftest import CONFIGS
+
+runner = CliRunner()
+KEYS = {"mean_latency_ms", "mean_wait_ms", "p50_ms", "p95_ms", "p99_ms", "throughput_qps",
+        "utilization", "stable"}
+
+
+def test_serve_json_and_capacity():
+    r = runner.invoke(app, ["serve", str(CONFIGS / "jobs" / "serve-mm1.yaml"), "--json",
+                            "--capacity"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert KEYS <= set(out) and "max_qps_at_slo" in out
+    assert out["ci95_low_qps"] <= out["max_qps_at_slo"] <= out["ci95_high_qps"]
+
+
+def test_serve_device_model_job_reports_breakdown(tmp_path):
+    trace = tmp_path / "t.csv"
+    r = runner.invoke(app, ["serve", str(CONFIGS / "jobs" / "serve-rmc2-h20.yaml"), "--json",
+                            "--trace-out", str(trace)])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert "embedding_s" in out["service_breakdown_at_max_batch"]["h20"]
+    assert trace.read_text().startswith("arrival_s,items,start_s,finish_s")
+
+
+def test_serve_unstable_says_so(tmp_path):
+    p = tmp_path / "j.yaml"
+    p.write_text((CONFIGS / "jobs" / "serve-mm1.yaml").read_text().replace("800", "1500"))
+    r = runner.invoke(app, ["serve", str(p), "--json"])
+    assert r.exit_code == 0
+    out = json.loads(r.stdout)
+    assert out["stable"] is False and 950 < out["capacity_qps"] < 1050
+
+
+def test_serve_bad_inputs_one_line(tmp_path):
+    cases = {
+        "rate_qps: 800": ("rate_qps: -5", "arrivals.rate_qps"),
+        "mean_ms: 1.0": ("mean_ms: 0", "service.synthetic.mean_ms"),
+        "routing: shared_queue": ("routing: random", "routing"),
+    }
+    base = (CONFIGS / "jobs" / "serve-mm1.yaml").read_text()
+    for old, (new, field) in cases.items():
+        p = tmp_path / "j.yaml"
+        p.write_text(base.replace(old, new))
+        r = runner.invoke(app, ["serve", str(p)])
+        assert r.exit_code == 2, (new, r.output)
+        assert f"{p}: {field}" in r.stderr, r.stderr
+        assert "Traceback" not in r.output
+
+
+def test_serve_unknown_model_suggests(tmp_path):
+    p = tmp_path / "j.yaml"
+    p.write_text((CONFIGS / "jobs" / "serve-rmc2-h20.yaml").read_text().replace("rmc2", "rmc9"))
+    r = runner.invoke(app, ["serve", str(p)])
+    assert r.exit_code == 2 and "unknown recommendation model 'rmc9'" in r.stderr

@@ -1,0 +1,92 @@
+"""The fast engine reproduces the simpy reference exactly on small cases and statistically
+on large ones; both are deterministic for a seed."""
+
+import numpy as np
+import pytest
+
+from accelsim.serving.engines import simulate_fast, simulate_simpy
+from accelsim.serving.job import ServeJob
+from accelsim.serving.sim import draw_inputs, simulate
+
+CASES = [
+    ("shared_queue", 1, 0.0, 1), ("shared_queue", 1, 0.0, 4), ("shared_queue", 8, 0.5, 3),
+    ("shared_queue", 32, 2.0, 4), ("round_robin", 1, 0.0, 3), ("round_robin", 4, 0.2, 3),
+]
+
+
+def _job(routing, B, tmo, c, n=3000, seed=5, rate=2500.0, **extra):
+    return ServeJob.model_validate({
+        "arrivals": {"process": "poisson", "rate_qps": rate},
+        "queries": {"size": {"dist": "lognormal", "mean": 3, "cv": 1.5, "max": 40}},
+        "service": {"synthetic": {"dist": "lognormal", "mean_ms": 1.0, "cv": 0.5,
+                                  "per_item_ms": 0.05}},
+        "replicas": c, "routing": routing,
+        "batching": {"max_batch_items": B, "timeout_ms": tmo},
+        "sim": {"requests": n, "warmup": 100, "seed": seed}, **extra})
+
+
+@pytest.mark.parametrize("routing,B,tmo,c", CASES)
+def test_fast_equals_simpy_per_request(routing, B, tmo, c):
+    x = draw_inputs(_job(routing, B, tmo, c))
+    a, b = simulate_fast(x), simulate_simpy(x)
+    np.testing.assert_allclose(a.start_s, b.start_s, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(a.finish_s, b.finish_s, rtol=1e-12, atol=1e-12)
+    assert np.array_equal(a.server, b.server)
+
+
+def test_device_model_service_engines_agree():
+    j = ServeJob.model_validate({
+        "arrivals": {"process": "poisson", "rate_qps": 20000},
+        "queries": {"size": {"dist": "truncnormal", "mean": 200, "std": 80, "max": 1024}},
+        "service": {"device": "h20", "model": "rmc2"}, "replicas": 4,
+        "batching": {"max_batch_items": 1024, "timeout_ms": 1.0},
+        "sim": {"requests": 4000, "warmup": 200, "seed": 2}})
+    x = draw_inputs(j)
+    np.testing.assert_allclose(simulate_fast(x).finish_s, simulate_simpy(x).finish_s,
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_large_runs_agree_statistically():
+    j = _job("shared_queue", 16, 1.0, 4, n=60_000, seed=9, rate=3000.0)
+    f = simulate(j, engine="fast").metrics
+    s = simulate(j, engine="simpy").metrics
+    for k in ("mean_latency_ms", "p99_ms", "throughput_qps", "utilization"):
+        assert f[k] == pytest.approx(s[k], rel=1e-9)
+
+
+def test_same_seed_same_result_and_seed_matters():
+    a = simulate(_job("shared_queue", 4, 0.5, 2)).metrics
+    b = simulate(_job("shared_queue", 4, 0.5, 2)).metrics
+    c = simulate(_job("shared_queue", 4, 0.5, 2, seed=6)).metrics
+    assert a == b and a["p99_ms"] != c["p99_ms"]
+
+
+def test_jsq_beats_round_robin_and_p2c_between():
+    base = dict(c=8, n=40_000, rate=7000.0)
+    rr = simulate(_job("round_robin", 1, 0.0, **base), engine="simpy").metrics
+    p2 = simulate(_job("power_of_two", 1, 0.0, **base)).metrics
+    jsq = simulate(_job("jsq", 1, 0.0, **base)).metrics
+    assert p2["engine"] == "simpy"
+    assert jsq["mean_wait_ms"] < p2["mean_wait_ms"] < rr["mean_wait_ms"]
+
+
+def test_deadlines_drop_requests():
+    j = _job("jsq", 1, 0.0, 2, n=20_000, rate=2500.0, deadline_ms=2.0)
+    m = simulate(j).metrics
+    assert m["capacity_qps"] < 2500  # overloaded: the deadline keeps it bounded
+    assert m["dropped"] > 0 and m["completed"] + m["dropped"] == m["requests"]
+    assert m["mean_wait_ms"] <= 2.0
+
+
+def test_fast_engine_refuses_what_it_cannot_do():
+    from accelsim.errors import AccelsimError
+
+    with pytest.raises(AccelsimError, match="fast engine"):
+        simulate(_job("jsq", 1, 0.0, 2), engine="fast")
+
+
+def test_batching_raises_throughput_under_load():
+    lo = simulate(_job("shared_queue", 1, 0.0, 1, n=20_000, rate=500.0)).metrics
+    hi = simulate(_job("shared_queue", 64, 1.0, 1, n=20_000, rate=500.0)).metrics
+    assert hi["capacity_qps"] > lo["capacity_qps"]
+    assert hi["mean_batch_items"] > lo["mean_batch_items"]

@@ -1,0 +1,68 @@
+import numpy as np
+import pytest
+
+from accelsim.errors import AccelsimError
+from accelsim.serving.job import ServeJob
+from accelsim.serving.sim import draw_inputs, simulate
+
+
+def _job(arrivals, **extra):
+    return ServeJob.model_validate({
+        "arrivals": arrivals, "service": {"synthetic": {"dist": "fixed", "value_ms": 0.1}},
+        "sim": {"requests": 50_000, "warmup": 100, "seed": 4}, **extra})
+
+
+def test_poisson_rate_and_scaling_keeps_the_sample_path():
+    a = draw_inputs(_job({"process": "poisson", "rate_qps": 1000}))
+    b = draw_inputs(_job({"process": "poisson", "rate_qps": 2000}))
+    assert len(a.arrival_s) / a.arrival_s[-1] == pytest.approx(1000, rel=0.02)
+    np.testing.assert_allclose(a.arrival_s, 2 * b.arrival_s)  # common random numbers
+
+
+def test_daily_profile_shapes_the_rate():
+    hourly = [1.0] * 12 + [3.0] * 12
+    x = draw_inputs(_job({"process": "poisson", "rate_qps": 100,
+                          "profile": {"hourly": hourly, "day_s": 240.0}}))
+    whole = x.arrival_s[x.arrival_s < 240.0 * np.floor(x.arrival_s[-1] / 240.0)]
+    t = whole % 240.0
+    ratio = np.sum(t >= 120) / np.sum(t < 120)
+    assert ratio == pytest.approx(3.0, rel=0.05)
+
+
+def test_bursts_keep_the_mean_rate_but_raise_the_tail():
+    plain = simulate(_job({"process": "poisson", "rate_qps": 6000})).metrics
+    burst = simulate(_job({"process": "poisson", "rate_qps": 6000,
+                           "bursts": {"multiplier": 1.6, "mean_burst_s": 0.05,
+                                      "mean_gap_s": 0.1}})).metrics
+    assert burst["offered_qps"] == pytest.approx(6000, rel=0.1)
+    assert burst["p99_ms"] > plain["p99_ms"]
+
+
+def test_trace_replay(tmp_path):
+    p = tmp_path / "trace.csv"
+    p.write_text("arrival_s,items\n0.0,1\n0.001,2\n0.0015,1\n0.004,3\n")
+    j = _job({"process": "trace", "trace": str(p)})
+    x = draw_inputs(j)
+    assert list(x.items[:4]) == [1, 2, 1, 3]
+    assert x.arrival_s[1] == pytest.approx(0.001)
+
+
+def test_bad_trace_is_a_clear_error(tmp_path):
+    p = tmp_path / "trace.csv"
+    p.write_text("time\n1\n2\n")
+    with pytest.raises(AccelsimError, match="arrival_s: missing column"):
+        draw_inputs(_job({"process": "trace", "trace": str(p)}))
+
+
+@pytest.mark.parametrize("size", [
+    {"dist": "fixed", "value": 5},
+    {"dist": "truncnormal", "mean": 200, "std": 80, "max": 1024},
+    {"dist": "lognormal", "mean": 100, "cv": 2.0},
+    {"dist": "empirical", "values": [1, 10, 100], "weights": [0.5, 0.3, 0.2]},
+])
+def test_query_sizes_are_whole_items_with_the_right_mean(size):
+    x = draw_inputs(_job({"process": "poisson", "rate_qps": 10}, queries={"size": size}))
+    assert np.all(x.items >= 1) and np.all(x.items == np.rint(x.items))
+    expect = {"fixed": 5, "truncnormal": 200, "lognormal": 100,
+              "empirical": 0.5 + 3 + 20}[size["dist"]]
+    assert x.items.mean() == pytest.approx(expect, rel=0.05)
