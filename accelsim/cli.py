@@ -296,5 +296,135 @@ def serve(
         console.print(table("", res.replicas.to_dict(orient="records")))
 
 
+# ---------------------------------------------------------------- fleets
+
+def _device_table(sc: Any, quiet: bool) -> Any:
+    """Per device x workload evaluation, with a progress bar (it takes a few seconds)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from accelsim.fleet import evaluate_devices
+
+    n = len(sc.pool_of()) * sum(w is not None for w in (sc.workloads.training,
+                                                         sc.workloads.serving))
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/"
+                  "{task.total}"), TimeElapsedColumn(), console=Console(stderr=True),
+                  disable=quiet, transient=True) as bar:
+        task = bar.add_task("evaluating devices", total=n)
+
+        def tick(what: str) -> None:
+            bar.update(task, advance=0 if bar.tasks[0].completed == 0 and what == "" else 1,
+                       description=f"evaluating {what}")
+
+        first = [True]
+
+        def progress(what: str) -> None:
+            if first[0]:
+                first[0] = False
+                bar.update(task, description=f"evaluating {what}")
+                return
+            tick(what)
+
+        table_ = evaluate_devices(sc, progress)
+        bar.update(task, completed=n)
+    return table_
+
+
+def _fmt_units(units: dict[str, Any]) -> str:
+    return ", ".join(f"{d} {u:,}" for d, u in units.items() if u) or "-"
+
+
+@app.command()
+@user_errors
+def compare(
+    scenario_file: Annotated[Path, typer.Argument(help="Fleet scenario YAML.")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+    csv_dir: Annotated[Path | None, typer.Option("--csv", help="Write devices.csv and "
+                                                 "fleets.csv to this folder.")] = None,
+    plot_dir: Annotated[Path | None, typer.Option("--plot", help="Write the cost-performance "
+                                                  "chart (PNG and SVG) to this folder.")] = None,
+) -> None:
+    """Price every device for every workload and every fleet mix against the demand."""
+    import pandas as pd
+
+    from accelsim.fleet import compare as run_compare
+    from accelsim.fleet import load_scenario
+
+    sc = load_scenario(scenario_file)
+    res = run_compare(sc, dev_table=_device_table(sc, quiet=as_json))
+    dev_cols = ["device", "workload", "throughput", "throughput_unit", "usd_per_hour",
+                "throughput_per_usd", "throughput_per_watt", "capex_usd", "pool", "note"]
+    fleets = sorted(res.fleets, key=lambda f: f["rank"])
+    if csv_dir is not None:
+        csv_dir.mkdir(parents=True, exist_ok=True)
+        res.devices[dev_cols].to_csv(csv_dir / "devices.csv", index=False)
+        flat = [{**{k: v for k, v in f.items() if not isinstance(v, (dict, list))},
+                 "units": _fmt_units(f["units"]), "violations": "; ".join(f["violations"])}
+                for f in fleets]
+        pd.DataFrame(flat).to_csv(csv_dir / "fleets.csv", index=False)
+    if plot_dir is not None:
+        from accelsim.plots import fleet_chart
+
+        fleet_chart(fleets, res.demand, plot_dir, f"{sc.name}: capacity vs. TCO per fleet mix")
+    if as_json:
+        emit_json({"scenario": sc.name, "objective": sc.objective, "demand": res.demand,
+                   "devices": res.devices[dev_cols].to_dict(orient="records"),
+                   "fleets": fleets})
+        return
+    console.print(f"[bold]{scenario_file}: {sc.name}[/bold] - {sc.description}")
+    need = ", ".join(f"{w} {v:,.4g} {'tokens/s' if w == 'training' else 'qps'}"
+                     for w, v in res.demand.items())
+    console.print(f"demand: {need}; objective: {sc.objective}")
+    rows = [{"device": r.device, "workload": r.workload, "per device": r.throughput,
+             "unit": r.throughput_unit, "USD/h": r.usd_per_hour,
+             "per USD": r.throughput_per_usd, "per W": r.throughput_per_watt,
+             "layout / CI": r.note} for r in res.devices.itertuples()]
+    console.print(table("", rows))
+    frows = []
+    for f in fleets:
+        frows.append({
+            "rank": f["rank"], "fleet": f["name"], "year": f["year"],
+            "units": _fmt_units(f["units"]), "capex B USD": f["capex_usd"] / 1e9,
+            "TCO B USD/yr": f["tco_usd_per_year"] / 1e9,
+            "tokens/day": f["training_tokens_per_day"],
+            "days to train": f.get("days_to_train", float("nan")),
+            "QPS at SLO": f["serving_qps_at_slo"], "MW": f["power_MW"],
+            "meets demand": f["meets_demand"], "violations": "; ".join(f["violations"]) or "-",
+        })
+    console.print(table("", frows))
+
+
+@app.command()
+@user_errors
+def optimize(
+    scenario_file: Annotated[Path, typer.Argument(help="Fleet scenario YAML.")],
+    year: Annotated[int | None, typer.Option(help="Purchase year (default: the scenario's).")
+                    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """The device mix (integer servers) that maximises the scenario's objective (MILP)."""
+    from accelsim.fleet import load_scenario
+    from accelsim.optimize import problem_from_scenario, solve
+
+    sc = load_scenario(scenario_file)
+    res = solve(problem_from_scenario(sc, _device_table(sc, quiet=as_json), year))
+    if as_json:
+        emit_json(res)
+        return
+    console.print(f"[bold]{scenario_file}: optimal mix for {res['objective_kind']} "
+                  f"(year {year or sc.year})[/bold]: objective {res['objective']:.6g}; "
+                  f"capex {res['capex_usd'] / 1e9:.3f} B USD; TCO "
+                  f"{res['tco_usd_per_year'] / 1e9:.3f} B USD/yr; {res['power_MW']:.0f} MW")
+    rows = [{"device": d, "workload": w, "units": u} for d, ws in res["units"].items()
+            for w, u in ws.items()]
+    console.print(table("", rows))
+    console.print(table("", [{"pool": k, "spend B USD": v / 1e9}
+                             for k, v in res["pool_spend_usd"].items()]))
+    console.print(table("", [{"workload": w, "capacity": res["capacity"][w],
+                              "served": res["served_fraction"][w]} for w in res["capacity"]]))
+    console.print("binding constraints (shadow price = objective change per unit, LP "
+                  "relaxation):")
+    console.print(table("", res["binding_constraints"]))
+
+
 def main() -> None:
     app()

@@ -37,6 +37,7 @@ KINDS: dict[str, Kind] = {
         Kind("train-model", "accelsim.training.job:TransformerModel", "layers",
              "transformer model"),
         Kind("serve-job", "accelsim.serving.job:ServeJob", "arrivals", "serving job"),
+        Kind("scenario", "accelsim.fleet:Scenario", "fleets", "fleet scenario"),
         Kind("rec-model", "accelsim.serving.recsys:RecModel", "tables",
              "recommendation model"),
     ]

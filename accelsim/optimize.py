@@ -1,0 +1,203 @@
+"""Budget-constrained fleet optimisation as a mixed-integer linear program (scipy HiGHS).
+
+Decision variables: ``n[d, w]``, integer servers (``server_chips`` devices each) of device
+``d`` running workload ``w``; for the ``served_demand`` objective also ``s[w]`` in [0, 1],
+the served fraction of each workload's demand.
+
+  pools      sum_{d in pool, w} capex_d S n[d,w]     <= pool budget
+  total      sum_{d, w} capex_d S n[d,w]             <= total budget
+  supply     sum_w S n[d,w]                          <= max_units_d   (0 if not available)
+  power      sum_{d, w} P_{d,w} S n[d,w]             <= power cap (wall power, W)
+  demand     served_demand:  s[w] <= sum_d thr_{d,w} S n[d,w] / demand_w
+             min_cost:       sum_d thr_{d,w} S n[d,w] >= demand_w
+
+  maximise sum_w s[w] (ties: lower TCO)      or      minimise sum TCO_{d,w} S n[d,w]
+
+Shadow prices are the duals of the LP relaxation (HiGHS marginals): the change in the
+objective per unit of a constraint's right-hand side (per USD of a pool, per device of
+a supply cap, per W of the power cap).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.optimize import Bounds, LinearConstraint, linprog, milp
+
+from accelsim.errors import AccelsimError
+
+
+@dataclass(frozen=True)
+class MixProblem:
+    """Arrays of one instance. d = device index, w = workload index."""
+
+    devices: list[str]
+    workloads: list[str]
+    capex: np.ndarray  # [d] USD per device
+    tco: np.ndarray  # [d, w] USD per device-year
+    power: np.ndarray  # [d, w] wall W per device
+    thr: np.ndarray  # [d, w] throughput per device (0: cannot run)
+    demand: np.ndarray  # [w]
+    pool_of: list[str]  # [d]
+    pool_usd: dict[str, float]
+    total_usd: float
+    max_units: np.ndarray  # [d], inf if uncapped, 0 if unavailable
+    power_cap_W: float | None
+    server: int = 8
+    objective: str = "served_demand"
+
+
+def _rows(p: MixProblem) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]], int]:
+    D, W = len(p.devices), len(p.workloads)
+    nx = D * W
+    ns = W if p.objective == "served_demand" else 0
+    rows, rhs, names = [], [], []
+
+    def idx(d: int, w: int) -> int:
+        return d * W + w
+
+    for pool, usd in p.pool_usd.items():
+        r = np.zeros(nx + ns)
+        for d in range(D):
+            if p.pool_of[d] == pool:
+                r[[idx(d, w) for w in range(W)]] = p.capex[d] * p.server
+        rows.append(r)
+        rhs.append(usd)
+        names.append((f"budget pool {pool}", "USD"))
+    r = np.zeros(nx + ns)
+    for d in range(D):
+        r[[idx(d, w) for w in range(W)]] = p.capex[d] * p.server
+    rows.append(r)
+    rhs.append(p.total_usd)
+    names.append(("budget total", "USD"))
+    for d in range(D):
+        if np.isfinite(p.max_units[d]):
+            r = np.zeros(nx + ns)
+            r[[idx(d, w) for w in range(W)]] = p.server
+            rows.append(r)
+            rhs.append(p.max_units[d])
+            names.append((f"supply {p.devices[d]}", "device"))
+    if p.power_cap_W is not None:
+        r = np.zeros(nx + ns)
+        for d in range(D):
+            for w in range(W):
+                r[idx(d, w)] = p.power[d, w] * p.server
+        rows.append(r)
+        rhs.append(p.power_cap_W)
+        names.append(("power cap", "W"))
+    for w in range(W):
+        r = np.zeros(nx + ns)
+        for d in range(D):
+            r[idx(d, w)] = -p.thr[d, w] * p.server / p.demand[w]
+        if ns:
+            r[nx + w] = 1.0
+            rhs.append(0.0)
+        else:
+            rhs.append(-1.0)
+        rows.append(r)
+        names.append((f"demand {p.workloads[w]}", "fraction of demand"))
+    return np.vstack(rows), np.asarray(rhs), names, nx
+
+
+def solve(p: MixProblem) -> dict[str, Any]:
+    """Solve the MILP and its LP relaxation; report the mix, binding constraints, duals."""
+    D, W = len(p.devices), len(p.workloads)
+    A, b, names, nx = _rows(p)
+    ns = A.shape[1] - nx
+    tco_srv = (p.tco * p.server).ravel()
+    if p.objective == "served_demand":
+        # lexicographic: served fraction first, TCO only breaks ties
+        eps = 1e-3 / max(float(np.max(tco_srv) * np.max(p.max_units[np.isfinite(p.max_units)],
+                                                          initial=1.0) * D * W), 1.0)
+        c = np.concatenate([eps * tco_srv, -np.ones(ns)])
+    else:
+        c = tco_srv.copy()
+    # servers that cannot run a workload, or are not available, are fixed at zero
+    ub = np.full(nx + ns, np.inf)
+    cap_servers = np.where(np.isfinite(p.max_units), np.floor(p.max_units / p.server), np.inf)
+    for d in range(D):
+        for w in range(W):
+            ub[d * W + w] = 0.0 if p.thr[d, w] <= 0 else cap_servers[d]
+    if ns:
+        ub[nx:] = 1.0
+    # finite bounds help branch-and-bound: no more servers than the total budget buys
+    with np.errstate(divide="ignore"):
+        budget_ub = np.floor(p.total_usd / (np.repeat(p.capex, W) * p.server))
+    ub[:nx] = np.minimum(ub[:nx], budget_ub)
+    integrality = np.concatenate([np.ones(nx), np.zeros(ns)])
+    res = milp(c, constraints=LinearConstraint(A, -np.inf, b), integrality=integrality,
+               bounds=Bounds(np.zeros(nx + ns), ub),
+               options={"time_limit": 30, "mip_rel_gap": 1e-9})
+    if res.x is None:
+        raise AccelsimError.single(
+            "optimize", "scenario",
+            f"no feasible fleet: {res.message} (min_cost needs a budget that can meet demand)")
+    x = np.round(res.x[:nx]).reshape(D, W)
+    lp = linprog(c, A_ub=A, b_ub=b, bounds=list(zip(np.zeros(nx + ns), ub, strict=True)),
+                 method="highs")
+    duals = lp.ineqlin.marginals if lp.status == 0 else np.full(len(b), np.nan)
+    lhs = A @ np.concatenate([x.ravel(), res.x[nx:]])
+    binding = []
+    for i, ((name, unit), rhs_i) in enumerate(zip(names, b, strict=True)):
+        slack = rhs_i - lhs[i]
+        scale = max(abs(rhs_i), 1.0)
+        step = np.max(np.abs(A[i, :nx])) if np.any(A[i, :nx]) else 0.0
+        # integer servers: a constraint binds when less than one server's worth is left
+        if slack <= max(step, 1e-9 * scale):
+            # linprog minimises; report the gain in the maximised/minimised objective
+            sp = -float(duals[i]) if p.objective == "served_demand" else float(duals[i])
+            binding.append({"constraint": name, "slack": float(slack),
+                            "shadow_price": sp, "per": unit})
+    units = {p.devices[d]: {p.workloads[w]: int(x[d, w] * p.server) for w in range(W)
+                            if x[d, w] > 0} for d in range(D) if x[d].sum() > 0}
+    capex = float(np.sum(x.sum(axis=1) * p.capex * p.server))
+    pool_spend = {pool: float(sum(x[d].sum() * p.capex[d] * p.server for d in range(D)
+                                  if p.pool_of[d] == pool)) for pool in p.pool_usd}
+    cap = (x * p.thr * p.server).sum(axis=0)
+    served = np.minimum(1.0, cap / p.demand)
+    tco_y = float(np.sum(x * p.tco * p.server))
+    return {
+        "objective_kind": p.objective,
+        "objective": float(served.mean()) if p.objective == "served_demand" else tco_y,
+        "units": units, "capex_usd": capex, "pool_spend_usd": pool_spend,
+        "tco_usd_per_year": tco_y,
+        "capacity": {p.workloads[w]: float(cap[w]) for w in range(W)},
+        "served_fraction": {p.workloads[w]: float(served[w]) for w in range(W)},
+        "power_MW": float(np.sum(x * p.power * p.server) / 1e6),
+        "binding_constraints": binding,
+        "lp_relaxation_objective": (float(-lp.fun / W if p.objective == "served_demand"
+                                          else lp.fun) if lp.status == 0 else None),
+        "solver": res.message,
+    }
+
+
+def problem_from_scenario(sc: Any, dev_table: Any, year: int | None = None) -> MixProblem:
+    """Arrays for :func:`solve` from a scenario and its ``fleet.evaluate_devices`` table."""
+    from accelsim.fleet import demand
+
+    need = demand(sc)
+    workloads = list(need)
+    refs = list(dict.fromkeys(dev_table["ref"]))
+    t = dev_table.set_index(["ref", "workload"])
+    info = dev_table.drop_duplicates("ref").set_index("ref")
+    yr = year or sc.year
+    D, W = len(refs), len(workloads)
+    thr, tco, power = np.zeros((D, W)), np.zeros((D, W)), np.zeros((D, W))
+    for i, r in enumerate(refs):
+        for j, w in enumerate(workloads):
+            thr[i, j] = t.at[(r, w), "throughput"]
+            tco[i, j] = t.at[(r, w), "tco_usd_per_year"]
+            power[i, j] = t.at[(r, w), "wall_power_W"]
+    mx = np.array([np.inf if info.at[r, "max_units"] is None or np.isnan(
+        float(info.at[r, "max_units"])) else float(info.at[r, "max_units"]) for r in refs])
+    mx = np.where(info.loc[refs, "available_from"].to_numpy() > yr, 0.0, mx)
+    return MixProblem(
+        devices=[str(info.at[r, "device"]) for r in refs], workloads=workloads,
+        capex=info.loc[refs, "capex_usd"].to_numpy(dtype=float), tco=tco, power=power, thr=thr,
+        demand=np.array([need[w] for w in workloads]),
+        pool_of=[str(info.at[r, "pool"]) for r in refs],
+        pool_usd={k: v.usd for k, v in sc.budget.pools.items()}, total_usd=sc.budget.total_usd,
+        max_units=mx, power_cap_W=sc.power_cap_mw * 1e6 if sc.power_cap_mw else None,
+        server=sc.server_chips, objective=sc.objective)

@@ -1,0 +1,61 @@
+"""TCO arithmetic against hand-computed cases, and monotonicity properties."""
+
+from dataclasses import replace
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from accelsim.cost import HOURS_PER_YEAR, Finance, Region, capital_recovery_factor, tco
+from accelsim.devices import load_device
+
+H20 = load_device("h20").spec  # price 10k, overhead 8k, network 4.2k, TDP 400, idle 60
+
+
+def test_hand_computed_h20_no_interest():
+    region = Region(usd_per_kwh=0.10, pue=1.5)
+    fin = Finance(years=5, cost_of_capital=0.0, maintenance_fraction=0.03)
+    r = tco(H20, region, fin, utilization=0.5)
+    capex = 10_000 + 8_000 + 4_200
+    power = 60 + 0.5 * (400 - 60)  # 230 W
+    energy = power * 1.5 * 8766 * 0.10 / 1000
+    annual = capex / 5 + energy + 0.03 * capex
+    assert r["capex_usd"] == capex
+    assert float(r["energy_usd_per_year"]) == pytest.approx(energy)
+    assert float(r["tco_usd_per_year"]) == pytest.approx(annual)
+    assert float(r["usd_per_hour"]) == pytest.approx(annual / 8766)
+
+
+def test_capital_recovery_factor():
+    # 8 % over 5 years: 0.08 * 1.08^5 / (1.08^5 - 1) = 0.250456...
+    assert float(capital_recovery_factor(0.08, 5)) == pytest.approx(0.2504564545)
+    assert float(capital_recovery_factor(0.0, 4)) == pytest.approx(0.25)
+
+
+def test_facility_cost_per_kw():
+    r = tco(H20, Region(usd_per_kwh=0.1, pue=1.2, facility_usd_per_kw_year=1000), Finance())
+    assert float(r["facility_usd_per_year"]) == pytest.approx(1000 * 0.4 * 1.2)
+
+
+@settings(max_examples=60, deadline=None)
+@given(p1=st.floats(1000, 50_000), dp=st.floats(1, 50_000), u=st.floats(0, 1),
+       kwh=st.floats(0.01, 0.5), pue=st.floats(1.0, 2.5), r=st.floats(0, 0.2))
+def test_higher_price_never_raises_throughput_per_dollar(p1, dp, u, kwh, pue, r):
+    region, fin = Region(usd_per_kwh=kwh, pue=pue), Finance(cost_of_capital=r)
+    cheap = tco(replace(H20, price_usd=p1), region, fin, u)["usd_per_hour"]
+    dear = tco(replace(H20, price_usd=p1 + dp), region, fin, u)["usd_per_hour"]
+    throughput = 123.0
+    assert throughput / dear <= throughput / cheap
+
+
+@settings(max_examples=40, deadline=None)
+@given(u1=st.floats(0, 1), u2=st.floats(0, 1))
+def test_more_utilisation_more_energy(u1, u2):
+    region, fin = Region(usd_per_kwh=0.1, pue=1.3), Finance()
+    a, b = sorted((u1, u2))
+    assert tco(H20, region, fin, a)["energy_usd_per_year"] <= \
+        tco(H20, region, fin, b)["energy_usd_per_year"]
+
+
+def test_hours_per_year():
+    assert HOURS_PER_YEAR == pytest.approx(365.25 * 24)

@@ -1,0 +1,94 @@
+"""The MILP against brute force on small instances, and monotonicity properties."""
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from accelsim.optimize import MixProblem, solve
+
+
+def small(pool_a=0.8e6, pool_b=0.5e6, total=1e6, cap=(np.inf, 16, np.inf),
+          objective="served_demand", demand=(600.0, 150.0), power=None) -> MixProblem:
+    return MixProblem(
+        devices=["a", "b", "c"], workloads=["training", "serving"],
+        capex=np.array([20_000.0, 15_000.0, 30_000.0]),
+        tco=np.array([[6000.0, 5800.0], [4000.0, 3900.0], [9000.0, 8800.0]]),
+        power=np.array([[700.0, 400.0], [400.0, 300.0], [900.0, 600.0]]),
+        thr=np.array([[10.0, 3.0], [6.0, 4.0], [18.0, 2.0]]),
+        demand=np.array(demand), pool_of=["A", "B", "A"],
+        pool_usd={"A": pool_a, "B": pool_b}, total_usd=total,
+        max_units=np.array(cap, dtype=float), power_cap_W=power, server=8,
+        objective=objective)
+
+
+def brute(p: MixProblem) -> float:
+    """Enumerate integer servers per (device, workload) within the budget."""
+    D, W = len(p.devices), len(p.workloads)
+    lim = [int(p.total_usd // (p.capex[d] * p.server)) for d in range(D)]
+    best = -np.inf if p.objective == "served_demand" else np.inf
+    ranges = [range(lim[d] + 1) for d in range(D) for _ in range(W)]
+    for combo in itertools.product(*ranges):
+        x = np.array(combo, dtype=float).reshape(D, W)
+        spend = x.sum(axis=1) * p.capex * p.server
+        if spend.sum() > p.total_usd:
+            continue
+        if any(spend[[d for d in range(D) if p.pool_of[d] == k]].sum() > v
+               for k, v in p.pool_usd.items()):
+            continue
+        if np.any(x.sum(axis=1) * p.server > p.max_units):
+            continue
+        if p.power_cap_W is not None and np.sum(x * p.power * p.server) > p.power_cap_W:
+            continue
+        cap = (x * p.thr * p.server).sum(axis=0)
+        if p.objective == "served_demand":
+            val = float(np.minimum(1, cap / p.demand).mean())
+            best = max(best, val)
+        elif np.all(cap >= p.demand - 1e-9):
+            best = min(best, float(np.sum(x * p.tco * p.server)))
+    return best
+
+
+@pytest.mark.parametrize("kw", [
+    {}, {"pool_a": 0.3e6}, {"cap": (8, 0, np.inf)}, {"total": 0.6e6}, {"power": 20_000.0},
+    {"objective": "min_cost", "demand": (300.0, 80.0)},
+    {"objective": "min_cost", "demand": (250.0, 50.0), "cap": (16, 8, np.inf)},
+])
+def test_milp_matches_brute_force(kw):
+    p = small(**kw)
+    assert solve(p)["objective"] == pytest.approx(brute(p), rel=1e-6, abs=1e-9)
+
+
+def test_binding_constraints_and_shadow_prices():
+    p = small(pool_a=0.3e6, pool_b=0.2e6, total=10e6, demand=(5000.0, 2000.0))
+    r = solve(p)
+    names = {b["constraint"]: b for b in r["binding_constraints"]}
+    assert "budget pool A" in names
+    # one more dollar in a binding pool is worth something when demand is not met
+    assert names["budget pool A"]["shadow_price"] > 0
+    assert r["objective"] < 1
+
+
+@settings(max_examples=25, deadline=None)
+@given(extra=st.floats(0, 1e6))
+def test_larger_budget_never_lowers_the_optimum(extra):
+    base = solve(small(pool_a=0.3e6, total=0.6e6))["objective"]
+    more = solve(small(pool_a=0.3e6 + extra, total=0.6e6 + extra))["objective"]
+    assert more >= base - 1e-9
+
+
+@settings(max_examples=25, deadline=None)
+@given(cap=st.integers(0, 64))
+def test_tighter_caps_never_raise_the_optimum(cap):
+    loose = solve(small(cap=(np.inf, 64, np.inf)))["objective"]
+    tight = solve(small(cap=(np.inf, cap, np.inf)))["objective"]
+    assert tight <= loose + 1e-9
+
+
+def test_infeasible_min_cost_is_a_clear_error():
+    from accelsim.errors import AccelsimError
+
+    with pytest.raises(AccelsimError, match="no feasible fleet"):
+        solve(small(objective="min_cost", total=1e5, demand=(1e9, 1e9)))
