@@ -426,5 +426,90 @@ def optimize(
     console.print(table("", res["binding_constraints"]))
 
 
+# ---------------------------------------------------------------- sweeps and plots
+
+@app.command()
+@user_errors
+def sweep(
+    sweep_file: Annotated[Path, typer.Argument(help="Sweep YAML (base, parameters, metrics).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Results folder (Parquet parts).")
+                   ] = Path("results"),
+    workers: Annotated[int, typer.Option(min=1, help="Local processes / Dask workers.")] = 2,
+    scheduler: Annotated[str | None, typer.Option(
+        help="Dask scheduler address (tcp://HOST:PORT); 'local' starts an embedded cluster.")
+    ] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Skip points already written.")
+                      ] = False,
+    samples: Annotated[int, typer.Option(min=0, help="Uncertainty draws per point of every "
+                                         "device field with a [low, high] range.")] = 0,
+    csv: Annotated[Path | None, typer.Option(help="Also write all rows to this CSV.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N points.")] = None,
+) -> None:
+    """Run a parameter sweep in parallel, writing results as points finish (resumable)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from accelsim.sweep import read_results, run_sweep
+
+    executor = "dask" if scheduler else "local"
+    with Progress(TextColumn(f"sweep {sweep_file.name}"), BarColumn(), MofNCompleteColumn(),
+                  TaskProgressColumn(show_speed=True), TimeElapsedColumn(), TextColumn("eta"),
+                  TimeRemainingColumn(), console=Console(stderr=True)) as bar:
+        task = bar.add_task("points", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        run = run_sweep(sweep_file, out, workers=workers, executor=executor,
+                        scheduler=None if scheduler == "local" else scheduler, resume=resume,
+                        samples=samples, progress=progress, limit=limit)
+    df = read_results(run.out)
+    if csv is not None:
+        df.to_csv(csv, index=False)
+    console.print(f"{run.total} points: {run.skipped} already done, {run.computed} computed; "
+                  f"results in {run.out}" + (f" and {csv}" if csv else ""))
+
+
+@app.command()
+@user_errors
+def plot(
+    results: Annotated[Path, typer.Argument(help="Sweep results folder, Parquet or CSV.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="PNG path (an SVG is written "
+                                         "beside it).")],
+    x: Annotated[str | None, typer.Option(help="Column on the x axis.")] = None,
+    y: Annotated[str | None, typer.Option(help="Column on the y axis.")] = None,
+    hue: Annotated[str | None, typer.Option(help="Column that splits lines.")] = None,
+    z: Annotated[str | None, typer.Option(help="Metric for a break-even contour.")] = None,
+    kind: Annotated[str | None, typer.Option(help="line | scatter | contour | tornado")] = None,
+    level: Annotated[float, typer.Option(help="Contour level marked as break-even.")] = 1.0,
+    title: Annotated[str | None, typer.Option(help="Figure title.")] = None,
+) -> None:
+    """Cost-performance curves, Pareto frontiers, break-even contours, tornado charts."""
+    from accelsim.plots import sweep_plot
+    from accelsim.sweep import read_results
+
+    df = read_results(results)
+    for opt, col in (("--x", x), ("--y", y), ("--hue", hue), ("--z", z)):
+        if col is not None and col not in df.columns:
+            raise AccelsimError.single(str(results), opt, f"no column '{col}'; expected one of: "
+                                       + ", ".join(c for c in df.columns if c != "point_id"))
+    if kind not in (None, "line", "scatter", "contour", "tornado"):
+        raise AccelsimError.single("plot", "--kind",
+                                   f"expected line, scatter, contour or tornado, got {kind!r}")
+    try:
+        paths = sweep_plot(df, output, x=x, y=y, hue=hue, z=z, kind=kind, level=level,
+                           title=title)
+    except ValueError as exc:
+        raise AccelsimError.single("plot", "--kind", str(exc)) from None
+    console.print("wrote " + ", ".join(str(p) for p in paths))
+
+
 def main() -> None:
     app()

@@ -302,65 +302,94 @@ def demand(sc: Scenario) -> dict[str, float]:
     return out
 
 
-def fleet_units(sc: Scenario, mix: FleetMix, dev_table: pd.DataFrame) -> dict[str, int]:
-    capex = dev_table.drop_duplicates("ref").set_index("ref")["capex_usd"]
+@dataclass(frozen=True)
+class DeviceRow:
+    """One device's figures for the fleet arithmetic (plain floats: this runs per sweep point)."""
+
+    device: str
+    pool: str
+    capex_usd: float
+    available_from: int
+    max_units: float  # inf if uncapped
+    throughput: dict[str, float]
+    opex_usd_per_year: dict[str, float]
+    tco_usd_per_year: dict[str, float]
+    wall_power_W: dict[str, float]
+
+
+def device_rows(dev_table: pd.DataFrame) -> dict[str, DeviceRow]:
+    """Index the device table by reference (catalog name or path) once."""
+    out: dict[str, DeviceRow] = {}
+    for ref, g in dev_table.groupby("ref", sort=False):
+        first = g.iloc[0]
+        mx = first["max_units"]
+        by = {r.workload: r for r in g.itertuples()}
+        out[str(ref)] = DeviceRow(
+            device=str(first["device"]), pool=str(first["pool"]),
+            capex_usd=float(first["capex_usd"]), available_from=int(first["available_from"]),
+            max_units=float("inf") if mx is None or pd.isna(mx) else float(mx),
+            throughput={w: float(r.throughput) for w, r in by.items()},
+            opex_usd_per_year={w: float(r.opex_usd_per_year) for w, r in by.items()},
+            tco_usd_per_year={w: float(r.tco_usd_per_year) for w, r in by.items()},
+            wall_power_W={w: float(r.wall_power_W) for w, r in by.items()},
+        )
+    return out
+
+
+def fleet_units(mix: FleetMix, rows: dict[str, DeviceRow]) -> dict[str, int]:
     if mix.units is not None:
         return {d: int(u) for d, u in mix.units.items()}
-    return {d: int(np.floor(usd / capex[d])) for d, usd in (mix.spend_usd or {}).items()}
+    return {d: int(np.floor(usd / rows[d].capex_usd)) for d, usd in (mix.spend_usd or {}).items()}
 
 
-def allocate(units_by_dev: dict[str, int], dev_table: pd.DataFrame, need: dict[str, float]
+def allocate(units_by_dev: dict[str, int], rows: dict[str, DeviceRow], need: dict[str, float]
              ) -> dict[str, dict[str, float]]:
-    """Devices to serving first, by comparative advantage, until peak QPS is covered."""
-    thr = dev_table.pivot_table(index="ref", columns="workload", values="throughput",
-                                aggfunc="first")
+    """Devices to serving first, by comparative advantage (serving relative to training
+    throughput), until peak QPS is covered; the rest train."""
     alloc = {d: {"training": 0.0, "serving": 0.0} for d in units_by_dev}
-    if "serving" not in thr.columns:
+    if "serving" not in need or "training" not in need:
+        only = "serving" if "serving" in need else "training"
         for d, u in units_by_dev.items():
-            alloc[d]["training"] = float(u)
-        return alloc
-    if "training" not in thr.columns:
-        for d, u in units_by_dev.items():
-            alloc[d]["serving"] = float(u)
+            alloc[d][only] = float(u)
         return alloc
 
     def advantage(d: str) -> float:
-        s, t = thr.at[d, "serving"], thr.at[d, "training"]
-        return float(s / t) if t > 0 else np.inf
+        s, t = rows[d].throughput["serving"], rows[d].throughput["training"]
+        return s / t if t > 0 else np.inf
 
-    remaining = need.get("serving", 0.0)
+    remaining = need["serving"]
     for d in sorted(units_by_dev, key=advantage, reverse=True):
         u = float(units_by_dev[d])
-        q = float(thr.at[d, "serving"])
-        take = min(u, np.ceil(remaining / q)) if q > 0 and remaining > 0 else 0.0
+        q = rows[d].throughput["serving"]
+        take = min(u, float(np.ceil(remaining / q))) if q > 0 and remaining > 0 else 0.0
         alloc[d]["serving"] = take
         alloc[d]["training"] = u - take
         remaining -= take * q
     return alloc
 
 
-def evaluate_fleet(sc: Scenario, mix: FleetMix, dev_table: pd.DataFrame) -> dict[str, Any]:
+def evaluate_fleet(sc: Scenario, mix: FleetMix, dev: pd.DataFrame | dict[str, DeviceRow]
+                   ) -> dict[str, Any]:
+    rows = device_rows(dev) if isinstance(dev, pd.DataFrame) else dev
     year = mix.year or sc.year
     need = demand(sc)
-    units_by_dev = fleet_units(sc, mix, dev_table)
-    byref = dev_table.set_index(["ref", "workload"])
-    info = dev_table.drop_duplicates("ref").set_index("ref")
-    alloc = allocate(units_by_dev, dev_table, need)
-    capex = sum(u * info.at[d, "capex_usd"] for d, u in units_by_dev.items())
+    units_by_dev = fleet_units(mix, rows)
+    alloc = allocate(units_by_dev, rows, need)
+    capex = sum(u * rows[d].capex_usd for d, u in units_by_dev.items())
     pool_spend: dict[str, float] = {p: 0.0 for p in sc.budget.pools}
     for d, u in units_by_dev.items():
-        pool_spend[info.at[d, "pool"]] += u * info.at[d, "capex_usd"]
+        pool_spend[rows[d].pool] += u * rows[d].capex_usd
     cap = {"training": 0.0, "serving": 0.0}
     opex = tco_y = power = 0.0
     for d, a in alloc.items():
+        r = rows[d]
         for w, u in a.items():
-            if u <= 0 or (d, w) not in byref.index:
+            if u <= 0 or w not in r.throughput:
                 continue
-            r = byref.loc[(d, w)]
-            cap[w] += u * r["throughput"]
-            opex += u * r["opex_usd_per_year"]
-            tco_y += u * r["tco_usd_per_year"]
-            power += u * r["wall_power_W"]
+            cap[w] += u * r.throughput[w]
+            opex += u * r.opex_usd_per_year[w]
+            tco_y += u * r.tco_usd_per_year[w]
+            power += u * r.wall_power_W[w]
     violations = []
     for p, spent in pool_spend.items():
         if spent > sc.budget.pools[p].usd * (1 + 1e-9):
@@ -369,28 +398,28 @@ def evaluate_fleet(sc: Scenario, mix: FleetMix, dev_table: pd.DataFrame) -> dict
     if capex > sc.budget.total_usd * (1 + 1e-9):
         violations.append(f"total: {capex / 1e9:.2f} B USD > {sc.budget.total_usd / 1e9:.2f} B")
     for d, u in units_by_dev.items():
-        mx = info.at[d, "max_units"]
-        if mx is not None and not pd.isna(mx) and u > mx:
-            violations.append(f"supply {info.at[d, 'device']}: {u:,} > {int(mx):,} units")
-        if u > 0 and info.at[d, "available_from"] > year:
-            violations.append(f"{info.at[d, 'device']} not available before "
-                              f"{int(info.at[d, 'available_from'])} (fleet year {year})")
+        r = rows[d]
+        if u > r.max_units:
+            violations.append(f"supply {r.device}: {u:,} > {int(r.max_units):,} units")
+        if u > 0 and r.available_from > year:
+            violations.append(f"{r.device} not available before {r.available_from} "
+                              f"(fleet year {year})")
     if sc.power_cap_mw is not None and power > sc.power_cap_mw * 1e6:
         violations.append(f"power: {power / 1e6:.1f} MW > {sc.power_cap_mw:.1f} MW")
     tokens_day = cap["training"] * units.DAY
     # what the whole fleet could do on one workload alone (for comparing fleets)
-    full = {w: sum(u * byref.loc[(d, w)]["throughput"] for d, u in units_by_dev.items()
-                   if (d, w) in byref.index) for w in WORKLOADS}
+    full = {w: sum(u * rows[d].throughput.get(w, 0.0) for d, u in units_by_dev.items())
+            for w in WORKLOADS}
     out: dict[str, Any] = {
         "name": mix.name, "year": year,
-        "units": {info.at[d, "device"]: u for d, u in units_by_dev.items()},
+        "units": {rows[d].device: u for d, u in units_by_dev.items()},
         "capex_usd": capex, "pool_spend_usd": pool_spend,
         "opex_usd_per_year": opex, "tco_usd_per_year": tco_y, "power_MW": power / 1e6,
         "training_tokens_per_day": tokens_day,
         "serving_qps_at_slo": cap["serving"],
         "training_tokens_per_day_whole_fleet": full["training"] * units.DAY,
         "serving_qps_whole_fleet": full["serving"],
-        "allocation": {info.at[d, "device"]: a for d, a in alloc.items()},
+        "allocation": {rows[d].device: a for d, a in alloc.items()},
         "violations": violations,
     }
     if sc.workloads.training:
@@ -398,8 +427,7 @@ def evaluate_fleet(sc: Scenario, mix: FleetMix, dev_table: pd.DataFrame) -> dict
                                 if tokens_day > 0 else float("inf"))
     met = [cap[w] >= need[w] * (1 - 1e-9) for w in need]
     out["meets_demand"] = bool(all(met))
-    served = [min(1.0, cap[w] / need[w]) for w in need]
-    out["served_fraction"] = float(np.mean(served))
+    out["served_fraction"] = float(np.mean([min(1.0, cap[w] / need[w]) for w in need]))
     if sc.objective == "served_demand":
         out["objective"] = out["served_fraction"]
     else:
@@ -417,7 +445,8 @@ class Comparison:
 def compare(sc: Scenario, progress: Progress | None = None,
             dev_table: pd.DataFrame | None = None) -> Comparison:
     table = dev_table if dev_table is not None else evaluate_devices(sc, progress)
-    fleets = [evaluate_fleet(sc, mix, table) for mix in sc.fleets]
+    rows = device_rows(table)
+    fleets = [evaluate_fleet(sc, mix, rows) for mix in sc.fleets]
 
     def key(f: dict[str, Any]) -> tuple[bool, float, float]:
         # feasible first; then the objective (max served fraction / min TCO); then lower TCO

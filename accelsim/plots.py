@@ -67,3 +67,118 @@ def fleet_chart(fleets: list[dict[str, Any]], demand: dict[str, float], out_dir:
         ax.legend(fontsize=8, loc="lower right")
     fig.suptitle(title)
     return save(fig, out_dir, "fleet_cost_performance")
+
+
+# ------------------------------------------------------------------------------ sweep plots
+
+_UNITS = [
+    ("training.throughput_per_usd", "tokens per USD"),
+    ("serving.throughput_per_usd", "queries per USD"),
+    ("training.throughput_per_watt", "tokens/s per W"),
+    ("serving.throughput_per_watt", "queries/s per W"),
+    ("training.throughput", "tokens/s per device"),
+    ("serving.throughput", "queries/s per device"),
+    ("tokens_per_day", "tokens/day"), ("_qps", "queries/s"), ("_usd_per_year", "USD/year"),
+    ("_usd", "USD"), ("usd_per_hour", "USD/hour"), ("_ms", "ms"), ("_s", "s"),
+    ("_MW", "MW"), ("_W", "W"), ("_GBps", "GB/s"), ("_GiB", "GiB"), ("_tflops", "TFLOP/s"),
+    ("_gib", "GiB"),
+]
+
+
+def label(name: str) -> str:
+    """Axis label with its unit, from the metric or parameter name."""
+    if " / " in name:
+        return f"{name} (ratio)"
+    if name.endswith(("scale", "fraction", "parity", "mfu", "hfu", "utilization")) or \
+            ".share." in name:
+        return f"{name} (fraction)"
+    for suffix, unit in _UNITS:
+        if name.endswith(suffix):
+            return f"{name} ({unit})"
+    return name
+
+
+def sweep_plot(df: Any, out: str | Path, x: str | None = None, y: str | None = None,
+               hue: str | None = None, z: str | None = None, kind: str | None = None,
+               level: float = 1.0, title: str | None = None,
+               labels: dict[str, str] | None = None) -> list[Path]:
+    """Line (with 5-95 % bands when present), Pareto scatter, break-even contour or tornado.
+    ``labels`` overrides the axis label of any column."""
+    names = labels or {}
+
+    def lab(col: str) -> str:
+        return names.get(col) or label(col)
+
+    out = Path(out)
+    stem, folder = out.stem, out.parent
+    params = [c for c in df.columns if c != "point_id" and not _is_metric(c, df)]
+    kind = kind or ("contour" if z else ("tornado" if x is None else "line"))
+    fig, ax = plt.subplots(figsize=(7.5, 5.2))
+    if kind == "contour":
+        if not (x and y and z):
+            raise ValueError("contour needs --x, --y and --z")
+        piv = df.pivot_table(index=y, columns=x, values=z, aggfunc="mean")
+        X, Y = np.meshgrid(piv.columns.to_numpy(dtype=float), piv.index.to_numpy(dtype=float))
+        Z = piv.to_numpy(dtype=float)
+        cf = ax.contourf(X, Y, Z, levels=20, cmap="RdYlGn")
+        fig.colorbar(cf, ax=ax, label=lab(z))
+        if np.nanmin(Z) < level < np.nanmax(Z):
+            cs = ax.contour(X, Y, Z, levels=[level], colors="k", linewidths=2)
+            ax.clabel(cs, fmt={level: f"break-even ({level:g})"}, fontsize=8)
+        ax.set_xlabel(lab(x))
+        ax.set_ylabel(lab(y))
+    elif kind == "tornado":
+        metric = y or next(c for c in df.columns if _is_metric(c, df))
+        base = float(df[metric].iloc[0])
+        bars = []
+        for p in params:
+            vals = df[p].to_numpy(dtype=float)
+            others = [q for q in params if q != p]
+            mask = np.ones(len(df), dtype=bool)
+            for q in others:
+                mask &= np.isclose(df[q].to_numpy(dtype=float), float(df[q].iloc[0]))
+            sub = df[mask & ~np.isclose(vals, vals[0])]
+            if len(sub) == 0:
+                continue
+            lo, hi = float(sub[metric].min()), float(sub[metric].max())
+            bars.append((p, lo - base, hi - base))
+        bars.sort(key=lambda b: abs(b[2] - b[1]))
+        for i, (_name, lo, hi) in enumerate(bars):
+            ax.barh(i, hi, color="C0")
+            ax.barh(i, lo, color="C3")
+        ax.set_yticks(range(len(bars)), [b[0] for b in bars], fontsize=8)
+        ax.axvline(0, color="k", lw=1)
+        ax.set_xlabel(f"change of {lab(metric)} from the nominal point ({base:.4g})")
+    else:
+        if not (x and y):
+            raise ValueError(f"{kind} needs --x and --y")
+        groups = [(None, df)] if hue is None else list(df.groupby(hue))
+        for key, g in groups:
+            g = g.sort_values(x)
+            legend = None if key is None else f"{lab(hue)} = {key:.4g}" if isinstance(
+                key, (int, float)) else f"{lab(hue)} = {key}"
+            if kind == "scatter":
+                ax.scatter(g[x], g[y], s=18, label=legend, alpha=0.8)
+            else:
+                ax.plot(g[x], g[y], "-o", ms=3, label=legend)
+            if f"{y} [p05]" in g and f"{y} [p95]" in g:
+                ax.fill_between(g[x], g[f"{y} [p05]"], g[f"{y} [p95]"], alpha=0.2,
+                                label=None if legend else "5-95 % band")
+        if kind == "scatter":
+            fr = pareto_front(df[x].to_numpy(dtype=float), df[y].to_numpy(dtype=float))
+            ax.plot(df[x].to_numpy()[fr], df[y].to_numpy()[fr], "-", color="k", lw=1.5,
+                    label="Pareto frontier")
+        ax.set_xlabel(lab(x))
+        ax.set_ylabel(lab(y))
+        if hue is not None or kind == "scatter" or any("[p05]" in c for c in df.columns):
+            ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return save(fig, folder, stem)
+
+
+def _is_metric(col: str, df: Any) -> bool:
+    return col.startswith(("device.", "fleet.", "optimum.")) or " / " in col or "[p" in col \
+        or col in ("step_time_s", "tokens_per_s", "mfu", "hfu", "p99_ms", "max_qps_at_slo") \
+        or col.startswith("breakdown.")

@@ -38,6 +38,7 @@ KINDS: dict[str, Kind] = {
              "transformer model"),
         Kind("serve-job", "accelsim.serving.job:ServeJob", "arrivals", "serving job"),
         Kind("scenario", "accelsim.fleet:Scenario", "fleets", "fleet scenario"),
+        Kind("sweep", "accelsim.sweep:SweepSpec", "metrics", "parameter sweep"),
         Kind("rec-model", "accelsim.serving.recsys:RecModel", "tables",
              "recommendation model"),
     ]

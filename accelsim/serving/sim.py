@@ -17,7 +17,7 @@ import pandas as pd
 from scipy import stats
 
 from accelsim import units
-from accelsim.devices import load_device
+from accelsim.devices import DeviceSpec, load_device
 from accelsim.errors import AccelsimError
 from accelsim.serving import recsys
 from accelsim.serving.engines import (
@@ -60,7 +60,10 @@ def _table_width(job: ServeJob) -> int:
     return int(max(job.batching.max_batch_items, cap)) + 2
 
 
-def build_service(job: ServeJob, file: str = "job") -> ServiceModel:
+def build_service(job: ServeJob, file: str = "job",
+                  specs: dict[str, DeviceSpec] | None = None) -> ServiceModel:
+    """Service-time tables per replica; ``specs`` maps device references to overridden
+    profiles (sweeps)."""
     svc = job.service
     width = _table_width(job)
     k = np.arange(width, dtype=float)
@@ -73,7 +76,8 @@ def build_service(job: ServeJob, file: str = "job") -> ServiceModel:
     members = svc.pool or [type("M", (), {"device": svc.device, "count": job.replicas})()]
     rows, names, breakdown = [], [], {}
     for mem in members:
-        spec = load_device(mem.device, where=f"{file}: service.device").spec
+        spec = (specs or {}).get(mem.device) or load_device(
+            mem.device, where=f"{file}: service.device").spec
         parts = recsys.service_time(model, spec, np.maximum(k, 1), svc.placement,
                                     where=f"{file}: service")
         t = np.asarray(parts["total_s"], dtype=float).copy()

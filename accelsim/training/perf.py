@@ -444,10 +444,12 @@ class TrainResult:
         }
 
 
-def estimate(job: TrainJob, engine: str = "analytic", file: str = "job") -> TrainResult:
-    """Estimate one training step; ``engine='des'`` simulates the pipeline schedule in simpy."""
+def estimate(job: TrainJob, engine: str = "analytic", file: str = "job",
+             spec: DeviceSpec | None = None) -> TrainResult:
+    """Estimate one training step; ``engine='des'`` simulates the pipeline schedule in simpy.
+    ``spec`` replaces the job's device (sweeps pass overridden profiles)."""
     check_job(job, file)
-    spec = load_device(job.device, where=file).spec
+    spec = spec or load_device(job.device, where=file).spec
     if job.precision not in spec.peak_flops:
         spec.flops(job.precision, where=file)
     row = estimate_arrays({k: np.asarray([v]) for k, v in job_row(job, spec).items()})

@@ -1,0 +1,213 @@
+"""Sweeps: point designs, overrides, resume after interruption, Dask = local, errors, plots."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from accelsim.cli import app
+from accelsim.devices import load_device
+from accelsim.errors import AccelsimError
+from accelsim.sweep import (
+    Param,
+    SweepSpec,
+    apply_device,
+    apply_mapping,
+    points,
+    read_results,
+    run_sweep,
+)
+from accelsim.training import estimate, load_job
+from tests.conftest import CONFIGS, ROOT
+
+runner = CliRunner()
+JOB = CONFIGS / "jobs" / "gpt3-175b-a100.yaml"
+
+
+@pytest.fixture
+def train_sweep(tmp_path):
+    spec = {
+        "name": "t", "base": str(JOB),
+        "parameters": {"devices.a100-80gb-sxm.bf16_tflops": {"low": 200, "high": 600, "num": 5},
+                       "parallelism.virtual_stages": {"values": [1, 2, 3]}},
+        "metrics": ["step_time_s", "mfu", "tokens_per_s / step_time_s"],
+        "batch_size": 2,
+    }
+    p = tmp_path / "sweep.yaml"
+    p.write_text(yaml.safe_dump(spec))
+    return p
+
+
+def _spec(**kw) -> SweepSpec:
+    base = {"name": "s", "base": "x.yaml", "metrics": ["m"],
+            "parameters": {"a": {"low": 0, "high": 1, "num": 3},
+                           "b": {"values": [10, 20]}}}
+    base.update(kw)
+    return SweepSpec.model_validate(base)
+
+
+def test_grid_lhs_and_one_at_a_time_designs():
+    assert len(points(_spec())) == 6
+    lhs = points(_spec(sampling={"method": "lhs", "samples": 50, "seed": 3}))
+    a = np.array([p["a"] for p in lhs])
+    assert len(lhs) == 50 and a.min() >= 0 and a.max() <= 1
+    # Latin hypercube: exactly one sample in each of the 50 strata of [0, 1]
+    assert sorted(np.floor(a * 50).astype(int)) == list(range(50))
+    assert lhs == points(_spec(sampling={"method": "lhs", "samples": 50, "seed": 3}))
+    oat = points(_spec(sampling={"method": "oat"}))
+    assert len(oat) == 1 + 2 * 2 and oat[0] == {"a": 0.5, "b": 20}
+
+
+def test_device_overrides_and_pseudo_fields():
+    prof = load_device("h20").model_dump(mode="json")
+    apply_device(prof, "bf16_tflops", 300, "s")
+    assert prof["compute"]["bf16_tflops"]["value"] == 300
+    assert prof["compute"]["bf16_tflops"]["range"] is None
+    apply_device(prof, "perf_scale", 2.0, "s")
+    assert prof["compute"]["fp8_tflops"]["value"] == pytest.approx(592)
+    assert prof["memory"]["memory_bandwidth_GBps"]["value"] == pytest.approx(8000)
+    apply_device(prof, "cuda_parity", 1.0, "s")
+    ref = load_device("h100-sxm").efficiency
+    assert prof["efficiency"]["compute"]["value"] == pytest.approx(ref.compute.value)
+    with pytest.raises(AccelsimError, match="not a device field"):
+        apply_device(prof, "flux_capacitor", 1.0, "s")
+
+
+def test_mapping_overrides_keep_ints_and_shares():
+    data = {"supply": {"h20": {"max_units": 600000}},
+            "fleets": [{"name": "f", "spend_usd": {"a": 2.0, "b": 6.0, "c": 2.0}}]}
+    apply_mapping(data, "supply.h20.max_units", 1234.0, "s")
+    assert data["supply"]["h20"]["max_units"] == 1234 and isinstance(
+        data["supply"]["h20"]["max_units"], int)
+    apply_mapping(data, "fleets.f.share.b", 0.5, "s")
+    assert data["fleets"][0]["spend_usd"] == pytest.approx({"b": 5.0, "a": 2.5, "c": 2.5})
+
+
+def test_train_sweep_matches_direct_estimates(train_sweep, tmp_path):
+    run_sweep(train_sweep, tmp_path / "out", workers=1)
+    df = read_results(tmp_path / "out")
+    assert len(df) == 15 and list(df["point_id"]) == list(range(15))
+    row = df[(df["devices.a100-80gb-sxm.bf16_tflops"] == 300)
+             & (df["parallelism.virtual_stages"] == 3)].iloc[0]
+    from dataclasses import replace
+
+    job = load_job(JOB)
+    spec = replace(load_device("a100-80gb-sxm").spec, peak_flops={
+        **load_device("a100-80gb-sxm").spec.peak_flops, "bf16": 300e12})
+    direct = estimate(job, spec=spec)
+    assert row["step_time_s"] == pytest.approx(direct.step_time_s, rel=1e-12)
+
+
+def test_resume_after_interruption_gives_the_same_table(train_sweep, tmp_path):
+    run_sweep(train_sweep, tmp_path / "full", workers=1)
+    full = read_results(tmp_path / "full")
+
+    class Crash(Exception):
+        pass
+
+    calls = {"n": 0}
+
+    def crash_after_two_batches(done: int, total: int) -> None:
+        calls["n"] += 1
+        if calls["n"] == 3:  # the initial call, then two written batches
+            raise Crash
+
+    with pytest.raises(Crash):
+        run_sweep(train_sweep, tmp_path / "part", workers=1, progress=crash_after_two_batches)
+    partial = read_results(tmp_path / "part")
+    assert 0 < len(partial) < len(full)
+    with pytest.raises(AccelsimError, match="use --resume"):
+        run_sweep(train_sweep, tmp_path / "part", workers=1)
+    r = run_sweep(train_sweep, tmp_path / "part", workers=1, resume=True)
+    assert r.skipped == len(partial) and r.computed == len(full) - len(partial)
+    pd.testing.assert_frame_equal(read_results(tmp_path / "part"), full)
+
+
+def test_resume_refuses_a_different_sweep(train_sweep, tmp_path):
+    run_sweep(train_sweep, tmp_path / "o", workers=1, limit=4)
+    spec = yaml.safe_load(train_sweep.read_text())
+    spec["metrics"] = ["mfu"]
+    train_sweep.write_text(yaml.safe_dump(spec))
+    with pytest.raises(AccelsimError, match="different sweep"):
+        run_sweep(train_sweep, tmp_path / "o", workers=1, resume=True)
+
+
+def test_dask_and_local_executors_give_identical_results(train_sweep, tmp_path):
+    run_sweep(train_sweep, tmp_path / "local", workers=2, executor="local")
+    run_sweep(train_sweep, tmp_path / "dask", workers=2, executor="dask")
+    pd.testing.assert_frame_equal(read_results(tmp_path / "local"),
+                                  read_results(tmp_path / "dask"))
+
+
+def test_uncertainty_samples_give_bands(train_sweep, tmp_path):
+    run_sweep(train_sweep, tmp_path / "u", workers=1, samples=5, limit=3,
+              params={"parallelism.virtual_stages": Param(values=[3])})
+    df = read_results(tmp_path / "u")
+    assert {"mfu [p05]", "mfu [p95]"} <= set(df.columns)
+    assert (df["mfu [p05]"] <= df["mfu"]).all() and (df["mfu"] <= df["mfu [p95]"]).all()
+    assert (df["mfu [p95]"] > df["mfu [p05]"]).all()  # the A100 profile carries ranges
+
+
+@pytest.mark.parametrize("change,text", [
+    ({"metrics": ["warp_factor"]}, "unknown metric 'warp_factor'"),
+    ({"parameters": {"devices.a100-80gb-sxm.flux": {"values": [1]}}}, "not a device field"),
+    ({"parameters": {"devices.tpu-v9.bf16_tflops": {"values": [1]}}}, "not in the base"),
+    ({"parameters": {"x": {"low": 2, "high": 1}}}, "high must be >= low"),
+    ({"base": "nowhere.yaml"}, "base file not found"),
+])
+def test_bad_sweeps_are_clear_errors(train_sweep, tmp_path, change, text):
+    spec = yaml.safe_load(train_sweep.read_text())
+    spec.update(change)
+    train_sweep.write_text(yaml.safe_dump(spec))
+    r = runner.invoke(app, ["sweep", str(train_sweep), "-o", str(tmp_path / "o"),
+                            "--workers", "1"])
+    assert r.exit_code == 2, r.output
+    assert text in r.stderr and "Traceback" not in r.output
+
+
+def test_cli_sweep_csv_and_plots(train_sweep, tmp_path):
+    out, csv = tmp_path / "o", tmp_path / "all.csv"
+    r = runner.invoke(app, ["sweep", str(train_sweep), "-o", str(out), "--workers", "1",
+                            "--csv", str(csv)])
+    assert r.exit_code == 0, r.output
+    assert len(pd.read_csv(csv)) == 15
+    x, hue = "devices.a100-80gb-sxm.bf16_tflops", "parallelism.virtual_stages"
+    for args, stem in (
+        (["--x", x, "--y", "mfu", "--hue", hue], "line"),
+        (["--x", x, "--y", "mfu", "--kind", "scatter"], "scatter"),
+        (["--x", x, "--y", hue, "--z", "mfu", "--level", "0.5"], "contour"),
+    ):
+        r = runner.invoke(app, ["plot", str(out), "-o", str(tmp_path / f"{stem}.png"), *args])
+        assert r.exit_code == 0, r.output
+        assert (tmp_path / f"{stem}.png").stat().st_size > 10_000
+        assert (tmp_path / f"{stem}.svg").stat().st_size > 10_000
+    r = runner.invoke(app, ["plot", str(out), "-o", str(tmp_path / "x.png"), "--x", "nope",
+                            "--y", "mfu"])
+    assert r.exit_code == 2 and "no column 'nope'" in r.stderr
+
+
+STUDIES = ["split", "asic_breakeven", "software_maturity", "export_ban"]
+
+
+@pytest.mark.parametrize("study", STUDIES)
+def test_study_smoke_produces_its_plots(study, tmp_path):
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / f"study_{study}.py"),
+                        "--quick", "--out", str(tmp_path)], capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    pngs = list(tmp_path.glob("*.png"))
+    assert pngs and all(p.stat().st_size > 20_000 for p in pngs)
+    assert all(p.with_suffix(".svg").exists() for p in pngs)
+    assert (tmp_path / f"{study}.csv").stat().st_size > 100
+    assert r.stdout.strip()
+
+
+def test_sweep_metadata_records_the_fingerprint(train_sweep, tmp_path):
+    run_sweep(train_sweep, tmp_path / "m", workers=1, limit=2)
+    meta = json.loads((tmp_path / "m" / "_sweep.json").read_text())
+    assert meta["points"] == 2 and len(meta["fingerprint"]) == 16
