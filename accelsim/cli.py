@@ -47,6 +47,13 @@ def user_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def infeasible(file: Path, field: str, message: str) -> None:
+    """A valid input whose result is infeasible (does not fit, unstable): the result has been
+    printed; say why in one line and exit with code 3."""
+    typer.echo(f"{file}: {field}: {message}", err=True)
+    raise typer.Exit(3)
+
+
 def emit_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, default=_json_default) + "\n")
 
@@ -195,9 +202,14 @@ def train(
     res = estimate(job, engine=engine, file=str(job_file))
     if as_json:
         emit_json(res.to_dict())
-        return
-    _print_train(res, f"{job_file}: {job.model.name} on {job.parallelism.devices} x "
-                      f"{job.device} ({_layout_str(job.parallelism)}, {engine})")
+    else:
+        _print_train(res, f"{job_file}: {job.model.name} on {job.parallelism.devices} x "
+                          f"{job.device} ({_layout_str(job.parallelism)}, {engine})")
+    if not res.fits_memory:
+        infeasible(job_file, "parallelism",
+                   f"needs {res.memory_per_device_gib:.1f} GiB per device, {job.device} has "
+                   f"{res.device_memory_gib:.1f} GiB; expected a layout that fits (more "
+                   f"devices, larger tp/pp, ZeRO, recompute)")
 
 
 @app.command("train-search")
@@ -278,9 +290,19 @@ def serve(
         out.update(capacity(job, engine, service=sm))
     if trace_csv is not None and res.trace is not None:
         res.trace.to_csv(trace_csv, index=False)
+    m = res.metrics
     if as_json:
         emit_json(out)
-        return
+    else:
+        _print_serve(job_file, job, res, out)
+    if not m["stable"]:
+        infeasible(job_file, "arrivals.rate_qps",
+                   f"offered {m['offered_qps']:.4g} qps exceeds the capacity of "
+                   f"{m['capacity_qps']:.4g} qps (unstable); expected a rate below capacity "
+                   f"or more replicas")
+
+
+def _print_serve(job_file: Path, job: Any, res: Any, out: dict[str, Any]) -> None:
     m = res.metrics
     console.print(f"[bold]{job_file}: {job.n_replicas} replica(s), {job.routing}, "
                   f"engine {m['engine']}[/bold]")
@@ -310,19 +332,11 @@ def _device_table(sc: Any, quiet: bool) -> Any:
                   "{task.total}"), TimeElapsedColumn(), console=Console(stderr=True),
                   disable=quiet, transient=True) as bar:
         task = bar.add_task("evaluating devices", total=n)
+        started = [0]
 
-        def tick(what: str) -> None:
-            bar.update(task, advance=0 if bar.tasks[0].completed == 0 and what == "" else 1,
-                       description=f"evaluating {what}")
-
-        first = [True]
-
-        def progress(what: str) -> None:
-            if first[0]:
-                first[0] = False
-                bar.update(task, description=f"evaluating {what}")
-                return
-            tick(what)
+        def progress(what: str) -> None:  # called as each device x workload starts
+            bar.update(task, completed=started[0], description=f"evaluating {what}")
+            started[0] += 1
 
         table_ = evaluate_devices(sc, progress)
         bar.update(task, completed=n)

@@ -45,7 +45,8 @@ class Quantity(Strict):
 
     @model_validator(mode="after")
     def _check(self) -> Quantity:
-        self.check_bounds(self.value)
+        if self.value != "unsupported":  # only a Peak may say so (its value type allows it)
+            self.check_bounds(float(self.value))
         if self.confidence == "assumption" and not self.note:
             raise ValueError("an 'assumption' needs a 'note' giving the reasoning")
         if self.range is not None:
@@ -88,24 +89,11 @@ class Count(Quantity):
     low_open = False
 
 
-class Peak(Strict):
+class Peak(Quantity):
     """Dense peak throughput for one precision, or ``value: unsupported``."""
 
-    value: float | Literal["unsupported"]
-    range: list[float] | None = None
-    source: str = Field(min_length=1)
-    confidence: Confidence
-    note: str | None = None
-
-    @model_validator(mode="after")
-    def _check(self) -> Peak:
-        if self.value != "unsupported":
-            Positive.check_bounds(float(self.value))
-            for bound in self.range or []:
-                Positive.check_bounds(bound)
-        if self.confidence == "assumption" and not self.note:
-            raise ValueError("an 'assumption' needs a 'note' giving the reasoning")
-        return self
+    low = 0.0
+    value: float | Literal["unsupported"]  # type: ignore[assignment]
 
     @property
     def supported(self) -> bool:

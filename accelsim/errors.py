@@ -34,6 +34,10 @@ class AccelsimError(Exception):
         )
         super().__init__("\n".join(str(p) for p in self.problems))
 
+    def __reduce__(self) -> tuple[type[AccelsimError], tuple[list[Problem]]]:
+        # keep the problems when raised in a worker process (process pool, Dask)
+        return (type(self), (self.problems,))
+
     @classmethod
     def single(cls, file: str, field: str, message: str) -> AccelsimError:
         return cls(Problem(str(file), field, message))

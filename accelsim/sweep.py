@@ -483,7 +483,7 @@ def _metric(values: dict[str, Any], name: str, where: str) -> float:
 
 def _eval_scenario(ctx: Context, data: dict[str, Any], profiles: dict[str, DeviceProfile],
                    metrics: list[str], where: str) -> dict[str, Any]:
-    from accelsim.cost import tco
+    from accelsim.cost import HOURS_PER_YEAR, tco
     from accelsim.fleet import DeviceRow, Scenario, evaluate_fleet
 
     sc = validate(Scenario, data, where)
@@ -519,7 +519,7 @@ def _eval_scenario(ctx: Context, data: dict[str, Any], profiles: dict[str, Devic
             max_units=float(sup.max_units) if sup and sup.max_units is not None else math.inf,
             throughput=thr, opex_usd_per_year=opex, tco_usd_per_year=tco_y, wall_power_W=watt)
         for w in thr:
-            uph = tco_y[w] / 8766.0
+            uph = tco_y[w] / HOURS_PER_YEAR
             base = f"device.{spec.name}.{w}"
             values[f"{base}.throughput"] = thr[w]
             values[f"{base}.usd_per_hour"] = uph
@@ -710,6 +710,41 @@ def _write_part(out: Path, rows: list[dict[str, Any]]) -> None:
 # ------------------------------------------------------------------------------ running
 
 
+Batch = list[tuple[int, dict[str, float]]]
+
+
+def _execute(executor: str, workers: int, scheduler: str | None, payload: dict[str, Any],
+             batches: list[Batch]) -> Iterator[list[dict[str, Any]]]:
+    """Evaluate batches and yield their rows as each finishes (in completion order)."""
+    if executor == "dask":
+        from dask.distributed import Client, LocalCluster
+        from dask.distributed import as_completed as dask_completed
+
+        cluster = None
+        if scheduler:
+            client = Client(scheduler)
+        else:
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                   dashboard_address=None)
+            client = Client(cluster)
+        try:
+            futs = [client.submit(evaluate_batch, payload, b, pure=False) for b in batches]
+            for fut in dask_completed(futs):
+                yield fut.result()
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    elif workers <= 1:
+        for b in batches:
+            yield evaluate_batch(payload, b)
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            pfuts = [pool.submit(evaluate_batch, payload, b) for b in batches]
+            for pf in as_completed(pfuts):
+                yield pf.result()
+
+
 @dataclass
 class SweepRun:
     out: Path
@@ -718,7 +753,7 @@ class SweepRun:
     computed: int
 
 
-def _batches(todo: list[tuple[int, dict[str, float]]], size: int) -> Iterator[list[Any]]:
+def _batches(todo: Batch, size: int) -> Iterator[Batch]:
     for i in range(0, len(todo), size):
         yield todo[i:i + size]
 
@@ -765,43 +800,9 @@ def run_sweep(sweep_path: str | Path, out: str | Path, workers: int = 2,
         progress(finished, len(pts))
     if not batches:
         return SweepRun(outp, len(pts), len(done), 0)
-    if executor == "dask":
-        from dask.distributed import Client, LocalCluster
-        from dask.distributed import as_completed as dask_completed
-
-        cluster = None
-        if scheduler:
-            client = Client(scheduler)
-        else:
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=None)
-            client = Client(cluster)
-        try:
-            futs = [client.submit(evaluate_batch, payload, b, pure=False) for b in batches]
-            for fut in dask_completed(futs):
-                rows = fut.result()
-                _write_part(outp, rows)
-                finished += len(rows)
-                if progress:
-                    progress(finished, len(pts))
-        finally:
-            client.close()
-            if cluster is not None:
-                cluster.close()
-    elif workers <= 1:
-        for b in batches:
-            rows = evaluate_batch(payload, b)
-            _write_part(outp, rows)
-            finished += len(rows)
-            if progress:
-                progress(finished, len(pts))
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            futs = [pool.submit(evaluate_batch, payload, b) for b in batches]
-            for fut in as_completed(futs):
-                rows = fut.result()
-                _write_part(outp, rows)
-                finished += len(rows)
-                if progress:
-                    progress(finished, len(pts))
+    for rows in _execute(executor, workers, scheduler, payload, batches):
+        _write_part(outp, rows)
+        finished += len(rows)
+        if progress:
+            progress(finished, len(pts))
     return SweepRun(outp, len(pts), len(done), len(todo))

@@ -211,3 +211,13 @@ def test_sweep_metadata_records_the_fingerprint(train_sweep, tmp_path):
     run_sweep(train_sweep, tmp_path / "m", workers=1, limit=2)
     meta = json.loads((tmp_path / "m" / "_sweep.json").read_text())
     assert meta["points"] == 2 and len(meta["fingerprint"]) == 16
+
+
+def test_errors_in_worker_processes_keep_their_one_line(train_sweep, tmp_path):
+    spec = yaml.safe_load(train_sweep.read_text())
+    spec["metrics"] = ["warp_factor"]
+    train_sweep.write_text(yaml.safe_dump(spec))
+    with pytest.raises(AccelsimError) as e:
+        run_sweep(train_sweep, tmp_path / "o", workers=2)
+    assert len(e.value.problems) == 1
+    assert "unknown metric 'warp_factor'" in str(e.value)

@@ -33,9 +33,11 @@ def test_serve_unstable_says_so(tmp_path):
     p = tmp_path / "j.yaml"
     p.write_text((CONFIGS / "jobs" / "serve-mm1.yaml").read_text().replace("800", "1500"))
     r = runner.invoke(app, ["serve", str(p), "--json"])
-    assert r.exit_code == 0
-    out = json.loads(r.stdout)
+    assert r.exit_code == 3  # a valid input with an infeasible result
+    out = json.loads(r.stdout)  # the result is still printed in full
     assert out["stable"] is False and 950 < out["capacity_qps"] < 1050
+    assert f"{p}: arrivals.rate_qps: offered" in r.stderr and "Traceback" not in r.output
+    assert r.stderr.count("\n") == 1
 
 
 def test_serve_bad_inputs_one_line(tmp_path):

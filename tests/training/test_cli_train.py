@@ -49,3 +49,14 @@ def test_train_search_nothing_fits_is_a_clear_error():
                             "--device", "a100-80gb-sxm", "--devices", "8",
                             "--global-batch", "16"])
     assert r.exit_code == 2 and "no layout on 8 x a100-80gb-sxm fits" in r.stderr
+
+
+def test_train_model_that_does_not_fit_prints_result_and_exits_3(tmp_path):
+    p = tmp_path / "big.yaml"
+    p.write_text(open(JOB).read().replace("tp: 8, pp: 8, dp: 8", "tp: 1, pp: 1, dp: 512")
+                 .replace("zero: 1", "zero: 0").replace("virtual_stages: 3", "virtual_stages: 1"))
+    r = runner.invoke(app, ["train", str(p), "--json"])
+    assert r.exit_code == 3
+    out = json.loads(r.stdout)
+    assert out["fits_memory"] is False and out["memory_per_device_gib"] > 80
+    assert f"{p}: parallelism: needs" in r.stderr and r.stderr.count("\n") == 1
