@@ -12,6 +12,8 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.progress import ProgressColumn
+from rich.text import Text
 
 from accelsim import __version__
 from accelsim.errors import AccelsimError
@@ -287,7 +289,8 @@ def serve(
     if sm.breakdown:
         out["service_breakdown_at_max_batch"] = sm.breakdown
     if find_capacity:
-        out.update(capacity(job, engine, service=sm))
+        with Console(stderr=True).status("searching the highest rate that meets the SLO"):
+            out.update(capacity(job, engine, service=sm))
     if trace_csv is not None and res.trace is not None:
         res.trace.to_csv(trace_csv, index=False)
     m = res.metrics
@@ -442,6 +445,13 @@ def optimize(
 
 # ---------------------------------------------------------------- sweeps and plots
 
+class _RateColumn(ProgressColumn):
+    """Points per second."""
+
+    def render(self, task: Any) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.0f} pts/s" if speed else "- pts/s")
+
 @app.command()
 @user_errors
 def sweep(
@@ -449,9 +459,11 @@ def sweep(
     out: Annotated[Path, typer.Option("--out", "-o", help="Results folder (Parquet parts).")
                    ] = Path("results"),
     workers: Annotated[int, typer.Option(min=1, help="Local processes / Dask workers.")] = 2,
+    executor: Annotated[str, typer.Option(
+        help="local (processes) | dask (an embedded local cluster unless --scheduler)")
+    ] = "local",
     scheduler: Annotated[str | None, typer.Option(
-        help="Dask scheduler address (tcp://HOST:PORT); 'local' starts an embedded cluster.")
-    ] = None,
+        help="Dask scheduler address (tcp://HOST:PORT); implies --executor dask.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Skip points already written.")
                       ] = False,
     samples: Annotated[int, typer.Option(min=0, help="Uncertainty draws per point of every "
@@ -472,16 +484,20 @@ def sweep(
 
     from accelsim.sweep import read_results, run_sweep
 
-    executor = "dask" if scheduler else "local"
+    if executor not in ("local", "dask"):
+        raise AccelsimError.single("sweep", "--executor",
+                                   f"expected local or dask, got {executor!r}")
+    if scheduler:
+        executor = "dask"
     with Progress(TextColumn(f"sweep {sweep_file.name}"), BarColumn(), MofNCompleteColumn(),
-                  TaskProgressColumn(show_speed=True), TimeElapsedColumn(), TextColumn("eta"),
+                  TaskProgressColumn(), _RateColumn(), TimeElapsedColumn(), TextColumn("eta"),
                   TimeRemainingColumn(), console=Console(stderr=True)) as bar:
         task = bar.add_task("points", total=None)
 
         def progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        run = run_sweep(sweep_file, out, workers=workers, executor=executor,
+        run = run_sweep(sweep_file, out, workers=workers, executor=executor,  # type: ignore[arg-type]
                         scheduler=None if scheduler == "local" else scheduler, resume=resume,
                         samples=samples, progress=progress, limit=limit)
     df = read_results(run.out)

@@ -221,3 +221,35 @@ def test_errors_in_worker_processes_keep_their_one_line(train_sweep, tmp_path):
         run_sweep(train_sweep, tmp_path / "o", workers=2)
     assert len(e.value.problems) == 1
     assert "unknown metric 'warp_factor'" in str(e.value)
+
+
+def test_one_at_a_time_sweep_draws_a_tornado(tmp_path):
+    spec = {
+        "name": "oat", "base": str(JOB), "sampling": {"method": "oat"},
+        "parameters": {"devices.a100-80gb-sxm.bf16_tflops": {"low": 200, "high": 400},
+                       "devices.a100-80gb-sxm.memory_bandwidth_GBps": {"low": 1500,
+                                                                       "high": 2500},
+                       "devices.a100-80gb-sxm.efficiency.communication": {"low": 0.5,
+                                                                          "high": 0.9}},
+        "metrics": ["mfu", "step_time_s"],
+    }
+    p = tmp_path / "oat.yaml"
+    p.write_text(yaml.safe_dump(spec))
+    r = runner.invoke(app, ["sweep", str(p), "-o", str(tmp_path / "o"), "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    df = read_results(tmp_path / "o")
+    assert len(df) == 1 + 2 * 3
+    # faster compute lowers the step time; the bar chart ranks the parameters
+    bf = df[df["devices.a100-80gb-sxm.bf16_tflops"] == 400]["step_time_s"].iloc[0]
+    assert bf < df["step_time_s"].iloc[0]
+    r = runner.invoke(app, ["plot", str(tmp_path / "o"), "-o", str(tmp_path / "t.png"),
+                            "--kind", "tornado", "--y", "step_time_s"])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "t.png").stat().st_size > 10_000
+
+
+def test_cli_dask_executor_embedded_cluster(train_sweep, tmp_path):
+    r = runner.invoke(app, ["sweep", str(train_sweep), "-o", str(tmp_path / "d"),
+                            "--executor", "dask", "--workers", "2"])
+    assert r.exit_code == 0, r.output
+    assert len(read_results(tmp_path / "d")) == 15

@@ -164,6 +164,11 @@ class ServeResult:
     def to_dict(self) -> dict[str, Any]:
         return {**self.metrics, "replicas": self.replicas.to_dict(orient="records")}
 
+    @property
+    def summary(self) -> pd.DataFrame:
+        """The metrics as a one-row DataFrame (see ``replicas`` and ``trace`` for more)."""
+        return pd.DataFrame([self.metrics])
+
 
 def summarise(x: Inputs, tr: Trace, warmup: int, names: list[str]) -> tuple[dict[str, Any],
                                                                               pd.DataFrame]:
