@@ -155,13 +155,10 @@ def load_serve_job(path: str | Path) -> ServeJob:
         upd["pool"] = [m.model_copy(update={"device": resolve_ref(m.device, path)})
                        for m in svc.pool]
     arr = job.arrivals
-    if arr.trace:
-        arr = arr.model_copy(update={"trace": resolve_ref(arr.trace, path)
-                                     if arr.trace.endswith(".csv") else arr.trace})
-        if not Path(arr.trace).is_absolute():  # type: ignore[arg-type]
-            cand = Path(path).resolve().parent / arr.trace  # type: ignore[operator]
-            if cand.exists():
-                arr = arr.model_copy(update={"trace": str(cand)})
+    if arr.trace and not Path(arr.trace).is_absolute():
+        beside = Path(path).resolve().parent / arr.trace  # relative to the job file
+        if beside.exists():
+            arr = arr.model_copy(update={"trace": str(beside)})
     job = job.model_copy(update={"service": svc.model_copy(update=upd), "arrivals": arr})
     job.check(str(path))
     return job

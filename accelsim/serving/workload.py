@@ -159,6 +159,14 @@ class Arrivals(Strict):
     bursts: Bursts | None = None
     trace: str | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _trace_implies_process(cls, data: Any) -> Any:
+        # ``arrivals: {trace: path.csv}`` alone means a trace replay
+        if isinstance(data, dict) and data.get("trace") and "process" not in data:
+            return {**data, "process": "trace"}
+        return data
+
     @model_validator(mode="after")
     def _check(self) -> Arrivals:
         if self.process == "poisson" and self.rate_qps is None:

@@ -41,7 +41,7 @@ def test_bursts_keep_the_mean_rate_but_raise_the_tail():
 def test_trace_replay(tmp_path):
     p = tmp_path / "trace.csv"
     p.write_text("arrival_s,items\n0.0,1\n0.001,2\n0.0015,1\n0.004,3\n")
-    j = _job({"process": "trace", "trace": str(p)})
+    j = _job({"trace": str(p)})  # a trace alone implies process: trace
     x = draw_inputs(j)
     assert list(x.items[:4]) == [1, 2, 1, 3]
     assert x.arrival_s[1] == pytest.approx(0.001)
