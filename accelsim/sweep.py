@@ -725,7 +725,7 @@ def _execute(executor: str, workers: int, scheduler: str | None, payload: dict[s
             client = Client(scheduler)
         else:
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=None)
+                                   host="127.0.0.1", dashboard_address=None)
             client = Client(cluster)
         try:
             futs = [client.submit(evaluate_batch, payload, b, pure=False) for b in batches]
