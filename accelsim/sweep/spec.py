@@ -1,0 +1,123 @@
+"""The sweep file: parameters (grids, ranges, Latin hypercube, one at a time) and metrics."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from accelsim.config import Strict, read_yaml, validate
+from accelsim.errors import AccelsimError
+
+
+class Param(Strict):
+    """Values of one parameter: a list, or ``low``/``high`` (with ``num`` for a grid, ``log``)."""
+
+    values: list[float] | None = None
+    low: float | None = None
+    high: float | None = None
+    num: int = Field(default=5, ge=1, le=10_000)
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _one(self) -> Param:
+        if (self.values is None) == (self.low is None or self.high is None):
+            raise ValueError("give values, or low and high")
+        if self.values is not None and not self.values:
+            raise ValueError("values must not be empty")
+        if self.low is not None and self.high is not None:
+            if self.high < self.low:
+                raise ValueError("high must be >= low")
+            if self.log and self.low <= 0:
+                raise ValueError("log spacing needs low > 0")
+        return self
+
+    def grid(self) -> list[float]:
+        if self.values is not None:
+            return list(self.values)
+        lo, hi = float(self.low), float(self.high)  # type: ignore[arg-type]
+        if self.log:
+            return list(np.geomspace(lo, hi, self.num))
+        return list(np.linspace(lo, hi, self.num))
+
+    def at(self, q: float) -> float:
+        """Value at quantile q in [0, 1) (LHS)."""
+        if self.values is not None:
+            return float(self.values[min(int(q * len(self.values)), len(self.values) - 1)])
+        lo, hi = float(self.low), float(self.high)  # type: ignore[arg-type]
+        if self.log:
+            return float(math.exp(math.log(lo) + q * (math.log(hi) - math.log(lo))))
+        return lo + q * (hi - lo)
+
+    def nominal(self) -> float:
+        g = self.grid()
+        if self.values is not None:
+            return float(g[len(g) // 2])
+        return 0.5 * (float(self.low) + float(self.high))  # type: ignore[arg-type]
+
+
+class Sampling(Strict):
+    method: Literal["grid", "lhs", "oat"] = "grid"
+    samples: int = Field(default=100, ge=1, le=1_000_000)
+    seed: int = Field(default=1, ge=0)
+
+
+class SweepSpec(Strict):
+    name: str = Field(min_length=1)
+    description: str = ""
+    base: str
+    parameters: dict[str, Param] = Field(min_length=1)
+    sampling: Sampling = Sampling()
+    metrics: list[str] = Field(min_length=1)
+    batch_size: int | None = Field(default=None, ge=1)
+
+    def check(self, file: str = "sweep") -> None:
+        """The base file exists (relative to the sweep file)."""
+        load_sweep(file)
+
+
+def load_sweep(path: str | Path) -> tuple[SweepSpec, Path]:
+    """The sweep and its base file's absolute path (relative to the sweep file)."""
+    spec = validate(SweepSpec, read_yaml(path), path)
+    base = Path(spec.base)
+    if not base.is_absolute():
+        base = (Path(path).resolve().parent / base).resolve()
+    if not base.is_file():
+        raise AccelsimError.single(str(path), "base", f"base file not found: {base}")
+    return spec, base
+
+
+def points(spec: SweepSpec) -> list[dict[str, float]]:
+    """Deterministic list of parameter assignments (the index is the point id)."""
+    names = list(spec.parameters)
+    s = spec.sampling
+    if s.method == "grid":
+        grids = [spec.parameters[n].grid() for n in names]
+        return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*grids)]
+    if s.method == "lhs":
+        from scipy.stats import qmc
+
+        u = qmc.LatinHypercube(d=len(names), seed=s.seed).random(s.samples)
+        return [{n: spec.parameters[n].at(float(u[i, j])) for j, n in enumerate(names)}
+                for i in range(s.samples)]
+    nominal = {n: spec.parameters[n].nominal() for n in names}
+    out = [dict(nominal)]
+    for n in names:
+        g = spec.parameters[n].grid()
+        for v in (g[0], g[-1]):
+            out.append({**nominal, n: float(v)})
+    return out
+
+
+def fingerprint(spec: SweepSpec, base_text: str, samples: int) -> str:
+    payload = json.dumps({"spec": spec.model_dump(), "base": base_text, "samples": samples},
+                         sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
