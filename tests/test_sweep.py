@@ -253,3 +253,21 @@ def test_cli_dask_executor_embedded_cluster(train_sweep, tmp_path):
                             "--executor", "dask", "--workers", "2"])
     assert r.exit_code == 0, r.output
     assert len(read_results(tmp_path / "d")) == 15
+
+
+def test_fast_fidelity_reproduces_compare_at_the_base_point():
+    from accelsim.fleet import compare, load_scenario
+    from accelsim.sweep.evaluate import context, evaluate_point
+
+    fleet = CONFIGS / "fleet.yaml"
+    res = compare(load_scenario(fleet))
+    ctx = context("base-check", str(fleet))
+    metrics = [f"device.{r.device}.{r.workload}.throughput" for r in res.devices.itertuples()]
+    metrics += [f"fleet.{f['name']}.training_tokens_per_day" for f in res.fleets]
+    got = evaluate_point(ctx, {"devices.inhouse-asic.perf_scale": 1.0}, metrics, "t")
+    for r in res.devices.itertuples():
+        assert got[f"device.{r.device}.{r.workload}.throughput"] == pytest.approx(
+            r.throughput, rel=1e-9)
+    for f in res.fleets:
+        assert got[f"fleet.{f['name']}.training_tokens_per_day"] == pytest.approx(
+            f["training_tokens_per_day"], rel=1e-9)
