@@ -196,6 +196,8 @@ def train(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
     engine: Annotated[str, typer.Option(help="analytic | des (simpy pipeline schedule)")] = (
         "analytic"),
+    ops: Annotated[bool, typer.Option("--ops", help="Also show one layer's operators: FLOPs, "
+                                      "bytes, time, what bounds each.")] = False,
 ) -> None:
     """Step time, throughput, MFU and memory of one training job."""
     from accelsim.training import estimate, load_job
@@ -207,6 +209,11 @@ def train(
     else:
         _print_train(res, f"{job_file}: {job.model.name} on {job.parallelism.devices} x "
                           f"{job.device} ({_layout_str(job.parallelism)}, {engine})")
+        if ops:
+            console.print("[bold]one dense layer, forward, one micro-batch, one device[/bold]")
+            console.print(table("", [{**o, "time_us": o["time_s"] * 1e6} for o in res.ops],
+                                ["op", "flops", "bytes", "flop_per_byte", "time_us",
+                                 "bound"]))
     if not res.fits_memory:
         infeasible(job_file, "parallelism",
                    f"needs {res.memory_per_device_gib:.1f} GiB per device, {job.device} has "

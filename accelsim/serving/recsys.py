@@ -9,9 +9,9 @@ Service time of a batch of ``n`` items (vectorized over ``n``):
                table-sharded model (all-to-all of pooled vectors on the scale-up link).
                Hit rates follow a Zipf(alpha) popularity over each table's rows:
                ``H(k) = sum_{i<=k} i^-alpha`` (closed form for the cumulative share).
-  MLPs         every layer a GEMM of ``2 n d_in d_out`` FLOPs with the efficiency-vs-size
-               curve (``(F + F_half) / (peak * eff_compute)``), so small batches run far
-               below peak.
+  MLPs         every layer a roofline GEMM (:mod:`accelsim.roofline`): ``2 n d_in d_out``
+               FLOPs on the efficiency-vs-size curve, or streaming its weights when the
+               batch is small, so small batches run far below peak.
   interaction  concatenation (free), pairwise dot products (a batched GEMM), or DCNv2
                cross layers (full-rank or low-rank GEMMs).
   overhead     one kernel launch per operator plus the host->device copy of the batch's
@@ -32,6 +32,7 @@ from accelsim import units
 from accelsim.config import Strict, load
 from accelsim.devices import DeviceSpec
 from accelsim.errors import AccelsimError
+from accelsim.roofline import gemm_time
 
 DTYPE_BYTES = {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "int8": 1.0, "fp8": 1.0}
 # Fraction of device memory an embedding cache may use (the rest: MLP weights, activations,
@@ -292,22 +293,33 @@ def service_time(model: RecModel, spec: DeviceSpec, n_items: Any, mode: str = "a
     else:
         t_a2a = np.zeros_like(n)
 
-    def gemm(F: Any) -> Any:
-        return (F + spec.gemm_half_flop) / (peak * spec.eff_compute)
+    eb = DTYPE_BYTES.get(model.mlp_precision, 4.0)
+
+    def gemm(m: Any, k: Any, n_: Any) -> Any:
+        return gemm_time(m, k, n_, eb, peak, spec.eff_compute, spec.gemm_half_flop,
+                         spec.memory_bw_Bps, spec.eff_memory)
 
     n_bottom = len(model.bottom_mlp)
     layers = model.mlp_layers()
-    t_bottom = sum((gemm(2.0 * n * a * b) for a, b in layers[:n_bottom]), np.zeros_like(n))
-    t_top = sum((gemm(2.0 * n * a * b) for a, b in layers[n_bottom:]), np.zeros_like(n))
+    t_bottom = sum((gemm(n, a, b) for a, b in layers[:n_bottom]), np.zeros_like(n))
+    t_top = sum((gemm(n, a, b) for a, b in layers[n_bottom:]), np.zeros_like(n))
     ia = model.interaction
     kernels = 3.0 + len(model.tables) + len(layers)
     if ia.kind == "dot":
+        # per item: (nf x dim) @ (dim x nf). Its inputs are the pooled vectors the embedding
+        # stage just wrote (counted there; fused in tuned servers), so its own HBM traffic
+        # is the upper-triangle output only.
         nf = model.n_tables + 1
-        t_int = gemm(2.0 * n * nf * nf * model.tables[0].dim)
+        flops = 2.0 * n * nf * nf * model.tables[0].dim
+        out_bytes = n * nf * (nf - 1) / 2 * eb
+        t_int = np.maximum((flops + spec.gemm_half_flop) / (peak * spec.eff_compute),
+                           out_bytes / (spec.memory_bw_Bps * spec.eff_memory))
     elif ia.kind == "dcnv2":
         d = model.interaction_out()
-        per = 4.0 * d * ia.low_rank if ia.low_rank else 2.0 * d * d
-        t_int = ia.cross_layers * gemm(n * per)
+        if ia.low_rank:  # x (d) -> V^T (r) -> U (d)
+            t_int = ia.cross_layers * (gemm(n, d, ia.low_rank) + gemm(n, ia.low_rank, d))
+        else:
+            t_int = ia.cross_layers * gemm(n, d, d)
         kernels += ia.cross_layers * (2 if ia.low_rank else 1)
     else:
         t_int = np.zeros_like(n)

@@ -30,6 +30,7 @@ import pandas as pd
 from accelsim import units
 from accelsim.devices import DeviceSpec, load_device
 from accelsim.errors import AccelsimError
+from accelsim.roofline import gemm_bytes, gemm_time, memory_time
 from accelsim.training import collectives as coll
 from accelsim.training.job import RECOMPUTE_CODE, TrainJob, check_job
 
@@ -78,13 +79,19 @@ JOB_COLUMNS = ["act_bytes", "weight_bytes", "grad_bytes", "opt_bytes", "flash", 
 INPUT_COLUMNS = MODEL_COLUMNS + LAYOUT_COLUMNS + DEVICE_COLUMNS + JOB_COLUMNS
 
 
-def _gemm(F: Any, c: Mapping[str, Any]) -> Any:
-    """GEMM time with the efficiency-vs-size curve: (F + F_half) / (peak * eff_c)."""
+def _gemm(m: Any, k: Any, n: Any, c: Mapping[str, Any]) -> Any:
+    """Roofline GEMM time (:func:`accelsim.roofline.gemm_time`) at the activation width."""
+    return gemm_time(m, k, n, c["act_bytes"], c["peak_flops"], c["eff_compute"],
+                     c["gemm_half_flop"], c["memory_bw_Bps"], c["eff_memory"])
+
+
+def _compute(F: Any, c: Mapping[str, Any]) -> Any:
+    """Compute side of the roofline only: (F + F_half) / (peak * eff_c)."""
     return (F + c["gemm_half_flop"]) / (c["peak_flops"] * c["eff_compute"])
 
 
 def _mem(nbytes: Any, c: Mapping[str, Any]) -> Any:
-    return nbytes / (c["memory_bw_Bps"] * c["eff_memory"])
+    return memory_time(nbytes, c["memory_bw_Bps"], c["eff_memory"])
 
 
 def _exposed(comm: Any, window: Any) -> Any:
@@ -135,7 +142,12 @@ def estimate_arrays(c: Mapping[str, Any]) -> dict[str, Any]:
     F_up = 2 * T * h * ffn * up / t
     F_down = 2 * T * ffn * h / t
     F_attn = 4 * T * s * h / t  # QK^T and AV over the full sequence (model-FLOP convention)
-    t_gemm_f = _gemm(F_qkv, f) + _gemm(F_out, f) + _gemm(F_up, f) + _gemm(F_down, f)
+    n_qkv = (h + 2 * kv * hd) / t
+    t_qkv = _gemm(T, h, n_qkv, f)
+    t_out = _gemm(T, h / t, h, f)
+    t_up = _gemm(T, h, ffn * up / t, f)
+    t_down = _gemm(T, ffn / t, h, f)
+    t_gemm_f = t_qkv + t_out + t_up + t_down
     t_gemm_b = 2 * t_gemm_f  # dgrad + wgrad GEMMs of the same shapes
 
     # attention core: flash (causal, fused) or unfused (scores materialised, softmax+dropout)
@@ -143,8 +155,9 @@ def estimate_arrays(c: Mapping[str, Any]) -> dict[str, Any]:
     t_fa_f = (FLASH_CAUSAL_FRACTION * F_attn + f["gemm_half_flop"]) / (f["peak_flops"] * eff_fa)
     t_fa_b = FLASH_BWD_FACTOR * t_fa_f
     S_bytes = b * a * s_loc * s * e / t  # one score tensor
-    t_un_f = np.maximum(_gemm(F_attn, f), _mem(2 * S_bytes, f)) + _mem(4.5 * S_bytes, f)
-    t_un_b = 2 * np.maximum(_gemm(F_attn, f), _mem(2 * S_bytes, f)) + _mem(6.5 * S_bytes, f)
+    t_un_f = np.maximum(_compute(F_attn, f), _mem(2 * S_bytes, f)) + _mem(4.5 * S_bytes, f)
+    t_un_b = (2 * np.maximum(_compute(F_attn, f), _mem(2 * S_bytes, f))
+              + _mem(6.5 * S_bytes, f))
     t_att_f = np.where(flash > 0, t_fa_f, t_un_f)
     t_att_b = np.where(flash > 0, t_fa_b, t_un_b)
 
@@ -175,15 +188,12 @@ def estimate_arrays(c: Mapping[str, Any]) -> dict[str, Any]:
     E_safe = np.maximum(E, 1.0)
     E_loc = E_safe / ep
     tok_e = T * ep * k_top / E_safe  # tokens reaching each local expert
-    F_e_up = 2 * tok_e * h * ffn_e * up / t
-    F_e_dn = 2 * tok_e * ffn_e * h / t
-    F_sh = 2 * T * h * ffn_e * shared * (up + 1) / t
-    F_router = 2 * T * h * E_safe / t
-    t_moe_ffn_f = (E_loc * (_gemm(F_e_up, f) + _gemm(F_e_dn, f))
-                   + np.where(shared > 0, _gemm(F_sh, f), 0.0) + _gemm(F_router, f)
+    t_moe_ffn_f = (E_loc * (_gemm(tok_e, h, ffn_e * up / t, f) + _gemm(tok_e, ffn_e / t, h, f))
+                   + np.where(shared > 0, _gemm(T, h, ffn_e * shared * (up + 1) / t, f), 0.0)
+                   + _gemm(T, h, E_safe / t, f)  # router
                    + _mem(T * k_top * ffn_e * e * (up + 1) / t, f)
                    + 2 * E_loc * kern)
-    t_dense_ffn_f = _gemm(F_up, f) + _gemm(F_down, f) + _mem(T * ffn * e * (up + 1) / t, f)
+    t_dense_ffn_f = t_up + t_down + _mem(T * ffn * e * (up + 1) / t, f)
     M_a2a = T * k_top * h * e / sp_div
     t_a2a = np.where(ep > 1, 2 * coll.all_to_all(M_a2a, ep, bw_ep, al_ep), 0.0)
 
@@ -210,9 +220,9 @@ def estimate_arrays(c: Mapping[str, Any]) -> dict[str, Any]:
     ep_stage = Lm * 2 * t_a2a
 
     # embedding (first stage) and LM head + cross-entropy (last stage)
-    F_head = 2 * T * h * V / t
-    t_head_f = _gemm(F_head, f) + _mem(3 * T * V * 4 / t, f) + 3 * kern
-    t_head_b = 2 * _gemm(F_head, f) + _mem(2 * T * V * 4 / t, f) + 3 * kern
+    t_head_gemm = _gemm(T, h, V / t, f)
+    t_head_f = t_head_gemm + _mem(3 * T * V * 4 / t, f) + 3 * kern
+    t_head_b = 2 * t_head_gemm + _mem(2 * T * V * 4 / t, f) + 3 * kern
     t_emb_f = _mem(2 * T * h * e / sp_div, f) + kern
     t_emb_b = _mem(3 * T * h * e / sp_div, f) + kern + np.where(t > 1, t_tp_once / 4, 0.0)
 
@@ -331,7 +341,25 @@ def estimate_arrays(c: Mapping[str, Any]) -> dict[str, Any]:
     peak = f["peak_flops"]
 
     stage_comp = stage_max - (tp_stage + ep_stage + 2 * v * c_pp) * slow
+    # operator table: one dense layer, forward, one micro-batch, one rank
+    ops = {
+        "qkv_proj": (F_qkv, gemm_bytes(T, h, n_qkv, e), t_qkv),
+        "attention_core": (F_attn, np.where(flash > 0, 4 * T * h * e / t, 6.5 * S_bytes),
+                           t_att_f),
+        "attention_out_proj": (F_out, gemm_bytes(T, h / t, h, e), t_out),
+        "mlp_up": (F_up, gemm_bytes(T, h, ffn * up / t, e), t_up),
+        "mlp_down": (F_down, gemm_bytes(T, ffn / t, h, e), t_down),
+        "norms_residual_activation": (0.0 * T, ew_f, t_ew_f),
+        "kernel_launches": (0.0 * T, 0.0 * T, t_launch_f + 0.0 * T),
+        "tp_comm": (0.0 * T, 4 * M_tp * (t - 1) / np.maximum(t, 1), t_tp_f),
+    }
+    op_cols = {}
+    for name, (fl, by, tm) in ops.items():
+        op_cols[f"_op_{name}_flops"] = fl
+        op_cols[f"_op_{name}_bytes"] = by
+        op_cols[f"_op_{name}_time_s"] = tm
     return {
+        **op_cols,
         "step_time_s": step,
         "tokens_per_s": tokens / step,
         "model_tflops_per_device": model_flops / step / devices / units.TFLOP,
@@ -429,6 +457,7 @@ class TrainResult:
     breakdown: dict[str, float]
     engine: str
     stage_times: dict[str, float]
+    ops: list[dict[str, Any]]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -440,7 +469,7 @@ class TrainResult:
             "device_memory_gib": self.device_memory_gib, "fits_memory": self.fits_memory,
             "breakdown": self.breakdown,
             "layout": self.job.parallelism.model_dump(), "global_batch": self.job.global_batch,
-            "precision": self.job.precision,
+            "precision": self.job.precision, "ops_per_layer_forward": self.ops,
         }
 
 
@@ -478,5 +507,25 @@ def estimate(job: TrainJob, engine: str = "analytic", file: str = "job",
         memory_per_device_gib=r["memory_per_device_gib"],
         device_memory_gib=spec.memory_bytes / units.GiB, fits_memory=bool(r["fits_memory"]),
         breakdown=breakdown, engine=engine,
-        stage_times={k: r[k] for k in r if k.startswith("_")},
+        stage_times={k: r[k] for k in r if k.startswith("_") and not k.startswith("_op_")},
+        ops=_op_table(r, spec.flops(job.precision) / spec.memory_bw_Bps),
     )
+
+
+def _op_table(r: dict[str, float], ridge: float) -> list[dict[str, Any]]:
+    """One dense layer's forward operators (one micro-batch, one rank) and what bounds each:
+    compute when its FLOP/byte exceeds the device's ridge point (peak / memory bandwidth)."""
+    names = [k[4:-7] for k in r if k.startswith("_op_") and k.endswith("_time_s")]
+    out = []
+    for n in names:
+        fl, by, tm = r[f"_op_{n}_flops"], r[f"_op_{n}_bytes"], r[f"_op_{n}_time_s"]
+        intensity = fl / by if by > 0 else float("inf") if fl > 0 else 0.0
+        if n == "tp_comm":
+            bound = "communication"
+        elif n == "kernel_launches":
+            bound = "launch overhead"
+        else:
+            bound = "compute" if intensity > ridge else "memory"
+        out.append({"op": n, "flops": fl, "bytes": by, "flop_per_byte": intensity,
+                    "time_s": tm, "bound": bound})
+    return out
