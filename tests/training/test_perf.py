@@ -135,3 +135,14 @@ def test_batch_api_matches_single_estimates():
 def test_batch_api_names_missing_columns():
     with pytest.raises(AccelsimError, match="missing input columns"):
         estimate_frame(pd.DataFrame({"tp": [1]}))
+
+
+def test_operator_table_explains_one_layer():
+    r = estimate(job())
+    ops = {o["op"]: o for o in r.ops}
+    h, s, t = 12288, 2048, 8
+    assert ops["qkv_proj"]["flops"] == pytest.approx(2 * s * h * 3 * h / t)
+    assert ops["mlp_up"]["bound"] == "compute"
+    assert ops["norms_residual_activation"]["bound"] == "memory"
+    assert ops["tp_comm"]["bound"] == "communication"
+    assert all(o["time_s"] > 0 for o in r.ops)
