@@ -33,13 +33,21 @@ class Inputs:
     arrival_s: np.ndarray
     items: np.ndarray
     draw_s: np.ndarray
-    table_s: np.ndarray  # [replica, items] -> seconds (items up to table width - 1)
+    table_s: np.ndarray  # [replica, items] -> seconds; covers every possible batch
     scale: np.ndarray  # [replica]
     max_batch_items: int
     timeout_s: float
     routing: str
     choices: np.ndarray  # [N, 2] replica candidates for power_of_two
     deadline_s: float | None = None
+
+    def __post_init__(self) -> None:
+        # a batch holds at most max(max_batch_items, largest query) items: the table must
+        # price it (never charge a batch for fewer items than it holds)
+        need = max(float(np.max(self.items)), float(self.max_batch_items))
+        if self.table_s.shape[1] <= need:
+            raise ValueError(f"service table covers {self.table_s.shape[1] - 1} items, "
+                             f"batches may hold {need:.0f}")
 
 
 @dataclass
@@ -60,7 +68,6 @@ def _batch_queue(arr, items, draws, table, scale, servers, B, tmo,
     n = idx.shape[0]
     c = servers.shape[0]
     free = np.zeros(c)
-    width = table.shape[1]
     i = 0
     while i < n:
         s = 0
@@ -95,10 +102,7 @@ def _batch_queue(arr, items, draws, table, scale, servers, B, tmo,
             tot += items[g]
             k += 1
         rep = servers[s]
-        it = int(tot)
-        if it >= width:
-            it = width - 1
-        svc = draws[idx[i]] * scale[rep] + table[rep, it]
+        svc = draws[idx[i]] * scale[rep] + table[rep, int(tot)]
         fin = st + svc
         for q in range(i, k):
             g = idx[q]
@@ -187,7 +191,6 @@ def simulate_simpy(x: Inputs) -> Trace:
     c = x.table_s.shape[0]
     arr, items, draws = x.arrival_s, x.items, x.draw_s
     B, tmo = float(x.max_batch_items), float(x.timeout_s)
-    width = x.table_s.shape[1]
     start = np.full(n, np.nan)
     finish = np.full(n, np.nan)
     server = np.full(n, -1, dtype=np.int64)
@@ -235,8 +238,7 @@ def simulate_simpy(x: Inputs) -> Trace:
                     batch, total = yield from form_batch(qu)
             else:
                 batch, total = yield from form_batch(qu)
-            it = min(int(total), width - 1)
-            svc = draws[batch[0]] * x.scale[rep] + x.table_s[rep, it]
+            svc = draws[batch[0]] * x.scale[rep] + x.table_s[rep, int(total)]
             t0 = env.now
             for i in batch:
                 start[i] = t0

@@ -27,7 +27,7 @@ from accelsim.serving.engines import (
     simulate_fast,
     simulate_simpy,
 )
-from accelsim.serving.job import ServeJob
+from accelsim.serving.job import PoolMember, ServeJob
 from accelsim.serving.workload import (
     dist_mean,
     nhpp_times,
@@ -48,32 +48,43 @@ class ServiceModel:
     draw_dist: Any | None  # seconds, synthetic mode
     replica_devices: list[str]
     breakdown: dict[str, dict[str, float]] = field(default_factory=dict)
+    job: ServeJob | None = None
+    specs: dict[str, DeviceSpec] | None = None
+
+    def covering(self, max_items: float) -> ServiceModel:
+        """This model, or one rebuilt with a table wide enough for ``max_items`` (a batch
+        is never charged for fewer items than it holds)."""
+        if max_items < self.table_s.shape[1] or self.job is None:
+            return self
+        return build_service(self.job, specs=self.specs, width=int(max_items) + 2)
 
 
 def _table_width(job: ServeJob) -> int:
+    """Items covered by the service table: the largest possible batch or query."""
     d = job.queries.size
     cap = getattr(d, "max", None) or getattr(d, "value", None)
     if cap is None and hasattr(d, "values"):
         cap = max(d.values)
-    if cap is None:  # unbounded (lognormal, exponential): cover the far tail
+    if cap is None:  # unbounded (lognormal, exponential): widened later if draws exceed it
         cap = dist_mean(d) * 50
     return int(max(job.batching.max_batch_items, cap)) + 2
 
 
 def build_service(job: ServeJob, file: str = "job",
-                  specs: dict[str, DeviceSpec] | None = None) -> ServiceModel:
+                  specs: dict[str, DeviceSpec] | None = None,
+                  width: int | None = None) -> ServiceModel:
     """Service-time tables per replica; ``specs`` maps device references to overridden
-    profiles (sweeps)."""
+    profiles (sweeps); ``width`` overrides the number of items the table covers."""
     svc = job.service
-    width = _table_width(job)
+    width = max(width or 0, _table_width(job))
     k = np.arange(width, dtype=float)
     if svc.synthetic is not None:
         c = job.n_replicas
         per_item = svc.synthetic.per_item_ms * units.MS * np.maximum(k - 1, 0)
         return ServiceModel(np.tile(per_item, (c, 1)), np.ones(c), svc.synthetic.to_dist(),
-                            ["synthetic"] * c)
+                            ["synthetic"] * c, job=job, specs=specs)
     model = recsys.load_model(svc.model or "")
-    members = svc.pool or [type("M", (), {"device": svc.device, "count": job.replicas})()]
+    members = svc.pool or [PoolMember(device=svc.device or "", count=job.replicas)]
     rows, names, breakdown = [], [], {}
     for mem in members:
         spec = (specs or {}).get(mem.device) or load_device(
@@ -89,7 +100,7 @@ def build_service(job: ServeJob, file: str = "job",
                                 if k2.endswith("_s")}
         breakdown[spec.name]["placement"] = one["placement"]  # type: ignore[assignment]
     table = np.vstack(rows)
-    return ServiceModel(table, np.ones(len(rows)), None, names, breakdown)
+    return ServiceModel(table, np.ones(len(rows)), None, names, breakdown, job=job, specs=specs)
 
 
 def draw_inputs(job: ServeJob, rate_qps: float | None = None, seed: int | None = None,
@@ -118,6 +129,7 @@ def draw_inputs(job: ServeJob, rate_qps: float | None = None, seed: int | None =
         arrivals = nhpp_times(unit, rate, t_b, m_b)
     if sizes is None:
         sizes = sample(job.queries.size, rng, n, integer=True)
+    sm = sm.covering(max(float(sizes.max()), job.batching.max_batch_items))
     c = sm.table_s.shape[0]
     draws = sample(sm.draw_dist, rng, n) if sm.draw_dist is not None else np.zeros(n)
     first = rng.integers(0, c, n)
@@ -148,8 +160,7 @@ def capacity_estimate(x: Inputs) -> float:
     pack of the drawn query sizes; capacity = sum over replicas of queries per batch /
     mean batch service time. Offered load at or above it is unstable."""
     first, total = saturated_batches(x.items, x.max_batch_items)
-    width = x.table_s.shape[1]
-    it = np.minimum(total.astype(np.int64), width - 1)
+    it = total.astype(np.int64)
     q_per_batch = len(x.items) / len(first)
     svc = x.draw_s[first][None, :] * x.scale[:, None] + x.table_s[:, it]
     return float(np.sum(q_per_batch / svc.mean(axis=1)))

@@ -90,3 +90,19 @@ def test_batching_raises_throughput_under_load():
     hi = simulate(_job("shared_queue", 64, 1.0, 1, n=20_000, rate=500.0)).metrics
     assert hi["capacity_qps"] > lo["capacity_qps"]
     assert hi["mean_batch_items"] > lo["mean_batch_items"]
+
+
+def test_heavy_tailed_queries_are_priced_in_full():
+    """Unbounded lognormal sizes beyond the default table: the table widens, nothing clamps."""
+    j = ServeJob.model_validate({
+        "arrivals": {"process": "poisson", "rate_qps": 50},
+        "queries": {"size": {"dist": "lognormal", "mean": 10, "cv": 4.0}},
+        "service": {"synthetic": {"dist": "fixed", "value_ms": 0.1, "per_item_ms": 0.01}},
+        "sim": {"requests": 20_000, "warmup": 100, "seed": 3}})
+    x = draw_inputs(j)
+    assert x.items.max() > 10 * 50  # beyond the default width (mean x 50)
+    tr = simulate_fast(x)
+    big = int(np.argmax(x.items))
+    alone = tr.start_s == tr.start_s[big]
+    assert x.items[alone].sum() == x.items[big]  # batch size 1: it was served alone
+    assert tr.finish_s[big] - tr.start_s[big] == pytest.approx(1e-4 + 1e-5 * (x.items[big] - 1))
