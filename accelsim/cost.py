@@ -23,6 +23,7 @@ from pydantic import Field
 
 from accelsim.config import Strict
 from accelsim.devices import DeviceSpec
+from accelsim.errors import AccelsimError
 
 HOURS_PER_YEAR = 8766.0  # 365.25 days
 
@@ -60,7 +61,11 @@ def tco(spec: DeviceSpec, region: Region, finance: Finance, utilization: Any = 1
         ) -> dict[str, Any]:
     """Per-device annual costs (USD/year) and USD per device-hour, with the breakdown.
     ``utilization`` (0..1) may be an array; the result broadcasts."""
-    u = np.clip(np.asarray(utilization, dtype=float), 0.0, 1.0)
+    u = np.asarray(utilization, dtype=float)
+    if np.any(u < 0) or np.any(u > 1 + 1e-9):
+        raise AccelsimError.single("cost", "utilization",
+                                   f"expected a fraction in [0, 1], got {u.min():g}..{u.max():g}")
+    u = np.minimum(u, 1.0)  # rounding only
     capex = capex_usd(spec)
     annual_capex = capex * capital_recovery_factor(finance.cost_of_capital, finance.years)
     power_W = spec.idle_W + u * (spec.tdp_W - spec.idle_W)

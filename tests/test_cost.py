@@ -59,3 +59,10 @@ def test_more_utilisation_more_energy(u1, u2):
 
 def test_hours_per_year():
     assert HOURS_PER_YEAR == pytest.approx(365.25 * 24)
+
+
+def test_utilisation_outside_0_1_is_an_error_not_clamped():
+    from accelsim.errors import AccelsimError
+
+    with pytest.raises(AccelsimError, match="expected a fraction in"):
+        tco(H20, Region(usd_per_kwh=0.1, pue=1.3), Finance(), utilization=1.5)
