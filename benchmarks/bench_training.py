@@ -14,8 +14,8 @@ import pandas as pd
 
 from accelsim.devices import catalog
 from accelsim.training import TransformerModel, estimate_frame, search_layouts
-from accelsim.training.perf import device_columns
-from accelsim.training.search import candidate_layouts, model_columns
+from accelsim.training.perf import device_columns, job_columns, model_columns
+from accelsim.training.search import candidate_layouts
 
 N = 10_000
 SEED = 1
@@ -36,12 +36,11 @@ def random_configs(n: int, rng: np.random.Generator) -> pd.DataFrame:
         devices = int(rng.choice([64, 128, 256, 512, 1024]))
         cand = candidate_layouts(model, devices, 1024, spec.scaleup_domain)
         cand = cand.sample(min(len(cand), 500), random_state=int(rng.integers(2**31)))
-        for k, v in {**model_columns(model), **device_columns(spec, "bf16")}.items():
+        for k, v in {**model_columns(model), **device_columns(spec, "bf16"),
+                     **job_columns("bf16")}.items():
             cand[k] = v
         cand["sequence_parallel"] = (cand["tp"] > 1).astype(int)
         cand["global_batch"] = 1024
-        cand["act_bytes"], cand["weight_bytes"], cand["grad_bytes"] = 2.0, 2.0, 4.0
-        cand["opt_bytes"], cand["flash"], cand["straggler"], cand["overlap_dp"] = 12.0, 1, 1.0, 1
         frames.append(cand)
         total += len(cand)
     return pd.concat(frames, ignore_index=True).head(n)

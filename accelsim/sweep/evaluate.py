@@ -124,8 +124,7 @@ def _scenario_caches(sc: Any, table: pd.DataFrame) -> dict[str, Any]:
 def _layout_columns(lay: pd.DataFrame, model: Any, precision: str, global_batch: int
                     ) -> dict[str, Any]:
     """Model and layout input columns of the batch model (device columns come per point)."""
-    from accelsim.training.perf import ACT_BYTES, GRAD_BYTES, OPT_BYTES, WEIGHT_BYTES
-    from accelsim.training.search import model_columns
+    from accelsim.training.perf import job_columns, model_columns
 
     cols: dict[str, Any] = {k: lay[k].to_numpy(dtype=float) for k in (
         "tp", "pp", "dp", "cp", "ep", "micro_batch", "virtual_stages", "zero")}
@@ -133,10 +132,8 @@ def _layout_columns(lay: pd.DataFrame, model: Any, precision: str, global_batch:
         dtype=float)
     cols["sequence_parallel"] = (cols["tp"] > 1).astype(float)
     cols.update({k: float(v) for k, v in model_columns(model).items()})
-    cols.update({"global_batch": float(global_batch), "act_bytes": ACT_BYTES[precision],
-                 "weight_bytes": WEIGHT_BYTES[precision], "grad_bytes": GRAD_BYTES[precision],
-                 "opt_bytes": OPT_BYTES[precision], "flash": 1.0, "straggler": 1.0,
-                 "overlap_dp": 1.0})
+    cols.update({k: float(v) for k, v in job_columns(precision).items()})
+    cols["global_batch"] = float(global_batch)
     return cols
 
 

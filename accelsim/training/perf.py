@@ -32,7 +32,7 @@ from accelsim.devices import DeviceSpec, load_device
 from accelsim.errors import AccelsimError
 from accelsim.roofline import gemm_bytes, gemm_time, memory_time
 from accelsim.training import collectives as coll
-from accelsim.training.job import RECOMPUTE_CODE, TrainJob, check_job
+from accelsim.training.job import RECOMPUTE_CODE, TrainJob, TransformerModel, check_job
 
 # Flash-attention kernels run below cuBLAS GEMM efficiency: FlashAttention-2 reaches
 # 50-73 % of A100 peak forward and up to 63 % backward, against ~80-85 % for large
@@ -393,26 +393,42 @@ def estimate_arrays(c: Mapping[str, Any]) -> dict[str, Any]:
 def job_row(job: TrainJob, spec: DeviceSpec | None = None) -> dict[str, Any]:
     """Flatten a job (and its device) into one row of the batch API's input columns."""
     spec = spec or load_device(job.device).spec
-    m = job.model
     par = job.parallelism
-    moe = m.moe
     return {
-        "layers": m.layers, "hidden": m.hidden, "heads": m.heads, "kv_heads": m.n_kv_heads,
-        "ffn_hidden": m.ffn_hidden, "gated_mlp": int(m.gated_mlp), "vocab": m.vocab,
-        "seq_len": m.seq_len, "tied_embeddings": int(m.tied_embeddings),
-        "moe_experts": moe.experts if moe else 0, "moe_top_k": moe.top_k if moe else 0,
-        "moe_ffn_hidden": moe.ffn_hidden if moe else 0,
-        "moe_shared": moe.shared_experts if moe else 0, "moe_layers": m.n_moe_layers,
+        **model_columns(job.model),
         "tp": par.tp, "pp": par.pp, "dp": par.dp, "cp": par.cp, "ep": par.ep,
         "micro_batch": par.micro_batch, "virtual_stages": par.virtual_stages,
         "sequence_parallel": int(par.sequence_parallel and par.tp > 1),
         "recompute": RECOMPUTE_CODE[par.recompute], "zero": par.zero,
         "global_batch": job.global_batch,
         **device_columns(spec, job.precision),
-        "act_bytes": ACT_BYTES[job.precision], "weight_bytes": WEIGHT_BYTES[job.precision],
-        "grad_bytes": GRAD_BYTES[job.precision],
-        "opt_bytes": OPT_BYTES[job.precision], "flash": int(job.attention == "flash"),
-        "straggler": job.straggler_slowdown, "overlap_dp": int(job.overlap_dp_comm),
+        **job_columns(job.precision, job.attention, job.straggler_slowdown,
+                      job.overlap_dp_comm),
+    }
+
+
+def model_columns(model: TransformerModel) -> dict[str, float]:
+    """The model's input columns of the batch API (:data:`MODEL_COLUMNS`)."""
+    moe = model.moe
+    return {
+        "layers": model.layers, "hidden": model.hidden, "heads": model.heads,
+        "kv_heads": model.n_kv_heads, "ffn_hidden": model.ffn_hidden,
+        "gated_mlp": int(model.gated_mlp), "vocab": model.vocab, "seq_len": model.seq_len,
+        "tied_embeddings": int(model.tied_embeddings),
+        "moe_experts": moe.experts if moe else 0, "moe_top_k": moe.top_k if moe else 0,
+        "moe_ffn_hidden": moe.ffn_hidden if moe else 0,
+        "moe_shared": moe.shared_experts if moe else 0, "moe_layers": model.n_moe_layers,
+    }
+
+
+def job_columns(precision: str, attention: str = "flash", straggler: float = 1.0,
+                overlap_dp: bool = True) -> dict[str, float]:
+    """The job-level input columns of the batch API (:data:`JOB_COLUMNS`)."""
+    return {
+        "act_bytes": ACT_BYTES[precision], "weight_bytes": WEIGHT_BYTES[precision],
+        "grad_bytes": GRAD_BYTES[precision], "opt_bytes": OPT_BYTES[precision],
+        "flash": int(attention == "flash"), "straggler": straggler,
+        "overlap_dp": int(overlap_dp),
     }
 
 

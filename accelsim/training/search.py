@@ -13,12 +13,10 @@ from accelsim.devices import load_device
 from accelsim.errors import AccelsimError
 from accelsim.training.job import RECOMPUTE_CODE, Parallelism, TrainJob, TransformerModel
 from accelsim.training.perf import (
-    ACT_BYTES,
-    GRAD_BYTES,
-    OPT_BYTES,
-    WEIGHT_BYTES,
     device_columns,
     estimate_frame,
+    job_columns,
+    model_columns,
 )
 
 MICRO_BATCHES = (1, 2, 4, 8)
@@ -80,19 +78,6 @@ def candidate_layouts(model: TransformerModel, devices: int, global_batch: int,
     return base.merge(knobs, how="cross")
 
 
-def model_columns(model: TransformerModel) -> dict[str, float]:
-    moe = model.moe
-    return {
-        "layers": model.layers, "hidden": model.hidden, "heads": model.heads,
-        "kv_heads": model.n_kv_heads, "ffn_hidden": model.ffn_hidden,
-        "gated_mlp": int(model.gated_mlp), "vocab": model.vocab, "seq_len": model.seq_len,
-        "tied_embeddings": int(model.tied_embeddings),
-        "moe_experts": moe.experts if moe else 0, "moe_top_k": moe.top_k if moe else 0,
-        "moe_ffn_hidden": moe.ffn_hidden if moe else 0,
-        "moe_shared": moe.shared_experts if moe else 0, "moe_layers": model.n_moe_layers,
-    }
-
-
 @dataclass(frozen=True)
 class SearchResult:
     best: TrainJob | None
@@ -110,15 +95,9 @@ def search_layouts(model: TransformerModel, device: str, devices: int,
     cand = candidate_layouts(model, devices, gb, spec.scaleup_domain)
     cand["sequence_parallel"] = (cand["tp"] > 1).astype(int)
     cand["global_batch"] = gb
-    for k, val in {**model_columns(model), **device_columns(spec, precision)}.items():
+    for k, val in {**model_columns(model), **device_columns(spec, precision),
+                   **job_columns(precision, attention)}.items():
         cand[k] = val
-    cand["act_bytes"] = ACT_BYTES[precision]
-    cand["weight_bytes"] = WEIGHT_BYTES[precision]
-    cand["grad_bytes"] = GRAD_BYTES[precision]
-    cand["opt_bytes"] = OPT_BYTES[precision]
-    cand["flash"] = int(attention == "flash")
-    cand["straggler"] = 1.0
-    cand["overlap_dp"] = 1
     est = estimate_frame(cand)
     layout_cols = ["tp", "pp", "dp", "cp", "ep", "micro_batch", "virtual_stages", "recompute",
                    "zero"]
