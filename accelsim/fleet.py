@@ -248,32 +248,46 @@ def serving_throughput(sd: ServingDemand, device: str, server_chips: int) -> tup
 
 def evaluate_devices(sc: Scenario, progress: Progress | None = None) -> pd.DataFrame:
     """One row per device x workload: throughput per device, USD/hour, per USD, per watt."""
-    pool_of = sc.pool_of()
     rows = []
-    for dev, pool in pool_of.items():
+    wl = sc.workloads
+    for dev, pool in sc.pool_of().items():
         spec = load_device(dev).spec
-        region = sc.regions[sc.budget.pools[pool].region]
-        sup = sc.supply.get(dev, Supply())
-        avail = sup.available_from or spec.available_from
-        base = {"device": spec.name, "ref": dev, "pool": pool,
-                "region": sc.budget.pools[pool].region, "capex_usd": capex_usd(spec),
-                "available_from": avail, "max_units": sup.max_units}
-        wl = sc.workloads
+        training = serving = None
         if wl.training is not None:
             if progress:
                 progress(f"training {spec.name}")
-            thr, note = training_throughput(wl.training, dev)
-            cost = tco(spec, region, sc.finance, 1.0)
-            rows.append(_row(base, "training", thr, "tokens/s", cost, note))
+            training = training_throughput(wl.training, dev)
         if wl.serving is not None:
             if progress:
                 progress(f"serving {spec.name}")
-            qps, sat, note = serving_throughput(wl.serving, dev, sc.server_chips)
-            # energy at the mean load: utilisation = (qps / saturated) * mean/peak
-            util = (qps / sat) * wl.serving.mean_to_peak if sat > 0 else 0.0
-            cost = tco(spec, region, sc.finance, util)
-            rows.append(_row(base, "serving", qps, "qps at SLO", cost, note))
+            serving = serving_throughput(wl.serving, dev, sc.server_chips)
+        rows += priced_rows(sc, dev, pool, spec, training, serving)
     return pd.DataFrame(rows)
+
+
+def priced_rows(sc: Scenario, ref: str, pool: str, spec: Any,
+                training: tuple[float, str] | None,
+                serving: tuple[float, float, str] | None) -> list[dict[str, Any]]:
+    """A device's rows of the device table from its throughputs: training (tokens/s per
+    device, note) at full utilisation; serving (QPS at the SLO and saturated QPS per device,
+    note) with energy at the mean load, utilisation = (qps / saturated) * mean/peak."""
+    region = sc.regions[sc.budget.pools[pool].region]
+    sup = sc.supply.get(ref, Supply())
+    base = {"device": spec.name, "ref": ref, "pool": pool,
+            "region": sc.budget.pools[pool].region, "capex_usd": capex_usd(spec),
+            "available_from": sup.available_from or spec.available_from,
+            "max_units": sup.max_units}
+    rows = []
+    if training is not None:
+        thr, note = training
+        rows.append(_row(base, "training", thr, "tokens/s", tco(spec, region, sc.finance, 1.0),
+                         note))
+    if serving is not None:
+        qps, sat, note = serving
+        util = (qps / sat) * sc.workloads.serving.mean_to_peak if sat > 0 else 0.0  # type: ignore[union-attr]
+        rows.append(_row(base, "serving", qps, "qps at SLO",
+                         tco(spec, region, sc.finance, util), note))
+    return rows
 
 
 def _row(base: dict[str, Any], workload: str, thr: float, unit: str,
@@ -317,21 +331,28 @@ class DeviceRow:
     wall_power_W: dict[str, float]
 
 
-def device_rows(dev_table: pd.DataFrame) -> dict[str, DeviceRow]:
-    """Index the device table by reference (catalog name or path) once."""
+def device_rows(dev: pd.DataFrame | list[dict[str, Any]] | dict[str, DeviceRow]
+                ) -> dict[str, DeviceRow]:
+    """Index the device table (a DataFrame or its records) by reference once."""
+    if isinstance(dev, dict):
+        return dev
+    records = dev.to_dict(orient="records") if isinstance(dev, pd.DataFrame) else dev
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        groups.setdefault(str(r["ref"]), []).append(r)
     out: dict[str, DeviceRow] = {}
-    for ref, g in dev_table.groupby("ref", sort=False):
-        first = g.iloc[0]
+    for ref, g in groups.items():
+        first = g[0]
         mx = first["max_units"]
-        by = {r.workload: r for r in g.itertuples()}
-        out[str(ref)] = DeviceRow(
+        by = {r["workload"]: r for r in g}
+        out[ref] = DeviceRow(
             device=str(first["device"]), pool=str(first["pool"]),
             capex_usd=float(first["capex_usd"]), available_from=int(first["available_from"]),
             max_units=float("inf") if mx is None or pd.isna(mx) else float(mx),
-            throughput={w: float(r.throughput) for w, r in by.items()},
-            opex_usd_per_year={w: float(r.opex_usd_per_year) for w, r in by.items()},
-            tco_usd_per_year={w: float(r.tco_usd_per_year) for w, r in by.items()},
-            wall_power_W={w: float(r.wall_power_W) for w, r in by.items()},
+            throughput={w: float(r["throughput"]) for w, r in by.items()},
+            opex_usd_per_year={w: float(r["opex_usd_per_year"]) for w, r in by.items()},
+            tco_usd_per_year={w: float(r["tco_usd_per_year"]) for w, r in by.items()},
+            wall_power_W={w: float(r["wall_power_W"]) for w, r in by.items()},
         )
     return out
 
@@ -370,7 +391,7 @@ def allocate(units_by_dev: dict[str, int], rows: dict[str, DeviceRow], need: dic
 
 def evaluate_fleet(sc: Scenario, mix: FleetMix, dev: pd.DataFrame | dict[str, DeviceRow]
                    ) -> dict[str, Any]:
-    rows = device_rows(dev) if isinstance(dev, pd.DataFrame) else dev
+    rows = device_rows(dev)
     year = mix.year or sc.year
     need = demand(sc)
     units_by_dev = fleet_units(mix, rows)

@@ -173,31 +173,27 @@ def solve(p: MixProblem) -> dict[str, Any]:
     }
 
 
-def problem_from_scenario(sc: Any, dev_table: Any, year: int | None = None) -> MixProblem:
-    """Arrays for :func:`solve` from a scenario and its ``fleet.evaluate_devices`` table."""
-    from accelsim.fleet import demand
+def problem_from_scenario(sc: Any, dev: Any, year: int | None = None) -> MixProblem:
+    """Arrays for :func:`solve` from a scenario and its device table
+    (``fleet.evaluate_devices``, or the rows ``fleet.device_rows`` makes of it)."""
+    from accelsim.fleet import demand, device_rows
 
+    rows = device_rows(dev)
     need = demand(sc)
     workloads = list(need)
-    refs = list(dict.fromkeys(dev_table["ref"]))
-    t = dev_table.set_index(["ref", "workload"])
-    info = dev_table.drop_duplicates("ref").set_index("ref")
     yr = year or sc.year
-    D, W = len(refs), len(workloads)
-    thr, tco, power = np.zeros((D, W)), np.zeros((D, W)), np.zeros((D, W))
-    for i, r in enumerate(refs):
-        for j, w in enumerate(workloads):
-            thr[i, j] = t.at[(r, w), "throughput"]
-            tco[i, j] = t.at[(r, w), "tco_usd_per_year"]
-            power[i, j] = t.at[(r, w), "wall_power_W"]
-    mx = np.array([np.inf if info.at[r, "max_units"] is None or np.isnan(
-        float(info.at[r, "max_units"])) else float(info.at[r, "max_units"]) for r in refs])
-    mx = np.where(info.loc[refs, "available_from"].to_numpy() > yr, 0.0, mx)
+    devs = list(rows.values())
+
+    def per(field: str) -> np.ndarray:
+        return np.array([[getattr(d, field).get(w, 0.0) for w in workloads] for d in devs])
+
     return MixProblem(
-        devices=[str(info.at[r, "device"]) for r in refs], workloads=workloads,
-        capex=info.loc[refs, "capex_usd"].to_numpy(dtype=float), tco=tco, power=power, thr=thr,
+        devices=[d.device for d in devs], workloads=workloads,
+        capex=np.array([d.capex_usd for d in devs]), tco=per("tco_usd_per_year"),
+        power=per("wall_power_W"), thr=per("throughput"),
         demand=np.array([need[w] for w in workloads]),
-        pool_of=[str(info.at[r, "pool"]) for r in refs],
+        pool_of=[d.pool for d in devs],
         pool_usd={k: v.usd for k, v in sc.budget.pools.items()}, total_usd=sc.budget.total_usd,
-        max_units=mx, power_cap_W=sc.power_cap_mw * 1e6 if sc.power_cap_mw else None,
+        max_units=np.array([0.0 if d.available_from > yr else d.max_units for d in devs]),
+        power_cap_W=sc.power_cap_mw * 1e6 if sc.power_cap_mw else None,
         server=sc.server_chips, objective=sc.objective)

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from accelsim import units
 from accelsim.config import read_yaml, validate
 from accelsim.devices import DeviceProfile, DeviceSpec, device_from_dict, load_device
 from accelsim.errors import AccelsimError
@@ -235,49 +233,26 @@ def _metric(values: dict[str, Any], name: str, where: str) -> float:
 
 def _eval_scenario(ctx: Context, data: dict[str, Any], profiles: dict[str, DeviceProfile],
                    metrics: list[str], where: str) -> dict[str, Any]:
-    from accelsim.cost import HOURS_PER_YEAR, tco
-    from accelsim.fleet import DeviceRow, Scenario, evaluate_fleet
+    from accelsim.fleet import Scenario, device_rows, evaluate_fleet, priced_rows
 
     sc = validate(Scenario, data, where)
     ex = ctx.extra
     wl = sc.workloads
     values: dict[str, Any] = {}
-    rows: dict[str, DeviceRow] = {}
+    records: list[dict[str, Any]] = []
     for ref, pool in sc.pool_of().items():
         if ref not in profiles:
             raise AccelsimError.single(where, "parameters", f"device '{ref}' not in the base")
-        spec = profiles[ref].spec
-        region = sc.regions[sc.budget.pools[pool].region]
-        thr, opex, tco_y, watt = {}, {}, {}, {}
         tps, sat = _device_throughput(ctx, sc, ref, profiles[ref])
-        if wl.training is not None:
-            c = tco(spec, region, sc.finance, 1.0)
-            thr["training"], opex["training"] = tps, float(c["opex_usd_per_year"])
-            tco_y["training"], watt["training"] = float(c["tco_usd_per_year"]), float(
-                c["wall_power_W"])
-        if wl.serving is not None:
-            qps = sat * ex["slo_ratio"].get(ref, 0.0)
-            util = (qps / sat) * wl.serving.mean_to_peak if sat > 0 else 0.0
-            c = tco(spec, region, sc.finance, util)
-            thr["serving"], opex["serving"] = qps, float(c["opex_usd_per_year"])
-            tco_y["serving"], watt["serving"] = float(c["tco_usd_per_year"]), float(
-                c["wall_power_W"])
-        sup = sc.supply.get(ref)
-        rows[ref] = DeviceRow(
-            device=spec.name, pool=pool,
-            capex_usd=spec.price_usd + spec.server_overhead_usd + spec.network_usd,
-            available_from=(sup.available_from if sup and sup.available_from
-                            else spec.available_from),
-            max_units=float(sup.max_units) if sup and sup.max_units is not None else math.inf,
-            throughput=thr, opex_usd_per_year=opex, tco_usd_per_year=tco_y, wall_power_W=watt)
-        for w in thr:
-            uph = tco_y[w] / HOURS_PER_YEAR
-            base = f"device.{spec.name}.{w}"
-            values[f"{base}.throughput"] = thr[w]
-            values[f"{base}.usd_per_hour"] = uph
-            values[f"{base}.throughput_per_usd"] = thr[w] * units.HOUR / uph
-            values[f"{base}.throughput_per_watt"] = thr[w] / watt[w]
-            values[f"{base}.tco_usd_per_year"] = tco_y[w]
+        records += priced_rows(
+            sc, ref, pool, profiles[ref].spec,
+            (tps, "") if wl.training is not None else None,
+            (sat * ex["slo_ratio"].get(ref, 0.0), sat, "") if wl.serving is not None else None)
+    for r in records:
+        for field in ("throughput", "usd_per_hour", "throughput_per_usd", "throughput_per_watt",
+                      "tco_usd_per_year"):
+            values[f"device.{r['device']}.{r['workload']}.{field}"] = r[field]
+    rows = device_rows(records)
     for mix in sc.fleets:
         f = evaluate_fleet(sc, mix, rows)
         for k, v in f.items():
@@ -285,25 +260,9 @@ def _eval_scenario(ctx: Context, data: dict[str, Any], profiles: dict[str, Devic
                 values[f"fleet.{mix.name}.{k}"] = float(v)
         values[f"fleet.{mix.name}.n_violations"] = float(len(f["violations"]))
     if any(m.startswith("optimum.") or " optimum." in m for m in metrics):
-        from accelsim.fleet import demand
-        from accelsim.optimize import MixProblem, solve
+        from accelsim.optimize import problem_from_scenario, solve
 
-        need = demand(sc)
-        refs = list(rows)
-        W = list(need)
-        p = MixProblem(
-            devices=[rows[r].device for r in refs], workloads=W,
-            capex=np.array([rows[r].capex_usd for r in refs]),
-            tco=np.array([[rows[r].tco_usd_per_year.get(w, 0.0) for w in W] for r in refs]),
-            power=np.array([[rows[r].wall_power_W.get(w, 0.0) for w in W] for r in refs]),
-            thr=np.array([[rows[r].throughput.get(w, 0.0) for w in W] for r in refs]),
-            demand=np.array([need[w] for w in W]), pool_of=[rows[r].pool for r in refs],
-            pool_usd={k: v.usd for k, v in sc.budget.pools.items()},
-            total_usd=sc.budget.total_usd,
-            max_units=np.array([0.0 if rows[r].available_from > sc.year else rows[r].max_units
-                                for r in refs]),
-            power_cap_W=sc.power_cap_mw * 1e6 if sc.power_cap_mw else None,
-            server=sc.server_chips, objective=sc.objective)
+        p = problem_from_scenario(sc, rows)
         try:
             o = solve(p)
             values["optimum.objective"] = o["objective"]
@@ -316,7 +275,7 @@ def _eval_scenario(ctx: Context, data: dict[str, Any], profiles: dict[str, Devic
                 values[f"optimum.pool_spend_usd.{k}"] = v
             for d, ws in o["units"].items():
                 values[f"optimum.units.{d}"] = float(sum(ws.values()))
-            for d in (rows[r].device for r in refs):
+            for d in p.devices:
                 values.setdefault(f"optimum.units.{d}", 0.0)
         except AccelsimError:
             values["optimum.objective"] = float("nan")
