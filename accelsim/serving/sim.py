@@ -105,7 +105,9 @@ def build_service(job: ServeJob, file: str = "job",
 
 def draw_inputs(job: ServeJob, rate_qps: float | None = None, seed: int | None = None,
                 service: ServiceModel | None = None) -> Inputs:
-    """All random inputs of one run from one generator (seed), in a fixed order."""
+    """All random inputs of one run from one generator (seed), in a fixed order. The
+    rate-dependent burst schedule is drawn last, so sizes and service draws are the same
+    at every rate (common random numbers for the capacity search)."""
     sm = service or build_service(job)
     rng = np.random.default_rng(job.sim.seed if seed is None else seed)
     n = job.sim.requests
@@ -124,9 +126,6 @@ def draw_inputs(job: ServeJob, rate_qps: float | None = None, seed: int | None =
     else:
         rate = rate_qps or a.rate_qps or 1.0
         unit = np.cumsum(rng.exponential(1.0, n))
-        horizon = unit[-1] / rate
-        t_b, m_b = shape_function(a, horizon, rng)
-        arrivals = nhpp_times(unit, rate, t_b, m_b)
     if sizes is None:
         sizes = sample(job.queries.size, rng, n, integer=True)
     sm = sm.covering(max(float(sizes.max()), job.batching.max_batch_items))
@@ -134,6 +133,9 @@ def draw_inputs(job: ServeJob, rate_qps: float | None = None, seed: int | None =
     draws = sample(sm.draw_dist, rng, n) if sm.draw_dist is not None else np.zeros(n)
     first = rng.integers(0, c, n)
     second = (first + rng.integers(1, max(c, 2), n)) % max(c, 1)
+    if a.process != "trace":
+        t_b, m_b = shape_function(a, unit[-1] / rate, rng)
+        arrivals = nhpp_times(unit, rate, t_b, m_b)
     return Inputs(
         arrival_s=arrivals, items=sizes, draw_s=draws, table_s=sm.table_s, scale=sm.scale,
         max_batch_items=job.batching.max_batch_items,
@@ -247,9 +249,10 @@ def _offered(x: Inputs) -> float:
 
 def _meets(job: ServeJob, eng: str, rate: float, seed: int, sm: ServiceModel, cap: float,
            slo_ms: float) -> bool:
-    """Stable and p99 <= SLO at ``rate`` (the capacity search's cheap test)."""
+    """Stable and p99 <= SLO at ``rate`` (the capacity search's cheap test); ``cap`` is this
+    seed's saturated capacity (the same at every rate)."""
     x = draw_inputs(job, rate, seed, sm)
-    if _offered(x) >= min(cap, capacity_estimate(x)):
+    if _offered(x) >= cap:
         return False
     tr = simulate_fast(x) if eng == "fast" else simulate_simpy(x)
     w = job.sim.warmup
@@ -303,15 +306,16 @@ def capacity(job: ServeJob, engine: str | None = None, rel_tol: float = 0.002,
     found = []
     for r in range(job.sim.replications):
         seed = job.sim.seed + r
+        cap_r = capacity_estimate(draw_inputs(job, None, seed, sm))
 
-        def ok(rate: float, seed: int = seed) -> bool:
-            return _meets(job, eng, rate, seed, sm, cap, slo)
+        def ok(rate: float, seed: int = seed, cap_r: float = cap_r) -> bool:
+            return _meets(job, eng, rate, seed, sm, cap_r, slo)
 
-        lo, hi = 0.0, cap
-        if not ok(cap * 1e-3):
+        lo, hi = 0.0, cap_r
+        if not ok(cap_r * 1e-3):
             found.append(0.0)
             continue
-        lo = cap * 1e-3
+        lo = cap_r * 1e-3
         while hi - lo > rel_tol * hi:
             mid = 0.5 * (lo + hi)
             lo, hi = (mid, hi) if ok(mid) else (lo, mid)

@@ -173,7 +173,6 @@ def _split(params: dict[str, float], where: str) -> tuple[dict[str, dict[str, fl
 def _profiles_for(ctx: Context, dev_over: dict[str, dict[str, float]], where: str,
                   draws: dict[str, dict[str, float]] | None = None) -> dict[str, DeviceProfile]:
     out = {}
-    names = {load_device(r).name: r for r in ctx.profiles} if dev_over else {}
     for ref, base in ctx.profiles.items():
         over = dev_over.get(ref) or dev_over.get(base["name"]) or {}
         if not over and not (draws or {}).get(ref):
@@ -186,7 +185,7 @@ def _profiles_for(ctx: Context, dev_over: dict[str, dict[str, float]], where: st
         for field, v in over.items():
             apply_device(prof, field, v, where)
         out[ref] = device_from_dict(prof, f"{where}: devices.{base['name']}")
-    unknown = set(dev_over) - set(ctx.profiles) - set(names)
+    unknown = set(dev_over) - set(ctx.profiles) - {p["name"] for p in ctx.profiles.values()}
     if unknown:
         known = ", ".join(p["name"] for p in ctx.profiles.values())
         raise AccelsimError.single(where, "parameters",

@@ -495,8 +495,7 @@ def estimate(job: TrainJob, engine: str = "analytic", file: str = "job",
     ``spec`` replaces the job's device (sweeps pass overridden profiles)."""
     check_job(job, file)
     spec = spec or load_device(job.device, where=file).spec
-    if job.precision not in spec.peak_flops:
-        spec.flops(job.precision, where=file)
+    spec.flops(job.precision, where=file)  # an unsupported precision names the job file
     row = estimate_arrays({k: np.asarray([v]) for k, v in job_row(job, spec).items()})
     r = {k: float(np.asarray(v)[0]) for k, v in row.items()}
     breakdown = {

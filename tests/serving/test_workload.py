@@ -66,3 +66,12 @@ def test_query_sizes_are_whole_items_with_the_right_mean(size):
     expect = {"fixed": 5, "truncnormal": 200, "lognormal": 100,
               "empirical": 0.5 + 3 + 20}[size["dist"]]
     assert x.items.mean() == pytest.approx(expect, rel=0.05)
+
+
+def test_sizes_and_service_draws_do_not_depend_on_the_rate_even_with_bursts():
+    arr = {"process": "poisson", "bursts": {"multiplier": 2.0, "mean_burst_s": 0.01,
+                                            "mean_gap_s": 0.05}}
+    a = draw_inputs(_job({**arr, "rate_qps": 1000}))
+    b = draw_inputs(_job({**arr, "rate_qps": 3000}))
+    np.testing.assert_array_equal(a.items, b.items)
+    np.testing.assert_array_equal(a.draw_s, b.draw_s)
