@@ -489,8 +489,9 @@ def sweep(
         TimeRemainingColumn,
     )
 
-    from accelsim.sweep import read_results, run_sweep
+    from accelsim.sweep import load_sweep, read_results, run_sweep
 
+    load_sweep(sweep_file)  # a broken file fails before the progress bar starts
     if executor not in ("local", "dask"):
         raise AccelsimError.single("sweep", "--executor",
                                    f"expected local or dask, got {executor!r}")
