@@ -200,10 +200,12 @@ def train(
                                       "bytes, time, what bounds each.")] = False,
 ) -> None:
     """Step time, throughput, MFU and memory of one training job."""
+    from accelsim.devices import load_device
     from accelsim.training import estimate, load_job
 
     job = load_job(job_file)
-    res = estimate(job, engine=engine, file=str(job_file))
+    device = load_device(job.device, where=str(job_file), field="device")
+    res = estimate(job, engine=engine, file=str(job_file), spec=device)
     if as_json:
         emit_json(res.to_dict())
     else:
@@ -234,14 +236,18 @@ def train_search(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """The fastest parallel layout that fits in memory, with the top-k table."""
+    from accelsim.devices import load_device
+    from accelsim.precision import TRAIN_PRECISIONS
     from accelsim.training.job import load_model
     from accelsim.training.search import feasible, search_layouts
 
-    if precision not in ("fp32", "bf16", "fp16", "fp8"):
+    if precision not in TRAIN_PRECISIONS:
         raise AccelsimError.single("train-search", "--precision",
-                                   f"expected fp32, bf16, fp16 or fp8, got {precision!r}")
+                                   f"expected one of {', '.join(TRAIN_PRECISIONS)}, "
+                                   f"got {precision!r}")
     model = load_model(model_file)
-    res = search_layouts(model, device, devices, global_batch, precision)
+    profile = load_device(device, where="train-search", field="--device")
+    res = search_layouts(model, profile, devices, global_batch, precision)
     ok = feasible(res.table)
     cols = ["tp", "pp", "dp", "cp", "ep", "micro_batch", "virtual_stages", "recompute", "zero",
             "step_time_s", "tokens_per_s", "mfu", "memory_per_device_gib"]
@@ -250,7 +256,7 @@ def train_search(
         if res.best is not None:
             from accelsim.training import estimate
 
-            best = estimate(res.best).to_dict()
+            best = estimate(res.best, spec=res.spec).to_dict()
         emit_json({"evaluated": res.evaluated, "feasible": len(ok), "best": best,
                    "top": ok[cols].head(top).to_dict(orient="records")})
         return
@@ -265,7 +271,8 @@ def train_search(
     console.print(table("", ok[cols].head(top).to_dict(orient="records")))
     from accelsim.training import estimate
 
-    _print_train(estimate(res.best), f"best layout: {_layout_str(res.best.parallelism)}")
+    _print_train(estimate(res.best, spec=res.spec),
+                 f"best layout: {_layout_str(res.best.parallelism)}")
 
 
 # ---------------------------------------------------------------- serving
@@ -336,8 +343,7 @@ def _device_table(sc: Any, quiet: bool) -> Any:
 
     from accelsim.fleet import evaluate_devices
 
-    n = len(sc.pool_of()) * sum(w is not None for w in (sc.workloads.training,
-                                                         sc.workloads.serving))
+    n = len(sc.pool_of()) * len(sc.workloads)
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/"
                   "{task.total}"), TimeElapsedColumn(), console=Console(stderr=True),
                   disable=quiet, transient=True) as bar:
@@ -377,7 +383,7 @@ def compare(
     res = run_compare(sc, dev_table=_device_table(sc, quiet=as_json))
     dev_cols = ["device", "workload", "throughput", "throughput_unit", "usd_per_hour",
                 "throughput_per_usd", "throughput_per_watt", "capex_usd", "pool", "note"]
-    fleets = sorted(res.fleets, key=lambda f: f["rank"])
+    fleets = [_fleet_out(f) for f in sorted(res.fleets, key=lambda f: f["rank"])]
     if csv_dir is not None:
         csv_dir.mkdir(parents=True, exist_ok=True)
         res.devices[dev_cols].to_csv(csv_dir / "devices.csv", index=False)
@@ -394,8 +400,10 @@ def compare(
                    "devices": res.devices[dev_cols].to_dict(orient="records"),
                    "fleets": fleets})
         return
+    from accelsim import workloads
+
     console.print(f"[bold]{scenario_file}: {sc.name}[/bold] - {sc.description}")
-    need = ", ".join(f"{w} {v:,.4g} {'tokens/s' if w == 'training' else 'qps'}"
+    need = ", ".join(f"{w} {v:,.4g} {workloads.of(sc.workloads[w]).unit}"
                      for w, v in res.demand.items())
     console.print(f"demand: {need}; objective: {sc.objective}")
     rows = [{"device": r.device, "workload": r.workload, "per device": r.throughput,
@@ -403,18 +411,25 @@ def compare(
              "per USD": r.throughput_per_usd, "per W": r.throughput_per_watt,
              "layout / CI": r.note} for r in res.devices.itertuples()]
     console.print(table("", rows))
+    columns = {label: key for name, spec in sc.workloads.items()
+               for label, key in workloads.of(spec).fleet_columns(name).items()}
     frows = []
     for f in fleets:
         frows.append({
             "rank": f["rank"], "fleet": f["name"], "year": f["year"],
             "units": _fmt_units(f["units"]), "capex B USD": f["capex_usd"] / 1e9,
             "TCO B USD/yr": f["tco_usd_per_year"] / 1e9,
-            "tokens/day": f["training_tokens_per_day"],
-            "days to train": f.get("days_to_train", float("nan")),
-            "QPS at SLO": f["serving_qps_at_slo"], "MW": f["power_MW"],
-            "meets demand": f["meets_demand"], "violations": "; ".join(f["violations"]) or "-",
+            **{label: f.get(key, float("nan")) for label, key in columns.items()},
+            "MW": f["power_MW"], "meets demand": f["meets_demand"],
+            "violations": "; ".join(f["violations"]) or "-",
         })
     console.print(table("", frows))
+
+
+def _fleet_out(f: dict[str, Any]) -> dict[str, Any]:
+    """A fleet result for output: violations as text, and as records."""
+    return {**f, "violations": [str(v) for v in f["violations"]],
+            "violation_records": [v.to_dict() for v in f["violations"]]}
 
 
 @app.command()
@@ -426,11 +441,11 @@ def optimize(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
 ) -> None:
     """The device mix (integer servers) that maximises the scenario's objective (MILP)."""
-    from accelsim.fleet import load_scenario
-    from accelsim.optimize import problem_from_scenario, solve
+    from accelsim.fleet import load_scenario, mix_problem
+    from accelsim.optimize import solve
 
     sc = load_scenario(scenario_file)
-    res = solve(problem_from_scenario(sc, _device_table(sc, quiet=as_json), year))
+    res = solve(mix_problem(sc, _device_table(sc, quiet=as_json), year))
     if as_json:
         emit_json(res)
         return
@@ -530,14 +545,14 @@ def plot(
     title: Annotated[str | None, typer.Option(help="Figure title.")] = None,
 ) -> None:
     """Cost-performance curves, Pareto frontiers, break-even contours, tornado charts."""
-    from accelsim.plots import sweep_plot
+    from accelsim.plots import BOOKKEEPING, sweep_plot
     from accelsim.sweep import read_results
 
     df = read_results(results)
     for opt, col in (("--x", x), ("--y", y), ("--hue", hue), ("--z", z)):
         if col is not None and col not in df.columns:
             raise AccelsimError.single(str(results), opt, f"no column '{col}'; expected one of: "
-                                       + ", ".join(c for c in df.columns if c != "point_id"))
+                                       + ", ".join(c for c in df.columns if c not in BOOKKEEPING))
     if kind not in (None, "line", "scatter", "contour", "tornado"):
         raise AccelsimError.single("plot", "--kind",
                                    f"expected line, scatter, contour or tornado, got {kind!r}")

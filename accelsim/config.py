@@ -76,9 +76,10 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def validate(model: type[M], data: Any, file: str | Path, prefix: str = "") -> M:
-    """Validate ``data`` against ``model``; pydantic errors become one line each."""
+    """Validate ``data`` against ``model``; pydantic errors become one line each. Validators
+    that parse nested blocks themselves read the file name from the validation context."""
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context={"file": str(file), "prefix": prefix})
     except ValidationError as exc:
         raise AccelsimError(problems_from(exc, model, str(file), prefix)) from None
 

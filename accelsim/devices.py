@@ -9,22 +9,19 @@ with the reasoning in ``note``. :meth:`DeviceProfile.spec` converts once to SI
 
 from __future__ import annotations
 
-import difflib
 import math
 from dataclasses import dataclass, field
-from functools import cache, cached_property
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from accelsim import units
+from accelsim import refs, units
 from accelsim.config import Strict, read_yaml, validate
 from accelsim.errors import AccelsimError
 
 Confidence = Literal["A", "B", "C", "assumption"]
-PRECISIONS = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8")
-Precision = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8"]
 
 
 class Quantity(Strict):
@@ -187,9 +184,10 @@ class DeviceProfile(Strict):
             )
         return self
 
-    @cached_property
+    @property
     def spec(self) -> DeviceSpec:
-        """The SI view used by every model (computed once per profile)."""
+        """The SI view used by every model. Computed on each access (a few microseconds), so
+        a ``model_copy(update=...)`` never returns the numbers of the profile it came from."""
         return _spec(self)
 
     def quantities(self) -> dict[str, Any]:
@@ -286,20 +284,31 @@ def _spec(p: DeviceProfile) -> DeviceSpec:
     )
 
 
+DeviceLike = DeviceSpec | DeviceProfile
+
+
+def as_spec(device: DeviceLike, where: str = "device") -> DeviceSpec:
+    """The SI view of a resolved device. Physics takes a spec or a profile, never a name:
+    resolve names and paths once, at the boundary, with :func:`load_device`."""
+    if isinstance(device, DeviceSpec):
+        return device
+    if isinstance(device, DeviceProfile):
+        return device.spec
+    raise AccelsimError.single(
+        where, "device", f"expected a DeviceSpec or DeviceProfile, got {device!r}; resolve a "
+        f"name or path with accelsim.load_device first")
+
+
 # ---------------------------------------------------------------------------
 # catalog
 
 def catalog_dir() -> Path:
     """``configs/devices`` of the source tree, or the copy shipped inside a wheel."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "configs" / "devices", here / "_configs" / "devices"):
-        if candidate.is_dir():
-            return candidate
-    raise AccelsimError.single("configs/devices", "", "device catalog not found")
+    return refs.configs_dir() / "devices"
 
 
 def catalog_names() -> list[str]:
-    return sorted(p.stem for p in catalog_dir().glob("*.yaml"))
+    return refs.names("devices")
 
 
 def catalog() -> dict[str, DeviceProfile]:
@@ -307,39 +316,27 @@ def catalog() -> dict[str, DeviceProfile]:
     return {n: load_device(n) for n in catalog_names()}
 
 
-
-def load_device(name_or_path: str | Path, where: str = "device") -> DeviceProfile:
-    """A catalog name (``h20``) or a path to a YAML profile; unknown names suggest the closest."""
-    s = str(name_or_path)
-    if s.endswith((".yaml", ".yml")) or "/" in s or Path(s).is_file():
-        return _load_path(str(Path(s).resolve()), s)
-    path = catalog_dir() / f"{s}.yaml"
-    if not path.is_file():
-        names = catalog_names()
-        close = difflib.get_close_matches(s, names, n=1, cutoff=0.4)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise AccelsimError.single(
-            where, "", f"unknown device '{s}'{hint} (catalog: {', '.join(names)}; or give a path)"
-        )
-    return _load_path(str(path), f"configs/devices/{s}.yaml")
+def device_path(ref: str | Path, relative_to: str | Path | None = None, where: str = "device",
+                field: str = "") -> Path:
+    """The profile file a catalog name or path names (see :func:`accelsim.refs.find`)."""
+    return refs.find(ref, "devices", relative_to, where, field, what="device")
 
 
-@cache
-def _load_path(resolved: str, shown: str) -> DeviceProfile:
-    data = read_yaml(resolved) if Path(resolved).exists() else read_yaml(shown)
-    return validate(DeviceProfile, data, shown)
+def load_device(name_or_path: str | Path, where: str = "device", field: str = "",
+                relative_to: str | Path | None = None) -> DeviceProfile:
+    """A catalog name (``h20``) or a path to a YAML profile; unknown names suggest the closest.
+    A file edited since it was last read is read again."""
+    path = device_path(name_or_path, relative_to, where, field)
+    st = path.stat()
+    return _load_path(str(path), refs.shown(path), st.st_mtime_ns, st.st_size)
 
 
-def resolve_ref(ref: str, relative_to: str | Path) -> str:
-    """A device given as a relative path inside a config file resolves from that file's folder."""
-    if (ref.endswith((".yaml", ".yml")) or "/" in ref) and not Path(ref).is_absolute():
-        candidate = Path(relative_to).resolve().parent / ref
-        if candidate.exists():
-            return str(candidate)
-    return ref
+@lru_cache(maxsize=256)
+def _load_path(resolved: str, shown: str, mtime_ns: int, size: int) -> DeviceProfile:
+    """Parsed profile, cached by path and the file's modification time and size."""
+    return validate(DeviceProfile, read_yaml(resolved), shown)
 
 
 def device_from_dict(data: dict[str, Any], file: str = "<device>") -> DeviceProfile:
     """Validate a profile given as a mapping (used by sweeps that override fields)."""
     return validate(DeviceProfile, data, file)
-

@@ -35,21 +35,21 @@ def save(fig: Any, out_dir: str | Path, stem: str) -> list[Path]:
 
 def fleet_chart(fleets: list[dict[str, Any]], demand: dict[str, float], out_dir: str | Path,
                 title: str) -> list[Path]:
-    """Training tokens/day (after serving demand) and whole-fleet serving QPS against TCO
-    per fleet; Pareto frontier marked; fleets that break a rule drawn hollow; demand dashed."""
-    panels = [("training_tokens_per_day", "training after serving demand (trillion tokens/day)",
-               "training", 86400.0 / 1e12, 1e12),
-              ("serving_qps_whole_fleet", "whole fleet serving at p99 SLO (million queries/s)",
-               "serving", 1e-6, 1e-6)]
-    panels = [p for p in panels if p[2] in demand]
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 5), squeeze=False)
+    """Per workload, the fleet's capacity against TCO: a ``volume`` workload (training) what is
+    left after the ``capacity`` workloads (serving) are covered, which is what its demand
+    sees; a capacity workload the whole fleet's (allocation would show only the demand).
+    Pareto frontier marked; fleets that break a rule drawn hollow; demand dashed."""
+    names = list(demand)
+    fig, axes = plt.subplots(1, len(names), figsize=(6.5 * len(names), 5), squeeze=False)
     tco = np.array([f["tco_usd_per_year"] for f in fleets]) / 1e9
     ok = np.array([not f["violations"] for f in fleets])
-    for ax, (key, label, wl, per, unit) in zip(axes[0], panels, strict=True):
-        # training: what is left after serving's peak is covered (what the demand sees);
-        # serving: the whole fleet's serving capacity (allocation would show only demand)
-        val = np.array([f[key] for f in fleets], dtype=float)
-        val = val / unit if wl == "training" else val * unit
+    for ax, wl in zip(axes[0], names, strict=True):
+        info = [f["workloads"][wl] for f in fleets]
+        whole = info[0]["role"] == "capacity"
+        val = np.array([i["capacity_whole_fleet" if whole else "capacity"] for i in info],
+                       dtype=float)
+        label = f"{wl}: {'whole fleet' if whole else 'after capacity workloads'} " \
+                f"({info[0]['unit']})"
         front = pareto_front(np.where(ok, tco, np.inf), np.where(ok, val, -np.inf))
         front = front[ok[front]]
         ax.plot(tco[front], val[front], "-", color="0.6", zorder=1, label="Pareto frontier")
@@ -59,8 +59,8 @@ def fleet_chart(fleets: list[dict[str, Any]], demand: dict[str, float], out_dir:
                        label="breaks a rule")
         for f, x, y in zip(fleets, tco, val, strict=True):
             ax.annotate(f["name"], (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
-        ax.axhline(demand[wl] * per, color="C2", ls="--", lw=1, label="demand")
-        ax.ticklabel_format(useOffset=False, style="plain", axis="y")
+        ax.axhline(demand[wl], color="C2", ls="--", lw=1, label="demand")
+        ax.ticklabel_format(useOffset=False, axis="y")
         ax.set_xlabel("TCO (billion USD per year)")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
@@ -111,7 +111,7 @@ def sweep_plot(df: Any, out: str | Path, x: str | None = None, y: str | None = N
 
     out = Path(out)
     stem, folder = out.stem, out.parent
-    params = [c for c in df.columns if c != "point_id" and not _is_metric(c, df)]
+    params = [c for c in df.columns if c not in BOOKKEEPING and not _is_metric(c, df)]
     kind = kind or ("contour" if z else ("tornado" if x is None else "line"))
     fig, ax = plt.subplots(figsize=(7.5, 5.2))
     if kind == "contour":
@@ -176,6 +176,10 @@ def sweep_plot(df: Any, out: str | Path, x: str | None = None, y: str | None = N
     if title:
         ax.set_title(title, fontsize=10)
     return save(fig, folder, stem)
+
+
+# Sweep result columns that are neither parameters nor metrics.
+BOOKKEEPING = ("point_id", "reason")
 
 
 def _is_metric(col: str, df: Any) -> bool:

@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from accelsim.devices import catalog
+from accelsim.devices import catalog, load_device
 from accelsim.training import TransformerModel, estimate_frame, search_layouts
 from accelsim.training.perf import device_columns, job_columns, model_columns
 from accelsim.training.search import candidate_layouts
@@ -61,7 +61,7 @@ def main() -> None:
     gpt3 = TransformerModel(layers=96, hidden=12288, heads=96, ffn_hidden=49152, vocab=51200,
                             seq_len=2048)
     t0 = time.perf_counter()
-    res = search_layouts(gpt3, "a100-80gb-sxm", 1024, global_batch=1536)
+    res = search_layouts(gpt3, load_device("a100-80gb-sxm"), 1024, global_batch=1536)
     ds = time.perf_counter() - t0
     print(f"train-search gpt3-175b on 1024 x a100: layouts={res.evaluated} search_s={ds:.3f} "
           f"best={res.best.parallelism if res.best else None}")

@@ -9,8 +9,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from accelsim.fleet import compare, evaluate_devices, load_scenario
-from accelsim.optimize import problem_from_scenario, solve
+from accelsim.fleet import compare, evaluate_devices, load_scenario, mix_problem
+from accelsim.optimize import solve
 from accelsim.plots import sweep_plot
 from accelsim.sweep import Param
 
@@ -25,7 +25,7 @@ def cheapest_domestic_recovery() -> dict:
     sc = load_scenario(ROOT / "configs" / "fleet.yaml")
     table = evaluate_devices(sc)
     rep = next(f for f in compare(sc, dev_table=table).fleets if f["name"] == "reported-split")
-    p = problem_from_scenario(sc, table)
+    p = mix_problem(sc, table)
     domestic = np.array([pool == "domestic" for pool in p.pool_of])
     target = np.array([rep["training_tokens_per_day"] / 86400.0, rep["serving_qps_at_slo"]])
     p = replace(p, objective="min_cost", demand=target,

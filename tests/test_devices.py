@@ -4,8 +4,9 @@ import pytest
 
 import accelsim
 from accelsim import units
-from accelsim.devices import PRECISIONS, catalog_names, device_from_dict, load_device
+from accelsim.devices import catalog_names, device_from_dict, load_device
 from accelsim.errors import AccelsimError
+from accelsim.precision import PRECISIONS
 
 REQUIRED = {"a100-80gb-sxm", "h100-sxm", "h20", "ascend-910b", "ascend-910c", "inhouse-asic"}
 

@@ -141,7 +141,7 @@ class ServeJob(Strict):
 
 
 def load_serve_job(path: str | Path) -> ServeJob:
-    from accelsim.devices import resolve_ref
+    from accelsim.refs import normalize as resolve_ref
 
     data = read_yaml(path)
     job = validate(ServeJob, data, path)

@@ -32,9 +32,9 @@ from accelsim import units
 from accelsim.config import Strict, load
 from accelsim.devices import DeviceSpec
 from accelsim.errors import AccelsimError
+from accelsim.precision import BYTES, EmbeddingDtype, Precision
 from accelsim.roofline import gemm_time
 
-DTYPE_BYTES = {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "int8": 1.0, "fp8": 1.0}
 # Fraction of device memory an embedding cache may use (the rest: MLP weights, activations,
 # runtime). Assumption.
 EMBEDDING_MEMORY_FRACTION = 0.85
@@ -77,8 +77,8 @@ class RecModel(Strict):
     bottom_mlp: list[int] = Field(default_factory=list)
     top_mlp: list[int] = Field(min_length=1)
     tables: list[TableGroup] = Field(min_length=1)
-    embedding_dtype: Literal["fp32", "fp16", "bf16", "int8", "fp8"] = "fp32"
-    mlp_precision: Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8"] = "fp32"
+    embedding_dtype: EmbeddingDtype = "fp32"
+    mlp_precision: Precision = "fp32"
     interaction: Interaction = Interaction(kind="cat")
     zipf_alpha: float = Field(default=1.05, ge=0.0, le=3.0)
     index_bytes: Literal[4, 8] = 8
@@ -106,7 +106,7 @@ class RecModel(Strict):
 
     @property
     def embedding_bytes(self) -> float:
-        b = DTYPE_BYTES[self.embedding_dtype]
+        b = BYTES[self.embedding_dtype]
         return float(sum(t.count * t.rows * t.dim * b for t in self.tables))
 
     def interaction_out(self) -> int:
@@ -137,25 +137,13 @@ class RecModel(Strict):
         return f
 
 
-def load_model(name_or_path: str | Path, models_dir: Path | None = None) -> RecModel:
-    """A zoo name (``rmc2``) or a path to a model YAML."""
-    s = str(name_or_path)
-    if s.endswith((".yaml", ".yml")) or "/" in s:
-        return load(RecModel, s)
-    from accelsim.devices import catalog_dir
+def load_model(ref: str | Path, relative_to: str | Path | None = None, where: str = "service",
+               field: str = "model") -> RecModel:
+    """A zoo name (``rmc2``) or a path to a model YAML (:func:`accelsim.refs.find`)."""
+    from accelsim import refs
 
-    zoo = models_dir or catalog_dir().parent / "models"
-    path = zoo / f"{s}.yaml"
-    if not path.is_file():
-        import difflib
-
-        names = sorted(p.stem for p in zoo.glob("*.yaml")
-                       if "tables" in p.read_text(encoding="utf-8"))
-        close = difflib.get_close_matches(s, names, n=1, cutoff=0.4)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise AccelsimError.single("service", "model",
-                                   f"unknown recommendation model '{s}'{hint} "
-                                   f"(zoo: {', '.join(names)}; or give a path)")
+    path = refs.find(ref, "models", relative_to, where, field, family="recsys",
+                     what="recommendation model")
     return load(RecModel, path)
 
 
@@ -195,7 +183,7 @@ def _cached_share(model: RecModel, capacity_bytes: float) -> float:
     of each table; theta is found by bisection so the cached bytes fill the capacity.
     """
     a = max(model.zipf_alpha, 1e-6)
-    dt = DTYPE_BYTES[model.embedding_dtype]
+    dt = BYTES[model.embedding_dtype]
     rows = np.array([t.rows for t in model.tables], dtype=float)
     rb = np.array([t.dim * dt for t in model.tables])
     cnt = np.array([t.count for t in model.tables], dtype=float)
@@ -280,7 +268,7 @@ def service_time(model: RecModel, spec: DeviceSpec, n_items: Any, mode: str = "a
     n = np.asarray(n_items, dtype=float)
     peak = spec.flops(model.mlp_precision, where=where)
     pl = placement(model, spec, mode, where)
-    dt = DTYPE_BYTES[model.embedding_dtype]
+    dt = BYTES[model.embedding_dtype]
     gather = sum(t.count * t.pooling * t.dim for t in model.tables) * dt  # bytes per item
     pooled = sum(t.count * t.dim for t in model.tables) * dt
     ra_bw = spec.memory_bw_Bps * spec.eff_random_access
@@ -293,7 +281,7 @@ def service_time(model: RecModel, spec: DeviceSpec, n_items: Any, mode: str = "a
     else:
         t_a2a = np.zeros_like(n)
 
-    eb = DTYPE_BYTES.get(model.mlp_precision, 4.0)
+    eb = BYTES[model.mlp_precision]
 
     def gemm(m: Any, k: Any, n_: Any) -> Any:
         return gemm_time(m, k, n_, eb, peak, spec.eff_compute, spec.gemm_half_flop,

@@ -17,7 +17,7 @@ import pandas as pd
 from scipy import stats
 
 from accelsim import units
-from accelsim.devices import DeviceSpec, load_device
+from accelsim.devices import DeviceLike, DeviceSpec, as_spec, load_device
 from accelsim.errors import AccelsimError
 from accelsim.serving import recsys
 from accelsim.serving.engines import (
@@ -71,10 +71,14 @@ def _table_width(job: ServeJob) -> int:
 
 
 def build_service(job: ServeJob, file: str = "job",
-                  specs: dict[str, DeviceSpec] | None = None,
-                  width: int | None = None) -> ServiceModel:
-    """Service-time tables per replica; ``specs`` maps device references to overridden
-    profiles (sweeps); ``width`` overrides the number of items the table covers."""
+                  specs: dict[str, DeviceLike] | None = None,
+                  width: int | None = None, model: recsys.RecModel | None = None
+                  ) -> ServiceModel:
+    """Service-time tables per replica. ``specs`` maps the job's device references to
+    resolved devices (specs or profiles; references not in it are resolved here, at the
+    job's boundary); ``model`` is the job's resolved model; ``width`` overrides the number
+    of items the table covers."""
+    specs = {k: as_spec(v) for k, v in (specs or {}).items()}
     svc = job.service
     width = max(width or 0, _table_width(job))
     k = np.arange(width, dtype=float)
@@ -83,12 +87,12 @@ def build_service(job: ServeJob, file: str = "job",
         per_item = svc.synthetic.per_item_ms * units.MS * np.maximum(k - 1, 0)
         return ServiceModel(np.tile(per_item, (c, 1)), np.ones(c), svc.synthetic.to_dist(),
                             ["synthetic"] * c, job=job, specs=specs)
-    model = recsys.load_model(svc.model or "")
+    model = model or recsys.load_model(svc.model or "", where=file, field="service.model")
     members = svc.pool or [PoolMember(device=svc.device or "", count=job.replicas)]
     rows, names, breakdown = [], [], {}
     for mem in members:
-        spec = (specs or {}).get(mem.device) or load_device(
-            mem.device, where=f"{file}: service.device").spec
+        spec = specs.get(mem.device) or load_device(
+            mem.device, where=file, field="service.device").spec
         parts = recsys.service_time(model, spec, np.maximum(k, 1), svc.placement,
                                     where=f"{file}: service")
         t = np.asarray(parts["total_s"], dtype=float).copy()
@@ -157,15 +161,34 @@ def pick_engine(job: ServeJob, engine: str | None = None) -> str:
     return want
 
 
+@dataclass(frozen=True)
+class SaturatedMix:
+    """The batches a replica forms when its queue never empties: every batch is a greedy
+    FIFO pack of the drawn query sizes (the same packing as the engines)."""
+
+    first: np.ndarray  # index of each batch's first query
+    items: np.ndarray  # items in each batch (int)
+    queries_per_batch: float
+
+    @classmethod
+    def of(cls, items: np.ndarray, max_batch_items: int) -> SaturatedMix:
+        first, total = saturated_batches(items, max_batch_items)
+        return cls(first, total.astype(np.int64), len(items) / len(first))
+
+    def capacity_qps(self, table_s: np.ndarray, draw_s: np.ndarray | None = None,
+                     scale: np.ndarray | None = None) -> float:
+        """Stability bound: sum over replicas of queries per batch / mean batch service
+        time, the service of a batch being ``draw * scale[r] + table[r, items]``."""
+        svc = table_s[:, self.items]
+        if draw_s is not None and scale is not None:
+            svc = draw_s[self.first][None, :] * scale[:, None] + svc
+        return float(np.sum(self.queries_per_batch / svc.mean(axis=1)))
+
+
 def capacity_estimate(x: Inputs) -> float:
-    """Queries/s the replicas sustain when queues never empty: every batch is a greedy FIFO
-    pack of the drawn query sizes; capacity = sum over replicas of queries per batch /
-    mean batch service time. Offered load at or above it is unstable."""
-    first, total = saturated_batches(x.items, x.max_batch_items)
-    it = total.astype(np.int64)
-    q_per_batch = len(x.items) / len(first)
-    svc = x.draw_s[first][None, :] * x.scale[:, None] + x.table_s[:, it]
-    return float(np.sum(q_per_batch / svc.mean(axis=1)))
+    """Queries/s the replicas sustain when queues never empty (:class:`SaturatedMix`).
+    Offered load at or above it is unstable."""
+    return SaturatedMix.of(x.items, x.max_batch_items).capacity_qps(x.table_s, x.draw_s, x.scale)
 
 
 @dataclass

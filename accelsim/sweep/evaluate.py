@@ -1,23 +1,26 @@
-"""Evaluating sweep points: the per-worker context (the base run and its caches), the
-fast-fidelity scenario evaluation, job evaluation, uncertainty draws, the worker entry."""
+"""Evaluating sweep points: the per-worker context (the base run and its caches), scenario
+points through the fleet's one evaluation path at fast fidelity, job points at full
+fidelity, uncertainty draws, the worker entry.
+
+A point that evaluates but cannot deliver (no layout fits, no feasible fleet, a ratio
+over zero) keeps its row: the metric is NaN and the ``reason`` column says why. Input
+errors (an unknown metric or field) stop the sweep with one line.
+"""
 
 from __future__ import annotations
 
 import copy
-import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from accelsim.config import read_yaml, validate
-from accelsim.devices import DeviceProfile, DeviceSpec, device_from_dict, load_device
+from accelsim.devices import DeviceProfile, device_from_dict, load_device
 from accelsim.errors import AccelsimError
 from accelsim.sweep.overrides import _DEVICE_SECTIONS, apply_device, apply_mapping
 from accelsim.sweep.spec import SweepSpec
-
-TOP_LAYOUTS = 24
 
 # ------------------------------------------------------------------------------ context
 
@@ -26,128 +29,87 @@ TOP_LAYOUTS = 24
 class Context:
     """Everything a worker computes once per sweep: the base run and its caches."""
 
-    kind: str  # scenario | train-job | serve-job
+    kind: str  # scenario | train-job | serve-job (accelsim.schemas kinds)
     base_path: str
     base_data: dict[str, Any]
     profiles: dict[str, dict[str, Any]]  # device ref -> profile mapping
-    extra: dict[str, Any]
+    base_profiles: dict[str, DeviceProfile]
+    fast: Any = None  # fleet.FastEvaluator for scenarios
+    cache: dict[str, Any] = field(default_factory=dict)
 
 
 _CONTEXTS: dict[str, Context] = {}
+BASE_KINDS = ("scenario", "train-job", "serve-job")
 
 
-def _kind(data: dict[str, Any]) -> str:
-    if "fleets" in data and "workloads" in data:
-        return "scenario"
-    if "parallelism" in data:
-        return "train-job"
-    if "arrivals" in data:
-        return "serve-job"
-    raise AccelsimError.single("sweep", "base", "base must be a scenario, training or serving job")
+def base_kind(data: dict[str, Any], file: str) -> str:
+    from accelsim.schemas import detect
+
+    kind = detect(data, file).name
+    if kind not in BASE_KINDS:
+        raise AccelsimError.single(file, "base", f"base must be a scenario, training job or "
+                                                 f"serving job, got a {kind} file")
+    return kind
+
+
+def _serve_refs(job: Any) -> list[str]:
+    svc = job.service
+    return [m.device for m in svc.pool] if svc.pool else ([svc.device] if svc.device else [])
+
+
+def base_inputs(base_path: str | Path) -> list[Path]:
+    """Every file a sweep over this base reads besides the base itself (device profiles,
+    model files, traces): the resume fingerprint covers them."""
+    from accelsim import refs
+
+    data = read_yaml(base_path)
+    kind = base_kind(data, str(base_path))
+    if kind == "scenario":
+        from accelsim.fleet import load_scenario
+
+        return load_scenario(base_path).input_files()
+    if kind == "train-job":
+        from accelsim.training import load_job
+
+        return [refs.find(load_job(base_path).device, "devices")]
+    from accelsim.serving import load_serve_job
+
+    job = load_serve_job(base_path)
+    files = [refs.find(r, "devices") for r in _serve_refs(job)]
+    if job.service.model:
+        files.append(refs.find(job.service.model, "models", family="recsys"))
+    if job.arrivals.trace:
+        files.append(Path(job.arrivals.trace))
+    return files
 
 
 def context(key: str, base_path: str) -> Context:
     if key in _CONTEXTS:
         return _CONTEXTS[key]
     data = read_yaml(base_path)
-    kind = _kind(data)
-    profiles: dict[str, dict[str, Any]] = {}
-    extra: dict[str, Any] = {}
+    kind = base_kind(data, base_path)
     if kind == "scenario":
-        from accelsim.fleet import evaluate_devices, load_scenario
+        from accelsim.fleet import FastEvaluator, evaluate_full, load_scenario
+        from accelsim.fleet.evaluation import resolve_devices
 
         sc = load_scenario(base_path)
-        for ref in sc.pool_of():
-            profiles[ref] = load_device(ref).model_dump(mode="json")
-        table = evaluate_devices(sc)
-        extra = _scenario_caches(sc, table)
+        profiles = resolve_devices(sc, base_path)
+        _, evals = evaluate_full(sc, profiles=profiles, file=base_path)
+        fast = FastEvaluator(sc, profiles, evals, file=base_path)
     elif kind == "train-job":
         from accelsim.training import load_job
 
         job = load_job(base_path)
-        profiles[job.device] = load_device(job.device).model_dump(mode="json")
+        profiles, fast = {job.device: load_device(job.device)}, None
     else:
         from accelsim.serving import load_serve_job
 
-        job = load_serve_job(base_path)
-        refs = [m.device for m in job.service.pool] if job.service.pool else (
-            [job.service.device] if job.service.device else [])
-        for r in refs:
-            profiles[str(r)] = load_device(str(r)).model_dump(mode="json")
-    ctx = Context(kind, base_path, data, profiles, extra)
+        sjob = load_serve_job(base_path)
+        profiles, fast = {r: load_device(r) for r in _serve_refs(sjob)}, None
+    ctx = Context(kind, base_path, data, {r: p.model_dump(mode="json") for r, p in
+                                         profiles.items()}, profiles, fast)
     _CONTEXTS[key] = ctx
     return ctx
-
-
-def _scenario_caches(sc: Any, table: pd.DataFrame) -> dict[str, Any]:
-    """Top layouts per device and the serving SLO ratio + batch mix from the full base run."""
-    from accelsim.serving.engines import saturated_batches
-    from accelsim.serving.workload import sample
-
-    extra: dict[str, Any] = {"slo_ratio": {}}
-    wl = sc.workloads
-    if wl.training is not None:
-        from accelsim.fleet import _training_model
-        from accelsim.training.search import default_global_batch, search_layouts
-
-        model = _training_model(wl.training)
-        extra["train_model"] = model
-        extra["train_global_batch"] = wl.training.global_batch or default_global_batch(model)
-        for ref in sc.pool_of():
-            try:
-                res = search_layouts(model, ref, wl.training.cluster_devices,
-                                     wl.training.global_batch, wl.training.precision)
-                lay = res.table.head(TOP_LAYOUTS)
-                extra.setdefault("layout_cols", {})[ref] = _layout_columns(
-                    lay, model, wl.training.precision, extra["train_global_batch"])
-            except AccelsimError:
-                extra.setdefault("layout_cols", {})[ref] = None
-    if wl.serving is not None:
-        from accelsim.serving.recsys import load_model
-
-        extra["rec_model"] = load_model(wl.serving.model)
-        rng = np.random.default_rng(wl.serving.sim.seed)
-        sizes = sample(wl.serving.query_size, rng, wl.serving.sim.requests, integer=True)
-        first, total = saturated_batches(sizes, wl.serving.batching.max_batch_items)
-        extra["batch_items"] = total.astype(np.int64)
-        extra["queries_per_batch"] = len(sizes) / len(first)
-        rows = table[table.workload == "serving"].set_index("ref")
-        for ref in sc.pool_of():
-            sat = _saturated_qps(extra, load_device(ref).spec, sc)
-            qps = float(rows.at[ref, "throughput"])
-            extra["slo_ratio"][ref] = qps / sat if sat > 0 else 0.0
-    return extra
-
-
-def _layout_columns(lay: pd.DataFrame, model: Any, precision: str, global_batch: int
-                    ) -> dict[str, Any]:
-    """Model and layout input columns of the batch model (device columns come per point)."""
-    from accelsim.training.perf import job_columns, model_columns
-
-    cols: dict[str, Any] = {k: lay[k].to_numpy(dtype=float) for k in (
-        "tp", "pp", "dp", "cp", "ep", "micro_batch", "virtual_stages", "zero")}
-    cols["recompute"] = lay["recompute"].map({"none": 0, "selective": 1, "full": 2}).to_numpy(
-        dtype=float)
-    cols["sequence_parallel"] = (cols["tp"] > 1).astype(float)
-    cols.update({k: float(v) for k, v in model_columns(model).items()})
-    cols.update({k: float(v) for k, v in job_columns(precision).items()})
-    cols["global_batch"] = float(global_batch)
-    return cols
-
-
-def _saturated_qps(extra: dict[str, Any], spec: DeviceSpec, sc: Any) -> float:
-    """Queries/s of one device when its queue never empties (same packing as the simulator)."""
-    from accelsim.serving import recsys
-
-    items = extra["batch_items"]
-    try:
-        t = recsys.service_time(extra["rec_model"], spec, np.unique(items))["total_s"]
-    except AccelsimError:
-        return 0.0
-    lookup = dict(zip(np.unique(items).tolist(), np.asarray(t, dtype=float).tolist(),
-                      strict=True))
-    mean_svc = float(np.mean([lookup[i] for i in items.tolist()]))
-    return extra["queries_per_batch"] / mean_svc
 
 
 # ------------------------------------------------------------------------------ evaluation
@@ -176,14 +138,14 @@ def _profiles_for(ctx: Context, dev_over: dict[str, dict[str, float]], where: st
     for ref, base in ctx.profiles.items():
         over = dev_over.get(ref) or dev_over.get(base["name"]) or {}
         if not over and not (draws or {}).get(ref):
-            out[ref] = _base_profile(ctx, ref)
+            out[ref] = ctx.base_profiles[ref]
             continue
         prof = copy.deepcopy(base)
-        for field, v in (draws or {}).get(ref, {}).items():
-            sec, key = field.split(".")
+        for fld, v in (draws or {}).get(ref, {}).items():
+            sec, key = fld.split(".")
             prof[sec][key]["value"] = v
-        for field, v in over.items():
-            apply_device(prof, field, v, where)
+        for fld, v in over.items():
+            apply_device(prof, fld, v, where)
         out[ref] = device_from_dict(prof, f"{where}: devices.{base['name']}")
     unknown = set(dev_over) - set(ctx.profiles) - {p["name"] for p in ctx.profiles.values()}
     if unknown:
@@ -194,34 +156,35 @@ def _profiles_for(ctx: Context, dev_over: dict[str, dict[str, float]], where: st
     return out
 
 
-def _base_profile(ctx: Context, ref: str) -> DeviceProfile:
-    cache = ctx.extra.setdefault("_profiles", {})
-    if ref not in cache:
-        cache[ref] = device_from_dict(ctx.profiles[ref], f"devices.{ref}")
-    return cache[ref]  # type: ignore[no-any-return]
-
-
 def evaluate_point(ctx: Context, params: dict[str, float], metrics: list[str], where: str,
-                   draws: dict[str, dict[str, float]] | None = None) -> dict[str, float]:
+                   draws: dict[str, dict[str, float]] | None = None) -> dict[str, Any]:
+    """The point's metrics, and ``reason``: why any of them could not be delivered."""
     dev_over, other = _split(params, where)
     profiles = _profiles_for(ctx, dev_over, where, draws)
     data = copy.deepcopy(ctx.base_data)
     for path, v in other.items():
         apply_mapping(data, path, v, where)
+    reasons: list[str] = []
     if ctx.kind == "scenario":
-        values = _eval_scenario(ctx, data, profiles, metrics, where)
+        values = _eval_scenario(ctx, data, profiles, metrics, where, reasons)
     elif ctx.kind == "train-job":
-        values = _eval_train(ctx, data, profiles, where)
+        values = _eval_train(data, profiles, where)
     else:
-        values = _eval_serve(ctx, data, profiles, metrics, where)
-    return {m: _metric(values, m, where) for m in metrics}
+        values = _eval_serve(data, profiles, metrics, where)
+    out: dict[str, Any] = {m: _metric(values, m, where, reasons) for m in metrics}
+    out["reason"] = "; ".join(dict.fromkeys(reasons))
+    return out
 
 
-def _metric(values: dict[str, Any], name: str, where: str) -> float:
+def _metric(values: dict[str, Any], name: str, where: str, reasons: list[str]) -> float:
     if " / " in name:
         a, b = name.split(" / ", 1)
-        den = _metric(values, b.strip(), where)
-        return _metric(values, a.strip(), where) / den if den else float("nan")
+        den = _metric(values, b.strip(), where, reasons)
+        num = _metric(values, a.strip(), where, reasons)
+        if den == 0:
+            reasons.append(f"'{name}': {b.strip()} is 0")
+            return float("nan")
+        return num / den
     if name not in values:
         close = [k for k in values if k.split(".")[-1] == name.split(".")[-1]][:3]
         raise AccelsimError.single(where, "metrics", f"unknown metric '{name}'"
@@ -231,26 +194,22 @@ def _metric(values: dict[str, Any], name: str, where: str) -> float:
 
 
 def _eval_scenario(ctx: Context, data: dict[str, Any], profiles: dict[str, DeviceProfile],
-                   metrics: list[str], where: str) -> dict[str, Any]:
-    from accelsim.fleet import Scenario, device_rows, evaluate_fleet, priced_rows
+                   metrics: list[str], where: str, reasons: list[str]) -> dict[str, Any]:
+    from accelsim.fleet import device_rows, evaluate_fleet, mix_problem
+    from accelsim.fleet.scenario import scenario_from
 
-    sc = validate(Scenario, data, where)
-    ex = ctx.extra
-    wl = sc.workloads
-    values: dict[str, Any] = {}
-    records: list[dict[str, Any]] = []
-    for ref, pool in sc.pool_of().items():
+    sc = scenario_from(data, ctx.base_path, check=False, where=where)
+    for ref in sc.pool_of():
         if ref not in profiles:
             raise AccelsimError.single(where, "parameters", f"device '{ref}' not in the base")
-        tps, sat = _device_throughput(ctx, sc, ref, profiles[ref])
-        records += priced_rows(
-            sc, ref, pool, profiles[ref].spec,
-            (tps, "") if wl.training is not None else None,
-            (sat * ex["slo_ratio"].get(ref, 0.0), sat, "") if wl.serving is not None else None)
+    records = ctx.fast.device_records(sc, profiles)
+    values: dict[str, Any] = {}
     for r in records:
-        for field in ("throughput", "usd_per_hour", "throughput_per_usd", "throughput_per_watt",
-                      "tco_usd_per_year"):
-            values[f"device.{r['device']}.{r['workload']}.{field}"] = r[field]
+        for fld in ("throughput", "usd_per_hour", "throughput_per_usd", "throughput_per_watt",
+                    "tco_usd_per_year"):
+            values[f"device.{r['device']}.{r['workload']}.{fld}"] = r[fld]
+        if r["reason"]:
+            reasons.append(f"device.{r['device']}.{r['workload']}: {r['reason']}")
     rows = device_rows(records)
     for mix in sc.fleets:
         f = evaluate_fleet(sc, mix, rows)
@@ -259,77 +218,48 @@ def _eval_scenario(ctx: Context, data: dict[str, Any], profiles: dict[str, Devic
                 values[f"fleet.{mix.name}.{k}"] = float(v)
         values[f"fleet.{mix.name}.n_violations"] = float(len(f["violations"]))
     if any(m.startswith("optimum.") or " optimum." in m for m in metrics):
-        from accelsim.optimize import problem_from_scenario, solve
+        from accelsim.optimize import solve
 
-        p = problem_from_scenario(sc, rows)
+        p = mix_problem(sc, rows)
         try:
             o = solve(p)
-            values["optimum.objective"] = o["objective"]
-            values["optimum.capex_usd"] = o["capex_usd"]
-            values["optimum.tco_usd_per_year"] = o["tco_usd_per_year"]
-            values["optimum.power_MW"] = o["power_MW"]
-            for w, v in o["served_fraction"].items():
-                values[f"optimum.served_fraction.{w}"] = v
-            for k, v in o["pool_spend_usd"].items():
-                values[f"optimum.pool_spend_usd.{k}"] = v
-            for d, ws in o["units"].items():
-                values[f"optimum.units.{d}"] = float(sum(ws.values()))
-            for d in p.devices:
-                values.setdefault(f"optimum.units.{d}", 0.0)
-        except AccelsimError:
-            values["optimum.objective"] = float("nan")
+        except AccelsimError as e:
+            reasons.append(f"optimum: {e.problems[0].message}")
+            o = None
+        for d in p.devices:
+            values[f"optimum.units.{d}"] = float("nan") if o is None else 0.0
+        for k in ("objective", "capex_usd", "tco_usd_per_year", "power_MW"):
+            values[f"optimum.{k}"] = float("nan") if o is None else o[k]
+        for w in p.workloads:
+            values[f"optimum.served_fraction.{w}"] = (float("nan") if o is None
+                                                      else o["served_fraction"][w])
+        for k in sc.budget.pools:
+            values[f"optimum.pool_spend_usd.{k}"] = (float("nan") if o is None
+                                                     else o["pool_spend_usd"][k])
+        for d, ws in (o or {}).get("units", {}).items():
+            values[f"optimum.units.{d}"] = float(sum(ws.values()))
     return values
 
 
-def _device_throughput(ctx: Context, sc: Any, ref: str, prof: DeviceProfile
-                       ) -> tuple[float, float]:
-    """(training tokens/s per device, saturated serving QPS per device) at fast fidelity,
-    cached by the profile fields that drive performance."""
-    from accelsim.training.perf import device_columns, estimate_arrays
-
-    ex = ctx.extra
-    key = (ref, json.dumps(prof.model_dump(mode="json", include={
-        "compute", "memory", "interconnect", "efficiency"}), sort_keys=True))
-    cache = ex.setdefault("_thr", {})
-    if key in cache:
-        return cache[key]  # type: ignore[no-any-return]
-    spec = prof.spec
-    wl = sc.workloads
-    tps = sat = 0.0
-    cols = ex.get("layout_cols", {}).get(ref)
-    if wl.training is not None and cols is not None and wl.training.precision in spec.peak_flops:
-        est = estimate_arrays({**cols, **device_columns(spec, wl.training.precision)})
-        ok = np.asarray(est["fits_memory"], dtype=bool)
-        if ok.any():
-            tps = float(np.asarray(est["tokens_per_s"])[ok].max()) / wl.training.cluster_devices
-    if wl.serving is not None:
-        sat = _saturated_qps(ex, spec, sc)
-    if len(cache) > 50_000:
-        cache.clear()
-    cache[key] = (tps, sat)
-    return tps, sat
-
-
-def _eval_train(ctx: Context, data: dict[str, Any], profiles: dict[str, DeviceProfile],
-                where: str) -> dict[str, Any]:
+def _eval_train(data: dict[str, Any], profiles: dict[str, DeviceProfile], where: str
+                ) -> dict[str, Any]:
     from accelsim.training.job import TrainJob
     from accelsim.training.perf import estimate
 
     job = validate(TrainJob, data, where)
-    spec = next(iter(profiles.values())).spec
-    r = estimate(job, file=where, spec=spec).to_dict()
+    r = estimate(job, file=where, spec=next(iter(profiles.values()))).to_dict()
     out = {k: v for k, v in r.items() if isinstance(v, (int, float, bool))}
     out.update({f"breakdown.{k}": v for k, v in r["breakdown"].items()})
     return out
 
 
-def _eval_serve(ctx: Context, data: dict[str, Any], profiles: dict[str, DeviceProfile],
+def _eval_serve(data: dict[str, Any], profiles: dict[str, DeviceProfile],
                 metrics: list[str], where: str) -> dict[str, Any]:
     from accelsim.serving.job import ServeJob
     from accelsim.serving.sim import build_service, capacity, simulate
 
     job = validate(ServeJob, data, where)
-    sm = build_service(job, where, {r: p.spec for r, p in profiles.items()})
+    sm = build_service(job, where, dict(profiles))
     out = dict(simulate(job, service=sm).metrics)
     if any("max_qps_at_slo" in m or "ci95" in m for m in metrics):
         out.update(capacity(job, service=sm))
@@ -374,10 +304,12 @@ def evaluate_batch(payload: dict[str, Any], batch: list[tuple[int, dict[str, flo
             vals = [evaluate_point(ctx, params, spec.metrics, where, d) for d in draws]
             for m in spec.metrics:
                 arr = np.array([v[m] for v in vals], dtype=float)
-                row[m] = float(np.nanmedian(arr))
-                row[f"{m} [p05]"] = float(np.nanpercentile(arr, 5))
-                row[f"{m} [p95]"] = float(np.nanpercentile(arr, 95))
+                row[m] = float(np.nanmedian(arr)) if np.isfinite(arr).any() else float("nan")
+                row[f"{m} [p05]"] = (float(np.nanpercentile(arr, 5))
+                                     if np.isfinite(arr).any() else float("nan"))
+                row[f"{m} [p95]"] = (float(np.nanpercentile(arr, 95))
+                                     if np.isfinite(arr).any() else float("nan"))
+            row["reason"] = "; ".join(dict.fromkeys(r for v in vals for r in
+                                                    v["reason"].split("; ") if r))
         rows.append(row)
     return rows
-
-

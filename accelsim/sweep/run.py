@@ -15,7 +15,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from accelsim.errors import AccelsimError
-from accelsim.sweep.evaluate import evaluate_batch
+from accelsim.sweep.evaluate import base_inputs, evaluate_batch
 from accelsim.sweep.spec import Param, fingerprint, load_sweep, points
 
 # ------------------------------------------------------------------------------ results on disk
@@ -116,7 +116,9 @@ def run_sweep(sweep_path: str | Path, out: str | Path, workers: int = 2,
     if params:
         spec = spec.model_copy(update={"parameters": {**spec.parameters, **params}})
     base_text = base.read_text(encoding="utf-8")
-    fp = fingerprint(spec, base_text, samples)
+    inputs = {str(f): f.read_text(encoding="utf-8", errors="replace")
+              for f in base_inputs(base)}
+    fp = fingerprint(spec, base_text, samples, inputs)
     outp = Path(out)
     if outp.exists() and any(outp.iterdir()):
         meta = json.loads(_meta_path(outp).read_text()) if _meta_path(outp).exists() else {}
@@ -125,7 +127,8 @@ def run_sweep(sweep_path: str | Path, out: str | Path, workers: int = 2,
                                                       "continue or choose another --out")
         if meta.get("fingerprint") != fp:
             raise AccelsimError.single(str(outp), "", "these results come from a different "
-                                                      "sweep or base file; cannot resume")
+                                                      "sweep, base, device or model file; "
+                                                      "cannot resume")
     outp.mkdir(parents=True, exist_ok=True)
     pts = points(spec)
     if limit is not None:
@@ -134,6 +137,7 @@ def run_sweep(sweep_path: str | Path, out: str | Path, workers: int = 2,
                                             "sweep": str(Path(sweep_path).resolve()),
                                             "points": len(pts), "samples": samples,
                                             "parameters": list(spec.parameters),
+                                            "inputs": sorted(inputs),
                                             "metrics": spec.metrics}, indent=2))
     done = done_ids(outp)
     todo = [(i, p) for i, p in enumerate(pts) if i not in done]

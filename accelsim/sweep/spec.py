@@ -115,9 +115,12 @@ def points(spec: SweepSpec) -> list[dict[str, float]]:
     return out
 
 
-def fingerprint(spec: SweepSpec, base_text: str, samples: int) -> str:
-    payload = json.dumps({"spec": spec.model_dump(), "base": base_text, "samples": samples},
-                         sort_keys=True, default=str)
+def fingerprint(spec: SweepSpec, base_text: str, samples: int,
+                inputs: dict[str, str] | None = None) -> str:
+    """Identity of a sweep's results: the sweep, its base file's text, the draws, and the
+    text of every other file the evaluation reads (``inputs``: path -> text)."""
+    payload = json.dumps({"spec": spec.model_dump(), "base": base_text, "samples": samples,
+                          "inputs": inputs or {}}, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 

@@ -9,14 +9,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import Field, model_validator
 
+from accelsim import refs
 from accelsim.config import Strict, read_yaml, validate
 from accelsim.errors import AccelsimError, Problem
+from accelsim.precision import TrainPrecision
 
-TrainPrecision = Literal["fp32", "bf16", "fp16", "fp8"]
 Recompute = Literal["none", "selective", "full"]
-RECOMPUTE_CODE = {"none": 0, "selective": 1, "full": 2}
+# Recompute modes in the order of their codes in the batch model (0, 1, 2).
+RECOMPUTE: tuple[str, ...] = ("none", "selective", "full")
+RECOMPUTE_CODE = {name: code for code, name in enumerate(RECOMPUTE)}
 
 
 class MoE(Strict):
@@ -123,45 +127,54 @@ class TrainJob(Strict):
         return self
 
 
+def layout_rules(model: TransformerModel, tp: Any, pp: Any, dp: Any, cp: Any, ep: Any,
+                 micro_batch: Any, virtual_stages: Any, global_batch: Any
+                 ) -> list[tuple[str, Any, str]]:
+    """Megatron-LM's divisibility rules, the one copy: ``(field, broken, message)`` per rule,
+    where ``broken`` is a boolean array over the layouts given as arrays (the layout search
+    filters with it) and ``message`` a template over the layout's names (user input)."""
+    t, p, d, c, e = (np.asarray(x, dtype=np.int64) for x in (tp, pp, dp, cp, ep))
+    b, v = np.asarray(micro_batch, dtype=np.int64), np.asarray(virtual_stages, dtype=np.int64)
+    gb = np.asarray(global_batch, dtype=np.int64)
+    kv = model.n_kv_heads
+    heads_bad = model.heads % t != 0
+    experts = model.moe.experts if model.moe else 1
+    per_step = d * b
+    batch_bad = gb % per_step != 0
+    return [
+        ("parallelism.tp", heads_bad, "tp ({tp}) must divide heads ({heads})"),
+        ("parallelism.tp", ~heads_bad & (kv % t != 0) & (t % kv != 0),
+         "tp ({tp}) and kv_heads ({kv_heads}) must divide one another"),
+        ("parallelism.tp", model.ffn_hidden % t != 0,
+         "tp ({tp}) must divide ffn_hidden ({ffn_hidden})"),
+        ("parallelism.pp", model.layers % (p * v) != 0,
+         "pp*virtual_stages ({pp}*{virtual_stages}) must divide layers ({layers})"),
+        ("parallelism.virtual_stages", (v > 1) & (p == 1),
+         "virtual_stages > 1 needs pp > 1 (interleaved 1F1B)"),
+        ("parallelism.cp", model.seq_len % c != 0, "cp ({cp}) must divide seq_len ({seq_len})"),
+        ("parallelism.ep", (e > 1) & (model.moe is None), "ep > 1 needs a MoE model (model.moe)"),
+        ("parallelism.ep", (e > 1) & (model.moe is not None) & (experts % e != 0),
+         "ep ({ep}) must divide moe.experts ({experts})"),
+        ("parallelism.ep", (e > 1) & ((d * c) % e != 0), "ep ({ep}) must divide dp*cp ({dpcp})"),
+        ("global_batch", batch_bad,
+         "global_batch ({global_batch}) must be divisible by dp*micro_batch ({per_step})"),
+        ("global_batch", ~batch_bad & (v > 1) & ((gb // np.maximum(per_step, 1)) % p != 0),
+         "interleaved schedule needs micro-batches per step ({m}) divisible by pp ({pp})"),
+    ]
+
+
 def layout_problems(model: TransformerModel, par: Parallelism, global_batch: int,
                     file: str = "job") -> list[Problem]:
     """Every way the layout breaks Megatron's divisibility rules, each naming its field."""
-    out: list[Problem] = []
-
-    def bad(field: str, msg: str) -> None:
-        out.append(Problem(file, field, msg))
-
-    kv = model.n_kv_heads
-    if model.heads % par.tp:
-        bad("parallelism.tp", f"tp ({par.tp}) must divide heads ({model.heads})")
-    elif kv % par.tp and par.tp % kv:
-        bad("parallelism.tp", f"tp ({par.tp}) and kv_heads ({kv}) must divide one another")
-    if model.ffn_hidden % par.tp:
-        bad("parallelism.tp", f"tp ({par.tp}) must divide ffn_hidden ({model.ffn_hidden})")
-    if model.layers % (par.pp * par.virtual_stages):
-        bad("parallelism.pp",
-            f"pp*virtual_stages ({par.pp}*{par.virtual_stages}) must divide layers "
-            f"({model.layers})")
-    if par.virtual_stages > 1 and par.pp == 1:
-        bad("parallelism.virtual_stages", "virtual_stages > 1 needs pp > 1 (interleaved 1F1B)")
-    if model.seq_len % par.cp:
-        bad("parallelism.cp", f"cp ({par.cp}) must divide seq_len ({model.seq_len})")
-    if par.ep > 1:
-        if model.moe is None:
-            bad("parallelism.ep", "ep > 1 needs a MoE model (model.moe)")
-        elif model.moe.experts % par.ep:
-            bad("parallelism.ep", f"ep ({par.ep}) must divide moe.experts ({model.moe.experts})")
-        if (par.dp * par.cp) % par.ep:
-            bad("parallelism.ep", f"ep ({par.ep}) must divide dp*cp ({par.dp * par.cp})")
-    per_step = par.dp * par.micro_batch
-    if global_batch % per_step:
-        bad("global_batch",
-            f"global_batch ({global_batch}) must be divisible by dp*micro_batch ({per_step})")
-    elif par.virtual_stages > 1 and (global_batch // per_step) % par.pp:
-        bad("global_batch",
-            f"interleaved schedule needs micro-batches per step ({global_batch // per_step}) "
-            f"divisible by pp ({par.pp})")
-    return out
+    names = {**par.model_dump(), "heads": model.heads, "kv_heads": model.n_kv_heads,
+             "ffn_hidden": model.ffn_hidden, "layers": model.layers, "seq_len": model.seq_len,
+             "experts": model.moe.experts if model.moe else 1, "dpcp": par.dp * par.cp,
+             "global_batch": global_batch, "per_step": par.dp * par.micro_batch,
+             "m": global_batch // (par.dp * par.micro_batch)}
+    rules = layout_rules(model, par.tp, par.pp, par.dp, par.cp, par.ep, par.micro_batch,
+                         par.virtual_stages, global_batch)
+    return [Problem(file, field, msg.format(**names)) for field, broken, msg in rules
+            if bool(broken)]
 
 
 def check_job(job: TrainJob, file: str = "job") -> TrainJob:
@@ -172,8 +185,12 @@ def check_job(job: TrainJob, file: str = "job") -> TrainJob:
     return job
 
 
-def load_model(path: str | Path) -> TransformerModel:
-    """A model file: either the model mapping itself or a job with a ``model`` key."""
+def load_model(ref: str | Path, relative_to: str | Path | None = None, where: str = "",
+               field: str = "") -> TransformerModel:
+    """A catalog name (``gpt3-175b``) or a model file: either the model mapping itself or a
+    job with a ``model`` key."""
+    path = refs.find(ref, "models", relative_to, where, field, family="training",
+                     what="training model")
     data = read_yaml(path)
     if "model" in data and isinstance(data["model"], dict):
         return validate(TransformerModel, data["model"], path, prefix="model")
@@ -182,10 +199,8 @@ def load_model(path: str | Path) -> TransformerModel:
 
 def load_job(path: str | Path) -> TrainJob:
     """Read, validate and layout-check a job; a relative device path resolves from the file."""
-    from accelsim.devices import resolve_ref
-
     data: dict[str, Any] = read_yaml(path)
     job = validate(TrainJob, data, path)
-    job = job.model_copy(update={"device": resolve_ref(job.device, path)})
+    job = job.model_copy(update={"device": refs.normalize(job.device, path)})
     job.check(str(path))
     return job

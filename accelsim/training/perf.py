@@ -28,8 +28,9 @@ import numpy as np
 import pandas as pd
 
 from accelsim import units
-from accelsim.devices import DeviceSpec, load_device
+from accelsim.devices import DeviceLike, DeviceSpec, as_spec, load_device
 from accelsim.errors import AccelsimError
+from accelsim.precision import BYTES
 from accelsim.roofline import gemm_bytes, gemm_time, memory_time
 from accelsim.training import collectives as coll
 from accelsim.training.job import RECOMPUTE_CODE, TrainJob, TransformerModel, check_job
@@ -57,13 +58,20 @@ KERNELS_FWD = 11.0
 # runs on ~8-16 of 108-132 SMs, and overlap studies report 5-20 % GEMM slowdown).
 OVERLAP_TAX = 0.1
 
-ACT_BYTES = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 2.0}
-WEIGHT_BYTES = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 2.0}
+# Storage format of each tensor class per training precision. FP8 training (Transformer
+# Engine recipes) casts to fp8 inside the GEMMs but keeps activations and weights in bf16.
 # Gradients as reduced: bf16 and fp8 training accumulate and all-reduce fp32 main grads
 # (Megatron requires --accumulate-allreduce-grads-in-fp32 with bf16); fp16 mixed precision
 # reduces fp16 grads (Megatron-LM's default, Micikevicius et al. 2018 loss scaling).
-GRAD_BYTES = {"fp32": 4.0, "bf16": 4.0, "fp16": 2.0, "fp8": 4.0}
-OPT_BYTES = {"fp32": 8.0, "bf16": 12.0, "fp16": 12.0, "fp8": 12.0}  # (master +) Adam m, v
+ACT_DTYPE = {"fp32": "fp32", "bf16": "bf16", "fp16": "fp16", "fp8": "bf16"}
+WEIGHT_DTYPE = ACT_DTYPE
+GRAD_DTYPE = {"fp32": "fp32", "bf16": "fp32", "fp16": "fp16", "fp8": "fp32"}
+# Optimizer state in fp32 values: Adam m, v, plus an fp32 master copy in mixed precision.
+OPT_STATES = {"fp32": 2, "bf16": 3, "fp16": 3, "fp8": 3}
+ACT_BYTES = {p: BYTES[d] for p, d in ACT_DTYPE.items()}
+WEIGHT_BYTES = {p: BYTES[d] for p, d in WEIGHT_DTYPE.items()}
+GRAD_BYTES = {p: BYTES[d] for p, d in GRAD_DTYPE.items()}
+OPT_BYTES = {p: n * BYTES["fp32"] for p, n in OPT_STATES.items()}
 
 MODEL_COLUMNS = ["layers", "hidden", "heads", "kv_heads", "ffn_hidden", "gated_mlp", "vocab",
                  "seq_len", "tied_embeddings", "moe_experts", "moe_top_k", "moe_ffn_hidden",
@@ -490,11 +498,13 @@ class TrainResult:
 
 
 def estimate(job: TrainJob, engine: str = "analytic", file: str = "job",
-             spec: DeviceSpec | None = None) -> TrainResult:
-    """Estimate one training step; ``engine='des'`` simulates the pipeline schedule in simpy.
-    ``spec`` replaces the job's device (sweeps pass overridden profiles)."""
+             spec: DeviceLike | None = None) -> TrainResult:
+    """Estimate one training step on ``spec`` (a resolved DeviceSpec or DeviceProfile);
+    without it, the job's own device reference is resolved. ``engine='des'`` simulates the
+    pipeline schedule in simpy."""
     check_job(job, file)
-    spec = spec or load_device(job.device, where=file).spec
+    spec = as_spec(spec, file) if spec is not None else load_device(
+        job.device, where=file, field="device").spec
     spec.flops(job.precision, where=file)  # an unsupported precision names the job file
     row = estimate_arrays({k: np.asarray([v]) for k, v in job_row(job, spec).items()})
     r = {k: float(np.asarray(v)[0]) for k, v in row.items()}

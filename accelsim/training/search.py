@@ -9,9 +9,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from accelsim.devices import load_device
+from accelsim.devices import DeviceLike, DeviceSpec, as_spec
 from accelsim.errors import AccelsimError
-from accelsim.training.job import RECOMPUTE_CODE, Parallelism, TrainJob, TransformerModel
+from accelsim.training.job import (
+    RECOMPUTE,
+    Parallelism,
+    TrainJob,
+    TransformerModel,
+    layout_rules,
+)
 from accelsim.training.perf import (
     device_columns,
     estimate_frame,
@@ -21,7 +27,6 @@ from accelsim.training.perf import (
 
 MICRO_BATCHES = (1, 2, 4, 8)
 MAX_VIRTUAL = 8
-CODE_RECOMPUTE = {v: k for k, v in RECOMPUTE_CODE.items()}
 
 
 def _divisors(n: int) -> list[int]:
@@ -43,53 +48,52 @@ def default_global_batch(model: TransformerModel) -> int:
 
 def candidate_layouts(model: TransformerModel, devices: int, global_batch: int,
                       domain: int) -> pd.DataFrame:
-    """Every layout satisfying Megatron's divisibility rules (see ``job.layout_problems``)."""
-    kv = model.n_kv_heads
-    tps = [t for t in _pow2_upto(min(devices, domain, model.heads))
-           if model.heads % t == 0 and model.ffn_hidden % t == 0 and (kv % t == 0 or t % kv == 0)]
-    cps = [c for c in _pow2_upto(16) if model.seq_len % c == 0
-           and (c == 1 or model.seq_len // c >= 4096)]
-    pps = _divisors(model.layers)
+    """Every layout of the search space that satisfies Megatron's divisibility rules
+    (:func:`accelsim.training.job.layout_rules`, the one copy): tp a power of two within the
+    scale-up domain, cp a power of two up to 16 keeping >= 4096 tokens per rank, pp any
+    divisor, micro-batch 1-8, up to 8 virtual stages, then recompute x ZeRO."""
+    tps = _pow2_upto(min(devices, domain, model.heads))
+    cps = [c for c in _pow2_upto(16) if c == 1 or model.seq_len // c >= 4096]
+    pps = [p for p in range(1, model.layers + 1) if model.layers % p == 0]
     experts = model.moe.experts if model.moe else 1
-    rows = []
-    for t, c, p in itertools.product(tps, cps, pps):
-        if devices % (t * c * p):
-            continue
-        d = devices // (t * c * p)
-        eps = [e for e in _divisors(experts) if (d * c) % e == 0] if model.moe else [1]
-        for e, b in itertools.product(eps, MICRO_BATCHES):
-            if global_batch % (d * b):
-                continue
-            m = global_batch // (d * b)
-            vs = [1] + [v for v in range(2, MAX_VIRTUAL + 1)
-                        if p > 1 and model.layers % (p * v) == 0 and m % p == 0]
-            for v in vs:
-                rows.append((t, p, d, c, e, b, v))
-    if not rows:
+    eps = _divisors(experts)
+    grid = np.array(list(itertools.product(tps, cps, pps, eps, MICRO_BATCHES,
+                                           range(1, MAX_VIRTUAL + 1))), dtype=np.int64)
+    t, c, p, e, b, v = grid.T
+    whole = devices % (t * c * p) == 0  # dp = devices / (tp cp pp) must be a whole number
+    t, c, p, e, b, v = (x[whole] for x in (t, c, p, e, b, v))
+    d = devices // (t * c * p)
+    broken = np.zeros(len(t), dtype=bool)
+    for _, bad, _ in layout_rules(model, t, p, d, c, e, b, v, global_batch):
+        broken |= np.broadcast_to(bad, broken.shape)
+    ok = ~broken
+    if not ok.any():
         raise AccelsimError.single(
             "train-search", "--devices",
             f"no valid layout of {devices} devices for this model and global batch "
             f"{global_batch} (tp must divide heads, pp the layers, dp*micro_batch the batch)",
         )
-    base = pd.DataFrame(rows, columns=["tp", "pp", "dp", "cp", "ep", "micro_batch",
-                                       "virtual_stages"])
-    knobs = pd.DataFrame(list(itertools.product([0, 1, 2], [0, 1, 2, 3])),
+    base = pd.DataFrame({"tp": t[ok], "pp": p[ok], "dp": d[ok], "cp": c[ok], "ep": e[ok],
+                         "micro_batch": b[ok], "virtual_stages": v[ok]})
+    knobs = pd.DataFrame(list(itertools.product(range(len(RECOMPUTE)), [0, 1, 2, 3])),
                          columns=["recompute", "zero"])
     return base.merge(knobs, how="cross")
 
 
 @dataclass(frozen=True)
 class SearchResult:
-    best: TrainJob | None
+    best: TrainJob | None  # its ``device`` is the spec's name; estimate it with ``spec``
+    spec: DeviceSpec
     table: pd.DataFrame  # every evaluated layout, best first; ``fits_memory`` marks feasible
     evaluated: int
 
 
-def search_layouts(model: TransformerModel, device: str, devices: int,
+def search_layouts(model: TransformerModel, device: DeviceLike, devices: int,
                    global_batch: int | None = None, precision: str = "bf16",
                    attention: str = "flash") -> SearchResult:
-    """Evaluate every valid layout; the best is the fastest that fits in memory."""
-    spec = load_device(device).spec
+    """Evaluate every valid layout on ``device`` (a resolved DeviceSpec or DeviceProfile);
+    the best is the fastest that fits in memory."""
+    spec = as_spec(device, "train-search")
     spec.flops(precision, where="train-search")
     gb = global_batch or default_global_batch(model)
     cand = candidate_layouts(model, devices, gb, spec.scaleup_domain)
@@ -102,7 +106,7 @@ def search_layouts(model: TransformerModel, device: str, devices: int,
     layout_cols = ["tp", "pp", "dp", "cp", "ep", "micro_batch", "virtual_stages", "recompute",
                    "zero"]
     table = pd.concat([cand[layout_cols], est], axis=1)
-    table["recompute"] = table["recompute"].map(CODE_RECOMPUTE)
+    table["recompute"] = table["recompute"].map(dict(enumerate(RECOMPUTE)))
     table = table.sort_values(["fits_memory", "tokens_per_s", "memory_per_device_gib"],
                               ascending=[False, False, True], kind="stable")
     table = table.reset_index(drop=True)
@@ -110,7 +114,7 @@ def search_layouts(model: TransformerModel, device: str, devices: int,
     if bool(table["fits_memory"].iloc[0]):
         r = table.iloc[0]
         best = TrainJob(
-            device=device, model=model, global_batch=gb, precision=precision,  # type: ignore[arg-type]
+            device=spec.name, model=model, global_batch=gb, precision=precision,  # type: ignore[arg-type]
             attention=attention,  # type: ignore[arg-type]
             parallelism=Parallelism(
                 tp=int(r.tp), pp=int(r.pp), dp=int(r.dp), cp=int(r.cp), ep=int(r.ep),
@@ -118,7 +122,7 @@ def search_layouts(model: TransformerModel, device: str, devices: int,
                 sequence_parallel=bool(r.tp > 1), recompute=r.recompute, zero=int(r.zero),
             ),
         )
-    return SearchResult(best=best, table=table, evaluated=len(table))
+    return SearchResult(best=best, spec=spec, table=table, evaluated=len(table))
 
 
 def feasible(table: pd.DataFrame) -> pd.DataFrame:

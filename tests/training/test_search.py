@@ -1,5 +1,6 @@
 import pytest
 
+from accelsim.devices import load_device
 from accelsim.training import TransformerModel, estimate, search_layouts
 from accelsim.training.job import layout_problems
 from accelsim.training.search import feasible
@@ -9,18 +10,18 @@ GPT3 = TransformerModel(layers=96, hidden=12288, heads=96, ffn_hidden=49152, voc
 
 
 def test_search_finds_a_fitting_layout_and_it_is_the_fastest():
-    res = search_layouts(GPT3, "a100-80gb-sxm", 256, global_batch=512)
+    res = search_layouts(GPT3, load_device("a100-80gb-sxm"), 256, global_batch=512)
     assert res.best is not None
     ok = feasible(res.table)
     assert len(ok) > 10
-    best = estimate(res.best)
+    best = estimate(res.best, spec=res.spec)
     assert best.fits_memory
     assert best.tokens_per_s == pytest.approx(ok["tokens_per_s"].max())
     assert not layout_problems(GPT3, res.best.parallelism, 512)
 
 
 def test_every_candidate_is_a_valid_layout():
-    res = search_layouts(GPT3, "h20", 64, global_batch=128)
+    res = search_layouts(GPT3, load_device("h20"), 64, global_batch=128)
     from accelsim.training import Parallelism
 
     for r in res.table.head(200).itertuples():
@@ -31,5 +32,5 @@ def test_every_candidate_is_a_valid_layout():
 
 
 def test_too_few_devices_has_no_feasible_layout():
-    res = search_layouts(GPT3, "a100-80gb-sxm", 8, global_batch=16)
+    res = search_layouts(GPT3, load_device("a100-80gb-sxm"), 8, global_batch=16)
     assert res.best is None

@@ -171,29 +171,3 @@ def solve(p: MixProblem) -> dict[str, Any]:
                                           else lp.fun) if lp.status == 0 else None),
         "solver": res.message,
     }
-
-
-def problem_from_scenario(sc: Any, dev: Any, year: int | None = None) -> MixProblem:
-    """Arrays for :func:`solve` from a scenario and its device table
-    (``fleet.evaluate_devices``, or the rows ``fleet.device_rows`` makes of it)."""
-    from accelsim.fleet import demand, device_rows
-
-    rows = device_rows(dev)
-    need = demand(sc)
-    workloads = list(need)
-    yr = year or sc.year
-    devs = list(rows.values())
-
-    def per(field: str) -> np.ndarray:
-        return np.array([[getattr(d, field).get(w, 0.0) for w in workloads] for d in devs])
-
-    return MixProblem(
-        devices=[d.device for d in devs], workloads=workloads,
-        capex=np.array([d.capex_usd for d in devs]), tco=per("tco_usd_per_year"),
-        power=per("wall_power_W"), thr=per("throughput"),
-        demand=np.array([need[w] for w in workloads]),
-        pool_of=[d.pool for d in devs],
-        pool_usd={k: v.usd for k, v in sc.budget.pools.items()}, total_usd=sc.budget.total_usd,
-        max_units=np.array([0.0 if d.available_from > yr else d.max_units for d in devs]),
-        power_cap_W=sc.power_cap_mw * 1e6 if sc.power_cap_mw else None,
-        server=sc.server_chips, objective=sc.objective)

@@ -1,0 +1,52 @@
+"""Fleet scenarios: a budget split into pools, regions, supply caps, named workloads and
+the candidate fleet mixes. ``compare(scenario)`` prices every device for every workload
+and ranks every mix against the demand; ``optimal_mix`` solves the MILP.
+
+Modules: :mod:`.scenario` (schema, loading), :mod:`.evaluation` (devices x workloads,
+full and fast, through :mod:`accelsim.workloads`), :mod:`.pricing` (TCO rows),
+:mod:`.mix` (units, allocation, violations), :mod:`.ranking` (compare).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from accelsim.fleet.evaluation import FastEvaluator, evaluate_devices, evaluate_full
+from accelsim.fleet.mix import (
+    DeviceRow,
+    Violation,
+    allocate,
+    demand,
+    device_rows,
+    evaluate_fleet,
+    fleet_units,
+)
+from accelsim.fleet.pricing import priced_rows
+from accelsim.fleet.ranking import Comparison, compare, rank
+from accelsim.fleet.scenario import (
+    Budget,
+    FleetMix,
+    Pool,
+    Scenario,
+    Supply,
+    load_scenario,
+    parse_scenario,
+)
+
+
+def mix_problem(sc: Scenario, dev: Any, year: int | None = None) -> Any:
+    """The scenario's MILP as plain data for :func:`accelsim.optimize.solve`."""
+    from accelsim.optimize import build_problem
+
+    return build_problem(
+        device_rows(dev), demand(sc),
+        pool_usd={k: v.usd for k, v in sc.budget.pools.items()},
+        total_usd=sc.budget.total_usd,
+        power_cap_W=sc.power_cap_mw * 1e6 if sc.power_cap_mw else None,
+        server=sc.server_chips, objective=sc.objective, year=year or sc.year)
+
+
+__all__ = ["Budget", "Comparison", "DeviceRow", "FastEvaluator", "FleetMix", "Pool",
+           "Scenario", "Supply", "Violation", "allocate", "compare", "demand", "device_rows",
+           "evaluate_devices", "evaluate_fleet", "evaluate_full", "fleet_units", "load_scenario",
+           "mix_problem", "parse_scenario", "priced_rows", "rank"]

@@ -1,0 +1,211 @@
+"""Fleet-mix arithmetic: units bought, allocation to workloads, capacity, cost, violations.
+
+  units          given, or floor(spend / capex per device)
+  allocation     capacity workloads (serving) first, in file order: devices by comparative
+                 advantage (throughput on this workload over the device's share of the
+                 volume workloads' demand) until the peak is covered; the rest goes to the
+                 volume workloads (training) so that each serves the same fraction of its
+                 demand (with one volume workload: all of it). ``optimize`` does this exactly.
+  capacity       sum of allocated units x throughput per device
+  served         mean over workloads of min(1, capacity / demand)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from accelsim import workloads
+from accelsim.fleet.scenario import FleetMix, Scenario
+
+
+def demand(sc: Scenario) -> dict[str, float]:
+    """Required throughput per named workload, in each workload's unit."""
+    return {name: workloads.of(spec).demand(spec) for name, spec in sc.workloads.items()}
+
+
+def roles(sc: Scenario) -> dict[str, str]:
+    return {name: workloads.of(spec).role for name, spec in sc.workloads.items()}
+
+
+@dataclass(frozen=True)
+class DeviceRow:
+    """One device's figures for the fleet arithmetic (plain floats: this runs per sweep point).
+    Per-workload dicts are keyed by workload name."""
+
+    device: str
+    pool: str
+    capex_usd: float
+    available_from: int
+    max_units: float  # inf if uncapped
+    throughput: dict[str, float]
+    opex_usd_per_year: dict[str, float]
+    tco_usd_per_year: dict[str, float]
+    wall_power_W: dict[str, float]
+
+
+def device_rows(dev: pd.DataFrame | list[dict[str, Any]] | dict[str, DeviceRow]
+                ) -> dict[str, DeviceRow]:
+    """Index the device table (a DataFrame or its records) by reference once."""
+    if isinstance(dev, dict):
+        return dev
+    records = dev.to_dict(orient="records") if isinstance(dev, pd.DataFrame) else dev
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        groups.setdefault(str(r["ref"]), []).append(r)
+    out: dict[str, DeviceRow] = {}
+    for ref, g in groups.items():
+        first = g[0]
+        mx = first["max_units"]
+        by = {r["workload"]: r for r in g}
+        out[ref] = DeviceRow(
+            device=str(first["device"]), pool=str(first["pool"]),
+            capex_usd=float(first["capex_usd"]), available_from=int(first["available_from"]),
+            max_units=float("inf") if mx is None or pd.isna(mx) else float(mx),
+            throughput={w: float(r["throughput"]) for w, r in by.items()},
+            opex_usd_per_year={w: float(r["opex_usd_per_year"]) for w, r in by.items()},
+            tco_usd_per_year={w: float(r["tco_usd_per_year"]) for w, r in by.items()},
+            wall_power_W={w: float(r["wall_power_W"]) for w, r in by.items()},
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class Violation:
+    """A rule a fleet breaks: ``value`` against ``limit`` (in ``unit``) for ``subject``."""
+
+    kind: Literal["budget_pool", "budget_total", "supply", "availability", "power"]
+    subject: str  # pool, device, "total" or "power"
+    limit: float
+    value: float
+    unit: str
+
+    def __str__(self) -> str:
+        if self.kind == "budget_pool":
+            return (f"pool {self.subject}: {self.value / 1e9:.2f} B USD > "
+                    f"{self.limit / 1e9:.2f} B")
+        if self.kind == "budget_total":
+            return f"total: {self.value / 1e9:.2f} B USD > {self.limit / 1e9:.2f} B"
+        if self.kind == "supply":
+            return f"supply {self.subject}: {int(self.value):,} > {int(self.limit):,} units"
+        if self.kind == "availability":
+            return (f"{self.subject} not available before {int(self.limit)} "
+                    f"(fleet year {int(self.value)})")
+        return f"power: {self.value / 1e6:.1f} MW > {self.limit / 1e6:.1f} MW"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "subject": self.subject, "limit": self.limit,
+                "value": self.value, "unit": self.unit}
+
+
+def fleet_units(mix: FleetMix, rows: dict[str, DeviceRow]) -> dict[str, int]:
+    if mix.units is not None:
+        return {d: int(u) for d, u in mix.units.items()}
+    return {d: int(np.floor(usd / rows[d].capex_usd)) for d, usd in (mix.spend_usd or {}).items()}
+
+
+def allocate(units_by_dev: dict[str, int], rows: dict[str, DeviceRow], need: dict[str, float],
+             role: dict[str, str]) -> dict[str, dict[str, float]]:
+    """Units of each device per workload (see the module docstring)."""
+    alloc = {d: dict.fromkeys(need, 0.0) for d in units_by_dev}
+    left = {d: float(u) for d, u in units_by_dev.items()}
+    capacity = [w for w in need if role[w] == "capacity"]
+    volume = [w for w in need if role[w] == "volume"]
+
+    def thr(d: str, w: str) -> float:
+        return rows[d].throughput.get(w, 0.0)
+
+    for w in capacity:
+        rest = volume or [v for v in capacity if v != w]
+
+        def advantage(d: str, w: str = w, rest: list[str] = rest) -> float:
+            other = sum(thr(d, v) / need[v] for v in rest)
+            return thr(d, w) / other if other > 0 else np.inf
+
+        remaining = need[w]
+        for d in sorted(units_by_dev, key=advantage, reverse=True):
+            q = thr(d, w)
+            take = min(left[d], float(np.ceil(remaining / q))) if q > 0 and remaining > 0 else 0.0
+            alloc[d][w] += take
+            left[d] -= take
+            remaining -= take * q
+    # the rest: volume workloads (or, without any, the capacity ones) at equal served fraction
+    sinks = volume or capacity
+    cap = {w: sum(left[d] * thr(d, w) for d in left) for w in sinks}
+    runnable = [w for w in sinks if cap[w] > 0] or sinks[:1]  # idle units still cost
+    if runnable:
+        cap = {w: max(c, 1e-300) for w, c in cap.items()}
+        weight = {w: need[w] / cap[w] for w in runnable}
+        total = sum(weight.values())
+        for d in left:
+            for w in runnable:
+                alloc[d][w] += left[d] * (weight[w] / total)
+    return alloc
+
+
+def evaluate_fleet(sc: Scenario, mix: FleetMix, dev: pd.DataFrame | dict[str, DeviceRow]
+                   ) -> dict[str, Any]:
+    """Units, spend, capacity per workload, cost, power, violations and the objective."""
+    rows = device_rows(dev)
+    year = mix.year or sc.year
+    need = demand(sc)
+    units_by_dev = fleet_units(mix, rows)
+    alloc = allocate(units_by_dev, rows, need, roles(sc))
+    capex = sum(u * rows[d].capex_usd for d, u in units_by_dev.items())
+    pool_spend: dict[str, float] = {p: 0.0 for p in sc.budget.pools}
+    for d, u in units_by_dev.items():
+        pool_spend[rows[d].pool] += u * rows[d].capex_usd
+    cap = dict.fromkeys(need, 0.0)
+    opex = tco_y = power = 0.0
+    for d, a in alloc.items():
+        r = rows[d]
+        for w, u in a.items():
+            if u <= 0 or w not in r.throughput:
+                continue
+            cap[w] += u * r.throughput[w]
+            opex += u * r.opex_usd_per_year[w]
+            tco_y += u * r.tco_usd_per_year[w]
+            power += u * r.wall_power_W[w]
+    violations = []
+    for p, spent in pool_spend.items():
+        if spent > sc.budget.pools[p].usd * (1 + 1e-9):
+            violations.append(Violation("budget_pool", p, sc.budget.pools[p].usd, spent, "USD"))
+    if capex > sc.budget.total_usd * (1 + 1e-9):
+        violations.append(Violation("budget_total", "total", sc.budget.total_usd, capex, "USD"))
+    for d, u in units_by_dev.items():
+        r = rows[d]
+        if u > r.max_units:
+            violations.append(Violation("supply", r.device, r.max_units, u, "units"))
+        if u > 0 and r.available_from > year:
+            violations.append(Violation("availability", r.device, r.available_from, year,
+                                        "year"))
+    if sc.power_cap_mw is not None and power > sc.power_cap_mw * 1e6:
+        violations.append(Violation("power", "power", sc.power_cap_mw * 1e6, power, "W"))
+    # what the whole fleet could do on one workload alone (for comparing fleets)
+    full = {w: sum(u * rows[d].throughput.get(w, 0.0) for d, u in units_by_dev.items())
+            for w in need}
+    served = {w: min(1.0, cap[w] / need[w]) for w in need}
+    out: dict[str, Any] = {
+        "name": mix.name, "year": year,
+        "units": {rows[d].device: u for d, u in units_by_dev.items()},
+        "capex_usd": capex, "pool_spend_usd": pool_spend,
+        "opex_usd_per_year": opex, "tco_usd_per_year": tco_y, "power_MW": power / 1e6,
+    }
+    for name, spec in sc.workloads.items():
+        out.update(workloads.of(spec).fleet_metrics(name, spec, cap[name], full[name]))
+    out["workloads"] = {w: {"unit": workloads.of(sc.workloads[w]).unit,
+                            "role": workloads.of(sc.workloads[w]).role, "demand": need[w],
+                            "capacity": cap[w], "capacity_whole_fleet": full[w],
+                            "served_fraction": served[w]} for w in need}
+    out["allocation"] = {rows[d].device: a for d, a in alloc.items()}
+    out["violations"] = violations
+    out["meets_demand"] = bool(all(cap[w] >= need[w] * (1 - 1e-9) for w in need))
+    out["served_fraction"] = float(np.mean(list(served.values())))
+    if sc.objective == "served_demand":
+        out["objective"] = out["served_fraction"]
+    else:
+        out["objective"] = tco_y if out["meets_demand"] else float("inf")
+    return out

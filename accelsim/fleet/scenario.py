@@ -1,0 +1,145 @@
+"""The fleet scenario file: a budget split into pools, regions, supply caps, named
+workloads (any kinds from :mod:`accelsim.workloads`) and the candidate fleet mixes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from accelsim import refs, workloads
+from accelsim.config import Strict, read_yaml, validate
+from accelsim.cost import Finance, Region
+from accelsim.devices import load_device
+from accelsim.errors import AccelsimError, Problem
+
+
+class Pool(Strict):
+    usd: float = Field(gt=0)
+    devices: list[str] = Field(min_length=1)
+    region: str
+
+
+class Budget(Strict):
+    total_usd: float = Field(gt=0)
+    pools: dict[str, Pool] = Field(min_length=1)
+
+
+class Supply(Strict):
+    max_units: int | None = Field(default=None, ge=0)
+    available_from: int | None = Field(default=None, ge=2010, le=2040)
+
+
+class FleetMix(Strict):
+    name: str = Field(min_length=1)
+    year: int | None = Field(default=None, ge=2010, le=2040)
+    description: str = ""
+    spend_usd: dict[str, float] | None = None
+    units: dict[str, int] | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> FleetMix:
+        if (self.spend_usd is None) == (self.units is None):
+            raise ValueError("give exactly one of spend_usd or units")
+        vals = list((self.spend_usd or self.units or {}).values())
+        if any(v < 0 for v in vals):
+            raise ValueError("spend and units must be >= 0")
+        return self
+
+
+class Scenario(Strict):
+    """``workloads`` maps a name to a block of any registered kind: ``kind: training`` or
+    ``kind: recsys_serving`` (a block named after its kind, or ``serving``, may omit it)."""
+
+    name: str
+    description: str = ""
+    year: int = Field(ge=2010, le=2040)
+    objective: Literal["served_demand", "min_cost"] = "served_demand"
+    finance: Finance = Finance()
+    budget: Budget
+    regions: dict[str, Region] = Field(min_length=1)
+    supply: dict[str, Supply] = Field(default_factory=dict)
+    power_cap_mw: float | None = Field(default=None, gt=0)
+    server_chips: int = Field(default=8, ge=1)
+    workloads: dict[str, Any] = Field(min_length=1)
+    fleets: list[FleetMix] = Field(default_factory=list)
+
+    @field_validator("workloads")
+    @classmethod
+    def _workloads(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        file = (info.context or {}).get("file", "scenario")
+        return {str(name): workloads.parse(str(name), block, file) for name, block in v.items()}
+
+    def check(self, file: str = "scenario") -> None:
+        """Cross-references: devices exist, pools name known regions, fleets use pool
+        devices, every workload's own files exist."""
+        probs: list[Problem] = []
+        owner: dict[str, str] = {}
+        for pname, pool in self.budget.pools.items():
+            if pool.region not in self.regions:
+                probs.append(Problem(file, f"budget.pools.{pname}.region",
+                                     f"unknown region '{pool.region}'; expected one of: "
+                                     + ", ".join(self.regions)))
+            for i, dev in enumerate(pool.devices):
+                field = f"budget.pools.{pname}.devices[{i}]"
+                try:
+                    load_device(dev, where=file, field=field)
+                except AccelsimError as e:
+                    probs.append(Problem(file, field, e.problems[0].message))
+                if dev in owner:
+                    probs.append(Problem(file, field, f"'{dev}' is already in pool '{owner[dev]}'"))
+                owner[dev] = pname
+        for dev in self.supply:
+            if dev not in owner:
+                probs.append(Problem(file, f"supply.{dev}", "device is in no budget pool"))
+        for i, f in enumerate(self.fleets):
+            for dev in (f.spend_usd or f.units or {}):
+                if dev not in owner:
+                    key = "spend_usd" if f.spend_usd is not None else "units"
+                    probs.append(Problem(file, f"fleets[{i}].{key}.{dev}",
+                                         "device is in no budget pool; expected one of: "
+                                         + ", ".join(owner)))
+        for name, spec in self.workloads.items():
+            probs += workloads.of(spec).check(spec, file, f"workloads.{name}")
+        if probs:
+            raise AccelsimError(probs)
+
+    def pool_of(self) -> dict[str, str]:
+        """Device reference -> its budget pool, in the file's order."""
+        return {d: p for p, pool in self.budget.pools.items() for d in pool.devices}
+
+    def context(self, file: str = "scenario") -> workloads.EvalContext:
+        return workloads.EvalContext(server_chips=self.server_chips, file=file)
+
+    def input_files(self) -> list[Path]:
+        """Every file an evaluation of this scenario reads: device profiles, model files."""
+        files = [refs.find(ref, "devices") for ref in self.pool_of()]
+        for spec in self.workloads.values():
+            files += workloads.of(spec).input_files(spec)
+        return files
+
+
+def parse_scenario(data: dict[str, Any], file: str | Path) -> Scenario:
+    """Validate a scenario mapping (no file reads beyond its workloads' kinds)."""
+    return validate(Scenario, data, file)
+
+
+def scenario_from(data: dict[str, Any], path: str | Path, check: bool = True,
+                  where: str | None = None) -> Scenario:
+    """Validate a scenario mapping read from ``path``: references to devices and models
+    resolve from the file's folder; ``check`` also opens every file they name."""
+    sc = parse_scenario(data, where or path)
+    pools = {k: p.model_copy(update={"devices": [refs.normalize(d, path) for d in p.devices]})
+             for k, p in sc.budget.pools.items()}
+    wl = {name: workloads.of(spec).resolve(spec, path) for name, spec in sc.workloads.items()}
+    sc = sc.model_copy(update={"budget": sc.budget.model_copy(update={"pools": pools}),
+                               "workloads": wl})
+    if check:
+        sc.check(str(where or path))
+    return sc
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read, validate and cross-check a scenario file."""
+    return scenario_from(read_yaml(path), path)

@@ -1,0 +1,155 @@
+"""The workload protocol and its registry.
+
+A workload kind (training, recommendation serving, ...) is one class that knows:
+its scenario block (a pydantic model), the demand it puts on a fleet, how to evaluate a
+device at full fidelity (search, simulation) and fast for sweeps (the same formulas on
+a state kept from the full run), and which fleet metrics it reports. The fleet, the
+optimiser, sweeps and the CLI dispatch through :func:`get` and never name a kind.
+
+Roles in a fleet: ``capacity`` workloads (serving) must cover a peak and are allocated
+first; ``volume`` workloads (training) take what is left and finish sooner with more.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from accelsim.config import Strict, validate
+from accelsim.devices import DeviceProfile
+from accelsim.errors import AccelsimError, Problem
+
+Role = Literal["capacity", "volume"]
+
+
+class WorkloadSpec(Strict):
+    """Base of every workload's scenario block; subclasses fix ``kind`` to a literal."""
+
+    kind: str = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class DeviceEval:
+    """One device on one workload. ``throughput`` is per device in the workload's unit;
+    ``utilization`` (0..1) is the mean busy fraction that drives energy; ``reason`` says
+    why the throughput is 0 (no layout fits, precision unsupported...), never hidden;
+    ``state`` is what the fast path keeps from a full evaluation."""
+
+    throughput: float
+    utilization: float = 1.0
+    note: str = ""
+    reason: str | None = None
+    state: Any = None
+
+
+@dataclass(frozen=True)
+class EvalContext:
+    """What a workload needs to know of the scenario around it."""
+
+    server_chips: int = 8
+    file: str = "scenario"
+
+
+class Workload(ABC):
+    """One workload kind. Subclasses set the class attributes and implement the methods."""
+
+    kind: ClassVar[str]
+    aliases: ClassVar[tuple[str, ...]] = ()  # block names that imply this kind
+    unit: ClassVar[str]  # of throughput and demand, e.g. "tokens/s"
+    role: ClassVar[Role]
+    spec_model: ClassVar[type[WorkloadSpec]]
+    # fields of the block that change a device's throughput (the rest only the demand)
+    device_fields: ClassVar[frozenset[str]] = frozenset()
+
+    def resolve(self, spec: Any, relative_to: str | Path) -> Any:
+        """The block with file references made absolute from the scenario's folder."""
+        return spec
+
+    def check(self, spec: Any, file: str, field: str) -> list[Problem]:
+        """Cross-file checks (a model exists); one Problem per issue."""
+        return []
+
+    def input_files(self, spec: Any) -> list[Path]:
+        """Files the evaluation reads (sweeps fingerprint them)."""
+        return []
+
+    @abstractmethod
+    def demand(self, spec: Any) -> float:
+        """Throughput the fleet must deliver, in :attr:`unit`."""
+
+    @abstractmethod
+    def evaluate(self, spec: Any, device: DeviceProfile, ctx: EvalContext) -> DeviceEval:
+        """Full fidelity: throughput per device on ``device``."""
+
+    @abstractmethod
+    def prepare_fast(self, spec: Any, base: dict[str, DeviceEval], ctx: EvalContext) -> Any:
+        """State for :meth:`evaluate_fast` from the full evaluations of every device ref."""
+
+    @abstractmethod
+    def evaluate_fast(self, spec: Any, ref: str, device: DeviceProfile, state: Any,
+                      ctx: EvalContext) -> DeviceEval:
+        """Fast fidelity for sweeps: the same formulas as :meth:`evaluate` on the kept
+        state; equal to it at the base point."""
+
+    def fleet_metrics(self, name: str, spec: Any, capacity: float, whole_fleet: float
+                      ) -> dict[str, float]:
+        """Flat per-fleet metrics (``fleet.<mix>.<key>`` in sweeps)."""
+        return {f"{name}_capacity": capacity, f"{name}_capacity_whole_fleet": whole_fleet}
+
+    def fleet_columns(self, name: str) -> dict[str, str]:
+        """``{column label: fleet metric key}`` for the compare table."""
+        return {f"{name} ({self.unit})": f"{name}_capacity"}
+
+
+_REGISTRY: dict[str, Workload] = {}
+
+
+def register(cls: type[Workload]) -> type[Workload]:
+    """Class decorator: make a workload kind available to scenarios (by kind and aliases)."""
+    inst = cls()
+    for key in (cls.kind, *cls.aliases):
+        _REGISTRY[key] = inst
+    return cls
+
+
+def unregister(kind: str) -> None:
+    """Remove a kind (tests that register a toy workload clean up with this)."""
+    for key in [k for k, w in _REGISTRY.items() if w.kind == kind]:
+        del _REGISTRY[key]
+
+
+def kinds() -> list[str]:
+    return sorted({w.kind for w in _REGISTRY.values()})
+
+
+def get(kind: str, where: str = "scenario", field: str = "kind") -> Workload:
+    if kind not in _REGISTRY:
+        raise AccelsimError.single(where, field, f"unknown workload kind '{kind}'; expected "
+                                   f"one of: {', '.join(kinds())}")
+    return _REGISTRY[kind]
+
+
+def of(spec: WorkloadSpec) -> Workload:
+    """The workload kind that owns a parsed block."""
+    return get(spec.kind)
+
+
+def parse(name: str, block: Any, file: str) -> WorkloadSpec:
+    """Validate one named block of a scenario's ``workloads`` with its kind's model. The kind
+    is the block's ``kind`` key or, without one, its name (``training``, ``serving``)."""
+    field = f"workloads.{name}"
+    if isinstance(block, WorkloadSpec):
+        return block
+    if not isinstance(block, dict):
+        raise AccelsimError.single(file, field, f"expected a mapping, got {block!r}")
+    kind = block.get("kind", name)
+    if not isinstance(kind, str) or kind not in _REGISTRY:
+        raise AccelsimError.single(
+            file, f"{field}.kind", f"unknown workload kind {kind!r}; expected one of: "
+            f"{', '.join(kinds())} (or name the block after its kind)")
+    w = _REGISTRY[kind]
+    return validate(w.spec_model, {**block, "kind": w.kind}, file, prefix=field)

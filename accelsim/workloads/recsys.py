@@ -1,0 +1,173 @@
+"""Recommendation serving as a fleet workload: queries/s per device at the p99 SLO.
+
+Full fidelity: one server of ``server_chips`` replicas behind a shared queue, simulated,
+and the highest arrival rate meeting the SLO found by :func:`accelsim.serving.sim.capacity`
+(mean of seeded replications). Fast fidelity (sweeps): the saturated capacity of the
+point's service-time table on the base run's own batch mix
+(:class:`accelsim.serving.sim.SaturatedMix`, the formula the full run's stability bound
+uses), times the base run's SLO-to-saturation ratio for that device. Energy follows the
+mean load: utilisation = (QPS at SLO / saturated QPS) x mean/peak of the daily profile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field
+
+from accelsim import refs
+from accelsim.config import Strict
+from accelsim.devices import DeviceProfile
+from accelsim.errors import AccelsimError, Problem
+from accelsim.serving.job import Batching
+from accelsim.serving.workload import Dist, Fixed
+from accelsim.workloads.base import DeviceEval, EvalContext, Workload, WorkloadSpec, register
+
+
+class ServingSim(Strict):
+    requests: int = Field(default=40_000, ge=1000)
+    warmup: int = Field(default=2_000, ge=0)
+    replications: int = Field(default=3, ge=1, le=50)
+    seed: int = Field(default=1, ge=0)
+
+
+class RecsysServingSpec(WorkloadSpec):
+    """Serve ``peak_qps`` of ``model`` with p99 <= ``slo_p99_ms``; ``daily_profile`` (24 hourly
+    multipliers) sets the mean load that drives energy."""
+
+    kind: Literal["recsys_serving"] = "recsys_serving"
+    model: str
+    peak_qps: float = Field(gt=0)
+    slo_p99_ms: float = Field(gt=0)
+    query_size: Dist = Fixed(dist="fixed", value=1)
+    batching: Batching = Batching()
+    daily_profile: list[float] | None = Field(default=None, min_length=24, max_length=24)
+    sim: ServingSim = ServingSim()
+
+    @property
+    def mean_to_peak(self) -> float:
+        if not self.daily_profile:
+            return 1.0
+        p = np.asarray(self.daily_profile, dtype=float)
+        return float(p.mean() / p.max())
+
+
+@dataclass(frozen=True)
+class _Base:
+    """What the fast path keeps of a device's full run."""
+
+    slo_ratio: float  # QPS at the SLO / saturated QPS
+    reason: str | None
+    mix: Any = None  # SaturatedMix of the run's draws (the same for every device)
+    max_items: float = 0.0
+
+
+@dataclass(frozen=True)
+class _FastState:
+    job: Any  # the one-server ServeJob
+    model: Any  # RecModel
+    mix: Any  # SaturatedMix of the base run's draws
+    max_items: float
+    base: dict[str, _Base]
+
+
+@register
+class RecsysServing(Workload):
+    kind = "recsys_serving"
+    aliases = ("serving",)
+    unit = "qps at SLO"
+    role = "capacity"
+    spec_model = RecsysServingSpec
+    device_fields = frozenset({"model", "slo_p99_ms", "query_size", "batching", "sim"})
+
+    def resolve(self, spec: RecsysServingSpec, relative_to: str | Path) -> RecsysServingSpec:
+        return spec.model_copy(update={"model": refs.normalize(spec.model, relative_to)})
+
+    def check(self, spec: RecsysServingSpec, file: str, field: str) -> list[Problem]:
+        from accelsim.serving.recsys import load_model
+
+        try:
+            load_model(spec.model, where=file, field=f"{field}.model")
+        except AccelsimError as e:
+            return e.problems
+        return []
+
+    def input_files(self, spec: RecsysServingSpec) -> list[Path]:
+        return [refs.find(spec.model, "models", family="recsys", what="recommendation model")]
+
+    def demand(self, spec: RecsysServingSpec) -> float:
+        return spec.peak_qps
+
+    def job(self, spec: RecsysServingSpec, device_ref: str, ctx: EvalContext) -> Any:
+        """One server: ``server_chips`` replicas of the device behind a shared queue."""
+        from accelsim.serving.job import ServeJob
+
+        return ServeJob.model_validate({
+            "arrivals": {"process": "poisson", "rate_qps": 1.0},
+            "queries": {"size": spec.query_size.model_dump()},
+            "service": {"device": device_ref, "model": spec.model},
+            "replicas": ctx.server_chips, "routing": "shared_queue",
+            "batching": spec.batching.model_dump(), "slo": {"p99_ms": spec.slo_p99_ms},
+            "sim": {**spec.sim.model_dump(), "engine": "auto"},
+        })
+
+    def evaluate(self, spec: RecsysServingSpec, device: DeviceProfile, ctx: EvalContext
+                 ) -> DeviceEval:
+        from accelsim.serving.sim import SaturatedMix, build_service, capacity, draw_inputs
+
+        job = self.job(spec, device.name, ctx)
+        try:
+            sm = build_service(job, ctx.file, specs={device.name: device})
+            c = capacity(job, service=sm)
+            x = draw_inputs(job, None, job.sim.seed, sm)  # the draws of c["capacity_qps"]
+        except AccelsimError as e:
+            msg = e.problems[0].message
+            return DeviceEval(0.0, 0.0, msg, msg, _Base(0.0, msg))
+        n = ctx.server_chips
+        qps, sat = c["max_qps_at_slo"] / n, c["capacity_qps"] / n
+        note = (f"{c['max_qps_at_slo']:.4g} qps/server [{c['ci95_low_qps']:.4g}, "
+                f"{c['ci95_high_qps']:.4g}]")
+        util = (qps / sat) * spec.mean_to_peak if sat > 0 else 0.0
+        mix = SaturatedMix.of(x.items, x.max_batch_items)
+        kept = _Base(qps / sat if sat > 0 else 0.0, None, mix,
+                     float(max(x.items.max(), x.max_batch_items)))
+        return DeviceEval(qps, util, note, None, kept)
+
+    def prepare_fast(self, spec: RecsysServingSpec, base: dict[str, DeviceEval],
+                     ctx: EvalContext) -> _FastState:
+        """The base run's batch mix (seed ``sim.seed``, the draws of the full run's
+        stability bound) and each device's SLO-to-saturation ratio."""
+        from accelsim.serving.recsys import load_model
+
+        kept = {ref: ev.state for ref, ev in base.items()}
+        ok = [b for b in kept.values() if b.mix is not None]
+        mix, width = (ok[0].mix, ok[0].max_items) if ok else (None, 0.0)
+        return _FastState(self.job(spec, "_", ctx), load_model(spec.model), mix, width, kept)
+
+    def evaluate_fast(self, spec: RecsysServingSpec, ref: str, device: DeviceProfile,
+                      state: _FastState, ctx: EvalContext) -> DeviceEval:
+        from accelsim.serving.sim import build_service
+
+        b = state.base[ref]
+        if b.reason is not None or state.mix is None:
+            return DeviceEval(0.0, 0.0, b.reason, b.reason)
+        job = state.job
+        try:
+            sm = build_service(job, ctx.file, specs={"_": device}, model=state.model)
+        except AccelsimError as e:
+            msg = e.problems[0].message
+            return DeviceEval(0.0, 0.0, msg, msg)
+        sat = state.mix.capacity_qps(sm.covering(state.max_items).table_s) / ctx.server_chips
+        qps = sat * b.slo_ratio
+        return DeviceEval(qps, b.slo_ratio * spec.mean_to_peak if sat > 0 else 0.0)
+
+    def fleet_metrics(self, name: str, spec: RecsysServingSpec, capacity: float,
+                      whole_fleet: float) -> dict[str, float]:
+        return {f"{name}_qps_at_slo": capacity, f"{name}_qps_whole_fleet": whole_fleet}
+
+    def fleet_columns(self, name: str) -> dict[str, str]:
+        label = "" if name == "serving" else f"{name} "
+        return {f"{label}QPS at SLO": f"{name}_qps_at_slo"}

@@ -1,0 +1,152 @@
+"""Training as a fleet workload: tokens/s per device at the best layout on a cluster.
+
+Full fidelity: :func:`accelsim.training.search.search_layouts` over every valid layout of
+``cluster_devices`` chips. Fast fidelity (sweeps): the same batch model
+(:func:`accelsim.training.perf.estimate_arrays`) on the base run's ``TOP_LAYOUTS`` best
+layouts with the point's device. Demand: ``tokens / deadline``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field
+
+from accelsim import refs, units
+from accelsim.devices import DeviceProfile
+from accelsim.errors import AccelsimError, Problem
+from accelsim.precision import TrainPrecision
+from accelsim.workloads.base import DeviceEval, EvalContext, Workload, WorkloadSpec, register
+
+# Layouts re-estimated per sweep point (the base run's best, in order).
+TOP_LAYOUTS = 24
+
+
+class TrainingSpec(WorkloadSpec):
+    """Train ``model`` on ``tokens`` within ``deadline_days``; per-device throughput is taken
+    at the best layout on ``cluster_devices`` chips."""
+
+    kind: Literal["training"] = "training"
+    model: str
+    tokens: float = Field(gt=0)
+    deadline_days: float = Field(gt=0)
+    cluster_devices: int = Field(default=1024, ge=8)
+    global_batch: int | None = Field(default=None, ge=1)
+    precision: TrainPrecision = "bf16"
+
+
+@dataclass(frozen=True)
+class _Layouts:
+    """The base run's best layouts as input columns of the batch model (per device ref)."""
+
+    columns: dict[str, Any] | None
+    reason: str | None
+
+
+@register
+class Training(Workload):
+    kind = "training"
+    unit = "tokens/s"
+    role = "volume"
+    spec_model = TrainingSpec
+    device_fields = frozenset({"model", "cluster_devices", "global_batch", "precision"})
+
+    def resolve(self, spec: TrainingSpec, relative_to: str | Path) -> TrainingSpec:
+        return spec.model_copy(update={"model": refs.normalize(spec.model, relative_to)})
+
+    def check(self, spec: TrainingSpec, file: str, field: str) -> list[Problem]:
+        try:
+            self._model(spec, file, field)
+        except AccelsimError as e:
+            return e.problems
+        return []
+
+    def input_files(self, spec: TrainingSpec) -> list[Path]:
+        return [refs.find(spec.model, "models", family="training", what="training model")]
+
+    def _model(self, spec: TrainingSpec, file: str = "scenario", field: str = "") -> Any:
+        from accelsim.training.job import load_model
+
+        return load_model(spec.model, where=file, field=f"{field}.model" if field else "model")
+
+    def demand(self, spec: TrainingSpec) -> float:
+        """Tokens/s that finish ``tokens`` by the deadline."""
+        return spec.tokens / (spec.deadline_days * units.DAY)
+
+    def evaluate(self, spec: TrainingSpec, device: DeviceProfile, ctx: EvalContext
+                 ) -> DeviceEval:
+        from accelsim.training.search import default_global_batch, search_layouts
+
+        model = self._model(spec, ctx.file)
+        gb = spec.global_batch or default_global_batch(model)
+        try:
+            res = search_layouts(model, device, spec.cluster_devices, gb, spec.precision)
+        except AccelsimError as e:
+            msg = e.problems[0].message
+            return DeviceEval(0.0, note=msg, reason=msg, state=_Layouts(None, msg))
+        top = res.table.head(TOP_LAYOUTS)
+        state = _Layouts(_layout_columns(top, model, spec.precision, gb), None)
+        if res.best is None:
+            msg = f"no layout fits on {spec.cluster_devices} devices"
+            return DeviceEval(0.0, note=msg, reason=msg, state=_Layouts(None, msg))
+        r = res.table.iloc[0]
+        par = res.best.parallelism
+        note = (f"tp{par.tp} pp{par.pp} dp{par.dp} mb{par.micro_batch} v{par.virtual_stages} "
+                f"{par.recompute} zero{par.zero}; MFU {r.mfu:.2f}")
+        return DeviceEval(float(r.tokens_per_s) / spec.cluster_devices, 1.0, note, None, state)
+
+    def prepare_fast(self, spec: TrainingSpec, base: dict[str, DeviceEval], ctx: EvalContext
+                     ) -> dict[str, _Layouts]:
+        return {ref: ev.state for ref, ev in base.items()}
+
+    def evaluate_fast(self, spec: TrainingSpec, ref: str, device: DeviceProfile,
+                      state: dict[str, _Layouts], ctx: EvalContext) -> DeviceEval:
+        from accelsim.training.perf import device_columns, estimate_arrays
+
+        lay = state[ref]
+        if lay.columns is None:
+            return DeviceEval(0.0, note=lay.reason or "", reason=lay.reason)
+        dev = device.spec
+        if spec.precision not in dev.peak_flops:
+            msg = f"device '{dev.name}' does not support {spec.precision}"
+            return DeviceEval(0.0, note=msg, reason=msg)
+        est = estimate_arrays({**lay.columns, **device_columns(dev, spec.precision)})
+        ok = np.asarray(est["fits_memory"], dtype=bool)
+        if not ok.any():
+            msg = f"none of the base run's best {TOP_LAYOUTS} layouts fits"
+            return DeviceEval(0.0, note=msg, reason=msg)
+        tps = float(np.asarray(est["tokens_per_s"])[ok].max()) / spec.cluster_devices
+        return DeviceEval(tps, 1.0)
+
+    def fleet_metrics(self, name: str, spec: TrainingSpec, capacity: float,
+                      whole_fleet: float) -> dict[str, float]:
+        """Tokens/day after capacity workloads are covered, the whole fleet's, and the days
+        to train ``tokens`` (``days_to_train`` for the block named ``training``)."""
+        per_day = capacity * units.DAY
+        days = "days_to_train" if name == "training" else f"{name}_days_to_train"
+        return {f"{name}_tokens_per_day": per_day,
+                f"{name}_tokens_per_day_whole_fleet": whole_fleet * units.DAY,
+                days: spec.tokens / per_day if per_day > 0 else float("inf")}
+
+    def fleet_columns(self, name: str) -> dict[str, str]:
+        days = "days_to_train" if name == "training" else f"{name}_days_to_train"
+        label = "" if name == "training" else f"{name} "
+        return {f"{label}tokens/day": f"{name}_tokens_per_day", f"{label}days to train": days}
+
+
+def _layout_columns(lay: Any, model: Any, precision: str, global_batch: int) -> dict[str, Any]:
+    """Model and layout input columns of the batch model (device columns come per point)."""
+    from accelsim.training.job import RECOMPUTE_CODE
+    from accelsim.training.perf import job_columns, model_columns
+
+    cols: dict[str, Any] = {k: lay[k].to_numpy(dtype=float) for k in (
+        "tp", "pp", "dp", "cp", "ep", "micro_batch", "virtual_stages", "zero")}
+    cols["recompute"] = lay["recompute"].map(RECOMPUTE_CODE).to_numpy(dtype=float)
+    cols["sequence_parallel"] = (cols["tp"] > 1).astype(float)
+    cols.update({k: float(v) for k, v in model_columns(model).items()})
+    cols.update({k: float(v) for k, v in job_columns(precision).items()})
+    cols["global_batch"] = float(global_batch)
+    return cols
