@@ -76,4 +76,21 @@ def get_kind(name: str) -> Kind:
 
 
 def json_schema(name: str) -> dict[str, Any]:
-    return get_kind(name).cls().model_json_schema()
+    schema = get_kind(name).cls().model_json_schema()
+    if name == "scenario":
+        _workload_blocks(schema)
+    return schema
+
+
+def _workload_blocks(schema: dict[str, Any]) -> None:
+    """A scenario's ``workloads`` values: any registered kind's block (its own schema)."""
+    from accelsim import workloads
+
+    defs = schema.setdefault("$defs", {})
+    refs = []
+    for kind in workloads.kinds():
+        sub = workloads.get(kind).spec_model.model_json_schema()
+        defs.update(sub.pop("$defs", {}))
+        defs[sub["title"]] = sub
+        refs.append({"$ref": f"#/$defs/{sub['title']}"})
+    schema["properties"]["workloads"]["additionalProperties"] = {"anyOf": refs}

@@ -82,3 +82,44 @@ def test_idle_above_tdp_is_rejected(h20_dict):
     h20_dict["power"]["idle_W"] = {"value": 500, "source": "x", "confidence": "B"}
     with pytest.raises(AccelsimError, match="idle_W"):
         device_from_dict(h20_dict, "x.yaml")
+
+
+def test_model_copy_gives_the_new_numbers():
+    p = load_device("h20")
+    assert p.spec.price_usd == p.cost.price_usd.value
+    cheap = p.model_copy(update={"cost": p.cost.model_copy(update={
+        "price_usd": p.cost.price_usd.model_copy(update={"value": 1234.0})})})
+    assert cheap.spec.price_usd == 1234.0
+    assert p.spec.price_usd != 1234.0
+
+
+def test_an_edited_profile_is_read_again(tmp_path, h20_dict):
+    import yaml
+
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump(h20_dict))
+    assert load_device(path).spec.price_usd == h20_dict["cost"]["price_usd"]["value"]
+    h20_dict["cost"]["price_usd"].update(value=4321.0, range=None)
+    path.write_text(yaml.safe_dump(h20_dict) + "\n# edited\n")
+    assert load_device(path).spec.price_usd == 4321.0
+
+
+def test_physics_takes_a_resolved_device_not_a_name():
+    from accelsim.training import search_layouts
+    from accelsim.training.job import load_model
+
+    model = load_model("gpt3-175b")
+    a = search_layouts(model, load_device("a100-80gb-sxm"), 64, global_batch=64)
+    b = search_layouts(model, load_device("a100-80gb-sxm").spec, 64, global_batch=64)
+    assert a.table["step_time_s"].iloc[0] == b.table["step_time_s"].iloc[0]
+    with pytest.raises(AccelsimError, match="resolve a name or path"):
+        search_layouts(model, "a100-80gb-sxm", 64, global_batch=64)  # type: ignore[arg-type]
+
+
+def test_python_dash_m_runs_the_cli():
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "accelsim", "--version"], capture_output=True,
+                       text=True, check=False)
+    assert r.returncode == 0 and r.stdout.startswith("accelsim ")

@@ -271,3 +271,36 @@ def test_fast_fidelity_reproduces_compare_at_the_base_point():
     for f in res.fleets:
         assert got[f"fleet.{f['name']}.training_tokens_per_day"] == pytest.approx(
             f["training_tokens_per_day"], rel=1e-9)
+
+
+def test_resume_refuses_after_a_device_file_changed(tmp_path, h20_dict):
+    """The fingerprint covers the device profiles the base reads, not only the base."""
+    dev = tmp_path / "a100.yaml"
+    dev.write_text((CONFIGS / "devices" / "a100-80gb-sxm.yaml").read_text())
+    job = yaml.safe_load(JOB.read_text())
+    job["device"] = "a100.yaml"
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(yaml.safe_dump({
+        "name": "fp", "base": "job.yaml", "metrics": ["mfu"],
+        "parameters": {"parallelism.virtual_stages": {"values": [1, 2]}}}))
+    run_sweep(sweep, tmp_path / "o", workers=1, limit=1)
+    run_sweep(sweep, tmp_path / "o", workers=1, resume=True)  # unchanged: resumes
+    dev.write_text(dev.read_text().replace("source:", "source:", 1) + "\n# edited\n")
+    with pytest.raises(AccelsimError, match="device or model file"):
+        run_sweep(sweep, tmp_path / "o", workers=1, resume=True)
+
+
+def test_a_point_that_cannot_deliver_keeps_its_row_with_the_reason():
+    from accelsim.sweep.evaluate import context, evaluate_point
+
+    ctx = context("base-check", str(CONFIGS / "fleet.yaml"))
+    got = evaluate_point(ctx, {"devices.h20.memory_GiB": 4.0},
+                         ["device.h20.training.throughput",
+                          "device.inhouse-asic.training.throughput / "
+                          "device.h20.training.throughput"], "t")
+    assert got["device.h20.training.throughput"] == 0.0
+    assert np.isnan(got["device.inhouse-asic.training.throughput / "
+                        "device.h20.training.throughput"])
+    assert "device.h20.training: none of the base run's best 24 layouts fits" in got["reason"]
+    assert "device.h20.training.throughput is 0" in got["reason"]

@@ -1,0 +1,146 @@
+"""Fast fidelity (sweeps) against full fidelity (compare) away from the base point, and the
+golden outputs of compare and optimize.
+
+Tolerances, from the measured errors: training re-estimates the base run's best 24
+layouts, so a device much slower than at the base can miss its new best layout
+(inhouse-asic at perf_scale 0.5: -1.4 %); serving scales the base SLO-to-saturation
+ratio, exact while the SLO is loose against the batch service time (the seed scenario's
+50 ms: < 0.001 %) and within 2 % at a 10 ms SLO. Price and supply do not enter device
+throughput, so they agree exactly.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from accelsim.cli import app
+from accelsim.config import read_yaml
+from accelsim.devices import device_from_dict
+from accelsim.fleet import FastEvaluator, compare, evaluate_full, load_scenario
+from accelsim.fleet.evaluation import resolve_devices
+from accelsim.fleet.scenario import scenario_from
+from accelsim.sweep.evaluate import context, evaluate_point
+from accelsim.sweep.overrides import apply_device
+from tests.conftest import CONFIGS, ROOT
+
+FLEET = CONFIGS / "fleet.yaml"
+TRAINING_TOL = 0.02
+SERVING_TOL = 0.02
+runner = CliRunner()
+
+
+def _variant(base: dict, ref: str, field: str, value: float) -> dict:
+    d = base[ref].model_dump(mode="json")
+    apply_device(d, field, value, "test")
+    return {**base, ref: device_from_dict(d)}
+
+
+def _subset(sc, ref: str):
+    """The scenario with one device, so the full evaluation of a variant is quick."""
+    pools = {k: p.model_copy(update={"devices": [ref]}) for k, p in sc.budget.pools.items()
+             if ref in p.devices}
+    return sc.model_copy(update={"budget": sc.budget.model_copy(update={"pools": pools}),
+                                 "fleets": []})
+
+
+def _by_workload(records) -> dict[str, float]:
+    return {r["workload"]: r["throughput"] for r in records}
+
+
+@pytest.fixture(scope="module")
+def base():
+    sc = load_scenario(FLEET)
+    profiles = resolve_devices(sc)
+    table, evals = evaluate_full(sc, profiles=profiles)
+    return sc, profiles, table, FastEvaluator(sc, profiles, evals)
+
+
+@pytest.mark.parametrize("ref,scale", [("h20", 0.5), ("h20", 2.0), ("inhouse-asic", 0.5),
+                                       ("inhouse-asic", 2.0)])
+def test_fast_agrees_with_full_at_other_performance(base, ref, scale):
+    sc, profiles, table, fast = base
+    prof = _variant(profiles, ref, "perf_scale", scale)
+    sub = _subset(sc, ref)
+    full = _by_workload(evaluate_full(sub, profiles=prof)[0].to_dict("records"))
+    quick = _by_workload(fast.device_records(sub, prof))
+    before = _by_workload(r for r in table.to_dict("records") if r["ref"] == ref)
+    assert full["training"] != pytest.approx(before["training"], rel=0.1)  # it did move
+    assert quick["training"] == pytest.approx(full["training"], rel=TRAINING_TOL)
+    assert quick["serving"] == pytest.approx(full["serving"], rel=SERVING_TOL)
+
+
+def test_fast_agrees_with_full_at_a_tight_slo():
+    data = read_yaml(FLEET)
+    data["workloads"] = {"serving": {**data["workloads"]["serving"], "slo_p99_ms": 10.0}}
+    data["budget"]["pools"] = {"overseas": {"usd": 6.8e9, "devices": ["h20"],
+                                            "region": "sea"}}
+    data["supply"], data["fleets"] = {}, []
+    sc = scenario_from(data, FLEET)
+    profiles = resolve_devices(sc)
+    _table, evals = evaluate_full(sc, profiles=profiles)
+    fast = FastEvaluator(sc, profiles, evals)
+    for scale in (0.5, 2.0):
+        prof = _variant(profiles, "h20", "perf_scale", scale)
+        full = _by_workload(evaluate_full(sc, profiles=prof)[0].to_dict("records"))["serving"]
+        quick = _by_workload(fast.device_records(sc, prof))["serving"]
+        assert quick == pytest.approx(full, rel=SERVING_TOL)
+
+
+def test_sweep_points_agree_with_compare_after_price_and_supply_changes(base):
+    """A sweep point that changes a price and a supply cap gives compare's numbers on the
+    edited scenario exactly (neither enters device throughput)."""
+    _sc, profiles, _, _ = base
+    ctx = context("fidelity-check", str(FLEET))
+    params = {"devices.h20.price_usd": 15000.0, "supply.h20.max_units": 50000}
+    data = read_yaml(FLEET)
+    data["supply"]["h20"]["max_units"] = 50000
+    edited = scenario_from(data, FLEET)
+    table = evaluate_full(edited, profiles=_variant(profiles, "h20", "price_usd", 15000.0))[0]
+    res = compare(edited, dev_table=table)
+    metrics = [f"device.{d.device}.{d.workload}.{k}" for d in table.itertuples()
+               for k in ("throughput", "usd_per_hour")]
+    metrics += [f"fleet.{f['name']}.{k}" for f in res.fleets
+                for k in ("training_tokens_per_day", "tco_usd_per_year", "n_violations")]
+    got = evaluate_point(ctx, params, metrics, "t")
+    for d in table.itertuples():
+        assert got[f"device.{d.device}.{d.workload}.throughput"] == pytest.approx(
+            d.throughput, rel=1e-9)
+        assert got[f"device.{d.device}.{d.workload}.usd_per_hour"] == pytest.approx(
+            d.usd_per_hour, rel=1e-9)
+    assert any("supply h20" in str(v) for f in res.fleets for v in f["violations"])
+    for f in res.fleets:
+        for k in ("tco_usd_per_year", "training_tokens_per_day"):
+            assert got[f"fleet.{f['name']}.{k}"] == pytest.approx(f[k], rel=1e-9)
+        assert got[f"fleet.{f['name']}.n_violations"] == len(f["violations"])
+    assert got["reason"] == ""
+
+
+def _same(golden, new, path=""):
+    """Every key and value of the golden output is in the new one (floats to 1e-9)."""
+    if isinstance(golden, dict):
+        for k, v in golden.items():
+            assert k in new, f"{path}.{k} missing"
+            _same(v, new[k], f"{path}.{k}")
+    elif isinstance(golden, list):
+        assert len(golden) == len(new), path
+        for i, (a, b) in enumerate(zip(golden, new, strict=True)):
+            _same(a, b, f"{path}[{i}]")
+    elif isinstance(golden, float):
+        assert new == pytest.approx(golden, rel=1e-9), path
+    else:
+        assert new == golden, path
+
+
+@pytest.mark.parametrize("args,golden", [
+    (["compare", str(FLEET), "--json"], "compare.json"),
+    (["optimize", str(FLEET), "--json", "--year", "2026"], "optimize-2026.json")])
+def test_outputs_match_the_golden_files(args, golden):
+    """Outputs before the registry refactor (commit c04e3ac). When the model changes on
+    purpose, regenerate with the same command into tests/data/golden/."""
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    _same(json.loads((ROOT / "tests" / "data" / "golden" / golden).read_text()),
+          json.loads(r.stdout))
