@@ -141,18 +141,18 @@ class ServeJob(Strict):
 
 
 def load_serve_job(path: str | Path) -> ServeJob:
-    from accelsim.refs import normalize as resolve_ref
+    from accelsim.refs import normalize
 
     data = read_yaml(path)
     job = validate(ServeJob, data, path)
     svc = job.service
     upd: dict[str, Any] = {}
     if svc.device:
-        upd["device"] = resolve_ref(svc.device, path)
+        upd["device"] = normalize(svc.device, path)
     if svc.model:
-        upd["model"] = resolve_ref(svc.model, path)
+        upd["model"] = normalize(svc.model, path)
     if svc.pool:
-        upd["pool"] = [m.model_copy(update={"device": resolve_ref(m.device, path)})
+        upd["pool"] = [m.model_copy(update={"device": normalize(m.device, path)})
                        for m in svc.pool]
     arr = job.arrivals
     if arr.trace and not Path(arr.trace).is_absolute():
