@@ -79,7 +79,7 @@ def validate(model: type[M], data: Any, file: str | Path, prefix: str = "") -> M
     """Validate ``data`` against ``model``; pydantic errors become one line each. Validators
     that parse nested blocks themselves read the file name from the validation context."""
     try:
-        return model.model_validate(data, context={"file": str(file), "prefix": prefix})
+        return model.model_validate(data, context={"file": str(file)})
     except ValidationError as exc:
         raise AccelsimError(problems_from(exc, model, str(file), prefix)) from None
 

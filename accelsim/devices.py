@@ -302,11 +302,6 @@ def as_spec(device: DeviceLike, where: str = "device") -> DeviceSpec:
 # ---------------------------------------------------------------------------
 # catalog
 
-def catalog_dir() -> Path:
-    """``configs/devices`` of the source tree, or the copy shipped inside a wheel."""
-    return refs.configs_dir() / "devices"
-
-
 def catalog_names() -> list[str]:
     return refs.names("devices")
 
@@ -316,17 +311,11 @@ def catalog() -> dict[str, DeviceProfile]:
     return {n: load_device(n) for n in catalog_names()}
 
 
-def device_path(ref: str | Path, relative_to: str | Path | None = None, where: str = "device",
-                field: str = "") -> Path:
-    """The profile file a catalog name or path names (see :func:`accelsim.refs.find`)."""
-    return refs.find(ref, "devices", relative_to, where, field, what="device")
-
-
 def load_device(name_or_path: str | Path, where: str = "device", field: str = "",
                 relative_to: str | Path | None = None) -> DeviceProfile:
     """A catalog name (``h20``) or a path to a YAML profile; unknown names suggest the closest.
     A file edited since it was last read is read again."""
-    path = device_path(name_or_path, relative_to, where, field)
+    path = refs.find(name_or_path, "devices", relative_to, where, field, what="device")
     st = path.stat()
     return _load_path(str(path), refs.shown(path), st.st_mtime_ns, st.st_size)
 

@@ -80,33 +80,37 @@ class FastEvaluator:
         fields = workloads.of(spec).device_fields | {"kind"}
         return f"{sc.server_chips}:{spec.model_dump_json(include=set(fields))}"
 
-    def _state(self, sc: Scenario, name: str, spec: Any) -> Any:
-        key = (name, self._key(sc, spec))
+    def _state(self, sc: Scenario, name: str, spec: Any, skey: str) -> Any:
+        key = (name, skey)
         if key not in self._states:
             w, ctx = workloads.of(spec), sc.context(self.file)
             base = {ref: w.evaluate(spec, self.profiles[ref], ctx) for ref in sc.pool_of()}
             self._states[key] = w.prepare_fast(spec, base, ctx)
         return self._states[key]
 
-    def evaluate(self, sc: Scenario, name: str, ref: str, device: DeviceProfile) -> DeviceEval:
-        spec = sc.workloads[name]
-        skey = self._key(sc, spec)
-        dkey = device.model_dump_json(include=PERF_SECTIONS)
+    def device_records(self, sc: Scenario, profiles: dict[str, DeviceProfile]
+                       ) -> list[dict[str, Any]]:
+        """The device table of ``sc`` with ``profiles`` (the point's devices), as records."""
+        ctx = sc.context(self.file)
+        skeys = {name: self._key(sc, spec) for name, spec in sc.workloads.items()}
+        rows: list[dict[str, Any]] = []
+        for ref, pool in sc.pool_of().items():
+            dev = profiles[ref]
+            dkey = dev.model_dump_json(include=PERF_SECTIONS)
+            per = {name: self._evaluate(sc, name, skeys[name], ref, dev, dkey, ctx)
+                   for name in sc.workloads}
+            rows += priced_rows(sc, ref, pool, dev.spec, per)
+        return rows
+
+    def _evaluate(self, sc: Scenario, name: str, skey: str, ref: str, device: DeviceProfile,
+                  dkey: str, ctx: workloads.EvalContext) -> DeviceEval:
+        """One device on one workload, cached by the block's key and the device's
+        performance sections."""
         key = (name, skey, ref, dkey)
         if key not in self._cache:
             if len(self._cache) > 50_000:
                 self._cache.clear()
-            state = self._state(sc, name, spec)
-            self._cache[key] = workloads.of(spec).evaluate_fast(spec, ref, device, state,
-                                                                sc.context(self.file))
+            spec = sc.workloads[name]
+            state = self._state(sc, name, spec, skey)
+            self._cache[key] = workloads.of(spec).evaluate_fast(spec, ref, device, state, ctx)
         return self._cache[key]
-
-    def device_records(self, sc: Scenario, profiles: dict[str, DeviceProfile]
-                       ) -> list[dict[str, Any]]:
-        """The device table of ``sc`` with ``profiles`` (the point's devices), as records."""
-        rows: list[dict[str, Any]] = []
-        for ref, pool in sc.pool_of().items():
-            dev = profiles[ref]
-            per = {name: self.evaluate(sc, name, ref, dev) for name in sc.workloads}
-            rows += priced_rows(sc, ref, pool, dev.spec, per)
-        return rows

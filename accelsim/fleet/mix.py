@@ -135,14 +135,12 @@ def allocate(units_by_dev: dict[str, int], rows: dict[str, DeviceRow], need: dic
     # the rest: volume workloads (or, without any, the capacity ones) at equal served fraction
     sinks = volume or capacity
     cap = {w: sum(left[d] * thr(d, w) for d in left) for w in sinks}
-    runnable = [w for w in sinks if cap[w] > 0] or sinks[:1]  # idle units still cost
-    if runnable:
-        cap = {w: max(c, 1e-300) for w, c in cap.items()}
-        weight = {w: need[w] / cap[w] for w in runnable}
-        total = sum(weight.values())
-        for d in left:
-            for w in runnable:
-                alloc[d][w] += left[d] * (weight[w] / total)
+    runnable = [w for w in sinks if cap[w] > 0]
+    weight = {w: need[w] / cap[w] for w in runnable} or {sinks[0]: 1.0}  # idle units still cost
+    total = sum(weight.values())
+    for d in left:
+        for w, wt in weight.items():
+            alloc[d][w] += left[d] * (wt / total)
     return alloc
 
 

@@ -329,7 +329,8 @@ def capacity(job: ServeJob, engine: str | None = None, rel_tol: float = 0.002,
     found = []
     for r in range(job.sim.replications):
         seed = job.sim.seed + r
-        cap_r = capacity_estimate(draw_inputs(job, None, seed, sm))
+        cap_r = cap if seed == job.sim.seed else capacity_estimate(
+            draw_inputs(job, None, seed, sm))
 
         def ok(rate: float, seed: int = seed, cap_r: float = cap_r) -> bool:
             return _meets(job, eng, rate, seed, sm, cap_r, slo)

@@ -87,11 +87,11 @@ class Training(Workload):
         except AccelsimError as e:
             msg = e.problems[0].message
             return DeviceEval(0.0, note=msg, reason=msg, state=_Layouts(None, msg))
-        top = res.table.head(TOP_LAYOUTS)
-        state = _Layouts(_layout_columns(top, model, spec.precision, gb), None)
         if res.best is None:
             msg = f"no layout fits on {spec.cluster_devices} devices"
             return DeviceEval(0.0, note=msg, reason=msg, state=_Layouts(None, msg))
+        state = _Layouts(_layout_columns(res.table.head(TOP_LAYOUTS), model, spec.precision,
+                                         gb), None)
         r = res.table.iloc[0]
         par = res.best.parallelism
         note = (f"tp{par.tp} pp{par.pp} dp{par.dp} mb{par.micro_batch} v{par.virtual_stages} "
@@ -126,15 +126,19 @@ class Training(Workload):
         """Tokens/day after capacity workloads are covered, the whole fleet's, and the days
         to train ``tokens`` (``days_to_train`` for the block named ``training``)."""
         per_day = capacity * units.DAY
-        days = "days_to_train" if name == "training" else f"{name}_days_to_train"
         return {f"{name}_tokens_per_day": per_day,
                 f"{name}_tokens_per_day_whole_fleet": whole_fleet * units.DAY,
-                days: spec.tokens / per_day if per_day > 0 else float("inf")}
+                _days_key(name): spec.tokens / per_day if per_day > 0 else float("inf")}
 
     def fleet_columns(self, name: str) -> dict[str, str]:
-        days = "days_to_train" if name == "training" else f"{name}_days_to_train"
         label = "" if name == "training" else f"{name} "
-        return {f"{label}tokens/day": f"{name}_tokens_per_day", f"{label}days to train": days}
+        return {f"{label}tokens/day": f"{name}_tokens_per_day",
+                f"{label}days to train": _days_key(name)}
+
+
+def _days_key(name: str) -> str:
+    """``days_to_train`` for the block named ``training``, ``<name>_days_to_train`` else."""
+    return "days_to_train" if name == "training" else f"{name}_days_to_train"
 
 
 def _layout_columns(lay: Any, model: Any, precision: str, global_batch: int) -> dict[str, Any]:
