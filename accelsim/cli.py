@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import shutil
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -17,6 +19,7 @@ from rich.text import Text
 
 from accelsim import __version__
 from accelsim.errors import AccelsimError
+from accelsim.outputs import check_dir, check_file, writing
 from accelsim.report import fmt_num, table
 
 app = typer.Typer(
@@ -230,7 +233,7 @@ def train_search(
     device: Annotated[str, typer.Option(help="Catalog name or device YAML path.")],
     devices: Annotated[int, typer.Option(min=1, help="Number of devices.")],
     global_batch: Annotated[int | None, typer.Option(
-        help="Sequences per step (default ~4 Mi tokens).")] = None,
+        min=1, help="Sequences per step (default ~4 Mi tokens).")] = None,
     precision: Annotated[str, typer.Option(help="fp32 | bf16 | fp16 | fp8")] = "bf16",
     top: Annotated[int, typer.Option(min=1, help="Rows of the top-k table.")] = 10,
     as_json: Annotated[bool, typer.Option("--json")] = False,
@@ -297,6 +300,8 @@ def serve(
         raise AccelsimError.single(str(job_file), "--engine",
                                    f"expected auto, simpy or fast, got {engine!r}")
     job = load_serve_job(job_file)
+    if trace_csv is not None:
+        check_file(trace_csv, "--trace-out")
     sm = build_service(job, str(job_file))
     res = simulate(job, engine, keep_trace=trace_csv is not None, service=sm)
     out = res.to_dict()
@@ -306,7 +311,8 @@ def serve(
         with Console(stderr=True).status("searching the highest rate that meets the SLO"):
             out.update(capacity(job, engine, service=sm))
     if trace_csv is not None and res.trace is not None:
-        res.trace.to_csv(trace_csv, index=False)
+        with writing(trace_csv, "--trace-out"):
+            res.trace.to_csv(trace_csv, index=False)
     m = res.metrics
     if as_json:
         emit_json(out)
@@ -380,21 +386,28 @@ def compare(
     from accelsim.fleet import load_scenario
 
     sc = load_scenario(scenario_file)
+    for folder, option in ((csv_dir, "--csv"), (plot_dir, "--plot")):
+        if folder is not None:
+            check_dir(folder, option)  # before the evaluation, not after it
     res = run_compare(sc, dev_table=_device_table(sc, quiet=as_json))
     dev_cols = ["device", "workload", "throughput", "throughput_unit", "usd_per_hour",
                 "throughput_per_usd", "throughput_per_watt", "capex_usd", "pool", "note"]
     fleets = [_fleet_out(f) for f in sorted(res.fleets, key=lambda f: f["rank"])]
     if csv_dir is not None:
-        csv_dir.mkdir(parents=True, exist_ok=True)
-        res.devices[dev_cols].to_csv(csv_dir / "devices.csv", index=False)
+        with writing(csv_dir, "--csv"):
+            csv_dir.mkdir(parents=True, exist_ok=True)
+            res.devices[dev_cols].to_csv(csv_dir / "devices.csv", index=False)
         flat = [{**{k: v for k, v in f.items() if not isinstance(v, (dict, list))},
                  "units": _fmt_units(f["units"]), "violations": "; ".join(f["violations"])}
                 for f in fleets]
-        pd.DataFrame(flat).to_csv(csv_dir / "fleets.csv", index=False)
+        with writing(csv_dir, "--csv"):
+            pd.DataFrame(flat).to_csv(csv_dir / "fleets.csv", index=False)
     if plot_dir is not None:
         from accelsim.plots import fleet_chart
 
-        fleet_chart(fleets, res.demand, plot_dir, f"{sc.name}: capacity vs. TCO per fleet mix")
+        with writing(plot_dir, "--plot"):
+            fleet_chart(fleets, res.demand, plot_dir,
+                        f"{sc.name}: capacity vs. TCO per fleet mix")
     if as_json:
         emit_json({"scenario": sc.name, "objective": sc.objective, "demand": res.demand,
                    "devices": res.devices[dev_cols].to_dict(orient="records"),
@@ -441,11 +454,12 @@ def optimize(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
 ) -> None:
     """The device mix (integer servers) that maximises the scenario's objective (MILP)."""
-    from accelsim.fleet import load_scenario, mix_problem
+    from accelsim.fleet import load_scenario, mix_problem, purchase_year
     from accelsim.optimize import solve
 
     sc = load_scenario(scenario_file)
-    res = solve(mix_problem(sc, _device_table(sc, quiet=as_json), year))
+    year = purchase_year(sc, year)  # before the device evaluation, which takes seconds
+    res = solve(mix_problem(sc, _device_table(sc, quiet=as_json), year, where="optimize"))
     if as_json:
         emit_json(res)
         return
@@ -466,6 +480,30 @@ def optimize(
 
 
 # ---------------------------------------------------------------- sweeps and plots
+
+class _Stop:
+    why: str | None = None
+
+
+@contextlib.contextmanager
+def _stopped_by(sig: int) -> Iterator[_Stop]:
+    """Turn ``sig`` (SIGTERM) into the same clean stop as Ctrl-C while the block runs."""
+    stop = _Stop()
+
+    def handler(signum: int, frame: Any) -> None:
+        stop.why = "terminated"
+        raise KeyboardInterrupt
+
+    try:
+        old = signal.signal(sig, handler)
+    except ValueError:  # not the main thread (e.g. a test runner): nothing to install
+        yield stop
+        return
+    try:
+        yield stop
+    finally:
+        signal.signal(sig, old)
+
 
 class _RateColumn(ProgressColumn):
     """Points per second."""
@@ -507,6 +545,8 @@ def sweep(
     from accelsim.sweep import load_sweep, read_results, run_sweep
 
     load_sweep(sweep_file)  # a broken file fails before the progress bar starts
+    if csv is not None:
+        check_file(csv, "--csv")
     if executor not in ("local", "dask"):
         raise AccelsimError.single("sweep", "--executor",
                                    f"expected local or dask, got {executor!r}")
@@ -514,18 +554,31 @@ def sweep(
         executor = "dask"
     with Progress(TextColumn(f"sweep {sweep_file.name}"), BarColumn(), MofNCompleteColumn(),
                   TaskProgressColumn(), _RateColumn(), TimeElapsedColumn(), TextColumn("eta"),
-                  TimeRemainingColumn(), console=Console(stderr=True)) as bar:
+                  TimeRemainingColumn(), console=Console(stderr=True)) as bar, _stopped_by(
+                      signal.SIGTERM) as stop:
         task = bar.add_task("points", total=None)
 
         def progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        run = run_sweep(sweep_file, out, workers=workers, executor=executor,  # type: ignore[arg-type]
-                        scheduler=None if scheduler == "local" else scheduler, resume=resume,
-                        samples=samples, progress=progress, limit=limit)
+        try:
+            run = run_sweep(sweep_file, out, workers=workers,
+                            executor=executor,  # type: ignore[arg-type]
+                            scheduler=None if scheduler == "local" else scheduler,
+                            resume=resume, samples=samples, progress=progress, limit=limit)
+        except KeyboardInterrupt:
+            bar.stop()
+            from accelsim.sweep.run import done_ids
+
+            kept = len(done_ids(out)) if out.is_dir() else 0
+            typer.echo(f"{sweep_file}: {stop.why or 'interrupted'}: {kept} finished points are "
+                       f"kept in {out}; run the same command with --resume to continue",
+                       err=True)
+            raise typer.Exit(143 if stop.why == "terminated" else 130) from None
     df = read_results(run.out)
     if csv is not None:
-        df.to_csv(csv, index=False)
+        with writing(csv, "--csv"):
+            df.to_csv(csv, index=False)
     console.print(f"{run.total} points: {run.skipped} already done, {run.computed} computed; "
                   f"results in {run.out}" + (f" and {csv}" if csv else ""))
 
@@ -548,6 +601,7 @@ def plot(
     from accelsim.plots import BOOKKEEPING, sweep_plot
     from accelsim.sweep import read_results
 
+    check_file(output, "--output")
     df = read_results(results)
     for opt, col in (("--x", x), ("--y", y), ("--hue", hue), ("--z", z)):
         if col is not None and col not in df.columns:
@@ -557,12 +611,30 @@ def plot(
         raise AccelsimError.single("plot", "--kind",
                                    f"expected line, scatter, contour or tornado, got {kind!r}")
     try:
-        paths = sweep_plot(df, output, x=x, y=y, hue=hue, z=z, kind=kind, level=level,
-                           title=title)
+        with writing(output, "--output"):
+            paths = sweep_plot(df, output, x=x, y=y, hue=hue, z=z, kind=kind, level=level,
+                               title=title)
     except ValueError as exc:
         raise AccelsimError.single("plot", "--kind", str(exc)) from None
     console.print("wrote " + ", ".join(str(p) for p in paths))
 
 
 def main() -> None:
-    app()
+    """Entry point: usage errors (a bad option value) print one line like every other input
+    error, exit code 2; Ctrl-C exits with 130 without a traceback."""
+    import click
+
+    try:
+        code = app(standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        typer.echo(exc.format_message())
+        code = 0
+    except click.exceptions.ClickException as exc:
+        ctx = getattr(exc, "ctx", None)
+        typer.echo(f"{ctx.command_path if ctx else 'accelsim'}: {exc.format_message()}",
+                   err=True)
+        code = exc.exit_code
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        typer.echo("interrupted", err=True)
+        code = 130
+    sys.exit(code or 0)

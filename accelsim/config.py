@@ -41,10 +41,39 @@ _Loader.add_implicit_resolver(
 )
 
 
-class Strict(BaseModel):
-    """Base for every config model: unknown keys are errors, no type coercion, immutable."""
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False
+                       ) -> dict[Any, Any]:
+    """A mapping whose keys are unique: YAML says a repeated key is an error, PyYAML would
+    silently keep the last one."""
+    seen: dict[Any, Any] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        if isinstance(key, (str, int, float, bool)) and key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key '{key}' (first at line {seen[key] + 1})",
+                key_node.start_mark)
+        if isinstance(key, (str, int, float, bool)):
+            seen[key] = key_node.start_mark.line
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+# Calendar years a profile, scenario or purchase may name (devices from 2010 on; plans to 2040).
+YEARS = (2010, 2040)
+# A config file is a few kB; anything past this is not one (e.g. /dev/zero, a data dump).
+MAX_CONFIG_BYTES = 16 * 2**20
+# Deeper than any accelsim file needs; PyYAML's recursive composer would overflow the stack.
+MAX_DEPTH = 40
+MAX_ALIASES = 100
+
+
+class Strict(BaseModel):
+    """Base for every config model: unknown keys are errors, no type coercion, no infinite or
+    NaN numbers, immutable; a field's docstring is its description in the JSON Schema."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False,
+                              use_attribute_docstrings=True)
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -55,12 +84,23 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         raise AccelsimError.single(name, "", "file not found")
     if p.is_dir():
         raise AccelsimError.single(name, "", "is a directory, expected a YAML file")
+    if not p.is_file():  # a FIFO or a device would block or never end
+        raise AccelsimError.single(name, "", "is not a regular file, expected a YAML file")
     try:
-        text = p.read_text(encoding="utf-8")
+        with p.open("rb") as fh:
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise AccelsimError.single(name, "", f"larger than {MAX_CONFIG_BYTES // 2**20} MiB; "
+                                       "expected a YAML config file")
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise AccelsimError.single(name, "", f"cannot read file ({exc})") from None
     try:
+        _check_depth(text, name)
         data = yaml.load(text, Loader=_Loader)
+    except RecursionError:
+        raise AccelsimError.single(name, "", f"nested deeper than {MAX_DEPTH} levels; "
+                                   "expected a YAML config file") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
@@ -73,6 +113,26 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
             name, "", f"expected a YAML mapping at the top level, got {type(data).__name__}"
         )
     return data
+
+
+def _check_depth(text: str, name: str) -> None:
+    """Refuse nesting deeper than :data:`MAX_DEPTH` before PyYAML's recursive composer sees it."""
+    depth = aliases = 0
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, yaml.AliasEvent):
+            aliases += 1  # each alias can double what validation walks ("billion laughs")
+            if aliases > MAX_ALIASES:
+                raise AccelsimError.single(name, "", f"more than {MAX_ALIASES} YAML aliases; "
+                                           "expected a YAML config file")
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                mark = event.start_mark
+                raise AccelsimError.single(
+                    name, f"line {mark.line + 1}, column {mark.column + 1}",
+                    f"nested deeper than {MAX_DEPTH} levels; expected a YAML config file")
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
 
 
 def validate(model: type[M], data: Any, file: str | Path, prefix: str = "") -> M:

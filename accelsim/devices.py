@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from accelsim import refs, units
-from accelsim.config import Strict, read_yaml, validate
+from accelsim.config import YEARS, Strict, read_yaml, validate
 from accelsim.errors import AccelsimError
 
 Confidence = Literal["A", "B", "C", "assumption"]
@@ -159,9 +159,9 @@ class DeviceProfile(Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
     vendor: str = Field(min_length=1)
     kind: Literal["gpu", "npu", "asic"]
-    year: int = Field(ge=2010, le=2040)
+    year: int = Field(ge=YEARS[0], le=YEARS[1])
     process_node: str = Field(min_length=1)
-    available_from: int = Field(ge=2010, le=2040)
+    available_from: int = Field(ge=YEARS[0], le=YEARS[1])
     export_controlled: bool
     supply_pool: Literal["domestic", "overseas"]
     identity: Provenance

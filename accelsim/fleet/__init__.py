@@ -34,19 +34,33 @@ from accelsim.fleet.scenario import (
 )
 
 
-def mix_problem(sc: Scenario, dev: Any, year: int | None = None) -> Any:
+def purchase_year(sc: Scenario, year: int | None = None, where: str = "optimize") -> int:
+    """The year devices are bought in: ``year`` or the scenario's, within the years a
+    scenario may name."""
+    from accelsim.config import YEARS
+    from accelsim.errors import AccelsimError
+
+    if year is not None and not YEARS[0] <= year <= YEARS[1]:
+        raise AccelsimError.single(where, "--year", f"expected a year in {YEARS[0]}-{YEARS[1]}, "
+                                   f"got {year}")
+    return year or sc.year
+
+
+def mix_problem(sc: Scenario, dev: Any, year: int | None = None, where: str = "optimize"
+                ) -> Any:
     """The scenario's MILP as plain data for :func:`accelsim.optimize.solve`."""
     from accelsim.optimize import build_problem
 
+    year = purchase_year(sc, year, where)
     return build_problem(
         device_rows(dev), demand(sc),
         pool_usd={k: v.usd for k, v in sc.budget.pools.items()},
         total_usd=sc.budget.total_usd,
         power_cap_W=sc.power_cap_mw * 1e6 if sc.power_cap_mw else None,
-        server=sc.server_chips, objective=sc.objective, year=year or sc.year)
+        server=sc.server_chips, objective=sc.objective, year=year)
 
 
 __all__ = ["Budget", "Comparison", "DeviceRow", "FastEvaluator", "FleetMix", "Pool",
            "Scenario", "Supply", "Violation", "allocate", "compare", "demand", "device_rows",
            "evaluate_devices", "evaluate_fleet", "evaluate_full", "fleet_units", "load_scenario",
-           "mix_problem", "parse_scenario", "priced_rows", "rank"]
+           "mix_problem", "parse_scenario", "priced_rows", "purchase_year", "rank"]

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from accelsim import refs, workloads
-from accelsim.config import Strict, read_yaml, validate
+from accelsim.config import YEARS, Strict, read_yaml, validate
 from accelsim.cost import Finance, Region
 from accelsim.devices import load_device
 from accelsim.errors import AccelsimError, Problem
@@ -28,12 +28,12 @@ class Budget(Strict):
 
 class Supply(Strict):
     max_units: int | None = Field(default=None, ge=0)
-    available_from: int | None = Field(default=None, ge=2010, le=2040)
+    available_from: int | None = Field(default=None, ge=YEARS[0], le=YEARS[1])
 
 
 class FleetMix(Strict):
     name: str = Field(min_length=1)
-    year: int | None = Field(default=None, ge=2010, le=2040)
+    year: int | None = Field(default=None, ge=YEARS[0], le=YEARS[1])
     description: str = ""
     spend_usd: dict[str, float] | None = None
     units: dict[str, int] | None = None
@@ -54,7 +54,7 @@ class Scenario(Strict):
 
     name: str
     description: str = ""
-    year: int = Field(ge=2010, le=2040)
+    year: int = Field(ge=YEARS[0], le=YEARS[1])
     objective: Literal["served_demand", "min_cost"] = "served_demand"
     finance: Finance = Finance()
     budget: Budget
@@ -71,11 +71,21 @@ class Scenario(Strict):
         file = (info.context or {}).get("file", "scenario")
         return {str(name): workloads.parse(str(name), block, file) for name, block in v.items()}
 
+    @field_validator("fleets")
+    @classmethod
+    def _unique_fleets(cls, v: list[FleetMix]) -> list[FleetMix]:
+        names = [f.name for f in v]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"fleet names must be unique; repeated: {', '.join(dup)}")
+        return v
+
     def check(self, file: str = "scenario") -> None:
         """Cross-references: devices exist, pools name known regions, fleets use pool
         devices, every workload's own files exist."""
         probs: list[Problem] = []
         owner: dict[str, str] = {}
+        named: dict[str, str] = {}  # profile name -> the reference that gave it
         for pname, pool in self.budget.pools.items():
             if pool.region not in self.regions:
                 probs.append(Problem(file, f"budget.pools.{pname}.region",
@@ -84,9 +94,15 @@ class Scenario(Strict):
             for i, dev in enumerate(pool.devices):
                 field = f"budget.pools.{pname}.devices[{i}]"
                 try:
-                    load_device(dev, where=file, field=field)
+                    name = load_device(dev, where=file, field=field).name
                 except AccelsimError as e:
                     probs.append(Problem(file, field, e.problems[0].message))
+                else:
+                    if name in named and named[name] != dev:
+                        probs.append(Problem(file, field, f"'{dev}' is a second profile named "
+                                             f"'{name}' (also '{named[name]}'); expected "
+                                             "device names unique within a scenario"))
+                    named.setdefault(name, dev)
                 if dev in owner:
                     probs.append(Problem(file, field, f"'{dev}' is already in pool '{owner[dev]}'"))
                 owner[dev] = pname

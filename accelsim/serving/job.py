@@ -77,6 +77,11 @@ class Service(Strict):
                              "(with model)")
         if (self.device or self.pool) and not self.model:
             raise ValueError("a device or pool service needs model (a zoo name or path)")
+        refs = [m.device for m in self.pool or []]
+        dup = sorted({r for r in refs if refs.count(r) > 1})
+        if dup:
+            raise ValueError(f"pool devices must be unique (give one count each); repeated: "
+                             f"{', '.join(dup)}")
         return self
 
 

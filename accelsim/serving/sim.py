@@ -37,6 +37,9 @@ from accelsim.serving.workload import (
 )
 
 PERCENTILES = {"p50_ms": 50, "p95_ms": 95, "p99_ms": 99, "p999_ms": 99.9}
+# What :func:`capacity` returns (sweeps check metric names against them before running).
+CAPACITY_KEYS = ("max_qps_at_slo", "ci95_low_qps", "ci95_high_qps", "replications",
+                 "per_replication_qps", "capacity_qps", "slo_p99_ms", "engine")
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ errors (an unknown metric or field) stop the sweep with one line.
 from __future__ import annotations
 
 import copy
+import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import numpy as np
 
 from accelsim.config import read_yaml, validate
 from accelsim.devices import DeviceProfile, device_from_dict, load_device
-from accelsim.errors import AccelsimError
+from accelsim.errors import AccelsimError, Problem
 from accelsim.sweep.overrides import _DEVICE_SECTIONS, apply_device, apply_mapping
 from accelsim.sweep.spec import SweepSpec
 
@@ -83,33 +84,106 @@ def base_inputs(base_path: str | Path) -> list[Path]:
     return files
 
 
-def context(key: str, base_path: str) -> Context:
-    if key in _CONTEXTS:
-        return _CONTEXTS[key]
+def base_context(base_path: str) -> Context:
+    """The base's mapping and its resolved devices, without evaluating anything."""
     data = read_yaml(base_path)
     kind = base_kind(data, base_path)
     if kind == "scenario":
-        from accelsim.fleet import FastEvaluator, evaluate_full, load_scenario
+        from accelsim.fleet import load_scenario
         from accelsim.fleet.evaluation import resolve_devices
 
-        sc = load_scenario(base_path)
-        profiles = resolve_devices(sc, base_path)
-        _, evals = evaluate_full(sc, profiles=profiles, file=base_path)
-        fast = FastEvaluator(sc, profiles, evals, file=base_path)
+        profiles = resolve_devices(load_scenario(base_path), base_path)
     elif kind == "train-job":
         from accelsim.training import load_job
 
         job = load_job(base_path)
-        profiles, fast = {job.device: load_device(job.device)}, None
+        profiles = {job.device: load_device(job.device, where=base_path, field="device")}
     else:
         from accelsim.serving import load_serve_job
 
         sjob = load_serve_job(base_path)
-        profiles, fast = {r: load_device(r) for r in _serve_refs(sjob)}, None
-    ctx = Context(kind, base_path, data, {r: p.model_dump(mode="json") for r, p in
-                                         profiles.items()}, profiles, fast)
+        profiles = {r: load_device(r, where=base_path) for r in _serve_refs(sjob)}
+    return Context(kind, base_path, data, {r: p.model_dump(mode="json") for r, p in
+                                           profiles.items()}, profiles)
+
+
+def context(key: str, base_path: str) -> Context:
+    """The worker's context, built once per sweep: for a scenario, the base run at full
+    fidelity and the fast evaluator built on it."""
+    if key in _CONTEXTS:
+        return _CONTEXTS[key]
+    ctx = base_context(base_path)
+    if ctx.kind == "scenario":
+        from accelsim.fleet import FastEvaluator, evaluate_full, load_scenario
+
+        sc = load_scenario(base_path)
+        _, evals = evaluate_full(sc, profiles=ctx.base_profiles, file=base_path)
+        ctx.fast = FastEvaluator(sc, ctx.base_profiles, evals, file=base_path)
     _CONTEXTS[key] = ctx
     return ctx
+
+
+# ------------------------------------------------------------------------------ checks
+
+# Values of one parameter tried by :func:`check_sweep` (its grid, thinned to this many).
+CHECK_VALUES = 9
+
+
+def check_sweep(spec: SweepSpec, where: str, base_path: str) -> None:
+    """Before any point runs: every parameter applies to the base (a device field or a key
+    the base file's schema knows) and gives a valid input at some of its values (a value
+    that fails only at some points is that point's ``reason``), and every metric names a
+    value the base produces. One line per problem."""
+    ctx = base_context(base_path)
+    probs: list[Problem] = []
+    for path, param in spec.parameters.items():
+        grid = param.grid()
+        tried = [grid[i] for i in np.unique(np.linspace(0, len(grid) - 1, CHECK_VALUES
+                                                        ).round().astype(int))]
+        problem: str | None = None
+        for v in tried:
+            try:
+                _point_inputs(ctx, {path: float(v)}, where, check=True)
+                problem = None
+                break
+            except AccelsimError as e:
+                problem = problem or "; ".join(
+                    f"{x.field}: {x.message}" if x.field and not x.field.startswith(
+                        "parameters") else x.message for x in e.problems)
+        if problem is not None:
+            shown = ", ".join(f"{float(v):g}" for v in tried)
+            probs.append(Problem(where, f"parameters.{path}",
+                                 f"{problem} (at every value tried: {shown})"))
+    known = metric_names(ctx, spec.metrics, where)
+    for m in spec.metrics:
+        for name in (x.strip() for x in m.split(" / ")):
+            if name not in known:
+                close = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.6)
+                probs.append(Problem(where, "metrics", f"unknown metric '{name}'; expected e.g. "
+                                     + ", ".join(close or sorted(known)[:4])))
+    if probs:
+        raise AccelsimError(probs)
+
+
+def metric_names(ctx: Context, metrics: list[str], where: str) -> set[str]:
+    """Every metric a point of this base produces (the names :func:`evaluate_point` fills)."""
+    if ctx.kind == "scenario":
+        from accelsim.fleet.pricing import priced_rows
+        from accelsim.fleet.scenario import scenario_from
+        from accelsim.workloads import DeviceEval
+
+        sc = scenario_from(copy.deepcopy(ctx.base_data), ctx.base_path, check=False, where=where)
+        placeholder = DeviceEval(1.0, 0.5)  # names only: priced like any evaluation
+        records = [r for ref, pool in sc.pool_of().items() for r in priced_rows(
+            sc, ref, pool, ctx.base_profiles[ref].spec, dict.fromkeys(sc.workloads, placeholder))]
+        return set(_scenario_values(sc, records, metrics, [], solve=False))
+    if ctx.kind == "train-job":
+        return set(_eval_train(copy.deepcopy(ctx.base_data), ctx.base_profiles, where))
+    data = copy.deepcopy(ctx.base_data)
+    data["sim"] = {**data.get("sim", {}), "requests": 200, "warmup": 0, "replications": 1}
+    from accelsim.serving.sim import CAPACITY_KEYS
+
+    return set(_eval_serve(data, ctx.base_profiles, [], where)) | set(CAPACITY_KEYS)
 
 
 # ------------------------------------------------------------------------------ evaluation
@@ -156,21 +230,48 @@ def _profiles_for(ctx: Context, dev_over: dict[str, dict[str, float]], where: st
     return out
 
 
-def evaluate_point(ctx: Context, params: dict[str, float], metrics: list[str], where: str,
-                   draws: dict[str, dict[str, float]] | None = None) -> dict[str, Any]:
-    """The point's metrics, and ``reason``: why any of them could not be delivered."""
+def _point_inputs(ctx: Context, params: dict[str, float], where: str,
+                  draws: dict[str, dict[str, float]] | None = None, check: bool = False
+                  ) -> tuple[Any, dict[str, DeviceProfile]]:
+    """The point's validated input (a Scenario, TrainJob or ServeJob) and its devices."""
     dev_over, other = _split(params, where)
     profiles = _profiles_for(ctx, dev_over, where, draws)
     data = copy.deepcopy(ctx.base_data)
     for path, v in other.items():
         apply_mapping(data, path, v, where)
-    reasons: list[str] = []
     if ctx.kind == "scenario":
-        values = _eval_scenario(ctx, data, profiles, metrics, where, reasons)
-    elif ctx.kind == "train-job":
-        values = _eval_train(data, profiles, where)
-    else:
-        values = _eval_serve(data, profiles, metrics, where)
+        from accelsim.fleet.scenario import scenario_from
+
+        return scenario_from(data, ctx.base_path, check=check, where=where), profiles
+    if ctx.kind == "train-job":
+        from accelsim.training.job import TrainJob, check_job
+
+        job = validate(TrainJob, data, where)
+        if check:
+            check_job(job, where)
+        return job, profiles
+    from accelsim.serving.job import ServeJob
+
+    return validate(ServeJob, data, where), profiles
+
+
+def evaluate_point(ctx: Context, params: dict[str, float], metrics: list[str], where: str,
+                   draws: dict[str, dict[str, float]] | None = None) -> dict[str, Any]:
+    """The point's metrics, and ``reason``: why any of them could not be delivered. A point
+    whose values make an invalid input (a layout that does not divide, a fractional count)
+    keeps its row with NaN metrics and the problem as its reason."""
+    reasons: list[str] = []
+    try:
+        inputs, profiles = _point_inputs(ctx, params, where, draws)
+        if ctx.kind == "scenario":
+            values = _eval_scenario(ctx, inputs, profiles, metrics, where, reasons)
+        elif ctx.kind == "train-job":
+            values = _eval_train(inputs, profiles, where)
+        else:
+            values = _eval_serve(inputs, profiles, metrics, where)
+    except AccelsimError as e:
+        msg = "; ".join(f"{p.field}: {p.message}" if p.field else p.message for p in e.problems)
+        return {**dict.fromkeys(metrics, float("nan")), "reason": msg}
     out: dict[str, Any] = {m: _metric(values, m, where, reasons) for m in metrics}
     out["reason"] = "; ".join(dict.fromkeys(reasons))
     return out
@@ -193,20 +294,27 @@ def _metric(values: dict[str, Any], name: str, where: str, reasons: list[str]) -
     return float(v) if v is not None else float("nan")
 
 
-def _eval_scenario(ctx: Context, data: dict[str, Any], profiles: dict[str, DeviceProfile],
-                   metrics: list[str], where: str, reasons: list[str]) -> dict[str, Any]:
-    from accelsim.fleet import device_rows, evaluate_fleet, mix_problem
-    from accelsim.fleet.scenario import scenario_from
+_DEVICE_METRICS = ("throughput", "usd_per_hour", "throughput_per_usd", "throughput_per_watt",
+                   "tco_usd_per_year")
 
-    sc = scenario_from(data, ctx.base_path, check=False, where=where)
+
+def _eval_scenario(ctx: Context, sc: Any, profiles: dict[str, DeviceProfile],
+                   metrics: list[str], where: str, reasons: list[str]) -> dict[str, Any]:
     for ref in sc.pool_of():
         if ref not in profiles:
             raise AccelsimError.single(where, "parameters", f"device '{ref}' not in the base")
-    records = ctx.fast.device_records(sc, profiles)
+    return _scenario_values(sc, ctx.fast.device_records(sc, profiles), metrics, reasons)
+
+
+def _scenario_values(sc: Any, records: list[dict[str, Any]], metrics: list[str],
+                     reasons: list[str], solve: bool = True) -> dict[str, Any]:
+    """Every metric name of a scenario point and its value: ``device.<name>.<workload>.*``,
+    ``fleet.<fleet>.*``, ``optimum.*`` (the MILP only when a metric asks and ``solve``)."""
+    from accelsim.fleet import device_rows, evaluate_fleet, mix_problem
+
     values: dict[str, Any] = {}
     for r in records:
-        for fld in ("throughput", "usd_per_hour", "throughput_per_usd", "throughput_per_watt",
-                    "tco_usd_per_year"):
+        for fld in _DEVICE_METRICS:
             values[f"device.{r['device']}.{r['workload']}.{fld}"] = r[fld]
         if r["reason"]:
             reasons.append(f"device.{r['device']}.{r['workload']}: {r['reason']}")
@@ -217,48 +325,50 @@ def _eval_scenario(ctx: Context, data: dict[str, Any], profiles: dict[str, Devic
             if isinstance(v, (int, float, bool)):
                 values[f"fleet.{mix.name}.{k}"] = float(v)
         values[f"fleet.{mix.name}.n_violations"] = float(len(f["violations"]))
-    if any(m.startswith("optimum.") or " optimum." in m for m in metrics):
-        from accelsim.optimize import solve
+    if not solve or any(m.startswith("optimum.") or " optimum." in m for m in metrics):
+        from accelsim.optimize import solve as solve_milp
 
         p = mix_problem(sc, rows)
-        try:
-            o = solve(p)
-        except AccelsimError as e:
-            reasons.append(f"optimum: {e.problems[0].message}")
-            o = None
+        o = None
+        if solve:
+            try:
+                o = solve_milp(p)
+            except AccelsimError as e:
+                reasons.append(f"optimum: {e.problems[0].message}")
+        nan = float("nan")
         for d in p.devices:
-            values[f"optimum.units.{d}"] = float("nan") if o is None else 0.0
+            values[f"optimum.units.{d}"] = nan if o is None else 0.0
         for k in ("objective", "capex_usd", "tco_usd_per_year", "power_MW"):
-            values[f"optimum.{k}"] = float("nan") if o is None else o[k]
+            values[f"optimum.{k}"] = nan if o is None else o[k]
         for w in p.workloads:
-            values[f"optimum.served_fraction.{w}"] = (float("nan") if o is None
-                                                      else o["served_fraction"][w])
+            values[f"optimum.served_fraction.{w}"] = nan if o is None else o["served_fraction"][w]
         for k in sc.budget.pools:
-            values[f"optimum.pool_spend_usd.{k}"] = (float("nan") if o is None
+            values[f"optimum.pool_spend_usd.{k}"] = (nan if o is None
                                                      else o["pool_spend_usd"][k])
         for d, ws in (o or {}).get("units", {}).items():
             values[f"optimum.units.{d}"] = float(sum(ws.values()))
     return values
 
 
-def _eval_train(data: dict[str, Any], profiles: dict[str, DeviceProfile], where: str
-                ) -> dict[str, Any]:
+def _eval_train(job: Any, profiles: dict[str, DeviceProfile], where: str) -> dict[str, Any]:
     from accelsim.training.job import TrainJob
     from accelsim.training.perf import estimate
 
-    job = validate(TrainJob, data, where)
+    if not isinstance(job, TrainJob):
+        job = validate(TrainJob, job, where)
     r = estimate(job, file=where, spec=next(iter(profiles.values()))).to_dict()
     out = {k: v for k, v in r.items() if isinstance(v, (int, float, bool))}
     out.update({f"breakdown.{k}": v for k, v in r["breakdown"].items()})
     return out
 
 
-def _eval_serve(data: dict[str, Any], profiles: dict[str, DeviceProfile],
+def _eval_serve(job: Any, profiles: dict[str, DeviceProfile],
                 metrics: list[str], where: str) -> dict[str, Any]:
     from accelsim.serving.job import ServeJob
     from accelsim.serving.sim import build_service, capacity, simulate
 
-    job = validate(ServeJob, data, where)
+    if not isinstance(job, ServeJob):
+        job = validate(ServeJob, job, where)
     sm = build_service(job, where, dict(profiles))
     out = dict(simulate(job, service=sm).metrics)
     if any("max_qps_at_slo" in m or "ci95" in m for m in metrics):

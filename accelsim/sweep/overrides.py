@@ -62,7 +62,9 @@ def apply_device(profile: dict[str, Any], field: str, value: float, where: str) 
 
 
 def apply_mapping(data: dict[str, Any], path: str, value: float, where: str) -> None:
-    """Set a dotted key of a config mapping (lists by index); ints stay ints."""
+    """Set a dotted key of a config mapping (lists by index). A missing mapping key is
+    created (``supply.<device>.max_units`` for a device without a cap); validating the
+    result catches a misspelt one."""
     parts = path.split(".")
     if parts[0] == "fleets" and len(parts) == 4 and parts[2] == "share":
         _apply_share(data, parts[1], parts[3], value, where)
@@ -70,7 +72,7 @@ def apply_mapping(data: dict[str, Any], path: str, value: float, where: str) -> 
     node: Any = data
     for p in parts[:-1]:
         if isinstance(node, list):
-            node = node[int(p)]
+            node = node[_index(node, p, path, where)]
         elif isinstance(node, dict):
             if p not in node:
                 node[p] = {}
@@ -78,16 +80,20 @@ def apply_mapping(data: dict[str, Any], path: str, value: float, where: str) -> 
         else:
             raise AccelsimError.single(where, "parameters", f"cannot set '{path}'")
     last = parts[-1]
-    old = node.get(last) if isinstance(node, dict) else None
-    v: Any = value
-    if (isinstance(old, int) and not isinstance(old, bool)) or (
-            old is None and float(value).is_integer() and last in ("max_units", "tp", "pp", "dp",
-                                                                   "cp", "ep", "replicas")):
-        v = round(value)
+    # a whole number is written as an int (counts); any other value stays a float, so a
+    # fractional count fails validation instead of being rounded
+    v: Any = int(value) if float(value).is_integer() else float(value)
     if isinstance(node, list):
-        node[int(last)] = v
+        node[_index(node, last, path, where)] = v
     else:
         node[last] = v
+
+
+def _index(node: list[Any], part: str, path: str, where: str) -> int:
+    if not part.isdigit() or int(part) >= len(node):
+        raise AccelsimError.single(where, f"parameters.{path}", f"'{part}' is not an index of "
+                                   f"a list of {len(node)}; expected 0-{len(node) - 1}")
+    return int(part)
 
 
 def _apply_share(data: dict[str, Any], fleet: str, device: str, share: float, where: str) -> None:

@@ -8,6 +8,7 @@ import math
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -15,7 +16,8 @@ from typing import Any, Literal
 import pandas as pd
 
 from accelsim.errors import AccelsimError
-from accelsim.sweep.evaluate import base_inputs, evaluate_batch
+from accelsim.outputs import check_dir, writing
+from accelsim.sweep.evaluate import base_inputs, check_sweep, evaluate_batch
 from accelsim.sweep.spec import Param, fingerprint, load_sweep, points
 
 # ------------------------------------------------------------------------------ results on disk
@@ -50,8 +52,9 @@ def _write_part(out: Path, rows: list[dict[str, Any]]) -> None:
     first = min(r["point_id"] for r in rows)
     name = out / f"part-{first:09d}-{os.getpid()}-{len(rows)}.parquet"
     tmp = name.with_suffix(".tmp")
-    pd.DataFrame(rows).to_parquet(tmp, index=False)
-    os.replace(tmp, name)  # atomic: a crash never leaves a half-written part
+    with writing(out, "--out"):
+        pd.DataFrame(rows).to_parquet(tmp, index=False)
+        os.replace(tmp, name)  # atomic: a crash never leaves a half-written part
 
 
 # ------------------------------------------------------------------------------ running
@@ -62,34 +65,91 @@ Batch = list[tuple[int, dict[str, float]]]
 
 def _execute(executor: str, workers: int, scheduler: str | None, payload: dict[str, Any],
              batches: list[Batch]) -> Iterator[list[dict[str, Any]]]:
-    """Evaluate batches and yield their rows as each finishes (in completion order)."""
+    """Evaluate batches and yield their rows as each finishes (in completion order). Leaving
+    early (Ctrl-C, SIGTERM, an error) cancels what has not started and stops the workers."""
     if executor == "dask":
-        from dask.distributed import Client, LocalCluster
-        from dask.distributed import as_completed as dask_completed
-
-        cluster = None
-        if scheduler:
-            client = Client(scheduler)
-        else:
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                   host="127.0.0.1", dashboard_address=None)
-            client = Client(cluster)
-        try:
-            futs = [client.submit(evaluate_batch, payload, b, pure=False) for b in batches]
-            for fut in dask_completed(futs):
-                yield fut.result()
-        finally:
-            client.close()
-            if cluster is not None:
-                cluster.close()
+        yield from _execute_dask(workers, scheduler, payload, batches)
     elif workers <= 1:
         for b in batches:
             yield evaluate_batch(payload, b)
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        pool = ProcessPoolExecutor(max_workers=workers, initializer=_die_with_parent,
+                                   initargs=(os.getpid(),))
+        try:
             pfuts = [pool.submit(evaluate_batch, payload, b) for b in batches]
             for pf in as_completed(pfuts):
                 yield pf.result()
+        finally:
+            _stop(pool)
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Cancel queued batches and end the workers now (not after their current batch)."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in procs:
+        if proc.is_alive():
+            proc.terminate()
+    for proc in procs:
+        proc.join(timeout=2)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Worker initializer: exit when the sweep process is gone, even after a SIGKILL that
+    let it clean nothing up (Linux: the kernel's parent-death signal; elsewhere a watchdog
+    that polls the parent's pid)."""
+    import signal
+    import threading
+    import time
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler, if forked
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _execute_dask(workers: int, scheduler: str | None, payload: dict[str, Any],
+                  batches: list[Batch]) -> Iterator[list[dict[str, Any]]]:
+    from dask.distributed import Client, LocalCluster
+    from dask.distributed import as_completed as dask_completed
+
+    cluster = None
+    try:
+        if scheduler:
+            client = Client(scheduler, timeout="10s")
+        else:
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                   host="127.0.0.1", dashboard_address=None)
+            client = Client(cluster)
+    except (OSError, TimeoutError) as exc:
+        if cluster is not None:
+            cluster.close()
+        raise AccelsimError.single("sweep", "--scheduler", f"cannot reach a Dask scheduler at "
+                                   f"{scheduler or 'the local cluster'} ({exc}); expected "
+                                   "tcp://HOST:PORT of a running scheduler") from None
+    try:
+        futs = [client.submit(evaluate_batch, payload, b, pure=False) for b in batches]
+        try:
+            for fut in dask_completed(futs):
+                yield fut.result()
+        finally:
+            client.cancel(futs)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
 
 
 @dataclass
@@ -115,30 +175,70 @@ def run_sweep(sweep_path: str | Path, out: str | Path, workers: int = 2,
     spec, base = load_sweep(sweep_path)
     if params:
         spec = spec.model_copy(update={"parameters": {**spec.parameters, **params}})
+    check_sweep(spec, str(sweep_path), str(base))  # broken paths or metrics: before any work
     base_text = base.read_text(encoding="utf-8")
     inputs = {str(f): f.read_text(encoding="utf-8", errors="replace")
               for f in base_inputs(base)}
     fp = fingerprint(spec, base_text, samples, inputs)
     outp = Path(out)
-    if outp.exists() and any(outp.iterdir()):
+    check_dir(outp, "--out")
+    with _lock(outp):
+        return _run_locked(spec, sweep_path, base, outp, fp, inputs, samples, resume, limit,
+                           executor, workers, scheduler, batch_size, progress)
+
+
+@contextmanager
+def _lock(out: Path) -> Iterator[None]:
+    """One writer per results folder: an exclusive advisory lock on ``out/_lock`` held for
+    the whole run (released by the kernel if the process dies)."""
+    with writing(out, "--out"):
+        out.mkdir(parents=True, exist_ok=True)
+        fh = (out / "_lock").open("a+")
+    try:
+        try:
+            import fcntl
+
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except ImportError:  # not POSIX: no lock
+            pass
+        except OSError:
+            fh.seek(0)
+            owner = fh.read().strip() or "?"
+            raise AccelsimError.single(str(out), "--out", f"another sweep (pid {owner}) is "
+                                       "writing to this folder; wait for it to finish or "
+                                       "choose another --out") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        yield
+    finally:
+        fh.close()
+
+
+def _run_locked(spec: Any, sweep_path: str | Path, base: Path, outp: Path, fp: str,
+                inputs: dict[str, str], samples: int, resume: bool, limit: int | None,
+                executor: str, workers: int, scheduler: str | None, batch_size: int | None,
+                progress: Callable[[int, int], None] | None) -> SweepRun:
+    if done_ids(outp):  # results (not just the metadata of a run that failed to start)
         meta = json.loads(_meta_path(outp).read_text()) if _meta_path(outp).exists() else {}
         if not resume:
-            raise AccelsimError.single(str(outp), "", "results already exist; use --resume to "
-                                                      "continue or choose another --out")
+            raise AccelsimError.single(str(outp), "--out", "results already exist; use "
+                                       "--resume to continue or choose another --out")
         if meta.get("fingerprint") != fp:
-            raise AccelsimError.single(str(outp), "", "these results come from a different "
-                                                      "sweep, base, device or model file; "
-                                                      "cannot resume")
-    outp.mkdir(parents=True, exist_ok=True)
+            raise AccelsimError.single(str(outp), "--out", "these results come from a "
+                                       "different sweep, base, device or model file; "
+                                       "cannot resume")
     pts = points(spec)
     if limit is not None:
         pts = pts[:limit]
-    _meta_path(outp).write_text(json.dumps({"fingerprint": fp, "name": spec.name,
-                                            "sweep": str(Path(sweep_path).resolve()),
-                                            "points": len(pts), "samples": samples,
-                                            "parameters": list(spec.parameters),
-                                            "inputs": sorted(inputs),
-                                            "metrics": spec.metrics}, indent=2))
+    with writing(outp, "--out"):
+        _meta_path(outp).write_text(json.dumps({"fingerprint": fp, "name": spec.name,
+                                                "sweep": str(Path(sweep_path).resolve()),
+                                                "points": len(pts), "samples": samples,
+                                                "parameters": list(spec.parameters),
+                                                "inputs": sorted(inputs),
+                                                "metrics": spec.metrics}, indent=2))
     done = done_ids(outp)
     todo = [(i, p) for i, p in enumerate(pts) if i not in done]
     payload = {"spec": spec.model_dump(), "key": fp, "base_path": str(base),

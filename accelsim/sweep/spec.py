@@ -78,8 +78,13 @@ class SweepSpec(Strict):
     batch_size: int | None = Field(default=None, ge=1)
 
     def check(self, file: str = "sweep") -> None:
-        """The base file exists (relative to the sweep file)."""
-        load_sweep(file)
+        """The base file exists (relative to the sweep file) and is valid, every parameter
+        applies to it and every metric names a value it produces
+        (:func:`accelsim.sweep.evaluate.check_sweep`)."""
+        from accelsim.sweep.evaluate import check_sweep
+
+        _, base = load_sweep(file)
+        check_sweep(self, str(file), str(base))
 
 
 def load_sweep(path: str | Path) -> tuple[SweepSpec, Path]:

@@ -95,6 +95,9 @@ def search_layouts(model: TransformerModel, device: DeviceLike, devices: int,
     the best is the fastest that fits in memory."""
     spec = as_spec(device, "train-search")
     spec.flops(precision, where="train-search")
+    if global_batch is not None and global_batch < 1:
+        raise AccelsimError.single("train-search", "--global-batch",
+                                   f"expected a whole number of sequences >= 1, got {global_batch}")
     gb = global_batch or default_global_batch(model)
     cand = candidate_layouts(model, devices, gb, spec.scaleup_domain)
     cand["sequence_parallel"] = (cand["tp"] > 1).astype(int)
