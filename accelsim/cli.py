@@ -254,6 +254,8 @@ def train_search(
     ok = feasible(res.table)
     cols = ["tp", "pp", "dp", "cp", "ep", "micro_batch", "virtual_stages", "recompute", "zero",
             "step_time_s", "tokens_per_s", "mfu", "memory_per_device_gib"]
+    # nothing fits: the layouts closest to fitting are the result
+    shown = ok if len(ok) else res.table.sort_values("memory_per_device_gib", kind="stable")
     if as_json:
         best = None
         if res.best is not None:
@@ -261,21 +263,25 @@ def train_search(
 
             best = estimate(res.best, spec=res.spec).to_dict()
         emit_json({"evaluated": res.evaluated, "feasible": len(ok), "best": best,
-                   "top": ok[cols].head(top).to_dict(orient="records")})
-        return
+                   "top": shown[cols].head(top).to_dict(orient="records")})
+    elif res.best is None:
+        console.print(f"[bold]{model.name} on {devices} x {device}: none of {res.evaluated} "
+                      f"layouts fits; the {top} that need the least memory[/bold]")
+        console.print(table("", shown[cols].head(top).to_dict(orient="records")))
+    else:
+        console.print(f"[bold]{model.name} on {devices} x {device}: {len(ok)} of "
+                      f"{res.evaluated} layouts fit; top {top} by tokens/s[/bold]")
+        console.print(table("", shown[cols].head(top).to_dict(orient="records")))
+        from accelsim.training import estimate
+
+        _print_train(estimate(res.best, spec=res.spec),
+                     f"best layout: {_layout_str(res.best.parallelism)}")
     if res.best is None:
         smallest = res.table["memory_per_device_gib"].min()
-        raise AccelsimError.single(
-            str(model_file), "model",
-            f"no layout on {devices} x {device} fits in memory (smallest needs "
-            f"{smallest:.1f} GiB per device); add devices or pick a larger-memory device")
-    console.print(f"[bold]{model.name} on {devices} x {device}: {len(ok)} of {res.evaluated} "
-                  f"layouts fit; top {top} by tokens/s[/bold]")
-    console.print(table("", ok[cols].head(top).to_dict(orient="records")))
-    from accelsim.training import estimate
-
-    _print_train(estimate(res.best, spec=res.spec),
-                 f"best layout: {_layout_str(res.best.parallelism)}")
+        infeasible(model_file, "model",
+                   f"no layout on {devices} x {device} fits in memory (the smallest needs "
+                   f"{smallest:.1f} GiB per device, {res.spec.memory_bytes / 2**30:.1f} GiB "
+                   "available); expected more devices or a larger-memory device")
 
 
 # ---------------------------------------------------------------- serving
@@ -462,9 +468,16 @@ def optimize(
     res = solve(mix_problem(sc, _device_table(sc, quiet=as_json), year, where="optimize"))
     if as_json:
         emit_json(res)
-        return
+    else:
+        _print_optimum(scenario_file, year, res)
+    if not res["feasible"]:
+        infeasible(scenario_file, "workloads", f"{res['reason']}; expected a larger budget, "
+                   "higher supply caps or power cap, or lower demand")
+
+
+def _print_optimum(scenario_file: Path, year: int, res: dict[str, Any]) -> None:
     console.print(f"[bold]{scenario_file}: optimal mix for {res['objective_kind']} "
-                  f"(year {year or sc.year})[/bold]: objective {res['objective']:.6g}; "
+                  f"(year {year})[/bold]: objective {res['objective']:.6g}; "
                   f"capex {res['capex_usd'] / 1e9:.3f} B USD; TCO "
                   f"{res['tco_usd_per_year'] / 1e9:.3f} B USD/yr; {res['power_MW']:.0f} MW")
     rows = [{"device": d, "workload": w, "units": u} for d, ws in res["units"].items()
@@ -544,7 +557,8 @@ def sweep(
 
     from accelsim.sweep import load_sweep, read_results, run_sweep
 
-    load_sweep(sweep_file)  # a broken file fails before the progress bar starts
+    spec, _ = load_sweep(sweep_file)
+    spec.check(str(sweep_file))  # a broken sweep fails before the progress bar starts
     if csv is not None:
         check_file(csv, "--csv")
     if executor not in ("local", "dask"):
@@ -565,7 +579,8 @@ def sweep(
             run = run_sweep(sweep_file, out, workers=workers,
                             executor=executor,  # type: ignore[arg-type]
                             scheduler=None if scheduler == "local" else scheduler,
-                            resume=resume, samples=samples, progress=progress, limit=limit)
+                            resume=resume, samples=samples, progress=progress, limit=limit,
+                            check=False)
         except KeyboardInterrupt:
             bar.stop()
             from accelsim.sweep.run import done_ids

@@ -20,7 +20,7 @@ a supply cap, per W of the power cap).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -131,6 +131,13 @@ def solve(p: MixProblem) -> dict[str, Any]:
                bounds=Bounds(np.zeros(nx + ns), ub),
                options={"time_limit": 30, "mip_rel_gap": 1e-9})
     if res.x is None:
+        if p.objective == "min_cost" and res.status == 2:  # infeasible: demand cannot be met
+            best = solve(replace(p, objective="served_demand"))
+            short = ", ".join(f"{w} {f:.1%}" for w, f in best["served_fraction"].items()
+                              if f < 1 - 1e-9)
+            return {**best, "feasible": False,
+                    "reason": f"no fleet meets the whole demand within the budget, supply and "
+                              f"power rules; the mix shown serves the most ({short} served)"}
         raise AccelsimError.single(
             "optimize", "scenario",
             f"no feasible fleet: {res.message} (min_cost needs a budget that can meet demand)")
@@ -169,5 +176,5 @@ def solve(p: MixProblem) -> dict[str, Any]:
         "binding_constraints": binding,
         "lp_relaxation_objective": (float(-lp.fun / W if p.objective == "served_demand"
                                           else lp.fun) if lp.status == 0 else None),
-        "solver": res.message,
+        "solver": res.message, "feasible": True, "reason": None,
     }

@@ -176,13 +176,27 @@ class Arrivals(Strict):
         return self
 
 
-def shape_function(a: Arrivals, horizon_s: float, rng: np.random.Generator
-                   ) -> tuple[np.ndarray, np.ndarray]:
+# Rate breakpoints (hours of a daily profile, burst on/off switches) one run may hold: at
+# 16 B each, 20 M is 320 MB. A tiny rate stretches the horizon, and with it their number.
+MAX_SEGMENTS = 20_000_000
+
+
+def _segments_fit(count: float, what: str, horizon_s: float, where: str) -> None:
+    if count > MAX_SEGMENTS:
+        raise AccelsimError.single(
+            where, f"arrivals.{what}", f"the run spans {horizon_s:.3g} s, which needs "
+            f"~{count:.3g} rate segments (more than {MAX_SEGMENTS:,}); expected a higher "
+            "rate_qps, fewer requests, or longer segments")
+
+
+def shape_function(a: Arrivals, horizon_s: float, rng: np.random.Generator,
+                   where: str = "job") -> tuple[np.ndarray, np.ndarray]:
     """Breakpoints ``t`` and multipliers ``m`` (mean 1 over the horizon) of the rate."""
     t = np.array([0.0])
     m = np.array([1.0])
     if a.profile is not None:
         p = a.profile
+        _segments_fit(24 * (horizon_s / p.day_s + 1), "profile.day_s", horizon_s, where)
         h = np.asarray(p.hourly, dtype=float)
         h = h / h.mean()
         n_days = int(np.ceil(horizon_s / p.day_s)) + 1
@@ -190,15 +204,25 @@ def shape_function(a: Arrivals, horizon_s: float, rng: np.random.Generator
         m = np.tile(h, n_days)
     if a.bursts is not None:
         b = a.bursts
-        edges, state, now = [0.0], [0], 0.0
-        while now < horizon_s * 1.5 + 1:
-            now += rng.exponential(b.mean_gap_s if state[-1] == 0 else b.mean_burst_s)
-            edges.append(now)
-            state.append(1 - state[-1])
-        bt = np.asarray(edges)
+        end = horizon_s * 1.5 + 1
+        cycle = b.mean_burst_s + b.mean_gap_s
+        _segments_fit(2 * end / cycle, "bursts", horizon_s, where)
+        # alternating gap/burst durations, drawn in blocks until they pass the end
+        pieces, total = [], 0.0
+        while total < end:
+            n = int(2 * (end - total) / cycle * 1.1) + 64
+            n += n % 2
+            means = np.tile([b.mean_gap_s, b.mean_burst_s], n // 2)
+            d = rng.exponential(means)
+            pieces.append(d)
+            total += float(d.sum())
+        dur = np.concatenate(pieces)
+        bt = np.concatenate([[0.0], np.cumsum(dur)])
+        bt = bt[:int(np.searchsorted(bt, end, side="left")) + 2]
+        state = np.arange(len(bt)) % 2  # 0 = gap first, then burst, ...
         frac = b.mean_burst_s / (b.mean_burst_s + b.mean_gap_s)
         base = 1.0 / (1 + frac * (b.multiplier - 1))  # keeps the long-run mean at 1
-        bm = np.where(np.asarray(state) == 1, b.multiplier * base, base)
+        bm = np.where(state == 1, b.multiplier * base, base)
         allt = np.union1d(t, bt)
         m = m[np.searchsorted(t, allt, side="right") - 1] * bm[
             np.searchsorted(bt, allt, side="right") - 1]
@@ -206,7 +230,8 @@ def shape_function(a: Arrivals, horizon_s: float, rng: np.random.Generator
     return t, m
 
 
-def nhpp_times(unit_points: np.ndarray, rate: float, t: np.ndarray, m: np.ndarray) -> np.ndarray:
+def nhpp_times(unit_points: np.ndarray, rate: float, t: np.ndarray, m: np.ndarray,
+               where: str = "job") -> np.ndarray:
     """Map unit-rate Poisson points through the inverse of Lambda(x) = rate * int shape."""
     seg_len = np.diff(np.append(t, np.inf))
     lam = rate * m
@@ -215,7 +240,7 @@ def nhpp_times(unit_points: np.ndarray, rate: float, t: np.ndarray, m: np.ndarra
     with np.errstate(divide="ignore", invalid="ignore"):
         out = t[i] + (unit_points - cum[i]) / lam[i]
     if np.any(lam[i] <= 0):
-        raise AccelsimError.single("arrivals", "profile", "rate is zero where arrivals fall")
+        raise AccelsimError.single(where, "arrivals.profile", "rate is zero where arrivals fall")
     return out
 
 
@@ -227,21 +252,42 @@ def read_trace(path: str) -> tuple[np.ndarray, np.ndarray | None]:
     if not p.is_file():
         raise AccelsimError.single(path, "", "trace file not found")
     try:
-        df = pd.read_csv(p)
+        df = pd.read_csv(p, keep_default_na=False, na_values=[])  # cells as written
     except Exception as exc:  # pandas raises many kinds
         raise AccelsimError.single(path, "", f"cannot read CSV ({exc})") from None
     if "arrival_s" not in df.columns:
         raise AccelsimError.single(path, "arrival_s", "missing column (expected arrival_s[,items])")
-    t = df["arrival_s"].to_numpy(dtype=float)
-    if len(t) < 2 or np.any(np.diff(t) < 0) or not np.all(np.isfinite(t)):
+    t = _numbers(df, "arrival_s", path)
+    if len(t) < 2 or np.any(np.diff(t) < 0):
         raise AccelsimError.single(path, "arrival_s",
                                    "expected at least 2 finite, non-decreasing times")
     items = None
     if "items" in df.columns:
-        items = df["items"].to_numpy(dtype=float)
-        if np.any(items < 1):
-            raise AccelsimError.single(path, "items", "expected whole items >= 1")
+        items = _numbers(df, "items", path)
+        bad = np.flatnonzero((items < 1) | (items != np.round(items)))
+        if len(bad):
+            raise AccelsimError.single(path, f"items (line {bad[0] + 2})", "expected whole items "
+                                       f">= 1, got {_cell(df['items'].iloc[bad[0]])}")
     return t - t[0], items
+
+
+def _cell(v: Any) -> str:
+    import pandas as pd
+
+    return "an empty cell" if str(v).strip() == "" or pd.isna(v) else repr(str(v))
+
+
+def _numbers(df: Any, col: str, path: str) -> np.ndarray:
+    """A column as finite floats; the first text, empty or infinite cell is named by its row
+    (the file's line: the header is line 1)."""
+    import pandas as pd
+
+    x = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
+    bad = np.flatnonzero(~np.isfinite(x))
+    if len(bad):
+        raise AccelsimError.single(path, f"{col} (line {bad[0] + 2})", "expected a finite "
+                                   f"number, got {_cell(df[col].iloc[bad[0]])}")
+    return x
 
 
 Sampler = Callable[[np.random.Generator, int], np.ndarray]

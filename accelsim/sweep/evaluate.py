@@ -335,6 +335,9 @@ def _scenario_values(sc: Any, records: list[dict[str, Any]], metrics: list[str],
                 o = solve_milp(p)
             except AccelsimError as e:
                 reasons.append(f"optimum: {e.problems[0].message}")
+            if o is not None and not o["feasible"]:  # its mix answers another objective
+                reasons.append(f"optimum: {o['reason']}")
+                o = None
         nan = float("nan")
         for d in p.devices:
             values[f"optimum.units.{d}"] = nan if o is None else 0.0

@@ -18,7 +18,7 @@ import pandas as pd
 from accelsim.errors import AccelsimError
 from accelsim.outputs import check_dir, writing
 from accelsim.sweep.evaluate import base_inputs, check_sweep, evaluate_batch
-from accelsim.sweep.spec import Param, fingerprint, load_sweep, points
+from accelsim.sweep.spec import Param, count_points, fingerprint, load_sweep, points
 
 # ------------------------------------------------------------------------------ results on disk
 
@@ -169,13 +169,17 @@ def run_sweep(sweep_path: str | Path, out: str | Path, workers: int = 2,
               executor: Literal["local", "dask"] = "local", scheduler: str | None = None,
               resume: bool = False, samples: int = 0, batch_size: int | None = None,
               progress: Callable[[int, int], None] | None = None,
-              limit: int | None = None, params: dict[str, Param] | None = None) -> SweepRun:
+              limit: int | None = None, params: dict[str, Param] | None = None,
+              check: bool = True) -> SweepRun:
     """Evaluate every point (or the first ``limit``) and write results as batches finish.
-    ``params`` replaces parameters' values (e.g. coarser grids for a quick run)."""
+    ``params`` replaces parameters' values (e.g. coarser grids for a quick run); ``check``
+    False skips :func:`check_sweep` (the caller has run it)."""
     spec, base = load_sweep(sweep_path)
     if params:
         spec = spec.model_copy(update={"parameters": {**spec.parameters, **params}})
-    check_sweep(spec, str(sweep_path), str(base))  # broken paths or metrics: before any work
+    count_points(spec, str(sweep_path))  # too many points, broken paths or metrics: refused
+    if check:  # before any work
+        check_sweep(spec, str(sweep_path), str(base))
     base_text = base.read_text(encoding="utf-8")
     inputs = {str(f): f.read_text(encoding="utf-8", errors="replace")
               for f in base_inputs(base)}
@@ -229,7 +233,7 @@ def _run_locked(spec: Any, sweep_path: str | Path, base: Path, outp: Path, fp: s
             raise AccelsimError.single(str(outp), "--out", "these results come from a "
                                        "different sweep, base, device or model file; "
                                        "cannot resume")
-    pts = points(spec)
+    pts = points(spec, str(sweep_path))
     if limit is not None:
         pts = pts[:limit]
     with writing(outp, "--out"):

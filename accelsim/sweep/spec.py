@@ -84,6 +84,7 @@ class SweepSpec(Strict):
         from accelsim.sweep.evaluate import check_sweep
 
         _, base = load_sweep(file)
+        count_points(self, str(file))
         check_sweep(self, str(file), str(base))
 
 
@@ -98,8 +99,32 @@ def load_sweep(path: str | Path) -> tuple[SweepSpec, Path]:
     return spec, base
 
 
-def points(spec: SweepSpec) -> list[dict[str, float]]:
+# Points one sweep may hold: each is a dict in memory and a row on disk (~1 kB together).
+MAX_POINTS = 5_000_000
+
+
+def _size(p: Param) -> int:
+    return len(p.values) if p.values is not None else p.num
+
+
+def count_points(spec: SweepSpec, where: str = "sweep") -> int:
+    """Number of points, refused past :data:`MAX_POINTS` before any is built."""
+    s = spec.sampling
+    if s.method == "lhs":
+        return s.samples
+    sizes = [_size(p) for p in spec.parameters.values()]
+    n = math.prod(sizes) if s.method == "grid" else 1 + 2 * len(sizes)
+    if n > MAX_POINTS:
+        raise AccelsimError.single(where, "parameters", f"the grid has "
+                                   f"{' x '.join(map(str, sizes))} = {n:,} points "
+                                   f"(~{n * 1e3 / 1e9:,.0f} GB to hold); expected at most "
+                                   f"{MAX_POINTS:,} (fewer values, or sampling: lhs)")
+    return n
+
+
+def points(spec: SweepSpec, where: str = "sweep") -> list[dict[str, float]]:
     """Deterministic list of parameter assignments (the index is the point id)."""
+    count_points(spec, where)
     names = list(spec.parameters)
     s = spec.sampling
     if s.method == "grid":

@@ -1,5 +1,6 @@
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from accelsim.cli import app
@@ -44,11 +45,19 @@ def test_train_search_json():
     assert out["top"][0]["tokens_per_s"] >= out["top"][1]["tokens_per_s"]
 
 
-def test_train_search_nothing_fits_is_a_clear_error():
+@pytest.mark.parametrize("as_json", [False, True])
+def test_train_search_nothing_fits_prints_the_closest_layouts_and_exits_3(as_json):
     r = runner.invoke(app, ["train-search", str(CONFIGS / "models" / "gpt3-175b.yaml"),
                             "--device", "a100-80gb-sxm", "--devices", "8",
-                            "--global-batch", "16"])
-    assert r.exit_code == 2 and "no layout on 8 x a100-80gb-sxm fits" in r.stderr
+                            "--global-batch", "16", "--top", "2"] + (["--json"] if as_json else []))
+    assert r.exit_code == 3
+    assert "no layout on 8 x a100-80gb-sxm fits" in r.stderr and "GiB available" in r.stderr
+    if as_json:
+        out = json.loads(r.stdout)
+        assert out["best"] is None and out["feasible"] == 0 and len(out["top"]) == 2
+        assert out["top"][0]["memory_per_device_gib"] <= out["top"][1]["memory_per_device_gib"]
+    else:
+        assert "none of" in r.stdout
 
 
 def test_train_model_that_does_not_fit_prints_result_and_exits_3(tmp_path):
