@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import shutil
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -32,8 +31,8 @@ app = typer.Typer(
 devices_app = typer.Typer(help="The device catalog.", no_args_is_help=True)
 app.add_typer(devices_app, name="devices")
 
-# tables are wide; below 140 columns (or when piped) rich would fold every cell
-console = Console(width=max(140, shutil.get_terminal_size((160, 40)).columns))
+# the terminal's width (80 when piped); wide tables split by columns (accelsim.report)
+console = Console()
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -60,7 +59,11 @@ def infeasible(file: Path, field: str, message: str) -> None:
 
 
 def emit_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, default=_json_default) + "\n")
+    """Strict JSON (no Infinity/NaN: null, with the reason in ``null_reasons``)."""
+    from accelsim.report import strict_json
+
+    clean = strict_json(json.loads(json.dumps(obj, default=_json_default)))
+    sys.stdout.write(json.dumps(clean, indent=2, allow_nan=False) + "\n")
 
 
 def _json_default(x: Any) -> Any:
@@ -400,14 +403,21 @@ def compare(
                 "throughput_per_usd", "throughput_per_watt", "capex_usd", "pool", "note"]
     fleets = [_fleet_out(f) for f in sorted(res.fleets, key=lambda f: f["rank"])]
     if csv_dir is not None:
+        # one value per cell: nested figures become dotted columns (units.h20,
+        # workloads.serving.capacity...), violations get their own file, one row each
+        flat = pd.json_normalize([{k: v for k, v in f.items() if not isinstance(v, list)}
+                                  for f in fleets], sep=".")
+        counts = [c for c in flat.columns if c.startswith(("units.", "allocation."))]
+        flat[counts] = flat[counts].fillna(0)  # a device a fleet does not hold: 0 units
+        flat.insert(len(flat.columns), "n_violations", [len(f["violations"]) for f in fleets])
+        viol = pd.DataFrame([{"fleet": f["name"], **v} for f in fleets
+                             for v in f["violation_records"]],
+                            columns=["fleet", "kind", "subject", "limit", "value", "unit"])
         with writing(csv_dir, "--csv"):
             csv_dir.mkdir(parents=True, exist_ok=True)
             res.devices[dev_cols].to_csv(csv_dir / "devices.csv", index=False)
-        flat = [{**{k: v for k, v in f.items() if not isinstance(v, (dict, list))},
-                 "units": _fmt_units(f["units"]), "violations": "; ".join(f["violations"])}
-                for f in fleets]
-        with writing(csv_dir, "--csv"):
-            pd.DataFrame(flat).to_csv(csv_dir / "fleets.csv", index=False)
+            flat.to_csv(csv_dir / "fleets.csv", index=False)
+            viol.to_csv(csv_dir / "violations.csv", index=False)
     if plot_dir is not None:
         from accelsim.plots import fleet_chart
 
@@ -425,24 +435,28 @@ def compare(
     need = ", ".join(f"{w} {v:,.4g} {workloads.of(sc.workloads[w]).unit}"
                      for w, v in res.demand.items())
     console.print(f"demand: {need}; objective: {sc.objective}")
-    rows = [{"device": r.device, "workload": r.workload, "per device": r.throughput,
-             "unit": r.throughput_unit, "USD/h": r.usd_per_hour,
-             "per USD": r.throughput_per_usd, "per W": r.throughput_per_watt,
-             "layout / CI": r.note} for r in res.devices.itertuples()]
-    console.print(table("", rows))
+    for name, spec in sc.workloads.items():
+        unit = workloads.of(spec).unit
+        rows = [{"device": r.device, unit: r.throughput, "USD/h": r.usd_per_hour,
+                 "per USD": r.throughput_per_usd, "per W": r.throughput_per_watt,
+                 "layout / CI": r.note} for r in res.devices.itertuples() if r.workload == name]
+        console.print(table(f"{name}: {unit} per device; per USD = {unit} x 3600 / USD/h; "
+                            f"per W = {unit} / wall W", rows))
     columns = {label: key for name, spec in sc.workloads.items()
                for label, key in workloads.of(spec).fleet_columns(name).items()}
     frows = []
     for f in fleets:
         frows.append({
-            "rank": f["rank"], "fleet": f["name"], "year": f["year"],
+            "fleet": f["name"], "rank": f["rank"], "year": f["year"],
             "units": _fmt_units(f["units"]), "capex B USD": f["capex_usd"] / 1e9,
             "TCO B USD/yr": f["tco_usd_per_year"] / 1e9,
             **{label: f.get(key, float("nan")) for label, key in columns.items()},
             "MW": f["power_MW"], "meets demand": f["meets_demand"],
             "violations": "; ".join(f["violations"]) or "-",
         })
-    console.print(table("", frows))
+    console.print(table("fleets, best first: capacity allocated to each workload (capacity "
+                        "workloads first), and what the whole fleet could do on it alone",
+                        frows))
 
 
 def _fleet_out(f: dict[str, Any]) -> dict[str, Any]:

@@ -102,7 +102,7 @@ class Workload(ABC):
 
     def fleet_columns(self, name: str) -> dict[str, str]:
         """``{column label: fleet metric key}`` for the compare table."""
-        return {f"{name} ({self.unit})": f"{name}_capacity"}
+        return {f"{name} {self.unit}, allocated": f"{name}_capacity"}
 
 
 _REGISTRY: dict[str, Workload] = {}

@@ -169,5 +169,5 @@ class RecsysServing(Workload):
         return {f"{name}_qps_at_slo": capacity, f"{name}_qps_whole_fleet": whole_fleet}
 
     def fleet_columns(self, name: str) -> dict[str, str]:
-        label = "" if name == "serving" else f"{name} "
-        return {f"{label}QPS at SLO": f"{name}_qps_at_slo"}
+        return {f"{name} QPS at SLO, allocated": f"{name}_qps_at_slo",
+                f"{name} QPS at SLO, whole fleet": f"{name}_qps_whole_fleet"}

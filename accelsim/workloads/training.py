@@ -131,9 +131,8 @@ class Training(Workload):
                 _days_key(name): spec.tokens / per_day if per_day > 0 else float("inf")}
 
     def fleet_columns(self, name: str) -> dict[str, str]:
-        label = "" if name == "training" else f"{name} "
-        return {f"{label}tokens/day": f"{name}_tokens_per_day",
-                f"{label}days to train": _days_key(name)}
+        return {f"{name} tokens/day, allocated": f"{name}_tokens_per_day",
+                f"{name} days to train": _days_key(name)}
 
 
 def _days_key(name: str) -> str:
