@@ -11,10 +11,10 @@ import re
 import types
 import typing
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from accelsim.errors import AccelsimError, Problem
 
@@ -66,6 +66,11 @@ MAX_CONFIG_BYTES = 16 * 2**20
 # Deeper than any accelsim file needs; PyYAML's recursive composer would overflow the stack.
 MAX_DEPTH = 40
 MAX_ALIASES = 100
+
+
+# Items of numeric lists: relative weights and multipliers (>= 0), and layer widths.
+Weight = Annotated[float, Field(ge=0, le=1e6)]
+Width = Annotated[int, Field(ge=1, le=1_000_000)]
 
 
 class Strict(BaseModel):

@@ -32,15 +32,22 @@ class Region(Strict):
     """Where devices run: energy price and power usage effectiveness."""
 
     usd_per_kwh: float = Field(gt=0, le=2.0)
+    """Electricity price, USD/kWh."""
     pue: float = Field(ge=1.0, le=3.0)
-    facility_usd_per_kw_year: float = Field(default=0.0, ge=0)
+    """Power usage effectiveness: facility power over IT power."""
+    facility_usd_per_kw_year: float = Field(default=0.0, ge=0, le=100_000)
+    """Facility cost per kW of IT load per year (space, cooling), USD."""
     source: str = ""
+    """Where the region's numbers come from."""
 
 
 class Finance(Strict):
     years: float = Field(default=5.0, gt=0, le=20)
+    """Depreciation period of the hardware, years."""
     cost_of_capital: float = Field(default=0.0, ge=0, le=1)
+    """Annual cost of capital; capex is annualised with the capital recovery factor."""
     maintenance_fraction: float = Field(default=0.03, ge=0, le=1)
+    """Maintenance and support per year, as a fraction of capex."""
 
 
 def capital_recovery_factor(rate: Any, years: Any) -> Any:

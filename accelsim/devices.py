@@ -35,10 +35,15 @@ class Quantity(Strict):
     low_open: ClassVar[bool] = True
 
     value: float
+    """The number, in the unit its key names (memory_GiB in GiB, price_usd in USD)."""
     range: list[float] | None = None
+    """Optional [low, high] the sources span; uncertainty draws sample it (triangular)."""
     source: str = Field(min_length=1)
+    """Where the number comes from: a datasheet, paper, press report, or the reasoning."""
     confidence: Confidence
+    """A vendor or paper, B press or analyst, C sources disagree, or 'assumption'."""
     note: str | None = None
+    """Why the number was chosen; required when confidence is 'assumption'."""
 
     @model_validator(mode="after")
     def _check(self) -> Quantity:
@@ -54,6 +59,25 @@ class Quantity(Strict):
             for bound in self.range:
                 self.check_bounds(bound)
         return self
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> dict[str, Any]:
+        """The class's admissible interval on ``value`` and ``range`` in the JSON Schema, so
+        an editor flags a negative price or an efficiency above 1."""
+        schema = handler.resolve_ref_schema(handler(core_schema))
+        bounds: dict[str, float] = {}
+        if math.isfinite(cls.low):
+            bounds["exclusiveMinimum" if cls.low_open else "minimum"] = cls.low
+        if math.isfinite(cls.high):
+            bounds["maximum"] = cls.high
+        props = schema["properties"]
+        for sub in props["value"].get("anyOf", [props["value"]]):
+            if sub.get("type") == "number":
+                sub.update(bounds)
+        for sub in props["range"].get("anyOf", [props["range"]]):
+            if sub.get("type") == "array":
+                sub["items"].update(bounds)
+        return schema  # type: ignore[no-any-return]
 
     @classmethod
     def check_bounds(cls, v: float) -> float:
@@ -91,6 +115,7 @@ class Peak(Quantity):
 
     low = 0.0
     value: float | Literal["unsupported"]  # type: ignore[assignment]
+    """Dense peak in TFLOP/s (TOP/s for int8), or 'unsupported'."""
 
     @property
     def supported(self) -> bool:
@@ -99,81 +124,129 @@ class Peak(Quantity):
 
 class Provenance(Strict):
     source: str = Field(min_length=1)
+    """Where the identity facts come from."""
     confidence: Confidence
+    """A vendor or paper, B press or analyst, C sources disagree, or 'assumption'."""
     note: str | None = None
+    """Reasoning behind an assumption."""
 
 
 class Compute(Strict):
     fp32_tflops: Peak
+    """Dense FP32 peak, TFLOP/s."""
     tf32_tflops: Peak
+    """Dense TF32 peak, TFLOP/s (without sparsity)."""
     bf16_tflops: Peak
+    """Dense BF16 peak, TFLOP/s (without sparsity)."""
     fp16_tflops: Peak
+    """Dense FP16 peak, TFLOP/s (without sparsity)."""
     fp8_tflops: Peak
+    """Dense FP8 peak, TFLOP/s, or 'unsupported'."""
     int8_tops: Peak
+    """Dense INT8 peak, TOP/s, or 'unsupported'."""
 
 
 class Memory(Strict):
     memory_GiB: Positive
+    """Device memory (HBM) capacity, GiB."""
     memory_bandwidth_GBps: Positive
+    """Device memory bandwidth, GB/s (decimal)."""
     onchip_MiB: Positive
+    """On-chip SRAM/L2 usable as a cache for hot embedding rows, MiB."""
     host_link_GBps: Positive
+    """Host link (PCIe) bandwidth per direction, GB/s."""
 
 
 class Interconnect(Strict):
     scaleup_bandwidth_GBps: Positive
+    """Scale-up (NVLink/HCCS) bandwidth per device per direction, GB/s."""
     scaleup_domain_size: Count
+    """Devices in one scale-up domain (8 in an HGX server, 384 in CloudMatrix)."""
     scaleout_bandwidth_Gbps: Positive
+    """Scale-out network (RDMA NIC) line rate per device, Gb/s."""
     scaleup_latency_us: NonNegative
+    """Per-message latency of the scale-up link (alpha), microseconds."""
     scaleout_latency_us: NonNegative
+    """Per-message latency of the scale-out network (alpha), microseconds."""
 
 
 class Power(Strict):
     tdp_W: Positive
+    """Board power at full load (TDP), W."""
     idle_W: Positive
+    """Board power when idle, W; energy interpolates between idle and TDP by utilisation."""
 
 
 class Cost(Strict):
     price_usd: Positive
+    """Unit price of one accelerator, USD."""
     server_overhead_usd: NonNegative
+    """Host share per accelerator (CPUs, chassis, memory), USD."""
     network_usd: NonNegative
+    """Fabric share per accelerator (NICs, switches, optics), USD."""
 
 
 class Efficiency(Strict):
     """Achieved fraction of peak by the software stack (the CUDA vs. CANN gap lives here)."""
 
     compute: Fraction
+    """Achieved fraction of peak on large GEMMs with this software stack."""
     memory: Fraction
+    """Achieved fraction of memory bandwidth on streaming kernels."""
     communication: Fraction
+    """Achieved fraction of link bandwidth in collectives (NCCL/HCCL bus bandwidth)."""
     random_access: Fraction
+    """Achieved fraction of memory bandwidth on embedding gathers (small random rows)."""
     gemm_half_size_GFLOP: Positive
+    """GEMM size at which efficiency reaches half its large-GEMM value, GFLOP."""
     kernel_overhead_us: NonNegative
+    """Launch and scheduling overhead per kernel, microseconds."""
 
 
 class Reliability(Strict):
     annual_failure_rate: Fraction
+    """Fraction of devices failing per year."""
 
 
 class DeviceProfile(Strict):
     """One accelerator: identity, compute, memory, links, power, cost, software, reliability."""
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    """Catalog name: lower case, digits, '.', '_' or '-' (how scenarios refer to it)."""
     vendor: str = Field(min_length=1)
+    """Maker of the device."""
     kind: Literal["gpu", "npu", "asic"]
+    """gpu, npu or asic."""
     year: int = Field(ge=YEARS[0], le=YEARS[1])
+    """Year the device was announced."""
     process_node: str = Field(min_length=1)
+    """Manufacturing process (e.g. 'TSMC 4N', 'SMIC N+2')."""
     available_from: int = Field(ge=YEARS[0], le=YEARS[1])
+    """First year it can be bought in volume; fleets before it are violations."""
     export_controlled: bool
+    """Whether US export rules restrict sales to China."""
     supply_pool: Literal["domestic", "overseas"]
+    """Which budget pool usually buys it: domestic or overseas."""
     identity: Provenance
+    """Source and confidence of the identity facts above."""
     description: str = ""
+    """Free text shown by 'devices show'."""
     sources: dict[str, str] = Field(default_factory=dict)
+    """Citation keys used in the fields' sources, with the full citation."""
     compute: Compute
+    """Dense peak throughput per precision."""
     memory: Memory
+    """Device memory, its bandwidth, on-chip SRAM and the host link."""
     interconnect: Interconnect
+    """Scale-up and scale-out links."""
     power: Power
+    """Board power at full load and idle."""
     cost: Cost
+    """Purchase price and per-device server and network shares."""
     efficiency: Efficiency
+    """What the software stack achieves of the peaks (the CUDA vs. CANN gap)."""
     reliability: Reliability
+    """Failure rates."""
 
     @model_validator(mode="after")
     def _cross(self) -> DeviceProfile:

@@ -16,27 +16,39 @@ from accelsim.errors import AccelsimError, Problem
 
 
 class Pool(Strict):
-    usd: float = Field(gt=0)
+    usd: float = Field(gt=0, le=1e13)
+    """Budget of this pool, USD."""
     devices: list[str] = Field(min_length=1)
+    """Devices this pool may buy (catalog names or paths)."""
     region: str
+    """Region (a key of regions) where the pool's devices run."""
 
 
 class Budget(Strict):
-    total_usd: float = Field(gt=0)
+    total_usd: float = Field(gt=0, le=1e13)
+    """Total budget over all pools, USD."""
     pools: dict[str, Pool] = Field(min_length=1)
+    """Named budget pools (e.g. domestic, overseas)."""
 
 
 class Supply(Strict):
-    max_units: int | None = Field(default=None, ge=0)
+    max_units: int | None = Field(default=None, ge=0, le=100_000_000)
+    """Most units that can be bought (0 = banned)."""
     available_from: int | None = Field(default=None, ge=YEARS[0], le=YEARS[1])
+    """First year the device can be bought (overrides the profile's)."""
 
 
 class FleetMix(Strict):
     name: str = Field(min_length=1)
+    """Unique name of the fleet mix."""
     year: int | None = Field(default=None, ge=YEARS[0], le=YEARS[1])
+    """Purchase year (default: the scenario's)."""
     description: str = ""
+    """Free text."""
     spend_usd: dict[str, float] | None = None
+    """USD spent on each device (units = spend / unit capex); or give units."""
     units: dict[str, int] | None = None
+    """Units of each device; or give spend_usd."""
 
     @model_validator(mode="after")
     def _one(self) -> FleetMix:
@@ -53,17 +65,30 @@ class Scenario(Strict):
     ``kind: recsys_serving`` (a block named after its kind, or ``serving``, may omit it)."""
 
     name: str
+    """Name of the scenario."""
     description: str = ""
+    """Free text."""
     year: int = Field(ge=YEARS[0], le=YEARS[1])
+    """Purchase year of the fleets (availability and supply rules)."""
     objective: Literal["served_demand", "min_cost"] = "served_demand"
+    """served_demand (fraction of demand met; ties: lower TCO) or min_cost (TCO meeting all
+    demand)."""
     finance: Finance = Finance()
+    """Depreciation, cost of capital, maintenance."""
     budget: Budget
+    """Total budget and its pools."""
     regions: dict[str, Region] = Field(min_length=1)
+    """Where devices run: energy price, PUE, facility cost."""
     supply: dict[str, Supply] = Field(default_factory=dict)
-    power_cap_mw: float | None = Field(default=None, gt=0)
-    server_chips: int = Field(default=8, ge=1)
+    """Caps and availability per device."""
+    power_cap_mw: float | None = Field(default=None, gt=0, le=100_000)
+    """Most facility power the fleet may draw, MW."""
+    server_chips: int = Field(default=8, ge=1, le=1024)
+    """Accelerators per server (the optimiser buys whole servers)."""
     workloads: dict[str, Any] = Field(min_length=1)
+    """Named workloads, each a block of a registered kind (training, recsys_serving)."""
     fleets: list[FleetMix] = Field(default_factory=list)
+    """Candidate fleet mixes compared by 'compare'."""
 
     @field_validator("workloads")
     @classmethod

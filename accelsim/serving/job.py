@@ -4,12 +4,12 @@ routing, batching, SLO and simulation settings. Field names are the documented o
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
 from accelsim import units
-from accelsim.config import Strict, read_yaml, validate
+from accelsim.config import Strict, Weight, read_yaml, validate
 from accelsim.serving.workload import (
     Arrivals,
     Dist,
@@ -27,12 +27,20 @@ class SyntheticService(Strict):
     every item after the first."""
 
     dist: Literal["fixed", "deterministic", "exponential", "lognormal", "empirical"]
-    mean_ms: float | None = Field(default=None, gt=0)
-    value_ms: float | None = Field(default=None, gt=0)
-    cv: float | None = Field(default=None, gt=0)
-    values_ms: list[float] | None = None
-    weights: list[float] | None = None
-    per_item_ms: float = Field(default=0.0, ge=0)
+    """Distribution of one batch's service time: fixed, deterministic, exponential, lognormal
+    or empirical."""
+    mean_ms: float | None = Field(default=None, gt=0, le=3_600_000)
+    """Mean service time (exponential, lognormal), ms."""
+    value_ms: float | None = Field(default=None, gt=0, le=3_600_000)
+    """Service time (fixed, deterministic), ms."""
+    cv: float | None = Field(default=None, gt=0, le=100)
+    """Coefficient of variation (lognormal)."""
+    values_ms: list[Annotated[float, Field(gt=0, le=3_600_000)]] | None = None
+    """Observed service times (empirical), ms."""
+    weights: list[Weight] | None = None
+    """Relative weights of values_ms (empirical); default equal."""
+    per_item_ms: float = Field(default=0.0, ge=0, le=3_600_000)
+    """Extra time for every item of a batch after the first, ms."""
 
     @model_validator(mode="after")
     def _need(self) -> SyntheticService:
@@ -59,15 +67,23 @@ class SyntheticService(Strict):
 
 class PoolMember(Strict):
     device: str
-    count: int = Field(ge=1)
+    """Catalog device name or path to a device YAML."""
+    count: int = Field(ge=1, le=100_000)
+    """Replicas of this device in the pool."""
 
 
 class Service(Strict):
     synthetic: SyntheticService | None = None
+    """Service time given directly (no device model)."""
     device: str | None = None
+    """Every replica runs on this device (catalog name or path)."""
     model: str | None = None
+    """Recommendation model: catalog name or path to a model YAML."""
     pool: list[PoolMember] | None = None
+    """Replicas on mixed devices: a list of {device, count}."""
     placement: Literal["auto", "device", "shard", "host"] = "auto"
+    """Where embedding tables live: auto, device (HBM), shard (across the scale-up domain) or
+    host."""
 
     @model_validator(mode="after")
     def _one(self) -> Service:
@@ -87,23 +103,32 @@ class Service(Strict):
 
 class Queries(Strict):
     size: Dist = Fixed(dist="fixed", value=1)
+    """Items (candidates) per query: a distribution."""
 
 
 class Batching(Strict):
-    max_batch_items: int = Field(default=1, ge=1)
-    timeout_ms: float = Field(default=0.0, ge=0)
+    max_batch_items: int = Field(default=1, ge=1, le=1_000_000)
+    """Most items a replica batches into one forward pass."""
+    timeout_ms: float = Field(default=0.0, ge=0, le=60_000)
+    """Longest a batch waits to fill before it runs, ms."""
 
 
 class Slo(Strict):
-    p99_ms: float = Field(gt=0)
+    p99_ms: float = Field(gt=0, le=3_600_000)
+    """99th-percentile latency target, ms."""
 
 
 class SimSettings(Strict):
-    requests: int = Field(default=200_000, ge=100)
-    warmup: int = Field(default=10_000, ge=0)
-    seed: int = Field(default=1, ge=0)
+    requests: int = Field(default=200_000, ge=100, le=1_000_000_000)
+    """Requests per simulated run (more: tighter percentiles; memory grows ~160 B each)."""
+    warmup: int = Field(default=10_000, ge=0, le=1_000_000_000)
+    """Leading requests left out of the statistics."""
+    seed: int = Field(default=1, ge=0, le=2**63 - 1)
+    """Seed of the run's random inputs (same seed, same result)."""
     engine: Literal["auto", "simpy", "fast"] = "auto"
+    """auto (fast when it applies), simpy (reference) or fast (compiled FIFO recursion)."""
     replications: int = Field(default=5, ge=1, le=100)
+    """Independent seeded runs behind a confidence interval."""
 
     @model_validator(mode="after")
     def _w(self) -> SimSettings:
@@ -114,14 +139,23 @@ class SimSettings(Strict):
 
 class ServeJob(Strict):
     arrivals: Arrivals
+    """How requests arrive: Poisson (with daily profile, bursts) or a trace."""
     queries: Queries = Queries()
+    """Query sizes."""
     service: Service
-    replicas: int = Field(default=1, ge=1)
+    """What serves a batch: a synthetic time, a device and model, or a pool."""
+    replicas: int = Field(default=1, ge=1, le=100_000)
+    """Serving replicas (one device each)."""
     routing: Literal["shared_queue", "round_robin", "jsq", "power_of_two"] = "shared_queue"
+    """shared_queue, round_robin, jsq (join the shortest queue) or power_of_two choices."""
     batching: Batching = Batching()
+    """Dynamic batching per replica."""
     slo: Slo | None = None
-    deadline_ms: float | None = Field(default=None, gt=0)
+    """Latency target: needed for --capacity."""
+    deadline_ms: float | None = Field(default=None, gt=0, le=3_600_000)
+    """Requests still waiting this long are dropped, ms."""
     sim: SimSettings = SimSettings()
+    """Simulation length, seed, engine and replications."""
 
     @model_validator(mode="after")
     def _pool(self) -> ServeJob:

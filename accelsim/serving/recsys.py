@@ -29,7 +29,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from accelsim import units
-from accelsim.config import Strict, load
+from accelsim.config import Strict, Width, load
 from accelsim.devices import DeviceSpec
 from accelsim.errors import AccelsimError
 from accelsim.precision import BYTES, EmbeddingDtype, Precision
@@ -49,16 +49,23 @@ DENSE_BYTES = 4.0
 class TableGroup(Strict):
     """``count`` embedding tables of ``rows`` x ``dim``; ``pooling`` lookups per item each."""
 
-    count: int = Field(ge=1)
-    rows: int = Field(ge=1)
-    dim: int = Field(ge=1)
-    pooling: float = Field(gt=0)
+    count: int = Field(ge=1, le=100_000)
+    """Embedding tables of this shape."""
+    rows: int = Field(ge=1, le=10**13)
+    """Rows per table."""
+    dim: int = Field(ge=1, le=100_000)
+    """Embedding vector width."""
+    pooling: float = Field(gt=0, le=100_000)
+    """Mean lookups pooled per table per item (multi-hot)."""
 
 
 class Interaction(Strict):
     kind: Literal["cat", "dot", "dcnv2"]
-    cross_layers: int = Field(default=0, ge=0)
-    low_rank: int | None = Field(default=None, ge=1)
+    """Feature interaction: cat (concatenate), dot (DLRM pairwise dots) or dcnv2 (cross network)."""
+    cross_layers: int = Field(default=0, ge=0, le=100)
+    """Cross layers (dcnv2)."""
+    low_rank: int | None = Field(default=None, ge=1, le=100_000)
+    """Low-rank width of each cross layer (dcnv2); default full rank."""
 
     @model_validator(mode="after")
     def _dcn(self) -> Interaction:
@@ -71,17 +78,29 @@ class RecModel(Strict):
     """A DLRM-family ranking model."""
 
     name: str
+    """Name shown in outputs."""
     description: str = ""
+    """Free text."""
     source: str = Field(min_length=1)
-    dense_features: int = Field(ge=0)
-    bottom_mlp: list[int] = Field(default_factory=list)
-    top_mlp: list[int] = Field(min_length=1)
+    """Where the architecture comes from (paper, MLPerf reference) or the assumption."""
+    dense_features: int = Field(ge=0, le=1_000_000)
+    """Dense (continuous) input features."""
+    bottom_mlp: list[Width] = Field(default_factory=list)
+    """Widths of the bottom MLP over dense features."""
+    top_mlp: list[Width] = Field(min_length=1)
+    """Widths of the top MLP after the interaction (last is the output)."""
     tables: list[TableGroup] = Field(min_length=1)
+    """Embedding table groups."""
     embedding_dtype: EmbeddingDtype = "fp32"
+    """Element type of the embedding tables."""
     mlp_precision: Precision = "fp32"
+    """Precision of the MLP GEMMs."""
     interaction: Interaction = Interaction(kind="cat")
+    """How dense and sparse features interact."""
     zipf_alpha: float = Field(default=1.05, ge=0.0, le=3.0)
+    """Skew of row popularity (Zipf exponent); sets the on-chip cache hit rate."""
     index_bytes: Literal[4, 8] = 8
+    """Bytes per sparse index copied from the host (4 or 8)."""
 
     @model_validator(mode="after")
     def _mlp(self) -> RecModel:

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from accelsim.config import Strict
+from accelsim.config import Strict, Weight
 from accelsim.errors import AccelsimError
 
 # ----------------------------------------------------------------------------- distributions
@@ -25,15 +25,22 @@ from accelsim.errors import AccelsimError
 
 class Fixed(Strict):
     dist: Literal["fixed"]
-    value: float = Field(gt=0)
+    """Always value."""
+    value: float = Field(gt=0, le=1e6)
+    """The value (items, or seconds for a service time)."""
 
 
 class TruncNormal(Strict):
     dist: Literal["truncnormal"]
-    mean: float = Field(gt=0)
-    std: float = Field(ge=0)
-    min: float = Field(default=1, gt=0)
-    max: float = Field(gt=0)
+    """Normal truncated to [min, max] (rejection sampling keeps its shape)."""
+    mean: float = Field(gt=0, le=1e6)
+    """Mean of the untruncated normal."""
+    std: float = Field(ge=0, le=1e6)
+    """Standard deviation of the untruncated normal."""
+    min: float = Field(default=1, gt=0, le=1e6)
+    """Smallest value drawn."""
+    max: float = Field(gt=0, le=1e6)
+    """Largest value drawn."""
 
     @model_validator(mode="after")
     def _b(self) -> TruncNormal:
@@ -46,22 +53,31 @@ class LogNormal(Strict):
     """Heavy tail: ``mean`` and coefficient of variation ``cv`` of the lognormal."""
 
     dist: Literal["lognormal"]
-    mean: float = Field(gt=0)
-    cv: float = Field(gt=0)
-    max: float | None = Field(default=None, gt=0)
+    """Log-normal with the given mean and coefficient of variation."""
+    mean: float = Field(gt=0, le=1e6)
+    """Mean."""
+    cv: float = Field(gt=0, le=100)
+    """Coefficient of variation (std / mean)."""
+    max: float | None = Field(default=None, gt=0, le=1e6)
+    """Optional cap on a draw."""
 
 
 class Exponential(Strict):
     dist: Literal["exponential"]
-    mean: float = Field(gt=0)
+    """Exponential with the given mean."""
+    mean: float = Field(gt=0, le=1e6)
+    """Mean."""
 
 
 class Empirical(Strict):
     """A histogram: ``values`` with ``weights`` (normalised here)."""
 
     dist: Literal["empirical"]
-    values: list[float] = Field(min_length=1)
-    weights: list[float] | None = None
+    """Draws from the listed values."""
+    values: list[Annotated[float, Field(gt=0, le=1e6)]] = Field(min_length=1)
+    """The values drawn from."""
+    weights: list[Weight] | None = None
+    """Relative weights of the values; default equal."""
 
     @model_validator(mode="after")
     def _w(self) -> Empirical:
@@ -134,8 +150,10 @@ def sample(d: Any, rng: np.random.Generator, n: int, integer: bool = False) -> n
 class DailyProfile(Strict):
     """Rate multipliers for each hour of the day (normalised to mean 1)."""
 
-    hourly: list[float] = Field(min_length=24, max_length=24)
-    day_s: float = Field(default=86400.0, gt=0)
+    hourly: list[Weight] = Field(min_length=24, max_length=24)
+    """24 rate multipliers, one per hour (normalised to mean 1)."""
+    day_s: float = Field(default=86400.0, gt=0, le=1e9)
+    """Length of one profile day in simulated seconds (shorter compresses the day)."""
 
     @model_validator(mode="after")
     def _pos(self) -> DailyProfile:
@@ -147,17 +165,25 @@ class DailyProfile(Strict):
 class Bursts(Strict):
     """Two-state modulation: bursts of ``multiplier`` x the base rate, exponential durations."""
 
-    multiplier: float = Field(gt=1)
-    mean_burst_s: float = Field(gt=0)
-    mean_gap_s: float = Field(gt=0)
+    multiplier: float = Field(gt=1, le=1000)
+    """Rate during a burst over the base rate (> 1)."""
+    mean_burst_s: float = Field(gt=0, le=1e9)
+    """Mean burst duration (exponential), s."""
+    mean_gap_s: float = Field(gt=0, le=1e9)
+    """Mean time between bursts (exponential), s."""
 
 
 class Arrivals(Strict):
     process: Literal["poisson", "trace"] = "poisson"
-    rate_qps: float | None = Field(default=None, gt=0)
+    """poisson, or trace (replay a CSV)."""
+    rate_qps: float | None = Field(default=None, gt=0, le=1e12)
+    """Mean arrival rate, queries/s (a trace is rescaled to it when given)."""
     profile: DailyProfile | None = None
+    """Daily rate profile (non-homogeneous Poisson)."""
     bursts: Bursts | None = None
+    """Two-state burst modulation of the rate."""
     trace: str | None = None
+    """CSV with arrival_s[,items], relative to this file."""
 
     @model_validator(mode="before")
     @classmethod

@@ -20,10 +20,15 @@ class Param(Strict):
     """Values of one parameter: a list, or ``low``/``high`` (with ``num`` for a grid, ``log``)."""
 
     values: list[float] | None = None
+    """The values to try; or give low and high."""
     low: float | None = None
+    """Lowest value (with high and num)."""
     high: float | None = None
+    """Highest value."""
     num: int = Field(default=5, ge=1, le=10_000)
+    """Values between low and high (grid)."""
     log: bool = False
+    """Space the values geometrically (low > 0)."""
 
     @model_validator(mode="after")
     def _one(self) -> Param:
@@ -64,18 +69,29 @@ class Param(Strict):
 
 class Sampling(Strict):
     method: Literal["grid", "lhs", "oat"] = "grid"
+    """grid (every combination), lhs (Latin hypercube) or oat (one at a time)."""
     samples: int = Field(default=100, ge=1, le=1_000_000)
-    seed: int = Field(default=1, ge=0)
+    """Points drawn by lhs."""
+    seed: int = Field(default=1, ge=0, le=2**63 - 1)
+    """Seed of the lhs draws and uncertainty samples."""
 
 
 class SweepSpec(Strict):
     name: str = Field(min_length=1)
+    """Name of the sweep."""
     description: str = ""
+    """Free text."""
     base: str
+    """The scenario, training job or serving job varied (path relative to this file)."""
     parameters: dict[str, Param] = Field(min_length=1)
+    """Dotted paths to vary: devices.<device>.<field>, a base-file key, or
+    fleets.<fleet>.share.<device>."""
     sampling: Sampling = Sampling()
+    """How points are chosen."""
     metrics: list[str] = Field(min_length=1)
-    batch_size: int | None = Field(default=None, ge=1)
+    """What each point records (names, or 'a / b' ratios)."""
+    batch_size: int | None = Field(default=None, ge=1, le=1_000_000)
+    """Points per worker task (default: spread over 4 x workers)."""
 
     def check(self, file: str = "sweep") -> None:
         """The base file exists (relative to the sweep file) and is valid, every parameter

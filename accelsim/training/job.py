@@ -28,12 +28,18 @@ class MoE(Strict):
     ``top_k`` per token, plus ``shared_experts`` always-on experts.
     MoE layers are every ``layer_freq``-th layer after the first ``first_dense_layers``."""
 
-    experts: int = Field(ge=2)
-    top_k: int = Field(ge=1)
-    ffn_hidden: int = Field(ge=1)
-    shared_experts: int = Field(default=0, ge=0)
-    layer_freq: int = Field(default=1, ge=1)
-    first_dense_layers: int = Field(default=0, ge=0)
+    experts: int = Field(ge=2, le=100_000)
+    """Routed experts per MoE layer."""
+    top_k: int = Field(ge=1, le=1024)
+    """Routed experts each token is sent to."""
+    ffn_hidden: int = Field(ge=1, le=10_000_000)
+    """Hidden width of one expert's feed-forward."""
+    shared_experts: int = Field(default=0, ge=0, le=1024)
+    """Always-on experts every token also passes (DeepSeek-style)."""
+    layer_freq: int = Field(default=1, ge=1, le=10_000)
+    """Every layer_freq-th layer (after the dense ones) is an MoE layer."""
+    first_dense_layers: int = Field(default=0, ge=0, le=10_000)
+    """Leading layers with a dense feed-forward instead of experts."""
 
     @model_validator(mode="after")
     def _k(self) -> MoE:
@@ -46,16 +52,27 @@ class TransformerModel(Strict):
     """Decoder-only transformer (GPT / Llama family)."""
 
     name: str = "model"
-    layers: int = Field(ge=1)
-    hidden: int = Field(ge=1)
-    heads: int = Field(ge=1)
-    kv_heads: int | None = Field(default=None, ge=1)
-    ffn_hidden: int = Field(ge=1)
+    """Name shown in outputs."""
+    layers: int = Field(ge=1, le=10_000)
+    """Transformer layers."""
+    hidden: int = Field(ge=1, le=1_000_000)
+    """Model (residual stream) width."""
+    heads: int = Field(ge=1, le=10_000)
+    """Attention (query) heads."""
+    kv_heads: int | None = Field(default=None, ge=1, le=10_000)
+    """Key/value heads (grouped-query attention); default: heads (MHA)."""
+    ffn_hidden: int = Field(ge=1, le=10_000_000)
+    """Feed-forward hidden width (per gate for a gated MLP)."""
     gated_mlp: bool = False
-    vocab: int = Field(ge=1)
-    seq_len: int = Field(ge=1)
+    """Gated feed-forward (SwiGLU: three matrices instead of two)."""
+    vocab: int = Field(ge=1, le=100_000_000)
+    """Vocabulary size (embedding and output layer rows)."""
+    seq_len: int = Field(ge=1, le=100_000_000)
+    """Tokens per training sequence."""
     tied_embeddings: bool = True
+    """Input embedding and output layer share one matrix."""
     moe: MoE | None = None
+    """Mixture-of-Experts feed-forward; absent for a dense model."""
 
     @model_validator(mode="after")
     def _shape(self) -> TransformerModel:
@@ -80,16 +97,26 @@ class TransformerModel(Strict):
 
 
 class Parallelism(Strict):
-    tp: int = Field(default=1, ge=1)
-    pp: int = Field(default=1, ge=1)
-    dp: int = Field(default=1, ge=1)
-    cp: int = Field(default=1, ge=1)
-    ep: int = Field(default=1, ge=1)
-    micro_batch: int = Field(default=1, ge=1)
-    virtual_stages: int = Field(default=1, ge=1)
+    tp: int = Field(default=1, ge=1, le=10_000_000)
+    """Tensor-parallel ranks (Megatron); must divide heads, within the scale-up domain."""
+    pp: int = Field(default=1, ge=1, le=10_000_000)
+    """Pipeline stages; must divide layers (x virtual_stages)."""
+    dp: int = Field(default=1, ge=1, le=10_000_000)
+    """Data-parallel replicas."""
+    cp: int = Field(default=1, ge=1, le=10_000_000)
+    """Context-parallel ranks (sequence split for attention)."""
+    ep: int = Field(default=1, ge=1, le=10_000_000)
+    """Expert-parallel ranks (MoE); must divide experts."""
+    micro_batch: int = Field(default=1, ge=1, le=1_000_000)
+    """Sequences per micro-batch per data-parallel rank."""
+    virtual_stages: int = Field(default=1, ge=1, le=1024)
+    """Interleaved pipeline chunks per stage (Narayanan et al. 2021)."""
     sequence_parallel: bool = True
+    """Megatron sequence parallelism for norms and dropout (with tp > 1)."""
     recompute: Recompute = "none"
+    """Activation recomputation: none, selective (attention) or full (every layer)."""
     zero: int = Field(default=1, ge=0, le=3)
+    """ZeRO stage: 0 none, 1 optimizer state, 2 + gradients, 3 + parameters sharded."""
 
     @property
     def devices(self) -> int:
@@ -100,14 +127,23 @@ class TrainJob(Strict):
     """One training step: ``global_batch`` sequences of ``model.seq_len`` tokens."""
 
     device: str
+    """Catalog device name or path to a device YAML (relative to this file)."""
     model: TransformerModel
+    """The transformer: inline, or a catalog name or path to a model YAML."""
     parallelism: Parallelism = Parallelism()
-    global_batch: int = Field(ge=1)
+    """How the step is split over devices."""
+    global_batch: int = Field(ge=1, le=1_000_000_000)
+    """Sequences per optimizer step."""
     precision: TrainPrecision = "bf16"
-    devices: int | None = Field(default=None, ge=1)
+    """Training precision of the GEMMs: fp32, bf16, fp16 or fp8."""
+    devices: int | None = Field(default=None, ge=1, le=10_000_000)
+    """Total devices; when given it must equal tp x pp x dp x cp."""
     attention: Literal["flash", "unfused"] = "flash"
-    straggler_slowdown: float = Field(default=1.0, ge=1.0)
+    """flash (fused, no score matrix held) or unfused attention."""
+    straggler_slowdown: float = Field(default=1.0, ge=1.0, le=100)
+    """Slowest device's step time over the typical one (>= 1)."""
     overlap_dp_comm: bool = True
+    """Overlap the data-parallel gradient reduction with the backward pass."""
 
     def check(self, file: str = "job") -> None:
         """Checks that need more than this file: the device exists, the layout divides."""

@@ -19,7 +19,7 @@ import numpy as np
 from pydantic import Field
 
 from accelsim import refs
-from accelsim.config import Strict
+from accelsim.config import Strict, Weight
 from accelsim.devices import DeviceProfile
 from accelsim.errors import AccelsimError, Problem
 from accelsim.serving.job import Batching
@@ -28,10 +28,14 @@ from accelsim.workloads.base import DeviceEval, EvalContext, Workload, WorkloadS
 
 
 class ServingSim(Strict):
-    requests: int = Field(default=40_000, ge=1000)
-    warmup: int = Field(default=2_000, ge=0)
+    requests: int = Field(default=40_000, ge=1000, le=100_000_000)
+    """Requests per simulated run."""
+    warmup: int = Field(default=2_000, ge=0, le=100_000_000)
+    """Leading requests left out of the statistics."""
     replications: int = Field(default=3, ge=1, le=50)
-    seed: int = Field(default=1, ge=0)
+    """Seeded runs behind the capacity's confidence interval."""
+    seed: int = Field(default=1, ge=0, le=2**63 - 1)
+    """Seed of the first replication."""
 
 
 class RecsysServingSpec(WorkloadSpec):
@@ -39,13 +43,21 @@ class RecsysServingSpec(WorkloadSpec):
     multipliers) sets the mean load that drives energy."""
 
     kind: Literal["recsys_serving"] = "recsys_serving"
+    """Workload kind: recsys_serving (alias serving)."""
     model: str
-    peak_qps: float = Field(gt=0)
-    slo_p99_ms: float = Field(gt=0)
+    """Recommendation model: catalog name or path (relative to the scenario)."""
+    peak_qps: float = Field(gt=0, le=1e12)
+    """Queries/s at the daily peak that must meet the SLO."""
+    slo_p99_ms: float = Field(gt=0, le=3_600_000)
+    """99th-percentile latency target, ms."""
     query_size: Dist = Fixed(dist="fixed", value=1)
+    """Items (candidates) per query."""
     batching: Batching = Batching()
-    daily_profile: list[float] | None = Field(default=None, min_length=24, max_length=24)
+    """Dynamic batching per replica."""
+    daily_profile: list[Weight] | None = Field(default=None, min_length=24, max_length=24)
+    """24 hourly load multipliers; their mean/peak sets the energy use."""
     sim: ServingSim = ServingSim()
+    """Simulation behind each device's capacity at the SLO."""
 
     @property
     def mean_to_peak(self) -> float:

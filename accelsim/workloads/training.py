@@ -30,12 +30,19 @@ class TrainingSpec(WorkloadSpec):
     at the best layout on ``cluster_devices`` chips."""
 
     kind: Literal["training"] = "training"
+    """Workload kind: training."""
     model: str
-    tokens: float = Field(gt=0)
-    deadline_days: float = Field(gt=0)
-    cluster_devices: int = Field(default=1024, ge=8)
-    global_batch: int | None = Field(default=None, ge=1)
+    """Transformer model: catalog name or path (relative to the scenario)."""
+    tokens: float = Field(gt=0, le=1e18)
+    """Tokens to train in the planning period."""
+    deadline_days: float = Field(gt=0, le=36_500)
+    """Days within which the tokens must be trained."""
+    cluster_devices: int = Field(default=1024, ge=8, le=10_000_000)
+    """Devices per training job; per-device throughput is taken at the best layout on this many."""
+    global_batch: int | None = Field(default=None, ge=1, le=1_000_000_000)
+    """Sequences per step (default ~4 Mi tokens)."""
     precision: TrainPrecision = "bf16"
+    """Training precision: fp32, bf16, fp16 or fp8."""
 
 
 @dataclass(frozen=True)
