@@ -13,8 +13,6 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import ProgressColumn
-from rich.text import Text
 
 from accelsim import __version__
 from accelsim.errors import AccelsimError
@@ -245,7 +243,7 @@ def train_search(
     from accelsim.devices import load_device
     from accelsim.precision import TRAIN_PRECISIONS
     from accelsim.training.job import load_model
-    from accelsim.training.search import feasible, search_layouts
+    from accelsim.training.search import search_layouts
 
     if precision not in TRAIN_PRECISIONS:
         raise AccelsimError.single("train-search", "--precision",
@@ -254,33 +252,32 @@ def train_search(
     model = load_model(model_file)
     profile = load_device(device, where="train-search", field="--device")
     res = search_layouts(model, profile, devices, global_batch, precision)
-    ok = feasible(res.table)
     cols = ["tp", "pp", "dp", "cp", "ep", "micro_batch", "virtual_stages", "recompute", "zero",
             "step_time_s", "tokens_per_s", "mfu", "memory_per_device_gib"]
     # nothing fits: the layouts closest to fitting are the result
-    shown = ok if len(ok) else res.table.sort_values("memory_per_device_gib", kind="stable")
+    shown = res.records(cols, top, fitting=res.best is not None)
     if as_json:
         best = None
         if res.best is not None:
             from accelsim.training import estimate
 
             best = estimate(res.best, spec=res.spec).to_dict()
-        emit_json({"evaluated": res.evaluated, "feasible": len(ok), "best": best,
-                   "top": shown[cols].head(top).to_dict(orient="records")})
+        emit_json({"evaluated": res.evaluated, "feasible": res.n_fitting, "best": best,
+                   "top": shown})
     elif res.best is None:
         console.print(f"[bold]{model.name} on {devices} x {device}: none of {res.evaluated} "
                       f"layouts fits; the {top} that need the least memory[/bold]")
-        console.print(table("", shown[cols].head(top).to_dict(orient="records")))
+        console.print(table("", shown))
     else:
-        console.print(f"[bold]{model.name} on {devices} x {device}: {len(ok)} of "
+        console.print(f"[bold]{model.name} on {devices} x {device}: {res.n_fitting} of "
                       f"{res.evaluated} layouts fit; top {top} by tokens/s[/bold]")
-        console.print(table("", shown[cols].head(top).to_dict(orient="records")))
+        console.print(table("", shown))
         from accelsim.training import estimate
 
         _print_train(estimate(res.best, spec=res.spec),
                      f"best layout: {_layout_str(res.best.parallelism)}")
     if res.best is None:
-        smallest = res.table["memory_per_device_gib"].min()
+        smallest = float(res.columns["memory_per_device_gib"].min())
         infeasible(model_file, "model",
                    f"no layout on {devices} x {device} fits in memory (the smallest needs "
                    f"{smallest:.1f} GiB per device, {res.spec.memory_bytes / 2**30:.1f} GiB "
@@ -478,8 +475,8 @@ def optimize(
     from accelsim.optimize import solve
 
     sc = load_scenario(scenario_file)
-    year = purchase_year(sc, year)  # before the device evaluation, which takes seconds
-    res = solve(mix_problem(sc, _device_table(sc, quiet=as_json), year, where="optimize"))
+    year = purchase_year(sc, year, str(scenario_file))  # before the seconds-long evaluation
+    res = solve(mix_problem(sc, _device_table(sc, quiet=as_json), year))
     if as_json:
         emit_json(res)
     else:
@@ -532,12 +529,18 @@ def _stopped_by(sig: int) -> Iterator[_Stop]:
         signal.signal(sig, old)
 
 
-class _RateColumn(ProgressColumn):
-    """Points per second."""
+def _rate_column() -> Any:
+    """A progress column: points per second."""
+    from rich.progress import ProgressColumn
+    from rich.text import Text
 
-    def render(self, task: Any) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text(f"{speed:,.0f} pts/s" if speed else "- pts/s")
+    class RateColumn(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text(f"{speed:,.0f} pts/s" if speed else "- pts/s")
+
+    return RateColumn()
+
 
 @app.command()
 @user_errors
@@ -581,7 +584,7 @@ def sweep(
     if scheduler:
         executor = "dask"
     with Progress(TextColumn(f"sweep {sweep_file.name}"), BarColumn(), MofNCompleteColumn(),
-                  TaskProgressColumn(), _RateColumn(), TimeElapsedColumn(), TextColumn("eta"),
+                  TaskProgressColumn(), _rate_column(), TimeElapsedColumn(), TextColumn("eta"),
                   TimeRemainingColumn(), console=Console(stderr=True)) as bar, _stopped_by(
                       signal.SIGTERM) as stop:
         task = bar.add_task("points", total=None)
@@ -651,19 +654,19 @@ def plot(
 def main() -> None:
     """Entry point: usage errors (a bad option value) print one line like every other input
     error, exit code 2; Ctrl-C exits with 130 without a traceback."""
-    import click
-
+    # typer raises click's exceptions, vendored in recent versions: find their base class
+    click_error = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
     try:
         code = app(standalone_mode=False)
-    except click.exceptions.NoArgsIsHelpError as exc:
-        typer.echo(exc.format_message())
-        code = 0
-    except click.exceptions.ClickException as exc:
+    except click_error as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            typer.echo(exc.format_message())
+            sys.exit(0)
         ctx = getattr(exc, "ctx", None)
         typer.echo(f"{ctx.command_path if ctx else 'accelsim'}: {exc.format_message()}",
                    err=True)
         code = exc.exit_code
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except (typer.Abort, KeyboardInterrupt):
         typer.echo("interrupted", err=True)
         code = 130
     sys.exit(code or 0)

@@ -6,7 +6,12 @@ that kind, so ``validate`` can tell what it is looking at.
 
 from __future__ import annotations
 
+import ast
 import importlib
+import inspect
+import itertools
+import textwrap
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,10 +81,60 @@ def get_kind(name: str) -> Kind:
 
 
 def json_schema(name: str) -> dict[str, Any]:
-    schema = get_kind(name).cls().model_json_schema()
+    """JSON Schema of a kind, with every field's docstring as its description."""
+    root = get_kind(name).cls()
+    schema = root.model_json_schema()
+    roots: list[type[BaseModel]] = [root]
     if name == "scenario":
         _workload_blocks(schema)
+        from accelsim import workloads
+
+        roots += [workloads.get(k).spec_model for k in workloads.kinds()]
+    classes: dict[str, type[BaseModel]] = {}
+    for r in roots:
+        _models(r, classes)
+    for title, sub in [(root.__name__, schema), *schema.get("$defs", {}).items()]:
+        cls = classes.get(title)
+        if cls is not None:
+            for field, doc in _attribute_docs(cls).items():
+                if field in sub.get("properties", {}):
+                    sub["properties"][field].setdefault("description", doc)
     return schema
+
+
+def _models(cls: type[BaseModel], out: dict[str, type[BaseModel]]) -> None:
+    """Every pydantic model reachable from ``cls`` through its fields' annotations."""
+    if cls.__name__ in out:
+        return
+    out[cls.__name__] = cls
+
+    def visit(tp: Any) -> None:
+        for arg in typing.get_args(tp):
+            visit(arg)
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            _models(tp, out)
+
+    for f in cls.model_fields.values():
+        visit(f.annotation)
+
+
+def _attribute_docs(cls: type[BaseModel]) -> dict[str, str]:
+    """Field docstrings (a string literal right under the field) of ``cls`` and its bases."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not (isinstance(klass, type) and issubclass(klass, BaseModel)) or klass is BaseModel:
+            continue
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+        except (OSError, TypeError):
+            continue
+        body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+        for a, b in itertools.pairwise(body):
+            if (isinstance(a, ast.AnnAssign) and isinstance(a.target, ast.Name)
+                    and isinstance(b, ast.Expr) and isinstance(b.value, ast.Constant)
+                    and isinstance(b.value.value, str)):
+                docs[a.target.id] = " ".join(inspect.cleandoc(b.value.value).split())
+    return docs
 
 
 def _workload_blocks(schema: dict[str, Any]) -> None:

@@ -9,29 +9,49 @@ full and fast, through :mod:`accelsim.workloads`), :mod:`.pricing` (TCO rows),
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from accelsim.fleet.evaluation import FastEvaluator, evaluate_devices, evaluate_full
-from accelsim.fleet.mix import (
-    DeviceRow,
-    Violation,
-    allocate,
-    demand,
-    device_rows,
-    evaluate_fleet,
-    fleet_units,
-)
-from accelsim.fleet.pricing import priced_rows
-from accelsim.fleet.ranking import Comparison, compare, rank
-from accelsim.fleet.scenario import (
-    Budget,
-    FleetMix,
-    Pool,
-    Scenario,
-    Supply,
-    load_scenario,
-    parse_scenario,
-)
+from accelsim.lazy import exports
+
+_NAMES = {
+    **dict.fromkeys(["FastEvaluator", "evaluate_devices", "evaluate_full"],
+                    "accelsim.fleet.evaluation"),
+    **dict.fromkeys(["DeviceRow", "Violation", "allocate", "demand", "device_rows",
+                     "evaluate_fleet", "fleet_units"], "accelsim.fleet.mix"),
+    "priced_rows": "accelsim.fleet.pricing",
+    **dict.fromkeys(["Comparison", "compare", "rank"], "accelsim.fleet.ranking"),
+    **dict.fromkeys(["Budget", "FleetMix", "Pool", "Scenario", "Supply", "load_scenario",
+                     "parse_scenario"], "accelsim.fleet.scenario"),
+}
+__getattr__, _dir = exports(__name__, _NAMES)
+
+
+def __dir__() -> list[str]:
+    return sorted([*_dir(), "mix_problem", "purchase_year"])
+
+
+if TYPE_CHECKING:
+    from accelsim.fleet.evaluation import FastEvaluator, evaluate_devices, evaluate_full
+    from accelsim.fleet.mix import (
+        DeviceRow,
+        Violation,
+        allocate,
+        demand,
+        device_rows,
+        evaluate_fleet,
+        fleet_units,
+    )
+    from accelsim.fleet.pricing import priced_rows
+    from accelsim.fleet.ranking import Comparison, compare, rank
+    from accelsim.fleet.scenario import (
+        Budget,
+        FleetMix,
+        Pool,
+        Scenario,
+        Supply,
+        load_scenario,
+        parse_scenario,
+    )
 
 
 def purchase_year(sc: Scenario, year: int | None = None, where: str = "optimize") -> int:
@@ -49,6 +69,7 @@ def purchase_year(sc: Scenario, year: int | None = None, where: str = "optimize"
 def mix_problem(sc: Scenario, dev: Any, year: int | None = None, where: str = "optimize"
                 ) -> Any:
     """The scenario's MILP as plain data for :func:`accelsim.optimize.solve`."""
+    from accelsim.fleet.mix import demand, device_rows
     from accelsim.optimize import build_problem
 
     year = purchase_year(sc, year, where)

@@ -1,8 +1,20 @@
 """Transformer training: FLOPs, memory, communication, pipeline schedule, layout search."""
 
-from accelsim.training.job import MoE, Parallelism, TrainJob, TransformerModel, load_job
-from accelsim.training.perf import TrainResult, estimate, estimate_frame
-from accelsim.training.search import search_layouts
+from typing import TYPE_CHECKING
+
+from accelsim.lazy import exports
+
+__getattr__, __dir__ = exports(__name__, {
+    **dict.fromkeys(["MoE", "Parallelism", "TrainJob", "TransformerModel", "load_job"],
+                    "accelsim.training.job"),
+    **dict.fromkeys(["TrainResult", "estimate", "estimate_frame"], "accelsim.training.perf"),
+    "search_layouts": "accelsim.training.search",
+})
+
+if TYPE_CHECKING:
+    from accelsim.training.job import MoE, Parallelism, TrainJob, TransformerModel, load_job
+    from accelsim.training.perf import TrainResult, estimate, estimate_frame
+    from accelsim.training.search import search_layouts
 
 __all__ = [
     "MoE", "Parallelism", "TrainJob", "TrainResult", "TransformerModel", "estimate",

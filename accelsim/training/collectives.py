@@ -17,10 +17,15 @@ Hierarchical all-reduce over ``g`` ranks per scale-up domain and ``k`` domains:
 
 from __future__ import annotations
 
-import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from typing import TYPE_CHECKING
 
-Arr = NDArray[np.float64]
+import numpy as np
+
+if TYPE_CHECKING:  # numpy.typing costs 20 ms of start-up; only type checkers need it
+    from numpy.typing import ArrayLike, NDArray
+
+    Arr = NDArray[np.float64]
+
 
 
 def _steps(n: ArrayLike) -> Arr:

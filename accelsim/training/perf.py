@@ -22,10 +22,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from accelsim import units
 from accelsim.devices import DeviceLike, DeviceSpec, as_spec, load_device
@@ -34,6 +33,9 @@ from accelsim.precision import BYTES
 from accelsim.roofline import gemm_bytes, gemm_time, memory_time
 from accelsim.training import collectives as coll
 from accelsim.training.job import RECOMPUTE_CODE, TrainJob, TransformerModel, check_job
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # Flash-attention kernels run below cuBLAS GEMM efficiency: FlashAttention-2 reaches
 # 50-73 % of A100 peak forward and up to 63 % backward, against ~80-85 % for large
@@ -458,6 +460,8 @@ def estimate_frame(configs: pd.DataFrame) -> pd.DataFrame:
     Rows are not layout-checked here (the search generates only valid ones); use
     :func:`accelsim.training.job.layout_problems` for user input.
     """
+    import pandas as pd
+
     missing = [col for col in INPUT_COLUMNS if col not in configs.columns]
     if missing:
         raise AccelsimError.single("configs", ", ".join(missing), "missing input columns")

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from accelsim.devices import DeviceLike, DeviceSpec, as_spec
 from accelsim.errors import AccelsimError
@@ -20,10 +20,13 @@ from accelsim.training.job import (
 )
 from accelsim.training.perf import (
     device_columns,
-    estimate_frame,
+    estimate_arrays,
     job_columns,
     model_columns,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MICRO_BATCHES = (1, 2, 4, 8)
 MAX_VIRTUAL = 8
@@ -46,12 +49,13 @@ def default_global_batch(model: TransformerModel) -> int:
     return max(1, round(4 * 2**20 / model.seq_len))
 
 
-def candidate_layouts(model: TransformerModel, devices: int, global_batch: int,
-                      domain: int) -> pd.DataFrame:
+def candidate_columns(model: TransformerModel, devices: int, global_batch: int,
+                      domain: int) -> dict[str, np.ndarray]:
     """Every layout of the search space that satisfies Megatron's divisibility rules
     (:func:`accelsim.training.job.layout_rules`, the one copy): tp a power of two within the
     scale-up domain, cp a power of two up to 16 keeping >= 4096 tokens per rank, pp any
-    divisor, micro-batch 1-8, up to 8 virtual stages, then recompute x ZeRO."""
+    divisor, micro-batch 1-8, up to 8 virtual stages, then recompute x ZeRO. Columns of
+    equal length; recompute as its code (:data:`RECOMPUTE`)."""
     tps = _pow2_upto(min(devices, domain, model.heads))
     cps = [c for c in _pow2_upto(16) if c == 1 or model.seq_len // c >= 4096]
     pps = [p for p in range(1, model.layers + 1) if model.layers % p == 0]
@@ -73,59 +77,106 @@ def candidate_layouts(model: TransformerModel, devices: int, global_batch: int,
             f"no valid layout of {devices} devices for this model and global batch "
             f"{global_batch} (tp must divide heads, pp the layers, dp*micro_batch the batch)",
         )
-    base = pd.DataFrame({"tp": t[ok], "pp": p[ok], "dp": d[ok], "cp": c[ok], "ep": e[ok],
-                         "micro_batch": b[ok], "virtual_stages": v[ok]})
-    knobs = pd.DataFrame(list(itertools.product(range(len(RECOMPUTE)), [0, 1, 2, 3])),
-                         columns=["recompute", "zero"])
-    return base.merge(knobs, how="cross")
+    knobs = np.array(list(itertools.product(range(len(RECOMPUTE)), [0, 1, 2, 3])))
+    n, k = int(ok.sum()), len(knobs)
+    base = {"tp": t[ok], "pp": p[ok], "dp": d[ok], "cp": c[ok], "ep": e[ok],
+            "micro_batch": b[ok], "virtual_stages": v[ok]}
+    cols = {name: np.repeat(x, k) for name, x in base.items()}  # each layout x every knob
+    cols["recompute"] = np.tile(knobs[:, 0], n)
+    cols["zero"] = np.tile(knobs[:, 1], n)
+    return cols
+
+
+def candidate_layouts(model: TransformerModel, devices: int, global_batch: int,
+                      domain: int) -> pd.DataFrame:
+    """:func:`candidate_columns` as a DataFrame (the batch API's input rows)."""
+    import pandas as pd
+
+    return pd.DataFrame(candidate_columns(model, devices, global_batch, domain))
+
+
+LAYOUT_COLUMNS = ("tp", "pp", "dp", "cp", "ep", "micro_batch", "virtual_stages", "recompute",
+                  "zero")
 
 
 @dataclass(frozen=True)
 class SearchResult:
-    best: TrainJob | None  # its ``device`` is the spec's name; estimate it with ``spec``
+    """Every evaluated layout, best first: ``columns`` holds the layout and estimate columns
+    (``fits_memory`` marks feasible; ``recompute`` by name); ``best`` is the fastest that
+    fits (None if none does), its ``device`` the spec's name: estimate it with ``spec``."""
+
+    best: TrainJob | None
     spec: DeviceSpec
-    table: pd.DataFrame  # every evaluated layout, best first; ``fits_memory`` marks feasible
+    columns: dict[str, np.ndarray]
     evaluated: int
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """The columns as a DataFrame (built on access; pandas is imported here)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.columns)
+
+    def records(self, columns: list[str], top: int, fitting: bool = True
+                ) -> list[dict[str, Any]]:
+        """The first ``top`` rows as dicts: of the layouts that fit, or (``fitting`` False)
+        of all layouts by memory needed, least first."""
+        if fitting:
+            idx = np.flatnonzero(self.columns["fits_memory"])[:top]
+        else:
+            idx = np.argsort(self.columns["memory_per_device_gib"], kind="stable")[:top]
+        return [{c: _py(self.columns[c][i]) for c in columns} for i in idx]
+
+    @property
+    def n_fitting(self) -> int:
+        return int(np.count_nonzero(self.columns["fits_memory"]))
+
+
+def _py(x: Any) -> Any:
+    return x.item() if hasattr(x, "item") else x
 
 
 def search_layouts(model: TransformerModel, device: DeviceLike, devices: int,
                    global_batch: int | None = None, precision: str = "bf16",
                    attention: str = "flash") -> SearchResult:
     """Evaluate every valid layout on ``device`` (a resolved DeviceSpec or DeviceProfile);
-    the best is the fastest that fits in memory."""
+    the best is the fastest that fits in memory (ties: less memory)."""
     spec = as_spec(device, "train-search")
     spec.flops(precision, where="train-search")
     if global_batch is not None and global_batch < 1:
         raise AccelsimError.single("train-search", "--global-batch",
                                    f"expected a whole number of sequences >= 1, got {global_batch}")
     gb = global_batch or default_global_batch(model)
-    cand = candidate_layouts(model, devices, gb, spec.scaleup_domain)
-    cand["sequence_parallel"] = (cand["tp"] > 1).astype(int)
-    cand["global_batch"] = gb
-    for k, val in {**model_columns(model), **device_columns(spec, precision),
-                   **job_columns(precision, attention)}.items():
-        cand[k] = val
-    est = estimate_frame(cand)
-    layout_cols = ["tp", "pp", "dp", "cp", "ep", "micro_batch", "virtual_stages", "recompute",
-                   "zero"]
-    table = pd.concat([cand[layout_cols], est], axis=1)
-    table["recompute"] = table["recompute"].map(dict(enumerate(RECOMPUTE)))
-    table = table.sort_values(["fits_memory", "tokens_per_s", "memory_per_device_gib"],
-                              ascending=[False, False, True], kind="stable")
-    table = table.reset_index(drop=True)
+    cand = candidate_columns(model, devices, gb, spec.scaleup_domain)
+    inputs: dict[str, Any] = {**cand, "sequence_parallel": (cand["tp"] > 1).astype(np.int64),
+                              "global_batch": gb, **model_columns(model),
+                              **device_columns(spec, precision),
+                              **job_columns(precision, attention)}
+    n = len(cand["tp"])
+    est = {k: np.broadcast_to(np.asarray(v), (n,)) for k, v in estimate_arrays(inputs).items()
+           if not k.startswith("_")}
+    fits = np.asarray(est["fits_memory"], dtype=bool)
+    # best first: fitting, then most tokens/s, then least memory (a stable sort)
+    order = np.lexsort((est["memory_per_device_gib"], -est["tokens_per_s"], ~fits))
+    cols = {k: cand[k][order] for k in LAYOUT_COLUMNS}
+    cols["recompute"] = np.asarray(RECOMPUTE, dtype=object)[cols["recompute"]]
+    cols.update({k: v[order] for k, v in est.items()})
+    cols["fits_memory"] = fits[order]
     best = None
-    if bool(table["fits_memory"].iloc[0]):
-        r = table.iloc[0]
+    if cols["fits_memory"][0]:
         best = TrainJob(
             device=spec.name, model=model, global_batch=gb, precision=precision,  # type: ignore[arg-type]
             attention=attention,  # type: ignore[arg-type]
             parallelism=Parallelism(
-                tp=int(r.tp), pp=int(r.pp), dp=int(r.dp), cp=int(r.cp), ep=int(r.ep),
-                micro_batch=int(r.micro_batch), virtual_stages=int(r.virtual_stages),
-                sequence_parallel=bool(r.tp > 1), recompute=r.recompute, zero=int(r.zero),
+                tp=int(cols["tp"][0]), pp=int(cols["pp"][0]), dp=int(cols["dp"][0]),
+                cp=int(cols["cp"][0]), ep=int(cols["ep"][0]),
+                micro_batch=int(cols["micro_batch"][0]),
+                virtual_stages=int(cols["virtual_stages"][0]),
+                sequence_parallel=bool(cols["tp"][0] > 1), recompute=cols["recompute"][0],
+                zero=int(cols["zero"][0]),
             ),
         )
-    return SearchResult(best=best, spec=spec, table=table, evaluated=len(table))
+    return SearchResult(best=best, spec=spec, columns=cols, evaluated=n)
 
 
 def feasible(table: pd.DataFrame) -> pd.DataFrame:

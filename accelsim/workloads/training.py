@@ -97,13 +97,13 @@ class Training(Workload):
         if res.best is None:
             msg = f"no layout fits on {spec.cluster_devices} devices"
             return DeviceEval(0.0, note=msg, reason=msg, state=_Layouts(None, msg))
-        state = _Layouts(_layout_columns(res.table.head(TOP_LAYOUTS), model, spec.precision,
-                                         gb), None)
-        r = res.table.iloc[0]
+        top = {k: v[:TOP_LAYOUTS] for k, v in res.columns.items()}
+        state = _Layouts(_layout_columns(top, model, spec.precision, gb), None)
         par = res.best.parallelism
         note = (f"tp{par.tp} pp{par.pp} dp{par.dp} mb{par.micro_batch} v{par.virtual_stages} "
-                f"{par.recompute} zero{par.zero}; MFU {r.mfu:.2f}")
-        return DeviceEval(float(r.tokens_per_s) / spec.cluster_devices, 1.0, note, None, state)
+                f"{par.recompute} zero{par.zero}; MFU {float(top['mfu'][0]):.2f}")
+        return DeviceEval(float(top["tokens_per_s"][0]) / spec.cluster_devices, 1.0, note, None,
+                          state)
 
     def prepare_fast(self, spec: TrainingSpec, base: dict[str, DeviceEval], ctx: EvalContext
                      ) -> dict[str, _Layouts]:
@@ -152,9 +152,9 @@ def _layout_columns(lay: Any, model: Any, precision: str, global_batch: int) -> 
     from accelsim.training.job import RECOMPUTE_CODE
     from accelsim.training.perf import job_columns, model_columns
 
-    cols: dict[str, Any] = {k: lay[k].to_numpy(dtype=float) for k in (
+    cols: dict[str, Any] = {k: np.asarray(lay[k], dtype=float) for k in (
         "tp", "pp", "dp", "cp", "ep", "micro_batch", "virtual_stages", "zero")}
-    cols["recompute"] = lay["recompute"].map(RECOMPUTE_CODE).to_numpy(dtype=float)
+    cols["recompute"] = np.array([RECOMPUTE_CODE[r] for r in lay["recompute"]], dtype=float)
     cols["sequence_parallel"] = (cols["tp"] > 1).astype(float)
     cols.update({k: float(v) for k, v in model_columns(model).items()})
     cols.update({k: float(v) for k, v in job_columns(precision).items()})
