@@ -657,7 +657,7 @@ def main() -> None:
     # typer raises click's exceptions, vendored in recent versions: find their base class
     click_error = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
     try:
-        code = app(standalone_mode=False)
+        code = app(prog_name="accelsim", standalone_mode=False)
     except click_error as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":
             typer.echo(exc.format_message())

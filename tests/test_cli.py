@@ -59,3 +59,65 @@ def test_schema_unknown_kind():
     r = runner.invoke(app, ["schema", "toaster"])
     assert r.exit_code == 2
     assert "unknown kind 'toaster'" in r.stderr
+
+
+# ------------------------------------------------------------------ hardening
+
+def _main(monkeypatch, capsys, *args):
+    """Run the real entry point (usage errors are handled there, not by typer's runner)."""
+    import pytest
+
+    from accelsim.cli import main
+
+    monkeypatch.setattr("sys.argv", ["accelsim", *args])
+    with pytest.raises(SystemExit) as e:
+        main()
+    out = capsys.readouterr()
+    return e.value.code, out.out, out.err
+
+
+def test_bad_option_values_are_one_line_with_exit_2(monkeypatch, capsys):
+    from tests.conftest import CONFIGS
+
+    model = str(CONFIGS / "models" / "gpt3-175b.yaml")
+    for args, want in [
+        (["train-search", model, "--device", "h20", "--devices", "8", "--global-batch", "0"],
+         "accelsim train-search: Invalid value for '--global-batch'"),
+        (["train-search", model, "--device", "h20", "--devices", "0"],
+         "accelsim train-search: Invalid value for '--devices'"),
+        (["no-such-command"], "accelsim: No such command 'no-such-command'"),
+        (["compare"], "accelsim compare: Missing argument"),
+    ]:
+        code, _, err = _main(monkeypatch, capsys, *args)
+        assert code == 2 and err.count("\n") == 1 and err.startswith(want), (args, err)
+
+
+def test_the_executable_answers_version_without_importing_the_cli():
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.argv = ['accelsim', '--version']; from accelsim.entry import main; "
+            "main(); print(sorted(m for m in sys.modules if m.startswith(('typer', 'pydantic', "
+            "'numpy'))))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert r.stdout.splitlines() == [f"accelsim {__version__}", "[]"]
+
+
+HEAVY = ("pandas", "scipy", "matplotlib", "dask", "distributed", "numba", "pyarrow", "simpy")
+
+
+def test_train_search_and_validate_import_no_heavy_library():
+    import subprocess
+    import sys
+
+    from tests.conftest import CONFIGS
+
+    for args in (["train-search", str(CONFIGS / "models" / "gpt3-175b.yaml"), "--device",
+                  "h100-sxm", "--devices", "64"], ["validate", str(CONFIGS / "fleet.yaml")]):
+        code = (f"import sys; sys.argv = {['accelsim', *args]!r}\n"
+                "from accelsim.cli import main\n"
+                "try:\n    main()\nexcept SystemExit:\n    pass\n"
+                f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})), "
+                "file=sys.stderr)")
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert r.stderr.strip().splitlines()[-1] == "[]", (args, r.stderr)

@@ -128,3 +128,70 @@ def test_safe_loader_refuses_python_objects(write_yaml):
 
 def test_roundtrip_of_shipped_profile(h20_dict, write_yaml):
     assert load(DeviceProfile, write_yaml(yaml.safe_load(yaml.safe_dump(h20_dict)))).name == "h20"
+
+
+# ------------------------------------------------------------------ classes of bad files
+
+def _problem(path) -> str:
+    with pytest.raises(AccelsimError) as e:
+        read_yaml(path)
+    assert len(e.value.problems) == 1
+    return str(e.value.problems[0])
+
+
+def test_duplicate_yaml_keys_are_an_error_not_last_wins(write_yaml):
+    p = write_yaml("name: a\nyear: 2025\nname: b\n")
+    assert "line 3, column 1: invalid YAML: duplicate key 'name' (first at line 1)" in _problem(p)
+
+
+def test_nested_duplicate_keys_too(write_yaml):
+    p = write_yaml("supply:\n  h20: {max_units: 1}\n  h20: {max_units: 2}\n")
+    assert "duplicate key 'h20'" in _problem(p)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "folder"])
+def test_files_that_are_not_regular_files_are_refused_without_blocking(tmp_path, kind):
+    import os
+
+    if kind == "fifo":
+        path = tmp_path / "pipe.yaml"
+        os.mkfifo(path)  # opening it for reading would block forever
+        want = "is not a regular file"
+    elif kind == "device":
+        path = "/dev/zero"  # reading it would never end
+        want = "is not a regular file"
+    else:
+        path = tmp_path
+        want = "is a directory"
+    assert want in _problem(path)
+    r = runner.invoke(app, ["validate", str(path)])
+    assert r.exit_code == 2 and want in r.stderr
+
+
+def test_huge_file_is_refused_before_it_is_parsed(tmp_path):
+    from accelsim.config import MAX_CONFIG_BYTES
+
+    p = tmp_path / "big.yaml"
+    with p.open("wb") as fh:
+        fh.truncate(MAX_CONFIG_BYTES + 1)  # sparse: no disk used
+    assert "larger than 16 MiB" in _problem(p)
+
+
+@pytest.mark.parametrize("text", ["a: " + "[" * 5000 + "]" * 5000,
+                                  "a: " + "{b: " * 60 + "1" + "}" * 60])
+def test_deep_nesting_is_one_line_not_a_recursion_error(write_yaml, text):
+    msg = _problem(write_yaml(text))
+    assert "nested deeper than" in msg or "nesting depth" in msg
+
+
+def test_alias_bombs_are_refused(write_yaml):
+    lines = ["a0: &a0 [x, x]"] + [f"a{i}: &a{i} [*a{i-1}, *a{i-1}]" for i in range(1, 60)]
+    assert "YAML aliases" in _problem(write_yaml("\n".join(lines)))
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("nan")])
+def test_infinite_or_nan_numbers_are_refused_everywhere(h20_dict, write_yaml, value):
+    d = _set(h20_dict, "cost.price_usd.value", value)
+    with pytest.raises(AccelsimError) as e:
+        load(DeviceProfile, write_yaml(d))
+    assert "cost.price_usd" in str(e.value)

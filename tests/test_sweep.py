@@ -304,3 +304,171 @@ def test_a_point_that_cannot_deliver_keeps_its_row_with_the_reason():
                         "device.h20.training.throughput"])
     assert "device.h20.training: none of the base run's best 24 layouts fits" in got["reason"]
     assert "device.h20.training.throughput is 0" in got["reason"]
+
+
+# ------------------------------------------------------------------ hardening
+
+def _sweep_file(tmp_path, base, parameters, metrics, **extra):
+    p = tmp_path / "s.yaml"
+    p.write_text(yaml.safe_dump({"name": "h", "base": str(base), "parameters": parameters,
+                                 "metrics": metrics, **extra}))
+    return p
+
+
+def test_a_misspelt_path_is_refused_by_validate_and_before_a_sweep_starts(tmp_path):
+    s = _sweep_file(tmp_path, CONFIGS / "fleet.yaml",
+                    {"supply.h2O.max_units": {"values": [0, 1000]}}, ["fleet.all-h20.capex_usd"])
+    want = f"{s}: parameters.supply.h2O.max_units: supply.h2O: device is in no budget pool"
+    r = runner.invoke(app, ["validate", str(s)])
+    assert r.exit_code == 2 and r.stderr.startswith(want), r.stderr
+    out = tmp_path / "o"
+    r = runner.invoke(app, ["sweep", str(s), "-o", str(out)])
+    assert r.exit_code == 2 and r.stderr.startswith(want) and not out.exists()
+
+
+def test_unknown_metrics_and_device_fields_are_refused_with_suggestions(tmp_path):
+    s = _sweep_file(tmp_path, CONFIGS / "fleet.yaml",
+                    {"devices.h20.bf16_tflop": {"values": [100]}},
+                    ["fleet.all-h20.capx_usd", "optimum.objective / optimum.capex"])
+    r = runner.invoke(app, ["validate", str(s)])
+    assert r.exit_code == 2
+    lines = r.stderr.splitlines()
+    assert any("parameters.devices.h20.bf16_tflop: 'bf16_tflop' is not a device field" in x
+               for x in lines)
+    assert any("unknown metric 'fleet.all-h20.capx_usd'; expected e.g. fleet.all-h20.capex_usd"
+               in x for x in lines)
+    assert any("unknown metric 'optimum.capex'; expected e.g. optimum.capex_usd" in x
+               for x in lines)
+
+
+def test_a_fractional_count_is_never_rounded(tmp_path):
+    # every value fractional: the path can never work -> refused up front
+    s = _sweep_file(tmp_path, CONFIGS / "fleet.yaml",
+                    {"supply.h20.max_units": {"values": [1.5, 2.5]}}, ["fleet.all-h20.capex_usd"])
+    r = runner.invoke(app, ["validate", str(s)])
+    assert r.exit_code == 2 and "Input should be a valid integer (got 1.5)" in r.stderr
+    data = {"supply": {"h20": {"max_units": 6}}}
+    apply_mapping(data, "supply.h20.max_units", 2.5, "s")
+    assert data["supply"]["h20"]["max_units"] == 2.5  # left for validation to refuse
+
+
+def test_points_whose_values_are_invalid_keep_their_row_and_reason(tmp_path):
+    # tp=5 does not divide GPT-3's 96 heads: that point's reason, the others run
+    s = _sweep_file(tmp_path, JOB, {"parallelism.tp": {"values": [4, 5, 8]}},
+                    ["step_time_s"], batch_size=1)
+    run = run_sweep(s, tmp_path / "o", workers=1)
+    df = read_results(run.out)
+    assert len(df) == 3
+    bad = df[df["parallelism.tp"] == 5].iloc[0]
+    assert np.isnan(bad["step_time_s"]) and "tp (5) must divide" in bad["reason"]
+    assert df[df["parallelism.tp"] != 5]["step_time_s"].notna().all()
+
+
+def test_a_folder_left_by_a_sweep_that_never_finished_a_point_is_reused(train_sweep, tmp_path):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "_sweep.json").write_text("{}")  # e.g. the Dask scheduler was not there
+    (out / "_lock").write_text("12345")
+    run = run_sweep(train_sweep, out, workers=1, limit=2)  # no --resume needed
+    assert run.computed == 2
+
+
+def test_a_second_writer_is_refused_while_the_folder_is_locked(train_sweep, tmp_path):
+    import fcntl
+
+    out = tmp_path / "o"
+    out.mkdir()
+    with (out / "_lock").open("a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fh.write("4242")
+        fh.flush()
+        with pytest.raises(AccelsimError) as e:
+            run_sweep(train_sweep, out, workers=1, limit=1)
+    assert str(e.value) == (f"{out}: --out: another sweep (pid 4242) is writing to this folder; "
+                            "wait for it to finish or choose another --out")
+    assert run_sweep(train_sweep, out, workers=1, limit=1).computed == 1  # released
+
+
+def test_an_unreachable_dask_scheduler_is_one_line(train_sweep, tmp_path, monkeypatch):
+    import accelsim.sweep.run as sweep_run
+
+    monkeypatch.setattr(sweep_run, "SCHEDULER_TIMEOUT", "1s")
+    with pytest.raises(AccelsimError) as e:
+        run_sweep(train_sweep, tmp_path / "o", executor="dask", scheduler="tcp://127.0.0.1:9",
+                  limit=1)
+    assert "--scheduler: cannot reach a Dask scheduler at tcp://127.0.0.1:9" in str(e.value)
+
+
+def _slow_sweep(tmp_path):
+    """A serving-job sweep whose points take ~10 ms each, in batches of 4."""
+    return _sweep_file(tmp_path, CONFIGS / "jobs" / "serve-rmc2-h20.yaml",
+                       {"arrivals.rate_qps": {"low": 1000, "high": 20000, "num": 2000}},
+                       ["p99_ms"], batch_size=4)
+
+
+def _children(pid: int) -> list[int]:
+    from pathlib import Path
+
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(x) for x in path.read_text().split()] if path.exists() else []
+
+
+def _alive(pid: int) -> bool:
+    from pathlib import Path
+
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def _start(tmp_path, out):
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "accelsim", "sweep", str(_slow_sweep(tmp_path)),
+                             "-o", str(out), "--workers", "2"], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while not list(out.glob("part-*.parquet")) and time.time() < deadline:
+        time.sleep(0.05)
+    assert list(out.glob("part-*.parquet")), "no batch finished within 60 s"
+    return proc, _children(proc.pid)
+
+
+@pytest.mark.parametrize("sig,code,word", [(2, 130, "interrupted"), (15, 143, "terminated")])
+def test_ctrl_c_and_sigterm_stop_quickly_keep_results_and_say_how_to_resume(
+        tmp_path, sig, code, word):
+    import os
+    import time
+
+    out = tmp_path / "o"
+    proc, workers = _start(tmp_path, out)
+    assert workers
+    t = time.time()
+    os.kill(proc.pid, sig)
+    _, err = proc.communicate(timeout=30)
+    assert time.time() - t < 5
+    assert proc.returncode == code
+    last = err.strip().splitlines()[-1]
+    assert f": {word}: " in last and "finished points are kept in" in last and "--resume" in last
+    assert "Traceback" not in err
+    time.sleep(0.5)
+    assert not any(_alive(w) for w in workers)
+    kept = len(read_results(out))
+    assert kept > 0
+    r = run_sweep(_slow_sweep(tmp_path), out, workers=1, resume=True, limit=kept + 4)
+    assert r.skipped >= kept
+
+
+def test_workers_exit_when_the_sweep_process_is_killed(tmp_path):
+    import os
+    import signal
+    import time
+
+    proc, workers = _start(tmp_path, tmp_path / "o")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=30)
+    deadline = time.time() + 10
+    while any(_alive(w) for w in workers) and time.time() < deadline:
+        time.sleep(0.1)
+    assert workers and not any(_alive(w) for w in workers)

@@ -61,6 +61,8 @@ def _write_part(out: Path, rows: list[dict[str, Any]]) -> None:
 
 
 Batch = list[tuple[int, dict[str, float]]]
+# How long to try reaching a --scheduler before saying it is not there.
+SCHEDULER_TIMEOUT = "10s"
 
 
 def _execute(executor: str, workers: int, scheduler: str | None, payload: dict[str, Any],
@@ -128,7 +130,7 @@ def _execute_dask(workers: int, scheduler: str | None, payload: dict[str, Any],
     cluster = None
     try:
         if scheduler:
-            client = Client(scheduler, timeout="10s")
+            client = Client(scheduler, timeout=SCHEDULER_TIMEOUT)
         else:
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                    host="127.0.0.1", dashboard_address=None)

@@ -111,3 +111,119 @@ def test_broken_scenarios_one_line_each(tmp_path, path, value, field, text):
     assert line and text in line[0], str(e.value)
     r = runner.invoke(app, ["compare", str(p)])
     assert r.exit_code == 2 and "Traceback" not in r.output
+
+
+SILENT_BEFORE = [
+    # (mutation, field, text): inputs that used to be accepted and give NaN or a wrong table
+    (lambda d: d["workloads"]["serving"].update(peak_qps=float("inf")),
+     "workloads.serving.peak_qps", "finite number"),
+    (lambda d: d["workloads"]["training"].update(tokens=float("inf")),
+     "workloads.training.tokens", "finite number"),
+    (lambda d: d["budget"].update(total_usd=float("inf")), "budget.total_usd", "finite number"),
+    (lambda d: d["fleets"].append(dict(d["fleets"][0])), "fleets",
+     "fleet names must be unique; repeated: reported-split"),
+    (lambda d: d["fleets"].append({"name": "x", "units": {"h20": 1.5}}), "fleets[5].units.h20",
+     "valid integer"),
+    (lambda d: d["workloads"]["serving"].update(model="no-such-model"),
+     "workloads.serving.model", "unknown recommendation model"),
+    (lambda d: d["workloads"]["serving"].update(daily_profile=[-1.0] * 24),
+     "workloads.serving.daily_profile[0]", "greater than or equal to 0"),
+]
+
+
+@pytest.mark.parametrize("mutate,field,text", SILENT_BEFORE, ids=[s[1] for s in SILENT_BEFORE])
+def test_inputs_once_accepted_silently_are_errors(tmp_path, mutate, field, text):
+    data = yaml.safe_load(FLEET.read_text())
+    mutate(data)
+    p = tmp_path / "fleet.yaml"
+    p.write_text(yaml.safe_dump(data))
+    r = runner.invoke(app, ["validate", str(p)])
+    assert r.exit_code == 2, r.output
+    assert any(line.startswith(f"{p}: {field}: ") and text in line
+               for line in r.stderr.splitlines()), r.stderr
+
+
+def test_two_profiles_with_one_name_in_a_scenario_are_an_error(tmp_path):
+    data = yaml.safe_load(FLEET.read_text())
+    twin = tmp_path / "my-h20.yaml"
+    twin.write_text((CONFIGS / "devices" / "h20.yaml").read_text())  # also named 'h20'
+    data["budget"]["pools"]["domestic"]["devices"].append(str(twin))
+    p = tmp_path / "fleet.yaml"
+    p.write_text(yaml.safe_dump(data))
+    with pytest.raises(AccelsimError, match="second profile named 'h20'"):
+        load_scenario(p)
+
+
+def test_optimize_year_out_of_range_is_refused_before_evaluating(tmp_path):
+    r = runner.invoke(app, ["optimize", str(FLEET), "--year", "1900"])
+    assert r.exit_code == 2
+    assert r.stderr.strip() == f"{FLEET}: --year: expected a year in 2010-2040, got 1900"
+
+
+@pytest.fixture(scope="module")
+def min_cost_scenario(tmp_path_factory):
+    """The seed scenario at min_cost with a budget far below what the demand needs."""
+    data = yaml.safe_load(FLEET.read_text())
+    data["objective"] = "min_cost"
+    data["budget"] = {"total_usd": 2e8, "pools": {
+        "domestic": {**data["budget"]["pools"]["domestic"], "usd": 1e8},
+        "overseas": {**data["budget"]["pools"]["overseas"], "usd": 1e8}}}
+    p = tmp_path_factory.mktemp("mc") / "fleet.yaml"
+    p.write_text(yaml.safe_dump(data))
+    return p
+
+
+def test_infeasible_min_cost_optimum_prints_the_best_mix_and_exits_3(min_cost_scenario):
+    r = runner.invoke(app, ["optimize", str(min_cost_scenario), "--json"])
+    assert r.exit_code == 3, r.output
+    out = json.loads(r.stdout)
+    assert out["feasible"] is False and out["objective_kind"] == "served_demand"
+    assert out["capex_usd"] <= 2e8 + 1 and out["units"]
+    line = r.stderr.strip()
+    assert line.startswith(f"{min_cost_scenario}: workloads: no fleet meets the whole demand")
+
+
+def test_json_is_strict_with_reasons_for_missing_numbers(min_cost_scenario):
+    r = runner.invoke(app, ["compare", str(min_cost_scenario), "--json"])
+    assert r.exit_code == 0, r.output
+
+    def refuse(token):
+        raise AssertionError(f"non-standard JSON number {token}")
+
+    out = json.loads(r.stdout, parse_constant=refuse)
+    unmet = [f for f in out["fleets"] if not f["meets_demand"]]
+    assert unmet and all(f["objective"] is None for f in unmet)
+    i = out["fleets"].index(unmet[0])
+    assert "min_cost" in out["null_reasons"][f"fleets[{i}].objective"]
+
+
+def test_compare_tables_fit_80_columns_and_csv_cells_hold_one_value(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    import accelsim.cli as cli
+
+    buf = io.StringIO()
+    old = cli.console
+    cli.console = Console(file=buf, width=80, color_system=None)
+    try:
+        r = runner.invoke(app, ["compare", str(FLEET), "--csv", str(tmp_path)])
+    finally:
+        cli.console = old
+    assert r.exit_code == 0, r.output
+    text = buf.getvalue()
+    assert max(len(x) for x in text.splitlines()) <= 80
+    assert "serving QPS at SLO, allocated" in text and "serving QPS at SLO, whole fleet" in text
+    assert "training: tokens/s per device" in text  # the unit, once, in the title
+    import pandas as pd
+
+    fleets = pd.read_csv(tmp_path / "fleets.csv")
+    assert {"units.h20", "pool_spend_usd.overseas", "workloads.serving.capacity"} <= set(
+        fleets.columns)
+    for col in [c for c in fleets.columns if c.startswith(("units.", "allocation."))]:
+        assert pd.api.types.is_numeric_dtype(fleets[col]) and fleets[col].notna().all(), col
+    viol = pd.read_csv(tmp_path / "violations.csv")
+    assert list(viol.columns) == ["fleet", "kind", "subject", "limit", "value", "unit"]
+    all_h20 = fleets.set_index("name").loc["all-h20"]
+    assert all_h20["n_violations"] == (viol["fleet"] == "all-h20").sum() > 0

@@ -75,3 +75,62 @@ def test_sizes_and_service_draws_do_not_depend_on_the_rate_even_with_bursts():
     b = draw_inputs(_job({**arr, "rate_qps": 3000}))
     np.testing.assert_array_equal(a.items, b.items)
     np.testing.assert_array_equal(a.draw_s, b.draw_s)
+
+
+@pytest.mark.parametrize("cells,line,want", [
+    ("0,1\n0.1,abc\n0.2,3\n", "items (line 3)", "expected a finite number, got 'abc'"),
+    ("0,1\n0.1,\n0.2,3\n", "items (line 3)", "expected a finite number, got an empty cell"),
+    ("0,1\nnan,1\n0.2,3\n", "arrival_s (line 3)", "expected a finite number, got 'nan'"),
+    ("0,1\n0.1,2.5\n", "items (line 3)", "expected whole items >= 1, got '2.5'"),
+    ("0,1\n0.1,inf\n", "items (line 3)", "expected a finite number, got 'inf'"),
+])
+def test_trace_cells_that_are_not_numbers_name_their_line(tmp_path, cells, line, want):
+    p = tmp_path / "trace.csv"
+    p.write_text("arrival_s,items\n" + cells)
+    with pytest.raises(AccelsimError) as e:
+        draw_inputs(_job({"trace": str(p)}))
+    assert str(e.value) == f"{p}: {line}: {want}"
+
+
+@pytest.mark.parametrize("arrivals,field", [
+    ({"process": "poisson", "rate_qps": 1e-6,
+      "bursts": {"multiplier": 5, "mean_burst_s": 0.01, "mean_gap_s": 0.01}}, "arrivals.bursts"),
+    ({"process": "poisson", "rate_qps": 1e-6,
+      "profile": {"hourly": [1.0] * 24, "day_s": 1.0}}, "arrivals.profile.day_s"),
+])
+def test_a_tiny_rate_with_short_segments_is_refused_not_a_hang(arrivals, field):
+    from accelsim.serving.sim import build_service
+
+    j = _job(arrivals)
+    with pytest.raises(AccelsimError) as e:
+        draw_inputs(j, service=build_service(j, "tiny.yaml"))
+    assert str(e.value).startswith(f"tiny.yaml: {field}: the run spans ")
+
+
+def test_burst_switches_are_seeded_and_cover_the_run():
+    from accelsim.serving.workload import shape_function
+
+    a = _job({"process": "poisson", "rate_qps": 100,
+              "bursts": {"multiplier": 3, "mean_burst_s": 0.5, "mean_gap_s": 2.0}}).arrivals
+    t1, m1 = shape_function(a, 1000.0, np.random.default_rng(5))
+    t2, m2 = shape_function(a, 1000.0, np.random.default_rng(5))
+    np.testing.assert_array_equal(t1, t2)
+    np.testing.assert_array_equal(m1, m2)
+    assert t1[0] == 0 and t1[-1] >= 1000.0 * 1.5 and np.all(np.diff(t1) > 0)
+    # alternating gap/burst levels keep the long-run mean at 1: 0.8 * base + 0.2 * 3 * base
+    base = 1 / (1 + 0.2 * 2)
+    assert set(np.round(m1, 12)) == {round(base, 12), round(3 * base, 12)}
+    dur = np.diff(t1)
+    frac = dur[m1[:-1] > 1].sum() / dur.sum()
+    assert frac == pytest.approx(0.2, abs=0.03)
+
+
+def test_runs_that_would_exhaust_memory_are_refused_up_front():
+    from accelsim.serving.sim import BYTES_PER_REQUEST, _physical_memory
+
+    n = int(_physical_memory() / BYTES_PER_REQUEST)  # twice the half that is allowed
+    j = _job({"process": "poisson", "rate_qps": 10}, sim={"requests": n, "warmup": 0})
+    with pytest.raises(AccelsimError) as e:
+        simulate(j)
+    msg = str(e.value)
+    assert "sim.requests" in msg and "GB; this machine has" in msg and "expected at most" in msg
