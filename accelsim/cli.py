@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -324,6 +325,9 @@ def serve(
         emit_json(out)
     else:
         _print_serve(job_file, job, res, out)
+    if not m["stable"] and m.get("completed", 1) == 0:
+        infeasible(job_file, "deadline_ms", f"{m['message']}; expected a longer deadline, a "
+                   "lower rate or more replicas")
     if not m["stable"]:
         infeasible(job_file, "arrivals.rate_qps",
                    f"offered {m['offered_qps']:.4g} qps exceeds the capacity of "
@@ -669,4 +673,15 @@ def main() -> None:
     except (typer.Abort, KeyboardInterrupt):
         typer.echo("interrupted", err=True)
         code = 130
+    except BrokenPipeError:  # `accelsim ... | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 1
+    except OSError as exc:  # the terminal or pipe failed (disk full on a redirect...)
+        typer.echo(f"accelsim: cannot write the output ({exc.strerror or exc})", err=True)
+        code = 1
+    try:
+        sys.stdout.flush()
+    except OSError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = code or 1
     sys.exit(code or 0)

@@ -121,3 +121,21 @@ def test_train_search_and_validate_import_no_heavy_library():
                 "file=sys.stderr)")
         r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         assert r.stderr.strip().splitlines()[-1] == "[]", (args, r.stderr)
+
+
+def test_output_to_a_full_disk_or_a_closed_pipe_is_not_a_traceback():
+    import subprocess
+    import sys
+
+    with open("/dev/full", "w") as full:
+        r = subprocess.run([sys.executable, "-m", "accelsim", "schema", "device"], stdout=full,
+                           stderr=subprocess.PIPE, text=True)
+    assert r.returncode == 1
+    assert r.stderr.strip() == "accelsim: cannot write the output (No space left on device)"
+    p = subprocess.Popen([sys.executable, "-m", "accelsim", "schema", "scenario"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p.stdout.readline()
+    p.stdout.close()  # the reader leaves, like `| head -1`
+    err = p.stderr.read()
+    p.wait()
+    assert "Traceback" not in err

@@ -472,3 +472,15 @@ def test_workers_exit_when_the_sweep_process_is_killed(tmp_path):
     while any(_alive(w) for w in workers) and time.time() < deadline:
         time.sleep(0.1)
     assert workers and not any(_alive(w) for w in workers)
+
+
+@pytest.mark.parametrize("name,content,want", [
+    ("x.parquet", "garbage", "cannot read it as a table"),
+    ("x.csv", "a,b\n1,2\n", "point_id: missing column"),
+    ("x.txt", "hello", "expected a results folder, a .parquet or a .csv file"),
+])
+def test_results_that_are_not_a_sweeps_are_one_line(tmp_path, name, content, want):
+    p = tmp_path / name
+    p.write_text(content)
+    r = runner.invoke(app, ["plot", str(p), "-o", str(tmp_path / "x.png")])
+    assert r.exit_code == 2 and want in r.stderr and r.stderr.count("\n") == 1

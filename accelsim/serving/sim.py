@@ -221,14 +221,15 @@ def summarise(x: Inputs, tr: Trace, warmup: int, names: list[str]) -> tuple[dict
     t0 = x.arrival_s[warmup]
     t1 = float(np.nanmax(tr.finish_s[done])) if done.any() else t0
     window = max(t1 - t0, 1e-12)
+    nan = float("nan")  # latencies of an empty window (every request dropped) are undefined
     m: dict[str, Any] = {
         "requests": int(sel.sum()), "completed": int(done.sum()),
         "dropped": int((sel & tr.dropped).sum()),
-        "mean_latency_ms": float(lat.mean() / units.MS),
-        "mean_wait_ms": float(wait.mean() / units.MS),
+        "mean_latency_ms": float(lat.mean() / units.MS) if len(lat) else nan,
+        "mean_wait_ms": float(wait.mean() / units.MS) if len(lat) else nan,
     }
     for k, q in PERCENTILES.items():
-        m[k] = float(np.percentile(lat, q) / units.MS)
+        m[k] = float(np.percentile(lat, q) / units.MS) if len(lat) else nan
     m["offered_qps"] = float(sel.sum() / max(x.arrival_s[-1] - t0, 1e-12))
     m["throughput_qps"] = float(done.sum() / window)
     # batches: the first request of each batch carries its service interval
@@ -285,7 +286,8 @@ def _meets(job: ServeJob, eng: str, rate: float, seed: int, sm: ServiceModel, ca
     tr = simulate_fast(x) if eng == "fast" else simulate_simpy(x)
     w = job.sim.warmup
     lat = (tr.finish_s - x.arrival_s)[w:][~tr.dropped[w:]]
-    return (not _drift(x, tr, w)) and float(np.percentile(lat, 99)) <= slo_ms * units.MS
+    return (len(lat) > 0 and not _drift(x, tr, w)
+            and float(np.percentile(lat, 99)) <= slo_ms * units.MS)
 
 
 # Peak memory of one run per request: inputs, trace and summary temporaries (measured with
@@ -337,8 +339,11 @@ def simulate(job: ServeJob, engine: str | None = None, rate_qps: float | None = 
                                             "device": sm.replica_devices}))
     tr = simulate_fast(x) if eng == "fast" else simulate_simpy(x)
     m, reps = summarise(x, tr, job.sim.warmup, sm.replica_devices)
-    stable = not _drift(x, tr, job.sim.warmup)
+    stable = m["completed"] > 0 and not _drift(x, tr, job.sim.warmup)
     m = {**base, **m, "stable": stable}
+    if m["completed"] == 0:
+        m["message"] = (f"no request completed: all {m['dropped']:,} measured requests were "
+                        f"dropped at the {job.deadline_ms:g} ms deadline")
     if job.slo is not None:
         m["slo_p99_ms"] = job.slo.p99_ms
         m["meets_slo"] = bool(stable and m["p99_ms"] <= job.slo.p99_ms)

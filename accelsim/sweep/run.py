@@ -32,20 +32,41 @@ def done_ids(out: Path) -> set[int]:
         return set()
     ids: set[int] = set()
     for part in sorted(out.glob("part-*.parquet")):
-        ids.update(pd.read_parquet(part, columns=["point_id"])["point_id"].tolist())
+        ids.update(_read_table(part, ["point_id"])["point_id"].tolist())
     return ids
 
 
 def read_results(out: str | Path) -> pd.DataFrame:
-    """All rows written so far, in point order."""
+    """All rows written so far, in point order: a results folder, or one Parquet or CSV
+    table of a sweep (it has a ``point_id`` column)."""
     p = Path(out)
     if p.is_file():
-        return pd.read_csv(p) if p.suffix == ".csv" else pd.read_parquet(p)
+        if p.suffix not in (".csv", ".parquet"):
+            raise AccelsimError.single(str(p), "", "expected a results folder, a .parquet or "
+                                       "a .csv file of a sweep")
+        df = _read_table(p)
+        if "point_id" not in df.columns:
+            raise AccelsimError.single(str(p), "point_id", "missing column; expected the "
+                                       "results of an accelsim sweep")
+        return df
+    if p.exists() and not p.is_dir():
+        raise AccelsimError.single(str(p), "", "is not a regular file or a folder; expected a "
+                                   "sweep's results")
     parts = sorted(p.glob("part-*.parquet"))
     if not parts:
         raise AccelsimError.single(str(p), "", "no results here (expected part-*.parquet files)")
-    df = pd.concat([pd.read_parquet(x) for x in parts], ignore_index=True)
+    df = pd.concat([_read_table(x) for x in parts], ignore_index=True)
     return df.sort_values("point_id").reset_index(drop=True)
+
+
+def _read_table(p: Path, columns: list[str] | None = None) -> pd.DataFrame:
+    try:
+        if p.suffix == ".csv":
+            return pd.read_csv(p, usecols=columns)
+        return pd.read_parquet(p, columns=columns)
+    except Exception as exc:  # pandas and pyarrow raise many kinds for a broken file
+        what = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise AccelsimError.single(str(p), "", f"cannot read it as a table ({what})") from None
 
 
 def _write_part(out: Path, rows: list[dict[str, Any]]) -> None:

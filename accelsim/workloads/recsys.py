@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from accelsim import refs
 from accelsim.config import Strict, Weight
@@ -58,6 +58,13 @@ class RecsysServingSpec(WorkloadSpec):
     """24 hourly load multipliers; their mean/peak sets the energy use."""
     sim: ServingSim = ServingSim()
     """Simulation behind each device's capacity at the SLO."""
+
+    @field_validator("daily_profile")
+    @classmethod
+    def _some_load(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None and max(v) <= 0:
+            raise ValueError("expected at least one hour with load > 0 (all are 0)")
+        return v
 
     @property
     def mean_to_peak(self) -> float:

@@ -128,6 +128,8 @@ SILENT_BEFORE = [
      "workloads.serving.model", "unknown recommendation model"),
     (lambda d: d["workloads"]["serving"].update(daily_profile=[-1.0] * 24),
      "workloads.serving.daily_profile[0]", "greater than or equal to 0"),
+    (lambda d: d["workloads"]["serving"].update(daily_profile=[0.0] * 24),
+     "workloads.serving.daily_profile", "at least one hour with load > 0"),
 ]
 
 

@@ -75,3 +75,17 @@ def test_serve_trace_relative_to_the_job_file(tmp_path):
     out = json.loads(r.stdout)
     # deterministic arrivals every 2 ms, 1 ms service: nobody waits
     assert out["mean_wait_ms"] == 0 and abs(out["p99_ms"] - 1.0) < 1e-9
+
+
+def test_every_request_dropped_is_not_stable_and_has_no_latency(tmp_path):
+    p = tmp_path / "j.yaml"
+    p.write_text((CONFIGS / "jobs" / "serve-rmc2-h20.yaml").read_text().replace(
+        "requests: 100000, warmup: 5000", "requests: 5000, warmup: 500")
+        + "deadline_ms: 0.001\n")
+    r = runner.invoke(app, ["serve", str(p), "--json"])
+    assert r.exit_code == 3 and "Traceback" not in r.output
+    out = json.loads(r.stdout, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
+    assert out["stable"] is False and out["completed"] == 0 and out["p99_ms"] is None
+    assert "no request completed" in out["null_reasons"]["p99_ms"]
+    assert r.stderr.strip() == (f"{p}: deadline_ms: {out['message']}; expected a longer "
+                                "deadline, a lower rate or more replicas")
