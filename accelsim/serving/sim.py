@@ -85,6 +85,12 @@ def build_service(job: ServeJob, file: str = "job",
     specs = {k: as_spec(v) for k, v in (specs or {}).items()}
     svc = job.service
     width = max(width or 0, _table_width(job))
+    need = job.n_replicas * width * 8.0  # the table: one float per replica and batch size
+    if need > _physical_memory() / 4:
+        raise AccelsimError.single(
+            file, "replicas", f"{job.n_replicas:,} replicas x {width:,} batch sizes need a "
+            f"{need / units.GB:,.1f} GB service-time table; expected fewer replicas or a "
+            "smaller batching.max_batch_items / query size")
     k = np.arange(width, dtype=float)
     if svc.synthetic is not None:
         c = job.n_replicas

@@ -134,3 +134,14 @@ def test_runs_that_would_exhaust_memory_are_refused_up_front():
         simulate(j)
     msg = str(e.value)
     assert "sim.requests" in msg and "GB; this machine has" in msg and "expected at most" in msg
+
+
+def test_a_service_table_that_would_not_fit_in_memory_is_refused():
+    from accelsim.serving.sim import build_service
+
+    j = _job({"process": "poisson", "rate_qps": 10}, replicas=100_000,
+             batching={"max_batch_items": 1_000_000, "timeout_ms": 1.0})
+    with pytest.raises(AccelsimError) as e:
+        build_service(j, "big.yaml")
+    assert str(e.value).startswith("big.yaml: replicas: 100,000 replicas x 1,000,002 batch "
+                                   "sizes need a 800.0 GB service-time table")
