@@ -580,6 +580,7 @@ def sweep(
 
     spec, _ = load_sweep(sweep_file)
     spec.check(str(sweep_file))  # a broken sweep fails before the progress bar starts
+    check_dir(out, "--out")
     if csv is not None:
         check_file(csv, "--csv")
     if executor not in ("local", "dask"):
