@@ -118,28 +118,41 @@ def build_service(job: ServeJob, file: str = "job",
                         file=file)
 
 
-def draw_inputs(job: ServeJob, rate_qps: float | None = None, seed: int | None = None,
-                service: ServiceModel | None = None) -> Inputs:
-    """All random inputs of one run from one generator (seed), in a fixed order. The
-    rate-dependent burst schedule is drawn last, so sizes and service draws are the same
-    at every rate (common random numbers for the capacity search)."""
+@dataclass(frozen=True)
+class Draws:
+    """One replication's random inputs at unit rate: everything but the arrival times is
+    the same at every rate (common random numbers), so the capacity search draws once per
+    replication and only rescales arrivals (:func:`at_rate`)."""
+
+    unit: np.ndarray | None  # unit-rate Poisson points (cumulative), None for a trace
+    trace_s: np.ndarray | None  # trace arrival times at the trace's own rate
+    trace_rate: float
+    sizes: np.ndarray
+    draws: np.ndarray
+    choices: np.ndarray  # [N, 2]
+    shape_state: dict[str, Any]  # generator state for the burst schedule (drawn last)
+    service: ServiceModel
+
+
+def draw(job: ServeJob, seed: int | None = None, service: ServiceModel | None = None
+         ) -> Draws:
+    """All random inputs of one run from one generator (seed), in a fixed order; the
+    rate-dependent burst schedule is drawn last, from the state kept here."""
     sm = service or build_service(job)
     rng = np.random.default_rng(job.sim.seed if seed is None else seed)
     n = job.sim.requests
     a = job.arrivals
-    sizes = None
+    sizes = unit = trace_s = None
+    trace_rate = 1.0
     if a.process == "trace":
         t, sizes = read_trace(a.trace or "")
-        base_rate = (len(t) - 1) / t[-1] if t[-1] > 0 else 1.0
+        trace_rate = (len(t) - 1) / t[-1] if t[-1] > 0 else 1.0
         reps = int(np.ceil(n / len(t)))
         span = t[-1] + (t[-1] / max(len(t) - 1, 1))
-        arrivals = np.concatenate([t + r * span for r in range(reps)])[:n]
+        trace_s = np.concatenate([t + r * span for r in range(reps)])[:n]
         if sizes is not None:
             sizes = np.tile(sizes, reps)[:n]
-        rate = rate_qps or a.rate_qps or base_rate
-        arrivals = arrivals * (base_rate / rate)
     else:
-        rate = rate_qps or a.rate_qps or 1.0
         unit = np.cumsum(rng.exponential(1.0, n))
     if sizes is None:
         sizes = sample(job.queries.size, rng, n, integer=True)
@@ -148,16 +161,42 @@ def draw_inputs(job: ServeJob, rate_qps: float | None = None, seed: int | None =
     draws = sample(sm.draw_dist, rng, n) if sm.draw_dist is not None else np.zeros(n)
     first = rng.integers(0, c, n)
     second = (first + rng.integers(1, max(c, 2), n)) % max(c, 1)
-    if a.process != "trace":
-        t_b, m_b = shape_function(a, unit[-1] / rate, rng, sm.file)
-        arrivals = nhpp_times(unit, rate, t_b, m_b, sm.file)
+    return Draws(unit, trace_s, trace_rate, sizes, draws, np.stack([first, second], axis=1),
+                 rng.bit_generator.state, sm)
+
+
+def at_rate(job: ServeJob, d: Draws, rate_qps: float | None = None) -> Inputs:
+    """The run's inputs at ``rate_qps`` (default: the job's): arrivals are the unit-rate
+    points mapped through the rate and its shape (daily profile, bursts); the burst
+    schedule is re-drawn from the kept state, so it is the same sequence at every rate."""
+    a = job.arrivals
+    sm = d.service
+    if d.trace_s is not None:
+        rate = rate_qps or a.rate_qps or d.trace_rate
+        arrivals = d.trace_s * (d.trace_rate / rate)
+    else:
+        assert d.unit is not None
+        rate = rate_qps or a.rate_qps or 1.0
+        if a.profile is None and a.bursts is None:
+            arrivals = d.unit / rate
+        else:
+            rng = np.random.default_rng()
+            rng.bit_generator.state = d.shape_state
+            t_b, m_b = shape_function(a, d.unit[-1] / rate, rng, sm.file)
+            arrivals = nhpp_times(d.unit, rate, t_b, m_b, sm.file)
     return Inputs(
-        arrival_s=arrivals, items=sizes, draw_s=draws, table_s=sm.table_s, scale=sm.scale,
+        arrival_s=arrivals, items=d.sizes, draw_s=d.draws, table_s=sm.table_s, scale=sm.scale,
         max_batch_items=job.batching.max_batch_items,
         timeout_s=job.batching.timeout_ms * units.MS, routing=job.routing,
-        choices=np.stack([first, second], axis=1),
+        choices=d.choices,
         deadline_s=job.deadline_ms * units.MS if job.deadline_ms else None,
     )
+
+
+def draw_inputs(job: ServeJob, rate_qps: float | None = None, seed: int | None = None,
+                service: ServiceModel | None = None) -> Inputs:
+    """All random inputs of one run at ``rate_qps``: :func:`draw` then :func:`at_rate`."""
+    return at_rate(job, draw(job, seed, service), rate_qps)
 
 
 def pick_engine(job: ServeJob, engine: str | None = None) -> str:
@@ -282,11 +321,15 @@ def _offered(x: Inputs) -> float:
     return float((len(x.arrival_s) - 1) / (x.arrival_s[-1] - x.arrival_s[0]))
 
 
-def _meets(job: ServeJob, eng: str, rate: float, seed: int, sm: ServiceModel, cap: float,
-           slo_ms: float) -> bool:
-    """Stable and p99 <= SLO at ``rate`` (the capacity search's cheap test); ``cap`` is this
-    seed's saturated capacity (the same at every rate)."""
-    x = draw_inputs(job, rate, seed, sm)
+def _saturated(job: ServeJob, d: Draws) -> float:
+    """A replication's saturated capacity: it does not depend on the arrival times."""
+    return SaturatedMix.of(d.sizes, job.batching.max_batch_items).capacity_qps(
+        d.service.table_s, d.draws, d.service.scale)
+
+
+def _meets(job: ServeJob, eng: str, x: Inputs, cap: float, slo_ms: float) -> bool:
+    """Stable and p99 <= SLO for the inputs ``x`` at one rate (the capacity search's cheap
+    test); ``cap`` is this replication's saturated capacity (the same at every rate)."""
     if _offered(x) >= cap:
         return False
     tr = simulate_fast(x) if eng == "fast" else simulate_simpy(x)
@@ -369,17 +412,17 @@ def capacity(job: ServeJob, engine: str | None = None, rel_tol: float = 0.002,
     if job.slo is None:
         raise AccelsimError.single(sm.file, "slo.p99_ms", "capacity search needs an SLO")
     check_memory(job, where=sm.file)
-    cap = capacity_estimate(draw_inputs(job, None, job.sim.seed, sm))
     slo = job.slo.p99_ms
     eng = pick_engine(job, engine)
-    found = []
+    found, cap = [], float("nan")
     for r in range(job.sim.replications):
-        seed = job.sim.seed + r
-        cap_r = cap if seed == job.sim.seed else capacity_estimate(
-            draw_inputs(job, None, seed, sm))
+        d = draw(job, job.sim.seed + r, sm)  # once per replication; bisection rescales
+        cap_r = _saturated(job, d)
+        if r == 0:
+            cap = cap_r
 
-        def ok(rate: float, seed: int = seed, cap_r: float = cap_r) -> bool:
-            return _meets(job, eng, rate, seed, sm, cap_r, slo)
+        def ok(rate: float, d: Draws = d, cap_r: float = cap_r) -> bool:
+            return _meets(job, eng, at_rate(job, d, rate), cap_r, slo)
 
         lo, hi = 0.0, cap_r
         if not ok(cap_r * 1e-3):

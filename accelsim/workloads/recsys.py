@@ -135,13 +135,13 @@ class RecsysServing(Workload):
 
     def evaluate(self, spec: RecsysServingSpec, device: DeviceProfile, ctx: EvalContext
                  ) -> DeviceEval:
-        from accelsim.serving.sim import SaturatedMix, build_service, capacity, draw_inputs
+        from accelsim.serving.sim import SaturatedMix, build_service, capacity, draw
 
         job = self.job(spec, device.name, ctx)
         try:
             sm = build_service(job, ctx.file, specs={device.name: device})
             c = capacity(job, service=sm)
-            x = draw_inputs(job, None, job.sim.seed, sm)  # the draws of c["capacity_qps"]
+            d = draw(job, job.sim.seed, sm)  # the draws of c["capacity_qps"]
         except AccelsimError as e:
             msg = e.problems[0].message
             return DeviceEval(0.0, 0.0, msg, msg, _Base(0.0, msg))
@@ -150,9 +150,9 @@ class RecsysServing(Workload):
         note = (f"{c['max_qps_at_slo']:.4g} qps/server [{c['ci95_low_qps']:.4g}, "
                 f"{c['ci95_high_qps']:.4g}]")
         util = (qps / sat) * spec.mean_to_peak if sat > 0 else 0.0
-        mix = SaturatedMix.of(x.items, x.max_batch_items)
-        kept = _Base(qps / sat if sat > 0 else 0.0, None, mix,
-                     float(max(x.items.max(), x.max_batch_items)))
+        b = job.batching.max_batch_items
+        mix = SaturatedMix.of(d.sizes, b)
+        kept = _Base(qps / sat if sat > 0 else 0.0, None, mix, float(max(d.sizes.max(), b)))
         return DeviceEval(qps, util, note, None, kept)
 
     def prepare_fast(self, spec: RecsysServingSpec, base: dict[str, DeviceEval],

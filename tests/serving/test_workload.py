@@ -145,3 +145,22 @@ def test_a_service_table_that_would_not_fit_in_memory_is_refused():
         build_service(j, "big.yaml")
     assert str(e.value).startswith("big.yaml: replicas: 100,000 replicas x 1,000,002 batch "
                                    "sizes need a 800.0 GB service-time table")
+
+
+@pytest.mark.parametrize("arrivals", [
+    {"process": "poisson", "rate_qps": 1000},
+    {"process": "poisson", "rate_qps": 1000,
+     "profile": {"hourly": [1.0] * 12 + [2.0] * 12, "day_s": 30.0},
+     "bursts": {"multiplier": 2, "mean_burst_s": 0.2, "mean_gap_s": 1.0}},
+])
+def test_drawing_once_and_rescaling_equals_drawing_at_each_rate(arrivals):
+    from accelsim.serving.sim import at_rate, draw
+
+    j = _job(arrivals)
+    d = draw(j, seed=11)
+    for rate in (300.0, 1000.0, 5000.0):
+        whole = draw_inputs(j, rate, seed=11)
+        once = at_rate(j, d, rate)
+        np.testing.assert_array_equal(whole.arrival_s, once.arrival_s)
+        np.testing.assert_array_equal(whole.items, once.items)
+        np.testing.assert_array_equal(whole.choices, once.choices)
