@@ -102,6 +102,7 @@ NULL_REASONS = {
     "ci95_high_qps": "undefined: a confidence interval needs at least 2 replications",
     "max_units": "infinite: no supply cap",
     "shadow_price": "undefined: the LP relaxation has no dual here",
+    "p99_ms_counting_drops": "infinite: more than 1 % of the requests were dropped",
     **dict.fromkeys(["latency_ms", "wait_ms", "p50_ms", "p95_ms", "p99_ms", "p999_ms"],
                     "undefined: no request completed in the measured window"),
 }

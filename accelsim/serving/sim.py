@@ -275,6 +275,7 @@ def summarise(x: Inputs, tr: Trace, warmup: int, names: list[str]) -> tuple[dict
     }
     for k, q in PERCENTILES.items():
         m[k] = float(np.percentile(lat, q) / units.MS) if len(lat) else nan
+    m["drop_rate"] = m["dropped"] / max(m["requests"], 1)
     m["offered_qps"] = float(sel.sum() / max(x.arrival_s[-1] - t0, 1e-12))
     m["throughput_qps"] = float(done.sum() / window)
     # batches: the first request of each batch carries its service interval
@@ -327,16 +328,33 @@ def _saturated(job: ServeJob, d: Draws) -> float:
         d.service.table_s, d.draws, d.service.scale)
 
 
+def quantile_with_drops(latency_s: np.ndarray, dropped: int, q: float) -> float:
+    """The ``q``-th percentile of all requests, a dropped one counting as an infinite
+    latency (numpy's linear interpolation; equal to ``np.percentile`` when none dropped)."""
+    n = len(latency_s) + dropped
+    if n == 0 or len(latency_s) == 0:
+        return float("inf")
+    pos = q / 100 * (n - 1)
+    lo = int(np.floor(pos))
+    hi = min(lo + 1, n - 1)
+    if hi > len(latency_s) - 1:  # the interpolation reaches a dropped (infinite) one
+        return float("inf")
+    part = np.partition(latency_s, [lo, hi])
+    return float(part[lo] + (pos - lo) * (part[hi] - part[lo]))
+
+
 def _meets(job: ServeJob, eng: str, x: Inputs, cap: float, slo_ms: float) -> bool:
-    """Stable and p99 <= SLO for the inputs ``x`` at one rate (the capacity search's cheap
-    test); ``cap`` is this replication's saturated capacity (the same at every rate)."""
+    """Stable and p99 <= SLO, drops counting as misses, for the inputs ``x`` at one rate
+    (the capacity search's cheap test); ``cap`` is this replication's saturated capacity
+    (the same at every rate)."""
     if _offered(x) >= cap:
         return False
     tr = simulate_fast(x) if eng == "fast" else simulate_simpy(x)
     w = job.sim.warmup
-    lat = (tr.finish_s - x.arrival_s)[w:][~tr.dropped[w:]]
-    return (len(lat) > 0 and not _drift(x, tr, w)
-            and float(np.percentile(lat, 99)) <= slo_ms * units.MS)
+    done = ~tr.dropped[w:]
+    lat = (tr.finish_s - x.arrival_s)[w:][done]
+    p99 = quantile_with_drops(lat, int((~done).sum()), 99)
+    return len(lat) > 0 and not _drift(x, tr, w) and p99 <= slo_ms * units.MS
 
 
 # Peak memory of one run per request: inputs, trace and summary temporaries (measured with
@@ -380,7 +398,8 @@ def simulate(job: ServeJob, engine: str | None = None, rate_qps: float | None = 
     cap = capacity_estimate(x)
     offered = _offered(x)
     base = {"engine": eng, "capacity_qps": cap, "offered_qps": float(offered)}
-    # with per-request deadlines the queue is bounded: overload shows up as drops instead
+    # with per-request deadlines the queue is bounded: an overloaded run is simulated (its
+    # drops are the answer) but is still unstable, like any offered load above capacity
     if offered >= cap and job.deadline_ms is None:
         m = {**base, "stable": False, "utilization": offered / cap,
              "message": f"offered {offered:.4g} qps exceeds capacity {cap:.4g} qps"}
@@ -388,14 +407,28 @@ def simulate(job: ServeJob, engine: str | None = None, rate_qps: float | None = 
                                             "device": sm.replica_devices}))
     tr = simulate_fast(x) if eng == "fast" else simulate_simpy(x)
     m, reps = summarise(x, tr, job.sim.warmup, sm.replica_devices)
-    stable = m["completed"] > 0 and not _drift(x, tr, job.sim.warmup)
+    stable = offered < cap and m["completed"] > 0 and not _drift(x, tr, job.sim.warmup)
     m = {**base, **m, "stable": stable}
-    if m["completed"] == 0:
-        m["message"] = (f"no request completed: all {m['dropped']:,} measured requests were "
-                        f"dropped at the {job.deadline_ms:g} ms deadline")
+    if job.deadline_ms is not None:
+        sel = np.arange(len(x.arrival_s)) >= job.sim.warmup
+        lat = (tr.finish_s - x.arrival_s)[sel & ~tr.dropped]
+        in_time = int(np.count_nonzero(lat <= job.deadline_ms * units.MS))
+        window = max(float(np.nanmax(tr.finish_s[sel & ~tr.dropped], initial=x.arrival_s[
+            job.sim.warmup])) - float(x.arrival_s[job.sim.warmup]), 1e-12)
+        m["goodput_qps"] = in_time / window  # served within the deadline, per second
+        if m["completed"] == 0:
+            m["message"] = (f"no request completed: all {m['dropped']:,} measured requests "
+                            f"were dropped at the {job.deadline_ms:g} ms deadline")
+        elif offered >= cap:
+            m["message"] = (f"offered {offered:.4g} qps exceeds capacity {cap:.4g} qps; "
+                            f"{m['drop_rate']:.1%} dropped at the {job.deadline_ms:g} ms "
+                            "deadline")
     if job.slo is not None:
         m["slo_p99_ms"] = job.slo.p99_ms
-        m["meets_slo"] = bool(stable and m["p99_ms"] <= job.slo.p99_ms)
+        sel = np.arange(len(x.arrival_s)) >= job.sim.warmup
+        lat = (tr.finish_s - x.arrival_s)[sel & ~tr.dropped]
+        m["p99_ms_counting_drops"] = quantile_with_drops(lat, m["dropped"], 99) / units.MS
+        m["meets_slo"] = bool(stable and m["p99_ms_counting_drops"] <= job.slo.p99_ms)
     trace = None
     if keep_trace:
         trace = pd.DataFrame({"arrival_s": x.arrival_s, "items": x.items, "start_s": tr.start_s,

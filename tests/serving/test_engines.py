@@ -106,3 +106,48 @@ def test_heavy_tailed_queries_are_priced_in_full():
     alone = tr.start_s == tr.start_s[big]
     assert x.items[alone].sum() == x.items[big]  # batch size 1: it was served alone
     assert tr.finish_s[big] - tr.start_s[big] == pytest.approx(1e-4 + 1e-5 * (x.items[big] - 1))
+
+
+def test_overload_with_deadlines_is_unstable_and_reports_drops_and_goodput():
+    j = _job("jsq", 1, 0.0, 2, n=20_000, rate=2500.0, deadline_ms=2.0, slo={"p99_ms": 50.0})
+    m = simulate(j).metrics
+    assert m["offered_qps"] > m["capacity_qps"]
+    assert m["stable"] is False and "dropped at the 2 ms deadline" in m["message"]
+    assert 0.05 < m["drop_rate"] == m["dropped"] / m["requests"]
+    assert m["goodput_qps"] < m["throughput_qps"] < m["offered_qps"]
+    # the served ones are fast (p99 of completed is tiny) but the SLO counts the drops
+    assert m["p99_ms"] < 50 and m["p99_ms_counting_drops"] == float("inf")
+    assert m["meets_slo"] is False
+
+
+def test_a_light_load_with_a_loose_deadline_drops_nothing_and_is_unchanged():
+    a = simulate(_job("jsq", 1, 0.0, 2, n=20_000, rate=800.0, deadline_ms=500.0)).metrics
+    assert a["stable"] is True and a["dropped"] == 0 and a["drop_rate"] == 0
+    assert a["goodput_qps"] == pytest.approx(a["throughput_qps"])
+
+
+def test_quantile_with_drops():
+    from accelsim.serving.sim import quantile_with_drops
+
+    lat = np.random.default_rng(1).exponential(1.0, 1000)
+    for q in (50, 90, 99, 99.9):
+        assert quantile_with_drops(lat, 0, q) == pytest.approx(np.percentile(lat, q))
+        with_infs = np.concatenate([lat, np.full(5, np.inf)])
+        with np.errstate(invalid="ignore"):  # numpy interpolates inf - inf
+            want = np.percentile(with_infs, q)
+        got = quantile_with_drops(lat, 5, q)
+        assert got == want or (np.isinf(got) and not np.isfinite(want))
+    assert quantile_with_drops(lat, 20, 99) == float("inf")  # 2 % dropped > 1 %
+
+
+def test_capacity_at_the_slo_counts_drops():
+    from accelsim.serving.sim import capacity
+
+    def job(**extra):
+        j = _job("jsq", 1, 0.0, 2, n=6000, rate=1000.0, slo={"p99_ms": 20.0}, **extra)
+        return j.model_copy(update={"sim": j.sim.model_copy(update={"replications": 2})})
+
+    loose = capacity(job(), engine="simpy")
+    tight = capacity(job(deadline_ms=1.0), engine="simpy")
+    # a 1 ms deadline drops requests long before the 20 ms SLO binds
+    assert tight["max_qps_at_slo"] < 0.9 * loose["max_qps_at_slo"]
