@@ -173,6 +173,35 @@ def schema(kind: Annotated[str, typer.Argument(help="device, train-job, ...")]) 
     emit_json(json_schema(kind))
 
 
+@app.command("validate-runs")
+@user_errors
+def validate_runs(
+    files: Annotated[list[Path] | None, typer.Argument(
+        help="Run files (default: every file in configs/runs).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """Predict published runs (cited data files) and compare; exit 1 past the tolerance."""
+    from accelsim.runs import validate_runs as run_all
+
+    results = run_all(list(files) if files else None)
+    failed = [r for r in results if not r.within]
+    if as_json:
+        emit_json({"runs": [r.to_dict() for r in results], "failed": len(failed)})
+    else:
+        rows = [{"run": r.id, "published": r.published, "predicted": r.predicted,
+                 "unit": r.unit, "error %": 100 * r.error, "within": r.within,
+                 "how": r.detail} for r in results]
+        errs = [abs(r.error) for r in results]
+        console.print(table(f"published runs: mean |error| {100 * sum(errs) / len(errs):.1f} %, "
+                            f"max {100 * max(errs):.1f} %; tolerance per file", rows))
+    if failed:
+        for r in failed:
+            typer.echo(f"{r.file}: {r.id}: predicted {r.predicted:.4g} {r.unit}, published "
+                       f"{r.published:.4g} ({100 * r.error:+.1f} %); expected within "
+                       f"{100 * r.tolerance:.0f} %", err=True)
+        raise typer.Exit(1)
+
+
 # ---------------------------------------------------------------- training
 
 def _layout_str(par: Any) -> str:
@@ -298,6 +327,9 @@ def serve(
         "--capacity", help="Also search the highest rate meeting slo.p99_ms.")] = False,
     trace_csv: Annotated[Path | None, typer.Option(
         "--trace-out", help="Write the per-request trace to this CSV.")] = None,
+    offline_mode: Annotated[bool, typer.Option(
+        "--offline", help="Offline throughput instead: every query available at once, the "
+        "batch that maximises throughput within device memory.")] = False,
 ) -> None:
     """Tail latency, throughput and utilisation of a recommendation-serving setup."""
     from accelsim.serving import capacity, load_serve_job, simulate
@@ -307,6 +339,9 @@ def serve(
         raise AccelsimError.single(str(job_file), "--engine",
                                    f"expected auto, simpy or fast, got {engine!r}")
     job = load_serve_job(job_file)
+    if offline_mode:
+        _serve_offline(job_file, job, as_json)
+        return
     if trace_csv is not None:
         check_file(trace_csv, "--trace-out")
     sm = build_service(job, str(job_file))
@@ -333,6 +368,41 @@ def serve(
                    f"offered {m['offered_qps']:.4g} qps exceeds the capacity of "
                    f"{m['capacity_qps']:.4g} qps (unstable); expected a rate below capacity "
                    f"or more replicas")
+
+
+def _serve_offline(job_file: Path, job: Any, as_json: bool) -> None:
+    """Offline throughput of every replica of a device-model job (items/s and queries/s)."""
+    from accelsim.devices import load_device
+    from accelsim.serving.recsys import load_model, offline
+    from accelsim.serving.workload import dist_mean
+
+    svc = job.service
+    if svc.synthetic is not None:
+        raise AccelsimError.single(str(job_file), "service", "--offline needs a device and a "
+                                   "model (a synthetic service has no batch physics)")
+    model = load_model(svc.model, where=str(job_file), field="service.model")
+    members = [(m.device, m.count) for m in svc.pool] if svc.pool else [(svc.device,
+                                                                          job.replicas)]
+    mean_items = dist_mean(job.queries.size)
+    per, total = [], 0.0
+    for ref, count in members:
+        spec = load_device(ref, where=str(job_file), field="service.device").spec
+        o = offline(model, spec, svc.placement, str(job_file))
+        total += count * o["items_per_s"]
+        per.append({"device": spec.name, "replicas": count, "items_per_s": o["items_per_s"],
+                    "batch_items": o["batch_items"],
+                    "batch_memory_bound_items": o["batch_memory_bound_items"],
+                    "period_ms": o["period_s"] * 1e3, "latency_ms": o["latency_s"] * 1e3,
+                    "breakdown": o["breakdown"]})
+    out = {"items_per_s": total, "queries_per_s": total / mean_items,
+           "mean_query_items": mean_items, "devices": per}
+    if as_json:
+        emit_json(out)
+        return
+    console.print(f"[bold]{job_file}: offline, {model.name}[/bold]: {total:,.0f} items/s = "
+                  f"{total / mean_items:,.0f} queries/s of {mean_items:.4g} items")
+    console.print(table("per replica, at the batch that maximises throughput within memory",
+                        [{k: v for k, v in d.items() if k != "breakdown"} for d in per]))
 
 
 def _print_serve(job_file: Path, job: Any, res: Any, out: dict[str, Any]) -> None:

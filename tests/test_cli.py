@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from accelsim import __version__
@@ -139,3 +140,51 @@ def test_output_to_a_full_disk_or_a_closed_pipe_is_not_a_traceback():
     err = p.stderr.read()
     p.wait()
     assert "Traceback" not in err
+
+
+def test_validate_runs_passes_on_the_shipped_runs_and_fails_past_tolerance(tmp_path):
+    import yaml
+
+    from tests.conftest import CONFIGS
+
+    shipped = CONFIGS / "runs" / "mlperf-inference-dlrm.yaml"
+    data = yaml.safe_load(shipped.read_text())
+    data["runs"] = [r for r in data["runs"] if r["kind"] == "recsys_offline"]
+    ok = tmp_path / "ok.yaml"
+    ok.write_text(yaml.safe_dump(data))
+    r = runner.invoke(app, ["validate-runs", str(ok), "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["failed"] == 0 and len(out["runs"]) == 3
+    data["runs"][0]["published"]["value"] *= 2  # the model now misses by ~50 %
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(data))
+    r = runner.invoke(app, ["validate-runs", str(bad)])
+    assert r.exit_code == 1
+    assert r.stderr.startswith(f"{bad}: dlrm-v1-a100x8-offline: predicted ")
+    assert "expected within 15 %" in r.stderr
+
+
+def test_validate_runs_bad_file_is_one_line(tmp_path):
+    p = tmp_path / "r.yaml"
+    p.write_text("name: x\ntolerance: 0.1\nruns:\n  - {id: a, kind: recsys_offline, "
+                 "source: s, published: {value: -1, unit: x}, model: rmc1, device: h20, "
+                 "devices: 1, sample_items: {dist: fixed, value: 1}}\n")
+    r = runner.invoke(app, ["validate-runs", str(p)])
+    assert r.exit_code == 2
+    assert r.stderr.strip() == (f"{p}: runs[0].recsys_offline.published.value: Input should "
+                                "be greater than 0 (got -1)")
+
+
+def test_serve_offline_reports_the_memory_bounded_batch(tmp_path):
+    from tests.conftest import CONFIGS
+
+    r = runner.invoke(app, ["serve", str(CONFIGS / "jobs" / "serve-rmc2-h20.yaml"),
+                            "--offline", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    d = out["devices"][0]
+    assert d["device"] == "h20" and d["replicas"] == 8
+    assert d["batch_items"] <= d["batch_memory_bound_items"]
+    assert out["items_per_s"] == pytest.approx(8 * d["items_per_s"])
+    assert d["period_ms"] <= d["latency_ms"]

@@ -6,7 +6,10 @@
   they fit (the first one always goes, even if larger than the batch limit).
 * Shared queue: one batch is formed at a time, by the server that became free first
   (lowest index on ties). Per-replica queues: each replica batches its own queue.
-* Service of a batch = ``draw[first request] * scale[server] + table[server, items]``.
+* Service of a batch = ``draw[first request] * scale[server] + table[server, items]``: its
+  requests finish then. The server is busy for ``draw * scale + period[server, items]``
+  (``period`` <= ``table``: consecutive batches pipeline their stages on one device); without
+  a period table, period = table.
 
 :func:`simulate_simpy` is the reference discrete-event model (simpy); it also handles
 join-shortest-queue and power-of-two-choices routing and per-request deadlines.
@@ -40,6 +43,11 @@ class Inputs:
     routing: str
     choices: np.ndarray  # [N, 2] replica candidates for power_of_two
     deadline_s: float | None = None
+    period_s: np.ndarray | None = None  # [replica, items]: time a batch occupies a replica
+
+    @property
+    def busy_s(self) -> np.ndarray:
+        return self.table_s if self.period_s is None else self.period_s
 
     def __post_init__(self) -> None:
         # a batch holds at most max(max_batch_items, largest query) items: the table must
@@ -62,7 +70,7 @@ class Trace:
 
 
 @njit(cache=True)
-def _batch_queue(arr, items, draws, table, scale, servers, B, tmo,
+def _batch_queue(arr, items, draws, table, period, scale, servers, B, tmo,
                  start, finish, server, idx):  # pragma: no cover - compiled
     """One FIFO queue served by ``servers`` (replica ids); idx maps local -> global index."""
     n = idx.shape[0]
@@ -102,14 +110,14 @@ def _batch_queue(arr, items, draws, table, scale, servers, B, tmo,
             tot += items[g]
             k += 1
         rep = servers[s]
-        svc = draws[idx[i]] * scale[rep] + table[rep, int(tot)]
-        fin = st + svc
+        d = draws[idx[i]] * scale[rep]
+        fin = st + d + table[rep, int(tot)]
         for q in range(i, k):
             g = idx[q]
             start[g] = st
             finish[g] = fin
             server[g] = rep
-        free[s] = fin
+        free[s] = st + d + period[rep, int(tot)]
         i = k
 
 
@@ -150,15 +158,16 @@ def simulate_fast(x: Inputs) -> Trace:
     items = np.ascontiguousarray(x.items, dtype=np.float64)
     draws = np.ascontiguousarray(x.draw_s, dtype=np.float64)
     table = np.ascontiguousarray(x.table_s, dtype=np.float64)
+    period = np.ascontiguousarray(x.busy_s, dtype=np.float64)
     scale = np.ascontiguousarray(x.scale, dtype=np.float64)
     B, tmo = float(x.max_batch_items), float(x.timeout_s)
     if x.routing == "shared_queue":
-        _batch_queue(arr, items, draws, table, scale, np.arange(c), B, tmo, start, finish,
-                     server, np.arange(n))
+        _batch_queue(arr, items, draws, table, period, scale, np.arange(c), B, tmo, start,
+                     finish, server, np.arange(n))
     elif x.routing == "round_robin":
         for r in range(c):
-            _batch_queue(arr, items, draws, table, scale, np.array([r]), B, tmo, start,
-                         finish, server, np.arange(r, n, c))
+            _batch_queue(arr, items, draws, table, period, scale, np.array([r]), B, tmo,
+                         start, finish, server, np.arange(r, n, c))
     else:
         raise ValueError(f"fast engine does not handle routing {x.routing!r}")
     return Trace(start, finish, server, np.zeros(n, dtype=bool))
@@ -238,16 +247,24 @@ def simulate_simpy(x: Inputs) -> Trace:
                     batch, total = yield from form_batch(qu)
             else:
                 batch, total = yield from form_batch(qu)
-            svc = draws[batch[0]] * x.scale[rep] + x.table_s[rep, int(total)]
+            d = draws[batch[0]] * x.scale[rep]
+            latency = d + x.table_s[rep, int(total)]
+            busy = d + x.busy_s[rep, int(total)]
             t0 = env.now
             for i in batch:
                 start[i] = t0
                 server[i] = rep
             qu.in_service += len(batch)
-            yield env.timeout(svc)
-            qu.in_service -= len(batch)
-            for i in batch:
-                finish[i] = env.now
+            env.process(complete(qu, batch, latency))
+            yield env.timeout(busy)
+
+    def complete(qu: _Queue, batch: list[int], latency: float) -> Any:
+        """The batch's requests finish ``latency`` after its start (the replica may already
+        have taken the next batch: pipelining)."""
+        yield env.timeout(latency)
+        qu.in_service -= len(batch)
+        for i in batch:
+            finish[i] = env.now
 
     def route(i: int) -> _Queue:
         if shared:

@@ -33,7 +33,7 @@ from accelsim.config import Strict, Width, load
 from accelsim.devices import DeviceSpec
 from accelsim.errors import AccelsimError
 from accelsim.precision import BYTES, EmbeddingDtype, Precision
-from accelsim.roofline import gemm_time
+from accelsim.roofline import gemm_bytes, gemm_flops, gemm_time
 
 # Fraction of device memory an embedding cache may use (the rest: MLP weights, activations,
 # runtime). Assumption.
@@ -44,6 +44,9 @@ ONCHIP_CACHE_FRACTION = 0.5
 # Bytes per dense feature sent host -> device with each batch (sparse indices: the model's
 # ``index_bytes``, int64 in PyTorch by default, int32 in tuned servers).
 DENSE_BYTES = 4.0
+# Device memory kept by the runtime (CUDA context, TensorRT workspace, allocator slack);
+# assumption, as training's reserve.
+RUNTIME_RESERVE_BYTES = 2.0 * units.GiB
 
 
 class TableGroup(Strict):
@@ -57,6 +60,11 @@ class TableGroup(Strict):
     """Embedding vector width."""
     pooling: float = Field(gt=0, le=100_000)
     """Mean lookups pooled per table per item (multi-hot)."""
+    spread: float = Field(default=1.0, ge=1, le=100_000)
+    """Distinct rows one popular id's lookups touch: 1 when the pooled lookups are
+    independent draws from the popularity law (DeepRecSys); ``pooling`` for MLPerf's
+    synthetic multi-hot Criteo, where each one-hot id maps to that many fixed random rows
+    (torchrec ``Multihot``), so caching a popular id costs ``spread`` rows."""
 
 
 class Interaction(Strict):
@@ -197,25 +205,29 @@ def _cached_share(model: RecModel, capacity_bytes: float) -> float:
     """Share of all lookups served by a cache of ``capacity_bytes`` holding the globally
     hottest rows: water-filling on access density (lookups per byte) across tables.
 
-    Under Zipf(alpha) the row of rank r in table t has density w_t r^-alpha / (H_t b_t);
-    a density threshold theta caches r_t(theta) = (w_t / (H_t b_t theta))^(1/alpha) rows
-    of each table; theta is found by bisection so the cached bytes fill the capacity.
+    Under Zipf(alpha) the id of rank r in table t has density ``w_t r^-alpha / (H_t b_t)``
+    where ``b_t`` is the bytes that caching it takes (``spread`` rows of ``dim x dtype``);
+    a density threshold theta caches ``r_t(theta) = (w_t / (H_t b_t theta))^(1/alpha)`` ids
+    of each table; theta is found by bisection so the cached bytes fill the capacity. A
+    table whose ids' rows all fit (``r_t spread >= rows``) is wholly cached.
     """
     a = max(model.zipf_alpha, 1e-6)
     dt = BYTES[model.embedding_dtype]
     rows = np.array([t.rows for t in model.tables], dtype=float)
-    rb = np.array([t.dim * dt for t in model.tables])
+    spread = np.array([min(t.spread, t.rows) for t in model.tables], dtype=float)
+    rb = np.array([t.dim * dt for t in model.tables]) * spread  # bytes per cached id
+    ids = rows / spread  # ids whose rows fill the table
     cnt = np.array([t.count for t in model.tables], dtype=float)
     w = np.array([t.count * t.pooling for t in model.tables], dtype=float)
     w = w / w.sum()
-    if capacity_bytes >= float(np.sum(rows * rb * cnt)):
+    if capacity_bytes >= float(np.sum(ids * rb * cnt)):
         return 1.0
     H = _harm(rows, a)
-    dens0 = w / (cnt * H * rb)  # density of each table's hottest row (per copy)
+    dens0 = w / (cnt * H * rb)  # density of each table's hottest id (per copy)
 
     def ranks(theta: float) -> Any:
-        # rows whose density is >= theta, capped at the table size (log space: no overflow)
-        return np.minimum(rows, np.exp(np.minimum(np.log(dens0 / theta) / a, 700.0)))
+        # ids whose density is >= theta, capped at the table (log space: no overflow)
+        return np.minimum(ids, np.exp(np.minimum(np.log(dens0 / theta) / a, 700.0)))
 
     def used(theta: float) -> float:
         return float(np.sum(ranks(theta) * rb * cnt))
@@ -229,7 +241,8 @@ def _cached_share(model: RecModel, capacity_bytes: float) -> float:
             hi = mid
         if hi / lo < 1 + 1e-9:
             break
-    return float(np.sum(w * zipf_share(ranks(hi), rows, a)))
+    r = ranks(hi)
+    return float(np.sum(w * np.where(r >= ids, 1.0, zipf_share(r, rows, a))))
 
 
 def _harm(n: Any, alpha: float) -> Any:
@@ -310,6 +323,9 @@ def service_time(model: RecModel, spec: DeviceSpec, n_items: Any, mode: str = "a
     layers = model.mlp_layers()
     t_bottom = sum((gemm(n, a, b) for a, b in layers[:n_bottom]), np.zeros_like(n))
     t_top = sum((gemm(n, a, b) for a, b in layers[n_bottom:]), np.zeros_like(n))
+    # the shared resources, for the pipelined period: HBM bytes and tensor-core FLOPs
+    flops = sum((gemm_flops(n, a, b) for a, b in layers), np.zeros_like(n))
+    hbm = sum((gemm_bytes(n, a, b, eb) for a, b in layers), np.zeros_like(n))
     ia = model.interaction
     kernels = 3.0 + len(model.tables) + len(layers)
     if ia.kind == "dot":
@@ -317,36 +333,55 @@ def service_time(model: RecModel, spec: DeviceSpec, n_items: Any, mode: str = "a
         # stage just wrote (counted there; fused in tuned servers), so its own HBM traffic
         # is the upper-triangle output only.
         nf = model.n_tables + 1
-        flops = 2.0 * n * nf * nf * model.tables[0].dim
+        f_int = 2.0 * n * nf * nf * model.tables[0].dim
         out_bytes = n * nf * (nf - 1) / 2 * eb
-        t_int = np.maximum((flops + spec.gemm_half_flop) / (peak * spec.eff_compute),
+        t_int = np.maximum((f_int + spec.gemm_half_flop) / (peak * spec.eff_compute),
                            out_bytes / (spec.memory_bw_Bps * spec.eff_memory))
+        flops, hbm = flops + f_int, hbm + out_bytes
     elif ia.kind == "dcnv2":
         d = model.interaction_out()
-        if ia.low_rank:  # x (d) -> V^T (r) -> U (d)
-            t_int = ia.cross_layers * (gemm(n, d, ia.low_rank) + gemm(n, ia.low_rank, d))
+        r = ia.low_rank
+        if r:  # x (d) -> V^T (r) -> U (d)
+            t_int = ia.cross_layers * (gemm(n, d, r) + gemm(n, r, d))
+            flops = flops + ia.cross_layers * (gemm_flops(n, d, r) + gemm_flops(n, r, d))
+            hbm = hbm + ia.cross_layers * (gemm_bytes(n, d, r, eb) + gemm_bytes(n, r, d, eb))
         else:
             t_int = ia.cross_layers * gemm(n, d, d)
-        kernels += ia.cross_layers * (2 if ia.low_rank else 1)
+            flops = flops + ia.cross_layers * gemm_flops(n, d, d)
+            hbm = hbm + ia.cross_layers * gemm_bytes(n, d, d, eb)
+        # x_{l+1} = x0 * (U V x_l + b) + x_l: read x0, the GEMM output and x_l, write x_{l+1}
+        cross = ia.cross_layers * n * 4.0 * d * eb
+        t_int = t_int + cross / (spec.memory_bw_Bps * spec.eff_memory)
+        hbm = hbm + cross
+        kernels += ia.cross_layers * (3 if r else 2)
     else:
         t_int = np.zeros_like(n)
     t_copy = n * (model.dense_features * DENSE_BYTES + model.lookups_per_item
                   * model.index_bytes) / spec.host_link_Bps
     t_launch = kernels * spec.kernel_overhead_s + np.zeros_like(n)
     total = t_copy + np.maximum(t_emb + t_a2a, t_bottom) + t_int + t_top + t_launch
+    # HBM time of the whole batch: gathers at the random-access rate, the pooled outputs and
+    # every GEMM's and elementwise kernel's tensors at the streaming rate
+    hbm_s = t_emb + hbm / (spec.memory_bw_Bps * spec.eff_memory)
+    math_s = flops / (peak * spec.eff_compute)
     return {"total_s": total, "copy_s": t_copy, "embedding_s": t_emb, "all_to_all_s": t_a2a,
             "bottom_mlp_s": t_bottom, "interaction_s": t_int, "top_mlp_s": t_top,
-            "launch_s": t_launch, "hit_onchip": pl.onchip, "hit_device": pl.device,
+            "launch_s": t_launch, "hbm_s": hbm_s, "math_s": math_s,
+            "hit_onchip": pl.onchip, "hit_device": pl.device,
             "host_fraction": pl.host, "shards": pl.shards, "placement": pl.mode}
 
 
 def offline_period(parts: dict[str, Any]) -> Any:
-    """Per-batch period with many batches in flight (offline / saturated serving): copies,
-    memory-bound gathers and compute-bound GEMMs overlap across batches on separate
-    streams, so the slowest resource sets the pace (roofline over the batch)."""
+    """Per-batch period with batches in flight (offline, or a busy server's pipeline):
+    copies, gathers and GEMMs of consecutive batches overlap on separate streams and copy
+    engines, so the busiest shared resource sets the pace: the host link (copies), HBM
+    (gathers, pooled vectors, every kernel's tensors), the tensor cores (all FLOPs), the
+    scale-up link (all-to-all) and each stage's own roofline time; launches do not overlap."""
     compute = parts["bottom_mlp_s"] + parts["interaction_s"] + parts["top_mlp_s"]
     memory = parts["embedding_s"] + parts["all_to_all_s"]
-    return np.maximum(np.maximum(parts["copy_s"], memory), compute) + parts["launch_s"]
+    shared = np.maximum(np.maximum(parts["hbm_s"], parts["math_s"]), parts["all_to_all_s"])
+    return (np.maximum(np.maximum(np.maximum(parts["copy_s"], memory), compute), shared)
+            + parts["launch_s"])
 
 
 def max_throughput(model: RecModel, spec: DeviceSpec, max_batch: int, mode: str = "auto"
@@ -356,3 +391,49 @@ def max_throughput(model: RecModel, spec: DeviceSpec, max_batch: int, mode: str 
     tput = n / offline_period(service_time(model, spec, n, mode))
     i = int(np.argmax(tput))
     return float(tput[i]), int(n[i])
+
+
+# Batches resident at once in the offline pipeline: one being copied in, one computing,
+# one whose results are copied out (assumption: triple buffering, as TensorRT harnesses).
+BATCHES_IN_FLIGHT = 3
+
+
+def bytes_per_item(model: RecModel) -> float:
+    """Device memory one item of a batch holds while in flight: its indices and dense
+    features, its gathered and pooled embedding vectors, and the two widest activations of
+    the MLPs/interaction (input and output of the largest layer)."""
+    dt = BYTES[model.embedding_dtype]
+    eb = BYTES[model.mlp_precision]
+    inputs = model.dense_features * DENSE_BYTES + model.lookups_per_item * model.index_bytes
+    gathered = sum(t.count * t.pooling * t.dim for t in model.tables) * dt
+    pooled = sum(t.count * t.dim for t in model.tables) * dt
+    widest = max(a + b for a, b in model.mlp_layers())
+    return inputs + gathered + pooled + widest * eb
+
+
+def batch_memory_bound(model: RecModel, spec: DeviceSpec, mode: str = "auto",
+                       where: str = "service") -> int:
+    """Largest batch whose :data:`BATCHES_IN_FLIGHT` copies fit in the device memory left
+    by the embeddings held there (their placement), the MLP weights and the runtime."""
+    pl = placement(model, spec, mode, where)
+    resident = model.embedding_bytes / pl.shards if pl.mode != "host" else (
+        spec.memory_bytes * EMBEDDING_MEMORY_FRACTION)
+    weights = sum(a * b for a, b in model.mlp_layers()) * BYTES[model.mlp_precision]
+    free = spec.memory_bytes - resident - weights - RUNTIME_RESERVE_BYTES
+    per = BATCHES_IN_FLIGHT * bytes_per_item(model)
+    return max(int(free // per), 1)
+
+
+def offline(model: RecModel, spec: DeviceSpec, mode: str = "auto", where: str = "service"
+            ) -> dict[str, Any]:
+    """Offline throughput: the batch size that maximises items/s among those whose
+    in-flight batches fit in device memory (:func:`batch_memory_bound`), with the period
+    breakdown at that batch."""
+    bound = batch_memory_bound(model, spec, mode, where)
+    tput, best = max_throughput(model, spec, bound, mode)
+    parts = service_time(model, spec, np.array([float(best)]), mode, where)
+    flat = {k: (float(np.asarray(v).ravel()[0]) if k.endswith("_s") else v)
+            for k, v in parts.items()}
+    return {"items_per_s": tput, "batch_items": best, "batch_memory_bound_items": bound,
+            "period_s": float(np.asarray(offline_period(parts)).ravel()[0]),
+            "latency_s": flat["total_s"], "breakdown": flat}

@@ -44,7 +44,10 @@ CAPACITY_KEYS = ("max_qps_at_slo", "ci95_low_qps", "ci95_high_qps", "replication
 
 @dataclass(frozen=True)
 class ServiceModel:
-    """Per-replica service: ``draw * scale[r] + table[r, items]``; names for reports."""
+    """Per-replica service: a batch's latency is ``draw * scale[r] + table[r, items]``; the
+    replica takes its next batch after ``draw * scale[r] + period[r, items]`` (consecutive
+    batches pipeline their stages, :func:`accelsim.serving.recsys.offline_period`; without a
+    period table the replica serves one batch at a time). Names for reports."""
 
     table_s: np.ndarray
     scale: np.ndarray
@@ -54,6 +57,12 @@ class ServiceModel:
     job: ServeJob | None = None
     specs: dict[str, DeviceSpec] | None = None
     file: str = "job"  # the job's file, named by errors found while simulating it
+    period_s: np.ndarray | None = None  # [replica, items]; None: period = latency
+
+    @property
+    def busy_s(self) -> np.ndarray:
+        """The table that occupies a replica: the pipelined period, or the latency."""
+        return self.table_s if self.period_s is None else self.period_s
 
     def covering(self, max_items: float) -> ServiceModel:
         """This model, or one rebuilt with a table wide enough for ``max_items`` (a batch
@@ -99,7 +108,7 @@ def build_service(job: ServeJob, file: str = "job",
                             ["synthetic"] * c, job=job, specs=specs, file=file)
     model = model or recsys.load_model(svc.model or "", where=file, field="service.model")
     members = svc.pool or [PoolMember(device=svc.device or "", count=job.replicas)]
-    rows, names, breakdown = [], [], {}
+    rows, periods, names, breakdown = [], [], [], {}
     for mem in members:
         spec = specs.get(mem.device) or load_device(
             mem.device, where=file, field="service.device").spec
@@ -107,15 +116,19 @@ def build_service(job: ServeJob, file: str = "job",
                                     where=f"{file}: service")
         t = np.asarray(parts["total_s"], dtype=float).copy()
         t[0] = 0.0
+        per = np.minimum(np.asarray(recsys.offline_period(parts), dtype=float), t)
+        per[0] = 0.0
         rows += [t] * mem.count
+        periods += [per] * mem.count
         names += [spec.name] * mem.count
         one = recsys.service_time(model, spec, [job.batching.max_batch_items], svc.placement)
         breakdown[spec.name] = {k2: float(np.asarray(v).ravel()[0]) for k2, v in one.items()
                                 if k2.endswith("_s")}
+        breakdown[spec.name]["period_s"] = float(np.asarray(recsys.offline_period(one)).ravel()[0])
         breakdown[spec.name]["placement"] = one["placement"]  # type: ignore[assignment]
     table = np.vstack(rows)
     return ServiceModel(table, np.ones(len(rows)), None, names, breakdown, job=job, specs=specs,
-                        file=file)
+                        file=file, period_s=np.vstack(periods))
 
 
 @dataclass(frozen=True)
@@ -185,7 +198,8 @@ def at_rate(job: ServeJob, d: Draws, rate_qps: float | None = None) -> Inputs:
             t_b, m_b = shape_function(a, d.unit[-1] / rate, rng, sm.file)
             arrivals = nhpp_times(d.unit, rate, t_b, m_b, sm.file)
     return Inputs(
-        arrival_s=arrivals, items=d.sizes, draw_s=d.draws, table_s=sm.table_s, scale=sm.scale,
+        arrival_s=arrivals, items=d.sizes, draw_s=d.draws, table_s=sm.table_s,
+        period_s=sm.period_s, scale=sm.scale,
         max_batch_items=job.batching.max_batch_items,
         timeout_s=job.batching.timeout_ms * units.MS, routing=job.routing,
         choices=d.choices,
@@ -238,7 +252,7 @@ class SaturatedMix:
 def capacity_estimate(x: Inputs) -> float:
     """Queries/s the replicas sustain when queues never empty (:class:`SaturatedMix`).
     Offered load at or above it is unstable."""
-    return SaturatedMix.of(x.items, x.max_batch_items).capacity_qps(x.table_s, x.draw_s, x.scale)
+    return SaturatedMix.of(x.items, x.max_batch_items).capacity_qps(x.busy_s, x.draw_s, x.scale)
 
 
 @dataclass
@@ -286,7 +300,14 @@ def summarise(x: Inputs, tr: Trace, warmup: int, names: list[str]) -> tuple[dict
     new[1:] = (srv[1:] != srv[:-1]) | (st[1:] != st[:-1])
     in_win = new & (st >= t0) & (st <= t1)
     c = x.table_s.shape[0]
-    busy = np.bincount(srv[in_win], weights=(fin - st)[in_win], minlength=c)
+    held = fin - st  # a batch holds its replica for its latency, less what pipelining hides
+    if x.period_s is not None and len(srv):
+        tot = np.bincount(np.cumsum(new) - 1, weights=x.items[ok][order])
+        k = np.minimum(tot, x.table_s.shape[1] - 1).astype(int)
+        hidden = x.table_s[srv[new], k] - x.period_s[srv[new], k]
+        held = held.copy()
+        held[new] -= hidden
+    busy = np.bincount(srv[in_win], weights=held[in_win], minlength=c)
     n_b = np.bincount(srv[in_win], minlength=c)
     util = busy / window
     m["utilization"] = float(util.mean())
@@ -325,7 +346,7 @@ def _offered(x: Inputs) -> float:
 def _saturated(job: ServeJob, d: Draws) -> float:
     """A replication's saturated capacity: it does not depend on the arrival times."""
     return SaturatedMix.of(d.sizes, job.batching.max_batch_items).capacity_qps(
-        d.service.table_s, d.draws, d.service.scale)
+        d.service.busy_s, d.draws, d.service.scale)
 
 
 def quantile_with_drops(latency_s: np.ndarray, dropped: int, q: float) -> float:

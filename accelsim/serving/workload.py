@@ -10,6 +10,7 @@ recorded arrival times (and sizes), compressed or stretched to the asked rate.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -101,8 +102,27 @@ def dist_mean(d: Any) -> float:
         w = np.asarray(d.weights or [1.0] * len(d.values), dtype=float)
         return float(np.dot(w / w.sum(), d.values))
     if isinstance(d, TruncNormal):
-        return d.mean  # approximately; exact mean is measured from the draws
+        return _truncnormal_mean(d)
     return float(d.mean)
+
+
+def _truncnormal_mean(d: TruncNormal) -> float:
+    """Mean of the normal truncated to [min, max]:
+    ``mu + sigma (phi(a) - phi(b)) / (Phi(b) - Phi(a))``, a and b the standardised bounds."""
+    if d.std == 0:
+        return float(min(max(d.mean, d.min), d.max))
+    a, b = (d.min - d.mean) / d.std, (d.max - d.mean) / d.std
+
+    def phi(x: float) -> float:
+        return math.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
+
+    def Phi(x: float) -> float:
+        return 0.5 * (1 + math.erf(x / math.sqrt(2)))
+
+    mass = Phi(b) - Phi(a)
+    if mass <= 0:
+        return float(d.min if a > 0 else d.max)
+    return float(d.mean + d.std * (phi(a) - phi(b)) / mass)
 
 
 def dist_second_moment(d: Any) -> float:

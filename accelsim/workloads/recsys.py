@@ -179,7 +179,7 @@ class RecsysServing(Workload):
         except AccelsimError as e:
             msg = e.problems[0].message
             return DeviceEval(0.0, 0.0, msg, msg)
-        sat = state.mix.capacity_qps(sm.covering(state.max_items).table_s) / ctx.server_chips
+        sat = state.mix.capacity_qps(sm.covering(state.max_items).busy_s) / ctx.server_chips
         qps = sat * b.slo_ratio
         return DeviceEval(qps, b.slo_ratio * spec.mean_to_peak if sat > 0 else 0.0)
 

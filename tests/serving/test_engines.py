@@ -151,3 +151,26 @@ def test_capacity_at_the_slo_counts_drops():
     tight = capacity(job(deadline_ms=1.0), engine="simpy")
     # a 1 ms deadline drops requests long before the 20 ms SLO binds
     assert tight["max_qps_at_slo"] < 0.9 * loose["max_qps_at_slo"]
+
+
+def test_pipelined_replicas_take_the_next_batch_after_the_period():
+    from dataclasses import replace
+
+    from accelsim.serving.sim import build_service, capacity_estimate
+
+    j = ServeJob.model_validate({
+        "arrivals": {"process": "poisson", "rate_qps": 30000},
+        "queries": {"size": {"dist": "fixed", "value": 256}},
+        "service": {"device": "h100-sxm", "model": "dlrm-mlperf"}, "replicas": 1,
+        "batching": {"max_batch_items": 65536, "timeout_ms": 0.5},
+        "sim": {"requests": 20000, "warmup": 1000, "seed": 3}})
+    sm = build_service(j)
+    serial = replace(sm, period_s=None)  # one batch at a time
+    assert np.all(sm.period_s <= sm.table_s) and np.any(sm.period_s < sm.table_s)
+    x, xs = draw_inputs(j, service=sm), draw_inputs(j, service=serial)
+    assert capacity_estimate(x) > 1.2 * capacity_estimate(xs)
+    a, b = simulate_fast(x), simulate_simpy(x)  # both engines pipeline the same way
+    np.testing.assert_allclose(a.finish_s, b.finish_s, rtol=1e-12, atol=1e-12)
+    # a batch's requests still take the full latency
+    lat = a.finish_s - a.start_s
+    assert np.all(lat >= sm.table_s[0, 256] - 1e-12)

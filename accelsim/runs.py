@@ -1,0 +1,199 @@
+"""Published runs as cited data files, predicted by the same models a planner uses.
+
+A run file (``configs/runs/*.yaml``) names a tolerance and its runs; each run gives its
+source (paper, results log), the published figure and what the model needs to predict it.
+:func:`validate_runs` predicts every run and reports the relative error
+``(predicted - published) / published``; ``accelsim validate-runs`` prints the table and exits
+with code 1 when any run misses by more than its file's tolerance.
+
+Kinds of run:
+
+* ``recsys_offline`` -- MLPerf Inference Offline: samples/s of ``devices`` devices at the
+  batch that maximises throughput within device memory
+  (:func:`accelsim.serving.recsys.offline`), items/s divided by the mean sample size.
+* ``recsys_server`` -- MLPerf Inference Server: the highest Poisson rate of samples whose p99
+  latency meets the bound, simulated on ``devices`` replicas behind one queue with dynamic
+  batching (:func:`accelsim.serving.sim.capacity`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+from accelsim.config import Strict, read_yaml, validate
+from accelsim.errors import AccelsimError, Problem
+from accelsim.serving.workload import Dist
+
+
+class Published(Strict):
+    value: float = Field(gt=0)
+    """The published figure."""
+    unit: str = Field(min_length=1)
+    """Its unit, as published (e.g. samples/s)."""
+
+
+class _Run(Strict):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    """Short unique name of the run."""
+    source: str = Field(min_length=1)
+    """Where the published figure comes from (paper table, results log path and repository)."""
+    published: Published
+    """The published figure and its unit."""
+    model: str
+    """Recommendation model: catalog name or path."""
+    device: str
+    """Device: catalog name or path."""
+    devices: int = Field(ge=1, le=100_000)
+    """Devices in the published system (one replica each)."""
+    sample_items: Dist
+    """Items (user-item pairs) per sample: the published figure counts samples."""
+    note: str = ""
+    """What the run's settings come from, and what is assumed."""
+
+
+class RecsysOfflineRun(_Run):
+    kind: Literal["recsys_offline"]
+    """MLPerf Offline: throughput with every sample available at once."""
+
+
+class RecsysServerRun(_Run):
+    kind: Literal["recsys_server"]
+    """MLPerf Server: Poisson arrivals, throughput at a p99 latency bound."""
+    p99_ms: float = Field(gt=0, le=3_600_000)
+    """The latency bound the published rate met, at the 99th percentile, ms."""
+    max_batch_items: int = Field(ge=1, le=10_000_000)
+    """Largest batch a device forms (the submission's batch size), items."""
+    timeout_ms: float = Field(default=1.0, ge=0, le=60_000)
+    """Longest a batch waits to fill, ms."""
+    requests: int = Field(default=40_000, ge=1000, le=10_000_000)
+    """Simulated samples per replication."""
+    replications: int = Field(default=2, ge=1, le=20)
+    """Seeded replications behind the capacity."""
+    seed: int = Field(default=1, ge=0)
+    """Seed of the first replication."""
+
+
+Run = Annotated[RecsysOfflineRun | RecsysServerRun, Field(discriminator="kind")]
+
+
+class RunFile(Strict):
+    name: str = Field(min_length=1)
+    """Name of the set of runs."""
+    description: str = ""
+    """Free text."""
+    tolerance: float = Field(gt=0, le=1)
+    """Largest relative error |predicted - published| / published accepted."""
+    runs: list[Run] = Field(min_length=1)
+    """The published runs."""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    file: str
+    id: str
+    kind: str
+    published: float
+    predicted: float
+    unit: str
+    tolerance: float
+    detail: str
+    source: str
+
+    @property
+    def error(self) -> float:
+        return (self.predicted - self.published) / self.published
+
+    @property
+    def within(self) -> bool:
+        return abs(self.error) <= self.tolerance
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "id": self.id, "kind": self.kind,
+                "published": self.published, "predicted": self.predicted, "unit": self.unit,
+                "error": self.error, "tolerance": self.tolerance, "within": self.within,
+                "detail": self.detail, "source": self.source}
+
+
+def runs_dir() -> Path:
+    from accelsim import refs
+
+    return refs.configs_dir() / "runs"
+
+
+def load_runs(path: str | Path) -> RunFile:
+    rf = validate(RunFile, read_yaml(path), path)
+    ids = [r.id for r in rf.runs]
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    if dup:
+        raise AccelsimError.single(str(path), "runs", f"run ids must be unique; repeated: "
+                                   f"{', '.join(dup)}")
+    return rf
+
+
+def validate_runs(paths: list[str | Path] | None = None) -> list[RunResult]:
+    """Predict every run of every file (default: all shipped run files)."""
+    files = [Path(p) for p in paths] if paths else sorted(runs_dir().glob("*.yaml"))
+    if not files:
+        raise AccelsimError.single(str(runs_dir()), "", "no run files (*.yaml) here")
+    out: list[RunResult] = []
+    for f in files:
+        rf = load_runs(f)
+        for i, run in enumerate(rf.runs):
+            where = f"runs[{i}]"
+            try:
+                predicted, detail = _PREDICT[run.kind](run, str(f), where)
+            except AccelsimError as e:
+                raise AccelsimError([Problem(str(f), f"{where}.{p.field}".rstrip("."),
+                                             p.message) for p in e.problems]) from None
+            out.append(RunResult(str(f), run.id, run.kind, run.published.value, predicted,
+                                 run.published.unit, rf.tolerance, detail, run.source))
+    return out
+
+
+def _mean_items(run: Any) -> float:
+    from accelsim.serving.workload import dist_mean
+
+    return float(dist_mean(run.sample_items))
+
+
+def _predict_offline(run: RecsysOfflineRun, file: str, where: str) -> tuple[float, str]:
+    from accelsim.devices import load_device
+    from accelsim.serving.recsys import load_model, offline
+
+    model = load_model(run.model, relative_to=file, where=file, field=f"{where}.model")
+    spec = load_device(run.device, where=file, field=f"{where}.device", relative_to=file).spec
+    o = offline(model, spec, where=file)
+    samples = run.devices * o["items_per_s"] / _mean_items(run)
+    detail = (f"{o['items_per_s'] / 1e6:.3g} M items/s per device at batch "
+              f"{o['batch_items']:,} (memory bound {o['batch_memory_bound_items']:,}); "
+              f"period {o['period_s'] * 1e3:.3g} ms")
+    return samples, detail
+
+
+def _predict_server(run: RecsysServerRun, file: str, where: str) -> tuple[float, str]:
+    from accelsim import refs
+    from accelsim.serving.job import ServeJob
+    from accelsim.serving.sim import build_service, capacity
+
+    job = ServeJob.model_validate({
+        "arrivals": {"process": "poisson", "rate_qps": 1.0},
+        "queries": {"size": run.sample_items.model_dump()},
+        "service": {"device": refs.normalize(run.device, file),
+                    "model": refs.normalize(run.model, file)},
+        "replicas": run.devices, "routing": "shared_queue",
+        "batching": {"max_batch_items": run.max_batch_items, "timeout_ms": run.timeout_ms},
+        "slo": {"p99_ms": run.p99_ms},
+        "sim": {"requests": run.requests, "warmup": run.requests // 10, "seed": run.seed,
+                "replications": run.replications},
+    })
+    c = capacity(job, service=build_service(job, file))
+    detail = (f"saturated {c['capacity_qps']:,.0f} samples/s; at p99 <= {run.p99_ms:g} ms "
+              f"[{c['ci95_low_qps']:,.0f}, {c['ci95_high_qps']:,.0f}]")
+    return float(c["max_qps_at_slo"]), detail
+
+
+_PREDICT = {"recsys_offline": _predict_offline, "recsys_server": _predict_server}
