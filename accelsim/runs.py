@@ -90,6 +90,27 @@ class RunFile(Strict):
     runs: list[Run] = Field(min_length=1)
     """The published runs."""
 
+    def check(self, file: str = "runs") -> None:
+        """Run ids are unique; every run's model and device exist."""
+        from accelsim.devices import load_device
+        from accelsim.serving.recsys import load_model
+
+        probs: list[Problem] = []
+        ids = [r.id for r in self.runs]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            probs.append(Problem(file, "runs", f"run ids must be unique; repeated: "
+                                 f"{', '.join(dup)}"))
+        for i, r in enumerate(self.runs):
+            for field, load in (("model", load_model), ("device", load_device)):
+                try:
+                    load(getattr(r, field), relative_to=file, where=file,
+                         field=f"runs[{i}].{field}")
+                except AccelsimError as e:
+                    probs += e.problems
+        if probs:
+            raise AccelsimError(probs)
+
 
 @dataclass(frozen=True)
 class RunResult:
@@ -126,11 +147,7 @@ def runs_dir() -> Path:
 
 def load_runs(path: str | Path) -> RunFile:
     rf = validate(RunFile, read_yaml(path), path)
-    ids = [r.id for r in rf.runs]
-    dup = sorted({i for i in ids if ids.count(i) > 1})
-    if dup:
-        raise AccelsimError.single(str(path), "runs", f"run ids must be unique; repeated: "
-                                   f"{', '.join(dup)}")
+    rf.check(str(path))
     return rf
 
 

@@ -46,6 +46,7 @@ KINDS: dict[str, Kind] = {
         Kind("sweep", "accelsim.sweep:SweepSpec", "metrics", "parameter sweep"),
         Kind("rec-model", "accelsim.serving.recsys:RecModel", "tables",
              "recommendation model"),
+        Kind("runs", "accelsim.runs:RunFile", "runs", "published runs"),
     ]
 }
 

@@ -44,7 +44,7 @@ def test_every_field_has_a_description_and_every_number_a_lower_bound(kind):
 
 SHIPPED = {"device": "devices/*.yaml", "scenario": "fleet.yaml", "serve-job": "jobs/serve-*.yaml",
            "train-job": "jobs/*-a100.yaml", "train-model": "models/gpt3-175b.yaml",
-           "rec-model": "models/rmc*.yaml"}
+           "rec-model": "models/rmc*.yaml", "runs": "runs/*.yaml"}
 
 
 @pytest.mark.parametrize("kind,pattern", SHIPPED.items())

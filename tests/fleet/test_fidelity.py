@@ -138,8 +138,9 @@ def _same(golden, new, path=""):
     (["compare", str(FLEET), "--json"], "compare.json"),
     (["optimize", str(FLEET), "--json", "--year", "2026"], "optimize-2026.json")])
 def test_outputs_match_the_golden_files(args, golden):
-    """Outputs before the registry refactor (commit c04e3ac). When the model changes on
-    purpose, regenerate with the same command into tests/data/golden/."""
+    """Outputs of the seed scenario, regenerated when the model changes on purpose (last:
+    pipelined recommendation serving, issue 11) with the same command into
+    tests/data/golden/; anything else that moves them is a regression."""
     r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output
     _same(json.loads((ROOT / "tests" / "data" / "golden" / golden).read_text()),
