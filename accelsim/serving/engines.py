@@ -71,38 +71,40 @@ class Trace:
 
 @njit(cache=True)
 def _batch_queue(arr, items, draws, table, period, scale, servers, B, tmo,
-                 start, finish, server, idx):  # pragma: no cover - compiled
-    """One FIFO queue served by ``servers`` (replica ids); idx maps local -> global index."""
-    n = idx.shape[0]
+                 start, finish, server, first, step, n):  # pragma: no cover - compiled
+    """One FIFO queue served by ``servers`` (replica ids): its ``n`` requests are the global
+    indices ``first + q * step`` (the whole stream, or every c-th for round robin)."""
     c = servers.shape[0]
     free = np.zeros(c)
     i = 0
     while i < n:
         s = 0
+        fs = free[0]
         for r in range(1, c):
-            if free[r] < free[s]:
+            if free[r] < fs:
                 s = r
-        tfree = free[s]
-        ai = arr[idx[i]]
-        deadline = ai + tmo
+                fs = free[r]
+        gi = first + i * step
+        deadline = arr[gi] + tmo
         cum = 0.0
         t_full = np.inf
         j = i
-        while j < n:
-            aj = arr[idx[j]]
+        while j < n:  # when does the batch close: full, or the oldest request's timeout
+            g = first + j * step
+            aj = arr[g]
             if aj > deadline:
                 break
-            cum += items[idx[j]]
+            cum += items[g]
             if cum >= B:
                 t_full = aj
                 break
             j += 1
-        ready = min(t_full, deadline)
-        st = max(tfree, ready)
+        ready = t_full if t_full < deadline else deadline
+        st = fs if fs > ready else ready
         k = i
         tot = 0.0
-        while k < n:
-            g = idx[k]
+        while k < n:  # take the waiting requests in order while they fit
+            g = first + k * step
             if arr[g] > st:
                 break
             if k > i and tot + items[g] > B:
@@ -110,14 +112,15 @@ def _batch_queue(arr, items, draws, table, period, scale, servers, B, tmo,
             tot += items[g]
             k += 1
         rep = servers[s]
-        d = draws[idx[i]] * scale[rep]
-        fin = st + d + table[rep, int(tot)]
+        ti = int(tot)
+        d = draws[gi] * scale[rep]
+        fin = st + d + table[rep, ti]
         for q in range(i, k):
-            g = idx[q]
+            g = first + q * step
             start[g] = st
             finish[g] = fin
             server[g] = rep
-        free[s] = st + d + period[rep, int(tot)]
+        free[s] = st + d + period[rep, ti]
         i = k
 
 
@@ -163,11 +166,11 @@ def simulate_fast(x: Inputs) -> Trace:
     B, tmo = float(x.max_batch_items), float(x.timeout_s)
     if x.routing == "shared_queue":
         _batch_queue(arr, items, draws, table, period, scale, np.arange(c), B, tmo, start,
-                     finish, server, np.arange(n))
+                     finish, server, 0, 1, n)
     elif x.routing == "round_robin":
         for r in range(c):
             _batch_queue(arr, items, draws, table, period, scale, np.array([r]), B, tmo,
-                         start, finish, server, np.arange(r, n, c))
+                         start, finish, server, r, c, len(range(r, n, c)))
     else:
         raise ValueError(f"fast engine does not handle routing {x.routing!r}")
     return Trace(start, finish, server, np.zeros(n, dtype=bool))
