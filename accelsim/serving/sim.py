@@ -413,8 +413,10 @@ def simulate(job: ServeJob, engine: str | None = None, rate_qps: float | None = 
     replicas' capacity) and after (waits still growing): the result then says
     ``stable: False`` and gives the capacity instead of simulating forever."""
     sm = service or build_service(job)
-    check_memory(job, keep_trace, sm.file)
     eng = pick_engine(job, engine)
+    if streams(job, eng, keep_trace):
+        return _simulate_stream(job, eng, rate_qps, seed, sm)
+    check_memory(job, keep_trace, sm.file)
     x = draw_inputs(job, rate_qps, seed, sm)
     cap = capacity_estimate(x)
     offered = _offered(x)
@@ -457,6 +459,32 @@ def simulate(job: ServeJob, engine: str | None = None, rate_qps: float | None = 
                               "dropped": tr.dropped})
         trace["latency_ms"] = (trace.finish_s - trace.arrival_s) / units.MS
     return ServeResult(m, reps, trace)
+
+
+def streams(job: ServeJob, engine: str, keep_trace: bool) -> bool:
+    """Whether a run takes the bounded-memory path (:mod:`accelsim.serving.stream`): fast
+    engine, one shared queue, no trace kept, Poisson arrivals, more than one chunk."""
+    from accelsim.serving.stream import CHUNK
+
+    return (engine == "fast" and not keep_trace and job.routing == "shared_queue"
+            and job.arrivals.process == "poisson" and job.sim.requests > CHUNK)
+
+
+def _simulate_stream(job: ServeJob, eng: str, rate_qps: float | None, seed: int | None,
+                     sm: ServiceModel) -> ServeResult:
+    from accelsim.serving.stream import simulate_stream
+
+    m, reps = simulate_stream(job, sm, rate_qps, seed)
+    if "_drift" not in m:  # refused before simulating: offered load above capacity
+        return ServeResult({"engine": eng, **m}, reps)
+    drift, cap, offered = m.pop("_drift"), m.pop("_capacity_qps"), m.pop("_offered_qps")
+    stable = offered < cap and m["completed"] > 0 and not drift
+    m = {"engine": eng, "capacity_qps": cap, "offered_qps": offered, **m, "stable": stable}
+    if job.slo is not None:
+        m["slo_p99_ms"] = job.slo.p99_ms
+        m["p99_ms_counting_drops"] = m["p99_ms"]  # the fast engine drops nothing
+        m["meets_slo"] = bool(stable and m["p99_ms"] <= job.slo.p99_ms)
+    return ServeResult(m, reps)
 
 
 def capacity(job: ServeJob, engine: str | None = None, rel_tol: float = 0.002,
