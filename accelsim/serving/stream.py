@@ -59,7 +59,7 @@ class LogHistogram:
         if n == 0:
             return float("nan")
         pos = q * (n - 1)
-        lo = int(math.floor(pos))
+        lo = math.floor(pos)
         cum = np.cumsum(self.counts)
 
         def centre(rank: int) -> float:

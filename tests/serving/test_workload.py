@@ -125,13 +125,18 @@ def test_burst_switches_are_seeded_and_cover_the_run():
     assert frac == pytest.approx(0.2, abs=0.03)
 
 
-def test_runs_that_would_exhaust_memory_are_refused_up_front():
+@pytest.mark.parametrize("how", ["keep_trace", "simpy", "round_robin"])
+def test_runs_that_hold_every_request_and_would_exhaust_memory_are_refused_up_front(how):
+    """Runs that keep per-request arrays (a trace, the simpy engine, per-replica queues);
+    a streamed run (tests/serving/test_stream.py) needs no such limit."""
     from accelsim.serving.sim import BYTES_PER_REQUEST, _physical_memory
 
     n = int(_physical_memory() / BYTES_PER_REQUEST)  # twice the half that is allowed
-    j = _job({"process": "poisson", "rate_qps": 10}, sim={"requests": n, "warmup": 0})
+    extra = {"replicas": 2, "routing": "round_robin"} if how == "round_robin" else {}
+    j = _job({"process": "poisson", "rate_qps": 10}, sim={"requests": n, "warmup": 0}, **extra)
     with pytest.raises(AccelsimError) as e:
-        simulate(j)
+        simulate(j, engine="simpy" if how == "simpy" else None,
+                 keep_trace=how == "keep_trace")
     msg = str(e.value)
     assert "sim.requests" in msg and "GB; this machine has" in msg and "expected at most" in msg
 
