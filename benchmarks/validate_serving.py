@@ -1,4 +1,5 @@
-"""Serving validation table for the README: closed forms and MLPerf DLRM (A100).
+"""Serving validation tables for the README: closed forms, and the published MLPerf runs of
+``accelsim validate-runs``.
 
 The same comparisons are asserted in tests/serving/ with their tolerances.
 Run: ``python benchmarks/validate_serving.py``.
@@ -10,10 +11,9 @@ import math
 
 import numpy as np
 
-from accelsim.devices import load_device
+from accelsim.runs import validate_runs
 from accelsim.serving import queueing as Q
 from accelsim.serving.job import ServeJob
-from accelsim.serving.recsys import load_model, max_throughput
 from accelsim.serving.sim import simulate
 
 
@@ -52,11 +52,9 @@ def main() -> None:
          r.metrics["mean_wait_ms"])
     _row("M/M/16 rho 0.85 P(wait > 0.5 ms)", Q.mmc_p_wait_gt(5e-4, 13600, 1000, 16),
          float(np.mean(w > 5e-4)))
-    pub = 2.443e6 / 8 * 270
-    tput, b = max_throughput(load_model("dlrm-mlperf"), load_device("a100-80gb-sxm").spec, 65536)
-    print(f"\nMLPerf Inference v3.0 DLRM offline, per A100: published {pub / 1e6:.1f} M items/s, "
-          f"predicted {tput / 1e6:.1f} M items/s at batch {b} "
-          f"({100 * (tput - pub) / pub:+.1f} %)")
+    print("\n| run | published | predicted | error |\n|---|---|---|---|")
+    for r in validate_runs():  # configs/runs: MLPerf Inference DLRM / DLRMv2 (cited there)
+        print(f"| {r.id} | {r.published:,.0f} | {r.predicted:,.0f} | {100 * r.error:+.1f} % |")
 
 
 if __name__ == "__main__":
