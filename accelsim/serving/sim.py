@@ -411,7 +411,8 @@ def simulate(job: ServeJob, engine: str | None = None, rate_qps: float | None = 
              service: ServiceModel | None = None) -> ServeResult:
     """One seeded run. Overload is detected before running (offered rate above the
     replicas' capacity) and after (waits still growing): the result then says
-    ``stable: False`` and gives the capacity instead of simulating forever."""
+    ``stable: False`` and gives the capacity instead of simulating forever. A long run that
+    :func:`streams` takes the bounded-memory path (:mod:`accelsim.serving.stream`)."""
     sm = service or build_service(job)
     eng = pick_engine(job, engine)
     if streams(job, eng, keep_trace):
