@@ -14,6 +14,10 @@ Kinds of run:
 * ``recsys_server`` -- MLPerf Inference Server: the highest Poisson rate of samples whose p99
   latency meets the bound, simulated on ``devices`` replicas behind one queue with dynamic
   batching (:func:`accelsim.serving.sim.capacity`).
+* ``training`` -- one published training layout (:func:`accelsim.training.perf.estimate`),
+  the micro-batch and virtual stages a paper does not give searched over the listed values
+  (the fastest layout that fits, as the authors tuned them); the metric is the paper's
+  ``eq3_tflops_per_gpu`` (Narayanan et al. 2021, Eq. 3) or ``mfu_pct``.
 """
 
 from __future__ import annotations
@@ -26,7 +30,9 @@ from pydantic import Field
 
 from accelsim.config import Strict, read_yaml, validate
 from accelsim.errors import AccelsimError, Problem
+from accelsim.precision import TrainPrecision
 from accelsim.serving.workload import Dist
+from accelsim.training.job import Recompute, TransformerModel
 
 
 class Published(Strict):
@@ -36,13 +42,18 @@ class Published(Strict):
     """Its unit, as published (e.g. samples/s)."""
 
 
-class _Run(Strict):
+class _Published(Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
     """Short unique name of the run."""
     source: str = Field(min_length=1)
     """Where the published figure comes from (paper table, results log path and repository)."""
     published: Published
     """The published figure and its unit."""
+    note: str = ""
+    """What the run's settings come from, and what is assumed."""
+
+
+class _Run(_Published):
     model: str
     """Recommendation model: catalog name or path."""
     device: str
@@ -51,8 +62,6 @@ class _Run(Strict):
     """Devices in the published system (one replica each)."""
     sample_items: Dist
     """Items (user-item pairs) per sample: the published figure counts samples."""
-    note: str = ""
-    """What the run's settings come from, and what is assumed."""
 
 
 class RecsysOfflineRun(_Run):
@@ -77,7 +86,41 @@ class RecsysServerRun(_Run):
     """Seed of the first replication."""
 
 
-Run = Annotated[RecsysOfflineRun | RecsysServerRun, Field(discriminator="kind")]
+class TrainingRun(_Published):
+    kind: Literal["training"]
+    """A published training layout: throughput per device or MFU."""
+    metric: Literal["eq3_tflops_per_gpu", "mfu_pct"]
+    """What was published: TFLOP/s per GPU counted as Narayanan et al. 2021 Eq. 3 (full
+    recomputation), or model-FLOPs utilisation in percent."""
+    model: TransformerModel
+    """The transformer, inline."""
+    device: str
+    """Device: catalog name or path."""
+    devices: int = Field(ge=1, le=10_000_000)
+    """GPUs of the run."""
+    tp: int = Field(ge=1, le=10_000)
+    """Tensor-parallel ranks."""
+    pp: int = Field(ge=1, le=10_000)
+    """Pipeline stages."""
+    global_batch: int = Field(ge=1, le=100_000_000)
+    """Sequences per step."""
+    precision: TrainPrecision
+    """Training precision."""
+    attention: Literal["flash", "unfused"]
+    """flash or unfused attention (2021-2022 Megatron: unfused softmax)."""
+    recompute: Recompute
+    """Activation recomputation."""
+    sequence_parallel: bool
+    """Megatron sequence parallelism."""
+    overlap_dp_comm: bool
+    """Whether the gradient all-reduce overlaps the backward pass."""
+    micro_batches: list[Annotated[int, Field(ge=1, le=1024)]] = Field(min_length=1)
+    """Micro-batch sizes searched (one value when published)."""
+    virtual_stages: list[Annotated[int, Field(ge=1, le=64)]] = Field(min_length=1)
+    """Interleaved pipeline chunks searched (one value when published)."""
+
+
+Run = Annotated[RecsysOfflineRun | RecsysServerRun | TrainingRun, Field(discriminator="kind")]
 
 
 class RunFile(Strict):
@@ -102,7 +145,9 @@ class RunFile(Strict):
             probs.append(Problem(file, "runs", f"run ids must be unique; repeated: "
                                  f"{', '.join(dup)}"))
         for i, r in enumerate(self.runs):
-            for field, load in (("model", load_model), ("device", load_device)):
+            loads = (("device", load_device),) if r.kind == "training" else (
+                ("model", load_model), ("device", load_device))
+            for field, load in loads:
                 try:
                     load(getattr(r, field), relative_to=file, where=file,
                          field=f"runs[{i}].{field}")
@@ -213,4 +258,44 @@ def _predict_server(run: RecsysServerRun, file: str, where: str) -> tuple[float,
     return float(c["max_qps_at_slo"]), detail
 
 
-_PREDICT = {"recsys_offline": _predict_offline, "recsys_server": _predict_server}
+def eq3_flops(batch: int, model: TransformerModel) -> float:
+    """FLOPs per step as Narayanan et al. 2021 count them (Eq. 3, full recomputation):
+    ``96 B s l h^2 (1 + s / 6h + V / 16 l h)``."""
+    h, s, ell, V = model.hidden, model.seq_len, model.layers, model.vocab
+    return 96 * batch * s * ell * h * h * (1 + s / (6 * h) + V / (16 * ell * h))
+
+
+def _predict_training(run: TrainingRun, file: str, where: str) -> tuple[float, str]:
+    from accelsim.devices import load_device
+    from accelsim.training.job import Parallelism, TrainJob, layout_problems
+    from accelsim.training.perf import estimate
+
+    spec = load_device(run.device, where=file, field=f"{where}.device", relative_to=file)
+    dp = run.devices // (run.tp * run.pp)
+    best = None
+    for b in run.micro_batches:
+        for v in run.virtual_stages:
+            par = Parallelism(tp=run.tp, pp=run.pp, dp=dp, micro_batch=b, virtual_stages=v,
+                              sequence_parallel=run.sequence_parallel,
+                              recompute=run.recompute, zero=0)
+            if (v > 1 and run.pp == 1) or layout_problems(run.model, par, run.global_batch):
+                continue
+            job = TrainJob(device=spec.name, model=run.model, global_batch=run.global_batch,
+                           precision=run.precision, attention=run.attention,
+                           overlap_dp_comm=run.overlap_dp_comm, parallelism=par)
+            res = estimate(job, file=file, spec=spec)
+            if res.fits_memory and (best is None or res.step_time_s < best.step_time_s):
+                best = res
+    if best is None:
+        raise AccelsimError.single(file, where, "no layout of the listed micro-batches and "
+                                   "virtual stages divides and fits; expected a valid one")
+    par = best.job.parallelism
+    detail = (f"tp{par.tp} pp{par.pp} dp{par.dp} mb{par.micro_batch} v{par.virtual_stages}; "
+              f"step {best.step_time_s:.3g} s")
+    if run.metric == "mfu_pct":
+        return 100 * best.mfu, detail
+    return eq3_flops(run.global_batch, run.model) / best.step_time_s / run.devices / 1e12, detail
+
+
+_PREDICT = {"recsys_offline": _predict_offline, "recsys_server": _predict_server,
+            "training": _predict_training}

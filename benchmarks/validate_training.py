@@ -1,34 +1,28 @@
-"""Print the training model's validation tables (predicted vs. published) as Markdown.
+"""Print the training validation tables (predicted vs. published) as Markdown for the README.
 
-The same functions back ``tests/training/test_validation.py``; this script only
-formats them for the README. Run: ``python benchmarks/validate_training.py``.
+The rows and their citations are the run files in ``configs/runs/`` (Narayanan et al. 2021,
+Korthikanti et al. 2022); ``accelsim validate-runs`` and ``tests/training/test_validation.py``
+run the same predictions. Run: ``python benchmarks/validate_training.py``.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from accelsim.training.validation import korthikanti_table, narayanan_table
-
-ROOT = Path(__file__).resolve().parents[1]
+from accelsim.runs import load_runs, runs_dir, validate_runs
 
 
 def main() -> None:
-    t = narayanan_table(ROOT / "tests" / "data" / "narayanan2021_table1.csv")
-    print("| params (B) | GPUs | tp | pp | dp | mb | v | published TFLOP/s | predicted | error |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for r in t.itertuples():
-        print(f"| {r.params_billion} | {r.gpus} | {r.tp} | {r.pp} | {r.dp} | {r.micro_batch} | "
-              f"{r.virtual_stages} | {r.published_tflops:.0f} | {r.predicted_tflops:.1f} | "
-              f"{r.error_pct:+.1f} % |")
-    print(f"\nmax |error| = {t.error_pct.abs().max():.1f} %, mean |error| = "
-          f"{t.error_pct.abs().mean():.1f} %\n")
-    k = korthikanti_table()
-    print("| model | GPUs | published MFU | predicted MFU | error |")
-    print("|---|---|---|---|---|")
-    for r in k.itertuples():
-        print(f"| {r.model} | {r.gpus} | {r.published_mfu_pct:.1f} % | "
-              f"{r.predicted_mfu_pct:.1f} % | {r.error_pct:+.1f} % |")
+    for name in ("narayanan2021-megatron-a100.yaml", "korthikanti2022-megatron-a100.yaml"):
+        path = runs_dir() / name
+        runs = {r.id: r for r in load_runs(path).runs}
+        results = validate_runs([path])
+        print(f"\n{name}\n| run | GPUs | tp | pp | layout | published | predicted | error |")
+        print("|---|---|---|---|---|---|---|---|")
+        for r in results:
+            run = runs[r.id]
+            print(f"| {r.id} | {run.devices} | {run.tp} | {run.pp} | {r.detail.split(';')[0]} "
+                  f"| {r.published:g} | {r.predicted:.1f} | {100 * r.error:+.1f} % |")
+        errs = [abs(r.error) for r in results]
+        print(f"\nmax |error| {100 * max(errs):.1f} %, mean {100 * sum(errs) / len(errs):.1f} %")
 
 
 if __name__ == "__main__":
