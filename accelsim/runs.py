@@ -191,7 +191,17 @@ def runs_dir() -> Path:
 
 
 def load_runs(path: str | Path) -> RunFile:
-    rf = validate(RunFile, read_yaml(path), path)
+    data = read_yaml(path)
+    if "runs" not in data:
+        from accelsim.schemas import detect
+
+        try:
+            what = f"a {detect(data, str(path)).description}"
+        except AccelsimError:
+            what = "something else"
+        raise AccelsimError.single(str(path), "runs", f"expected a run file (a 'runs' list, "
+                                   f"configs/runs/), got {what}")
+    rf = validate(RunFile, data, path)
     rf.check(str(path))
     return rf
 

@@ -188,3 +188,12 @@ def test_serve_offline_reports_the_memory_bounded_batch(tmp_path):
     assert d["batch_items"] <= d["batch_memory_bound_items"]
     assert out["items_per_s"] == pytest.approx(8 * d["items_per_s"])
     assert d["period_ms"] <= d["latency_ms"]
+
+
+def test_validate_runs_on_another_kind_of_file_says_what_it_got():
+    from tests.conftest import CONFIGS
+
+    r = runner.invoke(app, ["validate-runs", str(CONFIGS / "fleet.yaml")])
+    assert r.exit_code == 2
+    assert r.stderr.strip() == (f"{CONFIGS / 'fleet.yaml'}: runs: expected a run file (a "
+                                "'runs' list, configs/runs/), got a fleet scenario")
