@@ -148,7 +148,7 @@ def validate(model: type[M], data: Any, file: str | Path, prefix: str = "") -> M
     try:
         return model.model_validate(data, context={"file": str(file)})
     except ValidationError as exc:
-        raise AccelsimError(problems_from(exc, model, str(file), prefix)) from None
+        raise AccelsimError(problems_from(exc, model, str(file), prefix, data)) from None
 
 
 def load(model: type[M], path: str | Path) -> M:
@@ -204,8 +204,26 @@ def _unwrap(tp: Any) -> Any:
     return tp
 
 
+def _without_tags(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
+    """Drop the tag a discriminated union adds to ``loc`` (``runs[0].recsys_offline.x``):
+    a key that is not in the input mapping but is one of its values (its ``kind``)."""
+    out: list[Any] = []
+    node = data
+    for item in loc:
+        if isinstance(node, dict) and isinstance(item, str) and item not in node and (
+                item in {v for v in node.values() if isinstance(v, str)}):
+            continue
+        out.append(item)
+        try:
+            node = node[item]
+        except (KeyError, IndexError, TypeError):
+            node = None
+    return tuple(out)
+
+
 def problems_from(
-    exc: ValidationError, model: type[BaseModel], file: str, prefix: str = ""
+    exc: ValidationError, model: type[BaseModel], file: str, prefix: str = "",
+    data: Any = None,
 ) -> list[Problem]:
     problems: list[Problem] = []
     seen: set[str] = set()
@@ -213,6 +231,7 @@ def problems_from(
         loc = tuple(err["loc"])
         # pydantic adds the union branch name ('function-after[...]', 'float') to loc: drop it
         loc = tuple(x for x in loc if not (isinstance(x, str) and ("[" in x or x in _BRANCHES)))
+        loc = _without_tags(loc, data)
         kind = err["type"]
         msg = err["msg"]
         if kind == "extra_forbidden":

@@ -172,7 +172,7 @@ def test_validate_runs_bad_file_is_one_line(tmp_path):
                  "devices: 1, sample_items: {dist: fixed, value: 1}}\n")
     r = runner.invoke(app, ["validate-runs", str(p)])
     assert r.exit_code == 2
-    assert r.stderr.strip() == (f"{p}: runs[0].recsys_offline.published.value: Input should "
+    assert r.stderr.strip() == (f"{p}: runs[0].published.value: Input should "
                                 "be greater than 0 (got -1)")
 
 
