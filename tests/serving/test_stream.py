@@ -13,9 +13,9 @@ from accelsim.serving.job import ServeJob
 from accelsim.serving.sim import draw_inputs, simulate, summarise
 
 
-def _job(n, B=8, tmo=0.2, rate=3200.0, c=4, **extra):
+def _job(n, B=8, tmo=0.2, rate=3200.0, c=4, arrivals=None, **extra):
     return ServeJob.model_validate({
-        "arrivals": {"process": "poisson", "rate_qps": rate},
+        "arrivals": arrivals or {"process": "poisson", "rate_qps": rate},
         "queries": {"size": {"dist": "lognormal", "mean": 3, "cv": 1.5, "max": 40}},
         "service": {"synthetic": {"dist": "exponential", "mean_ms": 1.0,
                                   "per_item_ms": 0.01}},
@@ -117,4 +117,18 @@ def test_streamed_run_agrees_with_the_one_shot_run_statistically(monkeypatch):
     monkeypatch.setattr(stream, "CHUNK", 8_192)
     many = simulate(j, engine="fast").metrics  # different draws (chunk order), same law
     for k in ("mean_latency_ms", "p99_ms", "throughput_qps", "utilization"):
+        assert many[k] == pytest.approx(one[k], rel=0.05), k
+
+
+@pytest.mark.parametrize("shape", [
+    {"profile": {"hourly": [1.0] * 12 + [2.0] * 12, "day_s": 20.0}},
+    {"bursts": {"multiplier": 1.5, "mean_burst_s": 0.05, "mean_gap_s": 0.2}},
+])
+def test_streamed_runs_with_a_daily_profile_or_bursts_agree_statistically(monkeypatch, shape):
+    j = _job(80_000, arrivals={"process": "poisson", "rate_qps": 3000, **shape})
+    one = simulate(j, engine="fast").metrics
+    monkeypatch.setattr(stream, "CHUNK", 10_000)
+    many = simulate(j, engine="fast").metrics
+    assert many["stable"] and "quantile_rel_error" in many
+    for k in ("throughput_qps", "p99_ms", "mean_wait_ms", "utilization"):
         assert many[k] == pytest.approx(one[k], rel=0.05), k
