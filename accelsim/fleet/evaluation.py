@@ -21,7 +21,7 @@ from accelsim.workloads import DeviceEval
 
 Progress = Callable[[str], None]
 # Profile sections that change a device's throughput (power and cost only its price).
-PERF_SECTIONS = {"compute", "memory", "interconnect", "efficiency"}
+PERF_SECTIONS = {"compute", "memory", "interconnect", "efficiency", "reliability"}
 
 
 def resolve_devices(sc: Scenario, file: str = "scenario") -> dict[str, DeviceProfile]:

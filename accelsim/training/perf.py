@@ -454,6 +454,15 @@ def device_columns(spec: DeviceSpec, precision: str) -> dict[str, float]:
     }
 
 
+def model_params(model: TransformerModel) -> float:
+    """The model's parameters: the batch model's per-rank count on a single rank (one copy
+    of the formulas; device and job columns do not enter it)."""
+    one = {k: 1.0 for k in LAYOUT_COLUMNS + DEVICE_COLUMNS + JOB_COLUMNS}
+    one.update(sequence_parallel=0.0, recompute=0.0, zero=0.0, flash=1.0)
+    out = estimate_arrays({**one, **model_columns(model)})
+    return float(np.asarray(out["params_per_device"]).ravel()[0])
+
+
 def estimate_frame(configs: pd.DataFrame) -> pd.DataFrame:
     """Batch API: a DataFrame with :data:`INPUT_COLUMNS` in, estimates (one row each) out.
 

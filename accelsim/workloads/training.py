@@ -16,13 +16,32 @@ import numpy as np
 from pydantic import Field
 
 from accelsim import refs, units
+from accelsim.config import Strict
 from accelsim.devices import DeviceProfile
 from accelsim.errors import AccelsimError, Problem
+from accelsim.goodput import Goodput, checkpoint_seconds, goodput
 from accelsim.precision import TrainPrecision
 from accelsim.workloads.base import DeviceEval, EvalContext, Workload, WorkloadSpec, register
 
 # Layouts re-estimated per sweep point (the base run's best, in order).
 TOP_LAYOUTS = 24
+
+
+class Resilience(Strict):
+    """What interrupts a large synchronous job besides its accelerators, and what it costs.
+    Defaults from the Llama 3 405B run (Dubey et al. 2024, arXiv 2407.21783, section 3.3.4
+    and Table 5: 16,384 H100s, 54 days, 419 unexpected interruptions of which 220 GPU/HBM)."""
+
+    other_failures_per_device_year: float = Field(default=0.082, ge=0, le=10)
+    """Interruptions per device-year from everything but the accelerator (host, NIC, switch,
+    cable, software): Llama 3's 199 non-GPU/HBM interruptions / 16,384 GPUs x 365/54 days."""
+    checkpoint_bandwidth_GBps: float = Field(default=2000.0, gt=0, le=1e6)
+    """Sustained storage write bandwidth the job's checkpoint gets, GB/s: Llama 3's Tectonic
+    file system, 2 TB/s sustained (7 TB/s peak)."""
+    restart_s: float = Field(default=600.0, ge=0, le=86_400)
+    """Seconds from a failure to training again from the last checkpoint (detection, a hot
+    spare swapped in, relaunch, checkpoint read). Assumption: ~10 min with automated
+    recovery (Llama 3: all but three of 466 interruptions handled by automation)."""
 
 
 class TrainingSpec(WorkloadSpec):
@@ -43,14 +62,31 @@ class TrainingSpec(WorkloadSpec):
     """Sequences per step (default ~4 Mi tokens)."""
     precision: TrainPrecision = "bf16"
     """Training precision: fp32, bf16, fp16 or fp8."""
+    resilience: Resilience = Resilience()
+    """Failures besides the devices', checkpoint bandwidth and restart time: per-device
+    throughput is multiplied by the job's goodput (:mod:`accelsim.goodput`)."""
 
 
 @dataclass(frozen=True)
 class _Layouts:
-    """The base run's best layouts as input columns of the batch model (per device ref)."""
+    """The base run's best layouts as input columns of the batch model (per device ref),
+    and the model's parameter count (its checkpoint)."""
 
     columns: dict[str, Any] | None
     reason: str | None
+    params: float = 0.0
+
+
+def job_goodput(spec: TrainingSpec, device: DeviceProfile, params: float) -> Goodput:
+    """The training job's goodput on ``cluster_devices`` of ``device``: the device's annual
+    failure rate plus the block's other failures, its checkpoint at the storage bandwidth."""
+    from accelsim.training.perf import WEIGHT_BYTES
+
+    r = spec.resilience
+    delta = checkpoint_seconds(params, WEIGHT_BYTES[spec.precision],
+                               r.checkpoint_bandwidth_GBps * units.GB)
+    return goodput(spec.cluster_devices, device.reliability.annual_failure_rate.value,
+                   r.other_failures_per_device_year, delta, r.restart_s)
 
 
 @register
@@ -97,13 +133,18 @@ class Training(Workload):
         if res.best is None:
             msg = f"no layout fits on {spec.cluster_devices} devices"
             return DeviceEval(0.0, note=msg, reason=msg, state=_Layouts(None, msg))
+        from accelsim.training.perf import model_params
+
         top = {k: v[:TOP_LAYOUTS] for k, v in res.columns.items()}
-        state = _Layouts(_layout_columns(top, model, spec.precision, gb), None)
+        params = model_params(model)
+        state = _Layouts(_layout_columns(top, model, spec.precision, gb), None, params)
         par = res.best.parallelism
+        g = job_goodput(spec, device, params)
         note = (f"tp{par.tp} pp{par.pp} dp{par.dp} mb{par.micro_batch} v{par.virtual_stages} "
-                f"{par.recompute} zero{par.zero}; MFU {float(top['mfu'][0]):.2f}")
-        return DeviceEval(float(top["tokens_per_s"][0]) / spec.cluster_devices, 1.0, note, None,
-                          state)
+                f"{par.recompute} zero{par.zero}; MFU {float(top['mfu'][0]):.2f}; "
+                f"{g.note()}")
+        return DeviceEval(float(top["tokens_per_s"][0]) / spec.cluster_devices * g.fraction,
+                          1.0, note, None, state)
 
     def prepare_fast(self, spec: TrainingSpec, base: dict[str, DeviceEval], ctx: EvalContext
                      ) -> dict[str, _Layouts]:
@@ -126,7 +167,7 @@ class Training(Workload):
             msg = f"none of the base run's best {TOP_LAYOUTS} layouts fits"
             return DeviceEval(0.0, note=msg, reason=msg)
         tps = float(np.asarray(est["tokens_per_s"])[ok].max()) / spec.cluster_devices
-        return DeviceEval(tps, 1.0)
+        return DeviceEval(tps * job_goodput(spec, device, lay.params).fraction, 1.0)
 
     def fleet_metrics(self, name: str, spec: TrainingSpec, capacity: float,
                       whole_fleet: float) -> dict[str, float]:

@@ -139,9 +139,27 @@ def _same(golden, new, path=""):
     (["optimize", str(FLEET), "--json", "--year", "2026"], "optimize-2026.json")])
 def test_outputs_match_the_golden_files(args, golden):
     """Outputs of the seed scenario, regenerated when the model changes on purpose (last:
-    pipelined recommendation serving, issue 11) with the same command into
-    tests/data/golden/; anything else that moves them is a regression."""
+    training goodput under failures, after pipelined recommendation serving) with the same
+    command into tests/data/golden/; anything else that moves them is a regression."""
     r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output
     _same(json.loads((ROOT / "tests" / "data" / "golden" / golden).read_text()),
           json.loads(r.stdout))
+
+
+@pytest.mark.parametrize("afr", [0.01, 0.5])
+def test_a_devices_failure_rate_reaches_training_through_the_one_path(base, afr):
+    """Goodput is part of the training workload's evaluation: compare (full), sweeps (fast)
+    and the optimiser (which takes compare's device table) see the same change."""
+    sc, profiles, table, fast = base
+    prof = _variant(profiles, "h20", "annual_failure_rate", afr)
+    sub = _subset(sc, "h20")
+    full = _by_workload(evaluate_full(sub, profiles=prof)[0].to_dict("records"))
+    quick = _by_workload(fast.device_records(sub, prof))
+    before = _by_workload(r for r in table.to_dict("records") if r["ref"] == "h20")
+    assert quick["training"] == pytest.approx(full["training"], rel=1e-9)
+    if afr > 0.07:  # the profile's 0.07: more failures, less training
+        assert full["training"] < before["training"]
+    else:
+        assert full["training"] > before["training"]
+    assert quick["serving"] == pytest.approx(before["serving"], rel=1e-12)  # serving unaffected
