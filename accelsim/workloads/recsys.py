@@ -18,7 +18,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from accelsim import refs
+from accelsim import refs, units
 from accelsim.config import Strict, Weight
 from accelsim.devices import DeviceProfile
 from accelsim.errors import AccelsimError, Problem
@@ -58,6 +58,10 @@ class RecsysServingSpec(WorkloadSpec):
     """24 hourly load multipliers; their mean/peak sets the energy use."""
     sim: ServingSim = ServingSim()
     """Simulation behind each device's capacity at the SLO."""
+    repair_days: float = Field(default=3.0, ge=0, le=365)
+    """Days a failed replica is out of service before its server is repaired or replaced
+    (assumption: next-business-day parts and re-imaging); with the device's annual failure
+    rate it sets the share of replicas down at any time (:func:`availability`)."""
 
     @field_validator("daily_profile")
     @classmethod
@@ -72,6 +76,14 @@ class RecsysServingSpec(WorkloadSpec):
             return 1.0
         p = np.asarray(self.daily_profile, dtype=float)
         return float(p.mean() / p.max())
+
+
+def availability(spec: RecsysServingSpec, device: DeviceProfile) -> float:
+    """Expected share of a device's replicas in service: ``1 - afr x repair_days / 365``
+    (failures per device-year times the years each one is out). Capacity at the SLO is
+    counted on the replicas up, so the fleet is sized with the spares this implies."""
+    afr = device.reliability.annual_failure_rate.value
+    return max(0.0, 1.0 - afr * spec.repair_days * units.DAY / units.YEAR)
 
 
 @dataclass(frozen=True)
@@ -146,9 +158,10 @@ class RecsysServing(Workload):
             msg = e.problems[0].message
             return DeviceEval(0.0, 0.0, msg, msg, _Base(0.0, msg))
         n = ctx.server_chips
-        qps, sat = c["max_qps_at_slo"] / n, c["capacity_qps"] / n
+        up = availability(spec, device)
+        qps, sat = c["max_qps_at_slo"] / n * up, c["capacity_qps"] / n * up
         note = (f"{c['max_qps_at_slo']:.4g} qps/server [{c['ci95_low_qps']:.4g}, "
-                f"{c['ci95_high_qps']:.4g}]")
+                f"{c['ci95_high_qps']:.4g}]; {100 * up:.2f} % of replicas up")
         util = (qps / sat) * spec.mean_to_peak if sat > 0 else 0.0
         b = job.batching.max_batch_items
         mix = SaturatedMix.of(d.sizes, b)
@@ -180,7 +193,7 @@ class RecsysServing(Workload):
             msg = e.problems[0].message
             return DeviceEval(0.0, 0.0, msg, msg)
         sat = state.mix.capacity_qps(sm.covering(state.max_items).busy_s) / ctx.server_chips
-        qps = sat * b.slo_ratio
+        qps = sat * b.slo_ratio * availability(spec, device)
         return DeviceEval(qps, b.slo_ratio * spec.mean_to_peak if sat > 0 else 0.0)
 
     def fleet_metrics(self, name: str, spec: RecsysServingSpec, capacity: float,

@@ -148,9 +148,10 @@ def test_outputs_match_the_golden_files(args, golden):
 
 
 @pytest.mark.parametrize("afr", [0.01, 0.5])
-def test_a_devices_failure_rate_reaches_training_through_the_one_path(base, afr):
-    """Goodput is part of the training workload's evaluation: compare (full), sweeps (fast)
-    and the optimiser (which takes compare's device table) see the same change."""
+def test_a_devices_failure_rate_reaches_every_workload_through_the_one_path(base, afr):
+    """Training goodput and serving availability are part of the workloads' evaluation:
+    compare (full), sweeps (fast) and the optimiser (compare's device table) see the same
+    change."""
     sc, profiles, table, fast = base
     prof = _variant(profiles, "h20", "annual_failure_rate", afr)
     sub = _subset(sc, "h20")
@@ -158,8 +159,7 @@ def test_a_devices_failure_rate_reaches_training_through_the_one_path(base, afr)
     quick = _by_workload(fast.device_records(sub, prof))
     before = _by_workload(r for r in table.to_dict("records") if r["ref"] == "h20")
     assert quick["training"] == pytest.approx(full["training"], rel=1e-9)
-    if afr > 0.07:  # the profile's 0.07: more failures, less training
-        assert full["training"] < before["training"]
-    else:
-        assert full["training"] > before["training"]
-    assert quick["serving"] == pytest.approx(before["serving"], rel=1e-12)  # serving unaffected
+    assert quick["serving"] == pytest.approx(full["serving"], rel=SERVING_TOL)
+    more = afr > 0.07  # the profile's 0.07: more failures, less of both
+    for w in ("training", "serving"):
+        assert (full[w] < before[w]) if more else (full[w] > before[w]), w
