@@ -2,10 +2,13 @@
 
   capex            = price + server/host overhead + network            (per device, USD)
   annual capex     = capex * CRF(r, n),  CRF = r (1+r)^n / ((1+r)^n - 1)   (r = 0: capex / n)
-  power            = idle + u * (TDP - idle)                              (W, u = utilisation)
-  annual energy    = power * PUE * 8766 h * USD/kWh / 1000
+  IT power         = idle + u * (TDP - idle) + host + network             (W, u = utilisation)
+  peak IT power    = TDP + host + network        (what the facility is built and connected for)
+  facility power   = peak IT power * PUE         (the MW a fleet needs from the grid)
+  annual energy    = IT power * PUE * 8766 h * USD/kWh / 1000
   annual maint.    = maintenance_fraction * capex
-  annual facility  = facility_usd_per_kw_year * TDP * PUE / 1000
+  annual facility  = (facility_capex_usd_per_mw * CRF(r, facility_years) / 1000
+                      + facility_usd_per_kw_year) * peak IT power / 1000
   USD per hour     = (annual capex + energy + maintenance + facility) / 8766
 
 Default constants and their sources (shared/reference/device_specs.md, "Cost constants"):
@@ -36,7 +39,13 @@ class Region(Strict):
     pue: float = Field(ge=1.0, le=3.0)
     """Power usage effectiveness: facility power over IT power."""
     facility_usd_per_kw_year: float = Field(default=0.0, ge=0, le=100_000)
-    """Facility cost per kW of IT load per year (space, cooling), USD."""
+    """Facility operating cost per kW of IT capacity per year (staff, upkeep), USD."""
+    facility_capex_usd_per_mw: float = Field(default=0.0, ge=0, le=1e9)
+    """Cost to build a data centre per MW of IT capacity (shell, power and cooling plant),
+    USD; annualised over ``finance.facility_years`` at the cost of capital."""
+    power_capacity_mw: float | None = Field(default=None, gt=0, le=100_000)
+    """Facility power the region can supply (grid connections), MW; a fleet drawing more
+    there breaks the rule."""
     source: str = ""
     """Where the region's numbers come from."""
 
@@ -48,15 +57,19 @@ class Finance(Strict):
     """Annual cost of capital; capex is annualised with the capital recovery factor."""
     maintenance_fraction: float = Field(default=0.03, ge=0, le=1)
     """Maintenance and support per year, as a fraction of capex."""
+    facility_years: float = Field(default=15.0, gt=0, le=60)
+    """Life of a data centre's power and cooling plant over which its capex is annualised,
+    years (assumption: 15; buildings last longer, plant less)."""
 
 
 def capital_recovery_factor(rate: Any, years: Any) -> Any:
-    """Annual payment per dollar of capex: r (1+r)^n / ((1+r)^n - 1); 1/n when r = 0."""
+    """Annual payment per dollar of capex: r (1+r)^n / ((1+r)^n - 1); 1/n when r = 0.
+    ``(1+r)^n - 1`` is computed as ``expm1(n log1p(r))``, exact for tiny rates too."""
     r = np.asarray(rate, dtype=float)
     n = np.asarray(years, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
-        g = (1 + r) ** n
-        crf = np.where(r > 0, r * g / (g - 1), 1.0 / n)
+        growth = np.expm1(n * np.log1p(r))
+        crf = np.where(r > 0, r * (1 + growth) / growth, 1.0 / n)
     return crf
 
 
@@ -75,10 +88,14 @@ def tco(spec: DeviceSpec, region: Region, finance: Finance, utilization: Any = 1
     u = np.minimum(u, 1.0)  # rounding only
     capex = capex_usd(spec)
     annual_capex = capex * capital_recovery_factor(finance.cost_of_capital, finance.years)
-    power_W = spec.idle_W + u * (spec.tdp_W - spec.idle_W)
+    overhead_W = spec.host_W + spec.network_W
+    power_W = spec.idle_W + u * (spec.tdp_W - spec.idle_W) + overhead_W
+    peak_W = spec.tdp_W + overhead_W
     energy = power_W * region.pue * HOURS_PER_YEAR * region.usd_per_kwh / 1000.0
     maint = finance.maintenance_fraction * capex
-    facility = region.facility_usd_per_kw_year * spec.tdp_W * region.pue / 1000.0
+    build = region.facility_capex_usd_per_mw / 1000.0 * float(
+        capital_recovery_factor(finance.cost_of_capital, finance.facility_years))
+    facility = (build + region.facility_usd_per_kw_year) * peak_W / 1000.0
     annual = annual_capex + energy + maint + facility
     return {
         "capex_usd": capex,
@@ -90,5 +107,6 @@ def tco(spec: DeviceSpec, region: Region, finance: Finance, utilization: Any = 1
         "tco_usd_per_year": annual,
         "usd_per_hour": annual / HOURS_PER_YEAR,
         "power_W": power_W,
-        "wall_power_W": power_W * region.pue,
+        "peak_it_power_W": peak_W,
+        "wall_power_W": peak_W * region.pue,
     }

@@ -175,6 +175,11 @@ class Power(Strict):
     """Board power at full load (TDP), W."""
     idle_W: Positive
     """Board power when idle, W; energy interpolates between idle and TDP by utilisation."""
+    host_W: NonNegative
+    """The server's power beyond its accelerators, per accelerator (CPUs, memory, NICs, the
+    scale-up switches, fans, power-supply losses), W; drawn whatever the load."""
+    network_W: NonNegative
+    """Per-accelerator share of the scale-out fabric's switches and optics, W."""
 
 
 class Cost(Strict):
@@ -291,6 +296,8 @@ class DeviceSpec:
     scaleout_latency_s: float
     tdp_W: float
     idle_W: float
+    host_W: float
+    network_W: float
     price_usd: float
     server_overhead_usd: float
     network_usd: float
@@ -341,6 +348,8 @@ def _spec(p: DeviceProfile) -> DeviceSpec:
         scaleout_latency_s=i.scaleout_latency_us.value * units.US,
         tdp_W=p.power.tdp_W.value,
         idle_W=p.power.idle_W.value,
+        host_W=p.power.host_W.value,
+        network_W=p.power.network_W.value,
         price_usd=p.cost.price_usd.value,
         server_overhead_usd=p.cost.server_overhead_usd.value,
         network_usd=p.cost.network_usd.value,

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 from accelsim.cost import HOURS_PER_YEAR, Finance, Region, capital_recovery_factor, tco
 from accelsim.devices import load_device
 
-H20 = load_device("h20").spec  # price 10k, overhead 8k, network 4.2k, TDP 400, idle 60
+H20 = load_device("h20").spec  # price 10k, overhead 8k, network 4.2k, TDP 400, idle 60,
+# host 575 W and network 120 W per GPU
 
 
 def test_hand_computed_h20_no_interest():
@@ -17,7 +18,7 @@ def test_hand_computed_h20_no_interest():
     fin = Finance(years=5, cost_of_capital=0.0, maintenance_fraction=0.03)
     r = tco(H20, region, fin, utilization=0.5)
     capex = 10_000 + 8_000 + 4_200
-    power = 60 + 0.5 * (400 - 60)  # 230 W
+    power = 60 + 0.5 * (400 - 60) + 575 + 120  # 925 W: the GPU at half load, host, fabric
     energy = power * 1.5 * 8766 * 0.10 / 1000
     annual = capex / 5 + energy + 0.03 * capex
     assert r["capex_usd"] == capex
@@ -32,9 +33,24 @@ def test_capital_recovery_factor():
     assert float(capital_recovery_factor(0.0, 4)) == pytest.approx(0.25)
 
 
-def test_facility_cost_per_kw():
+def test_facility_cost_per_kw_of_peak_it_power():
     r = tco(H20, Region(usd_per_kwh=0.1, pue=1.2, facility_usd_per_kw_year=1000), Finance())
-    assert float(r["facility_usd_per_year"]) == pytest.approx(1000 * 0.4 * 1.2)
+    peak_kw = (400 + 575 + 120) / 1000
+    assert float(r["facility_usd_per_year"]) == pytest.approx(1000 * peak_kw)
+    assert float(r["wall_power_W"]) == pytest.approx(1000 * peak_kw * 1.2)  # facility power
+
+
+def test_facility_build_cost_is_annualised_over_the_facility_life():
+    fin = Finance(cost_of_capital=0.08, facility_years=15)
+    r = tco(H20, Region(usd_per_kwh=0.1, pue=1.2, facility_capex_usd_per_mw=10e6), fin)
+    peak_mw = (400 + 575 + 120) / 1e6
+    crf = 0.08 * 1.08**15 / (1.08**15 - 1)  # 0.116830
+    assert float(r["facility_usd_per_year"]) == pytest.approx(10e6 * peak_mw * crf)
+
+
+def test_crf_is_exact_for_tiny_rates():
+    assert float(capital_recovery_factor(1e-300, 15)) == pytest.approx(1 / 15)
+    assert float(capital_recovery_factor(1e-12, 5)) == pytest.approx(0.2, rel=1e-9)
 
 
 @settings(max_examples=60, deadline=None)

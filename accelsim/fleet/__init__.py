@@ -78,7 +78,10 @@ def mix_problem(sc: Scenario, dev: Any, year: int | None = None, where: str = "o
         pool_usd={k: v.usd for k, v in sc.budget.pools.items()},
         total_usd=sc.budget.total_usd,
         power_cap_W=sc.power_cap_mw * 1e6 if sc.power_cap_mw else None,
-        server=sc.server_chips, objective=sc.objective, year=year)
+        server=sc.server_chips, objective=sc.objective, year=year,
+        region_of_pool={k: v.region for k, v in sc.budget.pools.items()},
+        region_caps_W={k: r.power_capacity_mw * 1e6 for k, r in sc.regions.items()
+                       if r.power_capacity_mw is not None})
 
 
 __all__ = ["Budget", "Comparison", "DeviceRow", "FastEvaluator", "FleetMix", "Pool",

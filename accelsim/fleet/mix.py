@@ -77,7 +77,8 @@ def device_rows(dev: pd.DataFrame | list[dict[str, Any]] | dict[str, DeviceRow]
 class Violation:
     """A rule a fleet breaks: ``value`` against ``limit`` (in ``unit``) for ``subject``."""
 
-    kind: Literal["budget_pool", "budget_total", "supply", "availability", "power"]
+    kind: Literal["budget_pool", "budget_total", "supply", "availability", "power",
+                  "region_power"]
     subject: str  # pool, device, "total" or "power"
     limit: float
     value: float
@@ -94,6 +95,9 @@ class Violation:
         if self.kind == "availability":
             return (f"{self.subject} not available before {int(self.limit)} "
                     f"(fleet year {int(self.value)})")
+        if self.kind == "region_power":
+            return (f"power in {self.subject}: {self.value / 1e6:.1f} MW > "
+                    f"{self.limit / 1e6:.1f} MW")
         return f"power: {self.value / 1e6:.1f} MW > {self.limit / 1e6:.1f} MW"
 
     def to_dict(self) -> dict[str, Any]:
@@ -158,6 +162,7 @@ def evaluate_fleet(sc: Scenario, mix: FleetMix, dev: pd.DataFrame | dict[str, De
         pool_spend[rows[d].pool] += u * rows[d].capex_usd
     cap = dict.fromkeys(need, 0.0)
     opex = tco_y = power = 0.0
+    region_power = dict.fromkeys(sc.regions, 0.0)
     for d, a in alloc.items():
         r = rows[d]
         for w, u in a.items():
@@ -167,6 +172,7 @@ def evaluate_fleet(sc: Scenario, mix: FleetMix, dev: pd.DataFrame | dict[str, De
             opex += u * r.opex_usd_per_year[w]
             tco_y += u * r.tco_usd_per_year[w]
             power += u * r.wall_power_W[w]
+            region_power[sc.budget.pools[r.pool].region] += u * r.wall_power_W[w]
     violations = []
     for p, spent in pool_spend.items():
         if spent > sc.budget.pools[p].usd * (1 + 1e-9):
@@ -182,6 +188,11 @@ def evaluate_fleet(sc: Scenario, mix: FleetMix, dev: pd.DataFrame | dict[str, De
                                         "year"))
     if sc.power_cap_mw is not None and power > sc.power_cap_mw * 1e6:
         violations.append(Violation("power", "power", sc.power_cap_mw * 1e6, power, "W"))
+    for name, reg in sc.regions.items():
+        if reg.power_capacity_mw is not None and (
+                region_power[name] > reg.power_capacity_mw * 1e6 * (1 + 1e-9)):
+            violations.append(Violation("region_power", name, reg.power_capacity_mw * 1e6,
+                                        region_power[name], "W"))
     # what the whole fleet could do on one workload alone (for comparing fleets)
     full = {w: sum(u * rows[d].throughput.get(w, 0.0) for d, u in units_by_dev.items())
             for w in need}
@@ -191,6 +202,7 @@ def evaluate_fleet(sc: Scenario, mix: FleetMix, dev: pd.DataFrame | dict[str, De
         "units": {rows[d].device: u for d, u in units_by_dev.items()},
         "capex_usd": capex, "pool_spend_usd": pool_spend,
         "opex_usd_per_year": opex, "tco_usd_per_year": tco_y, "power_MW": power / 1e6,
+        "power_MW_by_region": {k: v / 1e6 for k, v in region_power.items()},
     }
     for name, spec in sc.workloads.items():
         out.update(workloads.of(spec).fleet_metrics(name, spec, cap[name], full[name]))

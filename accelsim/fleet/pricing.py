@@ -3,7 +3,7 @@
   usd_per_hour        TCO per device-hour (:func:`accelsim.cost.tco`) at the workload's
                       utilisation (energy follows the load)
   throughput_per_usd  throughput x 3600 / usd_per_hour
-  throughput_per_watt throughput / wall power (device power x PUE)
+  throughput_per_watt throughput / facility power (peak device + host + network x PUE)
 """
 
 from __future__ import annotations

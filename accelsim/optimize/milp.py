@@ -47,6 +47,8 @@ class MixProblem:
     power_cap_W: float | None
     server: int = 8
     objective: str = "served_demand"
+    region_of: list[str] | None = None  # [d] region of each device's pool
+    region_caps_W: dict[str, float] | None = None  # facility power each region can supply
 
 
 def _rows(p: MixProblem) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]], int]:
@@ -87,6 +89,15 @@ def _rows(p: MixProblem) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]],
         rows.append(r)
         rhs.append(p.power_cap_W)
         names.append(("power cap", "W"))
+    for region, cap in (p.region_caps_W or {}).items():
+        r = np.zeros(nx + ns)
+        for d in range(D):
+            if p.region_of is not None and p.region_of[d] == region:
+                for w in range(W):
+                    r[idx(d, w)] = p.power[d, w] * p.server
+        rows.append(r)
+        rhs.append(cap)
+        names.append((f"power region {region}", "W"))
     for w in range(W):
         r = np.zeros(nx + ns)
         for d in range(D):

@@ -16,8 +16,9 @@ from accelsim.optimize.milp import MixProblem
 
 def build_problem(rows: Mapping[str, Any], demand: Mapping[str, float],
                   pool_usd: Mapping[str, float], total_usd: float,
-                  power_cap_W: float | None, server: int, objective: str, year: int
-                  ) -> MixProblem:
+                  power_cap_W: float | None, server: int, objective: str, year: int,
+                  region_of_pool: Mapping[str, str] | None = None,
+                  region_caps_W: Mapping[str, float] | None = None) -> MixProblem:
     """``rows``: per device, objects with ``device, pool, capex_usd, available_from,
     max_units`` and per-workload dicts ``throughput, tco_usd_per_year, wall_power_W``
     (:class:`accelsim.fleet.DeviceRow`); ``demand``: per workload, in its unit."""
@@ -34,4 +35,6 @@ def build_problem(rows: Mapping[str, Any], demand: Mapping[str, float],
         demand=np.array([demand[w] for w in workloads]),
         pool_of=[d.pool for d in devs], pool_usd=dict(pool_usd), total_usd=total_usd,
         max_units=np.array([0.0 if d.available_from > year else d.max_units for d in devs]),
-        power_cap_W=power_cap_W, server=server, objective=objective)
+        power_cap_W=power_cap_W, server=server, objective=objective,
+        region_of=[(region_of_pool or {}).get(d.pool, "") for d in devs],
+        region_caps_W=dict(region_caps_W or {}))

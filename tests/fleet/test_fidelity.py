@@ -139,8 +139,9 @@ def _same(golden, new, path=""):
     (["optimize", str(FLEET), "--json", "--year", "2026"], "optimize-2026.json")])
 def test_outputs_match_the_golden_files(args, golden):
     """Outputs of the seed scenario, regenerated when the model changes on purpose (last:
-    training goodput under failures, after pipelined recommendation serving) with the same
-    command into tests/data/golden/; anything else that moves them is a regression."""
+    server power and facility costs, after training goodput and pipelined recommendation
+    serving) with the same command into tests/data/golden/; anything else that moves them
+    is a regression."""
     r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output
     _same(json.loads((ROOT / "tests" / "data" / "golden" / golden).read_text()),
