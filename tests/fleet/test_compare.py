@@ -229,3 +229,27 @@ def test_compare_tables_fit_80_columns_and_csv_cells_hold_one_value(tmp_path):
     assert list(viol.columns) == ["fleet", "kind", "subject", "limit", "value", "unit"]
     all_h20 = fleets.set_index("name").loc["all-h20"]
     assert all_h20["n_violations"] == (viol["fleet"] == "all-h20").sum() > 0
+
+
+def test_a_regions_power_capacity_is_a_violation_in_compare_and_a_constraint_in_optimize(
+        tmp_path):
+    data = yaml.safe_load(FLEET.read_text())
+    data["regions"]["sea"]["power_capacity_mw"] = 150.0
+    p = tmp_path / "fleet.yaml"
+    p.write_text(yaml.safe_dump(data))
+    sc = load_scenario(p)
+    dev = evaluate_devices(sc)
+    res = compare(sc, dev_table=dev)
+    split = next(f for f in res.fleets if f["name"] == "reported-split")
+    assert split["power_MW_by_region"]["sea"] > 150
+    assert any(v.kind == "region_power" and v.subject == "sea" for v in split["violations"])
+    from accelsim.fleet import device_rows, mix_problem
+    from accelsim.optimize import solve
+
+    out = solve(mix_problem(sc, dev))
+    rows = device_rows(dev)
+    sea_W = sum(units * rows[ref].wall_power_W[w]
+                for ref, r in rows.items() if sc.budget.pools[r.pool].region == "sea"
+                for w, units in out["units"].get(r.device, {}).items())
+    assert sea_W <= 150e6 * (1 + 1e-9)
+    assert any(b["constraint"] == "power region sea" for b in out["binding_constraints"])
