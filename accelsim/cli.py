@@ -538,6 +538,45 @@ def _fleet_out(f: dict[str, Any]) -> dict[str, Any]:
 
 @app.command()
 @user_errors
+def uncertainty(
+    scenario_file: Annotated[Path, typer.Argument(help="Fleet scenario YAML.")],
+    samples: Annotated[int, typer.Option(min=2, max=100_000, help="Monte Carlo draws.")] = 100,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the draws.")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """How sure is the ranking: fleet metrics' 5-95 % bands and P(mix A beats mix B) over
+    the profiles' ranges (correlated where numbers share a cause)."""
+    from accelsim.fleet import load_scenario
+    from accelsim.uncertainty import monte_carlo, summarise
+
+    sc = load_scenario(scenario_file)
+    with Console(stderr=True).status(f"{samples} draws"):
+        out = summarise(monte_carlo(sc, samples, seed, str(scenario_file)))
+    if as_json:
+        emit_json(out)
+        return
+    names = list(out["p_beats"])
+    console.print(f"[bold]{scenario_file}: {out['draws']} draws[/bold] (profile ranges, "
+                  "triangular; one vendor's efficiencies and failure rates move together)")
+    rows = []
+    for f in names:
+        b = out["bands"][f]
+        rows.append({"fleet": f, "within rules": b["within_rules_share"],
+                     "meets demand": b["meets_demand_share"],
+                     "objective p05": b["objective"]["p05"],
+                     "p50": b["objective"]["p50"], "p95": b["objective"]["p95"],
+                     "TCO B USD/yr p05": b["tco_usd_per_year"]["p05"] / 1e9,
+                     "TCO p95": b["tco_usd_per_year"]["p95"] / 1e9,
+                     "MW p50": b["power_MW"]["p50"]})
+    console.print(table("bands over the draws (share of draws within the rules, meeting "
+                        "demand)", rows))
+    console.print(table("P(row beats column): share of draws where the row ranks higher",
+                        [{"fleet": a, **{b: out["p_beats"][a].get(b, "-") for b in names}}
+                         for a in names]))
+
+
+@app.command()
+@user_errors
 def optimize(
     scenario_file: Annotated[Path, typer.Argument(help="Fleet scenario YAML.")],
     year: Annotated[int | None, typer.Option(help="Purchase year (default: the scenario's).")

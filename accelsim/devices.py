@@ -22,6 +22,8 @@ from accelsim.config import YEARS, Strict, read_yaml, validate
 from accelsim.errors import AccelsimError
 
 Confidence = Literal["A", "B", "C", "assumption"]
+# The sections of a profile that hold numbers (Quantity fields), in file order.
+SECTIONS = ("compute", "memory", "interconnect", "power", "cost", "efficiency", "reliability")
 
 
 class Quantity(Strict):
@@ -271,8 +273,7 @@ class DeviceProfile(Strict):
     def quantities(self) -> dict[str, Any]:
         """Flat ``{'section.field': Quantity|Peak}`` view, for tables and uncertainty sampling."""
         out: dict[str, Any] = {}
-        for section in ("compute", "memory", "interconnect", "power", "cost", "efficiency",
-                        "reliability"):
+        for section in SECTIONS:
             sub = getattr(self, section)
             for key in type(sub).model_fields:
                 out[f"{section}.{key}"] = getattr(sub, key)

@@ -20,7 +20,7 @@ import numpy as np
 from accelsim.config import read_yaml, validate
 from accelsim.devices import DeviceProfile, device_from_dict, load_device
 from accelsim.errors import AccelsimError, Problem
-from accelsim.sweep.overrides import _DEVICE_SECTIONS, apply_device, apply_mapping
+from accelsim.sweep.overrides import apply_device, apply_mapping
 from accelsim.sweep.spec import SweepSpec
 
 # ------------------------------------------------------------------------------ context
@@ -383,21 +383,11 @@ def _eval_serve(job: Any, profiles: dict[str, DeviceProfile],
 
 
 def uncertainty_draws(ctx: Context, n: int, seed: int) -> list[dict[str, dict[str, float]]]:
-    """n draws of every ranged device field: triangular(low, nominal, high)."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(n):
-        d: dict[str, dict[str, float]] = {}
-        for ref, prof in ctx.profiles.items():
-            for sec in _DEVICE_SECTIONS:
-                for key, q in prof[sec].items():
-                    r = q.get("range")
-                    if r and q["value"] != "unsupported" and r[1] > r[0]:
-                        mode = min(max(float(q["value"]), r[0]), r[1])
-                        d.setdefault(ref, {})[f"{sec}.{key}"] = float(
-                            rng.triangular(r[0], mode, r[1]))
-        out.append(d)
-    return out
+    """n draws of every ranged device field (:func:`accelsim.uncertainty.draws`: triangular,
+    comonotonic where numbers share a cause)."""
+    from accelsim.uncertainty import draws
+
+    return draws(ctx.profiles, n, seed)
 
 
 def evaluate_batch(payload: dict[str, Any], batch: list[tuple[int, dict[str, float]]]

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from accelsim.devices import load_device
+from accelsim.devices import SECTIONS, load_device
 from accelsim.errors import AccelsimError
 
 PSEUDO = ("perf_scale", "compute_scale", "bandwidth_scale", "cuda_parity")
 CUDA_REFERENCE = "h100-sxm"
 
 
-_DEVICE_SECTIONS = ("compute", "memory", "interconnect", "power", "cost", "efficiency",
-                    "reliability")
+_DEVICE_SECTIONS = SECTIONS
 
 
 def _device_field(profile: dict[str, Any], field: str, where: str) -> tuple[str, str]:
