@@ -524,10 +524,25 @@ def compare(
             **{label: f.get(key, float("nan")) for label, key in columns.items()},
             "MW": f["power_MW"], "meets demand": f["meets_demand"],
             "violations": "; ".join(f["violations"]) or "-",
+            "binds / short": _binding(f["rules"]),
         })
-    console.print(table("fleets, best first: capacity allocated to each workload (capacity "
-                        "workloads first), and what the whole fleet could do on it alone",
-                        frows))
+    rule = ("served fraction of demand (mean over workloads), then lower TCO"
+            if sc.objective == "served_demand" else "lower TCO among fleets meeting demand")
+    console.print(table(f"fleets, best first: within the rules first, then {rule}; capacity "
+                        "allocated to each workload (capacity workloads first), and what the "
+                        "whole fleet could do on it alone", frows))
+
+
+def _binding(rules: list[dict[str, Any]]) -> str:
+    """The rules a fleet runs into: binding ones by their share of the limit, demand short
+    by the share served."""
+    out = []
+    for r in rules:
+        if r["status"] == "binds":
+            out.append(f"{r['rule']} {r['value'] / r['limit']:.0%}")
+        elif r["status"] == "short":
+            out.append(f"{r['rule']} {r['value'] / r['limit']:.0%} served")
+    return "; ".join(out) or "-"
 
 
 def _fleet_out(f: dict[str, Any]) -> dict[str, Any]:
@@ -611,9 +626,13 @@ def _print_optimum(scenario_file: Path, year: int, res: dict[str, Any]) -> None:
                              for k, v in res["pool_spend_usd"].items()]))
     console.print(table("", [{"workload": w, "capacity": res["capacity"][w],
                               "served": res["served_fraction"][w]} for w in res["capacity"]]))
-    console.print("binding constraints (shadow price = objective change per unit, LP "
-                  "relaxation):")
-    console.print(table("", res["binding_constraints"]))
+    obj = "USD/yr of TCO" if res["objective_kind"] == "min_cost" else "served fraction"
+    rows = [{"constraint": b["constraint"], "slack": b["slack"], "unit": b["per"],
+             "LP dual": b["shadow_price"], "marginal": b.get("marginal"),
+             "marginal per": b.get("marginal_per", "")} for b in res["binding_constraints"]]
+    console.print(table(f"binding constraints: marginal = change of the objective ({obj}) "
+                        "when the constraint is loosened, re-solved; LP dual of the "
+                        "relaxation for reference", rows))
 
 
 # ---------------------------------------------------------------- sweeps and plots

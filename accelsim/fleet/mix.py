@@ -148,6 +148,46 @@ def allocate(units_by_dev: dict[str, int], rows: dict[str, DeviceRow], need: dic
     return alloc
 
 
+# A rule binds when what the fleet uses is within this share of its limit.
+BINDS_WITHIN = 0.02
+
+
+def rules(sc: Scenario, pool_spend: dict[str, float], capex: float,
+          units_by_dev: dict[str, int], rows: dict[str, DeviceRow], power: float,
+          region_power: dict[str, float], cap: dict[str, float], need: dict[str, float]
+          ) -> list[dict[str, Any]]:
+    """Every rule a fleet is held to, with what it uses against the limit: ``status`` is
+    ``broken`` (over), ``binds`` (within :data:`BINDS_WITHIN` of the limit) or ``slack``.
+    Demand is the other way round: capacity must reach it (``short`` when it does not)."""
+    out: list[dict[str, Any]] = []
+
+    def add(rule: str, value: float, limit: float, unit: str) -> None:
+        status = ("broken" if value > limit * (1 + 1e-9) else
+                  "binds" if value >= limit * (1 - BINDS_WITHIN) else "slack")
+        out.append({"rule": rule, "value": value, "limit": limit, "unit": unit,
+                    "slack": limit - value, "status": status})
+
+    for pool, spent in pool_spend.items():
+        add(f"budget pool {pool}", spent, sc.budget.pools[pool].usd, "USD")
+    add("budget total", capex, sc.budget.total_usd, "USD")
+    for d, u in units_by_dev.items():
+        if u > 0 and np.isfinite(rows[d].max_units):
+            add(f"supply {rows[d].device}", float(u), rows[d].max_units, "units")
+    if sc.power_cap_mw is not None:
+        add("power cap", power, sc.power_cap_mw * 1e6, "W")
+    for name, reg in sc.regions.items():
+        if reg.power_capacity_mw is not None:
+            add(f"power in {name}", region_power[name], reg.power_capacity_mw * 1e6, "W")
+    for w in need:
+        short = cap[w] < need[w] * (1 - 1e-9)
+        status = "short" if short else ("binds" if cap[w] <= need[w] * (1 + BINDS_WITHIN)
+                                        else "slack")
+        out.append({"rule": f"demand {w}", "value": cap[w], "limit": need[w],
+                    "unit": workloads.of(sc.workloads[w]).unit, "slack": cap[w] - need[w],
+                    "status": status})
+    return out
+
+
 def evaluate_fleet(sc: Scenario, mix: FleetMix, dev: pd.DataFrame | dict[str, DeviceRow]
                    ) -> dict[str, Any]:
     """Units, spend, capacity per workload, cost, power, violations and the objective."""
@@ -212,6 +252,8 @@ def evaluate_fleet(sc: Scenario, mix: FleetMix, dev: pd.DataFrame | dict[str, De
                             "served_fraction": served[w]} for w in need}
     out["allocation"] = {rows[d].device: a for d, a in alloc.items()}
     out["violations"] = violations
+    out["rules"] = rules(sc, pool_spend, capex, units_by_dev, rows, power, region_power, cap,
+                         need)
     out["meets_demand"] = bool(all(cap[w] >= need[w] * (1 - 1e-9) for w in need))
     out["served_fraction"] = float(np.mean(list(served.values())))
     if sc.objective == "served_demand":

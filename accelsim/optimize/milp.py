@@ -112,8 +112,72 @@ def _rows(p: MixProblem) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]],
     return np.vstack(rows), np.asarray(rhs), names, nx
 
 
-def solve(p: MixProblem) -> dict[str, Any]:
-    """Solve the MILP and its LP relaxation; report the mix, binding constraints, duals."""
+# Finite-difference step of a binding constraint: this share of its right-hand side.
+MARGINAL_STEP = 0.02
+# How a marginal value is reported, by the constraint's unit: (scale, label).
+MARGINAL_UNITS = {"USD": (1e9, "per B USD"), "device": (1e3, "per 1,000 devices"),
+                  "W": (1e6, "per MW"), "fraction of demand": (0.01, "per 1 % more demand")}
+
+
+def _relaxed(p: MixProblem, name: str, step: float) -> MixProblem | None:
+    """The problem with the constraint ``name`` loosened by ``step`` of its right-hand side
+    (its own units); None for rows that are not a resource (demand in served_demand)."""
+    if name.startswith("budget pool "):
+        pool = name.removeprefix("budget pool ")
+        return replace(p, pool_usd={**p.pool_usd, pool: p.pool_usd[pool] + step})
+    if name == "budget total":
+        return replace(p, total_usd=p.total_usd + step)
+    if name.startswith("supply "):
+        d = p.devices.index(name.removeprefix("supply "))
+        caps = p.max_units.copy()
+        caps[d] += step
+        return replace(p, max_units=caps)
+    if name == "power cap" and p.power_cap_W is not None:
+        return replace(p, power_cap_W=p.power_cap_W + step)
+    if name.startswith("power region ") and p.region_caps_W:
+        region = name.removeprefix("power region ")
+        return replace(p, region_caps_W={**p.region_caps_W,
+                                         region: p.region_caps_W[region] + step})
+    if name.startswith("demand ") and p.objective == "min_cost":
+        w = p.workloads.index(name.removeprefix("demand "))
+        dem = p.demand.copy()
+        dem[w] *= 1 + step  # a share of the demand
+        return replace(p, demand=dem)
+    return None
+
+
+def _marginal(p: MixProblem, base: dict[str, float], name: str, rhs: float, unit: str
+              ) -> dict[str, float | None]:
+    """Objective change per unit of the constraint (USD/yr of TCO for min_cost, served
+    fraction for served_demand), by re-solving the MILP with the constraint loosened by
+    :data:`MARGINAL_STEP` of its right-hand side (at least ten servers of a supply cap):
+    the LP dual of an integer programme is often degenerate (0 or 1e-16 although the
+    constraint binds). 0 means loosening it does not improve the objective (a served-demand
+    objective already at 1: only its TCO tie-breaker moves, which the solver's gap does not
+    resolve). Reported per the unit's scale (:data:`MARGINAL_UNITS`)."""
+    frac = unit == "fraction of demand"
+    if frac:
+        step = MARGINAL_STEP
+    elif unit == "device":
+        step = max(abs(rhs) * MARGINAL_STEP, 10.0 * p.server)
+    else:
+        step = max(abs(rhs) * MARGINAL_STEP, 1.0)
+    q = _relaxed(p, name, step)
+    if q is None:
+        return {"marginal": None}
+    try:
+        other = solve(q, marginals=False)
+    except AccelsimError:
+        return {"marginal": None}
+    if not other["feasible"]:
+        return {"marginal": None}
+    scale = MARGINAL_UNITS.get(unit, (1.0, unit))[0]
+    return {"marginal": float((other["objective"] - base["objective"]) / step * scale)}
+
+
+def solve(p: MixProblem, marginals: bool = True) -> dict[str, Any]:
+    """Solve the MILP and its LP relaxation; report the mix, the binding constraints with
+    their LP duals and finite-difference marginal values (``marginals``)."""
     D, W = len(p.devices), len(p.workloads)
     A, b, names, nx = _rows(p)
     ns = A.shape[1] - nx
@@ -167,7 +231,7 @@ def solve(p: MixProblem) -> dict[str, Any]:
             # linprog minimises; report the gain in the maximised/minimised objective
             sp = -float(duals[i]) if p.objective == "served_demand" else float(duals[i])
             binding.append({"constraint": name, "slack": float(slack),
-                            "shadow_price": sp, "per": unit})
+                            "shadow_price": sp, "per": unit, "_rhs": float(rhs_i)})
     units = {p.devices[d]: {p.workloads[w]: int(x[d, w] * p.server) for w in range(W)
                             if x[d, w] > 0} for d in range(D) if x[d].sum() > 0}
     capex = float(np.sum(x.sum(axis=1) * p.capex * p.server))
@@ -176,9 +240,16 @@ def solve(p: MixProblem) -> dict[str, Any]:
     cap = (x * p.thr * p.server).sum(axis=0)
     served = np.minimum(1.0, cap / p.demand)
     tco_y = float(np.sum(x * p.tco * p.server))
+    objective = float(served.mean()) if p.objective == "served_demand" else tco_y
+    for bnd in binding:
+        rhs_i = bnd.pop("_rhs")
+        if marginals:
+            bnd.update(_marginal(p, {"objective": objective}, bnd["constraint"], rhs_i,
+                                 bnd["per"]))
+            bnd["marginal_per"] = MARGINAL_UNITS.get(bnd["per"], (1.0, bnd["per"]))[1]
     return {
         "objective_kind": p.objective,
-        "objective": float(served.mean()) if p.objective == "served_demand" else tco_y,
+        "objective": objective,
         "units": units, "capex_usd": capex, "pool_spend_usd": pool_spend,
         "tco_usd_per_year": tco_y,
         "capacity": {p.workloads[w]: float(cap[w]) for w in range(W)},

@@ -332,7 +332,7 @@ def _scenario_values(sc: Any, records: list[dict[str, Any]], metrics: list[str],
         o = None
         if solve:
             try:
-                o = solve_milp(p)
+                o = solve_milp(p, marginals=False)  # sweeps record the optimum only
             except AccelsimError as e:
                 reasons.append(f"optimum: {e.problems[0].message}")
             if o is not None and not o["feasible"]:  # its mix answers another objective

@@ -253,3 +253,20 @@ def test_a_regions_power_capacity_is_a_violation_in_compare_and_a_constraint_in_
                 for w, units in out["units"].get(r.device, {}).items())
     assert sea_W <= 150e6 * (1 + 1e-9)
     assert any(b["constraint"] == "power region sea" for b in out["binding_constraints"])
+
+
+def test_compare_says_which_rules_bind_and_by_how_much(scenario, devices):
+    res = compare(scenario, dev_table=devices)
+    by = {f["name"]: {r["rule"]: r for r in f["rules"]} for f in res.fleets}
+    split = by["reported-split"]
+    assert split["budget pool domestic"]["status"] == "binds"  # spends its pool
+    assert split["budget pool domestic"]["value"] <= split["budget pool domestic"]["limit"]
+    dom = by["domestic-only"]["demand training"]
+    assert dom["status"] == "short" and dom["value"] < dom["limit"]
+    f = next(x for x in res.fleets if x["name"] == "domestic-only")
+    assert dom["value"] / dom["limit"] == pytest.approx(
+        f["workloads"]["training"]["served_fraction"])
+    allh20 = by["all-h20"]
+    assert allh20["budget pool overseas"]["status"] == "broken"
+    assert any(v.kind == "budget_pool" for v in next(
+        x for x in res.fleets if x["name"] == "all-h20")["violations"])

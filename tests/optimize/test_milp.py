@@ -96,3 +96,32 @@ def test_infeasible_min_cost_returns_the_most_serving_mix_with_its_reason():
     best = solve(replace(p, objective="served_demand"))
     assert res["units"] == best["units"] and res["objective_kind"] == "served_demand"
     assert res["capex_usd"] <= 1e5 + 1e-6
+
+
+def test_marginals_are_re_solved_differences_in_the_objectives_units():
+    from accelsim.optimize.milp import MARGINAL_STEP
+
+    p = small(objective="min_cost", total=2e6, pool_a=1.5e6, pool_b=1e6, demand=(200.0, 60.0))
+    res = solve(p)
+    assert res["feasible"]
+    by = {b["constraint"]: b for b in res["binding_constraints"]}
+    for name, b in by.items():
+        if b.get("marginal") is None or not name.startswith("demand"):
+            continue
+        # demand 2 % higher: what the re-solved optimum costs more, per 1 % of demand
+        w = p.workloads.index(name.removeprefix("demand "))
+        dem = p.demand.copy()
+        dem[w] *= 1 + MARGINAL_STEP
+        again = solve(replace(p, demand=dem), marginals=False)
+        want = (again["objective"] - res["objective"]) / MARGINAL_STEP * 0.01
+        assert b["marginal"] == pytest.approx(want, rel=1e-9)
+        assert b["marginal"] >= 0  # more demand never costs less
+        assert b["marginal_per"] == "per 1 % more demand"
+
+
+def test_loosening_a_binding_budget_never_worsens_the_objective():
+    p = small(pool_a=0.3e6, total=0.6e6)
+    res = solve(p)
+    for b in res["binding_constraints"]:
+        if b["constraint"].startswith("budget") and b.get("marginal") is not None:
+            assert b["marginal"] >= -1e-12  # served fraction can only rise
