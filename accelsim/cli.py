@@ -609,6 +609,10 @@ def optimize(
         emit_json(res)
     else:
         _print_optimum(scenario_file, year, res)
+    if not res.get("proven_optimal", True):
+        typer.echo(f"{scenario_file}: optimize: the solver stopped at its time limit; the mix "
+                   f"is the best found, within {100 * res['mip_gap']:.2g} % of the optimum "
+                   "(not proven optimal)", err=True)
     if not res["feasible"]:
         infeasible(scenario_file, "workloads", f"{res['reason']}; expected a larger budget, "
                    "higher supply caps or power cap, or lower demand")

@@ -112,6 +112,8 @@ def _rows(p: MixProblem) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]],
     return np.vstack(rows), np.asarray(rhs), names, nx
 
 
+# Seconds the MILP may take; past it the best mix found so far is returned, said unproven.
+TIME_LIMIT_S = 30.0
 # Finite-difference step of a binding constraint: this share of its right-hand side.
 MARGINAL_STEP = 0.02
 # How a marginal value is reported, by the constraint's unit: (scale, label).
@@ -204,7 +206,7 @@ def solve(p: MixProblem, marginals: bool = True) -> dict[str, Any]:
     integrality = np.concatenate([np.ones(nx), np.zeros(ns)])
     res = milp(c, constraints=LinearConstraint(A, -np.inf, b), integrality=integrality,
                bounds=Bounds(np.zeros(nx + ns), ub),
-               options={"time_limit": 30, "mip_rel_gap": 1e-9})
+               options={"time_limit": TIME_LIMIT_S, "mip_rel_gap": 1e-9})
     if res.x is None:
         if p.objective == "min_cost" and res.status == 2:  # infeasible: demand cannot be met
             best = solve(replace(p, objective="served_demand"))
@@ -259,4 +261,6 @@ def solve(p: MixProblem, marginals: bool = True) -> dict[str, Any]:
         "lp_relaxation_objective": (float(-lp.fun / W if p.objective == "served_demand"
                                           else lp.fun) if lp.status == 0 else None),
         "solver": res.message, "feasible": True, "reason": None,
+        "proven_optimal": bool(res.status == 0),
+        "mip_gap": float(getattr(res, "mip_gap", 0.0) or 0.0),
     }

@@ -125,3 +125,23 @@ def test_loosening_a_binding_budget_never_worsens_the_objective():
     for b in res["binding_constraints"]:
         if b["constraint"].startswith("budget") and b.get("marginal") is not None:
             assert b["marginal"] >= -1e-12  # served fraction can only rise
+
+
+def test_a_time_limit_is_reported_not_hidden(monkeypatch):
+    import accelsim.optimize.milp as m
+
+    res = solve(small())
+    assert res["proven_optimal"] is True and res["mip_gap"] <= 1e-6
+    rng = np.random.default_rng(0)
+    D, W = 40, 20  # large enough that HiGHS cannot prove optimality in the limit
+    capex = rng.uniform(8e3, 40e3, D)
+    p = MixProblem(
+        devices=[f"d{i}" for i in range(D)], workloads=[f"w{j}" for j in range(W)],
+        capex=capex, tco=capex[:, None] * rng.uniform(0.25, 0.35, (D, W)),
+        power=rng.uniform(200, 900, (D, W)), thr=rng.uniform(0.2, 1.0, (D, W)),
+        demand=rng.uniform(2e3, 6e3, W), pool_of=["p"] * D, pool_usd={"p": 1e12},
+        total_usd=1e12, max_units=np.full(D, np.inf), power_cap_W=None, server=8,
+        objective="min_cost")
+    monkeypatch.setattr(m, "TIME_LIMIT_S", 0.05)
+    res = m.solve(p, marginals=False)
+    assert res["proven_optimal"] is False and "time limit" in res["solver"].lower()
