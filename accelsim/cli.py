@@ -553,6 +553,44 @@ def _fleet_out(f: dict[str, Any]) -> dict[str, Any]:
 
 @app.command()
 @user_errors
+def plan(
+    scenario_file: Annotated[Path, typer.Argument(help="Fleet scenario YAML with a plan block.")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """A purchase plan by quarter over the scenario's horizon (one MILP): deliveries, served
+    demand, yearly spend and the present cost."""
+    from accelsim.fleet import load_scenario
+    from accelsim.plan import build, solve_plan
+
+    sc = load_scenario(scenario_file)
+    if sc.plan is None:
+        raise AccelsimError.single(str(scenario_file), "plan", "required for accelsim plan: "
+                                   "start, quarters, budget_usd_per_year, deliveries")
+    prob = build(sc, _device_table(sc, quiet=as_json), sc.plan, str(scenario_file))
+    res = solve_plan(prob)
+    if as_json:
+        emit_json(res)
+    else:
+        console.print(f"[bold]{scenario_file}: plan over {len(res['quarters'])} quarters[/bold]"
+                      f": present cost {res['cost_pv_usd'] / 1e9:.3f} B USD (capex less "
+                      f"residual value, opex; at {100 * sc.finance.cost_of_capital:g} %); "
+                      f"{res['solver']}")
+        rows = [{"quarter": q["quarter"], "delivered": _fmt_units(q["delivered"]),
+                 **{f"{w} served": v for w, v in q["served_fraction"].items()},
+                 "capex B USD": q["capex_usd"] / 1e9, "MW": q["power_MW"]}
+                for q in res["quarters"]]
+        console.print(table("by quarter (served: capacity installed / demand that quarter)",
+                            rows))
+        console.print(table("", [{"year": y, "capex B USD": v / 1e9}
+                                 for y, v in res["capex_usd_by_year"].items()]))
+    if not res["proven_optimal"]:
+        typer.echo(f"{scenario_file}: plan: the solver stopped at its time limit; the plan is "
+                   f"the best found, within {100 * res['mip_gap']:.2g} % of the optimum (not "
+                   "proven optimal)", err=True)
+
+
+@app.command()
+@user_errors
 def uncertainty(
     scenario_file: Annotated[Path, typer.Argument(help="Fleet scenario YAML.")],
     samples: Annotated[int, typer.Option(min=2, max=100_000, help="Monte Carlo draws.")] = 100,

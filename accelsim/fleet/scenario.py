@@ -13,6 +13,7 @@ from accelsim.config import YEARS, Strict, read_yaml, validate
 from accelsim.cost import Finance, Region
 from accelsim.devices import load_device
 from accelsim.errors import AccelsimError, Problem
+from accelsim.plan import PlanSpec
 
 
 class Pool(Strict):
@@ -89,6 +90,9 @@ class Scenario(Strict):
     """Named workloads, each a block of a registered kind (training, recsys_serving)."""
     fleets: list[FleetMix] = Field(default_factory=list)
     """Candidate fleet mixes compared by 'compare'."""
+    plan: PlanSpec | None = None
+    """Optional multi-year plan: horizon, budget per year, demand growth, deliveries
+    (``accelsim plan``)."""
 
     @field_validator("workloads")
     @classmethod

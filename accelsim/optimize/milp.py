@@ -20,6 +20,10 @@ a supply cap, per W of the power cap).
 
 from __future__ import annotations
 
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -110,6 +114,21 @@ def _rows(p: MixProblem) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]],
         rows.append(r)
         names.append((f"demand {p.workloads[w]}", "fraction of demand"))
     return np.vstack(rows), np.asarray(rhs), names, nx
+
+
+@contextmanager
+def quiet_solver() -> Iterator[None]:
+    """Silence what the HiGHS library writes to the process's stdout (some versions print
+    debug lines from C), which would corrupt ``--json`` output."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 1)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
 
 
 # Seconds the MILP may take; past it the best mix found so far is returned, said unproven.
@@ -204,9 +223,10 @@ def solve(p: MixProblem, marginals: bool = True) -> dict[str, Any]:
         budget_ub = np.floor(p.total_usd / (np.repeat(p.capex, W) * p.server))
     ub[:nx] = np.minimum(ub[:nx], budget_ub)
     integrality = np.concatenate([np.ones(nx), np.zeros(ns)])
-    res = milp(c, constraints=LinearConstraint(A, -np.inf, b), integrality=integrality,
-               bounds=Bounds(np.zeros(nx + ns), ub),
-               options={"time_limit": TIME_LIMIT_S, "mip_rel_gap": 1e-9})
+    with quiet_solver():
+        res = milp(c, constraints=LinearConstraint(A, -np.inf, b), integrality=integrality,
+                   bounds=Bounds(np.zeros(nx + ns), ub),
+                   options={"time_limit": TIME_LIMIT_S, "mip_rel_gap": 1e-9})
     if res.x is None:
         if p.objective == "min_cost" and res.status == 2:  # infeasible: demand cannot be met
             best = solve(replace(p, objective="served_demand"))

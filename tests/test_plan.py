@@ -1,0 +1,96 @@
+"""The multi-year purchase plan: every rule holds in every quarter and year; bad plans are
+one line."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from accelsim.cli import app
+from accelsim.errors import AccelsimError
+from accelsim.fleet import evaluate_devices, load_scenario
+from accelsim.plan import build, solve_plan
+from tests.conftest import CONFIGS
+
+runner = CliRunner()
+FLEET = CONFIGS / "fleet.yaml"
+
+
+@pytest.fixture(scope="module")
+def seed_plan():
+    sc = load_scenario(FLEET)
+    dev = evaluate_devices(sc)
+    p = build(sc, dev, sc.plan)
+    return sc, dev, p, solve_plan(p)
+
+
+def test_every_rule_holds_in_every_quarter_and_year(seed_plan):
+    sc, _, p, res = seed_plan
+    assert res["proven_optimal"] and len(res["quarters"]) == 12
+    for q, quarter in enumerate(res["quarters"]):
+        for d, dev in enumerate(p.devices):
+            assert quarter["delivered"].get(dev, 0) <= p.supply[d, q]
+        assert quarter["power_MW"] <= sc.power_cap_mw + 1e-6
+    # the ASIC from 2026 (seed 004), no H20 after the assumed export rule (2025Q3)
+    assert all("inhouse-asic" not in q["delivered"] for q in res["quarters"][:4])
+    assert all("h20" not in q["delivered"] for q in res["quarters"][3:])
+    for year, spent in res["capex_usd_by_year"].items():
+        assert spent <= sc.plan.budget_usd_per_year[year] * (1 + 1e-9)
+    # installed never shrinks (no retirements within a device's life)
+    for a, b in zip(res["quarters"], res["quarters"][1:], strict=False):
+        for dev, units in a["installed"].items():
+            assert b["installed"].get(dev, 0) >= units
+
+
+def test_with_room_to_spare_every_quarter_is_served(seed_plan):
+    sc, dev, _, _ = seed_plan
+    spec = sc.plan.model_copy(update={
+        "budget_usd_per_year": dict.fromkeys(sc.plan.budget_usd_per_year, 1e12),
+        "demand_growth_per_quarter": {}, "deliveries": {}})
+    roomy = sc.model_copy(update={"power_cap_mw": None, "supply": {}})
+    res = solve_plan(build(roomy, dev, spec))
+    assert res["unserved_quarters"] == 0
+    assert all(min(q["served_fraction"].values()) >= 1 - 1e-9 for q in res["quarters"])
+
+
+@pytest.mark.parametrize("change,field", [
+    (lambda d: d["plan"]["budget_usd_per_year"].pop(2027), "plan.budget_usd_per_year"),
+    (lambda d: d["plan"]["deliveries"].update({"tpu-v9": {"units_per_quarter": 1}}),
+     "plan.deliveries.tpu-v9"),
+    (lambda d: d["plan"]["deliveries"]["h20"].update({"end": "2025-Q3"}),
+     "plan.deliveries.h20.end"),
+])
+def test_bad_plans_are_one_line(tmp_path, change, field):
+    data = yaml.safe_load(FLEET.read_text())
+    change(data)
+    p = tmp_path / "fleet.yaml"
+    p.write_text(yaml.safe_dump(data))
+    r = runner.invoke(app, ["plan", str(p)])
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert any(field in line for line in r.stderr.splitlines()), r.stderr
+
+
+def test_cli_json_is_strict_and_a_scenario_without_a_plan_is_refused(tmp_path):
+    r = runner.invoke(app, ["plan", str(FLEET), "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)  # no solver noise on stdout
+    assert len(out["quarters"]) == 12 and out["proven_optimal"] is True
+    data = yaml.safe_load(FLEET.read_text())
+    del data["plan"]
+    p = tmp_path / "fleet.yaml"
+    p.write_text(yaml.safe_dump(data))
+    r = runner.invoke(app, ["plan", str(p)])
+    assert r.exit_code == 2 and r.stderr.startswith(f"{p}: plan: required")
+
+
+def test_supply_rows_are_the_deliveries(seed_plan):
+    sc, _, p, _ = seed_plan
+    h20 = p.devices.index("h20")
+    assert list(p.supply[h20][:3]) == [150_000] * 3 and not p.supply[h20][3:].any()
+    with pytest.raises(AccelsimError):
+        build(sc, seed_plan[1], sc.plan.model_copy(update={"quarters": 16}))  # no 2028 budget
+    assert np.all(p.demand[:, 1:] >= p.demand[:, :-1])  # growth is non-negative here
