@@ -577,7 +577,10 @@ def plan(
                       f"{res['solver']}")
         rows = [{"quarter": q["quarter"], "delivered": _fmt_units(q["delivered"]),
                  **{f"{w} served": v for w, v in q["served_fraction"].items()},
-                 "capex B USD": q["capex_usd"] / 1e9, "MW": q["power_MW"]}
+                 "capex B USD": q["capex_usd"] / 1e9, "MW": q["power_MW"],
+                 **({"facility MW online": sum(q["facility_MW"].values()),
+                     "started": sum(q["facility_started_MW"].values())}
+                    if q["facility_MW"] else {})}
                 for q in res["quarters"]]
         console.print(table("by quarter (served: capacity installed / demand that quarter)",
                             rows))

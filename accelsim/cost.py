@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from accelsim.config import Strict
 from accelsim.devices import DeviceSpec
@@ -46,8 +46,24 @@ class Region(Strict):
     power_capacity_mw: float | None = Field(default=None, gt=0, le=100_000)
     """Facility power the region can supply (grid connections), MW; a fleet drawing more
     there breaks the rule."""
+    facility_built_mw: float | None = Field(default=None, ge=0, le=100_000)
+    """Facility power already built and powered at a plan's start, MW (``accelsim plan``
+    only). The plan may build more, up to ``power_capacity_mw``: a build started in a
+    quarter powers on ``facility_build_quarters`` later and is paid for when started. Not
+    given: the region is rented by the kW (facility capex annualised into every device's
+    TCO, as ``compare`` does) and has no build delay."""
+    facility_build_quarters: int = Field(default=0, ge=0, le=40)
+    """Quarters from starting a data-centre build to first power (``accelsim plan``)."""
     source: str = ""
     """Where the region's numbers come from."""
+
+    @model_validator(mode="after")
+    def _built_within_capacity(self) -> Region:
+        if (self.facility_built_mw is not None and self.power_capacity_mw is not None
+                and self.facility_built_mw > self.power_capacity_mw):
+            raise ValueError(f"facility_built_mw ({self.facility_built_mw:g}) must not exceed "
+                             f"power_capacity_mw ({self.power_capacity_mw:g})")
+        return self
 
 
 class Finance(Strict):

@@ -16,10 +16,16 @@ Installed in q: every server delivered up to q (the horizon is shorter than a de
     capacity_w(installed(q)) + u[w, q] demand_w(q) >= demand_w(q)     (each workload)
     units delivered of device d in q <= its deliveries that quarter     (supply ramp, bans)
     facility power of installed(q) <= power cap, per region             (the scenario's rules)
+    facility power in region r <= built_r + builds of r started by q - B_r  (build time)
   and every year: capex of its deliveries <= its budget (pools in the scenario's proportions).
 
 disc(q) = (1 + r)^(-q/4) at the cost of capital; residual value is straight-line over
-``finance.years``. Unserved demand costs ``PENALTY`` times what serving it would, so it is
+``finance.years``. A region with ``facility_built_mw`` owns its data centres: what is built
+is sunk, a new build ``b[r, q]`` (facility W, continuous) costs
+``facility_capex_usd_per_mw / PUE`` per facility MW when started, less its straight-line
+residual over ``finance.facility_years``, and its devices' opex drops the annualised
+facility capex that ``compare`` charges (no double count). Other regions rent by the kW.
+Unserved demand costs ``PENALTY`` times what serving it would, so it is
 used only when nothing else can serve it. The plan is solved to within :data:`MIP_GAP`
 (0.1 %) of the optimum; the solver has a time limit, and a plan stopped by it is reported as
 unproven with its gap.
@@ -106,6 +112,10 @@ class PlanProblem:
     server: int
     rate: float  # cost of capital
     life_years: float
+    # regions that own their facilities: name -> (built W, cap W or None, build quarters,
+    # USD per facility W)
+    builds: dict[str, tuple[float, float | None, int, float]]
+    facility_years: float
 
 
 def build(sc: Any, dev: Any, spec: PlanSpec, where: str = "plan") -> PlanProblem:
@@ -155,19 +165,32 @@ def build(sc: Any, dev: Any, spec: PlanSpec, where: str = "plan") -> PlanProblem
     def per(field: str) -> np.ndarray:
         return np.array([[getattr(rows[r], field).get(w, 0.0) for w in W] for r in refs])
 
+    from accelsim.cost import capital_recovery_factor
+
+    region_of = [sc.budget.pools[rows[r].pool].region for r in refs]
+    builds = {k: (reg.facility_built_mw * 1e6,
+                  reg.power_capacity_mw * 1e6 if reg.power_capacity_mw else None,
+                  reg.facility_build_quarters, reg.facility_capex_usd_per_mw / 1e6 / reg.pue)
+              for k, reg in sc.regions.items() if reg.facility_built_mw is not None}
+    crf = float(capital_recovery_factor(sc.finance.cost_of_capital, sc.finance.facility_years))
+    wall = per("wall_power_W")
+    # Owned facilities are paid by the build variables, not by the devices' opex.
+    owned_per_W = np.array([builds[g][3] * crf if g in builds else 0.0 for g in region_of])
+    opex = per("opex_usd_per_year") - wall * owned_per_W[:, None]
+    tco = per("tco_usd_per_year") - wall * owned_per_W[:, None]
     return PlanProblem(
         devices=[rows[r].device for r in refs], workloads=W,
-        capex=np.array([rows[r].capex_usd for r in refs]), opex=per("opex_usd_per_year"),
-        tco=per("tco_usd_per_year"), power=per("wall_power_W"), thr=per("throughput"),
+        capex=np.array([rows[r].capex_usd for r in refs]), opex=opex,
+        tco=tco, power=wall, thr=per("throughput"),
         demand=dem, supply=supply, pool_of=[rows[r].pool for r in refs],
         pool_share={k: p.usd / total_pools for k, p in sc.budget.pools.items()},
         budget=np.array([spec.budget_usd_per_year[int(y)] for y in years]), year_of=years,
-        region_of=[sc.budget.pools[rows[r].pool].region for r in refs],
+        region_of=region_of,
         region_caps_W={k: reg.power_capacity_mw * 1e6 for k, reg in sc.regions.items()
                        if reg.power_capacity_mw is not None},
         power_cap_W=sc.power_cap_mw * 1e6 if sc.power_cap_mw else None,
         server=sc.server_chips, rate=sc.finance.cost_of_capital,
-        life_years=sc.finance.years)
+        life_years=sc.finance.years, builds=builds, facility_years=sc.finance.facility_years)
 
 
 def solve_plan(p: PlanProblem, time_limit_s: float | None = None) -> dict[str, Any]:
@@ -178,7 +201,9 @@ def solve_plan(p: PlanProblem, time_limit_s: float | None = None) -> dict[str, A
     from accelsim.optimize.milp import quiet_solver
 
     D, W, Q = len(p.devices), len(p.workloads), p.demand.shape[1]
-    nx, nu = D * W * Q, W * Q
+    R = list(p.builds)
+    nx, nu, nb = D * W * Q, W * Q, len(R) * Q
+    n = nx + nu + nb
 
     def xi(d: int, w: int, q: int) -> int:
         return (d * W + w) * Q + q
@@ -186,10 +211,13 @@ def solve_plan(p: PlanProblem, time_limit_s: float | None = None) -> dict[str, A
     def ui(w: int, q: int) -> int:
         return nx + w * Q + q
 
+    def bi(r: int, q: int) -> int:
+        return nx + nu + r * Q + q
+
     disc = (1 + p.rate) ** (-np.arange(Q) / 4)
     age_end = (Q - np.arange(Q)) / 4  # years each delivery has aged at the horizon's end
     residual = np.clip(1 - age_end / p.life_years, 0, 1) * (1 + p.rate) ** (-Q / 4)
-    c = np.zeros(nx + nu)
+    c = np.zeros(n)
     for d in range(D):
         for w in range(W):
             for q in range(Q):
@@ -202,10 +230,14 @@ def solve_plan(p: PlanProblem, time_limit_s: float | None = None) -> dict[str, A
         best = float(np.min(unit_tco[:, w])) if np.isfinite(unit_tco[:, w]).any() else 1.0
         for q in range(Q):
             c[ui(w, q)] = PENALTY * best * p.demand[w, q] * disc[q] / 4
+    facility_residual = (np.clip(1 - age_end / p.facility_years, 0, 1)
+                         * (1 + p.rate) ** (-Q / 4))
+    for r, region in enumerate(R):  # a build is paid when started, less its residual value
+        c[[bi(r, q) for q in range(Q)]] = p.builds[region][3] * (disc - facility_residual)
     lb: list[float] = []
     ub_rows: list[float] = []
     A = lil_matrix((W * Q + D * Q + Q * (1 + len(p.region_caps_W)) + len(set(p.year_of))
-                    * (1 + len(p.pool_share)), nx + nu))
+                    * (1 + len(p.pool_share)) + len(R) * (Q + 1), n))
     k = 0
     for w in range(W):  # demand every quarter
         for q in range(Q):
@@ -236,6 +268,24 @@ def solve_plan(p: PlanProblem, time_limit_s: float | None = None) -> dict[str, A
             lb.append(-np.inf)
             ub_rows.append(cap)
             k += 1
+    for r, region in enumerate(R):  # owned facilities: what is built and powered by q
+        built, cap, lag, _ = p.builds[region]
+        for q in range(Q):
+            for d in range(D):
+                if p.region_of[d] == region:
+                    for w in range(W):
+                        for q2 in range(q + 1):
+                            A[k, xi(d, w, q2)] = p.power[d, w] * p.server
+            for q2 in range(q - lag + 1):
+                A[k, bi(r, q2)] = -1.0
+            lb.append(-np.inf)
+            ub_rows.append(built)
+            k += 1
+        for q in range(Q):
+            A[k, bi(r, q)] = 1.0
+        lb.append(0.0)
+        ub_rows.append(np.inf if cap is None else max(cap - built, 0.0))
+        k += 1
     for y in sorted(set(p.year_of)):  # yearly budgets, total and per pool
         qs = [q for q in range(Q) if p.year_of[q] == y]
         budget = float(p.budget[qs[0]])
@@ -249,8 +299,8 @@ def solve_plan(p: PlanProblem, time_limit_s: float | None = None) -> dict[str, A
             ub_rows.append(budget if pool is None else budget * p.pool_share[pool])
             k += 1
     A = A[:k].tocsr()
-    ub = np.full(nx + nu, np.inf)
-    ub[nx:] = 1.0
+    ub = np.full(n, np.inf)
+    ub[nx:nx + nu] = 1.0
     for d in range(D):
         for w in range(W):
             for q in range(Q):
@@ -258,16 +308,17 @@ def solve_plan(p: PlanProblem, time_limit_s: float | None = None) -> dict[str, A
                     ub[xi(d, w, q)] = 0.0
                 else:
                     ub[xi(d, w, q)] = np.floor(p.supply[d, q] / p.server)
-    integrality = np.concatenate([np.ones(nx), np.zeros(nu)])
+    integrality = np.concatenate([np.ones(nx), np.zeros(nu + nb)])
     with quiet_solver():
         res = milp(c, constraints=LinearConstraint(A, np.asarray(lb), np.asarray(ub_rows)),
-                   integrality=integrality, bounds=Bounds(np.zeros(nx + nu), ub),
+                   integrality=integrality, bounds=Bounds(np.zeros(n), ub),
                    options={"time_limit": time_limit_s or TIME_LIMIT_S,
                             "mip_rel_gap": MIP_GAP})
     if res.x is None:
         raise AccelsimError.single("plan", "plan", f"no plan found: {res.message}")
     x = np.round(res.x[:nx]).reshape(D, W, Q)
-    u = res.x[nx:].reshape(W, Q)
+    u = res.x[nx:nx + nu].reshape(W, Q)
+    b = res.x[nx + nu:].reshape(len(R), Q)
     installed = np.cumsum(x, axis=2)
     cap = np.einsum("dwq,dw->wq", installed, p.thr) * p.server
     quarters = []
@@ -285,15 +336,23 @@ def solve_plan(p: PlanProblem, time_limit_s: float | None = None) -> dict[str, A
                                 for i, w in enumerate(p.workloads)},
             "capex_usd": float(np.sum(x[:, :, q].sum(axis=1) * p.capex) * p.server),
             "power_MW": float(np.sum(installed[:, :, q] * p.power) * p.server / 1e6),
+            "region_power_MW": {g: float(sum(np.sum(installed[d, :, q] * p.power[d])
+                                             for d in range(D) if p.region_of[d] == g)
+                                         * p.server / 1e6) for g in dict.fromkeys(p.region_of)},
+            "facility_started_MW": {g: float(b[r, q] / 1e6) for r, g in enumerate(R)
+                                    if b[r, q] > 1e-3},
+            "facility_MW": {g: float((p.builds[g][0] + b[r, :max(q - p.builds[g][2] + 1, 0)]
+                                      .sum()) / 1e6) for r, g in enumerate(R)},
         })
     spend = {int(y): float(sum(qt["capex_usd"] for qt, yy in zip(quarters, p.year_of,
                                                                      strict=True) if yy == y))
              for y in sorted(set(p.year_of))}
     return {
         "quarters": quarters, "capex_usd_by_year": spend,
-        "cost_pv_usd": float(c[:nx] @ res.x[:nx]),
+        "cost_pv_usd": float(c[:nx] @ res.x[:nx] + c[nx + nu:] @ res.x[nx + nu:]),
+        "facility_capex_usd": {g: float(b[r].sum() * p.builds[g][3]) for r, g in enumerate(R)},
         "unserved_quarters": sum(1 for q in range(Q) if u[:, q].max() > 1e-6),
         "solver": res.message, "proven_optimal": bool(res.status == 0),
         "mip_gap": float(getattr(res, "mip_gap", 0.0) or 0.0),
-        "variables": int(nx + nu),
+        "variables": int(n),
     }

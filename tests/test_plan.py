@@ -51,7 +51,9 @@ def test_with_room_to_spare_every_quarter_is_served(seed_plan):
     spec = sc.plan.model_copy(update={
         "budget_usd_per_year": dict.fromkeys(sc.plan.budget_usd_per_year, 1e12),
         "demand_growth_per_quarter": {}, "deliveries": {}})
-    roomy = sc.model_copy(update={"power_cap_mw": None, "supply": {}})
+    roomy = sc.model_copy(update={"power_cap_mw": None, "supply": {}, "regions": {
+        k: r.model_copy(update={"facility_built_mw": None, "power_capacity_mw": None})
+        for k, r in sc.regions.items()}})
     res = solve_plan(build(roomy, dev, spec))
     assert res["unserved_quarters"] == 0
     assert all(min(q["served_fraction"].values()) >= 1 - 1e-9 for q in res["quarters"])
@@ -94,3 +96,52 @@ def test_supply_rows_are_the_deliveries(seed_plan):
     with pytest.raises(AccelsimError):
         build(sc, seed_plan[1], sc.plan.model_copy(update={"quarters": 16}))  # no 2028 budget
     assert np.all(p.demand[:, 1:] >= p.demand[:, :-1])  # growth is non-negative here
+
+
+def test_facility_builds_power_on_after_their_build_time(seed_plan):
+    _, _, p, res = seed_plan
+    assert p.builds, "the seed scenario owns its facilities"
+    for g, (built_W, cap_W, lag, _) in p.builds.items():
+        started = [q["facility_started_MW"].get(g, 0.0) for q in res["quarters"]]
+        for q, quarter in enumerate(res["quarters"]):
+            online = quarter["facility_MW"][g]
+            assert online == pytest.approx(built_W / 1e6 + sum(started[:max(q - lag + 1, 0)]))
+            assert quarter["region_power_MW"][g] <= online * (1 + 1e-6)
+            assert online <= cap_W / 1e6 * (1 + 1e-9)
+            if q < lag:
+                assert online == pytest.approx(built_W / 1e6)
+    assert sum(res["facility_capex_usd"].values()) > 0  # the seed plan builds
+
+
+def test_owned_facilities_are_paid_once_and_a_shorter_build_costs_no_more(seed_plan):
+    sc, dev, p, res = seed_plan
+    from accelsim.cost import capital_recovery_factor
+
+    rented = sc.model_copy(update={"regions": {
+        k: r.model_copy(update={"facility_built_mw": None}) for k, r in sc.regions.items()}})
+    pr = build(rented, dev, sc.plan)
+    assert not pr.builds
+    crf = float(capital_recovery_factor(sc.finance.cost_of_capital, sc.finance.facility_years))
+    for d, g in enumerate(p.region_of):
+        reg = sc.regions[g]
+        dropped = p.power[d] * reg.facility_capex_usd_per_mw / 1e6 / reg.pue * crf
+        np.testing.assert_allclose(pr.opex[d] - p.opex[d], dropped, rtol=1e-12)
+    fast = sc.model_copy(update={"regions": {
+        k: r.model_copy(update={"facility_build_quarters": 0}) for k, r in sc.regions.items()}})
+    res0 = solve_plan(build(fast, dev, sc.plan))
+    assert res0["cost_pv_usd"] <= res["cost_pv_usd"] * (1 + 2e-3)  # within both MIP gaps
+    full = sc.model_copy(update={"regions": {
+        k: r.model_copy(update={"facility_built_mw": r.power_capacity_mw})
+        for k, r in sc.regions.items()}})
+    res_full = solve_plan(build(full, dev, sc.plan))
+    assert sum(res_full["facility_capex_usd"].values()) == pytest.approx(0.0, abs=1.0)
+
+
+def test_built_beyond_the_grid_allowance_is_refused(tmp_path):
+    data = yaml.safe_load(FLEET.read_text())
+    data["regions"]["sea"]["facility_built_mw"] = 700
+    p = tmp_path / "fleet.yaml"
+    p.write_text(yaml.safe_dump(data))
+    r = runner.invoke(app, ["validate", str(p)])
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert "regions.sea" in r.stderr and "power_capacity_mw" in r.stderr, r.stderr

@@ -235,6 +235,7 @@ def test_a_regions_power_capacity_is_a_violation_in_compare_and_a_constraint_in_
         tmp_path):
     data = yaml.safe_load(FLEET.read_text())
     data["regions"]["sea"]["power_capacity_mw"] = 150.0
+    data["regions"]["sea"]["facility_built_mw"] = 100.0  # what the plan finds built
     p = tmp_path / "fleet.yaml"
     p.write_text(yaml.safe_dump(data))
     sc = load_scenario(p)
