@@ -18,7 +18,16 @@ from rich.console import Console
 from accelsim import __version__
 from accelsim.errors import AccelsimError
 from accelsim.outputs import check_dir, check_file, writing
-from accelsim.report import fmt_num, table
+from accelsim.report import (
+    device_tables,
+    fleet_out,
+    fleet_table,
+    fmt_num,
+    fmt_units,
+    ranking_rule,
+    table,
+    uncertainty_tables,
+)
 
 app = typer.Typer(
     name="accelsim",
@@ -445,10 +454,6 @@ def _device_table(sc: Any, quiet: bool) -> Any:
     return table_
 
 
-def _fmt_units(units: dict[str, Any]) -> str:
-    return ", ".join(f"{d} {u:,}" for d, u in units.items() if u) or "-"
-
-
 @app.command()
 @user_errors
 def compare(
@@ -472,7 +477,7 @@ def compare(
     res = run_compare(sc, dev_table=_device_table(sc, quiet=as_json))
     dev_cols = ["device", "workload", "throughput", "throughput_unit", "usd_per_hour",
                 "throughput_per_usd", "throughput_per_watt", "capex_usd", "pool", "note"]
-    fleets = [_fleet_out(f) for f in sorted(res.fleets, key=lambda f: f["rank"])]
+    fleets = [fleet_out(f) for f in sorted(res.fleets, key=lambda f: f["rank"])]
     if csv_dir is not None:
         # one value per cell: nested figures become dotted columns (units.h20,
         # workloads.serving.capacity...), violations get their own file, one row each
@@ -506,49 +511,12 @@ def compare(
     need = ", ".join(f"{w} {v:,.4g} {workloads.of(sc.workloads[w]).unit}"
                      for w, v in res.demand.items())
     console.print(f"demand: {need}; objective: {sc.objective}")
-    for name, spec in sc.workloads.items():
-        unit = workloads.of(spec).unit
-        rows = [{"device": r.device, unit: r.throughput, "USD/h": r.usd_per_hour,
-                 "per USD": r.throughput_per_usd, "per W": r.throughput_per_watt,
-                 "layout / CI": r.note} for r in res.devices.itertuples() if r.workload == name]
-        console.print(table(f"{name}: {unit} per device; per USD = {unit} x 3600 / USD/h; "
-                            f"per W = {unit} / wall W", rows))
-    columns = {label: key for name, spec in sc.workloads.items()
-               for label, key in workloads.of(spec).fleet_columns(name).items()}
-    frows = []
-    for f in fleets:
-        frows.append({
-            "fleet": f["name"], "rank": f["rank"], "year": f["year"],
-            "units": _fmt_units(f["units"]), "capex B USD": f["capex_usd"] / 1e9,
-            "TCO B USD/yr": f["tco_usd_per_year"] / 1e9,
-            **{label: f.get(key, float("nan")) for label, key in columns.items()},
-            "MW": f["power_MW"], "meets demand": f["meets_demand"],
-            "violations": "; ".join(f["violations"]) or "-",
-            "binds / short": _binding(f["rules"]),
-        })
-    rule = ("served fraction of demand (mean over workloads), then lower TCO"
-            if sc.objective == "served_demand" else "lower TCO among fleets meeting demand")
+    for title, rows in device_tables(sc, res.devices).items():
+        console.print(table(title, rows))
+    rule = ranking_rule(sc)
     console.print(table(f"fleets, best first: within the rules first, then {rule}; capacity "
                         "allocated to each workload (capacity workloads first), and what the "
-                        "whole fleet could do on it alone", frows))
-
-
-def _binding(rules: list[dict[str, Any]]) -> str:
-    """The rules a fleet runs into: binding ones by their share of the limit, demand short
-    by the share served."""
-    out = []
-    for r in rules:
-        if r["status"] == "binds":
-            out.append(f"{r['rule']} {r['value'] / r['limit']:.0%}")
-        elif r["status"] == "short":
-            out.append(f"{r['rule']} {r['value'] / r['limit']:.0%} served")
-    return "; ".join(out) or "-"
-
-
-def _fleet_out(f: dict[str, Any]) -> dict[str, Any]:
-    """A fleet result for output: violations as text, and as records."""
-    return {**f, "violations": [str(v) for v in f["violations"]],
-            "violation_records": [v.to_dict() for v in f["violations"]]}
+                        "whole fleet could do on it alone", fleet_table(sc, fleets)))
 
 
 @app.command()
@@ -575,7 +543,7 @@ def plan(
                       f": present cost {res['cost_pv_usd'] / 1e9:.3f} B USD (capex less "
                       f"residual value, opex; at {100 * sc.finance.cost_of_capital:g} %); "
                       f"{res['solver']}")
-        rows = [{"quarter": q["quarter"], "delivered": _fmt_units(q["delivered"]),
+        rows = [{"quarter": q["quarter"], "delivered": fmt_units(q["delivered"]),
                  **{f"{w} served": v for w, v in q["served_fraction"].items()},
                  "capex B USD": q["capex_usd"] / 1e9, "MW": q["power_MW"],
                  **({"facility MW online": sum(q["facility_MW"].values()),
@@ -611,24 +579,38 @@ def uncertainty(
     if as_json:
         emit_json(out)
         return
-    names = list(out["p_beats"])
     console.print(f"[bold]{scenario_file}: {out['draws']} draws[/bold] (profile ranges, "
                   "triangular; one vendor's efficiencies and failure rates move together)")
-    rows = []
-    for f in names:
-        b = out["bands"][f]
-        rows.append({"fleet": f, "within rules": b["within_rules_share"],
-                     "meets demand": b["meets_demand_share"],
-                     "objective p05": b["objective"]["p05"],
-                     "p50": b["objective"]["p50"], "p95": b["objective"]["p95"],
-                     "TCO B USD/yr p05": b["tco_usd_per_year"]["p05"] / 1e9,
-                     "TCO p95": b["tco_usd_per_year"]["p95"] / 1e9,
-                     "MW p50": b["power_MW"]["p50"]})
-    console.print(table("bands over the draws (share of draws within the rules, meeting "
-                        "demand)", rows))
-    console.print(table("P(row beats column): share of draws where the row ranks higher",
-                        [{"fleet": a, **{b: out["p_beats"][a].get(b, "-") for b in names}}
-                         for a in names]))
+    for title, rows in uncertainty_tables(out).items():
+        console.print(table(title, rows))
+
+
+@app.command()
+@user_errors
+def report(
+    scenario_file: Annotated[Path, typer.Argument(help="Fleet scenario YAML.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The HTML file to write.")],
+    samples: Annotated[int, typer.Option(min=2, max=100_000, help="Monte Carlo draws for "
+                                         "the uncertainty section.")] = 100,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the draws.")] = 1,
+) -> None:
+    """One self-contained HTML page to send: the comparison and what binds, the
+    cost-performance and uncertainty plots, every assumption with its source."""
+    from rich.progress import Progress
+
+    from accelsim.fleet import load_scenario
+    from accelsim.htmlreport import render
+
+    sc = load_scenario(scenario_file)
+    check_file(output, "--output")  # before the seconds of evaluation, not after them
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("uncertainty draws", total=samples)
+        page = render(sc, scenario_file, samples, seed,
+                      progress=lambda done, n: bar.update(task, completed=done))
+    with writing(output, "--output"):
+        output.write_text(page, encoding="utf-8")
+    typer.echo(f"{output}: report of {scenario_file} ({len(sc.fleets)} fleets, "
+               f"{len(page) / 1e3:,.0f} kB)")
 
 
 @app.command()

@@ -33,8 +33,26 @@ def save(fig: Any, out_dir: str | Path, stem: str) -> list[Path]:
     return paths
 
 
+def svg(fig: Any) -> str:
+    """The figure as an inline ``<svg>`` element (text as paths, no date, fixed ids: the same
+    figure gives the same bytes)."""
+    import io
+
+    buf = io.StringIO()
+    with matplotlib.rc_context({"svg.hashsalt": "accelsim", "svg.fonttype": "path"}):
+        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
+    plt.close(fig)
+    text = buf.getvalue()
+    return text[text.index("<svg"):]
+
+
 def fleet_chart(fleets: list[dict[str, Any]], demand: dict[str, float], out_dir: str | Path,
                 title: str) -> list[Path]:
+    """:func:`fleet_figure` as PNG and SVG in ``out_dir``."""
+    return save(fleet_figure(fleets, demand, title), out_dir, "fleet_cost_performance")
+
+
+def fleet_figure(fleets: list[dict[str, Any]], demand: dict[str, float], title: str) -> Any:
     """Per workload, the fleet's capacity against TCO: a ``volume`` workload (training) what is
     left after the ``capacity`` workloads (serving) are covered, which is what its demand
     sees; a capacity workload the whole fleet's (allocation would show only the demand).
@@ -66,7 +84,31 @@ def fleet_chart(fleets: list[dict[str, Any]], demand: dict[str, float], out_dir:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="lower right")
     fig.suptitle(title)
-    return save(fig, out_dir, "fleet_cost_performance")
+    return fig
+
+
+def uncertainty_figure(summary: dict[str, Any], title: str) -> Any:
+    """Per fleet, the 5-50-95 % band of its TCO and of each workload's allocated capacity
+    over the Monte Carlo draws (:func:`accelsim.uncertainty.summarise`)."""
+    bands = summary["bands"]
+    names = list(bands)
+    metrics = ["tco_usd_per_year", *(m for m in bands[names[0]] if m.endswith("_capacity"))]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 0.5 * len(names)
+                                                        + 1.6), squeeze=False, sharey=True)
+    y = np.arange(len(names))[::-1]
+    for ax, m in zip(axes[0], metrics, strict=True):
+        scale = 1e9 if m == "tco_usd_per_year" else 1.0
+        lo = np.array([bands[f][m]["p05"] for f in names]) / scale
+        mid = np.array([bands[f][m]["p50"] for f in names]) / scale
+        hi = np.array([bands[f][m]["p95"] for f in names]) / scale
+        ax.errorbar(mid, y, xerr=[mid - lo, hi - mid], fmt="o", color="C0", capsize=3)
+        ax.set_xlabel("TCO (billion USD per year)" if scale > 1 else
+                      f"{m.removesuffix('_capacity')}: capacity allocated")
+        ax.grid(alpha=0.3, axis="x")
+    axes[0][0].set_yticks(y, names)
+    fig.suptitle(f"{title}: median and 5-95 % band over {summary['draws']} draws")
+    fig.tight_layout()
+    return fig
 
 
 # ------------------------------------------------------------------------------ sweep plots

@@ -131,3 +131,87 @@ def strict_json(obj: Any) -> Any:
     if reasons and isinstance(out, dict):
         out["null_reasons"] = reasons
     return out
+
+
+# ------------------------------------------------------- compare's tables (CLI and HTML)
+
+def fmt_units(units: dict[str, Any]) -> str:
+    """``{"h20": 1000, "x": 0}`` -> ``"h20 1,000"``."""
+    return ", ".join(f"{d} {u:,}" for d, u in units.items() if u) or "-"
+
+
+def fleet_out(f: dict[str, Any]) -> dict[str, Any]:
+    """A fleet result for output: violations as text, and as records."""
+    return {**f, "violations": [str(v) for v in f["violations"]],
+            "violation_records": [v.to_dict() for v in f["violations"]]}
+
+
+def binding(rules: list[dict[str, Any]]) -> str:
+    """The rules a fleet runs into: binding ones by their share of the limit, demand short
+    by the share served."""
+    out = []
+    for r in rules:
+        if r["status"] == "binds":
+            out.append(f"{r['rule']} {r['value'] / r['limit']:.0%}")
+        elif r["status"] == "short":
+            out.append(f"{r['rule']} {r['value'] / r['limit']:.0%} served")
+    return "; ".join(out) or "-"
+
+
+def ranking_rule(sc: Any) -> str:
+    """How ``compare`` orders fleets after the rules (the scenario's objective)."""
+    return ("served fraction of demand (mean over workloads), then lower TCO"
+            if sc.objective == "served_demand" else "lower TCO among fleets meeting demand")
+
+
+def device_tables(sc: Any, devices: Any) -> dict[str, list[dict[str, Any]]]:
+    """Per workload, a titled table of every device's throughput and its price."""
+    from accelsim import workloads
+
+    out = {}
+    for name, spec in sc.workloads.items():
+        unit = workloads.of(spec).unit
+        rows = [{"device": r.device, unit: r.throughput, "USD/h": r.usd_per_hour,
+                 "per USD": r.throughput_per_usd, "per W": r.throughput_per_watt,
+                 "layout / CI": r.note} for r in devices.itertuples() if r.workload == name]
+        out[f"{name}: {unit} per device; per USD = {unit} x 3600 / USD/h; "
+            f"per W = {unit} / wall W"] = rows
+    return out
+
+
+def fleet_table(sc: Any, fleets: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per fleet (output of :func:`fleet_out`, best first): units, costs, each
+    workload's columns, power, demand, violations and what binds."""
+    from accelsim import workloads
+
+    columns = {label: key for name, spec in sc.workloads.items()
+               for label, key in workloads.of(spec).fleet_columns(name).items()}
+    return [{
+        "fleet": f["name"], "rank": f["rank"], "year": f["year"],
+        "units": fmt_units(f["units"]), "capex B USD": f["capex_usd"] / 1e9,
+        "TCO B USD/yr": f["tco_usd_per_year"] / 1e9,
+        **{label: f.get(key, float("nan")) for label, key in columns.items()},
+        "MW": f["power_MW"], "meets demand": f["meets_demand"],
+        "violations": "; ".join(f["violations"]) or "-",
+        "binds / short": binding(f["rules"]),
+    } for f in fleets]
+
+
+def uncertainty_tables(out: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """The bands and the P(A beats B) matrix of :func:`accelsim.uncertainty.summarise`."""
+    names = list(out["p_beats"])
+    rows = []
+    for f in names:
+        b = out["bands"][f]
+        rows.append({"fleet": f, "within rules": b["within_rules_share"],
+                     "meets demand": b["meets_demand_share"],
+                     "objective p05": b["objective"]["p05"],
+                     "p50": b["objective"]["p50"], "p95": b["objective"]["p95"],
+                     "TCO B USD/yr p05": b["tco_usd_per_year"]["p05"] / 1e9,
+                     "TCO p95": b["tco_usd_per_year"]["p95"] / 1e9,
+                     "MW p50": b["power_MW"]["p50"]})
+    return {
+        "bands over the draws (share of draws within the rules, meeting demand)": rows,
+        "P(row beats column): share of draws where the row ranks higher":
+            [{"fleet": a, **{b: out["p_beats"][a].get(b, "-") for b in names}} for a in names],
+    }
