@@ -350,6 +350,7 @@ def solve_plan(p: PlanProblem, time_limit_s: float | None = None) -> dict[str, A
     return {
         "quarters": quarters, "capex_usd_by_year": spend,
         "cost_pv_usd": float(c[:nx] @ res.x[:nx] + c[nx + nu:] @ res.x[nx + nu:]),
+        "objective_usd": float(res.fun),  # the present cost plus the unserved penalty
         "facility_capex_usd": {g: float(b[r].sum() * p.builds[g][3]) for r, g in enumerate(R)},
         "unserved_quarters": sum(1 for q in range(Q) if u[:, q].max() > 1e-6),
         "solver": res.message, "proven_optimal": bool(res.status == 0),

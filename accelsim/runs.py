@@ -89,9 +89,10 @@ class RecsysServerRun(_Run):
 class TrainingRun(_Published):
     kind: Literal["training"]
     """A published training layout: throughput per device or MFU."""
-    metric: Literal["eq3_tflops_per_gpu", "mfu_pct"]
+    metric: Literal["eq3_tflops_per_gpu", "mfu_pct", "causal_tflops_per_gpu"]
     """What was published: TFLOP/s per GPU counted as Narayanan et al. 2021 Eq. 3 (full
-    recomputation), or model-FLOPs utilisation in percent."""
+    recomputation), model-FLOPs utilisation in percent (full-sequence attention), or model
+    TFLOP/s per GPU with causal attention counted over the unmasked half."""
     model: TransformerModel
     """The transformer, inline."""
     device: str
@@ -102,6 +103,14 @@ class TrainingRun(_Published):
     """Tensor-parallel ranks."""
     pp: int = Field(ge=1, le=10_000)
     """Pipeline stages."""
+    cp: int = Field(default=1, ge=1, le=10_000)
+    """Context-parallel ranks."""
+    zero: int = Field(default=0, ge=0, le=3)
+    """ZeRO stage of the data-parallel replicas (FSDP sharding gradients and optimizer: 2)."""
+    first_stage_layers: int | None = Field(default=None, ge=0, le=100_000)
+    """Layers on the first pipeline stage when the stages are uneven."""
+    last_stage_layers: int | None = Field(default=None, ge=0, le=100_000)
+    """Layers on the last pipeline stage when the stages are uneven."""
     global_batch: int = Field(ge=1, le=100_000_000)
     """Sequences per step."""
     precision: TrainPrecision
@@ -281,13 +290,18 @@ def _predict_training(run: TrainingRun, file: str, where: str) -> tuple[float, s
     from accelsim.training.perf import estimate
 
     spec = load_device(run.device, where=file, field=f"{where}.device", relative_to=file)
-    dp = run.devices // (run.tp * run.pp)
+    dp = run.devices // (run.tp * run.pp * run.cp)
+    if dp * run.tp * run.pp * run.cp != run.devices:
+        raise AccelsimError.single(file, f"{where}.devices", f"{run.devices} is not a multiple "
+                                   f"of tp*pp*cp ({run.tp * run.pp * run.cp})")
     best = None
     for b in run.micro_batches:
         for v in run.virtual_stages:
-            par = Parallelism(tp=run.tp, pp=run.pp, dp=dp, micro_batch=b, virtual_stages=v,
-                              sequence_parallel=run.sequence_parallel,
-                              recompute=run.recompute, zero=0)
+            par = Parallelism(tp=run.tp, pp=run.pp, dp=dp, cp=run.cp, micro_batch=b,
+                              virtual_stages=v, sequence_parallel=run.sequence_parallel,
+                              recompute=run.recompute, zero=run.zero,
+                              first_stage_layers=run.first_stage_layers,
+                              last_stage_layers=run.last_stage_layers)
             if (v > 1 and run.pp == 1) or layout_problems(run.model, par, run.global_batch):
                 continue
             job = TrainJob(device=spec.name, model=run.model, global_batch=run.global_batch,
@@ -300,10 +314,13 @@ def _predict_training(run: TrainingRun, file: str, where: str) -> tuple[float, s
         raise AccelsimError.single(file, where, "no layout of the listed micro-batches and "
                                    "virtual stages divides and fits; expected a valid one")
     par = best.job.parallelism
-    detail = (f"tp{par.tp} pp{par.pp} dp{par.dp} mb{par.micro_batch} v{par.virtual_stages}; "
-              f"step {best.step_time_s:.3g} s")
+    detail = (f"tp{par.tp} pp{par.pp} dp{par.dp}" + (f" cp{par.cp}" if par.cp > 1 else "")
+              + f" mb{par.micro_batch} v{par.virtual_stages}; step {best.step_time_s:.3g} s, "
+              f"{best.memory_per_device_gib:.0f} of {best.device_memory_gib:.0f} GiB")
     if run.metric == "mfu_pct":
         return 100 * best.mfu, detail
+    if run.metric == "causal_tflops_per_gpu":
+        return best.model_tflops_causal_per_device, detail
     return eq3_flops(run.global_batch, run.model) / best.step_time_s / run.devices / 1e12, detail
 
 

@@ -129,7 +129,9 @@ def test_owned_facilities_are_paid_once_and_a_shorter_build_costs_no_more(seed_p
     fast = sc.model_copy(update={"regions": {
         k: r.model_copy(update={"facility_build_quarters": 0}) for k, r in sc.regions.items()}})
     res0 = solve_plan(build(fast, dev, sc.plan))
-    assert res0["cost_pv_usd"] <= res["cost_pv_usd"] * (1 + 2e-3)  # within both MIP gaps
+    # a shorter build time only widens the choices (the present cost alone may rise: it
+    # serves more demand)
+    assert res0["objective_usd"] <= res["objective_usd"] * (1 + 2e-3)  # both MIP gaps
     full = sc.model_copy(update={"regions": {
         k: r.model_copy(update={"facility_built_mw": r.power_capacity_mw})
         for k, r in sc.regions.items()}})

@@ -71,6 +71,9 @@ class TransformerModel(Strict):
     """Tokens per training sequence."""
     tied_embeddings: bool = True
     """Input embedding and output layer share one matrix."""
+    dropout: bool = True
+    """Dropout after attention and MLP (GPT-3 and Megatron's default): its masks are held
+    for the backward pass. Llama and DeepSeek train without it."""
     moe: MoE | None = None
     """Mixture-of-Experts feed-forward; absent for a dense model."""
 
@@ -111,6 +114,13 @@ class Parallelism(Strict):
     """Sequences per micro-batch per data-parallel rank."""
     virtual_stages: int = Field(default=1, ge=1, le=1024)
     """Interleaved pipeline chunks per stage (Narayanan et al. 2021)."""
+    first_stage_layers: int | None = Field(default=None, ge=0, le=100_000)
+    """Uneven stages: layers on the first pipeline stage (Megatron-core's
+    decoder-first-pipeline-num-layers; Llama 3 405B puts 7 of 126 there to make room for
+    the embedding). Not given: the even split."""
+    last_stage_layers: int | None = Field(default=None, ge=0, le=100_000)
+    """Uneven stages: layers on the last stage (room for the LM head and loss). The other
+    stages share the remaining layers evenly (a multiple of virtual_stages each)."""
     sequence_parallel: bool = True
     """Megatron sequence parallelism for norms and dropout (with tp > 1)."""
     recompute: Recompute = "none"
@@ -164,7 +174,8 @@ class TrainJob(Strict):
 
 
 def layout_rules(model: TransformerModel, tp: Any, pp: Any, dp: Any, cp: Any, ep: Any,
-                 micro_batch: Any, virtual_stages: Any, global_batch: Any
+                 micro_batch: Any, virtual_stages: Any, global_batch: Any,
+                 first_layers: Any = 0, last_layers: Any = 0
                  ) -> list[tuple[str, Any, str]]:
     """Megatron-LM's divisibility rules, the one copy: ``(field, broken, message)`` per rule,
     where ``broken`` is a boolean array over the layouts given as arrays (the layout search
@@ -177,14 +188,25 @@ def layout_rules(model: TransformerModel, tp: Any, pp: Any, dp: Any, cp: Any, ep
     experts = model.moe.experts if model.moe else 1
     per_step = d * b
     batch_bad = gb % per_step != 0
+    fl, ll = np.asarray(first_layers, dtype=np.int64), np.asarray(last_layers, dtype=np.int64)
+    uneven = (fl > 0) | (ll > 0)
+    n_rest = p - (fl > 0) - (ll > 0)
+    rest = model.layers - fl - ll
+    uneven_bad = uneven & ((n_rest < 1) | (rest < n_rest * v)
+                           | (rest % np.maximum(n_rest * v, 1) != 0))
     return [
         ("parallelism.tp", heads_bad, "tp ({tp}) must divide heads ({heads})"),
         ("parallelism.tp", ~heads_bad & (kv % t != 0) & (t % kv != 0),
          "tp ({tp}) and kv_heads ({kv_heads}) must divide one another"),
         ("parallelism.tp", model.ffn_hidden % t != 0,
          "tp ({tp}) must divide ffn_hidden ({ffn_hidden})"),
-        ("parallelism.pp", model.layers % (p * v) != 0,
-         "pp*virtual_stages ({pp}*{virtual_stages}) must divide layers ({layers})"),
+        ("parallelism.pp", ~uneven & (model.layers % (p * v) != 0),
+         "pp*virtual_stages ({pp}*{virtual_stages}) must divide layers ({layers}); or set "
+         "first_stage_layers / last_stage_layers for uneven stages"),
+        ("parallelism.first_stage_layers", uneven_bad,
+         "the stages other than the first ({first_stage_layers}) and last "
+         "({last_stage_layers}) must share the remaining layers evenly, a multiple of "
+         "virtual_stages ({virtual_stages}) each, and at least one stage must remain"),
         ("parallelism.virtual_stages", (v > 1) & (p == 1),
          "virtual_stages > 1 needs pp > 1 (interleaved 1F1B)"),
         ("parallelism.cp", model.seq_len % c != 0, "cp ({cp}) must divide seq_len ({seq_len})"),
@@ -208,7 +230,8 @@ def layout_problems(model: TransformerModel, par: Parallelism, global_batch: int
              "global_batch": global_batch, "per_step": par.dp * par.micro_batch,
              "m": global_batch // (par.dp * par.micro_batch)}
     rules = layout_rules(model, par.tp, par.pp, par.dp, par.cp, par.ep, par.micro_batch,
-                         par.virtual_stages, global_batch)
+                         par.virtual_stages, global_batch, par.first_stage_layers or 0,
+                         par.last_stage_layers or 0)
     return [Problem(file, field, msg.format(**names)) for field, broken, msg in rules
             if bool(broken)]
 

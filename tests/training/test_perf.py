@@ -146,3 +146,71 @@ def test_operator_table_explains_one_layer():
     assert ops["norms_residual_activation"]["bound"] == "memory"
     assert ops["tp_comm"]["bound"] == "communication"
     assert all(o["time_s"] > 0 for o in r.ops)
+
+
+# ------------------------------------------------- uneven stages, dropout, causal FLOPs
+
+SMALL = TransformerModel(layers=28, hidden=4096, heads=32, ffn_hidden=16384, vocab=1024,
+                         seq_len=2048)
+
+
+def _uneven(first=None, last=None, v=1, pp=4, model=SMALL, engine="analytic"):
+    j = TrainJob(device="a100-80gb-sxm", model=model, global_batch=64, precision="bf16",
+                 parallelism=Parallelism(tp=1, pp=pp, dp=1, micro_batch=1, virtual_stages=v,
+                                         recompute="none", zero=0, first_stage_layers=first,
+                                         last_stage_layers=last))
+    return estimate(j, engine=engine)
+
+
+def test_uneven_stages_equal_to_the_even_split_change_nothing():
+    even, same = _uneven(), _uneven(first=7, last=7)
+    assert same.step_time_s == pytest.approx(even.step_time_s, rel=1e-12)
+    assert same.memory_per_device_gib == pytest.approx(even.memory_per_device_gib, rel=1e-12)
+
+
+def test_the_slowest_stage_sets_the_pace():
+    """6 + 8 + 8 + 6 layers: a middle stage holds 8 of an even 7, so the steady state runs
+    8/7 slower (the vocabulary is tiny, so embedding and head weigh little)."""
+    even, uneven = _uneven(), _uneven(first=6, last=6)
+    assert uneven.breakdown["compute_s"] / even.breakdown["compute_s"] == pytest.approx(
+        8 / 7, rel=0.01)
+    # memory: the second stage binds (8 layers' states at 18 B per parameter, ZeRO-0, and
+    # 8 x 3 layer-activations in flight) against the even first stage (7 layers, the
+    # embedding, 7 x 4 layer-activations and the embedding output): by hand
+    h, ffn, s, V = 4096, 16384, 2048, 1024
+    layer_states = 18 * (4 * h * h + 2 * h + 2 * h * ffn)
+    per_layer_act = s * (10 * h) + s * (8 * h) + s * 2 * h + s * 4 * ffn
+    expect = layer_states - 18 * V * h - 4 * per_layer_act - s * h * 2
+    assert (uneven.memory_per_device_gib - even.memory_per_device_gib) * 2**30 == (
+        pytest.approx(expect, rel=1e-9))
+    des = _uneven(first=6, last=6, engine="des")
+    assert des.step_time_s == pytest.approx(uneven.step_time_s, rel=0.02)
+
+
+def test_uneven_layouts_are_checked():
+    llama = TransformerModel(layers=126, hidden=1024, heads=8, ffn_hidden=4096, vocab=1024,
+                             seq_len=1024)
+    with pytest.raises(AccelsimError, match=r"parallelism\.pp"):
+        _uneven(pp=16, model=llama)
+    assert _uneven(first=7, last=7, pp=16, v=8, model=llama).step_time_s > 0
+    with pytest.raises(AccelsimError, match=r"parallelism\.first_stage_layers"):
+        _uneven(first=7, last=7, pp=16, v=3, model=llama)  # 8 per middle stage, not 3k
+
+
+def test_no_dropout_drops_the_masks():
+    """Two 1-byte masks per token per layer, replicated (no TP here): 2 h bytes per token
+    per layer, times the first stage's layers and micro-batches in flight."""
+    m = SMALL.model_copy(update={"dropout": False})
+    a, b = _uneven(pp=1), _uneven(pp=1, model=m)
+    masks = 2 * SMALL.hidden * SMALL.seq_len * SMALL.layers  # one micro-batch in flight
+    assert (a.memory_per_device_gib - b.memory_per_device_gib) * 2**30 == pytest.approx(
+        masks, rel=1e-9)
+
+
+def test_causal_convention_counts_half_the_attention_scores():
+    r = estimate(job())
+    m = GPT3
+    h, L, s, V = m.hidden, m.layers, m.seq_len, m.vocab
+    full = 6 * (L * 12 * h * h + V * h) + 12 * L * h * s  # per token
+    causal = full - 6 * L * h * s
+    assert r.mfu_causal / r.mfu == pytest.approx(causal / full, rel=1e-9)

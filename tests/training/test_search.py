@@ -34,3 +34,14 @@ def test_every_candidate_is_a_valid_layout():
 def test_too_few_devices_has_no_feasible_layout():
     res = search_layouts(GPT3, load_device("a100-80gb-sxm"), 8, global_batch=16)
     assert res.best is None
+
+
+def test_the_search_and_a_single_estimate_see_the_same_model_fields():
+    """``dropout`` is an optional column of the batch API: the search must carry it, so a
+    layout it finds costs what :func:`estimate` says for the same job."""
+    m = TransformerModel(layers=32, hidden=4096, heads=32, ffn_hidden=16384, vocab=32000,
+                         seq_len=4096, dropout=False)
+    res = search_layouts(m, load_device("a100-80gb-sxm"), 64, global_batch=64)
+    again = estimate(res.best, spec=res.spec)
+    assert res.columns["memory_per_device_gib"][0] == pytest.approx(
+        again.memory_per_device_gib, rel=1e-12)
