@@ -87,7 +87,8 @@ DEVICE_COLUMNS = ["peak_flops", "memory_bytes", "memory_bw_Bps", "eff_compute", 
 JOB_COLUMNS = ["act_bytes", "weight_bytes", "grad_bytes", "opt_bytes", "flash", "straggler",
                "overlap_dp"]
 INPUT_COLUMNS = MODEL_COLUMNS + LAYOUT_COLUMNS + DEVICE_COLUMNS + JOB_COLUMNS
-# Optional inputs and their defaults: uneven pipeline stages (0 = Megatron's even split).
+# Optional inputs and their defaults: uneven pipeline stages (0 = Megatron's even split)
+# and dropout (1 = masks held, the GPT-3 default).
 OPTIONAL_COLUMNS = {"pp_first_layers": 0.0, "pp_last_layers": 0.0, "dropout": 1.0}
 
 
