@@ -52,17 +52,18 @@ def render(sc: Any, file: str | Path, samples: int = 100, seed: int = 1,
     import jinja2
 
     from accelsim import workloads
-    from accelsim.fleet import compare, evaluate_devices
+    from accelsim.fleet import compare, evaluate_full
     from accelsim.fleet.evaluation import resolve_devices
     from accelsim.plots import fleet_figure, svg, uncertainty_figure
     from accelsim.uncertainty import monte_carlo, summarise
 
     file = str(file)
-    dev = evaluate_devices(sc)
-    res = compare(sc, dev_table=dev)
-    fleets = [fleet_out(f) for f in sorted(res.fleets, key=lambda f: f["rank"])]
-    unc = summarise(monte_carlo(sc, samples, seed, file, progress)) if sc.fleets else None
     profiles = resolve_devices(sc, file)
+    table, evals = evaluate_full(sc, profiles=profiles, file=file)  # once, for both parts
+    res = compare(sc, dev_table=table)
+    fleets = [fleet_out(f) for f in sorted(res.fleets, key=lambda f: f["rank"])]
+    unc = summarise(monte_carlo(sc, samples, seed, file, progress, full=(profiles, evals))
+                    ) if sc.fleets else None
     env = jinja2.Environment(loader=jinja2.PackageLoader("accelsim", "templates"),
                              autoescape=True, undefined=jinja2.StrictUndefined,
                              trim_blocks=True, lstrip_blocks=True)

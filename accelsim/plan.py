@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 import numpy as np
 from pydantic import Field
@@ -91,6 +91,15 @@ class PlanSpec(Strict):
     cap per quarter from its availability year."""
 
 
+class Build(NamedTuple):
+    """A region that owns its data centres (facility W are wall power: IT x PUE)."""
+
+    built_W: float  # built and powered at the plan's start
+    cap_W: float | None  # the grid allowance builds may reach
+    lag_q: int  # quarters from starting a build to power
+    usd_per_W: float  # build cost per facility W
+
+
 @dataclass(frozen=True)
 class PlanProblem:
     devices: list[str]
@@ -112,9 +121,7 @@ class PlanProblem:
     server: int
     rate: float  # cost of capital
     life_years: float
-    # regions that own their facilities: name -> (built W, cap W or None, build quarters,
-    # USD per facility W)
-    builds: dict[str, tuple[float, float | None, int, float]]
+    builds: dict[str, Build]  # regions that own their facilities
     facility_years: float
 
 
@@ -168,14 +175,15 @@ def build(sc: Any, dev: Any, spec: PlanSpec, where: str = "plan") -> PlanProblem
     from accelsim.cost import capital_recovery_factor
 
     region_of = [sc.budget.pools[rows[r].pool].region for r in refs]
-    builds = {k: (reg.facility_built_mw * 1e6,
-                  reg.power_capacity_mw * 1e6 if reg.power_capacity_mw else None,
-                  reg.facility_build_quarters, reg.facility_capex_usd_per_mw / 1e6 / reg.pue)
+    builds = {k: Build(reg.facility_built_mw * 1e6,
+                       reg.power_capacity_mw * 1e6 if reg.power_capacity_mw else None,
+                       reg.facility_build_quarters,
+                       reg.facility_capex_usd_per_mw / 1e6 / reg.pue)
               for k, reg in sc.regions.items() if reg.facility_built_mw is not None}
     crf = float(capital_recovery_factor(sc.finance.cost_of_capital, sc.finance.facility_years))
     wall = per("wall_power_W")
     # Owned facilities are paid by the build variables, not by the devices' opex.
-    owned_per_W = np.array([builds[g][3] * crf if g in builds else 0.0 for g in region_of])
+    owned_per_W = np.array([builds[g].usd_per_W * crf if g in builds else 0.0 for g in region_of])
     opex = per("opex_usd_per_year") - wall * owned_per_W[:, None]
     tco = per("tco_usd_per_year") - wall * owned_per_W[:, None]
     return PlanProblem(
@@ -233,7 +241,7 @@ def solve_plan(p: PlanProblem, time_limit_s: float | None = None) -> dict[str, A
     facility_residual = (np.clip(1 - age_end / p.facility_years, 0, 1)
                          * (1 + p.rate) ** (-Q / 4))
     for r, region in enumerate(R):  # a build is paid when started, less its residual value
-        c[[bi(r, q) for q in range(Q)]] = p.builds[region][3] * (disc - facility_residual)
+        c[[bi(r, q) for q in range(Q)]] = p.builds[region].usd_per_W * (disc - facility_residual)
     lb: list[float] = []
     ub_rows: list[float] = []
     A = lil_matrix((W * Q + D * Q + Q * (1 + len(p.region_caps_W)) + len(set(p.year_of))
@@ -341,8 +349,9 @@ def solve_plan(p: PlanProblem, time_limit_s: float | None = None) -> dict[str, A
                                          * p.server / 1e6) for g in dict.fromkeys(p.region_of)},
             "facility_started_MW": {g: float(b[r, q] / 1e6) for r, g in enumerate(R)
                                     if b[r, q] > 1e-3},
-            "facility_MW": {g: float((p.builds[g][0] + b[r, :max(q - p.builds[g][2] + 1, 0)]
-                                      .sum()) / 1e6) for r, g in enumerate(R)},
+            "facility_MW": {g: float(p.builds[g].built_W / 1e6
+                                     + b[r, :max(q - p.builds[g].lag_q + 1, 0)].sum() / 1e6)
+                            for r, g in enumerate(R)},
         })
     spend = {int(y): float(sum(qt["capex_usd"] for qt, yy in zip(quarters, p.year_of,
                                                                      strict=True) if yy == y))
@@ -351,7 +360,8 @@ def solve_plan(p: PlanProblem, time_limit_s: float | None = None) -> dict[str, A
         "quarters": quarters, "capex_usd_by_year": spend,
         "cost_pv_usd": float(c[:nx] @ res.x[:nx] + c[nx + nu:] @ res.x[nx + nu:]),
         "objective_usd": float(res.fun),  # the present cost plus the unserved penalty
-        "facility_capex_usd": {g: float(b[r].sum() * p.builds[g][3]) for r, g in enumerate(R)},
+        "facility_capex_usd": {g: float(b[r].sum() * p.builds[g].usd_per_W)
+                               for r, g in enumerate(R)},
         "unserved_quarters": sum(1 for q in range(Q) if u[:, q].max() > 1e-6),
         "solver": res.message, "proven_optimal": bool(res.status == 0),
         "mip_gap": float(getattr(res, "mip_gap", 0.0) or 0.0),

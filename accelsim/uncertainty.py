@@ -86,16 +86,21 @@ def apply(profile: dict[str, Any], values: dict[str, float]) -> dict[str, Any]:
 
 
 def monte_carlo(sc: Any, n: int = 100, seed: int = 1, file: str = "scenario",
-                progress: Any = None) -> Any:
-    """One row per draw and fleet: the fleet metrics and its rank in that draw."""
+                progress: Any = None, full: tuple[dict[str, Any], Any] | None = None) -> Any:
+    """One row per draw and fleet: the fleet metrics and its rank in that draw. ``full``:
+    the base profiles and evaluations of :func:`~accelsim.fleet.evaluate_full`, when the
+    caller already has them."""
     import pandas as pd
 
     from accelsim.devices import device_from_dict
     from accelsim.fleet import FastEvaluator, device_rows, evaluate_fleet, evaluate_full, rank
     from accelsim.fleet.evaluation import resolve_devices
 
-    base = resolve_devices(sc, file)
-    _, evals = evaluate_full(sc, profiles=base, file=file)
+    if full is None:
+        base = resolve_devices(sc, file)
+        _, evals = evaluate_full(sc, profiles=base, file=file)
+    else:
+        base, evals = full
     fast = FastEvaluator(sc, base, evals, file=file)
     dumped = {ref: p.model_dump(mode="json") for ref, p in base.items()}
     rows = []

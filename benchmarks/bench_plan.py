@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from accelsim.plan import PlanProblem, solve_plan
+from accelsim.plan import Build, PlanProblem, solve_plan
 
 
 def instance(rng: np.random.Generator) -> PlanProblem:
@@ -32,7 +32,7 @@ def instance(rng: np.random.Generator) -> PlanProblem:
         budget=np.full(Q, 6e9), year_of=years,
         region_of=[["west", "sea"][i % 2] for i in range(D)],
         region_caps_W={"sea": 500e6}, power_cap_W=900e6, server=8, rate=0.08,
-        life_years=5.0, builds={"west": (200e6, 800e6, 6, 8.0 / 1.25)},
+        life_years=5.0, builds={"west": Build(200e6, 800e6, 6, 8.0 / 1.25)},
         facility_years=15.0)
 
 
