@@ -226,7 +226,7 @@ def validate_runs(paths: list[str | Path] | None = None) -> list[RunResult]:
         for i, run in enumerate(rf.runs):
             where = f"runs[{i}]"
             try:
-                predicted, detail = _PREDICT[run.kind](run, str(f), where)
+                predicted, detail = _PREDICT[run.kind](run, str(f))
             except AccelsimError as e:
                 raise AccelsimError([Problem(str(f), f"{where}.{p.field}".rstrip("."),
                                              p.message) for p in e.problems]) from None
@@ -241,12 +241,12 @@ def _mean_items(run: Any) -> float:
     return float(dist_mean(run.sample_items))
 
 
-def _predict_offline(run: RecsysOfflineRun, file: str, where: str) -> tuple[float, str]:
+def _predict_offline(run: RecsysOfflineRun, file: str) -> tuple[float, str]:
     from accelsim.devices import load_device
     from accelsim.serving.recsys import load_model, offline
 
-    model = load_model(run.model, relative_to=file, where=file, field=f"{where}.model")
-    spec = load_device(run.device, where=file, field=f"{where}.device", relative_to=file).spec
+    model = load_model(run.model, relative_to=file, where=file, field="model")
+    spec = load_device(run.device, where=file, field="device", relative_to=file).spec
     o = offline(model, spec, where=file)
     samples = run.devices * o["items_per_s"] / _mean_items(run)
     detail = (f"{o['items_per_s'] / 1e6:.3g} M items/s per device at batch "
@@ -255,7 +255,7 @@ def _predict_offline(run: RecsysOfflineRun, file: str, where: str) -> tuple[floa
     return samples, detail
 
 
-def _predict_server(run: RecsysServerRun, file: str, where: str) -> tuple[float, str]:
+def _predict_server(run: RecsysServerRun, file: str) -> tuple[float, str]:
     from accelsim import refs
     from accelsim.serving.job import ServeJob
     from accelsim.serving.sim import build_service, capacity
@@ -284,17 +284,19 @@ def eq3_flops(batch: int, model: TransformerModel) -> float:
     return 96 * batch * s * ell * h * h * (1 + s / (6 * h) + V / (16 * ell * h))
 
 
-def _predict_training(run: TrainingRun, file: str, where: str) -> tuple[float, str]:
+def _predict_training(run: TrainingRun, file: str) -> tuple[float, str]:
     from accelsim.devices import load_device
     from accelsim.training.job import Parallelism, TrainJob, layout_problems
     from accelsim.training.perf import estimate
 
-    spec = load_device(run.device, where=file, field=f"{where}.device", relative_to=file)
+    spec = load_device(run.device, where=file, field="device", relative_to=file)
     dp = run.devices // (run.tp * run.pp * run.cp)
     if dp * run.tp * run.pp * run.cp != run.devices:
-        raise AccelsimError.single(file, f"{where}.devices", f"{run.devices} is not a multiple "
+        raise AccelsimError.single(file, "devices", f"{run.devices} is not a multiple "
                                    f"of tp*pp*cp ({run.tp * run.pp * run.cp})")
     best = None
+    broken: list[Problem] = []  # the first candidate's layout problems, fields as in the run
+    divides = False
     for b in run.micro_batches:
         for v in run.virtual_stages:
             par = Parallelism(tp=run.tp, pp=run.pp, dp=dp, cp=run.cp, micro_batch=b,
@@ -302,16 +304,23 @@ def _predict_training(run: TrainingRun, file: str, where: str) -> tuple[float, s
                               recompute=run.recompute, zero=run.zero,
                               first_stage_layers=run.first_stage_layers,
                               last_stage_layers=run.last_stage_layers)
-            if (v > 1 and run.pp == 1) or layout_problems(run.model, par, run.global_batch):
+            problems = layout_problems(run.model, par, run.global_batch, file)
+            if problems and not broken:
+                broken = [Problem(file, p.field.removeprefix("parallelism."), p.message)
+                          for p in problems]
+            if (v > 1 and run.pp == 1) or problems:
                 continue
+            divides = True
             job = TrainJob(device=spec.name, model=run.model, global_batch=run.global_batch,
                            precision=run.precision, attention=run.attention,
                            overlap_dp_comm=run.overlap_dp_comm, parallelism=par)
             res = estimate(job, file=file, spec=spec)
             if res.fits_memory and (best is None or res.step_time_s < best.step_time_s):
                 best = res
+    if best is None and not divides and broken:
+        raise AccelsimError(broken)  # no candidate divides: say which rule breaks
     if best is None:
-        raise AccelsimError.single(file, where, "no layout of the listed micro-batches and "
+        raise AccelsimError.single(file, "", "no layout of the listed micro-batches and "
                                    "virtual stages divides and fits; expected a valid one")
     par = best.job.parallelism
     detail = (f"tp{par.tp} pp{par.pp} dp{par.dp}" + (f" cp{par.cp}" if par.cp > 1 else "")

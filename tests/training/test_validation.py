@@ -52,3 +52,17 @@ def test_llama3_layouts_fit_as_they_ran_and_the_held_out_rows_are_close():
         assert used <= cap
     assert abs(results["llama3-405b-16k-gpus"].error) < 0.03
     assert abs(results["llama3-405b-128k-context"].error) < 0.03
+
+
+def test_a_run_whose_layout_breaks_a_rule_names_that_rule(tmp_path):
+    import yaml
+
+    from accelsim.errors import AccelsimError
+
+    data = yaml.safe_load((RUNS / "llama3-405b-h100.yaml").read_text())
+    data["runs"][0]["first_stage_layers"] = 5  # 121 layers cannot share 14 stages of 8
+    f = tmp_path / "runs.yaml"
+    f.write_text(yaml.safe_dump(data))
+    with pytest.raises(AccelsimError) as e:
+        validate_runs([f])
+    assert [p.field for p in e.value.problems] == ["runs[0].first_stage_layers"]
