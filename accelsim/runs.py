@@ -89,10 +89,12 @@ class RecsysServerRun(_Run):
 class TrainingRun(_Published):
     kind: Literal["training"]
     """A published training layout: throughput per device or MFU."""
-    metric: Literal["eq3_tflops_per_gpu", "mfu_pct", "causal_tflops_per_gpu"]
+    metric: Literal["eq3_tflops_per_gpu", "mfu_pct", "causal_tflops_per_gpu",
+                    "tokens_per_s_per_gpu"]
     """What was published: TFLOP/s per GPU counted as Narayanan et al. 2021 Eq. 3 (full
-    recomputation), model-FLOPs utilisation in percent (full-sequence attention), or model
-    TFLOP/s per GPU with causal attention counted over the unmasked half."""
+    recomputation), model-FLOPs utilisation in percent (full-sequence attention), model
+    TFLOP/s per GPU with causal attention counted over the unmasked half, or training
+    tokens per second per GPU (free of any FLOP convention)."""
     model: TransformerModel
     """The transformer, inline."""
     device: str
@@ -105,6 +107,10 @@ class TrainingRun(_Published):
     """Pipeline stages."""
     cp: int = Field(default=1, ge=1, le=10_000)
     """Context-parallel ranks."""
+    ep: int = Field(default=1, ge=1, le=100_000)
+    """Expert-parallel ranks (MoE)."""
+    schedule: Literal["1f1b", "dualpipe"] = "1f1b"
+    """Pipeline schedule."""
     zero: int = Field(default=0, ge=0, le=3)
     """ZeRO stage of the data-parallel replicas (FSDP sharding gradients and optimizer: 2)."""
     first_stage_layers: int | None = Field(default=None, ge=0, le=100_000)
@@ -119,10 +125,17 @@ class TrainingRun(_Published):
     """flash or unfused attention (2021-2022 Megatron: unfused softmax)."""
     recompute: Recompute
     """Activation recomputation."""
+    recompute_modules: list[Literal["layernorm", "mla_up_proj", "moe_act"]] = Field(
+        default_factory=list)
+    """Per-module recomputation (Megatron-core's --recompute-modules)."""
     sequence_parallel: bool
     """Megatron sequence parallelism."""
     overlap_dp_comm: bool
     """Whether the gradient all-reduce overlaps the backward pass."""
+    overlap_tp_comm: bool = False
+    """Whether tensor-parallel communication overlaps the GEMMs (TE userbuffers)."""
+    overlap_ep_comm: bool = False
+    """Whether the MoE all-to-all is hidden behind another micro-batch's compute."""
     micro_batches: list[Annotated[int, Field(ge=1, le=1024)]] = Field(min_length=1)
     """Micro-batch sizes searched (one value when published)."""
     virtual_stages: list[Annotated[int, Field(ge=1, le=64)]] = Field(min_length=1)
@@ -299,9 +312,11 @@ def _predict_training(run: TrainingRun, file: str) -> tuple[float, str]:
     divides = False
     for b in run.micro_batches:
         for v in run.virtual_stages:
-            par = Parallelism(tp=run.tp, pp=run.pp, dp=dp, cp=run.cp, micro_batch=b,
+            par = Parallelism(tp=run.tp, pp=run.pp, dp=dp, cp=run.cp, ep=run.ep,
+                              schedule=run.schedule, micro_batch=b,
                               virtual_stages=v, sequence_parallel=run.sequence_parallel,
                               recompute=run.recompute, zero=run.zero,
+                              recompute_modules=run.recompute_modules,
                               first_stage_layers=run.first_stage_layers,
                               last_stage_layers=run.last_stage_layers)
             problems = layout_problems(run.model, par, run.global_batch, file)
@@ -313,7 +328,9 @@ def _predict_training(run: TrainingRun, file: str) -> tuple[float, str]:
             divides = True
             job = TrainJob(device=spec.name, model=run.model, global_batch=run.global_batch,
                            precision=run.precision, attention=run.attention,
-                           overlap_dp_comm=run.overlap_dp_comm, parallelism=par)
+                           overlap_dp_comm=run.overlap_dp_comm,
+                           overlap_tp_comm=run.overlap_tp_comm,
+                           overlap_ep_comm=run.overlap_ep_comm, parallelism=par)
             res = estimate(job, file=file, spec=spec)
             if res.fits_memory and (best is None or res.step_time_s < best.step_time_s):
                 best = res
@@ -324,12 +341,16 @@ def _predict_training(run: TrainingRun, file: str) -> tuple[float, str]:
                                    "virtual stages divides and fits; expected a valid one")
     par = best.job.parallelism
     detail = (f"tp{par.tp} pp{par.pp} dp{par.dp}" + (f" cp{par.cp}" if par.cp > 1 else "")
+              + (f" ep{par.ep}" if par.ep > 1 else "")
+              + (f" {par.schedule}" if par.schedule != "1f1b" else "")
               + f" mb{par.micro_batch} v{par.virtual_stages}; step {best.step_time_s:.3g} s, "
               f"{best.memory_per_device_gib:.0f} of {best.device_memory_gib:.0f} GiB")
     if run.metric == "mfu_pct":
         return 100 * best.mfu, detail
     if run.metric == "causal_tflops_per_gpu":
         return best.model_tflops_causal_per_device, detail
+    if run.metric == "tokens_per_s_per_gpu":
+        return best.tokens_per_s / run.devices, detail
     return eq3_flops(run.global_batch, run.model) / best.step_time_s / run.devices / 1e12, detail
 
 

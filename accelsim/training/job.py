@@ -40,12 +40,33 @@ class MoE(Strict):
     """Every layer_freq-th layer (after the dense ones) is an MoE layer."""
     first_dense_layers: int = Field(default=0, ge=0, le=10_000)
     """Leading layers with a dense feed-forward instead of experts."""
+    max_nodes: int | None = Field(default=None, ge=1, le=100_000)
+    """Node-limited routing (DeepSeek-V3): each token is sent to experts on at most this many
+    scale-up domains, once per domain, then forwarded inside it. Not given: no limit, one
+    copy per routed expert crosses the network."""
 
     @model_validator(mode="after")
     def _k(self) -> MoE:
         if self.top_k > self.experts:
             raise ValueError(f"top_k ({self.top_k}) must not exceed experts ({self.experts})")
         return self
+
+
+class MLA(Strict):
+    """Multi-head latent attention (DeepSeek-V2/V3, arXiv 2405.04434): queries and the joint
+    key-value go through low-rank latents; keys and queries carry ``rope_head_dim`` extra
+    decoupled rotary dimensions. Head dimensions are independent of hidden / heads."""
+
+    q_lora_rank: int = Field(ge=0, le=1_000_000)
+    """Query latent width (0: queries projected from the hidden state directly)."""
+    kv_lora_rank: int = Field(ge=1, le=1_000_000)
+    """Joint key-value latent width (what the KV cache holds)."""
+    qk_head_dim: int = Field(ge=1, le=100_000)
+    """Per-head query/key dimension without the rotary part (qk_nope_head_dim)."""
+    rope_head_dim: int = Field(ge=0, le=100_000)
+    """Decoupled rotary dimension added to each query/key head (qk_rope_head_dim)."""
+    v_head_dim: int = Field(ge=1, le=100_000)
+    """Per-head value dimension."""
 
 
 class TransformerModel(Strict):
@@ -61,6 +82,9 @@ class TransformerModel(Strict):
     """Attention (query) heads."""
     kv_heads: int | None = Field(default=None, ge=1, le=10_000)
     """Key/value heads (grouped-query attention); default: heads (MHA)."""
+    head_dim: int | None = Field(default=None, ge=1, le=100_000)
+    """Per-head dimension when it is not hidden / heads (Qwen3: 128 with hidden 4096 and 64
+    heads); default: hidden / heads."""
     ffn_hidden: int = Field(ge=1, le=10_000_000)
     """Feed-forward hidden width (per gate for a gated MLP)."""
     gated_mlp: bool = False
@@ -76,11 +100,17 @@ class TransformerModel(Strict):
     for the backward pass. Llama and DeepSeek train without it."""
     moe: MoE | None = None
     """Mixture-of-Experts feed-forward; absent for a dense model."""
+    mla: MLA | None = None
+    """Multi-head latent attention; absent: grouped-query attention (kv_heads)."""
+    mtp_layers: int = Field(default=0, ge=0, le=64)
+    """Multi-token prediction modules (DeepSeek-V3: 1), each a projection, one transformer
+    layer and the shared LM head, run on the last pipeline stage."""
 
     @model_validator(mode="after")
     def _shape(self) -> TransformerModel:
-        if self.hidden % self.heads:
-            raise ValueError(f"hidden ({self.hidden}) must be divisible by heads ({self.heads})")
+        if self.hidden % self.heads and self.head_dim is None and self.mla is None:
+            raise ValueError(f"hidden ({self.hidden}) must be divisible by heads ({self.heads}), "
+                             "or give head_dim")
         kv = self.kv_heads or self.heads
         if self.heads % kv:
             raise ValueError(f"heads ({self.heads}) must be divisible by kv_heads ({kv})")
@@ -125,6 +155,15 @@ class Parallelism(Strict):
     """Megatron sequence parallelism for norms and dropout (with tp > 1)."""
     recompute: Recompute = "none"
     """Activation recomputation: none, selective (attention) or full (every layer)."""
+    recompute_modules: list[Literal["layernorm", "mla_up_proj", "moe_act"]] = Field(
+        default_factory=list)
+    """Per-module recomputation on top of ``recompute`` (Megatron-core's
+    --recompute-modules; DeepSeek-V3 recomputes the norms and MLA up-projections and keeps
+    only the SwiGLU inputs): those outputs are not held, and are recomputed in backward."""
+    schedule: Literal["1f1b", "dualpipe"] = "1f1b"
+    """Pipeline schedule: 1f1b (interleaved when virtual_stages > 1) or DeepSeek-V3's
+    dualpipe (bidirectional; two stages' parameters per rank, bubble (pp/2 - 1) forward
+    times, all-to-all and sends hidden behind paired forward-backward chunks)."""
     zero: int = Field(default=1, ge=0, le=3)
     """ZeRO stage: 0 none, 1 optimizer state, 2 + gradients, 3 + parameters sharded."""
 
@@ -154,6 +193,12 @@ class TrainJob(Strict):
     """Slowest device's step time over the typical one (>= 1)."""
     overlap_dp_comm: bool = True
     """Overlap the data-parallel gradient reduction with the backward pass."""
+    overlap_tp_comm: bool = False
+    """Overlap tensor-parallel all-gather / reduce-scatter with the GEMMs they feed
+    (Transformer Engine userbuffers; NeMo's tp_comm_overlap)."""
+    overlap_ep_comm: bool = False
+    """Hide the MoE all-to-all behind another micro-batch's compute (Megatron's EP overlap
+    with 1F1B); implied by the dualpipe schedule."""
 
     def check(self, file: str = "job") -> None:
         """Checks that need more than this file: the device exists, the layout divides."""
@@ -175,7 +220,7 @@ class TrainJob(Strict):
 
 def layout_rules(model: TransformerModel, tp: Any, pp: Any, dp: Any, cp: Any, ep: Any,
                  micro_batch: Any, virtual_stages: Any, global_batch: Any,
-                 first_layers: Any = 0, last_layers: Any = 0
+                 first_layers: Any = 0, last_layers: Any = 0, dualpipe: Any = 0
                  ) -> list[tuple[str, Any, str]]:
     """Megatron-LM's divisibility rules, the one copy: ``(field, broken, message)`` per rule,
     where ``broken`` is a boolean array over the layouts given as arrays (the layout search
@@ -194,6 +239,9 @@ def layout_rules(model: TransformerModel, tp: Any, pp: Any, dp: Any, cp: Any, ep
     rest = model.layers - fl - ll
     uneven_bad = uneven & ((n_rest < 1) | (rest < n_rest * v)
                            | (rest % np.maximum(n_rest * v, 1) != 0))
+    dual = np.asarray(dualpipe, dtype=bool)
+    m = gb // np.maximum(per_step, 1)
+    dual_bad = dual & ((p < 2) | (p % 2 != 0) | (v > 1) | (m < p) | (m % 2 != 0))
     return [
         ("parallelism.tp", heads_bad, "tp ({tp}) must divide heads ({heads})"),
         ("parallelism.tp", ~heads_bad & (kv % t != 0) & (t % kv != 0),
@@ -218,6 +266,9 @@ def layout_rules(model: TransformerModel, tp: Any, pp: Any, dp: Any, cp: Any, ep
          "global_batch ({global_batch}) must be divisible by dp*micro_batch ({per_step})"),
         ("global_batch", ~batch_bad & (v > 1) & ((gb // np.maximum(per_step, 1)) % p != 0),
          "interleaved schedule needs micro-batches per step ({m}) divisible by pp ({pp})"),
+        ("parallelism.schedule", dual_bad,
+         "dualpipe needs an even pp ({pp}) >= 2, virtual_stages 1 ({virtual_stages}) and an "
+         "even number of micro-batches per step ({m}) of at least pp"),
     ]
 
 
@@ -231,7 +282,7 @@ def layout_problems(model: TransformerModel, par: Parallelism, global_batch: int
              "m": global_batch // (par.dp * par.micro_batch)}
     rules = layout_rules(model, par.tp, par.pp, par.dp, par.cp, par.ep, par.micro_batch,
                          par.virtual_stages, global_batch, par.first_stage_layers or 0,
-                         par.last_stage_layers or 0)
+                         par.last_stage_layers or 0, par.schedule == "dualpipe")
     return [Problem(file, field, msg.format(**names)) for field, broken, msg in rules
             if bool(broken)]
 

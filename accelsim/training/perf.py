@@ -87,20 +87,49 @@ DEVICE_COLUMNS = ["peak_flops", "memory_bytes", "memory_bw_Bps", "eff_compute", 
 JOB_COLUMNS = ["act_bytes", "weight_bytes", "grad_bytes", "opt_bytes", "flash", "straggler",
                "overlap_dp"]
 INPUT_COLUMNS = MODEL_COLUMNS + LAYOUT_COLUMNS + DEVICE_COLUMNS + JOB_COLUMNS
-# Optional inputs and their defaults: uneven pipeline stages (0 = Megatron's even split)
-# and dropout (1 = masks held, the GPT-3 default).
-OPTIONAL_COLUMNS = {"pp_first_layers": 0.0, "pp_last_layers": 0.0, "dropout": 1.0}
+# Optional inputs and their defaults: uneven pipeline stages (0 = Megatron's even split),
+# dropout (1 = masks held, the GPT-3 default), FP8 linear layers (0 = every GEMM at the
+# training precision), tensor-parallel communication overlapped with the GEMMs (0 = exposed).
+OPTIONAL_COLUMNS = {"pp_first_layers": 0.0, "pp_last_layers": 0.0, "dropout": 1.0,
+                    "fp8": 0.0, "overlap_tp": 0.0, "overlap_ep": 0.0, "dualpipe": 0.0,
+                    "moe_max_nodes": 0.0, "mtp": 0.0, "mla_q_rank": 0.0, "mla_kv_rank": 0.0,
+                    "mla_qk_head": 0.0, "mla_rope_head": 0.0, "mla_v_head": 0.0,
+                    "head_dim": 0.0, "rc_norm": 0.0, "rc_mla_up": 0.0, "rc_moe_act": 0.0}
+# (rc_*: per-module recomputation, Megatron-core's --recompute-modules layernorm,
+# mla_up_proj, moe_act; 1 = the module's outputs are recomputed in backward, not held)
+# (multi-token prediction modules, node-limited routing and MLA: 0 = absent; overlap_ep:
+# MoE all-to-all hidden behind another micro-batch's compute; dualpipe: DeepSeek's
+# bidirectional schedule, 1 = used)
+# Peak of the operators that stay at the activation precision (attention core, LM head,
+# router); absent: peak_flops (every operator at one precision).
+PEAK_ACT = "peak_act_flops"
+
+# FP8 training (Transformer Engine recipes; DeepSeek-V3, arXiv 2412.19437 section 3.3): the
+# linear layers' GEMMs run in FP8; attention, embedding, LM head, router and norms stay BF16.
+# Each FP8 GEMM input is held for the backward pass as FP8 (1 B); producing it costs extra
+# HBM traffic: forward, the transposed FP8 copy for the weight-gradient GEMM (TE's
+# cast_transpose, the cast itself fused into the norm or activation kernel): 2 B per input
+# element; backward, the gradient of each GEMM output is cast and transposed: read 2 B,
+# write 2 x 1 B per element (assumption from TE's kernel design).
+FP8_CAST_FWD_BYTES = 2.0
+FP8_CAST_BWD_BYTES = 4.0
 
 
-def _gemm(m: Any, k: Any, n: Any, c: Mapping[str, Any]) -> Any:
-    """Roofline GEMM time (:func:`accelsim.roofline.gemm_time`) at the activation width."""
-    return gemm_time(m, k, n, c["act_bytes"], c["peak_flops"], c["eff_compute"],
+def _gemm(m: Any, k: Any, n: Any, c: Mapping[str, Any], linear: bool = True) -> Any:
+    """Roofline GEMM time (:func:`accelsim.roofline.gemm_time`). A linear layer's GEMM runs
+    at the training precision (FP8 elements when ``fp8``); others (``linear=False``: LM
+    head, router) at the activation precision."""
+    if linear:
+        return gemm_time(m, k, n, c["_lin_bytes"], c["peak_flops"], c["eff_compute"],
+                         c["gemm_half_flop"], c["memory_bw_Bps"], c["eff_memory"])
+    return gemm_time(m, k, n, c["act_bytes"], c[PEAK_ACT], c["eff_compute"],
                      c["gemm_half_flop"], c["memory_bw_Bps"], c["eff_memory"])
 
 
 def _compute(F: Any, c: Mapping[str, Any]) -> Any:
-    """Compute side of the roofline only: (F + F_half) / (peak * eff_c)."""
-    return (F + c["gemm_half_flop"]) / (c["peak_flops"] * c["eff_compute"])
+    """Compute side of the roofline only, at the activation precision:
+    (F + F_half) / (peak * eff_c)."""
+    return (F + c["gemm_half_flop"]) / (c[PEAK_ACT] * c["eff_compute"])
 
 
 def _mem(nbytes: Any, c: Mapping[str, Any]) -> Any:
@@ -118,6 +147,11 @@ def estimate_arrays(c: Mapping[str, Any]) -> dict[str, Any]:
     """The whole model on numpy arrays: one element per configuration. See module docstring."""
     f = {k: np.asarray(c[k], dtype=float) for k in INPUT_COLUMNS}
     f.update({k: np.asarray(c.get(k, d), dtype=float) for k, d in OPTIONAL_COLUMNS.items()})
+    f[PEAK_ACT] = np.asarray(c.get(PEAK_ACT, f["peak_flops"]), dtype=float)
+    fp8 = f["fp8"]
+    # bytes per element of a linear GEMM's input, as read and as held for the backward pass
+    e_lin = np.where(fp8 > 0, 1.0, f["act_bytes"])
+    f["_lin_bytes"] = e_lin
     L, h, a, kv = f["layers"], f["hidden"], f["heads"], f["kv_heads"]
     ffn, V, s = f["ffn_hidden"], f["vocab"], f["seq_len"]
     gated = f["gated_mlp"]
@@ -129,7 +163,7 @@ def estimate_arrays(c: Mapping[str, Any]) -> dict[str, Any]:
     flash = f["flash"]
     E, k_top, ffn_e, shared = f["moe_experts"], f["moe_top_k"], f["moe_ffn_hidden"], f["moe_shared"]
     n_moe = f["moe_layers"]
-    hd = h / a
+    hd = np.where(f["head_dim"] > 0, f["head_dim"], h / a)  # 0: hidden / heads
     up = 1.0 + gated  # number of up-projection matrices (2 for SwiGLU)
     s_loc = s / cp
     T = b * s_loc  # tokens per rank per micro-batch (before tensor parallel split)
@@ -148,17 +182,38 @@ def estimate_arrays(c: Mapping[str, Any]) -> dict[str, Any]:
 
     bw_tp, al_tp = link(t, 1.0)
     bw_cp, al_cp = link(cp, t)
-    bw_ep, al_ep = link(ep, t * cp)
 
+    # --- attention projections: grouped-query (Q, K, V from h) or multi-head latent
+    # attention (MLA, DeepSeek-V2/V3, arXiv 2405.04434): Q and the joint KV go through
+    # low-rank latents (q_rank, kv_rank; down-projections replicated over TP ranks, as in
+    # Megatron-core), K carries rope_head extra dims shared by the heads
+    mla = f["mla_kv_rank"] > 0
+    r_q, r_kv, d_r = f["mla_q_rank"], f["mla_kv_rank"], f["mla_rope_head"]
+    d_qk = np.where(mla, f["mla_qk_head"] + d_r, hd)  # query/key head dim
+    d_v = np.where(mla, f["mla_v_head"], hd)  # value head dim
+    q_w = a * d_qk  # query width
+    k_w = np.where(mla, a * d_qk, kv * hd)  # key width as attention reads it
+    v_w = np.where(mla, a * d_v, kv * hd)
+    o_w = a * d_v  # attention output width (input of the output projection)
+    # parameters: split over TP ranks, and replicated (MLA's down-projections)
+    P_q_mla = np.where(r_q > 0, r_q * q_w + r_q, h * q_w)
+    P_attn_split = np.where(mla, P_q_mla + r_kv * a * (d_qk - d_r + d_v) + r_kv,
+                            h * (q_w + 2 * kv * hd)) + o_w * h
+    P_attn_rep = np.where(mla, h * r_q + h * (r_kv + d_r), 0.0) + 2 * h  # + 2 norms
     # --- one dense layer, forward, per rank
-    F_qkv = 2 * T * h * (h + 2 * kv * hd) / t
-    F_out = 2 * T * h * h / t
+    F_qkv = 2 * T * (P_attn_split - o_w * h - np.where(mla, r_q + r_kv, 0.0)) / t \
+        + 2 * T * (P_attn_rep - 2 * h)
+    F_out = 2 * T * o_w * h / t
     F_up = 2 * T * h * ffn * up / t
     F_down = 2 * T * ffn * h / t
-    F_attn = 4 * T * s * h / t  # QK^T and AV over the full sequence (model-FLOP convention)
-    n_qkv = (h + 2 * kv * hd) / t
-    t_qkv = _gemm(T, h, n_qkv, f)
-    t_out = _gemm(T, h / t, h, f)
+    # QK^T and AV over the full sequence (the model-FLOP convention)
+    F_attn = 2 * T * s * a * (d_qk + d_v) / t
+    n_qkv = (q_w + 2 * kv * hd) / t
+    t_q_mla = np.where(r_q > 0, _gemm(T, h, r_q, f) + _gemm(T, r_q, q_w / t, f),
+                       _gemm(T, h, q_w / t, f))
+    t_kv_mla = _gemm(T, h, r_kv + d_r, f) + _gemm(T, r_kv, a * (d_qk - d_r + d_v) / t, f)
+    t_qkv = np.where(mla, t_q_mla + t_kv_mla, _gemm(T, h, n_qkv, f))
+    t_out = _gemm(T, o_w / t, h, f)
     t_up = _gemm(T, h, ffn * up / t, f)
     t_down = _gemm(T, ffn / t, h, f)
     t_gemm_f = t_qkv + t_out + t_up + t_down
@@ -166,7 +221,7 @@ def estimate_arrays(c: Mapping[str, Any]) -> dict[str, Any]:
 
     # attention core: flash (causal, fused) or unfused (scores materialised, softmax+dropout)
     eff_fa = f["eff_compute"] * FLASH_REL_EFF
-    t_fa_f = (FLASH_CAUSAL_FRACTION * F_attn + f["gemm_half_flop"]) / (f["peak_flops"] * eff_fa)
+    t_fa_f = (FLASH_CAUSAL_FRACTION * F_attn + f["gemm_half_flop"]) / (f[PEAK_ACT] * eff_fa)
     t_fa_b = FLASH_BWD_FACTOR * t_fa_f
     S_bytes = b * a * s_loc * s * e / t  # one score tensor
     t_un_f = np.maximum(_compute(F_attn, f), _mem(2 * S_bytes, f)) + _mem(4.5 * S_bytes, f)
@@ -177,8 +232,14 @@ def estimate_arrays(c: Mapping[str, Any]) -> dict[str, Any]:
 
     # memory-bound elementwise: 2 norms (r+w), 2 dropout-residual (2r+w), activation
     ew_f = T * h * e * 10 / sp_div + T * ffn * e * (up + 1) / t
-    t_ew_f = _mem(ew_f, f)
-    t_ew_b = 2 * t_ew_f
+    # FP8: the transposed copies of the GEMM inputs (forward) and the cast of each GEMM
+    # output's gradient (backward), per element (FP8_CAST_*_BYTES)
+    cast_in = T * (2 * h / sp_div + o_w / t + ffn / t)
+    cast_out = T * ((q_w + k_w + v_w) / t + 2 * h / sp_div + ffn * up / t)
+    t_cast_f = fp8 * _mem(FP8_CAST_FWD_BYTES * cast_in, f)
+    t_cast_b = fp8 * _mem(FP8_CAST_BWD_BYTES * cast_out, f)
+    t_ew_f = _mem(ew_f, f) + t_cast_f
+    t_ew_b = 2 * _mem(ew_f, f) + t_cast_b
     kern = f["kernel_overhead_s"]
     t_launch_f = KERNELS_FWD * kern
     t_launch_b = 2 * KERNELS_FWD * kern
@@ -189,11 +250,21 @@ def estimate_arrays(c: Mapping[str, Any]) -> dict[str, Any]:
                          2 * coll.all_gather(M_tp, t, bw_tp, al_tp)
                          + 2 * coll.reduce_scatter(M_tp, t, bw_tp, al_tp),
                          2 * coll.ring_allreduce(M_tp, t, bw_tp, al_tp))
-    t_tp_f = np.where(t > 1, t_tp_once, 0.0)
-    t_tp_b = t_tp_f
+    # overlapped with the layer's GEMMs (Transformer Engine userbuffers): each all-gather /
+    # reduce-scatter and its GEMM are split in t chunks that pipeline, so one chunk of the
+    # communication (1/t) stays exposed, the rest hides behind the GEMM (with the overlap
+    # tax), and each of the 4 GEMMs (8 in backward) runs as t smaller ones (t - 1 more
+    # ramp-ups of F_half each)
+    t_tp_raw = np.where(t > 1, t_tp_once, 0.0)
+    ov_tp = (f["overlap_tp"] > 0) & (t > 1)
+    chunk_cost = (t - 1) * _compute(0.0, f)
+    t_tp_f = np.where(ov_tp, t_tp_raw / t + _exposed(t_tp_raw * (t - 1) / t, t_gemm_f)
+                      + 4 * chunk_cost, t_tp_raw)
+    t_tp_b = np.where(ov_tp, t_tp_raw / t + _exposed(t_tp_raw * (t - 1) / t, t_gemm_b)
+                      + 8 * chunk_cost, t_tp_raw)
 
     # context parallel: ring exchange of K,V blocks, overlapped with the attention kernel
-    M_kv = 2 * T * kv * hd * e / t
+    M_kv = T * (k_w + v_w) * e / t
     t_cp_raw = (cp - 1) * coll.p2p(M_kv, bw_cp, al_cp)
     t_cp_f = np.where(cp > 1, _exposed(t_cp_raw, t_att_f), 0.0)
     t_cp_b = np.where(cp > 1, _exposed(2 * t_cp_raw, t_att_b), 0.0)
@@ -204,12 +275,30 @@ def estimate_arrays(c: Mapping[str, Any]) -> dict[str, Any]:
     tok_e = T * ep * k_top / E_safe  # tokens reaching each local expert
     t_moe_ffn_f = (E_loc * (_gemm(tok_e, h, ffn_e * up / t, f) + _gemm(tok_e, ffn_e / t, h, f))
                    + np.where(shared > 0, _gemm(T, h, ffn_e * shared * (up + 1) / t, f), 0.0)
-                   + _gemm(T, h, E_safe / t, f)  # router
+                   + _gemm(T, h, E_safe / t, f, linear=False)  # router
                    + _mem(T * k_top * ffn_e * e * (up + 1) / t, f)
+                   + fp8 * _mem(FP8_CAST_FWD_BYTES * T * k_top * (h + ffn_e) / t, f)
                    + 2 * E_loc * kern)
-    t_dense_ffn_f = t_up + t_down + _mem(T * ffn * e * (up + 1) / t, f)
-    M_a2a = T * k_top * h * e / sp_div
-    t_a2a = np.where(ep > 1, 2 * coll.all_to_all(M_a2a, ep, bw_ep, al_ep), 0.0)
+    t_dense_ffn_f = (t_up + t_down + _mem(T * ffn * e * (up + 1) / t, f)
+                     + fp8 * _mem(FP8_CAST_FWD_BYTES * T * (h / sp_div + ffn / t), f))
+    # expert-parallel all-to-all (dispatch at the GEMM input width, FP8 when the experts
+    # run FP8 as in DeepSeek-V3; combine at the activation width). The EP group spans
+    # nodes_ep scale-up domains; a token's copies to other domains cross the scale-out
+    # network: k of them, or with node-limited routing (DeepSeek-V3: at most M nodes per
+    # token, sent once per node and forwarded inside it) min(M, k); copies inside a domain
+    # use the scale-up link. The slower of the two links bounds the exchange.
+    g_ep = np.clip(np.floor(dom / (t * cp)), 1.0, ep)  # EP ranks per scale-up domain
+    nodes_ep = np.ceil(ep / g_ep)
+    remote = (nodes_ep - 1) / np.maximum(nodes_ep, 1.0)
+    M_lim = f["moe_max_nodes"]
+    copies_out = np.where(M_lim > 0, np.minimum(np.minimum(M_lim, k_top), nodes_ep),
+                          k_top) * remote
+    tok_sp = T / sp_div
+    e_disp = e_lin + e
+    t_a2a_one = np.maximum(tok_sp * copies_out * h * e_disp / bw_out,
+                           tok_sp * k_top * h * e_disp * (g_ep - 1) / np.maximum(ep, 1.0) / bw_in)
+    t_a2a = np.where(ep > 1, t_a2a_one + 2 * (ep - 1) * np.where(nodes_ep > 1, a_out, a_in),
+                     0.0)
 
     t_f_dense = t_gemm_f + t_att_f + t_ew_f + t_launch_f
     t_b_dense = t_gemm_b + t_att_b + t_ew_b + t_launch_b
@@ -223,6 +312,15 @@ def estimate_arrays(c: Mapping[str, Any]) -> dict[str, Any]:
     re_dense = np.where(rc == 2, t_f_dense + comm_f, np.where(rc == 1, (1 - flash) * t_att_f, 0.0))
     re_moe = np.where(rc == 2, t_f_moe + comm_f + t_a2a, np.where(rc == 1, (1 - flash) * t_att_f,
                                                                    0.0))
+    # per-module recomputation (below full): the norms (memory-bound), MLA's
+    # up-projections (GEMMs from the held latents), the MoE activation (memory-bound)
+    rc_norm_t = np.where(f["rc_norm"] > 0, _mem(2 * T * h * (e + e_lin) / sp_div, f), 0.0)
+    rc_mla_t = np.where((f["rc_mla_up"] > 0) & mla, t_qkv - _gemm(T, h, r_q, f) * (r_q > 0)
+                        - _gemm(T, h, r_kv + d_r, f), 0.0)
+    rc_act_t = np.where(f["rc_moe_act"] > 0, _mem(T * (k_top + shared) * ffn_e
+                                                  * (e * up + e_lin) / t, f), 0.0)
+    re_dense = re_dense + np.where(rc == 2, 0.0, rc_norm_t + rc_mla_t)
+    re_moe = re_moe + np.where(rc == 2, 0.0, rc_norm_t + rc_mla_t + rc_act_t)
 
     # --- stages: layers per stage, MoE layers spread evenly
     Ls = L / p
@@ -239,10 +337,14 @@ def estimate_arrays(c: Mapping[str, Any]) -> dict[str, Any]:
     comp_layer_f = Ld * t_f_dense + Lm * t_f_moe
     comp_layer_b = Ld * (t_b_dense + re_dense) + Lm * (t_b_moe + re_moe)
     tp_stage = (Ld + Lm) * (comm_f + comm_b)
-    ep_stage = Lm * 2 * t_a2a
+    # the all-to-all of one micro-batch hidden behind another's compute (DualPipe's
+    # forward-backward pairs, Megatron's EP-overlap with 1F1B): the part that sticks out
+    ov_ep = (f["overlap_ep"] > 0) | (f["dualpipe"] > 0)
+    a2a_layer = np.where(ov_ep, _exposed(2 * t_a2a, t_f_moe + t_b_moe), 2 * t_a2a)
+    ep_stage = Lm * a2a_layer
 
     # embedding (first stage) and LM head + cross-entropy (last stage)
-    t_head_gemm = _gemm(T, h, V / t, f)
+    t_head_gemm = _gemm(T, h, V / t, f, linear=False)
     t_head_f = t_head_gemm + _mem(3 * T * V * 4 / t, f) + 3 * kern
     t_head_b = 2 * t_head_gemm + _mem(2 * T * V * 4 / t, f) + 3 * kern
     t_emb_f = _mem(2 * T * h * e / sp_div, f) + kern
@@ -258,10 +360,19 @@ def estimate_arrays(c: Mapping[str, Any]) -> dict[str, Any]:
     base_f = comp_layer_f
     base_b = comp_layer_b
     layers_part = base_f + base_b + tp_stage + ep_stage
-    p2p = 2 * v * c_pp
+    # DualPipe overlaps the pipeline sends with the paired forward-backward chunk
+    dual = f["dualpipe"] > 0
+    p2p = np.where(dual, _exposed(2 * v * c_pp, base_f + base_b), 2 * v * c_pp)
     first = k_first * layers_part + p2p + t_emb_f + t_emb_b
-    last = k_last * layers_part + p2p + t_head_f + t_head_b
-    single = layers_part + p2p + t_emb_f + t_emb_b + t_head_f + t_head_b
+    # multi-token prediction (DeepSeek-V3 section 2.2): each of the mtp modules on the last
+    # stage is a projection of [h; embedding] (2h -> h), one transformer layer (MoE when the
+    # model has experts) and the shared LM head again
+    n_mtp = f["mtp"]
+    mtp_layer = np.where(n_moe > 0, t_f_moe + t_b_moe + re_moe + a2a_layer,
+                         t_f_dense + t_b_dense + re_dense) + comm_f + comm_b
+    t_mtp = n_mtp * (mtp_layer + 3 * _gemm(T, 2 * h, h / t, f) + t_head_f + t_head_b)
+    last = k_last * layers_part + p2p + t_head_f + t_head_b + t_mtp
+    single = layers_part + p2p + t_emb_f + t_emb_b + t_head_f + t_head_b + t_mtp
     first = np.where(p > 1, first, single)
     last = np.where(p > 1, last, single)
     middle = k_mid * layers_part + p2p
@@ -270,16 +381,22 @@ def estimate_arrays(c: Mapping[str, Any]) -> dict[str, Any]:
     n_mid = np.maximum(p - 2, 0.0)
     stage_avg = np.where(p > 1, (first + last + n_mid * middle) / np.maximum(p, 1.0), single)
     m = f["global_batch"] / (d * b)
-    bubble = (p - 1) / v * stage_avg
+    # 1F1B / interleaved: (p-1)/v stage times. DualPipe (DeepSeek-V3 Table 2): (p/2 - 1)
+    # (F&B + B - 3W) with F&B = F + B + W (a paired chunk) and B = W = half the backward:
+    # (p/2 - 1) F, the forward share of a stage time
+    f_share = base_f / np.maximum(base_f + base_b, 1e-30)
+    bubble = np.where(dual, np.maximum(p / 2 - 1, 0.0) * stage_avg * f_share,
+                      (p - 1) / v * stage_avg)
     pipeline = m * stage_max + bubble
 
     # --- parameters per rank (first stage, which holds the embedding)
-    P_attn = h * (h + 2 * kv * hd) + h * h + 2 * h
+    P_attn = P_attn_split + P_attn_rep
     P_dense_mlp = h * ffn * (up + 1)
     P_expert = h * ffn_e * (up + 1)
     P_emb = V * h
     untied_or_split = np.where((f["tied_embeddings"] > 0) & (p == 1), 0.0, 1.0)
-    P_layers = (Ls * P_attn + Ld * P_dense_mlp + Lm * (shared * P_expert + h * E_safe)) / t
+    P_layers = ((Ls * P_attn_split + Ld * P_dense_mlp + Lm * (shared * P_expert + h * E_safe))
+                / t + Ls * P_attn_rep)
     P_emb_rank = (P_emb + np.where(p == 1, untied_or_split * P_emb, 0.0)) / t
     P_layers_expert = Lm * E_loc * P_expert / t
     # the first stage (embedding) and a middle stage; DP reduces the larger of the two
@@ -296,9 +413,11 @@ def estimate_arrays(c: Mapping[str, Any]) -> dict[str, Any]:
     stride_dp = t
     wb = f["weight_bytes"]
     gb = f["grad_bytes"]
-    ar_d = coll.group_allreduce(P_rank_dense * gb, D, stride_dp, dom, bw_in, a_in,
+    # DualPipe holds two stages' parameters per rank (DeepSeek-V3 Table 2: 2x parameters)
+    copies = np.where(dual, 2.0, 1.0)
+    ar_d = coll.group_allreduce(copies * P_rank_dense * gb, D, stride_dp, dom, bw_in, a_in,
                                 bw_out, a_out)
-    ar_e = coll.group_allreduce(P_rank_expert * gb, De, stride_dp * ep, dom, bw_in,
+    ar_e = coll.group_allreduce(copies * P_rank_expert * gb, De, stride_dp * ep, dom, bw_in,
                                 a_in, bw_out, a_out)
     # ring RS/AG move half of an all-reduce each
     rs = 0.5 * (ar_d + ar_e)
@@ -316,7 +435,7 @@ def estimate_arrays(c: Mapping[str, Any]) -> dict[str, Any]:
     z3 = np.where((zero == 3) & (D > 1), m * _exposed(2 * ag, base_f + base_b), 0.0)
 
     shard = np.where(zero >= 1, D, 1.0)
-    t_opt = _mem(P_rank * OPTIMIZER_BYTES_PER_PARAM / shard, f)
+    t_opt = _mem(copies * P_rank * OPTIMIZER_BYTES_PER_PARAM / shard, f)
 
     step = pipeline + dp_exposed + z3 + t_opt
 
@@ -332,19 +451,31 @@ def estimate_arrays(c: Mapping[str, Any]) -> dict[str, Any]:
         [wb + gb + ob, wb + gb + ob / De, wb + (gb + ob) / De],
         (wb + gb + ob) / De,
     )
-    mem_states = P_first_dense * state_dense + k_first * P_layers_expert * state_exp
-    mem_states_mid = P_mid_dense * state_dense + k_mid * P_layers_expert * state_exp
+    mem_states = copies * (P_first_dense * state_dense + k_first * P_layers_expert * state_exp)
+    mem_states_mid = copies * (P_mid_dense * state_dense + k_mid * P_layers_expert * state_exp)
+    # MTP modules (last stage): projection, one layer; the LM head and embedding are shared
+    P_mtp_dense = n_mtp * ((P_attn_split + 2 * h * h + np.where(
+        n_moe > 0, shared * P_expert + h * E_safe, P_dense_mlp)) / t + P_attn_rep)
+    P_mtp_exp = n_mtp * np.where(n_moe > 0, E_loc * P_expert / t, 0.0)
     # the last stage holds the LM head (Megatron keeps a copy there even when tied)
-    mem_states_last = (k_last * (P_layers * state_dense + P_layers_expert * state_exp)
-                       + P_emb / t * state_dense)
+    mem_states_last = copies * (k_last * (P_layers * state_dense + P_layers_expert * state_exp)
+                                + P_emb / t * state_dense + P_mtp_dense * state_dense
+                                + P_mtp_exp * state_exp)
     tok = s_loc * b
     # replicated part (norm inputs, residual inputs; two 1-byte dropout masks when the model
     # has dropout): 4e h + 2 h per token
-    act_rep = tok * (4 * e * h + 2 * h * f["dropout"]) / sp_div
-    act_attn = tok * (2 * e * h + 2 * e * kv * hd) / t + tok * e * h / t  # Q,K,V + proj input
-    act_mlp = tok * e * ffn * (up + 1) / t
-    act_moe = tok * (k_top * e * ffn_e * (up + 1) + shared * e * ffn_e * (up + 1)
-                     + 2 * k_top * e * h) / t
+    # (the two norm outputs feed linear GEMMs: held at the GEMM input width, FP8 or not)
+    rc_norm, rc_mla, rc_act = f["rc_norm"] > 0, (f["rc_mla_up"] > 0) & mla, f["rc_moe_act"] > 0
+    act_rep = tok * (2 * e * h + np.where(rc_norm, 0.0, 2 * e_lin * h)
+                     + 2 * h * f["dropout"]) / sp_div
+    # Q, K, V and the attention output for flash's backward, the output projection's input;
+    # MLA also holds the latents (the up-projections' inputs, replicated)
+    act_attn = (tok * (np.where(rc_mla, 0.0, e * (q_w + k_w + v_w)) + e_lin * o_w) / t
+                + np.where(mla, tok * e_lin * (r_q + r_kv), 0.0))
+    # gated MLP: gate and up outputs for the activation's backward, the down-proj input
+    act_mlp = tok * ffn * (e * up + e_lin) / t
+    act_moe = tok * ((k_top + shared) * ffn_e * (e * up + np.where(rc_act, 0.0, e_lin))
+                     + k_top * (e + e_lin) * h) / t
     scores = np.where((flash > 0) | (rc >= 1), 0.0, 5 * a * s_loc * s * b / t * e / 2)
     a_dense = act_rep + act_attn + act_mlp + scores
     a_moe = act_rep + act_attn + act_moe + scores
@@ -352,6 +483,7 @@ def estimate_arrays(c: Mapping[str, Any]) -> dict[str, Any]:
     per_layer = np.where(rc == 2, a_full_ckpt, (Ld * a_dense + Lm * a_moe) / np.maximum(Ls, 1))
     working = np.where(rc == 2, np.maximum(a_dense, a_moe), 0.0)
     inflight = np.minimum(m, p) * np.where(v > 1, 1 + (p - 1) / (p * v), 1.0)
+    inflight = np.where(dual, np.minimum(m, p + 1), inflight)  # DualPipe: PP + 1
     mem_act = k_first * Ls * per_layer * inflight + working + tok * h * e / sp_div
     logits = np.where(p == 1, tok * V * 4 / t, 0.0)  # fp32 logits (last stage; first if p==1)
     mem_first = mem_states + mem_act + logits + RUNTIME_RESERVE_BYTES
@@ -362,23 +494,33 @@ def estimate_arrays(c: Mapping[str, Any]) -> dict[str, Any]:
     mem_mid = np.where(p > 2, mem_states_mid + k_mid * Ls * per_layer * inflight_2 + working
                        + RUNTIME_RESERVE_BYTES, 0.0)
     # last stage: one micro-batch in flight per chunk, no embedding unless tied, logits
-    mem_last = np.where(p > 1, mem_states_last + k_last * Ls * per_layer + working
-                        + tok * V * 4 / t + RUNTIME_RESERVE_BYTES, 0.0)
+    last_inflight = np.where(dual, inflight, 1.0)
+    a_mtp = n_mtp * np.where(rc == 2, a_full_ckpt, np.where(n_moe > 0, a_moe, a_dense))
+    # logits (fp32) of one micro-batch at a time, the main head's and each MTP head's
+    mem_last = np.where(p > 1, mem_states_last + (k_last * Ls * per_layer + a_mtp)
+                        * last_inflight + working + (1 + n_mtp) * tok * V * 4 / t
+                        + RUNTIME_RESERVE_BYTES, 0.0)
     mem_total = np.maximum(np.maximum(mem_first, mem_last), mem_mid)
 
     # --- FLOP accounting (model FLOPs: no recompute, full-sequence attention convention)
-    fwd_dense_tok = 2 * (P_attn - 2 * h) + 2 * P_dense_mlp + 4 * s * h
-    fwd_moe_tok = (2 * (P_attn - 2 * h) + 2 * h * E_safe + 2 * (k_top + shared) * P_expert
-                   + 4 * s * h)
-    fwd_tok = (L - n_moe) * fwd_dense_tok + n_moe * fwd_moe_tok + 2 * h * V
+    # linear-layer weights of attention (norm weights excluded) and the attention core
+    P_attn_lin = P_attn - 2 * h - np.where(mla, r_q + r_kv, 0.0)
+    attn_tok = 2 * s * a * (d_qk + d_v)  # QK^T and AV, full sequence (4 s h for MHA)
+    fwd_dense_tok = 2 * P_attn_lin + 2 * P_dense_mlp + attn_tok
+    fwd_moe_tok = (2 * P_attn_lin + 2 * h * E_safe + 2 * (k_top + shared) * P_expert
+                   + attn_tok)
+    # MTP modules count: their layer, projection and LM head run for every token
+    fwd_mtp_tok = n_mtp * (np.where(n_moe > 0, fwd_moe_tok, fwd_dense_tok) + 4 * h * h
+                           + 2 * h * V)
+    fwd_tok = (L - n_moe) * fwd_dense_tok + n_moe * fwd_moe_tok + 2 * h * V + fwd_mtp_tok
     tokens = f["global_batch"] * s
     model_flops = 3 * fwd_tok * tokens
     # the causal convention: attention scores and values over the unmasked half only (what
     # flash kernels execute); model FLOPs above keep the full-sequence convention
     # (Narayanan et al. 2021, PaLM's 12 L H Q T term)
-    model_flops_causal = model_flops - 3 * L * 2 * s * h * tokens
+    model_flops_causal = model_flops - 3 * (L + n_mtp) * attn_tok / 2 * tokens
     recompute_tok = np.where(rc == 2, (L - n_moe) * fwd_dense_tok + n_moe * fwd_moe_tok,
-                             np.where(rc == 1, L * 4 * s * h, 0.0))
+                             np.where(rc == 1, L * attn_tok, 0.0))
     hw_flops = model_flops + recompute_tok * tokens
     devices = t * p * d * cp
     peak = f["peak_flops"]
@@ -386,15 +528,18 @@ def estimate_arrays(c: Mapping[str, Any]) -> dict[str, Any]:
     # the slowest stage's share of layers (1 with even stages)
     k_slow = np.where(p > 1, np.where(stage_max == first * slow, k_first, np.where(
         stage_max == last * slow, k_last, k_mid)), 1.0)
-    stage_comp = stage_max - (k_slow * (tp_stage + ep_stage) + 2 * v * c_pp) * slow
+    stage_comp = stage_max - (k_slow * (tp_stage + ep_stage) + p2p) * slow
     # operator table: one dense layer, forward, one micro-batch, one rank
     ops = {
-        "qkv_proj": (F_qkv, gemm_bytes(T, h, n_qkv, e), t_qkv),
+        "qkv_proj": (F_qkv, np.where(mla, gemm_bytes(T, h, r_q + r_kv + d_r, e_lin)
+                                     + gemm_bytes(T, r_q + r_kv, (q_w + a * (d_qk - d_r + d_v))
+                                                  / t, e_lin), gemm_bytes(T, h, n_qkv, e_lin)),
+                     t_qkv),
         "attention_core": (F_attn, np.where(flash > 0, 4 * T * h * e / t, 6.5 * S_bytes),
                            t_att_f),
-        "attention_out_proj": (F_out, gemm_bytes(T, h / t, h, e), t_out),
-        "mlp_up": (F_up, gemm_bytes(T, h, ffn * up / t, e), t_up),
-        "mlp_down": (F_down, gemm_bytes(T, ffn / t, h, e), t_down),
+        "attention_out_proj": (F_out, gemm_bytes(T, o_w / t, h, e_lin), t_out),
+        "mlp_up": (F_up, gemm_bytes(T, h, ffn * up / t, e_lin), t_up),
+        "mlp_down": (F_down, gemm_bytes(T, ffn / t, h, e_lin), t_down),
         "norms_residual_activation": (0.0 * T, ew_f, t_ew_f),
         "kernel_launches": (0.0 * T, 0.0 * T, t_launch_f + 0.0 * T),
         "tp_comm": (0.0 * T, 4 * M_tp * (t - 1) / np.maximum(t, 1), t_tp_f),
@@ -420,7 +565,7 @@ def estimate_arrays(c: Mapping[str, Any]) -> dict[str, Any]:
         "compute_s": m * stage_comp,
         "tp_comm_s": m * k_slow * tp_stage * slow,
         "ep_comm_s": m * k_slow * ep_stage * slow,
-        "pp_comm_s": m * 2 * v * c_pp * slow,
+        "pp_comm_s": m * p2p * slow,
         "bubble_s": bubble,
         "dp_comm_s": dp_exposed + z3,
         "optimizer_s": t_opt,
@@ -449,6 +594,12 @@ def job_row(job: TrainJob, spec: DeviceSpec | None = None) -> dict[str, Any]:
         "micro_batch": par.micro_batch, "virtual_stages": par.virtual_stages,
         "pp_first_layers": par.first_stage_layers or 0,
         "pp_last_layers": par.last_stage_layers or 0,
+        "dualpipe": int(par.schedule == "dualpipe"),
+        "rc_norm": int("layernorm" in par.recompute_modules),
+        "rc_mla_up": int("mla_up_proj" in par.recompute_modules),
+        "rc_moe_act": int("moe_act" in par.recompute_modules),
+        "overlap_tp": int(job.overlap_tp_comm and par.tp > 1),
+        "overlap_ep": int(job.overlap_ep_comm),
         "sequence_parallel": int(par.sequence_parallel and par.tp > 1),
         "recompute": RECOMPUTE_CODE[par.recompute], "zero": par.zero,
         "global_batch": job.global_batch,
@@ -469,8 +620,21 @@ def model_columns(model: TransformerModel) -> dict[str, float]:
         "moe_experts": moe.experts if moe else 0, "moe_top_k": moe.top_k if moe else 0,
         "moe_ffn_hidden": moe.ffn_hidden if moe else 0,
         "moe_shared": moe.shared_experts if moe else 0, "moe_layers": model.n_moe_layers,
-        "dropout": int(model.dropout),
+        "dropout": int(model.dropout), "head_dim": model.head_dim or 0,
+        "moe_max_nodes": (moe.max_nodes or 0) if moe else 0, "mtp": model.mtp_layers,
+        **mla_columns(model),
     }
+
+
+def mla_columns(model: TransformerModel) -> dict[str, float]:
+    """MLA's optional columns (all 0 for grouped-query attention)."""
+    m = model.mla
+    if m is None:
+        return {"mla_q_rank": 0, "mla_kv_rank": 0, "mla_qk_head": 0, "mla_rope_head": 0,
+                "mla_v_head": 0}
+    return {"mla_q_rank": m.q_lora_rank, "mla_kv_rank": m.kv_lora_rank,
+            "mla_qk_head": m.qk_head_dim, "mla_rope_head": m.rope_head_dim,
+            "mla_v_head": m.v_head_dim}
 
 
 def job_columns(precision: str, attention: str = "flash", straggler: float = 1.0,
@@ -480,13 +644,14 @@ def job_columns(precision: str, attention: str = "flash", straggler: float = 1.0
         "act_bytes": ACT_BYTES[precision], "weight_bytes": WEIGHT_BYTES[precision],
         "grad_bytes": GRAD_BYTES[precision], "opt_bytes": OPT_BYTES[precision],
         "flash": int(attention == "flash"), "straggler": straggler,
-        "overlap_dp": int(overlap_dp),
+        "overlap_dp": int(overlap_dp), "fp8": int(precision == "fp8"),
     }
 
 
 def device_columns(spec: DeviceSpec, precision: str) -> dict[str, float]:
     return {
-        "peak_flops": spec.flops(precision), "memory_bytes": spec.memory_bytes,
+        "peak_flops": spec.flops(precision), PEAK_ACT: spec.flops(ACT_DTYPE[precision]),
+        "memory_bytes": spec.memory_bytes,
         "memory_bw_Bps": spec.memory_bw_Bps, "eff_compute": spec.eff_compute,
         "eff_memory": spec.eff_memory, "eff_comm": spec.eff_comm,
         "gemm_half_flop": spec.gemm_half_flop, "kernel_overhead_s": spec.kernel_overhead_s,
@@ -517,7 +682,8 @@ def estimate_frame(configs: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise AccelsimError.single("configs", ", ".join(missing), "missing input columns")
     out = estimate_arrays({k: configs[k].to_numpy() for k in INPUT_COLUMNS
-                           + [c for c in OPTIONAL_COLUMNS if c in configs.columns]})
+                           + [c for c in [*OPTIONAL_COLUMNS, PEAK_ACT]
+                              if c in configs.columns]})
     return pd.DataFrame(out, index=configs.index)
 
 
@@ -576,6 +742,11 @@ def estimate(job: TrainJob, engine: str = "analytic", file: str = "job",
     step = r["step_time_s"]
     if engine == "des":
         from accelsim.training.pipeline import simulate_step
+
+        if job.parallelism.schedule != "1f1b":
+            raise AccelsimError.single(file, "parallelism.schedule", "the des engine simulates "
+                                       "1f1b and interleaved schedules; expected 1f1b, or "
+                                       "engine analytic for dualpipe")
 
         sim = simulate_step(job, r)
         scale = step / sim.step_time_s
