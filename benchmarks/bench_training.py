@@ -2,7 +2,9 @@
 
 Prints ``configs_per_s=<n>`` for >= 10,000 random valid configurations through the
 vectorized batch API (one core), and ``search_s=<t>`` for train-search of GPT-3 175B
-on 1024 devices. Run: ``python benchmarks/bench_training.py``.
+on 1024 devices, and ``estimate_ms=<t>``: one job through :func:`estimate` (the single-job
+path a notebook calls; llm-analysis 0.2.2's ``train()`` on a comparable case measured
+0.26 ms per call on this machine). Run: ``python benchmarks/bench_training.py``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from accelsim.devices import catalog, load_device
-from accelsim.training import TransformerModel, estimate_frame, search_layouts
+from accelsim.training import TransformerModel, estimate, estimate_frame, search_layouts
+from accelsim.training.job import load_job
 from accelsim.training.perf import device_columns, job_columns, model_columns
 from accelsim.training.search import candidate_layouts
 
@@ -65,6 +68,16 @@ def main() -> None:
     ds = time.perf_counter() - t0
     print(f"train-search gpt3-175b on 1024 x a100: layouts={res.evaluated} search_s={ds:.3f} "
           f"best={res.best.parallelism if res.best else None}")
+
+    job = load_job("configs/jobs/gpt3-175b-a100.yaml")
+    spec = load_device(job.device)
+    estimate(job, spec=spec)
+    calls = 500
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        estimate(job, spec=spec)
+    ms = (time.perf_counter() - t0) / calls * 1e3
+    print(f"estimate() gpt3-175b-a100 job: estimate_ms={ms:.3f}")
 
 
 if __name__ == "__main__":

@@ -496,6 +496,10 @@ def estimate_arrays(c: Mapping[str, Any]) -> dict[str, Any]:
     # last stage: one micro-batch in flight per chunk, no embedding unless tied, logits
     last_inflight = np.where(dual, inflight, 1.0)
     a_mtp = n_mtp * np.where(rc == 2, a_full_ckpt, np.where(n_moe > 0, a_moe, a_dense))
+    # without pipelining the one stage also holds the MTP modules
+    mem_first = mem_first + np.where(p == 1, copies * (P_mtp_dense * state_dense
+                                                       + P_mtp_exp * state_exp)
+                                     + a_mtp * inflight + n_mtp * tok * V * 4 / t, 0.0)
     # logits (fp32) of one micro-batch at a time, the main head's and each MTP head's
     mem_last = np.where(p > 1, mem_states_last + (k_last * Ls * per_layer + a_mtp)
                         * last_inflight + working + (1 + n_mtp) * tok * V * 4 / t
