@@ -167,3 +167,30 @@ def test_a_devices_failure_rate_reaches_every_workload_through_the_one_path(base
     more = afr > 0.07  # the profile's 0.07: more failures, less of both
     for w in ("training", "serving"):
         assert (full[w] < before[w]) if more else (full[w] > before[w]), w
+
+
+def test_modern_training_factors_reach_compare_and_sweeps_through_the_one_path():
+    """A DeepSeek-V3 FP8 training workload (MLA, MTP, node-limited MoE, FP8 per operator):
+    compare's full evaluation and the sweeps' fast path see the same factors, and agree at
+    the base point and away from it."""
+    data = read_yaml(FLEET)
+    data["workloads"] = {"training": {**data["workloads"]["training"],
+                                      "model": "deepseek-v3", "precision": "fp8",
+                                      "cluster_devices": 2048, "global_batch": 2048}}
+    data["budget"]["pools"] = {"overseas": {"usd": 6.8e9, "devices": ["h20"],
+                                            "region": "sea"}}
+    data["supply"], data["fleets"] = {}, []
+    sc = scenario_from(data, FLEET)
+    profiles = resolve_devices(sc)
+    table, evals = evaluate_full(sc, profiles=profiles)
+    fast = FastEvaluator(sc, profiles, evals)
+    base_full = _by_workload(table.to_dict("records"))["training"]
+    assert base_full > 0
+    assert _by_workload(fast.device_records(sc, profiles))["training"] == pytest.approx(
+        base_full, rel=1e-9)
+    for scale in (0.5, 2.0):
+        prof = _variant(profiles, "h20", "perf_scale", scale)
+        full = _by_workload(evaluate_full(sc, profiles=prof)[0].to_dict("records"))
+        quick = _by_workload(fast.device_records(sc, prof))
+        assert full["training"] != pytest.approx(base_full, rel=0.1)  # it did move
+        assert quick["training"] == pytest.approx(full["training"], rel=TRAINING_TOL)
