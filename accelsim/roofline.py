@@ -15,15 +15,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
+from accelsim import xp
 
 
 def gemm_flops(m: Any, k: Any, n: Any) -> Any:
-    return 2.0 * np.asarray(m, dtype=float) * k * n
+    return 2.0 * xp.asarray(m, dtype=float) * k * n
 
 
 def gemm_bytes(m: Any, k: Any, n: Any, elem_bytes: Any) -> Any:
-    m = np.asarray(m, dtype=float)
+    m = xp.asarray(m, dtype=float)
     return elem_bytes * (m * k + k * n + m * n)
 
 
@@ -32,9 +32,9 @@ def gemm_time(m: Any, k: Any, n: Any, elem_bytes: Any, peak_flops: Any, eff_comp
     """Seconds for one GEMM: the slower of compute (with the size curve) and memory."""
     compute = (gemm_flops(m, k, n) + half_flop) / (peak_flops * eff_compute)
     memory = gemm_bytes(m, k, n, elem_bytes) / (mem_bw_Bps * eff_memory)
-    return np.maximum(compute, memory)
+    return xp.maximum(compute, memory)
 
 
 def memory_time(nbytes: Any, mem_bw_Bps: Any, eff_memory: Any) -> Any:
     """Seconds for a memory-bound kernel that moves ``nbytes``."""
-    return np.asarray(nbytes, dtype=float) / (mem_bw_Bps * eff_memory)
+    return xp.asarray(nbytes, dtype=float) / (mem_bw_Bps * eff_memory)

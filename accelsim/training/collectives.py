@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from accelsim import xp
+
 if TYPE_CHECKING:  # numpy.typing costs 20 ms of start-up; only type checkers need it
     from numpy.typing import ArrayLike, NDArray
 
@@ -29,47 +31,47 @@ if TYPE_CHECKING:  # numpy.typing costs 20 ms of start-up; only type checkers ne
 
 
 def _steps(n: ArrayLike) -> Arr:
-    return np.maximum(np.asarray(n, dtype=float) - 1.0, 0.0)
+    return xp.maximum(xp.asarray(n, dtype=float) - 1.0, 0.0)
 
 
 def _frac(n: ArrayLike) -> Arr:
-    n = np.asarray(n, dtype=float)
-    return _steps(n) / np.maximum(n, 1.0)
+    n = xp.asarray(n, dtype=float)
+    return _steps(n) / xp.maximum(n, 1.0)
 
 
 def ring_allreduce(M: ArrayLike, n: ArrayLike, bw: ArrayLike, alpha: ArrayLike) -> Arr:
-    return 2.0 * _frac(n) * np.asarray(M) / bw + 2.0 * _steps(n) * alpha
+    return 2.0 * _frac(n) * xp.asarray(M) / bw + 2.0 * _steps(n) * alpha
 
 
 def tree_allreduce(M: ArrayLike, n: ArrayLike, bw: ArrayLike, alpha: ArrayLike) -> Arr:
-    n = np.asarray(n, dtype=float)
-    steps = np.where(n > 1, np.ceil(np.log2(np.maximum(n, 1.0))), 0.0)
-    return 2.0 * _frac(n) * np.asarray(M) / bw + 2.0 * steps * alpha
+    n = xp.asarray(n, dtype=float)
+    steps = xp.where(n > 1, xp.ceil(xp.log2(xp.maximum(n, 1.0))), 0.0)
+    return 2.0 * _frac(n) * xp.asarray(M) / bw + 2.0 * steps * alpha
 
 
 def reduce_scatter(M: ArrayLike, n: ArrayLike, bw: ArrayLike, alpha: ArrayLike) -> Arr:
-    return _frac(n) * np.asarray(M) / bw + _steps(n) * alpha
+    return _frac(n) * xp.asarray(M) / bw + _steps(n) * alpha
 
 
 all_gather = reduce_scatter
 
 
 def all_to_all(M: ArrayLike, n: ArrayLike, bw: ArrayLike, alpha: ArrayLike) -> Arr:
-    return _frac(n) * np.asarray(M) / bw + _steps(n) * alpha
+    return _frac(n) * xp.asarray(M) / bw + _steps(n) * alpha
 
 
 def p2p(M: ArrayLike, bw: ArrayLike, alpha: ArrayLike) -> Arr:
-    return np.asarray(M) / bw + alpha
+    return xp.asarray(M) / bw + alpha
 
 
 def hierarchical_allreduce(M: ArrayLike, g: ArrayLike, k: ArrayLike, bw_in: ArrayLike,
                            alpha_in: ArrayLike, bw_out: ArrayLike, alpha_out: ArrayLike) -> Arr:
     """RS inside the domain, AR of M/g across k domains (tree or ring, the faster), AG inside."""
-    M = np.asarray(M, dtype=float)
-    g = np.asarray(g, dtype=float)
+    M = xp.asarray(M, dtype=float)
+    g = xp.asarray(g, dtype=float)
     inside = 2.0 * reduce_scatter(M, g, bw_in, alpha_in)
-    shard = M / np.maximum(g, 1.0)
-    across = np.minimum(ring_allreduce(shard, k, bw_out, alpha_out),
+    shard = M / xp.maximum(g, 1.0)
+    across = xp.minimum(ring_allreduce(shard, k, bw_out, alpha_out),
                         tree_allreduce(shard, k, bw_out, alpha_out))
     return inside + across
 
@@ -80,26 +82,26 @@ def group_allreduce(M: ArrayLike, n: ArrayLike, stride: ArrayLike, domain: Array
     """All-reduce over ``n`` ranks spaced ``stride`` apart, placed on scale-up domains of
     ``domain`` chips: inside one domain when n*stride <= domain, otherwise the best of a
     flat ring/tree on the scale-out network and the hierarchical algorithm."""
-    n = np.asarray(n, dtype=float)
-    stride = np.asarray(stride, dtype=float)
-    domain = np.asarray(domain, dtype=float)
-    g = np.clip(np.floor(domain / stride), 1.0, n)  # group members sharing a domain
-    k = np.ceil(n / g)
-    local = np.minimum(ring_allreduce(M, n, bw_in, alpha_in), tree_allreduce(M, n, bw_in, alpha_in))
-    flat = np.minimum(ring_allreduce(M, n, bw_out, alpha_out),
+    n = xp.asarray(n, dtype=float)
+    stride = xp.asarray(stride, dtype=float)
+    domain = xp.asarray(domain, dtype=float)
+    g = xp.clip(xp.floor(domain / stride), 1.0, n)  # group members sharing a domain
+    k = xp.ceil(n / g)
+    local = xp.minimum(ring_allreduce(M, n, bw_in, alpha_in), tree_allreduce(M, n, bw_in, alpha_in))
+    flat = xp.minimum(ring_allreduce(M, n, bw_out, alpha_out),
                       tree_allreduce(M, n, bw_out, alpha_out))
     hier = hierarchical_allreduce(M, g, k, bw_in, alpha_in, bw_out, alpha_out)
-    return np.where(k <= 1, local, np.minimum(flat, hier))
+    return xp.where(k <= 1, local, xp.minimum(flat, hier))
 
 
 def group_bandwidth(n: ArrayLike, stride: ArrayLike, domain: ArrayLike, bw_in: ArrayLike,
                     bw_out: ArrayLike) -> tuple[Arr, Arr]:
     """(bandwidth, fraction of traffic leaving the domain) for a group of n ranks at stride."""
-    n = np.asarray(n, dtype=float)
-    span = n * np.asarray(stride, dtype=float)
-    inside = span <= np.asarray(domain, dtype=float)
-    g = np.clip(np.floor(np.asarray(domain, dtype=float) / stride), 1.0, n)
-    out_frac = np.where(inside, 0.0, 1.0 - (g - 1.0) / np.maximum(n - 1.0, 1.0))
+    n = xp.asarray(n, dtype=float)
+    span = n * xp.asarray(stride, dtype=float)
+    inside = span <= xp.asarray(domain, dtype=float)
+    g = xp.clip(xp.floor(xp.asarray(domain, dtype=float) / stride), 1.0, n)
+    out_frac = xp.where(inside, 0.0, 1.0 - (g - 1.0) / xp.maximum(n - 1.0, 1.0))
     # traffic splits between links; the slower share bounds the time
-    t_per_byte = np.maximum((1.0 - out_frac) / bw_in, out_frac / bw_out)
+    t_per_byte = xp.maximum((1.0 - out_frac) / bw_in, out_frac / bw_out)
     return 1.0 / t_per_byte, out_frac

@@ -12,7 +12,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from accelsim import refs
+from accelsim import refs, xp
 from accelsim.config import Strict, read_yaml, validate
 from accelsim.errors import AccelsimError, Problem
 from accelsim.precision import TrainPrecision
@@ -218,6 +218,18 @@ class TrainJob(Strict):
         return self
 
 
+def _ints(x: Any) -> Any:
+    """Integer arrays for the layout search; a Python int for one job (numpy's overhead on
+    a single value is most of a rule check's time)."""
+    if isinstance(x, np.ndarray | list | tuple):
+        return np.asarray(x, dtype=np.int64)
+    return int(x)
+
+
+def _not(x: Any) -> Any:
+    return np.logical_not(x) if isinstance(x, np.ndarray) else not x
+
+
 def layout_rules(model: TransformerModel, tp: Any, pp: Any, dp: Any, cp: Any, ep: Any,
                  micro_batch: Any, virtual_stages: Any, global_batch: Any,
                  first_layers: Any = 0, last_layers: Any = 0, dualpipe: Any = 0
@@ -225,30 +237,30 @@ def layout_rules(model: TransformerModel, tp: Any, pp: Any, dp: Any, cp: Any, ep
     """Megatron-LM's divisibility rules, the one copy: ``(field, broken, message)`` per rule,
     where ``broken`` is a boolean array over the layouts given as arrays (the layout search
     filters with it) and ``message`` a template over the layout's names (user input)."""
-    t, p, d, c, e = (np.asarray(x, dtype=np.int64) for x in (tp, pp, dp, cp, ep))
-    b, v = np.asarray(micro_batch, dtype=np.int64), np.asarray(virtual_stages, dtype=np.int64)
-    gb = np.asarray(global_batch, dtype=np.int64)
+    t, p, d, c, e = (_ints(x) for x in (tp, pp, dp, cp, ep))
+    b, v = _ints(micro_batch), _ints(virtual_stages)
+    gb = _ints(global_batch)
     kv = model.n_kv_heads
     heads_bad = model.heads % t != 0
     experts = model.moe.experts if model.moe else 1
     per_step = d * b
     batch_bad = gb % per_step != 0
-    fl, ll = np.asarray(first_layers, dtype=np.int64), np.asarray(last_layers, dtype=np.int64)
+    fl, ll = _ints(first_layers), _ints(last_layers)
     uneven = (fl > 0) | (ll > 0)
     n_rest = p - (fl > 0) - (ll > 0)
     rest = model.layers - fl - ll
     uneven_bad = uneven & ((n_rest < 1) | (rest < n_rest * v)
-                           | (rest % np.maximum(n_rest * v, 1) != 0))
-    dual = np.asarray(dualpipe, dtype=bool)
-    m = gb // np.maximum(per_step, 1)
+                           | (rest % xp.maximum(n_rest * v, 1) != 0))
+    dual = _ints(dualpipe) > 0
+    m = gb // xp.maximum(per_step, 1)
     dual_bad = dual & ((p < 2) | (p % 2 != 0) | (v > 1) | (m < p) | (m % 2 != 0))
     return [
         ("parallelism.tp", heads_bad, "tp ({tp}) must divide heads ({heads})"),
-        ("parallelism.tp", ~heads_bad & (kv % t != 0) & (t % kv != 0),
+        ("parallelism.tp", _not(heads_bad) & (kv % t != 0) & (t % kv != 0),
          "tp ({tp}) and kv_heads ({kv_heads}) must divide one another"),
         ("parallelism.tp", model.ffn_hidden % t != 0,
          "tp ({tp}) must divide ffn_hidden ({ffn_hidden})"),
-        ("parallelism.pp", ~uneven & (model.layers % (p * v) != 0),
+        ("parallelism.pp", _not(uneven) & (model.layers % (p * v) != 0),
          "pp*virtual_stages ({pp}*{virtual_stages}) must divide layers ({layers}); or set "
          "first_stage_layers / last_stage_layers for uneven stages"),
         ("parallelism.first_stage_layers", uneven_bad,
@@ -264,7 +276,7 @@ def layout_rules(model: TransformerModel, tp: Any, pp: Any, dp: Any, cp: Any, ep
         ("parallelism.ep", (e > 1) & ((d * c) % e != 0), "ep ({ep}) must divide dp*cp ({dpcp})"),
         ("global_batch", batch_bad,
          "global_batch ({global_batch}) must be divisible by dp*micro_batch ({per_step})"),
-        ("global_batch", ~batch_bad & (v > 1) & ((gb // np.maximum(per_step, 1)) % p != 0),
+        ("global_batch", _not(batch_bad) & (v > 1) & ((gb // xp.maximum(per_step, 1)) % p != 0),
          "interleaved schedule needs micro-batches per step ({m}) divisible by pp ({pp})"),
         ("parallelism.schedule", dual_bad,
          "dualpipe needs an even pp ({pp}) >= 2, virtual_stages 1 ({virtual_stages}) and an "

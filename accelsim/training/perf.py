@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from accelsim import units
+from accelsim import units, xp
 from accelsim.devices import DeviceLike, DeviceSpec, as_spec, load_device
 from accelsim.errors import AccelsimError
 from accelsim.precision import BYTES
@@ -139,18 +139,18 @@ def _mem(nbytes: Any, c: Mapping[str, Any]) -> Any:
 def _exposed(comm: Any, window: Any) -> Any:
     """Time a collective adds when overlapped with ``window`` seconds of compute:
     the part that sticks out, plus :data:`OVERLAP_TAX` of the part hidden."""
-    hidden = np.minimum(comm, window)
+    hidden = xp.minimum(comm, window)
     return comm - hidden + OVERLAP_TAX * hidden
 
 
 def estimate_arrays(c: Mapping[str, Any]) -> dict[str, Any]:
     """The whole model on numpy arrays: one element per configuration. See module docstring."""
-    f = {k: np.asarray(c[k], dtype=float) for k in INPUT_COLUMNS}
-    f.update({k: np.asarray(c.get(k, d), dtype=float) for k, d in OPTIONAL_COLUMNS.items()})
-    f[PEAK_ACT] = np.asarray(c.get(PEAK_ACT, f["peak_flops"]), dtype=float)
+    f = {k: xp.asarray(c[k], dtype=float) for k in INPUT_COLUMNS}
+    f.update({k: xp.asarray(c.get(k, d), dtype=float) for k, d in OPTIONAL_COLUMNS.items()})
+    f[PEAK_ACT] = xp.asarray(c.get(PEAK_ACT, f["peak_flops"]), dtype=float)
     fp8 = f["fp8"]
     # bytes per element of a linear GEMM's input, as read and as held for the backward pass
-    e_lin = np.where(fp8 > 0, 1.0, f["act_bytes"])
+    e_lin = xp.where(fp8 > 0, 1.0, f["act_bytes"])
     f["_lin_bytes"] = e_lin
     L, h, a, kv = f["layers"], f["hidden"], f["heads"], f["kv_heads"]
     ffn, V, s = f["ffn_hidden"], f["vocab"], f["seq_len"]
@@ -163,11 +163,11 @@ def estimate_arrays(c: Mapping[str, Any]) -> dict[str, Any]:
     flash = f["flash"]
     E, k_top, ffn_e, shared = f["moe_experts"], f["moe_top_k"], f["moe_ffn_hidden"], f["moe_shared"]
     n_moe = f["moe_layers"]
-    hd = np.where(f["head_dim"] > 0, f["head_dim"], h / a)  # 0: hidden / heads
+    hd = xp.where(f["head_dim"] > 0, f["head_dim"], h / a)  # 0: hidden / heads
     up = 1.0 + gated  # number of up-projection matrices (2 for SwiGLU)
     s_loc = s / cp
     T = b * s_loc  # tokens per rank per micro-batch (before tensor parallel split)
-    sp_div = np.where(sp > 0, t, 1.0)
+    sp_div = xp.where(sp > 0, t, 1.0)
 
     # --- links: TP innermost, then CP, then DP/EP, PP outermost (Megatron's rank order)
     dom = f["scaleup_domain"]
@@ -178,7 +178,7 @@ def estimate_arrays(c: Mapping[str, Any]) -> dict[str, Any]:
 
     def link(n: Any, stride: Any) -> tuple[Any, Any]:
         bw, out_frac = coll.group_bandwidth(n, stride, dom, bw_in, bw_out)
-        return bw, np.where(out_frac > 0, a_out, a_in)
+        return bw, xp.where(out_frac > 0, a_out, a_in)
 
     bw_tp, al_tp = link(t, 1.0)
     bw_cp, al_cp = link(cp, t)
@@ -189,19 +189,19 @@ def estimate_arrays(c: Mapping[str, Any]) -> dict[str, Any]:
     # Megatron-core), K carries rope_head extra dims shared by the heads
     mla = f["mla_kv_rank"] > 0
     r_q, r_kv, d_r = f["mla_q_rank"], f["mla_kv_rank"], f["mla_rope_head"]
-    d_qk = np.where(mla, f["mla_qk_head"] + d_r, hd)  # query/key head dim
-    d_v = np.where(mla, f["mla_v_head"], hd)  # value head dim
+    d_qk = xp.where(mla, f["mla_qk_head"] + d_r, hd)  # query/key head dim
+    d_v = xp.where(mla, f["mla_v_head"], hd)  # value head dim
     q_w = a * d_qk  # query width
-    k_w = np.where(mla, a * d_qk, kv * hd)  # key width as attention reads it
-    v_w = np.where(mla, a * d_v, kv * hd)
+    k_w = xp.where(mla, a * d_qk, kv * hd)  # key width as attention reads it
+    v_w = xp.where(mla, a * d_v, kv * hd)
     o_w = a * d_v  # attention output width (input of the output projection)
     # parameters: split over TP ranks, and replicated (MLA's down-projections)
-    P_q_mla = np.where(r_q > 0, r_q * q_w + r_q, h * q_w)
-    P_attn_split = np.where(mla, P_q_mla + r_kv * a * (d_qk - d_r + d_v) + r_kv,
+    P_q_mla = xp.where(r_q > 0, r_q * q_w + r_q, h * q_w)
+    P_attn_split = xp.where(mla, P_q_mla + r_kv * a * (d_qk - d_r + d_v) + r_kv,
                             h * (q_w + 2 * kv * hd)) + o_w * h
-    P_attn_rep = np.where(mla, h * r_q + h * (r_kv + d_r), 0.0) + 2 * h  # + 2 norms
+    P_attn_rep = xp.where(mla, h * r_q + h * (r_kv + d_r), 0.0) + 2 * h  # + 2 norms
     # --- one dense layer, forward, per rank
-    F_qkv = 2 * T * (P_attn_split - o_w * h - np.where(mla, r_q + r_kv, 0.0)) / t \
+    F_qkv = 2 * T * (P_attn_split - o_w * h - xp.where(mla, r_q + r_kv, 0.0)) / t \
         + 2 * T * (P_attn_rep - 2 * h)
     F_out = 2 * T * o_w * h / t
     F_up = 2 * T * h * ffn * up / t
@@ -209,10 +209,10 @@ def estimate_arrays(c: Mapping[str, Any]) -> dict[str, Any]:
     # QK^T and AV over the full sequence (the model-FLOP convention)
     F_attn = 2 * T * s * a * (d_qk + d_v) / t
     n_qkv = (q_w + 2 * kv * hd) / t
-    t_q_mla = np.where(r_q > 0, _gemm(T, h, r_q, f) + _gemm(T, r_q, q_w / t, f),
+    t_q_mla = xp.where(r_q > 0, _gemm(T, h, r_q, f) + _gemm(T, r_q, q_w / t, f),
                        _gemm(T, h, q_w / t, f))
     t_kv_mla = _gemm(T, h, r_kv + d_r, f) + _gemm(T, r_kv, a * (d_qk - d_r + d_v) / t, f)
-    t_qkv = np.where(mla, t_q_mla + t_kv_mla, _gemm(T, h, n_qkv, f))
+    t_qkv = xp.where(mla, t_q_mla + t_kv_mla, _gemm(T, h, n_qkv, f))
     t_out = _gemm(T, o_w / t, h, f)
     t_up = _gemm(T, h, ffn * up / t, f)
     t_down = _gemm(T, ffn / t, h, f)
@@ -224,11 +224,11 @@ def estimate_arrays(c: Mapping[str, Any]) -> dict[str, Any]:
     t_fa_f = (FLASH_CAUSAL_FRACTION * F_attn + f["gemm_half_flop"]) / (f[PEAK_ACT] * eff_fa)
     t_fa_b = FLASH_BWD_FACTOR * t_fa_f
     S_bytes = b * a * s_loc * s * e / t  # one score tensor
-    t_un_f = np.maximum(_compute(F_attn, f), _mem(2 * S_bytes, f)) + _mem(4.5 * S_bytes, f)
-    t_un_b = (2 * np.maximum(_compute(F_attn, f), _mem(2 * S_bytes, f))
+    t_un_f = xp.maximum(_compute(F_attn, f), _mem(2 * S_bytes, f)) + _mem(4.5 * S_bytes, f)
+    t_un_b = (2 * xp.maximum(_compute(F_attn, f), _mem(2 * S_bytes, f))
               + _mem(6.5 * S_bytes, f))
-    t_att_f = np.where(flash > 0, t_fa_f, t_un_f)
-    t_att_b = np.where(flash > 0, t_fa_b, t_un_b)
+    t_att_f = xp.where(flash > 0, t_fa_f, t_un_f)
+    t_att_b = xp.where(flash > 0, t_fa_b, t_un_b)
 
     # memory-bound elementwise: 2 norms (r+w), 2 dropout-residual (2r+w), activation
     ew_f = T * h * e * 10 / sp_div + T * ffn * e * (up + 1) / t
@@ -246,7 +246,7 @@ def estimate_arrays(c: Mapping[str, Any]) -> dict[str, Any]:
 
     # tensor-parallel communication: SP -> 2 all-gather + 2 reduce-scatter, else 2 all-reduce
     M_tp = T * h * e
-    t_tp_once = np.where(sp > 0,
+    t_tp_once = xp.where(sp > 0,
                          2 * coll.all_gather(M_tp, t, bw_tp, al_tp)
                          + 2 * coll.reduce_scatter(M_tp, t, bw_tp, al_tp),
                          2 * coll.ring_allreduce(M_tp, t, bw_tp, al_tp))
@@ -255,26 +255,26 @@ def estimate_arrays(c: Mapping[str, Any]) -> dict[str, Any]:
     # communication (1/t) stays exposed, the rest hides behind the GEMM (with the overlap
     # tax), and each of the 4 GEMMs (8 in backward) runs as t smaller ones (t - 1 more
     # ramp-ups of F_half each)
-    t_tp_raw = np.where(t > 1, t_tp_once, 0.0)
+    t_tp_raw = xp.where(t > 1, t_tp_once, 0.0)
     ov_tp = (f["overlap_tp"] > 0) & (t > 1)
     chunk_cost = (t - 1) * _compute(0.0, f)
-    t_tp_f = np.where(ov_tp, t_tp_raw / t + _exposed(t_tp_raw * (t - 1) / t, t_gemm_f)
+    t_tp_f = xp.where(ov_tp, t_tp_raw / t + _exposed(t_tp_raw * (t - 1) / t, t_gemm_f)
                       + 4 * chunk_cost, t_tp_raw)
-    t_tp_b = np.where(ov_tp, t_tp_raw / t + _exposed(t_tp_raw * (t - 1) / t, t_gemm_b)
+    t_tp_b = xp.where(ov_tp, t_tp_raw / t + _exposed(t_tp_raw * (t - 1) / t, t_gemm_b)
                       + 8 * chunk_cost, t_tp_raw)
 
     # context parallel: ring exchange of K,V blocks, overlapped with the attention kernel
     M_kv = T * (k_w + v_w) * e / t
     t_cp_raw = (cp - 1) * coll.p2p(M_kv, bw_cp, al_cp)
-    t_cp_f = np.where(cp > 1, _exposed(t_cp_raw, t_att_f), 0.0)
-    t_cp_b = np.where(cp > 1, _exposed(2 * t_cp_raw, t_att_b), 0.0)
+    t_cp_f = xp.where(cp > 1, _exposed(t_cp_raw, t_att_f), 0.0)
+    t_cp_b = xp.where(cp > 1, _exposed(2 * t_cp_raw, t_att_b), 0.0)
 
     # --- MoE feed-forward replaces the dense MLP in MoE layers
-    E_safe = np.maximum(E, 1.0)
+    E_safe = xp.maximum(E, 1.0)
     E_loc = E_safe / ep
     tok_e = T * ep * k_top / E_safe  # tokens reaching each local expert
     t_moe_ffn_f = (E_loc * (_gemm(tok_e, h, ffn_e * up / t, f) + _gemm(tok_e, ffn_e / t, h, f))
-                   + np.where(shared > 0, _gemm(T, h, ffn_e * shared * (up + 1) / t, f), 0.0)
+                   + xp.where(shared > 0, _gemm(T, h, ffn_e * shared * (up + 1) / t, f), 0.0)
                    + _gemm(T, h, E_safe / t, f, linear=False)  # router
                    + _mem(T * k_top * ffn_e * e * (up + 1) / t, f)
                    + fp8 * _mem(FP8_CAST_FWD_BYTES * T * k_top * (h + ffn_e) / t, f)
@@ -287,17 +287,17 @@ def estimate_arrays(c: Mapping[str, Any]) -> dict[str, Any]:
     # network: k of them, or with node-limited routing (DeepSeek-V3: at most M nodes per
     # token, sent once per node and forwarded inside it) min(M, k); copies inside a domain
     # use the scale-up link. The slower of the two links bounds the exchange.
-    g_ep = np.clip(np.floor(dom / (t * cp)), 1.0, ep)  # EP ranks per scale-up domain
-    nodes_ep = np.ceil(ep / g_ep)
-    remote = (nodes_ep - 1) / np.maximum(nodes_ep, 1.0)
+    g_ep = xp.clip(xp.floor(dom / (t * cp)), 1.0, ep)  # EP ranks per scale-up domain
+    nodes_ep = xp.ceil(ep / g_ep)
+    remote = (nodes_ep - 1) / xp.maximum(nodes_ep, 1.0)
     M_lim = f["moe_max_nodes"]
-    copies_out = np.where(M_lim > 0, np.minimum(np.minimum(M_lim, k_top), nodes_ep),
+    copies_out = xp.where(M_lim > 0, xp.minimum(xp.minimum(M_lim, k_top), nodes_ep),
                           k_top) * remote
     tok_sp = T / sp_div
     e_disp = e_lin + e
-    t_a2a_one = np.maximum(tok_sp * copies_out * h * e_disp / bw_out,
-                           tok_sp * k_top * h * e_disp * (g_ep - 1) / np.maximum(ep, 1.0) / bw_in)
-    t_a2a = np.where(ep > 1, t_a2a_one + 2 * (ep - 1) * np.where(nodes_ep > 1, a_out, a_in),
+    t_a2a_one = xp.maximum(tok_sp * copies_out * h * e_disp / bw_out,
+                           tok_sp * k_top * h * e_disp * (g_ep - 1) / xp.maximum(ep, 1.0) / bw_in)
+    t_a2a = xp.where(ep > 1, t_a2a_one + 2 * (ep - 1) * xp.where(nodes_ep > 1, a_out, a_in),
                      0.0)
 
     t_f_dense = t_gemm_f + t_att_f + t_ew_f + t_launch_f
@@ -309,29 +309,29 @@ def estimate_arrays(c: Mapping[str, Any]) -> dict[str, Any]:
 
     # recomputation: full re-runs the layer forward in backward; selective re-runs the
     # attention core (free with flash attention, whose backward recomputes it anyway)
-    re_dense = np.where(rc == 2, t_f_dense + comm_f, np.where(rc == 1, (1 - flash) * t_att_f, 0.0))
-    re_moe = np.where(rc == 2, t_f_moe + comm_f + t_a2a, np.where(rc == 1, (1 - flash) * t_att_f,
+    re_dense = xp.where(rc == 2, t_f_dense + comm_f, xp.where(rc == 1, (1 - flash) * t_att_f, 0.0))
+    re_moe = xp.where(rc == 2, t_f_moe + comm_f + t_a2a, xp.where(rc == 1, (1 - flash) * t_att_f,
                                                                    0.0))
     # per-module recomputation (below full): the norms (memory-bound), MLA's
     # up-projections (GEMMs from the held latents), the MoE activation (memory-bound)
-    rc_norm_t = np.where(f["rc_norm"] > 0, _mem(2 * T * h * (e + e_lin) / sp_div, f), 0.0)
-    rc_mla_t = np.where((f["rc_mla_up"] > 0) & mla, t_qkv - _gemm(T, h, r_q, f) * (r_q > 0)
+    rc_norm_t = xp.where(f["rc_norm"] > 0, _mem(2 * T * h * (e + e_lin) / sp_div, f), 0.0)
+    rc_mla_t = xp.where((f["rc_mla_up"] > 0) & mla, t_qkv - _gemm(T, h, r_q, f) * (r_q > 0)
                         - _gemm(T, h, r_kv + d_r, f), 0.0)
-    rc_act_t = np.where(f["rc_moe_act"] > 0, _mem(T * (k_top + shared) * ffn_e
+    rc_act_t = xp.where(f["rc_moe_act"] > 0, _mem(T * (k_top + shared) * ffn_e
                                                   * (e * up + e_lin) / t, f), 0.0)
-    re_dense = re_dense + np.where(rc == 2, 0.0, rc_norm_t + rc_mla_t)
-    re_moe = re_moe + np.where(rc == 2, 0.0, rc_norm_t + rc_mla_t + rc_act_t)
+    re_dense = re_dense + xp.where(rc == 2, 0.0, rc_norm_t + rc_mla_t)
+    re_moe = re_moe + xp.where(rc == 2, 0.0, rc_norm_t + rc_mla_t + rc_act_t)
 
     # --- stages: layers per stage, MoE layers spread evenly
     Ls = L / p
     # uneven stages (Megatron-core's decoder-first/last-pipeline-num-layers): the first
     # and/or last stage hold the given layers, the others share the rest evenly
     fL, lL = f["pp_first_layers"], f["pp_last_layers"]
-    n_rest = np.maximum(p - (fL > 0) - (lL > 0), 1.0)
-    L_mid = np.where((fL > 0) | (lL > 0), (L - fL - lL) / n_rest, Ls)
-    k_first = np.where(fL > 0, fL, L_mid) / Ls  # stage layers over the even share
+    n_rest = xp.maximum(p - (fL > 0) - (lL > 0), 1.0)
+    L_mid = xp.where((fL > 0) | (lL > 0), (L - fL - lL) / n_rest, Ls)
+    k_first = xp.where(fL > 0, fL, L_mid) / Ls  # stage layers over the even share
     k_mid = L_mid / Ls
-    k_last = np.where(lL > 0, lL, L_mid) / Ls
+    k_last = xp.where(lL > 0, lL, L_mid) / Ls
     Lm = n_moe / p
     Ld = Ls - Lm
     comp_layer_f = Ld * t_f_dense + Lm * t_f_moe
@@ -340,7 +340,7 @@ def estimate_arrays(c: Mapping[str, Any]) -> dict[str, Any]:
     # the all-to-all of one micro-batch hidden behind another's compute (DualPipe's
     # forward-backward pairs, Megatron's EP-overlap with 1F1B): the part that sticks out
     ov_ep = (f["overlap_ep"] > 0) | (f["dualpipe"] > 0)
-    a2a_layer = np.where(ov_ep, _exposed(2 * t_a2a, t_f_moe + t_b_moe), 2 * t_a2a)
+    a2a_layer = xp.where(ov_ep, _exposed(2 * t_a2a, t_f_moe + t_b_moe), 2 * t_a2a)
     ep_stage = Lm * a2a_layer
 
     # embedding (first stage) and LM head + cross-entropy (last stage)
@@ -348,13 +348,13 @@ def estimate_arrays(c: Mapping[str, Any]) -> dict[str, Any]:
     t_head_f = t_head_gemm + _mem(3 * T * V * 4 / t, f) + 3 * kern
     t_head_b = 2 * t_head_gemm + _mem(2 * T * V * 4 / t, f) + 3 * kern
     t_emb_f = _mem(2 * T * h * e / sp_div, f) + kern
-    t_emb_b = _mem(3 * T * h * e / sp_div, f) + kern + np.where(t > 1, t_tp_once / 4, 0.0)
+    t_emb_b = _mem(3 * T * h * e / sp_div, f) + kern + xp.where(t > 1, t_tp_once / 4, 0.0)
 
     # pipeline point-to-point: one activation per chunk boundary, scattered over TP ranks
     M_pp = T * h * e / t
     pp_cross = (t * cp * d * p) > dom
-    c_pp = coll.p2p(M_pp, np.where(pp_cross, bw_out, bw_in), np.where(pp_cross, a_out, a_in))
-    c_pp = np.where(p > 1, c_pp, 0.0)
+    c_pp = coll.p2p(M_pp, xp.where(pp_cross, bw_out, bw_in), xp.where(pp_cross, a_out, a_in))
+    c_pp = xp.where(p > 1, c_pp, 0.0)
 
     # per micro-batch time of the first, middle and last stage (v chunks each)
     base_f = comp_layer_f
@@ -362,30 +362,30 @@ def estimate_arrays(c: Mapping[str, Any]) -> dict[str, Any]:
     layers_part = base_f + base_b + tp_stage + ep_stage
     # DualPipe overlaps the pipeline sends with the paired forward-backward chunk
     dual = f["dualpipe"] > 0
-    p2p = np.where(dual, _exposed(2 * v * c_pp, base_f + base_b), 2 * v * c_pp)
+    p2p = xp.where(dual, _exposed(2 * v * c_pp, base_f + base_b), 2 * v * c_pp)
     first = k_first * layers_part + p2p + t_emb_f + t_emb_b
     # multi-token prediction (DeepSeek-V3 section 2.2): each of the mtp modules on the last
     # stage is a projection of [h; embedding] (2h -> h), one transformer layer (MoE when the
     # model has experts) and the shared LM head again
     n_mtp = f["mtp"]
-    mtp_layer = np.where(n_moe > 0, t_f_moe + t_b_moe + re_moe + a2a_layer,
+    mtp_layer = xp.where(n_moe > 0, t_f_moe + t_b_moe + re_moe + a2a_layer,
                          t_f_dense + t_b_dense + re_dense) + comm_f + comm_b
     t_mtp = n_mtp * (mtp_layer + 3 * _gemm(T, 2 * h, h / t, f) + t_head_f + t_head_b)
     last = k_last * layers_part + p2p + t_head_f + t_head_b + t_mtp
     single = layers_part + p2p + t_emb_f + t_emb_b + t_head_f + t_head_b + t_mtp
-    first = np.where(p > 1, first, single)
-    last = np.where(p > 1, last, single)
+    first = xp.where(p > 1, first, single)
+    last = xp.where(p > 1, last, single)
     middle = k_mid * layers_part + p2p
     slow = f["straggler"]
-    stage_max = np.maximum(np.maximum(first, last), np.where(p > 2, middle, 0.0)) * slow
-    n_mid = np.maximum(p - 2, 0.0)
-    stage_avg = np.where(p > 1, (first + last + n_mid * middle) / np.maximum(p, 1.0), single)
+    stage_max = xp.maximum(xp.maximum(first, last), xp.where(p > 2, middle, 0.0)) * slow
+    n_mid = xp.maximum(p - 2, 0.0)
+    stage_avg = xp.where(p > 1, (first + last + n_mid * middle) / xp.maximum(p, 1.0), single)
     m = f["global_batch"] / (d * b)
     # 1F1B / interleaved: (p-1)/v stage times. DualPipe (DeepSeek-V3 Table 2): (p/2 - 1)
     # (F&B + B - 3W) with F&B = F + B + W (a paired chunk) and B = W = half the backward:
     # (p/2 - 1) F, the forward share of a stage time
-    f_share = base_f / np.maximum(base_f + base_b, 1e-30)
-    bubble = np.where(dual, np.maximum(p / 2 - 1, 0.0) * stage_avg * f_share,
+    f_share = base_f / xp.maximum(base_f + base_b, 1e-30)
+    bubble = xp.where(dual, xp.maximum(p / 2 - 1, 0.0) * stage_avg * f_share,
                       (p - 1) / v * stage_avg)
     pipeline = m * stage_max + bubble
 
@@ -394,27 +394,27 @@ def estimate_arrays(c: Mapping[str, Any]) -> dict[str, Any]:
     P_dense_mlp = h * ffn * (up + 1)
     P_expert = h * ffn_e * (up + 1)
     P_emb = V * h
-    untied_or_split = np.where((f["tied_embeddings"] > 0) & (p == 1), 0.0, 1.0)
+    untied_or_split = xp.where((f["tied_embeddings"] > 0) & (p == 1), 0.0, 1.0)
     P_layers = ((Ls * P_attn_split + Ld * P_dense_mlp + Lm * (shared * P_expert + h * E_safe))
                 / t + Ls * P_attn_rep)
-    P_emb_rank = (P_emb + np.where(p == 1, untied_or_split * P_emb, 0.0)) / t
+    P_emb_rank = (P_emb + xp.where(p == 1, untied_or_split * P_emb, 0.0)) / t
     P_layers_expert = Lm * E_loc * P_expert / t
     # the first stage (embedding) and a middle stage; DP reduces the larger of the two
     P_first_dense = k_first * P_layers + P_emb_rank
     P_mid_dense = k_mid * P_layers
-    P_rank_dense = np.maximum(P_first_dense, P_mid_dense)
-    P_rank_expert = np.maximum(k_first, k_mid) * P_layers_expert
+    P_rank_dense = xp.maximum(P_first_dense, P_mid_dense)
+    P_rank_expert = xp.maximum(k_first, k_mid) * P_layers_expert
     P_rank = P_rank_dense + P_rank_expert
 
     # --- data-parallel gradient reduction (+ parameter all-gather with ZeRO >= 1)
     zero = f["zero"]
     D = d * cp
-    De = np.maximum(D / ep, 1.0)
+    De = xp.maximum(D / ep, 1.0)
     stride_dp = t
     wb = f["weight_bytes"]
     gb = f["grad_bytes"]
     # DualPipe holds two stages' parameters per rank (DeepSeek-V3 Table 2: 2x parameters)
-    copies = np.where(dual, 2.0, 1.0)
+    copies = xp.where(dual, 2.0, 1.0)
     ar_d = coll.group_allreduce(copies * P_rank_dense * gb, D, stride_dp, dom, bw_in, a_in,
                                 bw_out, a_out)
     ar_e = coll.group_allreduce(copies * P_rank_expert * gb, De, stride_dp * ep, dom, bw_in,
@@ -425,28 +425,28 @@ def estimate_arrays(c: Mapping[str, Any]) -> dict[str, Any]:
     # overlap windows: backward of the last micro-batch chunk, forward of the first
     window_b = base_b / v * f["overlap_dp"]
     window_f = base_f / v * f["overlap_dp"]
-    dp_exposed = np.where(
+    dp_exposed = xp.where(
         zero > 0,
         _exposed(rs, window_b) + _exposed(ag, window_f),
         _exposed(ar_d + ar_e, window_b),
     )
-    dp_exposed = np.where(D > 1, dp_exposed, 0.0)
+    dp_exposed = xp.where(D > 1, dp_exposed, 0.0)
     # ZeRO-3 gathers weights before every forward and backward of every micro-batch
-    z3 = np.where((zero == 3) & (D > 1), m * _exposed(2 * ag, base_f + base_b), 0.0)
+    z3 = xp.where((zero == 3) & (D > 1), m * _exposed(2 * ag, base_f + base_b), 0.0)
 
-    shard = np.where(zero >= 1, D, 1.0)
+    shard = xp.where(zero >= 1, D, 1.0)
     t_opt = _mem(copies * P_rank * OPTIMIZER_BYTES_PER_PARAM / shard, f)
 
     step = pipeline + dp_exposed + z3 + t_opt
 
     # --- memory per rank (Korthikanti et al. 2022, bytes, generalised)
     ob = f["opt_bytes"]
-    state_dense = np.select(
+    state_dense = xp.select(
         [zero == 0, zero == 1, zero == 2],
         [wb + gb + ob, wb + gb + ob / D, wb + (gb + ob) / D],
         (wb + gb + ob) / D,
     )
-    state_exp = np.select(
+    state_exp = xp.select(
         [zero == 0, zero == 1, zero == 2],
         [wb + gb + ob, wb + gb + ob / De, wb + (gb + ob) / De],
         (wb + gb + ob) / De,
@@ -454,9 +454,9 @@ def estimate_arrays(c: Mapping[str, Any]) -> dict[str, Any]:
     mem_states = copies * (P_first_dense * state_dense + k_first * P_layers_expert * state_exp)
     mem_states_mid = copies * (P_mid_dense * state_dense + k_mid * P_layers_expert * state_exp)
     # MTP modules (last stage): projection, one layer; the LM head and embedding are shared
-    P_mtp_dense = n_mtp * ((P_attn_split + 2 * h * h + np.where(
+    P_mtp_dense = n_mtp * ((P_attn_split + 2 * h * h + xp.where(
         n_moe > 0, shared * P_expert + h * E_safe, P_dense_mlp)) / t + P_attn_rep)
-    P_mtp_exp = n_mtp * np.where(n_moe > 0, E_loc * P_expert / t, 0.0)
+    P_mtp_exp = n_mtp * xp.where(n_moe > 0, E_loc * P_expert / t, 0.0)
     # the last stage holds the LM head (Megatron keeps a copy there even when tied)
     mem_states_last = copies * (k_last * (P_layers * state_dense + P_layers_expert * state_exp)
                                 + P_emb / t * state_dense + P_mtp_dense * state_dense
@@ -466,55 +466,55 @@ def estimate_arrays(c: Mapping[str, Any]) -> dict[str, Any]:
     # has dropout): 4e h + 2 h per token
     # (the two norm outputs feed linear GEMMs: held at the GEMM input width, FP8 or not)
     rc_norm, rc_mla, rc_act = f["rc_norm"] > 0, (f["rc_mla_up"] > 0) & mla, f["rc_moe_act"] > 0
-    act_rep = tok * (2 * e * h + np.where(rc_norm, 0.0, 2 * e_lin * h)
+    act_rep = tok * (2 * e * h + xp.where(rc_norm, 0.0, 2 * e_lin * h)
                      + 2 * h * f["dropout"]) / sp_div
     # Q, K, V and the attention output for flash's backward, the output projection's input;
     # MLA also holds the latents (the up-projections' inputs, replicated)
-    act_attn = (tok * (np.where(rc_mla, 0.0, e * (q_w + k_w + v_w)) + e_lin * o_w) / t
-                + np.where(mla, tok * e_lin * (r_q + r_kv), 0.0))
+    act_attn = (tok * (xp.where(rc_mla, 0.0, e * (q_w + k_w + v_w)) + e_lin * o_w) / t
+                + xp.where(mla, tok * e_lin * (r_q + r_kv), 0.0))
     # gated MLP: gate and up outputs for the activation's backward, the down-proj input
     act_mlp = tok * ffn * (e * up + e_lin) / t
-    act_moe = tok * ((k_top + shared) * ffn_e * (e * up + np.where(rc_act, 0.0, e_lin))
+    act_moe = tok * ((k_top + shared) * ffn_e * (e * up + xp.where(rc_act, 0.0, e_lin))
                      + k_top * (e + e_lin) * h) / t
-    scores = np.where((flash > 0) | (rc >= 1), 0.0, 5 * a * s_loc * s * b / t * e / 2)
+    scores = xp.where((flash > 0) | (rc >= 1), 0.0, 5 * a * s_loc * s * b / t * e / 2)
     a_dense = act_rep + act_attn + act_mlp + scores
     a_moe = act_rep + act_attn + act_moe + scores
     a_full_ckpt = tok * e * h / sp_div  # full recompute keeps only each layer's input
-    per_layer = np.where(rc == 2, a_full_ckpt, (Ld * a_dense + Lm * a_moe) / np.maximum(Ls, 1))
-    working = np.where(rc == 2, np.maximum(a_dense, a_moe), 0.0)
-    inflight = np.minimum(m, p) * np.where(v > 1, 1 + (p - 1) / (p * v), 1.0)
-    inflight = np.where(dual, np.minimum(m, p + 1), inflight)  # DualPipe: PP + 1
+    per_layer = xp.where(rc == 2, a_full_ckpt, (Ld * a_dense + Lm * a_moe) / xp.maximum(Ls, 1))
+    working = xp.where(rc == 2, xp.maximum(a_dense, a_moe), 0.0)
+    inflight = xp.minimum(m, p) * xp.where(v > 1, 1 + (p - 1) / (p * v), 1.0)
+    inflight = xp.where(dual, xp.minimum(m, p + 1), inflight)  # DualPipe: PP + 1
     mem_act = k_first * Ls * per_layer * inflight + working + tok * h * e / sp_div
-    logits = np.where(p == 1, tok * V * 4 / t, 0.0)  # fp32 logits (last stage; first if p==1)
+    logits = xp.where(p == 1, tok * V * 4 / t, 0.0)  # fp32 logits (last stage; first if p==1)
     mem_first = mem_states + mem_act + logits + RUNTIME_RESERVE_BYTES
     # the second stage: one micro-batch fewer in flight, no embedding; binds only when the
     # first stage was made lighter (uneven stages)
-    inflight_2 = np.minimum(m, np.maximum(p - 1, 1)) * np.where(v > 1, 1 + (p - 2) / (p * v),
+    inflight_2 = xp.minimum(m, xp.maximum(p - 1, 1)) * xp.where(v > 1, 1 + (p - 2) / (p * v),
                                                                  1.0)
-    mem_mid = np.where(p > 2, mem_states_mid + k_mid * Ls * per_layer * inflight_2 + working
+    mem_mid = xp.where(p > 2, mem_states_mid + k_mid * Ls * per_layer * inflight_2 + working
                        + RUNTIME_RESERVE_BYTES, 0.0)
     # last stage: one micro-batch in flight per chunk, no embedding unless tied, logits
-    last_inflight = np.where(dual, inflight, 1.0)
-    a_mtp = n_mtp * np.where(rc == 2, a_full_ckpt, np.where(n_moe > 0, a_moe, a_dense))
+    last_inflight = xp.where(dual, inflight, 1.0)
+    a_mtp = n_mtp * xp.where(rc == 2, a_full_ckpt, xp.where(n_moe > 0, a_moe, a_dense))
     # without pipelining the one stage also holds the MTP modules
-    mem_first = mem_first + np.where(p == 1, copies * (P_mtp_dense * state_dense
+    mem_first = mem_first + xp.where(p == 1, copies * (P_mtp_dense * state_dense
                                                        + P_mtp_exp * state_exp)
                                      + a_mtp * inflight + n_mtp * tok * V * 4 / t, 0.0)
     # logits (fp32) of one micro-batch at a time, the main head's and each MTP head's
-    mem_last = np.where(p > 1, mem_states_last + (k_last * Ls * per_layer + a_mtp)
+    mem_last = xp.where(p > 1, mem_states_last + (k_last * Ls * per_layer + a_mtp)
                         * last_inflight + working + (1 + n_mtp) * tok * V * 4 / t
                         + RUNTIME_RESERVE_BYTES, 0.0)
-    mem_total = np.maximum(np.maximum(mem_first, mem_last), mem_mid)
+    mem_total = xp.maximum(xp.maximum(mem_first, mem_last), mem_mid)
 
     # --- FLOP accounting (model FLOPs: no recompute, full-sequence attention convention)
     # linear-layer weights of attention (norm weights excluded) and the attention core
-    P_attn_lin = P_attn - 2 * h - np.where(mla, r_q + r_kv, 0.0)
+    P_attn_lin = P_attn - 2 * h - xp.where(mla, r_q + r_kv, 0.0)
     attn_tok = 2 * s * a * (d_qk + d_v)  # QK^T and AV, full sequence (4 s h for MHA)
     fwd_dense_tok = 2 * P_attn_lin + 2 * P_dense_mlp + attn_tok
     fwd_moe_tok = (2 * P_attn_lin + 2 * h * E_safe + 2 * (k_top + shared) * P_expert
                    + attn_tok)
     # MTP modules count: their layer, projection and LM head run for every token
-    fwd_mtp_tok = n_mtp * (np.where(n_moe > 0, fwd_moe_tok, fwd_dense_tok) + 4 * h * h
+    fwd_mtp_tok = n_mtp * (xp.where(n_moe > 0, fwd_moe_tok, fwd_dense_tok) + 4 * h * h
                            + 2 * h * V)
     fwd_tok = (L - n_moe) * fwd_dense_tok + n_moe * fwd_moe_tok + 2 * h * V + fwd_mtp_tok
     tokens = f["global_batch"] * s
@@ -523,30 +523,30 @@ def estimate_arrays(c: Mapping[str, Any]) -> dict[str, Any]:
     # flash kernels execute); model FLOPs above keep the full-sequence convention
     # (Narayanan et al. 2021, PaLM's 12 L H Q T term)
     model_flops_causal = model_flops - 3 * (L + n_mtp) * attn_tok / 2 * tokens
-    recompute_tok = np.where(rc == 2, (L - n_moe) * fwd_dense_tok + n_moe * fwd_moe_tok,
-                             np.where(rc == 1, L * attn_tok, 0.0))
+    recompute_tok = xp.where(rc == 2, (L - n_moe) * fwd_dense_tok + n_moe * fwd_moe_tok,
+                             xp.where(rc == 1, L * attn_tok, 0.0))
     hw_flops = model_flops + recompute_tok * tokens
     devices = t * p * d * cp
     peak = f["peak_flops"]
 
     # the slowest stage's share of layers (1 with even stages)
-    k_slow = np.where(p > 1, np.where(stage_max == first * slow, k_first, np.where(
+    k_slow = xp.where(p > 1, xp.where(stage_max == first * slow, k_first, xp.where(
         stage_max == last * slow, k_last, k_mid)), 1.0)
     stage_comp = stage_max - (k_slow * (tp_stage + ep_stage) + p2p) * slow
     # operator table: one dense layer, forward, one micro-batch, one rank
     ops = {
-        "qkv_proj": (F_qkv, np.where(mla, gemm_bytes(T, h, r_q + r_kv + d_r, e_lin)
+        "qkv_proj": (F_qkv, xp.where(mla, gemm_bytes(T, h, r_q + r_kv + d_r, e_lin)
                                      + gemm_bytes(T, r_q + r_kv, (q_w + a * (d_qk - d_r + d_v))
                                                   / t, e_lin), gemm_bytes(T, h, n_qkv, e_lin)),
                      t_qkv),
-        "attention_core": (F_attn, np.where(flash > 0, 4 * T * h * e / t, 6.5 * S_bytes),
+        "attention_core": (F_attn, xp.where(flash > 0, 4 * T * h * e / t, 6.5 * S_bytes),
                            t_att_f),
         "attention_out_proj": (F_out, gemm_bytes(T, o_w / t, h, e_lin), t_out),
         "mlp_up": (F_up, gemm_bytes(T, h, ffn * up / t, e_lin), t_up),
         "mlp_down": (F_down, gemm_bytes(T, ffn / t, h, e_lin), t_down),
         "norms_residual_activation": (0.0 * T, ew_f, t_ew_f),
         "kernel_launches": (0.0 * T, 0.0 * T, t_launch_f + 0.0 * T),
-        "tp_comm": (0.0 * T, 4 * M_tp * (t - 1) / np.maximum(t, 1), t_tp_f),
+        "tp_comm": (0.0 * T, 4 * M_tp * (t - 1) / xp.maximum(t, 1), t_tp_f),
     }
     op_cols = {}
     for name, (fl, by, tm) in ops.items():
@@ -674,6 +674,18 @@ def model_params(model: TransformerModel) -> float:
     return float(np.asarray(out["params_per_device"]).ravel()[0])
 
 
+def _estimate_one(row: dict[str, Any]) -> dict[str, Any]:
+    """One configuration on Python floats (:mod:`accelsim.xp`: the same formulas at
+    interpreter speed); a value numpy would turn into inf or nan (a division by zero, a
+    log of zero) reruns it on one-element arrays, with numpy's semantics."""
+    try:
+        return estimate_arrays({k: float(v) for k, v in row.items()})
+    except (ZeroDivisionError, OverflowError, ValueError):
+        with np.errstate(all="ignore"):
+            out = estimate_arrays({k: np.asarray([v], dtype=float) for k, v in row.items()})
+        return {k: np.asarray(v).ravel()[0] for k, v in out.items()}
+
+
 def estimate_frame(configs: pd.DataFrame) -> pd.DataFrame:
     """Batch API: a DataFrame with :data:`INPUT_COLUMNS` in, estimates (one row each) out.
 
@@ -736,8 +748,8 @@ def estimate(job: TrainJob, engine: str = "analytic", file: str = "job",
     spec = as_spec(spec, file) if spec is not None else load_device(
         job.device, where=file, field="device").spec
     spec.flops(job.precision, where=file)  # an unsupported precision names the job file
-    row = estimate_arrays({k: np.asarray([v]) for k, v in job_row(job, spec).items()})
-    r = {k: float(np.asarray(v)[0]) for k, v in row.items()}
+    row = _estimate_one(job_row(job, spec))
+    r = {k: float(v) for k, v in row.items()}
     breakdown = {
         "compute_s": r["compute_s"], "tp_comm_s": r["tp_comm_s"], "ep_comm_s": r["ep_comm_s"],
         "pp_comm_s": r["pp_comm_s"], "pipeline_bubble_s": r["bubble_s"],

@@ -183,3 +183,35 @@ def test_new_columns_reach_the_batch_row():
     row = job_row(_dsv3(schedule="1f1b", recompute_modules=["mla_up_proj"]))
     assert row["mla_kv_rank"] == 512 and row["moe_max_nodes"] == 4 and row["fp8"] == 1
     assert row["rc_mla_up"] == 1 and row["dualpipe"] == 0
+
+
+def test_one_job_on_floats_equals_the_batch_model_on_arrays():
+    """estimate() runs the formulas on Python floats (accelsim.xp); the batch API on numpy
+    arrays. Every output agrees on jobs that exercise every branch."""
+    import numpy as np
+    import pandas as pd
+
+    from accelsim.training import estimate_frame
+
+    jobs = [
+        _job(), _job(precision="fp8", tp=8, overlap_tp_comm=True),
+        _job(tp=2, pp=2, virtual_stages=2, recompute="full", zero=3, cp=2, gb=32),
+        _job(tp=1, recompute="selective", zero=0),
+        _dsv3(), TrainJob(**{**_dsv3(recompute_modules=["layernorm", "moe_act"]).model_dump(),
+                              "overlap_ep_comm": True}),
+        _pipe("dualpipe"), _pipe("1f1b", pp=4),
+        TrainJob(**{**_dsv3().model_dump(), "model": DSV3.model_copy(
+            update={"layers": 8})}),
+    ]
+    rows = [job_row(j) for j in jobs]
+    frame = estimate_frame(pd.DataFrame(rows))
+    for i, j in enumerate(jobs):
+        one = estimate(j)
+        assert one.step_time_s == pytest.approx(frame["step_time_s"].iloc[i], rel=1e-12)
+        assert one.memory_per_device_gib == pytest.approx(
+            frame["memory_per_device_gib"].iloc[i], rel=1e-12)
+        assert one.mfu == pytest.approx(frame["mfu"].iloc[i], rel=1e-12)
+        for k, v in one.breakdown.items():
+            key = "bubble_s" if k == "pipeline_bubble_s" else k
+            assert v == pytest.approx(float(frame[key].iloc[i]), rel=1e-12, abs=1e-15)
+        assert np.isfinite(one.step_time_s)
