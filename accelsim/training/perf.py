@@ -474,8 +474,14 @@ def estimate_arrays(c: Mapping[str, Any]) -> dict[str, Any]:
                 + xp.where(mla, tok * e_lin * (r_q + r_kv), 0.0))
     # gated MLP: gate and up outputs for the activation's backward, the down-proj input
     act_mlp = tok * ffn * (e * up + e_lin) / t
-    act_moe = tok * ((k_top + shared) * ffn_e * (e * up + xp.where(rc_act, 0.0, e_lin))
-                     + k_top * (e + e_lin) * h) / t
+    # MoE: per routed copy the expert's input (GEMM width) and output (the combine's input,
+    # for the gate's gradient); per expert pass the activation's inputs and output. With the
+    # activation recomputed (moe_act, DeepSeek-V3 section 3.3.2) its inputs are the cache
+    # and are held at the GEMM input width (FP8 under fp8), its output is not held, and the
+    # gate's gradient comes from the recomputed output (dL/dg_i = <dL/ds_i, s_i>), so the
+    # expert outputs are not held either
+    act_moe = tok * ((k_top + shared) * ffn_e * xp.where(rc_act, e_lin * up, e * up + e_lin)
+                     + k_top * (xp.where(rc_act, 0.0, e) + e_lin) * h) / t
     scores = xp.where((flash > 0) | (rc >= 1), 0.0, 5 * a * s_loc * s * b / t * e / 2)
     a_dense = act_rep + act_attn + act_mlp + scores
     a_moe = act_rep + act_attn + act_moe + scores
