@@ -132,6 +132,8 @@ class TrainingRun(_Published):
     """Megatron sequence parallelism."""
     overlap_dp_comm: bool
     """Whether the gradient all-reduce overlaps the backward pass."""
+    overlap_param_gather: bool = True
+    """Whether the ZeRO parameter all-gather overlaps the next step's forward."""
     overlap_tp_comm: bool = False
     """Whether tensor-parallel communication overlaps the GEMMs (TE userbuffers)."""
     overlap_ep_comm: bool = False
@@ -330,6 +332,7 @@ def _predict_training(run: TrainingRun, file: str) -> tuple[float, str]:
                            precision=run.precision, attention=run.attention,
                            overlap_dp_comm=run.overlap_dp_comm,
                            overlap_tp_comm=run.overlap_tp_comm,
+                           overlap_param_gather=run.overlap_param_gather,
                            overlap_ep_comm=run.overlap_ep_comm, parallelism=par)
             res = estimate(job, file=file, spec=spec)
             if res.fits_memory and (best is None or res.step_time_s < best.step_time_s):

@@ -193,6 +193,10 @@ class TrainJob(Strict):
     """Slowest device's step time over the typical one (>= 1)."""
     overlap_dp_comm: bool = True
     """Overlap the data-parallel gradient reduction with the backward pass."""
+    overlap_param_gather: bool = True
+    """With ZeRO >= 1, gather the updated parameters chunk by chunk during the next step's
+    forward (Megatron-core's --overlap-param-gather, 2024); false: one all-gather after the
+    optimizer step (Apex's DistributedFusedAdam default, NeMo 2023)."""
     overlap_tp_comm: bool = False
     """Overlap tensor-parallel all-gather / reduce-scatter with the GEMMs they feed
     (Transformer Engine userbuffers; NeMo's tp_comm_overlap)."""

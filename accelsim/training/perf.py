@@ -94,7 +94,8 @@ OPTIONAL_COLUMNS = {"pp_first_layers": 0.0, "pp_last_layers": 0.0, "dropout": 1.
                     "fp8": 0.0, "overlap_tp": 0.0, "overlap_ep": 0.0, "dualpipe": 0.0,
                     "moe_max_nodes": 0.0, "mtp": 0.0, "mla_q_rank": 0.0, "mla_kv_rank": 0.0,
                     "mla_qk_head": 0.0, "mla_rope_head": 0.0, "mla_v_head": 0.0,
-                    "head_dim": 0.0, "rc_norm": 0.0, "rc_mla_up": 0.0, "rc_moe_act": 0.0}
+                    "head_dim": 0.0, "rc_norm": 0.0, "rc_mla_up": 0.0, "rc_moe_act": 0.0,
+                    "overlap_ag": 1.0}
 # (rc_*: per-module recomputation, Megatron-core's --recompute-modules layernorm,
 # mla_up_proj, moe_act; 1 = the module's outputs are recomputed in backward, not held)
 # (multi-token prediction modules, node-limited routing and MLA: 0 = absent; overlap_ep:
@@ -141,6 +142,15 @@ def _exposed(comm: Any, window: Any) -> Any:
     the part that sticks out, plus :data:`OVERLAP_TAX` of the part hidden."""
     hidden = xp.minimum(comm, window)
     return comm - hidden + OVERLAP_TAX * hidden
+
+
+def _staged(comm: Any, v: Any, gap: Any, own: Any) -> Any:
+    """Time a collective adds when it is split in v equal parts released ``gap`` seconds
+    apart and run one after another, the last one overlapping ``own`` seconds of compute:
+    the queue ends max(comm / v, comm - (v - 1) gap) after the last release; what sticks
+    out past ``own`` is exposed, the rest costs :data:`OVERLAP_TAX`. v = 1: ``_exposed``."""
+    exposed = xp.maximum(xp.maximum(comm / v, comm - (v - 1) * gap) - own, 0.0)
+    return exposed + OVERLAP_TAX * (comm - exposed)
 
 
 def estimate_arrays(c: Mapping[str, Any]) -> dict[str, Any]:
@@ -422,13 +432,19 @@ def estimate_arrays(c: Mapping[str, Any]) -> dict[str, Any]:
     # ring RS/AG move half of an all-reduce each
     rs = 0.5 * (ar_d + ar_e)
     ag = 0.5 * (ar_d + ar_e) * wb / gb
-    # overlap windows: backward of the last micro-batch chunk, forward of the first
-    window_b = base_b / v * f["overlap_dp"]
-    window_f = base_f / v * f["overlap_dp"]
+    # overlap (Megatron's overlap_grad_reduce / overlap_param_gather): a chunk's gradients
+    # are final after its last backward; in the cooldown the v chunks finish min(m, p)
+    # chunk-backwards apart, so their reductions are released `gap` apart and queue on the
+    # link; the last one also hides behind its own chunk's backward (layer buckets).
+    # Parameter all-gathers mirror this over the next step's warm-up forwards.
+    ov = f["overlap_dp"]
+    ov_ag = ov * f["overlap_ag"]  # overlap_param_gather (0: the all-gather after the step)
+    gap_b = ov * xp.minimum(m, p) * base_b / v
+    gap_f = ov_ag * xp.minimum(m, p) * base_f / v
     dp_exposed = xp.where(
         zero > 0,
-        _exposed(rs, window_b) + _exposed(ag, window_f),
-        _exposed(ar_d + ar_e, window_b),
+        _staged(rs, v, gap_b, ov * base_b / v) + _staged(ag, v, gap_f, ov_ag * base_f / v),
+        _staged(ar_d + ar_e, v, gap_b, ov * base_b / v),
     )
     dp_exposed = xp.where(D > 1, dp_exposed, 0.0)
     # ZeRO-3 gathers weights before every forward and backward of every micro-batch
@@ -610,6 +626,7 @@ def job_row(job: TrainJob, spec: DeviceSpec | None = None) -> dict[str, Any]:
         "rc_moe_act": int("moe_act" in par.recompute_modules),
         "overlap_tp": int(job.overlap_tp_comm and par.tp > 1),
         "overlap_ep": int(job.overlap_ep_comm),
+        "overlap_ag": int(job.overlap_param_gather),
         "sequence_parallel": int(par.sequence_parallel and par.tp > 1),
         "recompute": RECOMPUTE_CODE[par.recompute], "zero": par.zero,
         "global_batch": job.global_batch,

@@ -94,6 +94,20 @@ class _Base:
     reason: str | None
     mix: Any = None  # SaturatedMix of the run's draws (the same for every device)
     max_items: float = 0.0
+    service_s: float = 0.0  # mean latency of a saturated batch
+
+
+def slo_ratio(r0: float, x0: float, x1: float) -> float:
+    """The SLO-to-saturation ratio at another speed. Heavy-traffic queueing (Kingman 1961):
+    the tail of the wait scales as rho / (1 - rho) times the service time S, so at the
+    load where p99 latency meets the SLO, rho / (1 - rho) = (x - 1) / kappa with
+    x = SLO / S. kappa is fitted at the base run (ratio ``r0`` at ``x0``) and the ratio read
+    at ``x1``. Outside the formula's domain (SLO under one batch), the base ratio."""
+    if not (0.0 < r0 < 1.0) or x0 <= 1.0 or x1 <= 1.0:
+        return r0
+    kappa = (x0 - 1.0) / (r0 / (1.0 - r0))
+    y = (x1 - 1.0) / kappa
+    return y / (1.0 + y)
 
 
 @dataclass(frozen=True)
@@ -165,7 +179,9 @@ class RecsysServing(Workload):
         util = (qps / sat) * spec.mean_to_peak if sat > 0 else 0.0
         b = job.batching.max_batch_items
         mix = SaturatedMix.of(d.sizes, b)
-        kept = _Base(qps / sat if sat > 0 else 0.0, None, mix, float(max(d.sizes.max(), b)))
+        width = float(max(d.sizes.max(), b))
+        svc = float(sm.covering(width).table_s[:, mix.items].mean())
+        kept = _Base(qps / sat if sat > 0 else 0.0, None, mix, width, svc)
         return DeviceEval(qps, util, note, None, kept)
 
     def prepare_fast(self, spec: RecsysServingSpec, base: dict[str, DeviceEval],
@@ -192,9 +208,14 @@ class RecsysServing(Workload):
         except AccelsimError as e:
             msg = e.problems[0].message
             return DeviceEval(0.0, 0.0, msg, msg)
-        sat = state.mix.capacity_qps(sm.covering(state.max_items).busy_s) / ctx.server_chips
-        qps = sat * b.slo_ratio * availability(spec, device)
-        return DeviceEval(qps, b.slo_ratio * spec.mean_to_peak if sat > 0 else 0.0)
+        sm = sm.covering(state.max_items)
+        sat = state.mix.capacity_qps(sm.busy_s) / ctx.server_chips
+        slo_s = spec.slo_p99_ms * units.MS
+        svc = float(sm.table_s[:, state.mix.items].mean())
+        ratio = slo_ratio(b.slo_ratio, slo_s / b.service_s if b.service_s > 0 else 0.0,
+                          slo_s / svc if svc > 0 else 0.0)
+        qps = sat * ratio * availability(spec, device)
+        return DeviceEval(qps, ratio * spec.mean_to_peak if sat > 0 else 0.0)
 
     def fleet_metrics(self, name: str, spec: RecsysServingSpec, capacity: float,
                       whole_fleet: float) -> dict[str, float]:
