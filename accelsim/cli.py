@@ -430,6 +430,55 @@ def _print_serve(job_file: Path, job: Any, res: Any, out: dict[str, Any]) -> Non
         console.print(table("", res.replicas.to_dict(orient="records")))
 
 
+# ---------------------------------------------------------------- LLM serving
+
+@app.command("serve-llm")
+@user_errors
+def serve_llm(
+    job_file: Annotated[Path, typer.Argument(help="LLM serving job YAML.")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+    engine: Annotated[str | None, typer.Option(
+        help="fast | simpy (default: the job's sim.engine)")] = None,
+    find_capacity: Annotated[bool, typer.Option(
+        "--capacity", help="Also search the highest request rate meeting the TTFT and "
+        "TPOT SLO at slo.attainment.")] = False,
+) -> None:
+    """TTFT, TPOT, throughput, goodput and cost of a chatbot serving setup."""
+    from accelsim.llm import load_llm_job
+    from accelsim.llm.sim import capacity, models, simulate
+
+    if engine not in (None, "fast", "simpy"):
+        raise AccelsimError.single(str(job_file), "--engine",
+                                   f"expected fast or simpy, got {engine!r}")
+    job = load_llm_job(job_file)
+    rms = models(job, str(job_file))
+    usd = None
+    if job.cost is not None:
+        from accelsim.cost import tco
+
+        usd = [float(tco(rm.spec, job.cost.region, job.cost.finance)["usd_per_hour"])
+               for rm in rms]
+    res = simulate(job, str(job_file), engine, usd, rms)
+    out = res.to_dict()
+    out["replica_kinds"] = [{"kind": rm.name, "tp": rm.tp, "kv_tokens": rm.kv_tokens,
+                             "weights_GiB_per_device": rm.weights_bytes / 2**30,
+                             "decode_step_ms_batch1": rm.decode_step_s(1, 1024) * 1e3,
+                             "decode_step_ms_full": rm.decode_step_s(
+                                 min(rm.max_seqs, rm.max_batched_tokens), 1024) * 1e3,
+                             "prefill_ms_2k": rm.prefill_s(2048) * 1e3} for rm in rms]
+    if find_capacity:
+        with Console(stderr=True).status("searching the highest rate that meets the SLO"):
+            out.update(capacity(job, str(job_file), rms))
+    if as_json:
+        emit_json(out)
+        return
+    console.print(f"[bold]{job_file}: {job.n_replicas} replica(s), engine "
+                  f"{engine or job.sim.engine}[/bold]")
+    console.print(table("replica kinds", out["replica_kinds"]))
+    keys = [k for k in out if k not in ("replicas", "replica_kinds", "per_replication_rps")]
+    console.print(table("", [{"metric": k, "value": out[k]} for k in keys]))
+
+
 # ---------------------------------------------------------------- fleets
 
 def _device_table(sc: Any, quiet: bool) -> Any:

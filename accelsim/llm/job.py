@@ -1,0 +1,125 @@
+"""An LLM serving job: the replicas (device, model, tensor parallelism, number formats,
+scheduler limits), the request stream (arrivals, prompt and output lengths) and the SLO."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from accelsim.config import Strict, read_yaml, validate
+from accelsim.cost import Finance, Region
+from accelsim.serving.workload import Arrivals, Dist
+
+WeightFormat = Literal["bf16", "fp16", "fp8", "int8"]
+KVFormat = Literal["bf16", "fp16", "fp8", "int8"]
+
+
+class Replica(Strict):
+    """One kind of serving replica: ``tp`` devices running one copy of the model."""
+
+    device: str
+    """Catalog device name or path to a device YAML (relative to the job file)."""
+    model: str
+    """Decoder-only model: catalog name (configs/models) or path to a model YAML."""
+    count: int = Field(default=1, ge=1, le=1_000_000)
+    """Replicas of this kind."""
+    tp: int = Field(default=1, ge=1, le=1024)
+    """Tensor-parallel devices per replica (inside one scale-up domain); MoE experts are
+    spread over them (expert parallel inside the replica)."""
+    weights: WeightFormat = "bf16"
+    """Weight format; fp8 and int8 run the GEMMs at that peak (W8A8)."""
+    kv_cache: KVFormat = "bf16"
+    """KV-cache format."""
+    max_batched_tokens: int = Field(default=8192, ge=1, le=10_000_000)
+    """Token budget of one iteration (chunked prefill: vLLM's max_num_batched_tokens)."""
+    max_seqs: int = Field(default=256, ge=1, le=100_000)
+    """Most sequences running at once (vLLM's max_num_seqs)."""
+    block_tokens: int = Field(default=16, ge=1, le=4096)
+    """Tokens per KV-cache block (paged attention)."""
+    memory_utilization: float = Field(default=0.9, gt=0, le=1)
+    """Share of device memory the engine may use (vLLM's gpu_memory_utilization)."""
+
+
+class Slo(Strict):
+    ttft_ms: float = Field(gt=0, le=3_600_000)
+    """Time to first token target, ms."""
+    tpot_ms: float = Field(gt=0, le=3_600_000)
+    """Time per output token target (after the first), ms."""
+    attainment: float = Field(default=0.99, gt=0, le=1)
+    """Share of requests that must meet both targets (goodput) for a rate to count."""
+
+
+class SimSettings(Strict):
+    requests: int = Field(default=20_000, ge=10, le=100_000_000)
+    """Requests per simulated run."""
+    warmup: int = Field(default=1_000, ge=0, le=100_000_000)
+    """Leading requests left out of the statistics."""
+    seed: int = Field(default=1, ge=0, le=2**63 - 1)
+    """Seed of the run's random inputs (same seed, same result)."""
+    engine: Literal["fast", "simpy"] = "fast"
+    """fast (compiled scheduler) or simpy (the reference; slow, small runs)."""
+    replications: int = Field(default=3, ge=1, le=100)
+    """Independent seeded runs behind the capacity's confidence interval."""
+
+    @model_validator(mode="after")
+    def _w(self) -> SimSettings:
+        if self.warmup >= self.requests:
+            raise ValueError(f"warmup ({self.warmup}) must be below requests ({self.requests})")
+        return self
+
+
+class Cost(Strict):
+    region: Region
+    """Electricity price and PUE where the replicas run (``accelsim.cost``)."""
+    finance: Finance = Finance()
+    """Depreciation, cost of capital, maintenance."""
+
+
+class LLMJob(Strict):
+    replicas: list[Replica] = Field(min_length=1)
+    """The serving replicas; requests are spread over them in proportion to their decode
+    throughput (smooth weighted round robin)."""
+    arrivals: Arrivals
+    """Request arrivals: Poisson with an optional daily profile and bursts, or a trace."""
+    prompt_tokens: Dist
+    """Prompt length distribution, tokens."""
+    output_tokens: Dist
+    """Output length distribution, tokens (at least 1)."""
+    slo: Slo | None = None
+    """TTFT and TPOT targets: goodput and --capacity need them."""
+    sim: SimSettings = SimSettings()
+    """Simulation length, seed, engine and replications."""
+    cost: Cost | None = None
+    """Where the replicas run: with it, USD per million output tokens (device TCO per
+    hour at the simulated utilisation over output tokens per hour)."""
+
+    @property
+    def n_replicas(self) -> int:
+        return sum(r.count for r in self.replicas)
+
+    def check(self, file: str = "job") -> None:
+        """Cross-file checks: devices and models exist, every replica fits in memory."""
+        from accelsim.llm.perf import replica_model
+
+        for i, r in enumerate(self.replicas):
+            replica_model(r, file, f"replicas[{i}]")
+
+
+def load_llm_job(path: str | Path) -> LLMJob:
+    """Read, validate and check a job; device and model paths resolve from the file."""
+    from accelsim.refs import normalize
+
+    data: dict[str, Any] = read_yaml(path)
+    job = validate(LLMJob, data, path)
+    reps = [r.model_copy(update={"device": normalize(r.device, path),
+                                 "model": normalize(r.model, path)}) for r in job.replicas]
+    arr = job.arrivals
+    if arr.trace and not Path(arr.trace).is_absolute():
+        beside = Path(path).resolve().parent / arr.trace
+        if beside.exists():
+            arr = arr.model_copy(update={"trace": str(beside)})
+    job = job.model_copy(update={"replicas": reps, "arrivals": arr})
+    job.check(str(path))
+    return job

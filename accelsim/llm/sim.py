@@ -1,0 +1,258 @@
+"""Run an LLM serving job: draw the request stream, route it over the replicas, run each
+replica's scheduler (:mod:`accelsim.llm.engine`) and summarise TTFT, TPOT, throughput,
+goodput, KV use and cost; search the highest rate meeting the SLO.
+
+Routing: smooth weighted round robin (the nginx algorithm) in proportion to each replica
+kind's saturated decode throughput, so a mixed pool is loaded by its speed and every replica
+runs independently (its requests are known up front).
+
+Random inputs come from one seeded generator: unit-rate Poisson points mapped through the
+arrival profile (so a capacity search rescales one sample path: common random numbers),
+prompt and output lengths drawn once.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from accelsim import units
+from accelsim.errors import AccelsimError
+from accelsim.llm.engine import ReplicaTrace, run_fast, run_simpy
+from accelsim.llm.job import LLMJob
+from accelsim.llm.perf import ReplicaModel, replica_model
+from accelsim.serving.workload import nhpp_times, read_trace, sample, shape_function
+
+
+@dataclass(frozen=True)
+class Draws:
+    """A job's random inputs: unit-rate arrival points (or trace times), lengths."""
+
+    unit_points: np.ndarray
+    prompt: np.ndarray
+    output: np.ndarray
+    trace_s: np.ndarray | None = None
+
+
+def draw(job: LLMJob, seed: int, file: str = "job") -> Draws:
+    rng = np.random.default_rng(seed)
+    n = job.sim.requests
+    trace = None
+    if job.arrivals.process == "trace":
+        trace, _ = read_trace(job.arrivals.trace or "")
+        n = min(n, len(trace))
+        trace = trace[:n]
+    pts = np.cumsum(rng.exponential(1.0, n))
+    prompt = sample(job.prompt_tokens, rng, n, integer=True).astype(np.int64)
+    output = sample(job.output_tokens, rng, n, integer=True).astype(np.int64)
+    return Draws(pts, prompt, output, trace)
+
+
+def arrival_times(job: LLMJob, d: Draws, rate: float, file: str = "job") -> np.ndarray:
+    """Arrival times at ``rate`` requests/s (a trace is rescaled to it)."""
+    if d.trace_s is not None:
+        span = d.trace_s[-1] - d.trace_s[0]
+        native = (len(d.trace_s) - 1) / span if span > 0 else rate
+        return (d.trace_s - d.trace_s[0]) * native / rate
+    horizon = d.unit_points[-1] / rate
+    t, m = shape_function(job.arrivals, horizon, np.random.default_rng(job.sim.seed + 7), file)
+    return nhpp_times(d.unit_points, rate, t, m, file)
+
+
+def models(job: LLMJob, file: str = "job", specs: dict[str, Any] | None = None
+           ) -> list[ReplicaModel]:
+    """Each replica kind's cost model (``specs`` may give resolved devices by name)."""
+    out = []
+    for i, r in enumerate(job.replicas):
+        spec = (specs or {}).get(r.device)
+        out.append(replica_model(r, file, f"replicas[{i}]", spec=spec))
+    return out
+
+
+def saturated_tokens_per_s(rm: ReplicaModel, prompt: float, output: float) -> float:
+    """Output tokens/s of a replica kept full (routing weights, the capacity search's
+    bracket): ``seqs`` sequences (max_seqs, or as many as the KV cache holds) decode
+    together at the mean context, and each request's prompt is prefilled at the cost per
+    token of a full iteration plus its attention."""
+    seqs = max(1, min(rm.max_seqs, int(rm.kv_tokens // max(prompt + output, 1.0)),
+                      rm.max_batched_tokens))
+    step = rm.decode_step_s(seqs, prompt + output / 2)
+    full = rm.max_batched_tokens
+    prefill = float(rm.linear_s[full]) / full * prompt + rm.c_pf * prompt * (prompt + 1) / 2
+    per_request = output * step / seqs + prefill
+    return output / per_request
+
+
+def route(n: int, weights: list[float]) -> np.ndarray:
+    """Weighted round robin, smooth: replica j takes a share w_j / sum(w) of the n requests
+    (largest remainders), its k-th at virtual time (k + 1/2) / share_j; requests go out in
+    virtual-time order (stride scheduling, Waldspurger 1995), so every replica's requests
+    are spread evenly over the stream."""
+    w = np.asarray(weights, dtype=float)
+    share = w / w.sum()
+    exact = n * share
+    counts = np.floor(exact).astype(np.int64)
+    extra = n - int(counts.sum())
+    counts[np.argsort(-(exact - counts), kind="stable")[:extra]] += 1
+    vt = np.concatenate([(np.arange(c) + 0.5) / s for c, s in zip(counts, share, strict=True)])
+    owner = np.repeat(np.arange(len(w)), counts)
+    return owner[np.argsort(vt, kind="stable")]
+
+
+@dataclass
+class LLMResult:
+    metrics: dict[str, Any]
+    replicas: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.metrics, "replicas": self.replicas}
+
+
+def _check_fits(job: LLMJob, rms: list[ReplicaModel], d: Draws, file: str) -> None:
+    longest = int((d.prompt + d.output).max())
+    for i, rm in enumerate(rms):
+        if longest > rm.kv_tokens:
+            raise AccelsimError.single(
+                file, "prompt_tokens", f"a request of {longest:,} tokens (prompt + output) "
+                f"exceeds replicas[{i}]'s KV cache of {rm.kv_tokens:,} tokens; expected "
+                "shorter requests or more memory per replica")
+        if rm.max_batched_tokens > rm.kv_tokens:
+            raise AccelsimError.single(
+                file, f"replicas[{i}].max_batched_tokens", f"{rm.max_batched_tokens:,} "
+                f"exceeds the KV cache ({rm.kv_tokens:,} tokens); expected a smaller budget")
+
+
+def run(job: LLMJob, rate: float, d: Draws, rms: list[ReplicaModel], engine: str = "fast",
+        file: str = "job") -> tuple[np.ndarray, list[ReplicaTrace], list[np.ndarray]]:
+    """Arrival times, each replica's trace and the requests (indices) it served."""
+    arr = arrival_times(job, d, rate, file)
+    kinds = [k for k, r in enumerate(job.replicas) for _ in range(r.count)]
+    mp, mo = float(d.prompt.mean()), float(d.output.mean())
+    weights = [saturated_tokens_per_s(rms[k], mp, mo) for k in kinds]
+    where = route(len(arr), weights)
+    runner = run_fast if engine == "fast" else run_simpy
+    order = np.argsort(where, kind="stable")
+    bounds = np.searchsorted(where[order], np.arange(len(kinds) + 1))
+    groups = [order[bounds[j]:bounds[j + 1]] for j in range(len(kinds))]
+    traces = [runner(arr[g], d.prompt[g], d.output[g], rms[k])
+              for g, k in zip(groups, kinds, strict=True)]
+    return arr, traces, groups
+
+
+def summarize(job: LLMJob, rate: float, d: Draws, arr: np.ndarray, traces: list[ReplicaTrace],
+              groups: list[np.ndarray], rms: list[ReplicaModel],
+              usd_per_hour: list[float] | None = None) -> LLMResult:
+    """TTFT, TPOT and end-to-end latency (mean, p50, p99) after the warm-up, throughput,
+    goodput, KV use, preemptions and USD per million output tokens."""
+    n = len(arr)
+    first, done, pre = np.empty(n), np.empty(n), np.empty(n, dtype=np.int64)
+    for g, tr in zip(groups, traces, strict=True):
+        first[g], done[g], pre[g] = tr.first_s, tr.done_s, tr.preemptions
+    keep = slice(job.sim.warmup, None)
+    ttft = (first - arr)[keep]
+    e2e = (done - arr)[keep]
+    out = d.output[keep]
+    tpot = np.where(out > 1, (done - first)[keep] / np.maximum(out - 1, 1), np.nan)
+    t0, t1 = arr[job.sim.warmup], float(np.nanmax(done))
+    span = max(t1 - t0, 1e-12)
+    m: dict[str, Any] = {"offered_rps": rate, "requests": len(ttft)}
+    for name, x in (("ttft", ttft), ("tpot", tpot), ("e2e", e2e)):
+        x = x[np.isfinite(x)]
+        m[f"{name}_mean_ms"] = float(x.mean() * 1e3)
+        m[f"{name}_p50_ms"] = float(np.percentile(x, 50) * 1e3)
+        m[f"{name}_p99_ms"] = float(np.percentile(x, 99) * 1e3)
+    m["output_tokens_per_s"] = float(out.sum() / span)
+    m["total_tokens_per_s"] = float((out.sum() + d.prompt[keep].sum()) / span)
+    m["throughput_rps"] = float(len(ttft) / span)
+    # Little's law check: mean requests in the system = rate x mean time in system
+    m["mean_in_system"] = float(e2e.sum() / span)
+    if job.slo is not None:
+        ok = (ttft <= job.slo.ttft_ms * units.MS) & ((out <= 1) | (tpot <= job.slo.tpot_ms
+                                                                    * units.MS))
+        m["goodput_fraction"] = float(ok.mean())
+        m["goodput_rps"] = float(ok.sum() / span)
+        m["meets_slo"] = bool(ok.mean() >= job.slo.attainment)
+    m["preemptions"] = int(pre[keep].sum())
+    reps = []
+    kinds = [k for k, r in enumerate(job.replicas) for _ in range(r.count)]
+    usd = 0.0
+    for j, (k, tr) in enumerate(zip(kinds, traces, strict=True)):
+        end = max(tr.end_s, 1e-12)
+        rm = rms[k]
+        reps.append({"replica": j, "kind": rm.name, "requests": len(groups[j]),
+                     "busy": tr.busy_s / end, "kv_utilization": tr.kv_block_s
+                     / (rm.kv_blocks * end), "iterations": tr.iterations,
+                     "kv_tokens": rm.kv_tokens})
+        if usd_per_hour is not None:
+            usd += usd_per_hour[k] * rm.tp
+    m["kv_utilization"] = float(np.mean([r["kv_utilization"] for r in reps]))
+    if usd_per_hour is not None and m["output_tokens_per_s"] > 0:
+        m["usd_per_million_output_tokens"] = usd / (m["output_tokens_per_s"] * 3600) * 1e6
+    return LLMResult(m, reps if len(reps) <= 64 else reps[:64])
+
+
+def _rate(job: LLMJob) -> float:
+    if job.arrivals.rate_qps is None:
+        raise AccelsimError.single("job", "arrivals.rate_qps", "expected a rate (requests/s)")
+    return float(job.arrivals.rate_qps)
+
+
+def simulate(job: LLMJob, file: str = "job", engine: str | None = None,
+             usd_per_hour: list[float] | None = None, rms: list[ReplicaModel] | None = None
+             ) -> LLMResult:
+    """One run at the job's rate (seed ``sim.seed``)."""
+    rms = rms or models(job, file)
+    d = draw(job, job.sim.seed, file)
+    _check_fits(job, rms, d, file)
+    rate = _rate(job) if d.trace_s is None or job.arrivals.rate_qps else len(d.trace_s) / max(
+        float(d.trace_s[-1] - d.trace_s[0]), 1e-9)
+    arr, traces, groups = run(job, rate, d, rms, engine or job.sim.engine, file)
+    return summarize(job, rate, d, arr, traces, groups, rms, usd_per_hour)
+
+
+def _attains(job: LLMJob, rate: float, d: Draws, rms: list[ReplicaModel], file: str) -> float:
+    arr, traces, groups = run(job, rate, d, rms, job.sim.engine, file)
+    return float(summarize(job, rate, d, arr, traces, groups, rms).metrics[
+        "goodput_fraction"])
+
+
+def capacity(job: LLMJob, file: str = "job", rms: list[ReplicaModel] | None = None
+             ) -> dict[str, Any]:
+    """Highest request rate whose goodput fraction meets ``slo.attainment``, per
+    replication (bisection on common random numbers, 1 % resolution), with the mean and a
+    95 % confidence interval (Student t) over ``sim.replications`` seeds."""
+    if job.slo is None:
+        raise AccelsimError.single(file, "slo", "--capacity needs slo.ttft_ms and slo.tpot_ms")
+    rms = rms or models(job, file)
+    target = job.slo.attainment
+    found = []
+    for rep in range(job.sim.replications):
+        d = draw(job, job.sim.seed + rep, file)
+        _check_fits(job, rms, d, file)
+        mp, mo = float(d.prompt.mean()), float(d.output.mean())
+        cap = sum(saturated_tokens_per_s(rms[k], mp, mo) * r.count / mo
+                  for k, r in enumerate(job.replicas))
+        lo, hi = 0.0, 2.0 * cap
+        if _attains(job, hi, d, rms, file) >= target:
+            found.append(hi)
+            continue
+        while hi - lo > 0.01 * hi:
+            mid = 0.5 * (lo + hi)
+            if _attains(job, mid, d, rms, file) >= target:
+                lo = mid
+            else:
+                hi = mid
+        found.append(lo)
+    x = np.asarray(found)
+    half = 0.0
+    if len(x) > 1:
+        from scipy import stats
+
+        half = float(stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
+    return {"max_rps_at_slo": float(x.mean()), "ci95_low_rps": float(x.mean() - half),
+            "ci95_high_rps": float(x.mean() + half), "per_replication_rps": x.tolist(),
+            "slo_ttft_ms": job.slo.ttft_ms, "slo_tpot_ms": job.slo.tpot_ms,
+            "attainment": target}
