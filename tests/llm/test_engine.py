@@ -1,0 +1,68 @@
+"""The scheduler: the compiled recursion equals the simpy reference, a lone request costs its
+prefill and decode steps by hand, preemption frees and recomputes, Little's law holds."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from accelsim.llm.engine import run_fast, run_simpy
+from accelsim.llm.job import Replica
+from accelsim.llm.perf import replica_model
+
+RM = replica_model(Replica(device="h100-sxm", model="llama2-70b", tp=4, max_batched_tokens=2048,
+                           max_seqs=32))
+
+
+def _stream(n: int, rate: float, seed: int, pmean: float = 600, omean: float = 120):
+    rng = np.random.default_rng(seed)
+    arr = np.cumsum(rng.exponential(1 / rate, n))
+    p = np.maximum(rng.lognormal(np.log(pmean), 0.8, n).astype(np.int64), 1)
+    o = np.maximum(rng.lognormal(np.log(omean), 0.8, n).astype(np.int64), 1)
+    return arr, p, o
+
+
+@pytest.mark.parametrize("blocks", [None, 400])  # 400 blocks of 16: preemptions happen
+def test_compiled_scheduler_equals_the_simpy_reference(blocks):
+    rm = RM if blocks is None else replace(RM, kv_blocks=blocks)
+    arr, p, o = _stream(400, 6.0, 3)
+    p = np.minimum(p, 2000)
+    a, b = run_fast(arr, p, o, rm), run_simpy(arr, p, o, rm)
+    assert np.array_equal(a.preemptions, b.preemptions)
+    assert np.allclose(a.first_s, b.first_s, rtol=1e-12, atol=0)
+    assert np.allclose(a.done_s, b.done_s, rtol=1e-12, atol=0)
+    assert a.iterations == b.iterations
+    if blocks is not None:
+        assert a.preemptions.sum() > 0
+
+
+def test_a_lone_request_costs_its_prefill_and_decode_steps():
+    P, n_out = 3000, 5
+    tr = run_fast(np.array([1.0]), np.array([P]), np.array([n_out]), RM)
+    ttft = RM.prefill_s(P)  # chunks of 2048 then 952 tokens, the last emitting
+    assert tr.first_s[0] - 1.0 == pytest.approx(ttft, rel=1e-12)
+    # each decode reads the context so far: P, P + 1, ... (n_out - 1 steps after the first token)
+    steps = sum(RM.decode_step_s(1, P + i) for i in range(n_out - 1))
+    assert tr.done_s[0] - tr.first_s[0] == pytest.approx(steps, rel=1e-12)
+
+
+def test_every_request_finishes_and_ttft_is_at_least_its_prefill_alone():
+    arr, p, o = _stream(2000, 8.0, 5)
+    tr = run_fast(arr, p, o, RM)
+    assert np.isfinite(tr.done_s).all() and (tr.done_s >= tr.first_s).all()
+    alone = np.array([RM.prefill_s(int(x)) for x in p[:200]])
+    assert (tr.first_s[:200] - arr[:200] >= alone * (1 - 1e-9)).all()
+
+
+def test_littles_law_on_the_simulated_trace():
+    """Time-average number in the system (sampled at random instants) = throughput x mean
+    time in system, over a window away from the ends."""
+    arr, p, o = _stream(6000, 4.0, 9)  # below capacity: a stationary queue
+    tr = run_fast(arr, p, o, RM)
+    lo, hi = arr[500], arr[5000]
+    inside = (arr >= lo) & (arr < hi)
+    lam = inside.sum() / (hi - lo)
+    W = (tr.done_s - arr)[inside].mean()
+    ts = np.random.default_rng(1).uniform(lo, hi, 4000)
+    N = ((arr[None, :] <= ts[:, None]) & (tr.done_s[None, :] > ts[:, None])).sum(axis=1)
+    assert N.mean() == pytest.approx(lam * W, rel=0.05)
