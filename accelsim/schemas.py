@@ -41,6 +41,8 @@ KINDS: dict[str, Kind] = {
         Kind("train-job", "accelsim.training.job:TrainJob", "parallelism", "training job"),
         Kind("train-model", "accelsim.training.job:TransformerModel", "layers",
              "transformer model"),
+        # before serve-job: an LLM job has arrivals too
+        Kind("llm-job", "accelsim.llm.job:LLMJob", "prompt_tokens", "LLM serving job"),
         Kind("serve-job", "accelsim.serving.job:ServeJob", "arrivals", "serving job"),
         Kind("scenario", "accelsim.fleet:Scenario", "fleets", "fleet scenario"),
         Kind("sweep", "accelsim.sweep:SweepSpec", "metrics", "parameter sweep"),

@@ -27,7 +27,10 @@ def cheapest_domestic_recovery() -> dict:
     rep = next(f for f in compare(sc, dev_table=table).fleets if f["name"] == "reported-split")
     p = mix_problem(sc, table)
     domestic = np.array([pool == "domestic" for pool in p.pool_of])
-    target = np.array([rep["training_tokens_per_day"] / 86400.0, rep["serving_qps_at_slo"]])
+    # the reported split's allocated capacity of each workload, in the problem's units
+    capacity = {"training": rep["training_tokens_per_day"] / 86400.0,
+                "serving": rep["serving_qps_at_slo"], "chatbot": rep["chatbot_rps_at_slo"]}
+    target = np.array([capacity[w] for w in p.workloads])
     p = replace(p, objective="min_cost", demand=target,
                 max_units=np.where(domestic, p.max_units, 0.0),
                 pool_usd={k: 1e13 for k in p.pool_usd}, total_usd=1e13, power_cap_W=None)

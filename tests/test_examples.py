@@ -16,7 +16,9 @@ JOBS = sorted((CONFIGS / "jobs").glob("*.yaml"))
 
 @pytest.mark.parametrize("job", JOBS, ids=[j.stem for j in JOBS])
 def test_example_job_runs(job):
-    command = "serve" if "arrivals" in job.read_text() else "train"
+    text = job.read_text()
+    command = ("serve-llm" if "prompt_tokens" in text else "serve" if "arrivals" in text
+               else "train")
     r = runner.invoke(app, [command, str(job), "--json"])
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)

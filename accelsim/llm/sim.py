@@ -239,6 +239,12 @@ def capacity(job: LLMJob, file: str = "job", rms: list[ReplicaModel] | None = No
         if _attains(job, hi, d, rms, file) >= target:
             found.append(hi)
             continue
+        # at 1 % of the saturated rate requests barely queue: failing there, the SLO is out
+        # of reach of this hardware (a long prompt's prefill alone breaks the TTFT)
+        if _attains(job, 0.01 * cap, d, rms, file) < target:
+            found.append(0.0)
+            continue
+        lo = 0.01 * cap
         while hi - lo > 0.01 * hi:
             mid = 0.5 * (lo + hi)
             if _attains(job, mid, d, rms, file) >= target:
@@ -252,7 +258,12 @@ def capacity(job: LLMJob, file: str = "job", rms: list[ReplicaModel] | None = No
         from scipy import stats
 
         half = float(stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
-    return {"max_rps_at_slo": float(x.mean()), "ci95_low_rps": float(x.mean() - half),
-            "ci95_high_rps": float(x.mean() + half), "per_replication_rps": x.tolist(),
-            "slo_ttft_ms": job.slo.ttft_ms, "slo_tpot_ms": job.slo.tpot_ms,
-            "attainment": target}
+    out = {"max_rps_at_slo": float(x.mean()), "ci95_low_rps": max(float(x.mean() - half), 0.0),
+           "ci95_high_rps": float(x.mean() + half), "per_replication_rps": x.tolist(),
+           "slo_ttft_ms": job.slo.ttft_ms, "slo_tpot_ms": job.slo.tpot_ms,
+           "attainment": target}
+    if not x.any():
+        out["reason"] = (f"no rate meets the SLO: even at 1 % of saturation fewer than "
+                         f"{100 * target:g} % of requests get a TTFT <= {job.slo.ttft_ms:g} ms "
+                         f"and TPOT <= {job.slo.tpot_ms:g} ms")
+    return out

@@ -26,8 +26,11 @@ def devices(scenario):
 
 
 def test_device_table_covers_every_pool_device_and_workload(scenario, devices):
-    assert len(devices) == 2 * len(scenario.pool_of())
-    assert (devices["throughput"] > 0).all()
+    assert len(devices) == len(scenario.workloads) * len(scenario.pool_of())
+    # a device that cannot serve a workload says why (the MLU370 misses the chatbot's
+    # TTFT on long prompts at any rate)
+    zero = devices["throughput"] <= 0
+    assert devices.loc[zero, "reason"].notna().all() and (~zero).sum() >= len(devices) - 2
     per_usd = devices["throughput"] * 3600 / devices["usd_per_hour"]
     assert per_usd.to_numpy() == pytest.approx(devices["throughput_per_usd"].to_numpy())
 

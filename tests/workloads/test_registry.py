@@ -59,6 +59,8 @@ def echo_scenario(tmp_path):
     workloads.register(Echo)
     data = yaml.safe_load((CONFIGS / "fleet.yaml").read_text())
     del data["workloads"]["serving"]  # keep the test fast: training + echo
+    del data["workloads"]["chatbot"]
+    del data["plan"]
     data["workloads"]["echo"] = {"gflop_per_query": 50.0, "peak_qps": 2.0e6}
     data["budget"]["pools"]["domestic"]["devices"] = ["ascend-910c"]
     data["budget"]["pools"]["overseas"]["devices"] = ["h20", "inhouse-asic"]

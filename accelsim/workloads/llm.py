@@ -1,0 +1,276 @@
+"""LLM chatbot serving as a fleet workload: requests/s per device at the TTFT/TPOT SLO.
+
+Full fidelity: one replica of ``tp`` devices (the smallest power of two within the
+scale-up domain whose memory leaves a KV cache for ``max_seqs`` mean requests, or the
+block's ``tp``) through the continuous-batching simulator, and the highest request rate
+whose goodput meets ``slo.attainment`` (:func:`accelsim.llm.sim.capacity`, mean of seeded
+replications); per device = replica rate / tp x the share of replicas up. Fast fidelity
+(sweeps): the point's saturated replica throughput (the same cost model,
+:func:`accelsim.llm.sim.saturated_tokens_per_s`) times the base run's SLO-to-saturation
+ratio for that device. Energy follows the mean load, as for recommendation serving.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field, field_validator
+
+from accelsim import refs, units
+from accelsim.config import Strict, Weight
+from accelsim.devices import DeviceProfile
+from accelsim.errors import AccelsimError, Problem
+from accelsim.llm.job import KVFormat, Slo, WeightFormat
+from accelsim.serving.workload import Dist
+from accelsim.workloads.base import DeviceEval, EvalContext, Workload, WorkloadSpec, register
+
+
+class LLMSim(Strict):
+    requests: int = Field(default=3000, ge=100, le=10_000_000)
+    """Requests per simulated run (one replica)."""
+    warmup: int = Field(default=300, ge=0, le=10_000_000)
+    """Leading requests left out of the statistics."""
+    replications: int = Field(default=2, ge=1, le=50)
+    """Seeded runs behind the capacity's confidence interval."""
+    seed: int = Field(default=1, ge=0, le=2**63 - 1)
+    """Seed of the first replication."""
+
+
+class LLMServingSpec(WorkloadSpec):
+    """Serve ``peak_rps`` chat requests of ``model`` within the TTFT/TPOT SLO."""
+
+    kind: Literal["llm_serving"] = "llm_serving"
+    """Workload kind: llm_serving (alias chatbot)."""
+    model: str
+    """Decoder-only model: catalog name (configs/models) or path (relative to the scenario)."""
+    peak_rps: float = Field(gt=0, le=1e9)
+    """Requests/s at the daily peak that must meet the SLO."""
+    prompt_tokens: Dist
+    """Prompt length distribution, tokens (history included)."""
+    output_tokens: Dist
+    """Output length distribution, tokens."""
+    slo: Slo
+    """TTFT and TPOT targets and the share of requests that must meet both."""
+    tp: int | None = Field(default=None, ge=1, le=1024)
+    """Devices per replica; default: the smallest power of two that fits (see module)."""
+    weights: WeightFormat = "bf16"
+    """Weight format (fp8/int8 need the device's support)."""
+    kv_cache: KVFormat = "bf16"
+    """KV-cache format."""
+    max_batched_tokens: int = Field(default=8192, ge=1, le=1_000_000)
+    """Iteration token budget (chunked prefill)."""
+    max_seqs: int = Field(default=256, ge=1, le=100_000)
+    """Most sequences running at once per replica."""
+    daily_profile: list[Weight] | None = Field(default=None, min_length=24, max_length=24)
+    """24 hourly load multipliers; their mean/peak sets the energy use."""
+    sim: LLMSim = LLMSim()
+    """Simulation behind each device's capacity at the SLO."""
+    repair_days: float = Field(default=3.0, ge=0, le=365)
+    """Days a failed replica is out of service (as for recommendation serving)."""
+
+    @field_validator("daily_profile")
+    @classmethod
+    def _some_load(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None and max(v) <= 0:
+            raise ValueError("expected at least one hour with load > 0 (all are 0)")
+        return v
+
+    @property
+    def mean_to_peak(self) -> float:
+        if not self.daily_profile:
+            return 1.0
+        p = np.asarray(self.daily_profile, dtype=float)
+        return float(p.mean() / p.max())
+
+
+@dataclass(frozen=True)
+class _Base:
+    tp: int
+    ratio: float  # requests/s at the SLO / saturated requests/s of the replica
+    reason: str | None = None
+    scale: float = 1.0  # full capacity / the fast search's capacity, at the base point
+
+
+# The fast path's capacity search: one replication of at most this many requests (the
+# full one runs sim.replications of sim.requests), scaled by the ratio of the two at the
+# base point so that both agree there.
+FAST_REQUESTS = 3000
+
+
+def _fast_job(spec: LLMServingSpec, device: str, tp: int) -> Any:
+    job = _job(spec, device, tp)
+    n = min(spec.sim.requests, FAST_REQUESTS)
+    return job.model_copy(update={"sim": job.sim.model_copy(update={
+        "requests": n, "warmup": min(spec.sim.warmup, n // 10), "replications": 1})})
+
+
+def _job(spec: LLMServingSpec, device: str, tp: int) -> Any:
+    from accelsim.llm.job import LLMJob
+
+    return LLMJob.model_validate({
+        "replicas": [{"device": device, "model": spec.model, "tp": tp,
+                      "weights": spec.weights, "kv_cache": spec.kv_cache,
+                      "max_batched_tokens": spec.max_batched_tokens,
+                      "max_seqs": spec.max_seqs}],
+        "arrivals": {"rate_qps": 1.0},
+        "prompt_tokens": spec.prompt_tokens.model_dump(),
+        "output_tokens": spec.output_tokens.model_dump(),
+        "slo": spec.slo.model_dump(),
+        "sim": {"requests": spec.sim.requests, "warmup": spec.sim.warmup,
+                "seed": spec.sim.seed, "replications": spec.sim.replications},
+    })
+
+
+def _availability(spec: LLMServingSpec, device: DeviceProfile) -> float:
+    afr = device.reliability.annual_failure_rate.value
+    return max(0.0, 1.0 - afr * spec.repair_days * units.DAY / units.YEAR)
+
+
+def _means(spec: LLMServingSpec) -> tuple[float, float]:
+    from accelsim.serving.workload import dist_mean
+
+    return float(dist_mean(spec.prompt_tokens)), float(dist_mean(spec.output_tokens))
+
+
+@lru_cache(maxsize=512)
+def _evaluate_cached(w: LLMServing, spec_json: str, device_json: str, file: str) -> DeviceEval:
+    spec = LLMServingSpec.model_validate_json(spec_json)
+    device = DeviceProfile.model_validate_json(device_json)
+    return w._evaluate(spec, device, EvalContext(file=file))
+
+
+@register
+class LLMServing(Workload):
+    kind = "llm_serving"
+    aliases = ("chatbot",)
+    unit = "requests/s at SLO"
+    role = "capacity"
+    spec_model = LLMServingSpec
+    device_fields = frozenset({"model", "prompt_tokens", "output_tokens", "slo", "tp",
+                               "weights", "kv_cache", "max_batched_tokens", "max_seqs", "sim"})
+
+    def resolve(self, spec: LLMServingSpec, relative_to: str | Path) -> LLMServingSpec:
+        return spec.model_copy(update={"model": refs.normalize(spec.model, relative_to)})
+
+    def check(self, spec: LLMServingSpec, file: str, field: str) -> list[Problem]:
+        from accelsim.training.job import load_model
+
+        try:
+            load_model(spec.model, where=file, field=f"{field}.model")
+        except AccelsimError as e:
+            return e.problems
+        return []
+
+    def input_files(self, spec: LLMServingSpec) -> list[Path]:
+        return [refs.find(spec.model, "models", family="training", what="training model")]
+
+    def demand(self, spec: LLMServingSpec) -> float:
+        return spec.peak_rps
+
+    def _candidates(self, spec: LLMServingSpec, device: DeviceProfile, file: str
+                    ) -> list[tuple[int, Any]]:
+        """Replica sizes to try: the block's tp, or every power of two within the scale-up
+        domain whose memory leaves a KV cache (their cost models)."""
+        from accelsim.llm.perf import replica_model
+
+        job = _job(spec, device.name, 1)
+        tps = [spec.tp] if spec.tp else [t for t in (1, 2, 4, 8, 16, 32, 64)
+                                         if t <= device.spec.scaleup_domain]
+        out, last = [], None
+        for tp in tps:
+            r = job.replicas[0].model_copy(update={"tp": tp})
+            try:
+                out.append((tp, replica_model(r, file, "workloads.llm_serving",
+                                              spec=device.spec)))
+            except AccelsimError as e:
+                last = e
+        if not out:
+            assert last is not None
+            raise last
+        return out
+
+    def evaluate(self, spec: LLMServingSpec, device: DeviceProfile, ctx: EvalContext
+                 ) -> DeviceEval:
+        """The replica size with the most requests/s per device at the SLO (sizes whose
+        saturated rate per device cannot beat the best found are skipped). The result is a
+        pure function of the block and the profile, remembered for the process (a
+        scenario's devices are evaluated again by compare, optimize, plan and report)."""
+        return _evaluate_cached(self, spec.model_dump_json(), device.model_dump_json(),
+                                ctx.file)
+
+    def _evaluate(self, spec: LLMServingSpec, device: DeviceProfile, ctx: EvalContext
+                  ) -> DeviceEval:
+        from accelsim.llm.sim import capacity, saturated_tokens_per_s
+
+        p, o = _means(spec)
+        best: tuple[float, int, Any, dict[str, Any], float] | None = None
+        try:
+            for tp, rm in self._candidates(spec, device, ctx.file):
+                sat = saturated_tokens_per_s(rm, p, o) / o
+                if best is not None and 2 * sat / tp <= best[0]:
+                    continue
+                c = capacity(_job(spec, device.name, tp), ctx.file, [rm])
+                per_device = c["max_rps_at_slo"] / tp
+                if best is None or per_device > best[0]:
+                    best = (per_device, tp, rm, c, sat)
+        except AccelsimError as e:
+            msg = e.problems[0].message
+            return DeviceEval(0.0, 0.0, msg, msg, _Base(0, 0.0, msg))
+        assert best is not None
+        per_device, tp, rm, c, sat = best
+        if per_device <= 0:
+            msg = c.get("reason", "no rate meets the SLO")
+            return DeviceEval(0.0, 0.0, msg, msg, _Base(0, 0.0, msg))
+        up = _availability(spec, device)
+        ratio = c["max_rps_at_slo"] / sat if sat > 0 else 0.0
+        quick = capacity(_fast_job(spec, device.name, tp), ctx.file, [rm])["max_rps_at_slo"]
+        note = (f"tp{tp}, KV {rm.kv_tokens:,} tokens; {c['max_rps_at_slo']:.3g} req/s per "
+                f"replica [{c['ci95_low_rps']:.3g}, {c['ci95_high_rps']:.3g}]; "
+                f"{100 * up:.2f} % of replicas up")
+        return DeviceEval(per_device * up, min(ratio, 1.0) * spec.mean_to_peak, note, None,
+                          _Base(tp, ratio, None, c["max_rps_at_slo"] / quick if quick > 0
+                                else 1.0))
+
+    def prepare_fast(self, spec: LLMServingSpec, base: dict[str, DeviceEval],
+                     ctx: EvalContext) -> dict[str, _Base]:
+        return {ref: ev.state for ref, ev in base.items()}
+
+    def evaluate_fast(self, spec: LLMServingSpec, ref: str, device: DeviceProfile,
+                      state: dict[str, _Base], ctx: EvalContext) -> DeviceEval:
+        """The capacity search of :meth:`evaluate` on the point's device, over the same
+        replica sizes, shortened (:data:`FAST_REQUESTS`, one replication) and scaled by the
+        base point's full / short ratio."""
+        from accelsim.llm.sim import capacity, saturated_tokens_per_s
+
+        b = state[ref]
+        if b.reason is not None:
+            return DeviceEval(0.0, 0.0, b.reason, b.reason)
+        p, o = _means(spec)
+        best: tuple[float, float] | None = None  # (per device, ratio)
+        try:
+            for tp, rm in self._candidates(spec, device, ctx.file):
+                sat = saturated_tokens_per_s(rm, p, o) / o
+                if best is not None and 2 * sat / tp <= best[0]:
+                    continue
+                per_replica = capacity(_fast_job(spec, device.name, tp), ctx.file,
+                                       [rm])["max_rps_at_slo"] * b.scale
+                if best is None or per_replica / tp > best[0]:
+                    best = (per_replica / tp, per_replica / sat if sat > 0 else 0.0)
+        except AccelsimError as e:
+            msg = e.problems[0].message
+            return DeviceEval(0.0, 0.0, msg, msg)
+        assert best is not None
+        return DeviceEval(best[0] * _availability(spec, device),
+                          min(best[1], 1.0) * spec.mean_to_peak)
+
+    def fleet_metrics(self, name: str, spec: LLMServingSpec, capacity: float,
+                      whole_fleet: float) -> dict[str, float]:
+        return {f"{name}_rps_at_slo": capacity, f"{name}_rps_whole_fleet": whole_fleet}
+
+    def fleet_columns(self, name: str) -> dict[str, str]:
+        return {f"{name} req/s at SLO, allocated": f"{name}_rps_at_slo",
+                f"{name} req/s at SLO, whole fleet": f"{name}_rps_whole_fleet"}
