@@ -194,9 +194,9 @@ def summarize(job: LLMJob, rate: float, d: Draws, arr: np.ndarray, traces: list[
     return LLMResult(m, reps if len(reps) <= 64 else reps[:64])
 
 
-def _rate(job: LLMJob) -> float:
+def _rate(job: LLMJob, file: str) -> float:
     if job.arrivals.rate_qps is None:
-        raise AccelsimError.single("job", "arrivals.rate_qps", "expected a rate (requests/s)")
+        raise AccelsimError.single(file, "arrivals.rate_qps", "expected a rate (requests/s)")
     return float(job.arrivals.rate_qps)
 
 
@@ -207,7 +207,7 @@ def simulate(job: LLMJob, file: str = "job", engine: str | None = None,
     rms = rms or models(job, file)
     d = draw(job, job.sim.seed, file)
     _check_fits(job, rms, d, file)
-    rate = _rate(job) if d.trace_s is None or job.arrivals.rate_qps else len(d.trace_s) / max(
+    rate = _rate(job, file) if d.trace_s is None or job.arrivals.rate_qps else len(d.trace_s) / max(
         float(d.trace_s[-1] - d.trace_s[0]), 1e-9)
     arr, traces, groups = run(job, rate, d, rms, engine or job.sim.engine, file)
     return summarize(job, rate, d, arr, traces, groups, rms, usd_per_hour)
