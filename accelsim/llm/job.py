@@ -80,7 +80,7 @@ class Cost(Strict):
 class LLMJob(Strict):
     replicas: list[Replica] = Field(min_length=1)
     """The serving replicas; requests are spread over them in proportion to their decode
-    throughput (smooth weighted round robin)."""
+    throughput (weighted round robin by stride scheduling)."""
     arrivals: Arrivals
     """Request arrivals: Poisson with an optional daily profile and bursts, or a trace."""
     prompt_tokens: Dist

@@ -2,9 +2,9 @@
 replica's scheduler (:mod:`accelsim.llm.engine`) and summarise TTFT, TPOT, throughput,
 goodput, KV use and cost; search the highest rate meeting the SLO.
 
-Routing: smooth weighted round robin (the nginx algorithm) in proportion to each replica
-kind's saturated decode throughput, so a mixed pool is loaded by its speed and every replica
-runs independently (its requests are known up front).
+Routing: weighted round robin by stride scheduling (:func:`route`) in proportion to each
+replica kind's saturated decode throughput, so a mixed pool is loaded by its speed and every
+replica runs independently (its requests are known up front).
 
 Random inputs come from one seeded generator: unit-rate Poisson points mapped through the
 arrival profile (so a capacity search rescales one sample path: common random numbers),
