@@ -246,9 +246,9 @@ class LLMServing(Workload):
         base point's full / short ratio."""
         from accelsim.llm.sim import capacity, saturated_tokens_per_s
 
+        # a device that failed at the base point is searched again: a faster or larger
+        # variant may meet the SLO or fit (unscaled: no base capacity to scale from)
         b = state[ref]
-        if b.reason is not None:
-            return DeviceEval(0.0, 0.0, b.reason, b.reason)
         p, o = _means(spec)
         best: tuple[float, float] | None = None  # (per device, ratio)
         try:
@@ -264,6 +264,9 @@ class LLMServing(Workload):
             msg = e.problems[0].message
             return DeviceEval(0.0, 0.0, msg, msg)
         assert best is not None
+        if best[0] <= 0:
+            msg = b.reason or "no rate meets the SLO"
+            return DeviceEval(0.0, 0.0, msg, msg)
         return DeviceEval(best[0] * _availability(spec, device),
                           min(best[1], 1.0) * spec.mean_to_peak)
 

@@ -223,3 +223,16 @@ def test_chatbot_fast_path_agrees_with_full(base):
         q = _by_workload(fast.device_records(sub, prof))
         assert f["chatbot"] != pytest.approx(full["h100-sxm"], rel=0.1)  # it did move
         assert q["chatbot"] == pytest.approx(f["chatbot"], rel=LLM_TOL)
+
+
+def test_a_device_that_misses_the_chatbot_slo_is_searched_again_when_faster(base):
+    """The MLU370 meets no rate at the base point (its prefill breaks the TTFT on long
+    prompts); three times faster it does, on both paths."""
+    sc, profiles, table, fast = base
+    row = table[(table.device == "mlu370-x8") & (table.workload == "chatbot")].iloc[0]
+    assert row.throughput == 0 and "no rate meets the SLO" in row.reason
+    prof = _variant(profiles, "mlu370-x8", "perf_scale", 3.0)
+    sub = _subset(sc, "mlu370-x8")
+    full = _by_workload(evaluate_full(sub, profiles=prof)[0].to_dict("records"))["chatbot"]
+    quick = _by_workload(fast.device_records(sub, prof))["chatbot"]
+    assert full > 0 and quick > 0
