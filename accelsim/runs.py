@@ -144,7 +144,40 @@ class TrainingRun(_Published):
     """Interleaved pipeline chunks searched (one value when published)."""
 
 
-Run = Annotated[RecsysOfflineRun | RecsysServerRun | TrainingRun, Field(discriminator="kind")]
+class LLMOfflineRun(_Published):
+    kind: Literal["llm_offline"]
+    """LLM serving under maximum load: every request queued at once (trtllm-bench
+    throughput, MLPerf Offline); total output tokens per second of one replica."""
+    metric: Literal["output_tokens_per_s"]
+    """Output tokens per second of the replica (all its GPUs)."""
+    model: str
+    """Decoder-only model: catalog name or path."""
+    device: str
+    """Device: catalog name or path."""
+    tp: int = Field(ge=1, le=1024)
+    """Tensor-parallel GPUs of the replica."""
+    weights: Literal["bf16", "fp16", "fp8", "int8"]
+    """Weight format."""
+    kv_cache: Literal["bf16", "fp16", "fp8", "int8"]
+    """KV-cache format."""
+    input_tokens: int = Field(ge=1, le=1_000_000)
+    """Prompt tokens of every request."""
+    output_tokens: int = Field(ge=1, le=1_000_000)
+    """Output tokens of every request."""
+    requests: int = Field(ge=10, le=1_000_000)
+    """Requests in the run."""
+    max_batched_tokens: int = Field(ge=1, le=1_000_000)
+    """The engine's token budget per iteration."""
+    max_seqs: int = Field(ge=1, le=100_000)
+    """The engine's largest batch of sequences."""
+    memory_utilization: float = Field(gt=0, le=1)
+    """Share of memory the engine may use."""
+    kv_admission: Literal["on_demand", "reserve"]
+    """KV-cache admission policy (reserve: TensorRT-LLM's GUARANTEED_NO_EVICT)."""
+
+
+Run = Annotated[RecsysOfflineRun | RecsysServerRun | TrainingRun | LLMOfflineRun,
+                Field(discriminator="kind")]
 
 
 class RunFile(Strict):
@@ -168,9 +201,14 @@ class RunFile(Strict):
         if dup:
             probs.append(Problem(file, "runs", f"run ids must be unique; repeated: "
                                  f"{', '.join(dup)}"))
+        from accelsim.training.job import load_model as load_decoder
+
         for i, r in enumerate(self.runs):
-            loads = (("device", load_device),) if r.kind == "training" else (
-                ("model", load_model), ("device", load_device))
+            loads: tuple[tuple[str, Any], ...] = (("device", load_device),)
+            if r.kind == "llm_offline":
+                loads = (("model", load_decoder), ("device", load_device))
+            elif r.kind != "training":
+                loads = (("model", load_model), ("device", load_device))
             for field, load in loads:
                 try:
                     load(getattr(r, field), relative_to=file, where=file,
@@ -357,5 +395,31 @@ def _predict_training(run: TrainingRun, file: str) -> tuple[float, str]:
     return eq3_flops(run.global_batch, run.model) / best.step_time_s / run.devices / 1e12, detail
 
 
+def _predict_llm_offline(run: LLMOfflineRun, file: str) -> tuple[float, str]:
+    """Every request arrives within microseconds (rate 1e6/s) and the replica drains them:
+    output tokens over the makespan (:func:`accelsim.llm.sim.simulate`)."""
+    from accelsim import refs
+    from accelsim.llm.job import LLMJob
+    from accelsim.llm.sim import simulate
+
+    job = LLMJob.model_validate({
+        "replicas": [{"device": refs.normalize(run.device, file),
+                      "model": refs.normalize(run.model, file), "tp": run.tp,
+                      "weights": run.weights, "kv_cache": run.kv_cache,
+                      "max_batched_tokens": run.max_batched_tokens, "max_seqs": run.max_seqs,
+                      "memory_utilization": run.memory_utilization,
+                      "kv_admission": run.kv_admission}],
+        "arrivals": {"rate_qps": 1e6},
+        "prompt_tokens": {"dist": "fixed", "value": run.input_tokens},
+        "output_tokens": {"dist": "fixed", "value": run.output_tokens},
+        "sim": {"requests": run.requests, "warmup": 0, "seed": 1}})
+    r = simulate(job, file)
+    rep = r.replicas[0]
+    detail = (f"KV {rep['kv_tokens']:,} tokens, {rep['iterations']:,} iterations, "
+              f"KV use {rep['kv_utilization']:.0%}; TTFT mean {r.metrics['ttft_mean_ms']:.0f} "
+              f"ms, TPOT mean {r.metrics['tpot_mean_ms']:.1f} ms")
+    return float(r.metrics["output_tokens_per_s"]), detail
+
+
 _PREDICT = {"recsys_offline": _predict_offline, "recsys_server": _predict_server,
-            "training": _predict_training}
+            "training": _predict_training, "llm_offline": _predict_llm_offline}

@@ -9,7 +9,10 @@ Each iteration, with a budget of ``max_batched_tokens`` tokens and ``max_seqs`` 
    re-prefills its prompt and the tokens it had generated);
 2. running sequences still prefilling take the next chunk of their prompt;
 3. waiting requests are admitted in arrival order while the budget, ``max_seqs`` and free
-   blocks allow (head-of-line: the first that does not fit stops admission);
+   blocks allow (head-of-line: the first that does not fit stops admission); with
+   ``kv_admission: reserve`` (TensorRT-LLM's GUARANTEED_NO_EVICT) a request is admitted
+   only when the blocks of its whole sequence (prompt + output) are free, and they are
+   held until it leaves, so nothing is ever preempted;
 4. the iteration takes :meth:`accelsim.llm.perf.ReplicaModel.iteration_s` of its tokens; a
    sequence finishing its prefill emits its first token at the end of the iteration (its
    TTFT); each decode emits one token; a sequence with all its output tokens leaves.
@@ -43,7 +46,7 @@ class ReplicaTrace:
 
 @njit(cache=True)
 def _run(arr, prompt, out, linear, c_kv, c_pf, c_head, blocks, B, budget,
-         max_seqs):  # pragma: no cover - compiled
+         max_seqs, reserve):  # pragma: no cover - compiled
     n = len(arr)
     first = np.full(n, np.nan)
     done = np.full(n, np.nan)
@@ -83,7 +86,7 @@ def _run(arr, prompt, out, linear, c_kv, c_pf, c_head, blocks, B, budget,
             r = running[i]
             tokens[i] = 0
             if ctx[r] >= target[r] and left > 0:
-                if ctx[r] % B == 0:
+                if reserve == 0 and ctx[r] % B == 0:
                     while free == 0 and nrun - 1 > i:
                         v = running[nrun - 1]
                         free += (ctx[v] + B - 1) // B
@@ -115,7 +118,7 @@ def _run(arr, prompt, out, linear, c_kv, c_pf, c_head, blocks, B, budget,
             if ctx[r] < target[r] and left > 0:
                 q = min(target[r] - ctx[r], left)
                 have = (ctx[r] + B - 1) // B
-                need = (ctx[r] + q + B - 1) // B - have
+                need = 0 if reserve else (ctx[r] + q + B - 1) // B - have
                 if need > free:
                     q = free * B + have * B - ctx[r]
                     need = free
@@ -131,7 +134,8 @@ def _run(arr, prompt, out, linear, c_kv, c_pf, c_head, blocks, B, budget,
             r = wq[wh]
             tg = prompt[r] + gen[r]
             q = min(tg, left)
-            need = (q + B - 1) // B
+            # reserve: the whole sequence's blocks at admission (no eviction later)
+            need = (prompt[r] + out[r] + B - 1) // B if reserve else (q + B - 1) // B
             if need > free:
                 break
             wh += 1
@@ -179,7 +183,8 @@ def _run(arr, prompt, out, linear, c_kv, c_pf, c_head, blocks, B, budget,
                         gen[r] += 1
                 if gen[r] >= out[r]:
                     done[r] = t
-                    free += (ctx[r] + B - 1) // B
+                    free += ((prompt[r] + out[r] + B - 1) // B if reserve
+                             else (ctx[r] + B - 1) // B)
                     finished += 1
                     keep = False
             if keep:
@@ -194,7 +199,8 @@ def run_fast(arr: np.ndarray, prompt: np.ndarray, out: np.ndarray, rm: object) -
     first, done, npre, busy, kvint, iters, end = _run(
         np.ascontiguousarray(arr, dtype=np.float64), prompt.astype(np.int64),
         out.astype(np.int64), rm.linear_s, rm.c_kv, rm.c_pf, rm.c_head,  # type: ignore[attr-defined]
-        rm.kv_blocks, rm.block_tokens, rm.max_batched_tokens, rm.max_seqs)  # type: ignore[attr-defined]
+        rm.kv_blocks, rm.block_tokens, rm.max_batched_tokens, rm.max_seqs,  # type: ignore[attr-defined]
+        int(rm.reserve))  # type: ignore[attr-defined]
     return ReplicaTrace(first, done, npre, float(busy), float(kvint), int(iters), float(end))
 
 
@@ -205,6 +211,7 @@ def run_simpy(arr: np.ndarray, prompt: np.ndarray, out: np.ndarray, rm: object) 
 
     B, blocks = rm.block_tokens, rm.kv_blocks  # type: ignore[attr-defined]
     budget, max_seqs = rm.max_batched_tokens, rm.max_seqs  # type: ignore[attr-defined]
+    reserve = bool(rm.reserve)  # type: ignore[attr-defined]
     n = len(arr)
     first = [float("nan")] * n
     done = [float("nan")] * n
@@ -240,7 +247,7 @@ def run_simpy(arr: np.ndarray, prompt: np.ndarray, out: np.ndarray, rm: object) 
             while i < len(running):
                 r = running[i]
                 if ctx[r] >= target[r] and left > 0:
-                    if ctx[r] % B == 0:
+                    if not reserve and ctx[r] % B == 0:
                         while state["free"] == 0 and len(running) - 1 > i:
                             v = running.pop()
                             state["free"] += blocks_of(ctx[v])
@@ -264,7 +271,7 @@ def run_simpy(arr: np.ndarray, prompt: np.ndarray, out: np.ndarray, rm: object) 
                 if ctx[r] < target[r] and left > 0:
                     q = min(target[r] - ctx[r], left)
                     have = blocks_of(ctx[r])
-                    need = blocks_of(ctx[r] + q) - have
+                    need = 0 if reserve else blocks_of(ctx[r] + q) - have
                     if need > state["free"]:
                         q = state["free"] * B + have * B - ctx[r]
                         need = state["free"]
@@ -279,7 +286,7 @@ def run_simpy(arr: np.ndarray, prompt: np.ndarray, out: np.ndarray, rm: object) 
                 r = waiting[0]
                 tg = prompt[r] + gen[r]
                 q = min(tg, left)
-                need = blocks_of(q)
+                need = blocks_of(prompt[r] + out[r]) if reserve else blocks_of(q)
                 if need > state["free"]:
                     break
                 waiting.popleft()
@@ -319,7 +326,8 @@ def run_simpy(arr: np.ndarray, prompt: np.ndarray, out: np.ndarray, rm: object) 
                             gen[r] += 1
                     if gen[r] >= out[r]:
                         done[r] = env.now
-                        state["free"] += blocks_of(ctx[r])
+                        state["free"] += (blocks_of(prompt[r] + out[r]) if reserve
+                                          else blocks_of(ctx[r]))
                         state["finished"] += 1
                         continue
                 kept.append(r)

@@ -40,6 +40,10 @@ class Replica(Strict):
     """Tokens per KV-cache block (paged attention)."""
     memory_utilization: float = Field(default=0.9, gt=0, le=1)
     """Share of device memory the engine may use (vLLM's gpu_memory_utilization)."""
+    kv_admission: Literal["on_demand", "reserve"] = "on_demand"
+    """on_demand: KV blocks are taken as tokens arrive and a full cache preempts the latest
+    sequence (vLLM); reserve: a request is admitted with its whole sequence's blocks and is
+    never evicted (TensorRT-LLM's GUARANTEED_NO_EVICT; output lengths known)."""
 
 
 class Slo(Strict):

@@ -63,6 +63,7 @@ class ReplicaModel:
     max_batched_tokens: int
     max_seqs: int
     tp: int
+    reserve: bool  # admission reserves the whole sequence's KV (no preemption)
     weights_bytes: float  # per device
     kv_bytes_per_token: float  # per device
     spec: DeviceSpec
@@ -210,4 +211,5 @@ def replica_model(r: Replica, file: str = "job", where: str = "replicas[0]",
         name=f"{spec.name} x{tp} {model.name}", linear_s=linear, c_kv=c_kv, c_pf=c_pf,
         c_head=c_head, kv_blocks=blocks, block_tokens=r.block_tokens,
         max_batched_tokens=r.max_batched_tokens, max_seqs=r.max_seqs, tp=tp,
+        reserve=r.kv_admission == "reserve",
         weights_bytes=weights, kv_bytes_per_token=kv_tok, spec=spec)

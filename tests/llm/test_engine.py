@@ -22,18 +22,22 @@ def _stream(n: int, rate: float, seed: int, pmean: float = 600, omean: float = 1
     return arr, p, o
 
 
-@pytest.mark.parametrize("blocks", [None, 400])  # 400 blocks of 16: preemptions happen
-def test_compiled_scheduler_equals_the_simpy_reference(blocks):
-    rm = RM if blocks is None else replace(RM, kv_blocks=blocks)
+@pytest.mark.parametrize("blocks,reserve", [(None, False), (400, False), (400, True)])
+def test_compiled_scheduler_equals_the_simpy_reference(blocks, reserve):
+    """400 blocks of 16 tokens: on demand, preemptions happen; reserving each request's
+    whole sequence at admission, none do, and requests wait for blocks instead."""
+    rm = replace(RM, reserve=reserve) if blocks is None else replace(RM, kv_blocks=blocks,
+                                                                     reserve=reserve)
     arr, p, o = _stream(400, 6.0, 3)
     p = np.minimum(p, 2000)
+    o = np.minimum(o, 4000)
     a, b = run_fast(arr, p, o, rm), run_simpy(arr, p, o, rm)
     assert np.array_equal(a.preemptions, b.preemptions)
     assert np.allclose(a.first_s, b.first_s, rtol=1e-12, atol=0)
     assert np.allclose(a.done_s, b.done_s, rtol=1e-12, atol=0)
     assert a.iterations == b.iterations
     if blocks is not None:
-        assert a.preemptions.sum() > 0
+        assert (a.preemptions.sum() == 0) == reserve
 
 
 def test_a_lone_request_costs_its_prefill_and_decode_steps():
