@@ -3,6 +3,9 @@ paged KV cache, chunked prefill and preemption by recomputation (Kwon et al., SO
 
 Each iteration, with a budget of ``max_batched_tokens`` tokens and ``max_seqs`` sequences:
 
+0. a request that arrives with its KV cache (the decode pool of a disaggregated
+   deployment) is admitted like any other, holding its context's blocks, and decodes
+   from the next iteration;
 1. every running sequence past its prefill decodes one token; a sequence whose KV cache
    needs a new block when none is free preempts the most recently admitted running
    sequence (its blocks are freed; it returns to the head of the queue and later
@@ -42,17 +45,19 @@ class ReplicaTrace:
     kv_block_s: float
     iterations: int
     end_s: float
+    kind: int = -1  # the replica kind (index in the job's replicas) that produced it
 
 
 @njit(cache=True)
-def _run(arr, prompt, out, linear, c_kv, c_pf, c_head, blocks, B, budget,
+def _run(arr, prompt, out, ready, linear, c_kv, c_pf, c_head, blocks, B, budget,
          max_seqs, reserve):  # pragma: no cover - compiled
     n = len(arr)
     first = np.full(n, np.nan)
     done = np.full(n, np.nan)
     npre = np.zeros(n, np.int64)
     ctx = np.zeros(n, np.int64)  # tokens in the KV cache
-    gen = np.zeros(n, np.int64)  # output tokens emitted
+    gen = ready.copy()  # output tokens emitted (a prefilled arrival has its first)
+    kvh = ready.copy()  # the request arrives with its prompt's KV (disaggregated decode)
     target = np.zeros(n, np.int64)  # tokens to prefill at (re)admission
     # waiting: a deque in an array of 2n slots (preempted requests go to the front)
     wq = np.empty(2 * n + 1, np.int64)
@@ -130,8 +135,26 @@ def _run(arr, prompt, out, linear, c_kv, c_pf, c_head, blocks, B, budget,
                     if ctx[r] + q == target[r]:
                         emit += 1
         # 3. admissions
+        took_kv = 0
         while wh < wt and nrun < max_seqs and left > 0:
             r = wq[wh]
+            if kvh[r]:
+                # its KV was computed by a prefill replica: hold it and decode from the
+                # next iteration, no compute now
+                tg = prompt[r] + gen[r] - 1
+                need = (prompt[r] + out[r] + B - 1) // B if reserve else (tg + B - 1) // B
+                if need > free:
+                    break
+                wh += 1
+                kvh[r] = 0
+                target[r] = tg
+                ctx[r] = tg
+                free -= need
+                running[nrun] = r
+                tokens[nrun] = 0
+                nrun += 1
+                took_kv += 1
+                continue
             tg = prompt[r] + gen[r]
             q = min(tg, left)
             # reserve: the whole sequence's blocks at admission (no eviction later)
@@ -149,6 +172,8 @@ def _run(arr, prompt, out, linear, c_kv, c_pf, c_head, blocks, B, budget,
             if q == tg:
                 emit += 1
         total = budget - left
+        if total == 0 and took_kv > 0:
+            continue  # only arrivals with their KV were admitted: they decode next
         if total == 0:
             # every block is held by prefills that cannot grow: preempt the latest admitted
             # (the caller checks that one request alone always fits)
@@ -194,17 +219,25 @@ def _run(arr, prompt, out, linear, c_kv, c_pf, c_head, blocks, B, budget,
     return first, done, npre, busy, kvint, iters, t
 
 
-def run_fast(arr: np.ndarray, prompt: np.ndarray, out: np.ndarray, rm: object) -> ReplicaTrace:
-    """One replica's requests (arrival-sorted) through the compiled scheduler."""
+def _ready(n: int, ready: np.ndarray | None) -> np.ndarray:
+    return np.zeros(n, np.int64) if ready is None else ready.astype(np.int64)
+
+
+def run_fast(arr: np.ndarray, prompt: np.ndarray, out: np.ndarray, rm: object,
+             ready: np.ndarray | None = None) -> ReplicaTrace:
+    """One replica's requests (arrival-sorted) through the compiled scheduler; ``ready``
+    marks requests that arrive with their prompt's KV cache and first token (the decode
+    pool of a disaggregated deployment)."""
     first, done, npre, busy, kvint, iters, end = _run(
         np.ascontiguousarray(arr, dtype=np.float64), prompt.astype(np.int64),
-        out.astype(np.int64), rm.linear_s, rm.c_kv, rm.c_pf, rm.c_head,  # type: ignore[attr-defined]
+        out.astype(np.int64), _ready(len(arr), ready), rm.linear_s, rm.c_kv, rm.c_pf, rm.c_head,  # type: ignore[attr-defined]
         rm.kv_blocks, rm.block_tokens, rm.max_batched_tokens, rm.max_seqs,  # type: ignore[attr-defined]
         int(rm.reserve))  # type: ignore[attr-defined]
     return ReplicaTrace(first, done, npre, float(busy), float(kvint), int(iters), float(end))
 
 
-def run_simpy(arr: np.ndarray, prompt: np.ndarray, out: np.ndarray, rm: object) -> ReplicaTrace:
+def run_simpy(arr: np.ndarray, prompt: np.ndarray, out: np.ndarray, rm: object,
+              ready: np.ndarray | None = None) -> ReplicaTrace:
     """The same policy as simpy processes: an arrival process fills the queue and wakes
     the replica, whose process runs iterations while there is work (reference engine)."""
     import simpy
@@ -217,7 +250,8 @@ def run_simpy(arr: np.ndarray, prompt: np.ndarray, out: np.ndarray, rm: object) 
     done = [float("nan")] * n
     npre = [0] * n
     ctx = [0] * n
-    gen = [0] * n
+    gen = [int(x) for x in _ready(n, ready)]
+    kvh = list(gen)
     target = [0] * n
     waiting: deque[int] = deque()
     running: list[int] = []
@@ -282,8 +316,22 @@ def run_simpy(arr: np.ndarray, prompt: np.ndarray, out: np.ndarray, rm: object) 
                         left -= q
                         if ctx[r] + q == target[r]:
                             emit += 1
+            took_kv = 0
             while waiting and len(running) < max_seqs and left > 0:
                 r = waiting[0]
+                if kvh[r]:
+                    tg = prompt[r] + gen[r] - 1
+                    need = blocks_of(prompt[r] + out[r]) if reserve else blocks_of(tg)
+                    if need > state["free"]:
+                        break
+                    waiting.popleft()
+                    kvh[r] = 0
+                    target[r] = tg
+                    ctx[r] = tg
+                    state["free"] -= need
+                    running.append(r)
+                    took_kv += 1
+                    continue
                 tg = prompt[r] + gen[r]
                 q = min(tg, left)
                 need = blocks_of(prompt[r] + out[r]) if reserve else blocks_of(q)
@@ -299,6 +347,8 @@ def run_simpy(arr: np.ndarray, prompt: np.ndarray, out: np.ndarray, rm: object) 
                 if q == tg:
                     emit += 1
             total = budget - left
+            if total == 0 and took_kv > 0:
+                continue
             if total == 0:
                 v = running.pop()
                 state["free"] += blocks_of(ctx[v])

@@ -25,6 +25,10 @@ class Replica(Strict):
     """Decoder-only model: catalog name (configs/models) or path to a model YAML."""
     count: int = Field(default=1, ge=1, le=1_000_000)
     """Replicas of this kind."""
+    role: Literal["both", "prefill", "decode"] = "both"
+    """both (prefill and decode on one replica), or one side of a disaggregated deployment:
+    prefill replicas compute prompts and first tokens, then ship the KV cache to decode
+    replicas (DistServe, Splitwise)."""
     tp: int = Field(default=1, ge=1, le=1024)
     """Tensor-parallel devices per replica (inside one scale-up domain); MoE experts are
     spread over them (expert parallel inside the replica)."""
@@ -95,9 +99,24 @@ class LLMJob(Strict):
     """TTFT and TPOT targets: goodput and --capacity need them."""
     sim: SimSettings = SimSettings()
     """Simulation length, seed, engine and replications."""
+    kv_transfer: Literal["scaleup", "scaleout"] = "scaleout"
+    """Link the KV cache crosses from a prefill to a decode replica (disaggregated only):
+    the scale-up domain (same supernode) or the scale-out network."""
     cost: Cost | None = None
     """Where the replicas run: with it, USD per million output tokens (device TCO per
     hour at the simulated utilisation over output tokens per hour)."""
+
+    @model_validator(mode="after")
+    def _roles(self) -> LLMJob:
+        roles = {r.role for r in self.replicas}
+        if roles != {"both"} and roles != {"prefill", "decode"}:
+            raise ValueError("replicas: either every role is 'both', or there are 'prefill' "
+                             f"and 'decode' replicas and no 'both' (got {sorted(roles)})")
+        return self
+
+    @property
+    def disaggregated(self) -> bool:
+        return self.replicas[0].role != "both"
 
     @property
     def n_replicas(self) -> int:

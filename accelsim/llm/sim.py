@@ -14,7 +14,7 @@ prompt and output lengths drawn once.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -125,20 +125,84 @@ def _check_fits(job: LLMJob, rms: list[ReplicaModel], d: Draws, file: str) -> No
                 f"exceeds the KV cache ({rm.kv_tokens:,} tokens); expected a smaller budget")
 
 
-def run(job: LLMJob, rate: float, d: Draws, rms: list[ReplicaModel], engine: str = "fast",
-        file: str = "job") -> tuple[np.ndarray, list[ReplicaTrace], list[np.ndarray]]:
-    """Arrival times, each replica's trace and the requests (indices) it served."""
-    arr = arrival_times(job, d, rate, file)
-    kinds = [k for k, r in enumerate(job.replicas) for _ in range(r.count)]
-    mp, mo = float(d.prompt.mean()), float(d.output.mean())
-    weights = [saturated_tokens_per_s(rms[k], mp, mo) for k in kinds]
+def _pool_run(arr: np.ndarray, prompt: np.ndarray, out: np.ndarray, rms: list[ReplicaModel],
+              kinds: list[int], weights: list[float], runner: Any,
+              ready: np.ndarray | None = None) -> tuple[list[ReplicaTrace], list[np.ndarray]]:
+    """Route requests (arrival-sorted) over the replicas ``kinds`` by ``weights`` and run each
+    replica; the traces and the requests (indices) each served."""
     where = route(len(arr), weights)
-    runner = run_fast if engine == "fast" else run_simpy
     order = np.argsort(where, kind="stable")
     bounds = np.searchsorted(where[order], np.arange(len(kinds) + 1))
     groups = [order[bounds[j]:bounds[j + 1]] for j in range(len(kinds))]
-    traces = [runner(arr[g], d.prompt[g], d.output[g], rms[k])
+    traces = [replace(runner(arr[g], prompt[g], out[g], rms[k],
+                             None if ready is None else ready[g]), kind=k)
               for g, k in zip(groups, kinds, strict=True)]
+    return traces, groups
+
+
+def kv_transfer_s(job: LLMJob, rm_from: ReplicaModel, rm_to: ReplicaModel,
+                  prompt: np.ndarray) -> np.ndarray:
+    """Seconds to ship each request's prompt KV cache from a prefill to a decode replica:
+    its bytes (the decode replica's per-device share x its tp) over the devices' links in
+    parallel (the fewer of the two replicas' devices), plus one message latency."""
+    spec = rm_from.spec
+    up = job.kv_transfer == "scaleup"
+    bw = (spec.scaleup_bw_Bps if up else spec.scaleout_bw_Bps) * spec.eff_comm
+    lat = spec.scaleup_latency_s if up else spec.scaleout_latency_s
+    total = prompt * rm_to.kv_bytes_per_token * rm_to.tp
+    return total / (bw * min(rm_from.tp, rm_to.tp)) + lat
+
+
+def run(job: LLMJob, rate: float, d: Draws, rms: list[ReplicaModel], engine: str = "fast",
+        file: str = "job") -> tuple[np.ndarray, list[ReplicaTrace], list[np.ndarray]]:
+    """Arrival times, each replica's trace and the requests (indices) it served. A
+    disaggregated job runs the prefill pool on every request (one output token: its TTFT),
+    ships each prompt's KV cache to the decode pool, and runs the decode pool on the
+    requests with more tokens to produce, in the order their KV arrives."""
+    arr = arrival_times(job, d, rate, file)
+    kinds = [k for k, r in enumerate(job.replicas) for _ in range(r.count)]
+    mp, mo = float(d.prompt.mean()), float(d.output.mean())
+    runner = run_fast if engine == "fast" else run_simpy
+    if not job.disaggregated:
+        weights = [saturated_tokens_per_s(rms[k], mp, mo) for k in kinds]
+        traces, groups = _pool_run(arr, d.prompt, d.output, rms, kinds, weights, runner)
+        return arr, traces, groups
+    pre = [k for k in kinds if job.replicas[k].role == "prefill"]
+    dec = [k for k in kinds if job.replicas[k].role == "decode"]
+    full = [rms[k].max_batched_tokens for k in pre]
+    pre_w = [f / float(rms[k].linear_s[f]) for k, f in zip(pre, full, strict=True)]
+    ones = np.ones_like(d.output)
+    p_tr, p_groups = _pool_run(arr, d.prompt, ones, rms, pre, pre_w, runner)
+    first = np.empty(len(arr))
+    src = np.empty(len(arr), dtype=np.int64)
+    for g, tr, k in zip(p_groups, p_tr, pre, strict=True):
+        first[g] = tr.first_s
+        src[g] = k
+    more = np.flatnonzero(d.output > 1)
+    ship = np.empty(len(arr))
+    for k in set(pre):
+        mine = src == k
+        ship[mine] = kv_transfer_s(job, rms[k], rms[dec[0]], d.prompt[mine])
+    at = first[more] + ship[more]
+    order = more[np.argsort(at, kind="stable")]
+    dec_w = [saturated_tokens_per_s(rms[k], mp, mo) for k in dec]
+    d_tr, d_groups = _pool_run(first[order] + ship[order], d.prompt[order], d.output[order],
+                               rms, dec, dec_w, runner, np.ones(len(order), np.int64))
+    # one trace per replica over all requests: prefill replicas give first tokens (and
+    # completion for single-token outputs), decode replicas completion
+    n = len(arr)
+    traces, groups = [], []
+    done_one = np.where(d.output <= 1, first, np.nan)
+    for g, tr in zip(p_groups, p_tr, strict=True):
+        traces.append(replace(tr, done_s=done_one[g]))
+        groups.append(g)
+    for g, tr in zip(d_groups, d_tr, strict=True):
+        idx = order[g]
+        traces.append(replace(tr, first_s=first[idx]))
+        groups.append(idx)
+    # requests that finished at prefill appear once (in the prefill group); the decode
+    # groups overwrite the completion of the others
+    assert sum(len(g) for g in groups) == n + len(order)
     return arr, traces, groups
 
 
@@ -148,9 +212,10 @@ def summarize(job: LLMJob, rate: float, d: Draws, arr: np.ndarray, traces: list[
     """TTFT, TPOT and end-to-end latency (mean, p50, p99) after the warm-up, throughput,
     goodput, KV use, preemptions and USD per million output tokens."""
     n = len(arr)
-    first, done, pre = np.empty(n), np.empty(n), np.empty(n, dtype=np.int64)
-    for g, tr in zip(groups, traces, strict=True):
-        first[g], done[g], pre[g] = tr.first_s, tr.done_s, tr.preemptions
+    first, done, pre = np.empty(n), np.empty(n), np.zeros(n, dtype=np.int64)
+    for g, tr in zip(groups, traces, strict=True):  # decode traces follow prefill ones
+        first[g], done[g] = tr.first_s, tr.done_s
+        pre[g] += tr.preemptions
     keep = slice(job.sim.warmup, None)
     ttft = (first - arr)[keep]
     e2e = (done - arr)[keep]
@@ -177,9 +242,9 @@ def summarize(job: LLMJob, rate: float, d: Draws, arr: np.ndarray, traces: list[
         m["meets_slo"] = bool(ok.mean() >= job.slo.attainment)
     m["preemptions"] = int(pre[keep].sum())
     reps = []
-    kinds = [k for k, r in enumerate(job.replicas) for _ in range(r.count)]
     usd = 0.0
-    for j, (k, tr) in enumerate(zip(kinds, traces, strict=True)):
+    for j, tr in enumerate(traces):
+        k = tr.kind
         end = max(tr.end_s, 1e-12)
         rm = rms[k]
         reps.append({"replica": j, "kind": rm.name, "requests": len(groups[j]),

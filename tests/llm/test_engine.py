@@ -70,3 +70,17 @@ def test_littles_law_on_the_simulated_trace():
     ts = np.random.default_rng(1).uniform(lo, hi, 4000)
     N = ((arr[None, :] <= ts[:, None]) & (tr.done_s[None, :] > ts[:, None])).sum(axis=1)
     assert N.mean() == pytest.approx(lam * W, rel=0.05)
+
+
+def test_a_request_arriving_with_its_kv_decodes_without_a_prefill():
+    """The decode side of a disaggregated deployment: the first decode step starts at
+    arrival and reads the shipped context; no prefill is computed."""
+    P, n_out = 3000, 5
+    tr = run_fast(np.array([2.0]), np.array([P]), np.array([n_out]), RM, np.array([1]))
+    steps = sum(RM.decode_step_s(1, P + i) for i in range(n_out - 1))
+    assert tr.done_s[0] - 2.0 == pytest.approx(steps, rel=1e-12)
+    assert np.isnan(tr.first_s[0])  # its first token came from the prefill replica
+    arr, p, o = _stream(300, 8.0, 4)
+    ready = np.ones(len(arr), np.int64)
+    a, b = run_fast(arr, p, o, RM, ready), run_simpy(arr, p, o, RM, ready)
+    assert np.allclose(a.done_s, b.done_s, rtol=1e-12, atol=0)

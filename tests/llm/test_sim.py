@@ -98,3 +98,35 @@ def test_capacity_without_an_slo_is_an_error(tmp_path):
     f.write_text(yaml.safe_dump(data))
     res = runner.invoke(app, ["serve-llm", str(f), "--capacity"])
     assert res.exit_code != 0 and "slo" in res.output
+
+
+def test_disaggregated_lone_request_by_hand():
+    """Prefill on an H800 replica, KV shipped over the scale-out network, decode on an H20
+    replica: TTFT is the prefill alone, completion adds the transfer and the decode steps."""
+    from accelsim.llm.sim import kv_transfer_s, models
+
+    P, n_out = 2000, 4
+    job = _job(replicas=[{"device": "h800", "model": "llama2-70b", "tp": 4, "role": "prefill"},
+                         {"device": "h20", "model": "llama2-70b", "tp": 4, "role": "decode"}],
+               arrivals={"rate_qps": 0.001}, prompt_tokens={"dist": "fixed", "value": P},
+               output_tokens={"dist": "fixed", "value": n_out},
+               sim={"requests": 10, "warmup": 0, "seed": 1})
+    pre, dec = models(job)
+    r = simulate(job)
+    ship = float(kv_transfer_s(job, pre, dec, np.array([P]))[0])
+    # KV bytes: 2 x 8 heads x 128 x 80 layers x 2 B per token, over 4 x 50 GB/s x eff
+    assert ship == pytest.approx(P * 2 * 8 * 128 * 80 * 2 / (4 * 50e9 * pre.spec.eff_comm)
+                                 + pre.spec.scaleout_latency_s, rel=1e-12)
+    assert r.metrics["ttft_mean_ms"] == pytest.approx(pre.prefill_s(P) * 1e3, rel=1e-9)
+    decode = sum(dec.decode_step_s(1, P + i) for i in range(n_out - 1))
+    assert r.metrics["e2e_mean_ms"] == pytest.approx((pre.prefill_s(P) + ship + decode) * 1e3,
+                                                     rel=1e-9)
+    assert simulate(job, engine="simpy").metrics == pytest.approx(r.metrics, rel=1e-9)
+
+
+def test_roles_must_split_cleanly():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="prefill"):
+        _job(replicas=[{"device": "h800", "model": "llama2-70b", "tp": 4, "role": "prefill"},
+                       {"device": "h20", "model": "llama2-70b", "tp": 4}])
