@@ -143,8 +143,9 @@ def _pool_run(arr: np.ndarray, prompt: np.ndarray, out: np.ndarray, rms: list[Re
 def kv_transfer_s(job: LLMJob, rm_from: ReplicaModel, rm_to: ReplicaModel,
                   prompt: np.ndarray) -> np.ndarray:
     """Seconds to ship each request's prompt KV cache from a prefill to a decode replica:
-    its bytes (the decode replica's per-device share x its tp) over the devices' links in
-    parallel (the fewer of the two replicas' devices), plus one message latency."""
+    its bytes (the decode replica's per-device share x its tp; with several decode kinds,
+    the first one's) over the devices' links in parallel (the fewer of the two replicas'
+    devices), plus one message latency."""
     spec = rm_from.spec
     up = job.kv_transfer == "scaleup"
     bw = (spec.scaleup_bw_Bps if up else spec.scaleout_bw_Bps) * spec.eff_comm
