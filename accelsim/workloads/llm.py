@@ -171,15 +171,18 @@ class LLMServing(Workload):
     def demand(self, spec: LLMServingSpec) -> float:
         return spec.peak_rps
 
-    def _candidates(self, spec: LLMServingSpec, device: DeviceProfile, file: str
-                    ) -> list[tuple[int, Any]]:
+    def _candidates(self, spec: LLMServingSpec, device: DeviceProfile, file: str,
+                    near: int = 0) -> list[tuple[int, Any]]:
         """Replica sizes to try: the block's tp, or every power of two within the scale-up
-        domain whose memory leaves a KV cache (their cost models)."""
+        domain whose memory leaves a KV cache (their cost models); with ``near``, only it
+        and its halving and doubling (the fast path: a perturbed device moves its best
+        size by one step at most)."""
         from accelsim.llm.perf import replica_model
 
         job = _job(spec, device.name, 1)
         tps = [spec.tp] if spec.tp else [t for t in (1, 2, 4, 8, 16, 32, 64)
-                                         if t <= device.spec.scaleup_domain]
+                                         if t <= device.spec.scaleup_domain
+                                         and (not near or near // 2 <= t <= 2 * near)]
         out, last = [], None
         for tp in tps:
             r = job.replicas[0].model_copy(update={"tp": tp})
@@ -252,7 +255,7 @@ class LLMServing(Workload):
         p, o = _means(spec)
         best: tuple[float, float] | None = None  # (per device, ratio)
         try:
-            for tp, rm in self._candidates(spec, device, ctx.file):
+            for tp, rm in self._candidates(spec, device, ctx.file, b.tp):
                 sat = saturated_tokens_per_s(rm, p, o) / o
                 if best is not None and 2 * sat / tp <= best[0]:
                     continue
