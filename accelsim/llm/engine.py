@@ -49,6 +49,17 @@ class ReplicaTrace:
 
 
 @njit(cache=True)
+def _evict(v, ctx, npre, wq, wh, B):  # pragma: no cover - compiled
+    """Preempt request v: free its blocks (returned), drop its KV, put it at the head of
+    the waiting deque (whose new head index is returned)."""
+    freed = (ctx[v] + B - 1) // B
+    ctx[v] = 0
+    npre[v] += 1
+    wq[wh - 1] = v
+    return freed, wh - 1
+
+
+@njit(cache=True)
 def _run(arr, prompt, out, ready, linear, c_kv, c_pf, c_head, blocks, B, budget,
          max_seqs, reserve):  # pragma: no cover - compiled
     n = len(arr)
@@ -93,20 +104,13 @@ def _run(arr, prompt, out, ready, linear, c_kv, c_pf, c_head, blocks, B, budget,
             if ctx[r] >= target[r] and left > 0:
                 if reserve == 0 and ctx[r] % B == 0:
                     while free == 0 and nrun - 1 > i:
-                        v = running[nrun - 1]
-                        free += (ctx[v] + B - 1) // B
-                        ctx[v] = 0
-                        npre[v] += 1
-                        wh -= 1
-                        wq[wh] = v
+                        freed, wh = _evict(running[nrun - 1], ctx, npre, wq, wh, B)
+                        free += freed
                         nrun -= 1
                     if free == 0:
                         # no one left to preempt but itself: it waits for a block
-                        free += (ctx[r] + B - 1) // B
-                        ctx[r] = 0
-                        npre[r] += 1
-                        wh -= 1
-                        wq[wh] = r
+                        freed, wh = _evict(r, ctx, npre, wq, wh, B)
+                        free += freed
                         for j in range(i, nrun - 1):
                             running[j] = running[j + 1]
                         nrun -= 1
@@ -177,12 +181,8 @@ def _run(arr, prompt, out, ready, linear, c_kv, c_pf, c_head, blocks, B, budget,
         if total == 0:
             # every block is held by prefills that cannot grow: preempt the latest admitted
             # (the caller checks that one request alone always fits)
-            v = running[nrun - 1]
-            free += (ctx[v] + B - 1) // B
-            ctx[v] = 0
-            npre[v] += 1
-            wh -= 1
-            wq[wh] = v
+            freed, wh = _evict(running[nrun - 1], ctx, npre, wq, wh, B)
+            free += freed
             nrun -= 1
             continue
         dt = linear[total] + c_kv * dctx + c_pf * pairs + c_head * emit
@@ -269,6 +269,13 @@ def run_simpy(arr: np.ndarray, prompt: np.ndarray, out: np.ndarray, rm: object,
     def blocks_of(c: int) -> int:
         return -(-c // B)
 
+    def evict(v: int) -> None:
+        """Preempt v: free its blocks, drop its KV, back to the head of the queue."""
+        state["free"] += blocks_of(ctx[v])
+        ctx[v] = 0
+        npre[v] += 1
+        waiting.appendleft(v)
+
     def replica() -> object:
         while state["finished"] < n:
             if not running and not waiting:
@@ -283,17 +290,9 @@ def run_simpy(arr: np.ndarray, prompt: np.ndarray, out: np.ndarray, rm: object,
                 if ctx[r] >= target[r] and left > 0:
                     if not reserve and ctx[r] % B == 0:
                         while state["free"] == 0 and len(running) - 1 > i:
-                            v = running.pop()
-                            state["free"] += blocks_of(ctx[v])
-                            ctx[v] = 0
-                            npre[v] += 1
-                            waiting.appendleft(v)
+                            evict(running.pop())
                         if state["free"] == 0:
-                            state["free"] += blocks_of(ctx[r])
-                            ctx[r] = 0
-                            npre[r] += 1
-                            waiting.appendleft(r)
-                            running.pop(i)
+                            evict(running.pop(i))
                             continue
                         state["free"] -= 1
                     sched[r] = 1
@@ -350,11 +349,7 @@ def run_simpy(arr: np.ndarray, prompt: np.ndarray, out: np.ndarray, rm: object,
             if total == 0 and took_kv > 0:
                 continue
             if total == 0:
-                v = running.pop()
-                state["free"] += blocks_of(ctx[v])
-                ctx[v] = 0
-                npre[v] += 1
-                waiting.appendleft(v)
+                evict(running.pop())
                 continue
             dt = float(rm.iteration_s(total, dctx, pairs, emit))  # type: ignore[attr-defined]
             state["kv"] += (blocks - state["free"]) * dt

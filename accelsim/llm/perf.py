@@ -94,11 +94,6 @@ class ReplicaModel:
         return t
 
 
-def _weight_peak(spec: DeviceSpec, fmt: str, where: str) -> float:
-    """W8A8: fp8 and int8 weights run the GEMM at that peak; 16-bit formats at bf16/fp16."""
-    return spec.flops(fmt, where=where)
-
-
 def _gemm(m: np.ndarray, k: float, n: float, wb: float, peak: float, spec: DeviceSpec
           ) -> np.ndarray:
     """Roofline GEMM with weights of ``wb`` bytes and bf16 activations."""
@@ -132,8 +127,9 @@ def replica_model(r: Replica, file: str = "job", where: str = "replicas[0]",
     if model.heads % r.tp:
         raise AccelsimError.single(file, f"{where}.tp", f"tp ({r.tp}) must divide the "
                                    f"model's heads ({model.heads})")
-    wfmt = {"bf16": "bf16", "fp16": "fp16", "fp8": "fp8", "int8": "int8"}[r.weights]
-    peak_w = _weight_peak(spec, wfmt, f"{file}: {where}.weights")
+    wfmt = r.weights
+    # W8A8: fp8 and int8 weights run the GEMMs at that peak; 16-bit formats at bf16/fp16
+    peak_w = spec.flops(wfmt, where=f"{file}: {where}.weights")
     peak_a = spec.flops("bf16", where=f"{file}: {where}.device")
     wb = BYTES[wfmt]
     tp = r.tp

@@ -165,7 +165,8 @@ def run(job: LLMJob, rate: float, d: Draws, rms: list[ReplicaModel], engine: str
     mp, mo = float(d.prompt.mean()), float(d.output.mean())
     runner = run_fast if engine == "fast" else run_simpy
     if not job.disaggregated:
-        weights = [saturated_tokens_per_s(rms[k], mp, mo) for k in kinds]
+        per_kind = {k: saturated_tokens_per_s(rms[k], mp, mo) for k in set(kinds)}
+        weights = [per_kind[k] for k in kinds]
         traces, groups = _pool_run(arr, d.prompt, d.output, rms, kinds, weights, runner)
         return arr, traces, groups
     pre = [k for k in kinds if job.replicas[k].role == "prefill"]
@@ -186,7 +187,8 @@ def run(job: LLMJob, rate: float, d: Draws, rms: list[ReplicaModel], engine: str
         ship[mine] = kv_transfer_s(job, rms[k], rms[dec[0]], d.prompt[mine])
     at = first[more] + ship[more]
     order = more[np.argsort(at, kind="stable")]
-    dec_w = [saturated_tokens_per_s(rms[k], mp, mo) for k in dec]
+    per_kind = {k: saturated_tokens_per_s(rms[k], mp, mo) for k in set(dec)}
+    dec_w = [per_kind[k] for k in dec]
     d_tr, d_groups = _pool_run(first[order] + ship[order], d.prompt[order], d.output[order],
                                rms, dec, dec_w, runner, np.ones(len(order), np.int64))
     # one trace per replica over all requests: prefill replicas give first tokens (and

@@ -17,9 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field
+import numpy as np
+from pydantic import Field, field_validator
 
-from accelsim.config import Strict, validate
+from accelsim import units
+from accelsim.config import Strict, Weight, validate
 from accelsim.devices import DeviceProfile
 from accelsim.errors import AccelsimError, Problem
 
@@ -30,6 +32,39 @@ class WorkloadSpec(Strict):
     """Base of every workload's scenario block; subclasses fix ``kind`` to a literal."""
 
     kind: str = Field(min_length=1)
+
+
+class CapacitySpec(WorkloadSpec):
+    """Base of the serving blocks (capacity workloads): a daily load profile that sets the
+    mean load (energy) and the repair time that sets the share of replicas up."""
+
+    daily_profile: list[Weight] | None = Field(default=None, min_length=24, max_length=24)
+    """24 hourly load multipliers; their mean/peak sets the energy use."""
+    repair_days: float = Field(default=3.0, ge=0, le=365)
+    """Days a failed replica is out of service before its server is repaired or replaced
+    (assumption: next-business-day parts and re-imaging); with the device's annual failure
+    rate it sets the share of replicas down at any time (:meth:`availability`)."""
+
+    @field_validator("daily_profile")
+    @classmethod
+    def _some_load(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None and max(v) <= 0:
+            raise ValueError("expected at least one hour with load > 0 (all are 0)")
+        return v
+
+    @property
+    def mean_to_peak(self) -> float:
+        if not self.daily_profile:
+            return 1.0
+        p = np.asarray(self.daily_profile, dtype=float)
+        return float(p.mean() / p.max())
+
+    def availability(self, device: DeviceProfile) -> float:
+        """Expected share of a device's replicas in service: ``1 - afr x repair_days / 365``
+        (failures per device-year times the years each one is out). Capacity at the SLO is
+        counted on the replicas up, so the fleet is sized with the spares this implies."""
+        afr = device.reliability.annual_failure_rate.value
+        return max(0.0, 1.0 - afr * self.repair_days * units.DAY / units.YEAR)
 
 
 @dataclass(frozen=True)

@@ -17,16 +17,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from accelsim import refs, units
-from accelsim.config import Strict, Weight
+from accelsim import refs
+from accelsim.config import Strict
 from accelsim.devices import DeviceProfile
 from accelsim.errors import AccelsimError, Problem
 from accelsim.llm.job import KVFormat, Slo, WeightFormat
 from accelsim.serving.workload import Dist
-from accelsim.workloads.base import DeviceEval, EvalContext, Workload, WorkloadSpec, register
+from accelsim.workloads.base import CapacitySpec, DeviceEval, EvalContext, Workload, register
 
 
 class LLMSim(Strict):
@@ -40,7 +39,7 @@ class LLMSim(Strict):
     """Seed of the first replication."""
 
 
-class LLMServingSpec(WorkloadSpec):
+class LLMServingSpec(CapacitySpec):
     """Serve ``peak_rps`` chat requests of ``model`` within the TTFT/TPOT SLO."""
 
     kind: Literal["llm_serving"] = "llm_serving"
@@ -65,26 +64,8 @@ class LLMServingSpec(WorkloadSpec):
     """Iteration token budget (chunked prefill)."""
     max_seqs: int = Field(default=256, ge=1, le=100_000)
     """Most sequences running at once per replica."""
-    daily_profile: list[Weight] | None = Field(default=None, min_length=24, max_length=24)
-    """24 hourly load multipliers; their mean/peak sets the energy use."""
     sim: LLMSim = LLMSim()
     """Simulation behind each device's capacity at the SLO."""
-    repair_days: float = Field(default=3.0, ge=0, le=365)
-    """Days a failed replica is out of service (as for recommendation serving)."""
-
-    @field_validator("daily_profile")
-    @classmethod
-    def _some_load(cls, v: list[float] | None) -> list[float] | None:
-        if v is not None and max(v) <= 0:
-            raise ValueError("expected at least one hour with load > 0 (all are 0)")
-        return v
-
-    @property
-    def mean_to_peak(self) -> float:
-        if not self.daily_profile:
-            return 1.0
-        p = np.asarray(self.daily_profile, dtype=float)
-        return float(p.mean() / p.max())
 
 
 @dataclass(frozen=True)
@@ -123,11 +104,6 @@ def _job(spec: LLMServingSpec, device: str, tp: int) -> Any:
         "sim": {"requests": spec.sim.requests, "warmup": spec.sim.warmup,
                 "seed": spec.sim.seed, "replications": spec.sim.replications},
     })
-
-
-def _availability(spec: LLMServingSpec, device: DeviceProfile) -> float:
-    afr = device.reliability.annual_failure_rate.value
-    return max(0.0, 1.0 - afr * spec.repair_days * units.DAY / units.YEAR)
 
 
 def _means(spec: LLMServingSpec) -> tuple[float, float]:
@@ -228,7 +204,7 @@ class LLMServing(Workload):
         if per_device <= 0:
             msg = c.get("reason", "no rate meets the SLO")
             return DeviceEval(0.0, 0.0, msg, msg, _Base(0, 0.0, msg))
-        up = _availability(spec, device)
+        up = spec.availability(device)
         ratio = c["max_rps_at_slo"] / sat if sat > 0 else 0.0
         quick = capacity(_fast_job(spec, device.name, tp), ctx.file, [rm])["max_rps_at_slo"]
         note = (f"tp{tp}, KV {rm.kv_tokens:,} tokens; {c['max_rps_at_slo']:.3g} req/s per "
@@ -270,7 +246,7 @@ class LLMServing(Workload):
         if best[0] <= 0:
             msg = b.reason or "no rate meets the SLO"
             return DeviceEval(0.0, 0.0, msg, msg)
-        return DeviceEval(best[0] * _availability(spec, device),
+        return DeviceEval(best[0] * spec.availability(device),
                           min(best[1], 1.0) * spec.mean_to_peak)
 
     def fleet_metrics(self, name: str, spec: LLMServingSpec, capacity: float,

@@ -15,16 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from accelsim import refs, units
-from accelsim.config import Strict, Weight
+from accelsim.config import Strict
 from accelsim.devices import DeviceProfile
 from accelsim.errors import AccelsimError, Problem
 from accelsim.serving.job import Batching
 from accelsim.serving.workload import Dist, Fixed
-from accelsim.workloads.base import DeviceEval, EvalContext, Workload, WorkloadSpec, register
+from accelsim.workloads.base import CapacitySpec, DeviceEval, EvalContext, Workload, register
 
 
 class ServingSim(Strict):
@@ -38,7 +37,7 @@ class ServingSim(Strict):
     """Seed of the first replication."""
 
 
-class RecsysServingSpec(WorkloadSpec):
+class RecsysServingSpec(CapacitySpec):
     """Serve ``peak_qps`` of ``model`` with p99 <= ``slo_p99_ms``; ``daily_profile`` (24 hourly
     multipliers) sets the mean load that drives energy."""
 
@@ -54,36 +53,8 @@ class RecsysServingSpec(WorkloadSpec):
     """Items (candidates) per query."""
     batching: Batching = Batching()
     """Dynamic batching per replica."""
-    daily_profile: list[Weight] | None = Field(default=None, min_length=24, max_length=24)
-    """24 hourly load multipliers; their mean/peak sets the energy use."""
     sim: ServingSim = ServingSim()
     """Simulation behind each device's capacity at the SLO."""
-    repair_days: float = Field(default=3.0, ge=0, le=365)
-    """Days a failed replica is out of service before its server is repaired or replaced
-    (assumption: next-business-day parts and re-imaging); with the device's annual failure
-    rate it sets the share of replicas down at any time (:func:`availability`)."""
-
-    @field_validator("daily_profile")
-    @classmethod
-    def _some_load(cls, v: list[float] | None) -> list[float] | None:
-        if v is not None and max(v) <= 0:
-            raise ValueError("expected at least one hour with load > 0 (all are 0)")
-        return v
-
-    @property
-    def mean_to_peak(self) -> float:
-        if not self.daily_profile:
-            return 1.0
-        p = np.asarray(self.daily_profile, dtype=float)
-        return float(p.mean() / p.max())
-
-
-def availability(spec: RecsysServingSpec, device: DeviceProfile) -> float:
-    """Expected share of a device's replicas in service: ``1 - afr x repair_days / 365``
-    (failures per device-year times the years each one is out). Capacity at the SLO is
-    counted on the replicas up, so the fleet is sized with the spares this implies."""
-    afr = device.reliability.annual_failure_rate.value
-    return max(0.0, 1.0 - afr * spec.repair_days * units.DAY / units.YEAR)
 
 
 @dataclass(frozen=True)
@@ -172,7 +143,7 @@ class RecsysServing(Workload):
             msg = e.problems[0].message
             return DeviceEval(0.0, 0.0, msg, msg, _Base(0.0, msg))
         n = ctx.server_chips
-        up = availability(spec, device)
+        up = spec.availability(device)
         qps, sat = c["max_qps_at_slo"] / n * up, c["capacity_qps"] / n * up
         note = (f"{c['max_qps_at_slo']:.4g} qps/server [{c['ci95_low_qps']:.4g}, "
                 f"{c['ci95_high_qps']:.4g}]; {100 * up:.2f} % of replicas up")
@@ -214,7 +185,7 @@ class RecsysServing(Workload):
         svc = float(sm.table_s[:, state.mix.items].mean())
         ratio = slo_ratio(b.slo_ratio, slo_s / b.service_s if b.service_s > 0 else 0.0,
                           slo_s / svc if svc > 0 else 0.0)
-        qps = sat * ratio * availability(spec, device)
+        qps = sat * ratio * spec.availability(device)
         return DeviceEval(qps, ratio * spec.mean_to_peak if sat > 0 else 0.0)
 
     def fleet_metrics(self, name: str, spec: RecsysServingSpec, capacity: float,

@@ -76,16 +76,22 @@ def test_fast_agrees_with_full_at_other_performance(base, ref, scale):
     assert quick["serving"] == pytest.approx(full["serving"], rel=SERVING_TOL)
 
 
-def test_fast_agrees_with_full_at_a_tight_slo():
+def _h20_only(name: str, **edit):
+    """The seed scenario reduced to one workload (its block edited) on the H20 alone, fully
+    evaluated: (scenario, profiles, table, fast evaluator)."""
     data = read_yaml(FLEET)
-    data["workloads"] = {"serving": {**data["workloads"]["serving"], "slo_p99_ms": 10.0}}
+    data["workloads"] = {name: {**data["workloads"][name], **edit}}
     data["budget"]["pools"] = {"overseas": {"usd": 6.8e9, "devices": ["h20"],
                                             "region": "sea"}}
     data["supply"], data["fleets"] = {}, []
     sc = scenario_from(data, FLEET)
     profiles = resolve_devices(sc)
-    _table, evals = evaluate_full(sc, profiles=profiles)
-    fast = FastEvaluator(sc, profiles, evals)
+    table, evals = evaluate_full(sc, profiles=profiles)
+    return sc, profiles, table, FastEvaluator(sc, profiles, evals)
+
+
+def test_fast_agrees_with_full_at_a_tight_slo():
+    sc, profiles, _table, fast = _h20_only("serving", slo_p99_ms=10.0)
     for scale in (0.5, 2.0):
         prof = _variant(profiles, "h20", "perf_scale", scale)
         full = _by_workload(evaluate_full(sc, profiles=prof)[0].to_dict("records"))["serving"]
@@ -178,17 +184,8 @@ def test_modern_training_factors_reach_compare_and_sweeps_through_the_one_path()
     """A DeepSeek-V3 FP8 training workload (MLA, MTP, node-limited MoE, FP8 per operator):
     compare's full evaluation and the sweeps' fast path see the same factors, and agree at
     the base point and away from it."""
-    data = read_yaml(FLEET)
-    data["workloads"] = {"training": {**data["workloads"]["training"],
-                                      "model": "deepseek-v3", "precision": "fp8",
-                                      "cluster_devices": 2048, "global_batch": 2048}}
-    data["budget"]["pools"] = {"overseas": {"usd": 6.8e9, "devices": ["h20"],
-                                            "region": "sea"}}
-    data["supply"], data["fleets"] = {}, []
-    sc = scenario_from(data, FLEET)
-    profiles = resolve_devices(sc)
-    table, evals = evaluate_full(sc, profiles=profiles)
-    fast = FastEvaluator(sc, profiles, evals)
+    sc, profiles, table, fast = _h20_only("training", model="deepseek-v3", precision="fp8",
+                                          cluster_devices=2048, global_batch=2048)
     base_full = _by_workload(table.to_dict("records"))["training"]
     assert base_full > 0
     assert _by_workload(fast.device_records(sc, profiles))["training"] == pytest.approx(
