@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from accelsim.config import Strict, read_yaml, validate
 from accelsim.cost import Finance, Region
@@ -106,13 +106,14 @@ class LLMJob(Strict):
     """Where the replicas run: with it, USD per million output tokens (device TCO per
     hour at the simulated utilisation over output tokens per hour)."""
 
-    @model_validator(mode="after")
-    def _roles(self) -> LLMJob:
-        roles = {r.role for r in self.replicas}
+    @field_validator("replicas")
+    @classmethod
+    def _roles(cls, v: list[Replica]) -> list[Replica]:
+        roles = {r.role for r in v}
         if roles != {"both"} and roles != {"prefill", "decode"}:
-            raise ValueError("replicas: either every role is 'both', or there are 'prefill' "
-                             f"and 'decode' replicas and no 'both' (got {sorted(roles)})")
-        return self
+            raise ValueError("expected every role 'both', or 'prefill' and 'decode' replicas "
+                             f"and no 'both' (got {sorted(roles)})")
+        return v
 
     @property
     def disaggregated(self) -> bool:
