@@ -144,26 +144,25 @@ class TrainingRun(_Published):
     """Interleaved pipeline chunks searched (one value when published)."""
 
 
-class LLMOfflineRun(_Published):
-    kind: Literal["llm_offline"]
-    """LLM serving under maximum load: every request queued at once (trtllm-bench
-    throughput, MLPerf Offline); total output tokens per second of one replica."""
-    metric: Literal["output_tokens_per_s"]
-    """Output tokens per second of the replica (all its GPUs)."""
+class _LLMRun(_Published):
+    """One kind of LLM serving replica under a published load (:mod:`accelsim.llm`)."""
+
     model: str
     """Decoder-only model: catalog name or path."""
     device: str
     """Device: catalog name or path."""
+    replicas: int = Field(default=1, ge=1, le=100_000)
+    """Replicas serving the load (MLPerf: 8 GPUs as 4 TP2 engines)."""
     tp: int = Field(ge=1, le=1024)
     """Tensor-parallel GPUs of the replica."""
     weights: Literal["bf16", "fp16", "fp8", "int8"]
     """Weight format."""
     kv_cache: Literal["bf16", "fp16", "fp8", "int8"]
     """KV-cache format."""
-    input_tokens: int = Field(ge=1, le=1_000_000)
-    """Prompt tokens of every request."""
-    output_tokens: int = Field(ge=1, le=1_000_000)
-    """Output tokens of every request."""
+    input_tokens: int | Dist = Field(union_mode="left_to_right")
+    """Prompt tokens: one length for every request, or a distribution (dataset histogram)."""
+    output_tokens: int | Dist = Field(union_mode="left_to_right")
+    """Output tokens: one length, or a distribution."""
     requests: int = Field(ge=10, le=1_000_000)
     """Requests in the run."""
     max_batched_tokens: int = Field(ge=1, le=1_000_000)
@@ -175,9 +174,56 @@ class LLMOfflineRun(_Published):
     kv_admission: Literal["on_demand", "reserve"]
     """KV-cache admission policy (reserve: TensorRT-LLM's GUARANTEED_NO_EVICT)."""
 
+    def job(self, file: str, rate_qps: float, slo: dict[str, float] | None = None,
+            replications: int = 1) -> Any:
+        """The run as an :class:`accelsim.llm.job.LLMJob` at ``rate_qps``."""
+        from accelsim import refs
+        from accelsim.llm.job import LLMJob
 
-Run = Annotated[RecsysOfflineRun | RecsysServerRun | TrainingRun | LLMOfflineRun,
-                Field(discriminator="kind")]
+        def dist(x: Any) -> Any:
+            return {"dist": "fixed", "value": x} if isinstance(x, int) else x.model_dump()
+
+        return LLMJob.model_validate({
+            "replicas": [{"device": refs.normalize(self.device, file),
+                          "model": refs.normalize(self.model, file), "count": self.replicas,
+                          "tp": self.tp, "weights": self.weights, "kv_cache": self.kv_cache,
+                          "max_batched_tokens": self.max_batched_tokens,
+                          "max_seqs": self.max_seqs,
+                          "memory_utilization": self.memory_utilization,
+                          "kv_admission": self.kv_admission}],
+            "arrivals": {"rate_qps": rate_qps},
+            "prompt_tokens": dist(self.input_tokens), "output_tokens": dist(self.output_tokens),
+            "slo": slo,
+            "sim": {"requests": self.requests, "warmup": 0, "seed": 1,
+                    "replications": replications}})
+
+
+class LLMOfflineRun(_LLMRun):
+    kind: Literal["llm_offline"]
+    """LLM serving under maximum load: every request queued at once (trtllm-bench
+    throughput, MLPerf Offline); total output tokens per second of the replicas."""
+    metric: Literal["output_tokens_per_s"]
+    """Output tokens per second of all the replicas."""
+
+
+class LLMServerRun(_LLMRun):
+    kind: Literal["llm_server"]
+    """MLPerf Inference Server for LLMs: Poisson arrivals, the highest rate at which the
+    p99 time to first token and the p99 time per output token meet their bounds."""
+    metric: Literal["queries_per_s"]
+    """Requests per second at the latency bounds."""
+    ttft_ms: float = Field(gt=0, le=3_600_000)
+    """Time-to-first-token bound (MLPerf Llama-2-70B: 2,000 ms at p99)."""
+    tpot_ms: float = Field(gt=0, le=3_600_000)
+    """Time-per-output-token bound (MLPerf Llama-2-70B: 200 ms at p99)."""
+    percentile: float = Field(default=0.99, gt=0, lt=1)
+    """Share of requests that must meet the bounds."""
+    replications: int = Field(default=3, ge=1, le=100)
+    """Seeded runs averaged (each a bisection on the rate)."""
+
+
+Run = Annotated[RecsysOfflineRun | RecsysServerRun | TrainingRun | LLMOfflineRun
+                | LLMServerRun, Field(discriminator="kind")]
 
 
 class RunFile(Strict):
@@ -187,6 +233,9 @@ class RunFile(Strict):
     """Free text."""
     tolerance: float = Field(gt=0, le=1)
     """Largest relative error |predicted - published| / published accepted."""
+    shared: dict[str, Any] = {}
+    """Blocks several runs share through YAML anchors (a dataset's length histogram);
+    read only where a run refers to them."""
     runs: list[Run] = Field(min_length=1)
     """The published runs."""
 
@@ -205,7 +254,7 @@ class RunFile(Strict):
 
         for i, r in enumerate(self.runs):
             loads: tuple[tuple[str, Any], ...] = (("device", load_device),)
-            if r.kind == "llm_offline":
+            if r.kind in ("llm_offline", "llm_server"):
                 loads = (("model", load_decoder), ("device", load_device))
             elif r.kind != "training":
                 loads = (("model", load_model), ("device", load_device))
@@ -396,24 +445,11 @@ def _predict_training(run: TrainingRun, file: str) -> tuple[float, str]:
 
 
 def _predict_llm_offline(run: LLMOfflineRun, file: str) -> tuple[float, str]:
-    """Every request arrives within microseconds (rate 1e6/s) and the replica drains them:
+    """Every request arrives within microseconds (rate 1e6/s) and the replicas drain them:
     output tokens over the makespan (:func:`accelsim.llm.sim.simulate`)."""
-    from accelsim import refs
-    from accelsim.llm.job import LLMJob
     from accelsim.llm.sim import simulate
 
-    job = LLMJob.model_validate({
-        "replicas": [{"device": refs.normalize(run.device, file),
-                      "model": refs.normalize(run.model, file), "tp": run.tp,
-                      "weights": run.weights, "kv_cache": run.kv_cache,
-                      "max_batched_tokens": run.max_batched_tokens, "max_seqs": run.max_seqs,
-                      "memory_utilization": run.memory_utilization,
-                      "kv_admission": run.kv_admission}],
-        "arrivals": {"rate_qps": 1e6},
-        "prompt_tokens": {"dist": "fixed", "value": run.input_tokens},
-        "output_tokens": {"dist": "fixed", "value": run.output_tokens},
-        "sim": {"requests": run.requests, "warmup": 0, "seed": 1}})
-    r = simulate(job, file)
+    r = simulate(run.job(file, 1e6), file)
     rep = r.replicas[0]
     detail = (f"KV {rep['kv_tokens']:,} tokens, {rep['iterations']:,} iterations, "
               f"KV use {rep['kv_utilization']:.0%}; TTFT mean {r.metrics['ttft_mean_ms']:.0f} "
@@ -421,5 +457,19 @@ def _predict_llm_offline(run: LLMOfflineRun, file: str) -> tuple[float, str]:
     return float(r.metrics["output_tokens_per_s"]), detail
 
 
+def _predict_llm_server(run: LLMServerRun, file: str) -> tuple[float, str]:
+    """The highest Poisson rate at which ``percentile`` of the requests meet both the TTFT
+    and the TPOT bound (:func:`accelsim.llm.sim.capacity`; MLPerf checks the two p99s
+    separately, so meeting both on one request each is the stricter test)."""
+    from accelsim.llm.sim import capacity
+
+    slo = {"ttft_ms": run.ttft_ms, "tpot_ms": run.tpot_ms, "attainment": run.percentile}
+    c = capacity(run.job(file, 1.0, slo, run.replications), file)
+    detail = (f"{c['max_rps_at_slo']:.1f} req/s (95 % CI {c['ci95_low_rps']:.1f}-"
+              f"{c['ci95_high_rps']:.1f}) over {run.replications} seeded runs")
+    return float(c["max_rps_at_slo"]), detail
+
+
 _PREDICT = {"recsys_offline": _predict_offline, "recsys_server": _predict_server,
-            "training": _predict_training, "llm_offline": _predict_llm_offline}
+            "training": _predict_training, "llm_offline": _predict_llm_offline,
+            "llm_server": _predict_llm_server}
