@@ -48,6 +48,8 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bo
     silently keep the last one."""
     seen: dict[Any, Any] = {}
     for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue  # ``<<: *anchor`` merges a mapping (SafeConstructor flattens it)
         key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
         if isinstance(key, (str, int, float, bool)) and key in seen:
             raise yaml.constructor.ConstructorError(

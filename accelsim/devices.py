@@ -202,6 +202,9 @@ class Efficiency(Strict):
     """Achieved fraction of memory bandwidth on streaming kernels."""
     communication: Fraction
     """Achieved fraction of link bandwidth in collectives (NCCL/HCCL bus bandwidth)."""
+    all_to_all: Fraction | None = None
+    """Achieved fraction of link bandwidth per rank in MoE dispatch and combine (DeepEP,
+    CANN EP: many small messages to many peers); not given: ``communication``."""
     random_access: Fraction
     """Achieved fraction of memory bandwidth on embedding gathers (small random rows)."""
     gemm_half_size_GFLOP: Positive
@@ -276,7 +279,8 @@ class DeviceProfile(Strict):
         for section in SECTIONS:
             sub = getattr(self, section)
             for key in type(sub).model_fields:
-                out[f"{section}.{key}"] = getattr(sub, key)
+                if getattr(sub, key) is not None:  # an optional field left out
+                    out[f"{section}.{key}"] = getattr(sub, key)
         return out
 
 
@@ -306,6 +310,7 @@ class DeviceSpec:
     eff_memory: float
     eff_comm: float
     eff_random_access: float
+    eff_a2a: float
     gemm_half_flop: float
     kernel_overhead_s: float
     annual_failure_rate: float
@@ -358,6 +363,7 @@ def _spec(p: DeviceProfile) -> DeviceSpec:
         eff_memory=e.memory.value,
         eff_comm=e.communication.value,
         eff_random_access=e.random_access.value,
+        eff_a2a=(e.all_to_all or e.communication).value,
         gemm_half_flop=e.gemm_half_size_GFLOP.value * units.GFLOP,
         kernel_overhead_s=e.kernel_overhead_us.value * units.US,
         annual_failure_rate=p.reliability.annual_failure_rate.value,

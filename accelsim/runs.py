@@ -18,6 +18,20 @@ Kinds of run:
   the micro-batch and virtual stages a paper does not give searched over the listed values
   (the fastest layout that fits, as the authors tuned them); the metric is the paper's
   ``eq3_tflops_per_gpu`` (Narayanan et al. 2021, Eq. 3) or ``mfu_pct``.
+* ``llm_offline`` -- LLM serving at maximum load (trtllm-bench, MLPerf Offline): every
+  request queued at once on ``replicas`` replicas, output tokens over the makespan
+  (:func:`accelsim.llm.sim.simulate`); lengths fixed or a dataset's histogram.
+* ``llm_server`` -- MLPerf Server for LLMs: the highest Poisson rate at which
+  ``percentile`` of the requests meet the TTFT and TPOT bounds
+  (:func:`accelsim.llm.sim.capacity`).
+* ``llm_decode`` / ``llm_prefill`` -- one iteration of a wide replica (DP attention, expert
+  parallelism) at a fixed batch, as the DeepSeek, SGLang and CloudMatrix papers tabulate
+  them: output tokens/s per device from the decode step (with multi-token prediction), or
+  prompt tokens/s per device from one prefill iteration.
+
+Run files in ``configs/runs/`` are asserted (a test runs them all). Published runs the model
+misses by more than its file's tolerance live in ``configs/runs/misses/`` with the error and
+its analysis in the file and the README: runnable by naming them, not asserted.
 """
 
 from __future__ import annotations
@@ -159,9 +173,11 @@ class _LLMRun(_Published):
     """Weight format."""
     kv_cache: Literal["bf16", "fp16", "fp8", "int8"]
     """KV-cache format."""
-    input_tokens: int | Dist = Field(union_mode="left_to_right")
+    input_tokens: Annotated[int, Field(ge=1, le=1_000_000)] | Dist = Field(
+        union_mode="left_to_right")
     """Prompt tokens: one length for every request, or a distribution (dataset histogram)."""
-    output_tokens: int | Dist = Field(union_mode="left_to_right")
+    output_tokens: Annotated[int, Field(ge=1, le=1_000_000)] | Dist = Field(
+        union_mode="left_to_right")
     """Output tokens: one length, or a distribution."""
     requests: int = Field(ge=10, le=1_000_000)
     """Requests in the run."""
@@ -222,8 +238,73 @@ class LLMServerRun(_LLMRun):
     """Seeded runs averaged (each a bisection on the rate)."""
 
 
+class _LLMStep(_Published):
+    """One iteration of a wide replica measured alone (the papers' decode and prefill
+    tables: fixed batch per device, fixed lengths, no queueing)."""
+
+    model: str
+    """Decoder-only model: catalog name or path."""
+    device: str
+    """Device: catalog name or path."""
+    tp: int = Field(default=1, ge=1, le=1024)
+    """Tensor-parallel devices per attention group."""
+    dp: int = Field(ge=1, le=100_000)
+    """Attention data-parallel groups (the replica spans tp x dp devices, the experts all
+    of them)."""
+    redundant_experts: int = Field(default=0, ge=0, le=100_000)
+    """Extra routed-expert copies (EPLB)."""
+    overlap_ep_comm: bool
+    """Whether two micro-batches hide the all-to-all behind compute."""
+    weights: Literal["bf16", "fp16", "fp8", "int8"]
+    """Weight format (W8A8 GEMMs with 8-bit weights)."""
+    kv_cache: Literal["bf16", "fp16", "fp8", "int8"]
+    """KV-cache format."""
+
+    def replica_model(self, file: str, max_tokens: int, max_seqs: int,
+                      role: str = "both") -> Any:
+        from accelsim import refs
+        from accelsim.llm.job import Replica
+        from accelsim.llm.perf import replica_model
+
+        r = Replica(device=refs.normalize(self.device, file),
+                    model=refs.normalize(self.model, file), tp=self.tp, dp=self.dp,
+                    redundant_experts=self.redundant_experts,
+                    overlap_ep_comm=self.overlap_ep_comm, weights=self.weights,
+                    kv_cache=self.kv_cache, max_batched_tokens=max_tokens, max_seqs=max_seqs,
+                    memory_utilization=0.95, role=role)
+        return replica_model(r, file, "run")
+
+
+class LLMDecodeRun(_LLMStep):
+    kind: Literal["llm_decode"]
+    """Decode throughput at a fixed batch and KV length: batch x tokens per step / step
+    time (:meth:`accelsim.llm.perf.ReplicaModel.decode_step_s`)."""
+    metric: Literal["output_tokens_per_s_per_device"]
+    """Output tokens per second per device."""
+    batch_per_device: int = Field(ge=1, le=1_000_000)
+    """Sequences decoding per device."""
+    context_tokens: int = Field(ge=1, le=10_000_000)
+    """KV-cache length of every sequence."""
+    draft_tokens: int = Field(default=0, ge=0, le=16)
+    """Multi-token prediction: tokens drafted and verified per step."""
+    draft_acceptance: float = Field(default=0.0, ge=0, le=1)
+    """Probability a drafted token is accepted (each needs the previous one)."""
+
+
+class LLMPrefillRun(_LLMStep):
+    kind: Literal["llm_prefill"]
+    """Prefill throughput: one iteration of ``tokens_per_device`` prompt tokens per device,
+    prompts of ``prompt_tokens`` each; prompt tokens per second per device."""
+    metric: Literal["input_tokens_per_s_per_device"]
+    """Prompt tokens per second per device."""
+    tokens_per_device: int = Field(ge=1, le=10_000_000)
+    """Prompt tokens per device in the iteration."""
+    prompt_tokens: int = Field(ge=1, le=10_000_000)
+    """Length of each prompt."""
+
+
 Run = Annotated[RecsysOfflineRun | RecsysServerRun | TrainingRun | LLMOfflineRun
-                | LLMServerRun, Field(discriminator="kind")]
+                | LLMServerRun | LLMDecodeRun | LLMPrefillRun, Field(discriminator="kind")]
 
 
 class RunFile(Strict):
@@ -233,7 +314,7 @@ class RunFile(Strict):
     """Free text."""
     tolerance: float = Field(gt=0, le=1)
     """Largest relative error |predicted - published| / published accepted."""
-    shared: dict[str, Any] = {}
+    shared: dict[str, Any] = Field(default_factory=dict)
     """Blocks several runs share through YAML anchors (a dataset's length histogram);
     read only where a run refers to them."""
     runs: list[Run] = Field(min_length=1)
@@ -254,7 +335,7 @@ class RunFile(Strict):
 
         for i, r in enumerate(self.runs):
             loads: tuple[tuple[str, Any], ...] = (("device", load_device),)
-            if r.kind in ("llm_offline", "llm_server"):
+            if r.kind.startswith("llm_"):
                 loads = (("model", load_decoder), ("device", load_device))
             elif r.kind != "training":
                 loads = (("model", load_model), ("device", load_device))
@@ -470,6 +551,31 @@ def _predict_llm_server(run: LLMServerRun, file: str) -> tuple[float, str]:
     return float(c["max_rps_at_slo"]), detail
 
 
+def _predict_llm_decode(run: LLMDecodeRun, file: str) -> tuple[float, str]:
+    """batch x (1 + a + ... + a^d) / step, the step at batch_per_device x devices
+    sequences of ``context_tokens`` with d drafts each."""
+    devices = run.tp * run.dp
+    batch = run.batch_per_device * devices
+    rm = run.replica_model(file, 1, batch * (1 + run.draft_tokens), "decode")
+    step = rm.decode_step_s(batch, run.context_tokens, run.draft_tokens)
+    per_step = sum(run.draft_acceptance ** i for i in range(run.draft_tokens + 1))
+    tpot = step / per_step
+    return batch / tpot / devices, (f"step {step * 1e3:.1f} ms, TPOT {tpot * 1e3:.1f} ms, "
+                                    f"{per_step:.2f} tokens per step")
+
+
+def _predict_llm_prefill(run: LLMPrefillRun, file: str) -> tuple[float, str]:
+    """Prompt tokens over one iteration holding tokens_per_device x devices of them."""
+    devices = run.tp * run.dp
+    tokens = run.tokens_per_device * devices
+    prompts = tokens / run.prompt_tokens
+    rm = run.replica_model(file, tokens, 1, "prefill")
+    pairs = prompts * run.prompt_tokens * (run.prompt_tokens + 1) / 2
+    step = float(rm.iteration_s(tokens, 0.0, pairs, prompts))
+    return tokens / step / devices, f"iteration {step:.2f} s for {prompts:.0f} prompts"
+
+
 _PREDICT = {"recsys_offline": _predict_offline, "recsys_server": _predict_server,
             "training": _predict_training, "llm_offline": _predict_llm_offline,
-            "llm_server": _predict_llm_server}
+            "llm_server": _predict_llm_server, "llm_decode": _predict_llm_decode,
+            "llm_prefill": _predict_llm_prefill}

@@ -23,7 +23,7 @@ from accelsim.devices import SECTIONS
 
 # fields whose uncertainty is one cause per vendor (the software stack; the fleet's hardware)
 SHARED = {"efficiency.compute", "efficiency.memory", "efficiency.communication",
-          "efficiency.random_access", "reliability.annual_failure_rate"}
+          "efficiency.all_to_all", "efficiency.random_access", "reliability.annual_failure_rate"}
 METRICS = ("objective", "tco_usd_per_year", "capex_usd", "power_MW", "served_fraction")
 
 
@@ -43,6 +43,8 @@ def ranged_fields(profiles: dict[str, dict[str, Any]]) -> list[tuple[str, str, t
     for ref, prof in profiles.items():
         for sec in SECTIONS:
             for key, q in prof[sec].items():
+                if q is None:  # an optional field left out
+                    continue
                 r = q.get("range")
                 if r and q["value"] != "unsupported" and r[1] > r[0]:
                     field = f"{sec}.{key}"

@@ -149,6 +149,13 @@ def test_nested_duplicate_keys_too(write_yaml):
     assert "duplicate key 'h20'" in _problem(p)
 
 
+def test_merge_keys_share_a_block_and_local_keys_win(write_yaml):
+    """``<<: *anchor`` (run files share a dataset's histogram this way); a key given beside
+    the merge overrides the merged one, as YAML specifies."""
+    p = write_yaml("base: &b {x: 1, y: 2}\nrun:\n  <<: *b\n  y: 3\n")
+    assert read_yaml(p)["run"] == {"x": 1, "y": 3}
+
+
 @pytest.mark.parametrize("kind", ["fifo", "device", "folder"])
 def test_files_that_are_not_regular_files_are_refused_without_blocking(tmp_path, kind):
     import os

@@ -30,8 +30,21 @@ class Replica(Strict):
     prefill replicas compute prompts and first tokens, then ship the KV cache to decode
     replicas (DistServe, Splitwise)."""
     tp: int = Field(default=1, ge=1, le=1024)
-    """Tensor-parallel devices per replica (inside one scale-up domain); MoE experts are
-    spread over them (expert parallel inside the replica)."""
+    """Tensor-parallel devices per attention group (inside one scale-up domain)."""
+    dp: int = Field(default=1, ge=1, le=100_000)
+    """Attention data-parallel groups per replica (SGLang's DP attention, DeepSeek's and
+    CloudMatrix-Infer's decode): the replica spans tp x dp devices; each group runs
+    attention, dense layers and the LM head for its share of the sequences and holds their
+    KV cache, and the MoE experts are spread over all tp x dp devices (expert parallel,
+    all-to-all dispatch and combine per MoE layer). dp 1: experts spread over the tp devices
+    behind the tensor-parallel all-reduce."""
+    redundant_experts: int = Field(default=0, ge=0, le=100_000)
+    """Extra copies of routed experts per MoE layer for load balancing (EPLB); they add
+    weights and spread the tokens over more expert slots."""
+    overlap_ep_comm: bool = False
+    """Two micro-batches overlap the MoE all-to-all with the other's compute (SGLang's
+    two-batch overlap, CloudMatrix-Infer's microbatch pipeline): per MoE layer the slower of
+    the two instead of their sum."""
     weights: WeightFormat = "bf16"
     """Weight format; fp8 and int8 run the GEMMs at that peak (W8A8)."""
     kv_cache: KVFormat = "bf16"

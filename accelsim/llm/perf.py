@@ -8,11 +8,21 @@ Per device, with T tokens in the iteration:
                   with m = T: compute (2 T k n + F_half) / (peak_w eff_c) against memory
                   (w k n + e T (k + n)) / (bw eff_m): at small T the weights' read dominates
                   (decode is memory-bound), at large T the FLOPs (prefill is compute-bound)
-  MoE experts     tokens spread over E experts (top-k); the experts touched, E (1 - (1 - k/E)^T),
-                  are read; the replica's tp devices hold E/tp experts each (expert parallel)
+  MoE experts     tokens spread over S = E + redundant expert slots (top-k, balanced as EPLB
+                  aims); the slots touched, S (1 - (1 - k/S)^T), are read; the replica's
+                  ep = tp x dp devices hold S/ep slots each (expert parallel)
   TP collectives  2 all-reduces of T h e bytes per layer on the scale-up link (ring)
+  DP attention    with dp groups, attention, dense layers and the LM head run per group on
+                  T/dp tokens, and each MoE layer adds an all-to-all: every device sends its
+                  T/ep tokens x k copies of h to the experts (8-bit dispatch with 8-bit
+                  weights, else 16-bit) and gets them back in bf16 (combine), the share
+                  leaving a scale-up domain on the scale-out link; two micro-batches hide it
+                  behind compute when ``overlap_ep_comm`` (two micro-batches, see below)
   per layer       norms, residual and activation traffic; kernel_overhead per kernel
-  decode attention  reads each sequence's KV cache: context x kv_bytes_per_token / (bw eff_m)
+  decode attention  each sequence's query against its KV cache, the roofline of reading it,
+                  context x kv_bytes_per_token / (bw eff_m), and its FLOPs, MLA's absorbed
+                  form 2 heads (2 kv_lora_rank + rope) per key (compute-bound: 128 heads
+                  share one latent) or GQA's 4 heads head_dim (memory-bound)
   prefill attention causal flash attention over the chunk and the context before it:
                   2 (d_qk + d_v) heads/tp per (query, key) pair, at FLASH_REL_EFF x eff_c
   LM head         one row of logits per sequence that emits a token
@@ -67,6 +77,15 @@ class ReplicaModel:
     weights_bytes: float  # per device
     kv_bytes_per_token: float  # per device
     spec: DeviceSpec
+    dp: int = 1  # attention data-parallel groups (the replica spans tp x dp devices)
+    c_kv_read: float = 0.0  # of c_kv: reading the KV cache
+    c_kv_flop: float = 0.0  # of c_kv: the query's FLOPs against it
+    mtp_layers: int = 0
+    layers: int = 1
+
+    @property
+    def devices(self) -> int:
+        return self.tp * self.dp
 
     @property
     def kv_tokens(self) -> int:
@@ -79,9 +98,17 @@ class ReplicaModel:
         return (self.linear_s[np.minimum(t, len(self.linear_s) - 1)] + self.c_kv * decode_ctx
                 + self.c_pf * prefill_pairs + self.c_head * emitting)
 
-    def decode_step_s(self, batch: int, context: float) -> float:
-        """A pure decode iteration: ``batch`` sequences of ``context`` tokens each."""
-        return float(self.iteration_s(batch, batch * context, 0.0, batch))
+    def decode_step_s(self, batch: int, context: float, draft_tokens: int = 0) -> float:
+        """A pure decode iteration: ``batch`` sequences of ``context`` tokens each. With
+        ``draft_tokens`` d (multi-token prediction, DeepSeek-V3's MTP modules) every sequence
+        verifies 1 + d tokens: the linear layers and the LM head see batch (1 + d) tokens, the
+        KV cache is read once and its FLOPs are paid 1 + d times, and the MTP module's
+        ``mtp_layers`` add their share of one layer's cost per draft."""
+        q = batch * (1 + draft_tokens)
+        attn = max(self.c_kv_read, (1 + draft_tokens) * self.c_kv_flop) * batch * context
+        step = float(self.linear_s[min(q, len(self.linear_s) - 1)] + attn
+                     + self.c_head * q)
+        return step * (1.0 + draft_tokens * self.mtp_layers / self.layers)
 
     def prefill_s(self, prompt: int) -> float:
         """One prompt prefilled alone in chunks of max_batched_tokens."""
@@ -114,6 +141,89 @@ def kv_bytes_per_token(model: TransformerModel, tp: int, fmt: str) -> float:
     return 2.0 * kv_local * hd * model.layers * kb
 
 
+def _layer_costs(T: np.ndarray, r: Replica, spec: DeviceSpec, model: TransformerModel,
+                 peak_w: float, peak_a: float, wb: float
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-device seconds, for ``T`` tokens in the replica's iteration (the module
+    docstring's formulas), of one dense layer, and of one MoE layer's four phases: its
+    attention side (projections, norms, collectives), its expert side (routed and shared
+    experts, router), the all-to-all dispatch and the combine."""
+    tp, dp = r.tp, r.dp
+    ep = tp * dp
+    h, a = model.hidden, model.heads
+    kv = model.n_kv_heads
+    hd = model.head_dim or h // a
+    up = 2 if model.gated_mlp else 1
+    Tg = T / dp  # tokens of one attention group (balanced over the dp groups)
+    if model.mla is not None:
+        m = model.mla
+        q_in = m.q_lora_rank or h
+        attn = (_gemm(Tg, h, m.q_lora_rank, wb, peak_w, spec) if m.q_lora_rank else 0.0) \
+            + _gemm(Tg, q_in, a * (m.qk_head_dim + m.rope_head_dim) / tp, wb, peak_w, spec) \
+            + _gemm(Tg, h, m.kv_lora_rank + m.rope_head_dim, wb, peak_w, spec) \
+            + _gemm(Tg, m.kv_lora_rank, a * (m.qk_head_dim + m.v_head_dim) / tp, wb, peak_w,
+                    spec) \
+            + _gemm(Tg, a * m.v_head_dim / tp, h, wb, peak_w, spec)
+    else:
+        attn = _gemm(Tg, h, (a * hd + 2 * kv * hd) / tp, wb, peak_w, spec) \
+            + _gemm(Tg, a * hd / tp, h, wb, peak_w, spec)
+    dense_mlp = _gemm(Tg, h, model.ffn_hidden * up / tp, wb, peak_w, spec) \
+        + _gemm(Tg, model.ffn_hidden / tp, h, wb, peak_w, spec)
+    mem = spec.memory_bw_Bps * spec.eff_memory
+    ffn_w = (model.moe.ffn_hidden * model.moe.top_k if model.moe else model.ffn_hidden)
+    elementwise = Tg * ACT_BYTES * (10 * h + (up + 1) * ffn_w / tp) / mem
+    bw_in = spec.scaleup_bw_Bps * spec.eff_comm
+    tp_comm = 2 * coll.ring_allreduce(Tg * h * ACT_BYTES, tp, bw_in, spec.scaleup_latency_s) \
+        if tp > 1 else 0.0
+    per_layer = attn + elementwise + tp_comm + KERNELS_PER_LAYER * spec.kernel_overhead_s
+    zero = np.zeros_like(T)
+    if model.moe is None:
+        return per_layer + dense_mlp, zero, zero, zero, zero
+    e = model.moe
+    E, k = e.experts, e.top_k
+    S = E + r.redundant_experts  # expert slots (EPLB copies share their expert's tokens)
+    touched = S * (1.0 - (1.0 - k / S) ** T)  # slots hit by T tokens (balanced routing)
+    per_exp = np.where(touched > 0, T * k / np.maximum(touched, 1e-9), 0.0)
+    ff = e.ffn_hidden
+    # a device holds S/ep slots; with more devices than slots, one slot each
+    slots_dev = np.maximum(touched / ep, np.minimum(touched, 1.0))
+    expert = slots_dev * (_gemm(per_exp, h, ff * up, wb, peak_w, spec)
+                          + _gemm(per_exp, ff, h, wb, peak_w, spec))
+    # shared experts: replicated per group, tensor-parallel inside it
+    shared = (_gemm(Tg, h, ff * e.shared_experts * up / tp, wb, peak_w, spec)
+              + _gemm(Tg, ff * e.shared_experts / tp, h, wb, peak_w, spec)
+              if e.shared_experts else 0.0)
+    router = _gemm(Tg, h, E, 2.0, peak_a, spec)
+    experts = expert + shared + router
+    if dp == 1:
+        return per_layer + dense_mlp, per_layer, experts, zero, zero
+    # all-to-all: each device's T/ep tokens, k copies, out (dispatch, 8-bit with 8-bit
+    # weights) and back (combine, bf16); the share bound outside the device's scale-up
+    # domain crosses the scale-out link
+    b_disp = 1.0 if wb <= 1.0 else ACT_BYTES
+    per_dev = (T / ep) * k * h * (b_disp + ACT_BYTES) * (1.0 - 1.0 / ep)
+    dom = min(ep, spec.scaleup_domain)
+    out_share = 1.0 - dom / ep
+    if r.role == "prefill" and e.max_nodes and out_share > 0:
+        # prefill kernels (DeepEP normal mode) send a token once per remote domain it
+        # needs (at most max_nodes of the ep / dom domains) and forward it inside
+        n_dom = ep / dom
+        hit = n_dom * (1.0 - (1.0 - 1.0 / n_dom) ** k)  # domains a token's k experts span
+        remote = min(e.max_nodes, hit) * (n_dom - 1) / n_dom
+        out_bytes = per_dev / k * remote
+    else:
+        out_bytes = per_dev * out_share
+    bw_a2a_in = spec.scaleup_bw_Bps * spec.eff_a2a
+    bw_a2a_out = spec.scaleout_bw_Bps * spec.eff_a2a
+    lat = spec.scaleout_latency_s if out_share > 0 else spec.scaleup_latency_s
+    a2a = np.maximum(per_dev * (1 - out_share) / bw_a2a_in,
+                     out_bytes / bw_a2a_out if out_share > 0 else 0.0)
+    disp = b_disp / (b_disp + ACT_BYTES)  # the dispatch's share of the bytes
+    on = T > 0
+    return (per_layer + dense_mlp, per_layer, experts, np.where(on, disp * a2a + lat, 0.0),
+            np.where(on, (1 - disp) * a2a + lat, 0.0))
+
+
 def replica_model(r: Replica, file: str = "job", where: str = "replicas[0]",
                   spec: DeviceSpec | None = None, model: TransformerModel | None = None
                   ) -> ReplicaModel:
@@ -132,80 +242,77 @@ def replica_model(r: Replica, file: str = "job", where: str = "replicas[0]",
     peak_w = spec.flops(wfmt, where=f"{file}: {where}.weights")
     peak_a = spec.flops("bf16", where=f"{file}: {where}.device")
     wb = BYTES[wfmt]
-    tp = r.tp
+    tp, dp = r.tp, r.dp
+    ep = tp * dp
     h, L, a, V = model.hidden, model.layers, model.heads, model.vocab
-    kv = model.n_kv_heads
-    hd = model.head_dim or h // a
-    up = 2 if model.gated_mlp else 1
     T = np.arange(r.max_batched_tokens + r.max_seqs + 1, dtype=float)
-
-    # attention projections (per device)
+    dense_layer, at, ex, dis, com = _layer_costs(T, r, spec, model, peak_w, peak_a, wb)
+    n_moe = model.n_moe_layers
+    moe = at + ex + dis + com
+    if r.overlap_ep_comm and n_moe:
+        # two micro-batches of half the tokens (SGLang's two-batch overlap): each one's
+        # dispatch and combine run behind the other's compute, in the order the
+        # schedule allows (dispatch 0 | attention 1, dispatch 1 | experts 0, combine 0 |
+        # experts 1, combine 1 | next attention 0); each half reads the weights again, so
+        # at small batches there is no gain and engines run one batch (the better of two)
+        _, a2, e2, d2, c2 = _layer_costs(T / 2, r, spec, model, peak_w, peak_a, wb)
+        tbo = (np.maximum(a2, d2) + np.maximum(e2, d2) + np.maximum(e2, c2)
+               + np.maximum(a2, c2))
+        moe = np.minimum(moe, tbo)
+    mem = spec.memory_bw_Bps * spec.eff_memory
+    # the LM head's weights are read once per iteration; each emitting row adds its FLOPs
+    head_read = h * V / tp * wb / mem
+    linear = (L - n_moe) * dense_layer + n_moe * moe + head_read
+    linear = np.where(T > 0, linear, 0.0)
     if model.mla is not None:
         m = model.mla
         d_qk, d_v = m.qk_head_dim + m.rope_head_dim, m.v_head_dim
-        q_in = m.q_lora_rank or h
-        attn = (_gemm(T, h, m.q_lora_rank, wb, peak_w, spec) if m.q_lora_rank else 0.0) \
-            + _gemm(T, q_in, a * d_qk / tp, wb, peak_w, spec) \
-            + _gemm(T, h, m.kv_lora_rank + m.rope_head_dim, wb, peak_w, spec) \
-            + _gemm(T, m.kv_lora_rank, a * (m.qk_head_dim + d_v) / tp, wb, peak_w, spec) \
-            + _gemm(T, a * d_v / tp, h, wb, peak_w, spec)
+        # decode (absorbed MLA): per key, scores over the latent and rope key, values over
+        # the latent, for every head
+        dec_flops_per_key = 2.0 * (a / tp) * (2 * m.kv_lora_rank + m.rope_head_dim)
     else:
-        d_qk = d_v = hd
-        attn = _gemm(T, h, (a * hd + 2 * kv * hd) / tp, wb, peak_w, spec) \
-            + _gemm(T, a * hd / tp, h, wb, peak_w, spec)
-    dense_mlp = _gemm(T, h, model.ffn_hidden * up / tp, wb, peak_w, spec) \
-        + _gemm(T, model.ffn_hidden / tp, h, wb, peak_w, spec)
-    n_moe = model.n_moe_layers
-    if model.moe is not None:
-        e = model.moe
-        E, k = e.experts, e.top_k
-        touched = E * (1.0 - (1.0 - k / E) ** T)  # experts hit by T tokens (uniform routing)
-        per_exp = np.where(touched > 0, T * k / np.maximum(touched, 1e-9), 0.0)
-        ff = e.ffn_hidden
-        expert = (touched / tp) * (_gemm(per_exp, h, ff * up, wb, peak_w, spec)
-                                   + _gemm(per_exp, ff, h, wb, peak_w, spec))
-        shared = (_gemm(T, h, ff * e.shared_experts * up / tp, wb, peak_w, spec)
-                  + _gemm(T, ff * e.shared_experts / tp, h, wb, peak_w, spec)
-                  if e.shared_experts else 0.0)
-        router = _gemm(T, h, E, 2.0, peak_a, spec)
-        moe_mlp = expert + shared + router
-    else:
-        moe_mlp = 0.0
-    mem = spec.memory_bw_Bps * spec.eff_memory
+        d_qk = d_v = model.head_dim or h // a
+        dec_flops_per_key = 2.0 * (a / tp) * 2 * d_qk
+    up = 2 if model.gated_mlp else 1
     ffn_w = (model.moe.ffn_hidden * model.moe.top_k if model.moe else model.ffn_hidden)
-    elementwise = T * ACT_BYTES * (10 * h + (up + 1) * ffn_w / tp) / mem
-    bw_in = spec.scaleup_bw_Bps * spec.eff_comm
-    tp_comm = 2 * coll.ring_allreduce(T * h * ACT_BYTES, tp, bw_in, spec.scaleup_latency_s) \
-        if tp > 1 else 0.0
-    per_layer = attn + elementwise + tp_comm + KERNELS_PER_LAYER * spec.kernel_overhead_s
-    # the LM head's weights are read once per iteration; each emitting row adds its FLOPs
-    head_read = h * V / tp * wb / mem
-    linear = L * per_layer + (L - n_moe) * dense_mlp + n_moe * moe_mlp + head_read
-    linear = np.where(T > 0, linear, 0.0)
 
     kv_tok = kv_bytes_per_token(model, tp, r.kv_cache)
-    c_kv = kv_tok / mem
+    # a decode query per context token (its group's share): the KV read against the FLOPs
+    c_kv_read = kv_tok / mem / dp
+    c_kv_flop = dec_flops_per_key * L / (peak_a * spec.eff_compute * FLASH_REL_EFF) / dp
+    c_kv = max(c_kv_read, c_kv_flop)
     # prefill attention: FLOPs per (query, key) pair on this device, all layers
-    c_pf = 2.0 * (d_qk + d_v) * (a / tp) * L / (peak_a * spec.eff_compute * FLASH_REL_EFF)
+    c_pf = 2.0 * (d_qk + d_v) * (a / tp) * L / (peak_a * spec.eff_compute * FLASH_REL_EFF) / dp
     # per emitting sequence: its row of the LM head, fp32 logits written and read to sample
-    c_head = 2.0 * h * V / tp / (peak_w * spec.eff_compute) + 2 * 4.0 * V / tp / mem
+    c_head = (2.0 * h * V / tp / (peak_w * spec.eff_compute) + 2 * 4.0 * V / tp / mem) / dp
 
-    weights = model_params(model) * wb / tp
-    workspace = (r.max_batched_tokens * ACT_BYTES * (4 * h + 2 * ffn_w * up / tp)
-                 + r.max_seqs * V / tp * 4.0)
+    total = model_params(model)
+    if model.moe is not None:
+        e = model.moe
+        one_expert = (up + 1) * h * e.ffn_hidden
+        routed = n_moe * e.experts * one_expert
+        slots = max((e.experts + r.redundant_experts) / ep, 1.0)
+        weights = ((total - routed) / tp + n_moe * slots * one_expert) * wb
+    else:
+        weights = total * wb / tp
+    workspace = (r.max_batched_tokens / dp * ACT_BYTES * (4 * h + 2 * ffn_w * up / tp)
+                 + r.max_seqs / dp * V / tp * 4.0)
     free = spec.memory_bytes * r.memory_utilization - weights - workspace - RUNTIME_RESERVE_BYTES
-    blocks = int(free // (kv_tok * r.block_tokens)) if free > 0 else 0
+    blocks = int(free // (kv_tok * r.block_tokens)) * dp if free > 0 else 0
     if blocks < 1:
         need = (weights + workspace + RUNTIME_RESERVE_BYTES) / units.GiB
         raise AccelsimError.single(
-            file, f"{where}.tp", f"{model.name} does not fit on {spec.name} with tp {tp}: "
-            f"weights {weights / units.GiB:.1f} GiB + workspace and reserve need "
-            f"{need:.1f} GiB of {spec.memory_bytes * r.memory_utilization / units.GiB:.1f} "
-            "usable, leaving no KV cache; expected a larger tp, 8-bit weights or a "
-            "device with more memory")
+            file, f"{where}.tp", f"{model.name} does not fit on {spec.name} with tp {tp}"
+            + (f" and dp {dp}" if dp > 1 else "") + f": weights {weights / units.GiB:.1f} "
+            f"GiB + workspace and reserve need {need:.1f} GiB of "
+            f"{spec.memory_bytes * r.memory_utilization / units.GiB:.1f} usable, leaving no "
+            "KV cache; expected a larger tp or dp, 8-bit weights or a device with more "
+            "memory")
     return ReplicaModel(
-        name=f"{spec.name} x{tp} {model.name}", linear_s=linear, c_kv=c_kv, c_pf=c_pf,
+        name=f"{spec.name} x{tp * dp} {model.name}", linear_s=linear, c_kv=c_kv, c_pf=c_pf,
         c_head=c_head, kv_blocks=blocks, block_tokens=r.block_tokens,
         max_batched_tokens=r.max_batched_tokens, max_seqs=r.max_seqs, tp=tp,
         reserve=r.kv_admission == "reserve",
-        weights_bytes=weights, kv_bytes_per_token=kv_tok, spec=spec)
+        weights_bytes=weights, kv_bytes_per_token=kv_tok, spec=spec, dp=dp,
+        c_kv_read=c_kv_read, c_kv_flop=c_kv_flop, mtp_layers=model.mtp_layers,
+        layers=L)

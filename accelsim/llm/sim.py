@@ -255,7 +255,7 @@ def summarize(job: LLMJob, rate: float, d: Draws, arr: np.ndarray, traces: list[
                      / (rm.kv_blocks * end), "iterations": tr.iterations,
                      "kv_tokens": rm.kv_tokens})
         if usd_per_hour is not None:
-            usd += usd_per_hour[k] * rm.tp
+            usd += usd_per_hour[k] * rm.devices
     m["kv_utilization"] = float(np.mean([r["kv_utilization"] for r in reps]))
     if usd_per_hour is not None and m["output_tokens_per_s"] > 0:
         m["usd_per_million_output_tokens"] = usd / (m["output_tokens_per_s"] * 3600) * 1e6

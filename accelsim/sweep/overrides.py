@@ -51,12 +51,18 @@ def apply_device(profile: dict[str, Any], field: str, value: float, where: str) 
         return
     if field == "cuda_parity":
         ref = load_device(CUDA_REFERENCE).model_dump(mode="json")["efficiency"]
-        for key in ("compute", "memory", "communication", "random_access"):
-            own = float(profile["efficiency"][key]["value"])
-            _set_q(profile["efficiency"][key],
-                   own + value * (float(ref[key]["value"]) - own))
+        eff = profile["efficiency"]
+        orig = dict(eff)
+        for key in ("compute", "memory", "communication", "all_to_all", "random_access"):
+            mine = orig[key] or orig["communication"]  # all_to_all defaults to communication
+            theirs = ref[key] or ref["communication"]
+            own = float(mine["value"])
+            eff[key] = dict(mine)
+            _set_q(eff[key], own + value * (float(theirs["value"]) - own))
         return
     sec, key = _device_field(profile, field, where)
+    if profile[sec][key] is None:  # an optional field left out: start from its default
+        profile[sec][key] = dict(profile[sec]["communication"])
     _set_q(profile[sec][key], value)
 
 

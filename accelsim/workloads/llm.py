@@ -1,10 +1,11 @@
 """LLM chatbot serving as a fleet workload: requests/s per device at the TTFT/TPOT SLO.
 
-Full fidelity: one replica of ``tp`` devices (the smallest power of two within the
-scale-up domain whose memory leaves a KV cache for ``max_seqs`` mean requests, or the
-block's ``tp``) through the continuous-batching simulator, and the highest request rate
-whose goodput meets ``slo.attainment`` (:func:`accelsim.llm.sim.capacity`, mean of seeded
-replications); per device = replica rate / tp x the share of replicas up. Fast fidelity
+Full fidelity: one replica of ``tp`` x ``dp`` devices (``tp`` the block's, or searched
+over powers of two within the scale-up domain whose memory leaves a KV cache; ``dp``
+attention groups for wide expert parallelism) through the continuous-batching simulator,
+and the highest request rate whose goodput meets ``slo.attainment``
+(:func:`accelsim.llm.sim.capacity`, mean of seeded replications); per device = replica
+rate / (tp x dp) x the share of replicas up. Fast fidelity
 (sweeps): the point's saturated replica throughput (the same cost model,
 :func:`accelsim.llm.sim.saturated_tokens_per_s`) times the base run's SLO-to-saturation
 ratio for that device. Energy follows the mean load, as for recommendation serving.
@@ -55,7 +56,14 @@ class LLMServingSpec(CapacitySpec):
     slo: Slo
     """TTFT and TPOT targets and the share of requests that must meet both."""
     tp: int | None = Field(default=None, ge=1, le=1024)
-    """Devices per replica; default: the smallest power of two that fits (see module)."""
+    """Tensor-parallel devices per attention group; default: searched (see module)."""
+    dp: int = Field(default=1, ge=1, le=100_000)
+    """Attention data-parallel groups per replica (wide expert parallelism for MoE models,
+    :class:`accelsim.llm.job.Replica`): a replica spans tp x dp devices."""
+    redundant_experts: int = Field(default=0, ge=0, le=100_000)
+    """Extra routed-expert copies per MoE layer (EPLB)."""
+    overlap_ep_comm: bool = False
+    """Two micro-batches hide the MoE all-to-all behind compute."""
     weights: WeightFormat = "bf16"
     """Weight format (fp8/int8 need the device's support)."""
     kv_cache: KVFormat = "bf16"
@@ -93,7 +101,9 @@ def _job(spec: LLMServingSpec, device: str, tp: int) -> Any:
     from accelsim.llm.job import LLMJob
 
     return LLMJob.model_validate({
-        "replicas": [{"device": device, "model": spec.model, "tp": tp,
+        "replicas": [{"device": device, "model": spec.model, "tp": tp, "dp": spec.dp,
+                      "redundant_experts": spec.redundant_experts,
+                      "overlap_ep_comm": spec.overlap_ep_comm,
                       "weights": spec.weights, "kv_cache": spec.kv_cache,
                       "max_batched_tokens": spec.max_batched_tokens,
                       "max_seqs": spec.max_seqs}],
@@ -126,8 +136,9 @@ class LLMServing(Workload):
     unit = "requests/s at SLO"
     role = "capacity"
     spec_model = LLMServingSpec
-    device_fields = frozenset({"model", "prompt_tokens", "output_tokens", "slo", "tp",
-                               "weights", "kv_cache", "max_batched_tokens", "max_seqs", "sim"})
+    device_fields = frozenset({"model", "prompt_tokens", "output_tokens", "slo", "tp", "dp",
+                               "redundant_experts", "overlap_ep_comm", "weights", "kv_cache",
+                               "max_batched_tokens", "max_seqs", "sim"})
 
     def resolve(self, spec: LLMServingSpec, relative_to: str | Path) -> LLMServingSpec:
         return spec.model_copy(update={"model": refs.normalize(spec.model, relative_to)})
@@ -190,10 +201,10 @@ class LLMServing(Workload):
         try:
             for tp, rm in self._candidates(spec, device, ctx.file):
                 sat = saturated_tokens_per_s(rm, p, o) / o
-                if best is not None and 2 * sat / tp <= best[0]:
+                if best is not None and 2 * sat / rm.devices <= best[0]:
                     continue
                 c = capacity(_job(spec, device.name, tp), ctx.file, [rm])
-                per_device = c["max_rps_at_slo"] / tp
+                per_device = c["max_rps_at_slo"] / rm.devices
                 if best is None or per_device > best[0]:
                     best = (per_device, tp, rm, c, sat)
         except AccelsimError as e:
@@ -207,7 +218,8 @@ class LLMServing(Workload):
         up = spec.availability(device)
         ratio = c["max_rps_at_slo"] / sat if sat > 0 else 0.0
         quick = capacity(_fast_job(spec, device.name, tp), ctx.file, [rm])["max_rps_at_slo"]
-        note = (f"tp{tp}, KV {rm.kv_tokens:,} tokens; {c['max_rps_at_slo']:.3g} req/s per "
+        note = (f"tp{tp}" + (f" dp{spec.dp}" if spec.dp > 1 else "") + f", KV "
+                f"{rm.kv_tokens:,} tokens; {c['max_rps_at_slo']:.3g} req/s per "
                 f"replica [{c['ci95_low_rps']:.3g}, {c['ci95_high_rps']:.3g}]; "
                 f"{100 * up:.2f} % of replicas up")
         return DeviceEval(per_device * up, min(ratio, 1.0) * spec.mean_to_peak, note, None,
@@ -233,12 +245,13 @@ class LLMServing(Workload):
         try:
             for tp, rm in self._candidates(spec, device, ctx.file, b.tp):
                 sat = saturated_tokens_per_s(rm, p, o) / o
-                if best is not None and 2 * sat / tp <= best[0]:
+                if best is not None and 2 * sat / rm.devices <= best[0]:
                     continue
                 per_replica = capacity(_fast_job(spec, device.name, tp), ctx.file,
                                        [rm])["max_rps_at_slo"] * b.scale
-                if best is None or per_replica / tp > best[0]:
-                    best = (per_replica / tp, per_replica / sat if sat > 0 else 0.0)
+                if best is None or per_replica / rm.devices > best[0]:
+                    best = (per_replica / rm.devices,
+                            per_replica / sat if sat > 0 else 0.0)
         except AccelsimError as e:
             msg = e.problems[0].message
             return DeviceEval(0.0, 0.0, msg, msg)

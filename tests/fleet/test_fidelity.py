@@ -233,3 +233,20 @@ def test_a_device_that_misses_the_chatbot_slo_is_searched_again_when_faster(base
     full = _by_workload(evaluate_full(sub, profiles=prof)[0].to_dict("records"))["chatbot"]
     quick = _by_workload(fast.device_records(sub, prof))["chatbot"]
     assert full > 0 and quick > 0
+
+
+def test_wide_ep_chatbot_reaches_compare_and_sweeps_through_the_one_path():
+    """A DeepSeek-V3 chatbot on 16-device wide-EP replicas (DP attention, 32 redundant
+    experts): compare's full evaluation prices a replica as 16 devices, the sweeps' fast
+    path agrees at the base point, and hiding the all-to-all changes the result."""
+    edit = dict(model="deepseek-v3", weights="fp8", dp=16, tp=1, redundant_experts=32,
+                max_seqs=1024, sim={"requests": 1500, "warmup": 150, "replications": 1,
+                                    "seed": 1})
+    sc, profiles, table, fast = _h20_only("chatbot", **edit)
+    row = table[table.workload == "chatbot"].iloc[0]
+    assert row.throughput > 0 and "tp1 dp16" in row.note
+    quick = _by_workload(fast.device_records(sc, profiles))["chatbot"]
+    assert quick == pytest.approx(row.throughput, rel=1e-12)
+    sc2, _, table2, _ = _h20_only("chatbot", **edit, overlap_ep_comm=True)
+    assert table2[table2.workload == "chatbot"].iloc[0].throughput != pytest.approx(
+        row.throughput, rel=1e-3)
