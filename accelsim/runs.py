@@ -261,7 +261,8 @@ class _LLMStep(_Published):
     """KV-cache format."""
 
     def replica_model(self, file: str, max_tokens: int, max_seqs: int,
-                      role: str = "both") -> Any:
+                      role: str = "both", mtp_tokens: int = 0,
+                      mtp_acceptance: float = 0.0) -> Any:
         from accelsim import refs
         from accelsim.llm.job import Replica
         from accelsim.llm.perf import replica_model
@@ -271,7 +272,8 @@ class _LLMStep(_Published):
                     redundant_experts=self.redundant_experts,
                     overlap_ep_comm=self.overlap_ep_comm, weights=self.weights,
                     kv_cache=self.kv_cache, max_batched_tokens=max_tokens, max_seqs=max_seqs,
-                    memory_utilization=0.95, role=role)
+                    memory_utilization=0.95, role=role, mtp_tokens=mtp_tokens,
+                    mtp_acceptance=mtp_acceptance)
         return replica_model(r, file, "run")
 
 
@@ -553,12 +555,13 @@ def _predict_llm_server(run: LLMServerRun, file: str) -> tuple[float, str]:
 
 def _predict_llm_decode(run: LLMDecodeRun, file: str) -> tuple[float, str]:
     """batch x (1 + a + ... + a^d) / step, the step at batch_per_device x devices
-    sequences of ``context_tokens`` with d drafts each."""
+    sequences of ``context_tokens`` with d drafts each
+    (:meth:`accelsim.llm.perf.ReplicaModel.decode_step_s`, the scheduler's iteration)."""
     devices = run.tp * run.dp
     batch = run.batch_per_device * devices
-    rm = run.replica_model(file, 1, batch * (1 + run.draft_tokens), "decode")
-    step = rm.decode_step_s(batch, run.context_tokens, run.draft_tokens)
-    per_step = sum(run.draft_acceptance ** i for i in range(run.draft_tokens + 1))
+    rm = run.replica_model(file, 1, batch, "decode", run.draft_tokens, run.draft_acceptance)
+    step = rm.decode_step_s(batch, run.context_tokens)
+    per_step = rm.tokens_per_step
     tpot = step / per_step
     return batch / tpot / devices, (f"step {step * 1e3:.1f} ms, TPOT {tpot * 1e3:.1f} ms, "
                                     f"{per_step:.2f} tokens per step")

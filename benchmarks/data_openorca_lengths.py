@@ -31,8 +31,8 @@ def histogram(x: np.ndarray) -> tuple[list[int], list[int]]:
     vals, counts = [], []
     for k in np.unique(b):
         sel = x[b == k]
-        vals.append(int(round(sel.mean())))
-        counts.append(int(len(sel)))
+        vals.append(int(np.rint(sel.mean())))
+        counts.append(len(sel))
     return vals, counts
 
 

@@ -6,10 +6,12 @@ Each iteration, with a budget of ``max_batched_tokens`` tokens and ``max_seqs`` 
 0. a request that arrives with its KV cache (the decode pool of a disaggregated
    deployment) is admitted like any other, holding its context's blocks, and decodes
    from the next iteration;
-1. every running sequence past its prefill decodes one token; a sequence whose KV cache
-   needs a new block when none is free preempts the most recently admitted running
-   sequence (its blocks are freed; it returns to the head of the queue and later
-   re-prefills its prompt and the tokens it had generated);
+1. every running sequence past its prefill decodes one token (with multi-token
+   prediction, 1 + d tokens go through the model and the sequence gains one plus the
+   accepted drafts: a running sum of the mean acceptance, so deterministic with the right
+   mean); a sequence whose KV cache needs a new block when none is free preempts the most
+   recently admitted running sequence (its blocks are freed; it returns to the head of
+   the queue and later re-prefills its prompt and the tokens it had generated);
 2. running sequences still prefilling take the next chunk of their prompt;
 3. waiting requests are admitted in arrival order while the budget, ``max_seqs`` and free
    blocks allow (head-of-line: the first that does not fit stops admission); with
@@ -26,6 +28,7 @@ simpy processes over Python lists (the reference; tests check they agree exactly
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 
@@ -61,8 +64,10 @@ def _evict(v, ctx, npre, wq, wh, B):  # pragma: no cover - compiled
 
 @njit(cache=True)
 def _run(arr, prompt, out, ready, linear, c_kv, c_pf, c_head, blocks, B, budget,
-         max_seqs, reserve):  # pragma: no cover - compiled
+         max_seqs, reserve, draft, extra, scale):  # pragma: no cover - compiled
     n = len(arr)
+    acc = np.zeros(n)  # accepted drafts so far (a running sum of ``extra`` per step)
+    step = 1 + draft  # tokens a decoding sequence puts through the model per iteration
     first = np.full(n, np.nan)
     done = np.full(n, np.nan)
     npre = np.zeros(n, np.int64)
@@ -101,13 +106,21 @@ def _run(arr, prompt, out, ready, linear, c_kv, c_pf, c_head, blocks, B, budget,
         while i < nrun:
             r = running[i]
             tokens[i] = 0
-            if ctx[r] >= target[r] and left > 0:
-                if reserve == 0 and ctx[r] % B == 0:
-                    while free == 0 and nrun - 1 > i:
+            if ctx[r] >= target[r] and left >= step:
+                # tokens it gains: one, plus the drafts accepted (deterministic, mean extra)
+                if draft == 0:
+                    adv = 1
+                    need = 1 if ctx[r] % B == 0 else 0
+                else:
+                    adv = min(1 + int(np.floor(acc[r] + extra) - np.floor(acc[r])),
+                              out[r] - gen[r])
+                    need = (ctx[r] + adv + B - 1) // B - (ctx[r] + B - 1) // B
+                if reserve == 0 and need > 0:
+                    while free < need and nrun - 1 > i:
                         freed, wh = _evict(running[nrun - 1], ctx, npre, wq, wh, B)
                         free += freed
                         nrun -= 1
-                    if free == 0:
+                    if free < need:
                         # no one left to preempt but itself: it waits for a block
                         freed, wh = _evict(r, ctx, npre, wq, wh, B)
                         free += freed
@@ -115,11 +128,11 @@ def _run(arr, prompt, out, ready, linear, c_kv, c_pf, c_head, blocks, B, budget,
                             running[j] = running[j + 1]
                         nrun -= 1
                         continue
-                    free -= 1
-                tokens[i] = 1
+                    free -= need
+                tokens[i] = adv
                 dctx += ctx[r]
-                left -= 1
-                emit += 1
+                left -= step
+                emit += step
             i += 1
         # 2. running prefills take their next chunk
         for i in range(nrun):
@@ -185,7 +198,7 @@ def _run(arr, prompt, out, ready, linear, c_kv, c_pf, c_head, blocks, B, budget,
             free += freed
             nrun -= 1
             continue
-        dt = linear[total] + c_kv * dctx + c_pf * pairs + c_head * emit
+        dt = (linear[total] + c_kv * dctx + c_pf * pairs + c_head * emit) * scale
         kvint += (blocks - free) * dt
         t += dt
         busy += dt
@@ -198,8 +211,10 @@ def _run(arr, prompt, out, ready, linear, c_kv, c_pf, c_head, blocks, B, budget,
             keep = True
             if q > 0:
                 if ctx[r] >= target[r]:  # a decode
-                    ctx[r] += 1
-                    gen[r] += 1
+                    ctx[r] += q
+                    gen[r] += q
+                    if draft:
+                        acc[r] += extra
                 else:
                     ctx[r] += q
                     if ctx[r] == target[r]:
@@ -232,7 +247,8 @@ def run_fast(arr: np.ndarray, prompt: np.ndarray, out: np.ndarray, rm: object,
         np.ascontiguousarray(arr, dtype=np.float64), prompt.astype(np.int64),
         out.astype(np.int64), _ready(len(arr), ready), rm.linear_s, rm.c_kv, rm.c_pf, rm.c_head,  # type: ignore[attr-defined]
         rm.kv_blocks, rm.block_tokens, rm.max_batched_tokens, rm.max_seqs,  # type: ignore[attr-defined]
-        int(rm.reserve))  # type: ignore[attr-defined]
+        int(rm.reserve), int(rm.draft_tokens), float(rm.draft_extra),  # type: ignore[attr-defined]
+        float(rm.mtp_scale))  # type: ignore[attr-defined]
     return ReplicaTrace(first, done, npre, float(busy), float(kvint), int(iters), float(end))
 
 
@@ -245,7 +261,10 @@ def run_simpy(arr: np.ndarray, prompt: np.ndarray, out: np.ndarray, rm: object,
     B, blocks = rm.block_tokens, rm.kv_blocks  # type: ignore[attr-defined]
     budget, max_seqs = rm.max_batched_tokens, rm.max_seqs  # type: ignore[attr-defined]
     reserve = bool(rm.reserve)  # type: ignore[attr-defined]
+    extra = float(rm.draft_extra)  # type: ignore[attr-defined]
+    step = 1 + int(rm.draft_tokens)  # type: ignore[attr-defined]
     n = len(arr)
+    acc = [0.0] * n
     first = [float("nan")] * n
     done = [float("nan")] * n
     npre = [0] * n
@@ -287,18 +306,21 @@ def run_simpy(arr: np.ndarray, prompt: np.ndarray, out: np.ndarray, rm: object,
             i = 0
             while i < len(running):
                 r = running[i]
-                if ctx[r] >= target[r] and left > 0:
-                    if not reserve and ctx[r] % B == 0:
-                        while state["free"] == 0 and len(running) - 1 > i:
+                if ctx[r] >= target[r] and left >= step:
+                    adv = min(1 + int(math.floor(acc[r] + extra) - math.floor(acc[r])),
+                              out[r] - gen[r])
+                    need = blocks_of(ctx[r] + adv) - blocks_of(ctx[r])
+                    if not reserve and need > 0:
+                        while state["free"] < need and len(running) - 1 > i:
                             evict(running.pop())
-                        if state["free"] == 0:
+                        if state["free"] < need:
                             evict(running.pop(i))
                             continue
-                        state["free"] -= 1
-                    sched[r] = 1
+                        state["free"] -= need
+                    sched[r] = adv
                     dctx += ctx[r]
-                    left -= 1
-                    emit += 1
+                    left -= step
+                    emit += step
                 i += 1
             for r in running:
                 if ctx[r] < target[r] and left > 0:
@@ -361,8 +383,9 @@ def run_simpy(arr: np.ndarray, prompt: np.ndarray, out: np.ndarray, rm: object,
                 q = sched.get(r, 0)
                 if q > 0:
                     if ctx[r] >= target[r]:
-                        ctx[r] += 1
-                        gen[r] += 1
+                        ctx[r] += q
+                        gen[r] += q
+                        acc[r] += extra
                     else:
                         ctx[r] += q
                         if ctx[r] == target[r]:

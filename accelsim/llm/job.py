@@ -41,6 +41,14 @@ class Replica(Strict):
     redundant_experts: int = Field(default=0, ge=0, le=100_000)
     """Extra copies of routed experts per MoE layer for load balancing (EPLB); they add
     weights and spread the tokens over more expert slots."""
+    mtp_tokens: int = Field(default=0, ge=0, le=8)
+    """Multi-token prediction (DeepSeek-V3's MTP modules, speculative decoding): tokens
+    drafted per decode step and verified with the next one; needs a model with
+    ``mtp_layers``."""
+    mtp_acceptance: float = Field(default=0.0, ge=0, le=1)
+    """Probability a drafted token is accepted (each needs the one before): a step emits
+    1 + a + ... + a^d tokens on average (DeepSeek reports 0.85-0.9 for the second token;
+    CloudMatrix-Infer assumes 0.7)."""
     overlap_ep_comm: bool = False
     """Two micro-batches overlap the MoE all-to-all with the other's compute (SGLang's
     two-batch overlap, CloudMatrix-Infer's microbatch pipeline): per MoE layer the slower of

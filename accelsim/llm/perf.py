@@ -79,9 +79,15 @@ class ReplicaModel:
     spec: DeviceSpec
     dp: int = 1  # attention data-parallel groups (the replica spans tp x dp devices)
     c_kv_read: float = 0.0  # of c_kv: reading the KV cache
-    c_kv_flop: float = 0.0  # of c_kv: the query's FLOPs against it
-    mtp_layers: int = 0
-    layers: int = 1
+    c_kv_flop: float = 0.0  # of c_kv: one query's FLOPs against it
+    draft_tokens: int = 0  # multi-token prediction: tokens drafted per decode step
+    draft_extra: float = 0.0  # accepted drafts per step on average, a + ... + a^d
+    mtp_scale: float = 1.0  # 1 + d x mtp_layers / layers: the MTP modules' passes
+
+    @property
+    def tokens_per_step(self) -> float:
+        """Output tokens a decoding sequence gains per iteration on average."""
+        return 1.0 + self.draft_extra
 
     @property
     def devices(self) -> int:
@@ -93,22 +99,21 @@ class ReplicaModel:
 
     def iteration_s(self, tokens: Any, decode_ctx: Any, prefill_pairs: Any,
                     emitting: Any) -> Any:
-        """One iteration's time (vectorized over its arguments)."""
+        """One iteration's time (vectorized over its arguments): ``tokens`` through the
+        linear layers (a decoding sequence counts 1 + draft_tokens), ``decode_ctx`` context
+        tokens read by the decodes, ``prefill_pairs`` (query, key) pairs of prefill
+        attention, ``emitting`` rows of the LM head; the MTP modules' passes scale it."""
         t = np.asarray(tokens, dtype=np.int64)
         return (self.linear_s[np.minimum(t, len(self.linear_s) - 1)] + self.c_kv * decode_ctx
-                + self.c_pf * prefill_pairs + self.c_head * emitting)
+                + self.c_pf * prefill_pairs + self.c_head * emitting) * self.mtp_scale
 
-    def decode_step_s(self, batch: int, context: float, draft_tokens: int = 0) -> float:
+    def decode_step_s(self, batch: int, context: float) -> float:
         """A pure decode iteration: ``batch`` sequences of ``context`` tokens each. With
-        ``draft_tokens`` d (multi-token prediction, DeepSeek-V3's MTP modules) every sequence
-        verifies 1 + d tokens: the linear layers and the LM head see batch (1 + d) tokens, the
-        KV cache is read once and its FLOPs are paid 1 + d times, and the MTP module's
-        ``mtp_layers`` add their share of one layer's cost per draft."""
-        q = batch * (1 + draft_tokens)
-        attn = max(self.c_kv_read, (1 + draft_tokens) * self.c_kv_flop) * batch * context
-        step = float(self.linear_s[min(q, len(self.linear_s) - 1)] + attn
-                     + self.c_head * q)
-        return step * (1.0 + draft_tokens * self.mtp_layers / self.layers)
+        multi-token prediction every sequence verifies 1 + d tokens: the linear layers and
+        the LM head see batch (1 + d) rows, the KV cache is read once and its FLOPs paid
+        1 + d times (``c_kv``), and the MTP modules' passes scale the step."""
+        q = batch * (1 + self.draft_tokens)
+        return float(self.iteration_s(q, batch * context, 0.0, q))
 
     def prefill_s(self, prompt: int) -> float:
         """One prompt prefilled alone in chunks of max_batched_tokens."""
@@ -245,7 +250,12 @@ def replica_model(r: Replica, file: str = "job", where: str = "replicas[0]",
     tp, dp = r.tp, r.dp
     ep = tp * dp
     h, L, a, V = model.hidden, model.layers, model.heads, model.vocab
-    T = np.arange(r.max_batched_tokens + r.max_seqs + 1, dtype=float)
+    d = r.mtp_tokens
+    if d and not model.mtp_layers:
+        raise AccelsimError.single(file, f"{where}.mtp_tokens", f"{model.name} has no "
+                                   "multi-token prediction modules (mtp_layers 0); expected "
+                                   "mtp_tokens 0 or a model with mtp_layers")
+    T = np.arange(r.max_batched_tokens + (1 + d) * r.max_seqs + 1, dtype=float)
     dense_layer, at, ex, dis, com = _layer_costs(T, r, spec, model, peak_w, peak_a, wb)
     n_moe = model.n_moe_layers
     moe = at + ex + dis + com
@@ -280,7 +290,7 @@ def replica_model(r: Replica, file: str = "job", where: str = "replicas[0]",
     # a decode query per context token (its group's share): the KV read against the FLOPs
     c_kv_read = kv_tok / mem / dp
     c_kv_flop = dec_flops_per_key * L / (peak_a * spec.eff_compute * FLASH_REL_EFF) / dp
-    c_kv = max(c_kv_read, c_kv_flop)
+    c_kv = max(c_kv_read, (1 + d) * c_kv_flop)  # 1 + d queries share one read
     # prefill attention: FLOPs per (query, key) pair on this device, all layers
     c_pf = 2.0 * (d_qk + d_v) * (a / tp) * L / (peak_a * spec.eff_compute * FLASH_REL_EFF) / dp
     # per emitting sequence: its row of the LM head, fp32 logits written and read to sample
@@ -314,5 +324,6 @@ def replica_model(r: Replica, file: str = "job", where: str = "replicas[0]",
         max_batched_tokens=r.max_batched_tokens, max_seqs=r.max_seqs, tp=tp,
         reserve=r.kv_admission == "reserve",
         weights_bytes=weights, kv_bytes_per_token=kv_tok, spec=spec, dp=dp,
-        c_kv_read=c_kv_read, c_kv_flop=c_kv_flop, mtp_layers=model.mtp_layers,
-        layers=L)
+        c_kv_read=c_kv_read, c_kv_flop=c_kv_flop, draft_tokens=d,
+        draft_extra=sum(r.mtp_acceptance ** i for i in range(1, d + 1)),
+        mtp_scale=1.0 + d * model.mtp_layers / L)

@@ -75,14 +75,14 @@ def models(job: LLMJob, file: str = "job", specs: dict[str, Any] | None = None
 def saturated_tokens_per_s(rm: ReplicaModel, prompt: float, output: float) -> float:
     """Output tokens/s of a replica kept full (routing weights, the capacity search's
     bracket): ``seqs`` sequences (max_seqs, or as many as the KV cache holds) decode
-    together at the mean context, and each request's prompt is prefilled at the cost per
-    token of a full iteration plus its attention."""
+    together at the mean context, gaining ``tokens_per_step`` each, and each request's
+    prompt is prefilled at the cost per token of a full iteration plus its attention."""
     seqs = max(1, min(rm.max_seqs, int(rm.kv_tokens // max(prompt + output, 1.0)),
                       rm.max_batched_tokens))
     step = rm.decode_step_s(seqs, prompt + output / 2)
     full = rm.max_batched_tokens
     prefill = float(rm.linear_s[full]) / full * prompt + rm.c_pf * prompt * (prompt + 1) / 2
-    per_request = output * step / seqs + prefill
+    per_request = output / rm.tokens_per_step * step / seqs + prefill
     return output / per_request
 
 

@@ -64,6 +64,10 @@ class LLMServingSpec(CapacitySpec):
     """Extra routed-expert copies per MoE layer (EPLB)."""
     overlap_ep_comm: bool = False
     """Two micro-batches hide the MoE all-to-all behind compute."""
+    mtp_tokens: int = Field(default=0, ge=0, le=8)
+    """Multi-token prediction: tokens drafted per decode step (a model with mtp_layers)."""
+    mtp_acceptance: float = Field(default=0.0, ge=0, le=1)
+    """Probability a drafted token is accepted."""
     weights: WeightFormat = "bf16"
     """Weight format (fp8/int8 need the device's support)."""
     kv_cache: KVFormat = "bf16"
@@ -104,6 +108,7 @@ def _job(spec: LLMServingSpec, device: str, tp: int) -> Any:
         "replicas": [{"device": device, "model": spec.model, "tp": tp, "dp": spec.dp,
                       "redundant_experts": spec.redundant_experts,
                       "overlap_ep_comm": spec.overlap_ep_comm,
+                      "mtp_tokens": spec.mtp_tokens, "mtp_acceptance": spec.mtp_acceptance,
                       "weights": spec.weights, "kv_cache": spec.kv_cache,
                       "max_batched_tokens": spec.max_batched_tokens,
                       "max_seqs": spec.max_seqs}],
@@ -137,7 +142,8 @@ class LLMServing(Workload):
     role = "capacity"
     spec_model = LLMServingSpec
     device_fields = frozenset({"model", "prompt_tokens", "output_tokens", "slo", "tp", "dp",
-                               "redundant_experts", "overlap_ep_comm", "weights", "kv_cache",
+                               "redundant_experts", "overlap_ep_comm", "mtp_tokens",
+                               "mtp_acceptance", "weights", "kv_cache",
                                "max_batched_tokens", "max_seqs", "sim"})
 
     def resolve(self, spec: LLMServingSpec, relative_to: str | Path) -> LLMServingSpec:

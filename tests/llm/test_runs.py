@@ -52,8 +52,8 @@ def test_wide_ep_decode_kind_is_batch_over_tpot():
     rf = load_runs(MISSES / "wide-ep-deepseek.yaml")
     run = next(r for r in rf.runs if r.id == "cloudmatrix-decode-4096-256")
     got, _ = _PREDICT["llm_decode"](run, str(MISSES / "wide-ep-deepseek.yaml"))
-    rm = run.replica_model(str(MISSES / "x.yaml"), 1, 96 * 160 * 2, "decode")
-    step = rm.decode_step_s(96 * 160, run.context_tokens, 1)
+    rm = run.replica_model(str(MISSES / "x.yaml"), 1, 96 * 160, "decode", 1, 0.7)
+    step = rm.decode_step_s(96 * 160, run.context_tokens)
     assert got == pytest.approx(96 / (step / 1.7), rel=1e-12)
 
 
