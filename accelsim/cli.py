@@ -460,7 +460,9 @@ def serve_llm(
                for rm in rms]
     res = simulate(job, str(job_file), engine, usd, rms)
     out = res.to_dict()
-    out["replica_kinds"] = [{"kind": rm.name, "tp": rm.tp, "kv_tokens": rm.kv_tokens,
+    out["replica_kinds"] = [{"kind": rm.name, "tp": rm.tp, "dp": rm.dp,
+                             "devices": rm.devices, "kv_tokens": rm.kv_tokens,
+                             "tokens_per_step": rm.tokens_per_step,
                              "weights_GiB_per_device": rm.weights_bytes / 2**30,
                              "decode_step_ms_batch1": rm.decode_step_s(1, 1024) * 1e3,
                              "decode_step_ms_full": rm.decode_step_s(
