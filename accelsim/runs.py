@@ -267,6 +267,7 @@ class _LLMStep(_Published):
         from accelsim.llm.job import Replica
         from accelsim.llm.perf import replica_model
 
+        # a fixed batch's step does not depend on the KV capacity: memory only has to fit
         r = Replica(device=refs.normalize(self.device, file),
                     model=refs.normalize(self.model, file), tp=self.tp, dp=self.dp,
                     redundant_experts=self.redundant_experts,
@@ -287,7 +288,7 @@ class LLMDecodeRun(_LLMStep):
     """Sequences decoding per device."""
     context_tokens: int = Field(ge=1, le=10_000_000)
     """KV-cache length of every sequence."""
-    draft_tokens: int = Field(default=0, ge=0, le=16)
+    draft_tokens: int = Field(default=0, ge=0, le=8)
     """Multi-token prediction: tokens drafted and verified per step."""
     draft_acceptance: float = Field(default=0.0, ge=0, le=1)
     """Probability a drafted token is accepted (each needs the previous one)."""

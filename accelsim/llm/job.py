@@ -51,8 +51,9 @@ class Replica(Strict):
     CloudMatrix-Infer assumes 0.7)."""
     overlap_ep_comm: bool = False
     """Two micro-batches overlap the MoE all-to-all with the other's compute (SGLang's
-    two-batch overlap, CloudMatrix-Infer's microbatch pipeline): per MoE layer the slower of
-    the two instead of their sum."""
+    two-batch overlap, CloudMatrix-Infer's microbatch pipeline): each half's dispatch and
+    combine behind the other half's attention and experts, in schedule order, where that
+    beats one batch (:func:`accelsim.llm.perf.replica_model`)."""
     weights: WeightFormat = "bf16"
     """Weight format; fp8 and int8 run the GEMMs at that peak (W8A8)."""
     kv_cache: KVFormat = "bf16"

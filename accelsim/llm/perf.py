@@ -1,4 +1,5 @@
-"""Cost of one serving iteration of a decoder-only model on one replica (``tp`` devices).
+"""Cost of one serving iteration of a decoder-only model on one replica (``tp`` x ``dp``
+devices).
 
 An iteration runs every scheduled token (prefill chunks and one decode token per running
 sequence) through the model once (continuous batching, Yu et al. OSDI'22 "Orca"; vLLM).
@@ -16,8 +17,9 @@ Per device, with T tokens in the iteration:
                   T/dp tokens, and each MoE layer adds an all-to-all: every device sends its
                   T/ep tokens x k copies of h to the experts (8-bit dispatch with 8-bit
                   weights, else 16-bit) and gets them back in bf16 (combine), the share
-                  leaving a scale-up domain on the scale-out link; two micro-batches hide it
-                  behind compute when ``overlap_ep_comm`` (two micro-batches, see below)
+                  leaving a scale-up domain on the scale-out link (at the profile's
+                  all-to-all efficiency); with ``overlap_ep_comm`` two micro-batches hide it
+                  behind each other's compute (:func:`replica_model`)
   per layer       norms, residual and activation traffic; kernel_overhead per kernel
   decode attention  each sequence's query against its KV cache, the roofline of reading it,
                   context x kv_bytes_per_token / (bw eff_m), and its FLOPs, MLA's absorbed
@@ -26,15 +28,19 @@ Per device, with T tokens in the iteration:
   prefill attention causal flash attention over the chunk and the context before it:
                   2 (d_qk + d_v) heads/tp per (query, key) pair, at FLASH_REL_EFF x eff_c
   LM head         one row of logits per sequence that emits a token
+  MTP             with d drafted tokens a decoding sequence puts 1 + d tokens through the
+                  linear layers and the LM head and 1 + d queries against one KV read; the
+                  MTP modules' d passes scale the iteration by 1 + d mtp_layers / layers
 
 So an iteration costs ``linear[T] + c_kv * sum(decode contexts) + c_pf * prefill pairs +
 c_head * emitting sequences``: the scheduler (:mod:`accelsim.llm.engine`) evaluates it per
 iteration from this table and three coefficients.
 
-Memory per device: weights / tp (MLA's latent KV and all embeddings included), the KV
-cache of ``block_tokens`` blocks, activations of one iteration, a runtime reserve. The
-KV capacity is what is left of ``memory_utilization`` x memory; a model that leaves none is
-an error naming the replica.
+Memory per device: the non-expert weights / tp and the device's expert slots (MLA's latent
+KV and all embeddings included), the KV cache of ``block_tokens`` blocks (its own group's
+sequences), activations of one iteration, a runtime reserve. The KV capacity is what is
+left of ``memory_utilization`` x memory; a model that leaves none is an error naming the
+replica.
 """
 
 from __future__ import annotations

@@ -5,10 +5,11 @@ over powers of two within the scale-up domain whose memory leaves a KV cache; ``
 attention groups for wide expert parallelism) through the continuous-batching simulator,
 and the highest request rate whose goodput meets ``slo.attainment``
 (:func:`accelsim.llm.sim.capacity`, mean of seeded replications); per device = replica
-rate / (tp x dp) x the share of replicas up. Fast fidelity
-(sweeps): the point's saturated replica throughput (the same cost model,
-:func:`accelsim.llm.sim.saturated_tokens_per_s`) times the base run's SLO-to-saturation
-ratio for that device. Energy follows the mean load, as for recommendation serving.
+rate / (tp x dp) x the share of replicas up. Fast fidelity (sweeps): the same capacity
+search on the point's device, shortened (:data:`FAST_REQUESTS`, one replication, over the
+base replica size and its halving and doubling) and scaled by the base point's full /
+short ratio, so both agree there. Energy follows the mean load, as for recommendation
+serving.
 """
 
 from __future__ import annotations
