@@ -73,5 +73,5 @@ def test_wide_ep_prefill_kind_is_tokens_over_the_iteration():
 def test_every_known_miss_predicts():
     """The misses stay runnable: ``accelsim validate-runs configs/runs/misses/...``."""
     results = validate_runs([MISSES / "wide-ep-deepseek.yaml"])
-    assert len(results) == 8
+    assert len(results) == 9
     assert all(r.predicted > 0 for r in results)
