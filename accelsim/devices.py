@@ -205,6 +205,10 @@ class Efficiency(Strict):
     all_to_all: Fraction | None = None
     """Achieved fraction of link bandwidth per rank in MoE dispatch and combine (DeepEP,
     CANN EP: many small messages to many peers); not given: ``communication``."""
+    all_to_all_compute_share: Fraction | None = None
+    """Share of the compute units the prefill all-to-all kernels hold while in flight
+    (DeepEP's normal kernels: 24 of 132 SMs); compute overlapped with them runs that much
+    slower. Not given: none (decode kernels that only post RDMA writes hold none)."""
     random_access: Fraction
     """Achieved fraction of memory bandwidth on embedding gathers (small random rows)."""
     gemm_half_size_GFLOP: Positive
@@ -311,6 +315,7 @@ class DeviceSpec:
     eff_comm: float
     eff_random_access: float
     eff_a2a: float
+    a2a_compute_share: float
     gemm_half_flop: float
     kernel_overhead_s: float
     annual_failure_rate: float
@@ -364,6 +369,8 @@ def _spec(p: DeviceProfile) -> DeviceSpec:
         eff_comm=e.communication.value,
         eff_random_access=e.random_access.value,
         eff_a2a=(e.all_to_all or e.communication).value,
+        a2a_compute_share=(e.all_to_all_compute_share.value if e.all_to_all_compute_share
+                           else 0.0),
         gemm_half_flop=e.gemm_half_size_GFLOP.value * units.GFLOP,
         kernel_overhead_s=e.kernel_overhead_us.value * units.US,
         annual_failure_rate=p.reliability.annual_failure_rate.value,

@@ -272,8 +272,14 @@ def replica_model(r: Replica, file: str = "job", where: str = "replicas[0]",
         # experts 1, combine 1 | next attention 0); each half reads the weights again, so
         # at small batches there is no gain and engines run one batch (the better of two)
         _, a2, e2, d2, c2 = _layer_costs(T / 2, r, spec, model, peak_w, peak_a, wb)
-        tbo = (np.maximum(a2, d2) + np.maximum(e2, d2) + np.maximum(e2, c2)
-               + np.maximum(a2, c2))
+        # prefill all-to-all kernels hold a share f of the compute units while in flight:
+        # compute c beside communication x takes max(x, c + f x)
+        f = spec.a2a_compute_share if r.role == "prefill" else 0.0
+
+        def beside(c: np.ndarray, x: np.ndarray) -> np.ndarray:
+            return np.maximum(x, c + f * x)
+
+        tbo = beside(a2, d2) + beside(e2, d2) + beside(e2, c2) + beside(a2, c2)
         moe = np.minimum(moe, tbo)
     mem = spec.memory_bw_Bps * spec.eff_memory
     # the LM head's weights are read once per iteration; each emitting row adds its FLOPs

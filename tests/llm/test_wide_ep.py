@@ -89,6 +89,32 @@ def test_two_micro_batches_never_slower_and_hide_the_all_to_all_at_scale():
     assert tbo.linear_s[16] == pytest.approx(plain.linear_s[16], rel=1e-12)
 
 
+def test_prefill_overlap_pays_for_the_sms_the_all_to_all_holds():
+    """DeepEP's prefill kernels hold 24 of 132 SMs: a prefill replica's overlapped phases
+    take max(x, c + 0.18 x) instead of max(x, c); decode kernels hold none."""
+    assert H100.a2a_compute_share == pytest.approx(0.18)
+    T = 65536
+    r = _wide(max_batched_tokens=T, overlap_ep_comm=True, role="prefill")
+    pre = replica_model(r)
+    free = replica_model(r, spec=replace(H100, a2a_compute_share=0.0))
+    args = (H100, DS, H100.flops("fp8"), H100.flops("bf16"), BYTES["fp8"])
+    half = np.array([T / 2])
+    _, a2, e2, d2, c2 = _layer_costs(half, _wide(role="prefill"), *args)
+    f = 0.18
+    tbo = (max(d2[0], a2[0] + f * d2[0]) + max(d2[0], e2[0] + f * d2[0])
+           + max(c2[0], e2[0] + f * c2[0]) + max(c2[0], a2[0] + f * c2[0]))
+    dense, at, ex, di, co = _layer_costs(np.array([float(T)]), _wide(role="prefill"), *args)
+    n_moe, L = DS.n_moe_layers, DS.layers
+    head = DS.hidden * DS.vocab * 1.0 / (H100.memory_bw_Bps * H100.eff_memory)
+    expect = (L - n_moe) * dense[0] + n_moe * min(at[0] + ex[0] + di[0] + co[0], tbo) + head
+    assert pre.linear_s[T] == pytest.approx(expect, rel=1e-12)
+    assert pre.linear_s[T] > free.linear_s[T]
+    assert replica_model(_wide(role="decode", overlap_ep_comm=True)).linear_s[4096] == \
+        pytest.approx(replica_model(_wide(role="decode", overlap_ep_comm=True),
+                                    spec=replace(H100, a2a_compute_share=0.0)).linear_s[4096],
+                      rel=1e-12)
+
+
 def test_mla_decode_is_compute_bound_and_gqa_memory_bound():
     """Absorbed MLA: 128 heads score and sum over one 576-wide latent per key, 2 x 128 x
     (2 x 512 + 64) FLOPs per key per layer against 576 bytes read; GQA's 8 KV heads of
