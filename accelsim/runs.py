@@ -44,6 +44,7 @@ from pydantic import Field
 
 from accelsim.config import Strict, read_yaml, validate
 from accelsim.errors import AccelsimError, Problem
+from accelsim.llm.job import KVFormat, WeightFormat
 from accelsim.precision import TrainPrecision
 from accelsim.serving.workload import Dist
 from accelsim.training.job import Recompute, TransformerModel
@@ -158,21 +159,26 @@ class TrainingRun(_Published):
     """Interleaved pipeline chunks searched (one value when published)."""
 
 
-class _LLMRun(_Published):
-    """One kind of LLM serving replica under a published load (:mod:`accelsim.llm`)."""
+class _LLMModel(_Published):
+    """The decoder, the device and the number formats of a published LLM serving run."""
 
     model: str
     """Decoder-only model: catalog name or path."""
     device: str
     """Device: catalog name or path."""
+    weights: WeightFormat
+    """Weight format (W8A8 GEMMs with 8-bit weights)."""
+    kv_cache: KVFormat
+    """KV-cache format."""
+
+
+class _LLMRun(_LLMModel):
+    """One kind of LLM serving replica under a published load (:mod:`accelsim.llm`)."""
+
     replicas: int = Field(default=1, ge=1, le=100_000)
     """Replicas serving the load (MLPerf: 8 GPUs as 4 TP2 engines)."""
     tp: int = Field(ge=1, le=1024)
     """Tensor-parallel GPUs of the replica."""
-    weights: Literal["bf16", "fp16", "fp8", "int8"]
-    """Weight format."""
-    kv_cache: Literal["bf16", "fp16", "fp8", "int8"]
-    """KV-cache format."""
     input_tokens: Annotated[int, Field(ge=1, le=1_000_000)] | Dist = Field(
         union_mode="left_to_right")
     """Prompt tokens: one length for every request, or a distribution (dataset histogram)."""
@@ -238,14 +244,10 @@ class LLMServerRun(_LLMRun):
     """Seeded runs averaged (each a bisection on the rate)."""
 
 
-class _LLMStep(_Published):
+class _LLMStep(_LLMModel):
     """One iteration of a wide replica measured alone (the papers' decode and prefill
     tables: fixed batch per device, fixed lengths, no queueing)."""
 
-    model: str
-    """Decoder-only model: catalog name or path."""
-    device: str
-    """Device: catalog name or path."""
     tp: int = Field(default=1, ge=1, le=1024)
     """Tensor-parallel devices per attention group."""
     dp: int = Field(ge=1, le=100_000)
@@ -255,10 +257,6 @@ class _LLMStep(_Published):
     """Extra routed-expert copies (EPLB)."""
     overlap_ep_comm: bool
     """Whether two micro-batches hide the all-to-all behind compute."""
-    weights: Literal["bf16", "fp16", "fp8", "int8"]
-    """Weight format (W8A8 GEMMs with 8-bit weights)."""
-    kv_cache: Literal["bf16", "fp16", "fp8", "int8"]
-    """KV-cache format."""
 
     def replica_model(self, file: str, max_tokens: int, max_seqs: int,
                       role: str = "both", mtp_tokens: int = 0,

@@ -71,7 +71,8 @@ class ReplicaModel:
 
     name: str
     linear_s: np.ndarray  # [T] seconds of everything but attention and LM head, T tokens
-    c_kv: float  # seconds per context token read by a decode step
+    c_kv_read: float  # seconds per context token of a decode: reading its KV cache
+    c_kv_flop: float  # seconds per context token of a decode: one query's FLOPs against it
     c_pf: float  # seconds per (query, key) pair of prefill attention
     c_head: float  # seconds per sequence emitting a token (LM head + sampling)
     kv_blocks: int  # KV-cache blocks per replica
@@ -84,11 +85,15 @@ class ReplicaModel:
     kv_bytes_per_token: float  # per device
     spec: DeviceSpec
     dp: int = 1  # attention data-parallel groups (the replica spans tp x dp devices)
-    c_kv_read: float = 0.0  # of c_kv: reading the KV cache
-    c_kv_flop: float = 0.0  # of c_kv: one query's FLOPs against it
     draft_tokens: int = 0  # multi-token prediction: tokens drafted per decode step
     draft_extra: float = 0.0  # accepted drafts per step on average, a + ... + a^d
     mtp_scale: float = 1.0  # 1 + d x mtp_layers / layers: the MTP modules' passes
+
+    @property
+    def c_kv(self) -> float:
+        """Seconds per context token of a decode step: the roofline of one KV read against
+        the FLOPs of its 1 + draft_tokens queries."""
+        return max(self.c_kv_read, (1 + self.draft_tokens) * self.c_kv_flop)
 
     @property
     def tokens_per_step(self) -> float:
@@ -302,7 +307,6 @@ def replica_model(r: Replica, file: str = "job", where: str = "replicas[0]",
     # a decode query per context token (its group's share): the KV read against the FLOPs
     c_kv_read = kv_tok / mem / dp
     c_kv_flop = dec_flops_per_key * L / (peak_a * spec.eff_compute * FLASH_REL_EFF) / dp
-    c_kv = max(c_kv_read, (1 + d) * c_kv_flop)  # 1 + d queries share one read
     # prefill attention: FLOPs per (query, key) pair on this device, all layers
     c_pf = 2.0 * (d_qk + d_v) * (a / tp) * L / (peak_a * spec.eff_compute * FLASH_REL_EFF) / dp
     # per emitting sequence: its row of the LM head, fp32 logits written and read to sample
@@ -331,11 +335,11 @@ def replica_model(r: Replica, file: str = "job", where: str = "replicas[0]",
             "KV cache; expected a larger tp or dp, 8-bit weights or a device with more "
             "memory")
     return ReplicaModel(
-        name=f"{spec.name} x{tp * dp} {model.name}", linear_s=linear, c_kv=c_kv, c_pf=c_pf,
+        name=f"{spec.name} x{tp * dp} {model.name}", linear_s=linear, c_kv_read=c_kv_read,
+        c_kv_flop=c_kv_flop, c_pf=c_pf,
         c_head=c_head, kv_blocks=blocks, block_tokens=r.block_tokens,
         max_batched_tokens=r.max_batched_tokens, max_seqs=r.max_seqs, tp=tp,
         reserve=r.kv_admission == "reserve",
-        weights_bytes=weights, kv_bytes_per_token=kv_tok, spec=spec, dp=dp,
-        c_kv_read=c_kv_read, c_kv_flop=c_kv_flop, draft_tokens=d,
+        weights_bytes=weights, kv_bytes_per_token=kv_tok, spec=spec, dp=dp, draft_tokens=d,
         draft_extra=sum(r.mtp_acceptance ** i for i in range(1, d + 1)),
         mtp_scale=1.0 + d * model.mtp_layers / L)

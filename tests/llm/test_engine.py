@@ -9,17 +9,10 @@ import pytest
 from accelsim.llm.engine import run_fast, run_simpy
 from accelsim.llm.job import Replica
 from accelsim.llm.perf import replica_model
+from tests.llm.streams import stream
 
 RM = replica_model(Replica(device="h100-sxm", model="llama2-70b", tp=4, max_batched_tokens=2048,
                            max_seqs=32))
-
-
-def _stream(n: int, rate: float, seed: int, pmean: float = 600, omean: float = 120):
-    rng = np.random.default_rng(seed)
-    arr = np.cumsum(rng.exponential(1 / rate, n))
-    p = np.maximum(rng.lognormal(np.log(pmean), 0.8, n).astype(np.int64), 1)
-    o = np.maximum(rng.lognormal(np.log(omean), 0.8, n).astype(np.int64), 1)
-    return arr, p, o
 
 
 @pytest.mark.parametrize("blocks,reserve", [(None, False), (400, False), (400, True)])
@@ -28,7 +21,7 @@ def test_compiled_scheduler_equals_the_simpy_reference(blocks, reserve):
     whole sequence at admission, none do, and requests wait for blocks instead."""
     rm = replace(RM, reserve=reserve) if blocks is None else replace(RM, kv_blocks=blocks,
                                                                      reserve=reserve)
-    arr, p, o = _stream(400, 6.0, 3)
+    arr, p, o = stream(400, 6.0, 3)
     p = np.minimum(p, 2000)
     o = np.minimum(o, 4000)
     a, b = run_fast(arr, p, o, rm), run_simpy(arr, p, o, rm)
@@ -51,7 +44,7 @@ def test_a_lone_request_costs_its_prefill_and_decode_steps():
 
 
 def test_every_request_finishes_and_ttft_is_at_least_its_prefill_alone():
-    arr, p, o = _stream(2000, 8.0, 5)
+    arr, p, o = stream(2000, 8.0, 5)
     tr = run_fast(arr, p, o, RM)
     assert np.isfinite(tr.done_s).all() and (tr.done_s >= tr.first_s).all()
     alone = np.array([RM.prefill_s(int(x)) for x in p[:200]])
@@ -61,7 +54,7 @@ def test_every_request_finishes_and_ttft_is_at_least_its_prefill_alone():
 def test_littles_law_on_the_simulated_trace():
     """Time-average number in the system (sampled at random instants) = throughput x mean
     time in system, over a window away from the ends."""
-    arr, p, o = _stream(6000, 4.0, 9)  # below capacity: a stationary queue
+    arr, p, o = stream(6000, 4.0, 9)  # below capacity: a stationary queue
     tr = run_fast(arr, p, o, RM)
     lo, hi = arr[500], arr[5000]
     inside = (arr >= lo) & (arr < hi)
@@ -80,7 +73,7 @@ def test_a_request_arriving_with_its_kv_decodes_without_a_prefill():
     steps = sum(RM.decode_step_s(1, P + i) for i in range(n_out - 1))
     assert tr.done_s[0] - 2.0 == pytest.approx(steps, rel=1e-12)
     assert np.isnan(tr.first_s[0])  # its first token came from the prefill replica
-    arr, p, o = _stream(300, 8.0, 4)
+    arr, p, o = stream(300, 8.0, 4)
     ready = np.ones(len(arr), np.int64)
     a, b = run_fast(arr, p, o, RM, ready), run_simpy(arr, p, o, RM, ready)
     assert np.allclose(a.done_s, b.done_s, rtol=1e-12, atol=0)

@@ -14,6 +14,7 @@ from accelsim.llm.job import Replica
 from accelsim.llm.perf import _layer_costs, replica_model
 from accelsim.precision import BYTES
 from accelsim.training.job import load_model
+from tests.llm.streams import stream
 
 DS = load_model("deepseek-v3")
 H100 = load_device("h100-sxm").spec
@@ -153,11 +154,7 @@ def test_mtp_in_the_scheduler_gains_its_mean_and_engines_agree():
                                      mtp_acceptance=0.7)), kv_blocks=400)
     a = run_fast(np.array([0.0]), np.array([100]), np.array([1000]), rm)
     assert a.iterations == 1 + int(np.ceil(999 / 1.7))
-    rng = np.random.default_rng(9)
-    n = 300
-    arr = np.cumsum(rng.exponential(1 / 20.0, n))
-    p = np.maximum(rng.lognormal(np.log(500), 0.7, n).astype(np.int64), 1)
-    o = np.maximum(rng.lognormal(np.log(150), 0.7, n).astype(np.int64), 1)
+    arr, p, o = stream(300, 20.0, 9, pmean=500, omean=150, sigma=0.7)
     f, s = run_fast(arr, p, o, rm), run_simpy(arr, p, o, rm)
     assert f.preemptions.sum() > 0
     assert np.array_equal(f.preemptions, s.preemptions)
@@ -168,11 +165,7 @@ def test_mtp_in_the_scheduler_gains_its_mean_and_engines_agree():
 def test_scheduler_on_a_wide_replica_compiled_equals_simpy():
     rm = replace(replica_model(_wide(max_batched_tokens=2048, max_seqs=64,
                                      overlap_ep_comm=True)), kv_blocks=600)
-    rng = np.random.default_rng(5)
-    n = 300
-    arr = np.cumsum(rng.exponential(1 / 20.0, n))
-    p = np.maximum(rng.lognormal(np.log(500), 0.7, n).astype(np.int64), 1)
-    o = np.maximum(rng.lognormal(np.log(100), 0.7, n).astype(np.int64), 1)
+    arr, p, o = stream(300, 20.0, 5, pmean=500, omean=100, sigma=0.7)
     a, b = run_fast(arr, p, o, rm), run_simpy(arr, p, o, rm)
     assert np.allclose(a.done_s, b.done_s, rtol=1e-12, atol=0)
     assert a.iterations == b.iterations
