@@ -281,8 +281,8 @@ def train_search(
     """The fastest parallel layout that fits in memory, with the top-k table."""
     from accelsim.devices import load_device
     from accelsim.precision import TRAIN_PRECISIONS
-    from accelsim.training.job import load_model
     from accelsim.training.search import search_layouts
+    from accelsim.transformer.model import load_model
 
     if precision not in TRAIN_PRECISIONS:
         raise AccelsimError.single("train-search", "--precision",
@@ -342,7 +342,7 @@ def serve(
 ) -> None:
     """Tail latency, throughput and utilisation of a recommendation-serving setup."""
     from accelsim.serving import capacity, load_serve_job, simulate
-    from accelsim.serving.sim import build_service
+    from accelsim.serving.service import build_service
 
     if engine not in (None, "auto", "simpy", "fast"):
         raise AccelsimError.single(str(job_file), "--engine",
@@ -383,7 +383,7 @@ def _serve_offline(job_file: Path, job: Any, as_json: bool) -> None:
     """Offline throughput of every replica of a device-model job (items/s and queries/s)."""
     from accelsim.devices import load_device
     from accelsim.serving.recsys import load_model, offline
-    from accelsim.serving.workload import dist_mean
+    from accelsim.traffic import dist_mean
 
     svc = job.service
     if svc.synthetic is not None:

@@ -27,8 +27,7 @@ from pydantic import Field, model_validator
 from accelsim.config import Strict
 from accelsim.devices import DeviceSpec
 from accelsim.errors import AccelsimError
-
-HOURS_PER_YEAR = 8766.0  # 365.25 days
+from accelsim.units import HOURS_PER_YEAR
 
 
 class Region(Strict):

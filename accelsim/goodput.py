@@ -15,7 +15,8 @@ minimisation of the exact expression. :func:`simulate_campaign` replays the same
 event by event in simpy; the tests hold it to the closed form within its confidence interval.
 
 Checkpoint size: the training state of every parameter (weights at the training precision,
-fp32 master weights and two fp32 Adam moments: ``w + 12`` bytes), written at the storage
+fp32 master weights and two fp32 Adam moments in mixed precision: the training recipe's
+``WEIGHT_BYTES + OPT_BYTES``), written at the storage
 system's sustained bandwidth.
 """
 
@@ -28,7 +29,6 @@ from typing import Any
 from accelsim import units
 
 # fp32 master weights (4) and Adam's two moments (8), per parameter, besides the weights.
-OPTIMIZER_STATE_BYTES = 12.0
 
 
 @dataclass(frozen=True)
@@ -85,9 +85,10 @@ def goodput(devices: float, device_afr: float, other_afr: float, checkpoint_s: f
     return Goodput(frac, mtbf, interval_s, checkpoint_s, restart_s, lam * units.DAY)
 
 
-def checkpoint_seconds(params: float, weight_bytes: float, bandwidth_Bps: float) -> float:
-    """Seconds to write the training state of ``params`` parameters."""
-    return params * (weight_bytes + OPTIMIZER_STATE_BYTES) / bandwidth_Bps
+def checkpoint_seconds(params: float, state_bytes: float, bandwidth_Bps: float) -> float:
+    """Seconds to write the training state of ``params`` parameters, ``state_bytes`` each
+    (weights and optimizer state: the training recipe's)."""
+    return params * state_bytes / bandwidth_Bps
 
 
 def simulate_campaign(interval_s: float, checkpoint_s: float, restart_s: float,

@@ -46,8 +46,9 @@ from accelsim.config import Strict, read_yaml, validate
 from accelsim.errors import AccelsimError, Problem
 from accelsim.llm.job import KVFormat, WeightFormat
 from accelsim.precision import TrainPrecision
-from accelsim.serving.workload import Dist
-from accelsim.training.job import Recompute, TransformerModel
+from accelsim.traffic import Dist
+from accelsim.training.job import Recompute
+from accelsim.transformer.model import TransformerModel
 
 
 class Published(Strict):
@@ -332,7 +333,7 @@ class RunFile(Strict):
         if dup:
             probs.append(Problem(file, "runs", f"run ids must be unique; repeated: "
                                  f"{', '.join(dup)}"))
-        from accelsim.training.job import load_model as load_decoder
+        from accelsim.transformer.model import load_model as load_decoder
 
         for i, r in enumerate(self.runs):
             loads: tuple[tuple[str, Any], ...] = (("device", load_device),)
@@ -420,7 +421,7 @@ def validate_runs(paths: list[str | Path] | None = None) -> list[RunResult]:
 
 
 def _mean_items(run: Any) -> float:
-    from accelsim.serving.workload import dist_mean
+    from accelsim.traffic import dist_mean
 
     return float(dist_mean(run.sample_items))
 
@@ -441,20 +442,16 @@ def _predict_offline(run: RecsysOfflineRun, file: str) -> tuple[float, str]:
 
 def _predict_server(run: RecsysServerRun, file: str) -> tuple[float, str]:
     from accelsim import refs
-    from accelsim.serving.job import ServeJob
-    from accelsim.serving.sim import build_service, capacity
+    from accelsim.serving.job import shared_queue_job
+    from accelsim.serving.service import build_service
+    from accelsim.serving.sim import capacity
 
-    job = ServeJob.model_validate({
-        "arrivals": {"process": "poisson", "rate_qps": 1.0},
-        "queries": {"size": run.sample_items.model_dump()},
-        "service": {"device": refs.normalize(run.device, file),
-                    "model": refs.normalize(run.model, file)},
-        "replicas": run.devices, "routing": "shared_queue",
-        "batching": {"max_batch_items": run.max_batch_items, "timeout_ms": run.timeout_ms},
-        "slo": {"p99_ms": run.p99_ms},
-        "sim": {"requests": run.requests, "warmup": run.requests // 10, "seed": run.seed,
-                "replications": run.replications},
-    })
+    job = shared_queue_job(
+        refs.normalize(run.device, file), refs.normalize(run.model, file), run.devices,
+        run.sample_items.model_dump(),
+        {"max_batch_items": run.max_batch_items, "timeout_ms": run.timeout_ms}, run.p99_ms,
+        {"requests": run.requests, "warmup": run.requests // 10, "seed": run.seed,
+         "replications": run.replications})
     c = capacity(job, service=build_service(job, file))
     detail = (f"saturated {c['capacity_qps']:,.0f} samples/s; at p99 <= {run.p99_ms:g} ms "
               f"[{c['ci95_low_qps']:,.0f}, {c['ci95_high_qps']:,.0f}]")

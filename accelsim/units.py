@@ -22,6 +22,7 @@ MS = 1e-3  # one millisecond in seconds
 HOUR = 3600.0
 DAY = 86400.0
 YEAR = 365.25 * DAY
+HOURS_PER_YEAR = YEAR / HOUR  # 8766
 KWH = 3.6e6  # joules
 
 GBIT = 1e9 / 8  # bytes in one gigabit

@@ -1,6 +1,6 @@
 """Array-or-scalar operations: numpy's for arrays, plain Python's for one configuration.
 
-The physics (:mod:`accelsim.training.perf`, :mod:`accelsim.training.collectives`,
+The physics (:mod:`accelsim.training.perf`, :mod:`accelsim.collectives`,
 :mod:`accelsim.roofline`) is written once, over "values" that are either numpy arrays (the
 batch API: thousands of configurations per call) or Python floats (one job through
 ``estimate()``). numpy's per-call overhead (about a microsecond per ufunc on a one-element

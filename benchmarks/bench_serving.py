@@ -13,9 +13,10 @@ import time
 import numpy as np
 from numba import njit
 
+from accelsim.serving.draws import draw_inputs
 from accelsim.serving.engines import simulate_fast, simulate_simpy
 from accelsim.serving.job import ServeJob
-from accelsim.serving.sim import capacity, draw_inputs
+from accelsim.serving.sim import capacity
 
 N = 100_000 if "--quick" in sys.argv else 1_000_000
 

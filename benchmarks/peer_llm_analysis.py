@@ -17,7 +17,7 @@ import time
 
 from accelsim.devices import load_device
 from accelsim.training import Parallelism, TrainJob, estimate
-from accelsim.training.job import load_model
+from accelsim.transformer.model import load_model
 
 CALLS = 500
 

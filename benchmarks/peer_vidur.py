@@ -23,7 +23,7 @@ import pandas as pd
 
 from accelsim.devices import load_device
 from accelsim.llm.perf import ACT_BYTES, KERNELS_PER_LAYER, _gemm
-from accelsim.training.job import load_model
+from accelsim.transformer.model import load_model
 
 GEMMS = ("attn_pre_proj", "attn_post_proj", "mlp_up_proj", "mlp_down_proj")
 OTHER = ("input_layernorm", "attn_rope", "post_attention_layernorm", "mlp_act", "add")

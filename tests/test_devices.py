@@ -106,7 +106,7 @@ def test_an_edited_profile_is_read_again(tmp_path, h20_dict):
 
 def test_physics_takes_a_resolved_device_not_a_name():
     from accelsim.training import search_layouts
-    from accelsim.training.job import load_model
+    from accelsim.transformer.model import load_model
 
     model = load_model("gpt3-175b")
     a = search_layouts(model, load_device("a100-80gb-sxm"), 64, global_batch=64)

@@ -51,13 +51,13 @@ def test_llama3_405b_run():
     not a validation); the goodput follows from the checkpoint (405 B parameters x 14 B at
     2 TB/s) and the assumed 10 min restart."""
     from accelsim.devices import load_device
-    from accelsim.training.job import load_model
     from accelsim.training.perf import model_params
+    from accelsim.transformer.model import load_model
     from accelsim.workloads.training import Resilience
 
     r = Resilience()
     afr = load_device("h100-sxm").reliability.annual_failure_rate.value
-    delta = G.checkpoint_seconds(model_params(load_model("llama3-405b")), 2.0,
+    delta = G.checkpoint_seconds(model_params(load_model("llama3-405b")), 2.0 + 12.0,
                                  r.checkpoint_bandwidth_GBps * 1e9)
     g = G.goodput(16384, afr, r.other_failures_per_device_year, delta, r.restart_s)
     assert g.interruptions_per_day * 54 == pytest.approx(419, rel=0.05)

@@ -10,7 +10,7 @@ from pydantic import Field, field_validator, model_validator
 
 from accelsim.config import Strict, read_yaml, validate
 from accelsim.cost import Finance, Region
-from accelsim.serving.workload import Arrivals, Dist
+from accelsim.traffic import Arrivals, Dist
 
 WeightFormat = Literal["bf16", "fp16", "fp8", "int8"]
 KVFormat = Literal["bf16", "fp16", "fp8", "int8"]

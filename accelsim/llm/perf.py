@@ -50,18 +50,16 @@ from typing import Any
 
 import numpy as np
 
+from accelsim import collectives as coll
 from accelsim import units
 from accelsim.devices import DeviceSpec, load_device
 from accelsim.errors import AccelsimError
 from accelsim.llm.job import Replica
 from accelsim.precision import BYTES
-from accelsim.training import collectives as coll
-from accelsim.training.job import TransformerModel, load_model
-from accelsim.training.perf import FLASH_REL_EFF, RUNTIME_RESERVE_BYTES, model_params
+from accelsim.runtime import KERNELS_PER_LAYER, RUNTIME_RESERVE_BYTES
+from accelsim.training.perf import FLASH_REL_EFF, model_params
+from accelsim.transformer.model import TransformerModel, load_model
 
-# Kernels per layer and iteration (QKV, rotary, attention, out-proj, 2 norms, residual adds,
-# gate/up, activation, down; assumption, as in training's KERNELS_FWD).
-KERNELS_PER_LAYER = 11.0
 ACT_BYTES = 2.0  # activations in bf16 whatever the weight format (W8A8 GEMMs cast inside)
 
 

@@ -24,7 +24,7 @@ from accelsim.errors import AccelsimError
 from accelsim.llm.engine import ReplicaTrace, run_fast, run_simpy
 from accelsim.llm.job import LLMJob
 from accelsim.llm.perf import ReplicaModel, replica_model
-from accelsim.serving.workload import nhpp_times, read_trace, sample, shape_function
+from accelsim.traffic import nhpp_times, read_trace, sample, shape_function
 
 
 @dataclass(frozen=True)

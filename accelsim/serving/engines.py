@@ -70,12 +70,15 @@ class Trace:
 
 
 @njit(cache=True)
-def _batch_queue(arr, items, draws, table, period, scale, servers, B, tmo,
-                 start, finish, server, first, step, n):  # pragma: no cover - compiled
-    """One FIFO queue served by ``servers`` (replica ids): its ``n`` requests are the global
-    indices ``first + q * step`` (the whole stream, or every c-th for round robin)."""
+def batch_queue(arr, items, draws, table, period, scale, servers, free, B, tmo, start,
+                finish, server, first, step, n, last):  # pragma: no cover - compiled
+    """The FIFO batching recursion, the one copy: one queue served by ``servers`` (replica
+    ids, their free times in ``free``, updated in place); its ``n`` requests are the global
+    indices ``first + q * step`` (the whole stream, or every c-th for round robin). Unless
+    ``last``, stops before a batch whose closing or membership depends on requests past
+    ``n`` (a long run drawn in chunks, :mod:`accelsim.serving.stream`); returns the number
+    of requests served."""
     c = servers.shape[0]
-    free = np.zeros(c)
     i = 0
     while i < n:
         s = 0
@@ -89,28 +92,38 @@ def _batch_queue(arr, items, draws, table, period, scale, servers, B, tmo,
         cum = 0.0
         t_full = np.inf
         j = i
+        closed = False
         while j < n:  # when does the batch close: full, or the oldest request's timeout
             g = first + j * step
             aj = arr[g]
             if aj > deadline:
+                closed = True
                 break
             cum += items[g]
             if cum >= B:
                 t_full = aj
+                closed = True
                 break
             j += 1
+        if not closed and not last:
+            return i
         ready = t_full if t_full < deadline else deadline
         st = fs if fs > ready else ready
         k = i
         tot = 0.0
+        stopped = False
         while k < n:  # take the waiting requests in order while they fit
             g = first + k * step
             if arr[g] > st:
+                stopped = True
                 break
             if k > i and tot + items[g] > B:
+                stopped = True
                 break
             tot += items[g]
             k += 1
+        if not stopped and not last:
+            return i
         rep = servers[s]
         ti = int(tot)
         d = draws[gi] * scale[rep]
@@ -122,6 +135,7 @@ def _batch_queue(arr, items, draws, table, period, scale, servers, B, tmo,
             server[g] = rep
         free[s] = st + d + period[rep, ti]
         i = k
+    return n
 
 
 @njit(cache=True)
@@ -165,12 +179,12 @@ def simulate_fast(x: Inputs) -> Trace:
     scale = np.ascontiguousarray(x.scale, dtype=np.float64)
     B, tmo = float(x.max_batch_items), float(x.timeout_s)
     if x.routing == "shared_queue":
-        _batch_queue(arr, items, draws, table, period, scale, np.arange(c), B, tmo, start,
-                     finish, server, 0, 1, n)
+        batch_queue(arr, items, draws, table, period, scale, np.arange(c), np.zeros(c), B,
+                    tmo, start, finish, server, 0, 1, n, True)
     elif x.routing == "round_robin":
         for r in range(c):
-            _batch_queue(arr, items, draws, table, period, scale, np.array([r]), B, tmo,
-                         start, finish, server, r, c, len(range(r, n, c)))
+            batch_queue(arr, items, draws, table, period, scale, np.array([r]), np.zeros(1),
+                        B, tmo, start, finish, server, r, c, len(range(r, n, c)), True)
     else:
         raise ValueError(f"fast engine does not handle routing {x.routing!r}")
     return Trace(start, finish, server, np.zeros(n, dtype=bool))

@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 
 from accelsim import units
 from accelsim.config import Strict, Weight, read_yaml, validate
-from accelsim.serving.workload import (
+from accelsim.traffic import (
     Arrivals,
     Dist,
     Empirical,
@@ -174,9 +174,23 @@ class ServeJob(Strict):
 
     def check(self, file: str = "job") -> None:
         """Cross-file checks: devices and model exist, the trace is readable."""
-        from accelsim.serving.sim import build_service
+        from accelsim.serving.service import build_service
 
         build_service(self, file)
+
+
+def shared_queue_job(device: str, model: str, replicas: int, query_size: dict[str, Any],
+                     batching: dict[str, Any], p99_ms: float, sim: dict[str, Any]
+                     ) -> ServeJob:
+    """``replicas`` devices serving ``model`` behind one shared queue at a unit Poisson rate,
+    with a p99 target: what a capacity search at the SLO runs (the fleet workload's
+    one-server job, MLPerf Server runs)."""
+    return ServeJob.model_validate({
+        "arrivals": {"process": "poisson", "rate_qps": 1.0},
+        "queries": {"size": query_size},
+        "service": {"device": device, "model": model},
+        "replicas": replicas, "routing": "shared_queue", "batching": batching,
+        "slo": {"p99_ms": p99_ms}, "sim": sim})
 
 
 def load_serve_job(path: str | Path) -> ServeJob:

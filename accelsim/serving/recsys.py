@@ -34,6 +34,7 @@ from accelsim.devices import DeviceSpec
 from accelsim.errors import AccelsimError
 from accelsim.precision import BYTES, EmbeddingDtype, Precision
 from accelsim.roofline import gemm_bytes, gemm_flops, gemm_time
+from accelsim.runtime import RUNTIME_RESERVE_BYTES
 
 # Fraction of device memory an embedding cache may use (the rest: MLP weights, activations,
 # runtime). Assumption.
@@ -44,9 +45,6 @@ ONCHIP_CACHE_FRACTION = 0.5
 # Bytes per dense feature sent host -> device with each batch (sparse indices: the model's
 # ``index_bytes``, int64 in PyTorch by default, int32 in tuned servers).
 DENSE_BYTES = 4.0
-# Device memory kept by the runtime (CUDA context, TensorRT workspace, allocator slack);
-# assumption, as training's reserve.
-RUNTIME_RESERVE_BYTES = 2.0 * units.GiB
 
 
 class TableGroup(Strict):

@@ -9,9 +9,9 @@ exact one-shot path, whose draws and percentiles this path reproduces up to the 
   routing choices from the run's one generator, in that order within the chunk (one
   chunk is exactly the one-shot order). A daily profile or bursts are laid out once over
   the expected horizon, ``(N + 10 sqrt(N) + 100) / rate``, from a generator of their own.
-* Queue: :func:`_resume` is the engine's FIFO batching recursion that stops before a batch
-  whose closing needs arrivals not drawn yet; those requests are carried into the next
-  chunk, so the result equals one uninterrupted run.
+* Queue: the engine's FIFO batching recursion (:func:`accelsim.serving.engines.batch_queue`)
+  stops before a batch whose closing needs arrivals not drawn yet; those requests are
+  carried into the next chunk, so the result equals one uninterrupted run.
 * Latency and service-time quantiles come from a log-spaced histogram with bins of relative
   width :data:`BIN_RATIO` - 1: each order statistic is the geometric centre of its bin,
   within :data:`QUANTILE_REL_ERROR` (0.05 %) of the exact one, interpolated as
@@ -25,9 +25,9 @@ import math
 from typing import Any
 
 import numpy as np
-from numba import njit
 
 from accelsim import units
+from accelsim.serving.engines import batch_queue
 
 CHUNK = 2**18
 BIN_RATIO = 1.001
@@ -68,68 +68,6 @@ class LogHistogram:
 
         a = centre(lo)
         return float(a + (pos - lo) * (centre(min(lo + 1, n - 1)) - a))
-
-
-@njit(cache=True)
-def _resume(arr, items, draws, table, period, scale, B, tmo, start, finish, server, n,
-            free, last):  # pragma: no cover - compiled
-    """The shared-queue FIFO batching of :func:`accelsim.serving.engines._batch_queue` over
-    requests ``0..n-1`` with the servers' free times ``free`` (updated in place). Unless
-    ``last``, stops before a batch whose closing or membership depends on requests past
-    ``n``; returns the number of requests served."""
-    c = free.shape[0]
-    i = 0
-    while i < n:
-        s = 0
-        fs = free[0]
-        for r in range(1, c):
-            if free[r] < fs:
-                s = r
-                fs = free[r]
-        deadline = arr[i] + tmo
-        cum = 0.0
-        t_full = np.inf
-        j = i
-        closed = False
-        while j < n:
-            aj = arr[j]
-            if aj > deadline:
-                closed = True
-                break
-            cum += items[j]
-            if cum >= B:
-                t_full = aj
-                closed = True
-                break
-            j += 1
-        if not closed and not last:
-            return i
-        ready = t_full if t_full < deadline else deadline
-        st = fs if fs > ready else ready
-        k = i
-        tot = 0.0
-        stopped = False
-        while k < n:
-            if arr[k] > st:
-                stopped = True
-                break
-            if k > i and tot + items[k] > B:
-                stopped = True
-                break
-            tot += items[k]
-            k += 1
-        if not stopped and not last:
-            return i
-        ti = int(tot)
-        d = draws[i] * scale[s]
-        fin = st + d + table[s, ti]
-        for q in range(i, k):
-            start[q] = st
-            finish[q] = fin
-            server[q] = s
-        free[s] = st + d + period[s, ti]
-        i = k
-    return n
 
 
 class _Stats:
@@ -224,8 +162,8 @@ def simulate_stream(job: Any, sm: Any, rate_qps: float | None, seed: int | None
     """Summary metrics and per-replica table of one run (see the module docstring)."""
     import pandas as pd
 
-    from accelsim.serving.sim import PERCENTILES, SaturatedMix
-    from accelsim.serving.workload import nhpp_times, sample, shape_function
+    from accelsim.serving.summary import PERCENTILES, SaturatedMix, waits_growing
+    from accelsim.traffic import nhpp_times, sample, shape_function
 
     n, warmup = job.sim.requests, job.sim.warmup
     a = job.arrivals
@@ -240,6 +178,7 @@ def simulate_stream(job: Any, sm: Any, rate_qps: float | None, seed: int | None
     tmo = job.batching.timeout_ms * units.MS
     c = sm.table_s.shape[0]
     free = np.zeros(c)
+    servers = np.arange(c)
     carry: dict[str, np.ndarray] = {}
     unit_end = 0.0
     g_next = 0  # global index of the first carried request
@@ -273,8 +212,9 @@ def simulate_stream(job: Any, sm: Any, rate_qps: float | None, seed: int | None
         start, finish = np.empty(cnt), np.empty(cnt)
         server = np.empty(cnt, dtype=np.int64)
         last = k0 + m >= n
-        done = _resume(cat["arr"], cat["items"], cat["draws"], sm.table_s, sm.busy_s,
-                       sm.scale, B, tmo, start, finish, server, cnt, free, last)
+        done = batch_queue(cat["arr"], cat["items"], cat["draws"], sm.table_s, sm.busy_s,
+                           sm.scale, servers, free, B, tmo, start, finish, server, 0, 1, cnt,
+                           last)
         if done:
             stats.add(g_next, cat["arr"][:done], cat["items"][:done], start[:done],
                       finish[:done], server[:done])
@@ -303,8 +243,7 @@ def simulate_stream(job: Any, sm: Any, rate_qps: float | None, seed: int | None
     m_out["quantile_rel_error"] = QUANTILE_REL_ERROR
     mid = stats.third_sum[1] / max(stats.third_n[1], 1)
     end = stats.third_sum[2] / max(stats.third_n[2], 1)
-    drift = measured >= 300 and end > 2 * mid + 50 * stats.svc.quantile(0.5)
-    m_out["_drift"] = bool(drift)
+    m_out["_drift"] = waits_growing(mid, end, stats.svc.quantile(0.5), measured)
     m_out["_capacity_qps"] = cap
     m_out["_offered_qps"] = (n - 1) / max(stats.a_last - stats.a_first, 1e-12)
     reps = pd.DataFrame({"replica": np.arange(c), "device": sm.replica_devices,

@@ -368,7 +368,8 @@ def _eval_train(job: Any, profiles: dict[str, DeviceProfile], where: str) -> dic
 def _eval_serve(job: Any, profiles: dict[str, DeviceProfile],
                 metrics: list[str], where: str) -> dict[str, Any]:
     from accelsim.serving.job import ServeJob
-    from accelsim.serving.sim import build_service, capacity, simulate
+    from accelsim.serving.service import build_service
+    from accelsim.serving.sim import capacity, simulate
 
     if not isinstance(job, ServeJob):
         job = validate(ServeJob, job, where)

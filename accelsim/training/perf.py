@@ -26,13 +26,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from accelsim import collectives as coll
 from accelsim import units, xp
 from accelsim.devices import DeviceLike, DeviceSpec, as_spec, load_device
 from accelsim.errors import AccelsimError
 from accelsim.precision import BYTES
 from accelsim.roofline import gemm_bytes, gemm_time, memory_time
-from accelsim.training import collectives as coll
-from accelsim.training.job import RECOMPUTE_CODE, TrainJob, TransformerModel, check_job
+from accelsim.runtime import KERNELS_PER_LAYER, RUNTIME_RESERVE_BYTES
+from accelsim.training.job import RECOMPUTE_CODE, TrainJob, check_job
+from accelsim.transformer.model import TransformerModel
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -48,12 +50,6 @@ FLASH_CAUSAL_FRACTION = 0.5
 # Adam with fp32 master weights: read param, grad, m, v (16 B), write param, m, v (12 B)
 # and the 16-bit copy (2 B) -> 30 bytes of HBM traffic per parameter (assumption).
 OPTIMIZER_BYTES_PER_PARAM = 30.0
-# CUDA/CANN context, communicator buffers and allocator fragmentation (assumption:
-# PyTorch + NCCL typically reserve 1.5-3 GiB beyond tensors).
-RUNTIME_RESERVE_BYTES = 2.0 * units.GiB
-# Kernels per transformer layer, forward (backward launches twice as many): 4 GEMMs,
-# attention, 2 norms, activation, 2 dropout-residual, rotary/bias (assumption).
-KERNELS_FWD = 11.0
 
 # Communication overlapped with compute is not free: collective kernels occupy SMs and
 # HBM bandwidth. Overlapped comm costs this fraction of its duration (assumption; NCCL
@@ -251,8 +247,8 @@ def estimate_arrays(c: Mapping[str, Any]) -> dict[str, Any]:
     t_ew_f = _mem(ew_f, f) + t_cast_f
     t_ew_b = 2 * _mem(ew_f, f) + t_cast_b
     kern = f["kernel_overhead_s"]
-    t_launch_f = KERNELS_FWD * kern
-    t_launch_b = 2 * KERNELS_FWD * kern
+    t_launch_f = KERNELS_PER_LAYER * kern
+    t_launch_b = 2 * KERNELS_PER_LAYER * kern
 
     # tensor-parallel communication: SP -> 2 all-gather + 2 reduce-scatter, else 2 all-reduce
     M_tp = T * h * e

@@ -11,19 +11,14 @@ import numpy as np
 
 from accelsim.devices import DeviceLike, DeviceSpec, as_spec
 from accelsim.errors import AccelsimError
-from accelsim.training.job import (
-    RECOMPUTE,
-    Parallelism,
-    TrainJob,
-    TransformerModel,
-    layout_rules,
-)
+from accelsim.training.job import RECOMPUTE, Parallelism, TrainJob, layout_rules
 from accelsim.training.perf import (
     device_columns,
     estimate_arrays,
     job_columns,
     model_columns,
 )
+from accelsim.transformer.model import TransformerModel
 
 if TYPE_CHECKING:
     import pandas as pd

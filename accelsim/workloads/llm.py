@@ -26,7 +26,7 @@ from accelsim.config import Strict
 from accelsim.devices import DeviceProfile
 from accelsim.errors import AccelsimError, Problem
 from accelsim.llm.job import KVFormat, Slo, WeightFormat
-from accelsim.serving.workload import Dist
+from accelsim.traffic import Dist
 from accelsim.workloads.base import CapacitySpec, DeviceEval, EvalContext, Workload, register
 
 
@@ -123,7 +123,7 @@ def _job(spec: LLMServingSpec, device: str, tp: int) -> Any:
 
 
 def _means(spec: LLMServingSpec) -> tuple[float, float]:
-    from accelsim.serving.workload import dist_mean
+    from accelsim.traffic import dist_mean
 
     return float(dist_mean(spec.prompt_tokens)), float(dist_mean(spec.output_tokens))
 
@@ -151,7 +151,7 @@ class LLMServing(Workload):
         return spec.model_copy(update={"model": refs.normalize(spec.model, relative_to)})
 
     def check(self, spec: LLMServingSpec, file: str, field: str) -> list[Problem]:
-        from accelsim.training.job import load_model
+        from accelsim.transformer.model import load_model
 
         try:
             load_model(spec.model, where=file, field=f"{field}.model")

@@ -22,7 +22,7 @@ from accelsim.config import Strict
 from accelsim.devices import DeviceProfile
 from accelsim.errors import AccelsimError, Problem
 from accelsim.serving.job import Batching
-from accelsim.serving.workload import Dist, Fixed
+from accelsim.traffic import Dist, Fixed
 from accelsim.workloads.base import CapacitySpec, DeviceEval, EvalContext, Workload, register
 
 
@@ -119,20 +119,18 @@ class RecsysServing(Workload):
 
     def job(self, spec: RecsysServingSpec, device_ref: str, ctx: EvalContext) -> Any:
         """One server: ``server_chips`` replicas of the device behind a shared queue."""
-        from accelsim.serving.job import ServeJob
+        from accelsim.serving.job import shared_queue_job
 
-        return ServeJob.model_validate({
-            "arrivals": {"process": "poisson", "rate_qps": 1.0},
-            "queries": {"size": spec.query_size.model_dump()},
-            "service": {"device": device_ref, "model": spec.model},
-            "replicas": ctx.server_chips, "routing": "shared_queue",
-            "batching": spec.batching.model_dump(), "slo": {"p99_ms": spec.slo_p99_ms},
-            "sim": {**spec.sim.model_dump(), "engine": "auto"},
-        })
+        return shared_queue_job(device_ref, spec.model, ctx.server_chips,
+                                spec.query_size.model_dump(), spec.batching.model_dump(),
+                                spec.slo_p99_ms, {**spec.sim.model_dump(), "engine": "auto"})
 
     def evaluate(self, spec: RecsysServingSpec, device: DeviceProfile, ctx: EvalContext
                  ) -> DeviceEval:
-        from accelsim.serving.sim import SaturatedMix, build_service, capacity, draw
+        from accelsim.serving.draws import draw
+        from accelsim.serving.service import build_service
+        from accelsim.serving.sim import capacity
+        from accelsim.serving.summary import SaturatedMix
 
         job = self.job(spec, device.name, ctx)
         try:
@@ -168,7 +166,7 @@ class RecsysServing(Workload):
 
     def evaluate_fast(self, spec: RecsysServingSpec, ref: str, device: DeviceProfile,
                       state: _FastState, ctx: EvalContext) -> DeviceEval:
-        from accelsim.serving.sim import build_service
+        from accelsim.serving.service import build_service
 
         b = state.base[ref]
         if b.reason is not None or state.mix is None:

@@ -80,10 +80,10 @@ class _Layouts:
 def job_goodput(spec: TrainingSpec, device: DeviceProfile, params: float) -> Goodput:
     """The training job's goodput on ``cluster_devices`` of ``device``: the device's annual
     failure rate plus the block's other failures, its checkpoint at the storage bandwidth."""
-    from accelsim.training.perf import WEIGHT_BYTES
+    from accelsim.training.perf import OPT_BYTES, WEIGHT_BYTES
 
     r = spec.resilience
-    delta = checkpoint_seconds(params, WEIGHT_BYTES[spec.precision],
+    delta = checkpoint_seconds(params, WEIGHT_BYTES[spec.precision] + OPT_BYTES[spec.precision],
                                r.checkpoint_bandwidth_GBps * units.GB)
     return goodput(spec.cluster_devices, device.reliability.annual_failure_rate.value,
                    r.other_failures_per_device_year, delta, r.restart_s)
@@ -111,7 +111,7 @@ class Training(Workload):
         return [refs.find(spec.model, "models", family="training", what="training model")]
 
     def _model(self, spec: TrainingSpec, file: str = "scenario", field: str = "") -> Any:
-        from accelsim.training.job import load_model
+        from accelsim.transformer.model import load_model
 
         return load_model(spec.model, where=file, field=f"{field}.model" if field else "model")
 

@@ -3,14 +3,14 @@ against compute, KV capacity and KV bytes by hand."""
 
 import pytest
 
+from accelsim import collectives as coll
 from accelsim.devices import load_device
 from accelsim.errors import AccelsimError
 from accelsim.llm.job import Replica
 from accelsim.llm.perf import KERNELS_PER_LAYER, kv_bytes_per_token, replica_model
 from accelsim.precision import BYTES
-from accelsim.training import collectives as coll
-from accelsim.training.job import load_model
-from accelsim.training.perf import RUNTIME_RESERVE_BYTES
+from accelsim.runtime import RUNTIME_RESERVE_BYTES
+from accelsim.transformer.model import load_model
 
 L70 = load_model("llama2-70b")
 H100 = load_device("h100-sxm").spec

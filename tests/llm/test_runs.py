@@ -5,7 +5,7 @@ decode and prefill kinds of the wide-EP papers (the known misses, run but not as
 import pytest
 
 from accelsim.runs import _PREDICT, load_runs, runs_dir, validate_runs
-from accelsim.serving.workload import dist_mean
+from accelsim.traffic import dist_mean
 from tests.conftest import CONFIGS
 
 MLPERF = CONFIGS / "runs" / "mlperf-inference-llama2-70b.yaml"

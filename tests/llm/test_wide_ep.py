@@ -13,7 +13,7 @@ from accelsim.llm.engine import run_fast, run_simpy
 from accelsim.llm.job import Replica
 from accelsim.llm.perf import _layer_costs, replica_model
 from accelsim.precision import BYTES
-from accelsim.training.job import load_model
+from accelsim.transformer.model import load_model
 from tests.llm.streams import stream
 
 DS = load_model("deepseek-v3")
@@ -31,7 +31,8 @@ def test_dp_attention_memory_by_hand():
     expert slots per MoE layer; what is left of 90 % of memory, less the iteration's
     activations and the runtime reserve, holds its own sequences' latent KV. Tensor
     parallelism instead replicates the latent on each device of a group."""
-    from accelsim.training.perf import RUNTIME_RESERVE_BYTES, model_params
+    from accelsim.runtime import RUNTIME_RESERVE_BYTES
+    from accelsim.training.perf import model_params
 
     r = _wide()
     dp = replica_model(r)

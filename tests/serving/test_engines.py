@@ -4,9 +4,10 @@ on large ones; both are deterministic for a seed."""
 import numpy as np
 import pytest
 
+from accelsim.serving.draws import draw_inputs
 from accelsim.serving.engines import simulate_fast, simulate_simpy
 from accelsim.serving.job import ServeJob
-from accelsim.serving.sim import draw_inputs, simulate
+from accelsim.serving.sim import simulate
 
 CASES = [
     ("shared_queue", 1, 0.0, 1), ("shared_queue", 1, 0.0, 4), ("shared_queue", 8, 0.5, 3),
@@ -127,7 +128,7 @@ def test_a_light_load_with_a_loose_deadline_drops_nothing_and_is_unchanged():
 
 
 def test_quantile_with_drops():
-    from accelsim.serving.sim import quantile_with_drops
+    from accelsim.serving.summary import quantile_with_drops
 
     lat = np.random.default_rng(1).exponential(1.0, 1000)
     for q in (50, 90, 99, 99.9):
@@ -156,7 +157,8 @@ def test_capacity_at_the_slo_counts_drops():
 def test_pipelined_replicas_take_the_next_batch_after_the_period():
     from dataclasses import replace
 
-    from accelsim.serving.sim import build_service, capacity_estimate
+    from accelsim.serving.service import build_service
+    from accelsim.serving.summary import capacity_estimate
 
     j = ServeJob.model_validate({
         "arrivals": {"process": "poisson", "rate_qps": 30000},

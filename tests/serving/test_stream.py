@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 
 from accelsim.serving import stream
-from accelsim.serving.engines import simulate_fast
+from accelsim.serving.draws import draw_inputs
+from accelsim.serving.engines import batch_queue, simulate_fast
 from accelsim.serving.job import ServeJob
-from accelsim.serving.sim import draw_inputs, simulate, summarise
+from accelsim.serving.sim import simulate
+from accelsim.serving.summary import summarise
 
 
 def _job(n, B=8, tmo=0.2, rate=3200.0, c=4, arrivals=None, **extra):
@@ -25,7 +27,7 @@ def _job(n, B=8, tmo=0.2, rate=3200.0, c=4, arrivals=None, **extra):
 
 
 def _chunked(x, size):
-    """Run the resumable recursion over ``x`` in chunks of ``size`` new requests."""
+    """Run the batching recursion, resumed, over ``x`` in chunks of ``size`` new requests."""
     n, c = len(x.arrival_s), x.table_s.shape[0]
     start, finish = np.empty(n), np.empty(n)
     server = np.empty(n, dtype=np.int64)
@@ -34,10 +36,10 @@ def _chunked(x, size):
     for k0 in range(0, n, size):
         end = min(k0 + size, n)
         s, f, v = np.empty(end - g), np.empty(end - g), np.empty(end - g, dtype=np.int64)
-        done = stream._resume(x.arrival_s[g:end], x.items[g:end].astype(float),
-                              x.draw_s[g:end], x.table_s, x.busy_s, x.scale,
-                              float(x.max_batch_items), x.timeout_s, s, f, v, end - g, free,
-                              end == n)
+        done = batch_queue(x.arrival_s[g:end], x.items[g:end].astype(float),
+                           x.draw_s[g:end], x.table_s, x.busy_s, x.scale, np.arange(c), free,
+                           float(x.max_batch_items), x.timeout_s, s, f, v, 0, 1, end - g,
+                           end == n)
         start[g:g + done], finish[g:g + done], server[g:g + done] = s[:done], f[:done], v[:done]
         g += done
     assert g == n

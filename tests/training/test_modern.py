@@ -8,8 +8,8 @@ import pytest
 from accelsim.devices import load_device
 from accelsim.errors import AccelsimError
 from accelsim.training import Parallelism, TrainJob, TransformerModel, estimate
-from accelsim.training.job import load_model
 from accelsim.training.perf import job_row, model_params
+from accelsim.transformer.model import load_model
 
 LLAMA = TransformerModel(layers=8, hidden=8192, heads=64, kv_heads=8, ffn_hidden=28672,
                          gated_mlp=True, vocab=128256, seq_len=8192, tied_embeddings=False,

@@ -3,8 +3,9 @@ import pandas as pd
 import pytest
 
 from accelsim.errors import AccelsimError
+from accelsim.runtime import RUNTIME_RESERVE_BYTES
 from accelsim.training import Parallelism, TrainJob, TransformerModel, estimate, estimate_frame
-from accelsim.training.perf import RUNTIME_RESERVE_BYTES, job_row
+from accelsim.training.perf import job_row
 
 GPT3 = TransformerModel(layers=96, hidden=12288, heads=96, ffn_hidden=49152, vocab=51200,
                         seq_len=2048)

@@ -4,7 +4,7 @@ within its file's tolerance (README: Validation)."""
 import pytest
 
 from accelsim.runs import eq3_flops, load_runs, validate_runs
-from accelsim.training.job import TransformerModel
+from accelsim.transformer.model import TransformerModel
 from tests.conftest import CONFIGS
 
 RUNS = CONFIGS / "runs"

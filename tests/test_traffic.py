@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 
 from accelsim.errors import AccelsimError
+from accelsim.serving.draws import draw_inputs
 from accelsim.serving.job import ServeJob
-from accelsim.serving.sim import draw_inputs, simulate
+from accelsim.serving.sim import simulate
 
 
 def _job(arrivals, **extra):
@@ -99,7 +100,7 @@ def test_trace_cells_that_are_not_numbers_name_their_line(tmp_path, cells, line,
       "profile": {"hourly": [1.0] * 24, "day_s": 1.0}}, "arrivals.profile.day_s"),
 ])
 def test_a_tiny_rate_with_short_segments_is_refused_not_a_hang(arrivals, field):
-    from accelsim.serving.sim import build_service
+    from accelsim.serving.service import build_service
 
     j = _job(arrivals)
     with pytest.raises(AccelsimError) as e:
@@ -108,7 +109,7 @@ def test_a_tiny_rate_with_short_segments_is_refused_not_a_hang(arrivals, field):
 
 
 def test_burst_switches_are_seeded_and_cover_the_run():
-    from accelsim.serving.workload import shape_function
+    from accelsim.traffic import shape_function
 
     a = _job({"process": "poisson", "rate_qps": 100,
               "bursts": {"multiplier": 3, "mean_burst_s": 0.5, "mean_gap_s": 2.0}}).arrivals
@@ -129,7 +130,7 @@ def test_burst_switches_are_seeded_and_cover_the_run():
 def test_runs_that_hold_every_request_and_would_exhaust_memory_are_refused_up_front(how):
     """Runs that keep per-request arrays (a trace, the simpy engine, per-replica queues);
     a streamed run (tests/serving/test_stream.py) needs no such limit."""
-    from accelsim.serving.sim import BYTES_PER_REQUEST, _physical_memory
+    from accelsim.serving.service import BYTES_PER_REQUEST, _physical_memory
 
     n = int(_physical_memory() / BYTES_PER_REQUEST)  # twice the half that is allowed
     extra = {"replicas": 2, "routing": "round_robin"} if how == "round_robin" else {}
@@ -142,7 +143,7 @@ def test_runs_that_hold_every_request_and_would_exhaust_memory_are_refused_up_fr
 
 
 def test_a_service_table_that_would_not_fit_in_memory_is_refused():
-    from accelsim.serving.sim import build_service
+    from accelsim.serving.service import build_service
 
     j = _job({"process": "poisson", "rate_qps": 10}, replicas=100_000,
              batching={"max_batch_items": 1_000_000, "timeout_ms": 1.0})
@@ -159,7 +160,7 @@ def test_a_service_table_that_would_not_fit_in_memory_is_refused():
      "bursts": {"multiplier": 2, "mean_burst_s": 0.2, "mean_gap_s": 1.0}},
 ])
 def test_drawing_once_and_rescaling_equals_drawing_at_each_rate(arrivals):
-    from accelsim.serving.sim import at_rate, draw
+    from accelsim.serving.draws import at_rate, draw
 
     j = _job(arrivals)
     d = draw(j, seed=11)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from accelsim.training import collectives as c
+from accelsim import collectives as c
 
 
 def test_ring_allreduce_formula():
