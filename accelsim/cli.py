@@ -248,7 +248,7 @@ def train(
 
     job = load_job(job_file)
     device = load_device(job.device, where=str(job_file), field="device")
-    res = estimate(job, engine=engine, file=str(job_file), spec=device)
+    res = estimate(job, device.spec, engine=engine, file=str(job_file))
     if as_json:
         emit_json(res.to_dict())
     else:
@@ -290,7 +290,7 @@ def train_search(
                                    f"got {precision!r}")
     model = load_model(model_file)
     profile = load_device(device, where="train-search", field="--device")
-    res = search_layouts(model, profile, devices, global_batch, precision)
+    res = search_layouts(model, profile.spec, devices, global_batch, precision)
     cols = ["tp", "pp", "dp", "cp", "ep", "micro_batch", "virtual_stages", "recompute", "zero",
             "step_time_s", "tokens_per_s", "mfu", "memory_per_device_gib"]
     # nothing fits: the layouts closest to fitting are the result
@@ -300,7 +300,7 @@ def train_search(
         if res.best is not None:
             from accelsim.training import estimate
 
-            best = estimate(res.best, spec=res.spec).to_dict()
+            best = estimate(res.best, res.spec).to_dict()
         emit_json({"evaluated": res.evaluated, "feasible": res.n_fitting, "best": best,
                    "top": shown})
     elif res.best is None:
@@ -313,7 +313,7 @@ def train_search(
         console.print(table("", shown))
         from accelsim.training import estimate
 
-        _print_train(estimate(res.best, spec=res.spec),
+        _print_train(estimate(res.best, res.spec),
                      f"best layout: {_layout_str(res.best.parallelism)}")
     if res.best is None:
         smallest = float(res.columns["memory_per_device_gib"].min())

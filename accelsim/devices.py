@@ -380,19 +380,16 @@ def _spec(p: DeviceProfile) -> DeviceSpec:
     )
 
 
-DeviceLike = DeviceSpec | DeviceProfile
-
-
-def as_spec(device: DeviceLike, where: str = "device") -> DeviceSpec:
-    """The SI view of a resolved device. Physics takes a spec or a profile, never a name:
-    resolve names and paths once, at the boundary, with :func:`load_device`."""
+def require_spec(device: object, where: str = "device") -> DeviceSpec:
+    """``device`` if it is a :class:`DeviceSpec`. The physics takes the SI view only, never
+    a name or a profile: resolve names and paths once, at the boundary, with
+    ``load_device(ref).spec``."""
     if isinstance(device, DeviceSpec):
         return device
-    if isinstance(device, DeviceProfile):
-        return device.spec
-    raise AccelsimError.single(
-        where, "device", f"expected a DeviceSpec or DeviceProfile, got {device!r}; resolve a "
-        f"name or path with accelsim.load_device first")
+    hint = "; pass its .spec" if isinstance(device, DeviceProfile) else (
+        "; resolve a name or path with accelsim.load_device(...).spec first")
+    raise AccelsimError.single(where, "device", f"expected a DeviceSpec, got "
+                               f"{type(device).__name__} {str(device)[:40]!r}{hint}")
 
 
 # ---------------------------------------------------------------------------

@@ -500,7 +500,7 @@ def _predict_training(run: TrainingRun, file: str) -> tuple[float, str]:
                            overlap_tp_comm=run.overlap_tp_comm,
                            overlap_param_gather=run.overlap_param_gather,
                            overlap_ep_comm=run.overlap_ep_comm, parallelism=par)
-            res = estimate(job, file=file, spec=spec)
+            res = estimate(job, spec.spec, file=file)
             if res.fits_memory and (best is None or res.step_time_s < best.step_time_s):
                 best = res
     if best is None and not divides and broken:

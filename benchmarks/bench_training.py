@@ -64,18 +64,18 @@ def main() -> None:
     gpt3 = TransformerModel(layers=96, hidden=12288, heads=96, ffn_hidden=49152, vocab=51200,
                             seq_len=2048)
     t0 = time.perf_counter()
-    res = search_layouts(gpt3, load_device("a100-80gb-sxm"), 1024, global_batch=1536)
+    res = search_layouts(gpt3, load_device("a100-80gb-sxm").spec, 1024, global_batch=1536)
     ds = time.perf_counter() - t0
     print(f"train-search gpt3-175b on 1024 x a100: layouts={res.evaluated} search_s={ds:.3f} "
           f"best={res.best.parallelism if res.best else None}")
 
     job = load_job("configs/jobs/gpt3-175b-a100.yaml")
-    spec = load_device(job.device)
-    estimate(job, spec=spec)
+    spec = load_device(job.device).spec
+    estimate(job, spec)
     calls = 500
     t0 = time.perf_counter()
     for _ in range(calls):
-        estimate(job, spec=spec)
+        estimate(job, spec)
     ms = (time.perf_counter() - t0) / calls * 1e3
     print(f"estimate() gpt3-175b-a100 job: estimate_ms={ms:.3f}")
 

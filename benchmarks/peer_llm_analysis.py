@@ -33,8 +33,8 @@ def per_call_ms(fn, calls: int = CALLS) -> float:
 def main() -> None:
     job = TrainJob(device="a100-80gb-sxm", model=load_model("gpt3-175b"), global_batch=1536,
                    parallelism=Parallelism(tp=8, pp=8, dp=16, recompute="full"))
-    spec = load_device(job.device)
-    print(f"accelsim_ms={per_call_ms(lambda: estimate(job, spec=spec)):.3f}")
+    spec = load_device(job.device).spec
+    print(f"accelsim_ms={per_call_ms(lambda: estimate(job, spec)):.3f}")
     try:
         from llm_analysis.analysis import train
     except ImportError:

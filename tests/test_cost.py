@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from accelsim.cost import HOURS_PER_YEAR, Finance, Region, capital_recovery_factor, tco
+from accelsim.cost import Finance, Region, capital_recovery_factor, tco
 from accelsim.devices import load_device
 
 H20 = load_device("h20").spec  # price 10k, overhead 8k, network 4.2k, TDP 400, idle 60,
@@ -74,7 +74,12 @@ def test_more_utilisation_more_energy(u1, u2):
 
 
 def test_hours_per_year():
-    assert HOURS_PER_YEAR == pytest.approx(365.25 * 24)
+    # a device drawing a constant 1 kW (idle = TDP, no host or fabric) at 1 USD/kWh, PUE 1,
+    # pays for every hour of a 365.25-day year, and its hourly cost is the year's / 8766
+    one_kw = replace(H20, tdp_W=1000.0, idle_W=1000.0, host_W=0.0, network_W=0.0)
+    c = tco(one_kw, Region(usd_per_kwh=1.0, pue=1.0), Finance(maintenance_fraction=0.0), 0.3)
+    assert c["energy_usd_per_year"] == pytest.approx(365.25 * 24)
+    assert c["usd_per_hour"] * 365.25 * 24 == pytest.approx(c["tco_usd_per_year"])
 
 
 def test_utilisation_outside_0_1_is_an_error_not_clamped():

@@ -51,8 +51,8 @@ def test_llama3_405b_run():
     not a validation); the goodput follows from the checkpoint (405 B parameters x 14 B at
     2 TB/s) and the assumed 10 min restart."""
     from accelsim.devices import load_device
-    from accelsim.training.perf import model_params
     from accelsim.transformer.model import load_model
+    from accelsim.transformer.params import model_params
     from accelsim.workloads.training import Resilience
 
     r = Resilience()

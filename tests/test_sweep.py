@@ -99,7 +99,7 @@ def test_train_sweep_matches_direct_estimates(train_sweep, tmp_path):
     job = load_job(JOB)
     spec = replace(load_device("a100-80gb-sxm").spec, peak_flops={
         **load_device("a100-80gb-sxm").spec.peak_flops, "bf16": 300e12})
-    direct = estimate(job, spec=spec)
+    direct = estimate(job, spec)
     assert row["step_time_s"] == pytest.approx(direct.step_time_s, rel=1e-12)
 
 

@@ -56,9 +56,10 @@ from accelsim.devices import DeviceSpec, load_device
 from accelsim.errors import AccelsimError
 from accelsim.llm.job import Replica
 from accelsim.precision import BYTES
+from accelsim.roofline import FLASH_REL_EFF
 from accelsim.runtime import KERNELS_PER_LAYER, RUNTIME_RESERVE_BYTES
-from accelsim.training.perf import FLASH_REL_EFF, model_params
 from accelsim.transformer.model import TransformerModel, load_model
+from accelsim.transformer.params import model_params
 
 ACT_BYTES = 2.0  # activations in bf16 whatever the weight format (W8A8 GEMMs cast inside)
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from accelsim import units
-from accelsim.devices import DeviceLike, DeviceSpec, as_spec, load_device
+from accelsim.devices import DeviceSpec, load_device, require_spec
 from accelsim.errors import AccelsimError
 from accelsim.serving import recsys
 from accelsim.serving.job import PoolMember, ServeJob
@@ -59,14 +59,14 @@ def _table_width(job: ServeJob) -> int:
 
 
 def build_service(job: ServeJob, file: str = "job",
-                  specs: dict[str, DeviceLike] | None = None,
+                  specs: dict[str, DeviceSpec] | None = None,
                   width: int | None = None, model: recsys.RecModel | None = None
                   ) -> ServiceModel:
     """Service-time tables per replica. ``specs`` maps the job's device references to
     resolved devices (specs or profiles; references not in it are resolved here, at the
     job's boundary); ``model`` is the job's resolved model; ``width`` overrides the number
     of items the table covers."""
-    specs = {k: as_spec(v) for k, v in (specs or {}).items()}
+    specs = {k: require_spec(v, file) for k, v in (specs or {}).items()}
     svc = job.service
     width = max(width or 0, _table_width(job))
     need = job.n_replicas * width * 8.0  # the table: one float per replica and batch size

@@ -359,7 +359,7 @@ def _eval_train(job: Any, profiles: dict[str, DeviceProfile], where: str) -> dic
 
     if not isinstance(job, TrainJob):
         job = validate(TrainJob, job, where)
-    r = estimate(job, file=where, spec=next(iter(profiles.values()))).to_dict()
+    r = estimate(job, next(iter(profiles.values())).spec, file=where).to_dict()
     out = {k: v for k, v in r.items() if isinstance(v, (int, float, bool))}
     out.update({f"breakdown.{k}": v for k, v in r["breakdown"].items()})
     return out
@@ -373,7 +373,7 @@ def _eval_serve(job: Any, profiles: dict[str, DeviceProfile],
 
     if not isinstance(job, ServeJob):
         job = validate(ServeJob, job, where)
-    sm = build_service(job, where, dict(profiles))
+    sm = build_service(job, where, {ref: p.spec for ref, p in profiles.items()})
     out = dict(simulate(job, service=sm).metrics)
     if any("max_qps_at_slo" in m or "ci95" in m for m in metrics):
         out.update(capacity(job, service=sm))

@@ -18,11 +18,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import simpy
 
 from accelsim.training.job import TrainJob
+
+if TYPE_CHECKING:
+    from accelsim.training.perf.estimate import StagePieces
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,7 @@ def closed_form(p: int, v: int, m: int, t_f: float, t_b: float, t_p2p: float = 0
     return (m + (p - 1) / v) * per_chunk * v
 
 
-def simulate_step(job: TrainJob, pieces: dict[str, float],
+def simulate_step(job: TrainJob, pieces: StagePieces,
                   straggler_rank: int | None = None) -> ScheduleResult:
     """Simulate one step of ``job`` from the analytic model's per-stage pieces.
 
@@ -131,23 +134,23 @@ def simulate_step(job: TrainJob, pieces: dict[str, float],
     """
     par = job.parallelism
     p, v = par.pp, par.virtual_stages
-    m = round(pieces["micro_batches"])
+    m = job.global_batch // (par.dp * par.micro_batch)
     n_vs = p * v
-    f_chunk = pieces["_stage_f_s"] / v
-    b_chunk = pieces["_stage_b_s"] / v
+    f_chunk = pieces.stage_f_s / v
+    b_chunk = pieces.stage_b_s / v
     # uneven stages: a rank's chunks scale with its share of the layers
-    k = [pieces["_k_first"] if r == 0 else pieces["_k_last"] if r == p - 1 else
-         pieces["_k_mid"] for r in range(p)] if p > 1 else [1.0]
+    k = [pieces.k_first if r == 0 else pieces.k_last if r == p - 1 else
+         pieces.k_mid for r in range(p)] if p > 1 else [1.0]
     t_f = [f_chunk * k[i % p] for i in range(n_vs)]
     t_b = [b_chunk * k[i % p] for i in range(n_vs)]
-    t_f[0] += pieces["_emb_f_s"]
-    t_b[0] += pieces["_emb_b_s"]
-    t_f[-1] += pieces["_head_f_s"]
-    t_b[-1] += pieces["_head_b_s"]
+    t_f[0] += pieces.emb_f_s
+    t_b[0] += pieces.emb_b_s
+    t_f[-1] += pieces.head_f_s
+    t_b[-1] += pieces.head_b_s
     if job.straggler_slowdown > 1:
         slow = p - 1 if straggler_rank is None else straggler_rank
         for c in range(v):
             t_f[c * p + slow] *= job.straggler_slowdown
             t_b[c * p + slow] *= job.straggler_slowdown
-    tail = pieces["_dp_s"] + pieces["optimizer_s"]
-    return simulate_schedule(p, v, m, t_f, t_b, pieces["_p2p_s"], tail)
+    tail = pieces.dp_s + pieces.optimizer_s
+    return simulate_schedule(p, v, m, t_f, t_b, pieces.p2p_s, tail)

@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from accelsim.devices import DeviceLike, DeviceSpec, as_spec
+from accelsim.devices import DeviceSpec, require_spec
 from accelsim.errors import AccelsimError
 from accelsim.training.job import RECOMPUTE, Parallelism, TrainJob, layout_rules
 from accelsim.training.perf import (
     device_columns,
-    estimate_arrays,
+    estimate_columns,
     job_columns,
     model_columns,
 )
@@ -131,13 +131,12 @@ def _py(x: Any) -> Any:
     return x.item() if hasattr(x, "item") else x
 
 
-def search_layouts(model: TransformerModel, device: DeviceLike, devices: int,
+def search_layouts(model: TransformerModel, spec: DeviceSpec, devices: int,
                    global_batch: int | None = None, precision: str = "bf16",
                    attention: str = "flash") -> SearchResult:
-    """Evaluate every valid layout on ``device`` (a resolved DeviceSpec or DeviceProfile);
-    the best is the fastest that fits in memory (ties: less memory)."""
-    spec = as_spec(device, "train-search")
-    spec.flops(precision, where="train-search")
+    """Evaluate every valid layout on the resolved device ``spec``; the best is the fastest
+    that fits in memory (ties: less memory)."""
+    require_spec(spec, "train-search").flops(precision, where="train-search")
     if global_batch is not None and global_batch < 1:
         raise AccelsimError.single("train-search", "--global-batch",
                                    f"expected a whole number of sequences >= 1, got {global_batch}")
@@ -148,7 +147,7 @@ def search_layouts(model: TransformerModel, device: DeviceLike, devices: int,
                               **device_columns(spec, precision),
                               **job_columns(precision, attention)}
     n = len(cand["tp"])
-    est = {k: np.broadcast_to(np.asarray(v), (n,)) for k, v in estimate_arrays(inputs).items()
+    est = {k: np.broadcast_to(np.asarray(v), (n,)) for k, v in estimate_columns(inputs).items()
            if not k.startswith("_")}
     fits = np.asarray(est["fits_memory"], dtype=bool)
     # best first: fitting, then most tokens/s, then least memory (a stable sort)

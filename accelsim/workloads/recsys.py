@@ -134,7 +134,7 @@ class RecsysServing(Workload):
 
         job = self.job(spec, device.name, ctx)
         try:
-            sm = build_service(job, ctx.file, specs={device.name: device})
+            sm = build_service(job, ctx.file, specs={device.name: device.spec})
             c = capacity(job, service=sm)
             d = draw(job, job.sim.seed, sm)  # the draws of c["capacity_qps"]
         except AccelsimError as e:
@@ -173,7 +173,7 @@ class RecsysServing(Workload):
             return DeviceEval(0.0, 0.0, b.reason, b.reason)
         job = state.job
         try:
-            sm = build_service(job, ctx.file, specs={"_": device}, model=state.model)
+            sm = build_service(job, ctx.file, specs={"_": device.spec}, model=state.model)
         except AccelsimError as e:
             msg = e.problems[0].message
             return DeviceEval(0.0, 0.0, msg, msg)

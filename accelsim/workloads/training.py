@@ -2,7 +2,7 @@
 
 Full fidelity: :func:`accelsim.training.search.search_layouts` over every valid layout of
 ``cluster_devices`` chips. Fast fidelity (sweeps): the same batch model
-(:func:`accelsim.training.perf.estimate_arrays`) on the base run's ``TOP_LAYOUTS`` best
+(:func:`accelsim.training.perf.estimate_columns`) on the base run's ``TOP_LAYOUTS`` best
 layouts with the point's device. Demand: ``tokens / deadline``.
 """
 
@@ -126,14 +126,14 @@ class Training(Workload):
         model = self._model(spec, ctx.file)
         gb = spec.global_batch or default_global_batch(model)
         try:
-            res = search_layouts(model, device, spec.cluster_devices, gb, spec.precision)
+            res = search_layouts(model, device.spec, spec.cluster_devices, gb, spec.precision)
         except AccelsimError as e:
             msg = e.problems[0].message
             return DeviceEval(0.0, note=msg, reason=msg, state=_Layouts(None, msg))
         if res.best is None:
             msg = f"no layout fits on {spec.cluster_devices} devices"
             return DeviceEval(0.0, note=msg, reason=msg, state=_Layouts(None, msg))
-        from accelsim.training.perf import model_params
+        from accelsim.transformer.params import model_params
 
         top = {k: v[:TOP_LAYOUTS] for k, v in res.columns.items()}
         params = model_params(model)
@@ -152,7 +152,7 @@ class Training(Workload):
 
     def evaluate_fast(self, spec: TrainingSpec, ref: str, device: DeviceProfile,
                       state: dict[str, _Layouts], ctx: EvalContext) -> DeviceEval:
-        from accelsim.training.perf import device_columns, estimate_arrays
+        from accelsim.training.perf import device_columns, estimate_columns
 
         lay = state[ref]
         if lay.columns is None:
@@ -161,7 +161,7 @@ class Training(Workload):
         if spec.precision not in dev.peak_flops:
             msg = f"device '{dev.name}' does not support {spec.precision}"
             return DeviceEval(0.0, note=msg, reason=msg)
-        est = estimate_arrays({**lay.columns, **device_columns(dev, spec.precision)})
+        est = estimate_columns({**lay.columns, **device_columns(dev, spec.precision)})
         ok = np.asarray(est["fits_memory"], dtype=bool)
         if not ok.any():
             msg = f"none of the base run's best {TOP_LAYOUTS} layouts fits"

@@ -57,7 +57,7 @@ def test_kv_capacity_by_hand():
     rm = replica_model(Replica(device="h100-sxm", model="llama2-70b", tp=tp))
     per_token = 2 * (8 / tp) * 128 * 80 * 2  # K and V, 2 of 8 KV heads, head 128, 80 layers
     assert rm.kv_bytes_per_token == per_token
-    from accelsim.training.perf import model_params
+    from accelsim.transformer.params import model_params
 
     weights = model_params(L70) * 2 / tp
     h, ffn = L70.hidden, L70.ffn_hidden

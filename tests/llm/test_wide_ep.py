@@ -32,7 +32,7 @@ def test_dp_attention_memory_by_hand():
     activations and the runtime reserve, holds its own sequences' latent KV. Tensor
     parallelism instead replicates the latent on each device of a group."""
     from accelsim.runtime import RUNTIME_RESERVE_BYTES
-    from accelsim.training.perf import model_params
+    from accelsim.transformer.params import model_params
 
     r = _wide()
     dp = replica_model(r)
@@ -126,7 +126,7 @@ def test_mla_decode_is_compute_bound_and_gqa_memory_bound():
     assert mla.c_kv_flop > 1.2 * mla.c_kv_read
     assert gqa.c_kv_read > 2 * gqa.c_kv_flop
     flops = 2 * DS.heads * (2 * DS.mla.kv_lora_rank + DS.mla.rope_head_dim) * DS.layers
-    from accelsim.training.perf import FLASH_REL_EFF
+    from accelsim.roofline import FLASH_REL_EFF
     assert mla.c_kv_flop == pytest.approx(
         flops / (H100.flops("bf16") * H100.eff_compute * FLASH_REL_EFF) / 16, rel=1e-12)
 

@@ -7,9 +7,10 @@ import pytest
 
 from accelsim.devices import load_device
 from accelsim.errors import AccelsimError
-from accelsim.training import Parallelism, TrainJob, TransformerModel, estimate
-from accelsim.training.perf import job_row, model_params
+from accelsim.training import Parallelism, TrainJob, TransformerModel
 from accelsim.transformer.model import load_model
+from accelsim.transformer.params import model_params
+from tests.training import estimate, job_row
 
 LLAMA = TransformerModel(layers=8, hidden=8192, heads=64, kv_heads=8, ffn_hidden=28672,
                          gated_mlp=True, vocab=128256, seq_len=8192, tied_embeddings=False,
@@ -152,8 +153,8 @@ def test_dualpipe_bubble_and_memory():
     spec = replace(load_device("h100-sxm").spec, scaleout_latency_s=0.0,
                    scaleup_latency_s=0.0, scaleup_bw_Bps=1e30, scaleout_bw_Bps=1e30)
     one, dual = estimate(_pipe("1f1b"), spec=spec), estimate(_pipe("dualpipe"), spec=spec)
-    f = dual.stage_times["_stage_f_s"]
-    b = dual.stage_times["_stage_b_s"]
+    f = dual.stages.stage_f_s
+    b = dual.stages.stage_b_s
     assert dual.breakdown["pipeline_bubble_s"] / one.breakdown["pipeline_bubble_s"] == (
         pytest.approx((8 / 2 - 1) * f / ((8 - 1) * (f + b)), rel=1e-9))
     assert dual.memory_per_device_gib > one.memory_per_device_gib

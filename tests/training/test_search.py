@@ -1,16 +1,17 @@
 import pytest
 
 from accelsim.devices import load_device
-from accelsim.training import TransformerModel, estimate, search_layouts
+from accelsim.training import TransformerModel, search_layouts
 from accelsim.training.job import layout_problems
 from accelsim.training.search import feasible
+from tests.training import estimate
 
 GPT3 = TransformerModel(layers=96, hidden=12288, heads=96, ffn_hidden=49152, vocab=51200,
                         seq_len=2048)
 
 
 def test_search_finds_a_fitting_layout_and_it_is_the_fastest():
-    res = search_layouts(GPT3, load_device("a100-80gb-sxm"), 256, global_batch=512)
+    res = search_layouts(GPT3, load_device("a100-80gb-sxm").spec, 256, global_batch=512)
     assert res.best is not None
     ok = feasible(res.table)
     assert len(ok) > 10
@@ -21,7 +22,7 @@ def test_search_finds_a_fitting_layout_and_it_is_the_fastest():
 
 
 def test_every_candidate_is_a_valid_layout():
-    res = search_layouts(GPT3, load_device("h20"), 64, global_batch=128)
+    res = search_layouts(GPT3, load_device("h20").spec, 64, global_batch=128)
     from accelsim.training import Parallelism
 
     for r in res.table.head(200).itertuples():
@@ -32,7 +33,7 @@ def test_every_candidate_is_a_valid_layout():
 
 
 def test_too_few_devices_has_no_feasible_layout():
-    res = search_layouts(GPT3, load_device("a100-80gb-sxm"), 8, global_batch=16)
+    res = search_layouts(GPT3, load_device("a100-80gb-sxm").spec, 8, global_batch=16)
     assert res.best is None
 
 
@@ -41,7 +42,7 @@ def test_the_search_and_a_single_estimate_see_the_same_model_fields():
     layout it finds costs what :func:`estimate` says for the same job."""
     m = TransformerModel(layers=32, hidden=4096, heads=32, ffn_hidden=16384, vocab=32000,
                          seq_len=4096, dropout=False)
-    res = search_layouts(m, load_device("a100-80gb-sxm"), 64, global_batch=64)
+    res = search_layouts(m, load_device("a100-80gb-sxm").spec, 64, global_batch=64)
     again = estimate(res.best, spec=res.spec)
     assert res.columns["memory_per_device_gib"][0] == pytest.approx(
         again.memory_per_device_gib, rel=1e-12)

@@ -30,7 +30,7 @@ def test_eq3_counts_four_forward_passes_of_the_model_flops():
     the model FLOPs (3 forward-equivalents) that :func:`estimate` reports, independently
     derived: GPT-3 175B, batch 1536."""
     from accelsim.training.job import Parallelism, TrainJob
-    from accelsim.training.perf import estimate
+    from tests.training import estimate
 
     m = TransformerModel(layers=96, hidden=12288, heads=96, ffn_hidden=4 * 12288,
                          vocab=51200, seq_len=2048)

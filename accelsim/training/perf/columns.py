@@ -1,0 +1,107 @@
+"""The batch API's input columns: one row per configuration (model, layout, device, job), and
+the flattening of a job and its device into one row."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from accelsim import xp
+from accelsim.devices import DeviceSpec
+from accelsim.training.job import RECOMPUTE_CODE, TrainJob
+from accelsim.training.perf.recipes import (
+    ACT_BYTES,
+    ACT_DTYPE,
+    GRAD_BYTES,
+    OPT_BYTES,
+    WEIGHT_BYTES,
+)
+from accelsim.transformer.params import MODEL_COLUMNS, model_columns
+
+LAYOUT_COLUMNS = ["tp", "pp", "dp", "cp", "ep", "micro_batch", "virtual_stages",
+                  "sequence_parallel", "recompute", "zero", "global_batch"]
+DEVICE_COLUMNS = ["peak_flops", "memory_bytes", "memory_bw_Bps", "eff_compute", "eff_memory",
+                  "eff_comm", "gemm_half_flop", "kernel_overhead_s", "scaleup_bw_Bps",
+                  "scaleup_latency_s", "scaleout_bw_Bps", "scaleout_latency_s",
+                  "scaleup_domain"]
+JOB_COLUMNS = ["act_bytes", "weight_bytes", "grad_bytes", "opt_bytes", "flash", "straggler",
+               "overlap_dp"]
+INPUT_COLUMNS = MODEL_COLUMNS + LAYOUT_COLUMNS + DEVICE_COLUMNS + JOB_COLUMNS
+# Optional inputs and their defaults: uneven pipeline stages (0 = Megatron's even split),
+# dropout (1 = masks held, the GPT-3 default), FP8 linear layers (0 = every GEMM at the
+# training precision), tensor-parallel communication overlapped with the GEMMs (0 = exposed),
+# the MoE all-to-all hidden behind another micro-batch's compute (overlap_ep), DeepSeek's
+# bidirectional schedule (dualpipe), node-limited routing, multi-token prediction modules
+# and MLA (0 = absent), per-module recomputation (rc_*: Megatron-core's --recompute-modules
+# layernorm, mla_up_proj, moe_act; 1 = recomputed in backward, not held), the parameter
+# all-gather overlapped with the next forward (overlap_ag).
+OPTIONAL_COLUMNS = {"pp_first_layers": 0.0, "pp_last_layers": 0.0, "dropout": 1.0,
+                    "fp8": 0.0, "overlap_tp": 0.0, "overlap_ep": 0.0, "dualpipe": 0.0,
+                    "moe_max_nodes": 0.0, "mtp": 0.0, "mla_q_rank": 0.0, "mla_kv_rank": 0.0,
+                    "mla_qk_head": 0.0, "mla_rope_head": 0.0, "mla_v_head": 0.0,
+                    "head_dim": 0.0, "rc_norm": 0.0, "rc_mla_up": 0.0, "rc_moe_act": 0.0,
+                    "overlap_ag": 1.0}
+# Peak of the operators that stay at the activation precision (attention core, LM head,
+# router); absent: peak_flops (every operator at one precision).
+PEAK_ACT = "peak_act_flops"
+
+
+def inputs(c: Mapping[str, Any]) -> dict[str, Any]:
+    """Every input as a float array (or a float for one configuration), optional ones at
+    their defaults, and ``lin_bytes``: bytes per element of a linear GEMM's input, as read
+    and as held for the backward pass (1 under FP8, else the activation width)."""
+    f = {k: xp.asarray(c[k], dtype=float) for k in INPUT_COLUMNS}
+    f.update({k: xp.asarray(c.get(k, d), dtype=float) for k, d in OPTIONAL_COLUMNS.items()})
+    f[PEAK_ACT] = xp.asarray(c.get(PEAK_ACT, f["peak_flops"]), dtype=float)
+    f["lin_bytes"] = xp.where(f["fp8"] > 0, 1.0, f["act_bytes"])
+    return f
+
+
+def job_row(job: TrainJob, spec: DeviceSpec) -> dict[str, Any]:
+    """Flatten a job and its resolved device into one row of the batch API's columns."""
+    par = job.parallelism
+    return {
+        **model_columns(job.model),
+        "tp": par.tp, "pp": par.pp, "dp": par.dp, "cp": par.cp, "ep": par.ep,
+        "micro_batch": par.micro_batch, "virtual_stages": par.virtual_stages,
+        "pp_first_layers": par.first_stage_layers or 0,
+        "pp_last_layers": par.last_stage_layers or 0,
+        "dualpipe": int(par.schedule == "dualpipe"),
+        "rc_norm": int("layernorm" in par.recompute_modules),
+        "rc_mla_up": int("mla_up_proj" in par.recompute_modules),
+        "rc_moe_act": int("moe_act" in par.recompute_modules),
+        "overlap_tp": int(job.overlap_tp_comm and par.tp > 1),
+        "overlap_ep": int(job.overlap_ep_comm),
+        "overlap_ag": int(job.overlap_param_gather),
+        "sequence_parallel": int(par.sequence_parallel and par.tp > 1),
+        "recompute": RECOMPUTE_CODE[par.recompute], "zero": par.zero,
+        "global_batch": job.global_batch,
+        **device_columns(spec, job.precision),
+        **job_columns(job.precision, job.attention, job.straggler_slowdown,
+                      job.overlap_dp_comm),
+    }
+
+
+def job_columns(precision: str, attention: str = "flash", straggler: float = 1.0,
+                overlap_dp: bool = True) -> dict[str, float]:
+    """The job-level input columns (:data:`JOB_COLUMNS`, and ``fp8``)."""
+    return {
+        "act_bytes": ACT_BYTES[precision], "weight_bytes": WEIGHT_BYTES[precision],
+        "grad_bytes": GRAD_BYTES[precision], "opt_bytes": OPT_BYTES[precision],
+        "flash": int(attention == "flash"), "straggler": straggler,
+        "overlap_dp": int(overlap_dp), "fp8": int(precision == "fp8"),
+    }
+
+
+def device_columns(spec: DeviceSpec, precision: str) -> dict[str, float]:
+    """The device's input columns (:data:`DEVICE_COLUMNS` and :data:`PEAK_ACT`)."""
+    return {
+        "peak_flops": spec.flops(precision), PEAK_ACT: spec.flops(ACT_DTYPE[precision]),
+        "memory_bytes": spec.memory_bytes,
+        "memory_bw_Bps": spec.memory_bw_Bps, "eff_compute": spec.eff_compute,
+        "eff_memory": spec.eff_memory, "eff_comm": spec.eff_comm,
+        "gemm_half_flop": spec.gemm_half_flop, "kernel_overhead_s": spec.kernel_overhead_s,
+        "scaleup_bw_Bps": spec.scaleup_bw_Bps, "scaleup_latency_s": spec.scaleup_latency_s,
+        "scaleout_bw_Bps": spec.scaleout_bw_Bps, "scaleout_latency_s": spec.scaleout_latency_s,
+        "scaleup_domain": spec.scaleup_domain,
+    }

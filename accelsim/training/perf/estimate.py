@@ -1,0 +1,279 @@
+"""The training model end to end: the batch API over columns (:func:`estimate_columns`, numpy
+arrays in and out; :func:`estimate_frame` for pandas) and one job (:func:`estimate`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from accelsim import units, xp
+from accelsim.devices import DeviceSpec
+from accelsim.errors import AccelsimError
+from accelsim.roofline import gemm_bytes
+from accelsim.training.job import TrainJob, check_job
+from accelsim.training.perf.columns import (
+    INPUT_COLUMNS,
+    OPTIONAL_COLUMNS,
+    PEAK_ACT,
+    inputs,
+    job_row,
+)
+from accelsim.training.perf.flops import flops
+from accelsim.training.perf.layer import Layer, Micro, dense_layer, micro
+from accelsim.training.perf.memory import memory
+from accelsim.training.perf.moe import moe_layer
+from accelsim.training.perf.step import data_parallel, rank_params, stages
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+@dataclass(frozen=True)
+class OpCost:
+    """One operator of a dense layer (forward, one micro-batch, one rank)."""
+
+    flops: Any
+    bytes: Any
+    time_s: Any
+
+
+@dataclass(frozen=True)
+class StagePieces:
+    """Per micro-batch pieces of a stage, for the pipeline simulation
+    (:func:`accelsim.training.pipeline.simulate_step`): the stage's layers (v chunks, TP and
+    EP communication split evenly over forward and backward), the embedding and head, one
+    send, the layers of the first, middle and last stage over the even share, and what
+    follows the pipeline (exposed DP communication; the optimizer)."""
+
+    stage_f_s: Any
+    stage_b_s: Any
+    emb_f_s: Any
+    emb_b_s: Any
+    head_f_s: Any
+    head_b_s: Any
+    p2p_s: Any
+    k_first: Any
+    k_mid: Any
+    k_last: Any
+    dp_s: Any
+    optimizer_s: Any
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The model's result over configurations: ``columns`` (metrics, one element each),
+    one dense layer's operators and the stage pieces."""
+
+    columns: dict[str, Any]
+    ops: dict[str, OpCost]
+    stages: StagePieces
+
+
+def _ops(f: dict[str, Any], u: Micro, ly: Layer) -> dict[str, OpCost]:
+    g, T, e, e_lin, t = u.g, u.T, u.e, u.e_lin, f["tp"]
+    zero = 0.0 * T
+    qkv_bytes = xp.where(g.mla, gemm_bytes(T, g.h, g.r_q + g.r_kv + g.d_r, e_lin)
+                         + gemm_bytes(T, g.r_q + g.r_kv, (g.q_w + g.a * (g.d_qk - g.d_r + g.d_v))
+                                      / t, e_lin), gemm_bytes(T, g.h, ly.n_qkv, e_lin))
+    ffn = f["ffn_hidden"]
+    return {
+        "qkv_proj": OpCost(ly.F_qkv, qkv_bytes, ly.t_qkv),
+        "attention_core": OpCost(ly.F_attn, xp.where(f["flash"] > 0, 4 * T * g.h * e / t,
+                                                     6.5 * ly.S_bytes), ly.t_att_f),
+        "attention_out_proj": OpCost(ly.F_out, gemm_bytes(T, g.o_w / t, g.h, e_lin), ly.t_out),
+        "mlp_up": OpCost(ly.F_up, gemm_bytes(T, g.h, ffn * g.up / t, e_lin), ly.t_up),
+        "mlp_down": OpCost(ly.F_down, gemm_bytes(T, ffn / t, g.h, e_lin), ly.t_down),
+        "norms_residual_activation": OpCost(zero, ly.ew_f, ly.t_ew_f),
+        "kernel_launches": OpCost(zero, zero, ly.t_launch_f + zero),
+        "tp_comm": OpCost(zero, 4 * ly.M_tp * (t - 1) / xp.maximum(t, 1), ly.t_tp_f),
+    }
+
+
+def estimate_arrays(c: Mapping[str, Any]) -> Estimate:
+    """The whole model over columns (numpy arrays, or floats for one configuration)."""
+    f = inputs(c)
+    u = micro(f)
+    ly = dense_layer(f, u)
+    mo = moe_layer(f, u, ly)
+    st = stages(f, u, ly, mo)
+    pr = rank_params(f, u, st)
+    dp = data_parallel(f, u, st, pr)
+    fl = flops(f, u)
+    mem_total = memory(f, u, st, pr, dp)
+    t, p, d, cp = f["tp"], f["pp"], f["dp"], f["cp"]
+    step = st.pipeline + dp.exposed_s + dp.zero3_s + dp.optimizer_s
+    devices = t * p * d * cp
+    peak = f["peak_flops"]
+    slow, m = st.slow, st.m
+    # the slowest stage's share of layers (1 with even stages)
+    k_slow = xp.where(p > 1, xp.where(st.stage_max == st.first * slow, st.k_first, xp.where(
+        st.stage_max == st.last * slow, st.k_last, st.k_mid)), 1.0)
+    stage_comp = st.stage_max - (k_slow * (st.tp_stage + st.ep_stage) + st.p2p) * slow
+    cols = {
+        "step_time_s": step,
+        "tokens_per_s": f["global_batch"] * f["seq_len"] / step,
+        "model_tflops_per_device": fl.model / step / devices / units.TFLOP,
+        "mfu": fl.model / (step * devices * peak),
+        "model_tflops_causal_per_device": fl.model_causal / step / devices / units.TFLOP,
+        "mfu_causal": fl.model_causal / (step * devices * peak),
+        "hfu": fl.hardware / (step * devices * peak),
+        "memory_per_device_gib": mem_total / units.GiB,
+        "fits_memory": mem_total <= f["memory_bytes"],
+        "devices": devices,
+        "micro_batches": m,
+        "compute_s": m * stage_comp,
+        "tp_comm_s": m * k_slow * st.tp_stage * slow,
+        "ep_comm_s": m * k_slow * st.ep_stage * slow,
+        "pp_comm_s": m * st.p2p * slow,
+        "bubble_s": st.bubble,
+        "dp_comm_s": dp.exposed_s + dp.zero3_s,
+        "optimizer_s": dp.optimizer_s,
+        "model_flops_per_step": fl.model,
+        "params_per_device": pr.total,
+    }
+    pieces = StagePieces(
+        stage_f_s=st.base_f + (st.tp_stage + st.ep_stage) / 2,
+        stage_b_s=st.base_b + (st.tp_stage + st.ep_stage) / 2,
+        emb_f_s=st.t_emb_f, emb_b_s=st.t_emb_b, head_f_s=st.t_head_f, head_b_s=st.t_head_b,
+        p2p_s=st.c_pp, k_first=st.k_first + 0.0 * p, k_mid=st.k_mid + 0.0 * p,
+        k_last=st.k_last + 0.0 * p, dp_s=dp.exposed_s + dp.zero3_s,
+        optimizer_s=dp.optimizer_s)
+    return Estimate(cols, _ops(f, u, ly), pieces)
+
+
+def estimate_columns(c: Mapping[str, Any]) -> dict[str, Any]:
+    """Batch API on numpy columns: :data:`INPUT_COLUMNS` (and any optional ones) in, the
+    metric columns out, one element per configuration. Rows are not layout-checked (use
+    :func:`accelsim.training.job.layout_problems` for user input)."""
+    missing = [col for col in INPUT_COLUMNS if col not in c]
+    if missing:
+        raise AccelsimError.single("configs", ", ".join(missing), "missing input columns")
+    return estimate_arrays(c).columns
+
+
+def estimate_frame(configs: pd.DataFrame) -> pd.DataFrame:
+    """Batch API on a DataFrame: :func:`estimate_columns` over its columns."""
+    import pandas as pd
+
+    cols = {k: configs[k].to_numpy() for k in INPUT_COLUMNS if k in configs.columns}
+    cols.update({k: configs[k].to_numpy() for k in [*OPTIONAL_COLUMNS, PEAK_ACT]
+                 if k in configs.columns})
+    return pd.DataFrame(estimate_columns(cols), index=configs.index)
+
+
+def _estimate_one(row: dict[str, Any]) -> Estimate:
+    """One configuration on Python floats (:mod:`accelsim.xp`: the same formulas at
+    interpreter speed); a value numpy would turn into inf or nan (a division by zero, a
+    log of zero) reruns it on one-element arrays, with numpy's semantics."""
+    try:
+        return estimate_arrays({k: float(v) for k, v in row.items()})
+    except (ZeroDivisionError, OverflowError, ValueError):
+        with np.errstate(all="ignore"):
+            return estimate_arrays({k: np.asarray([v], dtype=float) for k, v in row.items()})
+
+
+def _scalar(x: Any) -> float:
+    return x if type(x) is float else float(np.asarray(x).ravel()[0])
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """One job's estimate. Times in seconds; ``breakdown`` sums to ``step_time_s``."""
+
+    job: TrainJob
+    step_time_s: float
+    tokens_per_s: float
+    model_tflops_per_device: float
+    mfu: float
+    hfu: float
+    memory_per_device_gib: float
+    model_tflops_causal_per_device: float
+    mfu_causal: float
+    device_memory_gib: float
+    fits_memory: bool
+    breakdown: dict[str, float]
+    engine: str
+    stages: StagePieces
+    ops: list[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "device": self.job.device, "devices": self.job.parallelism.devices,
+            "engine": self.engine, "step_time_s": self.step_time_s,
+            "tokens_per_s": self.tokens_per_s,
+            "model_tflops_per_device": self.model_tflops_per_device, "mfu": self.mfu,
+            "model_tflops_causal_per_device": self.model_tflops_causal_per_device,
+            "mfu_causal": self.mfu_causal,
+            "hfu": self.hfu, "memory_per_device_gib": self.memory_per_device_gib,
+            "device_memory_gib": self.device_memory_gib, "fits_memory": self.fits_memory,
+            "breakdown": self.breakdown,
+            "layout": self.job.parallelism.model_dump(), "global_batch": self.job.global_batch,
+            "precision": self.job.precision, "ops_per_layer_forward": self.ops,
+        }
+
+
+_SCALED = ("tokens_per_s", "model_tflops_per_device", "mfu", "hfu",
+           "model_tflops_causal_per_device", "mfu_causal")
+
+
+def estimate(job: TrainJob, spec: DeviceSpec, engine: str = "analytic", file: str = "job"
+             ) -> TrainResult:
+    """Estimate one training step of ``job`` on the resolved device ``spec``.
+    ``engine='des'`` simulates the pipeline schedule in simpy."""
+    check_job(job, file)
+    spec.flops(job.precision, where=file)  # an unsupported precision names the job file
+    est = _estimate_one(job_row(job, spec))
+    r = {k: _scalar(v) for k, v in est.columns.items()}
+    pieces = StagePieces(**{fl.name: _scalar(getattr(est.stages, fl.name))
+                            for fl in fields(StagePieces)})
+    breakdown = {
+        "compute_s": r["compute_s"], "tp_comm_s": r["tp_comm_s"], "ep_comm_s": r["ep_comm_s"],
+        "pp_comm_s": r["pp_comm_s"], "pipeline_bubble_s": r["bubble_s"],
+        "dp_comm_s": r["dp_comm_s"], "optimizer_s": r["optimizer_s"],
+    }
+    step = r["step_time_s"]
+    if engine == "des":
+        from accelsim.training.pipeline import simulate_step
+
+        if job.parallelism.schedule != "1f1b":
+            raise AccelsimError.single(file, "parallelism.schedule", "the des engine simulates "
+                                       "1f1b and interleaved schedules; expected 1f1b, or "
+                                       "engine analytic for dualpipe")
+        sim = simulate_step(job, pieces)
+        scale = step / sim.step_time_s
+        step = sim.step_time_s
+        others = sum(v for k, v in breakdown.items() if k != "pipeline_bubble_s")
+        breakdown["pipeline_bubble_s"] = max(step - others, 0.0)
+        for key in _SCALED:
+            r[key] *= scale
+    elif engine != "analytic":
+        raise AccelsimError.single(file, "engine", f"expected analytic or des, got {engine!r}")
+    ridge = spec.flops(job.precision) / spec.memory_bw_Bps
+    return TrainResult(
+        job=job, step_time_s=step, tokens_per_s=r["tokens_per_s"],
+        model_tflops_per_device=r["model_tflops_per_device"], mfu=r["mfu"], hfu=r["hfu"],
+        memory_per_device_gib=r["memory_per_device_gib"],
+        model_tflops_causal_per_device=r["model_tflops_causal_per_device"],
+        mfu_causal=r["mfu_causal"],
+        device_memory_gib=spec.memory_bytes / units.GiB, fits_memory=bool(r["fits_memory"]),
+        breakdown=breakdown, engine=engine, stages=pieces,
+        ops=[_op_row(name, op, ridge) for name, op in est.ops.items()],
+    )
+
+
+def _op_row(name: str, op: OpCost, ridge: float) -> dict[str, Any]:
+    """An operator and what bounds it: compute when its FLOP/byte exceeds the device's ridge
+    point (peak / memory bandwidth)."""
+    fl, by, tm = _scalar(op.flops), _scalar(op.bytes), _scalar(op.time_s)
+    intensity = fl / by if by > 0 else float("inf") if fl > 0 else 0.0
+    if name == "tp_comm":
+        bound = "communication"
+    elif name == "kernel_launches":
+        bound = "launch overhead"
+    else:
+        bound = "compute" if intensity > ridge else "memory"
+    return {"op": name, "flops": fl, "bytes": by, "flop_per_byte": intensity, "time_s": tm,
+            "bound": bound}

@@ -1,0 +1,241 @@
+"""One dense transformer layer on one rank, one micro-batch: its GEMMs, attention core,
+memory-bound elementwise kernels, kernel launches, and the tensor- and context-parallel
+communication around them (forward and backward).
+
+  GEMM          roofline (:func:`accelsim.roofline.gemm_time`): linear layers at the training
+                precision (FP8 elements under FP8), others at the activation precision
+  attention     flash (causal half of the score blocks, at FLASH_REL_EFF of the GEMM
+                efficiency, backward FLASH_BWD_FACTOR x forward) or unfused (scores held,
+                softmax and dropout memory-bound)
+  elementwise   2 norms, 2 dropout-residuals and the activation, read and written once; FP8
+                cast/transpose traffic (recipes.FP8_CAST_*)
+  TP            sequence parallel: 2 all-gathers + 2 reduce-scatters of T h e per pass, else
+                2 all-reduces; with TP overlap (userbuffers) 1/t of it exposed, the GEMMs run
+                as t chunks each (t - 1 more ramp-ups)
+  CP            ring exchange of K and V blocks, overlapped with the attention kernel
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from accelsim import collectives as coll
+from accelsim import xp
+from accelsim.roofline import (
+    FLASH_BWD_FACTOR,
+    FLASH_CAUSAL_FRACTION,
+    FLASH_REL_EFF,
+    gemm_time,
+    memory_time,
+)
+from accelsim.runtime import KERNELS_PER_LAYER
+from accelsim.training.perf.columns import PEAK_ACT
+from accelsim.training.perf.recipes import FP8_CAST_BWD_BYTES, FP8_CAST_FWD_BYTES, OVERLAP_TAX
+from accelsim.transformer.params import Shape, shape
+
+
+def gemm(m: Any, k: Any, n: Any, f: dict[str, Any], linear: bool = True) -> Any:
+    """Roofline GEMM time. A linear layer's GEMM runs at the training precision (FP8
+    elements when ``fp8``); others (``linear=False``: LM head, router) at the activation
+    precision."""
+    if linear:
+        return gemm_time(m, k, n, f["lin_bytes"], f["peak_flops"], f["eff_compute"],
+                         f["gemm_half_flop"], f["memory_bw_Bps"], f["eff_memory"])
+    return gemm_time(m, k, n, f["act_bytes"], f[PEAK_ACT], f["eff_compute"],
+                     f["gemm_half_flop"], f["memory_bw_Bps"], f["eff_memory"])
+
+
+def compute(F: Any, f: dict[str, Any]) -> Any:
+    """Compute side of the roofline only, at the activation precision:
+    (F + F_half) / (peak * eff_c)."""
+    return (F + f["gemm_half_flop"]) / (f[PEAK_ACT] * f["eff_compute"])
+
+
+def mem(nbytes: Any, f: dict[str, Any]) -> Any:
+    return memory_time(nbytes, f["memory_bw_Bps"], f["eff_memory"])
+
+
+def exposed(comm: Any, window: Any) -> Any:
+    """Time a collective adds when overlapped with ``window`` seconds of compute:
+    the part that sticks out, plus :data:`OVERLAP_TAX` of the part hidden."""
+    hidden = xp.minimum(comm, window)
+    return comm - hidden + OVERLAP_TAX * hidden
+
+
+def staged(comm: Any, v: Any, gap: Any, own: Any) -> Any:
+    """Time a collective adds when it is split in v equal parts released ``gap`` seconds
+    apart and run one after another, the last one overlapping ``own`` seconds of compute:
+    the queue ends max(comm / v, comm - (v - 1) gap) after the last release; what sticks
+    out past ``own`` is exposed, the rest costs :data:`OVERLAP_TAX`. v = 1: ``exposed``."""
+    out = xp.maximum(xp.maximum(comm / v, comm - (v - 1) * gap) - own, 0.0)
+    return out + OVERLAP_TAX * (comm - out)
+
+
+@dataclass(frozen=True)
+class Micro:
+    """One micro-batch on one rank: the layer's shape, tokens, element widths and the links
+    its groups live on (TP innermost, then CP, then DP/EP, PP outermost: Megatron's order)."""
+
+    g: Shape
+    T: Any  # tokens per rank per micro-batch (before the tensor-parallel split)
+    s_loc: Any  # sequence length per context-parallel rank
+    sp_div: Any  # t with sequence parallelism, else 1
+    e: Any  # activation bytes per element
+    e_lin: Any  # linear GEMM input bytes per element (1 under FP8)
+    bw_in: Any  # scale-up bandwidth achieved, bytes/s
+    bw_out: Any  # scale-out bandwidth achieved, bytes/s
+    a_in: Any  # scale-up latency, s
+    a_out: Any  # scale-out latency, s
+    bw_tp: Any
+    al_tp: Any
+    bw_cp: Any
+    al_cp: Any
+
+
+def micro(f: dict[str, Any]) -> Micro:
+    t, cp = f["tp"], f["cp"]
+    s_loc = f["seq_len"] / cp
+    dom = f["scaleup_domain"]
+    bw_in = f["scaleup_bw_Bps"] * f["eff_comm"]
+    bw_out = f["scaleout_bw_Bps"] * f["eff_comm"]
+    a_in, a_out = f["scaleup_latency_s"], f["scaleout_latency_s"]
+
+    def link(n: Any, stride: Any) -> tuple[Any, Any]:
+        bw, out_frac = coll.group_bandwidth(n, stride, dom, bw_in, bw_out)
+        return bw, xp.where(out_frac > 0, a_out, a_in)
+
+    bw_tp, al_tp = link(t, 1.0)
+    bw_cp, al_cp = link(cp, t)
+    return Micro(g=shape(f), T=f["micro_batch"] * s_loc, s_loc=s_loc,
+                 sp_div=xp.where(f["sequence_parallel"] > 0, t, 1.0), e=f["act_bytes"],
+                 e_lin=f["lin_bytes"], bw_in=bw_in, bw_out=bw_out, a_in=a_in, a_out=a_out,
+                 bw_tp=bw_tp, al_tp=al_tp, bw_cp=bw_cp, al_cp=al_cp)
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A dense layer's seconds (forward ``_f``, backward ``_b``) and the FLOPs and bytes of
+    its operators (one rank, one micro-batch)."""
+
+    F_qkv: Any
+    F_out: Any
+    F_up: Any
+    F_down: Any
+    F_attn: Any  # QK^T and AV over the full sequence (the model-FLOP convention)
+    n_qkv: Any  # QKV projection width per rank (GQA)
+    S_bytes: Any  # one unfused score tensor
+    M_tp: Any  # bytes of one TP all-gather / reduce-scatter
+    t_qkv: Any
+    t_out: Any
+    t_up: Any
+    t_down: Any
+    t_gemm_f: Any
+    t_gemm_b: Any
+    t_att_f: Any
+    t_att_b: Any
+    ew_f: Any  # elementwise bytes, forward
+    t_ew_f: Any
+    t_ew_b: Any
+    t_launch_f: Any
+    t_launch_b: Any
+    t_tp_once: Any  # one pass's TP communication, not overlapped
+    t_tp_f: Any
+    t_tp_b: Any
+    t_cp_f: Any
+    t_cp_b: Any
+
+    @property
+    def t_f(self) -> Any:
+        return self.t_gemm_f + self.t_att_f + self.t_ew_f + self.t_launch_f
+
+    @property
+    def t_b(self) -> Any:
+        return self.t_gemm_b + self.t_att_b + self.t_ew_b + self.t_launch_b
+
+    @property
+    def comm_f(self) -> Any:
+        return self.t_tp_f + self.t_cp_f
+
+    @property
+    def comm_b(self) -> Any:
+        return self.t_tp_b + self.t_cp_b
+
+
+def dense_layer(f: dict[str, Any], u: Micro) -> Layer:
+    """One dense layer's operators (module docstring)."""
+    g, T, e = u.g, u.T, u.e
+    h, a, kv, hd, up = g.h, g.a, g.kv, g.hd, g.up
+    t, cp, b = f["tp"], f["cp"], f["micro_batch"]
+    ffn, s = f["ffn_hidden"], f["seq_len"]
+    mla, r_q, r_kv, d_r = g.mla, g.r_q, g.r_kv, g.d_r
+    d_qk, d_v, q_w, o_w = g.d_qk, g.d_v, g.q_w, g.o_w
+    sp_div, fp8, flash = u.sp_div, f["fp8"], f["flash"]
+    # --- projections and MLP, forward, per rank
+    F_qkv = 2 * T * (g.attn_split - o_w * h - xp.where(mla, r_q + r_kv, 0.0)) / t \
+        + 2 * T * (g.attn_rep - 2 * h)
+    F_out = 2 * T * o_w * h / t
+    F_up = 2 * T * h * ffn * up / t
+    F_down = 2 * T * ffn * h / t
+    F_attn = 2 * T * s * a * (d_qk + d_v) / t
+    n_qkv = (q_w + 2 * kv * hd) / t
+    t_q_mla = xp.where(r_q > 0, gemm(T, h, r_q, f) + gemm(T, r_q, q_w / t, f),
+                       gemm(T, h, q_w / t, f))
+    t_kv_mla = gemm(T, h, r_kv + d_r, f) + gemm(T, r_kv, a * (d_qk - d_r + d_v) / t, f)
+    t_qkv = xp.where(mla, t_q_mla + t_kv_mla, gemm(T, h, n_qkv, f))
+    t_out = gemm(T, o_w / t, h, f)
+    t_up = gemm(T, h, ffn * up / t, f)
+    t_down = gemm(T, ffn / t, h, f)
+    t_gemm_f = t_qkv + t_out + t_up + t_down
+    t_gemm_b = 2 * t_gemm_f  # dgrad + wgrad GEMMs of the same shapes
+
+    # --- attention core: flash (causal, fused) or unfused (scores materialised)
+    eff_fa = f["eff_compute"] * FLASH_REL_EFF
+    t_fa_f = (FLASH_CAUSAL_FRACTION * F_attn + f["gemm_half_flop"]) / (f[PEAK_ACT] * eff_fa)
+    t_fa_b = FLASH_BWD_FACTOR * t_fa_f
+    S_bytes = b * a * u.s_loc * s * e / t
+    t_un_f = xp.maximum(compute(F_attn, f), mem(2 * S_bytes, f)) + mem(4.5 * S_bytes, f)
+    t_un_b = (2 * xp.maximum(compute(F_attn, f), mem(2 * S_bytes, f))
+              + mem(6.5 * S_bytes, f))
+    t_att_f = xp.where(flash > 0, t_fa_f, t_un_f)
+    t_att_b = xp.where(flash > 0, t_fa_b, t_un_b)
+
+    # --- memory-bound elementwise: 2 norms (r+w), 2 dropout-residual (2r+w), activation;
+    # FP8: the transposed copies of the GEMM inputs (forward) and the cast of each GEMM
+    # output's gradient (backward), per element
+    ew_f = T * h * e * 10 / sp_div + T * ffn * e * (up + 1) / t
+    cast_in = T * (2 * h / sp_div + o_w / t + ffn / t)
+    cast_out = T * ((q_w + g.k_w + g.v_w) / t + 2 * h / sp_div + ffn * up / t)
+    t_cast_f = fp8 * mem(FP8_CAST_FWD_BYTES * cast_in, f)
+    t_cast_b = fp8 * mem(FP8_CAST_BWD_BYTES * cast_out, f)
+    t_ew_f = mem(ew_f, f) + t_cast_f
+    t_ew_b = 2 * mem(ew_f, f) + t_cast_b
+    kern = f["kernel_overhead_s"]
+
+    # --- tensor-parallel communication (overlap: t chunks pipeline with the GEMMs, one
+    # chunk exposed, the rest hidden with the overlap tax, t - 1 more GEMM ramp-ups each)
+    M_tp = T * h * e
+    t_tp_once = xp.where(f["sequence_parallel"] > 0,
+                         2 * coll.all_gather(M_tp, t, u.bw_tp, u.al_tp)
+                         + 2 * coll.reduce_scatter(M_tp, t, u.bw_tp, u.al_tp),
+                         2 * coll.ring_allreduce(M_tp, t, u.bw_tp, u.al_tp))
+    t_tp_raw = xp.where(t > 1, t_tp_once, 0.0)
+    ov_tp = (f["overlap_tp"] > 0) & (t > 1)
+    chunk_cost = (t - 1) * compute(0.0, f)
+    t_tp_f = xp.where(ov_tp, t_tp_raw / t + exposed(t_tp_raw * (t - 1) / t, t_gemm_f)
+                      + 4 * chunk_cost, t_tp_raw)
+    t_tp_b = xp.where(ov_tp, t_tp_raw / t + exposed(t_tp_raw * (t - 1) / t, t_gemm_b)
+                      + 8 * chunk_cost, t_tp_raw)
+
+    # --- context parallel: ring exchange of K, V blocks, overlapped with attention
+    M_kv = T * (g.k_w + g.v_w) * e / t
+    t_cp_raw = (cp - 1) * coll.p2p(M_kv, u.bw_cp, u.al_cp)
+    t_cp_f = xp.where(cp > 1, exposed(t_cp_raw, t_att_f), 0.0)
+    t_cp_b = xp.where(cp > 1, exposed(2 * t_cp_raw, t_att_b), 0.0)
+    return Layer(
+        F_qkv=F_qkv, F_out=F_out, F_up=F_up, F_down=F_down, F_attn=F_attn, n_qkv=n_qkv,
+        S_bytes=S_bytes, M_tp=M_tp, t_qkv=t_qkv, t_out=t_out, t_up=t_up, t_down=t_down,
+        t_gemm_f=t_gemm_f, t_gemm_b=t_gemm_b, t_att_f=t_att_f, t_att_b=t_att_b, ew_f=ew_f,
+        t_ew_f=t_ew_f, t_ew_b=t_ew_b, t_launch_f=KERNELS_PER_LAYER * kern,
+        t_launch_b=2 * KERNELS_PER_LAYER * kern, t_tp_once=t_tp_once, t_tp_f=t_tp_f,
+        t_tp_b=t_tp_b, t_cp_f=t_cp_f, t_cp_b=t_cp_b)

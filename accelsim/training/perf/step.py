@@ -1,0 +1,242 @@
+"""One optimizer step: layers into pipeline stages, the schedule's bubble, the data-parallel
+gradient reduction and the optimizer.
+
+  recompute   full: the layer's forward again in backward; selective: the attention core
+              (free with flash, whose backward recomputes it); per module (norms, MLA
+              up-projections, the MoE activation) on top
+  stages      L/p layers each (or the given first/last stage layers, the rest even), MoE
+              layers spread evenly; the first stage adds the embedding, the last the LM head,
+              cross-entropy and the MTP modules; p2p of one activation per chunk boundary
+  pipeline    m micro-batches of the slowest stage + the bubble: 1F1B / interleaved
+              (p - 1)/v average stage times (Narayanan et al., SC'21); DualPipe
+              (p/2 - 1) forward shares of one (DeepSeek-V3 Table 2)
+  DP          ring all-reduce (or reduce-scatter + all-gather with ZeRO) of each rank's
+              gradients, dense and expert groups apart, on the links they span; released
+              per chunk in the cooldown and overlapped with the backward (Megatron's
+              overlap_grad_reduce / overlap_param_gather); ZeRO-3 gathers weights every pass
+  optimizer   OPTIMIZER_BYTES_PER_PARAM of HBM traffic per (sharded) parameter
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from accelsim import collectives as coll
+from accelsim import xp
+from accelsim.training.perf.layer import Layer, Micro, exposed, gemm, mem, staged
+from accelsim.training.perf.moe import MoELayer
+from accelsim.training.perf.recipes import OPTIMIZER_BYTES_PER_PARAM
+
+
+@dataclass(frozen=True)
+class Stages:
+    """Layers per stage and per-micro-batch stage times (seconds, whole stage, v chunks)."""
+
+    Ls: Any  # layers per stage (even split)
+    Ld: Any  # dense layers per stage
+    Lm: Any  # MoE layers per stage
+    k_first: Any  # first stage's layers over the even share
+    k_mid: Any
+    k_last: Any
+    base_f: Any  # the stage's layers, forward compute
+    base_b: Any  # backward compute with recomputation
+    tp_stage: Any  # TP/CP communication of the stage's layers
+    ep_stage: Any  # exposed all-to-all of the stage's MoE layers
+    re_dense: Any  # recomputation per dense layer
+    re_moe: Any  # recomputation per MoE layer
+    a2a_layer: Any  # a MoE layer's exposed all-to-all, forward and backward
+    t_emb_f: Any
+    t_emb_b: Any
+    t_head_f: Any
+    t_head_b: Any
+    c_pp: Any  # one pipeline send
+    p2p: Any  # a stage's sends per micro-batch (exposed)
+    first: Any  # first stage's time per micro-batch
+    last: Any  # last stage's
+    stage_max: Any  # the slowest stage, straggler included
+    slow: Any  # straggler slowdown
+    m: Any  # micro-batches per step
+    bubble: Any
+    pipeline: Any  # m stage_max + bubble
+
+
+def recompute(f: dict[str, Any], u: Micro, ly: Layer, mo: MoELayer) -> tuple[Any, Any]:
+    """Seconds recomputed in backward per dense and per MoE layer (module docstring)."""
+    g, T, e, e_lin = u.g, u.T, u.e, u.e_lin
+    rc, flash, t = f["recompute"], f["flash"], f["tp"]
+    re_dense = xp.where(rc == 2, ly.t_f + ly.comm_f, xp.where(rc == 1, (1 - flash) * ly.t_att_f,
+                                                               0.0))
+    re_moe = xp.where(rc == 2, mo.t_f + ly.comm_f + mo.t_a2a,
+                      xp.where(rc == 1, (1 - flash) * ly.t_att_f, 0.0))
+    rc_norm_t = xp.where(f["rc_norm"] > 0, mem(2 * T * g.h * (e + e_lin) / u.sp_div, f), 0.0)
+    rc_mla_t = xp.where((f["rc_mla_up"] > 0) & g.mla, ly.t_qkv - gemm(T, g.h, g.r_q, f)
+                        * (g.r_q > 0) - gemm(T, g.h, g.r_kv + g.d_r, f), 0.0)
+    rc_act_t = xp.where(f["rc_moe_act"] > 0,
+                        mem(T * (f["moe_top_k"] + f["moe_shared"]) * f["moe_ffn_hidden"]
+                            * (e * g.up + e_lin) / t, f), 0.0)
+    re_dense = re_dense + xp.where(rc == 2, 0.0, rc_norm_t + rc_mla_t)
+    re_moe = re_moe + xp.where(rc == 2, 0.0, rc_norm_t + rc_mla_t + rc_act_t)
+    return re_dense, re_moe
+
+
+def stages(f: dict[str, Any], u: Micro, ly: Layer, mo: MoELayer) -> Stages:
+    T, e, h, V = u.T, u.e, u.g.h, f["vocab"]
+    L, n_moe = f["layers"], f["moe_layers"]
+    t, p, d, cp, v = f["tp"], f["pp"], f["dp"], f["cp"], f["virtual_stages"]
+    kern = f["kernel_overhead_s"]
+    re_dense, re_moe = recompute(f, u, ly, mo)
+    # layers per stage; uneven stages (Megatron-core's decoder-first/last-pipeline-num-
+    # layers): the first and/or last stage hold the given layers, the others the rest evenly
+    Ls = L / p
+    fL, lL = f["pp_first_layers"], f["pp_last_layers"]
+    n_rest = xp.maximum(p - (fL > 0) - (lL > 0), 1.0)
+    L_mid = xp.where((fL > 0) | (lL > 0), (L - fL - lL) / n_rest, Ls)
+    k_first = xp.where(fL > 0, fL, L_mid) / Ls
+    k_mid = L_mid / Ls
+    k_last = xp.where(lL > 0, lL, L_mid) / Ls
+    Lm = n_moe / p
+    Ld = Ls - Lm
+    base_f = Ld * ly.t_f + Lm * mo.t_f
+    base_b = Ld * (ly.t_b + re_dense) + Lm * (mo.t_b + re_moe)
+    comm_f, comm_b = ly.comm_f, ly.comm_b
+    tp_stage = (Ld + Lm) * (comm_f + comm_b)
+    # the all-to-all of one micro-batch hidden behind another's compute (DualPipe's
+    # forward-backward pairs, Megatron's EP-overlap with 1F1B): the part that sticks out
+    ov_ep = (f["overlap_ep"] > 0) | (f["dualpipe"] > 0)
+    a2a_layer = xp.where(ov_ep, exposed(2 * mo.t_a2a, mo.t_f + mo.t_b), 2 * mo.t_a2a)
+    ep_stage = Lm * a2a_layer
+
+    # embedding (first stage) and LM head + cross-entropy (last stage)
+    t_head_gemm = gemm(T, h, V / t, f, linear=False)
+    t_head_f = t_head_gemm + mem(3 * T * V * 4 / t, f) + 3 * kern
+    t_head_b = 2 * t_head_gemm + mem(2 * T * V * 4 / t, f) + 3 * kern
+    t_emb_f = mem(2 * T * h * e / u.sp_div, f) + kern
+    t_emb_b = mem(3 * T * h * e / u.sp_div, f) + kern + xp.where(t > 1, ly.t_tp_once / 4, 0.0)
+
+    # pipeline point-to-point: one activation per chunk boundary, scattered over TP ranks
+    M_pp = T * h * e / t
+    pp_cross = (t * cp * d * p) > f["scaleup_domain"]
+    c_pp = coll.p2p(M_pp, xp.where(pp_cross, u.bw_out, u.bw_in),
+                    xp.where(pp_cross, u.a_out, u.a_in))
+    c_pp = xp.where(p > 1, c_pp, 0.0)
+
+    # per micro-batch time of the first, middle and last stage (v chunks each)
+    layers_part = base_f + base_b + tp_stage + ep_stage
+    # DualPipe overlaps the pipeline sends with the paired forward-backward chunk
+    dual = f["dualpipe"] > 0
+    p2p = xp.where(dual, exposed(2 * v * c_pp, base_f + base_b), 2 * v * c_pp)
+    first = k_first * layers_part + p2p + t_emb_f + t_emb_b
+    # multi-token prediction (DeepSeek-V3 section 2.2): each of the mtp modules on the last
+    # stage is a projection of [h; embedding] (2h -> h), one transformer layer (MoE when the
+    # model has experts) and the shared LM head again
+    n_mtp = f["mtp"]
+    mtp_layer = xp.where(n_moe > 0, mo.t_f + mo.t_b + re_moe + a2a_layer,
+                         ly.t_f + ly.t_b + re_dense) + comm_f + comm_b
+    t_mtp = n_mtp * (mtp_layer + 3 * gemm(T, 2 * h, h / t, f) + t_head_f + t_head_b)
+    last = k_last * layers_part + p2p + t_head_f + t_head_b + t_mtp
+    single = layers_part + p2p + t_emb_f + t_emb_b + t_head_f + t_head_b + t_mtp
+    first = xp.where(p > 1, first, single)
+    last = xp.where(p > 1, last, single)
+    middle = k_mid * layers_part + p2p
+    slow = f["straggler"]
+    stage_max = xp.maximum(xp.maximum(first, last), xp.where(p > 2, middle, 0.0)) * slow
+    n_mid = xp.maximum(p - 2, 0.0)
+    stage_avg = xp.where(p > 1, (first + last + n_mid * middle) / xp.maximum(p, 1.0), single)
+    m = f["global_batch"] / (d * f["micro_batch"])
+    # 1F1B / interleaved: (p-1)/v stage times. DualPipe (DeepSeek-V3 Table 2): (p/2 - 1)
+    # (F&B + B - 3W) with F&B = F + B + W (a paired chunk) and B = W = half the backward:
+    # (p/2 - 1) F, the forward share of a stage time
+    f_share = base_f / xp.maximum(base_f + base_b, 1e-30)
+    bubble = xp.where(dual, xp.maximum(p / 2 - 1, 0.0) * stage_avg * f_share,
+                      (p - 1) / v * stage_avg)
+    return Stages(
+        Ls=Ls, Ld=Ld, Lm=Lm, k_first=k_first, k_mid=k_mid, k_last=k_last, base_f=base_f,
+        base_b=base_b, tp_stage=tp_stage, ep_stage=ep_stage, re_dense=re_dense, re_moe=re_moe,
+        a2a_layer=a2a_layer, t_emb_f=t_emb_f, t_emb_b=t_emb_b, t_head_f=t_head_f,
+        t_head_b=t_head_b, c_pp=c_pp, p2p=p2p, first=first, last=last, stage_max=stage_max,
+        slow=slow, m=m, bubble=bubble, pipeline=m * stage_max + bubble)
+
+
+@dataclass(frozen=True)
+class RankParams:
+    """Parameters held per rank (the first stage, with the embedding, and a middle one)."""
+
+    layers: Any  # a stage's non-expert layer weights (even share)
+    layers_expert: Any  # a stage's routed-expert weights (even share)
+    emb: Any  # the embedding matrix
+    first_dense: Any
+    mid_dense: Any
+    dense: Any  # the larger of first and middle (what DP reduces)
+    expert: Any
+
+    @property
+    def total(self) -> Any:
+        return self.dense + self.expert
+
+
+def rank_params(f: dict[str, Any], u: Micro, st: Stages) -> RankParams:
+    g = u.g
+    t, p = f["tp"], f["pp"]
+    P_emb = f["vocab"] * g.h
+    untied_or_split = xp.where((f["tied_embeddings"] > 0) & (p == 1), 0.0, 1.0)
+    P_layers = ((st.Ls * g.attn_split + st.Ld * g.dense_mlp
+                 + st.Lm * (f["moe_shared"] * g.expert + g.h * g.experts)) / t
+                + st.Ls * g.attn_rep)
+    P_emb_rank = (P_emb + xp.where(p == 1, untied_or_split * P_emb, 0.0)) / t
+    P_layers_expert = st.Lm * (g.experts / f["ep"]) * g.expert / t
+    P_first_dense = st.k_first * P_layers + P_emb_rank
+    P_mid_dense = st.k_mid * P_layers
+    return RankParams(layers=P_layers, layers_expert=P_layers_expert, emb=P_emb,
+                      first_dense=P_first_dense, mid_dense=P_mid_dense,
+                      dense=xp.maximum(P_first_dense, P_mid_dense),
+                      expert=xp.maximum(st.k_first, st.k_mid) * P_layers_expert)
+
+
+@dataclass(frozen=True)
+class DataParallel:
+    """The data-parallel groups and what their reduction and the optimizer cost."""
+
+    D: Any  # dense gradient group: dp x cp ranks
+    De: Any  # expert gradient group: D / ep
+    copies: Any  # parameter copies per rank (DualPipe: 2)
+    exposed_s: Any  # gradient reduction (and parameter gather) not hidden
+    zero3_s: Any  # ZeRO-3's per-pass weight gathers
+    optimizer_s: Any
+
+
+def data_parallel(f: dict[str, Any], u: Micro, st: Stages, pr: RankParams) -> DataParallel:
+    t, p, cp, ep, v = f["tp"], f["pp"], f["cp"], f["ep"], f["virtual_stages"]
+    zero, m = f["zero"], st.m
+    dom = f["scaleup_domain"]
+    D = f["dp"] * cp
+    De = xp.maximum(D / ep, 1.0)
+    wb, gb = f["weight_bytes"], f["grad_bytes"]
+    # DualPipe holds two stages' parameters per rank (DeepSeek-V3 Table 2: 2x parameters)
+    copies = xp.where(f["dualpipe"] > 0, 2.0, 1.0)
+    ar_d = coll.group_allreduce(copies * pr.dense * gb, D, t, dom, u.bw_in, u.a_in, u.bw_out,
+                                u.a_out)
+    ar_e = coll.group_allreduce(copies * pr.expert * gb, De, t * ep, dom, u.bw_in, u.a_in,
+                                u.bw_out, u.a_out)
+    # ring RS/AG move half of an all-reduce each
+    rs = 0.5 * (ar_d + ar_e)
+    ag = 0.5 * (ar_d + ar_e) * wb / gb
+    # overlap: a chunk's gradients are final after its last backward; in the cooldown the v
+    # chunks finish min(m, p) chunk-backwards apart, so their reductions are released `gap`
+    # apart and queue on the link; the last one also hides behind its own chunk's backward
+    # (layer buckets). Parameter all-gathers mirror this over the next step's warm-up
+    # forwards.
+    ov = f["overlap_dp"]
+    ov_ag = ov * f["overlap_ag"]  # overlap_param_gather (0: the all-gather after the step)
+    gap_b = ov * xp.minimum(m, p) * st.base_b / v
+    gap_f = ov_ag * xp.minimum(m, p) * st.base_f / v
+    out = xp.where(
+        zero > 0,
+        staged(rs, v, gap_b, ov * st.base_b / v) + staged(ag, v, gap_f, ov_ag * st.base_f / v),
+        staged(ar_d + ar_e, v, gap_b, ov * st.base_b / v),
+    )
+    out = xp.where(D > 1, out, 0.0)
+    z3 = xp.where((zero == 3) & (D > 1), m * exposed(2 * ag, st.base_f + st.base_b), 0.0)
+    shard = xp.where(zero >= 1, D, 1.0)
+    t_opt = mem(copies * pr.total * OPTIMIZER_BYTES_PER_PARAM / shard, f)
+    return DataParallel(D=D, De=De, copies=copies, exposed_s=out, zero3_s=z3, optimizer_s=t_opt)
