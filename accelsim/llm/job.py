@@ -16,28 +16,11 @@ WeightFormat = Literal["bf16", "fp16", "fp8", "int8"]
 KVFormat = Literal["bf16", "fp16", "fp8", "int8"]
 
 
-class Replica(Strict):
-    """One kind of serving replica: ``tp`` devices running one copy of the model."""
+class Engine(Strict):
+    """A serving engine's settings for one replica kind: number formats, scheduler limits,
+    expert placement and speculative decoding. The one schema of these settings: a job's
+    replicas, a published run's replica and the fleet workload's ``engine`` block embed it."""
 
-    device: str
-    """Catalog device name or path to a device YAML (relative to the job file)."""
-    model: str
-    """Decoder-only model: catalog name (configs/models) or path to a model YAML."""
-    count: int = Field(default=1, ge=1, le=1_000_000)
-    """Replicas of this kind."""
-    role: Literal["both", "prefill", "decode"] = "both"
-    """both (prefill and decode on one replica), or one side of a disaggregated deployment:
-    prefill replicas compute prompts and first tokens, then ship the KV cache to decode
-    replicas (DistServe, Splitwise)."""
-    tp: int = Field(default=1, ge=1, le=1024)
-    """Tensor-parallel devices per attention group (inside one scale-up domain)."""
-    dp: int = Field(default=1, ge=1, le=100_000)
-    """Attention data-parallel groups per replica (SGLang's DP attention, DeepSeek's and
-    CloudMatrix-Infer's decode): the replica spans tp x dp devices; each group runs
-    attention, dense layers and the LM head for its share of the sequences and holds their
-    KV cache, and the MoE experts are spread over all tp x dp devices (expert parallel,
-    all-to-all dispatch and combine per MoE layer). dp 1: experts spread over the tp devices
-    behind the tensor-parallel all-reduce."""
     redundant_experts: int = Field(default=0, ge=0, le=100_000)
     """Extra copies of routed experts per MoE layer for load balancing (EPLB); they add
     weights and spread the tokens over more expert slots."""
@@ -70,6 +53,31 @@ class Replica(Strict):
     """on_demand: KV blocks are taken as tokens arrive and a full cache preempts the latest
     sequence (vLLM); reserve: a request is admitted with its whole sequence's blocks and is
     never evicted (TensorRT-LLM's GUARANTEED_NO_EVICT; output lengths known)."""
+
+
+class Replica(Engine):
+    """One kind of serving replica: ``tp`` x ``dp`` devices running one copy of the model
+    with an engine's settings."""
+
+    device: str
+    """Catalog device name or path to a device YAML (relative to the job file)."""
+    model: str
+    """Decoder-only model: catalog name (configs/models) or path to a model YAML."""
+    count: int = Field(default=1, ge=1, le=1_000_000)
+    """Replicas of this kind."""
+    role: Literal["both", "prefill", "decode"] = "both"
+    """both (prefill and decode on one replica), or one side of a disaggregated deployment:
+    prefill replicas compute prompts and first tokens, then ship the KV cache to decode
+    replicas (DistServe, Splitwise)."""
+    tp: int = Field(default=1, ge=1, le=1024)
+    """Tensor-parallel devices per attention group (inside one scale-up domain)."""
+    dp: int = Field(default=1, ge=1, le=100_000)
+    """Attention data-parallel groups per replica (SGLang's DP attention, DeepSeek's and
+    CloudMatrix-Infer's decode): the replica spans tp x dp devices; each group runs
+    attention, dense layers and the LM head for its share of the sequences and holds their
+    KV cache, and the MoE experts are spread over all tp x dp devices (expert parallel,
+    all-to-all dispatch and combine per MoE layer). dp 1: experts spread over the tp devices
+    behind the tensor-parallel all-reduce."""
 
 
 class Slo(Strict):

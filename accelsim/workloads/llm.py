@@ -25,7 +25,7 @@ from accelsim import refs
 from accelsim.config import Strict
 from accelsim.devices import DeviceProfile
 from accelsim.errors import AccelsimError, Problem
-from accelsim.llm.job import KVFormat, Slo, WeightFormat
+from accelsim.llm.job import Engine, Slo
 from accelsim.traffic import Dist
 from accelsim.workloads.base import CapacitySpec, DeviceEval, EvalContext, Workload, register
 
@@ -57,26 +57,14 @@ class LLMServingSpec(CapacitySpec):
     slo: Slo
     """TTFT and TPOT targets and the share of requests that must meet both."""
     tp: int | None = Field(default=None, ge=1, le=1024)
-    """Tensor-parallel devices per attention group; default: searched (see module)."""
+    """Tensor-parallel devices per attention group (:attr:`accelsim.llm.job.Replica.tp`);
+    default: searched (see module)."""
     dp: int = Field(default=1, ge=1, le=100_000)
     """Attention data-parallel groups per replica (wide expert parallelism for MoE models,
-    :class:`accelsim.llm.job.Replica`): a replica spans tp x dp devices."""
-    redundant_experts: int = Field(default=0, ge=0, le=100_000)
-    """Extra routed-expert copies per MoE layer (EPLB)."""
-    overlap_ep_comm: bool = False
-    """Two micro-batches hide the MoE all-to-all behind compute."""
-    mtp_tokens: int = Field(default=0, ge=0, le=8)
-    """Multi-token prediction: tokens drafted per decode step (a model with mtp_layers)."""
-    mtp_acceptance: float = Field(default=0.0, ge=0, le=1)
-    """Probability a drafted token is accepted."""
-    weights: WeightFormat = "bf16"
-    """Weight format (fp8/int8 need the device's support)."""
-    kv_cache: KVFormat = "bf16"
-    """KV-cache format."""
-    max_batched_tokens: int = Field(default=8192, ge=1, le=1_000_000)
-    """Iteration token budget (chunked prefill)."""
-    max_seqs: int = Field(default=256, ge=1, le=100_000)
-    """Most sequences running at once per replica."""
+    :attr:`accelsim.llm.job.Replica.dp`): a replica spans tp x dp devices."""
+    engine: Engine = Engine()
+    """The serving engine's settings of each replica (number formats, scheduler limits,
+    expert placement, multi-token prediction): :class:`accelsim.llm.job.Engine`."""
     sim: LLMSim = LLMSim()
     """Simulation behind each device's capacity at the SLO."""
 
@@ -106,13 +94,8 @@ def _job(spec: LLMServingSpec, device: str, tp: int) -> Any:
     from accelsim.llm.job import LLMJob
 
     return LLMJob.model_validate({
-        "replicas": [{"device": device, "model": spec.model, "tp": tp, "dp": spec.dp,
-                      "redundant_experts": spec.redundant_experts,
-                      "overlap_ep_comm": spec.overlap_ep_comm,
-                      "mtp_tokens": spec.mtp_tokens, "mtp_acceptance": spec.mtp_acceptance,
-                      "weights": spec.weights, "kv_cache": spec.kv_cache,
-                      "max_batched_tokens": spec.max_batched_tokens,
-                      "max_seqs": spec.max_seqs}],
+        "replicas": [{**spec.engine.model_dump(), "device": device, "model": spec.model,
+                      "tp": tp, "dp": spec.dp}],
         "arrivals": {"rate_qps": 1.0},
         "prompt_tokens": spec.prompt_tokens.model_dump(),
         "output_tokens": spec.output_tokens.model_dump(),
@@ -143,9 +126,7 @@ class LLMServing(Workload):
     role = "capacity"
     spec_model = LLMServingSpec
     device_fields = frozenset({"model", "prompt_tokens", "output_tokens", "slo", "tp", "dp",
-                               "redundant_experts", "overlap_ep_comm", "mtp_tokens",
-                               "mtp_acceptance", "weights", "kv_cache",
-                               "max_batched_tokens", "max_seqs", "sim"})
+                               "engine", "sim"})
 
     def resolve(self, spec: LLMServingSpec, relative_to: str | Path) -> LLMServingSpec:
         return spec.model_copy(update={"model": refs.normalize(spec.model, relative_to)})

@@ -240,15 +240,15 @@ def test_wide_ep_chatbot_reaches_compare_and_sweeps_through_the_one_path():
     experts): compare's full evaluation prices a replica as 16 devices, the sweeps' fast
     path agrees at the base point, and hiding the all-to-all or drafting tokens with the
     MTP module raises it."""
-    edit = dict(model="deepseek-v3", weights="fp8", dp=16, tp=1, redundant_experts=32,
-                max_seqs=1024, sim={"requests": 1500, "warmup": 150, "replications": 1,
-                                    "seed": 1})
+    engine = {"weights": "fp8", "redundant_experts": 32, "max_seqs": 1024}
+    edit = dict(model="deepseek-v3", dp=16, tp=1, engine=engine,
+                sim={"requests": 1500, "warmup": 150, "replications": 1, "seed": 1})
     sc, profiles, table, fast = _h20_only("chatbot", **edit)
     row = table[table.workload == "chatbot"].iloc[0]
     assert row.throughput > 0 and "tp1 dp16" in row.note
     quick = _by_workload(fast.device_records(sc, profiles))["chatbot"]
     assert quick == pytest.approx(row.throughput, rel=1e-12)
     for more in ({"overlap_ep_comm": True}, {"mtp_tokens": 1, "mtp_acceptance": 0.8}):
-        _, _, table2, _ = _h20_only("chatbot", **edit, **more)
+        _, _, table2, _ = _h20_only("chatbot", **{**edit, "engine": {**engine, **more}})
         assert table2[table2.workload == "chatbot"].iloc[0].throughput > 1.01 * row.throughput
 

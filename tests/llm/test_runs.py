@@ -4,7 +4,7 @@ decode and prefill kinds of the wide-EP papers (the known misses, run but not as
 
 import pytest
 
-from accelsim.runs import _PREDICT, load_runs, runs_dir, validate_runs
+from accelsim.runs import KINDS, load_runs, runs_dir, validate_runs
 from accelsim.traffic import dist_mean
 from tests.conftest import CONFIGS
 
@@ -39,9 +39,12 @@ def test_server_kind_finds_the_rate_at_the_bounds(tmp_path):
     the same replicas drain at maximum load (a queue at the bounds cannot beat Offline)."""
     rf = load_runs(MISSES / "mlperf-inference-llama2-70b-server.yaml")
     run = rf.runs[0].model_copy(update={"requests": 20000, "replications": 1})
-    rps, detail = _PREDICT["llm_server"](run, str(MISSES / "x.yaml"))
-    off = load_runs(MLPERF).runs[0].model_copy(update={"max_seqs": run.max_seqs})
-    tokens_per_s, _ = _PREDICT["llm_offline"](off, str(MLPERF))
+    pred = KINDS["llm_server"].predict(run, str(MISSES / "x.yaml"))
+    rps, detail = pred.value, pred.detail
+    first = load_runs(MLPERF).runs[0]
+    off = first.model_copy(update={"replica": first.replica.model_copy(
+        update={"max_seqs": run.replica.max_seqs})})
+    tokens_per_s = KINDS["llm_offline"].predict(off, str(MLPERF)).value
     assert 0 < rps < 1.15 * tokens_per_s / dist_mean(run.output_tokens)
     assert "req/s" in detail
 
@@ -51,8 +54,9 @@ def test_wide_ep_decode_kind_is_batch_over_tpot():
     of the time a step emits 1.7 tokens, TPOT = step / 1.7."""
     rf = load_runs(MISSES / "wide-ep-deepseek.yaml")
     run = next(r for r in rf.runs if r.id == "cloudmatrix-decode-4096-256")
-    got, _ = _PREDICT["llm_decode"](run, str(MISSES / "wide-ep-deepseek.yaml"))
-    rm = run.replica_model(str(MISSES / "x.yaml"), 1, 96 * 160, "decode", 1, 0.7)
+    got = KINDS["llm_decode"].predict(run, str(MISSES / "wide-ep-deepseek.yaml")).value
+    assert (run.replica.mtp_tokens, run.replica.mtp_acceptance) == (1, 0.7)
+    rm = run.replica_model(str(MISSES / "x.yaml"), 1, 96 * 160, "decode")
     step = rm.decode_step_s(96 * 160, run.context_tokens)
     assert got == pytest.approx(96 / (step / 1.7), rel=1e-12)
 
@@ -60,8 +64,8 @@ def test_wide_ep_decode_kind_is_batch_over_tpot():
 def test_wide_ep_prefill_kind_is_tokens_over_the_iteration():
     rf = load_runs(MISSES / "wide-ep-deepseek.yaml")
     run = next(r for r in rf.runs if r.kind == "llm_prefill")
-    got, _ = _PREDICT["llm_prefill"](run, str(MISSES / "x.yaml"))
-    dev = run.tp * run.dp
+    got = KINDS["llm_prefill"].predict(run, str(MISSES / "x.yaml")).value
+    dev = run.replica.tp * run.replica.dp
     T = run.tokens_per_device * dev
     rm = run.replica_model(str(MISSES / "x.yaml"), T, 1, "prefill")
     n = T / run.prompt_tokens

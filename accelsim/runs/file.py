@@ -1,0 +1,117 @@
+"""A run file (``configs/runs/*.yaml``): a tolerance and its published runs, each of a
+registered kind; loading checks every file the runs name; :func:`validate_runs` predicts them.
+"""
+
+from __future__ import annotations
+
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field
+
+from accelsim.config import Strict, read_yaml, validate
+from accelsim.errors import AccelsimError, Problem
+from accelsim.runs.base import KINDS, check_files
+
+# Any registered kind's run, told apart by its ``kind``.
+Run = Annotated[typing.Union[tuple(k.model for k in KINDS.values())],  # type: ignore[valid-type]  # noqa: UP007
+                Field(discriminator="kind")]
+
+
+class RunFile(Strict):
+    name: str = Field(min_length=1)
+    """Name of the set of runs."""
+    description: str = ""
+    """Free text."""
+    tolerance: float = Field(gt=0, le=1)
+    """Largest relative error |predicted - published| / published accepted."""
+    shared: dict[str, Any] = Field(default_factory=dict)
+    """Blocks several runs share through YAML anchors (a dataset's length histogram);
+    read only where a run refers to them."""
+    runs: list[Run] = Field(min_length=1)
+    """The published runs."""
+
+
+def check(rf: RunFile, file: str) -> None:
+    """Run ids are unique; every run's model and device exist."""
+    probs: list[Problem] = []
+    ids = [r.id for r in rf.runs]
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    if dup:
+        probs.append(Problem(file, "runs", f"run ids must be unique; repeated: "
+                             f"{', '.join(dup)}"))
+    for i, r in enumerate(rf.runs):
+        probs += check_files(KINDS[r.kind], r, file, f"runs[{i}]")
+    if probs:
+        raise AccelsimError(probs)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    file: str
+    id: str
+    kind: str
+    published: float
+    predicted: float
+    unit: str
+    tolerance: float
+    detail: str
+    source: str
+
+    @property
+    def error(self) -> float:
+        return (self.predicted - self.published) / self.published
+
+    @property
+    def within(self) -> bool:
+        return abs(self.error) <= self.tolerance
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "id": self.id, "kind": self.kind,
+                "published": self.published, "predicted": self.predicted, "unit": self.unit,
+                "error": self.error, "tolerance": self.tolerance, "within": self.within,
+                "detail": self.detail, "source": self.source}
+
+
+def runs_dir() -> Path:
+    from accelsim import refs
+
+    return refs.configs_dir() / "runs"
+
+
+def load_runs(path: str | Path) -> RunFile:
+    data = read_yaml(path)
+    if "runs" not in data:
+        from accelsim.schemas import detect
+
+        try:
+            what = f"a {detect(data, str(path)).description}"
+        except AccelsimError:
+            what = "something else"
+        raise AccelsimError.single(str(path), "runs", f"expected a run file (a 'runs' list, "
+                                   f"configs/runs/), got {what}")
+    rf = validate(RunFile, data, path)
+    check(rf, str(path))
+    return rf
+
+
+def validate_runs(paths: list[str | Path] | None = None) -> list[RunResult]:
+    """Predict every run of every file (default: all shipped run files)."""
+    files = [Path(p) for p in paths] if paths else sorted(runs_dir().glob("*.yaml"))
+    if not files:
+        raise AccelsimError.single(str(runs_dir()), "", "no run files (*.yaml) here")
+    out: list[RunResult] = []
+    for f in files:
+        rf = load_runs(f)
+        for i, run in enumerate(rf.runs):
+            where = f"runs[{i}]"
+            try:
+                pred = KINDS[run.kind].predict(run, str(f))
+            except AccelsimError as e:
+                raise AccelsimError([Problem(str(f), f"{where}.{p.field}".rstrip("."),
+                                             p.message) for p in e.problems]) from None
+            out.append(RunResult(str(f), run.id, run.kind, run.published.value, pred.value,
+                                 run.published.unit, rf.tolerance, pred.detail, run.source))
+    return out
