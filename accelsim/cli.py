@@ -190,8 +190,11 @@ def validate_runs(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
 ) -> None:
     """Predict published runs (cited data files) and compare; exit 1 past the tolerance."""
+    from accelsim.kinds import require
     from accelsim.runs import validate_runs as run_all
 
+    for f in files or []:
+        require(f, "runs")  # a file of another kind says what it is
     results = run_all(list(files) if files else None)
     failed = [r for r in results if not r.within]
     if as_json:
@@ -782,10 +785,10 @@ def sweep(
         TimeRemainingColumn,
     )
 
-    from accelsim.sweep import load_sweep, read_results, run_sweep
+    from accelsim.kinds import require
+    from accelsim.sweep import read_results, run_sweep
 
-    spec, _ = load_sweep(sweep_file)
-    spec.check(str(sweep_file))  # a broken sweep fails before the progress bar starts
+    require(sweep_file, "sweep")  # a broken sweep fails before the progress bar starts
     check_dir(out, "--out")
     if csv is not None:
         check_file(csv, "--csv")

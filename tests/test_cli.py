@@ -195,5 +195,5 @@ def test_validate_runs_on_another_kind_of_file_says_what_it_got():
 
     r = runner.invoke(app, ["validate-runs", str(CONFIGS / "fleet.yaml")])
     assert r.exit_code == 2
-    assert r.stderr.strip() == (f"{CONFIGS / 'fleet.yaml'}: runs: expected a run file (a "
-                                "'runs' list, configs/runs/), got a fleet scenario")
+    assert r.stderr.strip() == (f"{CONFIGS / 'fleet.yaml'}: runs: expected a published runs "
+                                "file (with a top-level 'runs'), got a fleet scenario file")

@@ -7,7 +7,8 @@ import pytest
 from typer.testing import CliRunner
 
 from accelsim.cli import app
-from accelsim.schemas import KINDS
+from accelsim.config import read_yaml
+from accelsim.schemas import KINDS, detect
 from tests.conftest import CONFIGS, ROOT
 
 runner = CliRunner()
@@ -16,10 +17,9 @@ JOBS = sorted((CONFIGS / "jobs").glob("*.yaml"))
 
 @pytest.mark.parametrize("job", JOBS, ids=[j.stem for j in JOBS])
 def test_example_job_runs(job):
-    text = job.read_text()
-    command = ("serve-llm" if "prompt_tokens" in text else "serve" if "arrivals" in text
-               else "train")
-    r = runner.invoke(app, [command, str(job), "--json"])
+    command = detect(read_yaml(job), str(job)).command  # the registry says how it runs
+    assert command is not None
+    r = runner.invoke(app, [*command.split(), str(job), "--json"])
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
     assert out.get("fits_memory", True) and out.get("stable", True)

@@ -13,7 +13,7 @@ from accelsim.config import YEARS, Strict, read_yaml, validate
 from accelsim.cost import Finance, Region
 from accelsim.devices import load_device
 from accelsim.errors import AccelsimError, Problem
-from accelsim.plan import PlanSpec
+from accelsim.plan.spec import PlanSpec
 
 
 class Pool(Strict):
@@ -109,47 +109,6 @@ class Scenario(Strict):
             raise ValueError(f"fleet names must be unique; repeated: {', '.join(dup)}")
         return v
 
-    def check(self, file: str = "scenario") -> None:
-        """Cross-references: devices exist, pools name known regions, fleets use pool
-        devices, every workload's own files exist."""
-        probs: list[Problem] = []
-        owner: dict[str, str] = {}
-        named: dict[str, str] = {}  # profile name -> the reference that gave it
-        for pname, pool in self.budget.pools.items():
-            if pool.region not in self.regions:
-                probs.append(Problem(file, f"budget.pools.{pname}.region",
-                                     f"unknown region '{pool.region}'; expected one of: "
-                                     + ", ".join(self.regions)))
-            for i, dev in enumerate(pool.devices):
-                field = f"budget.pools.{pname}.devices[{i}]"
-                try:
-                    name = load_device(dev, where=file, field=field).name
-                except AccelsimError as e:
-                    probs.append(Problem(file, field, e.problems[0].message))
-                else:
-                    if name in named and named[name] != dev:
-                        probs.append(Problem(file, field, f"'{dev}' is a second profile named "
-                                             f"'{name}' (also '{named[name]}'); expected "
-                                             "device names unique within a scenario"))
-                    named.setdefault(name, dev)
-                if dev in owner:
-                    probs.append(Problem(file, field, f"'{dev}' is already in pool '{owner[dev]}'"))
-                owner[dev] = pname
-        for dev in self.supply:
-            if dev not in owner:
-                probs.append(Problem(file, f"supply.{dev}", "device is in no budget pool"))
-        for i, f in enumerate(self.fleets):
-            for dev in (f.spend_usd or f.units or {}):
-                if dev not in owner:
-                    key = "spend_usd" if f.spend_usd is not None else "units"
-                    probs.append(Problem(file, f"fleets[{i}].{key}.{dev}",
-                                         "device is in no budget pool; expected one of: "
-                                         + ", ".join(owner)))
-        for name, spec in self.workloads.items():
-            probs += workloads.of(spec).check(spec, file, f"workloads.{name}")
-        if probs:
-            raise AccelsimError(probs)
-
     def pool_of(self) -> dict[str, str]:
         """Device reference -> its budget pool, in the file's order."""
         return {d: p for p, pool in self.budget.pools.items() for d in pool.devices}
@@ -163,6 +122,48 @@ class Scenario(Strict):
         for spec in self.workloads.values():
             files += workloads.of(spec).input_files(spec)
         return files
+
+
+def check_scenario(sc: Scenario, file: str = "scenario") -> None:
+    """Cross-references: devices exist, pools name known regions, fleets use pool
+    devices, every workload's own files exist."""
+    probs: list[Problem] = []
+    owner: dict[str, str] = {}
+    named: dict[str, str] = {}  # profile name -> the reference that gave it
+    for pname, pool in sc.budget.pools.items():
+        if pool.region not in sc.regions:
+            probs.append(Problem(file, f"budget.pools.{pname}.region",
+                                 f"unknown region '{pool.region}'; expected one of: "
+                                 + ", ".join(sc.regions)))
+        for i, dev in enumerate(pool.devices):
+            field = f"budget.pools.{pname}.devices[{i}]"
+            try:
+                name = load_device(dev, where=file, field=field).name
+            except AccelsimError as e:
+                probs.append(Problem(file, field, e.problems[0].message))
+            else:
+                if name in named and named[name] != dev:
+                    probs.append(Problem(file, field, f"'{dev}' is a second profile named "
+                                         f"'{name}' (also '{named[name]}'); expected "
+                                         "device names unique within a scenario"))
+                named.setdefault(name, dev)
+            if dev in owner:
+                probs.append(Problem(file, field, f"'{dev}' is already in pool '{owner[dev]}'"))
+            owner[dev] = pname
+    for dev in sc.supply:
+        if dev not in owner:
+            probs.append(Problem(file, f"supply.{dev}", "device is in no budget pool"))
+    for i, f in enumerate(sc.fleets):
+        for dev in (f.spend_usd or f.units or {}):
+            if dev not in owner:
+                key = "spend_usd" if f.spend_usd is not None else "units"
+                probs.append(Problem(file, f"fleets[{i}].{key}.{dev}",
+                                     "device is in no budget pool; expected one of: "
+                                     + ", ".join(owner)))
+    for name, spec in sc.workloads.items():
+        probs += workloads.of(spec).check(spec, file, f"workloads.{name}")
+    if probs:
+        raise AccelsimError(probs)
 
 
 def parse_scenario(data: dict[str, Any], file: str | Path) -> Scenario:
@@ -181,7 +182,7 @@ def scenario_from(data: dict[str, Any], path: str | Path, check: bool = True,
     sc = sc.model_copy(update={"budget": sc.budget.model_copy(update={"pools": pools}),
                                "workloads": wl})
     if check:
-        sc.check(str(where or path))
+        check_scenario(sc, str(where or path))
     return sc
 
 

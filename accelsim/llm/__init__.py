@@ -6,13 +6,14 @@ from typing import TYPE_CHECKING
 from accelsim.lazy import exports
 
 __getattr__, __dir__ = exports(__name__, {
-    "LLMJob": "accelsim.llm.job", "load_llm_job": "accelsim.llm.job",
+    "LLMJob": "accelsim.llm.job", "load_llm_job": "accelsim.llm.load",
     "ReplicaModel": "accelsim.llm.perf", "replica_model": "accelsim.llm.perf",
     "simulate": "accelsim.llm.sim", "capacity": "accelsim.llm.sim",
 })
 
 if TYPE_CHECKING:
-    from accelsim.llm.job import LLMJob, load_llm_job
+    from accelsim.llm.job import LLMJob
+    from accelsim.llm.load import load_llm_job
     from accelsim.llm.perf import ReplicaModel, replica_model
     from accelsim.llm.sim import capacity, simulate
 

@@ -3,12 +3,11 @@ scheduler limits), the request stream (arrivals, prompt and output lengths) and 
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from accelsim.config import Strict, read_yaml, validate
+from accelsim.config import Strict
 from accelsim.cost import Finance, Region
 from accelsim.traffic import Arrivals, Dist
 
@@ -152,28 +151,3 @@ class LLMJob(Strict):
     @property
     def n_replicas(self) -> int:
         return sum(r.count for r in self.replicas)
-
-    def check(self, file: str = "job") -> None:
-        """Cross-file checks: devices and models exist, every replica fits in memory."""
-        from accelsim.llm.perf import replica_model
-
-        for i, r in enumerate(self.replicas):
-            replica_model(r, file, f"replicas[{i}]")
-
-
-def load_llm_job(path: str | Path) -> LLMJob:
-    """Read, validate and check a job; device and model paths resolve from the file."""
-    from accelsim.refs import normalize
-
-    data: dict[str, Any] = read_yaml(path)
-    job = validate(LLMJob, data, path)
-    reps = [r.model_copy(update={"device": normalize(r.device, path),
-                                 "model": normalize(r.model, path)}) for r in job.replicas]
-    arr = job.arrivals
-    if arr.trace and not Path(arr.trace).is_absolute():
-        beside = Path(path).resolve().parent / arr.trace
-        if beside.exists():
-            arr = arr.model_copy(update={"trace": str(beside)})
-    job = job.model_copy(update={"replicas": reps, "arrivals": arr})
-    job.check(str(path))
-    return job

@@ -84,14 +84,8 @@ def runs_dir() -> Path:
 def load_runs(path: str | Path) -> RunFile:
     data = read_yaml(path)
     if "runs" not in data:
-        from accelsim.schemas import detect
-
-        try:
-            what = f"a {detect(data, str(path)).description}"
-        except AccelsimError:
-            what = "something else"
-        raise AccelsimError.single(str(path), "runs", f"expected a run file (a 'runs' list, "
-                                   f"configs/runs/), got {what}")
+        raise AccelsimError.single(str(path), "runs", "required: a run file has a 'runs' "
+                                   "list (configs/runs/)")
     rf = validate(RunFile, data, path)
     check(rf, str(path))
     return rf

@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 from accelsim.lazy import exports
 
 __getattr__, __dir__ = exports(__name__, {
-    "ServeJob": "accelsim.serving.job", "load_serve_job": "accelsim.serving.job",
+    "ServeJob": "accelsim.serving.job", "load_serve_job": "accelsim.serving.load",
     "RecModel": "accelsim.serving.recsys", "load_model": "accelsim.serving.recsys",
     "max_throughput": "accelsim.serving.recsys", "service_time": "accelsim.serving.recsys",
     "ServeResult": "accelsim.serving.sim", "capacity": "accelsim.serving.sim",
@@ -13,7 +13,8 @@ __getattr__, __dir__ = exports(__name__, {
 })
 
 if TYPE_CHECKING:
-    from accelsim.serving.job import ServeJob, load_serve_job
+    from accelsim.serving.job import ServeJob
+    from accelsim.serving.load import load_serve_job
     from accelsim.serving.recsys import RecModel, load_model, max_throughput, service_time
     from accelsim.serving.sim import ServeResult, capacity, simulate
 

@@ -3,13 +3,12 @@ routing, batching, SLO and simulation settings. Field names are the documented o
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
 from accelsim import units
-from accelsim.config import Strict, Weight, read_yaml, validate
+from accelsim.config import Strict, Weight
 from accelsim.traffic import (
     Arrivals,
     Dist,
@@ -172,13 +171,6 @@ class ServeJob(Strict):
             return sum(m.count for m in self.service.pool)
         return self.replicas
 
-    def check(self, file: str = "job") -> None:
-        """Cross-file checks: devices and model exist, the trace is readable."""
-        from accelsim.serving.service import build_service
-
-        build_service(self, file)
-
-
 def shared_queue_job(device: str, model: str, replicas: int, query_size: dict[str, Any],
                      batching: dict[str, Any], p99_ms: float, sim: dict[str, Any]
                      ) -> ServeJob:
@@ -191,27 +183,3 @@ def shared_queue_job(device: str, model: str, replicas: int, query_size: dict[st
         "service": {"device": device, "model": model},
         "replicas": replicas, "routing": "shared_queue", "batching": batching,
         "slo": {"p99_ms": p99_ms}, "sim": sim})
-
-
-def load_serve_job(path: str | Path) -> ServeJob:
-    from accelsim.refs import normalize
-
-    data = read_yaml(path)
-    job = validate(ServeJob, data, path)
-    svc = job.service
-    upd: dict[str, Any] = {}
-    if svc.device:
-        upd["device"] = normalize(svc.device, path)
-    if svc.model:
-        upd["model"] = normalize(svc.model, path)
-    if svc.pool:
-        upd["pool"] = [m.model_copy(update={"device": normalize(m.device, path)})
-                       for m in svc.pool]
-    arr = job.arrivals
-    if arr.trace and not Path(arr.trace).is_absolute():
-        beside = Path(path).resolve().parent / arr.trace  # relative to the job file
-        if beside.exists():
-            arr = arr.model_copy(update={"trace": str(beside)})
-    job = job.model_copy(update={"service": svc.model_copy(update=upd), "arrivals": arr})
-    job.check(str(path))
-    return job

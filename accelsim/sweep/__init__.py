@@ -1,7 +1,8 @@
 """Parameter sweeps: vary inputs by dotted path, evaluate every point, write results as they go.
 
-A sweep file names a base (a fleet scenario, a training job or a serving job), the
-parameters to vary and the metrics to record::
+A sweep file names a base (a fleet scenario, a training job, a serving job or an LLM serving
+job: any kind :mod:`accelsim.kinds` can sweep), the parameters to vary and the metrics to
+record::
 
     base: ../../configs/fleet.yaml
     parameters:
@@ -25,17 +26,31 @@ Scenario points are evaluated at *fast fidelity*: per device, the training throu
 the best of the base run's top layouts re-estimated with the point's device (vectorized),
 the serving capacity at the SLO is the saturated capacity recomputed from the point's
 service-time table on the base run's batch mix, times the base run's SLO-to-saturation
-ratio (from the full simulation); TCO, fleets and the optimiser are exact. Training and
-serving job bases run the full models per point.
+ratio (from the full simulation); TCO, fleets and the optimiser are exact. Job bases
+(training, serving, LLM serving) run the full models per point.
 
 Results go to a folder of Parquet parts, one per finished batch (atomic rename), with the
 sweep's fingerprint; ``resume`` skips every point already written.
 """
 
-from accelsim.sweep.evaluate import evaluate_batch, evaluate_point
-from accelsim.sweep.overrides import apply_device, apply_mapping
-from accelsim.sweep.run import SweepRun, read_results, run_sweep
-from accelsim.sweep.spec import Param, Sampling, SweepSpec, fingerprint, load_sweep, points
+from typing import TYPE_CHECKING
+
+import accelsim.sweep.kind  # noqa: F401  (registers the sweep file kind)
+from accelsim.lazy import exports
+
+__getattr__, __dir__ = exports(__name__, {
+    **dict.fromkeys(["evaluate_batch", "evaluate_point"], "accelsim.sweep.evaluate"),
+    **dict.fromkeys(["apply_device", "apply_mapping"], "accelsim.sweep.overrides"),
+    **dict.fromkeys(["SweepRun", "read_results", "run_sweep"], "accelsim.sweep.run"),
+    **dict.fromkeys(["Param", "Sampling", "SweepSpec", "fingerprint", "load_sweep", "points"],
+                    "accelsim.sweep.spec"),
+})
+
+if TYPE_CHECKING:
+    from accelsim.sweep.evaluate import evaluate_batch, evaluate_point
+    from accelsim.sweep.overrides import apply_device, apply_mapping
+    from accelsim.sweep.run import SweepRun, read_results, run_sweep
+    from accelsim.sweep.spec import Param, Sampling, SweepSpec, fingerprint, load_sweep, points
 
 __all__ = ["Param", "Sampling", "SweepRun", "SweepSpec", "apply_device", "apply_mapping",
            "evaluate_batch", "evaluate_point", "fingerprint", "load_sweep", "points",

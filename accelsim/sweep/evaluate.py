@@ -1,6 +1,7 @@
-"""Evaluating sweep points: the per-worker context (the base run and its caches), scenario
-points through the fleet's one evaluation path at fast fidelity, job points at full
-fidelity, uncertainty draws, the worker entry.
+"""Evaluating sweep points: the per-worker context (the base, its kind and what the kind
+prepares once), each point built and evaluated through its kind's hooks (:mod:`accelsim.kinds`:
+scenarios at fast fidelity through the fleet's one evaluation path, jobs at full fidelity),
+uncertainty draws, the worker entry.
 
 A point that evaluates but cannot deliver (no layout fits, no feasible fleet, a ratio
 over zero) keeps its row: the metric is NaN and the ``reason`` column says why. Input
@@ -17,9 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from accelsim.config import read_yaml, validate
+from accelsim.config import read_yaml
 from accelsim.devices import DeviceProfile, device_from_dict, load_device
 from accelsim.errors import AccelsimError, Problem
+from accelsim.kinds import KINDS, Kind, detect
 from accelsim.sweep.overrides import apply_device, apply_mapping
 from accelsim.sweep.spec import SweepSpec
 
@@ -28,97 +30,58 @@ from accelsim.sweep.spec import SweepSpec
 
 @dataclass
 class Context:
-    """Everything a worker computes once per sweep: the base run and its caches."""
+    """Everything a worker computes once per sweep: the base, its kind, its resolved devices
+    and what the kind prepares for every point (a scenario's base evaluation)."""
 
-    kind: str  # scenario | train-job | serve-job (accelsim.schemas kinds)
+    kind: Kind
     base_path: str
     base_data: dict[str, Any]
     profiles: dict[str, dict[str, Any]]  # device ref -> profile mapping
     base_profiles: dict[str, DeviceProfile]
-    fast: Any = None  # fleet.FastEvaluator for scenarios
+    state: Any = None
     cache: dict[str, Any] = field(default_factory=dict)
 
 
 _CONTEXTS: dict[str, Context] = {}
-BASE_KINDS = ("scenario", "train-job", "serve-job")
 
 
-def base_kind(data: dict[str, Any], file: str) -> str:
-    from accelsim.schemas import detect
-
-    kind = detect(data, file).name
-    if kind not in BASE_KINDS:
-        raise AccelsimError.single(file, "base", f"base must be a scenario, training job or "
-                                                 f"serving job, got a {kind} file")
+def base_kind(data: dict[str, Any], file: str) -> Kind:
+    """The base's kind: one a sweep can vary."""
+    kind = detect(data, file)
+    if kind.sweep is None:
+        can = ", ".join(k.description for k in KINDS.values() if k.sweep is not None)
+        raise AccelsimError.single(file, "base", f"base must be one of: {can}; got a "
+                                   f"{kind.description} file")
     return kind
-
-
-def _serve_refs(job: Any) -> list[str]:
-    svc = job.service
-    return [m.device for m in svc.pool] if svc.pool else ([svc.device] if svc.device else [])
 
 
 def base_inputs(base_path: str | Path) -> list[Path]:
     """Every file a sweep over this base reads besides the base itself (device profiles,
     model files, traces): the resume fingerprint covers them."""
-    from accelsim import refs
-
     data = read_yaml(base_path)
     kind = base_kind(data, str(base_path))
-    if kind == "scenario":
-        from accelsim.fleet import load_scenario
-
-        return load_scenario(base_path).input_files()
-    if kind == "train-job":
-        from accelsim.training import load_job
-
-        return [refs.find(load_job(base_path).device, "devices")]
-    from accelsim.serving import load_serve_job
-
-    job = load_serve_job(base_path)
-    files = [refs.find(r, "devices") for r in _serve_refs(job)]
-    if job.service.model:
-        files.append(refs.find(job.service.model, "models", family="recsys"))
-    if job.arrivals.trace:
-        files.append(Path(job.arrivals.trace))
-    return files
+    return kind.input_files(kind.from_data(data, base_path, str(base_path), True))
 
 
 def base_context(base_path: str) -> Context:
     """The base's mapping and its resolved devices, without evaluating anything."""
     data = read_yaml(base_path)
     kind = base_kind(data, base_path)
-    if kind == "scenario":
-        from accelsim.fleet import load_scenario
-        from accelsim.fleet.evaluation import resolve_devices
-
-        profiles = resolve_devices(load_scenario(base_path), base_path)
-    elif kind == "train-job":
-        from accelsim.training import load_job
-
-        job = load_job(base_path)
-        profiles = {job.device: load_device(job.device, where=base_path, field="device")}
-    else:
-        from accelsim.serving import load_serve_job
-
-        sjob = load_serve_job(base_path)
-        profiles = {r: load_device(r, where=base_path) for r in _serve_refs(sjob)}
-    return Context(kind, base_path, data, {r: p.model_dump(mode="json") for r, p in
-                                           profiles.items()}, profiles)
+    base = kind.from_data(copy.deepcopy(data), base_path, base_path, True)
+    profiles = {r: load_device(r, where=base_path) for r in kind.devices(base)}
+    ctx = Context(kind, base_path, data, {r: p.model_dump(mode="json") for r, p in
+                                          profiles.items()}, profiles)
+    ctx.cache["base"] = base
+    return ctx
 
 
 def context(key: str, base_path: str) -> Context:
-    """The worker's context, built once per sweep: for a scenario, the base run at full
-    fidelity and the fast evaluator built on it."""
+    """The worker's context, built once per sweep (with what the kind prepares)."""
     if key in _CONTEXTS:
         return _CONTEXTS[key]
     ctx = base_context(base_path)
-    if ctx.kind == "scenario":
-        from accelsim.fleet import FastEvaluator, evaluate_full, load_scenario
-
-        sc = load_scenario(base_path)
-        _, evals = evaluate_full(sc, profiles=ctx.base_profiles, file=base_path)
-        ctx.fast = FastEvaluator(sc, ctx.base_profiles, evals, file=base_path)
+    assert ctx.kind.sweep is not None
+    ctx.state = ctx.kind.sweep.prepare(ctx.cache["base"], ctx.base_profiles, base_path)
     _CONTEXTS[key] = ctx
     return ctx
 
@@ -167,23 +130,9 @@ def check_sweep(spec: SweepSpec, where: str, base_path: str) -> None:
 
 def metric_names(ctx: Context, metrics: list[str], where: str) -> set[str]:
     """Every metric a point of this base produces (the names :func:`evaluate_point` fills)."""
-    if ctx.kind == "scenario":
-        from accelsim.fleet.pricing import priced_rows
-        from accelsim.fleet.scenario import scenario_from
-        from accelsim.workloads import DeviceEval
-
-        sc = scenario_from(copy.deepcopy(ctx.base_data), ctx.base_path, check=False, where=where)
-        placeholder = DeviceEval(1.0, 0.5)  # names only: priced like any evaluation
-        records = [r for ref, pool in sc.pool_of().items() for r in priced_rows(
-            sc, ref, pool, ctx.base_profiles[ref].spec, dict.fromkeys(sc.workloads, placeholder))]
-        return set(_scenario_values(sc, records, metrics, [], solve=False))
-    if ctx.kind == "train-job":
-        return set(_eval_train(copy.deepcopy(ctx.base_data), ctx.base_profiles, where))
-    data = copy.deepcopy(ctx.base_data)
-    data["sim"] = {**data.get("sim", {}), "requests": 200, "warmup": 0, "replications": 1}
-    from accelsim.serving.sim import CAPACITY_KEYS
-
-    return set(_eval_serve(data, ctx.base_profiles, [], where)) | set(CAPACITY_KEYS)
+    assert ctx.kind.sweep is not None
+    return ctx.kind.sweep.metric_names(copy.deepcopy(ctx.base_data), ctx.base_path,
+                                       ctx.base_profiles, metrics, where)
 
 
 # ------------------------------------------------------------------------------ evaluation
@@ -233,26 +182,18 @@ def _profiles_for(ctx: Context, dev_over: dict[str, dict[str, float]], where: st
 def _point_inputs(ctx: Context, params: dict[str, float], where: str,
                   draws: dict[str, dict[str, float]] | None = None, check: bool = False
                   ) -> tuple[Any, dict[str, DeviceProfile]]:
-    """The point's validated input (a Scenario, TrainJob or ServeJob) and its devices."""
+    """The point's validated input (of the base's kind) and its devices."""
     dev_over, other = _split(params, where)
     profiles = _profiles_for(ctx, dev_over, where, draws)
     data = copy.deepcopy(ctx.base_data)
     for path, v in other.items():
         apply_mapping(data, path, v, where)
-    if ctx.kind == "scenario":
-        from accelsim.fleet.scenario import scenario_from
-
-        return scenario_from(data, ctx.base_path, check=check, where=where), profiles
-    if ctx.kind == "train-job":
-        from accelsim.training.job import TrainJob, check_job
-
-        job = validate(TrainJob, data, where)
-        if check:
-            check_job(job, where)
-        return job, profiles
-    from accelsim.serving.job import ServeJob
-
-    return validate(ServeJob, data, where), profiles
+    obj = ctx.kind.from_data(data, ctx.base_path, where, check)
+    missing = [r for r in ctx.kind.devices(obj) if r not in profiles]
+    if missing:
+        raise AccelsimError.single(where, "parameters", f"device(s) {', '.join(missing)} not "
+                                   "in the base; expected the base's devices")
+    return obj, profiles
 
 
 def evaluate_point(ctx: Context, params: dict[str, float], metrics: list[str], where: str,
@@ -263,12 +204,8 @@ def evaluate_point(ctx: Context, params: dict[str, float], metrics: list[str], w
     reasons: list[str] = []
     try:
         inputs, profiles = _point_inputs(ctx, params, where, draws)
-        if ctx.kind == "scenario":
-            values = _eval_scenario(ctx, inputs, profiles, metrics, where, reasons)
-        elif ctx.kind == "train-job":
-            values = _eval_train(inputs, profiles, where)
-        else:
-            values = _eval_serve(inputs, profiles, metrics, where)
+        assert ctx.kind.sweep is not None
+        values = ctx.kind.sweep.evaluate(inputs, profiles, metrics, where, ctx.state, reasons)
     except AccelsimError as e:
         msg = "; ".join(f"{p.field}: {p.message}" if p.field else p.message for p in e.problems)
         return {**dict.fromkeys(metrics, float("nan")), "reason": msg}
@@ -292,92 +229,6 @@ def _metric(values: dict[str, Any], name: str, where: str, reasons: list[str]) -
                                    + (f"; e.g. {', '.join(close)}" if close else ""))
     v = values[name]
     return float(v) if v is not None else float("nan")
-
-
-_DEVICE_METRICS = ("throughput", "usd_per_hour", "throughput_per_usd", "throughput_per_watt",
-                   "tco_usd_per_year")
-
-
-def _eval_scenario(ctx: Context, sc: Any, profiles: dict[str, DeviceProfile],
-                   metrics: list[str], where: str, reasons: list[str]) -> dict[str, Any]:
-    for ref in sc.pool_of():
-        if ref not in profiles:
-            raise AccelsimError.single(where, "parameters", f"device '{ref}' not in the base")
-    return _scenario_values(sc, ctx.fast.device_records(sc, profiles), metrics, reasons)
-
-
-def _scenario_values(sc: Any, records: list[dict[str, Any]], metrics: list[str],
-                     reasons: list[str], solve: bool = True) -> dict[str, Any]:
-    """Every metric name of a scenario point and its value: ``device.<name>.<workload>.*``,
-    ``fleet.<fleet>.*``, ``optimum.*`` (the MILP only when a metric asks and ``solve``)."""
-    from accelsim.fleet import device_rows, evaluate_fleet, mix_problem
-
-    values: dict[str, Any] = {}
-    for r in records:
-        for fld in _DEVICE_METRICS:
-            values[f"device.{r['device']}.{r['workload']}.{fld}"] = r[fld]
-        if r["reason"]:
-            reasons.append(f"device.{r['device']}.{r['workload']}: {r['reason']}")
-    rows = device_rows(records)
-    for mix in sc.fleets:
-        f = evaluate_fleet(sc, mix, rows)
-        for k, v in f.items():
-            if isinstance(v, (int, float, bool)):
-                values[f"fleet.{mix.name}.{k}"] = float(v)
-        values[f"fleet.{mix.name}.n_violations"] = float(len(f["violations"]))
-    if not solve or any(m.startswith("optimum.") or " optimum." in m for m in metrics):
-        from accelsim.optimize import solve as solve_milp
-
-        p = mix_problem(sc, rows)
-        o = None
-        if solve:
-            try:
-                o = solve_milp(p, marginals=False)  # sweeps record the optimum only
-            except AccelsimError as e:
-                reasons.append(f"optimum: {e.problems[0].message}")
-            if o is not None and not o["feasible"]:  # its mix answers another objective
-                reasons.append(f"optimum: {o['reason']}")
-                o = None
-        nan = float("nan")
-        for d in p.devices:
-            values[f"optimum.units.{d}"] = nan if o is None else 0.0
-        for k in ("objective", "capex_usd", "tco_usd_per_year", "power_MW"):
-            values[f"optimum.{k}"] = nan if o is None else o[k]
-        for w in p.workloads:
-            values[f"optimum.served_fraction.{w}"] = nan if o is None else o["served_fraction"][w]
-        for k in sc.budget.pools:
-            values[f"optimum.pool_spend_usd.{k}"] = (nan if o is None
-                                                     else o["pool_spend_usd"][k])
-        for d, ws in (o or {}).get("units", {}).items():
-            values[f"optimum.units.{d}"] = float(sum(ws.values()))
-    return values
-
-
-def _eval_train(job: Any, profiles: dict[str, DeviceProfile], where: str) -> dict[str, Any]:
-    from accelsim.training.job import TrainJob
-    from accelsim.training.perf import estimate
-
-    if not isinstance(job, TrainJob):
-        job = validate(TrainJob, job, where)
-    r = estimate(job, next(iter(profiles.values())).spec, file=where).to_dict()
-    out = {k: v for k, v in r.items() if isinstance(v, (int, float, bool))}
-    out.update({f"breakdown.{k}": v for k, v in r["breakdown"].items()})
-    return out
-
-
-def _eval_serve(job: Any, profiles: dict[str, DeviceProfile],
-                metrics: list[str], where: str) -> dict[str, Any]:
-    from accelsim.serving.job import ServeJob
-    from accelsim.serving.service import build_service
-    from accelsim.serving.sim import capacity, simulate
-
-    if not isinstance(job, ServeJob):
-        job = validate(ServeJob, job, where)
-    sm = build_service(job, where, {ref: p.spec for ref, p in profiles.items()})
-    out = dict(simulate(job, service=sm).metrics)
-    if any("max_qps_at_slo" in m or "ci95" in m for m in metrics):
-        out.update(capacity(job, service=sm))
-    return {k: v for k, v in out.items() if isinstance(v, (int, float, bool))}
 
 
 # ------------------------------------------------------------------------------ uncertainty

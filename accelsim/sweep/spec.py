@@ -93,26 +93,21 @@ class SweepSpec(Strict):
     batch_size: int | None = Field(default=None, ge=1, le=1_000_000)
     """Points per worker task (default: spread over 4 x workers)."""
 
-    def check(self, file: str = "sweep") -> None:
-        """The base file exists (relative to the sweep file) and is valid, every parameter
-        applies to it and every metric names a value it produces
-        (:func:`accelsim.sweep.evaluate.check_sweep`)."""
-        from accelsim.sweep.evaluate import check_sweep
 
-        _, base = load_sweep(file)
-        count_points(self, str(file))
-        check_sweep(self, str(file), str(base))
+def base_path(spec: SweepSpec, path: str | Path, where: str | None = None) -> Path:
+    """The base file's absolute path (relative to the sweep file); it must exist."""
+    base = Path(spec.base)
+    if not base.is_absolute():
+        base = (Path(path).resolve().parent / base).resolve()
+    if not base.is_file():
+        raise AccelsimError.single(where or str(path), "base", f"base file not found: {base}")
+    return base
 
 
 def load_sweep(path: str | Path) -> tuple[SweepSpec, Path]:
     """The sweep and its base file's absolute path (relative to the sweep file)."""
     spec = validate(SweepSpec, read_yaml(path), path)
-    base = Path(spec.base)
-    if not base.is_absolute():
-        base = (Path(path).resolve().parent / base).resolve()
-    if not base.is_file():
-        raise AccelsimError.single(str(path), "base", f"base file not found: {base}")
-    return spec, base
+    return spec, base_path(spec, path)
 
 
 # Points one sweep may hold: each is a dict in memory and a row on disk (~1 kB together).

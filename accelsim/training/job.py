@@ -99,14 +99,6 @@ class TrainJob(Strict):
     """Hide the MoE all-to-all behind another micro-batch's compute (Megatron's EP overlap
     with 1F1B); implied by the dualpipe schedule."""
 
-    def check(self, file: str = "job") -> None:
-        """Checks that need more than this file: the device exists, the layout divides."""
-        from accelsim.devices import load_device
-
-        spec = load_device(self.device, where=f"{file}: device").spec
-        spec.flops(self.precision, where=file)
-        check_job(self, file)
-
     @model_validator(mode="after")
     def _devices(self) -> TrainJob:
         if self.devices is not None and self.devices != self.parallelism.devices:
@@ -206,10 +198,22 @@ def check_job(job: TrainJob, file: str = "job") -> TrainJob:
     return job
 
 
-def load_job(path: str | Path) -> TrainJob:
-    """Read, validate and layout-check a job; a relative device path resolves from the file."""
-    data: dict[str, Any] = read_yaml(path)
-    job = validate(TrainJob, data, path)
+def job_from(data: dict[str, Any], path: str | Path, where: str | None = None,
+             check: bool = True) -> TrainJob:
+    """Validate a job mapping read from ``path`` (a relative device path resolves from its
+    folder); ``check`` also resolves the device, its precision and the layout rules."""
+    where = where or str(path)
+    job = validate(TrainJob, data, where)
     job = job.model_copy(update={"device": refs.normalize(job.device, path)})
-    job.check(str(path))
+    if check:
+        from accelsim.devices import load_device
+
+        spec = load_device(job.device, where=f"{where}: device").spec
+        spec.flops(job.precision, where=where)
+        check_job(job, where)
     return job
+
+
+def load_job(path: str | Path) -> TrainJob:
+    """Read, validate and check a job."""
+    return job_from(read_yaml(path), path)

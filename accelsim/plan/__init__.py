@@ -1,0 +1,50 @@
+"""A multi-year purchase plan: which devices to buy in which quarter, as one MILP.
+
+The scenario's ``plan`` block gives the horizon (quarters from a start year), the budget of
+each year, how fast each workload's demand grows, and when and how fast each device can be
+delivered (supply ramps, a device available from a date, an export rule ending deliveries).
+Per-device throughput, TCO and power come from the fleet's one evaluation (``compare``'s
+device table), so the plan prices devices as every other command does.
+
+Variables: ``x[d, w, q]``, whole servers of device d for workload w delivered in quarter q,
+and ``u[w, q]`` in [0, 1], the share of workload w's demand left unserved in quarter q.
+Installed in q: every server delivered up to q (the horizon is shorter than a device's life).
+
+  minimise  sum_q disc(q) [capex of x(q) - residual of x(q) at the end + opex of installed(q)]
+            + PENALTY x sum_{w,q} u[w, q] x (the annual TCO that demand would need)
+  subject to, every quarter q:
+    capacity_w(installed(q)) + u[w, q] demand_w(q) >= demand_w(q)     (each workload)
+    units delivered of device d in q <= its deliveries that quarter     (supply ramp, bans)
+    facility power of installed(q) <= power cap, per region             (the scenario's rules)
+    facility power in region r <= built_r + builds of r started by q - B_r  (build time)
+  and every year: capex of its deliveries <= its budget (pools in the scenario's proportions).
+
+disc(q) = (1 + r)^(-q/4) at the cost of capital; residual value is straight-line over
+``finance.years``. A region with ``facility_built_mw`` owns its data centres: what is built
+is sunk, a new build ``b[r, q]`` (facility W, continuous) costs
+``facility_capex_usd_per_mw / PUE`` per facility MW when started, less its straight-line
+residual over ``finance.facility_years``, and its devices' opex drops the annualised
+facility capex that ``compare`` charges (no double count). Other regions rent by the kW.
+Unserved demand costs ``PENALTY`` times what serving it would, so it is
+used only when nothing else can serve it. The plan is solved to within :data:`MIP_GAP`
+(0.1 %) of the optimum; the solver has a time limit, and a plan stopped by it is reported as
+unproven with its gap.
+"""
+
+from typing import TYPE_CHECKING
+
+from accelsim.lazy import exports
+
+__getattr__, __dir__ = exports(__name__, {
+    **dict.fromkeys(["Deliveries", "PlanSpec", "quarter_index"], "accelsim.plan.spec"),
+    **dict.fromkeys(["Build", "PlanProblem", "build"], "accelsim.plan.problem"),
+    **dict.fromkeys(["MIP_GAP", "PENALTY", "TIME_LIMIT_S", "solve_plan"], "accelsim.plan.solve"),
+})
+
+if TYPE_CHECKING:
+    from accelsim.plan.problem import Build, PlanProblem, build
+    from accelsim.plan.solve import MIP_GAP, PENALTY, TIME_LIMIT_S, solve_plan
+    from accelsim.plan.spec import Deliveries, PlanSpec, quarter_index
+
+__all__ = ["MIP_GAP", "PENALTY", "TIME_LIMIT_S", "Build", "Deliveries", "PlanProblem",
+           "PlanSpec", "build", "quarter_index", "solve_plan"]

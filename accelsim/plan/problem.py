@@ -1,0 +1,122 @@
+"""The plan's arrays (:class:`PlanProblem`) from a scenario and its device table
+(``compare``'s), checked against the scenario's pools and workloads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from accelsim.errors import AccelsimError
+from accelsim.plan.spec import PlanSpec, quarter_index
+
+
+class Build(NamedTuple):
+    """A region that owns its data centres (facility W are wall power: IT x PUE)."""
+
+    built_W: float  # built and powered at the plan's start
+    cap_W: float | None  # the grid allowance builds may reach
+    lag_q: int  # quarters from starting a build to power
+    usd_per_W: float  # build cost per facility W
+
+
+@dataclass(frozen=True)
+class PlanProblem:
+    devices: list[str]
+    workloads: list[str]
+    capex: np.ndarray  # [d] USD per device
+    opex: np.ndarray  # [d, w] USD per device-year
+    tco: np.ndarray  # [d, w] USD per device-year
+    power: np.ndarray  # [d, w] facility W per device
+    thr: np.ndarray  # [d, w]
+    demand: np.ndarray  # [w, q]
+    supply: np.ndarray  # [d, q] units deliverable
+    pool_of: list[str]
+    pool_share: dict[str, float]  # pool -> share of each year's budget
+    budget: np.ndarray  # [q] budget of the year the quarter is in (for grouping, by year)
+    year_of: np.ndarray  # [q] calendar year
+    region_of: list[str]
+    region_caps_W: dict[str, float]
+    power_cap_W: float | None
+    server: int
+    rate: float  # cost of capital
+    life_years: float
+    builds: dict[str, Build]  # regions that own their facilities
+    facility_years: float
+
+
+def build(sc: Any, dev: Any, spec: PlanSpec, where: str = "plan") -> PlanProblem:
+    """The plan's arrays from a scenario and its device table (``compare``'s)."""
+    from accelsim.fleet import demand, device_rows
+
+    rows = device_rows(dev)
+    need = demand(sc)
+    W, Q = list(need), spec.quarters
+    refs = list(rows)
+    for ref in spec.deliveries:
+        if ref not in rows:
+            raise AccelsimError.single(where, f"plan.deliveries.{ref}",
+                                       "device is in no budget pool; expected one of: "
+                                       + ", ".join(refs))
+    for w in spec.demand_growth_per_quarter:
+        if w not in need:
+            raise AccelsimError.single(where, f"plan.demand_growth_per_quarter.{w}",
+                                       "unknown workload; expected one of: " + ", ".join(W))
+    years = spec.start + np.arange(Q) // 4
+    missing = sorted({int(y) for y in years} - set(spec.budget_usd_per_year))
+    if missing:
+        raise AccelsimError.single(where, "plan.budget_usd_per_year",
+                                   f"no budget for {', '.join(map(str, missing))}; expected "
+                                   "one per year of the horizon")
+    supply = np.zeros((len(refs), Q))
+    for i, ref in enumerate(refs):
+        r = rows[ref]
+        d = spec.deliveries.get(ref)
+        if d is None:
+            per_q = r.max_units if np.isfinite(r.max_units) else 1e12
+            first = (r.available_from - spec.start) * 4
+            supply[i] = np.where(np.arange(Q) >= first, per_q, 0.0)
+            continue
+        try:
+            lo = quarter_index(d.start, spec.start) if d.start else -(10**6)
+            hi = quarter_index(d.end, spec.start) if d.end else 10**6
+        except ValueError as exc:
+            raise AccelsimError.single(where, f"plan.deliveries.{ref}", str(exc)) from None
+        lo = max(lo, (r.available_from - spec.start) * 4)
+        q = np.arange(Q)
+        supply[i] = np.where((q >= lo) & (q <= hi), d.units_per_quarter, 0.0)
+    growth = np.array([spec.demand_growth_per_quarter.get(w, 0.0) for w in W])
+    dem = np.array([need[w] for w in W])[:, None] * (1 + growth[:, None]) ** np.arange(Q)
+    total_pools = sum(p.usd for p in sc.budget.pools.values())
+
+    def per(field: str) -> np.ndarray:
+        return np.array([[getattr(rows[r], field).get(w, 0.0) for w in W] for r in refs])
+
+    from accelsim.cost import capital_recovery_factor
+
+    region_of = [sc.budget.pools[rows[r].pool].region for r in refs]
+    builds = {k: Build(reg.facility_built_mw * 1e6,
+                       reg.power_capacity_mw * 1e6 if reg.power_capacity_mw else None,
+                       reg.facility_build_quarters,
+                       reg.facility_capex_usd_per_mw / 1e6 / reg.pue)
+              for k, reg in sc.regions.items() if reg.facility_built_mw is not None}
+    crf = float(capital_recovery_factor(sc.finance.cost_of_capital, sc.finance.facility_years))
+    wall = per("wall_power_W")
+    # Owned facilities are paid by the build variables, not by the devices' opex.
+    owned_per_W = np.array([builds[g].usd_per_W * crf if g in builds else 0.0 for g in region_of])
+    opex = per("opex_usd_per_year") - wall * owned_per_W[:, None]
+    tco = per("tco_usd_per_year") - wall * owned_per_W[:, None]
+    return PlanProblem(
+        devices=[rows[r].device for r in refs], workloads=W,
+        capex=np.array([rows[r].capex_usd for r in refs]), opex=opex,
+        tco=tco, power=wall, thr=per("throughput"),
+        demand=dem, supply=supply, pool_of=[rows[r].pool for r in refs],
+        pool_share={k: p.usd / total_pools for k, p in sc.budget.pools.items()},
+        budget=np.array([spec.budget_usd_per_year[int(y)] for y in years]), year_of=years,
+        region_of=region_of,
+        region_caps_W={k: reg.power_capacity_mw * 1e6 for k, reg in sc.regions.items()
+                       if reg.power_capacity_mw is not None},
+        power_cap_W=sc.power_cap_mw * 1e6 if sc.power_cap_mw else None,
+        server=sc.server_chips, rate=sc.finance.cost_of_capital,
+        life_years=sc.finance.years, builds=builds, facility_years=sc.finance.facility_years)

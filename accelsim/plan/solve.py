@@ -1,0 +1,233 @@
+"""Solving the plan MILP (:mod:`accelsim.plan`): the objective, the constraint rows, HiGHS,
+and the plan read back quarter by quarter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from accelsim.errors import AccelsimError
+from accelsim.plan.problem import PlanProblem
+
+# Unserved demand costs this many times the annual TCO of the capacity it lacks.
+PENALTY = 20.0
+TIME_LIMIT_S = 60.0
+# Relative gap at which the plan counts as solved: 0.1 % of the present cost (far inside
+# the uncertainty of its inputs).
+MIP_GAP = 1e-3
+
+
+@dataclass(frozen=True)
+class Index:
+    """Where each variable sits: servers x[d, w, q], unserved shares u[w, q], builds b[r, q]."""
+
+    D: int
+    W: int
+    Q: int
+    R: int
+
+    @property
+    def nx(self) -> int:
+        return self.D * self.W * self.Q
+
+    @property
+    def nu(self) -> int:
+        return self.W * self.Q
+
+    @property
+    def n(self) -> int:
+        return self.nx + self.nu + self.R * self.Q
+
+    def x(self, d: int, w: int, q: int) -> int:
+        return (d * self.W + w) * self.Q + q
+
+    def u(self, w: int, q: int) -> int:
+        return self.nx + w * self.Q + q
+
+    def b(self, r: int, q: int) -> int:
+        return self.nx + self.nu + r * self.Q + q
+
+
+def objective(p: PlanProblem, ix: Index) -> np.ndarray:
+    """Present cost per unit of every variable: a server's capex when delivered less its
+    residual at the horizon's end plus its opex every later quarter; unserved demand at
+    :data:`PENALTY` x the cheapest TCO per unit of throughput; a build when started less its
+    residual."""
+    Q = ix.Q
+    disc = (1 + p.rate) ** (-np.arange(Q) / 4)
+    age_end = (Q - np.arange(Q)) / 4  # years each delivery has aged at the horizon's end
+    residual = np.clip(1 - age_end / p.life_years, 0, 1) * (1 + p.rate) ** (-Q / 4)
+    c = np.zeros(ix.n)
+    for d in range(ix.D):
+        for w in range(ix.W):
+            for q in range(Q):
+                later = disc[q:].sum() / 4
+                c[ix.x(d, w, q)] = p.server * (p.capex[d] * (disc[q] - residual[q])
+                                               + p.opex[d, w] * later)
+    unit_tco = np.where(p.thr > 0, p.tco / np.maximum(p.thr, 1e-300), np.inf)
+    for w in range(ix.W):
+        best = float(np.min(unit_tco[:, w])) if np.isfinite(unit_tco[:, w]).any() else 1.0
+        for q in range(Q):
+            c[ix.u(w, q)] = PENALTY * best * p.demand[w, q] * disc[q] / 4
+    facility_residual = (np.clip(1 - age_end / p.facility_years, 0, 1)
+                         * (1 + p.rate) ** (-Q / 4))
+    for r, region in enumerate(p.builds):
+        c[[ix.b(r, q) for q in range(Q)]] = p.builds[region].usd_per_W * (disc - facility_residual)
+    return c
+
+
+def constraints(p: PlanProblem, ix: Index) -> tuple[Any, np.ndarray, np.ndarray]:
+    """(A, lower, upper) of every constraint row: demand, deliveries, power caps, owned
+    facilities and yearly budgets (module docstring of :mod:`accelsim.plan`)."""
+    from scipy.sparse import lil_matrix
+
+    D, W, Q, R = ix.D, ix.W, ix.Q, list(p.builds)
+    lb: list[float] = []
+    ub: list[float] = []
+    A = lil_matrix((W * Q + D * Q + Q * (1 + len(p.region_caps_W)) + len(set(p.year_of))
+                    * (1 + len(p.pool_share)) + len(R) * (Q + 1), ix.n))
+    k = 0
+
+    def row(lo: float, hi: float) -> None:
+        nonlocal k
+        lb.append(lo)
+        ub.append(hi)
+        k += 1
+
+    def installed(d: int, q: int, coef: np.ndarray) -> None:  # servers of d delivered by q
+        for w in range(W):
+            for q2 in range(q + 1):
+                A[k, ix.x(d, w, q2)] = coef[w]
+
+    for w in range(W):  # demand every quarter
+        for q in range(Q):
+            for d in range(D):
+                if p.thr[d, w] > 0:
+                    for q2 in range(q + 1):
+                        A[k, ix.x(d, w, q2)] = p.thr[d, w] * p.server
+            A[k, ix.u(w, q)] = p.demand[w, q]
+            row(p.demand[w, q], np.inf)
+    for d in range(D):  # deliveries
+        for q in range(Q):
+            for w in range(W):
+                A[k, ix.x(d, w, q)] = p.server
+            row(-np.inf, p.supply[d, q])
+    caps = ([("power cap", None, p.power_cap_W)] if p.power_cap_W is not None else []) + [
+        (f"power in {r}", r, cap) for r, cap in p.region_caps_W.items()]
+    for q in range(Q):  # facility power of the installed fleet
+        for _, region, cap in caps:
+            for d in range(D):
+                if region is None or p.region_of[d] == region:
+                    installed(d, q, p.power[d] * p.server)
+            row(-np.inf, cap)
+    for r, region in enumerate(R):  # owned facilities: what is built and powered by q
+        built, cap, lag, _ = p.builds[region]
+        for q in range(Q):
+            for d in range(D):
+                if p.region_of[d] == region:
+                    installed(d, q, p.power[d] * p.server)
+            for q2 in range(q - lag + 1):
+                A[k, ix.b(r, q2)] = -1.0
+            row(-np.inf, built)
+        for q in range(Q):
+            A[k, ix.b(r, q)] = 1.0
+        row(0.0, np.inf if cap is None else max(cap - built, 0.0))
+    for y in sorted(set(p.year_of)):  # yearly budgets, total and per pool
+        qs = [q for q in range(Q) if p.year_of[q] == y]
+        budget = float(p.budget[qs[0]])
+        for pool in [None, *p.pool_share]:
+            for d in range(D):
+                if pool is None or p.pool_of[d] == pool:
+                    for w in range(W):
+                        for q in qs:
+                            A[k, ix.x(d, w, q)] = p.capex[d] * p.server
+            row(-np.inf, budget if pool is None else budget * p.pool_share[pool])
+    return A[:k].tocsr(), np.asarray(lb), np.asarray(ub)
+
+
+def bounds(p: PlanProblem, ix: Index) -> np.ndarray:
+    """Upper bound of every variable: servers by the quarter's deliveries (none where a
+    device gives a workload nothing), unserved shares 1, builds free."""
+    ub = np.full(ix.n, np.inf)
+    ub[ix.nx:ix.nx + ix.nu] = 1.0
+    for d in range(ix.D):
+        for w in range(ix.W):
+            for q in range(ix.Q):
+                if p.thr[d, w] <= 0 or p.supply[d, q] <= 0:
+                    ub[ix.x(d, w, q)] = 0.0
+                else:
+                    ub[ix.x(d, w, q)] = np.floor(p.supply[d, q] / p.server)
+    return ub
+
+
+def solve_plan(p: PlanProblem, time_limit_s: float | None = None) -> dict[str, Any]:
+    """Solve the plan MILP with HiGHS to within :data:`MIP_GAP`; the plan by quarter, the
+    spend by year and the present cost."""
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    from accelsim.optimize.milp import quiet_solver
+
+    ix = Index(len(p.devices), len(p.workloads), p.demand.shape[1], len(p.builds))
+    c = objective(p, ix)
+    A, lb, ub_rows = constraints(p, ix)
+    integrality = np.concatenate([np.ones(ix.nx), np.zeros(ix.nu + ix.R * ix.Q)])
+    with quiet_solver():
+        res = milp(c, constraints=LinearConstraint(A, lb, ub_rows), integrality=integrality,
+                   bounds=Bounds(np.zeros(ix.n), bounds(p, ix)),
+                   options={"time_limit": time_limit_s or TIME_LIMIT_S,
+                            "mip_rel_gap": MIP_GAP})
+    if res.x is None:
+        raise AccelsimError.single("plan", "plan", f"no plan found: {res.message}")
+    return readout(p, ix, c, res)
+
+
+def readout(p: PlanProblem, ix: Index, c: np.ndarray, res: Any) -> dict[str, Any]:
+    """The solved plan: per quarter deliveries, installed base, demand, capacity, served
+    share, capex, power and facility builds; spend by year; present cost."""
+    D, Q, R = ix.D, ix.Q, list(p.builds)
+    nx, nu = ix.nx, ix.nu
+    x = np.round(res.x[:nx]).reshape(D, ix.W, Q)
+    u = res.x[nx:nx + nu].reshape(ix.W, Q)
+    b = res.x[nx + nu:].reshape(len(R), Q)
+    installed = np.cumsum(x, axis=2)
+    cap = np.einsum("dwq,dw->wq", installed, p.thr) * p.server
+    quarters = []
+    for q in range(Q):
+        year, qq = int(p.year_of[q]), q % 4 + 1
+        quarters.append({
+            "quarter": f"{year}Q{qq}",
+            "delivered": {p.devices[d]: int(x[d, :, q].sum() * p.server) for d in range(D)
+                          if x[d, :, q].sum() > 0},
+            "installed": {p.devices[d]: int(installed[d, :, q].sum() * p.server)
+                          for d in range(D) if installed[d, :, q].sum() > 0},
+            "demand": {w: float(p.demand[i, q]) for i, w in enumerate(p.workloads)},
+            "capacity": {w: float(cap[i, q]) for i, w in enumerate(p.workloads)},
+            "served_fraction": {w: float(min(1.0, cap[i, q] / p.demand[i, q]))
+                                for i, w in enumerate(p.workloads)},
+            "capex_usd": float(np.sum(x[:, :, q].sum(axis=1) * p.capex) * p.server),
+            "power_MW": float(np.sum(installed[:, :, q] * p.power) * p.server / 1e6),
+            "region_power_MW": {g: float(sum(np.sum(installed[d, :, q] * p.power[d])
+                                             for d in range(D) if p.region_of[d] == g)
+                                         * p.server / 1e6) for g in dict.fromkeys(p.region_of)},
+            "facility_started_MW": {g: float(b[r, q] / 1e6) for r, g in enumerate(R)
+                                    if b[r, q] > 1e-3},
+            "facility_MW": {g: float(p.builds[g].built_W / 1e6
+                                     + b[r, :max(q - p.builds[g].lag_q + 1, 0)].sum() / 1e6)
+                            for r, g in enumerate(R)},
+        })
+    spend = {int(y): float(sum(qt["capex_usd"] for qt, yy in zip(quarters, p.year_of,
+                                                                     strict=True) if yy == y))
+             for y in sorted(set(p.year_of))}
+    return {
+        "quarters": quarters, "capex_usd_by_year": spend,
+        "cost_pv_usd": float(c[:nx] @ res.x[:nx] + c[nx + nu:] @ res.x[nx + nu:]),
+        "objective_usd": float(res.fun),  # the present cost plus the unserved penalty
+        "facility_capex_usd": {g: float(b[r].sum() * p.builds[g].usd_per_W)
+                               for r, g in enumerate(R)},
+        "unserved_quarters": sum(1 for q in range(Q) if u[:, q].max() > 1e-6),
+        "solver": res.message, "proven_optimal": bool(res.status == 0),
+        "mip_gap": float(getattr(res, "mip_gap", 0.0) or 0.0),
+        "variables": int(ix.n),
+    }
