@@ -215,3 +215,25 @@ def uncertainty_tables(out: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
         "P(row beats column): share of draws where the row ranks higher":
             [{"fleet": a, **{b: out["p_beats"][a].get(b, "-") for b in names}} for a in names],
     }
+
+
+# The device table's columns in compare's JSON and CSV.
+DEVICE_COLUMNS = ["device", "workload", "throughput", "throughput_unit", "usd_per_hour",
+                  "throughput_per_usd", "throughput_per_watt", "capex_usd", "pool", "note"]
+
+
+def fleet_frames(devices: Any, fleets: list[dict[str, Any]]) -> dict[str, Any]:
+    """compare's three CSV tables, one value per cell: ``devices``, ``fleets`` (nested
+    figures as dotted columns: units.h20, workloads.serving.capacity...; a device a fleet
+    does not hold has 0 units) and ``violations`` (one row per broken rule)."""
+    import pandas as pd
+
+    flat = pd.json_normalize([{k: v for k, v in f.items() if not isinstance(v, list)}
+                              for f in fleets], sep=".")
+    counts = [c for c in flat.columns if c.startswith(("units.", "allocation."))]
+    flat[counts] = flat[counts].fillna(0)
+    flat.insert(len(flat.columns), "n_violations", [len(f["violations"]) for f in fleets])
+    viol = pd.DataFrame([{"fleet": f["name"], **v} for f in fleets
+                         for v in f["violation_records"]],
+                        columns=["fleet", "kind", "subject", "limit", "value", "unit"])
+    return {"devices": devices[DEVICE_COLUMNS], "fleets": flat, "violations": viol}

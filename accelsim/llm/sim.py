@@ -335,3 +335,26 @@ def capacity(job: LLMJob, file: str = "job", rms: list[ReplicaModel] | None = No
                          f"{100 * target:g} % of requests get a TTFT <= {job.slo.ttft_ms:g} ms "
                          f"and TPOT <= {job.slo.tpot_ms:g} ms")
     return out
+
+
+def describe(rms: list[ReplicaModel]) -> list[dict[str, Any]]:
+    """What each replica kind is: devices, KV capacity, weights per device, and its decode
+    step (batch 1 and full, 1,024-token contexts) and a 2,048-token prefill, in ms."""
+    return [{"kind": rm.name, "tp": rm.tp, "dp": rm.dp, "devices": rm.devices,
+             "kv_tokens": rm.kv_tokens, "tokens_per_step": rm.tokens_per_step,
+             "weights_GiB_per_device": rm.weights_bytes / units.GiB,
+             "decode_step_ms_batch1": rm.decode_step_s(1, 1024) * 1e3,
+             "decode_step_ms_full": rm.decode_step_s(min(rm.max_seqs, rm.max_batched_tokens),
+                                                     1024) * 1e3,
+             "prefill_ms_2k": rm.prefill_s(2048) * 1e3} for rm in rms]
+
+
+def usd_per_hour(job: LLMJob, rms: list[ReplicaModel]) -> list[float] | None:
+    """Each replica kind's device TCO per hour where the job says where it runs
+    (:func:`accelsim.cost.tco`); None without a ``cost`` block."""
+    if job.cost is None:
+        return None
+    from accelsim.cost import tco
+
+    return [float(tco(rm.spec, job.cost.region, job.cost.finance)["usd_per_hour"])
+            for rm in rms]

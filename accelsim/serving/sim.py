@@ -205,3 +205,33 @@ def capacity(job: ServeJob, engine: str | None = None, rel_tol: float = 0.002,
     return {"max_qps_at_slo": mean, "ci95_low_qps": mean - half, "ci95_high_qps": mean + half,
             "replications": len(arr), "per_replication_qps": arr.tolist(),
             "capacity_qps": cap, "slo_p99_ms": slo, "engine": eng}
+
+
+def offline_job(job: ServeJob, file: str = "job") -> dict[str, Any]:
+    """Offline throughput of every replica of a device-and-model job: each at the batch that
+    maximises throughput within its memory (:func:`accelsim.serving.recsys.offline`); items/s
+    and queries/s of the whole job and the figures per replica kind."""
+    from accelsim.devices import load_device
+    from accelsim.serving.recsys import load_model, offline
+    from accelsim.traffic import dist_mean
+
+    svc = job.service
+    if svc.synthetic is not None:
+        raise AccelsimError.single(file, "service", "--offline needs a device and a model (a "
+                                   "synthetic service has no batch physics)")
+    model = load_model(svc.model or "", where=file, field="service.model")
+    members = ([(m.device, m.count) for m in svc.pool] if svc.pool
+               else [(svc.device or "", job.replicas)])
+    mean_items = float(dist_mean(job.queries.size))
+    per, total = [], 0.0
+    for ref, count in members:
+        spec = load_device(ref, where=file, field="service.device").spec
+        o = offline(model, spec, svc.placement, file)
+        total += count * o["items_per_s"]
+        per.append({"device": spec.name, "replicas": count, "items_per_s": o["items_per_s"],
+                    "batch_items": o["batch_items"],
+                    "batch_memory_bound_items": o["batch_memory_bound_items"],
+                    "period_ms": o["period_s"] * 1e3, "latency_ms": o["latency_s"] * 1e3,
+                    "breakdown": o["breakdown"]})
+    return {"model": model.name, "items_per_s": total, "queries_per_s": total / mean_items,
+            "mean_query_items": mean_items, "devices": per}

@@ -205,17 +205,14 @@ def test_json_is_strict_with_reasons_for_missing_numbers(min_cost_scenario):
 def test_compare_tables_fit_80_columns_and_csv_cells_hold_one_value(tmp_path):
     import io
 
-    from rich.console import Console
-
-    import accelsim.cli as cli
+    from accelsim.cli.common import console
 
     buf = io.StringIO()
-    old = cli.console
-    cli.console = Console(file=buf, width=80, color_system=None)
+    console.file, console.width = buf, 80
     try:
         r = runner.invoke(app, ["compare", str(FLEET), "--csv", str(tmp_path)])
-    finally:
-        cli.console = old
+    finally:  # back to the terminal's (or the test runner's) stdout and width
+        console.file, console.width = None, None  # type: ignore[assignment]
     assert r.exit_code == 0, r.output
     text = buf.getvalue()
     assert max(len(x) for x in text.splitlines()) <= 80

@@ -1,0 +1,53 @@
+"""``accelsim serve-llm``: LLM chatbot serving (TTFT, TPOT, goodput, capacity, cost)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from accelsim.cli.common import app, console, emit_json, user_errors
+from accelsim.errors import AccelsimError
+from accelsim.report import (
+    table,
+)
+
+
+@app.command("serve-llm")
+@user_errors
+def serve_llm(
+    job_file: Annotated[Path, typer.Argument(help="LLM serving job YAML.")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+    engine: Annotated[str | None, typer.Option(
+        help="fast | simpy (default: the job's sim.engine)")] = None,
+    find_capacity: Annotated[bool, typer.Option(
+        "--capacity", help="Also search the highest request rate meeting the TTFT and "
+        "TPOT SLO at slo.attainment.")] = False,
+) -> None:
+    """TTFT, TPOT, throughput, goodput and cost of a chatbot serving setup."""
+    from accelsim.llm import load_llm_job
+    from accelsim.llm.sim import capacity, describe, models, simulate, usd_per_hour
+
+    if engine not in (None, "fast", "simpy"):
+        raise AccelsimError.single(str(job_file), "--engine",
+                                   f"expected fast or simpy, got {engine!r}")
+    job = load_llm_job(job_file)
+    rms = models(job, str(job_file))
+    res = simulate(job, str(job_file), engine, usd_per_hour(job, rms), rms)
+    out = res.to_dict()
+    out["replica_kinds"] = describe(rms)
+    if find_capacity:
+        with Console(stderr=True).status("searching the highest rate that meets the SLO"):
+            out.update(capacity(job, str(job_file), rms))
+    if as_json:
+        emit_json(out)
+        return
+    console.print(f"[bold]{job_file}: {job.n_replicas} replica(s), engine "
+                  f"{engine or job.sim.engine}[/bold]")
+    console.print(table("replica kinds", out["replica_kinds"]))
+    keys = [k for k in out if k not in ("replicas", "replica_kinds", "per_replication_rps")]
+    console.print(table("", [{"metric": k, "value": out[k]} for k in keys]))
+
+
