@@ -17,16 +17,13 @@ Hierarchical all-reduce over ``g`` ranks per scale-up domain and ``k`` domains:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-import numpy as np
+from typing import Any
 
 from accelsim import xp
 
-if TYPE_CHECKING:  # numpy.typing costs 20 ms of start-up; only type checkers need it
-    from numpy.typing import ArrayLike, NDArray
-
-    Arr = NDArray[np.float64]
+# A value of the physics: a float for one configuration, a numpy array for many (accelsim.xp).
+ArrayLike = Any
+Arr = Any
 
 
 

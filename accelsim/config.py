@@ -50,7 +50,7 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bo
     for key_node, _ in node.value:
         if key_node.tag == "tag:yaml.org,2002:merge":
             continue  # ``<<: *anchor`` merges a mapping (SafeConstructor flattens it)
-        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node, deep=deep)
         if isinstance(key, (str, int, float, bool)) and key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key '{key}' (first at line {seen[key] + 1})",
@@ -112,7 +112,8 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
                                    "expected a YAML config file") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
+        where = (f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None
+                 else "?")
         what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise AccelsimError.single(name, where, f"invalid YAML: {what}") from None
     if data is None:
@@ -137,8 +138,9 @@ def _check_depth(text: str, name: str) -> None:
             depth += 1
             if depth > MAX_DEPTH:
                 mark = event.start_mark
+                where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
                 raise AccelsimError.single(
-                    name, f"line {mark.line + 1}, column {mark.column + 1}",
+                    name, where,
                     f"nested deeper than {MAX_DEPTH} levels; expected a YAML config file")
         elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
             depth -= 1

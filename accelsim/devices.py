@@ -79,7 +79,7 @@ class Quantity(Strict):
         for sub in props["range"].get("anyOf", [props["range"]]):
             if sub.get("type") == "array":
                 sub["items"].update(bounds)
-        return schema  # type: ignore[no-any-return]
+        return schema
 
     @classmethod
     def check_bounds(cls, v: float) -> float:

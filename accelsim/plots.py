@@ -197,8 +197,9 @@ def sweep_plot(df: Any, out: str | Path, x: str | None = None, y: str | None = N
         groups = [(None, df)] if hue is None else list(df.groupby(hue))
         for key, g in groups:
             g = g.sort_values(x)
-            legend = None if key is None else f"{lab(hue)} = {key:.4g}" if isinstance(
-                key, (int, float)) else f"{lab(hue)} = {key}"
+            legend = None if key is None or hue is None else (
+                f"{lab(hue)} = {key:.4g}" if isinstance(key, (int, float))
+                else f"{lab(hue)} = {key}")
             if kind == "scatter":
                 ax.scatter(g[x], g[y], s=18, label=legend, alpha=0.8)
             else:

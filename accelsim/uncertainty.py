@@ -128,7 +128,7 @@ def summarise(table: Any) -> dict[str, Any]:
     ``P(A beats B)`` for every ordered pair of fleets (A ranks above B in that draw)."""
     metrics = [c for c in table.columns
                if c not in ("draw", "fleet", "rank", "meets_demand", "n_violations")]
-    bands = {}
+    bands: dict[str, dict[str, Any]] = {}
     for fleet, g in table.groupby("fleet", sort=False):
         bands[fleet] = {m: {"p05": float(np.percentile(g[m], 5)),
                             "p50": float(np.percentile(g[m], 50)),

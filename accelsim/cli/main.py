@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 import typer
 
@@ -15,7 +16,8 @@ def main() -> None:
     """Entry point: usage errors (a bad option value) print one line like every other input
     error, exit code 2; Ctrl-C exits with 130 without a traceback."""
     # typer raises click's exceptions, vendored in recent versions: find their base class
-    click_error = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+    click_error: Any = next(c for c in typer.BadParameter.__mro__
+                            if c.__name__ == "ClickException")
     try:
         code = app(prog_name="accelsim", standalone_mode=False)
     except click_error as exc:

@@ -52,7 +52,9 @@ def device_rows(dev: pd.DataFrame | list[dict[str, Any]] | dict[str, DeviceRow]
     """Index the device table (a DataFrame or its records) by reference once."""
     if isinstance(dev, dict):
         return dev
-    records = dev.to_dict(orient="records") if isinstance(dev, pd.DataFrame) else dev
+    records: list[dict[str, Any]] = ([{str(k): v for k, v in r.items()}
+                                      for r in dev.to_dict(orient="records")]
+                                     if isinstance(dev, pd.DataFrame) else dev)
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in records:
         groups.setdefault(str(r["ref"]), []).append(r)
@@ -205,14 +207,14 @@ def evaluate_fleet(sc: Scenario, mix: FleetMix, dev: pd.DataFrame | dict[str, De
     region_power = dict.fromkeys(sc.regions, 0.0)
     for d, a in alloc.items():
         r = rows[d]
-        for w, u in a.items():
-            if u <= 0 or w not in r.throughput:
+        for w, share in a.items():
+            if share <= 0 or w not in r.throughput:
                 continue
-            cap[w] += u * r.throughput[w]
-            opex += u * r.opex_usd_per_year[w]
-            tco_y += u * r.tco_usd_per_year[w]
-            power += u * r.wall_power_W[w]
-            region_power[sc.budget.pools[r.pool].region] += u * r.wall_power_W[w]
+            cap[w] += share * r.throughput[w]
+            opex += share * r.opex_usd_per_year[w]
+            tco_y += share * r.tco_usd_per_year[w]
+            power += share * r.wall_power_W[w]
+            region_power[sc.budget.pools[r.pool].region] += share * r.wall_power_W[w]
     violations = []
     for p, spent in pool_spend.items():
         if spent > sc.budget.pools[p].usd * (1 + 1e-9):

@@ -14,6 +14,7 @@ from accelsim.cost import Finance, Region
 from accelsim.devices import load_device
 from accelsim.errors import AccelsimError, Problem
 from accelsim.plan.spec import PlanSpec
+from accelsim.workloads.base import EvalContext
 
 
 class Pool(Strict):
@@ -113,7 +114,7 @@ class Scenario(Strict):
         """Device reference -> its budget pool, in the file's order."""
         return {d: p for p, pool in self.budget.pools.items() for d in pool.devices}
 
-    def context(self, file: str = "scenario") -> workloads.EvalContext:
+    def context(self, file: str = "scenario") -> EvalContext:
         return workloads.EvalContext(server_chips=self.server_chips, file=file)
 
     def input_files(self) -> list[Path]:

@@ -49,7 +49,7 @@ class Kind:
 
     def cls(self) -> type[BaseModel]:
         module, attr = self.model.split(":")
-        return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
+        return getattr(importlib.import_module(module), attr)
 
     def load(self, path: str | Path, check: bool = True) -> Any:
         """Read, validate and (``check``) cross-check a file of this kind."""

@@ -36,6 +36,8 @@ from typing import Any
 import numpy as np
 from numba import njit
 
+Arr = np.ndarray  # the compiled kernels' arrays (numba infers their element types)
+
 
 @dataclass(frozen=True)
 class ReplicaTrace:
@@ -53,7 +55,8 @@ class ReplicaTrace:
 
 
 @njit(cache=True)
-def _evict(v, ctx, npre, wq, wh, B):  # pragma: no cover - compiled
+def _evict(v: int, ctx: Arr, npre: Arr, wq: Arr, wh: int,
+           B: int) -> tuple[int, int]:  # pragma: no cover - compiled
     """Preempt request v: free its blocks (returned), drop its KV, put it at the head of
     the waiting deque (whose new head index is returned)."""
     freed = (ctx[v] + B - 1) // B
@@ -64,8 +67,10 @@ def _evict(v, ctx, npre, wq, wh, B):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def _run(arr, prompt, out, ready, linear, c_kv, c_pf, c_head, blocks, B, budget,
-         max_seqs, reserve, draft, extra, scale):  # pragma: no cover - compiled
+def _run(arr: Arr, prompt: Arr, out: Arr, ready: Arr, linear: Arr, c_kv: float, c_pf: float,
+         c_head: float, blocks: int, B: int, budget: int, max_seqs: int, reserve: int,
+         draft: int, extra: float, scale: float
+         ) -> tuple[Arr, Arr, Arr, float, float, int, float]:  # pragma: no cover - compiled
     """The scheduler's loop (module docstring), one compiled function: split into one per
     phase (even inlined) it runs the one-hour-day benchmark 35-60 % slower."""
     n = len(arr)

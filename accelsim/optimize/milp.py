@@ -243,7 +243,7 @@ def solve(p: MixProblem, marginals: bool = True) -> dict[str, Any]:
                  method="highs")
     duals = lp.ineqlin.marginals if lp.status == 0 else np.full(len(b), np.nan)
     lhs = A @ np.concatenate([x.ravel(), res.x[nx:]])
-    binding = []
+    binding: list[dict[str, Any]] = []
     for i, ((name, unit), rhs_i) in enumerate(zip(names, b, strict=True)):
         slack = rhs_i - lhs[i]
         scale = max(abs(rhs_i), 1.0)
@@ -278,8 +278,9 @@ def solve(p: MixProblem, marginals: bool = True) -> dict[str, Any]:
         "served_fraction": {p.workloads[w]: float(served[w]) for w in range(W)},
         "power_MW": float(np.sum(x * p.power * p.server) / 1e6),
         "binding_constraints": binding,
-        "lp_relaxation_objective": (float(-lp.fun / W if p.objective == "served_demand"
-                                          else lp.fun) if lp.status == 0 else None),
+        "lp_relaxation_objective": (float(-(lp.fun or 0.0) / W
+                                          if p.objective == "served_demand" else lp.fun or 0.0)
+                                    if lp.status == 0 else None),
         "solver": res.message, "feasible": True, "reason": None,
         "proven_optimal": bool(res.status == 0),
         "mip_gap": float(getattr(res, "mip_gap", 0.0) or 0.0),

@@ -123,7 +123,7 @@ def constraints(p: PlanProblem, ix: Index) -> tuple[Any, np.ndarray, np.ndarray]
                     installed(d, q, p.power[d] * p.server)
             row(-np.inf, cap)
     for r, region in enumerate(R):  # owned facilities: what is built and powered by q
-        built, cap, lag, _ = p.builds[region]
+        built, cap_W, lag, _ = p.builds[region]
         for q in range(Q):
             for d in range(D):
                 if p.region_of[d] == region:
@@ -133,7 +133,7 @@ def constraints(p: PlanProblem, ix: Index) -> tuple[Any, np.ndarray, np.ndarray]
             row(-np.inf, built)
         for q in range(Q):
             A[k, ix.b(r, q)] = 1.0
-        row(0.0, np.inf if cap is None else max(cap - built, 0.0))
+        row(0.0, np.inf if cap_W is None else max(cap_W - built, 0.0))
     for y in sorted(set(p.year_of)):  # yearly budgets, total and per pool
         qs = [q for q in range(Q) if p.year_of[q] == y]
         budget = float(p.budget[qs[0]])
@@ -193,7 +193,7 @@ def readout(p: PlanProblem, ix: Index, c: np.ndarray, res: Any) -> dict[str, Any
     b = res.x[nx + nu:].reshape(len(R), Q)
     installed = np.cumsum(x, axis=2)
     cap = np.einsum("dwq,dw->wq", installed, p.thr) * p.server
-    quarters = []
+    quarters: list[dict[str, Any]] = []
     for q in range(Q):
         year, qq = int(p.year_of[q]), q % 4 + 1
         quarters.append({

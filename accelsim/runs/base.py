@@ -24,6 +24,8 @@ class Published(Strict):
 class RunBase(Strict):
     """The fields of every run."""
 
+    kind: str
+    """The run's kind (each kind's module fixes it to its name)."""
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
     """Short unique name of the run."""
     source: str = Field(min_length=1)

@@ -59,7 +59,7 @@ def draw(job: ServeJob, seed: int | None = None, service: ServiceModel | None = 
     first = rng.integers(0, c, n)
     second = (first + rng.integers(1, max(c, 2), n)) % max(c, 1)
     return Draws(unit, trace_s, trace_rate, sizes, draws, np.stack([first, second], axis=1),
-                 rng.bit_generator.state, sm)
+                 dict(rng.bit_generator.state), sm)
 
 
 def at_rate(job: ServeJob, d: Draws, rate_qps: float | None = None) -> Inputs:

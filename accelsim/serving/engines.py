@@ -28,6 +28,8 @@ import numpy as np
 import simpy
 from numba import njit
 
+Arr = np.ndarray  # the compiled kernels' arrays (numba infers their element types)
+
 
 @dataclass
 class Inputs:
@@ -70,8 +72,10 @@ class Trace:
 
 
 @njit(cache=True)
-def batch_queue(arr, items, draws, table, period, scale, servers, free, B, tmo, start,
-                finish, server, first, step, n, last):  # pragma: no cover - compiled
+def batch_queue(arr: Arr, items: Arr, draws: Arr, table: Arr, period: Arr, scale: Arr,
+                servers: Arr, free: Arr, B: float, tmo: float, start: Arr, finish: Arr,
+                server: Arr, first: int, step: int, n: int,
+                last: bool) -> int:  # pragma: no cover - compiled
     """The FIFO batching recursion, the one copy: one queue served by ``servers`` (replica
     ids, their free times in ``free``, updated in place); its ``n`` requests are the global
     indices ``first + q * step`` (the whole stream, or every c-th for round robin). Unless
@@ -139,7 +143,7 @@ def batch_queue(arr, items, draws, table, period, scale, servers, free, B, tmo, 
 
 
 @njit(cache=True)
-def _pack(items, B):  # pragma: no cover - compiled
+def _pack(items: Arr, B: float) -> tuple[Arr, Arr]:  # pragma: no cover - compiled
     """Greedy FIFO packing of a saturated queue: (first index, items) of every batch."""
     n = items.shape[0]
     first = np.empty(n, dtype=np.int64)

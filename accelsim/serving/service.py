@@ -100,7 +100,7 @@ def build_service(job: ServeJob, file: str = "job",
         breakdown[spec.name] = {k2: float(np.asarray(v).ravel()[0]) for k2, v in one.items()
                                 if k2.endswith("_s")}
         breakdown[spec.name]["period_s"] = float(np.asarray(recsys.offline_period(one)).ravel()[0])
-        breakdown[spec.name]["placement"] = one["placement"]  # type: ignore[assignment]
+        breakdown[spec.name]["placement"] = one["placement"]
     table = np.vstack(rows)
     return ServiceModel(table, np.ones(len(rows)), None, names, breakdown, job=job, specs=specs,
                         file=file, period_s=np.vstack(periods))

@@ -101,18 +101,18 @@ def simulate(job: ServeJob, engine: str | None = None, rate_qps: float | None = 
     x = draw_inputs(job, rate_qps, seed, sm)
     cap = capacity_estimate(x)
     offered = _offered(x)
-    base = {"engine": eng, "capacity_qps": cap, "offered_qps": float(offered)}
+    base: dict[str, Any] = {"engine": eng, "capacity_qps": cap, "offered_qps": float(offered)}
     # with per-request deadlines the queue is bounded: an overloaded run is simulated (its
     # drops are the answer) but is still unstable, like any offered load above capacity
     if offered >= cap and job.deadline_ms is None:
-        m = {**base, "stable": False, "utilization": offered / cap,
-             "message": f"offered {offered:.4g} qps exceeds capacity {cap:.4g} qps"}
-        return ServeResult(m, pd.DataFrame({"replica": range(len(sm.replica_devices)),
+        over = {**base, "stable": False, "utilization": offered / cap,
+                "message": f"offered {offered:.4g} qps exceeds capacity {cap:.4g} qps"}
+        return ServeResult(over, pd.DataFrame({"replica": range(len(sm.replica_devices)),
                                             "device": sm.replica_devices}))
     tr = simulate_fast(x) if eng == "fast" else simulate_simpy(x)
-    m, reps = summarise(x, tr, job.sim.warmup, sm.replica_devices)
-    stable = offered < cap and m["completed"] > 0 and not drift(x, tr, job.sim.warmup)
-    m = {**base, **m, "stable": stable}
+    summary, reps = summarise(x, tr, job.sim.warmup, sm.replica_devices)
+    stable = offered < cap and summary["completed"] > 0 and not drift(x, tr, job.sim.warmup)
+    m: dict[str, Any] = {**base, **summary, "stable": stable}
     if job.deadline_ms is not None:
         sel = np.arange(len(x.arrival_s)) >= job.sim.warmup
         lat = (tr.finish_s - x.arrival_s)[sel & ~tr.dropped]

@@ -15,7 +15,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 import numpy as np
 from pydantic import Field, field_validator
@@ -89,48 +89,52 @@ class EvalContext:
     file: str = "scenario"
 
 
-class Workload(ABC):
-    """One workload kind. Subclasses set the class attributes and implement the methods."""
+S = TypeVar("S", bound=WorkloadSpec)
+
+
+class Workload(ABC, Generic[S]):
+    """One workload kind over its scenario block ``S``. Subclasses set the class attributes
+    and implement the methods."""
 
     kind: ClassVar[str]
     aliases: ClassVar[tuple[str, ...]] = ()  # block names that imply this kind
     unit: ClassVar[str]  # of throughput and demand, e.g. "tokens/s"
     role: ClassVar[Role]
-    spec_model: ClassVar[type[WorkloadSpec]]
+    spec_model: ClassVar[type[WorkloadSpec]]  # the class of S
     # fields of the block that change a device's throughput (the rest only the demand)
     device_fields: ClassVar[frozenset[str]] = frozenset()
 
-    def resolve(self, spec: Any, relative_to: str | Path) -> Any:
+    def resolve(self, spec: S, relative_to: str | Path) -> S:
         """The block with file references made absolute from the scenario's folder."""
         return spec
 
-    def check(self, spec: Any, file: str, field: str) -> list[Problem]:
+    def check(self, spec: S, file: str, field: str) -> list[Problem]:
         """Cross-file checks (a model exists); one Problem per issue."""
         return []
 
-    def input_files(self, spec: Any) -> list[Path]:
+    def input_files(self, spec: S) -> list[Path]:
         """Files the evaluation reads (sweeps fingerprint them)."""
         return []
 
     @abstractmethod
-    def demand(self, spec: Any) -> float:
+    def demand(self, spec: S) -> float:
         """Throughput the fleet must deliver, in :attr:`unit`."""
 
     @abstractmethod
-    def evaluate(self, spec: Any, device: DeviceProfile, ctx: EvalContext) -> DeviceEval:
+    def evaluate(self, spec: S, device: DeviceProfile, ctx: EvalContext) -> DeviceEval:
         """Full fidelity: throughput per device on ``device``."""
 
     @abstractmethod
-    def prepare_fast(self, spec: Any, base: dict[str, DeviceEval], ctx: EvalContext) -> Any:
+    def prepare_fast(self, spec: S, base: dict[str, DeviceEval], ctx: EvalContext) -> Any:
         """State for :meth:`evaluate_fast` from the full evaluations of every device ref."""
 
     @abstractmethod
-    def evaluate_fast(self, spec: Any, ref: str, device: DeviceProfile, state: Any,
+    def evaluate_fast(self, spec: S, ref: str, device: DeviceProfile, state: Any,
                       ctx: EvalContext) -> DeviceEval:
         """Fast fidelity for sweeps: the same formulas as :meth:`evaluate` on the kept
         state; equal to it at the base point."""
 
-    def fleet_metrics(self, name: str, spec: Any, capacity: float, whole_fleet: float
+    def fleet_metrics(self, name: str, spec: S, capacity: float, whole_fleet: float
                       ) -> dict[str, float]:
         """Flat per-fleet metrics (``fleet.<mix>.<key>`` in sweeps)."""
         return {f"{name}_capacity": capacity, f"{name}_capacity_whole_fleet": whole_fleet}
@@ -140,10 +144,10 @@ class Workload(ABC):
         return {f"{name} {self.unit}, allocated": f"{name}_capacity"}
 
 
-_REGISTRY: dict[str, Workload] = {}
+_REGISTRY: dict[str, Workload[Any]] = {}
 
 
-def register(cls: type[Workload]) -> type[Workload]:
+def register(cls: type[Workload[Any]]) -> type[Workload[Any]]:
     """Class decorator: make a workload kind available to scenarios (by kind and aliases)."""
     inst = cls()
     for key in (cls.kind, *cls.aliases):
@@ -161,14 +165,14 @@ def kinds() -> list[str]:
     return sorted({w.kind for w in _REGISTRY.values()})
 
 
-def get(kind: str, where: str = "scenario", field: str = "kind") -> Workload:
+def get(kind: str, where: str = "scenario", field: str = "kind") -> Workload[Any]:
     if kind not in _REGISTRY:
         raise AccelsimError.single(where, field, f"unknown workload kind '{kind}'; expected "
                                    f"one of: {', '.join(kinds())}")
     return _REGISTRY[kind]
 
 
-def of(spec: WorkloadSpec) -> Workload:
+def of(spec: WorkloadSpec) -> Workload[Any]:
     """The workload kind that owns a parsed block."""
     return get(spec.kind)
 

@@ -119,7 +119,7 @@ def _evaluate_cached(w: LLMServing, spec_json: str, device_json: str, file: str)
 
 
 @register
-class LLMServing(Workload):
+class LLMServing(Workload[LLMServingSpec]):
     kind = "llm_serving"
     aliases = ("chatbot",)
     unit = "requests/s at SLO"

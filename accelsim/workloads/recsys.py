@@ -91,7 +91,7 @@ class _FastState:
 
 
 @register
-class RecsysServing(Workload):
+class RecsysServing(Workload[RecsysServingSpec]):
     kind = "recsys_serving"
     aliases = ("serving",)
     unit = "qps at SLO"
@@ -170,7 +170,8 @@ class RecsysServing(Workload):
 
         b = state.base[ref]
         if b.reason is not None or state.mix is None:
-            return DeviceEval(0.0, 0.0, b.reason, b.reason)
+            why = b.reason or "no batch mix from the base run"
+            return DeviceEval(0.0, 0.0, why, why)
         job = state.job
         try:
             sm = build_service(job, ctx.file, specs={"_": device.spec}, model=state.model)

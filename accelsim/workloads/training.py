@@ -90,7 +90,7 @@ def job_goodput(spec: TrainingSpec, device: DeviceProfile, params: float) -> Goo
 
 
 @register
-class Training(Workload):
+class Training(Workload[TrainingSpec]):
     kind = "training"
     unit = "tokens/s"
     role = "volume"
