@@ -58,7 +58,8 @@ def headline_of(results: Path = RESULTS) -> dict[str, float]:
 
 def rerun(out: Path, workers: int = 2) -> None:
     """Re-run the headline's points with as many draws into ``out`` (about 40 s on two
-    workers: 24 draws per point, each re-running the chatbot's shortened capacity search)."""
+    workers, 70 s on one: 24 draws per point, each re-running the chatbot's shortened
+    capacity search)."""
     run("software_maturity", out, False, workers, samples=SAMPLES, params=headline_points())
 
 

@@ -29,8 +29,8 @@ def headline_points() -> dict[str, Param]:
 
 def headline(df: pd.DataFrame) -> dict[str, float]:
     """Training (tokens/day) and whole-fleet serving (queries/s) all-domestic (share 0), at the
-    reported share (linear between its two grid points) and all-H20 (share 1); how many grid
-    shares break a rule (a pool budget) out of how many."""
+    reported share (linear between its two grid points) and all-H20 (share 1); whether every
+    share on the grid breaks a rule (a pool budget: the grid misses the reported share)."""
     df = df.sort_values(X)
     x = df[X].to_numpy()
     at = lambda col: float(np.interp(REPORTED, x, df[col].to_numpy()))  # noqa: E731
@@ -38,20 +38,19 @@ def headline(df: pd.DataFrame) -> dict[str, float]:
             "domestic_qps": float(df[QPS].iloc[0]),
             "reported_tokens_per_day": at(TOK), "reported_qps": at(QPS),
             "h20_tokens_per_day": float(df[TOK].iloc[-1]), "h20_qps": float(df[QPS].iloc[-1]),
-            "shares_breaking_rules": int((df[BAD] > 0).sum()), "shares": len(df)}
+            "every_share_breaks_a_rule": bool((df[BAD] > 0).all())}
 
 
 def describe(h: dict[str, float]) -> str:
     """The headline as Markdown sentences (docs and the script's output)."""
-    n, bad = h["shares"], h["shares_breaking_rules"]
-    broken = f"All {n}" if bad == n else f"{bad} of the {n}"
+    broken = "Every share" if h["every_share_breaks_a_rule"] else "Not every share"
     return (f"All-domestic buys {h['domestic_tokens_per_day'] / 1e12:.2f} T training "
             f"tokens/day and {h['domestic_qps'] / 1e6:,.0f} M queries/s of whole-fleet serving "
             f"capacity; the reported split {h['reported_tokens_per_day'] / 1e12:.2f} T "
             f"tokens/day and {h['reported_qps'] / 1e6:,.0f} M queries/s; all-H20 "
             f"{h['h20_tokens_per_day'] / 1e12:.2f} T tokens/day and "
-            f"{h['h20_qps'] / 1e6:,.0f} M queries/s. {broken} shares on the grid (the "
-            f"reported {REPORTED:.3f} lies between two of them) break a pool budget or "
+            f"{h['h20_qps'] / 1e6:,.0f} M queries/s. {broken} on the sweep's grid (the "
+            f"reported {REPORTED:.3f} lies between two of its points) breaks a pool budget or "
             f"another rule.")
 
 
