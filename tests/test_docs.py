@@ -6,7 +6,6 @@ parse it, naming files that exist."""
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import math
 import re
@@ -17,19 +16,10 @@ import typer.main
 
 from accelsim.cli import app
 from tests.conftest import ROOT
+from tests.docgen import block, gen
 
 # Options whose value is a file the command writes (not one the README must ship).
 OUTPUT_OPTIONS = {"-o", "--out", "--output", "--csv", "--plot"}
-
-
-def _load_generator():
-    spec = importlib.util.spec_from_file_location("gen_docs", ROOT / "scripts" / "gen_docs.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-gen = _load_generator()
 
 
 @pytest.fixture(scope="module")
@@ -38,17 +28,10 @@ def generated(tmp_path_factory):
     out = tmp_path_factory.mktemp("docs")
     asserted, misses = gen.validate_runs(ROOT)
     page = gen.validation_page(asserted, misses, ROOT)
-    block = gen.readme_validation(asserted, misses, ROOT)
+    summary = gen.readme_validation(asserted, misses, ROOT)
     (out / "validation.md").write_text(page, encoding="utf-8")
-    (out / "readme_block.md").write_text(block, encoding="utf-8")
+    (out / "readme_block.md").write_text(summary, encoding="utf-8")
     return out
-
-
-def block(text: str, name: str) -> str:
-    m = re.search(rf"<!-- {re.escape(name)}:begin -->\n(.*?)<!-- {re.escape(name)}:end -->",
-                  text, re.S)
-    assert m, f"no {name} block"
-    return m.group(1).strip()
 
 
 def test_validation_page_is_what_the_code_predicts(generated):

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from tests.test_docs import block, gen
+from tests.docgen import block, gen
 
 REL = 1e-3
 BENCHMARKS = ROOT / "benchmarks"
