@@ -56,6 +56,21 @@ class Kind:
         return self.from_data(read_yaml(path), path, str(path), check)
 
 
+def short_run_names(from_data: Callable[..., Any], evaluate: Callable[..., dict[str, Any]],
+                    capacity_keys: Callable[[], tuple[str, ...]]) -> Callable[..., set[str]]:
+    """``metric_names`` of a simulated job: what a 200-request run of the base reports, and
+    what its capacity search would add (``capacity_keys()``, without running it)."""
+
+    def names(data: dict[str, Any], path: str, profiles: dict[str, Any], metrics: list[str],
+              where: str) -> set[str]:
+        short = {**data, "sim": {**data.get("sim", {}), "requests": 200, "warmup": 0,
+                                 "replications": 1}}
+        job = from_data(short, path, where)
+        return set(evaluate(job, profiles, [], where, None, [])) | set(capacity_keys())
+
+    return names
+
+
 KINDS: dict[str, Kind] = {}
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from accelsim.kinds.base import Kind, Sweepable, register
+from accelsim.kinds.base import Kind, Sweepable, register, short_run_names
 
 # What the capacity search adds (:func:`accelsim.llm.sim.capacity`).
 CAPACITY_KEYS = ("max_rps_at_slo", "ci95_low_rps", "ci95_high_rps")
@@ -49,14 +49,7 @@ def evaluate(job: Any, profiles: dict[str, Any], metrics: list[str], where: str,
     return {k: v for k, v in out.items() if isinstance(v, (int, float, bool))}
 
 
-def metric_names(data: dict[str, Any], path: str, profiles: dict[str, Any],
-                 metrics: list[str], where: str) -> set[str]:
-    short = {**data, "sim": {**data.get("sim", {}), "requests": 200, "warmup": 0,
-                             "replications": 1}}
-    job = from_data(short, path, where)
-    return set(evaluate(job, profiles, [], where, None, [])) | set(CAPACITY_KEYS)
-
-
 register(Kind("llm-job", "accelsim.llm.job:LLMJob", "prompt_tokens", "LLM serving job",
               from_data, command="serve-llm", input_files=input_files, devices=devices,
-              sweep=Sweepable(evaluate, metric_names)))
+              sweep=Sweepable(evaluate, short_run_names(from_data, evaluate,
+                                                         lambda: CAPACITY_KEYS))))

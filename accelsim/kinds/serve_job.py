@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from accelsim.kinds.base import Kind, Sweepable, register
+from accelsim.kinds.base import Kind, Sweepable, register, short_run_names
 
 
 def from_data(data: dict[str, Any], path: str | Path, where: str, check: bool = True) -> Any:
@@ -44,17 +44,12 @@ def evaluate(job: Any, profiles: dict[str, Any], metrics: list[str], where: str,
     return {k: v for k, v in out.items() if isinstance(v, (int, float, bool))}
 
 
-def metric_names(data: dict[str, Any], path: str, profiles: dict[str, Any],
-                 metrics: list[str], where: str) -> set[str]:
-    """A short run's metrics and the capacity search's (without running it)."""
+def capacity_keys() -> tuple[str, ...]:
     from accelsim.serving.sim import CAPACITY_KEYS
 
-    short = {**data, "sim": {**data.get("sim", {}), "requests": 200, "warmup": 0,
-                             "replications": 1}}
-    job = from_data(short, path, where)
-    return set(evaluate(job, profiles, [], where, None, [])) | set(CAPACITY_KEYS)
+    return CAPACITY_KEYS
 
 
 register(Kind("serve-job", "accelsim.serving.job:ServeJob", "service", "serving job",
               from_data, command="serve", input_files=input_files, devices=devices,
-              sweep=Sweepable(evaluate, metric_names)))
+              sweep=Sweepable(evaluate, short_run_names(from_data, evaluate, capacity_keys))))
