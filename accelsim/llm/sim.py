@@ -37,12 +37,34 @@ class Draws:
     trace_s: np.ndarray | None = None
 
 
+# Peak memory of one run per request: draws, routing, traces and the summary's temporaries
+# (RSS measured at 1 M and 3 M requests: ~125 B), with headroom; and its time on the fast
+# engine (1.7-2.6 us per request measured, one replica kind).
+BYTES_PER_REQUEST = 200
+SECONDS_PER_REQUEST = 3e-6
+
+
+def check_memory(job: LLMJob, file: str = "job") -> None:
+    """Refuse, before drawing anything, a run that would need more than half of this
+    machine's memory (``sim.requests`` x :data:`BYTES_PER_REQUEST`)."""
+    from accelsim.serving.service import physical_memory
+
+    need = job.sim.requests * BYTES_PER_REQUEST
+    have = physical_memory()
+    if need > have / 2:
+        raise AccelsimError.single(
+            file, "sim.requests", f"{job.sim.requests:,} requests need ~{need / units.GB:,.1f} "
+            f"GB; this machine has {have / units.GB:,.1f} GB; expected at most "
+            f"{int(have / 2 / BYTES_PER_REQUEST):,}")
+
+
 def draw(job: LLMJob, seed: int, file: str = "job") -> Draws:
+    check_memory(job, file)
     rng = np.random.default_rng(seed)
     n = job.sim.requests
     trace = None
     if job.arrivals.process == "trace":
-        trace, _ = read_trace(job.arrivals.trace or "")
+        trace, _ = read_trace(job.arrivals.trace or "", file)
         n = min(n, len(trace))
         trace = trace[:n]
     pts = np.cumsum(rng.exponential(1.0, n))
@@ -244,6 +266,10 @@ def summarize(job: LLMJob, rate: float, d: Draws, arr: np.ndarray, traces: list[
         m["goodput_rps"] = float(ok.sum() / span)
         m["meets_slo"] = bool(ok.mean() >= job.slo.attainment)
     m["preemptions"] = int(pre[keep].sum())
+    m["ttft_growth"] = ttft_growth(arr[keep], ttft)
+    m["stable"] = m["ttft_growth"] <= OVERLOAD_GROWTH
+    if job.slo is not None:
+        m["meets_slo"] = bool(m["meets_slo"] and m["stable"])
     reps = []
     usd = 0.0
     for j, tr in enumerate(traces):
@@ -260,6 +286,27 @@ def summarize(job: LLMJob, rate: float, d: Draws, arr: np.ndarray, traces: list[
     if usd_per_hour is not None and m["output_tokens_per_s"] > 0:
         m["usd_per_million_output_tokens"] = usd / (m["output_tokens_per_s"] * 3600) * 1e6
     return LLMResult(m, reps if len(reps) <= 64 else reps[:64])
+
+
+# The overload rule of an LLM run: waits still growing, the mean TTFT of the last third of
+# the measured requests above the middle third's by more than this share of the time between
+# their mean arrivals (a queue that drains grows by ~0; one fed above its capacity by
+# 1 - capacity / rate).
+OVERLOAD_GROWTH = 0.05
+
+
+def ttft_growth(arrival_s: np.ndarray, ttft_s: np.ndarray) -> float:
+    """Seconds of TTFT gained per second of arrivals between the middle and the last third
+    of the measured requests (0 when too few to tell: under 9)."""
+    third = len(ttft_s) // 3
+    if third < 3:
+        return 0.0
+    mid, last = slice(third, 2 * third), slice(2 * third, None)
+    d = float(np.nanmean(ttft_s[last]) - np.nanmean(ttft_s[mid]))
+    dt = float(arrival_s[last].mean() - arrival_s[mid].mean())
+    if dt <= 0:
+        return math.inf if d > 0 else 0.0
+    return max(d / dt, 0.0)
 
 
 def _rate(job: LLMJob, file: str) -> float:
