@@ -33,13 +33,14 @@ def serve(
         "batch that maximises throughput within device memory.")] = False,
 ) -> None:
     """Tail latency, throughput and utilisation of a recommendation-serving setup."""
-    from accelsim.serving import capacity, load_serve_job, simulate
+    from accelsim.kinds import require
+    from accelsim.serving import capacity, simulate
     from accelsim.serving.service import build_service
 
     if engine not in (None, "auto", "simpy", "fast"):
         raise AccelsimError.single(str(job_file), "--engine",
                                    f"expected auto, simpy or fast, got {engine!r}")
-    job = load_serve_job(job_file)
+    job = require(job_file, "serve-job")
     if offline_mode:
         _serve_offline(job_file, job, as_json)
         return
