@@ -218,8 +218,8 @@ def _without_tags(loc: tuple[Any, ...], data: Any) -> tuple[tuple[Any, ...], boo
     dropped = False
     for item in loc:
         if isinstance(item, str) and not (isinstance(node, dict) and item in node) and (
-                _BRANCH_NAME.match(item) or isinstance(node, dict) and item in {
-                    v for v in node.values() if isinstance(v, str)}):
+                _BRANCH_NAME.match(item) or (isinstance(node, dict) and item in {
+                    v for v in node.values() if isinstance(v, str)})):
             dropped = True
             continue
         out.append(item)

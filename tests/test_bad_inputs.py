@@ -49,7 +49,7 @@ def _one_line(r, file, field: str, *words: str) -> str:
     return lines[0]
 
 
-# ------------------------------------------------------------------ validate as deep as the commands
+# ------------------------------------------------------------ validate as deep as the commands
 
 SCENARIO_CASES = [
     ("plan.deliveries.tpu-v9", {"units_per_quarter": 1}, "plan.deliveries.tpu-v9",
@@ -246,7 +246,7 @@ def test_sweep_refuses_more_uncertainty_draws_than_it_holds(tmp_path):
         run_sweep(s, tmp_path / "o2", samples=MAX_SAMPLES + 1)
 
 
-# ------------------------------------------------------------------ sweeps keep an overloaded point
+# ------------------------------------------------------------ sweeps keep an overloaded point
 
 def test_an_overloaded_serving_point_keeps_its_row_with_the_reason(tmp_path):
     """Was ``unknown metric 'p99_ms'``, aborting the sweep."""
@@ -331,3 +331,37 @@ def test_a_file_of_another_kind_is_one_line(write_yaml, h20_dict, cmd):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"{p}: "), r.stderr
     assert "file (with a top-level" in lines[0] and "got a accelerator profile file" in lines[0]
+
+
+def test_validate_refuses_a_serving_block_whose_warmup_is_its_run(write_yaml):
+    p = write_yaml(_edit(FLEET, "workloads.serving.sim", {"requests": 1000, "warmup": 2000}))
+    _one_line(runner.invoke(app, ["validate", str(p)]), p, "workloads.serving.sim",
+              "warmup (2000) must be below requests (1000)")
+
+
+def test_validate_draws_the_requests_as_serve_llm_does(write_yaml):
+    """A request longer than every KV cache, and a run larger than memory, are found by
+    validate too (it draws the run's lengths and checks the memory first)."""
+    p = write_yaml(_edit(CHAT, "prompt_tokens", {"dist": "fixed", "value": 900000}))
+    _one_line(runner.invoke(app, ["validate", str(p)]), p, "prompt_tokens",
+              "exceeds replicas[0]'s KV cache")
+
+
+def test_validate_checks_a_published_replica_against_its_model(write_yaml):
+    rf = yaml.safe_load((CONFIGS / "runs" / "trtllm-h100-fp8.yaml").read_text())
+    rf["runs"] = rf["runs"][:1]
+    rf["runs"][0]["replica"]["tp"] = 3
+    p = write_yaml(rf, "runs.yaml")
+    _one_line(runner.invoke(app, ["validate", str(p)]), p, "runs[0].replica.tp",
+              "must divide the model's heads (64)")
+
+
+def test_a_streamed_serving_run_reports_its_progress():
+    from accelsim.serving.job import ServeJob
+    from accelsim.serving.sim import simulate
+
+    job = yaml.safe_load((CONFIGS / "jobs" / "serve-mm1.yaml").read_text())
+    job["sim"] = {"requests": 600_000, "warmup": 1000, "seed": 1, "engine": "fast"}
+    seen: list[tuple[int, int]] = []
+    simulate(ServeJob.model_validate(job), progress=lambda d, n: seen.append((d, n)))
+    assert len(seen) >= 2 and seen[-1] == (600_000, 600_000)

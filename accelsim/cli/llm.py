@@ -28,14 +28,24 @@ def serve_llm(
 ) -> None:
     """TTFT, TPOT, throughput, goodput and cost of a chatbot serving setup."""
     from accelsim.kinds import require
-    from accelsim.llm.sim import capacity, describe, models, simulate, usd_per_hour
+    from accelsim.llm.sim import (
+        SECONDS_PER_REQUEST,
+        capacity,
+        describe,
+        models,
+        simulate,
+        usd_per_hour,
+    )
 
     if engine not in (None, "fast", "simpy"):
         raise AccelsimError.single(str(job_file), "--engine",
                                    f"expected fast or simpy, got {engine!r}")
     job = require(job_file, "llm-job")
     rms = models(job, str(job_file))
-    res = simulate(job, str(job_file), engine, usd_per_hour(job, rms), rms)
+    est = job.sim.requests * SECONDS_PER_REQUEST * len(job.replicas)
+    with Console(stderr=True).status(f"simulating {job.sim.requests:,} requests (about "
+                                     f"{est:.0f} s)" if est > 5 else "simulating"):
+        res = simulate(job, str(job_file), engine, usd_per_hour(job, rms), rms)
     out = res.to_dict()
     out["replica_kinds"] = describe(rms)
     if find_capacity:

@@ -3,6 +3,8 @@ throughput)."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -47,7 +49,9 @@ def serve(
     if trace_csv is not None:
         check_file(trace_csv, "--trace-out")
     sm = build_service(job, str(job_file))
-    res = simulate(job, engine, keep_trace=trace_csv is not None, service=sm)
+    with _requests_bar(job.sim.requests) as update:
+        res = simulate(job, engine, keep_trace=trace_csv is not None, service=sm,
+                       progress=update)
     out = res.to_dict()
     if sm.breakdown:
         out["service_breakdown_at_max_batch"] = sm.breakdown
@@ -70,6 +74,26 @@ def serve(
                    f"offered {m['offered_qps']:.4g} qps exceeds the capacity of "
                    f"{m['capacity_qps']:.4g} qps (unstable); expected a rate below capacity "
                    f"or more replicas")
+
+
+@contextlib.contextmanager
+def _requests_bar(n: int) -> Iterator[Callable[[int, int], None]]:
+    """Simulated requests on stderr with the time left, for a run of more than 5 M requests
+    (seconds at least; a streamed run reports its chunks)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    with Progress(TextColumn("requests"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                  console=Console(stderr=True), transient=True, disable=n <= 5_000_000) as bar:
+        task = bar.add_task("requests", total=n)
+        yield lambda done, total: bar.update(task, completed=done)
 
 
 def _serve_offline(job_file: Path, job: Any, as_json: bool) -> None:

@@ -60,7 +60,8 @@ def engine_problems(engine: Engine, model: TransformerModel, file: str, where: s
 
 def check_job(job: LLMJob, file: str = "job") -> None:
     """Devices and models exist, each replica's settings suit its model, prefill and decode
-    replicas run one model, and every replica fits in memory."""
+    replicas run one model, every replica fits in memory, and the run's requests (drawn as
+    the run draws them) fit this machine's memory and every replica's KV cache."""
     from accelsim.llm.perf import replica_model
     from accelsim.transformer.model import load_model
 
@@ -71,7 +72,7 @@ def check_job(job: LLMJob, file: str = "job") -> None:
         except AccelsimError as e:
             probs += e.problems
             continue
-        probs += engine_problems(r, model, file, f"replicas[{i}]")
+        probs += engine_problems(r, model, file, f"replicas[{i}]", r.tp)
     if job.disaggregated:
         first = job.replicas[0]
         for i, r in enumerate(job.replicas[1:], 1):
@@ -84,8 +85,10 @@ def check_job(job: LLMJob, file: str = "job") -> None:
         probs += _trace_problems(job, file)
     if probs:
         raise AccelsimError(probs)
-    for i, r in enumerate(job.replicas):
-        replica_model(r, file, f"replicas[{i}]")
+    rms = [replica_model(r, file, f"replicas[{i}]") for i, r in enumerate(job.replicas)]
+    from accelsim.llm.sim import check_fits, draw
+
+    check_fits(job, rms, draw(job, job.sim.seed, file), file)  # memory, every request's KV
 
 
 def _trace_problems(job: LLMJob, file: str) -> list[Problem]:

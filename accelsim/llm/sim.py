@@ -133,7 +133,7 @@ class LLMResult:
         return {**self.metrics, "replicas": self.replicas}
 
 
-def _check_fits(job: LLMJob, rms: list[ReplicaModel], d: Draws, file: str) -> None:
+def check_fits(job: LLMJob, rms: list[ReplicaModel], d: Draws, file: str) -> None:
     longest = int((d.prompt + d.output).max())
     for i, rm in enumerate(rms):
         if longest > rm.kv_tokens:
@@ -321,7 +321,7 @@ def simulate(job: LLMJob, file: str = "job", engine: str | None = None,
     """One run at the job's rate (seed ``sim.seed``)."""
     rms = rms or models(job, file)
     d = draw(job, job.sim.seed, file)
-    _check_fits(job, rms, d, file)
+    check_fits(job, rms, d, file)
     rate = _rate(job, file) if d.trace_s is None or job.arrivals.rate_qps else len(d.trace_s) / max(
         float(d.trace_s[-1] - d.trace_s[0]), 1e-9)
     arr, traces, groups = run(job, rate, d, rms, engine or job.sim.engine, file)
@@ -346,7 +346,7 @@ def capacity(job: LLMJob, file: str = "job", rms: list[ReplicaModel] | None = No
     found = []
     for rep in range(job.sim.replications):
         d = draw(job, job.sim.seed + rep, file)
-        _check_fits(job, rms, d, file)
+        check_fits(job, rms, d, file)
         mp, mo = float(d.prompt.mean()), float(d.output.mean())
         cap = sum(saturated_tokens_per_s(rms[k], mp, mo) * r.count / mo
                   for k, r in enumerate(job.replicas))
