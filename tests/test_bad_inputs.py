@@ -365,3 +365,24 @@ def test_a_streamed_serving_run_reports_its_progress():
     seen: list[tuple[int, int]] = []
     simulate(ServeJob.model_validate(job), progress=lambda d, n: seen.append((d, n)))
     assert len(seen) >= 2 and seen[-1] == (600_000, 600_000)
+
+
+@pytest.mark.parametrize("path,value", [("workloads.training.model", "rmc2"),
+                                        ("workloads.chatbot.model", "rmc2"),
+                                        ("workloads.serving.model", "llama2-70b")])
+def test_a_model_of_the_other_family_is_one_line(write_yaml, path, value):
+    p = write_yaml(_edit(FLEET, path, value))
+    line = _one_line(runner.invoke(app, ["validate", str(p)]), p, path)
+    assert f"configs/models/{value}.yaml is a " in line and "expected a" in line
+
+
+def test_attention_data_parallelism_on_a_dense_model_is_refused(write_yaml):
+    p = write_yaml(_edit(CHAT, "replicas[0].dp", 4), "job.yaml")
+    _one_line(runner.invoke(app, ["validate", str(p)]), p, "replicas[0].dp", "is dense")
+
+
+def test_a_simpy_llm_run_that_would_take_hours_is_refused(write_yaml):
+    p = write_yaml(_edit(CHAT, "sim", {"requests": 3_000_000, "warmup": 10}), "job.yaml")
+    r = runner.invoke(app, ["serve-llm", str(p), "--engine", "simpy"])
+    assert r.exit_code == 2
+    _one_line(r, p, "sim.requests", "simpy engine take about 18 min", "engine fast")

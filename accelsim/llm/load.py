@@ -34,10 +34,10 @@ def job_from(data: dict[str, Any], path: str | Path, where: str | None = None,
 
 
 def engine_problems(engine: Engine, model: TransformerModel, file: str, where: str,
-                    tp: int | None = None) -> list[Problem]:
+                    tp: int | None = None, dp: int = 1) -> list[Problem]:
     """An engine's settings against its model (no device needed): multi-token prediction
-    needs the model's MTP modules, expert placement and overlap need experts, and ``tp``
-    divides the heads. The one check of a job's replicas, the fleet's chatbot block and
+    needs the model's MTP modules, expert placement, overlap and ``dp`` need experts, and
+    ``tp`` divides the heads. The one check of a job's replicas, the fleet's chatbot block and
     the published LLM runs (``where``: the block holding the settings)."""
     probs = []
     if engine.mtp_tokens and not model.mtp_layers:
@@ -51,8 +51,12 @@ def engine_problems(engine: Engine, model: TransformerModel, file: str, where: s
                 probs.append(Problem(file, f"{where}.{key}", f"{model.name} is dense (no "
                                      f"moe block), so {key} has nothing to act on; expected "
                                      f"it left out or a mixture-of-experts model"))
+    at = where.removesuffix(".engine")
+    if model.moe is None and dp > 1:
+        probs.append(Problem(file, f"{at}.dp", f"{model.name} is dense (no moe block): "
+                             f"attention data parallelism (dp {dp}) spreads experts; expected "
+                             "dp 1 (more replicas: count)"))
     if tp is not None and model.heads % tp:
-        at = where.removesuffix(".engine")
         probs.append(Problem(file, f"{at}.tp", f"tp ({tp}) must divide the model's heads "
                              f"({model.heads})"))
     return probs
@@ -72,7 +76,13 @@ def check_job(job: LLMJob, file: str = "job") -> None:
         except AccelsimError as e:
             probs += e.problems
             continue
-        probs += engine_problems(r, model, file, f"replicas[{i}]", r.tp)
+        probs += engine_problems(r, model, file, f"replicas[{i}]", r.tp, r.dp)
+    from accelsim.llm.sim import check_engine_size
+
+    try:
+        check_engine_size(job, job.sim.engine, file)
+    except AccelsimError as e:
+        probs += e.problems
     if job.disaggregated:
         first = job.replicas[0]
         for i, r in enumerate(job.replicas[1:], 1):

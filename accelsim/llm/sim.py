@@ -58,6 +58,22 @@ def check_memory(job: LLMJob, file: str = "job") -> None:
             f"{int(have / 2 / BYTES_PER_REQUEST):,}")
 
 
+# The simpy reference engine takes ~0.35 ms per request (measured, one replica kind): a run
+# of more requests than this (about two minutes) is refused; the fast engine runs the same
+# scheduler compiled.
+SIMPY_MAX_REQUESTS = 300_000
+
+
+def check_engine_size(job: LLMJob, engine: str, file: str = "job") -> None:
+    """Refuse, before running, a simpy run that would take more than minutes."""
+    n = job.sim.requests
+    if engine == "simpy" and n > SIMPY_MAX_REQUESTS:
+        raise AccelsimError.single(
+            file, "sim.requests", f"{n:,} requests on the simpy engine take about "
+            f"{n * 3.5e-4 / 60:,.0f} min; expected at most {SIMPY_MAX_REQUESTS:,}, or engine "
+            "fast (the same scheduler, compiled)")
+
+
 def draw(job: LLMJob, seed: int, file: str = "job") -> Draws:
     check_memory(job, file)
     rng = np.random.default_rng(seed)
@@ -182,6 +198,7 @@ def run(job: LLMJob, rate: float, d: Draws, rms: list[ReplicaModel], engine: str
     disaggregated job runs the prefill pool on every request (one output token: its TTFT),
     ships each prompt's KV cache to the decode pool, and runs the decode pool on the
     requests with more tokens to produce, in the order their KV arrives."""
+    check_engine_size(job, engine, file)
     arr = arrival_times(job, d, rate, file)
     kinds = [k for k, r in enumerate(job.replicas) for _ in range(r.count)]
     mp, mo = float(d.prompt.mean()), float(d.output.mean())

@@ -145,7 +145,7 @@ class LLMServing(Workload[LLMServingSpec]):
             model = load_model(spec.model, where=file, field=f"{field}.model")
         except AccelsimError as e:
             return e.problems
-        return engine_problems(spec.engine, model, file, f"{field}.engine", spec.tp)
+        return engine_problems(spec.engine, model, file, f"{field}.engine", spec.tp, spec.dp)
 
     def input_files(self, spec: LLMServingSpec) -> list[Path]:
         return [refs.find(spec.model, "models", family="training", what="training model")]
