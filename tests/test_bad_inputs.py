@@ -386,3 +386,26 @@ def test_a_simpy_llm_run_that_would_take_hours_is_refused(write_yaml):
     r = runner.invoke(app, ["serve-llm", str(p), "--engine", "simpy"])
     assert r.exit_code == 2
     _one_line(r, p, "sim.requests", "simpy engine take about 18 min", "engine fast")
+
+
+def test_uncertainty_reports_each_draw_to_its_progress_bar(monkeypatch):
+    """The bar (draws done, elapsed, time left) hears of every draw; at the 100,000-draw
+    maximum the time left is what tells the user how long it will run."""
+    import accelsim.uncertainty as U
+
+    calls: list[tuple[int, int]] = []
+    real = U.monte_carlo
+
+    def spy(*a, progress=None, **kw):
+        def both(done, n):
+            calls.append((done, n))
+            progress(done, n)
+        return real(*a, progress=both, **kw)
+
+    monkeypatch.setattr(U, "monte_carlo", spy)
+    r = runner.invoke(app, ["uncertainty", str(CONFIGS / "fleet.yaml"), "--samples", "3",
+                            "--json"])
+    assert r.exit_code == 0, r.output
+    assert calls == [(1, 3), (2, 3), (3, 3)]
+    r = runner.invoke(app, ["uncertainty", str(CONFIGS / "fleet.yaml"), "--samples", "100001"])
+    assert r.exit_code == 2 and "100000" in r.stderr  # the maximum (typer usage error)
