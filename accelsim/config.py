@@ -208,21 +208,32 @@ def _unwrap(tp: Any) -> Any:
     return tp
 
 
-def _without_tags(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
-    """Drop the tag a discriminated union adds to ``loc`` (``runs[0].recsys_offline.x``):
-    a key that is not in the input mapping but is one of its values (its ``kind``)."""
+def _without_tags(loc: tuple[Any, ...], data: Any) -> tuple[tuple[Any, ...], bool]:
+    """Drop what a union adds to ``loc``, and say whether it did: the tag of a discriminated
+    union (``runs[0].recsys_offline.x``: a key that is not in the input mapping but is one
+    of its values, its ``kind``) and pydantic's name of a branch (``constrained-int``: a
+    hyphenated name that is no key of the input there)."""
     out: list[Any] = []
     node = data
+    dropped = False
     for item in loc:
-        if isinstance(node, dict) and isinstance(item, str) and item not in node and (
-                item in {v for v in node.values() if isinstance(v, str)}):
+        if isinstance(item, str) and not (isinstance(node, dict) and item in node) and (
+                _BRANCH_NAME.match(item) or (isinstance(node, dict) and item in {
+                    v for v in node.values() if isinstance(v, str)})):
+            dropped = True
             continue
         out.append(item)
         try:
             node = node[item]
         except (KeyError, IndexError, TypeError):
             node = None
-    return tuple(out)
+    return tuple(out), dropped
+
+
+_BRANCH_NAME = re.compile(r"^[a-z]+(-[a-z]+)+$")
+# pydantic's words for a failed branch of a union of a number and a block
+_MESSAGES = {"Input should be a valid dictionary or object to extract fields from":
+             "expected a mapping"}
 
 
 def problems_from(
@@ -231,13 +242,18 @@ def problems_from(
 ) -> list[Problem]:
     problems: list[Problem] = []
     seen: set[str] = set()
+    branches: dict[str, Problem] = {}  # a field whose union branches all failed: one line
     for err in exc.errors(include_url=False):
         loc = tuple(err["loc"])
         # pydantic adds the union branch name ('function-after[...]', 'float') to loc: drop it
+        n = len(loc)
         loc = tuple(x for x in loc if not (isinstance(x, str) and ("[" in x or x in _BRANCHES)))
-        loc = _without_tags(loc, data)
+        loc, dropped = _without_tags(loc, data)
+        dropped = dropped or len(loc) < n
         kind = err["type"]
-        msg = err["msg"]
+        if dropped and isinstance(err.get("input"), dict) and kind.endswith("_type"):
+            continue  # a mapping given: the branches that take a number have nothing to say
+        msg = _MESSAGES.get(err["msg"], err["msg"])
         if kind == "extra_forbidden":
             owner = _model_at(model, loc)
             if owner is not None:
@@ -249,16 +265,32 @@ def problems_from(
                 msg = "unknown key"
         elif kind == "missing":
             msg = "required field is missing"
+        elif kind == "union_tag_not_found":
+            tag = str((err.get("ctx") or {}).get("discriminator", "kind")).strip("'")
+            msg = f"required field '{tag}' is missing (it says which kind of block this is)"
         elif kind.startswith("value_error"):
             msg = msg.removeprefix("Value error, ")
-        if kind not in ("missing", "extra_forbidden") and _is_scalar(err.get("input")):
-            msg = f"{msg} (got {err['input']!r})"
         line = dotted(loc, prefix)
+        if dropped and kind not in ("missing", "extra_forbidden") and line in branches:
+            prev = branches[line]  # another branch of the same union: one line, "or"
+            merged = Problem(file, line, prev.message.removesuffix(_got(err)) + " or "
+                             + msg[0].lower() + msg[1:] + _got(err))
+            problems[problems.index(prev)] = merged
+            branches[line] = merged
+            continue
+        if kind not in ("missing", "extra_forbidden"):
+            msg += _got(err)
         key = f"{line}: {msg}"
         if key not in seen:
             seen.add(key)
             problems.append(Problem(file, line, msg))
+            if dropped:
+                branches[line] = problems[-1]
     return problems
+
+
+def _got(err: Any) -> str:
+    return f" (got {err['input']!r})" if _is_scalar(err.get("input")) else ""
 
 
 _BRANCHES = {"float", "int", "str", "bool", "list", "dict", "none", "literal"}

@@ -108,8 +108,29 @@ class Fraction(Quantity):
 
 
 class Count(Quantity):
+    """A whole number of things (devices in a scale-up domain), at least 1."""
+
     low = 1.0
     low_open = False
+
+    @classmethod
+    def check_bounds(cls, v: float) -> float:
+        super().check_bounds(v)
+        if v != int(v):
+            raise ValueError(f"expected a whole number, got {v:g}")
+        return v
+
+
+def whole_fields() -> set[str]:
+    """``section.key`` of every profile number that counts things (:class:`Count`): a draw
+    over its range is floored to a whole number, as :meth:`DeviceProfile.spec` reads it."""
+    out = set()
+    for sec in SECTIONS:
+        model = DeviceProfile.model_fields[sec].annotation
+        for key, f in getattr(model, "model_fields", {}).items():
+            if f.annotation is Count:
+                out.add(f"{sec}.{key}")
+    return out
 
 
 class Peak(Quantity):

@@ -85,3 +85,16 @@ def normalize(ref: str, relative_to: str | Path) -> str:
         if beside.exists():
             return str(beside)
     return ref
+
+
+def check_family(data: dict[str, object], family: str, path: Path, where: str = "",
+                 field: str = "") -> None:
+    """A model file of another family (a recommendation model where a training model is
+    expected, or the reverse) is one line, not a list of unknown keys."""
+    marker = MODEL_MARKERS[family]
+    other = [f for f, m in MODEL_MARKERS.items() if f != family and m in data]
+    if marker not in data and other:
+        what = {"training": "training (decoder-only) model", "recsys": "recommendation model"}
+        raise AccelsimError.single(where or str(path), field, f"{shown(path)} is a "
+                                   f"{what[other[0]]} (it has '{MODEL_MARKERS[other[0]]}'); "
+                                   f"expected a {what[family]} (with '{marker}')")

@@ -60,7 +60,14 @@ class LogNormal(Strict):
     cv: float = Field(gt=0, le=100)
     """Coefficient of variation (std / mean)."""
     max: float | None = Field(default=None, gt=0, le=1e6)
-    """Optional cap on a draw."""
+    """Optional cap on a draw (at least the mean: a lower cap would cut most draws)."""
+
+    @model_validator(mode="after")
+    def _cap(self) -> LogNormal:
+        if self.max is not None and self.max < self.mean:
+            raise ValueError(f"max ({self.max:g}) is below the mean ({self.mean:g}): most "
+                             "draws would be cut to max; expected max >= mean")
+        return self
 
 
 class Exponential(Strict):
@@ -290,30 +297,45 @@ def nhpp_times(unit_points: np.ndarray, rate: float, t: np.ndarray, m: np.ndarra
     return out
 
 
-def read_trace(path: str) -> tuple[np.ndarray, np.ndarray | None]:
-    """CSV with a header: ``arrival_s`` (seconds, non-decreasing) and optional ``items``."""
+def read_trace(path: str, where: str = "", field: str = "arrivals.trace"
+               ) -> tuple[np.ndarray, np.ndarray | None]:
+    """CSV with a header: ``arrival_s`` (seconds from the trace's start: >= 0,
+    non-decreasing) and optional ``items``. ``where``: the job file that names the trace
+    (its ``field``); problems then name it first, then the CSV."""
     import pandas as pd
 
+    def bad(col: str, message: str) -> AccelsimError:
+        if not where:
+            return AccelsimError.single(path, col, message)
+        return AccelsimError.single(where, field, f"{path}: {col + ': ' if col else ''}"
+                                    f"{message}")
+
     p = Path(path)
+    if p.is_dir():
+        raise bad("", "is a folder; expected a CSV file with arrival_s[,items]")
     if not p.is_file():
-        raise AccelsimError.single(path, "", "trace file not found")
+        raise bad("", "trace file not found" if not p.exists() else
+                  "is not a regular file; expected a CSV file with arrival_s[,items]")
     try:
         df = pd.read_csv(p, keep_default_na=False, na_values=[])  # cells as written
     except Exception as exc:  # pandas raises many kinds
-        raise AccelsimError.single(path, "", f"cannot read CSV ({exc})") from None
+        raise bad("", f"cannot read CSV ({str(exc).splitlines()[0] if str(exc) else exc!r})"
+                  ) from None
     if "arrival_s" not in df.columns:
-        raise AccelsimError.single(path, "arrival_s", "missing column (expected arrival_s[,items])")
-    t = _numbers(df, "arrival_s", path)
+        raise bad("arrival_s", "missing column (expected arrival_s[,items])")
+    t = _numbers(df, "arrival_s", bad)
     if len(t) < 2 or np.any(np.diff(t) < 0):
-        raise AccelsimError.single(path, "arrival_s",
-                                   "expected at least 2 finite, non-decreasing times")
+        raise bad("arrival_s", "expected at least 2 finite, non-decreasing times")
+    if t[0] < 0:
+        raise bad("arrival_s (line 2)", f"expected times >= 0 (seconds from the trace's "
+                  f"start), got {_cell(df['arrival_s'].iloc[0])}")
     items = None
     if "items" in df.columns:
-        items = _numbers(df, "items", path)
-        bad = np.flatnonzero((items < 1) | (items != np.round(items)))
-        if len(bad):
-            raise AccelsimError.single(path, f"items (line {bad[0] + 2})", "expected whole items "
-                                       f">= 1, got {_cell(df['items'].iloc[bad[0]])}")
+        items = _numbers(df, "items", bad)
+        wrong = np.flatnonzero((items < 1) | (items != np.round(items)))
+        if len(wrong):
+            raise bad(f"items (line {wrong[0] + 2})", "expected whole items >= 1, got "
+                      f"{_cell(df['items'].iloc[wrong[0]])}")
     return t - t[0], items
 
 
@@ -323,16 +345,16 @@ def _cell(v: Any) -> str:
     return "an empty cell" if str(v).strip() == "" or pd.isna(v) else repr(str(v))
 
 
-def _numbers(df: Any, col: str, path: str) -> np.ndarray:
+def _numbers(df: Any, col: str, bad: Callable[[str, str], AccelsimError]) -> np.ndarray:
     """A column as finite floats; the first text, empty or infinite cell is named by its row
     (the file's line: the header is line 1)."""
     import pandas as pd
 
     x = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
-    bad = np.flatnonzero(~np.isfinite(x))
-    if len(bad):
-        raise AccelsimError.single(path, f"{col} (line {bad[0] + 2})", "expected a finite "
-                                   f"number, got {_cell(df[col].iloc[bad[0]])}")
+    wrong = np.flatnonzero(~np.isfinite(x))
+    if len(wrong):
+        raise bad(f"{col} (line {wrong[0] + 2})", "expected a finite number, got "
+                  f"{_cell(df[col].iloc[wrong[0]])}")
     return x
 
 

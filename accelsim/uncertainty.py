@@ -24,6 +24,10 @@ from accelsim.devices import SECTIONS
 # fields whose uncertainty is one cause per vendor (the software stack; the fleet's hardware)
 SHARED = {"efficiency.compute", "efficiency.memory", "efficiency.communication",
           "efficiency.all_to_all", "efficiency.random_access", "reliability.annual_failure_rate"}
+# Most draws one run may ask for (uncertainty --samples, sweep --samples): the draws are held
+# in memory (~30 ranged numbers of ~100 B each per draw: 0.3 GB at the maximum) and each is
+# one fast evaluation of the scenario (hours at the maximum: a progress bar shows the ETA).
+MAX_SAMPLES = 100_000
 METRICS = ("objective", "tco_usd_per_year", "capex_usd", "power_MW", "served_fraction")
 
 
@@ -57,7 +61,10 @@ def draws(profiles: dict[str, dict[str, Any]], n: int, seed: int, correlated: bo
           ) -> list[dict[str, dict[str, float]]]:
     """``n`` draws ``{ref: {'section.key': value}}`` of every ranged number (see the module
     docstring); ``correlated`` False draws every number on its own."""
+    from accelsim.devices import whole_fields
+
     fields = ranged_fields(profiles)
+    whole = whole_fields()
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(n):
@@ -71,7 +78,8 @@ def draws(profiles: dict[str, dict[str, Any]], n: int, seed: int, correlated: bo
             q = profiles[ref][sec][name]
             low, high = q["range"]
             mode = min(max(float(q["value"]), low), high)
-            d.setdefault(ref, {})[field] = _triangular_ppf(u[key], low, mode, high)
+            v = _triangular_ppf(u[key], low, mode, high)
+            d.setdefault(ref, {})[field] = float(np.floor(v)) if field in whole else v
         out.append(d)
     return out
 

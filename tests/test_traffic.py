@@ -86,11 +86,12 @@ def test_sizes_and_service_draws_do_not_depend_on_the_rate_even_with_bursts():
     ("0,1\n0.1,inf\n", "items (line 3)", "expected a finite number, got 'inf'"),
 ])
 def test_trace_cells_that_are_not_numbers_name_their_line(tmp_path, cells, line, want):
+    """... after the job that names the trace (here the placeholder ``job``)."""
     p = tmp_path / "trace.csv"
     p.write_text("arrival_s,items\n" + cells)
     with pytest.raises(AccelsimError) as e:
         draw_inputs(_job({"trace": str(p)}))
-    assert str(e.value) == f"{p}: {line}: {want}"
+    assert str(e.value) == f"job: arrivals.trace: {p}: {line}: {want}"
 
 
 @pytest.mark.parametrize("arrivals,field", [

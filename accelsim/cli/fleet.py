@@ -3,6 +3,8 @@ money."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -59,9 +61,9 @@ def compare(
 ) -> None:
     """Price every device for every workload and every fleet mix against the demand."""
     from accelsim.fleet import compare as run_compare
-    from accelsim.fleet import load_scenario
+    from accelsim.kinds import require
 
-    sc = load_scenario(scenario_file)
+    sc = require(scenario_file, "scenario")
     for folder, option in ((csv_dir, "--csv"), (plot_dir, "--plot")):
         if folder is not None:
             check_dir(folder, option)  # before the evaluation, not after it
@@ -105,10 +107,10 @@ def plan(
 ) -> None:
     """A purchase plan by quarter over the scenario's horizon (one MILP): deliveries, served
     demand, yearly spend and the present cost."""
-    from accelsim.fleet import load_scenario
+    from accelsim.kinds import require
     from accelsim.plan import build, solve_plan
 
-    sc = load_scenario(scenario_file)
+    sc = require(scenario_file, "scenario")
     if sc.plan is None:
         raise AccelsimError.single(str(scenario_file), "plan", "required for accelsim plan: "
                                    "start, quarters, budget_usd_per_year, deliveries")
@@ -138,6 +140,26 @@ def plan(
                    "proven optimal)", err=True)
 
 
+@contextlib.contextmanager
+def _draws_bar(samples: int, quiet: bool) -> Iterator[Callable[[int, int], None]]:
+    """Progress of Monte Carlo draws on stderr, with the time left (the base evaluation
+    comes first: the bar shows it as elapsed time at 0 draws)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    with Progress(TextColumn("uncertainty draws"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                  console=Console(stderr=True), transient=True, disable=quiet) as bar:
+        task = bar.add_task("draws", total=samples)
+        yield lambda done, n: bar.update(task, completed=done)
+
+
 @app.command()
 @user_errors
 def uncertainty(
@@ -148,12 +170,12 @@ def uncertainty(
 ) -> None:
     """How sure is the ranking: fleet metrics' 5-95 % bands and P(mix A beats mix B) over
     the profiles' ranges (correlated where numbers share a cause)."""
-    from accelsim.fleet import load_scenario
+    from accelsim.kinds import require
     from accelsim.uncertainty import monte_carlo, summarise
 
-    sc = load_scenario(scenario_file)
-    with Console(stderr=True).status(f"{samples} draws"):
-        out = summarise(monte_carlo(sc, samples, seed, str(scenario_file)))
+    sc = require(scenario_file, "scenario")
+    with _draws_bar(samples, quiet=False) as update:
+        out = summarise(monte_carlo(sc, samples, seed, str(scenario_file), progress=update))
     if as_json:
         emit_json(out)
         return
@@ -174,17 +196,13 @@ def report(
 ) -> None:
     """One self-contained HTML page to send: the comparison and what binds, the
     cost-performance and uncertainty plots, every assumption with its source."""
-    from rich.progress import Progress
-
-    from accelsim.fleet import load_scenario
     from accelsim.htmlreport import render
+    from accelsim.kinds import require
 
-    sc = load_scenario(scenario_file)
+    sc = require(scenario_file, "scenario")
     check_file(output, "--output")  # before the seconds of evaluation, not after them
-    with Progress(console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("uncertainty draws", total=samples)
-        page = render(sc, scenario_file, samples, seed,
-                      progress=lambda done, n: bar.update(task, completed=done))
+    with _draws_bar(samples, quiet=False) as update:
+        page = render(sc, scenario_file, samples, seed, progress=update)
     with writing(output, "--output"):
         output.write_text(page, encoding="utf-8")
     typer.echo(f"{output}: report of {scenario_file} ({len(sc.fleets)} fleets, "
@@ -200,10 +218,11 @@ def optimize(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
 ) -> None:
     """The device mix (integer servers) that maximises the scenario's objective (MILP)."""
-    from accelsim.fleet import load_scenario, mix_problem, purchase_year
+    from accelsim.fleet import mix_problem, purchase_year
+    from accelsim.kinds import require
     from accelsim.optimize import solve
 
-    sc = load_scenario(scenario_file)
+    sc = require(scenario_file, "scenario")
     year = purchase_year(sc, year, str(scenario_file))  # before the seconds-long evaluation
     res = solve(mix_problem(sc, _device_table(sc, quiet=as_json), year))
     if as_json:

@@ -3,6 +3,8 @@ throughput)."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,20 +35,23 @@ def serve(
         "batch that maximises throughput within device memory.")] = False,
 ) -> None:
     """Tail latency, throughput and utilisation of a recommendation-serving setup."""
-    from accelsim.serving import capacity, load_serve_job, simulate
+    from accelsim.kinds import require
+    from accelsim.serving import capacity, simulate
     from accelsim.serving.service import build_service
 
     if engine not in (None, "auto", "simpy", "fast"):
         raise AccelsimError.single(str(job_file), "--engine",
                                    f"expected auto, simpy or fast, got {engine!r}")
-    job = load_serve_job(job_file)
+    job = require(job_file, "serve-job")
     if offline_mode:
         _serve_offline(job_file, job, as_json)
         return
     if trace_csv is not None:
         check_file(trace_csv, "--trace-out")
     sm = build_service(job, str(job_file))
-    res = simulate(job, engine, keep_trace=trace_csv is not None, service=sm)
+    with _requests_bar(job.sim.requests) as update:
+        res = simulate(job, engine, keep_trace=trace_csv is not None, service=sm,
+                       progress=update)
     out = res.to_dict()
     if sm.breakdown:
         out["service_breakdown_at_max_batch"] = sm.breakdown
@@ -69,6 +74,26 @@ def serve(
                    f"offered {m['offered_qps']:.4g} qps exceeds the capacity of "
                    f"{m['capacity_qps']:.4g} qps (unstable); expected a rate below capacity "
                    f"or more replicas")
+
+
+@contextlib.contextmanager
+def _requests_bar(n: int) -> Iterator[Callable[[int, int], None]]:
+    """Simulated requests on stderr with the time left, for a run of more than 5 M requests
+    (seconds at least; a streamed run reports its chunks)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    with Progress(TextColumn("requests"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                  console=Console(stderr=True), transient=True, disable=n <= 5_000_000) as bar:
+        task = bar.add_task("requests", total=n)
+        yield lambda done, total: bar.update(task, completed=done)
 
 
 def _serve_offline(job_file: Path, job: Any, as_json: bool) -> None:

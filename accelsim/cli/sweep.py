@@ -68,7 +68,8 @@ def sweep(
     resume: Annotated[bool, typer.Option("--resume", help="Skip points already written.")
                       ] = False,
     samples: Annotated[int, typer.Option(min=0, help="Uncertainty draws per point of every "
-                                         "device field with a [low, high] range.")] = 0,
+                                         "device field with a [low, high] range (at most "
+                                         "100,000).")] = 0,
     csv: Annotated[Path | None, typer.Option(help="Also write all rows to this CSV.")] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N points.")] = None,
 ) -> None:
@@ -95,15 +96,19 @@ def sweep(
                                    f"expected local or dask, got {executor!r}")
     if scheduler:
         executor = "dask"
-    with Progress(TextColumn(f"sweep {sweep_file.name}"), BarColumn(), MofNCompleteColumn(),
-                  TaskProgressColumn(), _rate_column(), TimeElapsedColumn(), TextColumn("eta"),
-                  TimeRemainingColumn(), console=Console(stderr=True)) as bar, _stopped_by(
-                      signal.SIGTERM) as stop:
-        task = bar.add_task("points", total=None)
+    # the bar starts with the first point's progress: a sweep refused before (a scheduler
+    # out of reach) prints its one line and nothing else
+    bar = Progress(TextColumn(f"sweep {sweep_file.name}"), BarColumn(), MofNCompleteColumn(),
+                   TaskProgressColumn(), _rate_column(), TimeElapsedColumn(), TextColumn("eta"),
+                   TimeRemainingColumn(), console=Console(stderr=True))
+    task = bar.add_task("points", total=None)
 
-        def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+    def progress(done: int, total: int) -> None:
+        if not bar.live.is_started:
+            bar.start()
+        bar.update(task, completed=done, total=total)
 
+    with _stopped_by(signal.SIGTERM) as stop:
         try:
             run = run_sweep(sweep_file, out, workers=workers,
                             executor=executor,  # type: ignore[arg-type]
@@ -119,6 +124,8 @@ def sweep(
                        f"kept in {out}; run the same command with --resume to continue",
                        err=True)
             raise typer.Exit(143 if stop.why == "terminated" else 130) from None
+        finally:
+            bar.stop()
     df = read_results(run.out)
     if csv is not None:
         with writing(csv, "--csv"):

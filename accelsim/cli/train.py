@@ -45,9 +45,10 @@ def train(
 ) -> None:
     """Step time, throughput, MFU and memory of one training job."""
     from accelsim.devices import load_device
-    from accelsim.training import estimate, load_job
+    from accelsim.kinds import require
+    from accelsim.training import estimate
 
-    job = load_job(job_file)
+    job = require(job_file, "train-job")
     device = load_device(job.device, where=str(job_file), field="device")
     res = estimate(job, device.spec, engine=engine, file=str(job_file))
     if as_json:

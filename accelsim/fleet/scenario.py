@@ -13,7 +13,7 @@ from accelsim.config import YEARS, Strict, read_yaml, validate
 from accelsim.cost import Finance, Region
 from accelsim.devices import load_device
 from accelsim.errors import AccelsimError, Problem
-from accelsim.plan.spec import PlanSpec
+from accelsim.plan.spec import PlanSpec, plan_problems
 from accelsim.workloads.base import EvalContext
 
 
@@ -163,6 +163,8 @@ def check_scenario(sc: Scenario, file: str = "scenario") -> None:
                                      + ", ".join(owner)))
     for name, spec in sc.workloads.items():
         probs += workloads.of(spec).check(spec, file, f"workloads.{name}")
+    if sc.plan is not None:
+        probs += plan_problems(sc.plan, list(owner), list(sc.workloads), file)
     if probs:
         raise AccelsimError(probs)
 
@@ -180,8 +182,10 @@ def scenario_from(data: dict[str, Any], path: str | Path, check: bool = True,
     pools = {k: p.model_copy(update={"devices": [refs.normalize(d, path) for d in p.devices]})
              for k, p in sc.budget.pools.items()}
     wl = {name: workloads.of(spec).resolve(spec, path) for name, spec in sc.workloads.items()}
+    plan = sc.plan and sc.plan.model_copy(update={"deliveries": {
+        refs.normalize(d, path): v for d, v in sc.plan.deliveries.items()}})
     sc = sc.model_copy(update={"budget": sc.budget.model_copy(update={"pools": pools}),
-                               "workloads": wl})
+                               "workloads": wl, "plan": plan})
     if check:
         check_scenario(sc, str(where or path))
     return sc

@@ -102,8 +102,10 @@ def detect(data: dict[str, Any], file: str) -> Kind:
 
 def load_file(path: str | Path, kind: str | None = None) -> tuple[Kind, Any]:
     """Any accelsim file, of the kind it is (or the one asked for), loaded and checked."""
+    if kind:
+        return get(kind), require(path, kind, "--kind")
     data = read_yaml(path)
-    k = get(kind) if kind else detect(data, str(path))
+    k = detect(data, str(path))
     return k, k.from_data(data, path, str(path), True)
 
 

@@ -41,6 +41,9 @@ def evaluate(job: Any, profiles: dict[str, Any], metrics: list[str], where: str,
 
     rms = models(job, where, specs={ref: p.spec for ref, p in profiles.items()})
     out = dict(simulate(job, where, rms=rms).metrics)
+    if not out["stable"]:
+        reasons.append(f"unstable: offered {out['offered_rps']:.4g} requests/s, served "
+                       f"{out['throughput_rps']:.4g}/s; waits keep growing")
     if any(m.startswith(CAPACITY_KEYS) for m in metrics):
         c = capacity(job, where, rms)
         if "reason" in c:

@@ -39,6 +39,8 @@ def evaluate(job: Any, profiles: dict[str, Any], metrics: list[str], where: str,
 
     sm = build_service(job, where, {ref: p.spec for ref, p in profiles.items()})
     out = dict(simulate(job, service=sm).metrics)
+    if not out["stable"]:
+        reasons.append(f"unstable: {out.get('message', 'waits keep growing')}")
     if any("max_qps_at_slo" in m or "ci95" in m for m in metrics):
         out.update(capacity(job, service=sm))
     return {k: v for k, v in out.items() if isinstance(v, (int, float, bool))}

@@ -6,9 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from accelsim import refs
 from accelsim.config import read_yaml, validate
-from accelsim.llm.job import LLMJob
+from accelsim.errors import AccelsimError, Problem
+from accelsim.llm.job import Engine, LLMJob
 from accelsim.refs import normalize
+from accelsim.transformer.model import TransformerModel
 
 
 def job_from(data: dict[str, Any], path: str | Path, where: str | None = None,
@@ -30,12 +33,97 @@ def job_from(data: dict[str, Any], path: str | Path, where: str | None = None,
     return job
 
 
-def check_job(job: LLMJob, file: str = "job") -> None:
-    """Devices and models exist and every replica fits in memory."""
-    from accelsim.llm.perf import replica_model
+def engine_problems(engine: Engine, model: TransformerModel, file: str, where: str,
+                    tp: int | None = None, dp: int = 1) -> list[Problem]:
+    """An engine's settings against its model (no device needed): multi-token prediction
+    needs the model's MTP modules, expert placement, overlap and ``dp`` need experts, and
+    ``tp`` divides the heads. The one check of a job's replicas, the fleet's chatbot block and
+    the published LLM runs (``where``: the block holding the settings)."""
+    probs = []
+    if engine.mtp_tokens and not model.mtp_layers:
+        probs.append(Problem(file, f"{where}.mtp_tokens", f"{model.name} has no multi-token "
+                             "prediction modules (mtp_layers 0); expected mtp_tokens 0 or a "
+                             "model with mtp_layers"))
+    if model.moe is None:
+        for key, on in (("redundant_experts", engine.redundant_experts > 0),
+                        ("overlap_ep_comm", engine.overlap_ep_comm)):
+            if on:
+                probs.append(Problem(file, f"{where}.{key}", f"{model.name} is dense (no "
+                                     f"moe block), so {key} has nothing to act on; expected "
+                                     f"it left out or a mixture-of-experts model"))
+    at = where.removesuffix(".engine")
+    if model.moe is None and dp > 1:
+        probs.append(Problem(file, f"{at}.dp", f"{model.name} is dense (no moe block): "
+                             f"attention data parallelism (dp {dp}) spreads experts; expected "
+                             "dp 1 (more replicas: count)"))
+    if tp is not None and model.heads % tp:
+        probs.append(Problem(file, f"{at}.tp", f"tp ({tp}) must divide the model's heads "
+                             f"({model.heads})"))
+    return probs
 
+
+def check_job(job: LLMJob, file: str = "job") -> None:
+    """Devices and models exist, each replica's settings suit its model, prefill and decode
+    replicas run one model, every replica fits in memory, and the run's requests (drawn as
+    the run draws them) fit this machine's memory and every replica's KV cache."""
+    from accelsim.llm.perf import replica_model
+    from accelsim.transformer.model import load_model
+
+    probs: list[Problem] = []
     for i, r in enumerate(job.replicas):
-        replica_model(r, file, f"replicas[{i}]")
+        try:
+            model = load_model(r.model, where=file, field=f"replicas[{i}].model")
+        except AccelsimError as e:
+            probs += e.problems
+            continue
+        probs += engine_problems(r, model, file, f"replicas[{i}]", r.tp, r.dp)
+    from accelsim.llm.sim import check_engine_size
+
+    try:
+        check_engine_size(job, job.sim.engine, file)
+    except AccelsimError as e:
+        probs += e.problems
+    if job.disaggregated:
+        first = job.replicas[0]
+        for i, r in enumerate(job.replicas[1:], 1):
+            if not _same_file(r.model, first.model):
+                probs.append(Problem(file, f"replicas[{i}].model", f"'{r.model}' differs from "
+                                     f"replicas[0]'s '{first.model}': a decode replica "
+                                     "continues the prefill replica's KV cache; expected one "
+                                     "model for every prefill and decode replica"))
+    if job.arrivals.process == "trace":
+        probs += _trace_problems(job, file)
+    if probs:
+        raise AccelsimError(probs)
+    rms = [replica_model(r, file, f"replicas[{i}]") for i, r in enumerate(job.replicas)]
+    from accelsim.llm.sim import check_fits, draw
+
+    check_fits(job, rms, draw(job, job.sim.seed, file), file)  # memory, every request's KV
+
+
+def _trace_problems(job: LLMJob, file: str) -> list[Problem]:
+    """The trace reads, and holds more arrivals than the warm-up leaves out (a run replays
+    it once: its requests are the trace's first ``sim.requests``)."""
+    from accelsim.traffic import read_trace
+
+    try:
+        t, _ = read_trace(job.arrivals.trace or "", file)
+    except AccelsimError as e:
+        return e.problems
+    if len(t) <= job.sim.warmup:
+        return [Problem(file, "sim.warmup", f"the trace {job.arrivals.trace} has {len(t):,} "
+                        f"arrivals, none left after the warm-up of {job.sim.warmup:,}; "
+                        "expected a longer trace or a smaller warmup")]
+    return []
+
+
+def _same_file(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    try:
+        return refs.find(a, "models") == refs.find(b, "models")
+    except AccelsimError:
+        return False
 
 
 def load_llm_job(path: str | Path) -> LLMJob:

@@ -37,12 +37,50 @@ class Draws:
     trace_s: np.ndarray | None = None
 
 
+# Peak memory of one run per request: draws, routing, traces and the summary's temporaries
+# (RSS measured at 1 M and 3 M requests: ~125 B), with headroom; and its time on the fast
+# engine (1.7-2.6 us per request measured, one replica kind).
+BYTES_PER_REQUEST = 200
+SECONDS_PER_REQUEST = 3e-6
+
+
+def check_memory(job: LLMJob, file: str = "job") -> None:
+    """Refuse, before drawing anything, a run that would need more than half of this
+    machine's memory (``sim.requests`` x :data:`BYTES_PER_REQUEST`)."""
+    from accelsim.serving.service import physical_memory
+
+    need = job.sim.requests * BYTES_PER_REQUEST
+    have = physical_memory()
+    if need > have / 2:
+        raise AccelsimError.single(
+            file, "sim.requests", f"{job.sim.requests:,} requests need ~{need / units.GB:,.1f} "
+            f"GB; this machine has {have / units.GB:,.1f} GB; expected at most "
+            f"{int(have / 2 / BYTES_PER_REQUEST):,}")
+
+
+# The simpy reference engine takes ~0.35 ms per request (measured, one replica kind): a run
+# of more requests than this (about two minutes) is refused; the fast engine runs the same
+# scheduler compiled.
+SIMPY_MAX_REQUESTS = 300_000
+
+
+def check_engine_size(job: LLMJob, engine: str, file: str = "job") -> None:
+    """Refuse, before running, a simpy run that would take more than minutes."""
+    n = job.sim.requests
+    if engine == "simpy" and n > SIMPY_MAX_REQUESTS:
+        raise AccelsimError.single(
+            file, "sim.requests", f"{n:,} requests on the simpy engine take about "
+            f"{n * 3.5e-4 / 60:,.0f} min; expected at most {SIMPY_MAX_REQUESTS:,}, or engine "
+            "fast (the same scheduler, compiled)")
+
+
 def draw(job: LLMJob, seed: int, file: str = "job") -> Draws:
+    check_memory(job, file)
     rng = np.random.default_rng(seed)
     n = job.sim.requests
     trace = None
     if job.arrivals.process == "trace":
-        trace, _ = read_trace(job.arrivals.trace or "")
+        trace, _ = read_trace(job.arrivals.trace or "", file)
         n = min(n, len(trace))
         trace = trace[:n]
     pts = np.cumsum(rng.exponential(1.0, n))
@@ -111,7 +149,7 @@ class LLMResult:
         return {**self.metrics, "replicas": self.replicas}
 
 
-def _check_fits(job: LLMJob, rms: list[ReplicaModel], d: Draws, file: str) -> None:
+def check_fits(job: LLMJob, rms: list[ReplicaModel], d: Draws, file: str) -> None:
     longest = int((d.prompt + d.output).max())
     for i, rm in enumerate(rms):
         if longest > rm.kv_tokens:
@@ -160,6 +198,7 @@ def run(job: LLMJob, rate: float, d: Draws, rms: list[ReplicaModel], engine: str
     disaggregated job runs the prefill pool on every request (one output token: its TTFT),
     ships each prompt's KV cache to the decode pool, and runs the decode pool on the
     requests with more tokens to produce, in the order their KV arrives."""
+    check_engine_size(job, engine, file)
     arr = arrival_times(job, d, rate, file)
     kinds = [k for k, r in enumerate(job.replicas) for _ in range(r.count)]
     mp, mo = float(d.prompt.mean()), float(d.output.mean())
@@ -244,6 +283,10 @@ def summarize(job: LLMJob, rate: float, d: Draws, arr: np.ndarray, traces: list[
         m["goodput_rps"] = float(ok.sum() / span)
         m["meets_slo"] = bool(ok.mean() >= job.slo.attainment)
     m["preemptions"] = int(pre[keep].sum())
+    m["ttft_growth"] = ttft_growth(arr[keep], ttft)
+    m["stable"] = m["ttft_growth"] <= OVERLOAD_GROWTH
+    if job.slo is not None:
+        m["meets_slo"] = bool(m["meets_slo"] and m["stable"])
     reps = []
     usd = 0.0
     for j, tr in enumerate(traces):
@@ -262,6 +305,27 @@ def summarize(job: LLMJob, rate: float, d: Draws, arr: np.ndarray, traces: list[
     return LLMResult(m, reps if len(reps) <= 64 else reps[:64])
 
 
+# The overload rule of an LLM run: waits still growing, the mean TTFT of the last third of
+# the measured requests above the middle third's by more than this share of the time between
+# their mean arrivals (a queue that drains grows by ~0; one fed above its capacity by
+# 1 - capacity / rate).
+OVERLOAD_GROWTH = 0.05
+
+
+def ttft_growth(arrival_s: np.ndarray, ttft_s: np.ndarray) -> float:
+    """Seconds of TTFT gained per second of arrivals between the middle and the last third
+    of the measured requests (0 when too few to tell: under 9)."""
+    third = len(ttft_s) // 3
+    if third < 3:
+        return 0.0
+    mid, last = slice(third, 2 * third), slice(2 * third, None)
+    d = float(np.nanmean(ttft_s[last]) - np.nanmean(ttft_s[mid]))
+    dt = float(arrival_s[last].mean() - arrival_s[mid].mean())
+    if dt <= 0:
+        return math.inf if d > 0 else 0.0
+    return max(d / dt, 0.0)
+
+
 def _rate(job: LLMJob, file: str) -> float:
     if job.arrivals.rate_qps is None:
         raise AccelsimError.single(file, "arrivals.rate_qps", "expected a rate (requests/s)")
@@ -274,7 +338,7 @@ def simulate(job: LLMJob, file: str = "job", engine: str | None = None,
     """One run at the job's rate (seed ``sim.seed``)."""
     rms = rms or models(job, file)
     d = draw(job, job.sim.seed, file)
-    _check_fits(job, rms, d, file)
+    check_fits(job, rms, d, file)
     rate = _rate(job, file) if d.trace_s is None or job.arrivals.rate_qps else len(d.trace_s) / max(
         float(d.trace_s[-1] - d.trace_s[0]), 1e-9)
     arr, traces, groups = run(job, rate, d, rms, engine or job.sim.engine, file)
@@ -299,7 +363,7 @@ def capacity(job: LLMJob, file: str = "job", rms: list[ReplicaModel] | None = No
     found = []
     for rep in range(job.sim.replications):
         d = draw(job, job.sim.seed + rep, file)
-        _check_fits(job, rms, d, file)
+        check_fits(job, rms, d, file)
         mp, mo = float(d.prompt.mean()), float(d.output.mean())
         cap = sum(saturated_tokens_per_s(rms[k], mp, mo) * r.count / mo
                   for k, r in enumerate(job.replicas))

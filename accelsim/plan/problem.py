@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from accelsim.errors import AccelsimError
-from accelsim.plan.spec import PlanSpec, quarter_index
+from accelsim.plan.spec import PlanSpec, plan_problems, quarter_index
 
 
 class Build(NamedTuple):
@@ -54,21 +54,10 @@ def build(sc: Any, dev: Any, spec: PlanSpec, where: str = "plan") -> PlanProblem
     need = demand(sc)
     W, Q = list(need), spec.quarters
     refs = list(rows)
-    for ref in spec.deliveries:
-        if ref not in rows:
-            raise AccelsimError.single(where, f"plan.deliveries.{ref}",
-                                       "device is in no budget pool; expected one of: "
-                                       + ", ".join(refs))
-    for w in spec.demand_growth_per_quarter:
-        if w not in need:
-            raise AccelsimError.single(where, f"plan.demand_growth_per_quarter.{w}",
-                                       "unknown workload; expected one of: " + ", ".join(W))
+    probs = plan_problems(spec, refs, W, where)
+    if probs:
+        raise AccelsimError(probs)
     years = spec.start + np.arange(Q) // 4
-    missing = sorted({int(y) for y in years} - set(spec.budget_usd_per_year))
-    if missing:
-        raise AccelsimError.single(where, "plan.budget_usd_per_year",
-                                   f"no budget for {', '.join(map(str, missing))}; expected "
-                                   "one per year of the horizon")
     supply = np.zeros((len(refs), Q))
     for i, ref in enumerate(refs):
         r = rows[ref]

@@ -6,9 +6,10 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from accelsim.config import YEARS, Strict
+from accelsim.errors import Problem
 
 _QUARTER = re.compile(r"^(\d{4})Q([1-4])$")
 
@@ -24,12 +25,20 @@ def quarter_index(label: str, start: int) -> int:
 class Deliveries(Strict):
     """How many units of a device can be delivered per quarter, and between which dates."""
 
-    units_per_quarter: float = Field(ge=0, le=100_000_000)
-    """Units deliverable each quarter (a supply ramp: the fab's or the vendor's allocation)."""
+    units_per_quarter: int = Field(ge=0, le=100_000_000)
+    """Whole units deliverable each quarter (a supply ramp: the fab's or the vendor's
+    allocation)."""
     start: str | None = Field(default=None, pattern=_QUARTER.pattern)
     """First quarter with deliveries (e.g. 2026Q1: the in-house ASIC's mass production)."""
     end: str | None = Field(default=None, pattern=_QUARTER.pattern)
     """Last quarter with deliveries (e.g. an export rule taking effect after it)."""
+
+    @model_validator(mode="after")
+    def _order(self) -> Deliveries:
+        if self.start and self.end and quarter_index(self.end, 0) < quarter_index(self.start, 0):
+            raise ValueError(f"start ({self.start}) is after end ({self.end}): no quarter "
+                             "would get deliveries; expected start <= end")
+        return self
 
 
 class PlanSpec(Strict):
@@ -50,3 +59,36 @@ class PlanSpec(Strict):
     deliveries: dict[str, Deliveries] = Field(default_factory=dict)
     """Per device reference, its deliveries; a device not listed gets its scenario supply
     cap per quarter from its availability year."""
+
+
+def plan_problems(spec: PlanSpec, devices: list[str], workloads: list[str], file: str
+                  ) -> list[Problem]:
+    """What the plan block names exists in its scenario (``devices``: the pools' device
+    references; ``workloads``: its workload names), every year of the horizon has a budget,
+    and every delivery window meets the horizon. Run by ``validate`` and by every command
+    that loads the scenario (:func:`accelsim.fleet.scenario.check_scenario`)."""
+    probs: list[Problem] = []
+    for ref in spec.deliveries:
+        if ref not in devices:
+            probs.append(Problem(file, f"plan.deliveries.{ref}", "device is in no budget "
+                                 "pool; expected one of: " + ", ".join(devices)))
+    for w in spec.demand_growth_per_quarter:
+        if w not in workloads:
+            probs.append(Problem(file, f"plan.demand_growth_per_quarter.{w}", "unknown "
+                                 "workload; expected one of: " + ", ".join(workloads)))
+    years = range(spec.start, spec.start + (spec.quarters + 3) // 4)
+    missing = [y for y in years if y not in spec.budget_usd_per_year]
+    if missing:
+        probs.append(Problem(file, "plan.budget_usd_per_year", f"no budget for "
+                             f"{', '.join(map(str, missing))}; expected one per year of the "
+                             "horizon"))
+    last = f"{spec.start + (spec.quarters - 1) // 4}Q{(spec.quarters - 1) % 4 + 1}"
+    for ref, d in spec.deliveries.items():
+        lo = quarter_index(d.start, spec.start) if d.start else 0
+        hi = quarter_index(d.end, spec.start) if d.end else spec.quarters - 1
+        if hi < 0 or lo > spec.quarters - 1:
+            probs.append(Problem(file, f"plan.deliveries.{ref}", f"deliveries "
+                                 f"{d.start or '...'}-{d.end or '...'} fall outside the "
+                                 f"plan's horizon ({spec.start}Q1-{last}); expected a window "
+                                 "that meets it (units_per_quarter 0 for none)"))
+    return probs

@@ -71,7 +71,24 @@ class LLMStepRun(LLMRun):
 
 def llm_files(run: LLMRun) -> list[tuple[str, str, Loader]]:
     from accelsim.devices import load_device
+
+    return [("replica.model", run.replica.model, _model_loader(run)),
+            ("replica.device", run.replica.device, load_device)]
+
+
+def _model_loader(run: LLMRun) -> Loader:
+    """The replica's model, loaded and checked against the replica's engine settings
+    (:func:`accelsim.llm.load.engine_problems`)."""
+    from accelsim.errors import AccelsimError
+    from accelsim.llm.load import engine_problems
     from accelsim.transformer.model import load_model
 
-    return [("replica.model", run.replica.model, load_model),
-            ("replica.device", run.replica.device, load_device)]
+    def load(ref: str, relative_to: str, where: str, field: str) -> Any:
+        model = load_model(ref, relative_to=relative_to, where=where, field=field)
+        probs = engine_problems(run.replica, model, where, field.removesuffix(".model"),
+                                run.replica.tp, run.replica.dp)
+        if probs:
+            raise AccelsimError(probs)
+        return model
+
+    return load

@@ -42,7 +42,7 @@ def draw(job: ServeJob, seed: int | None = None, service: ServiceModel | None = 
     sizes = unit = trace_s = None
     trace_rate = 1.0
     if a.process == "trace":
-        t, sizes = read_trace(a.trace or "")
+        t, sizes = read_trace(a.trace or "", sm.file)
         trace_rate = (len(t) - 1) / t[-1] if t[-1] > 0 else 1.0
         reps = int(np.ceil(n / len(t)))
         span = t[-1] + (t[-1] / max(len(t) - 1, 1))

@@ -35,7 +35,11 @@ def job_from(data: dict[str, Any], path: str | Path, where: str | None = None,
     if check:
         from accelsim.serving.service import build_service
 
-        build_service(job, where)  # devices and model exist, the trace is readable
+        build_service(job, where)  # devices and model exist
+        if job.arrivals.process == "trace":
+            from accelsim.traffic import read_trace
+
+            read_trace(job.arrivals.trace or "", where)  # the trace is readable
     return job
 
 

@@ -169,6 +169,9 @@ def load_model(ref: str | Path, relative_to: str | Path | None = None, where: st
 
     path = refs.find(ref, "models", relative_to, where, field, family="recsys",
                      what="recommendation model")
+    from accelsim.config import read_yaml
+
+    refs.check_family(read_yaml(path), "recsys", path, where, field)
     return load(RecModel, path)
 
 

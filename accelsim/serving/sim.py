@@ -88,15 +88,16 @@ def _meets(job: ServeJob, eng: str, x: Inputs, cap: float, slo_ms: float) -> boo
 
 def simulate(job: ServeJob, engine: str | None = None, rate_qps: float | None = None,
              seed: int | None = None, keep_trace: bool = False,
-             service: ServiceModel | None = None) -> ServeResult:
+             service: ServiceModel | None = None, progress: Any = None) -> ServeResult:
     """One seeded run. Overload is detected before running (offered rate above the
     replicas' capacity) and after (waits still growing): the result then says
     ``stable: False`` and gives the capacity instead of simulating forever. A long run that
-    :func:`streams` takes the bounded-memory path (:mod:`accelsim.serving.stream`)."""
+    :func:`streams` takes the bounded-memory path (:mod:`accelsim.serving.stream`), calling
+    ``progress(done, total)`` as its chunks of requests finish."""
     sm = service or build_service(job)
     eng = pick_engine(job, engine)
     if streams(job, eng, keep_trace):
-        return _simulate_stream(job, eng, rate_qps, seed, sm)
+        return _simulate_stream(job, eng, rate_qps, seed, sm, progress)
     check_memory(job, keep_trace, sm.file)
     x = draw_inputs(job, rate_qps, seed, sm)
     cap = capacity_estimate(x)
@@ -152,10 +153,10 @@ def streams(job: ServeJob, engine: str, keep_trace: bool) -> bool:
 
 
 def _simulate_stream(job: ServeJob, eng: str, rate_qps: float | None, seed: int | None,
-                     sm: ServiceModel) -> ServeResult:
+                     sm: ServiceModel, progress: Any = None) -> ServeResult:
     from accelsim.serving.stream import simulate_stream
 
-    m, reps = simulate_stream(job, sm, rate_qps, seed)
+    m, reps = simulate_stream(job, sm, rate_qps, seed, progress)
     if "_drift" not in m:  # refused before simulating: offered load above capacity
         return ServeResult({"engine": eng, **m}, reps)
     grows, cap, offered = m.pop("_drift"), m.pop("_capacity_qps"), m.pop("_offered_qps")

@@ -157,9 +157,10 @@ def _count_quantile(counts: np.ndarray, q: float) -> float:
     return float(v_lo + (pos - lo) * (v_hi - v_lo))
 
 
-def simulate_stream(job: Any, sm: Any, rate_qps: float | None, seed: int | None
-                    ) -> tuple[dict[str, Any], Any]:
-    """Summary metrics and per-replica table of one run (see the module docstring)."""
+def simulate_stream(job: Any, sm: Any, rate_qps: float | None, seed: int | None,
+                    progress: Any = None) -> tuple[dict[str, Any], Any]:
+    """Summary metrics and per-replica table of one run (see the module docstring);
+    ``progress(done, total)`` after each chunk of requests."""
     import pandas as pd
 
     from accelsim.serving.summary import PERCENTILES, SaturatedMix, waits_growing
@@ -220,6 +221,8 @@ def simulate_stream(job: Any, sm: Any, rate_qps: float | None, seed: int | None
                       finish[:done], server[:done])
         g_next += done
         carry = {key: val[done:] for key, val in cat.items()}
+        if progress:
+            progress(k0 + m, n)
     assert stats is not None
     window = max(stats.t1 - stats.t0, 1e-12)
     measured = n - warmup

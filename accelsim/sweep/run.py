@@ -19,6 +19,7 @@ from accelsim.errors import AccelsimError
 from accelsim.outputs import check_dir, writing
 from accelsim.sweep.evaluate import base_inputs, check_sweep, evaluate_batch
 from accelsim.sweep.spec import Param, count_points, fingerprint, load_sweep, points
+from accelsim.uncertainty import MAX_SAMPLES
 
 # ------------------------------------------------------------------------------ results on disk
 
@@ -89,10 +90,16 @@ SCHEDULER_TIMEOUT = "10s"
 def _execute(executor: str, workers: int, scheduler: str | None, payload: dict[str, Any],
              batches: list[Batch]) -> Iterator[list[dict[str, Any]]]:
     """Evaluate batches and yield their rows as each finishes (in completion order). Leaving
-    early (Ctrl-C, SIGTERM, an error) cancels what has not started and stops the workers."""
+    early (Ctrl-C, SIGTERM, an error) cancels what has not started and stops the workers. A
+    Dask scheduler is reached here, before any row (an unreachable one is one line)."""
     if executor == "dask":
-        yield from _execute_dask(workers, scheduler, payload, batches)
-    elif workers <= 1:
+        return _execute_dask(workers, scheduler, payload, batches)
+    return _execute_local(workers, payload, batches)
+
+
+def _execute_local(workers: int, payload: dict[str, Any], batches: list[Batch]
+                   ) -> Iterator[list[dict[str, Any]]]:
+    if workers <= 1:
         for b in batches:
             yield evaluate_batch(payload, b)
     else:
@@ -146,7 +153,6 @@ def _die_with_parent(parent: int) -> None:
 def _execute_dask(workers: int, scheduler: str | None, payload: dict[str, Any],
                   batches: list[Batch]) -> Iterator[list[dict[str, Any]]]:
     from dask.distributed import Client, LocalCluster
-    from dask.distributed import as_completed as dask_completed
 
     cluster = None
     try:
@@ -162,6 +168,13 @@ def _execute_dask(workers: int, scheduler: str | None, payload: dict[str, Any],
         raise AccelsimError.single("sweep", "--scheduler", f"cannot reach a Dask scheduler at "
                                    f"{scheduler or 'the local cluster'} ({exc}); expected "
                                    "tcp://HOST:PORT of a running scheduler") from None
+    return _dask_rows(client, cluster, payload, batches)
+
+
+def _dask_rows(client: Any, cluster: Any, payload: dict[str, Any], batches: list[Batch]
+               ) -> Iterator[list[dict[str, Any]]]:
+    from dask.distributed import as_completed as dask_completed
+
     try:
         futs = [client.submit(evaluate_batch, payload, b, pure=False) for b in batches]
         try:
@@ -197,6 +210,10 @@ def run_sweep(sweep_path: str | Path, out: str | Path, workers: int = 2,
     """Evaluate every point (or the first ``limit``) and write results as batches finish.
     ``params`` replaces parameters' values (e.g. coarser grids for a quick run); ``check``
     False skips :func:`check_sweep` (the caller has run it)."""
+    if not 0 <= samples <= MAX_SAMPLES:
+        raise AccelsimError.single(str(sweep_path), "--samples", f"expected 0 to "
+                                   f"{MAX_SAMPLES:,} uncertainty draws per point, got "
+                                   f"{samples:,}")
     spec, base = load_sweep(sweep_path)
     if params:
         spec = spec.model_copy(update={"parameters": {**spec.parameters, **params}})
@@ -274,11 +291,14 @@ def _run_locked(spec: Any, sweep_path: str | Path, base: Path, outp: Path, fp: s
                                                                       max(4 * workers, 1))))
     batches = list(_batches(todo, size))
     finished = len(done)
+    if not batches:
+        if progress:
+            progress(finished, len(pts))
+        return SweepRun(outp, len(pts), len(done), 0)
+    results = _execute(executor, workers, scheduler, payload, batches)  # reach the workers
     if progress:
         progress(finished, len(pts))
-    if not batches:
-        return SweepRun(outp, len(pts), len(done), 0)
-    for rows in _execute(executor, workers, scheduler, payload, batches):
+    for rows in results:
         _write_part(outp, rows)
         finished += len(rows)
         if progress:

@@ -128,4 +128,5 @@ def load_model(ref: str | Path, relative_to: str | Path | None = None, where: st
     data = read_yaml(path)
     if "model" in data and isinstance(data["model"], dict):
         return validate(TransformerModel, data["model"], path, prefix="model")
+    refs.check_family(data, "training", path, where, field)
     return validate(TransformerModel, data, path)

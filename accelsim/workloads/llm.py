@@ -19,7 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from accelsim import refs
 from accelsim.config import Strict
@@ -39,6 +39,12 @@ class LLMSim(Strict):
     """Seeded runs behind the capacity's confidence interval."""
     seed: int = Field(default=1, ge=0, le=2**63 - 1)
     """Seed of the first replication."""
+
+    @model_validator(mode="after")
+    def _w(self) -> LLMSim:
+        if self.warmup >= self.requests:
+            raise ValueError(f"warmup ({self.warmup}) must be below requests ({self.requests})")
+        return self
 
 
 class LLMServingSpec(CapacitySpec):
@@ -132,13 +138,14 @@ class LLMServing(Workload[LLMServingSpec]):
         return spec.model_copy(update={"model": refs.normalize(spec.model, relative_to)})
 
     def check(self, spec: LLMServingSpec, file: str, field: str) -> list[Problem]:
+        from accelsim.llm.load import engine_problems
         from accelsim.transformer.model import load_model
 
         try:
-            load_model(spec.model, where=file, field=f"{field}.model")
+            model = load_model(spec.model, where=file, field=f"{field}.model")
         except AccelsimError as e:
             return e.problems
-        return []
+        return engine_problems(spec.engine, model, file, f"{field}.engine", spec.tp, spec.dp)
 
     def input_files(self, spec: LLMServingSpec) -> list[Path]:
         return [refs.find(spec.model, "models", family="training", what="training model")]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from accelsim import refs, units
 from accelsim.config import Strict
@@ -35,6 +35,12 @@ class ServingSim(Strict):
     """Seeded runs behind the capacity's confidence interval."""
     seed: int = Field(default=1, ge=0, le=2**63 - 1)
     """Seed of the first replication."""
+
+    @model_validator(mode="after")
+    def _w(self) -> ServingSim:
+        if self.warmup >= self.requests:
+            raise ValueError(f"warmup ({self.warmup}) must be below requests ({self.requests})")
+        return self
 
 
 class RecsysServingSpec(CapacitySpec):

@@ -84,6 +84,7 @@ def _h20_only(name: str, **edit):
     data["budget"]["pools"] = {"overseas": {"usd": 6.8e9, "devices": ["h20"],
                                             "region": "sea"}}
     data["supply"], data["fleets"] = {}, []
+    del data["plan"]  # it names the devices and workloads left out
     sc = scenario_from(data, FLEET)
     profiles = resolve_devices(sc)
     table, evals = evaluate_full(sc, profiles=profiles)

@@ -236,12 +236,13 @@ def estimate(job: TrainJob, spec: DeviceSpec, engine: str = "analytic", file: st
     }
     step = r["step_time_s"]
     if engine == "des":
-        from accelsim.training.pipeline import simulate_step
+        from accelsim.training.pipeline import check_des_size, simulate_step
 
         if job.parallelism.schedule != "1f1b":
             raise AccelsimError.single(file, "parallelism.schedule", "the des engine simulates "
                                        "1f1b and interleaved schedules; expected 1f1b, or "
                                        "engine analytic for dualpipe")
+        check_des_size(job, file)
         sim = simulate_step(job, pieces)
         scale = step / sim.step_time_s
         step = sim.step_time_s
