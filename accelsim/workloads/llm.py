@@ -14,6 +14,7 @@ serving.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -111,6 +112,12 @@ def _means(spec: LLMServingSpec) -> tuple[float, float]:
     return float(dist_mean(spec.prompt_tokens)), float(dist_mean(spec.output_tokens))
 
 
+def _loses(devices: int, best: float) -> Callable[[float], bool]:
+    """Whether a replica of ``devices`` serving at most ``upper`` requests/s cannot beat
+    ``best`` requests/s per device (the comparison :meth:`LLMServing._evaluate` makes)."""
+    return lambda upper: upper / devices <= best
+
+
 @lru_cache(maxsize=512)
 def _evaluate_cached(w: LLMServing, spec_json: str, device_json: str, file: str) -> DeviceEval:
     spec = LLMServingSpec.model_validate_json(spec_json)
@@ -182,7 +189,7 @@ class LLMServing(Workload[LLMServingSpec]):
 
     def _evaluate(self, spec: LLMServingSpec, device: DeviceProfile, ctx: EvalContext
                   ) -> DeviceEval:
-        from accelsim.llm.sim import capacity, saturated_tokens_per_s
+        from accelsim.llm.sim import capacity, saturated_tokens_per_s, search
 
         p, o = _means(spec)
         best: tuple[float, int, Any, dict[str, Any], float] | None = None
@@ -191,7 +198,11 @@ class LLMServing(Workload[LLMServingSpec]):
                 sat = saturated_tokens_per_s(rm, p, o) / o
                 if best is not None and 2 * sat / rm.devices <= best[0]:
                     continue
-                c = capacity(_job(spec, device.name, tp), ctx.file, [rm])
+                # a size stops searching once its mean cannot beat the best so far
+                c = search(_job(spec, device.name, tp), ctx.file, [rm],
+                           None if best is None else _loses(rm.devices, best[0]))
+                if c is None:
+                    continue
                 per_device = c["max_rps_at_slo"] / rm.devices
                 if best is None or per_device > best[0]:
                     best = (per_device, tp, rm, c, sat)
