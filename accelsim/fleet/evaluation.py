@@ -8,14 +8,13 @@ table (:mod:`.pricing`), so everything downstream is one code path.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import asdict
 from typing import Any
 
 import pandas as pd
 
-from accelsim import cache, workloads
+from accelsim import cache, parallel, workloads
 from accelsim.devices import DeviceProfile, load_device
 from accelsim.fleet.pricing import priced_rows
 from accelsim.fleet.scenario import Scenario
@@ -61,27 +60,13 @@ def _evaluate_device(specs: dict[str, WorkloadSpec], device: DeviceProfile, ctx:
     return {name: workloads.of(spec).evaluate(spec, device, ctx) for name, spec in specs.items()}
 
 
-def workers(tasks: int) -> int:
-    """Processes for ``tasks`` independent evaluations: one per core (``ACCELSIM_WORKERS``
-    sets it; 1 runs in this process), never more than the tasks, and 1 inside a worker or
-    where processes cannot be forked."""
-    import multiprocessing as mp
-
-    if tasks < 2 or mp.parent_process() is not None or "fork" not in mp.get_all_start_methods():
-        return 1
-    env = os.environ.get("ACCELSIM_WORKERS", "")
-    n = int(env) if env.isdigit() and int(env) > 0 else len(os.sched_getaffinity(0)) if hasattr(
-        os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(n, tasks))
-
-
 def evaluate_full(sc: Scenario, progress: Progress | None = None,
                   profiles: dict[str, DeviceProfile] | None = None, file: str = "scenario",
                   only: Collection[str] | None = None
                   ) -> tuple[pd.DataFrame, dict[str, dict[str, DeviceEval]]]:
     """The device table and every evaluation (by workload name, then device reference).
     Evaluations come from the cache (:func:`evaluation_key`) where they can; the others run
-    one device per process (:func:`workers`) and are stored. ``only``: the workloads to
+    one device per process (:mod:`accelsim.parallel`) and are stored. ``only``: the workloads to
     evaluate (default all; a table of some workloads prices only those)."""
     ctx = sc.context(file)
     profiles = profiles or resolve_devices(sc, file)
@@ -106,27 +91,13 @@ def evaluate_full(sc: Scenario, progress: Progress | None = None,
             evals[name][ref] = ev
             cache.put("device-eval", keys[(name, ref)], ev)
 
-    n = workers(len(todo))
-    if n == 1:
-        for ref, specs in todo.items():
-            for name, spec in specs.items():
-                if progress:
-                    progress(f"{name} {profiles[ref].name}")
-                done(ref, {name: workloads.of(spec).evaluate(spec, profiles[ref], ctx)})
-    else:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        with ProcessPoolExecutor(n, mp_context=mp.get_context("fork")) as pool:
-            futs = {pool.submit(_evaluate_device, specs, profiles[ref], ctx): ref
-                    for ref, specs in todo.items()}
-            for fut in as_completed(futs):
-                ref = futs[fut]
-                per = fut.result()
-                done(ref, per)
-                if progress:
-                    for name in per:
-                        progress(f"{name} {profiles[ref].name}")
+    tasks = [(specs, profiles[ref], ctx) for ref, specs in todo.items()]
+    refs_todo = list(todo)
+    for i, per in parallel.imap(_evaluate_device, tasks):
+        done(refs_todo[i], per)
+        if progress:
+            for name in per:
+                progress(f"{name} {profiles[refs_todo[i]].name}")
     rows: list[dict[str, Any]] = []
     for ref, pool_name in sc.pool_of().items():
         per = {name: evals[name][ref] for name in names}
@@ -173,6 +144,14 @@ class FastEvaluator:
             base = {ref: evaluate_one(spec, self.profiles[ref], ctx) for ref in sc.pool_of()}
             self._states[key] = w.prepare_fast(spec, base, ctx)
         return self._states[key]
+
+    def warm(self, sc: Scenario) -> None:
+        """Build now, in worker processes, what each workload's fast path would build on
+        first use (the chatbot's SLO curves), so that processes forked later share it."""
+        for name, spec in sc.workloads.items():
+            w = workloads.of(spec)
+            w.warm_fast(spec, self._state(sc, name, spec, self._key(sc, spec)),
+                        sc.context(self.file))
 
     def device_records(self, sc: Scenario, profiles: dict[str, DeviceProfile]
                        ) -> list[dict[str, Any]]:

@@ -52,6 +52,7 @@ class ReplicaTrace:
     iterations: int
     end_s: float
     kind: int = -1  # the replica kind (index in the job's replicas) that produced it
+    kv_high: int = 0  # most KV blocks a check asked to have in use (granted or not)
 
 
 @njit(cache=True)
@@ -71,7 +72,7 @@ def _run(arr: Arr, prompt: Arr, out: Arr, ready: Arr, linear: Arr, c_kv: float, 
          c_head: float, blocks: int, B: int, budget: int, max_seqs: int, reserve: int,
          draft: int, extra: float, scale: float, counted: Arr, ttft_lim: float,
          tpot_lim: float, allowed: int, last: int
-         ) -> tuple[Arr, Arr, Arr, float, float, int, float, int, int, int
+         ) -> tuple[Arr, Arr, Arr, float, float, int, float, int, int, int, int
                     ]:  # pragma: no cover - compiled
     """The scheduler's loop (module docstring), one compiled function: split into one per
     phase (even inlined) it runs the one-hour-day benchmark 35-60 % slower.
@@ -79,7 +80,9 @@ def _run(arr: Arr, prompt: Arr, out: Arr, ready: Arr, linear: Arr, c_kv: float, 
     With ``allowed`` >= 0 the run also judges every ``counted`` request against the SLO as
     soon as its outcome is known (:func:`judge`) and stops once the verdict is certain:
     ``stopped`` 1 when more than ``allowed`` requests missed, 2 (only with ``last``) when
-    no more than ``allowed`` can miss whatever the rest does."""
+    no more than ``allowed`` can miss whatever the rest does. ``kv_high``: the most KV
+    blocks any admission, prefill chunk or decode asked to have in use, granted or not
+    (at most ``blocks`` when the cache never refused one)."""
     n = len(arr)
     judging = allowed >= 0
     judged = np.zeros(n, np.int8)
@@ -91,6 +94,7 @@ def _run(arr: Arr, prompt: Arr, out: Arr, ready: Arr, linear: Arr, c_kv: float, 
             to_judge += counted[i]
     late = 0  # requests before it were checked against the TTFT deadline
     stopped = 0
+    kv_high = 0  # most blocks any KV check asked to have in use (granted or not)
     acc = np.zeros(n)  # accepted drafts so far (a running sum of ``extra`` per step)
     step = 1 + draft  # tokens a decoding sequence puts through the model per iteration
     first = np.full(n, np.nan)
@@ -151,6 +155,7 @@ def _run(arr: Arr, prompt: Arr, out: Arr, ready: Arr, linear: Arr, c_kv: float, 
                               out[r] - gen[r])
                     need = (ctx[r] + adv + B - 1) // B - (ctx[r] + B - 1) // B
                 if reserve == 0 and need > 0:
+                    kv_high = max(kv_high, blocks - free + need)
                     while free < need and nrun - 1 > i:
                         freed, wh = _evict(running[nrun - 1], ctx, npre, wq, wh, B)
                         free += freed
@@ -176,6 +181,7 @@ def _run(arr: Arr, prompt: Arr, out: Arr, ready: Arr, linear: Arr, c_kv: float, 
                 q = min(target[r] - ctx[r], left)
                 have = (ctx[r] + B - 1) // B
                 need = 0 if reserve else (ctx[r] + q + B - 1) // B - have
+                kv_high = max(kv_high, blocks - free + need)
                 if need > free:
                     q = free * B + have * B - ctx[r]
                     need = free
@@ -195,6 +201,7 @@ def _run(arr: Arr, prompt: Arr, out: Arr, ready: Arr, linear: Arr, c_kv: float, 
                 # next iteration, no compute now
                 tg = prompt[r] + gen[r] - 1
                 need = (prompt[r] + out[r] + B - 1) // B if reserve else (tg + B - 1) // B
+                kv_high = max(kv_high, blocks - free + need)
                 if need > free:
                     break
                 wh += 1
@@ -211,6 +218,7 @@ def _run(arr: Arr, prompt: Arr, out: Arr, ready: Arr, linear: Arr, c_kv: float, 
             q = min(tg, left)
             # reserve: the whole sequence's blocks at admission (no eviction later)
             need = (prompt[r] + out[r] + B - 1) // B if reserve else (q + B - 1) // B
+            kv_high = max(kv_high, blocks - free + need)
             if need > free:
                 break
             wh += 1
@@ -284,7 +292,7 @@ def _run(arr: Arr, prompt: Arr, out: Arr, ready: Arr, linear: Arr, c_kv: float, 
             if last and to_judge - good <= allowed:
                 stopped = 2  # even if every request not yet judged misses, it passes
                 break
-    return first, done, npre, busy, kvint, iters, t, misses, good, stopped
+    return first, done, npre, busy, kvint, iters, t, misses, good, stopped, kv_high
 
 
 def _ready(n: int, ready: np.ndarray | None) -> np.ndarray:
@@ -339,14 +347,15 @@ def _call(arr: np.ndarray, prompt: np.ndarray, out: np.ndarray, rm: Any,
     n = len(arr)
     j = judge or Judge(_NONE, 0.0, 0.0, -1, False)
     counted = (j.counted.astype(np.int8) if judge is not None else np.zeros(n, np.int8))
-    (first, done, npre, busy, kvint, iters, end, misses, good, stopped) = _run(
+    (first, done, npre, busy, kvint, iters, end, misses, good, stopped, kv_high) = _run(
         np.ascontiguousarray(arr, dtype=np.float64), prompt.astype(np.int64),
         out.astype(np.int64), _ready(n, ready), rm.linear_s, rm.c_kv, rm.c_pf,
         rm.c_head, rm.kv_blocks, rm.block_tokens, rm.max_batched_tokens, rm.max_seqs,
         int(rm.reserve), int(rm.draft_tokens), float(rm.draft_extra), float(rm.mtp_scale),
         counted, float(j.ttft_s), float(j.tpot_s), int(j.budget), int(j.last))
     return (ReplicaTrace(first, done, npre, float(busy), float(kvint), int(iters),
-                         float(end)), (int(misses), int(good), int(stopped)))
+                         float(end), kv_high=int(kv_high)), (int(misses), int(good),
+                                                            int(stopped)))
 
 
 _NONE = np.zeros(0, np.int8)
