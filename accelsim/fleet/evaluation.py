@@ -153,17 +153,23 @@ class FastEvaluator:
             w.warm_fast(spec, self._state(sc, name, spec, self._key(sc, spec)),
                         sc.context(self.file))
 
-    def device_records(self, sc: Scenario, profiles: dict[str, DeviceProfile]
-                       ) -> list[dict[str, Any]]:
-        """The device table of ``sc`` with ``profiles`` (the point's devices), as records."""
+    def device_records(self, sc: Scenario, profiles: dict[str, DeviceProfile],
+                       only: Collection[str] | None = None,
+                       devices: Collection[str] | None = None) -> list[dict[str, Any]]:
+        """The device table of ``sc`` with ``profiles`` (the point's devices), as records;
+        ``only``: the workloads to evaluate, ``devices``: the devices (by name) to price
+        (default all of both)."""
         ctx = sc.context(self.file)
-        skeys = {name: self._key(sc, spec) for name, spec in sc.workloads.items()}
+        skeys = {name: self._key(sc, spec) for name, spec in sc.workloads.items()
+                 if only is None or name in only}
         rows: list[dict[str, Any]] = []
         for ref, pool in sc.pool_of().items():
             dev = profiles[ref]
+            if devices is not None and dev.name not in devices:
+                continue
             dkey = dev.model_dump_json(include=PERF_SECTIONS)
             per = {name: self._evaluate(sc, name, skeys[name], ref, dev, dkey, ctx)
-                   for name in sc.workloads}
+                   for name in skeys}
             rows += priced_rows(sc, ref, pool, dev.spec, per)
         return rows
 
