@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("accelsim.sweep",),
     ("accelsim.schemas",),
     ("accelsim.report", "accelsim.plots", "accelsim.htmlreport"),
-    ("accelsim.cli", "accelsim.__main__", "accelsim.entry"),
+    ("accelsim.cli", "accelsim.__main__", "accelsim.entry", "accelsim.replay"),
     ("accelsim",),
 ]
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from accelsim import cache
+from accelsim import cache, replay
 from accelsim.cli.common import app, console, emit_json, infeasible, user_errors
 from accelsim.errors import AccelsimError
 from accelsim.outputs import check_dir, check_file, writing
@@ -67,6 +67,7 @@ def compare(
     from accelsim.fleet import load_scenario
 
     sc = load_scenario(scenario_file)
+    replay.note_inputs([scenario_file, *sc.input_files()])
     for folder, option in ((csv_dir, "--csv"), (plot_dir, "--plot")):
         if folder is not None:
             check_dir(folder, option)  # before the evaluation, not after it
@@ -117,6 +118,7 @@ def plan(
     from accelsim.plan import build, solve_plan
 
     sc = load_scenario(scenario_file)
+    replay.note_inputs([scenario_file, *sc.input_files()])
     if sc.plan is None:
         raise AccelsimError.single(str(scenario_file), "plan", "required for accelsim plan: "
                                    "start, quarters, budget_usd_per_year, deliveries")
@@ -141,6 +143,7 @@ def plan(
         console.print(table("", [{"year": y, "capex B USD": v / 1e9}
                                  for y, v in res["capex_usd_by_year"].items()]))
     if not res["proven_optimal"]:
+        replay.forbid()  # another run may get further in the time limit
         typer.echo(f"{scenario_file}: plan: the solver stopped at its time limit; the plan is "
                    f"the best found, within {100 * res['mip_gap']:.2g} % of the optimum (not "
                    "proven optimal)", err=True)
@@ -163,6 +166,7 @@ def uncertainty(
     from accelsim.uncertainty import monte_carlo, summarise
 
     sc = load_scenario(scenario_file)
+    replay.note_inputs([scenario_file, *sc.input_files()])
     with Console(stderr=True).status(f"{samples} draws"):
         with cache.disabled(no_cache):
             out = summarise(monte_carlo(sc, samples, seed, str(scenario_file)))
@@ -223,6 +227,7 @@ def optimize(
     from accelsim.optimize import solve
 
     sc = load_scenario(scenario_file)
+    replay.note_inputs([scenario_file, *sc.input_files()])
     year = purchase_year(sc, year, str(scenario_file))  # before the seconds-long evaluation
     res = solve(mix_problem(sc, _device_table(sc, as_json, no_cache), year))
     if as_json:
@@ -230,6 +235,7 @@ def optimize(
     else:
         _print_optimum(scenario_file, year, res)
     if not res.get("proven_optimal", True):
+        replay.forbid()  # another run may get further in the time limit
         typer.echo(f"{scenario_file}: optimize: the solver stopped at its time limit; the mix "
                    f"is the best found, within {100 * res['mip_gap']:.2g} % of the optimum "
                    "(not proven optimal)", err=True)
