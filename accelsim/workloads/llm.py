@@ -93,18 +93,6 @@ class _Base:
     answers: tuple[float, ...] = ()  # the full search's answer per replication
 
 
-# The fast search (a point searched again): one replication of at most this many requests,
-# scaled by the full search over it at the base point.
-FAST_REQUESTS = 3000
-
-
-def _fast_job(spec: LLMServingSpec, device: str, tp: int) -> Any:
-    job = _job(spec, device, tp)
-    n = min(spec.sim.requests, FAST_REQUESTS)
-    return job.model_copy(update={"sim": job.sim.model_copy(update={
-        "requests": n, "warmup": min(spec.sim.warmup, n // 10), "replications": 1})})
-
-
 def _job(spec: LLMServingSpec, device: str, tp: int) -> Any:
     from accelsim.llm.job import LLMJob
 
@@ -134,6 +122,9 @@ UNSURE = 1.5
 # Sizes warmed ahead: those whose twice-saturated rate per device reaches this share of the
 # best size's requests/s per device at the base point.
 NEAR = 0.7
+# Sizes a point estimates: those whose base curve reaches this share of the best size's
+# requests/s per device at the base point (a draw moves sizes against each other less).
+NEAR_CURVE = 0.75
 
 
 def _curve_task(w: LLMServing, spec: LLMServingSpec, b: _Base, tp: int, ctx: EvalContext
@@ -208,26 +199,18 @@ class LLMServing(Workload[LLMServingSpec]):
                     skip: Collection[int] = ()) -> list[tuple[int, Any]]:
         """Replica sizes to try: the block's tp, or every power of two within the scale-up
         domain whose memory leaves a KV cache (their cost models); ``skip``: sizes not to
-        try unless no other fits."""
+        try, except the smallest that fits (the full search always tries it)."""
+        from accelsim.llm.perf import replica_model
+
         job = _job(spec, device.name, 1)
         model = _model(spec.model, file)
         tps = [spec.tp] if spec.tp else [t for t in (1, 2, 4, 8, 16, 32, 64)
                                          if t <= device.spec.scaleup_domain]
-        kept = [t for t in tps if t not in skip]
-        if skip and kept:
-            try:
-                return self._sizes(spec, device, file, kept, job, model)
-            except AccelsimError:
-                pass  # none of them fits: try every size
-        return self._sizes(spec, device, file, tps, job, model)
-
-    def _sizes(self, spec: LLMServingSpec, device: DeviceProfile, file: str, tps: list[int],
-               job: Any, model: Any) -> list[tuple[int, Any]]:
-        """The cost models of the sizes ``tps`` that fit (an error when none does)."""
-        from accelsim.llm.perf import replica_model
-
-        out, last = [], None
+        out: list[tuple[int, Any]] = []
+        last = None
         for tp in tps:
+            if out and tp in skip:
+                continue
             r = job.replicas[0].model_copy(update={"tp": tp})
             try:
                 out.append((tp, replica_model(r, file, "workloads.llm_serving",
@@ -329,6 +312,25 @@ class LLMServing(Workload[LLMServingSpec]):
                               if 2 * saturated_rps(rm, p, o) / rm.devices < NEAR * best}
         return state.far[ref]
 
+    def _skipped(self, spec: LLMServingSpec, state: FastState, ref: str, ctx: EvalContext
+                 ) -> set[int]:
+        """The sizes a point does not estimate: :meth:`_far` ones, and those whose own
+        curve puts them below :data:`NEAR_CURVE` of the best size at the base point."""
+        if ref not in state.skipped:
+            b = state.base[ref]
+            sizes = self._base_sizes(spec, b, ctx)
+            skip = set(self._far(spec, state, ref, ctx))
+            if b.per_replica > 0 and b.tp in sizes:
+                best = b.per_replica / sizes[b.tp].devices
+                scale = self._scale(spec, state, ref, ctx)
+                for tp, rm in sizes.items():
+                    c = self._curve(spec, state, ref, tp, ctx) if tp not in skip else None
+                    if c is not None and tp != b.tp and (
+                            c.capacity(1.0)[0] * scale / rm.devices < NEAR_CURVE * best):
+                        skip.add(tp)
+            state.skipped[ref] = skip
+        return state.skipped[ref]
+
     def _curve_key(self, spec: LLMServingSpec, b: _Base, tp: int) -> str:
         from accelsim import cache
 
@@ -346,7 +348,6 @@ class LLMServing(Workload[LLMServingSpec]):
         todo = []
         for ref, b in state.base.items():
             far = self._far(spec, state, ref, ctx)
-            self._scale_fast(spec, state, ref, ctx)
             for tp in self._base_sizes(spec, b, ctx):
                 if (ref, tp) in state.curves or tp in far:
                     continue
@@ -392,23 +393,6 @@ class LLMServing(Workload[LLMServingSpec]):
             for d in state.draws:
                 _check_fits(_job(spec, device.name, rm.tp), [rm], d, ctx.file)
 
-    def _scale_fast(self, spec: LLMServingSpec, state: FastState, ref: str, ctx: EvalContext
-                    ) -> float:
-        """The full search's requests/s over the fast search's (:func:`_fast_job`) at the
-        base's best size: what carries a point searched again to the full path's scale (1
-        for a device that met no rate at the base)."""
-        if ref not in state.scale_fast:
-            from accelsim.llm.sim import capacity
-
-            b = state.base[ref]
-            sizes = self._base_sizes(spec, b, ctx)
-            got = 0.0
-            if b.per_replica > 0 and b.tp in sizes and b.device is not None:
-                got = capacity(_fast_job(spec, b.device.name, b.tp), ctx.file, [sizes[b.tp]],
-                               guess=b.per_replica)["max_rps_at_slo"]
-            state.scale_fast[ref] = b.per_replica / got if got > 0 else 1.0
-        return state.scale_fast[ref]
-
     def _scale(self, spec: LLMServingSpec, state: FastState, ref: str, ctx: EvalContext
                ) -> float:
         """The full search's requests/s over its curve's ``cap(1)``, at the base's best
@@ -436,7 +420,7 @@ class LLMServing(Workload[LLMServingSpec]):
         try:
             sizes = [(tp, rm, saturated_rps(rm, p, o)) for tp, rm in
                      self._candidates(spec, device, ctx.file,
-                                      skip=self._far(spec, state, ref, ctx))]
+                                      skip=self._skipped(spec, state, ref, ctx))]
             for _, rm, _ in sizes:
                 self._fits(spec, state, device, rm, ctx)
             # the base's best size first, then by saturated rate per device: a size whose
@@ -454,14 +438,12 @@ class LLMServing(Workload[LLMServingSpec]):
                 per_replica = got * self._scale(spec, state, ref, ctx)
                 if best is None or per_replica / rm.devices > best[0]:
                     best = (per_replica / rm.devices, per_replica / sat if sat > 0 else 0.0)
-            for tp, rm, sat, guess in todo:  # the fast search around the guess, scaled
+            for tp, rm, sat, guess in todo:  # the full search, bracketed around the guess
                 if best is not None and min(2 * sat, UNSURE * (guess or np.inf)
                                             ) / rm.devices <= best[0]:
                     continue  # it cannot win even at twice saturation, or far above its guess
-                scale = self._scale_fast(spec, state, ref, ctx)
-                per_replica = scale * capacity(
-                    _fast_job(spec, device.name, tp), ctx.file, [rm],
-                    guess=guess / scale if guess else None)["max_rps_at_slo"]
+                per_replica = capacity(_job(spec, device.name, tp), ctx.file, [rm],
+                                       guess=guess)["max_rps_at_slo"]
                 if best is None or per_replica / rm.devices > best[0]:
                     best = (per_replica / rm.devices, per_replica / sat if sat > 0 else 0.0)
         except AccelsimError as e:

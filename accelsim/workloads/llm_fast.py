@@ -64,7 +64,7 @@ LOW_GRID = (0.02, 0.04, 0.08, 0.15, 0.3, 0.5, 0.8)
 # SLO x S_MAX stops early (its q is only known to exceed it).
 S_MAX = 2.5
 # Largest non-uniformity of the dilation the scaling is trusted with (see module).
-SPREAD = 1.5
+SPREAD = 2.0
 # Widest ratio of two rates of a curve (wider gaps are filled geometrically), so no
 # crossing is interpolated across more.
 FILL = 2.5
@@ -122,8 +122,8 @@ class FastState:
     base: dict[str, Any]
     curves: dict[tuple[str, int], Curve] = field(default_factory=dict)
     scale: dict[str, float] = field(default_factory=dict)
-    scale_fast: dict[str, float] = field(default_factory=dict)
     far: dict[str, set[int]] = field(default_factory=dict)
+    skipped: dict[str, set[int]] = field(default_factory=dict)
     draws: list[Any] = field(default_factory=list)  # the full search's random inputs
     longest: int = 0  # their longest request, tokens
 
