@@ -325,8 +325,8 @@ class LLMServing(Workload[LLMServingSpec]):
                 scale = self._scale(spec, state, ref, ctx)
                 for tp, rm in sizes.items():
                     c = self._curve(spec, state, ref, tp, ctx) if tp not in skip else None
-                    if c is not None and tp != b.tp and (
-                            c.capacity(1.0)[0] * scale / rm.devices < NEAR_CURVE * best):
+                    got = c.capacity(1.0) if c is not None and tp != b.tp else None
+                    if got is not None and got[0] * scale / rm.devices < NEAR_CURVE * best:
                         skip.add(tp)
             state.skipped[ref] = skip
         return state.skipped[ref]
@@ -418,11 +418,14 @@ class LLMServing(Workload[LLMServingSpec]):
         p, o = _means(spec)
         best: tuple[float, float] | None = None  # (per device, ratio)
         try:
+            skipped = self._skipped(spec, state, ref, ctx)
             sizes = [(tp, rm, saturated_rps(rm, p, o)) for tp, rm in
-                     self._candidates(spec, device, ctx.file,
-                                      skip=self._skipped(spec, state, ref, ctx))]
+                     self._candidates(spec, device, ctx.file, skip=skipped)]
             for _, rm, _ in sizes:
                 self._fits(spec, state, device, rm, ctx)
+            # the smallest size is there for the fit check (the full search's first error);
+            # it is estimated only if it could win
+            sizes = [x for x in sizes if x[0] not in skipped] or sizes
             # the base's best size first, then by saturated rate per device: a size whose
             # twice-saturated rate cannot beat the best so far is never estimated
             sizes.sort(key=lambda x: (x[0] != b.tp, -x[2] / x[1].devices))
@@ -430,18 +433,19 @@ class LLMServing(Workload[LLMServingSpec]):
             for tp, rm, sat in sizes:
                 if best is not None and 2 * sat / rm.devices <= best[0]:
                     continue
-                got, why = estimate(self._curve(spec, state, ref, tp, ctx), rm, p, o)
+                got, why, upper = estimate(self._curve(spec, state, ref, tp, ctx), rm, p, o)
                 if why is not None:
-                    todo.append((tp, rm, sat, got if got else b.ratio * sat or None))
+                    todo.append((tp, rm, sat, got if got else b.ratio * sat or None,
+                                 upper * self._scale(spec, state, ref, ctx)))
                     continue
                 assert got is not None
                 per_replica = got * self._scale(spec, state, ref, ctx)
                 if best is None or per_replica / rm.devices > best[0]:
                     best = (per_replica / rm.devices, per_replica / sat if sat > 0 else 0.0)
-            for tp, rm, sat, guess in todo:  # the full search, bracketed around the guess
-                if best is not None and min(2 * sat, UNSURE * (guess or np.inf)
+            for tp, rm, sat, guess, upper in todo:  # the full search, around the guess
+                if best is not None and min(2 * sat, upper, UNSURE * (guess or np.inf)
                                             ) / rm.devices <= best[0]:
-                    continue  # it cannot win even at twice saturation, or far above its guess
+                    continue  # it cannot win even at its bound, or far above its guess
                 per_replica = capacity(_job(spec, device.name, tp), ctx.file, [rm],
                                        guess=guess)["max_rps_at_slo"]
                 if best is None or per_replica / rm.devices > best[0]:

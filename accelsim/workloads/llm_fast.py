@@ -11,15 +11,16 @@ base's capacity as a function of the SLO. Scaling by the saturated rate alone (`
 misses the SLO's share: a device that meets its TTFT target only just (the H20 on long
 prompts) gains far more than its speed from a faster prefill.
 
-The base's SLO curve (:class:`Curve`, per replica size of the base device, built on first
-use and cached): the full search's job (its replications, its requests) run at a grid of
-rates around each replication's answer, and at the search's own first two probes (twice
-the saturated rate, 1 % of it). Per run, every counted request's smallest scale of both
-targets it meets, ``max(TTFT / ttft_ms, TPOT / tpot_ms)``, gives ``q``: the scale of the
-SLO at which that rate meets the attainment. A replication's ``cap(s)`` is then what its
-search would find at SLO x s: twice the saturated rate if that rate's ``q <= s``, 0 if 1 %
-of it has ``q > s``, else the rate where ``q`` (made non-decreasing) crosses ``s``, linear
-between grid rates; ``cap`` is the mean over replications, like the search's answer.
+The base's SLO curve (:class:`Curve`, per replica size of the base device, built once and
+cached): the full search's job (its replications, its requests) run at a grid of rates
+around each replication's answer (:data:`GRID`; for a size that met no rate at the base,
+from the search's own first low probe, 1 % of the saturated rate, up: :data:`LOW_GRID`).
+Per run, every counted request's smallest scale of both targets it meets,
+``max(TTFT / ttft_ms, TPOT / tpot_ms)``, gives ``q``: the scale of the SLO at which that
+rate meets the attainment. A replication's ``cap(s)`` is then what its search would find at
+SLO x s: the rate where ``q`` (made non-decreasing) crosses ``s``, linear between grid
+rates (0 below the low probe's ``q``); ``cap`` is the mean over replications, like the
+search's answer.
 
 A point's replica of each size is compared with the base's: ``k`` is the base's saturated
 rate over the point's (at the base's KV cache: the dilation over the mix of iterations a
@@ -34,6 +35,7 @@ replica is searched again (the full search, each replication bracketed around th
 estimate) where the scaling's error bound is not met:
 
 - the size has no base curve (not a size of the base device);
+- ``1 / k`` takes the crossing outside the curve's grid (no extrapolation);
 - the dilation is far from uniform: the largest over the smallest ratio of the cost
   model's parts (the linear layers at every token count, KV read, prefill attention, LM
   head) exceeds ``1 +`` :data:`SPREAD` (beyond what the fidelity tests cover);
@@ -41,8 +43,11 @@ estimate) where the scaling's error bound is not met:
   the smaller cache holds (a cache that refuses a request changes the schedule; one that
   never does, does not).
 
-How close it stays to the full search on the seed scenario's uncertainty draws is measured
-and held by ``tests/fleet/test_fidelity.py`` (docs/performance.md quotes it).
+A size the point's device shares with the base is estimated only if its base curve reaches
+a share of the best size (``accelsim.workloads.llm.NEAR_CURVE``), so a draw does not build
+the cost model of a size that cannot win. How close the fast path stays to the full search
+on the seed scenario's uncertainty draws is measured in docs/model-llm.md and held by
+``tests/fleet/test_fidelity.py``.
 """
 
 from __future__ import annotations
@@ -54,8 +59,7 @@ import numpy as np
 
 from accelsim import units
 
-# Rates of a base curve, as multiples of each replication's answer at the base point
-# (between 1 % of saturation and twice it, the search's own first probes, which end it).
+# Rates of a base curve, as multiples of each replication's answer at the base point.
 GRID = (0.5, 0.7, 0.85, 0.93, 1.0, 1.07, 1.15, 1.3, 1.5)
 # Rates of the curve of a size that met no rate at the base (its TTFT breaks at low load):
 # multiples of the saturated rate.
@@ -65,30 +69,29 @@ LOW_GRID = (0.02, 0.04, 0.08, 0.15, 0.3, 0.5, 0.8)
 S_MAX = 2.5
 # Largest non-uniformity of the dilation the scaling is trusted with (see module).
 SPREAD = 2.0
-# Widest ratio of two rates of a curve (wider gaps are filled geometrically), so no
-# crossing is interpolated across more.
-FILL = 2.5
 
 
 @dataclass(frozen=True)
 class Rep:
-    """One replication's curve: ``rates`` (from 1 % of the saturated rate to twice it, the
-    search's first two probes, with the grid between) and their ``q`` made non-decreasing
-    (inf: above :data:`S_MAX`), ``kv_high`` the most KV blocks each run asked for."""
+    """One replication's curve: ``rates`` and their ``q`` made non-decreasing (inf: above
+    :data:`S_MAX`), ``kv_high`` the most KV blocks each run asked for; ``floor``: the
+    first rate is the search's own first low probe (1 % of the saturated rate), below
+    whose ``q`` the search finds no rate (a size that met none at the base point)."""
 
     rates: np.ndarray
     q: np.ndarray
     kv_high: np.ndarray
+    floor: bool = False
 
-    def capacity(self, s: float) -> tuple[float, int]:
-        """What this replication's search finds at SLO x s (twice saturation when that
-        meets it, 0 when 1 % of it does not, else the crossing), and the most KV blocks the
-        runs deciding it asked for."""
+    def capacity(self, s: float) -> tuple[float, int] | None:
+        """What this replication's search finds at SLO x s (the crossing of ``q``; 0 below
+        the floor), and the most KV blocks the runs deciding it asked for; None outside
+        the grid."""
         q, r, kv = self.q, self.rates, self.kv_high
-        if q[-1] <= s:
-            return float(r[-1]), int(kv.max())
-        if q[0] > s:
-            return 0.0, int(kv[0])
+        if s < q[0]:
+            return (0.0, int(kv[0])) if self.floor else None
+        if s >= q[-1]:
+            return None
         i = int(np.searchsorted(q, s, side="right"))  # q[i - 1] <= s < q[i]
         lo, hi = q[i - 1], q[i]
         x = r[i - 1] + (r[i] - r[i - 1]) * ((s - lo) / (hi - lo) if np.isfinite(hi) else 0.0)
@@ -107,11 +110,24 @@ class Curve:
     sat_rps: float
     parts: np.ndarray
 
-    def capacity(self, s: float) -> tuple[float, int]:
+    def upper(self, s: float) -> float:
+        """A rate the search at SLO x s does not exceed: where it lies below a grid, its
+        lowest rate; inf where it lies above."""
+        out = []
+        for r in self.reps:
+            got = r.capacity(s)
+            out.append(got[0] if got is not None else
+                       float(r.rates[0]) if s < r.q[0] else float("inf"))
+        return float(np.mean(out))
+
+    def capacity(self, s: float) -> tuple[float, int] | None:
         """The mean over replications of what the search finds at SLO x s, and the most KV
-        blocks the deciding runs asked for."""
+        blocks the deciding runs asked for (None outside a replication's grid)."""
         got = [r.capacity(s) for r in self.reps]
-        return float(np.mean([g[0] for g in got])), max(g[1] for g in got)
+        ok = [g for g in got if g is not None]
+        if len(ok) < len(got):
+            return None
+        return float(np.mean([g[0] for g in ok])), max(g[1] for g in ok)
 
 
 @dataclass
@@ -176,16 +192,6 @@ def scale_of(job: Any, rate: float, d: Any, rm: Any) -> tuple[float, int]:
     return float(need[len(need) - 1 - budget]), tr.kv_high
 
 
-def _filled(rates: np.ndarray) -> np.ndarray:
-    """``rates`` with geometric steps inserted wherever two are more than :data:`FILL`
-    apart."""
-    out = [float(rates[0])]
-    for x in rates[1:]:
-        steps = int(np.ceil(np.log(x / out[-1]) / np.log(FILL) - 1e-9))
-        out += [float(v) for v in np.geomspace(out[-1], x, steps + 1)[1:]]
-    return np.array(out)
-
-
 def build_curve(job: Any, rm: Any, answers: list[float], prompt: float, output: float
                 ) -> Curve:
     """The SLO curve of the full search's ``job`` on one replica (one replica kind, count
@@ -198,32 +204,38 @@ def build_curve(job: Any, rm: Any, answers: list[float], prompt: float, output: 
     for rep, found in enumerate(answers):
         d = draw(job, job.sim.seed + rep, "fast path")
         cap = _cap(job, [rm], d)
-        # around the answer; a size that met no rate at the base, from 2 % of saturation up
-        rates = found * np.asarray(GRID) if found > 0 else cap * np.asarray(LOW_GRID)
-        rates = _filled(np.concatenate([[0.01 * cap], rates[(rates > 0.01 * cap)
-                                                             & (rates < 2 * cap)], [2.0 * cap]]))
+        # around the answer; a size that met no rate at the base, from the search's own
+        # first low probe (1 % of saturation) up
+        floor = found <= 0
+        rates = (np.concatenate([[0.01 * cap], cap * np.asarray(LOW_GRID)]) if floor
+                 else found * np.asarray(GRID))
         got = [scale_of(job, float(x), d, rm) for x in rates]
         reps.append(Rep(rates, np.maximum.accumulate(np.array([g[0] for g in got])),
-                        np.array([g[1] for g in got])))
+                        np.array([g[1] for g in got]), floor))
     return Curve(rm.tp, tuple(reps), rm.kv_blocks, saturated_rps(rm, prompt, output),
                  parts(rm))
 
 
 def estimate(curve: Curve | None, rm: Any, prompt: float, output: float
-             ) -> tuple[float | None, str | None]:
+             ) -> tuple[float | None, str | None, float]:
     """The point replica's requests/s at the SLO on the curve's scale (before ``scale``;
-    None without a curve), and why it must be searched again (None when it need not: the
-    module's list)."""
+    None where the curve cannot tell), why it must be searched again (None when it need
+    not: the module's list), and a rate its search does not exceed (inf when unknown), on
+    the same scale."""
     if curve is None:
-        return None, "no base curve for this size"
+        return None, "no base curve for this size", float("inf")
     sat = saturated_rps(replace(rm, kv_blocks=curve.kv_blocks), prompt, output)
     if sat <= 0:
-        return None, "saturates at no rate"
+        return None, "saturates at no rate", float("inf")
     k = curve.sat_rps / sat
-    cap, kv = curve.capacity(1.0 / k)
+    got = curve.capacity(1.0 / k)
+    upper = curve.upper(1.0 / k) / k
+    if got is None:
+        return None, "the dilation takes it outside the curve's grid", upper
+    cap, kv = got
     why = None
     if spread(parts(rm), curve.parts) > SPREAD:
         why = "the dilation is not uniform"
     elif rm.kv_blocks != curve.kv_blocks and kv > min(rm.kv_blocks, curve.kv_blocks):
         why = "the KV cache binds otherwise"
-    return cap / k, why
+    return cap / k, why, (upper if why is None else float("inf"))

@@ -273,7 +273,7 @@ def test_a_uniform_dilation_is_scaled_exactly():
     for k in (1 / 1.3, 1.3):
         slow = replace(rm, linear_s=rm.linear_s * k, c_kv_read=rm.c_kv_read * k,
                        c_kv_flop=rm.c_kv_flop * k, c_pf=rm.c_pf * k, c_head=rm.c_head * k)
-        got, why = F.estimate(curve, slow, p, o)
+        got, why, _ = F.estimate(curve, slow, p, o)
         assert why is None and F.spread(F.parts(slow), curve.parts) < 1e-9
         want = S.capacity(job, rms=[slow])["max_rps_at_slo"]
         assert got == pytest.approx(want, rel=0.025)
