@@ -1,5 +1,5 @@
 """``python -m accelsim``: the same command line as ``accelsim``."""
 
-from accelsim.cli import main
+from accelsim.entry import main
 
 main()

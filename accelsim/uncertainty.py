@@ -85,25 +85,34 @@ def draws(profiles: dict[str, dict[str, Any]], n: int, seed: int, correlated: bo
 
 
 def apply(profile: dict[str, Any], values: dict[str, float]) -> dict[str, Any]:
-    """A copy of a profile mapping with drawn values (provenance: the draw)."""
-    import copy
-
-    prof = copy.deepcopy(profile)
+    """A copy of a profile mapping with drawn values (provenance: the draw). The sections
+    it changes are copied; the rest is shared with ``profile`` (neither is modified)."""
+    prof = dict(profile)
     for field, v in values.items():
         sec, key = field.split(".")
+        if prof[sec] is profile[sec]:
+            prof[sec] = dict(profile[sec])
         prof[sec][key] = {**prof[sec][key], "value": v}
     return prof
+
+
+# What the worker processes of :func:`monte_carlo` read (set before they are forked).
+_RUN: dict[str, Any] = {}
+# Draws per task of a worker process.
+CHUNK = 8
 
 
 def monte_carlo(sc: Any, n: int = 100, seed: int = 1, file: str = "scenario",
                 progress: Any = None, full: tuple[dict[str, Any], Any] | None = None) -> Any:
     """One row per draw and fleet: the fleet metrics and its rank in that draw. ``full``:
     the base profiles and evaluations of :func:`~accelsim.fleet.evaluate_full`, when the
-    caller already has them."""
+    caller already has them. The draws are evaluated in worker processes
+    (:mod:`accelsim.parallel`) in chunks of :data:`CHUNK`; every draw's rows are the same
+    whichever process evaluates it, and the table is in draw order."""
     import pandas as pd
 
-    from accelsim.devices import device_from_dict
-    from accelsim.fleet import FastEvaluator, device_rows, evaluate_fleet, evaluate_full, rank
+    from accelsim import parallel
+    from accelsim.fleet import FastEvaluator, evaluate_full
     from accelsim.fleet.evaluation import resolve_devices
 
     if full is None:
@@ -112,9 +121,33 @@ def monte_carlo(sc: Any, n: int = 100, seed: int = 1, file: str = "scenario",
     else:
         base, evals = full
     fast = FastEvaluator(sc, base, evals, file=file)
+    fast.warm(sc)  # built once here, not once per worker process
     dumped = {ref: p.model_dump(mode="json") for ref, p in base.items()}
+    _RUN.update(sc=sc, fast=fast, base=base, dumped=dumped, file=file,
+                draws=draws(dumped, n, seed))
+    try:
+        tasks = [(i, min(i + CHUNK, n)) for i in range(0, n, CHUNK)]
+        got: dict[int, list[dict[str, Any]]] = {}
+        done = 0
+        for k, rows in parallel.imap(_draw_rows, tasks):
+            got[k] = rows
+            done += tasks[k][1] - tasks[k][0]
+            if progress:
+                progress(done, n)
+    finally:
+        _RUN.clear()
+    return pd.DataFrame([r for k in range(len(tasks)) for r in got[k]])
+
+
+def _draw_rows(start: int, stop: int) -> list[dict[str, Any]]:
+    """The rows of draws ``start`` to ``stop`` (a worker process's task)."""
+    from accelsim.devices import device_from_dict
+    from accelsim.fleet import device_rows, evaluate_fleet, rank
+
+    sc, fast, base, dumped, file = (_RUN[k] for k in ("sc", "fast", "base", "dumped", "file"))
     rows = []
-    for i, d in enumerate(draws(dumped, n, seed)):
+    for i in range(start, stop):
+        d = _RUN["draws"][i]
         profs = {ref: device_from_dict(apply(dumped[ref], d.get(ref, {})), f"{file}: draw {i}")
                  if ref in d else base[ref] for ref in base}
         dev = device_rows(fast.device_records(sc, profs))
@@ -126,9 +159,7 @@ def monte_carlo(sc: Any, n: int = 100, seed: int = 1, file: str = "scenario",
                          "n_violations": len(f["violations"]),
                          **{m: f[m] for m in METRICS},
                          **{f"{w}_capacity": v["capacity"] for w, v in f["workloads"].items()}})
-        if progress:
-            progress(i + 1, n)
-    return pd.DataFrame(rows)
+    return rows
 
 
 def summarise(table: Any) -> dict[str, Any]:

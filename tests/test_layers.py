@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1] / "accelsim"
 # Lowest first. A module may import its own layer's and lower layers' modules.
 LAYERS: list[tuple[str, ...]] = [
     ("accelsim.errors", "accelsim.units", "accelsim.lazy", "accelsim.xp", "accelsim.precision",
-     "accelsim.outputs"),
+     "accelsim.outputs", "accelsim.cache", "accelsim.parallel"),
     ("accelsim.config",),
     ("accelsim.refs",),
     ("accelsim.devices", "accelsim.runtime", "accelsim.roofline", "accelsim.collectives",
@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("accelsim.sweep",),
     ("accelsim.schemas",),
     ("accelsim.report", "accelsim.plots", "accelsim.htmlreport"),
-    ("accelsim.cli", "accelsim.__main__", "accelsim.entry"),
+    ("accelsim.cli", "accelsim.__main__", "accelsim.entry", "accelsim.replay"),
     ("accelsim",),
 ]
 

@@ -273,6 +273,37 @@ def test_fast_fidelity_reproduces_compare_at_the_base_point():
             f["training_tokens_per_day"], rel=1e-9)
 
 
+def test_a_sweep_evaluates_only_the_workloads_its_metrics_read(tmp_path, monkeypatch):
+    """Per-device metrics of training and serving: the chatbot is evaluated neither at the
+    base nor at any point, and the values are compare's; a fleet metric needs every
+    workload (capacity workloads are allocated first)."""
+    from accelsim.fleet import compare, load_scenario
+    from accelsim.kinds.scenario import needed
+    from accelsim.workloads.llm import LLMServing
+
+    def never(*a, **k):
+        raise AssertionError("the chatbot was evaluated")
+
+    fleet = CONFIGS / "fleet.yaml"
+    res = compare(load_scenario(fleet))  # before the chatbot is forbidden
+    monkeypatch.setattr(LLMServing, "evaluate", never)
+    monkeypatch.setattr(LLMServing, "evaluate_fast", never)
+    monkeypatch.setenv("ACCELSIM_NO_CACHE", "1")
+    metrics = ["device.h20.training.throughput", "device.inhouse-asic.serving.throughput"]
+    s = _sweep_file(tmp_path, fleet, {"devices.h20.price_usd": {"values": [10000, 12000]}},
+                    metrics)
+    run_sweep(s, tmp_path / "o", workers=1)
+    df = read_results(tmp_path / "o")
+    want = {f"device.{r.device}.{r.workload}.throughput": r.throughput
+            for r in res.devices.itertuples()}
+    for m in metrics:
+        assert df[m].tolist() == pytest.approx([want[m]] * 2, rel=1e-12)
+    sc = load_scenario(fleet)
+    assert needed(sc, metrics) == {"training", "serving"}
+    assert needed(sc, [*metrics, "fleet.all-h20.capex_usd"]) is None
+    assert needed(sc, ["optimum.objective"]) is None
+
+
 def test_resume_refuses_after_a_device_file_changed(tmp_path, h20_dict):
     """The fingerprint covers the device profiles the base reads, not only the base."""
     dev = tmp_path / "a100.yaml"

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from accelsim import cache, replay
 from accelsim.cli.common import app, console, emit_json, infeasible, user_errors
 from accelsim.errors import AccelsimError
 from accelsim.outputs import check_dir, check_file, writing
@@ -27,7 +28,7 @@ from accelsim.report import (
 )
 
 
-def _device_table(sc: Any, quiet: bool) -> Any:
+def _device_table(sc: Any, quiet: bool, no_cache: bool = False) -> Any:
     """Per device x workload evaluation, with a progress bar (it takes a few seconds)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -40,11 +41,12 @@ def _device_table(sc: Any, quiet: bool) -> Any:
         task = bar.add_task("evaluating devices", total=n)
         started = [0]
 
-        def progress(what: str) -> None:  # called as each device x workload starts
+        def progress(what: str) -> None:  # as each device x workload starts or is done
             bar.update(task, completed=started[0], description=f"evaluating {what}")
             started[0] += 1
 
-        table_ = evaluate_devices(sc, progress)
+        with cache.disabled(no_cache):
+            table_ = evaluate_devices(sc, progress)
         bar.update(task, completed=n)
     return table_
 
@@ -54,6 +56,9 @@ def _device_table(sc: Any, quiet: bool) -> Any:
 def compare(
     scenario_file: Annotated[Path, typer.Argument(help="Fleet scenario YAML.")],
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Evaluate every device "
+                                           "again, ignoring and not storing cached "
+                                           "evaluations.")] = False,
     csv_dir: Annotated[Path | None, typer.Option("--csv", help="Write devices.csv and "
                                                  "fleets.csv to this folder.")] = None,
     plot_dir: Annotated[Path | None, typer.Option("--plot", help="Write the cost-performance "
@@ -64,10 +69,11 @@ def compare(
     from accelsim.kinds import require
 
     sc = require(scenario_file, "scenario")
+    replay.note_inputs([scenario_file, *sc.input_files()])
     for folder, option in ((csv_dir, "--csv"), (plot_dir, "--plot")):
         if folder is not None:
             check_dir(folder, option)  # before the evaluation, not after it
-    res = run_compare(sc, dev_table=_device_table(sc, quiet=as_json))
+    res = run_compare(sc, dev_table=_device_table(sc, as_json, no_cache))
     fleets = [fleet_out(f) for f in sorted(res.fleets, key=lambda f: f["rank"])]
     if csv_dir is not None:
         with writing(csv_dir, "--csv"):
@@ -104,6 +110,9 @@ def compare(
 def plan(
     scenario_file: Annotated[Path, typer.Argument(help="Fleet scenario YAML with a plan block.")],
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Evaluate every device "
+                                           "again, ignoring and not storing cached "
+                                           "evaluations.")] = False,
 ) -> None:
     """A purchase plan by quarter over the scenario's horizon (one MILP): deliveries, served
     demand, yearly spend and the present cost."""
@@ -111,10 +120,11 @@ def plan(
     from accelsim.plan import build, solve_plan
 
     sc = require(scenario_file, "scenario")
+    replay.note_inputs([scenario_file, *sc.input_files()])
     if sc.plan is None:
         raise AccelsimError.single(str(scenario_file), "plan", "required for accelsim plan: "
                                    "start, quarters, budget_usd_per_year, deliveries")
-    prob = build(sc, _device_table(sc, quiet=as_json), sc.plan, str(scenario_file))
+    prob = build(sc, _device_table(sc, as_json, no_cache), sc.plan, str(scenario_file))
     res = solve_plan(prob)
     if as_json:
         emit_json(res)
@@ -135,6 +145,7 @@ def plan(
         console.print(table("", [{"year": y, "capex B USD": v / 1e9}
                                  for y, v in res["capex_usd_by_year"].items()]))
     if not res["proven_optimal"]:
+        replay.forbid()  # another run may get further in the time limit
         typer.echo(f"{scenario_file}: plan: the solver stopped at its time limit; the plan is "
                    f"the best found, within {100 * res['mip_gap']:.2g} % of the optimum (not "
                    "proven optimal)", err=True)
@@ -167,6 +178,9 @@ def uncertainty(
     samples: Annotated[int, typer.Option(min=2, max=100_000, help="Monte Carlo draws.")] = 100,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the draws.")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Evaluate every device "
+                                           "again, ignoring and not storing cached "
+                                           "evaluations.")] = False,
 ) -> None:
     """How sure is the ranking: fleet metrics' 5-95 % bands and P(mix A beats mix B) over
     the profiles' ranges (correlated where numbers share a cause)."""
@@ -174,7 +188,8 @@ def uncertainty(
     from accelsim.uncertainty import monte_carlo, summarise
 
     sc = require(scenario_file, "scenario")
-    with _draws_bar(samples, quiet=False) as update:
+    replay.note_inputs([scenario_file, *sc.input_files()])
+    with _draws_bar(samples, quiet=False) as update, cache.disabled(no_cache):
         out = summarise(monte_carlo(sc, samples, seed, str(scenario_file), progress=update))
     if as_json:
         emit_json(out)
@@ -193,6 +208,9 @@ def report(
     samples: Annotated[int, typer.Option(min=2, max=100_000, help="Monte Carlo draws for "
                                          "the uncertainty section.")] = 100,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the draws.")] = 1,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Evaluate every device "
+                                           "again, ignoring and not storing cached "
+                                           "evaluations.")] = False,
 ) -> None:
     """One self-contained HTML page to send: the comparison and what binds, the
     cost-performance and uncertainty plots, every assumption with its source."""
@@ -201,7 +219,7 @@ def report(
 
     sc = require(scenario_file, "scenario")
     check_file(output, "--output")  # before the seconds of evaluation, not after them
-    with _draws_bar(samples, quiet=False) as update:
+    with _draws_bar(samples, quiet=False) as update, cache.disabled(no_cache):
         page = render(sc, scenario_file, samples, seed, progress=update)
     with writing(output, "--output"):
         output.write_text(page, encoding="utf-8")
@@ -216,6 +234,9 @@ def optimize(
     year: Annotated[int | None, typer.Option(help="Purchase year (default: the scenario's).")
                     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Evaluate every device "
+                                           "again, ignoring and not storing cached "
+                                           "evaluations.")] = False,
 ) -> None:
     """The device mix (integer servers) that maximises the scenario's objective (MILP)."""
     from accelsim.fleet import mix_problem, purchase_year
@@ -223,13 +244,15 @@ def optimize(
     from accelsim.optimize import solve
 
     sc = require(scenario_file, "scenario")
+    replay.note_inputs([scenario_file, *sc.input_files()])
     year = purchase_year(sc, year, str(scenario_file))  # before the seconds-long evaluation
-    res = solve(mix_problem(sc, _device_table(sc, quiet=as_json), year))
+    res = solve(mix_problem(sc, _device_table(sc, as_json, no_cache), year))
     if as_json:
         emit_json(res)
     else:
         _print_optimum(scenario_file, year, res)
     if not res.get("proven_optimal", True):
+        replay.forbid()  # another run may get further in the time limit
         typer.echo(f"{scenario_file}: optimize: the solver stopped at its time limit; the mix "
                    f"is the best found, within {100 * res['mip_gap']:.2g} % of the optimum "
                    "(not proven optimal)", err=True)

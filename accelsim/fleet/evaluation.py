@@ -8,16 +8,17 @@ table (:mod:`.pricing`), so everything downstream is one code path.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import asdict
 from typing import Any
 
 import pandas as pd
 
-from accelsim import workloads
+from accelsim import cache, parallel, workloads
 from accelsim.devices import DeviceProfile, load_device
 from accelsim.fleet.pricing import priced_rows
 from accelsim.fleet.scenario import Scenario
-from accelsim.workloads import DeviceEval
+from accelsim.workloads import DeviceEval, EvalContext, WorkloadSpec
 
 Progress = Callable[[str], None]
 # Profile sections that change a device's throughput (power and cost only its price).
@@ -29,22 +30,78 @@ def resolve_devices(sc: Scenario, file: str = "scenario") -> dict[str, DevicePro
     return {ref: load_device(ref, where=file) for ref in sc.pool_of()}
 
 
+def evaluation_key(spec: WorkloadSpec, device: DeviceProfile, ctx: EvalContext,
+                   stack: Mapping[str, Any] | None = None) -> str:
+    """The cache address of one device's evaluation on one workload
+    (:func:`accelsim.cache.key`): the resolved device spec, the workload block, the bytes of
+    every file the block reads (its model), the scenario's server size and ``stack`` (a
+    software-stack profile's fields, when one applies: None today). The scenario's file
+    name only labels errors and stays out of it."""
+    files = {str(f): cache.file_digest(f) for f in workloads.of(spec).input_files(spec)}
+    return cache.key("device-eval", {
+        "workload": spec.model_dump(mode="json"), "device": asdict(device.spec),
+        "server_chips": ctx.server_chips, "inputs": files}, stack)
+
+
+def evaluate_one(spec: WorkloadSpec, device: DeviceProfile, ctx: EvalContext) -> DeviceEval:
+    """``workloads.of(spec).evaluate`` through the cache."""
+    k = evaluation_key(spec, device, ctx)
+    hit = cache.get("device-eval", k)
+    if isinstance(hit, DeviceEval):
+        return hit
+    ev = workloads.of(spec).evaluate(spec, device, ctx)
+    cache.put("device-eval", k, ev)
+    return ev
+
+
+def _evaluate_device(specs: dict[str, WorkloadSpec], device: DeviceProfile, ctx: EvalContext
+                     ) -> dict[str, DeviceEval]:
+    """One device on the named workloads (a worker process's task)."""
+    return {name: workloads.of(spec).evaluate(spec, device, ctx) for name, spec in specs.items()}
+
+
 def evaluate_full(sc: Scenario, progress: Progress | None = None,
-                  profiles: dict[str, DeviceProfile] | None = None, file: str = "scenario"
+                  profiles: dict[str, DeviceProfile] | None = None, file: str = "scenario",
+                  only: Collection[str] | None = None
                   ) -> tuple[pd.DataFrame, dict[str, dict[str, DeviceEval]]]:
-    """The device table and every evaluation (by workload name, then device reference)."""
+    """The device table and every evaluation (by workload name, then device reference).
+    Evaluations come from the cache (:func:`evaluation_key`) where they can; the others run
+    one device per process (:mod:`accelsim.parallel`) and are stored. ``only``: the workloads to
+    evaluate (default all; a table of some workloads prices only those)."""
     ctx = sc.context(file)
     profiles = profiles or resolve_devices(sc, file)
-    evals: dict[str, dict[str, DeviceEval]] = {name: {} for name in sc.workloads}
+    names = [n for n in sc.workloads if only is None or n in only]
+    evals: dict[str, dict[str, DeviceEval]] = {name: {} for name in names}
+    keys: dict[tuple[str, str], str] = {}
+    todo: dict[str, dict[str, WorkloadSpec]] = {}
+    for ref in sc.pool_of():
+        for name in names:
+            spec = sc.workloads[name]
+            k = keys[(name, ref)] = evaluation_key(spec, profiles[ref], ctx)
+            hit = cache.get("device-eval", k)
+            if isinstance(hit, DeviceEval):
+                evals[name][ref] = hit
+                if progress:
+                    progress(f"{name} {profiles[ref].name} (cached)")
+            else:
+                todo.setdefault(ref, {})[name] = spec
+
+    def done(ref: str, per: dict[str, DeviceEval]) -> None:
+        for name, ev in per.items():
+            evals[name][ref] = ev
+            cache.put("device-eval", keys[(name, ref)], ev)
+
+    tasks = [(specs, profiles[ref], ctx) for ref, specs in todo.items()]
+    refs_todo = list(todo)
+    for i, per in parallel.imap(_evaluate_device, tasks):
+        done(refs_todo[i], per)
+        if progress:
+            for name in per:
+                progress(f"{name} {profiles[refs_todo[i]].name}")
     rows: list[dict[str, Any]] = []
-    for ref, pool in sc.pool_of().items():
-        dev = profiles[ref]
-        per = {}
-        for name, spec in sc.workloads.items():
-            if progress:
-                progress(f"{name} {dev.name}")
-            per[name] = evals[name][ref] = workloads.of(spec).evaluate(spec, dev, ctx)
-        rows += priced_rows(sc, ref, pool, dev.spec, per)
+    for ref, pool_name in sc.pool_of().items():
+        per = {name: evals[name][ref] for name in names}
+        rows += priced_rows(sc, ref, pool_name, profiles[ref].spec, per)
     return pd.DataFrame(rows), evals
 
 
@@ -84,21 +141,35 @@ class FastEvaluator:
         key = (name, skey)
         if key not in self._states:
             w, ctx = workloads.of(spec), sc.context(self.file)
-            base = {ref: w.evaluate(spec, self.profiles[ref], ctx) for ref in sc.pool_of()}
+            base = {ref: evaluate_one(spec, self.profiles[ref], ctx) for ref in sc.pool_of()}
             self._states[key] = w.prepare_fast(spec, base, ctx)
         return self._states[key]
 
-    def device_records(self, sc: Scenario, profiles: dict[str, DeviceProfile]
-                       ) -> list[dict[str, Any]]:
-        """The device table of ``sc`` with ``profiles`` (the point's devices), as records."""
+    def warm(self, sc: Scenario) -> None:
+        """Build now, in worker processes, what each workload's fast path would build on
+        first use (the chatbot's SLO curves), so that processes forked later share it."""
+        for name, spec in sc.workloads.items():
+            w = workloads.of(spec)
+            w.warm_fast(spec, self._state(sc, name, spec, self._key(sc, spec)),
+                        sc.context(self.file))
+
+    def device_records(self, sc: Scenario, profiles: dict[str, DeviceProfile],
+                       only: Collection[str] | None = None,
+                       devices: Collection[str] | None = None) -> list[dict[str, Any]]:
+        """The device table of ``sc`` with ``profiles`` (the point's devices), as records;
+        ``only``: the workloads to evaluate, ``devices``: the devices (by name) to price
+        (default all of both)."""
         ctx = sc.context(self.file)
-        skeys = {name: self._key(sc, spec) for name, spec in sc.workloads.items()}
+        skeys = {name: self._key(sc, spec) for name, spec in sc.workloads.items()
+                 if only is None or name in only}
         rows: list[dict[str, Any]] = []
         for ref, pool in sc.pool_of().items():
             dev = profiles[ref]
+            if devices is not None and dev.name not in devices:
+                continue
             dkey = dev.model_dump_json(include=PERF_SECTIONS)
             per = {name: self._evaluate(sc, name, skeys[name], ref, dev, dkey, ctx)
-                   for name in sc.workloads}
+                   for name in skeys}
             rows += priced_rows(sc, ref, pool, dev.spec, per)
         return rows
 

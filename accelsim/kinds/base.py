@@ -23,14 +23,16 @@ from accelsim.errors import AccelsimError
 
 @dataclass(frozen=True)
 class Sweepable:
-    """What a sweep needs of a kind: ``prepare(base, profiles, base_path)`` computes once per
-    sweep what every point reuses (the scenario's base evaluation); ``evaluate(obj, profiles,
+    """What a sweep needs of a kind: ``prepare(base, profiles, base_path, metrics)`` computes
+    once per sweep what every point reuses (the scenario's base evaluation of what the
+    metrics need); ``evaluate(obj, profiles,
     metrics, where, state, reasons)`` returns a point's values by metric name;
     ``metric_names(data, base_path, profiles, metrics, where)`` every name a point fills."""
 
     evaluate: Callable[..., dict[str, Any]]
     metric_names: Callable[..., set[str]]
-    prepare: Callable[..., Any] = field(default=lambda base, profiles, path: None)
+    prepare: Callable[..., Any] = field(default=lambda base, profiles, path, metrics=None:
+                                        None)
 
 
 @dataclass(frozen=True)

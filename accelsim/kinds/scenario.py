@@ -5,6 +5,7 @@ the fleet's one evaluation path; TCO, fleets and the optimiser are exact."""
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -21,23 +22,57 @@ def from_data(data: dict[str, Any], path: str | Path, where: str, check: bool = 
     return scenario_from(data, path, check=check, where=where)
 
 
-def prepare(sc: Any, profiles: dict[str, Any], path: str) -> Any:
-    """The base scenario evaluated at full fidelity, kept for the fast path."""
+def needed_devices(sc: Any, metrics: list[str] | None) -> set[str] | None:
+    """The devices (by name) a point must price for ``metrics``: those the per-device
+    metrics name, or every one (None) when a metric reads a fleet or the optimum."""
+    if needed(sc, metrics) is None or metrics is None:
+        return None
+    names = [x.strip() for m in metrics for x in m.split(" / ")]
+    return {n[len("device."):].rsplit(".", 2)[0] for n in names}
+
+
+def needed(sc: Any, metrics: list[str] | None) -> set[str] | None:
+    """The workloads a point must evaluate for ``metrics``: those named by the per-device
+    metrics (``device.<name>.<workload>.<field>``), or every one (None) when a metric
+    reads a fleet or the optimum (capacity workloads are allocated first, so every fleet
+    figure depends on every workload)."""
+    if metrics is None:
+        return None
+    got = _needed(tuple(sc.workloads), tuple(metrics))
+    return None if got is None else set(got)
+
+
+@lru_cache(maxsize=64)
+def _needed(workloads: tuple[str, ...], metrics: tuple[str, ...]) -> frozenset[str] | None:
+    names = [x.strip() for m in metrics for x in m.split(" / ")]
+    if any(not n.startswith("device.") for n in names):
+        return None
+    return frozenset(w for w in workloads for n in names
+                     if any(n.endswith(f".{w}.{fld}") for fld in DEVICE_METRICS))
+
+
+def prepare(sc: Any, profiles: dict[str, Any], path: str, metrics: list[str] | None = None
+            ) -> Any:
+    """The base scenario evaluated at full fidelity, kept for the fast path: only the
+    workloads ``metrics`` need (:func:`needed`)."""
     from accelsim.fleet import FastEvaluator, evaluate_full
 
-    _, evals = evaluate_full(sc, profiles=profiles, file=path)
+    _, evals = evaluate_full(sc, profiles=profiles, file=path, only=needed(sc, metrics))
     return FastEvaluator(sc, profiles, evals, file=path)
 
 
 def evaluate(sc: Any, profiles: dict[str, Any], metrics: list[str], where: str, fast: Any,
              reasons: list[str]) -> dict[str, Any]:
-    return values(sc, fast.device_records(sc, profiles), metrics, reasons)
+    only = needed(sc, metrics)
+    return values(sc, fast.device_records(sc, profiles, only, needed_devices(sc, metrics)),
+                  metrics, reasons, fleets=only is None)
 
 
 def values(sc: Any, records: list[dict[str, Any]], metrics: list[str], reasons: list[str],
-           solve: bool = True) -> dict[str, Any]:
+           solve: bool = True, fleets: bool = True) -> dict[str, Any]:
     """Every metric name of a scenario point and its value: ``device.<name>.<workload>.*``,
-    ``fleet.<fleet>.*``, ``optimum.*`` (the MILP only when a metric asks and ``solve``)."""
+    ``fleet.<fleet>.*`` (with ``fleets``), ``optimum.*`` (the MILP only when a metric asks
+    and ``solve``)."""
     from accelsim.fleet import device_rows, evaluate_fleet
 
     out: dict[str, Any] = {}
@@ -47,6 +82,8 @@ def values(sc: Any, records: list[dict[str, Any]], metrics: list[str], reasons: 
         if r["reason"]:
             reasons.append(f"device.{r['device']}.{r['workload']}: {r['reason']}")
     rows = device_rows(records)
+    if not fleets:
+        return out
     for mix in sc.fleets:
         f = evaluate_fleet(sc, mix, rows)
         for k, v in f.items():

@@ -52,6 +52,7 @@ class ReplicaTrace:
     iterations: int
     end_s: float
     kind: int = -1  # the replica kind (index in the job's replicas) that produced it
+    kv_high: int = 0  # most KV blocks a check asked to have in use (granted or not)
 
 
 @njit(cache=True)
@@ -69,11 +70,31 @@ def _evict(v: int, ctx: Arr, npre: Arr, wq: Arr, wh: int,
 @njit(cache=True)
 def _run(arr: Arr, prompt: Arr, out: Arr, ready: Arr, linear: Arr, c_kv: float, c_pf: float,
          c_head: float, blocks: int, B: int, budget: int, max_seqs: int, reserve: int,
-         draft: int, extra: float, scale: float
-         ) -> tuple[Arr, Arr, Arr, float, float, int, float]:  # pragma: no cover - compiled
+         draft: int, extra: float, scale: float, counted: Arr, ttft_lim: float,
+         tpot_lim: float, allowed: int, last: int
+         ) -> tuple[Arr, Arr, Arr, float, float, int, float, int, int, int, int
+                    ]:  # pragma: no cover - compiled
     """The scheduler's loop (module docstring), one compiled function: split into one per
-    phase (even inlined) it runs the one-hour-day benchmark 35-60 % slower."""
+    phase (even inlined) it runs the one-hour-day benchmark 35-60 % slower.
+
+    With ``allowed`` >= 0 the run also judges every ``counted`` request against the SLO as
+    soon as its outcome is known (:func:`judge`) and stops once the verdict is certain:
+    ``stopped`` 1 when more than ``allowed`` requests missed, 2 (only with ``last``) when
+    no more than ``allowed`` can miss whatever the rest does. ``kv_high``: the most KV
+    blocks any admission, prefill chunk or decode asked to have in use, granted or not
+    (at most ``blocks`` when the cache never refused one)."""
     n = len(arr)
+    judging = allowed >= 0
+    judged = np.zeros(n, np.int8)
+    misses = 0
+    good = 0
+    to_judge = 0
+    if judging:
+        for i in range(n):
+            to_judge += counted[i]
+    late = 0  # requests before it were checked against the TTFT deadline
+    stopped = 0
+    kv_high = 0  # most blocks any KV check asked to have in use (granted or not)
     acc = np.zeros(n)  # accepted drafts so far (a running sum of ``extra`` per step)
     step = 1 + draft  # tokens a decoding sequence puts through the model per iteration
     first = np.full(n, np.nan)
@@ -102,6 +123,16 @@ def _run(arr: Arr, prompt: Arr, out: Arr, ready: Arr, linear: Arr, c_kv: float, 
             wq[wt] = nxt
             wt += 1
             nxt += 1
+        if judging:
+            # a request still without its first token past the TTFT target has missed
+            while late < nxt and (t - arr[late]) > ttft_lim:
+                if counted[late] and not judged[late] and np.isnan(first[late]):
+                    judged[late] = 1
+                    misses += 1
+                late += 1
+            if misses > allowed:
+                stopped = 1
+                break
         if nrun == 0 and wh == wt:
             t = arr[nxt]
             continue
@@ -124,6 +155,7 @@ def _run(arr: Arr, prompt: Arr, out: Arr, ready: Arr, linear: Arr, c_kv: float, 
                               out[r] - gen[r])
                     need = (ctx[r] + adv + B - 1) // B - (ctx[r] + B - 1) // B
                 if reserve == 0 and need > 0:
+                    kv_high = max(kv_high, blocks - free + need)
                     while free < need and nrun - 1 > i:
                         freed, wh = _evict(running[nrun - 1], ctx, npre, wq, wh, B)
                         free += freed
@@ -149,6 +181,7 @@ def _run(arr: Arr, prompt: Arr, out: Arr, ready: Arr, linear: Arr, c_kv: float, 
                 q = min(target[r] - ctx[r], left)
                 have = (ctx[r] + B - 1) // B
                 need = 0 if reserve else (ctx[r] + q + B - 1) // B - have
+                kv_high = max(kv_high, blocks - free + need)
                 if need > free:
                     q = free * B + have * B - ctx[r]
                     need = free
@@ -168,6 +201,7 @@ def _run(arr: Arr, prompt: Arr, out: Arr, ready: Arr, linear: Arr, c_kv: float, 
                 # next iteration, no compute now
                 tg = prompt[r] + gen[r] - 1
                 need = (prompt[r] + out[r] + B - 1) // B if reserve else (tg + B - 1) // B
+                kv_high = max(kv_high, blocks - free + need)
                 if need > free:
                     break
                 wh += 1
@@ -184,6 +218,7 @@ def _run(arr: Arr, prompt: Arr, out: Arr, ready: Arr, linear: Arr, c_kv: float, 
             q = min(tg, left)
             # reserve: the whole sequence's blocks at admission (no eviction later)
             need = (prompt[r] + out[r] + B - 1) // B if reserve else (q + B - 1) // B
+            kv_high = max(kv_high, blocks - free + need)
             if need > free:
                 break
             wh += 1
@@ -228,9 +263,20 @@ def _run(arr: Arr, prompt: Arr, out: Arr, ready: Arr, linear: Arr, c_kv: float, 
                     if ctx[r] == target[r]:
                         if gen[r] == 0:
                             first[r] = t
+                            if judging and counted[r] and not judged[r] and not (
+                                    (t - arr[r]) <= ttft_lim):
+                                judged[r] = 1
+                                misses += 1
                         gen[r] += 1
                 if gen[r] >= out[r]:
                     done[r] = t
+                    if judging and counted[r] and not judged[r]:
+                        judged[r] = 1
+                        # the TPOT of summarize: (done - first) / (out - 1), out > 1
+                        if out[r] > 1 and not ((t - first[r]) / (out[r] - 1) <= tpot_lim):
+                            misses += 1
+                        else:
+                            good += 1
                     free += ((prompt[r] + out[r] + B - 1) // B if reserve
                              else (ctx[r] + B - 1) // B)
                     finished += 1
@@ -239,7 +285,14 @@ def _run(arr: Arr, prompt: Arr, out: Arr, ready: Arr, linear: Arr, c_kv: float, 
                 running[k] = r
                 k += 1
         nrun = k
-    return first, done, npre, busy, kvint, iters, t
+        if judging:
+            if misses > allowed:
+                stopped = 1
+                break
+            if last and to_judge - good <= allowed:
+                stopped = 2  # even if every request not yet judged misses, it passes
+                break
+    return first, done, npre, busy, kvint, iters, t, misses, good, stopped, kv_high
 
 
 def _ready(n: int, ready: np.ndarray | None) -> np.ndarray:
@@ -251,12 +304,61 @@ def run_fast(arr: np.ndarray, prompt: np.ndarray, out: np.ndarray, rm: Any,
     """One replica's requests (arrival-sorted) through the compiled scheduler; ``ready``
     marks requests that arrive with their prompt's KV cache and first token (the decode
     pool of a disaggregated deployment)."""
-    first, done, npre, busy, kvint, iters, end = _run(
+    return _call(arr, prompt, out, rm, ready, None)[0]
+
+
+@dataclass(frozen=True)
+class Judge:
+    """What :func:`run_judged` holds each request to: ``counted`` marks the requests in the
+    statistics (after the warm-up), the TTFT and TPOT targets in seconds, the misses allowed
+    (``budget``) and ``last``: whether a run may stop as soon as it cannot fail."""
+
+    counted: np.ndarray
+    ttft_s: float
+    tpot_s: float
+    budget: int
+    last: bool = True
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The SLO outcome of a judged run: requests that missed a target and that met both,
+    and ``stopped``: 0 the run finished, 1 it stopped at more than ``budget`` misses (it
+    fails), 2 it stopped when it could no longer fail."""
+
+    misses: int
+    good: int
+    stopped: int
+
+
+def run_judged(arr: np.ndarray, prompt: np.ndarray, out: np.ndarray, rm: Any, judge: Judge
+               ) -> tuple[ReplicaTrace, Verdict]:
+    """:func:`run_fast` that judges each counted request as its outcome becomes known (its
+    TTFT at its first token, or as soon as it waits past the target without one; its TPOT
+    at completion, as :func:`accelsim.llm.sim.summarize` computes both) and stops once the
+    verdict is certain. A run that stops early leaves the later requests' times NaN."""
+    tr, (misses, good, stopped) = _call(arr, prompt, out, rm, None, judge)
+    return tr, Verdict(misses, good, stopped)
+
+
+def _call(arr: np.ndarray, prompt: np.ndarray, out: np.ndarray, rm: Any,
+          ready: np.ndarray | None, judge: Judge | None
+          ) -> tuple[ReplicaTrace, tuple[int, int, int]]:
+    n = len(arr)
+    j = judge or Judge(_NONE, 0.0, 0.0, -1, False)
+    counted = (j.counted.astype(np.int8) if judge is not None else np.zeros(n, np.int8))
+    (first, done, npre, busy, kvint, iters, end, misses, good, stopped, kv_high) = _run(
         np.ascontiguousarray(arr, dtype=np.float64), prompt.astype(np.int64),
-        out.astype(np.int64), _ready(len(arr), ready), rm.linear_s, rm.c_kv, rm.c_pf,
+        out.astype(np.int64), _ready(n, ready), rm.linear_s, rm.c_kv, rm.c_pf,
         rm.c_head, rm.kv_blocks, rm.block_tokens, rm.max_batched_tokens, rm.max_seqs,
-        int(rm.reserve), int(rm.draft_tokens), float(rm.draft_extra), float(rm.mtp_scale))
-    return ReplicaTrace(first, done, npre, float(busy), float(kvint), int(iters), float(end))
+        int(rm.reserve), int(rm.draft_tokens), float(rm.draft_extra), float(rm.mtp_scale),
+        counted, float(j.ttft_s), float(j.tpot_s), int(j.budget), int(j.last))
+    return (ReplicaTrace(first, done, npre, float(busy), float(kvint), int(iters),
+                         float(end), kv_high=int(kv_high)), (int(misses), int(good),
+                                                            int(stopped)))
+
+
+_NONE = np.zeros(0, np.int8)
 
 
 class _Replica:

@@ -17,7 +17,7 @@ import pandas as pd
 
 from accelsim.errors import AccelsimError
 from accelsim.outputs import check_dir, writing
-from accelsim.sweep.evaluate import base_inputs, check_sweep, evaluate_batch
+from accelsim.sweep.evaluate import base_inputs, check_sweep, context, evaluate_batch
 from accelsim.sweep.spec import Param, count_points, fingerprint, load_sweep, points
 from accelsim.uncertainty import MAX_SAMPLES
 
@@ -103,8 +103,11 @@ def _execute_local(workers: int, payload: dict[str, Any], batches: list[Batch]
         for b in batches:
             yield evaluate_batch(payload, b)
     else:
+        import multiprocessing as mp
+
+        fork = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
         pool = ProcessPoolExecutor(max_workers=workers, initializer=_die_with_parent,
-                                   initargs=(os.getpid(),))
+                                   initargs=(os.getpid(),), mp_context=fork)
         try:
             pfuts = [pool.submit(evaluate_batch, payload, b) for b in batches]
             for pf in as_completed(pfuts):
@@ -290,6 +293,10 @@ def _run_locked(spec: Any, sweep_path: str | Path, base: Path, outp: Path, fp: s
     size = batch_size or spec.batch_size or max(1, min(256, math.ceil(len(todo) /
                                                                       max(4 * workers, 1))))
     batches = list(_batches(todo, size))
+    if batches:
+        # the base evaluated once here: forked local workers inherit it, others (Dask) find
+        # its device evaluations in the cache
+        context(fp, str(base), spec.metrics)
     finished = len(done)
     if not batches:
         if progress:

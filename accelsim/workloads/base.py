@@ -134,6 +134,10 @@ class Workload(ABC, Generic[S]):
         """Fast fidelity for sweeps: the same formulas as :meth:`evaluate` on the kept
         state; equal to it at the base point."""
 
+    def warm_fast(self, spec: S, state: Any, ctx: EvalContext) -> None:
+        """Build ahead what :meth:`evaluate_fast` would build on first use (in ``state``);
+        nothing by default."""
+
     def fleet_metrics(self, name: str, spec: S, capacity: float, whole_fleet: float
                       ) -> dict[str, float]:
         """Flat per-fleet metrics (``fleet.<mix>.<key>`` in sweeps)."""

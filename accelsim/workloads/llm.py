@@ -4,21 +4,24 @@ Full fidelity: one replica of ``tp`` x ``dp`` devices (``tp`` the block's, or se
 over powers of two within the scale-up domain whose memory leaves a KV cache; ``dp``
 attention groups for wide expert parallelism) through the continuous-batching simulator,
 and the highest request rate whose goodput meets ``slo.attainment``
-(:func:`accelsim.llm.sim.capacity`, mean of seeded replications); per device = replica
-rate / (tp x dp) x the share of replicas up. Fast fidelity (sweeps): the same capacity
-search on the point's device, shortened (:data:`FAST_REQUESTS`, one replication, over the
-base replica size and its halving and doubling) and scaled by the base point's full /
-short ratio, so both agree there. Energy follows the mean load, as for recommendation
+(:func:`accelsim.llm.sim.search`, mean of seeded replications; a size stops searching once
+it cannot beat the best one); per device = replica rate / (tp x dp) x the share of replicas
+up. Fast fidelity (sweeps, uncertainty draws): the base point's result scaled through the
+replica's cost model on the point's device and the base's SLO curve, searched again only
+where the scaling's error bound says so (:mod:`accelsim.workloads.llm_fast`); equal to the
+full result at the base point. Energy follows the mean load, as for recommendation
 serving.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Collection
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import Field, model_validator
 
 from accelsim import refs
@@ -28,6 +31,13 @@ from accelsim.errors import AccelsimError, Problem
 from accelsim.llm.job import Engine, Slo
 from accelsim.traffic import Dist
 from accelsim.workloads.base import CapacitySpec, DeviceEval, EvalContext, Workload, register
+from accelsim.workloads.llm_fast import (
+    Curve,
+    FastState,
+    build_curve,
+    estimate,
+    saturated_rps,
+)
 
 
 class LLMSim(Strict):
@@ -77,23 +87,16 @@ class LLMServingSpec(CapacitySpec):
 
 @dataclass(frozen=True)
 class _Base:
+    """What the fast path keeps of a device's full evaluation: the best size, the full
+    search's requests/s per replica, the result, and the profile (curves are built on it)."""
+
     tp: int
     ratio: float  # requests/s at the SLO / saturated requests/s of the replica
     reason: str | None = None
-    scale: float = 1.0  # full capacity / the fast search's capacity, at the base point
-
-
-# The fast path's capacity search: one replication of at most this many requests (the
-# full one runs sim.replications of sim.requests), scaled by the ratio of the two at the
-# base point so that both agree there.
-FAST_REQUESTS = 3000
-
-
-def _fast_job(spec: LLMServingSpec, device: str, tp: int) -> Any:
-    job = _job(spec, device, tp)
-    n = min(spec.sim.requests, FAST_REQUESTS)
-    return job.model_copy(update={"sim": job.sim.model_copy(update={
-        "requests": n, "warmup": min(spec.sim.warmup, n // 10), "replications": 1})})
+    per_replica: float = 0.0
+    result: DeviceEval | None = None
+    device: DeviceProfile | None = None
+    answers: tuple[float, ...] = ()  # the full search's answer per replication
 
 
 def _job(spec: LLMServingSpec, device: str, tp: int) -> Any:
@@ -115,6 +118,52 @@ def _means(spec: LLMServingSpec) -> tuple[float, float]:
     from accelsim.traffic import dist_mean
 
     return float(dist_mean(spec.prompt_tokens)), float(dist_mean(spec.output_tokens))
+
+
+# A size whose estimate is not trusted is searched again unless this multiple of its
+# estimate still cannot beat the best size.
+UNSURE = 1.5
+
+
+# Sizes warmed ahead: those whose twice-saturated rate per device reaches this share of the
+# best size's requests/s per device at the base point.
+NEAR = 0.7
+# Sizes a point estimates: those whose base curve reaches this share of the best size's
+# requests/s per device at the base point (a draw moves sizes against each other less).
+NEAR_CURVE = 0.75
+
+
+def _curve_task(w: LLMServing, spec: LLMServingSpec, b: _Base, tp: int, ctx: EvalContext
+                ) -> Curve:
+    """One base size's SLO curve (a worker process's task)."""
+    return w._build_curve(spec, b, w._base_sizes(spec, b, ctx), tp, ctx)
+
+
+def _model(ref: str, file: str) -> Any:
+    """The block's model, read once per version of its file (sweeps and draws build every
+    replica size of every point's device on it)."""
+    path = refs.find(ref, "models", family="training", what="training model")
+    st = path.stat()
+    return _model_at(str(path), file, st.st_mtime_ns, st.st_size)
+
+
+@lru_cache(maxsize=32)
+def _model_at(path: str, file: str, mtime_ns: int, size: int) -> Any:
+    from accelsim.transformer.model import load_model
+
+    return load_model(path, where=file, field="workloads.llm_serving.model")
+
+
+def _failed(msg: str, device: DeviceProfile) -> DeviceEval:
+    """A device that serves no rate at the SLO, and why."""
+    out = DeviceEval(0.0, 0.0, msg, msg)
+    return replace(out, state=_Base(0, 0.0, msg, 0.0, out, device))
+
+
+def _loses(devices: int, best: float) -> Callable[[float], bool]:
+    """Whether a replica of ``devices`` serving at most ``upper`` requests/s cannot beat
+    ``best`` requests/s per device (the comparison :meth:`LLMServing._evaluate` makes)."""
+    return lambda upper: upper / devices <= best
 
 
 @lru_cache(maxsize=512)
@@ -154,23 +203,25 @@ class LLMServing(Workload[LLMServingSpec]):
         return spec.peak_rps
 
     def _candidates(self, spec: LLMServingSpec, device: DeviceProfile, file: str,
-                    near: int = 0) -> list[tuple[int, Any]]:
+                    skip: Collection[int] = ()) -> list[tuple[int, Any]]:
         """Replica sizes to try: the block's tp, or every power of two within the scale-up
-        domain whose memory leaves a KV cache (their cost models); with ``near``, only it
-        and its halving and doubling (the fast path: a perturbed device moves its best
-        size by one step at most)."""
+        domain whose memory leaves a KV cache (their cost models); ``skip``: sizes not to
+        try, except the smallest that fits (the full search always tries it)."""
         from accelsim.llm.perf import replica_model
 
         job = _job(spec, device.name, 1)
+        model = _model(spec.model, file)
         tps = [spec.tp] if spec.tp else [t for t in (1, 2, 4, 8, 16, 32, 64)
-                                         if t <= device.spec.scaleup_domain
-                                         and (not near or near // 2 <= t <= 2 * near)]
-        out, last = [], None
+                                         if t <= device.spec.scaleup_domain]
+        out: list[tuple[int, Any]] = []
+        last = None
         for tp in tps:
+            if out and tp in skip:
+                continue
             r = job.replicas[0].model_copy(update={"tp": tp})
             try:
                 out.append((tp, replica_model(r, file, "workloads.llm_serving",
-                                              spec=device.spec)))
+                                              spec=device.spec, model=model)))
             except AccelsimError as e:
                 last = e
         if not out:
@@ -189,7 +240,7 @@ class LLMServing(Workload[LLMServingSpec]):
 
     def _evaluate(self, spec: LLMServingSpec, device: DeviceProfile, ctx: EvalContext
                   ) -> DeviceEval:
-        from accelsim.llm.sim import capacity, saturated_tokens_per_s
+        from accelsim.llm.sim import saturated_tokens_per_s, search
 
         p, o = _means(spec)
         best: tuple[float, int, Any, dict[str, Any], float] | None = None
@@ -198,55 +249,214 @@ class LLMServing(Workload[LLMServingSpec]):
                 sat = saturated_tokens_per_s(rm, p, o) / o
                 if best is not None and 2 * sat / rm.devices <= best[0]:
                     continue
-                c = capacity(_job(spec, device.name, tp), ctx.file, [rm])
+                # a size stops searching once its mean cannot beat the best so far
+                c = search(_job(spec, device.name, tp), ctx.file, [rm],
+                           None if best is None else _loses(rm.devices, best[0]))
+                if c is None:
+                    continue
                 per_device = c["max_rps_at_slo"] / rm.devices
                 if best is None or per_device > best[0]:
                     best = (per_device, tp, rm, c, sat)
         except AccelsimError as e:
-            msg = e.problems[0].message
-            return DeviceEval(0.0, 0.0, msg, msg, _Base(0, 0.0, msg))
+            return _failed(e.problems[0].message, device)
         assert best is not None
         per_device, tp, rm, c, sat = best
         if per_device <= 0:
-            msg = c.get("reason", "no rate meets the SLO")
-            return DeviceEval(0.0, 0.0, msg, msg, _Base(0, 0.0, msg))
+            return _failed(c.get("reason", "no rate meets the SLO"), device)
         up = spec.availability(device)
         ratio = c["max_rps_at_slo"] / sat if sat > 0 else 0.0
-        quick = capacity(_fast_job(spec, device.name, tp), ctx.file, [rm])["max_rps_at_slo"]
         note = (f"tp{tp}" + (f" dp{spec.dp}" if spec.dp > 1 else "") + f", KV "
                 f"{rm.kv_tokens:,} tokens; {c['max_rps_at_slo']:.3g} req/s per "
                 f"replica [{c['ci95_low_rps']:.3g}, {c['ci95_high_rps']:.3g}]; "
                 f"{100 * up:.2f} % of replicas up")
-        return DeviceEval(per_device * up, min(ratio, 1.0) * spec.mean_to_peak, note, None,
-                          _Base(tp, ratio, None, c["max_rps_at_slo"] / quick if quick > 0
-                                else 1.0))
+        out = DeviceEval(per_device * up, min(ratio, 1.0) * spec.mean_to_peak)
+        return replace(out, note=note, state=_Base(tp, ratio, None, c["max_rps_at_slo"], out,
+                                                   device, tuple(c["per_replication_rps"])))
 
     def prepare_fast(self, spec: LLMServingSpec, base: dict[str, DeviceEval],
-                     ctx: EvalContext) -> dict[str, _Base]:
-        return {ref: ev.state for ref, ev in base.items()}
+                     ctx: EvalContext) -> FastState:
+        return FastState({ref: ev.state for ref, ev in base.items()})
+
+    def _curve(self, spec: LLMServingSpec, state: FastState, ref: str, tp: int,
+               ctx: EvalContext) -> Curve | None:
+        """The base device's SLO curve at size ``tp`` (None: not a size of it), built on
+        first use and cached."""
+        if (ref, tp) in state.curves:
+            return state.curves[(ref, tp)]
+        from accelsim import cache
+
+        b = state.base[ref]
+        sizes = self._base_sizes(spec, b, ctx)
+        if tp not in sizes:
+            return None
+        k = self._curve_key(spec, b, tp)
+        curve = cache.get("llm-curve", k)
+        if not isinstance(curve, Curve):
+            curve = self._build_curve(spec, b, sizes, tp, ctx)
+            cache.put("llm-curve", k, curve)
+        state.curves[(ref, tp)] = curve
+        return curve
+
+    def _base_sizes(self, spec: LLMServingSpec, b: _Base, ctx: EvalContext) -> dict[int, Any]:
+        """The base device's sizes and their cost models."""
+        if b.device is None:
+            return {}
+        try:
+            return dict(self._candidates(spec, b.device, ctx.file))
+        except AccelsimError:
+            return {}
+
+    def _far(self, spec: LLMServingSpec, state: FastState, ref: str, ctx: EvalContext
+             ) -> set[int]:
+        """The base device's sizes a point near it will not pick: twice their saturated
+        rate per device is below :data:`NEAR` of the best size's requests/s per device."""
+        if ref not in state.far:
+            b = state.base[ref]
+            sizes = self._base_sizes(spec, b, ctx)
+            best = b.per_replica / sizes[b.tp].devices if b.tp in sizes else 0.0
+            p, o = _means(spec)
+            state.far[ref] = {tp for tp, rm in sizes.items()
+                              if 2 * saturated_rps(rm, p, o) / rm.devices < NEAR * best}
+        return state.far[ref]
+
+    def _skipped(self, spec: LLMServingSpec, state: FastState, ref: str, ctx: EvalContext
+                 ) -> set[int]:
+        """The sizes a point does not estimate: :meth:`_far` ones, and those whose own
+        curve puts them below :data:`NEAR_CURVE` of the best size at the base point."""
+        if ref not in state.skipped:
+            b = state.base[ref]
+            sizes = self._base_sizes(spec, b, ctx)
+            skip = set(self._far(spec, state, ref, ctx))
+            if b.per_replica > 0 and b.tp in sizes:
+                best = b.per_replica / sizes[b.tp].devices
+                scale = self._scale(spec, state, ref, ctx)
+                for tp, rm in sizes.items():
+                    c = self._curve(spec, state, ref, tp, ctx) if tp not in skip else None
+                    got = c.capacity(1.0) if c is not None and tp != b.tp else None
+                    if got is not None and got[0] * scale / rm.devices < NEAR_CURVE * best:
+                        skip.add(tp)
+            state.skipped[ref] = skip
+        return state.skipped[ref]
+
+    def _curve_key(self, spec: LLMServingSpec, b: _Base, tp: int) -> str:
+        from accelsim import cache
+
+        assert b.device is not None
+        return cache.key("llm-curve", {"workload": spec.model_dump(mode="json"),
+                                       "device": asdict(b.device.spec), "tp": tp,
+                                       "model": cache.file_digest(self.input_files(spec)[0])})
+
+    def warm_fast(self, spec: LLMServingSpec, state: FastState, ctx: EvalContext) -> None:
+        """The SLO curves of every base device's sizes a point near the base could pick
+        (twice saturated, within :data:`NEAR` of the best size's requests/s per device),
+        those not cached built one size per worker process."""
+        from accelsim import cache, parallel
+
+        todo = []
+        for ref, b in state.base.items():
+            far = self._far(spec, state, ref, ctx)
+            for tp in self._base_sizes(spec, b, ctx):
+                if (ref, tp) in state.curves or tp in far:
+                    continue
+                k = self._curve_key(spec, b, tp)
+                hit = cache.get("llm-curve", k)
+                if isinstance(hit, Curve):
+                    state.curves[(ref, tp)] = hit
+                else:
+                    todo.append((ref, tp, k))
+        tasks = [(self, spec, state.base[ref], tp, ctx) for ref, tp, _ in todo]
+        for i, curve in parallel.imap(_curve_task, tasks):
+            ref, tp, k = todo[i]
+            state.curves[(ref, tp)] = curve
+            cache.put("llm-curve", k, curve)
+
+    def _build_curve(self, spec: LLMServingSpec, b: _Base, sizes: dict[int, Any], tp: int,
+                     ctx: EvalContext) -> Curve:
+        from accelsim.llm.sim import capacity
+
+        assert b.device is not None
+        rm, job = sizes[tp], _job(spec, b.device.name, tp)
+        p, o = _means(spec)
+        if tp == b.tp and b.answers:
+            answers = list(b.answers)
+        else:  # a size the full search did not finish: its answers, searched near a guess
+            guess = (b.per_replica * saturated_rps(rm, p, o) / saturated_rps(sizes[b.tp], p, o)
+                     if b.per_replica > 0 and b.tp in sizes else None)
+            answers = capacity(job, ctx.file, [rm], guess=guess)["per_replication_rps"]
+        return build_curve(job, rm, answers, p, o)
+
+    def _fits(self, spec: LLMServingSpec, state: FastState, device: DeviceProfile, rm: Any,
+              ctx: EvalContext) -> None:
+        """The full search's check that every replication's requests fit the replica's KV
+        cache (its error, as the full path raises it)."""
+        from accelsim.llm.sim import check_fits, draw
+
+        if not state.draws:
+            job = _job(spec, device.name, rm.tp)
+            state.draws = [draw(job, job.sim.seed + rep, ctx.file)
+                           for rep in range(job.sim.replications)]
+            state.longest = max(int((d.prompt + d.output).max()) for d in state.draws)
+        if state.longest > rm.kv_tokens or rm.max_batched_tokens > rm.kv_tokens:
+            for d in state.draws:
+                check_fits(_job(spec, device.name, rm.tp), [rm], d, ctx.file)
+
+    def _scale(self, spec: LLMServingSpec, state: FastState, ref: str, ctx: EvalContext
+               ) -> float:
+        """The full search's requests/s over its curve's ``cap(1)``, at the base's best
+        size (1 within the search's resolution)."""
+        if ref not in state.scale:
+            b = state.base[ref]
+            c = self._curve(spec, state, ref, b.tp, ctx) if b.per_replica > 0 else None
+            got = c.capacity(1.0) if c is not None else None
+            state.scale[ref] = b.per_replica / got[0] if got and got[0] > 0 else 1.0
+        return state.scale[ref]
 
     def evaluate_fast(self, spec: LLMServingSpec, ref: str, device: DeviceProfile,
-                      state: dict[str, _Base], ctx: EvalContext) -> DeviceEval:
-        """The capacity search of :meth:`evaluate` on the point's device, over the same
-        replica sizes, shortened (:data:`FAST_REQUESTS`, one replication) and scaled by the
-        base point's full / short ratio."""
-        from accelsim.llm.sim import capacity, saturated_tokens_per_s
+                      state: FastState, ctx: EvalContext) -> DeviceEval:
+        """The base result for the base device; else each replica size of the point's
+        device scaled from the base's SLO curve (:mod:`.llm_fast`), or searched again
+        where the scaling's error bound says so, and the best size per device."""
+        from accelsim.llm.sim import capacity
 
-        # a device that failed at the base point is searched again: a faster or larger
-        # variant may meet the SLO or fit (unscaled: no base capacity to scale from)
-        b = state[ref]
+        b = state.base[ref]
+        if b.result is not None and b.device is not None and device.spec == b.device.spec:
+            r = b.result  # the base point: the full search's result
+            return DeviceEval(r.throughput, r.utilization, r.reason or "", r.reason)
         p, o = _means(spec)
         best: tuple[float, float] | None = None  # (per device, ratio)
         try:
-            for tp, rm in self._candidates(spec, device, ctx.file, b.tp):
-                sat = saturated_tokens_per_s(rm, p, o) / o
+            skipped = self._skipped(spec, state, ref, ctx)
+            sizes = [(tp, rm, saturated_rps(rm, p, o)) for tp, rm in
+                     self._candidates(spec, device, ctx.file, skip=skipped)]
+            for _, rm, _ in sizes:
+                self._fits(spec, state, device, rm, ctx)
+            # the smallest size is there for the fit check (the full search's first error);
+            # it is estimated only if it could win
+            sizes = [x for x in sizes if x[0] not in skipped] or sizes
+            # the base's best size first, then by saturated rate per device: a size whose
+            # twice-saturated rate cannot beat the best so far is never estimated
+            sizes.sort(key=lambda x: (x[0] != b.tp, -x[2] / x[1].devices))
+            todo = []  # sizes to search again, with a guess
+            for tp, rm, sat in sizes:
                 if best is not None and 2 * sat / rm.devices <= best[0]:
                     continue
-                per_replica = capacity(_fast_job(spec, device.name, tp), ctx.file,
-                                       [rm])["max_rps_at_slo"] * b.scale
+                got, why, upper = estimate(self._curve(spec, state, ref, tp, ctx), rm, p, o)
+                if why is not None:
+                    todo.append((tp, rm, sat, got if got else b.ratio * sat or None,
+                                 upper * self._scale(spec, state, ref, ctx)))
+                    continue
+                assert got is not None
+                per_replica = got * self._scale(spec, state, ref, ctx)
                 if best is None or per_replica / rm.devices > best[0]:
-                    best = (per_replica / rm.devices,
-                            per_replica / sat if sat > 0 else 0.0)
+                    best = (per_replica / rm.devices, per_replica / sat if sat > 0 else 0.0)
+            for tp, rm, sat, guess, upper in todo:  # the full search, around the guess
+                if best is not None and min(2 * sat, upper, UNSURE * (guess or np.inf)
+                                            ) / rm.devices <= best[0]:
+                    continue  # it cannot win even at its bound, or far above its guess
+                per_replica = capacity(_job(spec, device.name, tp), ctx.file, [rm],
+                                       guess=guess)["max_rps_at_slo"]
+                if best is None or per_replica / rm.devices > best[0]:
+                    best = (per_replica / rm.devices, per_replica / sat if sat > 0 else 0.0)
         except AccelsimError as e:
             msg = e.problems[0].message
             return DeviceEval(0.0, 0.0, msg, msg)

@@ -1,0 +1,55 @@
+"""Independent tasks over worker processes: one per core, forked from this process (they
+inherit what it has loaded: compiled kernels, parsed profiles, registered workloads), with
+the results in the order of the tasks.
+
+``ACCELSIM_WORKERS`` sets the number of processes (1: everything in this process). A
+worker process never starts workers of its own, and where processes cannot be forked
+(Windows, macOS's default) everything runs in this process.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def workers(tasks: int) -> int:
+    """Processes for ``tasks`` independent tasks."""
+    import multiprocessing as mp
+
+    if tasks < 2 or mp.parent_process() is not None or "fork" not in mp.get_all_start_methods():
+        return 1
+    env = os.environ.get("ACCELSIM_WORKERS", "")
+    if env.isdigit() and int(env) > 0:
+        n = int(env)
+    elif hasattr(os, "sched_getaffinity"):
+        n = len(os.sched_getaffinity(0))
+    else:
+        n = os.cpu_count() or 1
+    return max(1, min(n, tasks))
+
+
+def imap(fn: Callable[..., T], tasks: Sequence[tuple[Any, ...]]) -> Iterator[tuple[int, T]]:
+    """``(index, fn(*task))`` for every task, as each finishes (in worker processes when
+    :func:`workers` gives more than one, else here in order)."""
+    n = workers(len(tasks))
+    if n == 1:
+        for i, task in enumerate(tasks):
+            yield i, fn(*task)
+        return
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    with ProcessPoolExecutor(n, mp_context=mp.get_context("fork")) as pool:
+        futs = {pool.submit(fn, *task): i for i, task in enumerate(tasks)}
+        for fut in as_completed(futs):
+            yield futs[fut], fut.result()
+
+
+def map_ordered(fn: Callable[..., T], tasks: Sequence[tuple[Any, ...]]) -> list[T]:
+    """``[fn(*task) for task in tasks]``, in worker processes where there are several."""
+    out: dict[int, T] = dict(imap(fn, tasks))
+    return [out[i] for i in range(len(tasks))]

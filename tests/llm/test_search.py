@@ -1,0 +1,74 @@
+"""The capacity search's cheaper probes give the answers of the plain ones: a judged run
+(stopped once its verdict is certain) has the verdict of the whole run's goodput, at every
+rate, for one replica and a routed pool, with and without output tokens to judge on TPOT;
+the misses allowed are exactly those the goodput fraction tolerates; a search that cannot
+win stops and returns None, one that can answers as without a rival; a bracketed search
+lands within the plain one's 1 % resolution."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from accelsim.llm import sim as S
+from accelsim.llm.job import LLMJob
+
+
+def _job(count: int = 1, **kw) -> LLMJob:
+    base = {
+        "replicas": [{"device": "h100-sxm", "model": "llama2-70b", "tp": 4, "count": count}],
+        "arrivals": {"rate_qps": 1.0},
+        "prompt_tokens": {"dist": "lognormal", "mean": 900, "cv": 1.0, "max": 6000},
+        "output_tokens": {"dist": "lognormal", "mean": 150, "cv": 1.0, "max": 1500},
+        "slo": {"ttft_ms": 1500, "tpot_ms": 60, "attainment": 0.95},
+        "sim": {"requests": 1200, "warmup": 100, "seed": 3, "replications": 2},
+    }
+    base.update(kw)
+    return LLMJob.model_validate(base)
+
+
+@pytest.mark.parametrize("count", [1, 3])
+def test_a_judged_probe_has_the_whole_runs_verdict_at_every_rate(count):
+    job = _job(count)
+    rms = S.models(job)
+    d = S.draw(job, job.sim.seed)
+    cap = S._cap(job, rms, d)
+    verdicts = []
+    for f in np.linspace(0.01, 2.0, 41):
+        whole = S._attains(job, f * cap, d, rms, "t") >= job.slo.attainment
+        assert S._passes(job, f * cap, d, rms, "t") == whole, f
+        verdicts.append(whole)
+    assert any(verdicts) and not all(verdicts)  # the grid crosses the capacity
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 100_000), st.floats(0.5, 1.0))
+def test_the_misses_allowed_are_what_the_goodput_fraction_tolerates(n, target):
+    m = S.slo_budget(n, target)
+    if n == 0:
+        assert m == -1
+        return
+    ok = np.zeros(n, dtype=bool)
+    ok[m:] = True  # m misses
+    assert float(ok.mean()) >= target
+    if m < n:
+        ok[m] = False  # one more
+        assert not float(ok.mean()) >= target
+
+
+def test_a_search_that_cannot_win_stops_and_one_that_can_answers_as_alone():
+    job = _job()
+    plain = S.capacity(job)
+    assert S.search(job, loses=lambda m: m <= 1.2 * plain["max_rps_at_slo"]) is None
+    rival = S.search(job, loses=lambda m: m <= 0.8 * plain["max_rps_at_slo"])
+    assert rival == plain
+
+
+def test_a_bracketed_search_lands_within_the_plain_ones_resolution():
+    job = _job()
+    plain = S.capacity(job)
+    for guess in (0.7, 1.0, 1.3):
+        near = S.capacity(job, guess=guess * plain["max_rps_at_slo"])
+        for a, b in zip(near["per_replication_rps"], plain["per_replication_rps"],
+                        strict=True):
+            assert a == pytest.approx(b, rel=0.021)
