@@ -46,6 +46,9 @@ class Quantity(Strict):
     """A vendor or paper, B press or analyst, C sources disagree, or 'assumption'."""
     note: str | None = None
     """Why the number was chosen; required when confidence is 'assumption'."""
+    fitted_on: list[str] | None = None
+    """Ids of the published runs (``configs/runs``) this number was fitted on: those rows
+    are in-sample for it, and ``validate-runs --cross-validate`` refits it without them."""
 
     @model_validator(mode="after")
     def _check(self) -> Quantity:
