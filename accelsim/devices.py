@@ -432,9 +432,11 @@ def load_device(name_or_path: str | Path, where: str = "device", field: str = ""
                 relative_to: str | Path | None = None) -> DeviceProfile:
     """A catalog name (``h20``) or a path to a YAML profile; unknown names suggest the closest.
     A file edited since it was last read is read again."""
+    from accelsim import devices_anchor
+
     path = refs.find(name_or_path, "devices", relative_to, where, field, what="device")
     st = path.stat()
-    return _load_path(str(path), refs.shown(path), st.st_mtime_ns, st.st_size)
+    return devices_anchor.apply(_load_path(str(path), refs.shown(path), st.st_mtime_ns, st.st_size))
 
 
 @lru_cache(maxsize=256)

@@ -316,6 +316,33 @@ def replace_block(text: str, name: str, body: str, where: str) -> str:
     return text[:i + len(begin)] + "\n" + body.strip() + "\n" + text[j:]
 
 
+def vendor_tables(asserted: list[dict], misses: list[dict], root: Path) -> str:
+    """docs/vendors.md's generated block: the error per vendor (training and serving apart),
+    then one table per vendor with a row per source, from the same validate-runs records."""
+    from accelsim.runs.vendors import by_vendor
+
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    a, m = by_vendor(asserted), by_vendor(misses) if misses else {"vendors": []}
+    missed = {g["vendor"]: g["rows"] for g in m["vendors"]}
+
+    def cells(g: dict) -> list[str]:
+        return [str(g["rows"]), f"{g['within']} of {g['rows']}",
+                pct(g["mean_abs_error"], sign=False), pct(g["max_abs_error"], sign=False)]
+
+    head = ["rows", "within tolerance", "mean \\|error\\|", "max \\|error\\|"]
+    out = [table(["vendor", *head, "known misses"],
+                 [[g["vendor"], *cells(g), str(missed.get(g["vendor"], 0))]
+                  for g in a["vendors"]]), "",
+           table(["vendor", "kind", *head], [[g["vendor"], g["kind"], *cells(g)]
+                                             for g in a["kinds"]])]
+    for v in [g["vendor"] for g in a["vendors"]]:
+        out += ["", f"### {v}", "",
+                table(["source", *head], [[g["source"], *cells(g)] for g in a["sources"]
+                                          if g["vendor"] == v])]
+    return "\n".join(out)
+
+
 def generate(root: Path = ROOT) -> dict[str, str]:
     """Every generated file's new text, by path relative to ``root``."""
     asserted, misses = validate_runs(root)
@@ -327,8 +354,10 @@ def generate(root: Path = ROOT) -> dict[str, str]:
     studies = (root / "docs/studies.md").read_text(encoding="utf-8")
     for name, text in sentences.items():
         studies = replace_block(studies, f"study:{name}", text, "docs/studies.md")
+    vendors = replace_block((root / "docs/vendors.md").read_text(encoding="utf-8"), "vendors",
+                            vendor_tables(asserted, misses, root), "docs/vendors.md")
     return {"README.md": readme, "docs/validation.md": validation_page(asserted, misses, root),
-            "docs/studies.md": studies}
+            "docs/studies.md": studies, "docs/vendors.md": vendors}
 
 
 def main() -> int:

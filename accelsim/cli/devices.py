@@ -20,8 +20,10 @@ def devices_list(
 ) -> None:
     """The shipped device catalog."""
     from accelsim.devices import catalog
+    from accelsim.runs.vendors import checked_by, checks
 
     profiles = catalog()
+    checked = checks()
     if as_json:
         emit_json([p.model_dump(mode="json") for p in profiles.values()])
         return
@@ -37,6 +39,7 @@ def devices_list(
             "mem GB/s": p.memory.memory_bandwidth_GBps.value,
             "scale-up GB/s": p.interconnect.scaleup_bandwidth_GBps.value,
             "TDP W": p.power.tdp_W.value, "price USD": p.cost.price_usd.value,
+            "checked by published runs": checked_by(p.name, checked),
         })
     console.print(table("device catalog: dense peaks; * = export-controlled; "
                         "`accelsim devices show NAME` gives every field with its source", rows))
@@ -70,5 +73,14 @@ def devices_show(
     console.print(table("fields", rows))
     if p.sources:
         console.print(table("sources", [{"key": k, "citation": v} for k, v in p.sources.items()]))
+    from accelsim.runs.vendors import checks
+
+    runs = checks().get(p.name, [])
+    if runs:
+        console.print(table("published runs that check this profile (configs/runs; fitted = "
+                            "named in a fitted_on)", runs))
+    else:
+        console.print("published runs that check this profile: none (its numbers are "
+                      "datasheet figures and labelled assumptions)")
 
 

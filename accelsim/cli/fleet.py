@@ -13,6 +13,7 @@ from rich.console import Console
 
 from accelsim import cache, replay
 from accelsim.cli.common import app, console, emit_json, infeasible, user_errors
+from accelsim.devices_anchor import set_anchors
 from accelsim.errors import AccelsimError
 from accelsim.outputs import check_dir, check_file, writing
 from accelsim.report import (
@@ -63,8 +64,13 @@ def compare(
                                                  "fleets.csv to this folder.")] = None,
     plot_dir: Annotated[Path | None, typer.Option("--plot", help="Write the cost-performance "
                                                   "chart (PNG and SVG) to this folder.")] = None,
+    anchor: Annotated[list[str] | None, typer.Option("--anchor", help="DEVICE=ANCHOR: give "
+                                                     "DEVICE the efficiency section of ANCHOR "
+                                                     "(e.g. inhouse-asic=tpu-v5p); repeatable."
+                                                     )] = None,
 ) -> None:
     """Price every device for every workload and every fleet mix against the demand."""
+    set_anchors(anchor)  # --anchor: this command's efficiency what-if
     from accelsim.fleet import compare as run_compare
     from accelsim.kinds import require
 
@@ -113,9 +119,14 @@ def plan(
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Evaluate every device "
                                            "again, ignoring and not storing cached "
                                            "evaluations.")] = False,
+    anchor: Annotated[list[str] | None, typer.Option("--anchor", help="DEVICE=ANCHOR: give "
+                                                     "DEVICE the efficiency section of ANCHOR "
+                                                     "(e.g. inhouse-asic=tpu-v5p); repeatable."
+                                                     )] = None,
 ) -> None:
     """A purchase plan by quarter over the scenario's horizon (one MILP): deliveries, served
     demand, yearly spend and the present cost."""
+    set_anchors(anchor)  # --anchor: this command's efficiency what-if
     from accelsim.kinds import require
     from accelsim.plan import build, solve_plan
 
@@ -181,9 +192,14 @@ def uncertainty(
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Evaluate every device "
                                            "again, ignoring and not storing cached "
                                            "evaluations.")] = False,
+    anchor: Annotated[list[str] | None, typer.Option("--anchor", help="DEVICE=ANCHOR: give "
+                                                     "DEVICE the efficiency section of ANCHOR "
+                                                     "(e.g. inhouse-asic=tpu-v5p); repeatable."
+                                                     )] = None,
 ) -> None:
     """How sure is the ranking: fleet metrics' 5-95 % bands and P(mix A beats mix B) over
     the profiles' ranges (correlated where numbers share a cause)."""
+    set_anchors(anchor)  # --anchor: this command's efficiency what-if
     from accelsim.kinds import require
     from accelsim.uncertainty import monte_carlo, summarise
 
@@ -211,9 +227,14 @@ def report(
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Evaluate every device "
                                            "again, ignoring and not storing cached "
                                            "evaluations.")] = False,
+    anchor: Annotated[list[str] | None, typer.Option("--anchor", help="DEVICE=ANCHOR: give "
+                                                     "DEVICE the efficiency section of ANCHOR "
+                                                     "(e.g. inhouse-asic=tpu-v5p); repeatable."
+                                                     )] = None,
 ) -> None:
     """One self-contained HTML page to send: the comparison and what binds, the
     cost-performance and uncertainty plots, every assumption with its source."""
+    set_anchors(anchor)  # --anchor: this command's efficiency what-if
     from accelsim.htmlreport import render
     from accelsim.kinds import require
 
@@ -237,8 +258,13 @@ def optimize(
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Evaluate every device "
                                            "again, ignoring and not storing cached "
                                            "evaluations.")] = False,
+    anchor: Annotated[list[str] | None, typer.Option("--anchor", help="DEVICE=ANCHOR: give "
+                                                     "DEVICE the efficiency section of ANCHOR "
+                                                     "(e.g. inhouse-asic=tpu-v5p); repeatable."
+                                                     )] = None,
 ) -> None:
     """The device mix (integer servers) that maximises the scenario's objective (MILP)."""
+    set_anchors(anchor)  # --anchor: this command's efficiency what-if
     from accelsim.fleet import mix_problem, purchase_year
     from accelsim.kinds import require
     from accelsim.optimize import solve
