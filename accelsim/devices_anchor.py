@@ -48,7 +48,10 @@ def parse(specs: list[str] | None, option: str = "--anchor") -> dict[str, str]:
 
 
 def set_anchors(specs: list[str] | None) -> dict[str, str]:
-    """Set the anchors of this command (none when ``specs`` is empty); returns them."""
+    """Set the anchors of this command (none when ``specs`` is empty); returns them. Every
+    fleet command calls it first, so a command never inherits another's anchors; a caller
+    driving the CLI in-process and loading profiles itself afterwards wraps the call in
+    :func:`anchored` (``with anchored(None): ...``) to get its own state back."""
     parsed = parse(specs)
     _ANCHORS.clear()
     _ANCHORS.update(parsed)

@@ -86,7 +86,8 @@ def test_bad_anchor_is_a_one_line_error(spec):
     with pytest.raises(AccelsimError):
         with anchored([spec]):
             pass
-    res = CliRunner().invoke(app, ["compare", "configs/fleet.yaml", "--anchor", spec])
+    with anchored(None):
+        res = CliRunner().invoke(app, ["compare", "configs/fleet.yaml", "--anchor", spec])
     assert res.exit_code == 2
     assert "--anchor" in res.output and "Traceback" not in res.output
 
@@ -95,16 +96,19 @@ def test_anchor_flag_changes_the_asic_numbers_to_the_anchors():
     """compare --anchor moves the ASIC's rows (its efficiencies become TPU v5p's) and no
     other device's."""
     runner = CliRunner()
-    base = json.loads(runner.invoke(app, ["compare", "configs/fleet.yaml", "--json",
-                                          "--no-cache"]).stdout)
-    anch = json.loads(runner.invoke(app, ["compare", "configs/fleet.yaml", "--json",
-                                          "--no-cache", "--anchor",
-                                          "inhouse-asic=tpu-v5p"]).stdout)
+    with anchored(None):  # the in-process CLI's anchors do not outlive this block
+        base = json.loads(runner.invoke(app, ["compare", "configs/fleet.yaml", "--json",
+                                              "--no-cache"]).stdout)
+        anch = json.loads(runner.invoke(app, ["compare", "configs/fleet.yaml", "--json",
+                                              "--no-cache", "--anchor",
+                                              "inhouse-asic=tpu-v5p"]).stdout)
+        assert load_device("inhouse-asic").efficiency == load_device("tpu-v5p").efficiency
 
     def rows(out, device):
         return {r["workload"]: r["throughput"] for r in out["devices"]
                 if r["device"] == device}
 
     assert rows(base, "h20") == rows(anch, "h20")
+    assert load_device("inhouse-asic").efficiency != load_device("tpu-v5p").efficiency
     b, a = rows(base, "inhouse-asic"), rows(anch, "inhouse-asic")
     assert abs(a["training"] / b["training"] - 1) > 1e-3
