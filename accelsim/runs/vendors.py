@@ -103,8 +103,17 @@ def checks(paths: list[str | Path] | None = None) -> dict[str, list[dict[str, An
             prof = load_device(run_device(run), where=str(p), field="device", relative_to=p)
             fitted = {i for q in prof.quantities().values() for i in (q.fitted_on or [])}
             role = "known miss" if miss else ("fitted" if run.id in fitted else "held out")
-            out[prof.name].append({"file": str(p), "id": run.id, "role": role})
+            out[prof.name].append({"file": _shown(p), "id": run.id, "role": role})
     return dict(out)
+
+
+def _shown(path: str | Path) -> str:
+    """A run file's path relative to the configs folder's parent (configs/runs/...)."""
+    from accelsim import refs
+
+    p = Path(path).resolve()
+    root = refs.configs_dir().resolve().parent
+    return str(p.relative_to(root)) if p.is_relative_to(root) else str(path)
 
 
 def checked_by(name: str, table: dict[str, list[dict[str, Any]]]) -> str:
