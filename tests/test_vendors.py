@@ -112,3 +112,19 @@ def test_anchor_flag_changes_the_asic_numbers_to_the_anchors():
     assert load_device("inhouse-asic").efficiency != load_device("tpu-v5p").efficiency
     b, a = rows(base, "inhouse-asic"), rows(anch, "inhouse-asic")
     assert abs(a["training"] / b["training"] - 1) > 1e-3
+
+
+def test_validate_runs_by_vendor_cli():
+    runner = CliRunner()
+    res = runner.invoke(app, ["validate-runs", "configs/runs/mlperf-training-intel.yaml",
+                              "--by", "vendor", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)["by_vendor"]
+    assert [g["vendor"] for g in out["vendors"]] == ["Intel"]
+    assert {g["source"] for g in out["sources"]} == {"MLPerf Training v3.1",
+                                                      "MLPerf Training v4.0"}
+    text = runner.invoke(app, ["validate-runs", "configs/runs/mlperf-training-intel.yaml",
+                               "--by", "vendor"])
+    assert "error per vendor" in text.stdout
+    bad = runner.invoke(app, ["validate-runs", "--by", "chip"])
+    assert bad.exit_code == 2 and "--by" in bad.output
