@@ -191,7 +191,9 @@ def fleet_table(sc: Any, fleets: list[dict[str, Any]]) -> list[dict[str, Any]]:
         "units": fmt_units(f["units"]), "capex B USD": f["capex_usd"] / 1e9,
         "TCO B USD/yr": f["tco_usd_per_year"] / 1e9,
         **{label: f.get(key, float("nan")) for label, key in columns.items()},
-        "MW": f["power_MW"], "meets demand": f["meets_demand"],
+        "MW": f["power_MW"],
+        "troughs: training B tokens/day": f.get("loan_training_tokens_per_day", 0.0) / 1e9,
+        "meets demand": f["meets_demand"],
         "violations": "; ".join(f["violations"]) or "-",
         "binds / short": binding(f["rules"]),
     } for f in fleets]

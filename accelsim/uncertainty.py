@@ -151,7 +151,7 @@ def _draw_rows(start: int, stop: int) -> list[dict[str, Any]]:
         profs = {ref: device_from_dict(apply(dumped[ref], d.get(ref, {})), f"{file}: draw {i}")
                  if ref in d else base[ref] for ref in base}
         dev = device_rows(fast.device_records(sc, profs))
-        fleets = [evaluate_fleet(sc, mix, dev) for mix in sc.fleets]
+        fleets = [evaluate_fleet(sc, mix, dev, loan=False) for mix in sc.fleets]
         rank(sc, fleets)
         for f in fleets:
             rows.append({"draw": i, "fleet": f["name"], "rank": f["rank"],

@@ -20,7 +20,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("accelsim.devices", "accelsim.runtime", "accelsim.roofline", "accelsim.collectives",
      "accelsim.traffic", "accelsim.transformer"),
     ("accelsim.training", "accelsim.llm", "accelsim.serving", "accelsim.cost",
-     "accelsim.goodput"),
+     "accelsim.goodput", "accelsim.sharing"),
     ("accelsim.workloads", "accelsim.runs"),
     ("accelsim.plan.spec",),
     ("accelsim.fleet", "accelsim.optimize"),

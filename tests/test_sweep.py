@@ -515,3 +515,23 @@ def test_results_that_are_not_a_sweeps_are_one_line(tmp_path, name, content, wan
     p.write_text(content)
     r = runner.invoke(app, ["plot", str(p), "-o", str(tmp_path / "x.png")])
     assert r.exit_code == 2 and want in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_a_training_blocks_resilience_moves_its_throughput_whatever_the_grid(tmp_path):
+    """Checkpoint and restart costs set the goodput, so a point's per-device throughput is
+    its own, not that of the first point evaluated (resilience is a device field)."""
+    X = "workloads.training.resilience.restart_s"
+    metric = "device.h20.training.throughput"
+
+    def sweep(values, out):
+        spec = {"name": "r", "base": str(CONFIGS / "fleet.yaml"),
+                "parameters": {X: {"values": values}}, "sampling": {"method": "grid"},
+                "metrics": [metric]}
+        path = tmp_path / f"{out}.yaml"
+        path.write_text(yaml.safe_dump(spec))
+        run_sweep(path, tmp_path / out, workers=1)
+        df = read_results(tmp_path / out)
+        return dict(zip(df[X], df[metric], strict=True))
+
+    alone, after = sweep([3600.0], "alone"), sweep([0.0, 3600.0], "after")
+    assert after[3600.0] == alone[3600.0] < after[0.0]

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from accelsim import workloads
+from accelsim.fleet.loan import fleet_loan
 from accelsim.fleet.scenario import FleetMix, Scenario
 
 
@@ -190,9 +191,11 @@ def rules(sc: Scenario, pool_spend: dict[str, float], capex: float,
     return out
 
 
-def evaluate_fleet(sc: Scenario, mix: FleetMix, dev: pd.DataFrame | dict[str, DeviceRow]
-                   ) -> dict[str, Any]:
-    """Units, spend, capacity per workload, cost, power, violations and the objective."""
+def evaluate_fleet(sc: Scenario, mix: FleetMix, dev: pd.DataFrame | dict[str, DeviceRow],
+                   loan: bool = True) -> dict[str, Any]:
+    """Units, spend, capacity per workload, cost, power, violations and the objective.
+    ``loan``: also price the serving troughs lent to training (``loan_*``; always when the
+    scenario shares them, since they then count towards training)."""
     rows = device_rows(dev)
     year = mix.year or sc.year
     need = demand(sc)
@@ -215,6 +218,10 @@ def evaluate_fleet(sc: Scenario, mix: FleetMix, dev: pd.DataFrame | dict[str, De
             tco_y += share * r.tco_usd_per_year[w]
             power += share * r.wall_power_W[w]
             region_power[sc.budget.pools[r.pool].region] += share * r.wall_power_W[w]
+    lent = (fleet_loan(sc, alloc, {d: rows[d].throughput for d in alloc})
+            if loan or sc.sharing == "shared" else {})
+    if sc.sharing == "shared" and lent["workload"] is not None:
+        cap[lent["workload"]] += lent["tokens_per_s"]
     violations = []
     for p, spent in pool_spend.items():
         if spent > sc.budget.pools[p].usd * (1 + 1e-9):
@@ -253,6 +260,8 @@ def evaluate_fleet(sc: Scenario, mix: FleetMix, dev: pd.DataFrame | dict[str, De
                             "capacity": cap[w], "capacity_whole_fleet": full[w],
                             "served_fraction": served[w]} for w in need}
     out["allocation"] = {rows[d].device: a for d, a in alloc.items()}
+    out["sharing"] = sc.sharing
+    out.update({k: v for k, v in lent.items() if k.startswith("loan_")})
     out["violations"] = violations
     out["rules"] = rules(sc, pool_spend, capex, units_by_dev, rows, power, region_power, cap,
                          need)

@@ -87,6 +87,11 @@ class Scenario(Strict):
     """Most facility power the fleet may draw, MW."""
     server_chips: int = Field(default=8, ge=1, le=1024)
     """Accelerators per server (the optimiser buys whole servers)."""
+    sharing: Literal["dedicated", "shared"] = "dedicated"
+    """dedicated: training runs on its own devices only; shared: it also runs preemptibly on
+    the serving units idle in each hour of the daily profiles (:mod:`accelsim.sharing`),
+    paying a checkpoint and a restart for every resize. Either way ``compare`` reports what
+    the troughs are worth (``loan_*`` fields)."""
     workloads: dict[str, Any] = Field(min_length=1)
     """Named workloads, each a block of a registered kind (training, recsys_serving)."""
     fleets: list[FleetMix] = Field(default_factory=list)

@@ -95,7 +95,8 @@ class Training(Workload[TrainingSpec]):
     unit = "tokens/s"
     role = "volume"
     spec_model = TrainingSpec
-    device_fields = frozenset({"model", "cluster_devices", "global_batch", "precision"})
+    device_fields = frozenset({"model", "cluster_devices", "global_batch", "precision",
+                               "resilience"})  # resilience: the goodput per device
 
     def resolve(self, spec: TrainingSpec, relative_to: str | Path) -> TrainingSpec:
         return spec.model_copy(update={"model": refs.normalize(spec.model, relative_to)})

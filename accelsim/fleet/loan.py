@@ -1,0 +1,69 @@
+"""What the serving fleet's idle hours are worth to training (:mod:`accelsim.sharing`) for one
+fleet: per device type, the serving units allocated to each capacity workload with a daily
+profile lend what each hour leaves idle to a preemptible training job of the scenario's first
+training workload, at that device's per-device training throughput (goodput included) and
+the workload's checkpoint and restart costs."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from accelsim import sharing, units, workloads
+from accelsim.fleet.scenario import Scenario
+
+
+def resize_costs(spec: Any) -> tuple[float, float]:
+    """Seconds to write a training workload's checkpoint (its model's weights and optimizer
+    state at the storage bandwidth) and to restart from it."""
+    r = spec.resilience
+    return _resize_costs(spec.model, spec.precision, r.checkpoint_bandwidth_GBps, r.restart_s)
+
+
+@lru_cache(maxsize=64)
+def _resize_costs(model: str, precision: str, bandwidth_GBps: float, restart_s: float
+                  ) -> tuple[float, float]:
+    from accelsim.goodput import checkpoint_seconds
+    from accelsim.training.perf import OPT_BYTES, WEIGHT_BYTES
+    from accelsim.transformer.model import load_model
+    from accelsim.transformer.params import model_params
+
+    params = model_params(load_model(model))
+    ckpt = checkpoint_seconds(params, WEIGHT_BYTES[precision] + OPT_BYTES[precision],
+                              bandwidth_GBps * units.GB)
+    return ckpt, restart_s
+
+
+def training_workload(sc: Scenario) -> str | None:
+    """The workload loaned capacity trains: the scenario's first training block."""
+    return next((w for w, s in sc.workloads.items() if workloads.of(s).kind == "training"),
+                None)
+
+
+def fleet_loan(sc: Scenario, alloc: dict[str, dict[str, float]],
+               throughput: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """``loan_*`` metrics of a fleet: training tokens a day the serving troughs give, the
+    device-hours lent and idle, the resizes a day; ``tokens_per_s`` is the mean rate."""
+    tw = training_workload(sc)
+    out: dict[str, Any] = {"loan_training_tokens_per_day": 0.0,
+                           "loan_device_hours_per_day": 0.0,
+                           "loan_idle_device_hours_per_day": 0.0,
+                           "loan_resizes_per_day": 0, "workload": tw, "tokens_per_s": 0.0}
+    if tw is None:
+        return out
+    spec = sc.workloads[tw]
+    ckpt, restart = resize_costs(spec)
+    profiled = {w: s.daily_profile for w, s in sc.workloads.items()
+                if workloads.of(s).role == "capacity" and getattr(s, "daily_profile", None)}
+    for d, a in alloc.items():
+        thr = throughput[d].get(tw, 0.0)
+        pools = [(a.get(w, 0.0), p) for w, p in profiled.items() if a.get(w, 0.0) > 0]
+        if thr <= 0 or not pools:
+            continue
+        loan = sharing.scaled_loan(sharing.free_units(pools), ckpt, restart)
+        out["loan_training_tokens_per_day"] += thr * loan.device_s
+        out["loan_device_hours_per_day"] += loan.device_s / units.HOUR
+        out["loan_idle_device_hours_per_day"] += float(loan.free.sum())
+        out["loan_resizes_per_day"] += loan.resizes
+    out["tokens_per_s"] = out["loan_training_tokens_per_day"] / units.DAY
+    return out
