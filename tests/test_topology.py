@@ -209,3 +209,46 @@ def test_bad_topology_name_is_one_line() -> None:
     from accelsim.errors import AccelsimError
     with pytest.raises(AccelsimError, match="topology not found"):
         T.load_topology("no-such-fabric")
+
+
+# --- wiring: the models read a topology through the device's spec ---------------------------
+
+def test_profile_naming_a_topology_is_priced_per_tier() -> None:
+    import yaml
+
+    from accelsim.cost import network_cost
+    from accelsim.devices import device_from_dict
+    from accelsim.refs import configs_dir
+
+    data = yaml.safe_load((configs_dir() / "devices" / "h20.yaml").read_text())
+    data["interconnect"]["topology"] = "hgx-h20-8"
+    spec = device_from_dict(data).spec
+    t = T.load_topology("hgx-h20-8")
+    assert spec.topology == "hgx-h20-8" and spec.scaleup_domain == 8
+    assert spec.network_usd == pytest.approx(T.network_capex_usd(t))
+    assert spec.server_overhead_usd == pytest.approx(8000 - 2500)  # the NVSwitch share moved
+    parts = network_cost(spec)
+    assert parts["switch_ports"] == 3 and parts["nic_usd"] == 1800
+    plain = load_device("h20").spec
+    assert network_cost(plain) == {"network_usd": 4200, "network_W": 120}
+
+
+def test_serving_tp_all_reduce_uses_the_topology() -> None:
+    """TP 8 on an H100 board: NVLink SHARP's all-reduce beats the profile's ring."""
+    from accelsim.llm.job import Replica
+    from accelsim.llm.perf import replica_model
+
+    r = Replica(device="h100-sxm", model="llama2-70b", tp=8, count=1)
+    plain = load_device("h100-sxm").spec
+    placed = T.apply(plain, T.load_topology("hgx-h100-8"))
+    a = replica_model(r, spec=plain)
+    b = replica_model(r, spec=placed)
+    assert float(b.linear_s[2048]) < float(a.linear_s[2048])
+
+
+def test_kv_transfer_over_the_topology() -> None:
+    spec = T.apply(load_device("ascend-910c").spec, T.load_topology("cloudmatrix384"))
+    t = T.of(spec)
+    assert t is not None and t.name == "cloudmatrix384"
+    M = 1e9  # bytes a die sends on the UB vs on the RDMA plane
+    assert float(T.p2p_s(t, M, False)) * 5 < float(T.p2p_s(t, M, True))
