@@ -426,8 +426,10 @@ def apply(spec: DeviceSpec, t: Topology, span: int | None = None,
     scale-out rate per device derated by the oversubscription a group of ``span`` ranks
     meets (not given: the whole network's worst) with the ratio of the two efficiencies
     folded in (the call sites multiply both links by ``eff_comm``), the latencies, and the
-    fabric's capex and power per device from its tiers and its scale-up share
-    (:func:`network_breakdown`). A profile's ``server_overhead_usd`` holds the scale-up
+    fabric's capex and power per device from its tiers and its scale-up share. The
+    all-to-all efficiency stays the profile's (its kernels' measured fraction, decode
+    kernels included); the topology's own is for :func:`all_to_all_s`.
+    A profile's ``server_overhead_usd`` holds the scale-up
     fabric it was priced with (an HGX baseboard's NVSwitches, CloudMatrix's UB): name that
     topology as ``home`` to take its share out, so the fabric is counted once.
     ``apply(s, of_spec(s))`` is ``s``."""
@@ -448,7 +450,6 @@ def apply(spec: DeviceSpec, t: Topology, span: int | None = None,
         scaleup_latency_s=su.latency_us.value * US,
         scaleout_latency_s=so.latency_us.value * US,
         eff_comm=e_in,
-        eff_a2a=su.a2a_efficiency.value,
         server_overhead_usd=overhead,
         network_usd=network_capex_usd(t),
         network_W=b["network_W"],

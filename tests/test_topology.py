@@ -252,3 +252,66 @@ def test_kv_transfer_over_the_topology() -> None:
     assert t is not None and t.name == "cloudmatrix384"
     M = 1e9  # bytes a die sends on the UB vs on the RDMA plane
     assert float(T.p2p_s(t, M, False)) * 5 < float(T.p2p_s(t, M, True))
+
+
+# --- the docs quote these rows -----------------------------------------------------------
+
+def validation_table() -> str:
+    """docs/model-topology.md's table of the published rows against the model."""
+    lines = ["| id | system | n | size | measured GB/s | model GB/s | error | status |",
+             "|---|---|---:|---:|---:|---:|---:|---|"]
+    for r in ROWS:
+        size = float(r["size_B"])
+        shown = f"{size / 2**30:g} GiB" if size >= 2**30 else f"{size / 2**20:g} MiB"
+        m, p = float(r["measured_GBps"]), _predict(r)
+        lines.append(f"| {r['id']} | {r['system'].removesuffix('.yaml')} | {r['n']} | {shown} "
+                     f"| {m:g} | {p:.1f} | {(p / m - 1) * 100:+.1f} % | {r['status']} |")
+    return "\n".join(lines)
+
+
+def test_docs_quote_the_validation_table() -> None:
+    from tests.docgen import block
+
+    doc = (Path(__file__).parents[1] / "docs" / "model-topology.md").read_text()
+    assert block(doc, "topology-validation") == validation_table(), (
+        "docs/model-topology.md is stale: run python -m tests.test_topology")
+
+
+if __name__ == "__main__":  # rewrite the docs' table
+    import re
+
+    path = Path(__file__).parents[1] / "docs" / "model-topology.md"
+    text = path.read_text()
+    text = re.sub(r"(<!-- topology-validation:begin -->\n).*?(<!-- topology-validation:end -->)",
+                  lambda m: m.group(1) + validation_table() + "\n" + m.group(2), text,
+                  flags=re.S)
+    path.write_text(text)
+
+
+# --- the supernode study ------------------------------------------------------------------
+
+def test_supernode_study_reproduces_its_committed_points() -> None:
+    """Two points of benchmarks/study_supernode.py re-run against its committed CSV, and the
+    mechanism the headline rests on: past 8 NPUs the 8-NPU servers' all-to-all leaves the
+    domain and the supernode's does not."""
+    import sys
+
+    import pandas as pd
+
+    root = Path(__file__).parents[1]
+    sys.path.insert(0, str(root / "benchmarks"))
+    import study_supernode as s
+
+    committed = pd.read_csv(root / "benchmarks" / "results" / "supernode.csv")
+    for label, ep in (("910C CloudMatrix384", 64), ("910C 8-NPU servers", 64)):
+        row = s.decode_point(label, ep)
+        old = committed[(committed["system"] == label) & (committed["ep"] == ep)].iloc[0]
+        assert row["tokens_per_s_per_device"] == pytest.approx(
+            old["tokens_per_s_per_device"], rel=1e-6)
+        assert row["mtokens_per_usd"] == pytest.approx(old["mtokens_per_usd"], rel=1e-6)
+        assert row["crosses_domain"] == (label != "910C CloudMatrix384")
+    h = s.headline(committed)
+    assert h["supernode_vs_8npu.throughput"] > 1.0
+    eight = committed[committed["ep"] == 8].set_index("system")
+    assert eight.loc["910C CloudMatrix384", "tokens_per_s_per_device"] == pytest.approx(
+        eight.loc["910C 8-NPU servers", "tokens_per_s_per_device"])  # same chip, inside
