@@ -315,3 +315,24 @@ def test_supernode_study_reproduces_its_committed_points() -> None:
     eight = committed[committed["ep"] == 8].set_index("system")
     assert eight.loc["910C CloudMatrix384", "tokens_per_s_per_device"] == pytest.approx(
         eight.loc["910C 8-NPU servers", "tokens_per_s_per_device"])  # same chip, inside
+
+
+def test_training_reads_the_topology_through_its_columns() -> None:
+    """GPT-3 175B on DGX A100: the topology's scale-out, 4:1 oversubscribed without rails,
+    slows the step (DP and PP cross the boards); the non-blocking one is within 1 % of the
+    profile's own numbers."""
+    from accelsim.training.job import load_job
+    from accelsim.training.perf import estimate
+
+    job = load_job(Path(__file__).parents[1] / "configs" / "jobs" / "gpt3-175b-a100.yaml")
+    spec = load_device(job.device).spec
+    t = T.load_topology("dgx-a100-8")
+    base = estimate(job, spec).step_time_s
+    placed = estimate(job, T.apply(spec, t, home=t)).step_time_s
+    tiers = [x.model_copy(update={"oversubscription": x.oversubscription.model_copy(
+        update={"value": 4.0})}) for x in t.scaleout.tiers]
+    blocked = t.model_copy(update={"scaleout": t.scaleout.model_copy(
+        update={"tiers": tiers, "rail_optimized": False})})
+    slow = estimate(job, T.apply(spec, blocked, home=t)).step_time_s
+    assert placed == pytest.approx(base, rel=0.01)
+    assert slow > 1.2 * placed
