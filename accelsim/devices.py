@@ -198,7 +198,8 @@ class Interconnect(Strict):
     """A fabric topology (catalog name in ``configs/topologies`` or a path) the device sits
     in; it then sets the domain, link rates, latencies and the network's price per tier
     (:func:`accelsim.topology.apply`, the scale-up share taken out of
-    ``server_overhead_usd``). Not given: the numbers above (today's model)."""
+    ``server_overhead_usd``; the numbers above, and draws over their ranges, are then not
+    read). Not given: the numbers above (today's model)."""
 
 
 class Power(Strict):

@@ -365,12 +365,21 @@ def tier_links(t: Topology) -> list[float]:
 
 
 def network_breakdown(t: Topology) -> dict[str, float]:
-    """Per-device network capex (USD) and power (W) by part (module docstring)."""
+    """Per-device network capex (USD) and power (W) by part (module docstring), and each
+    tier's switch ports and optics (``tier.<name>.usd``: its down-ports, its up-ports and
+    the optics of the links entering it)."""
     so = t.scaleout
     links = tier_links(t)
     ports = links[0] + 2 * sum(links[1:])
     optics = 2 * sum(links) - (2 * links[0] if so.copper_first_link else 0.0)
+    per_tier = {}
+    for i, tier in enumerate(so.tiers):  # tier i: its down-ports, the up-ports to i + 1, link i
+        up = links[i + 1] if i + 1 < len(links) else 0.0
+        optics_i = 0.0 if (i == 0 and so.copper_first_link) else 2 * links[i]
+        per_tier[f"tier.{tier.name}.usd"] = ((links[i] + up) * so.switch_port_usd.value
+                                             + optics_i * so.optic_usd.value)
     return {
+        **per_tier,
         "nic_usd": links[0] * so.nic_usd.value,
         "switch_usd": ports * so.switch_port_usd.value,
         "optics_usd": optics * so.optic_usd.value,

@@ -196,6 +196,10 @@ def test_network_capex_per_tier() -> None:
     assert b["switch_ports"] == 3 and b["optics"] == 4
     assert T.network_capex_usd(t) == pytest.approx(1800 + 3 * 470 + 4 * 400 + 2500)
     assert b["network_W"] == pytest.approx(3 * 27 + 4 * 8 + 50)
+    assert b["tier.leaf.usd"] == pytest.approx(2 * 470 + 2 * 400)  # down + up port, NIC link
+    assert b["tier.spine.usd"] == pytest.approx(470 + 2 * 400)
+    assert b["tier.leaf.usd"] + b["tier.spine.usd"] == pytest.approx(
+        b["switch_usd"] + b["optics_usd"])
 
 
 def test_vectorised() -> None:
