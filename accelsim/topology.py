@@ -46,7 +46,7 @@ import math
 from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -77,7 +77,7 @@ class ScaleUp(Strict):
     """Scale-up links per device."""
     link_GBps: Positive
     """Bandwidth of one link, one direction, GB/s."""
-    dims: list[int] | None = None
+    dims: list[Annotated[int, Field(ge=1, le=1024)]] | None = None
     """Torus shape (product = domain); only for fabric: torus."""
     ranks_per_device: int = Field(default=1, ge=1, le=8)
     """Collective ranks one device exposes (910C: its two dies are two ranks)."""
@@ -114,6 +114,7 @@ class Tier(Strict):
     """One scale-out switching tier (leaf, spine, core)."""
 
     name: str = Field(min_length=1)
+    """The tier's name (leaf, spine, core)."""
     reach: Count
     """Devices whose traffic meets in this tier (a leaf: its down-ports); with a
     rail-optimised layout, domains (:attr:`ScaleOut.rail_optimized`)."""
@@ -157,11 +158,15 @@ class Topology(Strict):
     """A system's fabric: the scale-up domain, the scale-out network, their sources."""
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    """Catalog name: lower case, digits, '.', '_' or '-' (how device profiles name it)."""
     description: str = ""
+    """Free text: the system it describes."""
     sources: dict[str, str] = Field(default_factory=dict)
     """Citation keys used in the fields' sources, with the full citation."""
     scaleup: ScaleUp
+    """The scale-up domain."""
     scaleout: ScaleOut
+    """The scale-out network."""
 
 
 # ---------------------------------------------------------------------------
