@@ -457,9 +457,22 @@ def load_device(name_or_path: str | Path, where: str = "device", field: str = ""
 @lru_cache(maxsize=256)
 def _load_path(resolved: str, shown: str, mtime_ns: int, size: int) -> DeviceProfile:
     """Parsed profile, cached by path and the file's modification time and size."""
-    return validate(DeviceProfile, read_yaml(resolved), shown)
+    return _check_topology(validate(DeviceProfile, read_yaml(resolved), shown), shown)
 
 
 def device_from_dict(data: dict[str, Any], file: str = "<device>") -> DeviceProfile:
     """Validate a profile given as a mapping (used by sweeps that override fields)."""
-    return validate(DeviceProfile, data, file)
+    return _check_topology(validate(DeviceProfile, data, file), file)
+
+
+def _check_topology(p: DeviceProfile, file: str) -> DeviceProfile:
+    """The topology a profile names must load (the loader's check, not the model's)."""
+    if p.interconnect.topology is not None:
+        from accelsim import topology  # the topology module reads DeviceSpec
+
+        try:
+            topology.load_topology(p.interconnect.topology)
+        except AccelsimError as e:
+            raise AccelsimError.single(file, "interconnect.topology",
+                                       e.problems[0].message) from None
+    return p

@@ -340,3 +340,19 @@ def test_training_reads_the_topology_through_its_columns() -> None:
     slow = estimate(job, T.apply(spec, blocked, home=t)).step_time_s
     assert placed == pytest.approx(base, rel=0.01)
     assert slow > 1.2 * placed
+
+
+def test_profile_naming_an_unknown_topology_is_a_clear_error() -> None:
+    import yaml
+
+    from accelsim.devices import device_from_dict
+    from accelsim.errors import AccelsimError
+    from accelsim.refs import configs_dir
+
+    data = yaml.safe_load((configs_dir() / "devices" / "h20.yaml").read_text())
+    data["interconnect"]["topology"] = "no-such-fabric"
+    with pytest.raises(AccelsimError) as e:
+        device_from_dict(data, "my-h20.yaml")
+    p = e.value.problems[0]
+    assert (p.file, p.field) == ("my-h20.yaml", "interconnect.topology")
+    assert "hgx-h20-8" in p.message  # names what exists
