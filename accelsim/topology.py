@@ -504,3 +504,10 @@ def a2a_bottleneck_Bps(t: Topology, M: ArrayLike, n: ArrayLike, stride: ArrayLik
     g, k = _group(t, n, xp.asarray(stride, dtype=float))
     on_link = xp.where(k > 1, (n - g) / n * M, (g - 1) / n * M)
     return on_link / all_to_all_s(t, M, n, stride)
+
+
+def busbw_all_to_all(t: Topology, M: ArrayLike, n: ArrayLike, stride: ArrayLike = 1) -> Any:
+    """nccl-tests' bus bandwidth of an all-to-all: M / time x (n-1)/n, bytes/s (M: the
+    bytes each rank sends in all)."""
+    n = xp.asarray(n, dtype=float)
+    return xp.asarray(M, dtype=float) / all_to_all_s(t, M, n, stride) * (n - 1) / n

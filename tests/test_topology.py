@@ -29,7 +29,8 @@ def _system(ref: str) -> T.Topology:
 
 def _predict(r: dict[str, str]) -> float:
     t = _system(r["system"])
-    f = T.busbw_allreduce if r["metric"] == "busbw" else T.a2a_bottleneck_Bps
+    f = {"busbw": T.busbw_allreduce, "busbw_a2a": T.busbw_all_to_all,
+         "bottleneck": T.a2a_bottleneck_Bps}[r["metric"]]
     return float(f(t, float(r["size_B"]), float(r["n"]), float(r["stride"]))) / 1e9
 
 
@@ -48,7 +49,7 @@ def test_published_collectives(r: dict[str, str]) -> None:
 def test_every_system_has_tested_rows() -> None:
     systems = {r["system"] for r in ROWS if r["status"] == "test"}
     assert {"hgx-h100-8", "gcp-a3-mega.yaml", "oci-bm-gpu4-8.yaml", "hgx-h800-8",
-            "cloudmatrix384"} <= systems
+            "cloudmatrix384", "oci-gb300-nvl72.yaml"} <= systems
 
 
 def test_fitted_rows_are_named_in_the_topologies() -> None:
