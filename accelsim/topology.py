@@ -14,7 +14,8 @@ per-step latency; Hockney's alpha-beta model, :mod:`accelsim.collectives`):
            (NVLink SHARP) each rank sends its buffer once and gets the result once:
            (n+1)/n M / (B e_red) + 2 alpha; all-to-all (n-1)/n M / (B e_a2a) + (n-1) a_peer
   mesh     direct links to each of the D-1 other ranks of the domain, B/(D-1) each (Gaudi's
-           on-chip RoCE, 910B's HCCS): a group of n < D ranks uses (n-1)/(D-1) of B
+           on-chip RoCE, 910B's HCCS): a group of n < D ranks uses (n-1)/(D-1) of B; the
+           all-reduce is a direct reduce-scatter and all-gather, 2 steps of alpha
   torus    k-ary n-cube with wrap-around (TPU ICI): multi-dimensional rings use every link
            the group spans; all-to-all is bounded by the bisection: each rank's M/2 crosses
            2 N / d_max links each way, t >= M d_max / (8 L e) (L one link's bandwidth)
@@ -284,6 +285,8 @@ def allreduce_s(t: Topology, M: ArrayLike, n: ArrayLike, stride: ArrayLike = 1) 
     ring_in = 2 * frac * M / B_in + 2 * (n - 1) * a_in
     tree_in = 2 * frac * M / B_in + 2 * steps_tree * a_in
     local = xp.minimum(ring_in, tree_in)
+    if su.fabric == "mesh":  # direct reduce-scatter and all-gather: every peer at once
+        local = 2 * frac * M / B_in + 2 * a_in
     if su.reduction_efficiency is not None and su.fabric == "switch":
         B_red = scaleup_Bps(t) * su.reduction_efficiency.value
         local = xp.minimum(local, xp.where(n > 1, (n + 1) / n * M / B_red + 2 * a_in, 0.0))
@@ -293,8 +296,12 @@ def allreduce_s(t: Topology, M: ArrayLike, n: ArrayLike, stride: ArrayLike = 1) 
     k_frac = (k - 1.0) / xp.maximum(k, 1.0)
     steps_k = xp.where(k > 1, xp.ceil(xp.log2(xp.maximum(k, 1.0))), 0.0)
     intra = xp.where(g > 1, 2 * M / B_in, 0.0)
+    intra_steps = 2 * (g - 1)
+    if su.fabric == "mesh":  # the domain's part as direct reduce-scatter + all-gather
+        intra = 2 * (g - 1) / g * M / B_in
+        intra_steps = xp.where(g > 1, 2.0, 0.0)
     inter = 2 * k_frac * M / (g * B_out)
-    tree = xp.maximum(intra, inter) + 2 * (g - 1) * a_in + 2 * steps_k * a_out
+    tree = xp.maximum(intra, inter) + intra_steps * a_in + 2 * steps_k * a_out
     flat = xp.minimum(2 * frac * M / B_out + 2 * steps_tree * a_out, ring)  # g = 1: tree
     across = xp.minimum(xp.where(g > 1, tree, flat), ring)
     out = xp.where(k <= 1, local, across)
