@@ -223,6 +223,16 @@ def crosses(t: Topology, n: ArrayLike, stride: ArrayLike = 1) -> Any:
     return xp.asarray(n, dtype=float) * xp.asarray(stride, dtype=float) > domain_ranks(t)
 
 
+def crossings(t: Topology, tp: int = 1, cp: int = 1, ep: int = 1, dp: int = 1,
+              pp: int = 1) -> dict[str, bool]:
+    """Which parallel groups of a layout leave one scale-up domain, in Megatron's order
+    (TP innermost, then CP, then DP with EP inside it, PP outermost): a group of n ranks at
+    stride s leaves it when n s exceeds the domain's ranks."""
+    strides = {"tp": (tp, 1), "cp": (cp, tp), "ep": (ep, tp * cp), "dp": (dp, tp * cp),
+               "pp": (pp, tp * cp * dp)}
+    return {k: bool(n > 1 and crosses(t, n, s)) for k, (n, s) in strides.items()}
+
+
 def oversubscription(t: Topology, span: ArrayLike) -> Any:
     """Bandwidth derating of traffic spanning ``span`` ranks: the product of the
     oversubscription of every tier below the one whose reach covers the span."""

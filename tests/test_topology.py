@@ -161,6 +161,18 @@ def test_crossing_the_domain() -> None:
     assert float(T.all_to_all_s(h20, M, 64)) > float(T.all_to_all_s(cm, M, 64))
 
 
+def test_what_crosses_the_domain_boundary() -> None:
+    """DeepSeek-V3's published layout (PP16, EP64 in DP128, no TP) on H800 boards and on the
+    supernode: on the boards EP and PP leave the 8-GPU domain; on CloudMatrix384's 768
+    die ranks EP stays on the Unified Bus, DP and PP do not."""
+    boards = T.crossings(T.load_topology("hgx-h800-8"), ep=64, dp=128, pp=16)
+    assert boards == {"tp": False, "cp": False, "ep": True, "dp": True, "pp": True}
+    cm = T.crossings(T.load_topology("cloudmatrix384"), ep=64, dp=128, pp=16)
+    assert cm == {"tp": False, "cp": False, "ep": False, "dp": False, "pp": True}
+    assert T.crossings(T.load_topology("gb200-nvl72"), tp=8, ep=8, dp=9) == {
+        "tp": False, "cp": False, "ep": False, "dp": False, "pp": False}
+
+
 def test_oversubscription_derates_traffic_above_the_tier() -> None:
     t = T.load_topology("tpu-v5p-4x4x4")
     assert float(T.oversubscription(t, 64)) == 1.0
