@@ -88,6 +88,37 @@ def decode_point(label: str, ep: int, tpot_s: float = TPOT_S,
             "mtokens_per_usd": per_dev * 3600 / usd_h / 1e6}
 
 
+TRAIN_PRECISION = {"ascend-910c": "bf16", "h20": "fp8"}  # the 910C has no FP8
+
+
+def training_point(label: str) -> dict[str, object]:
+    """DeepSeek-V3 pre-training with its published layout (arXiv 2412.19437 section 3.2,
+    configs/runs/deepseek-v3-h800.yaml: 2,048 devices, PP16 with DualPipe, EP64, ZeRO-1 DP,
+    FP8 where the device has it) on one system: tokens/s per device and per USD."""
+    from accelsim.training.job import Parallelism, TrainJob
+    from accelsim.training.perf import estimate
+    from accelsim.transformer.model import load_model
+
+    device, fabric, home, _ = SYSTEMS[label]
+    t = topology.load_topology(fabric)
+    spec = topology.apply(load_device(device).spec, t,
+                          home=topology.load_topology(home) if home else None)
+    par = Parallelism(tp=1, pp=16, dp=128, ep=64, schedule="dualpipe", zero=1, recompute="none",
+                      sequence_parallel=False,
+                      recompute_modules=["layernorm", "mla_up_proj", "moe_act"],
+                      first_stage_layers=3, last_stage_layers=2)
+    job = TrainJob(device=device, model=load_model("deepseek-v3"), global_batch=15360,
+                   precision=TRAIN_PRECISION[device], overlap_ep_comm=True, parallelism=par)
+    r = estimate(job, spec)
+    per_dev = r.tokens_per_s / 2048
+    usd_h = float(tco(spec, REGION, FINANCE)["usd_per_hour"])
+    return {"system": label, "precision": job.precision, "fits": r.fits_memory,
+            "crossings": ",".join(k for k, v in topology.crossings(t, ep=64, dp=128, pp=16)
+                                  .items() if v),
+            "step_time_s": r.step_time_s, "tokens_per_s_per_device": per_dev,
+            "usd_per_device_hour": usd_h, "mtokens_per_usd": per_dev * 3600 / usd_h / 1e6}
+
+
 def table(eps: list[int] = EP) -> pd.DataFrame:
     return pd.DataFrame([decode_point(label, ep) for label in SYSTEMS for ep in eps])
 
@@ -159,11 +190,15 @@ def main() -> None:
     df = table(eps)
     a.out.mkdir(parents=True, exist_ok=True)
     df.to_csv(a.out / "supernode.csv", index=False)
+    train = pd.DataFrame([training_point(label) for label in SYSTEMS])
+    train.to_csv(a.out / "supernode_training.csv", index=False)
     plot(df, a.out / "supernode.png")
     cols = ["system", "ep", "crosses_domain", "batch", "tpot_ms", "tokens_per_s_per_device",
             "usd_per_device_hour", "mtokens_per_usd"]
     with pd.option_context("display.width", 140, "display.precision", 3):
         print(df[[c for c in cols if c in df]].to_string(index=False))
+    with pd.option_context("display.width", 140, "display.precision", 3):
+        print(train.to_string(index=False))
     for k, v in headline(df).items():
         print(f"{k:40s} {v:10.3f}" if math.isfinite(v) else f"{k:40s} {v}")
 

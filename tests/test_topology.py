@@ -350,6 +350,12 @@ def test_supernode_study_reproduces_its_committed_points() -> None:
             old["tokens_per_s_per_device"], rel=1e-6)
         assert row["mtokens_per_usd"] == pytest.approx(old["mtokens_per_usd"], rel=1e-6)
         assert row["crosses_domain"] == (label != "910C CloudMatrix384")
+    train = pd.read_csv(root / "benchmarks" / "results" / "supernode_training.csv")
+    row = s.training_point("910C CloudMatrix384")
+    old = train[train["system"] == "910C CloudMatrix384"].iloc[0]
+    assert row["tokens_per_s_per_device"] == pytest.approx(old["tokens_per_s_per_device"],
+                                                           rel=1e-6)
+    assert row["crossings"] == "pp"  # EP64 and DP128 stay on the Unified Bus
     h = s.headline(committed)
     assert h["supernode_vs_8npu.throughput"] > 1.0
     eight = committed[committed["ep"] == 8].set_index("system")
