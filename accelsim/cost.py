@@ -125,3 +125,16 @@ def tco(spec: DeviceSpec, region: Region, finance: Finance, utilization: Any = 1
         "peak_it_power_W": peak_W,
         "wall_power_W": peak_W * region.pue,
     }
+
+
+def network_cost(spec: DeviceSpec) -> dict[str, float]:
+    """The fabric's capex per device (USD) and power (W), by part: priced per tier from the
+    topology the device was placed in (:func:`accelsim.topology.network_breakdown`: NICs,
+    switch ports and optics of each scale-out tier, the scale-up share), or the profile's
+    one ``network_usd`` / ``network_W`` when it sits in none (today's model, unchanged)."""
+    from accelsim import topology  # the topology module reads DeviceSpec
+
+    fabric = topology.of(spec)
+    if fabric is None:
+        return {"network_usd": spec.network_usd, "network_W": spec.network_W}
+    return {"network_usd": spec.network_usd, **topology.network_breakdown(fabric)}

@@ -194,6 +194,12 @@ class Interconnect(Strict):
     """Per-message latency of the scale-up link (alpha), microseconds."""
     scaleout_latency_us: NonNegative
     """Per-message latency of the scale-out network (alpha), microseconds."""
+    topology: str | None = Field(default=None, min_length=1)
+    """A fabric topology (catalog name in ``configs/topologies`` or a path) the device sits
+    in; it then sets the domain, link rates, latencies and the network's price per tier
+    (:func:`accelsim.topology.apply`, the scale-up share taken out of
+    ``server_overhead_usd``; the numbers above, and draws over their ranges, are then not
+    read). Not given: the numbers above (today's model)."""
 
 
 class Power(Strict):
@@ -307,7 +313,7 @@ class DeviceProfile(Strict):
         for section in SECTIONS:
             sub = getattr(self, section)
             for key in type(sub).model_fields:
-                if getattr(sub, key) is not None:  # an optional field left out
+                if isinstance(getattr(sub, key), Quantity):  # not left out, not a name
                     out[f"{section}.{key}"] = getattr(sub, key)
         return out
 
@@ -347,6 +353,7 @@ class DeviceSpec:
     supply_pool: str
     available_from: int
     extra: dict[str, float] = field(default_factory=dict)
+    topology: str | None = None  # name of the accelsim.topology.Topology it sits in
 
     def flops(self, precision: str, where: str = "precision") -> float:
         """Peak FLOP/s at ``precision``; an unsupported precision is an error, never a fallback."""
@@ -360,6 +367,16 @@ class DeviceSpec:
 
 
 def _spec(p: DeviceProfile) -> DeviceSpec:
+    spec = _plain_spec(p)
+    if p.interconnect.topology is None:
+        return spec
+    from accelsim import topology  # the topology module reads DeviceSpec
+
+    t = topology.load_topology(p.interconnect.topology)
+    return topology.apply(spec, t, home=t)
+
+
+def _plain_spec(p: DeviceProfile) -> DeviceSpec:
     c = p.compute
     peaks = {
         "fp32": c.fp32_tflops, "tf32": c.tf32_tflops, "bf16": c.bf16_tflops,
@@ -442,9 +459,22 @@ def load_device(name_or_path: str | Path, where: str = "device", field: str = ""
 @lru_cache(maxsize=256)
 def _load_path(resolved: str, shown: str, mtime_ns: int, size: int) -> DeviceProfile:
     """Parsed profile, cached by path and the file's modification time and size."""
-    return validate(DeviceProfile, read_yaml(resolved), shown)
+    return _check_topology(validate(DeviceProfile, read_yaml(resolved), shown), shown)
 
 
 def device_from_dict(data: dict[str, Any], file: str = "<device>") -> DeviceProfile:
     """Validate a profile given as a mapping (used by sweeps that override fields)."""
-    return validate(DeviceProfile, data, file)
+    return _check_topology(validate(DeviceProfile, data, file), file)
+
+
+def _check_topology(p: DeviceProfile, file: str) -> DeviceProfile:
+    """The topology a profile names must load (the loader's check, not the model's)."""
+    if p.interconnect.topology is not None:
+        from accelsim import topology  # the topology module reads DeviceSpec
+
+        try:
+            topology.load_topology(p.interconnect.topology)
+        except AccelsimError as e:
+            raise AccelsimError.single(file, "interconnect.topology",
+                                       e.problems[0].message) from None
+    return p

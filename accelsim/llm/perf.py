@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 
 from accelsim import collectives as coll
-from accelsim import units
+from accelsim import topology, units
 from accelsim.devices import DeviceSpec, load_device
 from accelsim.errors import AccelsimError
 from accelsim.llm.job import Replica
@@ -188,7 +188,9 @@ def _layer_costs(T: np.ndarray, r: Replica, spec: DeviceSpec, model: Transformer
     ffn_w = (model.moe.ffn_hidden * model.moe.top_k if model.moe else model.ffn_hidden)
     elementwise = Tg * ACT_BYTES * (10 * h + (up + 1) * ffn_w / tp) / mem
     bw_in = spec.scaleup_bw_Bps * spec.eff_comm
-    tp_comm = 2 * coll.ring_allreduce(Tg * h * ACT_BYTES, tp, bw_in, spec.scaleup_latency_s) \
+    fabric = topology.of(spec)  # placed in a topology: its all-reduce (NVLS, mesh, torus)
+    tp_comm = (2 * topology.allreduce_s(fabric, Tg * h * ACT_BYTES, tp) if fabric else
+               2 * coll.ring_allreduce(Tg * h * ACT_BYTES, tp, bw_in, spec.scaleup_latency_s)) \
         if tp > 1 else 0.0
     per_layer = attn + elementwise + tp_comm + KERNELS_PER_LAYER * spec.kernel_overhead_s
     zero = np.zeros_like(T)
