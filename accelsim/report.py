@@ -300,3 +300,20 @@ def plan_frames(res: dict[str, Any]) -> dict[str, Any]:
     years = pd.DataFrame([{"year": y, "capex_usd": v}
                           for y, v in res["capex_usd_by_year"].items()])
     return {"quarters": flat, "binding": binding, "years": years}
+
+
+def optimum_frames(res: dict[str, Any]) -> dict[str, Any]:
+    """optimize's CSV tables: ``units`` (device, workload, units), ``workloads`` (capacity,
+    served fraction) and ``binding`` (one row per binding constraint)."""
+    import pandas as pd
+
+    units = pd.DataFrame([{"device": d, "workload": w, "units": u}
+                          for d, ws in res["units"].items() for w, u in ws.items()],
+                         columns=["device", "workload", "units"])
+    wl = pd.DataFrame([{"workload": w, "capacity": res["capacity"][w],
+                        "served_fraction": res["served_fraction"][w]}
+                       for w in res["capacity"]])
+    binding = pd.DataFrame(res["binding_constraints"],
+                           columns=["constraint", "slack", "per", "shadow_price", "marginal",
+                                    "marginal_per"])
+    return {"units": units, "workloads": wl, "binding": binding}

@@ -241,6 +241,9 @@ def optimize(
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Evaluate every device "
                                            "again, ignoring and not storing cached "
                                            "evaluations.")] = False,
+    csv_dir: Annotated[Path | None, typer.Option("--csv", help="Write units.csv, "
+                                                 "workloads.csv and binding.csv to this "
+                                                 "folder.")] = None,
 ) -> None:
     """The device mix (integer servers) that maximises the scenario's objective (MILP)."""
     from accelsim.fleet import mix_problem, purchase_year
@@ -250,7 +253,16 @@ def optimize(
     sc = require(scenario_file, "scenario")
     replay.note_inputs([scenario_file, *sc.input_files()])
     year = purchase_year(sc, year, str(scenario_file))  # before the seconds-long evaluation
+    if csv_dir is not None:
+        check_dir(csv_dir, "--csv")
     res = solve(mix_problem(sc, _device_table(sc, as_json, no_cache), year))
+    if csv_dir is not None:
+        from accelsim.report import optimum_frames
+
+        with writing(csv_dir, "--csv"):
+            csv_dir.mkdir(parents=True, exist_ok=True)
+            for name, frame in optimum_frames(res).items():
+                frame.to_csv(csv_dir / f"{name}.csv", index=False)
     if as_json:
         emit_json(res)
     else:
@@ -277,12 +289,16 @@ def _print_optimum(scenario_file: Path, year: int, res: dict[str, Any]) -> None:
                              for k, v in res["pool_spend_usd"].items()]))
     console.print(table("", [{"workload": w, "capacity": res["capacity"][w],
                               "served": res["served_fraction"][w]} for w in res["capacity"]]))
+    from accelsim.optimize.milp import MARGINAL_UNITS
+
     obj = "USD/yr of TCO" if res["objective_kind"] == "min_cost" else "served fraction"
     rows = [{"constraint": b["constraint"], "slack": b["slack"], "unit": b["per"],
-             "LP dual": b["shadow_price"], "marginal": b.get("marginal"),
-             "marginal per": b.get("marginal_per", "")} for b in res["binding_constraints"]]
+             "LP dual": (b["shadow_price"] * MARGINAL_UNITS.get(b["per"], (1.0, ""))[0]
+                         if b["shadow_price"] is not None else None),
+             "marginal": b.get("marginal"), "per": b.get("marginal_per", "")}
+            for b in res["binding_constraints"]]
     console.print(table(f"binding constraints: marginal = change of the objective ({obj}) "
                         "when the constraint is loosened, re-solved; LP dual of the "
-                        "relaxation for reference", rows))
+                        "relaxation (same unit) for reference; |value| < 1e-9 is 0", rows))
 
 
