@@ -129,10 +129,10 @@ def tco(spec: DeviceSpec, region: Region, finance: Finance, utilization: Any = 1
 
 def network_cost(spec: DeviceSpec) -> dict[str, float]:
     """The fabric's capex per device (USD) and power (W), by part: priced per tier from the
-    topology the device was placed in (:func:`accelsim.topology.network_breakdown`: NICs,
+    topology the device was placed in (:func:`accelsim.devices.topology.network_breakdown`: NICs,
     switch ports and optics of each scale-out tier, the scale-up share), or the profile's
     one ``network_usd`` / ``network_W`` when it sits in none (today's model, unchanged)."""
-    from accelsim import topology  # the topology module reads DeviceSpec
+    from accelsim.devices import topology  # the topology module reads DeviceSpec
 
     fabric = topology.of(spec)
     if fabric is None:

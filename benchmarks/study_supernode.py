@@ -9,7 +9,7 @@ acceptance, 8-bit weights), on three fabrics:
 For each expert-parallel size the largest batch whose TPOT meets the SLO (bisection on the
 decode step of accelsim.llm.perf), its output tokens/s per device, and output tokens per USD
 from the per-device TCO (accelsim.cost) with the fabric priced per tier
-(accelsim.topology.apply). Prints the table and the headline; writes
+(accelsim.devices.topology.apply). Prints the table and the headline; writes
 results/supernode.{csv,png}. Run: python benchmarks/study_supernode.py [--quick]
 """
 
@@ -21,9 +21,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from accelsim import topology
 from accelsim.cost import Finance, Region, tco
-from accelsim.devices import load_device
+from accelsim.devices import load_device, topology
 from accelsim.errors import AccelsimError
 from accelsim.llm.job import Replica
 from accelsim.llm.perf import replica_model

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from accelsim import collectives as c
-from accelsim import topology as T
 from accelsim.devices import load_device
+from accelsim.devices import topology as T
 
 DATA = Path(__file__).parent / "data" / "collectives"
 TOL = 0.15  # issue 26: collectives within 15 % of published bus bandwidths

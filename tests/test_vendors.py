@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from accelsim.cli import app
 from accelsim.devices import catalog, load_device
-from accelsim.devices_anchor import anchored
+from accelsim.devices.anchor import anchored
 from accelsim.errors import AccelsimError
 from accelsim.runs import validate_runs
 from accelsim.runs.file import runs_dir

@@ -13,7 +13,7 @@ from rich.console import Console
 
 from accelsim import cache, replay
 from accelsim.cli.common import app, console, emit_json, infeasible, user_errors
-from accelsim.devices_anchor import set_anchors
+from accelsim.devices.anchor import set_anchors
 from accelsim.errors import AccelsimError
 from accelsim.outputs import check_dir, check_file, writing
 from accelsim.report import (

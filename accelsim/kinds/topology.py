@@ -1,4 +1,4 @@
-"""``topology``: a fabric a device sits in (:class:`accelsim.topology.Topology`): its
+"""``topology``: a fabric a device sits in (:class:`accelsim.devices.topology.Topology`): its
 scale-up domain, scale-out tiers and their prices."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from accelsim.kinds.base import Kind, register
 
 def from_data(data: dict[str, Any], path: str | Path, where: str, check: bool = True) -> Any:
     from accelsim.config import validate
-    from accelsim.topology import Topology
+    from accelsim.devices.topology import Topology
 
     return validate(Topology, data, where)
 
 
-register(Kind("topology", "accelsim.topology:Topology", "scaleup",
+register(Kind("topology", "accelsim.devices.topology:Topology", "scaleup",
               "fabric topology: scale-up domain, scale-out tiers, network prices", from_data))

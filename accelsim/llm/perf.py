@@ -51,8 +51,8 @@ from typing import Any
 import numpy as np
 
 from accelsim import collectives as coll
-from accelsim import topology, units
-from accelsim.devices import DeviceSpec, load_device
+from accelsim import units
+from accelsim.devices import DeviceSpec, load_device, topology
 from accelsim.errors import AccelsimError
 from accelsim.llm.job import Replica
 from accelsim.precision import BYTES

@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from accelsim import topology, units
+from accelsim import units
+from accelsim.devices import topology
 from accelsim.errors import AccelsimError
 from accelsim.llm.engine import ReplicaTrace, run_fast, run_simpy
 from accelsim.llm.job import LLMJob

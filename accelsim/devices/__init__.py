@@ -197,7 +197,7 @@ class Interconnect(Strict):
     topology: str | None = Field(default=None, min_length=1)
     """A fabric topology (catalog name in ``configs/topologies`` or a path) the device sits
     in; it then sets the domain, link rates, latencies and the network's price per tier
-    (:func:`accelsim.topology.apply`, the scale-up share taken out of
+    (:func:`accelsim.devices.topology.apply`, the scale-up share taken out of
     ``server_overhead_usd``; the numbers above, and draws over their ranges, are then not
     read). Not given: the numbers above (today's model)."""
 
@@ -353,7 +353,7 @@ class DeviceSpec:
     supply_pool: str
     available_from: int
     extra: dict[str, float] = field(default_factory=dict)
-    topology: str | None = None  # name of the accelsim.topology.Topology it sits in
+    topology: str | None = None  # name of the accelsim.devices.topology.Topology it sits in
 
     def flops(self, precision: str, where: str = "precision") -> float:
         """Peak FLOP/s at ``precision``; an unsupported precision is an error, never a fallback."""
@@ -370,7 +370,7 @@ def _spec(p: DeviceProfile) -> DeviceSpec:
     spec = _plain_spec(p)
     if p.interconnect.topology is None:
         return spec
-    from accelsim import topology  # the topology module reads DeviceSpec
+    from accelsim.devices import topology  # the topology module reads DeviceSpec
 
     t = topology.load_topology(p.interconnect.topology)
     return topology.apply(spec, t, home=t)
@@ -449,7 +449,7 @@ def load_device(name_or_path: str | Path, where: str = "device", field: str = ""
                 relative_to: str | Path | None = None) -> DeviceProfile:
     """A catalog name (``h20``) or a path to a YAML profile; unknown names suggest the closest.
     A file edited since it was last read is read again."""
-    from accelsim import devices_anchor
+    from accelsim.devices import anchor as devices_anchor
 
     path = refs.find(name_or_path, "devices", relative_to, where, field, what="device")
     st = path.stat()
@@ -470,7 +470,7 @@ def device_from_dict(data: dict[str, Any], file: str = "<device>") -> DeviceProf
 def _check_topology(p: DeviceProfile, file: str) -> DeviceProfile:
     """The topology a profile names must load (the loader's check, not the model's)."""
     if p.interconnect.topology is not None:
-        from accelsim import topology  # the topology module reads DeviceSpec
+        from accelsim.devices import topology  # the topology module reads DeviceSpec
 
         try:
             topology.load_topology(p.interconnect.topology)
