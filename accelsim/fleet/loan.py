@@ -6,7 +6,6 @@ the workload's checkpoint and restart costs."""
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
 from accelsim import sharing, units, workloads
@@ -14,24 +13,19 @@ from accelsim.fleet.scenario import Scenario
 
 
 def resize_costs(spec: Any) -> tuple[float, float]:
-    """Seconds to write a training workload's checkpoint (its model's weights and optimizer
-    state at the storage bandwidth) and to restart from it."""
-    r = spec.resilience
-    return _resize_costs(spec.model, spec.precision, r.checkpoint_bandwidth_GBps, r.restart_s)
-
-
-@lru_cache(maxsize=64)
-def _resize_costs(model: str, precision: str, bandwidth_GBps: float, restart_s: float
-                  ) -> tuple[float, float]:
-    from accelsim.goodput import checkpoint_seconds
-    from accelsim.training.perf import OPT_BYTES, WEIGHT_BYTES
+    """Seconds to write a training workload's checkpoint (:func:`checkpoint_s`, the goodput
+    model's) and to restart from it; the checkpoint kept per model, precision and bandwidth."""
     from accelsim.transformer.model import load_model
     from accelsim.transformer.params import model_params
+    from accelsim.workloads.training import checkpoint_s
 
-    params = model_params(load_model(model))
-    ckpt = checkpoint_seconds(params, WEIGHT_BYTES[precision] + OPT_BYTES[precision],
-                              bandwidth_GBps * units.GB)
-    return ckpt, restart_s
+    key = spec.model_dump_json(include={"model", "precision", "resilience"})
+    if key not in _CHECKPOINT_S:
+        _CHECKPOINT_S[key] = checkpoint_s(spec, model_params(load_model(spec.model)))
+    return _CHECKPOINT_S[key], spec.resilience.restart_s
+
+
+_CHECKPOINT_S: dict[str, float] = {}
 
 
 def training_workload(sc: Scenario) -> str | None:

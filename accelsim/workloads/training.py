@@ -77,14 +77,20 @@ class _Layouts:
     params: float = 0.0
 
 
+def checkpoint_s(spec: TrainingSpec, params: float) -> float:
+    """Seconds to write the job's checkpoint: every parameter's weights and optimizer state
+    (the training recipe's bytes) at the block's storage bandwidth."""
+    from accelsim.training.perf import OPT_BYTES, WEIGHT_BYTES
+
+    return checkpoint_seconds(params, WEIGHT_BYTES[spec.precision] + OPT_BYTES[spec.precision],
+                              spec.resilience.checkpoint_bandwidth_GBps * units.GB)
+
+
 def job_goodput(spec: TrainingSpec, device: DeviceProfile, params: float) -> Goodput:
     """The training job's goodput on ``cluster_devices`` of ``device``: the device's annual
     failure rate plus the block's other failures, its checkpoint at the storage bandwidth."""
-    from accelsim.training.perf import OPT_BYTES, WEIGHT_BYTES
-
     r = spec.resilience
-    delta = checkpoint_seconds(params, WEIGHT_BYTES[spec.precision] + OPT_BYTES[spec.precision],
-                               r.checkpoint_bandwidth_GBps * units.GB)
+    delta = checkpoint_s(spec, params)
     return goodput(spec.cluster_devices, device.reliability.annual_failure_rate.value,
                    r.other_failures_per_device_year, delta, r.restart_s)
 
