@@ -239,3 +239,83 @@ def fleet_frames(devices: Any, fleets: list[dict[str, Any]]) -> dict[str, Any]:
                          for v in f["violation_records"]],
                         columns=["fleet", "kind", "subject", "limit", "value", "unit"])
     return {"devices": devices[DEVICE_COLUMNS], "fleets": flat, "violations": viol}
+
+
+# ------------------------------------------------------------------- plan's tables
+
+def fmt_pct(x: float) -> str:
+    """A share as a percentage for people: ``0.462`` -> ``46.2 %``, ``1`` -> ``100 %``,
+    ``0.9996`` -> ``> 99.9 %`` (never rounded up to 100)."""
+    if x >= 1 - 1e-9:
+        return "100 %"
+    text = f"{100 * x:.1f}" if x >= 0.001 else f"{100 * x:.2g}"
+    return "> 99.9 %" if text == "100.0" else f"{text} %"
+
+
+def _binds_text(q: dict[str, Any]) -> str:
+    short = [f"{w} {fmt_pct(f)} unserved" for w, f in q.get("short", {}).items() if f > 1e-3]
+    return "; ".join([*q.get("binds", []), *short]) or "-"
+
+
+def plan_tables(res: dict[str, Any], budgets: dict[int, float]) -> dict[str, list[dict[str, Any]]]:
+    """The plan by quarter (deliveries, served shares, spend, power, what binds), the rules
+    that bind with their marginal values, and the spend by year."""
+    rows = [{"quarter": q["quarter"], "delivered": fmt_units(q["delivered"]),
+             **{f"{w} served": fmt_pct(v) for w, v in q["served_fraction"].items()},
+             "capex B USD": q["capex_usd"] / 1e9, "MW": q["power_MW"],
+             **({"facility MW online": sum(q["facility_MW"].values()),
+                 "started": sum(q["facility_started_MW"].values())} if q["facility_MW"] else {}),
+             "binds (this quarter or its year)": _binds_text(q)}
+            for q in res["quarters"]]
+    rules = [{"when": b["when"], "rule": b["rule"],
+              "use / limit": (f"{fmt_pct(1 - b['unserved_fraction'])} served"
+                              if b["status"] == "short" else
+                              f"{fmt_pct(b['used'] / b['limit']) if b['limit'] else '-'}"),
+              "marginal": b["marginal_usd"], "per": b["marginal_per"]}
+             for b in res["binding"] if b["status"] == "binds" or b["unserved_fraction"] > 1e-3]
+    years = [{"year": y, "capex B USD": v / 1e9, "budget B USD": budgets.get(y, 0.0) / 1e9,
+              "spent": fmt_pct(v / budgets[y]) if budgets.get(y) else "-"}
+             for y, v in res["capex_usd_by_year"].items()]
+    return {
+        "by quarter (served: capacity installed / demand that quarter)": rows,
+        "what binds, and its marginal value: present cost (with the unserved-demand penalty) "
+        "saved per unit of the rule loosened, or added per 1 % more demand (LP relaxation "
+        "duals; 0 = loosening it alone changes nothing)": rules,
+        "spend by year": years,
+    }
+
+
+def plan_frames(res: dict[str, Any]) -> dict[str, Any]:
+    """plan's CSV tables, one value per cell: ``quarters`` (nested figures as dotted
+    columns: delivered.h20, served_fraction.chatbot...), ``binding`` (one row per rule that
+    binds or demand short) and ``years``."""
+    import pandas as pd
+
+    flat = pd.json_normalize([{**{k: v for k, v in q.items() if k not in ("binds", "short")},
+                               "binds": "; ".join(q.get("binds", []))}
+                              for q in res["quarters"]], sep=".")
+    counts = [c for c in flat.columns if c.startswith(("delivered.", "installed."))]
+    flat[counts] = flat[counts].fillna(0)
+    binding = pd.DataFrame(res["binding"], columns=["when", "rule", "status", "used", "limit",
+                                                     "unit", "unserved_fraction",
+                                                     "marginal_usd", "marginal_per"])
+    years = pd.DataFrame([{"year": y, "capex_usd": v}
+                          for y, v in res["capex_usd_by_year"].items()])
+    return {"quarters": flat, "binding": binding, "years": years}
+
+
+def optimum_frames(res: dict[str, Any]) -> dict[str, Any]:
+    """optimize's CSV tables: ``units`` (device, workload, units), ``workloads`` (capacity,
+    served fraction) and ``binding`` (one row per binding constraint)."""
+    import pandas as pd
+
+    units = pd.DataFrame([{"device": d, "workload": w, "units": u}
+                          for d, ws in res["units"].items() for w, u in ws.items()],
+                         columns=["device", "workload", "units"])
+    wl = pd.DataFrame([{"workload": w, "capacity": res["capacity"][w],
+                        "served_fraction": res["served_fraction"][w]}
+                       for w in res["capacity"]])
+    binding = pd.DataFrame(res["binding_constraints"],
+                           columns=["constraint", "slack", "per", "shadow_price", "marginal",
+                                    "marginal_per"])
+    return {"units": units, "workloads": wl, "binding": binding}

@@ -22,7 +22,6 @@ from accelsim.report import (
     fleet_frames,
     fleet_out,
     fleet_table,
-    fmt_units,
     ranking_rule,
     table,
     uncertainty_tables,
@@ -123,38 +122,43 @@ def plan(
                                                      "DEVICE the efficiency section of ANCHOR "
                                                      "(e.g. inhouse-asic=tpu-v5p); repeatable."
                                                      )] = None,
+    csv_dir: Annotated[Path | None, typer.Option("--csv", help="Write quarters.csv, "
+                                                 "binding.csv and years.csv to this "
+                                                 "folder.")] = None,
 ) -> None:
     """A purchase plan by quarter over the scenario's horizon (one MILP): deliveries, served
-    demand, yearly spend and the present cost."""
+    demand, what binds each quarter and its marginal value, yearly spend, present cost."""
     set_anchors(anchor)  # --anchor: this command's efficiency what-if
     from accelsim.kinds import require
     from accelsim.plan import build, solve_plan
+    from accelsim.report import plan_frames
 
     sc = require(scenario_file, "scenario")
     replay.note_inputs([scenario_file, *sc.input_files()])
     if sc.plan is None:
         raise AccelsimError.single(str(scenario_file), "plan", "required for accelsim plan: "
                                    "start, quarters, budget_usd_per_year, deliveries")
+    if csv_dir is not None:
+        check_dir(csv_dir, "--csv")
     prob = build(sc, _device_table(sc, as_json, no_cache), sc.plan, str(scenario_file))
     res = solve_plan(prob)
+    if csv_dir is not None:
+        with writing(csv_dir, "--csv"):
+            csv_dir.mkdir(parents=True, exist_ok=True)
+            for name, frame in plan_frames(res).items():
+                frame.to_csv(csv_dir / f"{name}.csv", index=False)
     if as_json:
         emit_json(res)
     else:
+        from accelsim.report import plan_tables
+
         console.print(f"[bold]{scenario_file}: plan over {len(res['quarters'])} quarters[/bold]"
                       f": present cost {res['cost_pv_usd'] / 1e9:.3f} B USD (capex less "
                       f"residual value, opex; at {100 * sc.finance.cost_of_capital:g} %); "
-                      f"{res['solver']}")
-        rows = [{"quarter": q["quarter"], "delivered": fmt_units(q["delivered"]),
-                 **{f"{w} served": v for w, v in q["served_fraction"].items()},
-                 "capex B USD": q["capex_usd"] / 1e9, "MW": q["power_MW"],
-                 **({"facility MW online": sum(q["facility_MW"].values()),
-                     "started": sum(q["facility_started_MW"].values())}
-                    if q["facility_MW"] else {})}
-                for q in res["quarters"]]
-        console.print(table("by quarter (served: capacity installed / demand that quarter)",
-                            rows))
-        console.print(table("", [{"year": y, "capex B USD": v / 1e9}
-                                 for y, v in res["capex_usd_by_year"].items()]))
+                      f"objective {res['objective_usd'] / 1e9:.3f} B USD with the unserved-"
+                      f"demand penalty; {res['solver']}")
+        for title, rows in plan_tables(res, sc.plan.budget_usd_per_year).items():
+            console.print(table(title, rows))
     if not res["proven_optimal"]:
         replay.forbid()  # another run may get further in the time limit
         typer.echo(f"{scenario_file}: plan: the solver stopped at its time limit; the plan is "
@@ -262,6 +266,9 @@ def optimize(
                                                      "DEVICE the efficiency section of ANCHOR "
                                                      "(e.g. inhouse-asic=tpu-v5p); repeatable."
                                                      )] = None,
+    csv_dir: Annotated[Path | None, typer.Option("--csv", help="Write units.csv, "
+                                                 "workloads.csv and binding.csv to this "
+                                                 "folder.")] = None,
 ) -> None:
     """The device mix (integer servers) that maximises the scenario's objective (MILP)."""
     set_anchors(anchor)  # --anchor: this command's efficiency what-if
@@ -272,7 +279,16 @@ def optimize(
     sc = require(scenario_file, "scenario")
     replay.note_inputs([scenario_file, *sc.input_files()])
     year = purchase_year(sc, year, str(scenario_file))  # before the seconds-long evaluation
+    if csv_dir is not None:
+        check_dir(csv_dir, "--csv")
     res = solve(mix_problem(sc, _device_table(sc, as_json, no_cache), year))
+    if csv_dir is not None:
+        from accelsim.report import optimum_frames
+
+        with writing(csv_dir, "--csv"):
+            csv_dir.mkdir(parents=True, exist_ok=True)
+            for name, frame in optimum_frames(res).items():
+                frame.to_csv(csv_dir / f"{name}.csv", index=False)
     if as_json:
         emit_json(res)
     else:
@@ -299,12 +315,16 @@ def _print_optimum(scenario_file: Path, year: int, res: dict[str, Any]) -> None:
                              for k, v in res["pool_spend_usd"].items()]))
     console.print(table("", [{"workload": w, "capacity": res["capacity"][w],
                               "served": res["served_fraction"][w]} for w in res["capacity"]]))
+    from accelsim.optimize.milp import MARGINAL_UNITS
+
     obj = "USD/yr of TCO" if res["objective_kind"] == "min_cost" else "served fraction"
     rows = [{"constraint": b["constraint"], "slack": b["slack"], "unit": b["per"],
-             "LP dual": b["shadow_price"], "marginal": b.get("marginal"),
-             "marginal per": b.get("marginal_per", "")} for b in res["binding_constraints"]]
+             "LP dual": (b["shadow_price"] * MARGINAL_UNITS.get(b["per"], (1.0, ""))[0]
+                         if b["shadow_price"] is not None else None),
+             "marginal": b.get("marginal"), "per": b.get("marginal_per", "")}
+            for b in res["binding_constraints"]]
     console.print(table(f"binding constraints: marginal = change of the objective ({obj}) "
                         "when the constraint is loosened, re-solved; LP dual of the "
-                        "relaxation for reference", rows))
+                        "relaxation (same unit) for reference; |value| < 1e-9 is 0", rows))
 
 

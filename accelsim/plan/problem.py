@@ -11,6 +11,10 @@ import numpy as np
 from accelsim.errors import AccelsimError
 from accelsim.plan.spec import PlanSpec, plan_problems, quarter_index
 
+# Unserved demand costs this many times what serving it would (a workload's default; the
+# scenario's plan.unserved_penalty sets it per workload).
+PENALTY = 20.0
+
 
 class Build(NamedTuple):
     """A region that owns its data centres (facility W are wall power: IT x PUE)."""
@@ -44,6 +48,7 @@ class PlanProblem:
     life_years: float
     builds: dict[str, Build]  # regions that own their facilities
     facility_years: float
+    penalty: np.ndarray | None = None  # [w] unserved-demand multiple (None: PENALTY each)
 
 
 def build(sc: Any, dev: Any, spec: PlanSpec, where: str = "plan") -> PlanProblem:
@@ -108,4 +113,5 @@ def build(sc: Any, dev: Any, spec: PlanSpec, where: str = "plan") -> PlanProblem
                        if reg.power_capacity_mw is not None},
         power_cap_W=sc.power_cap_mw * 1e6 if sc.power_cap_mw else None,
         server=sc.server_chips, rate=sc.finance.cost_of_capital,
-        life_years=sc.finance.years, builds=builds, facility_years=sc.finance.facility_years)
+        life_years=sc.finance.years, builds=builds, facility_years=sc.finance.facility_years,
+        penalty=np.array([spec.unserved_penalty.get(w, PENALTY) for w in W]))
