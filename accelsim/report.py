@@ -252,20 +252,38 @@ def fmt_pct(x: float) -> str:
     return "> 99.9 %" if text == "100.0" else f"{text} %"
 
 
-def _binds_text(q: dict[str, Any]) -> str:
+def fmt_marginal(value: float | None, per: str) -> str:
+    """A marginal value for people: ``6.5e6, "USD per MW"`` -> ``6.5 M USD per MW``."""
+    if value is None:
+        return "n/a"
+    for scale, unit in ((1e9, " B"), (1e6, " M"), (1e3, " k"), (1.0, "")):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{unit} {per}"
+    return f"{value:.3g} {per}"
+
+
+def _binds_text(q: dict[str, Any], values: dict[tuple[str, str], str]) -> str:
+    """The rules binding a quarter (or its year) with their marginal values, then the
+    workloads short."""
+    when = (q["quarter"], q["quarter"][:4])
+    binds = [f"{r} ({next((values[(r, w)] for w in when if (r, w) in values), 'n/a')})"
+             for r in q.get("binds", [])]
     short = [f"{w} {fmt_pct(f)} unserved" for w, f in q.get("short", {}).items() if f > 1e-3]
-    return "; ".join([*q.get("binds", []), *short]) or "-"
+    return "; ".join([*binds, *short]) or "-"
 
 
 def plan_tables(res: dict[str, Any], budgets: dict[int, float]) -> dict[str, list[dict[str, Any]]]:
     """The plan by quarter (deliveries, served shares, spend, power, what binds), the rules
     that bind with their marginal values, and the spend by year."""
+    values = {(b["rule"], b["when"]): fmt_marginal(b["marginal_usd"], b["marginal_per"])
+              for b in res["binding"] if b["status"] == "binds"}
     rows = [{"quarter": q["quarter"], "delivered": fmt_units(q["delivered"]),
+             "powered off": fmt_units(q.get("powered_off", {})),
              **{f"{w} served": fmt_pct(v) for w, v in q["served_fraction"].items()},
              "capex B USD": q["capex_usd"] / 1e9, "MW": q["power_MW"],
              **({"facility MW online": sum(q["facility_MW"].values()),
                  "started": sum(q["facility_started_MW"].values())} if q["facility_MW"] else {}),
-             "binds (this quarter or its year)": _binds_text(q)}
+             "binds (this quarter or its year), marginal value": _binds_text(q, values)}
             for q in res["quarters"]]
     rules = [{"when": b["when"], "rule": b["rule"],
               "use / limit": (f"{fmt_pct(1 - b['unserved_fraction'])} served"
@@ -294,7 +312,8 @@ def plan_frames(res: dict[str, Any]) -> dict[str, Any]:
     flat = pd.json_normalize([{**{k: v for k, v in q.items() if k not in ("binds", "short")},
                                "binds": "; ".join(q.get("binds", []))}
                               for q in res["quarters"]], sep=".")
-    counts = [c for c in flat.columns if c.startswith(("delivered.", "installed."))]
+    counts = [c for c in flat.columns
+              if c.startswith(("delivered.", "installed.", "powered_off."))]
     flat[counts] = flat[counts].fillna(0)
     binding = pd.DataFrame(res["binding"], columns=["when", "rule", "status", "used", "limit",
                                                      "unit", "unserved_fraction",

@@ -21,7 +21,8 @@ MIP_GAP = 1e-3
 
 @dataclass(frozen=True)
 class Index:
-    """Where each variable sits: servers x[d, w, q], unserved shares u[w, q], builds b[r, q]."""
+    """Where each variable sits: servers x[d, w, q] delivered, unserved shares u[w, q],
+    builds b[r, q], servers o[d, w, q] powered off in q."""
 
     D: int
     W: int
@@ -37,8 +38,12 @@ class Index:
         return self.W * self.Q
 
     @property
+    def nb(self) -> int:
+        return self.R * self.Q
+
+    @property
     def n(self) -> int:
-        return self.nx + self.nu + self.R * self.Q
+        return self.nx + self.nu + self.nb + self.nx
 
     def x(self, d: int, w: int, q: int) -> int:
         return (d * self.W + w) * self.Q + q
@@ -49,13 +54,17 @@ class Index:
     def b(self, r: int, q: int) -> int:
         return self.nx + self.nu + r * self.Q + q
 
+    def o(self, d: int, w: int, q: int) -> int:
+        return self.nx + self.nu + self.nb + (d * self.W + w) * self.Q + q
+
 
 def objective(p: PlanProblem, ix: Index) -> np.ndarray:
     """Present cost per unit of every variable: a server's capex when delivered less its
     residual at the horizon's end plus its opex every later quarter; a quarter of unserved
     demand at its workload's penalty multiple (``plan.unserved_penalty``, else
     :data:`PENALTY`) x a quarter of the TCO it would take on the cheapest device the plan
-    can be delivered; a build when started less its residual."""
+    can be delivered; a build when started less its residual; a server powered off for a
+    quarter less a quarter of the energy it saves (``off_saving``)."""
     Q = ix.Q
     disc = (1 + p.rate) ** (-np.arange(Q) / 4)
     age_end = (Q - np.arange(Q)) / 4  # years each delivery has aged at the horizon's end
@@ -79,6 +88,10 @@ def objective(p: PlanProblem, ix: Index) -> np.ndarray:
                          * (1 + p.rate) ** (-Q / 4))
     for r, region in enumerate(p.builds):
         c[[ix.b(r, q) for q in range(Q)]] = p.builds[region].usd_per_W * (disc - facility_residual)
+    if p.off_saving is not None:
+        for d in range(ix.D):
+            for w in range(ix.W):
+                c[[ix.o(d, w, q) for q in range(Q)]] = -p.server * p.off_saving[d, w] * disc / 4
     return c
 
 
@@ -103,7 +116,7 @@ def named_constraints(p: PlanProblem, ix: Index
     ub: list[float] = []
     names: list[tuple[str, str, str]] = []
     A = lil_matrix((W * Q + D * Q + Q * (1 + len(p.region_caps_W)) + len(set(p.year_of))
-                    * (1 + len(p.pool_share)) + len(R) * (Q + 1), ix.n))
+                    * (1 + len(p.pool_share)) + len(R) * (Q + 1) + D * W * Q, ix.n))
     k = 0
 
     def row(lo: float, hi: float, rule: str, when: str, unit: str) -> None:
@@ -113,10 +126,11 @@ def named_constraints(p: PlanProblem, ix: Index
         names.append((rule, when, unit))
         k += 1
 
-    def installed(d: int, q: int, coef: np.ndarray) -> None:  # servers of d delivered by q
+    def installed(d: int, q: int, coef: np.ndarray) -> None:  # servers of d on in q
         for w in range(W):
             for q2 in range(q + 1):
                 A[k, ix.x(d, w, q2)] = coef[w]
+            A[k, ix.o(d, w, q)] = -coef[w]
 
     for w in range(W):  # demand every quarter
         for q in range(Q):
@@ -124,6 +138,7 @@ def named_constraints(p: PlanProblem, ix: Index
                 if p.thr[d, w] > 0:
                     for q2 in range(q + 1):
                         A[k, ix.x(d, w, q2)] = p.thr[d, w] * p.server
+                    A[k, ix.o(d, w, q)] = -p.thr[d, w] * p.server
             A[k, ix.u(w, q)] = p.demand[w, q]
             row(p.demand[w, q], np.inf, f"demand {p.workloads[w]}", _when(p, q), "demand")
     for d in range(D):  # deliveries
@@ -152,6 +167,13 @@ def named_constraints(p: PlanProblem, ix: Index
             A[k, ix.b(r, q)] = 1.0
         row(0.0, np.inf if cap_W is None else max(cap_W - built, 0.0),
             f"grid allowance for builds in {region}", "horizon", "W")
+    for d in range(D):  # a server powered off is one delivered
+        for w in range(W):
+            for q in range(Q):
+                for q2 in range(q + 1):
+                    A[k, ix.x(d, w, q2)] = 1.0
+                A[k, ix.o(d, w, q)] = -1.0
+                row(0.0, np.inf, f"powered off {p.devices[d]}", _when(p, q), "servers")
     for y in sorted(set(p.year_of)):  # yearly budgets, total and per pool
         qs = [q for q in range(Q) if p.year_of[q] == y]
         budget = float(p.budget[qs[0]])
@@ -168,7 +190,8 @@ def named_constraints(p: PlanProblem, ix: Index
 
 def bounds(p: PlanProblem, ix: Index) -> np.ndarray:
     """Upper bound of every variable: servers by the quarter's deliveries (none where a
-    device gives a workload nothing), unserved shares 1, builds free."""
+    device gives a workload nothing), unserved shares 1, builds free, servers powered off
+    by those delivered (none before the device's first delivery)."""
     ub = np.full(ix.n, np.inf)
     ub[ix.nx:ix.nx + ix.nu] = 1.0
     for d in range(ix.D):
@@ -178,6 +201,8 @@ def bounds(p: PlanProblem, ix: Index) -> np.ndarray:
                     ub[ix.x(d, w, q)] = 0.0
                 else:
                     ub[ix.x(d, w, q)] = np.floor(p.supply[d, q] / p.server)
+                if p.thr[d, w] <= 0 or p.supply[d, :q + 1].sum() <= 0:
+                    ub[ix.o(d, w, q)] = 0.0
     return ub
 
 
@@ -191,7 +216,7 @@ def solve_plan(p: PlanProblem, time_limit_s: float | None = None) -> dict[str, A
     ix = Index(len(p.devices), len(p.workloads), p.demand.shape[1], len(p.builds))
     c = objective(p, ix)
     A, lb, ub_rows, names = named_constraints(p, ix)
-    integrality = np.concatenate([np.ones(ix.nx), np.zeros(ix.nu + ix.R * ix.Q)])
+    integrality = np.concatenate([np.ones(ix.nx), np.zeros(ix.n - ix.nx)])
     with quiet_solver():
         res = milp(c, constraints=LinearConstraint(A, lb, ub_rows), integrality=integrality,
                    bounds=Bounds(np.zeros(ix.n), bounds(p, ix)),
@@ -199,6 +224,7 @@ def solve_plan(p: PlanProblem, time_limit_s: float | None = None) -> dict[str, A
                             "mip_rel_gap": MIP_GAP})
     if res.x is None:
         raise AccelsimError.single("plan", "plan", f"no plan found: {res.message}")
+    res = polish(c, A, lb, ub_rows, bounds(p, ix), ix, res)
     out = readout(p, ix, c, res)
     out["binding"] = binding_rules(p, ix, c, A, lb, ub_rows, names, res.x)
     for q in out["quarters"]:
@@ -209,6 +235,27 @@ def solve_plan(p: PlanProblem, time_limit_s: float | None = None) -> dict[str, A
                       for b in out["binding"] if b["when"] == q["quarter"]
                       and b["status"] == "short"}
     return out
+
+
+def polish(c: np.ndarray, A: Any, lb: np.ndarray, ub: np.ndarray, var_ub: np.ndarray,
+           ix: Index, res: Any) -> Any:
+    """The MILP's servers kept, its continuous variables (unserved shares, builds, servers
+    powered off) re-solved as an LP to optimality: within the MIP gap the solver may power
+    off half a server and leave 1e-5 of a workload unserved; the LP given the servers does
+    not. ``res`` with ``x`` and ``fun`` replaced (unchanged if the LP fails)."""
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    from accelsim.optimize.milp import quiet_solver
+
+    lo = np.zeros(ix.n)
+    hi = var_ub.copy()
+    lo[:ix.nx] = hi[:ix.nx] = np.round(res.x[:ix.nx])
+    with quiet_solver():
+        lp = milp(c, constraints=LinearConstraint(A, lb, ub), bounds=Bounds(lo, hi))
+    if lp.x is None or lp.fun > res.fun + 1e-9 * abs(res.fun):
+        return res
+    res.x, res.fun = lp.x, lp.fun
+    return res
 
 
 # How a marginal value is reported, by the unit of its rule's right-hand side: (scale,
@@ -254,6 +301,8 @@ def binding_rules(p: PlanProblem, ix: Index, c: np.ndarray, A: Any, lb: np.ndarr
     lhs = A @ xi
     out: list[dict[str, Any]] = []
     for i, (rule, when, unit) in enumerate(names):
+        if unit == "servers":
+            continue  # bookkeeping: a server powered off is one delivered
         row = A.getrow(i)
         servers = [abs(v) for j, v in zip(row.indices, row.data, strict=True) if j < ix.nx]
         one = max(servers, default=0.0)
@@ -268,7 +317,7 @@ def binding_rules(p: PlanProblem, ix: Index, c: np.ndarray, A: Any, lb: np.ndarr
         else:
             # owned facilities: installed W against what is online (built + builds done)
             online = -sum(v * xi[j] for j, v in zip(row.indices, row.data, strict=True)
-                          if j >= ix.nx + ix.nu)
+                          if ix.nx + ix.nu <= j < ix.nx + ix.nu + ix.nb)
             limit, used = float(ub[i] + online), float(lhs[i] + online)
             value = -float(duals[i]) * scale
             if abs(value) < ZERO:
@@ -296,8 +345,10 @@ def readout(p: PlanProblem, ix: Index, c: np.ndarray, res: Any) -> dict[str, Any
     nx, nu = ix.nx, ix.nu
     x = np.round(res.x[:nx]).reshape(D, ix.W, Q)
     u = res.x[nx:nx + nu].reshape(ix.W, Q)
-    b = res.x[nx + nu:].reshape(len(R), Q)
-    installed = np.cumsum(x, axis=2)
+    b = res.x[nx + nu:nx + nu + ix.nb].reshape(len(R), Q)
+    off = res.x[nx + nu + ix.nb:].reshape(D, ix.W, Q)
+    delivered = np.cumsum(x, axis=2)
+    installed = delivered - off  # powered on
     cap = np.einsum("dwq,dw->wq", installed, p.thr) * p.server
     quarters: list[dict[str, Any]] = []
     for q in range(Q):
@@ -306,8 +357,10 @@ def readout(p: PlanProblem, ix: Index, c: np.ndarray, res: Any) -> dict[str, Any
             "quarter": f"{year}Q{qq}",
             "delivered": {p.devices[d]: int(x[d, :, q].sum() * p.server) for d in range(D)
                           if x[d, :, q].sum() > 0},
-            "installed": {p.devices[d]: int(installed[d, :, q].sum() * p.server)
-                          for d in range(D) if installed[d, :, q].sum() > 0},
+            "installed": {p.devices[d]: int(delivered[d, :, q].sum() * p.server)
+                          for d in range(D) if delivered[d, :, q].sum() > 0},
+            "powered_off": {p.devices[d]: int(np.rint(off[d, :, q].sum() * p.server))
+                            for d in range(D) if off[d, :, q].sum() * p.server >= 0.5},
             "demand": {w: float(p.demand[i, q]) for i, w in enumerate(p.workloads)},
             "capacity": {w: float(cap[i, q]) for i, w in enumerate(p.workloads)},
             "served_fraction": {w: float(min(1.0, cap[i, q] / p.demand[i, q]))
