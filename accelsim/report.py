@@ -199,21 +199,49 @@ def fleet_table(sc: Any, fleets: list[dict[str, Any]]) -> list[dict[str, Any]]:
     } for f in fleets]
 
 
+def _band(b: dict[str, Any] | None, scale: float = 1.0, digits: int = 3) -> str:
+    """``p05-p95 (base x)`` of a band, scaled; ``-`` when a bound is infinite."""
+    if not b or b.get("p05") is None or b.get("p95") is None:
+        return "-"
+    lo, hi = b["p05"] / scale, b["p95"] / scale
+    base = b.get("base")
+    text = f"{lo:.{digits}g}-{hi:.{digits}g}"
+    return text + (f" (base {base / scale:.{digits}g})" if base is not None else "")
+
+
 def uncertainty_tables(out: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    """The bands and the P(A beats B) matrix of :func:`accelsim.uncertainty.summarise`."""
+    """The bands, the rules that fail and how often, the workload bands a planner reads,
+    and the P(A beats B) matrix of :func:`accelsim.uncertainty.summarise`."""
     names = list(out["p_beats"])
-    rows = []
+    rows, fails, work = [], [], []
     for f in names:
         b = out["bands"][f]
-        rows.append({"fleet": f, "within rules": b["within_rules_share"],
-                     "meets demand": b["meets_demand_share"],
+        rows.append({"fleet": f, "within rules": fmt_pct(b["within_rules_share"]),
+                     "meets demand": fmt_pct(b["meets_demand_share"]),
                      "objective p05": b["objective"]["p05"],
                      "p50": b["objective"]["p50"], "p95": b["objective"]["p95"],
-                     "TCO B USD/yr p05": b["tco_usd_per_year"]["p05"] / 1e9,
-                     "TCO p95": b["tco_usd_per_year"]["p95"] / 1e9,
-                     "MW p50": b["power_MW"]["p50"]})
+                     "TCO B USD/yr p05-p95": _band(b["tco_usd_per_year"], 1e9),
+                     "capex B USD": _band(b["capex_usd"], 1e9),
+                     "MW": _band(b["power_MW"])})
+        fails.append({"fleet": f, "rules failing (share of draws)": "; ".join(
+            f"{rule} {fmt_pct(share)}" for rule, share in b["failure_shares"].items()) or
+            "none"})
+        cells: dict[str, Any] = {"fleet": f}
+        for key, band in b.items():
+            if not isinstance(band, dict) or "p05" not in band:
+                continue
+            if key == "days_to_train" or key.endswith("_days_to_train"):
+                cells[key.replace("_", " ")] = _band(band)
+            elif key.endswith("_tokens_per_day"):
+                cells[key.removesuffix("_tokens_per_day") + " T tokens/day"] = _band(band, 1e12)
+            elif key.endswith("_served_fraction"):
+                cells[key.removesuffix("_fraction") + " %"] = _band(
+                    {k: (100 * v if isinstance(v, float) else v) for k, v in band.items()})
+        work.append(cells)
     return {
-        "bands over the draws (share of draws within the rules, meeting demand)": rows,
+        "bands over the draws, 5-95 % (base case); units fixed at the base case's": rows,
+        "rules that fail, and in what share of the draws": fails,
+        "what each workload gets, 5-95 % (base case)": work,
         "P(row beats column): share of draws where the row ranks higher":
             [{"fleet": a, **{b: out["p_beats"][a].get(b, "-") for b in names}} for a in names],
     }
