@@ -187,10 +187,12 @@ def fleet_table(sc: Any, fleets: list[dict[str, Any]]) -> list[dict[str, Any]]:
     columns = {label: key for name, spec in sc.workloads.items()
                for label, key in workloads.of(spec).fleet_columns(name).items()}
     return [{
-        "fleet": f["name"], "rank": f["rank"], "year": f["year"],
+        "fleet": f["name"], "rank": f.get("year_rank", f["rank"]), "year": f["year"],
         "units": fmt_units(f["units"]), "capex B USD": f["capex_usd"] / 1e9,
         "TCO B USD/yr": f["tco_usd_per_year"] / 1e9,
         **{label: f.get(key, float("nan")) for label, key in columns.items()},
+        **({"headroom": fmt_signed_pct(f["headroom"])} if "headroom" in f else {}),
+        **{f"{w} per USD": v for w, v in f.get("capacity_per_usd", {}).items()},
         "MW": f["power_MW"],
         "troughs: training B tokens/day": f.get("loan_training_tokens_per_day", 0.0) / 1e9,
         "meets demand": f["meets_demand"],
@@ -270,6 +272,13 @@ def fleet_frames(devices: Any, fleets: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------- plan's tables
+
+def fmt_signed_pct(x: float) -> str:
+    """A change as a signed percentage: ``0.37`` -> ``+37.0 %``; ``n/a`` when not finite."""
+    import math
+
+    return f"{100 * x:+.1f} %" if math.isfinite(x) else "n/a"
+
 
 def fmt_pct(x: float) -> str:
     """A share as a percentage for people: ``0.462`` -> ``46.2 %``, ``1`` -> ``100 %``,

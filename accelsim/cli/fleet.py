@@ -79,7 +79,12 @@ def compare(
         if folder is not None:
             check_dir(folder, option)  # before the evaluation, not after it
     res = run_compare(sc, dev_table=_device_table(sc, as_json, no_cache))
-    fleets = [fleet_out(f) for f in sorted(res.fleets, key=lambda f: f["rank"])]
+    from accelsim.fleet.compare_verdict import annotate, verdicts
+
+    annotate(sc, res.fleets, res.devices)
+    verdict = verdicts(sc, res.fleets)
+    fleets = [fleet_out(f) for f in sorted(res.fleets, key=lambda f: (f["year"],
+                                                                     f["year_rank"]))]
     if csv_dir is not None:
         with writing(csv_dir, "--csv"):
             csv_dir.mkdir(parents=True, exist_ok=True)
@@ -93,6 +98,7 @@ def compare(
                         f"{sc.name}: capacity vs. TCO per fleet mix")
     if as_json:
         emit_json({"scenario": sc.name, "objective": sc.objective, "demand": res.demand,
+                   "verdicts": verdict,
                    "devices": res.devices[DEVICE_COLUMNS].to_dict(orient="records"),
                    "fleets": fleets})
         return
@@ -102,12 +108,19 @@ def compare(
     need = ", ".join(f"{w} {v:,.4g} {workloads.of(sc.workloads[w]).unit}"
                      for w, v in res.demand.items())
     console.print(f"demand: {need}; objective: {sc.objective}")
+    console.print("[bold]verdict, per purchase year[/bold]")
+    for v in verdict:
+        console.print(f"  {v['line']}")
     for title, rows in device_tables(sc, res.devices).items():
         console.print(table(title, rows))
     rule = ranking_rule(sc)
-    console.print(table(f"fleets, best first: within the rules first, then {rule}; capacity "
-                        "allocated to each workload (capacity workloads first), and what the "
-                        "whole fleet could do on it alone", fleet_table(sc, fleets)))
+    for year in sorted({f["year"] for f in fleets}):
+        console.print(table(
+            f"fleets bought in {year}, best first: within the rules first, then {rule}; "
+            "capacity allocated to each workload (capacity workloads first), and what the "
+            "whole fleet could do on it alone; headroom: the multiple of every demand at "
+            "once the fleet can serve, less 1; per USD: whole fleet's capacity over a year "
+            "per USD of TCO", fleet_table(sc, [f for f in fleets if f["year"] == year])))
 
 
 @app.command()
