@@ -28,6 +28,26 @@ from accelsim.report import (
 )
 
 
+def _provenance(scenario_file: Path, sc: Any, anchor: list[str] | None) -> dict[str, Any]:
+    """What a JSON output was computed from: ``accelsim_version``, ``scenario_sha256`` (the
+    scenario file's bytes), ``inputs_sha256`` (the scenario and every device profile and
+    model file it reads, in that order), the ``--anchor`` what-ifs, and ``date`` (UTC, when
+    the figures were computed: a replayed output keeps its date)."""
+    import datetime
+    import hashlib
+
+    from accelsim import __version__
+
+    files = [scenario_file, *sc.input_files()]
+    h = hashlib.sha256()
+    for p in files:
+        h.update(cache.file_digest(p).encode() + b"\n")
+    return {"accelsim_version": __version__,
+            "scenario_sha256": cache.file_digest(scenario_file),
+            "inputs_sha256": h.hexdigest(), "anchors": list(anchor or []),
+            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
+
+
 def _device_table(sc: Any, quiet: bool, no_cache: bool = False) -> Any:
     """Per device x workload evaluation, with a progress bar (it takes a few seconds)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -97,7 +117,8 @@ def compare(
             fleet_chart(fleets, res.demand, plot_dir,
                         f"{sc.name}: capacity vs. TCO per fleet mix")
     if as_json:
-        emit_json({"scenario": sc.name, "objective": sc.objective, "demand": res.demand,
+        emit_json({"provenance": _provenance(scenario_file, sc, anchor),
+                   "scenario": sc.name, "objective": sc.objective, "demand": res.demand,
                    "verdicts": verdict,
                    "devices": res.devices[DEVICE_COLUMNS].to_dict(orient="records"),
                    "fleets": fleets})
@@ -161,7 +182,7 @@ def plan(
             for name, frame in plan_frames(res).items():
                 frame.to_csv(csv_dir / f"{name}.csv", index=False)
     if as_json:
-        emit_json(res)
+        emit_json({"provenance": _provenance(scenario_file, sc, anchor), **res})
     else:
         from accelsim.report import plan_tables
 
@@ -225,7 +246,7 @@ def uncertainty(
     with _draws_bar(samples, quiet=False) as update, cache.disabled(no_cache):
         out = summarise(monte_carlo(sc, samples, seed, str(scenario_file), progress=update))
     if as_json:
-        emit_json(out)
+        emit_json({"provenance": _provenance(scenario_file, sc, anchor), **out})
         return
     console.print(f"[bold]{scenario_file}: {out['draws']} draws[/bold] (profile ranges, "
                   "triangular; one vendor's efficiencies and failure rates move together)")
@@ -303,7 +324,7 @@ def optimize(
             for name, frame in optimum_frames(res).items():
                 frame.to_csv(csv_dir / f"{name}.csv", index=False)
     if as_json:
-        emit_json(res)
+        emit_json({"provenance": _provenance(scenario_file, sc, anchor), **res})
     else:
         _print_optimum(scenario_file, year, res)
     if not res.get("proven_optimal", True):
