@@ -27,12 +27,84 @@ from accelsim.report import (
     uncertainty_tables,
 )
 
+SetOption = Annotated[list[str] | None, typer.Option(
+    "--set", help="PATH=VALUE: change one scenario field for this run, e.g. power_cap_mw=900, "
+    "budget.pools.overseas.usd=5e9, supply.h20.max_units=0, plan.unserved_penalty.chatbot=60 "
+    "(dotted keys, list items by index; validated like the file); repeatable.")]
+ObjectiveOption = Annotated[str | None, typer.Option(
+    "--objective", help="served_demand or min_cost: the scenario's objective for this run.")]
 
-def _provenance(scenario_file: Path, sc: Any, anchor: list[str] | None) -> dict[str, Any]:
+
+def _set_value(data: dict[str, Any], path: str, text: str, where: str) -> None:
+    """Set ``path`` of a scenario mapping to ``text``: a number through the sweeps' setter
+    (:func:`accelsim.sweep.overrides.apply_mapping`), anything else as YAML (a word, true,
+    a list)."""
+    import yaml
+
+    from accelsim.sweep.overrides import apply_mapping
+
+    try:
+        number = float(text)
+    except ValueError:
+        number = None
+    if number is not None:
+        apply_mapping(data, path, number, where)
+        return
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        value = text
+    *parents, last = path.split(".")
+    node: Any = data
+    for p in parents:
+        if isinstance(node, list) and p.isdigit() and int(p) < len(node):
+            node = node[int(p)]
+        elif isinstance(node, dict):
+            node = node.setdefault(p, {})
+        else:
+            raise AccelsimError.single(where, f"--set {path}", "no such field to set")
+    if isinstance(node, list):
+        if not (last.isdigit() and int(last) < len(node)):
+            raise AccelsimError.single(where, f"--set {path}", f"'{last}' is not an index of "
+                                       f"a list of {len(node)}")
+        node[int(last)] = value
+    else:
+        node[last] = value
+
+
+def _scenario(scenario_file: Path, sets: list[str] | None = None,
+              objective: str | None = None) -> Any:
+    """The scenario file, with ``--set PATH=VALUE`` and ``--objective`` applied to its
+    mapping before it is validated (a bad value is one line naming the field)."""
+    from accelsim.kinds import require
+
+    sc = require(scenario_file, "scenario")
+    if not sets and objective is None:
+        return sc
+    from accelsim.config import read_yaml
+    from accelsim.kinds.base import KINDS
+
+    data = read_yaml(scenario_file)
+    where = str(scenario_file)
+    for item in sets or []:
+        path, sep, text = item.partition("=")
+        if not sep or not path.strip() or not text.strip():
+            raise AccelsimError.single(where, "--set", f"expected PATH=VALUE (e.g. "
+                                       f"power_cap_mw=900), got {item!r}")
+        _set_value(data, path.strip(), text.strip(), where)
+    if objective is not None:
+        data["objective"] = objective
+    return KINDS["scenario"].from_data(data, scenario_file, where, True)
+
+
+def _provenance(scenario_file: Path, sc: Any, anchor: list[str] | None,
+                sets: list[str] | None = None, objective: str | None = None
+                ) -> dict[str, Any]:
     """What a JSON output was computed from: ``accelsim_version``, ``scenario_sha256`` (the
     scenario file's bytes), ``inputs_sha256`` (the scenario and every device profile and
-    model file it reads, in that order), the ``--anchor`` what-ifs, and ``date`` (UTC, when
-    the figures were computed: a replayed output keeps its date)."""
+    model file it reads, in that order), the ``--anchor``, ``--set`` and ``--objective``
+    what-ifs, and ``date`` (UTC, when the figures were computed: a replayed output keeps
+    its date)."""
     import datetime
     import hashlib
 
@@ -45,6 +117,7 @@ def _provenance(scenario_file: Path, sc: Any, anchor: list[str] | None) -> dict[
     return {"accelsim_version": __version__,
             "scenario_sha256": cache.file_digest(scenario_file),
             "inputs_sha256": h.hexdigest(), "anchors": list(anchor or []),
+            "sets": list(sets or []), "objective": objective,
             "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
 
 
@@ -87,13 +160,14 @@ def compare(
                                                      "DEVICE the efficiency section of ANCHOR "
                                                      "(e.g. inhouse-asic=tpu-v5p); repeatable."
                                                      )] = None,
+    sets: SetOption = None,
+    objective: ObjectiveOption = None,
 ) -> None:
     """Price every device for every workload and every fleet mix against the demand."""
     set_anchors(anchor)  # --anchor: this command's efficiency what-if
     from accelsim.fleet import compare as run_compare
-    from accelsim.kinds import require
 
-    sc = require(scenario_file, "scenario")
+    sc = _scenario(scenario_file, sets, objective)
     replay.note_inputs([scenario_file, *sc.input_files()])
     for folder, option in ((csv_dir, "--csv"), (plot_dir, "--plot")):
         if folder is not None:
@@ -117,7 +191,7 @@ def compare(
             fleet_chart(fleets, res.demand, plot_dir,
                         f"{sc.name}: capacity vs. TCO per fleet mix")
     if as_json:
-        emit_json({"provenance": _provenance(scenario_file, sc, anchor),
+        emit_json({"provenance": _provenance(scenario_file, sc, anchor, sets, objective),
                    "scenario": sc.name, "objective": sc.objective, "demand": res.demand,
                    "verdicts": verdict,
                    "devices": res.devices[DEVICE_COLUMNS].to_dict(orient="records"),
@@ -156,6 +230,7 @@ def plan(
                                                      "DEVICE the efficiency section of ANCHOR "
                                                      "(e.g. inhouse-asic=tpu-v5p); repeatable."
                                                      )] = None,
+    sets: SetOption = None,
     csv_dir: Annotated[Path | None, typer.Option("--csv", help="Write quarters.csv, "
                                                  "binding.csv and years.csv to this "
                                                  "folder.")] = None,
@@ -163,11 +238,10 @@ def plan(
     """A purchase plan by quarter over the scenario's horizon (one MILP): deliveries, served
     demand, what binds each quarter and its marginal value, yearly spend, present cost."""
     set_anchors(anchor)  # --anchor: this command's efficiency what-if
-    from accelsim.kinds import require
     from accelsim.plan import build, solve_plan
     from accelsim.report import plan_frames
 
-    sc = require(scenario_file, "scenario")
+    sc = _scenario(scenario_file, sets)
     replay.note_inputs([scenario_file, *sc.input_files()])
     if sc.plan is None:
         raise AccelsimError.single(str(scenario_file), "plan", "required for accelsim plan: "
@@ -182,7 +256,7 @@ def plan(
             for name, frame in plan_frames(res).items():
                 frame.to_csv(csv_dir / f"{name}.csv", index=False)
     if as_json:
-        emit_json({"provenance": _provenance(scenario_file, sc, anchor), **res})
+        emit_json({"provenance": _provenance(scenario_file, sc, anchor, sets), **res})
     else:
         from accelsim.report import plan_tables
 
@@ -234,19 +308,20 @@ def uncertainty(
                                                      "DEVICE the efficiency section of ANCHOR "
                                                      "(e.g. inhouse-asic=tpu-v5p); repeatable."
                                                      )] = None,
+    sets: SetOption = None,
+    objective: ObjectiveOption = None,
 ) -> None:
     """How sure is the ranking: fleet metrics' 5-95 % bands and P(mix A beats mix B) over
     the profiles' ranges (correlated where numbers share a cause)."""
     set_anchors(anchor)  # --anchor: this command's efficiency what-if
-    from accelsim.kinds import require
     from accelsim.uncertainty import monte_carlo, summarise
 
-    sc = require(scenario_file, "scenario")
+    sc = _scenario(scenario_file, sets, objective)
     replay.note_inputs([scenario_file, *sc.input_files()])
     with _draws_bar(samples, quiet=False) as update, cache.disabled(no_cache):
         out = summarise(monte_carlo(sc, samples, seed, str(scenario_file), progress=update))
     if as_json:
-        emit_json({"provenance": _provenance(scenario_file, sc, anchor), **out})
+        emit_json({"provenance": _provenance(scenario_file, sc, anchor, sets, objective), **out})
         return
     console.print(f"[bold]{scenario_file}: {out['draws']} draws[/bold] (profile ranges, "
                   "triangular; one vendor's efficiencies and failure rates move together)")
@@ -269,14 +344,15 @@ def report(
                                                      "DEVICE the efficiency section of ANCHOR "
                                                      "(e.g. inhouse-asic=tpu-v5p); repeatable."
                                                      )] = None,
+    sets: SetOption = None,
+    objective: ObjectiveOption = None,
 ) -> None:
     """One self-contained HTML page to send: the comparison and what binds, the
     cost-performance and uncertainty plots, every assumption with its source."""
     set_anchors(anchor)  # --anchor: this command's efficiency what-if
     from accelsim.htmlreport import render
-    from accelsim.kinds import require
 
-    sc = require(scenario_file, "scenario")
+    sc = _scenario(scenario_file, sets, objective)
     check_file(output, "--output")  # before the seconds of evaluation, not after them
     with _draws_bar(samples, quiet=False) as update, cache.disabled(no_cache):
         page = render(sc, scenario_file, samples, seed, progress=update)
@@ -300,6 +376,8 @@ def optimize(
                                                      "DEVICE the efficiency section of ANCHOR "
                                                      "(e.g. inhouse-asic=tpu-v5p); repeatable."
                                                      )] = None,
+    sets: SetOption = None,
+    objective: ObjectiveOption = None,
     csv_dir: Annotated[Path | None, typer.Option("--csv", help="Write units.csv, "
                                                  "workloads.csv and binding.csv to this "
                                                  "folder.")] = None,
@@ -307,10 +385,9 @@ def optimize(
     """The device mix (integer servers) that maximises the scenario's objective (MILP)."""
     set_anchors(anchor)  # --anchor: this command's efficiency what-if
     from accelsim.fleet import mix_problem, purchase_year
-    from accelsim.kinds import require
     from accelsim.optimize import solve
 
-    sc = require(scenario_file, "scenario")
+    sc = _scenario(scenario_file, sets, objective)
     replay.note_inputs([scenario_file, *sc.input_files()])
     year = purchase_year(sc, year, str(scenario_file))  # before the seconds-long evaluation
     if csv_dir is not None:
@@ -324,7 +401,7 @@ def optimize(
             for name, frame in optimum_frames(res).items():
                 frame.to_csv(csv_dir / f"{name}.csv", index=False)
     if as_json:
-        emit_json({"provenance": _provenance(scenario_file, sc, anchor), **res})
+        emit_json({"provenance": _provenance(scenario_file, sc, anchor, sets, objective), **res})
     else:
         _print_optimum(scenario_file, year, res)
     if not res.get("proven_optimal", True):
