@@ -179,6 +179,15 @@ def device_tables(sc: Any, devices: Any) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
+def _for_people(label: str, value: Any) -> tuple[str, Any]:
+    """A fleet column in the unit people read: tokens/day in T, QPS in M."""
+    if "tokens/day" in label:
+        return label.replace("tokens/day", "T tokens/day"), value / 1e12
+    if "QPS" in label:
+        return label.replace("QPS", "M QPS"), value / 1e6
+    return label, value
+
+
 def fleet_table(sc: Any, fleets: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per fleet (output of :func:`fleet_out`, best first): units, costs, each
     workload's columns, power, demand, violations and what binds."""
@@ -190,7 +199,7 @@ def fleet_table(sc: Any, fleets: list[dict[str, Any]]) -> list[dict[str, Any]]:
         "fleet": f["name"], "rank": f.get("year_rank", f["rank"]), "year": f["year"],
         "units": fmt_units(f["units"]), "capex B USD": f["capex_usd"] / 1e9,
         "TCO B USD/yr": f["tco_usd_per_year"] / 1e9,
-        **{label: f.get(key, float("nan")) for label, key in columns.items()},
+        **dict(_for_people(label, f.get(key, float("nan"))) for label, key in columns.items()),
         **({"headroom": fmt_signed_pct(f["headroom"])} if "headroom" in f else {}),
         **{f"{w} per USD": v for w, v in f.get("capacity_per_usd", {}).items()},
         "MW": f["power_MW"],
