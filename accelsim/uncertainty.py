@@ -39,7 +39,7 @@ SHARED = {"efficiency.compute", "efficiency.memory", "efficiency.communication",
 MAX_SAMPLES = 100_000
 METRICS = ("objective", "tco_usd_per_year", "capex_usd", "power_MW", "served_fraction")
 # The columns of :func:`monte_carlo`'s table that are not metrics.
-KEYS = ("draw", "fleet", "rank", "meets_demand", "n_violations", "failed")
+KEYS = ("draw", "fleet", "year", "rank", "meets_demand", "n_violations", "failed")
 
 
 def frozen_mixes(sc: Any, rows: Any) -> list[Any]:
@@ -154,7 +154,8 @@ CHUNK = 8
 
 def monte_carlo(sc: Any, n: int = 100, seed: int = 1, file: str = "scenario",
                 progress: Any = None, full: tuple[dict[str, Any], Any] | None = None) -> Any:
-    """One row per draw and fleet: the fleet metrics and its rank in that draw. ``full``:
+    """One row per draw and fleet: the fleet metrics and its rank in that draw among the
+    fleets of its purchase year. ``full``:
     the base profiles and evaluations of :func:`~accelsim.fleet.evaluate_full`, when the
     caller already has them. The draws are evaluated in worker processes
     (:mod:`accelsim.parallel`) in chunks of :data:`CHUNK`; every draw's rows are the same
@@ -222,8 +223,12 @@ def _draw_rows(start: int, stop: int) -> list[dict[str, Any]]:
         dev = device_rows(fast.device_records(sc, profs))
         fleets = [evaluate_fleet(sc, mix, dev, loan=False) for mix in mixes]
         rank(sc, fleets)
+        for year in {f["year"] for f in fleets}:  # ranked within its purchase year
+            same = sorted((f for f in fleets if f["year"] == year), key=lambda f: f["rank"])
+            for k, f in enumerate(same, start=1):
+                f["rank"] = k
         for f in fleets:
-            rows.append({"draw": i, "fleet": f["name"], "rank": f["rank"],
+            rows.append({"draw": i, "fleet": f["name"], "year": f["year"], "rank": f["rank"],
                          "meets_demand": f["meets_demand"],
                          "n_violations": len(f["violations"]),
                          **fleet_row(f, keys)})
@@ -239,7 +244,7 @@ def summarise(table: Any) -> dict[str, Any]:
     capacity left), the base case's value (``base``), the share of draws meeting demand
     and within the rules, the share of draws in which each rule fails
     (``failure_shares``, most frequent first), and ``P(A beats B)`` for every ordered pair
-    of fleets (A ranks above B in that draw)."""
+    of fleets bought in the same year (A ranks above B in that draw)."""
     metrics = [c for c in table.columns if c not in KEYS]
     base = table.attrs.get("base", {})
     bands: dict[str, dict[str, Any]] = {}
@@ -260,6 +265,7 @@ def summarise(table: Any) -> dict[str, Any]:
                                           sorted(shares.items(), key=lambda kv: -kv[1])}
     ranks = table.pivot(index="draw", columns="fleet", values="rank")
     names = list(dict.fromkeys(table["fleet"]))
-    beats = {a: {b: float((ranks[a] < ranks[b]).mean()) for b in names if b != a}
-             for a in names}
+    year = dict(zip(table["fleet"], table["year"], strict=False))
+    beats = {a: {b: float((ranks[a] < ranks[b]).mean()) for b in names
+                 if b != a and year[b] == year[a]} for a in names}
     return {"draws": int(table["draw"].nunique()), "bands": bands, "p_beats": beats}

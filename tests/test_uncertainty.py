@@ -65,19 +65,23 @@ def test_bands_and_pairwise_probabilities(table):
     out = U.summarise(table)
     assert out["draws"] == 16
     names = list(out["p_beats"])
+    year = dict(zip(table["fleet"], table["year"], strict=False))
     for a in names:
         b = out["bands"][a]["tco_usd_per_year"]
         assert b["p05"] <= b["p50"] * (1 + 1e-12) and b["p50"] <= b["p95"] * (1 + 1e-12)
-        for other in names:
-            if other != a:
-                assert out["p_beats"][a][other] + out["p_beats"][other][a] == pytest.approx(1)
+        # ranked within the purchase year: no 2026 fleet is ranked against 2025 money
+        assert set(out["p_beats"][a]) == {o for o in names if o != a and year[o] == year[a]}
+        for other in out["p_beats"][a]:
+            assert out["p_beats"][a][other] + out["p_beats"][other][a] == pytest.approx(1)
     # the ranking rule, draw by draw: a fleet within the rules ranks above one breaking them
     wide = table.pivot(index="draw", columns="fleet", values="rank")
     bad = table.pivot(index="draw", columns="fleet", values="n_violations") > 0
     for a in names:
-        for b in names:
-            if a != b:
-                assert (wide[a] < wide[b])[~bad[a] & bad[b]].all()
+        for b in out["p_beats"][a]:
+            assert (wide[a] < wide[b])[~bad[a] & bad[b]].all()
+    for y in set(year.values()):
+        same = [n for n in names if year[n] == y]
+        assert (np.sort(wide[same].to_numpy(), axis=1) == np.arange(1, len(same) + 1)).all()
     assert out["bands"]["all-h20"]["within_rules_share"] == 0  # over the overseas pool
 
 
