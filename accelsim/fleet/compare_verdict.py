@@ -7,11 +7,12 @@ capacity per USD and its headroom over demand, and a one-line verdict.
                     USD of its TCO: capacity_whole_fleet x 3600 x 8760 / TCO per year
                     (tokens, queries, requests per USD; the device table's "per USD" for a
                     whole fleet)
-  headroom          lambda - 1, lambda the largest multiple of every workload's demand the
-                    fleet's units can serve at once, each device's units split freely across
-                    the workloads (an LP: max lambda s.t. sum_d a_dw thr_dw >= lambda need_w,
-                    sum_w a_dw <= units_d); negative when it cannot meet demand. The
-                    training lent from serving troughs is not counted.
+  headroom          lambda - 1, lambda the largest multiple of every workload's demand at
+                    once that the fleet's units meet under compare's own allocation
+                    (capacity workloads first by comparative advantage, the rest to the
+                    volume workloads); negative when it cannot meet demand, >= 0 exactly
+                    when compare says it does. The training lent from serving troughs is
+                    not counted.
 
 The verdict names the year's best fleet and why (the rule that ranks it first), the
 runner-up and what separates them, and says when "meets demand, then lower TCO" ranks the
@@ -27,54 +28,48 @@ import numpy as np
 SECONDS_PER_YEAR = 3600 * 8760
 
 
-def headroom(units: dict[str, int], rows: dict[str, Any], need: dict[str, float]) -> float:
-    """lambda - 1 (module docstring): the uniform demand growth the fleet can absorb."""
-    from scipy.optimize import linprog
+def headroom(units: dict[str, int], rows: dict[str, Any], need: dict[str, float],
+             role: dict[str, str]) -> float:
+    """lambda - 1 (module docstring): the uniform demand growth the fleet's units still
+    meet under ``compare``'s own allocation (:func:`accelsim.fleet.allocate`), found by
+    bisection on lambda between 0 and the smallest whole-fleet capacity over demand; so
+    headroom >= 0 exactly when ``compare`` says the fleet meets demand."""
+    from accelsim.fleet.mix import allocate
 
-    refs = [r for r, u in units.items() if u > 0]
-    W = list(need)
-    if not refs:
+    def meets(lam: float) -> bool:
+        grown = {w: lam * v for w, v in need.items()}
+        alloc = allocate(units, rows, grown, role)
+        return all(sum(a[w] * rows[d].throughput.get(w, 0.0) for d, a in alloc.items())
+                   >= grown[w] * (1 - 1e-9) for w in need)
+
+    whole = min(sum(u * rows[d].throughput.get(w, 0.0) for d, u in units.items()) / v
+                for w, v in need.items() if v > 0)
+    lo, hi = 0.0, float(whole)
+    if hi <= 0:
         return -1.0
-    D = len(refs)
-    n = D * len(W) + 1  # a[d, w], then lambda
-    c = np.zeros(n)
-    c[-1] = -1.0
-    A, b = [], []
-    for j, w in enumerate(W):  # lambda need_w - sum_d a_dw thr_dw <= 0
-        row = np.zeros(n)
-        for i, r in enumerate(refs):
-            row[i * len(W) + j] = -rows[r].throughput.get(w, 0.0)
-        row[-1] = need[w]
-        A.append(row)
-        b.append(0.0)
-    for i, r in enumerate(refs):  # sum_w a_dw <= units_d
-        row = np.zeros(n)
-        row[i * len(W):(i + 1) * len(W)] = 1.0
-        A.append(row)
-        b.append(float(units[r]))
-    # scaled so the solver sees numbers near 1 (demand spans 1e3 to 1e8 across workloads)
-    scale = np.array([max(need[w], 1e-300) for w in W] + [max(units[r], 1) for r in refs])
-    lp = linprog(c, A_ub=np.array(A) / scale[:, None], b_ub=np.array(b) / scale,
-                 bounds=[(0, None)] * n, method="highs")
-    if lp.status != 0 or lp.x is None:
-        return float("nan")
-    return float(lp.x[-1] - 1.0)
+    if meets(hi):
+        return hi - 1.0
+    for _ in range(50):  # to 2^-50 of the bound
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if meets(mid) else (lo, mid)
+    return lo - 1.0
 
 
 def annotate(sc: Any, fleets: list[dict[str, Any]], dev: Any) -> None:
     """Set ``year_rank``, ``capacity_per_usd`` and ``headroom`` on every fleet result of
     ``compare`` (``dev``: its device table)."""
-    from accelsim.fleet.mix import demand, device_rows, fleet_units
+    from accelsim.fleet.mix import demand, device_rows, fleet_units, roles
 
     rows = device_rows(dev)
     need = demand(sc)
+    role = roles(sc)
     mixes = {m.name: m for m in sc.fleets}
     for f in fleets:
         tco = f["tco_usd_per_year"]
         f["capacity_per_usd"] = {
             w: (v["capacity_whole_fleet"] * SECONDS_PER_YEAR / tco if tco > 0 else 0.0)
             for w, v in f["workloads"].items()}
-        f["headroom"] = headroom(fleet_units(mixes[f["name"]], rows), rows, need)
+        f["headroom"] = headroom(fleet_units(mixes[f["name"]], rows), rows, need, role)
     for year in {f["year"] for f in fleets}:
         same = sorted((f for f in fleets if f["year"] == year), key=lambda f: f["rank"])
         for i, f in enumerate(same, start=1):
