@@ -216,8 +216,16 @@ def _band(b: dict[str, Any] | None, scale: float = 1.0, digits: int = 3) -> str:
         return "-"
     lo, hi = b["p05"] / scale, b["p95"] / scale
     base = b.get("base")
-    text = f"{lo:.{digits}g}-{hi:.{digits}g}"
-    return text + (f" (base {base / scale:.{digits}g})" if base is not None else "")
+    text = f"{_human(lo, digits)}-{_human(hi, digits)}"
+    return text + (f" (base {_human(base / scale, digits)})" if base is not None else "")
+
+
+def _human(x: float, digits: int = 3) -> str:
+    """A number for people, no exponent: ``385000`` -> ``385 k``, ``1.2e7`` -> ``12 M``."""
+    for scale, unit in ((1e12, " T"), (1e9, " B"), (1e6, " M"), (1e3, " k")):
+        if abs(x) >= scale:
+            return f"{x / scale:.{digits}g}{unit}"
+    return f"{x:.{digits}g}"
 
 
 def uncertainty_tables(out: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
@@ -245,8 +253,10 @@ def uncertainty_tables(out: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
                 cells[key.replace("_", " ")] = _band(band)
             elif key.endswith("_tokens_per_day"):
                 cells[key.removesuffix("_tokens_per_day") + " T tokens/day"] = _band(band, 1e12)
+            elif key.endswith("_per_usd"):
+                cells[key.removesuffix("_per_usd") + " per USD"] = _band(band)
             elif key.endswith("_served_fraction"):
-                cells[key.removesuffix("_fraction") + " %"] = _band(
+                cells[key.removesuffix("_served_fraction") + " served %"] = _band(
                     {k: (100 * v if isinstance(v, float) else v) for k, v in band.items()})
         work.append(cells)
     return {

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from accelsim.devices import SECTIONS
+from accelsim.fleet.compare_verdict import SECONDS_PER_YEAR
 
 # fields whose uncertainty is one cause per vendor (the software stack; the fleet's hardware)
 SHARED = {"efficiency.compute", "efficiency.memory", "efficiency.communication",
@@ -67,14 +68,19 @@ def failed_rules(f: dict[str, Any]) -> list[str]:
 
 
 def fleet_row(f: dict[str, Any], keys: list[str]) -> dict[str, Any]:
-    """One fleet's metrics in a draw: :data:`METRICS`, its units, each workload's capacity
-    and served fraction, the workload kinds' fleet metrics ``keys`` (tokens/day, days to
+    """One fleet's metrics in a draw: :data:`METRICS`, its units, each workload's capacity,
+    served fraction and capacity per USD of TCO (``<w>_per_usd``), the workload kinds' fleet
+    metrics ``keys`` (tokens/day, days to
     train, QPS at the SLO...), and the rules it breaks (``failed``, joined by ``|``)."""
     row: dict[str, Any] = {m: f[m] for m in METRICS}
     row["units"] = int(sum(f["units"].values()))
+    tco = f["tco_usd_per_year"]
     for w, v in f["workloads"].items():
         row[f"{w}_capacity"] = v["capacity"]
         row[f"{w}_served_fraction"] = v["served_fraction"]
+        # compare's capacity_per_usd: the whole fleet's year on w per USD of TCO
+        row[f"{w}_per_usd"] = (v["capacity_whole_fleet"] * SECONDS_PER_YEAR / tco
+                               if tco > 0 else 0.0)
     for key in keys:
         row[key] = f[key]
     row["failed"] = "|".join(failed_rules(f))

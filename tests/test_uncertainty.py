@@ -149,8 +149,11 @@ def test_bands_on_what_a_planner_reads(table):
     tokens = sc.workloads["training"].tokens
     np.testing.assert_allclose(table["days_to_train"] * table["training_tokens_per_day"],
                                tokens, rtol=1e-9)
+    np.testing.assert_allclose(table["serving_per_usd"], table["serving_qps_whole_fleet"]
+                               * 3600 * 8760 / table["tco_usd_per_year"], rtol=1e-12)
     for b in out["bands"].values():
-        for m in ("days_to_train", "training_tokens_per_day", "chatbot_served_fraction"):
+        for m in ("days_to_train", "training_tokens_per_day", "chatbot_served_fraction",
+                  "training_per_usd"):
             assert b[m]["p05"] <= b[m]["p50"] <= b[m]["p95"]
     r = runner.invoke(app, ["uncertainty", str(CONFIGS / "fleet.yaml"), "--samples", "4"])
     assert r.exit_code == 0, r.output
