@@ -158,3 +158,19 @@ def test_bands_on_what_a_planner_reads(table):
     r = runner.invoke(app, ["uncertainty", str(CONFIGS / "fleet.yaml"), "--samples", "4"])
     assert r.exit_code == 0, r.output
     assert "budget pool overseas 100 %" in r.stdout and "days to train" in r.stdout
+
+
+def test_a_draw_at_every_value_is_the_base_case(monkeypatch):
+    """The base case beside each band is what a draw gives with every ranged number at its
+    value (the same fast path, no bias between the two)."""
+    original = U.draws
+
+    def at_values(dumped, n, seed, correlated=True):
+        return [{ref: {f: float(dumped[ref][f.split(".")[0]][f.split(".")[1]]["value"])
+                       for f in d[ref]} for ref in d} for d in original(dumped, n, seed)]
+
+    monkeypatch.setattr(U, "draws", at_values)
+    t = U.monte_carlo(load_scenario(CONFIGS / "fleet.yaml"), n=2, seed=1)
+    for _, row in t.iterrows():
+        for key, value in t.attrs["base"][row["fleet"]].items():
+            assert row[key] == pytest.approx(value, rel=1e-12), (row["fleet"], key)
