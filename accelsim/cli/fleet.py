@@ -249,7 +249,17 @@ def plan(
     if csv_dir is not None:
         check_dir(csv_dir, "--csv")
     prob = build(sc, _device_table(sc, as_json, no_cache), sc.plan, str(scenario_file))
-    res = solve_plan(prob)
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from accelsim.plan import TIME_LIMIT_S
+
+    with Progress(TextColumn(f"solving the plan: {len(prob.devices)} devices x "
+                             f"{len(prob.workloads)} workloads x {prob.demand.shape[1]} "
+                             f"quarters, at most {TIME_LIMIT_S:.0f} s"), BarColumn(),
+                  TimeElapsedColumn(), console=Console(stderr=True), transient=True,
+                  disable=as_json) as bar:
+        bar.add_task("solve", total=None)
+        res = solve_plan(prob)
     if csv_dir is not None:
         with writing(csv_dir, "--csv"):
             csv_dir.mkdir(parents=True, exist_ok=True)
