@@ -221,13 +221,17 @@ class Calibration:
     """Every calibrated group, the rows of the shipped run files (plus ``extra`` files), and
     predictions cached by row and the overrides that row reads."""
 
-    def __init__(self, extra: Iterable[str | Path] = (),
-                 params: list[Param] | None = None) -> None:
-        shipped = sorted(str(p) for p in runs_dir().glob("*.yaml"))
-        extra_s = [str(p) for p in extra if str(Path(p).resolve()) not in
-                   {str(Path(s).resolve()) for s in shipped}]
-        self.rows = load_rows(shipped + extra_s)
-        self.by_id = {r.id: r for r in self.rows}
+    def __init__(self, extra: Iterable[str | Path] = (), params: list[Param] | None = None,
+                 rows: list[Row] | None = None) -> None:
+        if rows is None:
+            shipped = sorted(str(p) for p in runs_dir().glob("*.yaml"))
+            known = {str(Path(s).resolve()) for s in shipped}
+            rows = load_rows(shipped + [str(p) for p in extra
+                                        if str(Path(p).resolve()) not in known])
+        self.rows = rows
+        self.by_id: dict[str, Row] = {}
+        for r in rows:  # a shipped row's id wins over a copy's in a file given beside it
+            self.by_id.setdefault(r.id, r)
         self.params = params if params is not None else all_params()
         self.groups = _groups([p for p in self.params if p.fitted_on], self.by_id)
         self.cache: dict[tuple[str, str, tuple[tuple[str, float], ...]], float] = {}
