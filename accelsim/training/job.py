@@ -98,6 +98,10 @@ class TrainJob(Strict):
     overlap_ep_comm: bool = False
     """Hide the MoE all-to-all behind another micro-batch's compute (Megatron's EP overlap
     with 1F1B); implied by the dualpipe schedule."""
+    stack: str | None = None
+    """Software stack (``configs/stacks``: catalog name or path): its kernel rates apply and
+    the options above must be ones it has. Not given: the device vendor's default stack's
+    kernel rates (megatron-core on NVIDIA, mindspeed on Huawei), options unchecked."""
 
     @model_validator(mode="after")
     def _devices(self) -> TrainJob:

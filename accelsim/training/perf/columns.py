@@ -34,13 +34,17 @@ INPUT_COLUMNS = MODEL_COLUMNS + LAYOUT_COLUMNS + DEVICE_COLUMNS + JOB_COLUMNS
 # bidirectional schedule (dualpipe), node-limited routing, multi-token prediction modules
 # and MLA (0 = absent), per-module recomputation (rc_*: Megatron-core's --recompute-modules
 # layernorm, mla_up_proj, moe_act; 1 = recomputed in backward, not held), the parameter
-# all-gather overlapped with the next forward (overlap_ag).
+# all-gather overlapped with the next forward (overlap_ag); the kernel model's device fields
+# (compute_units 0: the size curve; eff_attn 0: FLASH_REL_EFF x eff_compute) and the software
+# stack's kernel factors (stack_gemm on GEMMs, stack_attn on flash attention; 1: none).
 OPTIONAL_COLUMNS = {"pp_first_layers": 0.0, "pp_last_layers": 0.0, "dropout": 1.0,
                     "fp8": 0.0, "overlap_tp": 0.0, "overlap_ep": 0.0, "dualpipe": 0.0,
                     "moe_max_nodes": 0.0, "mtp": 0.0, "mla_q_rank": 0.0, "mla_kv_rank": 0.0,
                     "mla_qk_head": 0.0, "mla_rope_head": 0.0, "mla_v_head": 0.0,
                     "head_dim": 0.0, "rc_norm": 0.0, "rc_mla_up": 0.0, "rc_moe_act": 0.0,
-                    "overlap_ag": 1.0}
+                    "overlap_ag": 1.0, "compute_units": 0.0, "tile_m": 128.0,
+                    "tile_n": 128.0, "eff_attn": 0.0, "eff_attn_bwd": 1.0,
+                    "stack_gemm": 1.0, "stack_attn": 1.0}
 # Peak of the operators that stay at the activation precision (attention core, LM head,
 # router); absent: peak_flops (every operator at one precision).
 PEAK_ACT = "peak_act_flops"
@@ -57,10 +61,13 @@ def inputs(c: Mapping[str, Any]) -> dict[str, Any]:
     return f
 
 
-def job_row(job: TrainJob, spec: DeviceSpec) -> dict[str, Any]:
-    """Flatten a job and its resolved device into one row of the batch API's columns."""
+def job_row(job: TrainJob, spec: DeviceSpec, stack_factors: dict[str, float] | None = None
+            ) -> dict[str, Any]:
+    """Flatten a job, its resolved device and its stack's kernel factors
+    (:func:`accelsim.stacks.kernel_factors`) into one row of the batch API's columns."""
     par = job.parallelism
     return {
+        **(stack_factors or {}),
         **model_columns(job.model),
         "tp": par.tp, "pp": par.pp, "dp": par.dp, "cp": par.cp, "ep": par.ep,
         "micro_batch": par.micro_batch, "virtual_stages": par.virtual_stages,
@@ -104,4 +111,7 @@ def device_columns(spec: DeviceSpec, precision: str) -> dict[str, float]:
         "scaleup_bw_Bps": spec.scaleup_bw_Bps, "scaleup_latency_s": spec.scaleup_latency_s,
         "scaleout_bw_Bps": spec.scaleout_bw_Bps, "scaleout_latency_s": spec.scaleout_latency_s,
         "scaleup_domain": spec.scaleup_domain,
+        "compute_units": float(spec.compute_units), "tile_m": spec.tile_m,
+        "tile_n": spec.tile_n, "eff_attn": spec.eff_attention,
+        "eff_attn_bwd": spec.eff_attention_bwd,
     }

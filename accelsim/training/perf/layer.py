@@ -2,11 +2,17 @@
 memory-bound elementwise kernels, kernel launches, and the tensor- and context-parallel
 communication around them (forward and backward).
 
-  GEMM          roofline (:func:`accelsim.roofline.gemm_time`): linear layers at the training
+  GEMM          the kernel model (:func:`accelsim.kernels.gemm_time`: tiles and waves over
+                the device's compute units, the roofline per shape) at the stack's GEMM
+                efficiency x the device's; a profile without compute units: the size-curve
+                roofline (:func:`accelsim.roofline.gemm_time`). Linear layers at the training
                 precision (FP8 elements under FP8), others at the activation precision
-  attention     flash (causal half of the score blocks, at FLASH_REL_EFF of the GEMM
-                efficiency, backward FLASH_BWD_FACTOR x forward) or unfused (scores held,
-                softmax and dropout memory-bound)
+  attention     flash: causal half of the score blocks at the published kernel's rate by
+                sequence length and head dim (:func:`accelsim.kernels.attention_efficiency`,
+                the device's ``efficiency.attention`` x the stack's), backward
+                BWD_FLOP_FACTOR x the forward's FLOPs at ``attention_backward`` of its rate
+                (no ``efficiency.attention``: FLASH_REL_EFF x the GEMM efficiency); or
+                unfused (scores held, softmax and dropout memory-bound)
   elementwise   2 norms, 2 dropout-residuals and the activation, read and written once; FP8
                 cast/transpose traffic (recipes.FP8_CAST_*)
   TP            sequence parallel: 2 all-gathers + 2 reduce-scatters of T h e per pass, else
@@ -21,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from accelsim import collectives as coll
-from accelsim import xp
+from accelsim import kernels, xp
 from accelsim.roofline import (
     FLASH_BWD_FACTOR,
     FLASH_CAUSAL_FRACTION,
@@ -36,14 +42,23 @@ from accelsim.transformer.params import Shape, shape
 
 
 def gemm(m: Any, k: Any, n: Any, f: dict[str, Any], linear: bool = True) -> Any:
-    """Roofline GEMM time. A linear layer's GEMM runs at the training precision (FP8
-    elements when ``fp8``); others (``linear=False``: LM head, router) at the activation
-    precision."""
-    if linear:
-        return gemm_time(m, k, n, f["lin_bytes"], f["peak_flops"], f["eff_compute"],
-                         f["gemm_half_flop"], f["memory_bw_Bps"], f["eff_memory"])
-    return gemm_time(m, k, n, f["act_bytes"], f[PEAK_ACT], f["eff_compute"],
-                     f["gemm_half_flop"], f["memory_bw_Bps"], f["eff_memory"])
+    """GEMM time (module docstring). A linear layer's GEMM runs at the training precision
+    (FP8 elements when ``fp8``); others (``linear=False``: LM head, router) at the
+    activation precision. Its launch is counted with the layer's kernels."""
+    e_in = f["lin_bytes"] if linear else f["act_bytes"]
+    peak = f["peak_flops"] if linear else f[PEAK_ACT]
+    eff = f["eff_compute"] * f["stack_gemm"]
+    units = f["compute_units"]
+    if type(units) is float and units <= 0:  # one configuration without the kernel fields
+        return gemm_time(m, k, n, e_in, peak, eff, f["gemm_half_flop"], f["memory_bw_Bps"],
+                         f["eff_memory"])
+    tiled = kernels.gemm_time(m, n, k, e_in, f["act_bytes"], peak, eff,
+                              xp.maximum(units, 1.0), f["tile_m"], f["tile_n"],
+                              f["memory_bw_Bps"], f["eff_memory"])
+    if type(units) is float:
+        return tiled
+    return xp.where(units > 0, tiled, gemm_time(m, k, n, e_in, peak, eff, f["gemm_half_flop"],
+                                                f["memory_bw_Bps"], f["eff_memory"]))
 
 
 def compute(F: Any, f: dict[str, Any]) -> Any:
@@ -70,6 +85,23 @@ def staged(comm: Any, v: Any, gap: Any, own: Any) -> Any:
     out past ``own`` is exposed, the rest costs :data:`OVERLAP_TAX`. v = 1: ``exposed``."""
     out = xp.maximum(xp.maximum(comm / v, comm - (v - 1) * gap) - own, 0.0)
     return out + OVERLAP_TAX * (comm - out)
+
+
+def flash_attention(F: Any, s_kv: Any, hd: Any, causal: Any, f: dict[str, Any]) -> tuple[Any, Any]:
+    """Forward and backward seconds of a flash-attention kernel executing ``F`` FLOPs
+    (module docstring): at the published kernel's rate when the device gives
+    ``efficiency.attention``, else FLASH_REL_EFF x the GEMM efficiency."""
+    a = f["eff_attn"]
+    old_f = (F + f["gemm_half_flop"]) / (f[PEAK_ACT] * f["eff_compute"] * FLASH_REL_EFF)
+    if type(a) is float and a <= 0:
+        return old_f, FLASH_BWD_FACTOR * old_f
+    new_f = kernels.attention_fwd_time(F, s_kv, hd, causal, f[PEAK_ACT],
+                                       xp.maximum(a, 1e-9) * f["stack_attn"])
+    new_b = kernels.attention_bwd_time(new_f, f["eff_attn_bwd"])
+    if type(a) is float:
+        return new_f, new_b
+    return (xp.where(a > 0, new_f, old_f),
+            xp.where(a > 0, new_b, FLASH_BWD_FACTOR * old_f))
 
 
 @dataclass(frozen=True)
@@ -190,9 +222,7 @@ def dense_layer(f: dict[str, Any], u: Micro) -> Layer:
     t_gemm_b = 2 * t_gemm_f  # dgrad + wgrad GEMMs of the same shapes
 
     # --- attention core: flash (causal, fused) or unfused (scores materialised)
-    eff_fa = f["eff_compute"] * FLASH_REL_EFF
-    t_fa_f = (FLASH_CAUSAL_FRACTION * F_attn + f["gemm_half_flop"]) / (f[PEAK_ACT] * eff_fa)
-    t_fa_b = FLASH_BWD_FACTOR * t_fa_f
+    t_fa_f, t_fa_b = flash_attention(FLASH_CAUSAL_FRACTION * F_attn, s, (d_qk + d_v) / 2, 1.0, f)
     S_bytes = b * a * u.s_loc * s * e / t
     t_un_f = xp.maximum(compute(F_attn, f), mem(2 * S_bytes, f)) + mem(4.5 * S_bytes, f)
     t_un_b = (2 * xp.maximum(compute(F_attn, f), mem(2 * S_bytes, f))

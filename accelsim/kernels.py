@@ -1,0 +1,134 @@
+"""Kernel-level time of GEMMs and flash attention on any device profile (numpy-vectorised,
+or Python floats for one configuration through :mod:`accelsim.xp`).
+
+GEMM ``C[m, n] = A[m, k] B[k, n]`` on ``U`` compute units (SMs, AI cores):
+
+  tiles      the kernel cuts C into output tiles of tm x tn; it has ceil(m/tm) ceil(n/tn)
+             of them (tile quantisation: a partial tile costs a whole one)
+  waves      the tiles run U at a time: ceil(tiles / U) waves (wave quantisation: a last
+             wave of a few tiles costs a whole wave)
+  one tile   2 tm tn (k + K_PROLOGUE) / (r P_u) + tm tn e_out / B_u: the mainloop at the
+             unit's sustained rate P_u = peak eff_c / U, slowed by r for a tile smaller than
+             the device's (operand reuse tm tn / (tm + tn) below the device tile's: the unit
+             waits on its operand feed), plus the epilogue writing the tile at the unit's
+             share of memory bandwidth B_u = bw eff_m / U
+  compute    waves x one tile, the best of the candidate tiles TILES (what a library's
+             heuristic picks: smaller tiles for small or skinny GEMMs)
+  memory     e_in (m k + k n) + e_out m n bytes at bw eff_m (the roofline per shape)
+  time       max(compute, memory) + launch
+
+Flash attention (forward), per (batch, head), s_q queries against s_kv keys of head dim d:
+
+  FLOPs      4 s_q s_kv d (half of it under a causal mask)
+  rate       peak x A x [(128 + D0) / 128] d / (d + D0) x n / (n + C0) x mask: the softmax's
+             exponentials cost D0 head-dims of matmul per score; each query block visits
+             n key blocks (N = s_kv / ATTN_BLOCK; (N + 1) / 2 when causal) after a fixed
+             cost of C0 blocks (load Q, write O); under a causal mask the diagonal blocks
+             are computed whole but counted half, mask = N / (N + 1). ``A`` is the
+             device's ``efficiency.attention``: the kernel's forward rate at head dim 128
+             on long non-causal sequences, as a fraction of dense peak
+  backward   BWD_FLOP_FACTOR x the forward FLOPs at ``efficiency.attention_backward``
+             of the forward's rate
+
+Sources: tile and wave quantisation, NVIDIA "Matrix Multiplication Background User's Guide"
+(docs.nvidia.com/deeplearning/performance/dl-performance-matrix-multiplication); the
+attention constants were fitted on FlashAttention-3's H100 BF16 forward sweep
+(tests/data/kernels/fa3-h100-bf16-fwd.csv; Shah et al. 2024, arXiv 2407.08608, Figure 5).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from accelsim import xp
+
+# Candidate tiles relative to the device's (tile_m, tile_n): the device's own, twice as tall
+# or wide (fewer tiles), half as tall or wide (skinny shapes, more tiles to fill the units),
+# a quarter of it: cuBLAS/CUTLASS/DeepGEMM heuristics pick among such shapes.
+TILES = ((1.0, 1.0), (2.0, 1.0), (1.0, 2.0), (0.5, 1.0), (1.0, 0.5), (0.5, 0.5))
+# Pipeline fill before a tile's mainloop runs at rate, in k elements (two 64-deep k-blocks
+# of a multistage pipeline; assumption).
+K_PROLOGUE = 128.0
+# Flash attention: key block per iteration (FA2/FA3 use 64-176; 128 at head dim 128).
+ATTN_BLOCK = 128.0
+# Softmax cost in head-dims of matmul per score, and the per-query-block fixed cost in key
+# blocks; fitted on FA3's H100 BF16 forward sweep (head dim 64 and 128, causal and not).
+ATTN_D0 = 80.0
+ATTN_C0 = 2.2
+# Flash-attention backward runs 5 matmuls of the forward's 2 (it recomputes P): 2.5x FLOPs.
+BWD_FLOP_FACTOR = 2.5
+
+
+def _ceil(x: Any) -> Any:
+    return xp.ceil(x - 1e-9)
+
+
+def gemm_compute_time(m: Any, n: Any, k: Any, out_bytes: Any, peak: Any, eff: Any,
+                      units: Any, tile_m: Any, tile_n: Any, mem_bw: Any, eff_mem: Any
+                      ) -> Any:
+    """Seconds of the tiles (module docstring: tiles, waves, one tile; best candidate)."""
+    m = xp.asarray(m, dtype=float)
+    p_u = peak * eff / units
+    b_u = mem_bw * eff_mem / units
+    i0 = tile_m * tile_n / (tile_m + tile_n)
+    best = None
+    for fm, fn in TILES:
+        tm, tn = tile_m * fm, tile_n * fn
+        r = xp.minimum(tm * tn / (tm + tn) / i0, 1.0)
+        tiles = _ceil(m / tm) * _ceil(n / tn)
+        waves = _ceil(tiles / units)
+        t = waves * (2.0 * tm * tn * (k + K_PROLOGUE) / (r * p_u) + tm * tn * out_bytes / b_u)
+        best = t if best is None else xp.minimum(best, t)
+    return best
+
+
+def gemm_bytes(m: Any, n: Any, k: Any, in_bytes: Any, out_bytes: Any) -> Any:
+    m = xp.asarray(m, dtype=float)
+    return in_bytes * (m * k + k * n) + out_bytes * m * n
+
+
+def gemm_time(m: Any, n: Any, k: Any, in_bytes: Any, out_bytes: Any, peak: Any, eff: Any,
+              units: Any, tile_m: Any, tile_n: Any, mem_bw: Any, eff_mem: Any,
+              launch_s: Any = 0.0) -> Any:
+    """Seconds for one GEMM: max(tiles, bytes / (bw eff_m)) + launch (module docstring)."""
+    comp = gemm_compute_time(m, n, k, out_bytes, peak, eff, units, tile_m, tile_n, mem_bw,
+                             eff_mem)
+    mem = gemm_bytes(m, n, k, in_bytes, out_bytes) / (mem_bw * eff_mem)
+    return xp.maximum(comp, mem) + launch_s
+
+
+def gemm_tflops(m: Any, n: Any, k: Any, in_bytes: Any, out_bytes: Any, peak: Any, eff: Any,
+                units: Any, tile_m: Any, tile_n: Any, mem_bw: Any, eff_mem: Any,
+                launch_s: Any = 0.0) -> Any:
+    """Achieved TFLOP/s of one GEMM, 2 m n k / time."""
+    t = gemm_time(m, n, k, in_bytes, out_bytes, peak, eff, units, tile_m, tile_n, mem_bw,
+                  eff_mem, launch_s)
+    return 2.0 * xp.asarray(m, dtype=float) * n * k / t / 1e12
+
+
+def attention_efficiency(s_kv: Any, head_dim: Any, causal: Any, attn: Any) -> Any:
+    """Fraction of dense peak a flash-attention forward reaches (module docstring: rate)."""
+    blocks = xp.maximum(xp.asarray(s_kv, dtype=float) / ATTN_BLOCK, 1.0)
+    n = xp.where(causal, (blocks + 1.0) / 2.0, blocks)
+    mask = xp.where(causal, blocks / (blocks + 1.0), 1.0)
+    return (attn * (128.0 + ATTN_D0) / 128.0 * head_dim / (head_dim + ATTN_D0)
+            * n / (n + ATTN_C0) * mask)
+
+
+def attention_fwd_time(flops: Any, s_kv: Any, head_dim: Any, causal: Any, peak: Any,
+                       attn: Any) -> Any:
+    """Seconds of a flash-attention forward that executes ``flops`` (already halved when
+    causal) over keys of length ``s_kv``."""
+    return flops / (peak * attention_efficiency(s_kv, head_dim, causal, attn))
+
+
+def attention_bwd_time(fwd_s: Any, attn_bwd: Any) -> Any:
+    """Seconds of its backward: BWD_FLOP_FACTOR x the forward's FLOPs at ``attn_bwd`` of the
+    forward's rate."""
+    return BWD_FLOP_FACTOR * fwd_s / attn_bwd
+
+
+def attention_tflops(s: Any, head_dim: Any, causal: Any, peak: Any, attn: Any) -> Any:
+    """Achieved TFLOP/s of a forward as flash-attention benchmarks count it (causal FLOPs
+    halved): peak x efficiency."""
+    return peak * attention_efficiency(s, head_dim, causal, attn) / 1e12
