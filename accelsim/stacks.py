@@ -69,6 +69,10 @@ class StackOverlaps(Strict):
     """ZeRO parameter all-gather overlapped with the next forward."""
     ep_a2a: Feature
     """MoE all-to-all hidden behind another micro-batch's compute."""
+    pp_scatter_gather: Feature | None = None
+    """Pipeline sends split over the tensor-parallel ranks and all-gathered on arrival
+    (Narayanan et al. 2021 section 4.1: 1/t of the bytes on the inter-node link); false:
+    every TP rank sends the whole activation. Not given: true."""
 
 
 class StackProfile(Strict):
@@ -122,10 +126,13 @@ def default_stack(vendor: str) -> StackProfile | None:
 
 
 def kernel_factors(stack: StackProfile | None) -> dict[str, float]:
-    """The training model's stack columns: ``stack_gemm``, ``stack_attn``."""
+    """The training model's stack columns: ``stack_gemm``, ``stack_attn`` and
+    ``pp_scatter`` (1: pipeline sends scattered over the TP ranks)."""
     if stack is None:
-        return {"stack_gemm": 1.0, "stack_attn": 1.0}
-    return {"stack_gemm": stack.kernels.gemm.value, "stack_attn": stack.kernels.attention.value}
+        return {"stack_gemm": 1.0, "stack_attn": 1.0, "pp_scatter": 1.0}
+    sg = stack.overlaps.pp_scatter_gather if stack.overlaps else None
+    return {"stack_gemm": stack.kernels.gemm.value, "stack_attn": stack.kernels.attention.value,
+            "pp_scatter": 0.0 if sg is not None and not sg.value else 1.0}
 
 
 def training_problems(stack: StackProfile, job: Any, file: str = "job") -> list[Problem]:

@@ -36,7 +36,8 @@ INPUT_COLUMNS = MODEL_COLUMNS + LAYOUT_COLUMNS + DEVICE_COLUMNS + JOB_COLUMNS
 # layernorm, mla_up_proj, moe_act; 1 = recomputed in backward, not held), the parameter
 # all-gather overlapped with the next forward (overlap_ag); the kernel model's device fields
 # (compute_units 0: the size curve; eff_attn 0: FLASH_REL_EFF x eff_compute) and the software
-# stack's kernel factors (stack_gemm on GEMMs, stack_attn on flash attention; 1: none).
+# stack's kernel factors (stack_gemm on GEMMs, stack_attn on flash attention; 1: none) and
+# whether its pipeline sends are scattered over the TP ranks (pp_scatter; 1: Megatron's).
 OPTIONAL_COLUMNS = {"pp_first_layers": 0.0, "pp_last_layers": 0.0, "dropout": 1.0,
                     "fp8": 0.0, "overlap_tp": 0.0, "overlap_ep": 0.0, "dualpipe": 0.0,
                     "moe_max_nodes": 0.0, "mtp": 0.0, "mla_q_rank": 0.0, "mla_kv_rank": 0.0,
@@ -44,7 +45,7 @@ OPTIONAL_COLUMNS = {"pp_first_layers": 0.0, "pp_last_layers": 0.0, "dropout": 1.
                     "head_dim": 0.0, "rc_norm": 0.0, "rc_mla_up": 0.0, "rc_moe_act": 0.0,
                     "overlap_ag": 1.0, "compute_units": 0.0, "tile_m": 128.0,
                     "tile_n": 128.0, "eff_attn": 0.0, "eff_attn_bwd": 1.0,
-                    "stack_gemm": 1.0, "stack_attn": 1.0}
+                    "stack_gemm": 1.0, "stack_attn": 1.0, "pp_scatter": 1.0}
 # Peak of the operators that stay at the activation precision (attention core, LM head,
 # router); absent: peak_flops (every operator at one precision).
 PEAK_ACT = "peak_act_flops"
