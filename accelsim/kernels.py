@@ -9,11 +9,19 @@ GEMM ``C[m, n] = A[m, k] B[k, n]`` on ``U`` compute units (SMs, AI cores):
              wave of a few tiles costs a whole wave)
   one tile   2 tm tn (k + K_PROLOGUE) / (r P_u) + tm tn e_out / B_u: the mainloop at the
              unit's sustained rate P_u = peak eff_c / U, slowed by r for a tile smaller than
-             the device's (operand reuse tm tn / (tm + tn) below the device tile's: the unit
-             waits on its operand feed), plus the epilogue writing the tile at the unit's
-             share of memory bandwidth B_u = bw eff_m / U
-  compute    waves x one tile, the best of the candidate tiles TILES (what a library's
-             heuristic picks: smaller tiles for small or skinny GEMMs)
+             the device's (operand reuse tm tn / (tm + tn) below REUSE_SAT of the device
+             tile's: the unit waits on its operand feed), plus the epilogue writing the
+             tile at the unit's share of memory bandwidth B_u = bw eff_m / U
+  split-K    with fewer tiles than units the K loop is split S = floor(U / tiles) ways
+             (at most k / SPLIT_K_MIN): tiles x S work items on k / S each, plus the
+             reduction of S partial fp32 outputs (2 S m n 4 bytes at bw eff_m)
+  stream-K   with a library that has it (``stream_k``), the tiles' K iterations are dealt
+             evenly over the units: tiles / U x one tile + one partial-tile fixup (fp32
+             tile written and read, tm tn 8 bytes at B_u): no wave quantisation
+             (Osama et al., "Stream-K", PPoPP 2023; CUTLASS 3's Hopper tile schedulers)
+  compute    waves x one tile (+ the reduction), the best of the candidate tiles TILES,
+             split or not (what a library's heuristic picks: smaller tiles for small or
+             skinny GEMMs, split-K for small outputs with a long K)
   memory     e_in (m k + k n) + e_out m n bytes at bw eff_m (the roofline per shape)
   time       max(compute, memory) + launch
 
@@ -45,7 +53,14 @@ from accelsim import xp
 # Candidate tiles relative to the device's (tile_m, tile_n): the device's own, twice as tall
 # or wide (fewer tiles), half as tall or wide (skinny shapes, more tiles to fill the units),
 # a quarter of it: cuBLAS/CUTLASS/DeepGEMM heuristics pick among such shapes.
-TILES = ((1.0, 1.0), (2.0, 1.0), (1.0, 2.0), (0.5, 1.0), (1.0, 0.5), (0.5, 0.5))
+TILES = ((1.0, 1.0), (2.0, 1.0), (1.0, 2.0), (0.5, 2.0), (0.5, 1.0), (1.0, 0.5), (0.5, 0.5))
+# A tile keeps the unit at its full rate while its operand reuse tm tn / (tm + tn) is at
+# least this fraction of the device tile's (assumption: on Hopper the 64 x 256 warpgroup
+# tile, wgmma m64n256, runs at the 128 x 128 tile's rate; 64 x 128 at 0.83 of it).
+REUSE_SAT = 0.8
+# Shortest K slice a split-K kernel gives one work item (assumption: two 128-deep k-blocks
+# per slice keep the mainloop pipelined; cuBLAS and CUTLASS split into slices of this order).
+SPLIT_K_MIN = 256.0
 # Pipeline fill before a tile's mainloop runs at rate, in k elements (two 64-deep k-blocks
 # of a multistage pipeline; assumption).
 K_PROLOGUE = 128.0
@@ -64,20 +79,31 @@ def _ceil(x: Any) -> Any:
 
 
 def gemm_compute_time(m: Any, n: Any, k: Any, out_bytes: Any, peak: Any, eff: Any,
-                      units: Any, tile_m: Any, tile_n: Any, mem_bw: Any, eff_mem: Any
-                      ) -> Any:
+                      units: Any, tile_m: Any, tile_n: Any, mem_bw: Any, eff_mem: Any,
+                      stream_k: Any = 0.0) -> Any:
     """Seconds of the tiles (module docstring: tiles, waves, one tile; best candidate)."""
     m = xp.asarray(m, dtype=float)
     p_u = peak * eff / units
     b_u = mem_bw * eff_mem / units
     i0 = tile_m * tile_n / (tile_m + tile_n)
     best = None
+    k_max_split = xp.maximum(xp.floor(k / SPLIT_K_MIN), 1.0)
     for fm, fn in TILES:
         tm, tn = tile_m * fm, tile_n * fn
-        r = xp.minimum(tm * tn / (tm + tn) / i0, 1.0)
+        r = xp.minimum(tm * tn / (tm + tn) / (REUSE_SAT * i0), 1.0)
         tiles = _ceil(m / tm) * _ceil(n / tn)
         waves = _ceil(tiles / units)
         t = waves * (2.0 * tm * tn * (k + K_PROLOGUE) / (r * p_u) + tm * tn * out_bytes / b_u)
+        split = xp.minimum(xp.maximum(xp.floor(units / xp.maximum(tiles, 1.0)), 1.0),
+                           k_max_split)
+        t_split = (_ceil(tiles * split / units)
+                   * (2.0 * tm * tn * (k / split + K_PROLOGUE) / (r * p_u)
+                      + tm * tn * 4.0 / b_u)
+                   + 2.0 * split * m * n * 4.0 / (mem_bw * eff_mem))
+        t = xp.minimum(t, xp.where(split > 1, t_split, t))
+        t_sk = (tiles / units * 2.0 * tm * tn * (k + K_PROLOGUE) / (r * p_u)
+                + tm * tn * (out_bytes + 8.0) / b_u)
+        t = xp.where(stream_k > 0, xp.minimum(t, t_sk), t)
         best = t if best is None else xp.minimum(best, t)
     return best
 
@@ -89,20 +115,20 @@ def gemm_bytes(m: Any, n: Any, k: Any, in_bytes: Any, out_bytes: Any) -> Any:
 
 def gemm_time(m: Any, n: Any, k: Any, in_bytes: Any, out_bytes: Any, peak: Any, eff: Any,
               units: Any, tile_m: Any, tile_n: Any, mem_bw: Any, eff_mem: Any,
-              launch_s: Any = 0.0) -> Any:
+              launch_s: Any = 0.0, stream_k: Any = 0.0) -> Any:
     """Seconds for one GEMM: max(tiles, bytes / (bw eff_m)) + launch (module docstring)."""
     comp = gemm_compute_time(m, n, k, out_bytes, peak, eff, units, tile_m, tile_n, mem_bw,
-                             eff_mem)
+                             eff_mem, stream_k)
     mem = gemm_bytes(m, n, k, in_bytes, out_bytes) / (mem_bw * eff_mem)
     return xp.maximum(comp, mem) + launch_s
 
 
 def gemm_tflops(m: Any, n: Any, k: Any, in_bytes: Any, out_bytes: Any, peak: Any, eff: Any,
                 units: Any, tile_m: Any, tile_n: Any, mem_bw: Any, eff_mem: Any,
-                launch_s: Any = 0.0) -> Any:
+                launch_s: Any = 0.0, stream_k: Any = 0.0) -> Any:
     """Achieved TFLOP/s of one GEMM, 2 m n k / time."""
     t = gemm_time(m, n, k, in_bytes, out_bytes, peak, eff, units, tile_m, tile_n, mem_bw,
-                  eff_mem, launch_s)
+                  eff_mem, launch_s, stream_k)
     return 2.0 * xp.asarray(m, dtype=float) * n * k / t / 1e12
 
 

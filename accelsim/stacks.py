@@ -7,9 +7,10 @@ source and a confidence (``fitted_on`` when calibrated on published runs); every
 
 How the models use a stack (:func:`check_training`, :func:`kernel_factors`):
 
-  kernels     GEMM time / ``kernels.gemm`` (multiplies the device's ``efficiency.compute``
-              on GEMMs only); flash attention at ``kernels.attention`` x the device's
-              published kernel rate (``efficiency.attention``)
+  kernels     stream-K GEMMs or not (``kernels.stream_k``); GEMM time / ``kernels.gemm``
+              (multiplies the device's ``efficiency.compute`` on GEMMs only); flash
+              attention at ``kernels.attention`` x the device's published kernel rate
+              (``efficiency.attention``); pipeline sends scatter-gathered or not
   features    a training job that names a stack may only ask for what it has: its
               pipeline ``schedules`` (1f1b, interleaved, dualpipe) and ``overlaps``
               (tp_comm, dp_grad_reduce, param_gather, ep_a2a); anything else is a one-line
@@ -36,6 +37,7 @@ Schedule = Literal["1f1b", "interleaved", "dualpipe"]
 # The vendor's stack a job runs on when it names none (what the device profiles'
 # efficiencies were calibrated with).
 DEFAULT_BY_VENDOR = {"NVIDIA": "megatron-core", "Huawei": "mindspeed"}
+DEFAULT_SERVING_BY_VENDOR = {"NVIDIA": "tensorrt-llm", "Huawei": "mindie"}
 
 
 class Feature(Strict):
@@ -52,6 +54,9 @@ class Feature(Strict):
 
 
 class StackKernels(Strict):
+    stream_k: Feature
+    """Its GEMM library deals a GEMM's K iterations evenly over the compute units
+    (stream-K; :mod:`accelsim.kernels`): no wave quantisation."""
     gemm: Fraction
     """GEMM rate relative to the device's ``efficiency.compute`` (1: the stack the device
     was calibrated with)."""
@@ -119,9 +124,10 @@ def _load(resolved: str, shown: str, mtime_ns: int) -> StackProfile:
     return validate(StackProfile, read_yaml(resolved), shown)
 
 
-def default_stack(vendor: str) -> StackProfile | None:
+def default_stack(vendor: str, role: str = "training") -> StackProfile | None:
     """The stack a job on a ``vendor`` device runs when it names none (None: no factors)."""
-    name = DEFAULT_BY_VENDOR.get(vendor)
+    table = DEFAULT_BY_VENDOR if role == "training" else DEFAULT_SERVING_BY_VENDOR
+    name = table.get(vendor)
     return load_stack(name) if name else None
 
 
@@ -129,10 +135,11 @@ def kernel_factors(stack: StackProfile | None) -> dict[str, float]:
     """The training model's stack columns: ``stack_gemm``, ``stack_attn`` and
     ``pp_scatter`` (1: pipeline sends scattered over the TP ranks)."""
     if stack is None:
-        return {"stack_gemm": 1.0, "stack_attn": 1.0, "pp_scatter": 1.0}
+        return {"stack_gemm": 1.0, "stack_attn": 1.0, "pp_scatter": 1.0, "stream_k": 0.0}
     sg = stack.overlaps.pp_scatter_gather if stack.overlaps else None
     return {"stack_gemm": stack.kernels.gemm.value, "stack_attn": stack.kernels.attention.value,
-            "pp_scatter": 0.0 if sg is not None and not sg.value else 1.0}
+            "pp_scatter": 0.0 if sg is not None and not sg.value else 1.0,
+            "stream_k": float(stack.kernels.stream_k.value)}
 
 
 def training_problems(stack: StackProfile, job: Any, file: str = "job") -> list[Problem]:

@@ -5,9 +5,10 @@ training model's MFU-versus-size trend that the kernel model is for.
 Measured errors (recorded in docs/model-kernels.md):
 
 - DeepGEMM FP8 on H800, 18 shapes, with the h800 profile as shipped (its efficiency.compute
-  is the at-scale value calibrated on Llama 3 405B): mean |error| 16 %, median -14 %,
-  13 of 18 within 20 %; worst M = 64 x N = 2,112 (-45 %: DeepGEMM picks odd block widths
-  to fill all 132 SMs with 33 columns of tiles, our candidates leave SMs idle).
+  is the at-scale value calibrated on Llama 3 405B) and no stream-K (DeepGEMM's persistent
+  kernels pick their own block widths): mean |error| 11 %, median -10 %, 16 of 18 within
+  20 %; worst M = 64, N = 7,168, K = 2,048 (-33 %: 6 us in all, where one 4 us launch is
+  too much).
 - FlashAttention-3 BF16 forward on H100 (the 24 points the attention constants were
   fitted on): mean 3 %, max 11 %; the independent pytorch/benchmark FA3 sweep: mean 6 %,
   max 8 %.
@@ -41,17 +42,17 @@ def _gemm_tflops(spec, m, n, k, in_bytes, out_bytes, precision):
 
 def test_deepgemm_fp8_shapes_on_h800():
     """18 measured FP8 GEMMs (M 64 to 4,096) against the kernel model with the shipped h800
-    profile and one kernel launch. Tolerances: median ratio within [-20 %, 0] (the profile's
-    GEMM efficiency is the at-scale value, below a lone GPU's clocks), mean |error| <= 20 %,
-    at least 12 of 18 within 20 %, none off by more than 50 %."""
+    profile and one kernel launch. Tolerances: median ratio within [-15 %, 0] (the profile's
+    GEMM efficiency is the at-scale value, below a lone GPU's clocks), mean |error| <= 15 %,
+    at least 14 of 18 within 20 %, none off by more than 40 %."""
     spec = load_device("h800").spec
     d = _rows("deepgemm-h800-fp8.csv")
     ours = _gemm_tflops(spec, d["m"], d["n"], d["k"], 1.0, 2.0, "fp8")
     err = ours / d["tflops"] - 1
-    assert -0.20 <= np.median(err) <= 0.0
-    assert np.mean(np.abs(err)) <= 0.20
-    assert (np.abs(err) < 0.20).sum() >= 12
-    assert np.max(np.abs(err)) < 0.50
+    assert -0.15 <= np.median(err) <= 0.0
+    assert np.mean(np.abs(err)) <= 0.15
+    assert (np.abs(err) < 0.20).sum() >= 14
+    assert np.max(np.abs(err)) < 0.40
 
 
 def test_deepgemm_trend_over_m():
@@ -84,25 +85,30 @@ def test_flash_attention_forward_on_h100(name, mean_tol, max_tol):
 
 
 def test_wave_quantisation_steps():
-    """One tile more than the units fit in a wave costs a whole wave: on 132 units, 132
-    output tiles and 133 differ by about 2x, 133 and 264 hardly at all."""
+    """One tile more than the units fit in a wave costs about a whole wave: on 132 units,
+    132 output tiles and 133 differ by over 1.5x (the other candidate tiles soften it), 133
+    and 264 by under 1.2x; a library with stream-K deals the work evenly (133 vs 132:
+    under 1.2x)."""
     args = dict(in_bytes=2.0, out_bytes=2.0, peak=989e12, eff=0.7, units=132.0,
                 tile_m=128.0, tile_n=128.0, mem_bw=3.35e12, eff_mem=0.85)
     k = 8192.0
 
-    def t(tiles_n: float) -> float:
-        return K.gemm_time(512.0, 128.0 * tiles_n / 4, k, **args)  # 4 tile rows
+    def t(tiles_n: float, sk: float = 0.0) -> float:
+        return K.gemm_time(512.0, 128.0 * tiles_n / 4, k, stream_k=sk, **args)  # 4 rows
 
-    assert t(133) / t(132) > 1.8
-    assert t(264) / t(133) < 1.05
+    assert t(133) / t(132) > 1.5
+    assert t(264) / t(133) < 1.2
+    assert t(133, 1.0) / t(132, 1.0) < 1.2
+    assert t(133, 1.0) < 0.7 * t(133)
 
 
 def test_tile_quantisation_and_roofline():
-    """A partial tile costs a whole one (m = 129 ~ m = 256 at large n); a skinny GEMM (m = 1)
-    is bound by reading its weights; scalars and arrays give the same numbers."""
+    """A partial tile costs a whole one (m = 129 costs what m = 192 does: three 64-row
+    tiles); a skinny GEMM (m = 1) is bound by reading its weights; scalars and arrays give
+    the same numbers."""
     args = (2.0, 2.0, 989e12, 0.7, 132.0, 128.0, 128.0, 3.35e12, 0.85)
     n = k = 16384.0
-    assert K.gemm_time(129.0, n, k, *args) / K.gemm_time(256.0, n, k, *args) > 0.95
+    assert K.gemm_time(129.0, n, k, *args) / K.gemm_time(192.0, n, k, *args) > 0.98
     weights_s = 2.0 * n * k / (3.35e12 * 0.85)
     assert K.gemm_time(1.0, n, k, *args) == pytest.approx(weights_s, rel=0.01)
     ms = np.array([1.0, 64.0, 129.0, 4096.0])

@@ -4,6 +4,7 @@ the flattening of a job and its device into one row."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from accelsim import xp
@@ -37,7 +38,8 @@ INPUT_COLUMNS = MODEL_COLUMNS + LAYOUT_COLUMNS + DEVICE_COLUMNS + JOB_COLUMNS
 # all-gather overlapped with the next forward (overlap_ag); the kernel model's device fields
 # (compute_units 0: the size curve; eff_attn 0: FLASH_REL_EFF x eff_compute) and the software
 # stack's kernel factors (stack_gemm on GEMMs, stack_attn on flash attention; 1: none) and
-# whether its pipeline sends are scattered over the TP ranks (pp_scatter; 1: Megatron's).
+# whether its pipeline sends are scattered over the TP ranks (pp_scatter; 1: Megatron's) and
+# whether its GEMM library has stream-K (stream_k; 0: wave quantisation).
 OPTIONAL_COLUMNS = {"pp_first_layers": 0.0, "pp_last_layers": 0.0, "dropout": 1.0,
                     "fp8": 0.0, "overlap_tp": 0.0, "overlap_ep": 0.0, "dualpipe": 0.0,
                     "moe_max_nodes": 0.0, "mtp": 0.0, "mla_q_rank": 0.0, "mla_kv_rank": 0.0,
@@ -45,7 +47,7 @@ OPTIONAL_COLUMNS = {"pp_first_layers": 0.0, "pp_last_layers": 0.0, "dropout": 1.
                     "head_dim": 0.0, "rc_norm": 0.0, "rc_mla_up": 0.0, "rc_moe_act": 0.0,
                     "overlap_ag": 1.0, "compute_units": 0.0, "tile_m": 128.0,
                     "tile_n": 128.0, "eff_attn": 0.0, "eff_attn_bwd": 1.0,
-                    "stack_gemm": 1.0, "stack_attn": 1.0, "pp_scatter": 1.0}
+                    "stack_gemm": 1.0, "stack_attn": 1.0, "pp_scatter": 1.0, "stream_k": 0.0}
 # Peak of the operators that stay at the activation precision (attention core, LM head,
 # router); absent: peak_flops (every operator at one precision).
 PEAK_ACT = "peak_act_flops"
@@ -68,7 +70,6 @@ def job_row(job: TrainJob, spec: DeviceSpec, stack_factors: dict[str, float] | N
     (:func:`accelsim.stacks.kernel_factors`) into one row of the batch API's columns."""
     par = job.parallelism
     return {
-        **(stack_factors or {}),
         **model_columns(job.model),
         "tp": par.tp, "pp": par.pp, "dp": par.dp, "cp": par.cp, "ep": par.ep,
         "micro_batch": par.micro_batch, "virtual_stages": par.virtual_stages,
@@ -87,6 +88,7 @@ def job_row(job: TrainJob, spec: DeviceSpec, stack_factors: dict[str, float] | N
         **device_columns(spec, job.precision),
         **job_columns(job.precision, job.attention, job.straggler_slowdown,
                       job.overlap_dp_comm),
+        **(stack_factors or {}),
     }
 
 
@@ -101,9 +103,19 @@ def job_columns(precision: str, attention: str = "flash", straggler: float = 1.0
     }
 
 
+@lru_cache(maxsize=16)
+def default_stack_factors(vendor: str) -> tuple[tuple[str, float], ...]:
+    """The kernel factors of the vendor's default training stack (:mod:`accelsim.stacks`)."""
+    from accelsim import stacks
+
+    return tuple(stacks.kernel_factors(stacks.default_stack(vendor)).items())
+
+
 def device_columns(spec: DeviceSpec, precision: str) -> dict[str, float]:
-    """The device's input columns (:data:`DEVICE_COLUMNS` and :data:`PEAK_ACT`)."""
+    """The device's input columns (:data:`DEVICE_COLUMNS` and :data:`PEAK_ACT`), the kernel
+    model's fields and its vendor's default stack's kernel factors."""
     return {
+        **dict(default_stack_factors(spec.vendor)),
         "peak_flops": spec.flops(precision), PEAK_ACT: spec.flops(ACT_DTYPE[precision]),
         "memory_bytes": spec.memory_bytes,
         "memory_bw_Bps": spec.memory_bw_Bps, "eff_compute": spec.eff_compute,

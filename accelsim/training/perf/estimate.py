@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -272,17 +271,10 @@ def job_stack_factors(job: TrainJob, spec: DeviceSpec, file: str = "job") -> dic
     from accelsim import stacks
 
     if job.stack is None:
-        return _default_factors(spec.vendor)
+        return {}  # device_columns holds the vendor's default stack's
     st = stacks.load_stack(job.stack, where=file)
     stacks.check_training(st, job, file)
     return stacks.kernel_factors(st)
-
-
-@lru_cache(maxsize=16)
-def _default_factors(vendor: str) -> dict[str, float]:
-    from accelsim import stacks
-
-    return stacks.kernel_factors(stacks.default_stack(vendor))
 
 
 def _op_row(name: str, op: OpCost, ridge: float) -> dict[str, Any]:

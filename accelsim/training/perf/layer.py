@@ -54,7 +54,7 @@ def gemm(m: Any, k: Any, n: Any, f: dict[str, Any], linear: bool = True) -> Any:
                          f["eff_memory"])
     tiled = kernels.gemm_time(m, n, k, e_in, f["act_bytes"], peak, eff,
                               xp.maximum(units, 1.0), f["tile_m"], f["tile_n"],
-                              f["memory_bw_Bps"], f["eff_memory"])
+                              f["memory_bw_Bps"], f["eff_memory"], stream_k=f["stream_k"])
     if type(units) is float:
         return tiled
     return xp.where(units > 0, tiled, gemm_time(m, k, n, e_in, peak, eff, f["gemm_half_flop"],
