@@ -46,14 +46,19 @@ attention constants were fitted on FlashAttention-3's H100 BF16 forward sweep
 
 from __future__ import annotations
 
+import math
+from functools import lru_cache
 from typing import Any
+
+import numpy as np
 
 from accelsim import xp
 
-# Candidate tiles relative to the device's (tile_m, tile_n): the device's own, twice as tall
-# or wide (fewer tiles), half as tall or wide (skinny shapes, more tiles to fill the units),
-# a quarter of it: cuBLAS/CUTLASS/DeepGEMM heuristics pick among such shapes.
-TILES = ((1.0, 1.0), (2.0, 1.0), (1.0, 2.0), (0.5, 2.0), (0.5, 1.0), (1.0, 0.5), (0.5, 0.5))
+# Candidate tiles relative to the device's (tile_m, tile_n): the device's own, half as tall
+# and twice as wide (64 x 256 on a 128 x 128 device: skinny m at full rate), half as tall or
+# wide, a quarter of it (more tiles to fill the units): cuBLAS/CUTLASS/DeepGEMM heuristics
+# pick among such shapes.
+TILES = ((1.0, 1.0), (0.5, 2.0), (0.5, 1.0), (1.0, 0.5), (0.5, 0.5))
 # A tile keeps the unit at its full rate while its operand reuse tm tn / (tm + tn) is at
 # least this fraction of the device tile's (assumption: on Hopper the 64 x 256 warpgroup
 # tile, wgmma m64n256, runs at the 128 x 128 tile's rate; 64 x 128 at 0.83 of it).
@@ -74,37 +79,89 @@ ATTN_C0 = 2.2
 BWD_FLOP_FACTOR = 2.5
 
 
-def _ceil(x: Any) -> Any:
-    return xp.ceil(x - 1e-9)
-
-
 def gemm_compute_time(m: Any, n: Any, k: Any, out_bytes: Any, peak: Any, eff: Any,
                       units: Any, tile_m: Any, tile_n: Any, mem_bw: Any, eff_mem: Any,
                       stream_k: Any = 0.0) -> Any:
-    """Seconds of the tiles (module docstring: tiles, waves, one tile; best candidate)."""
-    m = xp.asarray(m, dtype=float)
+    """Seconds of the tiles (module docstring: tiles, waves, split-K, stream-K; the best
+    candidate). Arrays: the candidates along a leading axis, one pass of numpy; floats:
+    plain Python (a single estimate)."""
+    if (type(m) is float and type(n) is float and type(k) is float
+            and type(out_bytes) is float and type(peak) is float and type(eff) is float
+            and type(units) is float and type(tile_m) is float and type(tile_n) is float
+            and type(mem_bw) is float and type(eff_mem) is float
+            and type(stream_k) is float):
+        return _compute_one(m, n, k, out_bytes, peak, eff, units, tile_m, tile_n, mem_bw,
+                            eff_mem, stream_k)
+    args = (m, n, k, out_bytes, peak, eff, units, tile_m, tile_n, mem_bw, eff_mem, stream_k)
+    if not any(isinstance(a, np.ndarray) for a in args):
+        return _compute_one(*(float(a) for a in args))
+    m, n, k, out_bytes, peak, eff, units, tile_m, tile_n, mem_bw, eff_mem, stream_k = (
+        np.asarray(a, dtype=float) for a in args)
     p_u = peak * eff / units
     b_u = mem_bw * eff_mem / units
     i0 = tile_m * tile_n / (tile_m + tile_n)
-    best = None
-    k_max_split = xp.maximum(xp.floor(k / SPLIT_K_MIN), 1.0)
+    lead = (-1,) + (1,) * max(a.ndim for a in (m, n, k, tile_m, tile_n))
+    tm, tn = tile_m * _FM.reshape(lead), tile_n * _FN.reshape(lead)  # (candidates, ...)
+    r = np.minimum(tm * tn / (tm + tn) / (REUSE_SAT * i0), 1.0)
+    tiles = np.ceil(m / tm - 1e-9) * np.ceil(n / tn - 1e-9)
+    per = 2.0 * tm * tn * (k + K_PROLOGUE) / (r * p_u)
+    t = np.ceil(tiles / units - 1e-9) * (per + tm * tn * out_bytes / b_u)
+    split = np.minimum(np.maximum(np.floor(units / np.maximum(tiles, 1.0)), 1.0),
+                       np.maximum(np.floor(k / SPLIT_K_MIN), 1.0))
+    t_split = (np.ceil(tiles * split / units - 1e-9)
+               * (2.0 * tm * tn * (k / split + K_PROLOGUE) / (r * p_u) + tm * tn * 4.0 / b_u)
+               + 2.0 * split * m * n * 4.0 / (mem_bw * eff_mem))
+    t = np.where(split > 1, np.minimum(t, t_split), t)
+    t_sk = tiles / units * per + tm * tn * (out_bytes + 8.0) / b_u
+    t = np.where(stream_k > 0, np.minimum(t, t_sk), t)
+    return t.min(axis=0)
+
+
+_FM = np.array([fm for fm, _ in TILES])
+_FN = np.array([fn for _, fn in TILES])
+
+
+@lru_cache(maxsize=64)
+def _candidates(tile_m: float, tile_n: float) -> tuple[tuple[float, float, float], ...]:
+    """(tm, tn, r) of each candidate tile of a device tile."""
+    i0 = tile_m * tile_n / (tile_m + tile_n)
+    out = []
     for fm, fn in TILES:
         tm, tn = tile_m * fm, tile_n * fn
-        r = xp.minimum(tm * tn / (tm + tn) / (REUSE_SAT * i0), 1.0)
-        tiles = _ceil(m / tm) * _ceil(n / tn)
-        waves = _ceil(tiles / units)
-        t = waves * (2.0 * tm * tn * (k + K_PROLOGUE) / (r * p_u) + tm * tn * out_bytes / b_u)
-        split = xp.minimum(xp.maximum(xp.floor(units / xp.maximum(tiles, 1.0)), 1.0),
-                           k_max_split)
-        t_split = (_ceil(tiles * split / units)
-                   * (2.0 * tm * tn * (k / split + K_PROLOGUE) / (r * p_u)
-                      + tm * tn * 4.0 / b_u)
-                   + 2.0 * split * m * n * 4.0 / (mem_bw * eff_mem))
-        t = xp.minimum(t, xp.where(split > 1, t_split, t))
-        t_sk = (tiles / units * 2.0 * tm * tn * (k + K_PROLOGUE) / (r * p_u)
-                + tm * tn * (out_bytes + 8.0) / b_u)
-        t = xp.where(stream_k > 0, xp.minimum(t, t_sk), t)
-        best = t if best is None else xp.minimum(best, t)
+        out.append((tm, tn, min(tm * tn / (tm + tn) / (REUSE_SAT * i0), 1.0)))
+    return tuple(out)
+
+
+def _compute_one(m: float, n: float, k: float, out_bytes: float, peak: float, eff: float,
+                 units: float, tile_m: float, tile_n: float, mem_bw: float, eff_mem: float,
+                 stream_k: float) -> float:
+    """:func:`gemm_compute_time` for one GEMM on Python floats (the same formulas)."""
+    p_u = peak * eff / units
+    b_u = mem_bw * eff_mem / units
+    k_p = k + K_PROLOGUE
+    ceil = math.ceil
+    best = math.inf
+    for tm, tn, r in _candidates(tile_m, tile_n):
+        tiles = ceil(m / tm - 1e-9) * ceil(n / tn - 1e-9)
+        area = tm * tn
+        per = 2.0 * area * k_p / (r * p_u)
+        t = ceil(tiles / units - 1e-9) * (per + area * out_bytes / b_u)
+        if tiles < units:
+            split = min(max(math.floor(units / max(tiles, 1.0)), 1.0),
+                        max(math.floor(k / SPLIT_K_MIN), 1.0))
+            if split > 1:
+                t_split = (ceil(tiles * split / units - 1e-9)
+                           * (2.0 * area * (k / split + K_PROLOGUE) / (r * p_u)
+                              + area * 4.0 / b_u)
+                           + 2.0 * split * m * n * 4.0 / (mem_bw * eff_mem))
+                if t_split < t:
+                    t = t_split
+        if stream_k > 0:
+            t_sk = tiles / units * per + area * (out_bytes + 8.0) / b_u
+            if t_sk < t:
+                t = t_sk
+        if t < best:
+            best = t
     return best
 
 

@@ -26,6 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from accelsim import collectives as coll
 from accelsim import kernels, xp
 from accelsim.roofline import (
@@ -49,13 +51,18 @@ def gemm(m: Any, k: Any, n: Any, f: dict[str, Any], linear: bool = True) -> Any:
     peak = f["peak_flops"] if linear else f[PEAK_ACT]
     eff = f["eff_compute"] * f["stack_gemm"]
     units = f["compute_units"]
-    if type(units) is float and units <= 0:  # one configuration without the kernel fields
+    if type(units) is float:
+        tiled_all = units > 0
+        none = not tiled_all
+    else:  # every / no configuration has the kernel fields
+        tiled_all, none = bool(np.all(units > 0)), not np.any(units > 0)
+    if none:
         return gemm_time(m, k, n, e_in, peak, eff, f["gemm_half_flop"], f["memory_bw_Bps"],
                          f["eff_memory"])
     tiled = kernels.gemm_time(m, n, k, e_in, f["act_bytes"], peak, eff,
                               xp.maximum(units, 1.0), f["tile_m"], f["tile_n"],
                               f["memory_bw_Bps"], f["eff_memory"], stream_k=f["stream_k"])
-    if type(units) is float:
+    if tiled_all:
         return tiled
     return xp.where(units > 0, tiled, gemm_time(m, k, n, e_in, peak, eff, f["gemm_half_flop"],
                                                 f["memory_bw_Bps"], f["eff_memory"]))
@@ -85,6 +92,18 @@ def staged(comm: Any, v: Any, gap: Any, own: Any) -> Any:
     out past ``own`` is exposed, the rest costs :data:`OVERLAP_TAX`. v = 1: ``exposed``."""
     out = xp.maximum(xp.maximum(comm / v, comm - (v - 1) * gap) - own, 0.0)
     return out + OVERLAP_TAX * (comm - out)
+
+
+def gemm_many(shapes: list[tuple[Any, Any, Any]], f: dict[str, Any]) -> list[Any]:
+    """:func:`gemm` of several linear-layer shapes ``(m, k, n)``; on arrays one call over
+    them stacked (numpy's per-call cost paid once, not per GEMM)."""
+    if not any(isinstance(x, np.ndarray) for s in shapes for x in s):
+        return [gemm(m, k, n, f) for m, k, n in shapes]
+    cols = np.broadcast_arrays(*(np.asarray(x, dtype=float) for s in shapes for x in s))
+    m = np.stack(cols[0::3])
+    k = np.stack(cols[1::3])
+    n = np.stack(cols[2::3])
+    return list(gemm(m, k, n, f))
 
 
 def flash_attention(F: Any, s_kv: Any, hd: Any, causal: Any, f: dict[str, Any]) -> tuple[Any, Any]:
@@ -211,13 +230,16 @@ def dense_layer(f: dict[str, Any], u: Micro) -> Layer:
     F_down = 2 * T * ffn * h / t
     F_attn = 2 * T * s * a * (d_qk + d_v) / t
     n_qkv = (q_w + 2 * kv * hd) / t
-    t_q_mla = xp.where(r_q > 0, gemm(T, h, r_q, f) + gemm(T, r_q, q_w / t, f),
-                       gemm(T, h, q_w / t, f))
-    t_kv_mla = gemm(T, h, r_kv + d_r, f) + gemm(T, r_kv, a * (d_qk - d_r + d_v) / t, f)
-    t_qkv = xp.where(mla, t_q_mla + t_kv_mla, gemm(T, h, n_qkv, f))
-    t_out = gemm(T, o_w / t, h, f)
-    t_up = gemm(T, h, ffn * up / t, f)
-    t_down = gemm(T, ffn / t, h, f)
+    if mla if type(mla) is bool else np.any(mla):  # no MLA: its GEMMs skipped
+        g_qa, g_qb, g_q, g_kva, g_kvb, g_qkv, t_out, t_up, t_down = gemm_many(
+            [(T, h, r_q), (T, r_q, q_w / t), (T, h, q_w / t), (T, h, r_kv + d_r),
+             (T, r_kv, a * (d_qk - d_r + d_v) / t), (T, h, n_qkv), (T, o_w / t, h),
+             (T, h, ffn * up / t), (T, ffn / t, h)], f)
+        t_q_mla = xp.where(r_q > 0, g_qa + g_qb, g_q)
+        t_qkv = xp.where(mla, t_q_mla + g_kva + g_kvb, g_qkv)
+    else:
+        t_qkv, t_out, t_up, t_down = gemm_many([(T, h, n_qkv), (T, o_w / t, h),
+                                                (T, h, ffn * up / t), (T, ffn / t, h)], f)
     t_gemm_f = t_qkv + t_out + t_up + t_down
     t_gemm_b = 2 * t_gemm_f  # dgrad + wgrad GEMMs of the same shapes
 

@@ -23,6 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from accelsim import collectives as coll
 from accelsim import xp
 from accelsim.training.perf.layer import Layer, Micro, exposed, gemm, mem, staged
@@ -71,8 +73,10 @@ def recompute(f: dict[str, Any], u: Micro, ly: Layer, mo: MoELayer) -> tuple[Any
     re_moe = xp.where(rc == 2, mo.t_f + ly.comm_f + mo.t_a2a,
                       xp.where(rc == 1, (1 - flash) * ly.t_att_f, 0.0))
     rc_norm_t = xp.where(f["rc_norm"] > 0, mem(2 * T * g.h * (e + e_lin) / u.sp_div, f), 0.0)
-    rc_mla_t = xp.where((f["rc_mla_up"] > 0) & g.mla, ly.t_qkv - gemm(T, g.h, g.r_q, f)
-                        * (g.r_q > 0) - gemm(T, g.h, g.r_kv + g.d_r, f), 0.0)
+    on = (f["rc_mla_up"] > 0) & g.mla
+    rc_mla_t = xp.where(on, ly.t_qkv - gemm(T, g.h, g.r_q, f) * (g.r_q > 0)
+                        - gemm(T, g.h, g.r_kv + g.d_r, f), 0.0) \
+        if (on if type(on) is bool else np.any(on)) else 0.0
     rc_act_t = xp.where(f["rc_moe_act"] > 0,
                         mem(T * (f["moe_top_k"] + f["moe_shared"]) * f["moe_ffn_hidden"]
                             * (e * g.up + e_lin) / t, f), 0.0)
