@@ -142,6 +142,16 @@ def kernel_factors(stack: StackProfile | None) -> dict[str, float]:
             "stream_k": float(stack.kernels.stream_k.value)}
 
 
+def search_columns(stack: StackProfile) -> dict[str, float]:
+    """The batch model's columns a layout search on this stack runs with: its kernel factors
+    and the data-parallel overlaps it has."""
+    cols = kernel_factors(stack)
+    if stack.overlaps is not None:
+        cols["overlap_dp"] = float(stack.overlaps.dp_grad_reduce.value)
+        cols["overlap_ag"] = float(stack.overlaps.param_gather.value)
+    return cols
+
+
 def training_problems(stack: StackProfile, job: Any, file: str = "job") -> list[Problem]:
     """Every option of a :class:`accelsim.training.job.TrainJob` the stack does not have."""
     par = job.parallelism

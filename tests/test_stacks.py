@@ -92,3 +92,37 @@ def test_bad_stack_field_is_one_line(tmp_path):
     with pytest.raises(AccelsimError) as e:
         load_file(p)
     assert "kernels.gemm" in str(e.value)
+
+
+def test_layout_search_on_a_stack():
+    """train-search on DeepSpeed's stack keeps only non-interleaved layouts and runs them
+    with the reduction after the pipeline: slower than on Megatron-Core; its best job names
+    the stack and passes the stack's gate."""
+    from accelsim.training.search import search_layouts
+    from accelsim.transformer.model import load_model
+
+    spec = load_device("a100-80gb-sxm").spec
+    model = load_model("gpt3-175b")
+    mc = search_layouts(model, spec, 512, 1536, stack="megatron-core")
+    ds = search_layouts(model, spec, 512, 1536, stack="deepspeed")
+    assert (ds.columns["virtual_stages"] == 1).all()
+    assert ds.best is not None and ds.best.stack == "deepspeed"
+    assert float(ds.columns["tokens_per_s"][0]) < float(mc.columns["tokens_per_s"][0])
+    assert estimate(ds.best, spec).tokens_per_s == pytest.approx(
+        float(ds.columns["tokens_per_s"][0]), rel=1e-9)
+
+
+def test_a_training_block_names_a_stack_per_device():
+    """A fleet's training block may run each device on its own stack (the software-moat
+    question: H20 on Megatron-Core against 910C on MindSpeed); a serving stack or an
+    unknown name is a problem naming the field."""
+    from accelsim.workloads import base
+
+    good = base.parse("training", {"kind": "training", "model": "gpt3-175b", "tokens": 1e12,
+                                   "deadline_days": 30,
+                                   "stacks": {"h20": "megatron-core",
+                                              "ascend-910c": "mindspeed"}}, "s.yaml")
+    assert base.of(good).check(good, "s.yaml", "workloads.training") == []
+    bad = good.model_copy(update={"stacks": {"h20": "vllm", "ascend-910c": "nope"}})
+    fields = [p.field for p in base.of(bad).check(bad, "s.yaml", "workloads.training")]
+    assert fields and fields[0] == "workloads.training.stacks.h20"
