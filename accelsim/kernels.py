@@ -99,21 +99,29 @@ def gemm_compute_time(m: Any, n: Any, k: Any, out_bytes: Any, peak: Any, eff: An
         np.asarray(a, dtype=float) for a in args)
     p_u = peak * eff / units
     b_u = mem_bw * eff_mem / units
-    i0 = tile_m * tile_n / (tile_m + tile_n)
-    lead = (-1,) + (1,) * max(a.ndim for a in (m, n, k, tile_m, tile_n))
-    tm, tn = tile_m * _FM.reshape(lead), tile_n * _FN.reshape(lead)  # (candidates, ...)
-    r = np.minimum(tm * tn / (tm + tn) / (REUSE_SAT * i0), 1.0)
+    lead = (-1,) + (1,) * max(a.ndim for a in (m, n, k, units, tile_m, tile_n, stream_k))
+    if tile_m.ndim == 0 or (tile_m.min() == tile_m.max() and tile_n.min() == tile_n.max()):
+        # one device tile (the usual batch): the candidates' constants once
+        c = np.array(_candidates(float(tile_m.flat[0]), float(tile_n.flat[0])))
+        tm, tn, r = (c[:, i].reshape(lead) for i in range(3))
+    else:
+        i0 = tile_m * tile_n / (tile_m + tile_n)
+        tm, tn = tile_m * _FM.reshape(lead), tile_n * _FN.reshape(lead)  # (candidates, ...)
+        r = np.minimum(tm * tn / (tm + tn) / (REUSE_SAT * i0), 1.0)
+    area = tm * tn
     tiles = np.ceil(m / tm - 1e-9) * np.ceil(n / tn - 1e-9)
-    per = 2.0 * tm * tn * (k + K_PROLOGUE) / (r * p_u)
-    t = np.ceil(tiles / units - 1e-9) * (per + tm * tn * out_bytes / b_u)
-    split = np.minimum(np.maximum(np.floor(units / np.maximum(tiles, 1.0)), 1.0),
-                       np.maximum(np.floor(k / SPLIT_K_MIN), 1.0))
-    t_split = (np.ceil(tiles * split / units - 1e-9)
-               * (2.0 * tm * tn * (k / split + K_PROLOGUE) / (r * p_u) + tm * tn * 4.0 / b_u)
-               + 2.0 * split * m * n * 4.0 / (mem_bw * eff_mem))
-    t = np.where(split > 1, np.minimum(t, t_split), t)
-    t_sk = tiles / units * per + tm * tn * (out_bytes + 8.0) / b_u
-    t = np.where(stream_k > 0, np.minimum(t, t_sk), t)
+    per = 2.0 * area * (k + K_PROLOGUE) / (r * p_u)
+    t = np.ceil(tiles / units - 1e-9) * (per + area * out_bytes / b_u)
+    if np.any(tiles < units):  # split-K candidates
+        split = np.minimum(np.maximum(np.floor(units / np.maximum(tiles, 1.0)), 1.0),
+                           np.maximum(np.floor(k / SPLIT_K_MIN), 1.0))
+        t_split = (np.ceil(tiles * split / units - 1e-9)
+                   * (2.0 * area * (k / split + K_PROLOGUE) / (r * p_u) + area * 4.0 / b_u)
+                   + 2.0 * split * m * n * 4.0 / (mem_bw * eff_mem))
+        t = np.where(split > 1, np.minimum(t, t_split), t)
+    if np.any(stream_k > 0):
+        t_sk = tiles / units * per + area * (out_bytes + 8.0) / b_u
+        t = np.where(stream_k > 0, np.minimum(t, t_sk), t)
     return t.min(axis=0)
 
 
