@@ -208,13 +208,17 @@ def job_from(data: dict[str, Any], path: str | Path, where: str | None = None,
     folder); ``check`` also resolves the device, its precision and the layout rules."""
     where = where or str(path)
     job = validate(TrainJob, data, where)
-    job = job.model_copy(update={"device": refs.normalize(job.device, path)})
+    job = job.model_copy(update={"device": refs.normalize(job.device, path), "stack": (
+        refs.normalize(job.stack, path) if job.stack else None)})
     if check:
         from accelsim.devices import load_device
+        from accelsim.stacks import check_training, load_stack
 
         spec = load_device(job.device, where=f"{where}: device").spec
         spec.flops(job.precision, where=where)
         check_job(job, where)
+        if job.stack:
+            check_training(load_stack(job.stack, where=where), job, where)
     return job
 
 
