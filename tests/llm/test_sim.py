@@ -6,7 +6,9 @@ from typer.testing import CliRunner
 
 from accelsim.cli import app
 from accelsim.llm.job import LLMJob
-from accelsim.llm.sim import capacity, route, simulate
+from accelsim.llm.routing import route
+from accelsim.llm.search import capacity
+from accelsim.llm.sim import simulate
 from tests.conftest import CONFIGS
 
 runner = CliRunner()
