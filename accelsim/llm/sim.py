@@ -14,7 +14,8 @@ import numpy as np
 from accelsim.devices import topology
 from accelsim.errors import AccelsimError
 from accelsim.llm.draws import Draws, arrival_times, check_fits, draw
-from accelsim.llm.engine import ReplicaTrace, run_fast, run_simpy
+from accelsim.llm.engine import ReplicaTrace, run_fast
+from accelsim.llm.engine_simpy import run_simpy
 from accelsim.llm.job import LLMJob
 from accelsim.llm.perf import ReplicaModel, replica_model
 from accelsim.llm.routing import run_pool, saturated_tokens_per_s
