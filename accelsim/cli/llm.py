@@ -28,9 +28,14 @@ def serve_llm(
 ) -> None:
     """TTFT, TPOT, throughput, goodput and cost of a chatbot serving setup."""
     from accelsim.kinds import require
-    from accelsim.llm.search import capacity
-    from accelsim.llm.sim import SECONDS_PER_REQUEST, models, simulate
-    from accelsim.llm.summary import describe, usd_per_hour
+    from accelsim.llm.sim import (
+        SECONDS_PER_REQUEST,
+        capacity,
+        describe,
+        models,
+        simulate,
+        usd_per_hour,
+    )
 
     if engine not in (None, "fast", "simpy"):
         raise AccelsimError.single(str(job_file), "--engine",

@@ -8,7 +8,7 @@ from typing import Any
 
 from accelsim.kinds.base import Kind, Sweepable, register, short_run_names
 
-# What the capacity search adds (:func:`accelsim.llm.search.capacity`).
+# What the capacity search adds (:func:`accelsim.llm.sim.capacity`).
 CAPACITY_KEYS = ("max_rps_at_slo", "ci95_low_rps", "ci95_high_rps")
 
 
@@ -37,8 +37,7 @@ def evaluate(job: Any, profiles: dict[str, Any], metrics: list[str], where: str,
              reasons: list[str]) -> dict[str, Any]:
     """The run's TTFT, TPOT, throughput and goodput at the job's rate (and, when a metric
     asks, the capacity at the SLO); an SLO the hardware cannot meet is a reason."""
-    from accelsim.llm.search import capacity
-    from accelsim.llm.sim import models, simulate
+    from accelsim.llm.sim import capacity, models, simulate
 
     rms = models(job, where, specs={ref: p.spec for ref, p in profiles.items()})
     out = dict(simulate(job, where, rms=rms).metrics)

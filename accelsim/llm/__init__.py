@@ -8,14 +8,13 @@ from accelsim.lazy import exports
 __getattr__, __dir__ = exports(__name__, {
     "LLMJob": "accelsim.llm.job", "load_llm_job": "accelsim.llm.load",
     "ReplicaModel": "accelsim.llm.perf", "replica_model": "accelsim.llm.perf",
-    "simulate": "accelsim.llm.sim", "capacity": "accelsim.llm.search",
+    "simulate": "accelsim.llm.sim", "capacity": "accelsim.llm.sim",
 })
 
 if TYPE_CHECKING:
     from accelsim.llm.job import LLMJob
     from accelsim.llm.load import load_llm_job
     from accelsim.llm.perf import ReplicaModel, replica_model
-    from accelsim.llm.search import capacity
-    from accelsim.llm.sim import simulate
+    from accelsim.llm.sim import capacity, simulate
 
 __all__ = ["LLMJob", "ReplicaModel", "capacity", "load_llm_job", "replica_model", "simulate"]

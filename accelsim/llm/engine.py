@@ -335,7 +335,7 @@ def run_judged(arr: np.ndarray, prompt: np.ndarray, out: np.ndarray, rm: Any, ju
                ) -> tuple[ReplicaTrace, Verdict]:
     """:func:`run_fast` that judges each counted request as its outcome becomes known (its
     TTFT at its first token, or as soon as it waits past the target without one; its TPOT
-    at completion, as :func:`accelsim.llm.summary.summarize` computes both) and stops once the
+    at completion, as :func:`accelsim.llm.sim.summarize` computes both) and stops once the
     verdict is certain. A run that stops early leaves the later requests' times NaN."""
     tr, (misses, good, stopped) = _call(arr, prompt, out, rm, None, judge)
     return tr, Verdict(misses, good, stopped)

@@ -96,7 +96,7 @@ def check_job(job: LLMJob, file: str = "job") -> None:
     if probs:
         raise AccelsimError(probs)
     rms = [replica_model(r, file, f"replicas[{i}]") for i, r in enumerate(job.replicas)]
-    from accelsim.llm.draws import check_fits, draw
+    from accelsim.llm.sim import check_fits, draw
 
     check_fits(job, rms, draw(job, job.sim.seed, file), file)  # memory, every request's KV
 

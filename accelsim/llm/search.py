@@ -15,8 +15,7 @@ from accelsim.errors import AccelsimError
 from accelsim.llm.draws import Draws, arrival_times, check_fits, draw
 from accelsim.llm.job import LLMJob
 from accelsim.llm.perf import ReplicaModel
-from accelsim.llm.routing import route_groups, saturated_tokens_per_s
-from accelsim.llm.sim import models, run
+from accelsim.llm.pool import models, route_groups, run, saturated_tokens_per_s
 from accelsim.llm.summary import summarize
 
 

@@ -1,5 +1,5 @@
 """``llm_server`` -- MLPerf Server for LLMs: the highest Poisson rate at which ``percentile``
-of the requests meet the TTFT and TPOT bounds (:func:`accelsim.llm.search.capacity`; MLPerf
+of the requests meet the TTFT and TPOT bounds (:func:`accelsim.llm.sim.capacity`; MLPerf
 checks the two p99s separately, so meeting both on one request each is the stricter test)."""
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ class LLMServerRun(LLMLoadRun):
 
 
 def predict(run: LLMServerRun, file: str) -> Prediction:
-    from accelsim.llm.search import capacity
+    from accelsim.llm.sim import capacity
 
     slo = {"ttft_ms": run.ttft_ms, "tpot_ms": run.tpot_ms, "attainment": run.percentile}
     c = capacity(run.job(file, 1.0, slo, run.replications), file)

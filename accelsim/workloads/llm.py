@@ -4,7 +4,7 @@ Full fidelity: one replica of ``tp`` x ``dp`` devices (``tp`` the block's, or se
 over powers of two within the scale-up domain whose memory leaves a KV cache; ``dp``
 attention groups for wide expert parallelism) through the continuous-batching simulator,
 and the highest request rate whose goodput meets ``slo.attainment``
-(:func:`accelsim.llm.search.search`, mean of seeded replications; a size stops searching once
+(:func:`accelsim.llm.sim.search`, mean of seeded replications; a size stops searching once
 it cannot beat the best one); per device = replica rate / (tp x dp) x the share of replicas
 up. Fast fidelity (sweeps, uncertainty draws): the base point's result scaled through the
 replica's cost model on the point's device and the base's SLO curve, searched again only
@@ -134,8 +134,7 @@ class LLMServing(Workload[LLMServingSpec]):
 
     def _evaluate(self, spec: LLMServingSpec, device: DeviceProfile, ctx: EvalContext
                   ) -> DeviceEval:
-        from accelsim.llm.routing import saturated_tokens_per_s
-        from accelsim.llm.search import search
+        from accelsim.llm.sim import saturated_tokens_per_s, search
 
         p, o = mean_lengths(spec)
         best: tuple[float, int, Any, dict[str, Any], float] | None = None
@@ -267,7 +266,7 @@ class LLMServing(Workload[LLMServingSpec]):
 
     def _build_curve(self, spec: LLMServingSpec, b: _Base, sizes: dict[int, Any], tp: int,
                      ctx: EvalContext) -> Curve:
-        from accelsim.llm.search import capacity
+        from accelsim.llm.sim import capacity
 
         assert b.device is not None
         rm, job = sizes[tp], replica_job(spec, b.device.name, tp)
@@ -284,7 +283,7 @@ class LLMServing(Workload[LLMServingSpec]):
               ctx: EvalContext) -> None:
         """The full search's check that every replication's requests fit the replica's KV
         cache (its error, as the full path raises it)."""
-        from accelsim.llm.draws import check_fits, draw
+        from accelsim.llm.sim import check_fits, draw
 
         if not state.draws:
             job = replica_job(spec, device.name, rm.tp)
@@ -311,7 +310,7 @@ class LLMServing(Workload[LLMServingSpec]):
         """The base result for the base device; else each replica size of the point's
         device scaled from the base's SLO curve (:mod:`.llm_fast`), or searched again
         where the scaling's error bound says so, and the best size per device."""
-        from accelsim.llm.search import capacity
+        from accelsim.llm.sim import capacity
 
         b = state.base[ref]
         if b.result is not None and b.device is not None and device.spec == b.device.spec:

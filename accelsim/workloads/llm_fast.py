@@ -163,7 +163,7 @@ def spread(a: np.ndarray, b: np.ndarray) -> float:
 
 def saturated_rps(rm: Any, prompt: float, output: float) -> float:
     """Requests/s of a replica kept full at the block's mean lengths."""
-    from accelsim.llm.routing import saturated_tokens_per_s
+    from accelsim.llm.sim import saturated_tokens_per_s
 
     return saturated_tokens_per_s(rm, prompt, output) / output
 
@@ -173,9 +173,8 @@ def scale_of(job: Any, rate: float, d: Any, rm: Any) -> tuple[float, int]:
     attainment (from every counted request's ``max(TTFT / ttft, TPOT / tpot)``; inf when
     it misses at :data:`S_MAX` x the SLO, where the run stops early) and the most KV
     blocks it asked for."""
-    from accelsim.llm.draws import arrival_times
     from accelsim.llm.engine import Judge, run_judged
-    from accelsim.llm.search import slo_budget
+    from accelsim.llm.sim import arrival_times, slo_budget
 
     arr = arrival_times(job, d, rate, "fast path")
     n, warm = len(arr), job.sim.warmup
@@ -199,8 +198,8 @@ def build_curve(job: Any, rm: Any, answers: list[float], prompt: float, output: 
     1): per replication, a grid around ``answers`` (each replication's answer at the base
     point, or a guess of it), and the search's first two probes; ``prompt``, ``output``:
     the block's mean lengths (of the saturated rate)."""
-    from accelsim.llm.draws import draw
     from accelsim.llm.search import _cap
+    from accelsim.llm.sim import draw
 
     reps = []
     for rep, found in enumerate(answers):

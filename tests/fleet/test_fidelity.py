@@ -259,8 +259,7 @@ def test_a_uniform_dilation_is_scaled_exactly():
     within the search's 1 % resolution (per replication) and the curve's interpolation."""
     from dataclasses import replace
 
-    from accelsim.llm.search import capacity
-    from accelsim.llm.sim import models
+    from accelsim.llm import sim as S
     from accelsim.workloads import llm_fast as F
     from accelsim.workloads.llm_spec import mean_lengths, replica_job
 
@@ -269,15 +268,15 @@ def test_a_uniform_dilation_is_scaled_exactly():
                                                       .model_copy(update={"requests": 3000,
                                                                           "warmup": 300})})
     job = replica_job(spec, "h100-sxm", 4)
-    (rm,) = models(job)
+    (rm,) = S.models(job)
     p, o = mean_lengths(spec)
-    curve = F.build_curve(job, rm, capacity(job, rms=[rm])["per_replication_rps"], p, o)
+    curve = F.build_curve(job, rm, S.capacity(job, rms=[rm])["per_replication_rps"], p, o)
     for k in (1 / 1.3, 1.3):
         slow = replace(rm, linear_s=rm.linear_s * k, c_kv_read=rm.c_kv_read * k,
                        c_kv_flop=rm.c_kv_flop * k, c_pf=rm.c_pf * k, c_head=rm.c_head * k)
         got, why, _ = F.estimate(curve, slow, p, o)
         assert why is None and F.spread(F.parts(slow), curve.parts) < 1e-9
-        want = capacity(job, rms=[slow])["max_rps_at_slo"]
+        want = S.capacity(job, rms=[slow])["max_rps_at_slo"]
         assert got == pytest.approx(want, rel=0.025)
 
 

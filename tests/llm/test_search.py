@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from accelsim.llm import search as S
 from accelsim.llm.draws import draw
 from accelsim.llm.job import LLMJob
-from accelsim.llm.sim import models
+from accelsim.llm.pool import models
 
 
 def _job(count: int = 1, **kw) -> LLMJob:

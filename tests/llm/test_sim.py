@@ -6,9 +6,7 @@ from typer.testing import CliRunner
 
 from accelsim.cli import app
 from accelsim.llm.job import LLMJob
-from accelsim.llm.routing import route
-from accelsim.llm.search import capacity
-from accelsim.llm.sim import simulate
+from accelsim.llm.sim import capacity, route, simulate
 from tests.conftest import CONFIGS
 
 runner = CliRunner()
