@@ -10,6 +10,9 @@ with the reasoning in ``note``. :meth:`DeviceProfile.spec` converts once to SI
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -131,7 +134,7 @@ def whole_fields() -> set[str]:
     for sec in SECTIONS:
         model = DeviceProfile.model_fields[sec].annotation
         for key, f in getattr(model, "model_fields", {}).items():
-            if f.annotation is Count:
+            if f.annotation is Count or f.annotation == Count | None:
                 out.add(f"{sec}.{key}")
     return out
 
@@ -170,6 +173,14 @@ class Compute(Strict):
     """Dense FP8 peak, TFLOP/s, or 'unsupported'."""
     int8_tops: Peak
     """Dense INT8 peak, TOP/s, or 'unsupported'."""
+    compute_units: Count | None = None
+    """Matrix-engine compute units GEMM tiles are spread over (SMs, AI cores), for tile and
+    wave quantisation (:mod:`accelsim.kernels`). Not given: the size-curve fallback
+    (``efficiency.gemm_half_size_GFLOP``)."""
+    gemm_tile_m: Count | None = None
+    """Rows of the output tile a compute unit sustains its full GEMM rate on."""
+    gemm_tile_n: Count | None = None
+    """Columns of that output tile."""
 
 
 class Memory(Strict):
@@ -242,7 +253,15 @@ class Efficiency(Strict):
     random_access: Fraction
     """Achieved fraction of memory bandwidth on embedding gathers (small random rows)."""
     gemm_half_size_GFLOP: Positive
-    """GEMM size at which efficiency reaches half its large-GEMM value, GFLOP."""
+    """GEMM size at which efficiency reaches half its large-GEMM value, GFLOP (the size
+    curve used when ``compute.compute_units`` is not given)."""
+    attention: Fraction | None = None
+    """Flash-attention forward rate at head dim 128 on long non-causal sequences, as a
+    fraction of dense peak (the published kernel's, :mod:`accelsim.kernels`). Not given:
+    0.8 x ``compute``."""
+    attention_backward: Fraction | None = None
+    """The flash-attention backward's rate relative to its forward's (per FLOP); not
+    given: 1."""
     kernel_overhead_us: NonNegative
     """Launch and scheduling overhead per kernel, microseconds."""
 
@@ -352,6 +371,12 @@ class DeviceSpec:
     export_controlled: bool
     supply_pool: str
     available_from: int
+    compute_units: int = 0  # 0: no kernel model (the size curve)
+    tile_m: float = 128.0
+    tile_n: float = 128.0
+    eff_attention: float = 0.0  # 0: 0.8 x eff_compute
+    eff_attention_bwd: float = 1.0
+    vendor: str = ""
     extra: dict[str, float] = field(default_factory=dict)
     topology: str | None = None  # name of the accelsim.devices.topology.Topology it sits in
 
@@ -418,6 +443,12 @@ def _plain_spec(p: DeviceProfile) -> DeviceSpec:
         export_controlled=p.export_controlled,
         supply_pool=p.supply_pool,
         available_from=p.available_from,
+        compute_units=int(c.compute_units.value) if c.compute_units else 0,
+        tile_m=c.gemm_tile_m.value if c.gemm_tile_m else 128.0,
+        tile_n=c.gemm_tile_n.value if c.gemm_tile_n else 128.0,
+        eff_attention=e.attention.value if e.attention else 0.0,
+        eff_attention_bwd=e.attention_backward.value if e.attention_backward else 1.0,
+        vendor=p.vendor,
     )
 
 
@@ -453,13 +484,63 @@ def load_device(name_or_path: str | Path, where: str = "device", field: str = ""
 
     path = refs.find(name_or_path, "devices", relative_to, where, field, what="device")
     st = path.stat()
-    return devices_anchor.apply(_load_path(str(path), refs.shown(path), st.st_mtime_ns, st.st_size))
+    profile = _load_path(str(path), refs.shown(path), st.st_mtime_ns, st.st_size)
+    mine = tuple(o for o in _OVERRIDES.get() if o[0] == profile.name)
+    if mine:
+        profile = _load_overridden(str(path), refs.shown(path), st.st_mtime_ns, st.st_size, mine)
+    return devices_anchor.apply(profile)
 
 
 @lru_cache(maxsize=256)
 def _load_path(resolved: str, shown: str, mtime_ns: int, size: int) -> DeviceProfile:
     """Parsed profile, cached by path and the file's modification time and size."""
     return _check_topology(validate(DeviceProfile, read_yaml(resolved), shown), shown)
+
+
+# (profile name, 'section.key', value) set by :func:`overridden`, sorted.
+_OVERRIDES: ContextVar[tuple[tuple[str, str, float], ...]] = ContextVar(
+    "accelsim_device_overrides", default=())
+
+
+@contextmanager
+def overridden(values: Mapping[str, Mapping[str, float]]) -> Iterator[None]:
+    """Within the block, :func:`load_device` returns the named profiles with these numbers
+    (``{'h100-sxm': {'efficiency.compute': 0.6}}``), files untouched: how a calibration refit
+    (``validate-runs --refit``, ``--cross-validate``) predicts with another value. An
+    overridden number keeps its source and drops its range; it must lie in its field's
+    admissible interval. Blocks nest: the inner one's values win."""
+    merged = {(n, f): v for n, f, v in _OVERRIDES.get()}
+    for name, fields in values.items():
+        for fld, v in fields.items():
+            merged[(name, fld)] = float(v)
+    token = _OVERRIDES.set(tuple(sorted((n, f, v) for (n, f), v in merged.items())))
+    try:
+        yield
+    finally:
+        _OVERRIDES.reset(token)
+
+
+@lru_cache(maxsize=1024)
+def _load_overridden(resolved: str, shown: str, mtime_ns: int, size: int,
+                     values: tuple[tuple[str, str, float], ...]) -> DeviceProfile:
+    """The parsed profile with ``values`` set (cached like :func:`_load_path`)."""
+    profile = _load_path(resolved, shown, mtime_ns, size)
+    qs = profile.quantities()
+    update: dict[str, Any] = {}
+    for _, fld, v in values:
+        if fld not in qs:
+            raise AccelsimError.single(shown, fld, f"no such number to override; expected "
+                                       f"one of {', '.join(sorted(qs))}")
+        q = qs[fld]
+        try:
+            type(q).check_bounds(v)
+        except ValueError as e:
+            raise AccelsimError.single(shown, fld, f"override: {e}") from None
+        sec, key = fld.split(".", 1)
+        section = update.get(sec) or getattr(profile, sec)
+        update[sec] = section.model_copy(update={key: q.model_copy(
+            update={"value": v, "range": None})})
+    return profile.model_copy(update=update)
 
 
 def device_from_dict(data: dict[str, Any], file: str = "<device>") -> DeviceProfile:
