@@ -1,0 +1,167 @@
+"""Training memory as frameworks hold it (:mod:`accelsim.training.perf.memory`): closed forms
+of the framework terms, the fit check on the new estimate, and published memory figures
+(tests/data/memory/published.csv, each row cited) within a stated tolerance."""
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from accelsim import units
+from accelsim.devices import load_device
+from accelsim.runtime import RUNTIME_RESERVE_BYTES
+from accelsim.training.job import Parallelism, TrainJob
+from accelsim.training.perf import estimate
+from accelsim.training.perf import memory as M
+from accelsim.training.perf.columns import inputs, job_row
+from accelsim.training.perf.layer import dense_layer, micro
+from accelsim.training.perf.moe import moe_layer
+from accelsim.training.perf.step import data_parallel, rank_params, stages
+from accelsim.transformer.model import TransformerModel
+
+PUBLISHED = Path(__file__).parents[1] / "data" / "memory" / "published.csv"
+# Published reserved memory per device within 15 % per row, 10 % on average: the same
+# workload's reserved figure moves by more than that between PyTorch releases (torchtitan's
+# Llama 3.1 8B, local batch 2, selective AC, compile + Float8: 61.8 GiB on 128 H100 in
+# Dec 2024, 47.0 GiB on 64 H200 in June 2025, states 1 GiB apart).
+TOLERANCE = 0.15
+MEAN_TOLERANCE = 0.10
+
+MODELS = {
+    "llama3-8b": dict(layers=32, hidden=4096, heads=32, kv_heads=8, ffn_hidden=14336),
+    "llama3-70b": dict(layers=80, hidden=8192, heads=64, kv_heads=8, ffn_hidden=28672),
+    "llama3-405b": dict(layers=126, hidden=16384, heads=128, kv_heads=8, ffn_hidden=53248),
+}
+
+
+def _job(model: str, seq: int, **par: Any) -> tuple[TrainJob, Any]:
+    spec = load_device("h100-sxm").spec
+    m = TransformerModel(name=model, seq_len=seq, gated_mlp=True, vocab=128256,
+                         tied_embeddings=False, dropout=False, **MODELS[model])
+    precision = par.pop("precision", "bf16")
+    gb = par.pop("global_batch")
+    job = TrainJob(device=spec.name, model=m, global_batch=gb, precision=precision,
+                   parallelism=Parallelism(**par))
+    return job, spec
+
+
+def _parts(job: TrainJob, spec: Any, memory_GiB: float | None = None) -> tuple[Any, ...]:
+    c = job_row(job, spec)
+    if memory_GiB is not None:
+        c["memory_bytes"] = memory_GiB * units.GiB
+    f = inputs({k: float(v) for k, v in c.items()})
+    u = micro(f)
+    ly = dense_layer(f, u)
+    st = stages(f, u, ly, moe_layer(f, u, ly))
+    pr = rank_params(f, u, st)
+    return f, u, st, pr, data_parallel(f, u, st, pr)
+
+
+def _rows() -> list[dict[str, str]]:
+    with PUBLISHED.open() as fh:
+        return list(csv.DictReader(fh))
+
+
+def _predict(row: dict[str, str]) -> float:
+    job, spec = _job(row["model"], int(row["seq_len"]), tp=int(row["tp"]), pp=int(row["pp"]),
+                     dp=int(row["dp"]), cp=int(row["cp"]), micro_batch=int(row["micro_batch"]),
+                     virtual_stages=int(row["virtual_stages"]), zero=int(row["zero"]),
+                     sequence_parallel=row["sequence_parallel"] == "true",
+                     recompute=row["recompute"], precision=row["precision"],
+                     global_batch=int(row["global_batch"]))
+    parts = _parts(job, spec, float(row["device_memory_GiB"]))
+    stack = M.STACKS[row["stack"]]
+    fn = {"reserved": M.reserved, "allocated": M.allocated}[row["metric"]]
+    return float(fn(*parts, stack)) / units.GiB
+
+
+def test_published_rows_are_cited_and_complete():
+    rows = _rows()
+    assert len(rows) >= 9
+    for r in rows:
+        assert r["source"] and r["stack"] in M.STACKS and r["metric"] in ("reserved",
+                                                                          "allocated")
+        assert r["modelled"] == "yes" or r["modelled"].startswith("no: ")
+
+
+def test_published_memory_within_tolerance():
+    """Every row the model can express (recompute none, selective or full as accelsim
+    defines them) within :data:`TOLERANCE`; before the framework terms (fp32 logits only,
+    no allocator) the full-recompute rows were 45-47 % under."""
+    errs = {}
+    for r in _rows():
+        if r["modelled"] != "yes":
+            continue
+        errs[r["id"]] = _predict(r) / float(r["memory_GiB"]) - 1
+    assert len(errs) >= 5
+    bad = {k: round(v, 3) for k, v in errs.items() if abs(v) > TOLERANCE}
+    assert not bad, bad
+    assert sum(abs(v) for v in errs.values()) / len(errs) <= MEAN_TOLERANCE, errs
+
+
+def test_fit_check_uses_the_framework_estimate():
+    """estimate() reports and fits on memory(): allocated plus the runtime outside it."""
+    job, spec = _job("llama3-8b", 8192, tp=1, pp=1, dp=8, micro_batch=1, zero=3,
+                     recompute="full", global_batch=8)
+    r = estimate(job, spec)
+    parts = _parts(job, spec)
+    want = float(M.allocated(*parts)) + RUNTIME_RESERVE_BYTES
+    assert r.memory_per_device_gib * units.GiB == pytest.approx(want, rel=1e-9)
+    assert r.fits_memory == (want <= spec.memory_bytes)
+
+
+def test_logits_scale_with_the_stacks_loss_bytes():
+    """One stage, micro-batch b: the logits cost logit_bytes x b s V / t."""
+    job, spec = _job("llama3-8b", 4096, tp=2, pp=1, dp=4, micro_batch=2, zero=1,
+                     global_batch=64)
+    parts = _parts(job, spec)
+    lo = M.StackMemory("a", 4.0, 2.0, 0.0, 0.0)
+    hi = M.StackMemory("b", 10.0, 2.0, 0.0, 0.0)
+    diff = float(M.allocated(*parts, hi) - M.allocated(*parts, lo))
+    assert diff == pytest.approx(6.0 * 2 * 4096 * 128256 / 2, rel=1e-9)
+
+
+def test_zero3_holds_the_gathered_layers_and_head():
+    """ZeRO-3: live layers x a layer's weights x (weight + gradient bytes), and the LM
+    head's, on top of the sharded states; none of it with ZeRO-1."""
+    job, spec = _job("llama3-8b", 4096, tp=1, pp=1, dp=8, micro_batch=1, zero=3,
+                     global_batch=8)
+    f, u, st, pr, dp = _parts(job, spec)
+    one = M.StackMemory("one", 6.0, 1.0, 0.0, 0.0)
+    two = M.StackMemory("two", 6.0, 2.0, 0.0, 0.0)
+    layer = float(pr.layers + pr.layers_expert) / float(st.Ls)
+    gap = float(M.allocated(f, u, st, pr, dp, two) - M.allocated(f, u, st, pr, dp, one))
+    assert gap == pytest.approx(layer * (2 + 4), rel=1e-9)  # bf16 weight, fp32 grad
+    job1 = job.model_copy(update={"parallelism": job.parallelism.model_copy(
+        update={"zero": 1})})
+    f1, u1, st1, pr1, dp1 = _parts(job1, spec)
+    assert float(M.allocated(f1, u1, st1, pr1, dp1, two)) - float(
+        M.allocated(f1, u1, st1, pr1, dp1, one)) == 0.0
+
+
+def test_reserved_is_allocated_over_one_minus_fragmentation_capped_at_the_device():
+    job, spec = _job("llama3-8b", 4096, tp=1, pp=1, dp=8, micro_batch=1, zero=3,
+                     global_batch=8)
+    parts = _parts(job, spec)
+    a = float(M.allocated(*parts, M.PYTORCH))
+    assert float(M.reserved(*parts, M.PYTORCH)) == pytest.approx(a / 0.85, rel=1e-12)
+    tiny = _parts(job, spec, memory_GiB=10.0)
+    assert float(M.reserved(*tiny, M.PYTORCH)) == pytest.approx(
+        10 * units.GiB - RUNTIME_RESERVE_BYTES)
+
+
+def test_fit_agrees_with_published_oom_and_fit():
+    """torchtitan docs/performance.md (commit 3faaa1a0d): Llama 3.1 405B on 128 H100 with
+    94 GB, local batch 2, seq 8192, full AC: 1D FSDP2 (128-way) runs out of memory, 2D
+    (FSDP 16 x TP 8) trains. The fit estimate says the same with a margin either way (the
+    94 GB read as 94e9 bytes)."""
+    cap = 94e9
+    one, spec = _job("llama3-405b", 8192, tp=1, pp=1, dp=128, micro_batch=2, zero=3,
+                     recompute="full", global_batch=256)
+    two, _ = _job("llama3-405b", 8192, tp=8, pp=1, dp=16, micro_batch=2, zero=3,
+                  recompute="full", sequence_parallel=True, global_batch=32)
+    need_1d = float(M.memory(*_parts(one, spec, cap / units.GiB), M.PYTORCH))
+    need_2d = float(M.memory(*_parts(two, spec, cap / units.GiB), M.PYTORCH))
+    assert need_1d > 1.5 * cap
+    assert need_2d < 0.9 * cap
