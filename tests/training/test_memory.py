@@ -14,6 +14,7 @@ from accelsim.runtime import RUNTIME_RESERVE_BYTES
 from accelsim.training.job import Parallelism, TrainJob
 from accelsim.training.perf import estimate
 from accelsim.training.perf import memory as M
+from accelsim.training.perf import stack_memory as SM
 from accelsim.training.perf.columns import inputs, job_row
 from accelsim.training.perf.layer import dense_layer, micro
 from accelsim.training.perf.moe import moe_layer
@@ -71,7 +72,7 @@ def _predict(row: dict[str, str]) -> float:
                      recompute=row["recompute"], precision=row["precision"],
                      global_batch=int(row["global_batch"]))
     parts = _parts(job, spec, float(row["device_memory_GiB"]))
-    stack = M.STACKS[row["stack"]]
+    stack = SM.STACKS[row["stack"]]
     fn = {"reserved": M.reserved, "allocated": M.allocated}[row["metric"]]
     return float(fn(*parts, stack)) / units.GiB
 
@@ -80,7 +81,7 @@ def test_published_rows_are_cited_and_complete():
     rows = _rows()
     assert len(rows) >= 9
     for r in rows:
-        assert r["source"] and r["stack"] in M.STACKS and r["metric"] in ("reserved",
+        assert r["source"] and r["stack"] in SM.STACKS and r["metric"] in ("reserved",
                                                                           "allocated")
         assert r["modelled"] == "yes" or r["modelled"].startswith("no: ")
 
@@ -116,8 +117,8 @@ def test_logits_scale_with_the_stacks_loss_bytes():
     job, spec = _job("llama3-8b", 4096, tp=2, pp=1, dp=4, micro_batch=2, zero=1,
                      global_batch=64)
     parts = _parts(job, spec)
-    lo = M.StackMemory("a", 4.0, 2.0, 0.0, 0.0)
-    hi = M.StackMemory("b", 10.0, 2.0, 0.0, 0.0)
+    lo = SM.StackMemory("a", 4.0, 2.0, 0.0, 0.0)
+    hi = SM.StackMemory("b", 10.0, 2.0, 0.0, 0.0)
     diff = float(M.allocated(*parts, hi) - M.allocated(*parts, lo))
     assert diff == pytest.approx(6.0 * 2 * 4096 * 128256 / 2, rel=1e-9)
 
@@ -128,8 +129,8 @@ def test_zero3_holds_the_gathered_layers_and_head():
     job, spec = _job("llama3-8b", 4096, tp=1, pp=1, dp=8, micro_batch=1, zero=3,
                      global_batch=8)
     f, u, st, pr, dp = _parts(job, spec)
-    one = M.StackMemory("one", 6.0, 1.0, 0.0, 0.0)
-    two = M.StackMemory("two", 6.0, 2.0, 0.0, 0.0)
+    one = SM.StackMemory("one", 6.0, 1.0, 0.0, 0.0)
+    two = SM.StackMemory("two", 6.0, 2.0, 0.0, 0.0)
     layer = float(pr.layers + pr.layers_expert) / float(st.Ls)
     gap = float(M.allocated(f, u, st, pr, dp, two) - M.allocated(f, u, st, pr, dp, one))
     assert gap == pytest.approx(layer * (2 + 4), rel=1e-9)  # bf16 weight, fp32 grad
@@ -144,10 +145,10 @@ def test_reserved_is_allocated_over_one_minus_fragmentation_capped_at_the_device
     job, spec = _job("llama3-8b", 4096, tp=1, pp=1, dp=8, micro_batch=1, zero=3,
                      global_batch=8)
     parts = _parts(job, spec)
-    a = float(M.allocated(*parts, M.PYTORCH))
-    assert float(M.reserved(*parts, M.PYTORCH)) == pytest.approx(a / 0.85, rel=1e-12)
+    a = float(M.allocated(*parts, SM.PYTORCH))
+    assert float(M.reserved(*parts, SM.PYTORCH)) == pytest.approx(a / 0.85, rel=1e-12)
     tiny = _parts(job, spec, memory_GiB=10.0)
-    assert float(M.reserved(*tiny, M.PYTORCH)) == pytest.approx(
+    assert float(M.reserved(*tiny, SM.PYTORCH)) == pytest.approx(
         10 * units.GiB - RUNTIME_RESERVE_BYTES)
 
 
@@ -161,7 +162,75 @@ def test_fit_agrees_with_published_oom_and_fit():
                      recompute="full", global_batch=256)
     two, _ = _job("llama3-405b", 8192, tp=8, pp=1, dp=16, micro_batch=2, zero=3,
                   recompute="full", sequence_parallel=True, global_batch=32)
-    need_1d = float(M.memory(*_parts(one, spec, cap / units.GiB), M.PYTORCH))
-    need_2d = float(M.memory(*_parts(two, spec, cap / units.GiB), M.PYTORCH))
+    need_1d = float(M.memory(*_parts(one, spec, cap / units.GiB), SM.PYTORCH))
+    need_2d = float(M.memory(*_parts(two, spec, cap / units.GiB), SM.PYTORCH))
     assert need_1d > 1.5 * cap
     assert need_2d < 0.9 * cap
+
+
+def test_stack_without_a_weight_copy_holds_the_fp32_master_only():
+    """weight_copy false (MaxText: fp32 parameters cast at each use): the states lose the
+    low-precision copy, weight_bytes per parameter on the rank (ZeRO-1 keeps it unsharded)."""
+    job, spec = _job("llama3-8b", 4096, tp=2, pp=1, dp=4, micro_batch=1, zero=1,
+                     global_batch=64)
+    f, u, st, pr, dp = _parts(job, spec)
+    base = SM.StackMemory("copy", 6.0, 2.0, 0.0, 0.0)
+    cast = SM.StackMemory("cast", 6.0, 2.0, 0.0, 0.0, weight_copy=False)
+    gap = float(M.allocated(f, u, st, pr, dp, base) - M.allocated(f, u, st, pr, dp, cast))
+    assert gap == pytest.approx(float(dp.copies * pr.first_dense * f["weight_bytes"]),
+                                rel=1e-9)
+
+
+def test_gspmd_gathers_weight_tensors_not_layers():
+    """zero3_tensor (GSPMD: each dot's weight operand gathered on its own): live tensors x
+    the largest one (a gated MLP's input projection, h x 2 ffn / t) x (weight + gradient
+    bytes), against two whole layers under FSDP; the head gathered as before."""
+    job, spec = _job("llama3-8b", 4096, tp=1, pp=1, dp=8, micro_batch=1, zero=3,
+                     global_batch=8)
+    f, u, st, pr, dp = _parts(job, spec)
+    none = SM.StackMemory("none", 6.0, 0.0, 0.0, 0.0, zero3_tensor=True,
+                          zero3_grad_bytes=2.0)
+    two = SM.StackMemory("two", 6.0, 2.0, 0.0, 0.0, zero3_tensor=True, zero3_grad_bytes=2.0)
+    gap = float(M.allocated(f, u, st, pr, dp, two) - M.allocated(f, u, st, pr, dp, none))
+    assert gap == pytest.approx(2 * 4096 * 14336 * 2 * (2 + 2), rel=1e-9)
+    layers = SM.StackMemory("layers", 6.0, 2.0, 0.0, 0.0, zero3_grad_bytes=2.0)
+    layer = float(pr.layers + pr.layers_expert) / float(st.Ls)
+    assert float(M.allocated(f, u, st, pr, dp, layers) - M.allocated(f, u, st, pr, dp, two)) \
+        == pytest.approx(2 * (layer - 4096 * 14336 * 2) * (2 + 2), rel=1e-9)
+
+
+def test_liveness_planned_buffers_hold_the_larger_of_loss_and_layer_backward():
+    """phase_max (XLA's buffer assignment): the logits cost nothing while they fit in the
+    space a layer's backward needs anyway, and the sum of both phases otherwise (a caching
+    allocator's figures)."""
+    job, spec = _job("llama3-8b", 4096, tp=1, pp=1, dp=8, micro_batch=1, zero=1,
+                     global_batch=8)
+    parts = _parts(job, spec)
+    logits = 4096 * 128256.0
+
+    def alloc(lb: float, phase_max: bool) -> float:
+        return float(M.allocated(*parts, SM.StackMemory("s", lb, 2.0, 0.0, 0.0,
+                                                        phase_max=phase_max)))
+    assert alloc(6.0, False) - alloc(0.0, False) == pytest.approx(6.0 * logits, rel=1e-9)
+    assert alloc(0.1, True) == alloc(0.0, True)  # 51 MB of logits under a layer's GiB
+    big = alloc(60.0, True)
+    assert alloc(0.0, True) < big < alloc(60.0, False)
+    # above the layer's working set, each logit byte counts again
+    assert alloc(61.0, True) - big == pytest.approx(logits, rel=1e-9)
+
+
+def test_xla_stack_fits_the_published_trillium_layout_a_caching_allocator_would_not():
+    """MLPerf Training v4.1 GPT-3 175B on 512 Trillium chips (32 GB, FSDP 512, per-device
+    batch 3, full remat; configs/runs/mlperf-training-google.yaml) trained under MaxText:
+    it fits with XLA's terms and would not with Megatron's or PyTorch's."""
+    spec = load_device("tpu-v6e").spec
+    m = TransformerModel(name="gpt3-175b", layers=96, hidden=12288, heads=96,
+                         ffn_hidden=49152, vocab=50688, seq_len=2048,
+                         tied_embeddings=True, dropout=False)
+    job = TrainJob(device=spec.name, model=m, global_batch=1536, precision="fp8",
+                   parallelism=Parallelism(tp=1, pp=1, dp=512, micro_batch=3, zero=3,
+                                           recompute="full", sequence_parallel=True))
+    parts = _parts(job, spec)
+    assert float(M.memory(*parts, SM.XLA)) <= spec.memory_bytes
+    for stack in (SM.MEGATRON, SM.PYTORCH):
+        assert float(M.memory(*parts, stack)) > 1.3 * spec.memory_bytes

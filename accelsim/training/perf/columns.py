@@ -16,6 +16,7 @@ from accelsim.training.perf.recipes import (
     OPT_BYTES,
     WEIGHT_BYTES,
 )
+from accelsim.training.perf.stack_memory import DEFAULTS as STACK_MEMORY_DEFAULTS
 from accelsim.transformer.params import MODEL_COLUMNS, model_columns
 
 LAYOUT_COLUMNS = ["tp", "pp", "dp", "cp", "ep", "micro_batch", "virtual_stages",
@@ -34,13 +35,14 @@ INPUT_COLUMNS = MODEL_COLUMNS + LAYOUT_COLUMNS + DEVICE_COLUMNS + JOB_COLUMNS
 # bidirectional schedule (dualpipe), node-limited routing, multi-token prediction modules
 # and MLA (0 = absent), per-module recomputation (rc_*: Megatron-core's --recompute-modules
 # layernorm, mla_up_proj, moe_act; 1 = recomputed in backward, not held), the parameter
-# all-gather overlapped with the next forward (overlap_ag).
+# all-gather overlapped with the next forward (overlap_ag); the software stack's memory terms
+# (mem_*: :mod:`accelsim.training.perf.stack_memory`, Megatron-Core's by default).
 OPTIONAL_COLUMNS = {"pp_first_layers": 0.0, "pp_last_layers": 0.0, "dropout": 1.0,
                     "fp8": 0.0, "overlap_tp": 0.0, "overlap_ep": 0.0, "dualpipe": 0.0,
                     "moe_max_nodes": 0.0, "mtp": 0.0, "mla_q_rank": 0.0, "mla_kv_rank": 0.0,
                     "mla_qk_head": 0.0, "mla_rope_head": 0.0, "mla_v_head": 0.0,
                     "head_dim": 0.0, "rc_norm": 0.0, "rc_mla_up": 0.0, "rc_moe_act": 0.0,
-                    "overlap_ag": 1.0}
+                    "overlap_ag": 1.0, **STACK_MEMORY_DEFAULTS}
 # Peak of the operators that stay at the activation precision (attention core, LM head,
 # router); absent: peak_flops (every operator at one precision).
 PEAK_ACT = "peak_act_flops"
