@@ -148,8 +148,14 @@ def allocated(f: dict[str, Any], u: Micro, st: Stages, pr: RankParams, dp: DataP
     per_layer_w = (pr.layers + pr.layers_expert) / xp.maximum(Ls, 1)
     biggest = xp.maximum(h * xp.maximum(f["ffn_hidden"] * up, g.q_w), xp.where(
         n_moe > 0, (g.experts / f["ep"]) * h * ffn_e * up, 0.0)) / t
+    # with pipelining, a stack that keeps the stage's weights gathered between micro-batches
+    # (mem_z3_pp_hold) holds every layer of the stage unsharded, and their gradients
+    # accumulate unsharded until the last micro-batch's reduce-scatter
+    hold = (p > 1) & (f["mem_z3_pp_hold"] > 0)
+    layers_live = xp.where(hold, xp.maximum(Ls, 1), xp.minimum(f["mem_z3_live"],
+                                                                  xp.maximum(Ls, 1)))
     unit = xp.where(f["mem_z3_tensor"] > 0, f["mem_z3_live"] * biggest,
-                    xp.minimum(f["mem_z3_live"], xp.maximum(Ls, 1)) * per_layer_w)
+                    layers_live * per_layer_w)
     gathered = xp.where(z3, unit * (wb_gather + gz), 0.0)
     head_gathered = xp.where(z3, pr.emb / t * (wb_gather + gz), 0.0)
     # Two moments of the step hold the transient terms: a layer's backward (its working set

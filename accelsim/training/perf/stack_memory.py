@@ -10,6 +10,9 @@ profile (``configs/stacks``, its ``memory`` block) sets them; a job without one 
   mem_z3_live         ZeRO-3/FSDP units gathered at once (the one computing, the prefetched)
   mem_z3_tensor       the gathered unit: 0 a transformer layer (FSDP wrapping a block),
                       1 one weight tensor (GSPMD: each dot's operand gathered on its own)
+  mem_z3_pp_hold      1: with pipelining, the stage's weights stay gathered between
+                      micro-batches and its unsharded gradients accumulate until the last
+                      one's reduce-scatter (every layer of the stage, not mem_z3_live)
   mem_z3_grad_bytes   bytes per element of an unsharded gradient before its reduce-scatter
                       (0: the job's gradient bytes)
   mem_phase_max       1: the loss's transient tensors and a layer backward's share memory
@@ -38,6 +41,7 @@ class StackMemory:
     zero3_grad_bytes: float = 0.0
     weight_copy: bool = True
     phase_max: bool = False
+    zero3_pp_hold: bool = False
 
     def columns(self) -> dict[str, float]:
         """The batch API's ``mem_*`` columns."""
@@ -46,7 +50,8 @@ class StackMemory:
                 "mem_z3_tensor": float(self.zero3_tensor),
                 "mem_z3_grad_bytes": self.zero3_grad_bytes,
                 "mem_weight_copy": float(self.weight_copy),
-                "mem_phase_max": float(self.phase_max)}
+                "mem_phase_max": float(self.phase_max),
+                "mem_z3_pp_hold": float(self.zero3_pp_hold)}
 
 
 # Megatron-LM / Megatron-Core (NeMo, Megatron-Bridge): the loss is
@@ -67,9 +72,16 @@ MEGATRON = StackMemory("megatron", logit_bytes=6.0, zero3_live=2.0,
 # every block after its forward and prefetches the next one (torchtitan
 # parallelize_llama.py; PyTorch fully_shard docs): two gathered layers. cuBLAS workspace:
 # PyTorch's default 4096 KiB x 8 per handle (CUBLAS_WORKSPACE_CONFIG, torch docs
-# "Reproducibility"), one compute stream.
+# "Reproducibility"), one compute stream. FSDP2's MixedPrecisionPolicy(param_dtype=bf16)
+# keeps the sharded parameters in fp32 and makes bf16 copies only when it gathers them: no
+# persistent low-precision copy. With pipelining torchtitan shards with
+# reshard_after_forward=False (parallelize_llama.py apply_fsdp at 9dec370: "to avoid
+# per-microbatch all-gathers") and the pipeline schedule syncs gradients on the last
+# micro-batch only, FSDP2 accumulating the unsharded gradients meanwhile (in the fp32
+# reduce dtype): the stage's layers stay gathered with their gradients (zero3_pp_hold).
 PYTORCH = StackMemory("pytorch", logit_bytes=10.0, zero3_live=2.0,
-                      fragmentation=0.15, workspace_bytes=8 * 4 * units.MiB)
+                      fragmentation=0.15, workspace_bytes=8 * 4 * units.MiB,
+                      weight_copy=False, zero3_pp_hold=True)
 # Both allocators are PyTorch's caching allocator: fragmentation 15 % on average (up to
 # 33 %) over eight LLMs trained on A100-80GB (Guo et al., GMLake, ASPLOS 2024, arXiv
 # 2401.08156, abstract and section 2); the rest of the memory it holds is cache.
