@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from accelsim import units
+from accelsim import stacks, units
 from accelsim.devices import load_device
 from accelsim.runtime import RUNTIME_RESERVE_BYTES
 from accelsim.training.job import Parallelism, TrainJob
@@ -59,6 +59,11 @@ def _parts(job: TrainJob, spec: Any, memory_GiB: float | None = None) -> tuple[A
     return f, u, st, pr, data_parallel(f, u, st, pr)
 
 
+def _terms(stack: str) -> Any:
+    """A catalog stack's memory terms (configs/stacks/<stack>.yaml, its memory block)."""
+    return stacks.memory_terms(stacks.load_stack(stack))
+
+
 def _rows() -> list[dict[str, str]]:
     with PUBLISHED.open() as fh:
         return list(csv.DictReader(fh))
@@ -72,7 +77,7 @@ def _predict(row: dict[str, str]) -> float:
                      recompute=row["recompute"], precision=row["precision"],
                      global_batch=int(row["global_batch"]))
     parts = _parts(job, spec, float(row["device_memory_GiB"]))
-    stack = SM.STACKS[row["stack"]]
+    stack = _terms(row["stack"])
     fn = {"reserved": M.reserved, "allocated": M.allocated}[row["metric"]]
     return float(fn(*parts, stack)) / units.GiB
 
@@ -81,7 +86,7 @@ def test_published_rows_are_cited_and_complete():
     rows = _rows()
     assert len(rows) >= 9
     for r in rows:
-        assert r["source"] and r["stack"] in SM.STACKS and r["metric"] in ("reserved",
+        assert r["source"] and _terms(r["stack"]) is not None and r["metric"] in ("reserved",
                                                                           "allocated")
         assert r["modelled"] == "yes" or r["modelled"].startswith("no: ")
 
@@ -147,10 +152,10 @@ def test_reserved_is_allocated_over_one_minus_fragmentation_capped_at_the_device
     job, spec = _job("llama3-8b", 4096, tp=1, pp=1, dp=8, micro_batch=1, zero=3,
                      global_batch=8)
     parts = _parts(job, spec)
-    a = float(M.allocated(*parts, SM.PYTORCH))
-    assert float(M.reserved(*parts, SM.PYTORCH)) == pytest.approx(a / 0.85, rel=1e-12)
+    a = float(M.allocated(*parts, _terms("torchtitan")))
+    assert float(M.reserved(*parts, _terms("torchtitan"))) == pytest.approx(a / 0.85, rel=1e-12)
     tiny = _parts(job, spec, memory_GiB=10.0)
-    assert float(M.reserved(*tiny, SM.PYTORCH)) == pytest.approx(
+    assert float(M.reserved(*tiny, _terms("torchtitan"))) == pytest.approx(
         10 * units.GiB - RUNTIME_RESERVE_BYTES)
 
 
@@ -164,8 +169,8 @@ def test_fit_agrees_with_published_oom_and_fit():
                      recompute="full", global_batch=256)
     two, _ = _job("llama3-405b", 8192, tp=8, pp=1, dp=16, micro_batch=2, zero=3,
                   recompute="full", sequence_parallel=True, global_batch=32)
-    need_1d = float(M.memory(*_parts(one, spec, cap / units.GiB), SM.PYTORCH))
-    need_2d = float(M.memory(*_parts(two, spec, cap / units.GiB), SM.PYTORCH))
+    need_1d = float(M.memory(*_parts(one, spec, cap / units.GiB), _terms("torchtitan")))
+    need_2d = float(M.memory(*_parts(two, spec, cap / units.GiB), _terms("torchtitan")))
     assert need_1d > 1.5 * cap
     assert need_2d < 0.9 * cap
 
@@ -233,8 +238,8 @@ def test_xla_stack_fits_the_published_trillium_layout_a_caching_allocator_would_
                    parallelism=Parallelism(tp=1, pp=1, dp=512, micro_batch=3, zero=3,
                                            recompute="full", sequence_parallel=True))
     parts = _parts(job, spec)
-    assert float(M.memory(*parts, SM.XLA)) <= spec.memory_bytes
-    for stack in (SM.MEGATRON, SM.PYTORCH):
+    assert float(M.memory(*parts, _terms("maxtext"))) <= spec.memory_bytes
+    for stack in (SM.DEFAULT, _terms("torchtitan")):
         assert float(M.memory(*parts, stack)) > 1.3 * spec.memory_bytes
 
 
@@ -254,3 +259,25 @@ def test_fsdp_with_pipelining_holds_the_stages_gathered_weights_and_gradients():
                    recompute="full", sequence_parallel=True, global_batch=64)
     parts = _parts(flat, spec)
     assert float(M.allocated(*parts, hold)) == float(M.allocated(*parts, live))
+
+
+def test_stack_profiles_carry_the_memory_terms_and_tpus_default_to_xla():
+    """Megatron-Core's and NeMo's memory blocks are the model's defaults; a job on a Google
+    TPU that names no stack gets MaxText's (the vendor's default stack), one that names
+    megatron-core gets those."""
+    for name in ("megatron-core", "nemo"):
+        assert _terms(name).columns() == SM.DEFAULTS
+    assert stacks.default_stack("Google").name == "maxtext"
+    spec = load_device("tpu-v6e").spec
+    m = TransformerModel(name="gpt3-175b", layers=96, hidden=12288, heads=96,
+                         ffn_hidden=49152, vocab=50688, seq_len=2048,
+                         tied_embeddings=True, dropout=False)
+    job = TrainJob(device=spec.name, model=m, global_batch=1536, precision="fp8",
+                   parallelism=Parallelism(tp=1, pp=1, dp=512, micro_batch=3, zero=3,
+                                           recompute="full", sequence_parallel=True))
+    parts = _parts(job, spec)
+    want = float(M.memory(*parts, _terms("maxtext")))
+    assert estimate(job, spec).memory_per_device_gib * units.GiB == pytest.approx(want)
+    meg = job.model_copy(update={"stack": "megatron-core"})
+    assert estimate(meg, spec).memory_per_device_gib * units.GiB == pytest.approx(
+        float(M.memory(*parts, SM.DEFAULT)))

@@ -119,7 +119,8 @@ def _default_stack_factors(vendor: str, _overrides: tuple[tuple[str, str, float]
                            ) -> tuple[tuple[str, float], ...]:
     from accelsim import stacks
 
-    return tuple(stacks.kernel_factors(stacks.default_stack(vendor)).items())
+    st = stacks.default_stack(vendor)
+    return tuple({**stacks.kernel_factors(st), **stacks.memory_columns(st)}.items())
 
 
 def device_columns(spec: DeviceSpec, precision: str) -> dict[str, float]:

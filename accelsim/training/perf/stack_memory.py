@@ -1,7 +1,8 @@
 """What a training software stack adds to the tensors a model holds (:mod:`accelsim.training
 .perf.memory`): the framework's memory terms as batch-API columns (``mem_*``). A stack
-profile (``configs/stacks``, its ``memory`` block) sets them; a job without one gets
-:data:`DEFAULTS` (Megatron-Core's, the stack the published NVIDIA rows ran).
+profile (``configs/stacks``, its ``memory`` block, :func:`accelsim.stacks.memory_terms`)
+sets them; a job whose stack has none gets :data:`DEFAULTS` (Megatron-Core's, the stack
+most published NVIDIA rows ran).
 
   mem_logit_bytes     bytes per logit element live at the loss's peak
   mem_frag            the allocator's (reserved - allocated) / reserved with memory to spare
@@ -63,44 +64,14 @@ class StackMemory:
 # in place in the contiguous grad buffer (no bucket copies). Transformer Engine's cuBLASLt
 # workspace: 32 MiB per GEMM stream on Hopper (transformer_engine/pytorch/module/base.py
 # get_workspace), two streams with communication overlap (assumption). ZeRO-3/FSDP: two
-# gathered layers as PyTorch FSDP2 (assumption for Megatron-Core's FSDP).
+# gathered layers as PyTorch FSDP2 (assumption for Megatron-Core's FSDP). The allocator is
+# PyTorch's caching allocator: fragmentation 15 % on average (up to 33 %) over eight LLMs
+# trained on A100-80GB (Guo et al., GMLake, ASPLOS 2024, arXiv 2401.08156, abstract and
+# section 2); the rest of the memory it holds is cache. configs/stacks/megatron-core.yaml
+# and nemo.yaml carry the same block (a test holds them equal).
 MEGATRON = StackMemory("megatron", logit_bytes=6.0, zero3_live=2.0,
                        fragmentation=0.15, workspace_bytes=2 * 32 * units.MiB)
-# PyTorch-native (torchtitan, FSDP2): the loss is ``cross_entropy(pred.float(), labels)``
-# (torchtitan train.py at 9dec370): bf16 logits (2 B), their fp32 copy (4 B) and the fp32
-# log-softmax output saved for the backward pass (4 B) are live together; FSDP2 reshards
-# every block after its forward and prefetches the next one (torchtitan
-# parallelize_llama.py; PyTorch fully_shard docs): two gathered layers. cuBLAS workspace:
-# PyTorch's default 4096 KiB x 8 per handle (CUBLAS_WORKSPACE_CONFIG, torch docs
-# "Reproducibility"), one compute stream. FSDP2's MixedPrecisionPolicy(param_dtype=bf16)
-# keeps the sharded parameters in fp32 and makes bf16 copies only when it gathers them: no
-# persistent low-precision copy. With pipelining torchtitan shards with
-# reshard_after_forward=False (parallelize_llama.py apply_fsdp at 9dec370: "to avoid
-# per-microbatch all-gathers") and the pipeline schedule syncs gradients on the last
-# micro-batch only, FSDP2 accumulating the unsharded gradients meanwhile (in the fp32
-# reduce dtype): the stage's layers stay gathered with their gradients (zero3_pp_hold).
-PYTORCH = StackMemory("pytorch", logit_bytes=10.0, zero3_live=2.0,
-                      fragmentation=0.15, workspace_bytes=8 * 4 * units.MiB,
-                      weight_copy=False, zero3_pp_hold=True)
-# Both allocators are PyTorch's caching allocator: fragmentation 15 % on average (up to
-# 33 %) over eight LLMs trained on A100-80GB (Guo et al., GMLake, ASPLOS 2024, arXiv
-# 2401.08156, abstract and section 2); the rest of the memory it holds is cache.
-#
-# JAX on XLA (MaxText, MLPerf Training v4.1 fork, MaxText/max_utils.py and configs/base.yml):
-# the loss is a custom_vjp cross entropy whose residuals are the bf16 logits, exp(shifted)
-# and log_softmax at the logits' dtype (logits_dot_in_fp32 false for gpt3-175b): 3 x 2 B.
-# Buffer assignment is planned by the compiler over the whole step (XLA BufferAssigner and
-# HeapSimulator): no caching allocator, nothing reserved beyond what the plan places
-# (fragmentation 0). Parameters are fp32 (weight_dtype float32) cast to bf16 at each use:
-# no separate low-precision copy. GSPMD partitions per operator (Xu et al. 2021, arXiv
-# 2105.04663): each dot's weight operand is all-gathered on its own after the elementwise
-# convert (bf16) and its weight gradient, a partial sum, is reduce-scattered as produced
-# (bf16, before the convert back to fp32); the latency-hiding scheduler keeps one in
-# flight ahead (async collective fusion, multiple steps): two tensors. Workspace: none
-# outside the plan (the compiler's scratch is in its buffers).
-XLA = StackMemory("xla", logit_bytes=6.0, zero3_live=2.0, fragmentation=0.0,
-                  workspace_bytes=0.0, zero3_tensor=True, zero3_grad_bytes=2.0,
-                  weight_copy=False, phase_max=True)
-STACKS = {s.name: s for s in (MEGATRON, PYTORCH, XLA)}
+# The other stacks' terms are in their profiles (configs/stacks/*.yaml, the memory block:
+# torchtitan for PyTorch FSDP2, maxtext for JAX/XLA), read by accelsim.stacks.memory_terms.
 DEFAULT = MEGATRON  # the published runs' stack (configs/runs: Megatron and NeMo)
 DEFAULTS = DEFAULT.columns()
