@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -35,9 +35,7 @@ from accelsim import refs, units
 from accelsim.config import Strict, read_yaml, validate
 from accelsim.devices import Confidence, Fraction, NonNegative
 from accelsim.errors import AccelsimError, Problem
-
-if TYPE_CHECKING:
-    from accelsim.training.perf.stack_memory import StackMemory as Terms
+from accelsim.stack_memory import StackMemory as Terms
 
 Schedule = Literal["1f1b", "interleaved", "dualpipe"]
 # The vendor's stack a job runs on when it names none (what the device profiles'
@@ -94,7 +92,7 @@ class Share(NonNegative):
 
 class StackMemoryTerms(Strict):
     """What the stack holds beside the model's tensors (the training model's ``mem_*``
-    columns, :mod:`accelsim.training.perf.stack_memory`)."""
+    columns, :mod:`accelsim.stack_memory`)."""
 
     logit_bytes: NonNegative
     """Bytes per logit element live at the loss's peak."""
@@ -147,7 +145,7 @@ class StackProfile(Strict):
     """Fused kernels it ships (documentation: what its kernel factors rest on)."""
     memory: StackMemoryTerms | None = None
     """Training memory terms (not given: Megatron-Core's,
-    :data:`accelsim.training.perf.stack_memory.DEFAULT`)."""
+    :data:`accelsim.stack_memory.DEFAULT`)."""
 
     def quantities(self) -> dict[str, Fraction]:
         """Its numbers by ``section.key`` (the kernel factors; calibration reads them)."""
@@ -241,9 +239,7 @@ def kernel_factors(stack: StackProfile | None) -> dict[str, float]:
 
 def memory_terms(stack: StackProfile | None) -> Terms | None:
     """The stack's memory block as the training model's
-    :class:`accelsim.training.perf.stack_memory.StackMemory` (None: it has none)."""
-    from accelsim.training.perf.stack_memory import StackMemory as Terms
-
+    :class:`accelsim.stack_memory.StackMemory` (None: it has none)."""
     if stack is None or stack.memory is None:
         return None
     m = stack.memory

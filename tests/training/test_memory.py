@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
+from accelsim import stack_memory as SM
 from accelsim import stacks, units
 from accelsim.devices import load_device
 from accelsim.runtime import RUNTIME_RESERVE_BYTES
 from accelsim.training.job import Parallelism, TrainJob
 from accelsim.training.perf import estimate
 from accelsim.training.perf import memory as M
-from accelsim.training.perf import stack_memory as SM
 from accelsim.training.perf.columns import inputs, job_row
 from accelsim.training.perf.layer import dense_layer, micro
 from accelsim.training.perf.moe import moe_layer

@@ -9,6 +9,7 @@ from typing import Any
 
 from accelsim import xp
 from accelsim.devices import DeviceSpec
+from accelsim.stack_memory import DEFAULTS as STACK_MEMORY_DEFAULTS
 from accelsim.training.job import RECOMPUTE_CODE, TrainJob
 from accelsim.training.perf.recipes import (
     ACT_BYTES,
@@ -17,7 +18,6 @@ from accelsim.training.perf.recipes import (
     OPT_BYTES,
     WEIGHT_BYTES,
 )
-from accelsim.training.perf.stack_memory import DEFAULTS as STACK_MEMORY_DEFAULTS
 from accelsim.transformer.params import MODEL_COLUMNS, model_columns
 
 LAYOUT_COLUMNS = ["tp", "pp", "dp", "cp", "ep", "micro_batch", "virtual_stages",
@@ -41,7 +41,7 @@ INPUT_COLUMNS = MODEL_COLUMNS + LAYOUT_COLUMNS + DEVICE_COLUMNS + JOB_COLUMNS
 # stack's kernel factors (stack_gemm on GEMMs, stack_attn on flash attention; 1: none) and
 # whether its pipeline sends are scattered over the TP ranks (pp_scatter; 1: Megatron's) and
 # whether its GEMM library has stream-K (stream_k; 0: wave quantisation); the stack's memory
-# terms (mem_*: :mod:`accelsim.training.perf.stack_memory`, Megatron-Core's by default).
+# terms (mem_*: :mod:`accelsim.stack_memory`, Megatron-Core's by default).
 OPTIONAL_COLUMNS = {"pp_first_layers": 0.0, "pp_last_layers": 0.0, "dropout": 1.0,
                     "fp8": 0.0, "overlap_tp": 0.0, "overlap_ep": 0.0, "dualpipe": 0.0,
                     "moe_max_nodes": 0.0, "mtp": 0.0, "mla_q_rank": 0.0, "mla_kv_rank": 0.0,

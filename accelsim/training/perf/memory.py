@@ -1,7 +1,7 @@
 """Memory per rank (Korthikanti et al. 2022, arXiv 2205.05198, generalised to GQA, MLA,
 gated MLPs, MoE, FP8 and flash attention), bytes: the heaviest of the first, a middle and
 the last pipeline stage, as the job's software stack holds it (the ``mem_*`` columns,
-:mod:`accelsim.training.perf.stack_memory`).
+:mod:`accelsim.stack_memory`).
 
   states       weights, gradients and optimizer state per parameter, sharded by ZeRO stage
                over the data-parallel group (experts over their smaller group); without a
@@ -32,8 +32,8 @@ from typing import Any
 
 from accelsim import xp
 from accelsim.runtime import RUNTIME_RESERVE_BYTES
+from accelsim.stack_memory import StackMemory
 from accelsim.training.perf.layer import Micro
-from accelsim.training.perf.stack_memory import StackMemory
 from accelsim.training.perf.step import DataParallel, RankParams, Stages
 
 # The gradients of one layer's activations live while that layer's backward runs, as a
