@@ -281,3 +281,29 @@ def test_stack_profiles_carry_the_memory_terms_and_tpus_default_to_xla():
     meg = job.model_copy(update={"stack": "megatron-core"})
     assert estimate(meg, spec).memory_per_device_gib * units.GiB == pytest.approx(
         float(M.memory(*parts, SM.DEFAULT)))
+
+
+def test_the_layout_search_runs_the_stacks_memory_terms():
+    """train-search on Trillium (GPT-3 175B, 512 chips): every layout that fits under
+    Megatron-Core's terms fits under MaxText's (each XLA term is at most Megatron's) and
+    some fit only under XLA's; the memory reported per layout differs accordingly."""
+    from accelsim.training.search import search_layouts
+
+    spec = load_device("tpu-v6e").spec
+    m = TransformerModel(name="gpt3-175b", layers=96, hidden=12288, heads=96,
+                         ffn_hidden=49152, vocab=50688, seq_len=2048,
+                         tied_embeddings=True, dropout=False)
+
+    def fits(stack: str) -> dict[tuple[Any, ...], tuple[bool, float]]:
+        c = search_layouts(m, spec, 512, 1536, "fp8", stack=stack).columns
+        keys = ("tp", "pp", "dp", "cp", "micro_batch", "virtual_stages", "recompute", "zero")
+        return {tuple(c[k][i] for k in keys): (bool(c["fits_memory"][i]),
+                                               float(c["memory_per_device_gib"][i]))
+                for i in range(len(c["tp"]))}
+
+    xla, meg = fits("maxtext"), fits("megatron-core")
+    common = xla.keys() & meg.keys()
+    assert len(common) > 100
+    assert all(xla[k][1] <= meg[k][1] for k in common)
+    assert all(xla[k][0] for k in common if meg[k][0])
+    assert any(xla[k][0] and not meg[k][0] for k in common)
