@@ -307,3 +307,19 @@ def test_the_layout_search_runs_the_stacks_memory_terms():
     assert all(xla[k][1] <= meg[k][1] for k in common)
     assert all(xla[k][0] for k in common if meg[k][0])
     assert any(xla[k][0] and not meg[k][0] for k in common)
+
+
+def test_a_bad_memory_block_is_a_one_line_error_naming_the_field(tmp_path):
+    """A stack whose allocator would hold more than 90 % beyond what it hands out."""
+    import yaml
+
+    from accelsim.errors import AccelsimError
+
+    src = stacks.load_stack("maxtext").model_dump(mode="json", exclude_none=True)
+    src["memory"]["fragmentation"]["value"] = 1.2
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(src))
+    with pytest.raises(AccelsimError) as e:
+        stacks.load_stack(str(path))
+    [p] = e.value.problems
+    assert p.field == "memory.fragmentation" and "[0, 0.9]" in p.message
