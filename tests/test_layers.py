@@ -19,7 +19,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("accelsim.refs",),
     ("accelsim.devices", "accelsim.runtime", "accelsim.roofline", "accelsim.collectives",
      "accelsim.traffic", "accelsim.transformer"),
-    ("accelsim.training", "accelsim.llm", "accelsim.serving", "accelsim.cost",
+    ("accelsim.training", "accelsim.llm", "accelsim.serving", "accelsim.cost", "accelsim.rental",
      "accelsim.goodput", "accelsim.sharing"),
     ("accelsim.workloads", "accelsim.runs"),
     ("accelsim.plan.spec",),

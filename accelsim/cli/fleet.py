@@ -18,12 +18,14 @@ from accelsim.errors import AccelsimError
 from accelsim.outputs import check_dir, check_file, writing
 from accelsim.report import (
     DEVICE_COLUMNS,
+    RENTAL_TITLE,
     device_tables,
     fleet_frames,
     fleet_out,
     fleet_table,
     fmt_units,
     ranking_rule,
+    rental_rows,
     table,
     uncertainty_tables,
 )
@@ -95,7 +97,7 @@ def compare(
     if as_json:
         emit_json({"scenario": sc.name, "objective": sc.objective, "demand": res.demand,
                    "devices": res.devices[DEVICE_COLUMNS].to_dict(orient="records"),
-                   "fleets": fleets})
+                   **({"rentals": res.rentals} if res.rentals else {}), "fleets": fleets})
         return
     from accelsim import workloads
 
@@ -105,6 +107,8 @@ def compare(
     console.print(f"demand: {need}; objective: {sc.objective}")
     for title, rows in device_tables(sc, res.devices).items():
         console.print(table(title, rows))
+    if res.rentals:
+        console.print(table(RENTAL_TITLE, rental_rows(res.rentals)))
     rule = ranking_rule(sc)
     console.print(table(f"fleets, best first: within the rules first, then {rule}; capacity "
                         "allocated to each workload (capacity workloads first), and what the "
