@@ -98,7 +98,7 @@ def rental_rows(sc: Scenario, rows: dict[str, DeviceRow]) -> dict[str, DeviceRow
             continue
         usd_y = offer.usd_per_device_hour * HOURS_PER_YEAR
         out[RENT + name] = DeviceRow(
-            device=f"{dev.device} rented ({name})", pool=pool, capex_usd=0.0,
+            device=RENT + name, pool=pool, capex_usd=0.0,
             available_from=offer.available_from or dev.available_from,
             max_units=float("inf") if offer.max_units is None else float(offer.max_units),
             throughput=dict(dev.throughput),
