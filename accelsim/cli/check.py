@@ -45,15 +45,28 @@ def validate_runs(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
     by: Annotated[str | None, typer.Option("--by", help="vendor: also the error per vendor "
                                            "and per vendor and source.")] = None,
+    cross_validate: Annotated[bool, typer.Option(
+        "--cross-validate", help="Leave one source out: refit every calibrated number without "
+        "each source (run file or source_group) and predict that source's rows.")] = False,
+    refit: Annotated[bool, typer.Option(
+        "--refit", help="Refit every calibrated number on all its rows and compare with the "
+        "stored value; exit 1 when one is stale.")] = False,
+    refit_tolerance: Annotated[float, typer.Option(
+        help="Relative distance from its refit past which a stored value is stale.",
+        min=0.0, max=1.0)] = 0.02,
 ) -> None:
     """Predict published runs (cited data files) and compare; exit 1 past the tolerance."""
     if by not in (None, "vendor"):
         raise AccelsimError.single("--by", "", f"expected 'vendor', got {by!r}")
     from accelsim.kinds import require
-    from accelsim.runs import validate_runs as run_all
 
     for f in files or []:
         require(f, "runs")  # a file of another kind says what it is
+    if cross_validate or refit:
+        _calibration(files or [], as_json, cross_validate, refit, refit_tolerance)
+        return
+    from accelsim.runs import validate_runs as run_all
+
     results = run_all(list(files) if files else None)
     failed = [r for r in results if not r.within]
     if as_json:
@@ -78,8 +91,6 @@ def validate_runs(
         raise typer.Exit(1)
 
 
-
-
 def _by_vendor(results: list[Any]) -> dict[str, list[dict[str, Any]]]:
     from accelsim.runs.vendors import by_vendor
 
@@ -97,3 +108,66 @@ def _print_by_vendor(groups: dict[str, list[dict[str, Any]]]) -> None:
                         [fmt(g, ("vendor",)) for g in groups["vendors"]]))
     console.print(table("error per vendor and source",
                         [fmt(g, ("vendor", "source")) for g in groups["sources"]]))
+
+def _calibration(files: list[Path], as_json: bool, cross: bool, refit: bool,
+                 tolerance: float) -> None:
+    """``--cross-validate`` and ``--refit`` (:mod:`accelsim.runs.calibration`)."""
+    import time
+
+    from accelsim.runs.calibration import Calibration, load_rows
+
+    t0 = time.perf_counter()
+    cal = Calibration(extra=files)
+    sources = ({r.source for r in load_rows(files)} if files else None)
+    out: dict[str, Any] = {}
+    if refit:
+        out["refit"] = cal.refit(tolerance)
+    if cross:
+        out["cross_validation"] = cal.cross_validate(sources)
+    out["seconds"] = time.perf_counter() - t0
+    out["predictions"] = cal.evaluations
+    if as_json:
+        emit_json(out)
+    else:
+        _print_calibration(out)
+    stale = [p for p in out.get("refit", {}).get("parameters", []) if p["stale"]]
+    for p in stale:
+        typer.echo(f"{p['addresses'][0]}: stored {p['stored']:g}, refit on its "
+                   f"{len(p['fitted_on'])} rows {p['refit']:.4g} "
+                   f"({100 * p['difference']:+.1f} %); expected within "
+                   f"{100 * tolerance:g} %", err=True)
+    if stale:
+        raise typer.Exit(1)
+
+
+def _print_calibration(out: dict[str, Any]) -> None:
+    if "refit" in out:
+        r = out["refit"]
+        rows = [{"parameter": p["parameter"], "stored": p["stored"], "refit": p["refit"],
+                 "diff %": 100 * p["difference"], "stale": p["stale"],
+                 "rows": len(p["fitted_on"]), "loss stored %": 100 * p["loss_stored"],
+                 "loss refit %": 100 * p["loss_refit"]} for p in r["parameters"]]
+        console.print(table(f"calibrated numbers refit on their rows (mean |log error|); "
+                            f"stale past {100 * r['tolerance']:g} %", rows))
+    if "cross_validation" in out:
+        cv = out["cross_validation"]
+        rows = [{"run": r["id"], "published": r["published"],
+                 "in-sample %": 100 * r["error_in_sample"],
+                 "left out %": 100 * r["error_held_out"], "numbers refit": r["left_out_by"]}
+                for r in cv["rows"]]
+        console.print(table("leave one source out: each source's rows predicted with every "
+                            "number fitted on them refit without them", rows))
+        folds = [{"left out": f["source"], "number": k, "value": v["value"],
+                  "from": (f"prior: {v['prior']}" if v["from"] == "prior" else
+                           f"{v['rows']} rows" if v["from"] == "rows" else "no prior")}
+                 for f in cv["folds"] for k, v in f["parameters"].items()]
+        if folds:
+            console.print(table("refit per left-out source", folds))
+        summ = [{"kind": k, "rows": s["rows"], "refit": s["refit_rows"],
+                 "in-sample mean %": 100 * s["in_sample_mean"],
+                 "in max %": 100 * s["in_sample_max"],
+                 "left out mean %": 100 * s["held_out_mean"],
+                 "out max %": 100 * s["held_out_max"]}
+                for k, s in cv["summary"].items()]
+        console.print(table("|error| in-sample and left out", summ))
+    console.print(f"{out['predictions']} predictions in {out['seconds']:.1f} s")

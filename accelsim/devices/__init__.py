@@ -10,6 +10,9 @@ with the reasoning in ``note``. :meth:`DeviceProfile.spec` converts once to SI
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -453,13 +456,63 @@ def load_device(name_or_path: str | Path, where: str = "device", field: str = ""
 
     path = refs.find(name_or_path, "devices", relative_to, where, field, what="device")
     st = path.stat()
-    return devices_anchor.apply(_load_path(str(path), refs.shown(path), st.st_mtime_ns, st.st_size))
+    profile = _load_path(str(path), refs.shown(path), st.st_mtime_ns, st.st_size)
+    mine = tuple(o for o in _OVERRIDES.get() if o[0] == profile.name)
+    if mine:
+        profile = _load_overridden(str(path), refs.shown(path), st.st_mtime_ns, st.st_size, mine)
+    return devices_anchor.apply(profile)
 
 
 @lru_cache(maxsize=256)
 def _load_path(resolved: str, shown: str, mtime_ns: int, size: int) -> DeviceProfile:
     """Parsed profile, cached by path and the file's modification time and size."""
     return _check_topology(validate(DeviceProfile, read_yaml(resolved), shown), shown)
+
+
+# (profile name, 'section.key', value) set by :func:`overridden`, sorted.
+_OVERRIDES: ContextVar[tuple[tuple[str, str, float], ...]] = ContextVar(
+    "accelsim_device_overrides", default=())
+
+
+@contextmanager
+def overridden(values: Mapping[str, Mapping[str, float]]) -> Iterator[None]:
+    """Within the block, :func:`load_device` returns the named profiles with these numbers
+    (``{'h100-sxm': {'efficiency.compute': 0.6}}``), files untouched: how a calibration refit
+    (``validate-runs --refit``, ``--cross-validate``) predicts with another value. An
+    overridden number keeps its source and drops its range; it must lie in its field's
+    admissible interval. Blocks nest: the inner one's values win."""
+    merged = {(n, f): v for n, f, v in _OVERRIDES.get()}
+    for name, fields in values.items():
+        for fld, v in fields.items():
+            merged[(name, fld)] = float(v)
+    token = _OVERRIDES.set(tuple(sorted((n, f, v) for (n, f), v in merged.items())))
+    try:
+        yield
+    finally:
+        _OVERRIDES.reset(token)
+
+
+@lru_cache(maxsize=1024)
+def _load_overridden(resolved: str, shown: str, mtime_ns: int, size: int,
+                     values: tuple[tuple[str, str, float], ...]) -> DeviceProfile:
+    """The parsed profile with ``values`` set (cached like :func:`_load_path`)."""
+    profile = _load_path(resolved, shown, mtime_ns, size)
+    qs = profile.quantities()
+    update: dict[str, Any] = {}
+    for _, fld, v in values:
+        if fld not in qs:
+            raise AccelsimError.single(shown, fld, f"no such number to override; expected "
+                                       f"one of {', '.join(sorted(qs))}")
+        q = qs[fld]
+        try:
+            type(q).check_bounds(v)
+        except ValueError as e:
+            raise AccelsimError.single(shown, fld, f"override: {e}") from None
+        sec, key = fld.split(".", 1)
+        section = update.get(sec) or getattr(profile, sec)
+        update[sec] = section.model_copy(update={key: q.model_copy(
+            update={"value": v, "range": None})})
+    return profile.model_copy(update=update)
 
 
 def device_from_dict(data: dict[str, Any], file: str = "<device>") -> DeviceProfile:

@@ -30,6 +30,10 @@ class RunFile(Strict):
     """Free text."""
     tolerance: float = Field(gt=0, le=1)
     """Largest relative error |predicted - published| / published accepted."""
+    source_group: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    """The source this file belongs to for leave-one-source-out validation
+    (``validate-runs --cross-validate``): files naming the same group (one measurement
+    campaign split over files) are held out together; not given: the file is its own source."""
     shared: dict[str, Any] = Field(default_factory=dict)
     """Blocks several runs share through YAML anchors (a dataset's length histogram);
     read only where a run refers to them."""
