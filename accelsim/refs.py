@@ -15,7 +15,7 @@ from typing import Literal
 
 from accelsim.errors import AccelsimError
 
-Catalog = Literal["devices", "models"]
+Catalog = Literal["devices", "models", "stacks"]
 # Top-level key that marks a model file of each family (for name suggestions).
 MODEL_MARKERS = {"training": "layers", "recsys": "tables"}
 

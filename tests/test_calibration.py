@@ -147,9 +147,9 @@ def test_unknown_fitted_on_id_is_a_located_error(toy):
 
 def test_device_override_is_scoped_and_checked():
     base = load_device("h100-sxm").spec.eff_compute
-    with overridden({"h100-sxm": {"efficiency.compute": 0.7}}):
-        assert load_device("h100-sxm").spec.eff_compute == 0.7
-        assert load_device("a100-80gb-sxm").spec.eff_compute != 0.7
+    with overridden({"h100-sxm": {"efficiency.compute": 0.66}}):
+        assert load_device("h100-sxm").spec.eff_compute == 0.66
+        assert load_device("a100-80gb-sxm").spec.eff_compute != 0.66
     assert load_device("h100-sxm").spec.eff_compute == base
     with overridden({"h100-sxm": {"efficiency.compute": 1.5}}), \
             pytest.raises(AccelsimError, match=r"efficiency.compute: override: expected"):
@@ -177,3 +177,25 @@ def test_cross_validate_cli_json_has_the_fields():
     assert nar and all(x["refit"] for x in nar)
     assert any(x["error_held_out"] != x["error_in_sample"] for x in nar)
     assert out["refit"]["stale"] == 0
+
+
+def test_stack_numbers_are_registered_and_their_override_reaches_the_runs_that_use_them():
+    """A stack's kernel factors are calibratable numbers like a device's: listed with their
+    stack, and a run naming the stack (or running on its vendor's default) reads them."""
+    from accelsim import stacks
+    from accelsim.runs import validate_runs
+
+    params = {p.address for p in cal.PARAM_KINDS["stack"].params()}
+    assert "stack:megatron-lm-2021:kernels.gemm" in params
+    rows = [r for r in load_runs(runs_dir() / "narayanan2021-megatron-a100.yaml").runs][:1]
+    assert cal.PARAM_KINDS["stack"].uses(rows[0], "x") == {"megatron-lm-2021"}
+    f = [str(runs_dir() / "narayanan2021-megatron-a100.yaml")]
+    base = validate_runs(f)[0].predicted
+    with stacks.overridden({"megatron-lm-2021": {"kernels.gemm": 0.8}}):
+        assert stacks.load_stack("megatron-lm-2021").kernels.gemm.value == 0.8
+        slower = validate_runs(f)[0].predicted
+    assert slower < 0.95 * base  # GEMM time / 0.8 on a GEMM-bound run
+    assert stacks.load_stack("megatron-lm-2021").kernels.gemm.value == 1.0  # scoped
+    with pytest.raises(AccelsimError, match=r"kernels\.gemm"), \
+            stacks.overridden({"megatron-lm-2021": {"kernels.gemm": 2.0}}):
+        stacks.load_stack("megatron-lm-2021")

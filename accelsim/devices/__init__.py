@@ -134,7 +134,7 @@ def whole_fields() -> set[str]:
     for sec in SECTIONS:
         model = DeviceProfile.model_fields[sec].annotation
         for key, f in getattr(model, "model_fields", {}).items():
-            if f.annotation is Count:
+            if f.annotation is Count or f.annotation == Count | None:
                 out.add(f"{sec}.{key}")
     return out
 
@@ -173,6 +173,14 @@ class Compute(Strict):
     """Dense FP8 peak, TFLOP/s, or 'unsupported'."""
     int8_tops: Peak
     """Dense INT8 peak, TOP/s, or 'unsupported'."""
+    compute_units: Count | None = None
+    """Matrix-engine compute units GEMM tiles are spread over (SMs, AI cores), for tile and
+    wave quantisation (:mod:`accelsim.kernels`). Not given: the size-curve fallback
+    (``efficiency.gemm_half_size_GFLOP``)."""
+    gemm_tile_m: Count | None = None
+    """Rows of the output tile a compute unit sustains its full GEMM rate on."""
+    gemm_tile_n: Count | None = None
+    """Columns of that output tile."""
 
 
 class Memory(Strict):
@@ -245,7 +253,15 @@ class Efficiency(Strict):
     random_access: Fraction
     """Achieved fraction of memory bandwidth on embedding gathers (small random rows)."""
     gemm_half_size_GFLOP: Positive
-    """GEMM size at which efficiency reaches half its large-GEMM value, GFLOP."""
+    """GEMM size at which efficiency reaches half its large-GEMM value, GFLOP (the size
+    curve used when ``compute.compute_units`` is not given)."""
+    attention: Fraction | None = None
+    """Flash-attention forward rate at head dim 128 on long non-causal sequences, as a
+    fraction of dense peak (the published kernel's, :mod:`accelsim.kernels`). Not given:
+    0.8 x ``compute``."""
+    attention_backward: Fraction | None = None
+    """The flash-attention backward's rate relative to its forward's (per FLOP); not
+    given: 1."""
     kernel_overhead_us: NonNegative
     """Launch and scheduling overhead per kernel, microseconds."""
 
@@ -355,6 +371,12 @@ class DeviceSpec:
     export_controlled: bool
     supply_pool: str
     available_from: int
+    compute_units: int = 0  # 0: no kernel model (the size curve)
+    tile_m: float = 128.0
+    tile_n: float = 128.0
+    eff_attention: float = 0.0  # 0: 0.8 x eff_compute
+    eff_attention_bwd: float = 1.0
+    vendor: str = ""
     extra: dict[str, float] = field(default_factory=dict)
     topology: str | None = None  # name of the accelsim.devices.topology.Topology it sits in
 
@@ -421,6 +443,12 @@ def _plain_spec(p: DeviceProfile) -> DeviceSpec:
         export_controlled=p.export_controlled,
         supply_pool=p.supply_pool,
         available_from=p.available_from,
+        compute_units=int(c.compute_units.value) if c.compute_units else 0,
+        tile_m=c.gemm_tile_m.value if c.gemm_tile_m else 128.0,
+        tile_n=c.gemm_tile_n.value if c.gemm_tile_n else 128.0,
+        eff_attention=e.attention.value if e.attention else 0.0,
+        eff_attention_bwd=e.attention_backward.value if e.attention_backward else 1.0,
+        vendor=p.vendor,
     )
 
 

@@ -1,4 +1,4 @@
-"""``rec-model``: a recommendation model (:class:`accelsim.serving.recsys.RecModel`)."""
+"""``rec-model``: a recommendation model (:class:`accelsim.serving.rec_model.RecModel`)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from accelsim.kinds.base import Kind, register
 
 def from_data(data: dict[str, Any], path: str | Path, where: str, check: bool = True) -> Any:
     from accelsim.config import validate
-    from accelsim.serving.recsys import RecModel
+    from accelsim.serving.rec_model import RecModel
 
     return validate(RecModel, data, where)
 
 
-register(Kind("rec-model", "accelsim.serving.recsys:RecModel", "tables",
+register(Kind("rec-model", "accelsim.serving.rec_model:RecModel", "tables",
               "recommendation model", from_data))

@@ -22,14 +22,13 @@ Each iteration, with a budget of ``max_batched_tokens`` tokens and ``max_seqs`` 
    sequence finishing its prefill emits its first token at the end of the iteration (its
    TTFT); each decode emits one token; a sequence with all its output tokens leaves.
 
-:func:`run_fast` is the compiled recursion; :func:`run_simpy` the same policy written as
-simpy processes over Python lists (the reference; tests check they agree exactly).
+:func:`run_fast` is the compiled recursion; :func:`accelsim.llm.engine_simpy.run_simpy` the
+same policy written as simpy processes over Python lists (the reference; tests check they
+agree exactly).
 """
 
 from __future__ import annotations
 
-import math
-from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -295,7 +294,8 @@ def _run(arr: Arr, prompt: Arr, out: Arr, ready: Arr, linear: Arr, c_kv: float, 
     return first, done, npre, busy, kvint, iters, t, misses, good, stopped, kv_high
 
 
-def _ready(n: int, ready: np.ndarray | None) -> np.ndarray:
+def ready_flags(n: int, ready: np.ndarray | None) -> np.ndarray:
+    """1 for each request that arrives with its KV cache (``ready``; none when None)."""
     return np.zeros(n, np.int64) if ready is None else ready.astype(np.int64)
 
 
@@ -349,7 +349,7 @@ def _call(arr: np.ndarray, prompt: np.ndarray, out: np.ndarray, rm: Any,
     counted = (j.counted.astype(np.int8) if judge is not None else np.zeros(n, np.int8))
     (first, done, npre, busy, kvint, iters, end, misses, good, stopped, kv_high) = _run(
         np.ascontiguousarray(arr, dtype=np.float64), prompt.astype(np.int64),
-        out.astype(np.int64), _ready(n, ready), rm.linear_s, rm.c_kv, rm.c_pf,
+        out.astype(np.int64), ready_flags(n, ready), rm.linear_s, rm.c_kv, rm.c_pf,
         rm.c_head, rm.kv_blocks, rm.block_tokens, rm.max_batched_tokens, rm.max_seqs,
         int(rm.reserve), int(rm.draft_tokens), float(rm.draft_extra), float(rm.mtp_scale),
         counted, float(j.ttft_s), float(j.tpot_s), int(j.budget), int(j.last))
@@ -359,191 +359,3 @@ def _call(arr: np.ndarray, prompt: np.ndarray, out: np.ndarray, rm: Any,
 
 
 _NONE = np.zeros(0, np.int8)
-
-
-class _Replica:
-    """The reference scheduler as Python lists: the same four phases as the compiled one,
-    run by a simpy process (:func:`run_simpy`)."""
-
-    def __init__(self, n: int, prompt: np.ndarray, out: np.ndarray, rm: Any,
-                 ready: np.ndarray | None) -> None:
-        self.rm, self.prompt, self.out, self.n = rm, prompt, out, n
-        self.B, self.blocks = rm.block_tokens, rm.kv_blocks
-        self.reserve = bool(rm.reserve)
-        self.extra = float(rm.draft_extra)
-        self.step = 1 + int(rm.draft_tokens)
-        self.acc = [0.0] * n
-        self.first = [float("nan")] * n
-        self.done = [float("nan")] * n
-        self.npre = [0] * n
-        self.ctx = [0] * n
-        self.gen = [int(x) for x in _ready(n, ready)]
-        self.kvh = list(self.gen)
-        self.target = [0] * n
-        self.waiting: deque[int] = deque()
-        self.running: list[int] = []
-        self.free = self.blocks
-        self.busy = self.kv = 0.0
-        self.iters = self.finished = 0
-
-    def blocks_of(self, c: int) -> int:
-        return -(-c // self.B)
-
-    def evict(self, v: int) -> None:
-        """Preempt v: free its blocks, drop its KV, back to the head of the queue."""
-        self.free += self.blocks_of(self.ctx[v])
-        self.ctx[v] = 0
-        self.npre[v] += 1
-        self.waiting.appendleft(v)
-
-    def decodes(self, sched: dict[int, int], left: int) -> tuple[int, float, int]:
-        ctx, target, out, gen, acc = self.ctx, self.target, self.out, self.gen, self.acc
-        dctx, emit, i = 0.0, 0, 0
-        while i < len(self.running):
-            r = self.running[i]
-            if ctx[r] >= target[r] and left >= self.step:
-                adv = min(1 + int(math.floor(acc[r] + self.extra) - math.floor(acc[r])),
-                          out[r] - gen[r])
-                need = self.blocks_of(ctx[r] + adv) - self.blocks_of(ctx[r])
-                if not self.reserve and need > 0:
-                    while self.free < need and len(self.running) - 1 > i:
-                        self.evict(self.running.pop())
-                    if self.free < need:
-                        self.evict(self.running.pop(i))
-                        continue
-                    self.free -= need
-                sched[r] = adv
-                dctx += ctx[r]
-                left -= self.step
-                emit += self.step
-            i += 1
-        return left, dctx, emit
-
-    def prefills(self, sched: dict[int, int], left: int) -> tuple[int, float, int]:
-        ctx, target, B = self.ctx, self.target, self.B
-        pairs, emit = 0.0, 0
-        for r in self.running:
-            if ctx[r] < target[r] and left > 0:
-                q = min(target[r] - ctx[r], left)
-                have = self.blocks_of(ctx[r])
-                need = 0 if self.reserve else self.blocks_of(ctx[r] + q) - have
-                if need > self.free:
-                    q = self.free * B + have * B - ctx[r]
-                    need = self.free
-                if q > 0:
-                    self.free -= need
-                    sched[r] = q
-                    pairs += q * (ctx[r] + (q + 1) / 2.0)
-                    left -= q
-                    if ctx[r] + q == target[r]:
-                        emit += 1
-        return left, pairs, emit
-
-    def admit(self, sched: dict[int, int], left: int, pairs: float
-              ) -> tuple[int, float, int, int]:
-        prompt, out, gen = self.prompt, self.out, self.gen
-        emit = took_kv = 0
-        while self.waiting and len(self.running) < self.rm.max_seqs and left > 0:
-            r = self.waiting[0]
-            if self.kvh[r]:
-                tg = prompt[r] + gen[r] - 1
-                need = self.blocks_of(prompt[r] + out[r]) if self.reserve else self.blocks_of(tg)
-                if need > self.free:
-                    break
-                self.waiting.popleft()
-                self.kvh[r] = 0
-                self.target[r] = tg
-                self.ctx[r] = tg
-                self.free -= need
-                self.running.append(r)
-                took_kv += 1
-                continue
-            tg = prompt[r] + gen[r]
-            q = min(tg, left)
-            need = self.blocks_of(prompt[r] + out[r]) if self.reserve else self.blocks_of(q)
-            if need > self.free:
-                break
-            self.waiting.popleft()
-            self.target[r] = tg
-            self.free -= need
-            self.running.append(r)
-            sched[r] = q
-            pairs += q * (q + 1) / 2.0
-            left -= q
-            if q == tg:
-                emit += 1
-        return left, pairs, emit, took_kv
-
-    def apply(self, sched: dict[int, int], now: float) -> None:
-        ctx, target, gen = self.ctx, self.target, self.gen
-        kept = []
-        for r in self.running:
-            q = sched.get(r, 0)
-            if q > 0:
-                if ctx[r] >= target[r]:
-                    ctx[r] += q
-                    gen[r] += q
-                    self.acc[r] += self.extra
-                else:
-                    ctx[r] += q
-                    if ctx[r] == target[r]:
-                        if gen[r] == 0:
-                            self.first[r] = now
-                        gen[r] += 1
-                if gen[r] >= self.out[r]:
-                    self.done[r] = now
-                    self.free += (self.blocks_of(self.prompt[r] + self.out[r]) if self.reserve
-                                  else self.blocks_of(ctx[r]))
-                    self.finished += 1
-                    continue
-            kept.append(r)
-        self.running[:] = kept
-
-    def process(self, env: Any, wake: list[Any]) -> Any:
-        budget = self.rm.max_batched_tokens
-        while self.finished < self.n:
-            if not self.running and not self.waiting:
-                wake[0] = env.event()
-                yield wake[0]
-                continue
-            sched: dict[int, int] = {}
-            left, dctx, emit = self.decodes(sched, budget)
-            left, pairs, emit2 = self.prefills(sched, left)
-            left, pairs, emit3, took_kv = self.admit(sched, left, pairs)
-            total = budget - left
-            if total == 0 and took_kv > 0:
-                continue
-            if total == 0:
-                self.evict(self.running.pop())
-                continue
-            dt = float(self.rm.iteration_s(total, dctx, pairs, emit + emit2 + emit3))
-            self.kv += (self.blocks - self.free) * dt
-            self.busy += dt
-            self.iters += 1
-            yield env.timeout(dt)
-            self.apply(sched, env.now)
-
-
-def run_simpy(arr: np.ndarray, prompt: np.ndarray, out: np.ndarray, rm: Any,
-              ready: np.ndarray | None = None) -> ReplicaTrace:
-    """The same policy as simpy processes: an arrival process fills the queue and wakes
-    the replica, whose process runs iterations while there is work (reference engine)."""
-    import simpy
-
-    n = len(arr)
-    rep = _Replica(n, prompt, out, rm, ready)
-    env = simpy.Environment()
-    wake = [env.event()]
-
-    def arrivals() -> Any:
-        for i in range(n):
-            yield env.timeout(max(arr[i] - env.now, 0.0))
-            rep.waiting.append(i)
-            if not wake[0].triggered:
-                wake[0].succeed()
-
-    env.process(arrivals())
-    env.process(rep.process(env, wake))
-    env.run()
-    return ReplicaTrace(np.array(rep.first), np.array(rep.done), np.array(rep.npre), rep.busy,
-                        rep.kv, rep.iters, env.now)

@@ -5,8 +5,9 @@ An iteration runs every scheduled token (prefill chunks and one decode token per
 sequence) through the model once (continuous batching, Yu et al. OSDI'22 "Orca"; vLLM).
 Per device, with T tokens in the iteration:
 
-  linear layers   sum over weight matrices of the roofline GEMM (:mod:`accelsim.roofline`)
-                  with m = T: compute (2 T k n + F_half) / (peak_w eff_c) against memory
+  linear layers   sum over weight matrices of the roofline GEMM with m = T: compute (the
+                  kernel model's tiles and waves, :mod:`accelsim.kernels`; without compute
+                  units (2 T k n + F_half) / (peak_w eff_c)) against memory
                   (w k n + e T (k + n)) / (bw eff_m): at small T the weights' read dominates
                   (decode is memory-bound), at large T the FLOPs (prefill is compute-bound)
   MoE experts     tokens spread over S = E + redundant expert slots (top-k, balanced as EPLB
@@ -26,7 +27,9 @@ Per device, with T tokens in the iteration:
                   form 2 heads (2 kv_lora_rank + rope) per key (compute-bound: 128 heads
                   share one latent) or GQA's 4 heads head_dim (memory-bound)
   prefill attention causal flash attention over the chunk and the context before it:
-                  2 (d_qk + d_v) heads/tp per (query, key) pair, at FLASH_REL_EFF x eff_c
+                  2 (d_qk + d_v) heads/tp per (query, key) pair, at the published kernel's
+                  rate for a chunk of max_batched_tokens (:mod:`accelsim.kernels`; no
+                  ``efficiency.attention``: FLASH_REL_EFF x eff_c)
   LM head         one row of logits per sequence that emits a token
   MTP             with d drafted tokens a decoding sequence puts 1 + d tokens through the
                   linear layers and the LM head and 1 + d queries against one KV read; the
@@ -46,12 +49,13 @@ replica.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
 from accelsim import collectives as coll
-from accelsim import units
+from accelsim import kernels, units
 from accelsim.devices import DeviceSpec, load_device, topology
 from accelsim.errors import AccelsimError
 from accelsim.llm.job import Replica
@@ -138,10 +142,37 @@ class ReplicaModel:
 
 def _gemm(m: np.ndarray, k: float, n: float, wb: float, peak: float, spec: DeviceSpec
           ) -> np.ndarray:
-    """Roofline GEMM with weights of ``wb`` bytes and bf16 activations."""
-    compute = (2.0 * m * k * n + spec.gemm_half_flop) / (peak * spec.eff_compute)
+    """Roofline GEMM with weights of ``wb`` bytes and bf16 activations: the kernel model's
+    tiles and waves (:mod:`accelsim.kernels`) when the profile gives its compute units,
+    else the size curve."""
+    if spec.compute_units > 0:
+        compute = kernels.gemm_compute_time(m, n, k, ACT_BYTES, peak, spec.eff_compute,
+                                            float(spec.compute_units), spec.tile_m,
+                                            spec.tile_n, spec.memory_bw_Bps, spec.eff_memory,
+                                            _stream_k(spec.vendor))
+    else:
+        compute = (2.0 * m * k * n + spec.gemm_half_flop) / (peak * spec.eff_compute)
     memory = (wb * k * n + ACT_BYTES * m * (k + n)) / (spec.memory_bw_Bps * spec.eff_memory)
     return np.where(m > 0, np.maximum(compute, memory), 0.0)
+
+
+@lru_cache(maxsize=16)
+def _stream_k(vendor: str) -> float:
+    """Whether the vendor's default serving stack (:mod:`accelsim.stacks`) has stream-K."""
+    from accelsim import stacks
+
+    st = stacks.default_stack(vendor, "serving")
+    return float(st.kernels.stream_k.value) if st else 0.0
+
+
+def attention_rate(spec: DeviceSpec, s_kv: float, head_dim: float, causal: bool) -> float:
+    """Fraction of the 16-bit peak a flash-attention kernel reaches: the published kernel's
+    (:func:`accelsim.kernels.attention_efficiency`) when the profile gives it, else
+    FLASH_REL_EFF x eff_compute."""
+    if spec.eff_attention > 0:
+        return float(kernels.attention_efficiency(float(s_kv), float(head_dim), causal,
+                                                  spec.eff_attention))
+    return spec.eff_compute * FLASH_REL_EFF
 
 
 def kv_bytes_per_token(model: TransformerModel, tp: int, fmt: str) -> float:
@@ -307,9 +338,14 @@ def replica_model(r: Replica, file: str = "job", where: str = "replicas[0]",
     kv_tok = kv_bytes_per_token(model, tp, r.kv_cache)
     # a decode query per context token (its group's share): the KV read against the FLOPs
     c_kv_read = kv_tok / mem / dp
+    # (decode attention kernels, FlashMLA / FlashDecoding, are not the prefill kernel whose
+    # rate efficiency.attention gives: FLASH_REL_EFF x eff_c, as FlashMLA's 580 TFLOP/s on
+    # H800 is 0.59 of peak)
     c_kv_flop = dec_flops_per_key * L / (peak_a * spec.eff_compute * FLASH_REL_EFF) / dp
-    # prefill attention: FLOPs per (query, key) pair on this device, all layers
-    c_pf = 2.0 * (d_qk + d_v) * (a / tp) * L / (peak_a * spec.eff_compute * FLASH_REL_EFF) / dp
+    # prefill attention: FLOPs per (query, key) pair on this device, all layers, at the
+    # kernel's rate for a causal chunk of max_batched_tokens
+    c_pf = 2.0 * (d_qk + d_v) * (a / tp) * L / (peak_a * attention_rate(
+        spec, r.max_batched_tokens, (d_qk + d_v) / 2, True)) / dp
     # per emitting sequence: its row of the LM head, fp32 logits written and read to sample
     c_head = (2.0 * h * V / tp / (peak_w * spec.eff_compute) + 2 * 4.0 * V / tp / mem) / dp
 

@@ -135,6 +135,49 @@ def _device_overridden(values: Mapping[str, Mapping[str, float]]) -> AbstractCon
 register_params(ParamKind("device", _device_params, _device_overridden, _device_uses))
 
 
+def _stack_params() -> list[Param]:
+    from accelsim.stacks import catalog_names, load_stack
+
+    out = []
+    for name in catalog_names():
+        st = load_stack(name)
+        for fld, q in st.quantities().items():
+            lo, hi = (q.range if q.range else _admissible(type(q)))
+            out.append(Param("stack", st.name, fld, float(q.value), tuple(q.fitted_on or ()),
+                             float(lo), float(hi), f"configs/stacks/{st.name}.yaml",
+                             (st.role, *st.vendors)))
+    return out
+
+
+def _stack_uses(run: Any, file: str) -> set[str]:
+    """The stack a training run names, else its device vendor's default training stack."""
+    if not run.kind.startswith("training"):
+        return set()
+    from accelsim import stacks
+
+    if getattr(run, "stack", None):
+        return {stacks.load_stack(run.stack, where=file, relative_to=file).name}
+    vendor = next(iter(_device_vendors(run, file)), None)
+    st = stacks.default_stack(vendor) if vendor else None
+    return {st.name} if st else set()
+
+
+def _device_vendors(run: Any, file: str) -> set[str]:
+    from accelsim.devices import load_device
+
+    return {load_device(ref, where=file, field=fld, relative_to=file).vendor
+            for fld, ref, load in KINDS[run.kind].files(run) if load is load_device}
+
+
+def _stack_overridden(values: Mapping[str, Mapping[str, float]]) -> AbstractContextManager[None]:
+    from accelsim.stacks import overridden
+
+    return overridden(values)
+
+
+register_params(ParamKind("stack", _stack_params, _stack_overridden, _stack_uses))
+
+
 def all_params() -> list[Param]:
     """Every number of every registered kind's profiles."""
     return [p for k in PARAM_KINDS.values() for p in k.params()]

@@ -27,6 +27,6 @@ class RecsysRun(RunBase):
 
 def recsys_files(run: Any) -> list[tuple[str, str, Loader]]:
     from accelsim.devices import load_device
-    from accelsim.serving.recsys import load_model
+    from accelsim.serving.rec_model import load_model
 
     return [("model", run.model, load_model), ("device", run.device, load_device)]

@@ -17,7 +17,8 @@ class RecsysOfflineRun(RecsysRun):
 
 def predict(run: RecsysOfflineRun, file: str) -> Prediction:
     from accelsim.devices import load_device
-    from accelsim.serving.recsys import load_model, offline
+    from accelsim.serving.rec_model import load_model
+    from accelsim.serving.recsys import offline
 
     model = load_model(run.model, relative_to=file, where=file, field="model")
     spec = load_device(run.device, where=file, field="device", relative_to=file).spec

@@ -73,6 +73,8 @@ class TrainingRun(RunBase):
     """Micro-batch sizes searched (one value when published)."""
     virtual_stages: list[Annotated[int, Field(ge=1, le=64)]] = Field(min_length=1)
     """Interleaved pipeline chunks searched (one value when published)."""
+    stack: str | None = None
+    """Software stack of the run (``configs/stacks``); not given: the vendor's default."""
 
 
 def eq3_flops(batch: int, model: TransformerModel) -> float:
@@ -116,7 +118,8 @@ def predict(run: TrainingRun, file: str) -> Prediction:
                            overlap_dp_comm=run.overlap_dp_comm,
                            overlap_tp_comm=run.overlap_tp_comm,
                            overlap_param_gather=run.overlap_param_gather,
-                           overlap_ep_comm=run.overlap_ep_comm, parallelism=par)
+                           overlap_ep_comm=run.overlap_ep_comm, parallelism=par,
+                           stack=run.stack)
             res = estimate(job, spec.spec, file=file)
             if res.fits_memory and (best is None or res.step_time_s < best.step_time_s):
                 best = res

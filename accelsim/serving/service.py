@@ -14,6 +14,7 @@ from accelsim.devices import DeviceSpec, load_device, require_spec
 from accelsim.errors import AccelsimError
 from accelsim.serving import recsys
 from accelsim.serving.job import PoolMember, ServeJob
+from accelsim.serving.rec_model import RecModel, load_model
 from accelsim.traffic import dist_mean
 
 
@@ -60,7 +61,7 @@ def _table_width(job: ServeJob) -> int:
 
 def build_service(job: ServeJob, file: str = "job",
                   specs: dict[str, DeviceSpec] | None = None,
-                  width: int | None = None, model: recsys.RecModel | None = None
+                  width: int | None = None, model: RecModel | None = None
                   ) -> ServiceModel:
     """Service-time tables per replica. ``specs`` maps the job's device references to
     resolved devices (specs or profiles; references not in it are resolved here, at the
@@ -81,7 +82,7 @@ def build_service(job: ServeJob, file: str = "job",
         per_item = svc.synthetic.per_item_ms * units.MS * np.maximum(k - 1, 0)
         return ServiceModel(np.tile(per_item, (c, 1)), np.ones(c), svc.synthetic.to_dist(),
                             ["synthetic"] * c, job=job, specs=specs, file=file)
-    model = model or recsys.load_model(svc.model or "", where=file, field="service.model")
+    model = model or load_model(svc.model or "", where=file, field="service.model")
     members = svc.pool or [PoolMember(device=svc.device or "", count=job.replicas)]
     rows, periods, names, breakdown = [], [], [], {}
     for mem in members:

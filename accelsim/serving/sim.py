@@ -213,7 +213,8 @@ def offline_job(job: ServeJob, file: str = "job") -> dict[str, Any]:
     maximises throughput within its memory (:func:`accelsim.serving.recsys.offline`); items/s
     and queries/s of the whole job and the figures per replica kind."""
     from accelsim.devices import load_device
-    from accelsim.serving.recsys import load_model, offline
+    from accelsim.serving.rec_model import load_model
+    from accelsim.serving.recsys import offline
     from accelsim.traffic import dist_mean
 
     svc = job.service

@@ -41,8 +41,8 @@ def _set_q(q: dict[str, Any], value: float) -> None:
 def apply_device(profile: dict[str, Any], field: str, value: float, where: str) -> None:
     """Apply one override (a field or a pseudo-field) to a profile mapping in place."""
     if field in ("perf_scale", "compute_scale"):
-        for q in profile["compute"].values():
-            if q["value"] != "unsupported":
+        for key, q in profile["compute"].items():  # the peaks, not the kernel model's counts
+            if key.endswith(("_tflops", "_tops")) and q["value"] != "unsupported":
                 _set_q(q, float(q["value"]) * value)
     if field in ("perf_scale", "bandwidth_scale"):
         q = profile["memory"]["memory_bandwidth_GBps"]

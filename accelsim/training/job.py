@@ -98,6 +98,10 @@ class TrainJob(Strict):
     overlap_ep_comm: bool = False
     """Hide the MoE all-to-all behind another micro-batch's compute (Megatron's EP overlap
     with 1F1B); implied by the dualpipe schedule."""
+    stack: str | None = None
+    """Software stack (``configs/stacks``: catalog name or path): its kernel rates apply and
+    the options above must be ones it has. Not given: the device vendor's default stack's
+    kernel rates (megatron-core on NVIDIA, mindspeed on Huawei), options unchecked."""
 
     @model_validator(mode="after")
     def _devices(self) -> TrainJob:
@@ -204,13 +208,17 @@ def job_from(data: dict[str, Any], path: str | Path, where: str | None = None,
     folder); ``check`` also resolves the device, its precision and the layout rules."""
     where = where or str(path)
     job = validate(TrainJob, data, where)
-    job = job.model_copy(update={"device": refs.normalize(job.device, path)})
+    job = job.model_copy(update={"device": refs.normalize(job.device, path), "stack": (
+        refs.normalize(job.stack, path) if job.stack else None)})
     if check:
         from accelsim.devices import load_device
+        from accelsim.stacks import check_training, load_stack
 
         spec = load_device(job.device, where=f"{where}: device").spec
         spec.flops(job.precision, where=where)
         check_job(job, where)
+        if job.stack:
+            check_training(load_stack(job.stack, where=where), job, where)
     return job
 
 

@@ -133,19 +133,31 @@ def _py(x: Any) -> Any:
 
 def search_layouts(model: TransformerModel, spec: DeviceSpec, devices: int,
                    global_batch: int | None = None, precision: str = "bf16",
-                   attention: str = "flash") -> SearchResult:
+                   attention: str = "flash", stack: str | None = None) -> SearchResult:
     """Evaluate every valid layout on the resolved device ``spec``; the best is the fastest
-    that fits in memory (ties: less memory)."""
+    that fits in memory (ties: less memory). ``stack`` (a ``configs/stacks`` name or path):
+    its kernel factors and data-parallel overlaps, and only the schedules it has (no
+    interleaving on a stack without it)."""
     require_spec(spec, "train-search").flops(precision, where="train-search")
     if global_batch is not None and global_batch < 1:
         raise AccelsimError.single("train-search", "--global-batch",
                                    f"expected a whole number of sequences >= 1, got {global_batch}")
     gb = global_batch or default_global_batch(model)
     cand = candidate_columns(model, devices, gb, spec.scaleup_domain)
+    extra: dict[str, float] = {}
+    st = None
+    if stack is not None:
+        from accelsim import stacks
+
+        st = stacks.load_stack(stack, where="train-search", field="stack")
+        extra = stacks.search_columns(st)
+        if "interleaved" not in st.schedules:
+            keep = cand["virtual_stages"] == 1
+            cand = {k: v[keep] for k, v in cand.items()}
     inputs: dict[str, Any] = {**cand, "sequence_parallel": (cand["tp"] > 1).astype(np.int64),
                               "global_batch": gb, **model_columns(model),
                               **device_columns(spec, precision),
-                              **job_columns(precision, attention)}
+                              **job_columns(precision, attention), **extra}
     n = len(cand["tp"])
     est = {k: np.broadcast_to(np.asarray(v), (n,)) for k, v in estimate_columns(inputs).items()
            if not k.startswith("_")}
@@ -169,6 +181,9 @@ def search_layouts(model: TransformerModel, spec: DeviceSpec, devices: int,
                 sequence_parallel=bool(cols["tp"][0] > 1), recompute=cols["recompute"][0],
                 zero=int(cols["zero"][0]),
             ),
+            stack=stack,
+            overlap_dp_comm=bool(extra.get("overlap_dp", 1.0)),
+            overlap_param_gather=bool(extra.get("overlap_ag", 1.0)),
         )
     return SearchResult(best=best, spec=spec, columns=cols, evaluated=n)
 

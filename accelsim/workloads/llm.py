@@ -10,27 +10,23 @@ up. Fast fidelity (sweeps, uncertainty draws): the base point's result scaled th
 replica's cost model on the point's device and the base's SLO curve, searched again only
 where the scaling's error bound says so (:mod:`accelsim.workloads.llm_fast`); equal to the
 full result at the base point. Energy follows the mean load, as for recommendation
-serving.
+serving. The block's schema and the replica sizes it names: :mod:`.llm_spec`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-from pydantic import Field, model_validator
 
 from accelsim import refs
-from accelsim.config import Strict
 from accelsim.devices import DeviceProfile
 from accelsim.errors import AccelsimError, Problem
-from accelsim.llm.job import Engine, Slo
-from accelsim.traffic import Dist
-from accelsim.workloads.base import CapacitySpec, DeviceEval, EvalContext, Workload, register
+from accelsim.workloads.base import DeviceEval, EvalContext, Workload, register
 from accelsim.workloads.llm_fast import (
     Curve,
     FastState,
@@ -38,51 +34,12 @@ from accelsim.workloads.llm_fast import (
     estimate,
     saturated_rps,
 )
-
-
-class LLMSim(Strict):
-    requests: int = Field(default=3000, ge=100, le=10_000_000)
-    """Requests per simulated run (one replica)."""
-    warmup: int = Field(default=300, ge=0, le=10_000_000)
-    """Leading requests left out of the statistics."""
-    replications: int = Field(default=2, ge=1, le=50)
-    """Seeded runs behind the capacity's confidence interval."""
-    seed: int = Field(default=1, ge=0, le=2**63 - 1)
-    """Seed of the first replication."""
-
-    @model_validator(mode="after")
-    def _w(self) -> LLMSim:
-        if self.warmup >= self.requests:
-            raise ValueError(f"warmup ({self.warmup}) must be below requests ({self.requests})")
-        return self
-
-
-class LLMServingSpec(CapacitySpec):
-    """Serve ``peak_rps`` chat requests of ``model`` within the TTFT/TPOT SLO."""
-
-    kind: Literal["llm_serving"] = "llm_serving"
-    """Workload kind: llm_serving (alias chatbot)."""
-    model: str
-    """Decoder-only model: catalog name (configs/models) or path (relative to the scenario)."""
-    peak_rps: float = Field(gt=0, le=1e9)
-    """Requests/s at the daily peak that must meet the SLO."""
-    prompt_tokens: Dist
-    """Prompt length distribution, tokens (history included)."""
-    output_tokens: Dist
-    """Output length distribution, tokens."""
-    slo: Slo
-    """TTFT and TPOT targets and the share of requests that must meet both."""
-    tp: int | None = Field(default=None, ge=1, le=1024)
-    """Tensor-parallel devices per attention group (:attr:`accelsim.llm.job.Replica.tp`);
-    default: searched (see module)."""
-    dp: int = Field(default=1, ge=1, le=100_000)
-    """Attention data-parallel groups per replica (wide expert parallelism for MoE models,
-    :attr:`accelsim.llm.job.Replica.dp`): a replica spans tp x dp devices."""
-    engine: Engine = Engine()
-    """The serving engine's settings of each replica (number formats, scheduler limits,
-    expert placement, multi-token prediction): :class:`accelsim.llm.job.Engine`."""
-    sim: LLMSim = LLMSim()
-    """Simulation behind each device's capacity at the SLO."""
+from accelsim.workloads.llm_spec import (
+    LLMServingSpec,
+    mean_lengths,
+    replica_job,
+    replica_sizes,
+)
 
 
 @dataclass(frozen=True)
@@ -97,27 +54,6 @@ class _Base:
     result: DeviceEval | None = None
     device: DeviceProfile | None = None
     answers: tuple[float, ...] = ()  # the full search's answer per replication
-
-
-def _job(spec: LLMServingSpec, device: str, tp: int) -> Any:
-    from accelsim.llm.job import LLMJob
-
-    return LLMJob.model_validate({
-        "replicas": [{**spec.engine.model_dump(), "device": device, "model": spec.model,
-                      "tp": tp, "dp": spec.dp}],
-        "arrivals": {"rate_qps": 1.0},
-        "prompt_tokens": spec.prompt_tokens.model_dump(),
-        "output_tokens": spec.output_tokens.model_dump(),
-        "slo": spec.slo.model_dump(),
-        "sim": {"requests": spec.sim.requests, "warmup": spec.sim.warmup,
-                "seed": spec.sim.seed, "replications": spec.sim.replications},
-    })
-
-
-def _means(spec: LLMServingSpec) -> tuple[float, float]:
-    from accelsim.traffic import dist_mean
-
-    return float(dist_mean(spec.prompt_tokens)), float(dist_mean(spec.output_tokens))
 
 
 # A size whose estimate is not trusted is searched again unless this multiple of its
@@ -137,21 +73,6 @@ def _curve_task(w: LLMServing, spec: LLMServingSpec, b: _Base, tp: int, ctx: Eva
                 ) -> Curve:
     """One base size's SLO curve (a worker process's task)."""
     return w._build_curve(spec, b, w._base_sizes(spec, b, ctx), tp, ctx)
-
-
-def _model(ref: str, file: str) -> Any:
-    """The block's model, read once per version of its file (sweeps and draws build every
-    replica size of every point's device on it)."""
-    path = refs.find(ref, "models", family="training", what="training model")
-    st = path.stat()
-    return _model_at(str(path), file, st.st_mtime_ns, st.st_size)
-
-
-@lru_cache(maxsize=32)
-def _model_at(path: str, file: str, mtime_ns: int, size: int) -> Any:
-    from accelsim.transformer.model import load_model
-
-    return load_model(path, where=file, field="workloads.llm_serving.model")
 
 
 def _failed(msg: str, device: DeviceProfile) -> DeviceEval:
@@ -202,33 +123,6 @@ class LLMServing(Workload[LLMServingSpec]):
     def demand(self, spec: LLMServingSpec) -> float:
         return spec.peak_rps
 
-    def _candidates(self, spec: LLMServingSpec, device: DeviceProfile, file: str,
-                    skip: Collection[int] = ()) -> list[tuple[int, Any]]:
-        """Replica sizes to try: the block's tp, or every power of two within the scale-up
-        domain whose memory leaves a KV cache (their cost models); ``skip``: sizes not to
-        try, except the smallest that fits (the full search always tries it)."""
-        from accelsim.llm.perf import replica_model
-
-        job = _job(spec, device.name, 1)
-        model = _model(spec.model, file)
-        tps = [spec.tp] if spec.tp else [t for t in (1, 2, 4, 8, 16, 32, 64)
-                                         if t <= device.spec.scaleup_domain]
-        out: list[tuple[int, Any]] = []
-        last = None
-        for tp in tps:
-            if out and tp in skip:
-                continue
-            r = job.replicas[0].model_copy(update={"tp": tp})
-            try:
-                out.append((tp, replica_model(r, file, "workloads.llm_serving",
-                                              spec=device.spec, model=model)))
-            except AccelsimError as e:
-                last = e
-        if not out:
-            assert last is not None
-            raise last
-        return out
-
     def evaluate(self, spec: LLMServingSpec, device: DeviceProfile, ctx: EvalContext
                  ) -> DeviceEval:
         """The replica size with the most requests/s per device at the SLO (sizes whose
@@ -242,15 +136,15 @@ class LLMServing(Workload[LLMServingSpec]):
                   ) -> DeviceEval:
         from accelsim.llm.sim import saturated_tokens_per_s, search
 
-        p, o = _means(spec)
+        p, o = mean_lengths(spec)
         best: tuple[float, int, Any, dict[str, Any], float] | None = None
         try:
-            for tp, rm in self._candidates(spec, device, ctx.file):
+            for tp, rm in replica_sizes(spec, device, ctx.file):
                 sat = saturated_tokens_per_s(rm, p, o) / o
                 if best is not None and 2 * sat / rm.devices <= best[0]:
                     continue
                 # a size stops searching once its mean cannot beat the best so far
-                c = search(_job(spec, device.name, tp), ctx.file, [rm],
+                c = search(replica_job(spec, device.name, tp), ctx.file, [rm],
                            None if best is None else _loses(rm.devices, best[0]))
                 if c is None:
                     continue
@@ -302,7 +196,7 @@ class LLMServing(Workload[LLMServingSpec]):
         if b.device is None:
             return {}
         try:
-            return dict(self._candidates(spec, b.device, ctx.file))
+            return dict(replica_sizes(spec, b.device, ctx.file))
         except AccelsimError:
             return {}
 
@@ -314,7 +208,7 @@ class LLMServing(Workload[LLMServingSpec]):
             b = state.base[ref]
             sizes = self._base_sizes(spec, b, ctx)
             best = b.per_replica / sizes[b.tp].devices if b.tp in sizes else 0.0
-            p, o = _means(spec)
+            p, o = mean_lengths(spec)
             state.far[ref] = {tp for tp, rm in sizes.items()
                               if 2 * saturated_rps(rm, p, o) / rm.devices < NEAR * best}
         return state.far[ref]
@@ -375,8 +269,8 @@ class LLMServing(Workload[LLMServingSpec]):
         from accelsim.llm.sim import capacity
 
         assert b.device is not None
-        rm, job = sizes[tp], _job(spec, b.device.name, tp)
-        p, o = _means(spec)
+        rm, job = sizes[tp], replica_job(spec, b.device.name, tp)
+        p, o = mean_lengths(spec)
         if tp == b.tp and b.answers:
             answers = list(b.answers)
         else:  # a size the full search did not finish: its answers, searched near a guess
@@ -392,13 +286,13 @@ class LLMServing(Workload[LLMServingSpec]):
         from accelsim.llm.sim import check_fits, draw
 
         if not state.draws:
-            job = _job(spec, device.name, rm.tp)
+            job = replica_job(spec, device.name, rm.tp)
             state.draws = [draw(job, job.sim.seed + rep, ctx.file)
                            for rep in range(job.sim.replications)]
             state.longest = max(int((d.prompt + d.output).max()) for d in state.draws)
         if state.longest > rm.kv_tokens or rm.max_batched_tokens > rm.kv_tokens:
             for d in state.draws:
-                check_fits(_job(spec, device.name, rm.tp), [rm], d, ctx.file)
+                check_fits(replica_job(spec, device.name, rm.tp), [rm], d, ctx.file)
 
     def _scale(self, spec: LLMServingSpec, state: FastState, ref: str, ctx: EvalContext
                ) -> float:
@@ -422,12 +316,12 @@ class LLMServing(Workload[LLMServingSpec]):
         if b.result is not None and b.device is not None and device.spec == b.device.spec:
             r = b.result  # the base point: the full search's result
             return DeviceEval(r.throughput, r.utilization, r.reason or "", r.reason)
-        p, o = _means(spec)
+        p, o = mean_lengths(spec)
         best: tuple[float, float] | None = None  # (per device, ratio)
         try:
             skipped = self._skipped(spec, state, ref, ctx)
             sizes = [(tp, rm, saturated_rps(rm, p, o)) for tp, rm in
-                     self._candidates(spec, device, ctx.file, skip=skipped)]
+                     replica_sizes(spec, device, ctx.file, skip=skipped)]
             for _, rm, _ in sizes:
                 self._fits(spec, state, device, rm, ctx)
             # the smallest size is there for the fit check (the full search's first error);
@@ -453,7 +347,7 @@ class LLMServing(Workload[LLMServingSpec]):
                 if best is not None and min(2 * sat, upper, UNSURE * (guess or np.inf)
                                             ) / rm.devices <= best[0]:
                     continue  # it cannot win even at its bound, or far above its guess
-                per_replica = capacity(_job(spec, device.name, tp), ctx.file, [rm],
+                per_replica = capacity(replica_job(spec, device.name, tp), ctx.file, [rm],
                                        guess=guess)["max_rps_at_slo"]
                 if best is None or per_replica / rm.devices > best[0]:
                     best = (per_replica / rm.devices, per_replica / sat if sat > 0 else 0.0)

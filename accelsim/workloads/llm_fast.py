@@ -198,7 +198,8 @@ def build_curve(job: Any, rm: Any, answers: list[float], prompt: float, output: 
     1): per replication, a grid around ``answers`` (each replication's answer at the base
     point, or a guess of it), and the search's first two probes; ``prompt``, ``output``:
     the block's mean lengths (of the saturated rate)."""
-    from accelsim.llm.sim import _cap, draw
+    from accelsim.llm.search import _cap
+    from accelsim.llm.sim import draw
 
     reps = []
     for rep, found in enumerate(answers):

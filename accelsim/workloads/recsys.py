@@ -109,7 +109,7 @@ class RecsysServing(Workload[RecsysServingSpec]):
         return spec.model_copy(update={"model": refs.normalize(spec.model, relative_to)})
 
     def check(self, spec: RecsysServingSpec, file: str, field: str) -> list[Problem]:
-        from accelsim.serving.recsys import load_model
+        from accelsim.serving.rec_model import load_model
 
         try:
             load_model(spec.model, where=file, field=f"{field}.model")
@@ -163,7 +163,7 @@ class RecsysServing(Workload[RecsysServingSpec]):
                      ctx: EvalContext) -> _FastState:
         """The base run's batch mix (seed ``sim.seed``, the draws of the full run's
         stability bound) and each device's SLO-to-saturation ratio."""
-        from accelsim.serving.recsys import load_model
+        from accelsim.serving.rec_model import load_model
 
         kept = {ref: ev.state for ref, ev in base.items()}
         ok = [b for b in kept.values() if b.mix is not None]

@@ -65,6 +65,10 @@ class TrainingSpec(WorkloadSpec):
     resilience: Resilience = Resilience()
     """Failures besides the devices', checkpoint bandwidth and restart time: per-device
     throughput is multiplied by the job's goodput (:mod:`accelsim.goodput`)."""
+    stacks: dict[str, str] = Field(default_factory=dict)
+    """Software stack per device (device name -> ``configs/stacks`` name, e.g.
+    ``{h20: megatron-core, ascend-910c: mindspeed}``): its kernel rates, overlaps and
+    schedules; a device not named runs its vendor's default stack."""
 
 
 @dataclass(frozen=True)
@@ -108,8 +112,15 @@ class Training(Workload[TrainingSpec]):
         return spec.model_copy(update={"model": refs.normalize(spec.model, relative_to)})
 
     def check(self, spec: TrainingSpec, file: str, field: str) -> list[Problem]:
+        from accelsim.stacks import load_stack
+
         try:
             self._model(spec, file, field)
+            for dev, name in spec.stacks.items():
+                st = load_stack(name, where=file, field=f"{field}.stacks.{dev}")
+                if st.role != "training":
+                    raise AccelsimError.single(file, f"{field}.stacks.{dev}", f"'{name}' is a "
+                                               f"{st.role} stack; expected a training stack")
         except AccelsimError as e:
             return e.problems
         return []
@@ -133,7 +144,8 @@ class Training(Workload[TrainingSpec]):
         model = self._model(spec, ctx.file)
         gb = spec.global_batch or default_global_batch(model)
         try:
-            res = search_layouts(model, device.spec, spec.cluster_devices, gb, spec.precision)
+            res = search_layouts(model, device.spec, spec.cluster_devices, gb, spec.precision,
+                                 stack=spec.stacks.get(device.name))
         except AccelsimError as e:
             msg = e.problems[0].message
             return DeviceEval(0.0, note=msg, reason=msg, state=_Layouts(None, msg))
@@ -168,7 +180,8 @@ class Training(Workload[TrainingSpec]):
         if spec.precision not in dev.peak_flops:
             msg = f"device '{dev.name}' does not support {spec.precision}"
             return DeviceEval(0.0, note=msg, reason=msg)
-        est = estimate_columns({**lay.columns, **device_columns(dev, spec.precision)})
+        est = estimate_columns({**lay.columns, **device_columns(dev, spec.precision),
+                                **_stack_columns(spec, dev.name)})
         ok = np.asarray(est["fits_memory"], dtype=bool)
         if not ok.any():
             msg = f"none of the base run's best {TOP_LAYOUTS} layouts fits"
@@ -188,6 +201,15 @@ class Training(Workload[TrainingSpec]):
     def fleet_columns(self, name: str) -> dict[str, str]:
         return {f"{name} tokens/day, allocated": f"{name}_tokens_per_day",
                 f"{name} days to train": _days_key(name)}
+
+
+def _stack_columns(spec: TrainingSpec, device: str) -> dict[str, float]:
+    """The columns of the stack the block names for ``device`` (none: the default's, which
+    device_columns holds)."""
+    from accelsim.stacks import load_stack, search_columns
+
+    name = spec.stacks.get(device)
+    return search_columns(load_stack(name)) if name else {}
 
 
 def _days_key(name: str) -> str:

@@ -261,15 +261,15 @@ def test_a_uniform_dilation_is_scaled_exactly():
 
     from accelsim.llm import sim as S
     from accelsim.workloads import llm_fast as F
-    from accelsim.workloads.llm import _job, _means
+    from accelsim.workloads.llm_spec import mean_lengths, replica_job
 
     sc = load_scenario(FLEET)
     spec = sc.workloads["chatbot"].model_copy(update={"sim": sc.workloads["chatbot"].sim
                                                       .model_copy(update={"requests": 3000,
                                                                           "warmup": 300})})
-    job = _job(spec, "h100-sxm", 4)
+    job = replica_job(spec, "h100-sxm", 4)
     (rm,) = S.models(job)
-    p, o = _means(spec)
+    p, o = mean_lengths(spec)
     curve = F.build_curve(job, rm, S.capacity(job, rms=[rm])["per_replication_rps"], p, o)
     for k in (1 / 1.3, 1.3):
         slow = replace(rm, linear_s=rm.linear_s * k, c_kv_read=rm.c_kv_read * k,

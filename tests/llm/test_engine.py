@@ -6,7 +6,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from accelsim.llm.engine import run_fast, run_simpy
+from accelsim.llm.engine import run_fast
+from accelsim.llm.engine_simpy import run_simpy
 from accelsim.llm.job import Replica
 from accelsim.llm.perf import replica_model
 from tests.llm.streams import stream

@@ -46,10 +46,12 @@ def test_long_prefill_is_compute_bound():
     t = float(rm.linear_s[T])
     # GEMM FLOPs at the compute roofline plus the TP all-reduces (not overlapped in vLLM);
     # norms, activation and residual traffic (10 h + 3 ffn / tp elements per token and
-    # layer, memory-bound) add 8 %
+    # layer, memory-bound) add 8 %; the kernel model (accelsim.kernels) adds each output
+    # tile's prologue (K_PROLOGUE of k = 8,192 and 28,672 / 4) and epilogue: 1-3 % more
     mem = H100.memory_bw_Bps * H100.eff_memory
     traffic = L70.layers * T * 2.0 * (10 * L70.hidden + 3 * L70.ffn_hidden / tp) / mem
-    assert t == pytest.approx(compute + allreduce + traffic, rel=0.01)
+    closed = compute + allreduce + traffic
+    assert closed < t < 1.03 * closed
 
 
 def test_kv_capacity_by_hand():

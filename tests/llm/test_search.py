@@ -10,8 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from accelsim.llm import sim as S
+from accelsim.llm import search as S
+from accelsim.llm.draws import draw
 from accelsim.llm.job import LLMJob
+from accelsim.llm.pool import models
 
 
 def _job(count: int = 1, **kw) -> LLMJob:
@@ -30,8 +32,8 @@ def _job(count: int = 1, **kw) -> LLMJob:
 @pytest.mark.parametrize("count", [1, 3])
 def test_a_judged_probe_has_the_whole_runs_verdict_at_every_rate(count):
     job = _job(count)
-    rms = S.models(job)
-    d = S.draw(job, job.sim.seed)
+    rms = models(job)
+    d = draw(job, job.sim.seed)
     cap = S._cap(job, rms, d)
     verdicts = []
     for f in np.linspace(0.01, 2.0, 41):

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from accelsim.devices import load_device
-from accelsim.llm.engine import run_fast, run_simpy
+from accelsim.llm.engine import run_fast
+from accelsim.llm.engine_simpy import run_simpy
 from accelsim.llm.job import Replica
 from accelsim.llm.perf import _layer_costs, replica_model
 from accelsim.precision import BYTES

@@ -5,9 +5,9 @@ import pytest
 
 from accelsim.devices import load_device
 from accelsim.errors import AccelsimError
+from accelsim.serving.rec_model import load_model
 from accelsim.serving.recsys import (
     _cached_share,
-    load_model,
     max_throughput,
     offline,
     placement,
@@ -133,7 +133,8 @@ def test_pipelined_period_is_the_busiest_shared_resource():
 
 
 def test_multi_hot_spread_makes_caching_a_popular_id_cost_its_rows():
-    from accelsim.serving.recsys import RecModel, _cached_share
+    from accelsim.serving.rec_model import RecModel
+    from accelsim.serving.recsys import _cached_share
 
     base = {"name": "t", "source": "test", "dense_features": 1, "top_mlp": [1],
             "tables": [{"count": 1, "rows": 1_000_000, "dim": 64, "pooling": 10}]}

@@ -4,8 +4,11 @@ configurations.
 One micro-batch on one pipeline stage is a sequence of operators; each gets FLOPs and bytes
 and a roofline time from the device profile:
 
-  GEMM           t = max((F + F_half) / (peak * eff_compute), bytes / (bw * eff_memory))
-                 (efficiency-vs-size curve eff(F) = eff_c * F / (F + F_half))
+  GEMM           the kernel model (:mod:`accelsim.kernels`: tiles, waves, split-K or
+                 stream-K over the device's compute units, against bytes / (bw eff_memory)),
+                 at the stack's GEMM efficiency x the device's; profiles without compute
+                 units: max((F + F_half) / (peak eff_compute), bytes / (bw eff_memory))
+  attention      flash at the published kernel's rate by sequence and head dim
   memory-bound   t = bytes / (memory_bw * eff_memory)
   every kernel   + kernel_overhead
   collectives    alpha-beta on the link the group lives on (:mod:`accelsim.collectives`)

@@ -4,6 +4,7 @@ the flattening of a job and its device into one row."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from accelsim import xp
@@ -34,13 +35,19 @@ INPUT_COLUMNS = MODEL_COLUMNS + LAYOUT_COLUMNS + DEVICE_COLUMNS + JOB_COLUMNS
 # bidirectional schedule (dualpipe), node-limited routing, multi-token prediction modules
 # and MLA (0 = absent), per-module recomputation (rc_*: Megatron-core's --recompute-modules
 # layernorm, mla_up_proj, moe_act; 1 = recomputed in backward, not held), the parameter
-# all-gather overlapped with the next forward (overlap_ag).
+# all-gather overlapped with the next forward (overlap_ag); the kernel model's device fields
+# (compute_units 0: the size curve; eff_attn 0: FLASH_REL_EFF x eff_compute) and the software
+# stack's kernel factors (stack_gemm on GEMMs, stack_attn on flash attention; 1: none) and
+# whether its pipeline sends are scattered over the TP ranks (pp_scatter; 1: Megatron's) and
+# whether its GEMM library has stream-K (stream_k; 0: wave quantisation).
 OPTIONAL_COLUMNS = {"pp_first_layers": 0.0, "pp_last_layers": 0.0, "dropout": 1.0,
                     "fp8": 0.0, "overlap_tp": 0.0, "overlap_ep": 0.0, "dualpipe": 0.0,
                     "moe_max_nodes": 0.0, "mtp": 0.0, "mla_q_rank": 0.0, "mla_kv_rank": 0.0,
                     "mla_qk_head": 0.0, "mla_rope_head": 0.0, "mla_v_head": 0.0,
                     "head_dim": 0.0, "rc_norm": 0.0, "rc_mla_up": 0.0, "rc_moe_act": 0.0,
-                    "overlap_ag": 1.0}
+                    "overlap_ag": 1.0, "compute_units": 0.0, "tile_m": 128.0,
+                    "tile_n": 128.0, "eff_attn": 0.0, "eff_attn_bwd": 1.0,
+                    "stack_gemm": 1.0, "stack_attn": 1.0, "pp_scatter": 1.0, "stream_k": 0.0}
 # Peak of the operators that stay at the activation precision (attention core, LM head,
 # router); absent: peak_flops (every operator at one precision).
 PEAK_ACT = "peak_act_flops"
@@ -57,8 +64,10 @@ def inputs(c: Mapping[str, Any]) -> dict[str, Any]:
     return f
 
 
-def job_row(job: TrainJob, spec: DeviceSpec) -> dict[str, Any]:
-    """Flatten a job and its resolved device into one row of the batch API's columns."""
+def job_row(job: TrainJob, spec: DeviceSpec, stack_factors: dict[str, float] | None = None
+            ) -> dict[str, Any]:
+    """Flatten a job, its resolved device and its stack's kernel factors
+    (:func:`accelsim.stacks.kernel_factors`) into one row of the batch API's columns."""
     par = job.parallelism
     return {
         **model_columns(job.model),
@@ -79,6 +88,7 @@ def job_row(job: TrainJob, spec: DeviceSpec) -> dict[str, Any]:
         **device_columns(spec, job.precision),
         **job_columns(job.precision, job.attention, job.straggler_slowdown,
                       job.overlap_dp_comm),
+        **(stack_factors or {}),
     }
 
 
@@ -93,9 +103,27 @@ def job_columns(precision: str, attention: str = "flash", straggler: float = 1.0
     }
 
 
+def default_stack_factors(vendor: str) -> tuple[tuple[str, float], ...]:
+    """The kernel factors of the vendor's default training stack (:mod:`accelsim.stacks`),
+    under the stack overrides in force (calibration refits)."""
+    from accelsim import stacks
+
+    return _default_stack_factors(vendor, stacks.current_overrides())
+
+
+@lru_cache(maxsize=64)
+def _default_stack_factors(vendor: str, _overrides: tuple[tuple[str, str, float], ...]
+                           ) -> tuple[tuple[str, float], ...]:
+    from accelsim import stacks
+
+    return tuple(stacks.kernel_factors(stacks.default_stack(vendor)).items())
+
+
 def device_columns(spec: DeviceSpec, precision: str) -> dict[str, float]:
-    """The device's input columns (:data:`DEVICE_COLUMNS` and :data:`PEAK_ACT`)."""
+    """The device's input columns (:data:`DEVICE_COLUMNS` and :data:`PEAK_ACT`), the kernel
+    model's fields and its vendor's default stack's kernel factors."""
     return {
+        **dict(default_stack_factors(spec.vendor)),
         "peak_flops": spec.flops(precision), PEAK_ACT: spec.flops(ACT_DTYPE[precision]),
         "memory_bytes": spec.memory_bytes,
         "memory_bw_Bps": spec.memory_bw_Bps, "eff_compute": spec.eff_compute,
@@ -104,4 +132,7 @@ def device_columns(spec: DeviceSpec, precision: str) -> dict[str, float]:
         "scaleup_bw_Bps": spec.scaleup_bw_Bps, "scaleup_latency_s": spec.scaleup_latency_s,
         "scaleout_bw_Bps": spec.scaleout_bw_Bps, "scaleout_latency_s": spec.scaleout_latency_s,
         "scaleup_domain": spec.scaleup_domain,
+        "compute_units": float(spec.compute_units), "tile_m": spec.tile_m,
+        "tile_n": spec.tile_n, "eff_attn": spec.eff_attention,
+        "eff_attn_bwd": spec.eff_attention_bwd,
     }

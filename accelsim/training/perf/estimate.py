@@ -225,7 +225,7 @@ def estimate(job: TrainJob, spec: DeviceSpec, engine: str = "analytic", file: st
     ``engine='des'`` simulates the pipeline schedule in simpy."""
     check_job(job, file)
     spec.flops(job.precision, where=file)  # an unsupported precision names the job file
-    est = _estimate_one(job_row(job, spec))
+    est = _estimate_one(job_row(job, spec, job_stack_factors(job, spec, file)))
     r = {k: _scalar(v) for k, v in est.columns.items()}
     pieces = StagePieces(**{fl.name: _scalar(getattr(est.stages, fl.name))
                             for fl in fields(StagePieces)})
@@ -263,6 +263,18 @@ def estimate(job: TrainJob, spec: DeviceSpec, engine: str = "analytic", file: st
         breakdown=breakdown, engine=engine, stages=pieces,
         ops=[_op_row(name, op, ridge) for name, op in est.ops.items()],
     )
+
+
+def job_stack_factors(job: TrainJob, spec: DeviceSpec, file: str = "job") -> dict[str, float]:
+    """The kernel factors of the job's stack (checked against the job's options), or of its
+    device vendor's default stack (:mod:`accelsim.stacks`)."""
+    from accelsim import stacks
+
+    if job.stack is None:
+        return {}  # device_columns holds the vendor's default stack's
+    st = stacks.load_stack(job.stack, where=file)
+    stacks.check_training(st, job, file)
+    return stacks.kernel_factors(st)
 
 
 def _op_row(name: str, op: OpCost, ridge: float) -> dict[str, Any]:

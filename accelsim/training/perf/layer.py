@@ -2,11 +2,17 @@
 memory-bound elementwise kernels, kernel launches, and the tensor- and context-parallel
 communication around them (forward and backward).
 
-  GEMM          roofline (:func:`accelsim.roofline.gemm_time`): linear layers at the training
+  GEMM          the kernel model (:func:`accelsim.kernels.gemm_time`: tiles and waves over
+                the device's compute units, the roofline per shape) at the stack's GEMM
+                efficiency x the device's; a profile without compute units: the size-curve
+                roofline (:func:`accelsim.roofline.gemm_time`). Linear layers at the training
                 precision (FP8 elements under FP8), others at the activation precision
-  attention     flash (causal half of the score blocks, at FLASH_REL_EFF of the GEMM
-                efficiency, backward FLASH_BWD_FACTOR x forward) or unfused (scores held,
-                softmax and dropout memory-bound)
+  attention     flash: causal half of the score blocks at the published kernel's rate by
+                sequence length and head dim (:func:`accelsim.kernels.attention_efficiency`,
+                the device's ``efficiency.attention`` x the stack's), backward
+                BWD_FLOP_FACTOR x the forward's FLOPs at ``attention_backward`` of its rate
+                (no ``efficiency.attention``: FLASH_REL_EFF x the GEMM efficiency); or
+                unfused (scores held, softmax and dropout memory-bound)
   elementwise   2 norms, 2 dropout-residuals and the activation, read and written once; FP8
                 cast/transpose traffic (recipes.FP8_CAST_*)
   TP            sequence parallel: 2 all-gathers + 2 reduce-scatters of T h e per pass, else
@@ -20,8 +26,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from accelsim import collectives as coll
-from accelsim import xp
+from accelsim import kernels, xp
 from accelsim.roofline import (
     FLASH_BWD_FACTOR,
     FLASH_CAUSAL_FRACTION,
@@ -36,14 +44,28 @@ from accelsim.transformer.params import Shape, shape
 
 
 def gemm(m: Any, k: Any, n: Any, f: dict[str, Any], linear: bool = True) -> Any:
-    """Roofline GEMM time. A linear layer's GEMM runs at the training precision (FP8
-    elements when ``fp8``); others (``linear=False``: LM head, router) at the activation
-    precision."""
-    if linear:
-        return gemm_time(m, k, n, f["lin_bytes"], f["peak_flops"], f["eff_compute"],
-                         f["gemm_half_flop"], f["memory_bw_Bps"], f["eff_memory"])
-    return gemm_time(m, k, n, f["act_bytes"], f[PEAK_ACT], f["eff_compute"],
-                     f["gemm_half_flop"], f["memory_bw_Bps"], f["eff_memory"])
+    """GEMM time (module docstring). A linear layer's GEMM runs at the training precision
+    (FP8 elements when ``fp8``); others (``linear=False``: LM head, router) at the
+    activation precision. Its launch is counted with the layer's kernels."""
+    e_in = f["lin_bytes"] if linear else f["act_bytes"]
+    peak = f["peak_flops"] if linear else f[PEAK_ACT]
+    eff = f["eff_compute"] * f["stack_gemm"]
+    units = f["compute_units"]
+    if type(units) is float:
+        tiled_all = units > 0
+        none = not tiled_all
+    else:  # every / no configuration has the kernel fields
+        tiled_all, none = bool(np.all(units > 0)), not np.any(units > 0)
+    if none:
+        return gemm_time(m, k, n, e_in, peak, eff, f["gemm_half_flop"], f["memory_bw_Bps"],
+                         f["eff_memory"])
+    tiled = kernels.gemm_time(m, n, k, e_in, f["act_bytes"], peak, eff,
+                              xp.maximum(units, 1.0), f["tile_m"], f["tile_n"],
+                              f["memory_bw_Bps"], f["eff_memory"], stream_k=f["stream_k"])
+    if tiled_all:
+        return tiled
+    return xp.where(units > 0, tiled, gemm_time(m, k, n, e_in, peak, eff, f["gemm_half_flop"],
+                                                f["memory_bw_Bps"], f["eff_memory"]))
 
 
 def compute(F: Any, f: dict[str, Any]) -> Any:
@@ -70,6 +92,35 @@ def staged(comm: Any, v: Any, gap: Any, own: Any) -> Any:
     out past ``own`` is exposed, the rest costs :data:`OVERLAP_TAX`. v = 1: ``exposed``."""
     out = xp.maximum(xp.maximum(comm / v, comm - (v - 1) * gap) - own, 0.0)
     return out + OVERLAP_TAX * (comm - out)
+
+
+def gemm_many(shapes: list[tuple[Any, Any, Any]], f: dict[str, Any]) -> list[Any]:
+    """:func:`gemm` of several linear-layer shapes ``(m, k, n)``; on arrays one call over
+    them stacked (numpy's per-call cost paid once, not per GEMM)."""
+    if not any(isinstance(x, np.ndarray) for s in shapes for x in s):
+        return [gemm(m, k, n, f) for m, k, n in shapes]
+    cols = np.broadcast_arrays(*(np.asarray(x, dtype=float) for s in shapes for x in s))
+    m = np.stack(cols[0::3])
+    k = np.stack(cols[1::3])
+    n = np.stack(cols[2::3])
+    return list(gemm(m, k, n, f))
+
+
+def flash_attention(F: Any, s_kv: Any, hd: Any, causal: Any, f: dict[str, Any]) -> tuple[Any, Any]:
+    """Forward and backward seconds of a flash-attention kernel executing ``F`` FLOPs
+    (module docstring): at the published kernel's rate when the device gives
+    ``efficiency.attention``, else FLASH_REL_EFF x the GEMM efficiency."""
+    a = f["eff_attn"]
+    old_f = (F + f["gemm_half_flop"]) / (f[PEAK_ACT] * f["eff_compute"] * FLASH_REL_EFF)
+    if type(a) is float and a <= 0:
+        return old_f, FLASH_BWD_FACTOR * old_f
+    new_f = kernels.attention_fwd_time(F, s_kv, hd, causal, f[PEAK_ACT],
+                                       xp.maximum(a, 1e-9) * f["stack_attn"])
+    new_b = kernels.attention_bwd_time(new_f, f["eff_attn_bwd"])
+    if type(a) is float:
+        return new_f, new_b
+    return (xp.where(a > 0, new_f, old_f),
+            xp.where(a > 0, new_b, FLASH_BWD_FACTOR * old_f))
 
 
 @dataclass(frozen=True)
@@ -179,20 +230,21 @@ def dense_layer(f: dict[str, Any], u: Micro) -> Layer:
     F_down = 2 * T * ffn * h / t
     F_attn = 2 * T * s * a * (d_qk + d_v) / t
     n_qkv = (q_w + 2 * kv * hd) / t
-    t_q_mla = xp.where(r_q > 0, gemm(T, h, r_q, f) + gemm(T, r_q, q_w / t, f),
-                       gemm(T, h, q_w / t, f))
-    t_kv_mla = gemm(T, h, r_kv + d_r, f) + gemm(T, r_kv, a * (d_qk - d_r + d_v) / t, f)
-    t_qkv = xp.where(mla, t_q_mla + t_kv_mla, gemm(T, h, n_qkv, f))
-    t_out = gemm(T, o_w / t, h, f)
-    t_up = gemm(T, h, ffn * up / t, f)
-    t_down = gemm(T, ffn / t, h, f)
+    if mla if type(mla) is bool else np.any(mla):  # no MLA: its GEMMs skipped
+        g_qa, g_qb, g_q, g_kva, g_kvb, g_qkv, t_out, t_up, t_down = gemm_many(
+            [(T, h, r_q), (T, r_q, q_w / t), (T, h, q_w / t), (T, h, r_kv + d_r),
+             (T, r_kv, a * (d_qk - d_r + d_v) / t), (T, h, n_qkv), (T, o_w / t, h),
+             (T, h, ffn * up / t), (T, ffn / t, h)], f)
+        t_q_mla = xp.where(r_q > 0, g_qa + g_qb, g_q)
+        t_qkv = xp.where(mla, t_q_mla + g_kva + g_kvb, g_qkv)
+    else:
+        t_qkv, t_out, t_up, t_down = gemm_many([(T, h, n_qkv), (T, o_w / t, h),
+                                                (T, h, ffn * up / t), (T, ffn / t, h)], f)
     t_gemm_f = t_qkv + t_out + t_up + t_down
     t_gemm_b = 2 * t_gemm_f  # dgrad + wgrad GEMMs of the same shapes
 
     # --- attention core: flash (causal, fused) or unfused (scores materialised)
-    eff_fa = f["eff_compute"] * FLASH_REL_EFF
-    t_fa_f = (FLASH_CAUSAL_FRACTION * F_attn + f["gemm_half_flop"]) / (f[PEAK_ACT] * eff_fa)
-    t_fa_b = FLASH_BWD_FACTOR * t_fa_f
+    t_fa_f, t_fa_b = flash_attention(FLASH_CAUSAL_FRACTION * F_attn, s, (d_qk + d_v) / 2, 1.0, f)
     S_bytes = b * a * u.s_loc * s * e / t
     t_un_f = xp.maximum(compute(F_attn, f), mem(2 * S_bytes, f)) + mem(4.5 * S_bytes, f)
     t_un_b = (2 * xp.maximum(compute(F_attn, f), mem(2 * S_bytes, f))

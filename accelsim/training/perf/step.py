@@ -7,6 +7,7 @@ gradient reduction and the optimizer.
   stages      L/p layers each (or the given first/last stage layers, the rest even), MoE
               layers spread evenly; the first stage adds the embedding, the last the LM head,
               cross-entropy and the MTP modules; p2p of one activation per chunk boundary
+              (1/t of it per TP rank when the stack scatter-gathers, the whole otherwise)
   pipeline    m micro-batches of the slowest stage + the bubble: 1F1B / interleaved
               (p - 1)/v average stage times (Narayanan et al., SC'21); DualPipe
               (p/2 - 1) forward shares of one (DeepSeek-V3 Table 2)
@@ -21,6 +22,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from accelsim import collectives as coll
 from accelsim import xp
@@ -70,8 +73,10 @@ def recompute(f: dict[str, Any], u: Micro, ly: Layer, mo: MoELayer) -> tuple[Any
     re_moe = xp.where(rc == 2, mo.t_f + ly.comm_f + mo.t_a2a,
                       xp.where(rc == 1, (1 - flash) * ly.t_att_f, 0.0))
     rc_norm_t = xp.where(f["rc_norm"] > 0, mem(2 * T * g.h * (e + e_lin) / u.sp_div, f), 0.0)
-    rc_mla_t = xp.where((f["rc_mla_up"] > 0) & g.mla, ly.t_qkv - gemm(T, g.h, g.r_q, f)
-                        * (g.r_q > 0) - gemm(T, g.h, g.r_kv + g.d_r, f), 0.0)
+    on = (f["rc_mla_up"] > 0) & g.mla
+    rc_mla_t = xp.where(on, ly.t_qkv - gemm(T, g.h, g.r_q, f) * (g.r_q > 0)
+                        - gemm(T, g.h, g.r_kv + g.d_r, f), 0.0) \
+        if (on if type(on) is bool else np.any(on)) else 0.0
     rc_act_t = xp.where(f["rc_moe_act"] > 0,
                         mem(T * (f["moe_top_k"] + f["moe_shared"]) * f["moe_ffn_hidden"]
                             * (e * g.up + e_lin) / t, f), 0.0)
@@ -115,7 +120,8 @@ def stages(f: dict[str, Any], u: Micro, ly: Layer, mo: MoELayer) -> Stages:
     t_emb_b = mem(3 * T * h * e / u.sp_div, f) + kern + xp.where(t > 1, ly.t_tp_once / 4, 0.0)
 
     # pipeline point-to-point: one activation per chunk boundary, scattered over TP ranks
-    M_pp = T * h * e / t
+    # (or whole from every TP rank when the stack does not scatter-gather)
+    M_pp = T * h * e / xp.where(f["pp_scatter"] > 0, t, 1.0)
     pp_cross = (t * cp * d * p) > f["scaleup_domain"]
     c_pp = coll.p2p(M_pp, xp.where(pp_cross, u.bw_out, u.bw_in),
                     xp.where(pp_cross, u.a_out, u.a_in))

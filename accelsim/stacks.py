@@ -1,0 +1,245 @@
+"""Software stacks as profiles (``configs/stacks/*.yaml``): what a training or serving framework
+does on top of a device: the kernels it runs (its GEMM and flash-attention rates relative to
+the device's published ones), the communication it overlaps, the pipeline schedules it has,
+the fused kernels it ships. Every number is a :class:`accelsim.devices.Quantity` with a
+source and a confidence (``fitted_on`` when calibrated on published runs); every feature a
+:class:`Feature` with its source.
+
+How the models use a stack (:func:`check_training`, :func:`kernel_factors`):
+
+  kernels     stream-K GEMMs or not (``kernels.stream_k``); GEMM time / ``kernels.gemm``
+              (multiplies the device's ``efficiency.compute`` on GEMMs only); flash
+              attention at ``kernels.attention`` x the device's published kernel rate
+              (``efficiency.attention``); pipeline sends scatter-gathered or not
+  features    a training job that names a stack may only ask for what it has: its
+              pipeline ``schedules`` (1f1b, interleaved, dualpipe) and ``overlaps``
+              (tp_comm, dp_grad_reduce, param_gather, ep_a2a); anything else is a one-line
+              error naming the job's field
+
+A job that names no stack gets :func:`default_stack` of its device's vendor for the kernel
+factors (1 for the stacks the device efficiencies were calibrated with), unchecked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from accelsim import refs
+from accelsim.config import Strict, read_yaml, validate
+from accelsim.devices import Confidence, Fraction
+from accelsim.errors import AccelsimError, Problem
+
+Schedule = Literal["1f1b", "interleaved", "dualpipe"]
+# The vendor's stack a job runs on when it names none (what the device profiles'
+# efficiencies were calibrated with).
+DEFAULT_BY_VENDOR = {"NVIDIA": "megatron-core", "Huawei": "mindspeed"}
+DEFAULT_SERVING_BY_VENDOR = {"NVIDIA": "tensorrt-llm", "Huawei": "mindie"}
+
+
+class Feature(Strict):
+    """Whether the stack has a capability, and where that comes from."""
+
+    value: bool
+    """True: the stack has it."""
+    source: str = Field(min_length=1)
+    """Documentation, paper or repository path that shows it."""
+    confidence: Confidence
+    """A vendor or paper, B press or analyst, C sources disagree, or 'assumption'."""
+    note: str | None = None
+    """Reasoning; required for an assumption."""
+
+
+class StackKernels(Strict):
+    stream_k: Feature
+    """Its GEMM library deals a GEMM's K iterations evenly over the compute units
+    (stream-K; :mod:`accelsim.kernels`): no wave quantisation."""
+    gemm: Fraction
+    """GEMM rate relative to the device's ``efficiency.compute`` (1: the stack the device
+    was calibrated with)."""
+    attention: Fraction
+    """Flash-attention rate relative to the device's published kernel
+    (``efficiency.attention``: FA3 on Hopper, FA2 on Ampere)."""
+
+
+class StackOverlaps(Strict):
+    tp_comm: Feature
+    """Tensor-parallel all-gather / reduce-scatter overlapped with the GEMMs (userbuffers)."""
+    dp_grad_reduce: Feature
+    """Data-parallel gradient reduction overlapped with the backward pass."""
+    param_gather: Feature
+    """ZeRO parameter all-gather overlapped with the next forward."""
+    ep_a2a: Feature
+    """MoE all-to-all hidden behind another micro-batch's compute."""
+    pp_scatter_gather: Feature | None = None
+    """Pipeline sends split over the tensor-parallel ranks and all-gathered on arrival
+    (Narayanan et al. 2021 section 4.1: 1/t of the bytes on the inter-node link); false:
+    every TP rank sends the whole activation. Not given: true."""
+
+
+class StackProfile(Strict):
+    """One software stack (framework and release)."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    """Catalog name (how jobs and runs refer to it)."""
+    framework: str = Field(min_length=1)
+    """The framework (Megatron-LM, DeepSpeed, vLLM, ...)."""
+    version: str = Field(min_length=1)
+    """The release or period the profile describes."""
+    role: Literal["training", "serving"]
+    """What the stack runs."""
+    vendors: list[str] = Field(min_length=1)
+    """Device vendors it runs on (as the device profiles spell them)."""
+    description: str = ""
+    """Free text."""
+    sources: dict[str, str] = Field(default_factory=dict)
+    """Citation keys used in the fields' sources, with the full citation."""
+    kernels: StackKernels
+    """GEMM and attention rates relative to the device's."""
+    schedules: list[Schedule] = Field(default_factory=list)
+    """Pipeline schedules it has (training stacks)."""
+    overlaps: StackOverlaps | None = None
+    """Communication it overlaps (training stacks)."""
+    fused_kernels: list[str] = Field(default_factory=list)
+    """Fused kernels it ships (documentation: what its kernel factors rest on)."""
+
+    def quantities(self) -> dict[str, Fraction]:
+        """Its numbers by ``section.key`` (the kernel factors; calibration reads them)."""
+        return {"kernels.gemm": self.kernels.gemm, "kernels.attention": self.kernels.attention}
+
+
+def catalog_names() -> list[str]:
+    return refs.names("stacks")
+
+
+def load_stack(name_or_path: str | Path, where: str = "stack", field: str = "stack",
+               relative_to: str | Path | None = None) -> StackProfile:
+    """A catalog name (``megatron-core``) or a path to a stack YAML."""
+    path = refs.find(name_or_path, "stacks", relative_to, where, field, what="stack")
+    st = path.stat()
+    profile = _load(str(path), refs.shown(path), st.st_mtime_ns)
+    mine = tuple(o for o in _OVERRIDES.get() if o[0] == profile.name)
+    if mine:
+        return _load_overridden(str(path), refs.shown(path), st.st_mtime_ns, mine)
+    return profile
+
+
+@lru_cache(maxsize=64)
+def _load(resolved: str, shown: str, mtime_ns: int) -> StackProfile:
+    return validate(StackProfile, read_yaml(resolved), shown)
+
+
+# (stack name, 'kernels.key', value) set by :func:`overridden`, sorted.
+_OVERRIDES: ContextVar[tuple[tuple[str, str, float], ...]] = ContextVar(
+    "accelsim_stack_overrides", default=())
+
+
+def current_overrides() -> tuple[tuple[str, str, float], ...]:
+    """The stack numbers overridden here (a cache key for what reads stacks)."""
+    return _OVERRIDES.get()
+
+
+@contextmanager
+def overridden(values: Mapping[str, Mapping[str, float]]) -> Iterator[None]:
+    """Within the block, :func:`load_stack` returns the named stacks with these numbers
+    (``{'megatron-lm-2022': {'kernels.gemm': 1.03}}``), files untouched: how a calibration
+    refit predicts with another value (as :func:`accelsim.devices.overridden`)."""
+    merged = {(n, f): v for n, f, v in _OVERRIDES.get()}
+    for name, fields in values.items():
+        for fld, v in fields.items():
+            merged[(name, fld)] = float(v)
+    token = _OVERRIDES.set(tuple(sorted((n, f, v) for (n, f), v in merged.items())))
+    try:
+        yield
+    finally:
+        _OVERRIDES.reset(token)
+
+
+@lru_cache(maxsize=256)
+def _load_overridden(resolved: str, shown: str, mtime_ns: int,
+                     values: tuple[tuple[str, str, float], ...]) -> StackProfile:
+    profile = _load(resolved, shown, mtime_ns)
+    qs = profile.quantities()
+    kern = profile.kernels
+    for _, fld, v in values:
+        if fld not in qs:
+            raise AccelsimError.single(shown, fld, f"no such number to override; expected "
+                                       f"one of {', '.join(sorted(qs))}")
+        try:
+            type(qs[fld]).check_bounds(v)
+        except ValueError as e:
+            raise AccelsimError.single(shown, fld, f"override: {e}") from None
+        key = fld.split(".", 1)[1]
+        kern = kern.model_copy(update={key: qs[fld].model_copy(
+            update={"value": v, "range": None})})
+    return profile.model_copy(update={"kernels": kern})
+
+
+def default_stack(vendor: str, role: str = "training") -> StackProfile | None:
+    """The stack a job on a ``vendor`` device runs when it names none (None: no factors)."""
+    table = DEFAULT_BY_VENDOR if role == "training" else DEFAULT_SERVING_BY_VENDOR
+    name = table.get(vendor)
+    return load_stack(name) if name else None
+
+
+def kernel_factors(stack: StackProfile | None) -> dict[str, float]:
+    """The training model's stack columns: ``stack_gemm``, ``stack_attn`` and
+    ``pp_scatter`` (1: pipeline sends scattered over the TP ranks)."""
+    if stack is None:
+        return {"stack_gemm": 1.0, "stack_attn": 1.0, "pp_scatter": 1.0, "stream_k": 0.0}
+    sg = stack.overlaps.pp_scatter_gather if stack.overlaps else None
+    return {"stack_gemm": stack.kernels.gemm.value, "stack_attn": stack.kernels.attention.value,
+            "pp_scatter": 0.0 if sg is not None and not sg.value else 1.0,
+            "stream_k": float(stack.kernels.stream_k.value)}
+
+
+def search_columns(stack: StackProfile) -> dict[str, float]:
+    """The batch model's columns a layout search on this stack runs with: its kernel factors
+    and the data-parallel overlaps it has."""
+    cols = kernel_factors(stack)
+    if stack.overlaps is not None:
+        cols["overlap_dp"] = float(stack.overlaps.dp_grad_reduce.value)
+        cols["overlap_ag"] = float(stack.overlaps.param_gather.value)
+    return cols
+
+
+def training_problems(stack: StackProfile, job: Any, file: str = "job") -> list[Problem]:
+    """Every option of a :class:`accelsim.training.job.TrainJob` the stack does not have."""
+    par = job.parallelism
+    out = []
+    if stack.role != "training":
+        out.append(Problem(file, "stack", f"'{stack.name}' is a {stack.role} stack; "
+                           "expected a training stack"))
+        return out
+    sched = ("dualpipe" if par.schedule == "dualpipe" else
+             "interleaved" if par.virtual_stages > 1 else "1f1b")
+    if par.pp > 1 and sched not in stack.schedules:
+        out.append(Problem(file, "parallelism.schedule" if sched == "dualpipe" else
+                           "parallelism.virtual_stages",
+                           f"stack '{stack.name}' has no {sched} pipeline schedule "
+                           f"(it has: {', '.join(stack.schedules) or 'none'})"))
+    ov = stack.overlaps
+    if ov is not None:
+        asks = [("overlap_tp_comm", job.overlap_tp_comm and par.tp > 1, ov.tp_comm),
+                ("overlap_dp_comm", job.overlap_dp_comm and par.dp * par.cp > 1,
+                 ov.dp_grad_reduce),
+                ("overlap_param_gather", job.overlap_param_gather and par.zero >= 1
+                 and par.dp * par.cp > 1, ov.param_gather),
+                ("overlap_ep_comm", job.overlap_ep_comm and par.ep > 1, ov.ep_a2a)]
+        for key, asked, feat in asks:
+            if asked and not feat.value:
+                out.append(Problem(file, key, f"stack '{stack.name}' does not overlap "
+                                   f"this ({feat.source}); expected false"))
+    return out
+
+
+def check_training(stack: StackProfile, job: Any, file: str = "job") -> None:
+    problems = training_problems(stack, job, file)
+    if problems:
+        raise AccelsimError(problems)

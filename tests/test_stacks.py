@@ -1,0 +1,128 @@
+"""Software stacks as profiles (:mod:`accelsim.stacks`): the catalog validates, a job's stack
+gates its options with one-line errors naming the field, and its kernel factors move the
+estimate the way they say."""
+
+from __future__ import annotations
+
+import pytest
+
+from accelsim import stacks
+from accelsim.devices import load_device
+from accelsim.errors import AccelsimError
+from accelsim.training import TrainJob, estimate
+from accelsim.training.job import Parallelism
+
+MODEL = {"name": "m", "layers": 32, "hidden": 4096, "heads": 32, "ffn_hidden": 16384,
+         "vocab": 51200, "seq_len": 4096}
+
+
+def _job(**kw):
+    par = kw.pop("parallelism", {"tp": 2, "pp": 2, "dp": 2, "virtual_stages": 2})
+    return TrainJob(device="h100-sxm", model=MODEL, global_batch=16,
+                    parallelism=Parallelism(**par), **kw)
+
+
+def test_catalog_validates_and_names_its_files():
+    names = stacks.catalog_names()
+    for want in ("megatron-core", "deepspeed", "nemo", "mindspeed", "tensorrt-llm", "vllm",
+                 "sglang", "mindie"):
+        assert want in names
+    for n in names:
+        assert stacks.load_stack(n).name == n
+
+
+def test_default_stack_by_vendor():
+    assert stacks.default_stack("NVIDIA").name == "megatron-core"
+    assert stacks.default_stack("Huawei").name == "mindspeed"
+    assert stacks.default_stack("nobody") is None
+    assert stacks.kernel_factors(None) == {"stack_gemm": 1.0, "stack_attn": 1.0, "pp_scatter": 1.0,
+                                           "stream_k": 0.0}
+    assert stacks.kernel_factors(stacks.load_stack("deepspeed"))["pp_scatter"] == 0.0
+
+
+def test_a_stack_gates_the_schedule_and_the_overlaps():
+    """DeepSpeed's pipeline engine has no interleaved schedule and reduces gradients after
+    the pipeline: a job asking for either on it is an error naming the field."""
+    spec = load_device("h100-sxm").spec
+    with pytest.raises(AccelsimError) as e:
+        estimate(_job(stack="deepspeed"), spec, file="j.yaml")
+    fields = {p.field for p in e.value.problems}
+    assert fields == {"parallelism.virtual_stages", "overlap_dp_comm", "overlap_param_gather"}
+    ok = _job(stack="deepspeed", overlap_dp_comm=False, overlap_param_gather=False,
+              parallelism={"tp": 2, "pp": 2, "dp": 2})
+    assert estimate(ok, spec).step_time_s > 0
+    with pytest.raises(AccelsimError, match="serving stack"):
+        estimate(_job(stack="vllm"), spec)
+
+
+def test_the_same_layout_is_slower_on_deepspeed_than_on_megatron():
+    """Megatron-Core's interleaved 1F1B and overlapped gradient reduction against DeepSpeed's
+    1F1B with the reduction after the pipeline: same model, devices and batch."""
+    spec = load_device("h100-sxm").spec
+    mc = estimate(_job(stack="megatron-core"), spec)
+    ds = estimate(_job(stack="deepspeed", overlap_dp_comm=False, overlap_param_gather=False,
+                       parallelism={"tp": 2, "pp": 2, "dp": 2}), spec)
+    assert ds.step_time_s > 1.05 * mc.step_time_s
+
+
+def test_kernel_factors_scale_what_they_name():
+    """A stack's attention factor slows flash attention only; its GEMM factor the GEMMs
+    (so a stack at 0.5 GEMM rate is far slower than one at 0.5 attention rate)."""
+    from accelsim.training.perf import estimate_arrays, job_row
+
+    spec = load_device("h100-sxm").spec
+    job = _job()
+    base = estimate_arrays(job_row(job, spec, {"stack_gemm": 1.0, "stack_attn": 1.0}))
+    slow_attn = estimate_arrays(job_row(job, spec, {"stack_gemm": 1.0, "stack_attn": 0.5}))
+    slow_gemm = estimate_arrays(job_row(job, spec, {"stack_gemm": 0.5, "stack_attn": 1.0}))
+    assert base.ops["mlp_up"].time_s == slow_attn.ops["mlp_up"].time_s
+    assert slow_attn.ops["attention_core"].time_s == pytest.approx(
+        2 * base.ops["attention_core"].time_s)
+    assert slow_gemm.ops["mlp_up"].time_s > 1.8 * base.ops["mlp_up"].time_s
+    assert slow_gemm.columns["step_time_s"] > slow_attn.columns["step_time_s"]
+
+
+def test_bad_stack_field_is_one_line(tmp_path):
+    from accelsim.kinds import load_file
+
+    p = tmp_path / "s.yaml"
+    p.write_text("name: x\nframework: X\nversion: '1'\nrole: training\nvendors: [NVIDIA]\n"
+                 "kernels:\n  gemm: {value: 1.5, source: s, confidence: A}\n"
+                 "  attention: {value: 1.0, source: s, confidence: A}\n")
+    with pytest.raises(AccelsimError) as e:
+        load_file(p)
+    assert "kernels.gemm" in str(e.value)
+
+
+def test_layout_search_on_a_stack():
+    """train-search on DeepSpeed's stack keeps only non-interleaved layouts and runs them
+    with the reduction after the pipeline: slower than on Megatron-Core; its best job names
+    the stack and passes the stack's gate."""
+    from accelsim.training.search import search_layouts
+    from accelsim.transformer.model import load_model
+
+    spec = load_device("a100-80gb-sxm").spec
+    model = load_model("gpt3-175b")
+    mc = search_layouts(model, spec, 512, 1536, stack="megatron-core")
+    ds = search_layouts(model, spec, 512, 1536, stack="deepspeed")
+    assert (ds.columns["virtual_stages"] == 1).all()
+    assert ds.best is not None and ds.best.stack == "deepspeed"
+    assert float(ds.columns["tokens_per_s"][0]) < float(mc.columns["tokens_per_s"][0])
+    assert estimate(ds.best, spec).tokens_per_s == pytest.approx(
+        float(ds.columns["tokens_per_s"][0]), rel=1e-9)
+
+
+def test_a_training_block_names_a_stack_per_device():
+    """A fleet's training block may run each device on its own stack (the software-moat
+    question: H20 on Megatron-Core against 910C on MindSpeed); a serving stack or an
+    unknown name is a problem naming the field."""
+    from accelsim.workloads import base
+
+    good = base.parse("training", {"kind": "training", "model": "gpt3-175b", "tokens": 1e12,
+                                   "deadline_days": 30,
+                                   "stacks": {"h20": "megatron-core",
+                                              "ascend-910c": "mindspeed"}}, "s.yaml")
+    assert base.of(good).check(good, "s.yaml", "workloads.training") == []
+    bad = good.model_copy(update={"stacks": {"h20": "vllm", "ascend-910c": "nope"}})
+    fields = [p.field for p in base.of(bad).check(bad, "s.yaml", "workloads.training")]
+    assert fields and fields[0] == "workloads.training.stacks.h20"
