@@ -20,7 +20,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("accelsim.devices", "accelsim.runtime", "accelsim.roofline", "accelsim.collectives",
      "accelsim.kernels", "accelsim.stacks", "accelsim.stack_memory",
      "accelsim.traffic", "accelsim.transformer"),
-    ("accelsim.training", "accelsim.llm", "accelsim.serving", "accelsim.cost",
+    ("accelsim.training", "accelsim.llm", "accelsim.serving", "accelsim.cost", "accelsim.rental",
      "accelsim.goodput", "accelsim.sharing"),
     ("accelsim.workloads", "accelsim.runs"),
     ("accelsim.plan.spec",),
