@@ -86,6 +86,18 @@ def _why(sc: Any, f: dict[str, Any]) -> str:
     return "within the rules and meets demand"
 
 
+def _deadlines(sc: Any, f: dict[str, Any]) -> str:
+    """``, trains in 54.8 of 60 days`` for each workload with a deadline."""
+    out = []
+    for w, spec in sc.workloads.items():
+        deadline = getattr(spec, "deadline_days", None)
+        days = f.get("days_to_train" if w == "training" else f"{w}_days_to_train")
+        if deadline and days is not None and np.isfinite(days):
+            what = "trains" if w == "training" else f"{w} trains"
+            out.append(f", {what} in {days:.1f} of {deadline:g} days")
+    return "".join(out)
+
+
 def _pct(x: float) -> str:
     return f"{100 * x:+.0f} %" if np.isfinite(x) else "n/a"
 
@@ -100,7 +112,7 @@ def verdicts(sc: Any, fleets: list[dict[str, Any]]) -> list[dict[str, Any]]:
         best = same[0]
         tco = best["tco_usd_per_year"] / 1e9
         line = (f"{year}: {best['name']}: {_why(sc, best)}, TCO {tco:.2f} B USD/yr, "
-                f"headroom {_pct(best['headroom'])}")
+                f"headroom {_pct(best['headroom'])}{_deadlines(sc, best)}")
         runner = same[1] if len(same) > 1 else None
         ok = [f for f in same if not f["violations"] and f["meets_demand"]
               and np.isfinite(f["headroom"])]

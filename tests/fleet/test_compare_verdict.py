@@ -83,6 +83,8 @@ def test_one_verdict_per_year_names_the_best_and_the_demoted_headroom(seed):
     assert v26["best"] == "export-ban-2026" and v26["most_headroom"] == "with-asic-2026"
     assert "most headroom" in v26["line"] and "would favour it" in v26["line"]
     assert out[0]["most_headroom"] is None  # 2025: the best is the only one meeting demand
+    split = next(f for f in res.fleets if f["name"] == "reported-split")
+    assert f"trains in {split['days_to_train']:.1f} of 60 days" in out[0]["line"]
 
 
 def test_cli_prints_the_verdict_first_and_json_carries_it():
