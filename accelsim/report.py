@@ -188,6 +188,31 @@ def _for_people(label: str, value: Any) -> tuple[str, Any]:
     return label, value
 
 
+RENTAL_TITLE = ("rent or buy: each rental offer against owning its device in its pool's region "
+                "(accelsim.rental); break-even utilisation: on demand rents cheaper below it; "
+                "horizon: renting is cheaper for a need shorter than it (at full use, no resale); "
+                "per USD: rented / owned")
+
+
+def rental_rows(rentals: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """compare's rent-or-buy table, one row per offer
+    (:func:`accelsim.fleet.pricing.rental_table`)."""
+    def years(x: float) -> str:
+        return "never" if x == float("inf") else f"{x:.2g} y"
+
+    return [{
+        "offer": r["offer"], "device": r["device"], "region": r["region"],
+        "term": r["term"] if r["term"] == "on_demand" else f"{r['commitment_months']} months",
+        "USD/h rent": r["usd_per_device_hour"], "USD/h owned": r["owned_usd_per_hour"],
+        "rent / own": r["rent_over_owned"],
+        "break-even util.": ("-" if r["break_even_utilization"] != r["break_even_utilization"]
+                             else f"{r['break_even_utilization']:.0%}"),
+        "break-even horizon": years(r["break_even_horizon_years"]),
+        **{f"{w} per USD": f"{a:.3g} / {b:.3g}" for w, (a, b) in r["per_usd"].items()},
+        "max units": "-" if r["max_units"] is None else f"{r['max_units']:,}",
+    } for r in rentals]
+
+
 def fleet_table(sc: Any, fleets: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per fleet (output of :func:`fleet_out`, best first): units, costs, each
     workload's columns, power, demand, violations and what binds."""
@@ -197,7 +222,9 @@ def fleet_table(sc: Any, fleets: list[dict[str, Any]]) -> list[dict[str, Any]]:
                for label, key in workloads.of(spec).fleet_columns(name).items()}
     return [{
         "fleet": f["name"], "rank": f.get("year_rank", f["rank"]), "year": f["year"],
-        "units": fmt_units(f["units"]), "capex B USD": f["capex_usd"] / 1e9,
+        "units": fmt_units(f["units"]),
+        **({"rented": fmt_units(f.get("rented", {})) or "-"} if sc.rentals else {}),
+        "capex B USD": f["capex_usd"] / 1e9,
         "TCO B USD/yr": f["tco_usd_per_year"] / 1e9,
         **dict(_for_people(label, f.get(key, float("nan"))) for label, key in columns.items()),
         **({"headroom": fmt_signed_pct(f["headroom"])} if "headroom" in f else {}),

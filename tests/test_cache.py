@@ -43,7 +43,7 @@ def small(tmp_path):
     data["workloads"] = {"training": {**data["workloads"]["training"], "model": str(model)}}
     data["budget"]["pools"] = {"overseas": {"usd": 6.8e9, "devices": ["h20", "h100-sxm"],
                                             "region": "sea"}}
-    data["supply"], data["fleets"] = {}, []
+    data["supply"], data["fleets"], data["rentals"] = {}, [], {}
     del data["plan"]
     p = tmp_path / "small.yaml"
     p.write_text(yaml.safe_dump(data))

@@ -27,7 +27,7 @@ def setup(tmp_path):
                                       "model": str(CONFIGS / "models" / "gpt3-175b.yaml")}}
     data["budget"]["pools"] = {"overseas": {"usd": 6.8e9, "devices": [str(dev), "h100-sxm"],
                                             "region": "sea"}}
-    data["supply"] = {}
+    data["supply"], data["rentals"] = {}, {}
     data["fleets"] = [{"name": "one", "spend_usd": {str(dev): 1.0e9}}]
     del data["plan"]
     sc = tmp_path / "sc.yaml"

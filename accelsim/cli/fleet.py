@@ -18,11 +18,13 @@ from accelsim.errors import AccelsimError
 from accelsim.outputs import check_dir, check_file, writing
 from accelsim.report import (
     DEVICE_COLUMNS,
+    RENTAL_TITLE,
     device_tables,
     fleet_frames,
     fleet_out,
     fleet_table,
     ranking_rule,
+    rental_rows,
     table,
     uncertainty_tables,
 )
@@ -195,7 +197,7 @@ def compare(
                    "scenario": sc.name, "objective": sc.objective, "demand": res.demand,
                    "verdicts": verdict,
                    "devices": res.devices[DEVICE_COLUMNS].to_dict(orient="records"),
-                   "fleets": fleets})
+                   **({"rentals": res.rentals} if res.rentals else {}), "fleets": fleets})
         return
     from accelsim import workloads
 
@@ -208,6 +210,8 @@ def compare(
         console.print(f"  {v['line']}")
     for title, rows in device_tables(sc, res.devices).items():
         console.print(table(title, rows))
+    if res.rentals:
+        console.print(table(RENTAL_TITLE, rental_rows(res.rentals)))
     rule = ranking_rule(sc)
     for year in sorted({f["year"] for f in fleets}):
         console.print(table(

@@ -10,9 +10,9 @@ capacity per USD and its headroom over demand, and a one-line verdict.
   headroom          lambda - 1, lambda the largest multiple of every workload's demand at
                     once that the fleet's units meet under compare's own allocation
                     (capacity workloads first by comparative advantage, the rest to the
-                    volume workloads); negative when it cannot meet demand, >= 0 exactly
-                    when compare says it does. The training lent from serving troughs is
-                    not counted.
+                    volume workloads; rented devices count); negative when it cannot meet
+                    demand, >= 0 exactly when compare says it does. The training lent from
+                    serving troughs is not counted.
 
 The verdict names the year's best fleet and why (the rule that ranks it first), the
 runner-up and what separates them, and says when "meets demand, then lower TCO" ranks the
@@ -58,7 +58,7 @@ def headroom(units: dict[str, int], rows: dict[str, Any], need: dict[str, float]
 def annotate(sc: Any, fleets: list[dict[str, Any]], dev: Any) -> None:
     """Set ``year_rank``, ``capacity_per_usd`` and ``headroom`` on every fleet result of
     ``compare`` (``dev``: its device table)."""
-    from accelsim.fleet.mix import demand, device_rows, fleet_units, roles
+    from accelsim.fleet.mix import RENT, demand, device_rows, fleet_units, rental_rows, roles
 
     rows = device_rows(dev)
     need = demand(sc)
@@ -69,7 +69,12 @@ def annotate(sc: Any, fleets: list[dict[str, Any]], dev: Any) -> None:
         f["capacity_per_usd"] = {
             w: (v["capacity_whole_fleet"] * SECONDS_PER_YEAR / tco if tco > 0 else 0.0)
             for w, v in f["workloads"].items()}
-        f["headroom"] = headroom(fleet_units(mixes[f["name"]], rows), rows, need, role)
+        mix = mixes[f["name"]]
+        units, have = fleet_units(mix, rows), rows
+        if mix.rent:  # rented capacity counts, as in evaluate_fleet
+            have = {**rows, **rental_rows(sc, rows)}
+            units.update({RENT + o: int(u) for o, u in mix.rent.items() if RENT + o in have})
+        f["headroom"] = headroom(units, have, need, role)
     for year in {f["year"] for f in fleets}:
         same = sorted((f for f in fleets if f["year"] == year), key=lambda f: f["rank"])
         for i, f in enumerate(same, start=1):

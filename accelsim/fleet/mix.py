@@ -8,6 +8,12 @@
                  demand (with one volume workload: all of it). ``optimize`` does this exactly.
   capacity       sum of allocated units x throughput per device
   served         mean over workloads of min(1, capacity / demand)
+
+Rented capacity (the scenario's ``rentals``, rented by a fleet's ``rent``) is one more row
+per offer, keyed ``rent:<offer>``: the rented device's throughput; p x 8766 USD a year per
+device held all year (opex, no capex); no power in our regions (the cloud's facility, paid
+for in the price); the offer's ``max_units`` as its supply limit; the year's rent counted
+against the budget pool of the offer's region and the total.
 """
 
 from __future__ import annotations
@@ -20,7 +26,8 @@ import pandas as pd
 
 from accelsim import workloads
 from accelsim.fleet.loan import fleet_loan
-from accelsim.fleet.scenario import FleetMix, Scenario
+from accelsim.fleet.scenario import FleetMix, Scenario, rental_pool
+from accelsim.units import HOURS_PER_YEAR
 
 
 def demand(sc: Scenario) -> dict[str, float]:
@@ -73,6 +80,31 @@ def device_rows(dev: pd.DataFrame | list[dict[str, Any]] | dict[str, DeviceRow]
             tco_usd_per_year={w: float(r["tco_usd_per_year"]) for w, r in by.items()},
             wall_power_W={w: float(r["wall_power_W"]) for w, r in by.items()},
         )
+    return out
+
+
+RENT = "rent:"
+"""Prefix of a rental offer's key in the device rows."""
+
+
+def rental_rows(sc: Scenario, rows: dict[str, DeviceRow]) -> dict[str, DeviceRow]:
+    """One row per rental offer whose device the table prices (a sweep may price only
+    some), keyed ``rent:<offer>`` (module docstring)."""
+    out = {}
+    for name, offer in sc.rentals.items():
+        dev = rows.get(offer.device)
+        pool = rental_pool(sc, offer.region)
+        if dev is None or pool is None:
+            continue
+        usd_y = offer.usd_per_device_hour * HOURS_PER_YEAR
+        out[RENT + name] = DeviceRow(
+            device=RENT + name, pool=pool, capex_usd=0.0,
+            available_from=offer.available_from or dev.available_from,
+            max_units=float("inf") if offer.max_units is None else float(offer.max_units),
+            throughput=dict(dev.throughput),
+            opex_usd_per_year=dict.fromkeys(dev.throughput, usd_y),
+            tco_usd_per_year=dict.fromkeys(dev.throughput, usd_y),
+            wall_power_W=dict.fromkeys(dev.throughput, 0.0))
     return out
 
 
@@ -155,7 +187,7 @@ def allocate(units_by_dev: dict[str, int], rows: dict[str, DeviceRow], need: dic
 BINDS_WITHIN = 0.02
 
 
-def rules(sc: Scenario, pool_spend: dict[str, float], capex: float,
+def rules(sc: Scenario, pool_spend: dict[str, float], spend: float,
           units_by_dev: dict[str, int], rows: dict[str, DeviceRow], power: float,
           region_power: dict[str, float], cap: dict[str, float], need: dict[str, float]
           ) -> list[dict[str, Any]]:
@@ -172,7 +204,7 @@ def rules(sc: Scenario, pool_spend: dict[str, float], capex: float,
 
     for pool, spent in pool_spend.items():
         add(f"budget pool {pool}", spent, sc.budget.pools[pool].usd, "USD")
-    add("budget total", capex, sc.budget.total_usd, "USD")
+    add("budget total", spend, sc.budget.total_usd, "USD")
     for d, u in units_by_dev.items():
         if u > 0 and np.isfinite(rows[d].max_units):
             add(f"supply {rows[d].device}", float(u), rows[d].max_units, "units")
@@ -200,11 +232,19 @@ def evaluate_fleet(sc: Scenario, mix: FleetMix, dev: pd.DataFrame | dict[str, De
     year = mix.year or sc.year
     need = demand(sc)
     units_by_dev = fleet_units(mix, rows)
+    owned = dict(units_by_dev)
+    if mix.rent:
+        rows = {**rows, **rental_rows(sc, rows)}
+        units_by_dev.update({RENT + o: int(u) for o, u in mix.rent.items() if RENT + o in rows})
     alloc = allocate(units_by_dev, rows, need, roles(sc))
     capex = sum(u * rows[d].capex_usd for d, u in units_by_dev.items())
+    rent = {d[len(RENT):]: u * sc.rentals[d[len(RENT):]].usd_per_device_hour * HOURS_PER_YEAR
+            for d, u in units_by_dev.items() if d not in owned}
     pool_spend: dict[str, float] = {p: 0.0 for p in sc.budget.pools}
     for d, u in units_by_dev.items():
-        pool_spend[rows[d].pool] += u * rows[d].capex_usd
+        pool_spend[rows[d].pool] += (u * rows[d].capex_usd if d in owned
+                                     else rent[d[len(RENT):]])
+    spend = capex + sum(rent.values())
     cap = dict.fromkeys(need, 0.0)
     opex = tco_y = power = 0.0
     region_power = dict.fromkeys(sc.regions, 0.0)
@@ -218,7 +258,8 @@ def evaluate_fleet(sc: Scenario, mix: FleetMix, dev: pd.DataFrame | dict[str, De
             tco_y += share * r.tco_usd_per_year[w]
             power += share * r.wall_power_W[w]
             region_power[sc.budget.pools[r.pool].region] += share * r.wall_power_W[w]
-    lent = (fleet_loan(sc, alloc, {d: rows[d].throughput for d in alloc})
+    lent = (fleet_loan(sc, {d: a for d, a in alloc.items() if d in owned},
+                       {d: rows[d].throughput for d in owned})
             if loan or sc.sharing == "shared" else {})
     if sc.sharing == "shared" and lent["workload"] is not None:
         cap[lent["workload"]] += lent["tokens_per_s"]
@@ -226,8 +267,8 @@ def evaluate_fleet(sc: Scenario, mix: FleetMix, dev: pd.DataFrame | dict[str, De
     for p, spent in pool_spend.items():
         if spent > sc.budget.pools[p].usd * (1 + 1e-9):
             violations.append(Violation("budget_pool", p, sc.budget.pools[p].usd, spent, "USD"))
-    if capex > sc.budget.total_usd * (1 + 1e-9):
-        violations.append(Violation("budget_total", "total", sc.budget.total_usd, capex, "USD"))
+    if spend > sc.budget.total_usd * (1 + 1e-9):
+        violations.append(Violation("budget_total", "total", sc.budget.total_usd, spend, "USD"))
     for d, u in units_by_dev.items():
         r = rows[d]
         if u > r.max_units:
@@ -248,7 +289,7 @@ def evaluate_fleet(sc: Scenario, mix: FleetMix, dev: pd.DataFrame | dict[str, De
     served = {w: min(1.0, cap[w] / need[w]) for w in need}
     out: dict[str, Any] = {
         "name": mix.name, "year": year,
-        "units": {rows[d].device: u for d, u in units_by_dev.items()},
+        "units": {rows[d].device: u for d, u in owned.items()},
         "capex_usd": capex, "pool_spend_usd": pool_spend,
         "opex_usd_per_year": opex, "tco_usd_per_year": tco_y, "power_MW": power / 1e6,
         "power_MW_by_region": {k: v / 1e6 for k, v in region_power.items()},
@@ -260,10 +301,13 @@ def evaluate_fleet(sc: Scenario, mix: FleetMix, dev: pd.DataFrame | dict[str, De
                             "capacity": cap[w], "capacity_whole_fleet": full[w],
                             "served_fraction": served[w]} for w in need}
     out["allocation"] = {rows[d].device: a for d, a in alloc.items()}
+    if mix.rent:
+        out["rented"] = {o: units_by_dev.get(RENT + o, 0) for o in mix.rent}
+        out["rent_usd_per_year"] = sum(rent.values())
     out["sharing"] = sc.sharing
     out.update({k: v for k, v in lent.items() if k.startswith("loan_")})
     out["violations"] = violations
-    out["rules"] = rules(sc, pool_spend, capex, units_by_dev, rows, power, region_power, cap,
+    out["rules"] = rules(sc, pool_spend, spend, units_by_dev, rows, power, region_power, cap,
                          need)
     out["meets_demand"] = bool(all(cap[w] >= need[w] * (1 - 1e-9) for w in need))
     out["served_fraction"] = float(np.mean(list(served.values())))

@@ -4,6 +4,9 @@
                       utilisation (energy follows the load)
   throughput_per_usd  throughput x 3600 / usd_per_hour
   throughput_per_watt throughput / facility power (peak device + host + network x PUE)
+
+Rental offers (:func:`rental_table`): per offer, the rented device's throughput per USD at
+the offer's price, against owning it in its pool's region (:func:`accelsim.rental.rent_vs_buy`).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from accelsim import units, workloads
 from accelsim.cost import capex_usd, tco
 from accelsim.devices import DeviceSpec
 from accelsim.fleet.scenario import Scenario, Supply
+from accelsim.rental import rent_vs_buy
 from accelsim.workloads import DeviceEval
 
 
@@ -41,3 +45,32 @@ def priced_rows(sc: Scenario, ref: str, pool: str, spec: DeviceSpec,
             "wall_power_W": float(cost["wall_power_W"]), "note": ev.note,
             "reason": ev.reason})
     return rows
+
+
+def rental_table(sc: Scenario, devices: Any) -> list[dict[str, Any]]:
+    """One record per rental offer: its price and term, rent versus buy (owned USD per
+    device-hour at full use, break-even utilisation and horizon at full use), and per
+    workload the rented and owned throughput per USD (``per_usd``: {workload: [rented,
+    owned]}). ``devices``: the device table (a DataFrame)."""
+    from accelsim.devices import load_device
+
+    if not sc.rentals:
+        return []
+    recs = devices.to_dict(orient="records")
+    out = []
+    for name, offer in sc.rentals.items():
+        mine = [r for r in recs if r["ref"] == offer.device]
+        if not mine:
+            continue
+        spec = load_device(offer.device).spec
+        pool = sc.budget.pools[mine[0]["pool"]]
+        rb = rent_vs_buy(offer, spec, sc.regions[pool.region], sc.finance)
+        out.append({
+            "offer": name, "device": spec.name, "region": offer.region, "term": offer.term,
+            "commitment_months": offer.commitment_months,
+            "usd_per_device_hour": offer.usd_per_device_hour, "max_units": offer.max_units,
+            "owned_region": pool.region, **rb,
+            "per_usd": {r["workload"]: [r["throughput"] * units.HOUR / offer.usd_per_device_hour,
+                                        r["throughput_per_usd"]] for r in mine},
+            "confidence": offer.confidence, "source": offer.source})
+    return out

@@ -6,13 +6,14 @@ demand, or lowest TCO among fleets that meet demand); then lower TCO per year.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
 from accelsim.fleet.evaluation import Progress, evaluate_devices
 from accelsim.fleet.mix import demand, device_rows, evaluate_fleet
+from accelsim.fleet.pricing import rental_table
 from accelsim.fleet.scenario import Scenario
 
 
@@ -21,6 +22,8 @@ class Comparison:
     devices: pd.DataFrame
     fleets: list[dict[str, Any]]
     demand: dict[str, float]
+    rentals: list[dict[str, Any]] = field(default_factory=list)
+    """Rent versus buy per rental offer (:func:`accelsim.fleet.pricing.rental_table`)."""
 
 
 def rank(sc: Scenario, fleets: list[dict[str, Any]]) -> None:
@@ -41,4 +44,4 @@ def compare(sc: Scenario, progress: Progress | None = None,
     rows = device_rows(table)
     fleets = [evaluate_fleet(sc, mix, rows) for mix in sc.fleets]
     rank(sc, fleets)
-    return Comparison(table, fleets, demand(sc))
+    return Comparison(table, fleets, demand(sc), rental_table(sc, table))

@@ -14,6 +14,7 @@ from accelsim.cost import Finance, Region
 from accelsim.devices import load_device
 from accelsim.errors import AccelsimError, Problem
 from accelsim.plan.spec import PlanSpec, plan_problems
+from accelsim.rental import RentalOffer
 from accelsim.workloads.base import EvalContext
 
 
@@ -51,14 +52,16 @@ class FleetMix(Strict):
     """USD spent on each device (units = spend / unit capex); or give units."""
     units: dict[str, int] | None = None
     """Units of each device; or give spend_usd."""
+    rent: dict[str, int] = Field(default_factory=dict)
+    """Devices rented from each offer of ``rentals`` (by offer name), held all year."""
 
     @model_validator(mode="after")
     def _one(self) -> FleetMix:
         if (self.spend_usd is None) == (self.units is None):
             raise ValueError("give exactly one of spend_usd or units")
         vals = list((self.spend_usd or self.units or {}).values())
-        if any(v < 0 for v in vals):
-            raise ValueError("spend and units must be >= 0")
+        if any(v < 0 for v in [*vals, *self.rent.values()]):
+            raise ValueError("spend, units and rent must be >= 0")
         return self
 
 
@@ -104,6 +107,9 @@ class Scenario(Strict):
     port, support and spares); None: no limit."""
     workloads: dict[str, Any] = Field(min_length=1)
     """Named workloads, each a block of a registered kind (training, recsys_serving)."""
+    rentals: dict[str, RentalOffer] = Field(default_factory=dict)
+    """Cloud capacity at hourly prices, by offer name (:mod:`accelsim.rental`): another
+    supply, with its own availability limit, rented by fleets (``rent``)."""
     fleets: list[FleetMix] = Field(default_factory=list)
     """Candidate fleet mixes compared by 'compare'."""
     plan: PlanSpec | None = None
@@ -176,12 +182,35 @@ def check_scenario(sc: Scenario, file: str = "scenario") -> None:
                 probs.append(Problem(file, f"fleets[{i}].{key}.{dev}",
                                      "device is in no budget pool; expected one of: "
                                      + ", ".join(owner)))
+    for name, offer in sc.rentals.items():
+        if offer.device not in owner:
+            probs.append(Problem(file, f"rentals.{name}.device", f"'{offer.device}' is in no "
+                                 "budget pool; expected one of: " + ", ".join(owner)))
+        if offer.region not in sc.regions:
+            probs.append(Problem(file, f"rentals.{name}.region", f"unknown region "
+                                 f"'{offer.region}'; expected one of: " + ", ".join(sc.regions)))
+        elif rental_pool(sc, offer.region) is None:
+            probs.append(Problem(file, f"rentals.{name}.region", f"expected the region of "
+                                 f"exactly one budget pool (its rent is paid from it), got "
+                                 f"'{offer.region}'"))
+    for i, f in enumerate(sc.fleets):
+        for offer_name in f.rent:
+            if offer_name not in sc.rentals:
+                probs.append(Problem(file, f"fleets[{i}].rent.{offer_name}", "unknown offer; "
+                                     "expected one of: " + (", ".join(sc.rentals) or
+                                                            "(no rentals block)")))
     for name, spec in sc.workloads.items():
         probs += workloads.of(spec).check(spec, file, f"workloads.{name}")
     if sc.plan is not None:
         probs += plan_problems(sc.plan, list(owner), list(sc.workloads), file)
     if probs:
         raise AccelsimError(probs)
+
+
+def rental_pool(sc: Scenario, region: str) -> str | None:
+    """The budget pool that pays for rentals in ``region``: the one pool there, else None."""
+    pools = [p for p, pool in sc.budget.pools.items() if pool.region == region]
+    return pools[0] if len(pools) == 1 else None
 
 
 def parse_scenario(data: dict[str, Any], file: str | Path) -> Scenario:
@@ -199,8 +228,10 @@ def scenario_from(data: dict[str, Any], path: str | Path, check: bool = True,
     wl = {name: workloads.of(spec).resolve(spec, path) for name, spec in sc.workloads.items()}
     plan = sc.plan and sc.plan.model_copy(update={"deliveries": {
         refs.normalize(d, path): v for d, v in sc.plan.deliveries.items()}})
+    rentals = {k: o.model_copy(update={"device": refs.normalize(o.device, path)})
+               for k, o in sc.rentals.items()}
     sc = sc.model_copy(update={"budget": sc.budget.model_copy(update={"pools": pools}),
-                               "workloads": wl, "plan": plan})
+                               "workloads": wl, "plan": plan, "rentals": rentals})
     if check:
         check_scenario(sc, str(where or path))
     return sc

@@ -125,7 +125,7 @@ SILENT_BEFORE = [
     (lambda d: d["budget"].update(total_usd=float("inf")), "budget.total_usd", "finite number"),
     (lambda d: d["fleets"].append(dict(d["fleets"][0])), "fleets",
      "fleet names must be unique; repeated: reported-split"),
-    (lambda d: d["fleets"].append({"name": "x", "units": {"h20": 1.5}}), "fleets[5].units.h20",
+    (lambda d: d["fleets"].append({"name": "x", "units": {"h20": 1.5}}), "fleets[6].units.h20",
      "valid integer"),
     (lambda d: d["workloads"]["serving"].update(model="no-such-model"),
      "workloads.serving.model", "unknown recommendation model"),

@@ -67,6 +67,10 @@ def test_headroom_is_the_uniform_demand_multiple_the_units_serve(seed):
     for g in res.fleets:
         assert (g["headroom"] >= 0) == g["meets_demand"], g["name"]
     assert np.isfinite([f["headroom"] for f in res.fleets]).all()
+    # rented devices add headroom (the rent variant of the export-ban mix rents H100s)
+    by = {f["name"]: f for f in res.fleets}
+    if "export-ban-2026-rent" in by:
+        assert by["export-ban-2026-rent"]["headroom"] > by["export-ban-2026"]["headroom"]
 
 
 def test_one_verdict_per_year_names_the_best_and_the_demoted_headroom(seed):

@@ -83,7 +83,7 @@ def _h20_only(name: str, **edit):
     data["workloads"] = {name: {**data["workloads"][name], **edit}}
     data["budget"]["pools"] = {"overseas": {"usd": 6.8e9, "devices": ["h20"],
                                             "region": "sea"}}
-    data["supply"], data["fleets"] = {}, []
+    data["supply"], data["fleets"], data["rentals"] = {}, [], {}
     del data["plan"]  # it names the devices and workloads left out
     sc = scenario_from(data, FLEET)
     profiles = resolve_devices(sc)

@@ -65,7 +65,9 @@ def echo_scenario(tmp_path):
     data["budget"]["pools"]["domestic"]["devices"] = ["ascend-910c"]
     data["budget"]["pools"]["overseas"]["devices"] = ["h20", "inhouse-asic"]
     data["supply"] = {"inhouse-asic": {"max_units": 100000, "available_from": 2026}}
-    data["fleets"] = [f for f in data["fleets"] if "ascend-910b" not in (f.get("spend_usd") or {})]
+    data["rentals"] = {}
+    data["fleets"] = [f for f in data["fleets"] if "ascend-910b" not in (f.get("spend_usd") or {})
+                      and not f.get("rent")]
     data["workloads"]["training"]["model"] = str(CONFIGS / "models" / "gpt3-175b.yaml")
     p = tmp_path / "echo.yaml"
     p.write_text(yaml.safe_dump(data))
