@@ -10,6 +10,8 @@ per-vendor gap are recorded in docs/model-kernels.md ("Published GEMM sweeps").
   each of M, N, K). The level comes from another source (the H100 MAMF row), the shape
   dependence is the kernel model's. Its tolerances were set after a first look at the errors
   (they bound a regression; the physics claims are the trend tests).
+- ``xla-b200-cublas.csv``: the same table's B200 BF16 and FP8 entries (125 shapes each), with
+  the shipped b200 profile.
 - ``swiglu-h100-fp16.csv``: K (the SwiGLU width) varied by a few elements around 10,922:
   only ratios are used (unknown H100 variant and 2024 stack).
 """
@@ -177,3 +179,36 @@ def test_swiglu_k_near_10944_is_flat_in_the_model_as_measured():
     meas = d["tflops"][aligned]
     assert meas.max() / meas.min() - 1 < 0.01
     assert ours[aligned].max() / ours[aligned].min() - 1 < 0.01
+
+
+def _b200_errors(dtype: str) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    spec = load_device("b200").spec
+    d = _cols("xla-b200-cublas.csv")
+    ours = predict_tflops(spec, dtype, d["m"], d["n"], d["k"])
+    return d, ours, ours / d[f"{dtype}_tflops"] - 1
+
+
+def test_xla_b200_shapes_rank_and_large_shapes():
+    """125 cuBLAS shapes on B200, BF16 and FP8, with the shipped b200 profile (efficiency
+    0.64 from MLPerf GPT-3 at 64 GPUs): the rank order matches (Spearman rho >= 0.95) and the
+    large GEMMs (>= 10 GFLOP) come out below the measured ones (median in [-20 %, 0]: the
+    at-scale efficiency under a lone GPU's)."""
+    for dtype in ("bf16", "fp8"):
+        d, ours, err = _b200_errors(dtype)
+        rank = lambda x: np.argsort(np.argsort(x))  # noqa: E731
+        assert np.corrcoef(rank(ours), rank(d[f"{dtype}_tflops"]))[0, 1] >= 0.95
+        big = 2 * d["m"] * d["n"] * d["k"] >= 1e10
+        assert -0.20 <= np.median(err[big]) <= 0.0
+
+
+def test_xla_b200_mid_shapes_are_over_predicted_within_bounds():
+    """The 0.1-10 GFLOP shapes run slower on B200 than the model's tiles say (a per-tile fixed
+    latency that a 2.3x faster mainloop no longer hides; docs/model-kernels.md): bounds set
+    after a first look (medians +15 % and +22 %, means 16 % and 20 %): median over-prediction
+    in (0, +30 %] in BF16 and FP8, mean |error| <= 25 % over all 125 shapes."""
+    for dtype in ("bf16", "fp8"):
+        d, _, err = _b200_errors(dtype)
+        flops = 2 * d["m"] * d["n"] * d["k"]
+        mid = (flops >= 1e8) & (flops < 1e10)
+        assert 0.0 < np.median(err[mid]) <= 0.30
+        assert np.mean(np.abs(err)) <= 0.25
