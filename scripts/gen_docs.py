@@ -447,9 +447,12 @@ def vendor_tables(asserted: list[dict], misses: list[dict], root: Path) -> str:
 
     def cells(g: dict) -> list[str]:
         return [str(g["rows"]), f"{g['within']} of {g['rows']}",
-                pct(g["mean_abs_error"], sign=False), pct(g["max_abs_error"], sign=False)]
+                pct(g["mean_abs_error"], sign=False), pct(g["max_abs_error"], sign=False),
+                pct(g["left_out_mean_abs_error"], sign=False),
+                pct(g["left_out_max_abs_error"], sign=False)]
 
-    head = ["rows", "within tolerance", "mean \\|error\\|", "max \\|error\\|"]
+    head = ["rows", "within tolerance", "mean \\|error\\|", "max \\|error\\|",
+            "left out mean", "left out max"]
     out = [table(["vendor", *head, "known misses"],
                  [[g["vendor"], *cells(g), str(missed.get(g["vendor"], 0))]
                   for g in a["vendors"]]), "",
