@@ -204,6 +204,15 @@ def rental_rows(rentals: list[dict[str, Any]]) -> list[dict[str, Any]]:
     } for r in rentals]
 
 
+def _for_people(label: str, value: Any) -> tuple[str, Any]:
+    """A fleet column in the unit people read: tokens/day in T, QPS in M."""
+    if "tokens/day" in label:
+        return label.replace("tokens/day", "T tokens/day"), value / 1e12
+    if "QPS" in label:
+        return label.replace("QPS", "M QPS"), value / 1e6
+    return label, value
+
+
 def fleet_table(sc: Any, fleets: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per fleet (output of :func:`fleet_out`, best first): units, costs, each
     workload's columns, power, demand, violations and what binds."""
@@ -212,12 +221,14 @@ def fleet_table(sc: Any, fleets: list[dict[str, Any]]) -> list[dict[str, Any]]:
     columns = {label: key for name, spec in sc.workloads.items()
                for label, key in workloads.of(spec).fleet_columns(name).items()}
     return [{
-        "fleet": f["name"], "rank": f["rank"], "year": f["year"],
+        "fleet": f["name"], "rank": f.get("year_rank", f["rank"]), "year": f["year"],
         "units": fmt_units(f["units"]),
         **({"rented": fmt_units(f.get("rented", {})) or "-"} if sc.rentals else {}),
         "capex B USD": f["capex_usd"] / 1e9,
         "TCO B USD/yr": f["tco_usd_per_year"] / 1e9,
-        **{label: f.get(key, float("nan")) for label, key in columns.items()},
+        **dict(_for_people(label, f.get(key, float("nan"))) for label, key in columns.items()),
+        **({"headroom": fmt_signed_pct(f["headroom"])} if "headroom" in f else {}),
+        **{f"{w} per USD": v for w, v in f.get("capacity_per_usd", {}).items()},
         "MW": f["power_MW"],
         "troughs: training B tokens/day": f.get("loan_training_tokens_per_day", 0.0) / 1e9,
         "meets demand": f["meets_demand"],
@@ -226,21 +237,59 @@ def fleet_table(sc: Any, fleets: list[dict[str, Any]]) -> list[dict[str, Any]]:
     } for f in fleets]
 
 
+def _band(b: dict[str, Any] | None, scale: float = 1.0, digits: int = 3) -> str:
+    """``p05-p95 (base x)`` of a band, scaled; ``-`` when a bound is infinite."""
+    if not b or b.get("p05") is None or b.get("p95") is None:
+        return "-"
+    lo, hi = b["p05"] / scale, b["p95"] / scale
+    base = b.get("base")
+    text = f"{_human(lo, digits)}-{_human(hi, digits)}"
+    return text + (f" (base {_human(base / scale, digits)})" if base is not None else "")
+
+
+def _human(x: float, digits: int = 3) -> str:
+    """A number for people, no exponent: ``385000`` -> ``385 k``, ``1.2e7`` -> ``12 M``."""
+    for scale, unit in ((1e12, " T"), (1e9, " B"), (1e6, " M"), (1e3, " k")):
+        if abs(x) >= scale:
+            return f"{x / scale:.{digits}g}{unit}"
+    return f"{x:.{digits}g}"
+
+
 def uncertainty_tables(out: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    """The bands and the P(A beats B) matrix of :func:`accelsim.uncertainty.summarise`."""
+    """The bands, the rules that fail and how often, the workload bands a planner reads,
+    and the P(A beats B) matrix of :func:`accelsim.uncertainty.summarise`."""
     names = list(out["p_beats"])
-    rows = []
+    rows, fails, work = [], [], []
     for f in names:
         b = out["bands"][f]
-        rows.append({"fleet": f, "within rules": b["within_rules_share"],
-                     "meets demand": b["meets_demand_share"],
+        rows.append({"fleet": f, "within rules": fmt_pct(b["within_rules_share"]),
+                     "meets demand": fmt_pct(b["meets_demand_share"]),
                      "objective p05": b["objective"]["p05"],
                      "p50": b["objective"]["p50"], "p95": b["objective"]["p95"],
-                     "TCO B USD/yr p05": b["tco_usd_per_year"]["p05"] / 1e9,
-                     "TCO p95": b["tco_usd_per_year"]["p95"] / 1e9,
-                     "MW p50": b["power_MW"]["p50"]})
+                     "TCO B USD/yr p05-p95": _band(b["tco_usd_per_year"], 1e9),
+                     "capex B USD": _band(b["capex_usd"], 1e9),
+                     "MW": _band(b["power_MW"])})
+        fails.append({"fleet": f, "rules failing (share of draws)": "; ".join(
+            f"{rule} {fmt_pct(share)}" for rule, share in b["failure_shares"].items()) or
+            "none"})
+        cells: dict[str, Any] = {"fleet": f}
+        for key, band in b.items():
+            if not isinstance(band, dict) or "p05" not in band:
+                continue
+            if key == "days_to_train" or key.endswith("_days_to_train"):
+                cells[key.replace("_", " ")] = _band(band)
+            elif key.endswith("_tokens_per_day"):
+                cells[key.removesuffix("_tokens_per_day") + " T tokens/day"] = _band(band, 1e12)
+            elif key.endswith("_per_usd"):
+                cells[key.removesuffix("_per_usd") + " per USD"] = _band(band)
+            elif key.endswith("_served_fraction"):
+                cells[key.removesuffix("_served_fraction") + " served %"] = _band(
+                    {k: (100 * v if isinstance(v, float) else v) for k, v in band.items()})
+        work.append(cells)
     return {
-        "bands over the draws (share of draws within the rules, meeting demand)": rows,
+        "bands over the draws, 5-95 % (base case); units fixed at the base case's": rows,
+        "rules that fail, and in what share of the draws": fails,
+        "what each workload gets, 5-95 % (base case)": work,
         "P(row beats column): share of draws where the row ranks higher":
             [{"fleet": a, **{b: out["p_beats"][a].get(b, "-") for b in names}} for a in names],
     }
@@ -266,3 +315,109 @@ def fleet_frames(devices: Any, fleets: list[dict[str, Any]]) -> dict[str, Any]:
                          for v in f["violation_records"]],
                         columns=["fleet", "kind", "subject", "limit", "value", "unit"])
     return {"devices": devices[DEVICE_COLUMNS], "fleets": flat, "violations": viol}
+
+
+# ------------------------------------------------------------------- plan's tables
+
+def fmt_signed_pct(x: float) -> str:
+    """A change as a signed percentage: ``0.37`` -> ``+37.0 %``; ``n/a`` when not finite."""
+    import math
+
+    return f"{100 * x:+.1f} %" if math.isfinite(x) else "n/a"
+
+
+def fmt_pct(x: float) -> str:
+    """A share as a percentage for people: ``0.462`` -> ``46.2 %``, ``1`` -> ``100 %``,
+    ``0.9996`` -> ``> 99.9 %`` (never rounded up to 100)."""
+    if x >= 1 - 1e-9:
+        return "100 %"
+    text = f"{100 * x:.1f}" if x >= 0.001 else f"{100 * x:.2g}"
+    return "> 99.9 %" if text == "100.0" else f"{text} %"
+
+
+def fmt_marginal(value: float | None, per: str) -> str:
+    """A marginal value for people: ``6.5e6, "USD per MW"`` -> ``6.5 M USD per MW``."""
+    if value is None:
+        return "n/a"
+    for scale, unit in ((1e9, " B"), (1e6, " M"), (1e3, " k"), (1.0, "")):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{unit} {per}"
+    return f"{value:.3g} {per}"
+
+
+def _binds_text(q: dict[str, Any], values: dict[tuple[str, str], str]) -> str:
+    """The rules binding a quarter (or its year) with their marginal values, then the
+    workloads short."""
+    when = (q["quarter"], q["quarter"][:4])
+    binds = [f"{r} ({next((values[(r, w)] for w in when if (r, w) in values), 'n/a')})"
+             for r in q.get("binds", [])]
+    short = [f"{w} {fmt_pct(f)} unserved" for w, f in q.get("short", {}).items() if f > 1e-3]
+    return "; ".join([*binds, *short]) or "-"
+
+
+def plan_tables(res: dict[str, Any], budgets: dict[int, float]) -> dict[str, list[dict[str, Any]]]:
+    """The plan by quarter (deliveries, served shares, spend, power, what binds), the rules
+    that bind with their marginal values, and the spend by year."""
+    values = {(b["rule"], b["when"]): fmt_marginal(b["marginal_usd"], b["marginal_per"])
+              for b in res["binding"] if b["status"] == "binds"}
+    rows = [{"quarter": q["quarter"], "delivered": fmt_units(q["delivered"]),
+             "powered off": fmt_units(q.get("powered_off", {})),
+             **{f"{w} served": fmt_pct(v) for w, v in q["served_fraction"].items()},
+             "capex B USD": q["capex_usd"] / 1e9, "MW": q["power_MW"],
+             **({"facility MW online": sum(q["facility_MW"].values()),
+                 "started": sum(q["facility_started_MW"].values())} if q["facility_MW"] else {}),
+             "binds (this quarter or its year), marginal value": _binds_text(q, values)}
+            for q in res["quarters"]]
+    rules = [{"when": b["when"], "rule": b["rule"],
+              "use / limit": (f"{fmt_pct(1 - b['unserved_fraction'])} served"
+                              if b["status"] == "short" else
+                              f"{fmt_pct(b['used'] / b['limit']) if b['limit'] else '-'}"),
+              "marginal": b["marginal_usd"], "per": b["marginal_per"]}
+             for b in res["binding"] if b["status"] == "binds" or b["unserved_fraction"] > 1e-3]
+    years = [{"year": y, "capex B USD": v / 1e9, "budget B USD": budgets.get(y, 0.0) / 1e9,
+              "spent": fmt_pct(v / budgets[y]) if budgets.get(y) else "-"}
+             for y, v in res["capex_usd_by_year"].items()]
+    return {
+        "by quarter (served: capacity installed / demand that quarter)": rows,
+        "what binds, and its marginal value: present cost (with the unserved-demand penalty) "
+        "saved per unit of the rule loosened, or added per 1 % more demand (LP relaxation "
+        "duals; 0 = loosening it alone changes nothing)": rules,
+        "spend by year": years,
+    }
+
+
+def plan_frames(res: dict[str, Any]) -> dict[str, Any]:
+    """plan's CSV tables, one value per cell: ``quarters`` (nested figures as dotted
+    columns: delivered.h20, served_fraction.chatbot...), ``binding`` (one row per rule that
+    binds or demand short) and ``years``."""
+    import pandas as pd
+
+    flat = pd.json_normalize([{**{k: v for k, v in q.items() if k not in ("binds", "short")},
+                               "binds": "; ".join(q.get("binds", []))}
+                              for q in res["quarters"]], sep=".")
+    counts = [c for c in flat.columns
+              if c.startswith(("delivered.", "installed.", "powered_off."))]
+    flat[counts] = flat[counts].fillna(0)
+    binding = pd.DataFrame(res["binding"], columns=["when", "rule", "status", "used", "limit",
+                                                     "unit", "unserved_fraction",
+                                                     "marginal_usd", "marginal_per"])
+    years = pd.DataFrame([{"year": y, "capex_usd": v}
+                          for y, v in res["capex_usd_by_year"].items()])
+    return {"quarters": flat, "binding": binding, "years": years}
+
+
+def optimum_frames(res: dict[str, Any]) -> dict[str, Any]:
+    """optimize's CSV tables: ``units`` (device, workload, units), ``workloads`` (capacity,
+    served fraction) and ``binding`` (one row per binding constraint)."""
+    import pandas as pd
+
+    units = pd.DataFrame([{"device": d, "workload": w, "units": u}
+                          for d, ws in res["units"].items() for w, u in ws.items()],
+                         columns=["device", "workload", "units"])
+    wl = pd.DataFrame([{"workload": w, "capacity": res["capacity"][w],
+                        "served_fraction": res["served_fraction"][w]}
+                       for w in res["capacity"]])
+    binding = pd.DataFrame(res["binding_constraints"],
+                           columns=["constraint", "slack", "per", "shadow_price", "marginal",
+                                    "marginal_per"])
+    return {"units": units, "workloads": wl, "binding": binding}

@@ -31,15 +31,16 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from accelsim import refs
+from accelsim import refs, units
 from accelsim.config import Strict, read_yaml, validate
-from accelsim.devices import Confidence, Fraction
+from accelsim.devices import Confidence, Fraction, NonNegative
 from accelsim.errors import AccelsimError, Problem
+from accelsim.stack_memory import StackMemory as Terms
 
 Schedule = Literal["1f1b", "interleaved", "dualpipe"]
 # The vendor's stack a job runs on when it names none (what the device profiles'
 # efficiencies were calibrated with).
-DEFAULT_BY_VENDOR = {"NVIDIA": "megatron-core", "Huawei": "mindspeed"}
+DEFAULT_BY_VENDOR = {"NVIDIA": "megatron-core", "Huawei": "mindspeed", "Google": "maxtext"}
 DEFAULT_SERVING_BY_VENDOR = {"NVIDIA": "tensorrt-llm", "Huawei": "mindie"}
 
 
@@ -83,6 +84,40 @@ class StackOverlaps(Strict):
     every TP rank sends the whole activation. Not given: true."""
 
 
+class Share(NonNegative):
+    """A share of what is held, in [0, 0.9]."""
+
+    high = 0.9
+
+
+class StackMemoryTerms(Strict):
+    """What the stack holds beside the model's tensors (the training model's ``mem_*``
+    columns, :mod:`accelsim.stack_memory`)."""
+
+    logit_bytes: NonNegative
+    """Bytes per logit element live at the loss's peak."""
+    fragmentation: Share
+    """The allocator's (reserved - allocated) / reserved with memory to spare."""
+    workspace_MiB: NonNegative
+    """GEMM library workspace held per device, MiB."""
+    zero3_live: NonNegative
+    """ZeRO-3/FSDP units gathered at once (the one computing, the prefetched)."""
+    zero3_per_tensor: Feature
+    """True: each weight tensor is gathered on its own (GSPMD); false: a layer at a time."""
+    zero3_grad_bytes: NonNegative | None = None
+    """Bytes per element of an unsharded gradient before its reduce-scatter (not given: the
+    job's gradient bytes)."""
+    zero3_pp_hold: Feature | None = None
+    """With pipelining, the stage's weights stay gathered between micro-batches and its
+    unsharded gradients accumulate until the last one (not given: false)."""
+    weight_copy: Feature
+    """True: a low-precision weight copy beside the optimizer's fp32 master; false: the fp32
+    parameters only, cast at each use."""
+    phase_max: Feature
+    """True: the loss's and a layer backward's transient buffers share memory (the larger
+    counts); false: their sum."""
+
+
 class StackProfile(Strict):
     """One software stack (framework and release)."""
 
@@ -108,6 +143,9 @@ class StackProfile(Strict):
     """Communication it overlaps (training stacks)."""
     fused_kernels: list[str] = Field(default_factory=list)
     """Fused kernels it ships (documentation: what its kernel factors rest on)."""
+    memory: StackMemoryTerms | None = None
+    """Training memory terms (not given: Megatron-Core's,
+    :data:`accelsim.stack_memory.DEFAULT`)."""
 
     def quantities(self) -> dict[str, Fraction]:
         """Its numbers by ``section.key`` (the kernel factors; calibration reads them)."""
@@ -199,10 +237,31 @@ def kernel_factors(stack: StackProfile | None) -> dict[str, float]:
             "stream_k": float(stack.kernels.stream_k.value)}
 
 
+def memory_terms(stack: StackProfile | None) -> Terms | None:
+    """The stack's memory block as the training model's
+    :class:`accelsim.stack_memory.StackMemory` (None: it has none)."""
+    if stack is None or stack.memory is None:
+        return None
+    m = stack.memory
+    return Terms(stack.name, logit_bytes=m.logit_bytes.value, zero3_live=m.zero3_live.value,
+                 fragmentation=m.fragmentation.value,
+                 workspace_bytes=m.workspace_MiB.value * units.MiB,
+                 zero3_tensor=m.zero3_per_tensor.value,
+                 zero3_grad_bytes=m.zero3_grad_bytes.value if m.zero3_grad_bytes else 0.0,
+                 weight_copy=m.weight_copy.value, phase_max=m.phase_max.value,
+                 zero3_pp_hold=bool(m.zero3_pp_hold and m.zero3_pp_hold.value))
+
+
+def memory_columns(stack: StackProfile | None) -> dict[str, float]:
+    """The training model's ``mem_*`` columns of the stack's memory block (none: {})."""
+    terms = memory_terms(stack)
+    return terms.columns() if terms is not None else {}
+
+
 def search_columns(stack: StackProfile) -> dict[str, float]:
     """The batch model's columns a layout search on this stack runs with: its kernel factors
     and the data-parallel overlaps it has."""
-    cols = kernel_factors(stack)
+    cols = {**kernel_factors(stack), **memory_columns(stack)}
     if stack.overlaps is not None:
         cols["overlap_dp"] = float(stack.overlaps.dp_grad_reduce.value)
         cols["overlap_ag"] = float(stack.overlaps.param_gather.value)

@@ -9,8 +9,17 @@ annual failure rates; every other ranged number is drawn on its own.
 
 :func:`monte_carlo` evaluates every draw through the fleet's one fast evaluation path
 (:class:`accelsim.fleet.FastEvaluator`, the sweeps' path) and ranks the fleets each time by
-the scenario's rule; :func:`summarise` gives the 5-50-95 % band of every fleet metric and
-``P(A beats B)``, the share of draws in which mix A ranks above mix B.
+the scenario's rule; :func:`summarise` gives the 5-50-95 % band of every fleet metric (with
+the base case's value beside it), the share of draws in which each rule fails (a budget, a
+supply cap, the power caps, each workload's demand) and ``P(A beats B)``, the share of draws
+in which mix A ranks above mix B.
+
+A fleet given as spend (``spend_usd``) is bought once, at the base case's prices: its units
+are ``floor(spend / capex)`` of the base profiles, frozen for every draw. A draw then asks
+what that purchase delivers and costs if the profile numbers differ, not what a different
+purchase would (re-deriving units per draw bought more units whenever a price draw was
+lower, so the base case fell outside its own power band and a cheap draw broke supply caps
+that the purchase never met).
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from accelsim.devices import SECTIONS
+from accelsim.fleet.compare_verdict import SECONDS_PER_YEAR
 
 # fields whose uncertainty is one cause per vendor (the software stack; the fleet's hardware)
 SHARED = {"efficiency.compute", "efficiency.memory", "efficiency.communication",
@@ -29,6 +39,52 @@ SHARED = {"efficiency.compute", "efficiency.memory", "efficiency.communication",
 # one fast evaluation of the scenario (hours at the maximum: a progress bar shows the ETA).
 MAX_SAMPLES = 100_000
 METRICS = ("objective", "tco_usd_per_year", "capex_usd", "power_MW", "served_fraction")
+# The columns of :func:`monte_carlo`'s table that are not metrics.
+KEYS = ("draw", "fleet", "year", "rank", "meets_demand", "n_violations", "failed")
+
+
+def frozen_mixes(sc: Any, rows: Any) -> list[Any]:
+    """The scenario's fleets with their units fixed at the base case's (``rows``: the base
+    device table): a spend-defined fleet becomes the units that spend buys at base prices."""
+    from accelsim.fleet import device_rows
+    from accelsim.fleet.mix import fleet_units
+
+    dev = device_rows(rows)
+    return [mix.model_copy(update={"units": fleet_units(mix, dev), "spend_usd": None})
+            for mix in sc.fleets]
+
+
+def failed_rules(f: dict[str, Any]) -> list[str]:
+    """The rules an evaluated fleet breaks, by name: ``budget pool <pool>``, ``budget
+    total``, ``supply <device>``, ``availability <device>``, ``power cap``, ``power in
+    <region>``, and ``demand <workload>`` for each workload not fully served."""
+    label = {"budget_pool": "budget pool {}", "budget_total": "budget total",
+             "supply": "supply {}", "availability": "availability {}", "power": "power cap",
+             "region_power": "power in {}"}
+    out = [label[v.kind].format(v.subject) for v in f["violations"]]
+    out += [f"demand {w}" for w, v in f["workloads"].items()
+            if v["served_fraction"] < 1 - 1e-9]
+    return out
+
+
+def fleet_row(f: dict[str, Any], keys: list[str]) -> dict[str, Any]:
+    """One fleet's metrics in a draw: :data:`METRICS`, its units, each workload's capacity,
+    served fraction and capacity per USD of TCO (``<w>_per_usd``), the workload kinds' fleet
+    metrics ``keys`` (tokens/day, days to
+    train, QPS at the SLO...), and the rules it breaks (``failed``, joined by ``|``)."""
+    row: dict[str, Any] = {m: f[m] for m in METRICS}
+    row["units"] = int(sum(f["units"].values()))
+    tco = f["tco_usd_per_year"]
+    for w, v in f["workloads"].items():
+        row[f"{w}_capacity"] = v["capacity"]
+        row[f"{w}_served_fraction"] = v["served_fraction"]
+        # compare's capacity_per_usd: the whole fleet's year on w per USD of TCO
+        row[f"{w}_per_usd"] = (v["capacity_whole_fleet"] * SECONDS_PER_YEAR / tco
+                               if tco > 0 else 0.0)
+    for key in keys:
+        row[key] = f[key]
+    row["failed"] = "|".join(failed_rules(f))
+    return row
 
 
 def _triangular_ppf(u: float, low: float, mode: float, high: float) -> float:
@@ -104,7 +160,8 @@ CHUNK = 8
 
 def monte_carlo(sc: Any, n: int = 100, seed: int = 1, file: str = "scenario",
                 progress: Any = None, full: tuple[dict[str, Any], Any] | None = None) -> Any:
-    """One row per draw and fleet: the fleet metrics and its rank in that draw. ``full``:
+    """One row per draw and fleet: the fleet metrics and its rank in that draw among the
+    fleets of its purchase year. ``full``:
     the base profiles and evaluations of :func:`~accelsim.fleet.evaluate_full`, when the
     caller already has them. The draws are evaluated in worker processes
     (:mod:`accelsim.parallel`) in chunks of :data:`CHUNK`; every draw's rows are the same
@@ -112,7 +169,7 @@ def monte_carlo(sc: Any, n: int = 100, seed: int = 1, file: str = "scenario",
     import pandas as pd
 
     from accelsim import parallel
-    from accelsim.fleet import FastEvaluator, evaluate_full
+    from accelsim.fleet import FastEvaluator, device_rows, evaluate_fleet, evaluate_full
     from accelsim.fleet.evaluation import resolve_devices
 
     if full is None:
@@ -123,7 +180,14 @@ def monte_carlo(sc: Any, n: int = 100, seed: int = 1, file: str = "scenario",
     fast = FastEvaluator(sc, base, evals, file=file)
     fast.warm(sc)  # built once here, not once per worker process
     dumped = {ref: p.model_dump(mode="json") for ref, p in base.items()}
-    _RUN.update(sc=sc, fast=fast, base=base, dumped=dumped, file=file,
+    base_rows = device_rows(fast.device_records(sc, base))
+    mixes = frozen_mixes(sc, base_rows)
+    keys = metric_keys(sc)
+    base_case = {}
+    for mix in mixes:
+        f = evaluate_fleet(sc, mix, base_rows, loan=False)
+        base_case[mix.name] = {k: v for k, v in fleet_row(f, keys).items() if k != "failed"}
+    _RUN.update(sc=sc, fast=fast, base=base, dumped=dumped, file=file, mixes=mixes, keys=keys,
                 draws=draws(dumped, n, seed))
     try:
         tasks = [(i, min(i + CHUNK, n)) for i in range(0, n, CHUNK)]
@@ -136,7 +200,18 @@ def monte_carlo(sc: Any, n: int = 100, seed: int = 1, file: str = "scenario",
                 progress(done, n)
     finally:
         _RUN.clear()
-    return pd.DataFrame([r for k in range(len(tasks)) for r in got[k]])
+    table = pd.DataFrame([r for k in range(len(tasks)) for r in got[k]])
+    table.attrs["base"] = base_case
+    return table
+
+
+def metric_keys(sc: Any) -> list[str]:
+    """The fleet metrics each workload's kind reports (``training_tokens_per_day``,
+    ``days_to_train``, ``serving_qps_at_slo``...), in the scenario's order."""
+    from accelsim import workloads
+
+    return [k for name, spec in sc.workloads.items()
+            for k in workloads.of(spec).fleet_metrics(name, spec, 1.0, 1.0)]
 
 
 def _draw_rows(start: int, stop: int) -> list[dict[str, Any]]:
@@ -144,38 +219,59 @@ def _draw_rows(start: int, stop: int) -> list[dict[str, Any]]:
     from accelsim.devices import device_from_dict
     from accelsim.fleet import device_rows, evaluate_fleet, rank
 
-    sc, fast, base, dumped, file = (_RUN[k] for k in ("sc", "fast", "base", "dumped", "file"))
+    sc, fast, base, dumped, file, mixes, keys = (
+        _RUN[k] for k in ("sc", "fast", "base", "dumped", "file", "mixes", "keys"))
     rows = []
     for i in range(start, stop):
         d = _RUN["draws"][i]
         profs = {ref: device_from_dict(apply(dumped[ref], d.get(ref, {})), f"{file}: draw {i}")
                  if ref in d else base[ref] for ref in base}
         dev = device_rows(fast.device_records(sc, profs))
-        fleets = [evaluate_fleet(sc, mix, dev, loan=False) for mix in sc.fleets]
+        fleets = [evaluate_fleet(sc, mix, dev, loan=False) for mix in mixes]
         rank(sc, fleets)
+        for year in {f["year"] for f in fleets}:  # ranked within its purchase year
+            same = sorted((f for f in fleets if f["year"] == year), key=lambda f: f["rank"])
+            for k, f in enumerate(same, start=1):
+                f["rank"] = k
         for f in fleets:
-            rows.append({"draw": i, "fleet": f["name"], "rank": f["rank"],
+            rows.append({"draw": i, "fleet": f["name"], "year": f["year"], "rank": f["rank"],
                          "meets_demand": f["meets_demand"],
                          "n_violations": len(f["violations"]),
-                         **{m: f[m] for m in METRICS},
-                         **{f"{w}_capacity": v["capacity"] for w, v in f["workloads"].items()}})
+                         **fleet_row(f, keys)})
     return rows
 
 
+def _finite(x: float) -> float | None:
+    return float(x) if np.isfinite(x) else None
+
+
 def summarise(table: Any) -> dict[str, Any]:
-    """5/50/95 % of every fleet metric, the share of draws meeting demand, and
-    ``P(A beats B)`` for every ordered pair of fleets (A ranks above B in that draw)."""
-    metrics = [c for c in table.columns
-               if c not in ("draw", "fleet", "rank", "meets_demand", "n_violations")]
+    """5/50/95 % of every fleet metric (``None`` where it is infinite: no training
+    capacity left), the base case's value (``base``), the share of draws meeting demand
+    and within the rules, the share of draws in which each rule fails
+    (``failure_shares``, most frequent first), and ``P(A beats B)`` for every ordered pair
+    of fleets bought in the same year (A ranks above B in that draw)."""
+    metrics = [c for c in table.columns if c not in KEYS]
+    base = table.attrs.get("base", {})
     bands: dict[str, dict[str, Any]] = {}
     for fleet, g in table.groupby("fleet", sort=False):
-        bands[fleet] = {m: {"p05": float(np.percentile(g[m], 5)),
-                            "p50": float(np.percentile(g[m], 50)),
-                            "p95": float(np.percentile(g[m], 95))} for m in metrics}
+        bands[fleet] = {}
+        for m in metrics:
+            v = g[m].to_numpy(dtype=float)
+            p = np.percentile(v, [5, 50, 95], method="inverted_cdf")
+            bands[fleet][m] = {"p05": _finite(p[0]), "p50": _finite(p[1]),
+                               "p95": _finite(p[2])}
+            if m in base.get(fleet, {}):
+                bands[fleet][m]["base"] = _finite(base[fleet][m])
         bands[fleet]["meets_demand_share"] = float(g["meets_demand"].mean())
         bands[fleet]["within_rules_share"] = float((g["n_violations"] == 0).mean())
+        fails = g["failed"].str.split("|").explode()
+        shares = fails[fails != ""].value_counts() / len(g)
+        bands[fleet]["failure_shares"] = {str(k): float(v) for k, v in
+                                          sorted(shares.items(), key=lambda kv: -kv[1])}
     ranks = table.pivot(index="draw", columns="fleet", values="rank")
     names = list(dict.fromkeys(table["fleet"]))
-    beats = {a: {b: float((ranks[a] < ranks[b]).mean()) for b in names if b != a}
-             for a in names}
+    year = dict(zip(table["fleet"], table["year"], strict=False))
+    beats = {a: {b: float((ranks[a] < ranks[b]).mean()) for b in names
+                 if b != a and year[b] == year[a]} for a in names}
     return {"draws": int(table["draw"].nunique()), "bands": bands, "p_beats": beats}

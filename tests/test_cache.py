@@ -78,7 +78,7 @@ def test_the_key_moves_with_every_input_and_only_with_them(small, folder, monkey
     assert _key(load_scenario(path), resolve_devices(sc)) == k  # same inputs, same key
     assert _key(sc, prof, "h100-sxm") != k
     d = prof["h20"].model_dump(mode="json")
-    d["efficiency"]["compute"]["value"] = 0.6
+    d["efficiency"]["compute"]["value"] = 0.55
     assert _key(sc, {**prof, "h20": device_from_dict(d)}) != k  # an edited device
     d = prof["h20"].model_dump(mode="json")
     d["description"] = "edited prose"

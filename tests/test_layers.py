@@ -18,7 +18,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("accelsim.config",),
     ("accelsim.refs",),
     ("accelsim.devices", "accelsim.runtime", "accelsim.roofline", "accelsim.collectives",
-     "accelsim.kernels", "accelsim.stacks",
+     "accelsim.kernels", "accelsim.stacks", "accelsim.stack_memory",
      "accelsim.traffic", "accelsim.transformer"),
     ("accelsim.training", "accelsim.llm", "accelsim.serving", "accelsim.cost", "accelsim.rental",
      "accelsim.goodput", "accelsim.sharing"),

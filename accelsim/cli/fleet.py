@@ -23,12 +23,104 @@ from accelsim.report import (
     fleet_frames,
     fleet_out,
     fleet_table,
-    fmt_units,
     ranking_rule,
     rental_rows,
     table,
     uncertainty_tables,
 )
+
+SetOption = Annotated[list[str] | None, typer.Option(
+    "--set", help="PATH=VALUE: change one scenario field for this run, e.g. power_cap_mw=900, "
+    "budget.pools.overseas.usd=5e9, supply.h20.max_units=0, plan.unserved_penalty.chatbot=60 "
+    "(dotted keys, list items by index; validated like the file); repeatable.")]
+ObjectiveOption = Annotated[str | None, typer.Option(
+    "--objective", help="served_demand or min_cost: the scenario's objective for this run.")]
+
+
+def _set_value(data: dict[str, Any], path: str, text: str, where: str) -> None:
+    """Set ``path`` of a scenario mapping to ``text``: a number through the sweeps' setter
+    (:func:`accelsim.sweep.overrides.apply_mapping`), anything else as YAML (a word, true,
+    a list)."""
+    import yaml
+
+    from accelsim.sweep.overrides import apply_mapping
+
+    try:
+        number = float(text)
+    except ValueError:
+        number = None
+    if number is not None:
+        apply_mapping(data, path, number, where)
+        return
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        value = text
+    *parents, last = path.split(".")
+    node: Any = data
+    for p in parents:
+        if isinstance(node, list) and p.isdigit() and int(p) < len(node):
+            node = node[int(p)]
+        elif isinstance(node, dict):
+            node = node.setdefault(p, {})
+        else:
+            raise AccelsimError.single(where, f"--set {path}", "no such field to set")
+    if isinstance(node, list):
+        if not (last.isdigit() and int(last) < len(node)):
+            raise AccelsimError.single(where, f"--set {path}", f"'{last}' is not an index of "
+                                       f"a list of {len(node)}")
+        node[int(last)] = value
+    else:
+        node[last] = value
+
+
+def _scenario(scenario_file: Path, sets: list[str] | None = None,
+              objective: str | None = None) -> Any:
+    """The scenario file, with ``--set PATH=VALUE`` and ``--objective`` applied to its
+    mapping before it is validated (a bad value is one line naming the field)."""
+    from accelsim.kinds import require
+
+    sc = require(scenario_file, "scenario")
+    if not sets and objective is None:
+        return sc
+    from accelsim.config import read_yaml
+    from accelsim.kinds.base import KINDS
+
+    data = read_yaml(scenario_file)
+    where = str(scenario_file)
+    for item in sets or []:
+        path, sep, text = item.partition("=")
+        if not sep or not path.strip() or not text.strip():
+            raise AccelsimError.single(where, "--set", f"expected PATH=VALUE (e.g. "
+                                       f"power_cap_mw=900), got {item!r}")
+        _set_value(data, path.strip(), text.strip(), where)
+    if objective is not None:
+        data["objective"] = objective
+    return KINDS["scenario"].from_data(data, scenario_file, where, True)
+
+
+def _provenance(scenario_file: Path, sc: Any, anchor: list[str] | None,
+                sets: list[str] | None = None, objective: str | None = None
+                ) -> dict[str, Any]:
+    """What a JSON output was computed from: ``accelsim_version``, ``scenario_sha256`` (the
+    scenario file's bytes), ``inputs_sha256`` (the scenario and every device profile and
+    model file it reads, in that order), the ``--anchor``, ``--set`` and ``--objective``
+    what-ifs, and ``date`` (UTC, when the figures were computed: a replayed output keeps
+    its date)."""
+    import datetime
+    import hashlib
+
+    from accelsim import __version__
+
+    files = [scenario_file, *sc.input_files()]
+    h = hashlib.sha256()
+    for p in files:
+        h.update(cache.file_digest(p).encode() + b"\n")
+    return {"accelsim_version": __version__,
+            "scenario_sha256": cache.file_digest(scenario_file),
+            "inputs_sha256": h.hexdigest(), "anchors": list(anchor or []),
+            "sets": list(sets or []), "objective": objective,
+            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
 
 
 def _device_table(sc: Any, quiet: bool, no_cache: bool = False) -> Any:
@@ -70,19 +162,25 @@ def compare(
                                                      "DEVICE the efficiency section of ANCHOR "
                                                      "(e.g. inhouse-asic=tpu-v5p); repeatable."
                                                      )] = None,
+    sets: SetOption = None,
+    objective: ObjectiveOption = None,
 ) -> None:
     """Price every device for every workload and every fleet mix against the demand."""
     set_anchors(anchor)  # --anchor: this command's efficiency what-if
     from accelsim.fleet import compare as run_compare
-    from accelsim.kinds import require
 
-    sc = require(scenario_file, "scenario")
+    sc = _scenario(scenario_file, sets, objective)
     replay.note_inputs([scenario_file, *sc.input_files()])
     for folder, option in ((csv_dir, "--csv"), (plot_dir, "--plot")):
         if folder is not None:
             check_dir(folder, option)  # before the evaluation, not after it
     res = run_compare(sc, dev_table=_device_table(sc, as_json, no_cache))
-    fleets = [fleet_out(f) for f in sorted(res.fleets, key=lambda f: f["rank"])]
+    from accelsim.fleet.compare_verdict import annotate, verdicts
+
+    annotate(sc, res.fleets, res.devices)
+    verdict = verdicts(sc, res.fleets)
+    fleets = [fleet_out(f) for f in sorted(res.fleets, key=lambda f: (f["year"],
+                                                                     f["year_rank"]))]
     if csv_dir is not None:
         with writing(csv_dir, "--csv"):
             csv_dir.mkdir(parents=True, exist_ok=True)
@@ -95,7 +193,9 @@ def compare(
             fleet_chart(fleets, res.demand, plot_dir,
                         f"{sc.name}: capacity vs. TCO per fleet mix")
     if as_json:
-        emit_json({"scenario": sc.name, "objective": sc.objective, "demand": res.demand,
+        emit_json({"provenance": _provenance(scenario_file, sc, anchor, sets, objective),
+                   "scenario": sc.name, "objective": sc.objective, "demand": res.demand,
+                   "verdicts": verdict,
                    "devices": res.devices[DEVICE_COLUMNS].to_dict(orient="records"),
                    **({"rentals": res.rentals} if res.rentals else {}), "fleets": fleets})
         return
@@ -105,14 +205,21 @@ def compare(
     need = ", ".join(f"{w} {v:,.4g} {workloads.of(sc.workloads[w]).unit}"
                      for w, v in res.demand.items())
     console.print(f"demand: {need}; objective: {sc.objective}")
+    console.print("[bold]verdict, per purchase year[/bold]")
+    for v in verdict:
+        console.print(f"  {v['line']}")
     for title, rows in device_tables(sc, res.devices).items():
         console.print(table(title, rows))
     if res.rentals:
         console.print(table(RENTAL_TITLE, rental_rows(res.rentals)))
     rule = ranking_rule(sc)
-    console.print(table(f"fleets, best first: within the rules first, then {rule}; capacity "
-                        "allocated to each workload (capacity workloads first), and what the "
-                        "whole fleet could do on it alone", fleet_table(sc, fleets)))
+    for year in sorted({f["year"] for f in fleets}):
+        console.print(table(
+            f"fleets bought in {year}, best first: within the rules first, then {rule}; "
+            "capacity allocated to each workload (capacity workloads first), and what the "
+            "whole fleet could do on it alone; headroom: the multiple of every demand at "
+            "once the fleet can serve, less 1; per USD: whole fleet's capacity over a year "
+            "per USD of TCO", fleet_table(sc, [f for f in fleets if f["year"] == year])))
 
 
 @app.command()
@@ -127,38 +234,53 @@ def plan(
                                                      "DEVICE the efficiency section of ANCHOR "
                                                      "(e.g. inhouse-asic=tpu-v5p); repeatable."
                                                      )] = None,
+    sets: SetOption = None,
+    csv_dir: Annotated[Path | None, typer.Option("--csv", help="Write quarters.csv, "
+                                                 "binding.csv and years.csv to this "
+                                                 "folder.")] = None,
 ) -> None:
     """A purchase plan by quarter over the scenario's horizon (one MILP): deliveries, served
-    demand, yearly spend and the present cost."""
+    demand, what binds each quarter and its marginal value, yearly spend, present cost."""
     set_anchors(anchor)  # --anchor: this command's efficiency what-if
-    from accelsim.kinds import require
     from accelsim.plan import build, solve_plan
+    from accelsim.report import plan_frames
 
-    sc = require(scenario_file, "scenario")
+    sc = _scenario(scenario_file, sets)
     replay.note_inputs([scenario_file, *sc.input_files()])
     if sc.plan is None:
         raise AccelsimError.single(str(scenario_file), "plan", "required for accelsim plan: "
                                    "start, quarters, budget_usd_per_year, deliveries")
+    if csv_dir is not None:
+        check_dir(csv_dir, "--csv")
     prob = build(sc, _device_table(sc, as_json, no_cache), sc.plan, str(scenario_file))
-    res = solve_plan(prob)
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from accelsim.plan import TIME_LIMIT_S
+
+    with Progress(TextColumn(f"solving the plan: {len(prob.devices)} devices x "
+                             f"{len(prob.workloads)} workloads x {prob.demand.shape[1]} "
+                             f"quarters, at most {TIME_LIMIT_S:.0f} s"), BarColumn(),
+                  TimeElapsedColumn(), console=Console(stderr=True), transient=True,
+                  disable=as_json) as bar:
+        bar.add_task("solve", total=None)
+        res = solve_plan(prob)
+    if csv_dir is not None:
+        with writing(csv_dir, "--csv"):
+            csv_dir.mkdir(parents=True, exist_ok=True)
+            for name, frame in plan_frames(res).items():
+                frame.to_csv(csv_dir / f"{name}.csv", index=False)
     if as_json:
-        emit_json(res)
+        emit_json({"provenance": _provenance(scenario_file, sc, anchor, sets), **res})
     else:
+        from accelsim.report import plan_tables
+
         console.print(f"[bold]{scenario_file}: plan over {len(res['quarters'])} quarters[/bold]"
                       f": present cost {res['cost_pv_usd'] / 1e9:.3f} B USD (capex less "
                       f"residual value, opex; at {100 * sc.finance.cost_of_capital:g} %); "
-                      f"{res['solver']}")
-        rows = [{"quarter": q["quarter"], "delivered": fmt_units(q["delivered"]),
-                 **{f"{w} served": v for w, v in q["served_fraction"].items()},
-                 "capex B USD": q["capex_usd"] / 1e9, "MW": q["power_MW"],
-                 **({"facility MW online": sum(q["facility_MW"].values()),
-                     "started": sum(q["facility_started_MW"].values())}
-                    if q["facility_MW"] else {})}
-                for q in res["quarters"]]
-        console.print(table("by quarter (served: capacity installed / demand that quarter)",
-                            rows))
-        console.print(table("", [{"year": y, "capex B USD": v / 1e9}
-                                 for y, v in res["capex_usd_by_year"].items()]))
+                      f"objective {res['objective_usd'] / 1e9:.3f} B USD with the unserved-"
+                      f"demand penalty; {res['solver']}")
+        for title, rows in plan_tables(res, sc.plan.budget_usd_per_year).items():
+            console.print(table(title, rows))
     if not res["proven_optimal"]:
         replay.forbid()  # another run may get further in the time limit
         typer.echo(f"{scenario_file}: plan: the solver stopped at its time limit; the plan is "
@@ -200,19 +322,20 @@ def uncertainty(
                                                      "DEVICE the efficiency section of ANCHOR "
                                                      "(e.g. inhouse-asic=tpu-v5p); repeatable."
                                                      )] = None,
+    sets: SetOption = None,
+    objective: ObjectiveOption = None,
 ) -> None:
     """How sure is the ranking: fleet metrics' 5-95 % bands and P(mix A beats mix B) over
     the profiles' ranges (correlated where numbers share a cause)."""
     set_anchors(anchor)  # --anchor: this command's efficiency what-if
-    from accelsim.kinds import require
     from accelsim.uncertainty import monte_carlo, summarise
 
-    sc = require(scenario_file, "scenario")
+    sc = _scenario(scenario_file, sets, objective)
     replay.note_inputs([scenario_file, *sc.input_files()])
     with _draws_bar(samples, quiet=False) as update, cache.disabled(no_cache):
         out = summarise(monte_carlo(sc, samples, seed, str(scenario_file), progress=update))
     if as_json:
-        emit_json(out)
+        emit_json({"provenance": _provenance(scenario_file, sc, anchor, sets, objective), **out})
         return
     console.print(f"[bold]{scenario_file}: {out['draws']} draws[/bold] (profile ranges, "
                   "triangular; one vendor's efficiencies and failure rates move together)")
@@ -235,14 +358,15 @@ def report(
                                                      "DEVICE the efficiency section of ANCHOR "
                                                      "(e.g. inhouse-asic=tpu-v5p); repeatable."
                                                      )] = None,
+    sets: SetOption = None,
+    objective: ObjectiveOption = None,
 ) -> None:
     """One self-contained HTML page to send: the comparison and what binds, the
     cost-performance and uncertainty plots, every assumption with its source."""
     set_anchors(anchor)  # --anchor: this command's efficiency what-if
     from accelsim.htmlreport import render
-    from accelsim.kinds import require
 
-    sc = require(scenario_file, "scenario")
+    sc = _scenario(scenario_file, sets, objective)
     check_file(output, "--output")  # before the seconds of evaluation, not after them
     with _draws_bar(samples, quiet=False) as update, cache.disabled(no_cache):
         page = render(sc, scenario_file, samples, seed, progress=update)
@@ -266,19 +390,32 @@ def optimize(
                                                      "DEVICE the efficiency section of ANCHOR "
                                                      "(e.g. inhouse-asic=tpu-v5p); repeatable."
                                                      )] = None,
+    sets: SetOption = None,
+    objective: ObjectiveOption = None,
+    csv_dir: Annotated[Path | None, typer.Option("--csv", help="Write units.csv, "
+                                                 "workloads.csv and binding.csv to this "
+                                                 "folder.")] = None,
 ) -> None:
     """The device mix (integer servers) that maximises the scenario's objective (MILP)."""
     set_anchors(anchor)  # --anchor: this command's efficiency what-if
     from accelsim.fleet import mix_problem, purchase_year
-    from accelsim.kinds import require
     from accelsim.optimize import solve
 
-    sc = require(scenario_file, "scenario")
+    sc = _scenario(scenario_file, sets, objective)
     replay.note_inputs([scenario_file, *sc.input_files()])
     year = purchase_year(sc, year, str(scenario_file))  # before the seconds-long evaluation
+    if csv_dir is not None:
+        check_dir(csv_dir, "--csv")
     res = solve(mix_problem(sc, _device_table(sc, as_json, no_cache), year))
+    if csv_dir is not None:
+        from accelsim.report import optimum_frames
+
+        with writing(csv_dir, "--csv"):
+            csv_dir.mkdir(parents=True, exist_ok=True)
+            for name, frame in optimum_frames(res).items():
+                frame.to_csv(csv_dir / f"{name}.csv", index=False)
     if as_json:
-        emit_json(res)
+        emit_json({"provenance": _provenance(scenario_file, sc, anchor, sets, objective), **res})
     else:
         _print_optimum(scenario_file, year, res)
     if not res.get("proven_optimal", True):
@@ -303,12 +440,16 @@ def _print_optimum(scenario_file: Path, year: int, res: dict[str, Any]) -> None:
                              for k, v in res["pool_spend_usd"].items()]))
     console.print(table("", [{"workload": w, "capacity": res["capacity"][w],
                               "served": res["served_fraction"][w]} for w in res["capacity"]]))
+    from accelsim.optimize.milp import MARGINAL_UNITS
+
     obj = "USD/yr of TCO" if res["objective_kind"] == "min_cost" else "served fraction"
     rows = [{"constraint": b["constraint"], "slack": b["slack"], "unit": b["per"],
-             "LP dual": b["shadow_price"], "marginal": b.get("marginal"),
-             "marginal per": b.get("marginal_per", "")} for b in res["binding_constraints"]]
+             "LP dual": (b["shadow_price"] * MARGINAL_UNITS.get(b["per"], (1.0, ""))[0]
+                         if b["shadow_price"] is not None else None),
+             "marginal": b.get("marginal"), "per": b.get("marginal_per", "")}
+            for b in res["binding_constraints"]]
     console.print(table(f"binding constraints: marginal = change of the objective ({obj}) "
                         "when the constraint is loosened, re-solved; LP dual of the "
-                        "relaxation for reference", rows))
+                        "relaxation (same unit) for reference; |value| < 1e-9 is 0", rows))
 
 

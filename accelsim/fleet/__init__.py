@@ -81,7 +81,8 @@ def mix_problem(sc: Scenario, dev: Any, year: int | None = None, where: str = "o
         server=sc.server_chips, objective=sc.objective, year=year,
         region_of_pool={k: v.region for k, v in sc.budget.pools.items()},
         region_caps_W={k: r.power_capacity_mw * 1e6 for k, r in sc.regions.items()
-                       if r.power_capacity_mw is not None})
+                       if r.power_capacity_mw is not None},
+        min_lot=sc.min_lot_servers, max_types=sc.max_device_types)
 
 
 __all__ = ["Budget", "Comparison", "DeviceRow", "FastEvaluator", "FleetMix", "Pool",

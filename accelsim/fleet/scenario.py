@@ -95,6 +95,16 @@ class Scenario(Strict):
     the serving units idle in each hour of the daily profiles (:mod:`accelsim.sharing`),
     paying a checkpoint and a restart for every resize. Either way ``compare`` reports what
     the troughs are worth (``loan_*`` fields)."""
+    min_lot_servers: int = Field(default=32, ge=0, le=100_000)
+    """Fewest servers of a device ``optimize`` buys if it buys any (0: no minimum). 32:
+    NVIDIA builds clusters from scalable units of 32 eight-GPU nodes (HGX AI Factory
+    reference architecture, 32/64/128-node design points,
+    docs.nvidia.com/reference-architectures/hgx-ai-factory-h100-h200-b200); the same lot
+    for other vendors is an assumption: below it a device's support contract, spares and
+    software port serve a handful of servers."""
+    max_device_types: int | None = Field(default=None, ge=1, le=100)
+    """Most device types ``optimize`` buys (a vendor count: each type brings its software
+    port, support and spares); None: no limit."""
     workloads: dict[str, Any] = Field(min_length=1)
     """Named workloads, each a block of a registered kind (training, recsys_serving)."""
     rentals: dict[str, RentalOffer] = Field(default_factory=dict)

@@ -53,12 +53,20 @@ class MixProblem:
     objective: str = "served_demand"
     region_of: list[str] | None = None  # [d] region of each device's pool
     region_caps_W: dict[str, float] | None = None  # facility power each region can supply
+    min_lot: int = 0  # fewest servers of a device bought if any is (0: no minimum)
+    max_types: int | None = None  # most device types bought (None: no limit)
+
+    @property
+    def switches(self) -> bool:
+        """Whether the MILP has a buy-or-not switch per device (a lot or a type count)."""
+        return bool(self.min_lot) or self.max_types is not None
 
 
 def _rows(p: MixProblem) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]], int]:
     D, W = len(p.devices), len(p.workloads)
     nx = D * W
-    ns = W if p.objective == "served_demand" else 0
+    nsv = W if p.objective == "served_demand" else 0
+    ns = nsv + (D if p.switches else 0)  # served fractions, then buy-or-not switches
     rows, rhs, names = [], [], []
 
     def idx(d: int, w: int) -> int:
@@ -106,14 +114,42 @@ def _rows(p: MixProblem) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]],
         r = np.zeros(nx + ns)
         for d in range(D):
             r[idx(d, w)] = -p.thr[d, w] * p.server / p.demand[w]
-        if ns:
+        if nsv:
             r[nx + w] = 1.0
             rhs.append(0.0)
         else:
             rhs.append(-1.0)
         rows.append(r)
         names.append((f"demand {p.workloads[w]}", "fraction of demand"))
+    if p.switches:  # none of a device or at least a lot: n_d >= L y_d, n_d <= U_d y_d
+        first = nx + nsv
+        for d in range(D):
+            if p.min_lot:
+                r = np.zeros(nx + ns)
+                r[[idx(d, w) for w in range(W)]] = -1.0
+                r[first + d] = p.min_lot
+                rows.append(r)
+                rhs.append(0.0)
+                names.append((f"minimum lot {p.devices[d]}", "lot"))
+            r = np.zeros(nx + ns)
+            r[[idx(d, w) for w in range(W)]] = 1.0
+            r[first + d] = -_most_servers(p, d)
+            rows.append(r)
+            rhs.append(0.0)
+            names.append((f"lot chosen {p.devices[d]}", "lot"))
+        if p.max_types is not None:
+            r = np.zeros(nx + ns)
+            r[first:first + D] = 1.0
+            rows.append(r)
+            rhs.append(float(p.max_types))
+            names.append(("device types", "types"))
     return np.vstack(rows), np.asarray(rhs), names, nx
+
+
+def _most_servers(p: MixProblem, d: int) -> float:
+    """Most servers of device ``d`` the budget and its supply cap allow."""
+    cap = np.floor(p.max_units[d] / p.server) if np.isfinite(p.max_units[d]) else np.inf
+    return float(min(cap, np.floor(p.total_usd / (p.capex[d] * p.server))))
 
 
 @contextmanager
@@ -133,21 +169,28 @@ def quiet_solver() -> Iterator[None]:
 
 # Seconds the MILP may take; past it the best mix found so far is returned, said unproven.
 TIME_LIMIT_S = 30.0
+# Served fraction (summed over workloads) the TCO stage of served_demand may give up.
+SERVED_TOL = 1e-7
+# A dual or marginal this small in its reported unit (per B USD, per MW...) is 0.
+ZERO = 1e-9
 # Finite-difference step of a binding constraint: this share of its right-hand side.
 MARGINAL_STEP = 0.02
 # How a marginal value is reported, by the constraint's unit: (scale, label).
 MARGINAL_UNITS = {"USD": (1e9, "per B USD"), "device": (1e3, "per 1,000 devices"),
-                  "W": (1e6, "per MW"), "fraction of demand": (0.01, "per 1 % more demand")}
+                  "W": (1e6, "per MW"), "fraction of demand": (0.01, "per 1 % more demand"),
+                  "types": (1.0, "per device type more")}
 
 
 def _relaxed(p: MixProblem, name: str, step: float) -> MixProblem | None:
     """The problem with the constraint ``name`` loosened by ``step`` of its right-hand side
-    (its own units); None for rows that are not a resource (demand in served_demand)."""
+    (its own units; demand: a share more of it); None for rows that are not a resource."""
     if name.startswith("budget pool "):
         pool = name.removeprefix("budget pool ")
         return replace(p, pool_usd={**p.pool_usd, pool: p.pool_usd[pool] + step})
     if name == "budget total":
         return replace(p, total_usd=p.total_usd + step)
+    if name == "device types" and p.max_types is not None:
+        return replace(p, max_types=p.max_types + 1)
     if name.startswith("supply "):
         d = p.devices.index(name.removeprefix("supply "))
         caps = p.max_units.copy()
@@ -159,7 +202,7 @@ def _relaxed(p: MixProblem, name: str, step: float) -> MixProblem | None:
         region = name.removeprefix("power region ")
         return replace(p, region_caps_W={**p.region_caps_W,
                                          region: p.region_caps_W[region] + step})
-    if name.startswith("demand ") and p.objective == "min_cost":
+    if name.startswith("demand "):
         w = p.workloads.index(name.removeprefix("demand "))
         dem = p.demand.copy()
         dem[w] *= 1 + step  # a share of the demand
@@ -179,6 +222,8 @@ def _marginal(p: MixProblem, base: dict[str, float], name: str, rhs: float, unit
     frac = unit == "fraction of demand"
     if frac:
         step = MARGINAL_STEP
+    elif unit == "types":
+        step = 1.0
     elif unit == "device":
         step = max(abs(rhs) * MARGINAL_STEP, 10.0 * p.server)
     else:
@@ -193,7 +238,11 @@ def _marginal(p: MixProblem, base: dict[str, float], name: str, rhs: float, unit
     if not other["feasible"]:
         return {"marginal": None}
     scale = MARGINAL_UNITS.get(unit, (1.0, unit))[0]
-    return {"marginal": float((other["objective"] - base["objective"]) / step * scale)}
+    diff = other["objective"] - base["objective"]
+    if p.objective == "served_demand" and abs(diff) <= 2 * SERVED_TOL * len(p.workloads):
+        diff = 0.0  # within what the TCO stage may give up: no change
+    value = float(diff / step * scale)
+    return {"marginal": 0.0 if abs(value) < ZERO else value}
 
 
 def solve(p: MixProblem, marginals: bool = True) -> dict[str, Any]:
@@ -202,14 +251,18 @@ def solve(p: MixProblem, marginals: bool = True) -> dict[str, Any]:
     D, W = len(p.devices), len(p.workloads)
     A, b, names, nx = _rows(p)
     ns = A.shape[1] - nx
+    nsv = W if p.objective == "served_demand" else 0
+    nl = ns - nsv  # lot switches (binary)
     tco_srv = (p.tco * p.server).ravel()
+    cost = np.concatenate([tco_srv, np.zeros(ns)])
     if p.objective == "served_demand":
-        # lexicographic: served fraction first, TCO only breaks ties
-        eps = 1e-3 / max(float(np.max(tco_srv) * np.max(p.max_units[np.isfinite(p.max_units)],
-                                                          initial=1.0) * D * W), 1.0)
-        c = np.concatenate([eps * tco_srv, -np.ones(ns)])
+        # lexicographic, in two solves: the most served fraction, then the lowest TCO that
+        # keeps it (one weighted objective leaves the TCO below the solver's gap: an
+        # arbitrary mix, e.g. a few servers of a third vendor)
+        c = np.concatenate([np.zeros(nx), -np.ones(nsv), np.zeros(nl)])
     else:
-        c = tco_srv.copy()
+        c = cost
+    c_lp = c
     # servers that cannot run a workload, or are not available, are fixed at zero
     ub = np.full(nx + ns, np.inf)
     cap_servers = np.where(np.isfinite(p.max_units), np.floor(p.max_units / p.server), np.inf)
@@ -222,11 +275,20 @@ def solve(p: MixProblem, marginals: bool = True) -> dict[str, Any]:
     with np.errstate(divide="ignore"):
         budget_ub = np.floor(p.total_usd / (np.repeat(p.capex, W) * p.server))
     ub[:nx] = np.minimum(ub[:nx], budget_ub)
-    integrality = np.concatenate([np.ones(nx), np.zeros(ns)])
+    integrality = np.concatenate([np.ones(nx), np.zeros(nsv), np.ones(nl)])
     with quiet_solver():
         res = milp(c, constraints=LinearConstraint(A, -np.inf, b), integrality=integrality,
                    bounds=Bounds(np.zeros(nx + ns), ub),
                    options={"time_limit": TIME_LIMIT_S, "mip_rel_gap": 1e-9})
+        if res.x is not None and nsv:
+            keep = np.zeros(nx + ns)
+            keep[nx:nx + nsv] = -1.0
+            second = milp(cost, constraints=[LinearConstraint(A, -np.inf, b), LinearConstraint(
+                keep, -np.inf, float(res.fun) + SERVED_TOL)], integrality=integrality,
+                bounds=Bounds(np.zeros(nx + ns), ub),
+                options={"time_limit": TIME_LIMIT_S, "mip_rel_gap": 1e-6})
+            if second.x is not None:
+                res = second if res.status == 0 else res
     if res.x is None:
         if p.objective == "min_cost" and res.status == 2:  # infeasible: demand cannot be met
             best = solve(replace(p, objective="served_demand"))
@@ -239,12 +301,15 @@ def solve(p: MixProblem, marginals: bool = True) -> dict[str, Any]:
             "optimize", "scenario",
             f"no feasible fleet: {res.message} (min_cost needs a budget that can meet demand)")
     x = np.round(res.x[:nx]).reshape(D, W)
-    lp = linprog(c, A_ub=A, b_ub=b, bounds=list(zip(np.zeros(nx + ns), ub, strict=True)),
+    lp = linprog(c_lp, A_ub=A, b_ub=b, bounds=list(zip(np.zeros(nx + ns), ub, strict=True)),
                  method="highs")
     duals = lp.ineqlin.marginals if lp.status == 0 else np.full(len(b), np.nan)
-    lhs = A @ np.concatenate([x.ravel(), res.x[nx:]])
+    lhs = A @ np.concatenate([x.ravel(), np.round(res.x[nx:nx + nsv], 12),
+                              np.round(res.x[nx + nsv:])])
     binding: list[dict[str, Any]] = []
     for i, ((name, unit), rhs_i) in enumerate(zip(names, b, strict=True)):
+        if unit == "lot" or (unit == "types" and lhs[i] < b[i] - 0.5):
+            continue
         slack = rhs_i - lhs[i]
         scale = max(abs(rhs_i), 1.0)
         step = np.max(np.abs(A[i, :nx])) if np.any(A[i, :nx]) else 0.0
@@ -252,6 +317,10 @@ def solve(p: MixProblem, marginals: bool = True) -> dict[str, Any]:
         if slack <= max(step, 1e-9 * scale):
             # linprog minimises; report the gain in the maximised/minimised objective
             sp = -float(duals[i]) if p.objective == "served_demand" else float(duals[i])
+            if abs(sp * MARGINAL_UNITS.get(unit, (1.0, unit))[0]) < ZERO:
+                sp = 0.0  # the solver's rounding (4.9e-16), not a value
+            if rhs_i == 0 and sp == 0 and unit == "device":
+                continue  # a device not available (banned, not yet made): no choice
             binding.append({"constraint": name, "slack": float(slack),
                             "shadow_price": sp, "per": unit, "_rhs": float(rhs_i)})
     units = {p.devices[d]: {p.workloads[w]: int(x[d, w] * p.server) for w in range(W)

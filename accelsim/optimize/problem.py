@@ -18,7 +18,8 @@ def build_problem(rows: Mapping[str, Any], demand: Mapping[str, float],
                   pool_usd: Mapping[str, float], total_usd: float,
                   power_cap_W: float | None, server: int, objective: str, year: int,
                   region_of_pool: Mapping[str, str] | None = None,
-                  region_caps_W: Mapping[str, float] | None = None) -> MixProblem:
+                  region_caps_W: Mapping[str, float] | None = None,
+                  min_lot: int = 0, max_types: int | None = None) -> MixProblem:
     """``rows``: per device, objects with ``device, pool, capex_usd, available_from,
     max_units`` and per-workload dicts ``throughput, tco_usd_per_year, wall_power_W``
     (:class:`accelsim.fleet.DeviceRow`); ``demand``: per workload, in its unit."""
@@ -37,4 +38,5 @@ def build_problem(rows: Mapping[str, Any], demand: Mapping[str, float],
         max_units=np.array([0.0 if d.available_from > year else d.max_units for d in devs]),
         power_cap_W=power_cap_W, server=server, objective=objective,
         region_of=[(region_of_pool or {}).get(d.pool, "") for d in devs],
-        region_caps_W=dict(region_caps_W or {}))
+        region_caps_W=dict(region_caps_W or {}), min_lot=min_lot,
+        max_types=max_types)

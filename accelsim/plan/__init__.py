@@ -7,15 +7,18 @@ Per-device throughput, TCO and power come from the fleet's one evaluation (``com
 device table), so the plan prices devices as every other command does.
 
 Variables: ``x[d, w, q]``, whole servers of device d for workload w delivered in quarter q,
-and ``u[w, q]`` in [0, 1], the share of workload w's demand left unserved in quarter q.
-Installed in q: every server delivered up to q (the horizon is shorter than a device's life).
+``u[w, q]`` in [0, 1], the share of workload w's demand left unserved in quarter q, and
+``o[d, w, q]`` >= 0, servers powered off in q (they keep maintenance and facility, save
+their energy ``off_saving``, hold no power). On in q: every server delivered up to q less
+those off (the horizon is shorter than a device's life, nothing is sold).
 
   minimise  sum_q disc(q) [capex of x(q) - residual of x(q) at the end + opex of installed(q)]
             + PENALTY x sum_{w,q} u[w, q] x (the annual TCO that demand would need)
+            - sum_q disc(q) energy saved by o(q)
   subject to, every quarter q:
-    capacity_w(installed(q)) + u[w, q] demand_w(q) >= demand_w(q)     (each workload)
+    capacity_w(on(q)) + u[w, q] demand_w(q) >= demand_w(q)          (each workload)
     units delivered of device d in q <= its deliveries that quarter     (supply ramp, bans)
-    facility power of installed(q) <= power cap, per region             (the scenario's rules)
+    facility power of on(q) <= power cap, per region                    (the scenario's rules)
     facility power in region r <= built_r + builds of r started by q - B_r  (build time)
   and every year: capex of its deliveries <= its budget (pools in the scenario's proportions).
 

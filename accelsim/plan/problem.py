@@ -11,6 +11,10 @@ import numpy as np
 from accelsim.errors import AccelsimError
 from accelsim.plan.spec import PlanSpec, plan_problems, quarter_index
 
+# Unserved demand costs this many times what serving it would (a workload's default; the
+# scenario's plan.unserved_penalty sets it per workload).
+PENALTY = 20.0
+
 
 class Build(NamedTuple):
     """A region that owns its data centres (facility W are wall power: IT x PUE)."""
@@ -44,6 +48,9 @@ class PlanProblem:
     life_years: float
     builds: dict[str, Build]  # regions that own their facilities
     facility_years: float
+    penalty: np.ndarray | None = None  # [w] unserved-demand multiple (None: PENALTY each)
+    # [d, w] USD per device-year a powered-off server saves (its energy; None: nothing)
+    off_saving: np.ndarray | None = None
 
 
 def build(sc: Any, dev: Any, spec: PlanSpec, where: str = "plan") -> PlanProblem:
@@ -96,9 +103,18 @@ def build(sc: Any, dev: Any, spec: PlanSpec, where: str = "plan") -> PlanProblem
     owned_per_W = np.array([builds[g].usd_per_W * crf if g in builds else 0.0 for g in region_of])
     opex = per("opex_usd_per_year") - wall * owned_per_W[:, None]
     tco = per("tco_usd_per_year") - wall * owned_per_W[:, None]
+    capex = np.array([rows[r].capex_usd for r in refs])
+    # A powered-off server still pays its maintenance and the facility it sits in (rent by
+    # the kW is contracted); it saves its energy: opex less those two.
+    rent_per_W = np.array([(sc.regions[g].facility_usd_per_kw_year / 1e3
+                            + (0.0 if g in builds else
+                               sc.regions[g].facility_capex_usd_per_mw / 1e6 * crf))
+                           / sc.regions[g].pue for g in region_of])
+    off_saving = np.clip(opex - sc.finance.maintenance_fraction * capex[:, None]
+                         - wall * rent_per_W[:, None], 0.0, None)
     return PlanProblem(
         devices=[rows[r].device for r in refs], workloads=W,
-        capex=np.array([rows[r].capex_usd for r in refs]), opex=opex,
+        capex=capex, opex=opex,
         tco=tco, power=wall, thr=per("throughput"),
         demand=dem, supply=supply, pool_of=[rows[r].pool for r in refs],
         pool_share={k: p.usd / total_pools for k, p in sc.budget.pools.items()},
@@ -108,4 +124,6 @@ def build(sc: Any, dev: Any, spec: PlanSpec, where: str = "plan") -> PlanProblem
                        if reg.power_capacity_mw is not None},
         power_cap_W=sc.power_cap_mw * 1e6 if sc.power_cap_mw else None,
         server=sc.server_chips, rate=sc.finance.cost_of_capital,
-        life_years=sc.finance.years, builds=builds, facility_years=sc.finance.facility_years)
+        life_years=sc.finance.years, builds=builds, facility_years=sc.finance.facility_years,
+        penalty=np.array([spec.unserved_penalty.get(w, PENALTY) for w in W]),
+        off_saving=off_saving)

@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 
 from accelsim.errors import AccelsimError
-from accelsim.plan.problem import PlanProblem
+from accelsim.plan.problem import PENALTY, PlanProblem
 
-# Unserved demand costs this many times the annual TCO of the capacity it lacks.
-PENALTY = 20.0
+__all__ = ["MIP_GAP", "PENALTY", "TIME_LIMIT_S", "solve_plan"]
+
 TIME_LIMIT_S = 60.0
 # Relative gap at which the plan counts as solved: 0.1 % of the present cost (far inside
 # the uncertainty of its inputs).
@@ -21,7 +21,8 @@ MIP_GAP = 1e-3
 
 @dataclass(frozen=True)
 class Index:
-    """Where each variable sits: servers x[d, w, q], unserved shares u[w, q], builds b[r, q]."""
+    """Where each variable sits: servers x[d, w, q] delivered, unserved shares u[w, q],
+    builds b[r, q], servers o[d, w, q] powered off in q."""
 
     D: int
     W: int
@@ -37,8 +38,12 @@ class Index:
         return self.W * self.Q
 
     @property
+    def nb(self) -> int:
+        return self.R * self.Q
+
+    @property
     def n(self) -> int:
-        return self.nx + self.nu + self.R * self.Q
+        return self.nx + self.nu + self.nb + self.nx
 
     def x(self, d: int, w: int, q: int) -> int:
         return (d * self.W + w) * self.Q + q
@@ -49,12 +54,17 @@ class Index:
     def b(self, r: int, q: int) -> int:
         return self.nx + self.nu + r * self.Q + q
 
+    def o(self, d: int, w: int, q: int) -> int:
+        return self.nx + self.nu + self.nb + (d * self.W + w) * self.Q + q
+
 
 def objective(p: PlanProblem, ix: Index) -> np.ndarray:
     """Present cost per unit of every variable: a server's capex when delivered less its
-    residual at the horizon's end plus its opex every later quarter; unserved demand at
-    :data:`PENALTY` x the cheapest TCO per unit of throughput; a build when started less its
-    residual."""
+    residual at the horizon's end plus its opex every later quarter; a quarter of unserved
+    demand at its workload's penalty multiple (``plan.unserved_penalty``, else
+    :data:`PENALTY`) x a quarter of the TCO it would take on the cheapest device the plan
+    can be delivered; a build when started less its residual; a server powered off for a
+    quarter less a quarter of the energy it saves (``off_saving``)."""
     Q = ix.Q
     disc = (1 + p.rate) ** (-np.arange(Q) / 4)
     age_end = (Q - np.arange(Q)) / 4  # years each delivery has aged at the horizon's end
@@ -67,39 +77,60 @@ def objective(p: PlanProblem, ix: Index) -> np.ndarray:
                 c[ix.x(d, w, q)] = p.server * (p.capex[d] * (disc[q] - residual[q])
                                                + p.opex[d, w] * later)
     unit_tco = np.where(p.thr > 0, p.tco / np.maximum(p.thr, 1e-300), np.inf)
+    # the cheapest device the plan can get at all (a banned device is no yardstick)
+    unit_tco[p.supply.sum(axis=1) <= 0] = np.inf
+    mult = p.penalty if p.penalty is not None else np.full(ix.W, PENALTY)
     for w in range(ix.W):
         best = float(np.min(unit_tco[:, w])) if np.isfinite(unit_tco[:, w]).any() else 1.0
         for q in range(Q):
-            c[ix.u(w, q)] = PENALTY * best * p.demand[w, q] * disc[q] / 4
+            c[ix.u(w, q)] = mult[w] * best * p.demand[w, q] * disc[q] / 4
     facility_residual = (np.clip(1 - age_end / p.facility_years, 0, 1)
                          * (1 + p.rate) ** (-Q / 4))
     for r, region in enumerate(p.builds):
         c[[ix.b(r, q) for q in range(Q)]] = p.builds[region].usd_per_W * (disc - facility_residual)
+    if p.off_saving is not None:
+        for d in range(ix.D):
+            for w in range(ix.W):
+                c[[ix.o(d, w, q) for q in range(Q)]] = -p.server * p.off_saving[d, w] * disc / 4
     return c
 
 
 def constraints(p: PlanProblem, ix: Index) -> tuple[Any, np.ndarray, np.ndarray]:
     """(A, lower, upper) of every constraint row: demand, deliveries, power caps, owned
     facilities and yearly budgets (module docstring of :mod:`accelsim.plan`)."""
+    return named_constraints(p, ix)[:3]
+
+
+def _when(p: PlanProblem, q: int) -> str:
+    return f"{int(p.year_of[q])}Q{q % 4 + 1}"
+
+
+def named_constraints(p: PlanProblem, ix: Index
+                      ) -> tuple[Any, np.ndarray, np.ndarray, list[tuple[str, str, str]]]:
+    """:func:`constraints` and each row's (rule, quarter or year, unit of its right-hand
+    side: USD, units, W or the workload's demand)."""
     from scipy.sparse import lil_matrix
 
     D, W, Q, R = ix.D, ix.W, ix.Q, list(p.builds)
     lb: list[float] = []
     ub: list[float] = []
+    names: list[tuple[str, str, str]] = []
     A = lil_matrix((W * Q + D * Q + Q * (1 + len(p.region_caps_W)) + len(set(p.year_of))
-                    * (1 + len(p.pool_share)) + len(R) * (Q + 1), ix.n))
+                    * (1 + len(p.pool_share)) + len(R) * (Q + 1) + D * W * Q, ix.n))
     k = 0
 
-    def row(lo: float, hi: float) -> None:
+    def row(lo: float, hi: float, rule: str, when: str, unit: str) -> None:
         nonlocal k
         lb.append(lo)
         ub.append(hi)
+        names.append((rule, when, unit))
         k += 1
 
-    def installed(d: int, q: int, coef: np.ndarray) -> None:  # servers of d delivered by q
+    def installed(d: int, q: int, coef: np.ndarray) -> None:  # servers of d on in q
         for w in range(W):
             for q2 in range(q + 1):
                 A[k, ix.x(d, w, q2)] = coef[w]
+            A[k, ix.o(d, w, q)] = -coef[w]
 
     for w in range(W):  # demand every quarter
         for q in range(Q):
@@ -107,21 +138,22 @@ def constraints(p: PlanProblem, ix: Index) -> tuple[Any, np.ndarray, np.ndarray]
                 if p.thr[d, w] > 0:
                     for q2 in range(q + 1):
                         A[k, ix.x(d, w, q2)] = p.thr[d, w] * p.server
+                    A[k, ix.o(d, w, q)] = -p.thr[d, w] * p.server
             A[k, ix.u(w, q)] = p.demand[w, q]
-            row(p.demand[w, q], np.inf)
+            row(p.demand[w, q], np.inf, f"demand {p.workloads[w]}", _when(p, q), "demand")
     for d in range(D):  # deliveries
         for q in range(Q):
             for w in range(W):
                 A[k, ix.x(d, w, q)] = p.server
-            row(-np.inf, p.supply[d, q])
+            row(-np.inf, p.supply[d, q], f"deliveries {p.devices[d]}", _when(p, q), "units")
     caps = ([("power cap", None, p.power_cap_W)] if p.power_cap_W is not None else []) + [
         (f"power in {r}", r, cap) for r, cap in p.region_caps_W.items()]
     for q in range(Q):  # facility power of the installed fleet
-        for _, region, cap in caps:
+        for label, region, cap in caps:
             for d in range(D):
                 if region is None or p.region_of[d] == region:
                     installed(d, q, p.power[d] * p.server)
-            row(-np.inf, cap)
+            row(-np.inf, cap, label, _when(p, q), "W")
     for r, region in enumerate(R):  # owned facilities: what is built and powered by q
         built, cap_W, lag, _ = p.builds[region]
         for q in range(Q):
@@ -130,10 +162,18 @@ def constraints(p: PlanProblem, ix: Index) -> tuple[Any, np.ndarray, np.ndarray]
                     installed(d, q, p.power[d] * p.server)
             for q2 in range(q - lag + 1):
                 A[k, ix.b(r, q2)] = -1.0
-            row(-np.inf, built)
+            row(-np.inf, built, f"facility online in {region}", _when(p, q), "W")
         for q in range(Q):
             A[k, ix.b(r, q)] = 1.0
-        row(0.0, np.inf if cap_W is None else max(cap_W - built, 0.0))
+        row(0.0, np.inf if cap_W is None else max(cap_W - built, 0.0),
+            f"grid allowance for builds in {region}", "horizon", "W")
+    for d in range(D):  # a server powered off is one delivered
+        for w in range(W):
+            for q in range(Q):
+                for q2 in range(q + 1):
+                    A[k, ix.x(d, w, q2)] = 1.0
+                A[k, ix.o(d, w, q)] = -1.0
+                row(0.0, np.inf, f"powered off {p.devices[d]}", _when(p, q), "servers")
     for y in sorted(set(p.year_of)):  # yearly budgets, total and per pool
         qs = [q for q in range(Q) if p.year_of[q] == y]
         budget = float(p.budget[qs[0]])
@@ -143,13 +183,15 @@ def constraints(p: PlanProblem, ix: Index) -> tuple[Any, np.ndarray, np.ndarray]
                     for w in range(W):
                         for q in qs:
                             A[k, ix.x(d, w, q)] = p.capex[d] * p.server
-            row(-np.inf, budget if pool is None else budget * p.pool_share[pool])
-    return A[:k].tocsr(), np.asarray(lb), np.asarray(ub)
+            row(-np.inf, budget if pool is None else budget * p.pool_share[pool],
+                "budget total" if pool is None else f"budget pool {pool}", str(int(y)), "USD")
+    return A[:k].tocsr(), np.asarray(lb), np.asarray(ub), names
 
 
 def bounds(p: PlanProblem, ix: Index) -> np.ndarray:
     """Upper bound of every variable: servers by the quarter's deliveries (none where a
-    device gives a workload nothing), unserved shares 1, builds free."""
+    device gives a workload nothing), unserved shares 1, builds free, servers powered off
+    by those delivered (none before the device's first delivery)."""
     ub = np.full(ix.n, np.inf)
     ub[ix.nx:ix.nx + ix.nu] = 1.0
     for d in range(ix.D):
@@ -159,6 +201,8 @@ def bounds(p: PlanProblem, ix: Index) -> np.ndarray:
                     ub[ix.x(d, w, q)] = 0.0
                 else:
                     ub[ix.x(d, w, q)] = np.floor(p.supply[d, q] / p.server)
+                if p.thr[d, w] <= 0 or p.supply[d, :q + 1].sum() <= 0:
+                    ub[ix.o(d, w, q)] = 0.0
     return ub
 
 
@@ -171,8 +215,8 @@ def solve_plan(p: PlanProblem, time_limit_s: float | None = None) -> dict[str, A
 
     ix = Index(len(p.devices), len(p.workloads), p.demand.shape[1], len(p.builds))
     c = objective(p, ix)
-    A, lb, ub_rows = constraints(p, ix)
-    integrality = np.concatenate([np.ones(ix.nx), np.zeros(ix.nu + ix.R * ix.Q)])
+    A, lb, ub_rows, names = named_constraints(p, ix)
+    integrality = np.concatenate([np.ones(ix.nx), np.zeros(ix.n - ix.nx)])
     with quiet_solver():
         res = milp(c, constraints=LinearConstraint(A, lb, ub_rows), integrality=integrality,
                    bounds=Bounds(np.zeros(ix.n), bounds(p, ix)),
@@ -180,7 +224,118 @@ def solve_plan(p: PlanProblem, time_limit_s: float | None = None) -> dict[str, A
                             "mip_rel_gap": MIP_GAP})
     if res.x is None:
         raise AccelsimError.single("plan", "plan", f"no plan found: {res.message}")
-    return readout(p, ix, c, res)
+    res = polish(c, A, lb, ub_rows, bounds(p, ix), ix, res)
+    out = readout(p, ix, c, res)
+    out["binding"] = binding_rules(p, ix, c, A, lb, ub_rows, names, res.x)
+    for q in out["quarters"]:
+        year = q["quarter"][:4]
+        q["binds"] = [b["rule"] for b in out["binding"] if b["when"] in (q["quarter"], year)
+                      and b["status"] != "short"]
+        q["short"] = {b["rule"].removeprefix("demand "): b["unserved_fraction"]
+                      for b in out["binding"] if b["when"] == q["quarter"]
+                      and b["status"] == "short"}
+    return out
+
+
+def polish(c: np.ndarray, A: Any, lb: np.ndarray, ub: np.ndarray, var_ub: np.ndarray,
+           ix: Index, res: Any) -> Any:
+    """The MILP's servers kept, its continuous variables (unserved shares, builds, servers
+    powered off) re-solved as an LP to optimality: within the MIP gap the solver may power
+    off half a server and leave 1e-5 of a workload unserved; the LP given the servers does
+    not. ``res`` with ``x`` and ``fun`` replaced (unchanged if the LP fails)."""
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    from accelsim.optimize.milp import quiet_solver
+
+    lo = np.zeros(ix.n)
+    hi = var_ub.copy()
+    lo[:ix.nx] = hi[:ix.nx] = np.round(res.x[:ix.nx])
+    with quiet_solver():
+        lp = milp(c, constraints=LinearConstraint(A, lb, ub), bounds=Bounds(lo, hi))
+    if lp.x is None or lp.fun > res.fun + 1e-9 * abs(res.fun):
+        return res
+    res.x, res.fun = lp.x, lp.fun
+    return res
+
+
+# How a marginal value is reported, by the unit of its rule's right-hand side: (scale,
+# label). Demand is per 1 % more of that quarter's demand.
+MARGINAL_UNITS = {"USD": (1.0, "USD per USD"), "units": (1e3, "USD per 1,000 units"),
+                  "W": (1e6, "USD per MW"), "demand": (0.01, "USD per 1 % more demand")}
+# A dual this small (in its reported unit) is the solver's rounding, printed as 0.
+ZERO = 1e-9
+
+
+def lp_duals(c: np.ndarray, A: Any, lb: np.ndarray, ub: np.ndarray, var_ub: np.ndarray
+             ) -> np.ndarray:
+    """d(objective)/d(right-hand side) of every row, from the LP relaxation (HiGHS duals;
+    the plan's integers are thousands of servers, so the relaxation is the MILP to within
+    its gap): for a <= row the (negative) change when its limit rises by one, for a >= row
+    the (positive) change when its requirement does. NaN when the LP has no solution."""
+    from scipy.optimize import linprog
+    from scipy.sparse import diags
+
+    upper = np.isfinite(ub)
+    sign = np.where(upper, 1.0, -1.0)
+    rhs = np.where(upper, ub, -lb)
+    lp = linprog(c, A_ub=(diags(sign) @ A).toarray(), b_ub=rhs,
+                 bounds=list(zip(np.zeros(len(c)), var_ub, strict=True)), method="highs")
+    if lp.status != 0:
+        return np.full(len(rhs), np.nan)
+    return np.asarray(lp.ineqlin.marginals) * sign
+
+
+def binding_rules(p: PlanProblem, ix: Index, c: np.ndarray, A: Any, lb: np.ndarray,
+                  ub: np.ndarray, names: list[tuple[str, str, str]], x: np.ndarray
+                  ) -> list[dict[str, Any]]:
+    """Every rule the plan runs into, with its marginal value: a limit with less than one
+    server's worth left or a nonzero marginal value (``binds``), a demand partly unserved
+    (``short``). ``marginal_usd``
+    is the present cost the objective would save per unit of the limit loosened (per
+    1 % more demand: what it would cost), from the LP relaxation's duals; an absolute
+    value below :data:`ZERO` in the reported unit is 0."""
+    var_ub = bounds(p, ix)
+    var_ub[:ix.nx] = np.where(var_ub[:ix.nx] > 0, np.inf, 0.0)  # rows, not bounds, bind
+    duals = lp_duals(c, A, lb, ub, var_ub)
+    xi = np.concatenate([np.round(x[:ix.nx]), x[ix.nx:]])
+    lhs = A @ xi
+    out: list[dict[str, Any]] = []
+    for i, (rule, when, unit) in enumerate(names):
+        if unit == "servers":
+            continue  # bookkeeping: a server powered off is one delivered
+        row = A.getrow(i)
+        servers = [abs(v) for j, v in zip(row.indices, row.data, strict=True) if j < ix.nx]
+        one = max(servers, default=0.0)
+        scale, per = MARGINAL_UNITS[unit]
+        if unit == "demand":
+            w, q = p.workloads.index(rule.removeprefix("demand ")), _q(p, when)
+            short = float(xi[ix.u(w, q)])
+            if short <= 1e-6:
+                continue
+            value = float(duals[i]) * scale * lb[i]
+            status, limit, used = "short", float(lb[i]), float(lhs[i] - short * lb[i])
+        else:
+            # owned facilities: installed W against what is online (built + builds done)
+            online = -sum(v * xi[j] for j, v in zip(row.indices, row.data, strict=True)
+                          if ix.nx + ix.nu <= j < ix.nx + ix.nu + ix.nb)
+            limit, used = float(ub[i] + online), float(lhs[i] + online)
+            value = -float(duals[i]) * scale
+            if abs(value) < ZERO:
+                value = 0.0
+            if limit == 0 and value == 0:
+                continue  # nothing deliverable that quarter (not yet available, banned)
+            if limit - used > max(one, 1e-6 * abs(limit)) and not value:
+                continue
+            status, short = "binds", 0.0
+        out.append({"rule": rule, "when": when, "status": status, "used": used,
+                    "limit": limit, "unit": unit, "unserved_fraction": short,
+                    "marginal_usd": value if np.isfinite(value) else None,
+                    "marginal_per": per})
+    return out
+
+
+def _q(p: PlanProblem, when: str) -> int:
+    return (int(when[:4]) - int(p.year_of[0])) * 4 + int(when[-1]) - 1
 
 
 def readout(p: PlanProblem, ix: Index, c: np.ndarray, res: Any) -> dict[str, Any]:
@@ -190,8 +345,10 @@ def readout(p: PlanProblem, ix: Index, c: np.ndarray, res: Any) -> dict[str, Any
     nx, nu = ix.nx, ix.nu
     x = np.round(res.x[:nx]).reshape(D, ix.W, Q)
     u = res.x[nx:nx + nu].reshape(ix.W, Q)
-    b = res.x[nx + nu:].reshape(len(R), Q)
-    installed = np.cumsum(x, axis=2)
+    b = res.x[nx + nu:nx + nu + ix.nb].reshape(len(R), Q)
+    off = res.x[nx + nu + ix.nb:].reshape(D, ix.W, Q)
+    delivered = np.cumsum(x, axis=2)
+    installed = delivered - off  # powered on
     cap = np.einsum("dwq,dw->wq", installed, p.thr) * p.server
     quarters: list[dict[str, Any]] = []
     for q in range(Q):
@@ -200,8 +357,10 @@ def readout(p: PlanProblem, ix: Index, c: np.ndarray, res: Any) -> dict[str, Any
             "quarter": f"{year}Q{qq}",
             "delivered": {p.devices[d]: int(x[d, :, q].sum() * p.server) for d in range(D)
                           if x[d, :, q].sum() > 0},
-            "installed": {p.devices[d]: int(installed[d, :, q].sum() * p.server)
-                          for d in range(D) if installed[d, :, q].sum() > 0},
+            "installed": {p.devices[d]: int(delivered[d, :, q].sum() * p.server)
+                          for d in range(D) if delivered[d, :, q].sum() > 0},
+            "powered_off": {p.devices[d]: int(np.rint(off[d, :, q].sum() * p.server))
+                            for d in range(D) if off[d, :, q].sum() * p.server >= 0.5},
             "demand": {w: float(p.demand[i, q]) for i, w in enumerate(p.workloads)},
             "capacity": {w: float(cap[i, q]) for i, w in enumerate(p.workloads)},
             "served_fraction": {w: float(min(1.0, cap[i, q] / p.demand[i, q]))

@@ -56,6 +56,14 @@ class PlanSpec(Strict):
         default_factory=dict)
     """Per workload, the growth of its demand each quarter (0.15 = +15 %); the scenario's
     demand is the first quarter's."""
+    unserved_penalty: dict[str, Annotated[float, Field(ge=0, le=1e4)]] = Field(
+        default_factory=dict)
+    """Per workload, what a quarter of its demand left unserved costs, as a multiple of
+    what serving it for that quarter would cost on the cheapest device the plan can get
+    (its TCO per unit of throughput); a workload not listed gets
+    :data:`accelsim.plan.solve.PENALTY`. It stands for the value of the demand (ad revenue
+    of a ranked feed, users of a chatbot, a model shipped later): a high multiple makes the
+    plan serve the workload whenever the budget and deliveries allow."""
     deliveries: dict[str, Deliveries] = Field(default_factory=dict)
     """Per device reference, its deliveries; a device not listed gets its scenario supply
     cap per quarter from its availability year."""
@@ -76,6 +84,10 @@ def plan_problems(spec: PlanSpec, devices: list[str], workloads: list[str], file
         if w not in workloads:
             probs.append(Problem(file, f"plan.demand_growth_per_quarter.{w}", "unknown "
                                  "workload; expected one of: " + ", ".join(workloads)))
+    for w in spec.unserved_penalty:
+        if w not in workloads:
+            probs.append(Problem(file, f"plan.unserved_penalty.{w}", "unknown workload; "
+                                 "expected one of: " + ", ".join(workloads)))
     years = range(spec.start, spec.start + (spec.quarters + 3) // 4)
     missing = [y for y in years if y not in spec.budget_usd_per_year]
     if missing:

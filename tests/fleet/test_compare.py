@@ -216,7 +216,7 @@ def test_compare_tables_fit_80_columns_and_csv_cells_hold_one_value(tmp_path):
     assert r.exit_code == 0, r.output
     text = buf.getvalue()
     assert max(len(x) for x in text.splitlines()) <= 80
-    assert "serving QPS at SLO, allocated" in text and "serving QPS at SLO, whole fleet" in text
+    assert "serving M QPS at SLO, allocated" in text and "serving M QPS at SLO, whole fleet" in text
     assert "training: tokens/s per device" in text  # the unit, once, in the title
     import pandas as pd
 

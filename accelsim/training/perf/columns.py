@@ -9,6 +9,7 @@ from typing import Any
 
 from accelsim import xp
 from accelsim.devices import DeviceSpec
+from accelsim.stack_memory import DEFAULTS as STACK_MEMORY_DEFAULTS
 from accelsim.training.job import RECOMPUTE_CODE, TrainJob
 from accelsim.training.perf.recipes import (
     ACT_BYTES,
@@ -39,7 +40,8 @@ INPUT_COLUMNS = MODEL_COLUMNS + LAYOUT_COLUMNS + DEVICE_COLUMNS + JOB_COLUMNS
 # (compute_units 0: the size curve; eff_attn 0: FLASH_REL_EFF x eff_compute) and the software
 # stack's kernel factors (stack_gemm on GEMMs, stack_attn on flash attention; 1: none) and
 # whether its pipeline sends are scattered over the TP ranks (pp_scatter; 1: Megatron's) and
-# whether its GEMM library has stream-K (stream_k; 0: wave quantisation).
+# whether its GEMM library has stream-K (stream_k; 0: wave quantisation); the stack's memory
+# terms (mem_*: :mod:`accelsim.stack_memory`, Megatron-Core's by default).
 OPTIONAL_COLUMNS = {"pp_first_layers": 0.0, "pp_last_layers": 0.0, "dropout": 1.0,
                     "fp8": 0.0, "overlap_tp": 0.0, "overlap_ep": 0.0, "dualpipe": 0.0,
                     "moe_max_nodes": 0.0, "mtp": 0.0, "mla_q_rank": 0.0, "mla_kv_rank": 0.0,
@@ -47,7 +49,8 @@ OPTIONAL_COLUMNS = {"pp_first_layers": 0.0, "pp_last_layers": 0.0, "dropout": 1.
                     "head_dim": 0.0, "rc_norm": 0.0, "rc_mla_up": 0.0, "rc_moe_act": 0.0,
                     "overlap_ag": 1.0, "compute_units": 0.0, "tile_m": 128.0,
                     "tile_n": 128.0, "eff_attn": 0.0, "eff_attn_bwd": 1.0,
-                    "stack_gemm": 1.0, "stack_attn": 1.0, "pp_scatter": 1.0, "stream_k": 0.0}
+                    "stack_gemm": 1.0, "stack_attn": 1.0, "pp_scatter": 1.0, "stream_k": 0.0,
+                    **STACK_MEMORY_DEFAULTS}
 # Peak of the operators that stay at the activation precision (attention core, LM head,
 # router); absent: peak_flops (every operator at one precision).
 PEAK_ACT = "peak_act_flops"
@@ -116,7 +119,8 @@ def _default_stack_factors(vendor: str, _overrides: tuple[tuple[str, str, float]
                            ) -> tuple[tuple[str, float], ...]:
     from accelsim import stacks
 
-    return tuple(stacks.kernel_factors(stacks.default_stack(vendor)).items())
+    st = stacks.default_stack(vendor)
+    return tuple({**stacks.kernel_factors(st), **stacks.memory_columns(st)}.items())
 
 
 def device_columns(spec: DeviceSpec, precision: str) -> dict[str, float]:

@@ -274,7 +274,7 @@ def job_stack_factors(job: TrainJob, spec: DeviceSpec, file: str = "job") -> dic
         return {}  # device_columns holds the vendor's default stack's
     st = stacks.load_stack(job.stack, where=file)
     stacks.check_training(st, job, file)
-    return stacks.kernel_factors(st)
+    return {**stacks.kernel_factors(st), **stacks.memory_columns(st)}
 
 
 def _op_row(name: str, op: OpCost, ridge: float) -> dict[str, Any]:

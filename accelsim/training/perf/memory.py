@@ -1,14 +1,29 @@
 """Memory per rank (Korthikanti et al. 2022, arXiv 2205.05198, generalised to GQA, MLA,
 gated MLPs, MoE, FP8 and flash attention), bytes: the heaviest of the first, a middle and
-the last pipeline stage.
+the last pipeline stage, as the job's software stack holds it (the ``mem_*`` columns,
+:mod:`accelsim.stack_memory`).
 
   states       weights, gradients and optimizer state per parameter, sharded by ZeRO stage
-               over the data-parallel group (experts over their smaller group)
+               over the data-parallel group (experts over their smaller group); without a
+               low-precision weight copy (``mem_weight_copy`` 0) the fp32 master alone
   activations  per layer and micro-batch, what the backward pass needs (recipes: widths
                per tensor; recomputed modules hold nothing), times the micro-batches in
                flight on the stage (min(m, p), more with interleaving, p + 1 for DualPipe)
-  logits       fp32 logits of one micro-batch on the stage with the LM head (and MTP heads)
-  runtime      RUNTIME_RESERVE_BYTES
+  layer phase  the layer in its backward pass (its activations' gradients, its recomputed
+               activations under full recomputation) and, under ZeRO-3/FSDP, the gathered
+               weights and unsharded gradients of the units in flight (``mem_z3_live``
+               layers, or weight tensors with ``mem_z3_tensor``)
+  loss phase   one micro-batch's logits on the stage with the LM head (and MTP heads),
+               ``mem_logit_bytes`` per element, and the gathered head under ZeRO-3
+  phases       summed, or the larger (``mem_phase_max``: liveness-planned buffers)
+  workspace    GEMM library workspace (``mem_workspace``)
+  runtime      RUNTIME_RESERVE_BYTES: device context and communicator buffers, outside the
+               framework's allocator
+
+:func:`memory` is what must fit (the caching allocator frees its cache and retries before
+it fails, so the fit needs what is allocated, not what it keeps); :func:`reserved` is what
+the allocator holds when memory is plentiful (torch.cuda.max_memory_reserved, what
+torchtitan and most logs report): allocated / (1 - ``mem_frag``), capped at the device.
 """
 
 from __future__ import annotations
@@ -17,12 +32,42 @@ from typing import Any
 
 from accelsim import xp
 from accelsim.runtime import RUNTIME_RESERVE_BYTES
+from accelsim.stack_memory import StackMemory
 from accelsim.training.perf.layer import Micro
 from accelsim.training.perf.step import DataParallel, RankParams, Stages
 
+# The gradients of one layer's activations live while that layer's backward runs, as a
+# share of the layer's held activations (assumption: each saved tensor's gradient is made
+# once and freed after its consumer; the wide MLP tensors dominate both).
+BACKWARD_GRADS = 1.0
 
-def memory(f: dict[str, Any], u: Micro, st: Stages, pr: RankParams, dp: DataParallel) -> Any:
-    """Bytes on the fullest rank (module docstring)."""
+
+def _with(f: dict[str, Any], stack: StackMemory | None) -> dict[str, Any]:
+    """The columns with ``stack``'s memory terms in place of the job's (None: as given)."""
+    return f if stack is None else {**f, **stack.columns()}
+
+
+def memory(f: dict[str, Any], u: Micro, st: Stages, pr: RankParams, dp: DataParallel,
+           stack: StackMemory | None = None) -> Any:
+    """Bytes that must fit on the fullest rank: what the framework allocates at its peak
+    and the runtime outside it (module docstring)."""
+    return allocated(f, u, st, pr, dp, stack) + RUNTIME_RESERVE_BYTES
+
+
+def reserved(f: dict[str, Any], u: Micro, st: Stages, pr: RankParams, dp: DataParallel,
+             stack: StackMemory | None = None) -> Any:
+    """Bytes the caching allocator holds at the peak with memory to spare (what
+    ``torch.cuda.max_memory_reserved`` reports): allocated / (1 - fragmentation), at most
+    the device's memory less the runtime outside the allocator."""
+    f = _with(f, stack)
+    return xp.minimum(allocated(f, u, st, pr, dp) / (1.0 - f["mem_frag"]),
+                      f["memory_bytes"] - RUNTIME_RESERVE_BYTES)
+
+
+def allocated(f: dict[str, Any], u: Micro, st: Stages, pr: RankParams, dp: DataParallel,
+              stack: StackMemory | None = None) -> Any:
+    """Bytes the framework's allocator hands out at the fullest rank's peak."""
+    f = _with(f, stack)
     g, e, e_lin, sp_div = u.g, u.e, u.e_lin, u.sp_div
     h, up, mla = g.h, g.up, g.mla
     t, p, v, b = f["tp"], f["pp"], f["virtual_stages"], f["micro_batch"]
@@ -32,7 +77,11 @@ def memory(f: dict[str, Any], u: Micro, st: Stages, pr: RankParams, dp: DataPara
     Ls, Ld, Lm, m = st.Ls, st.Ld, st.Lm, st.m
     D, De, copies = dp.D, dp.De, dp.copies
     dual = f["dualpipe"] > 0
-    wb, gb, ob = f["weight_bytes"], f["grad_bytes"], f["opt_bytes"]
+    gb, ob = f["grad_bytes"], f["opt_bytes"]
+    # the weights as held: the low-precision copy beside the optimizer's fp32 master, or
+    # the master alone (opt_bytes hold it) when the stack casts at each use
+    wb_gather = f["weight_bytes"]
+    wb = wb_gather * f["mem_weight_copy"]
     state_dense = xp.select(
         [zero == 0, zero == 1, zero == 2],
         [wb + gb + ob, wb + gb + ob / D, wb + (gb + ob) / D],
@@ -82,27 +131,60 @@ def memory(f: dict[str, Any], u: Micro, st: Stages, pr: RankParams, dp: DataPara
     a_moe = act_rep + act_attn + act_moe + scores
     a_full_ckpt = tok * e * h / sp_div  # full recompute keeps only each layer's input
     per_layer = xp.where(rc == 2, a_full_ckpt, (Ld * a_dense + Lm * a_moe) / xp.maximum(Ls, 1))
-    working = xp.where(rc == 2, xp.maximum(a_dense, a_moe), 0.0)
+    # the layer in its backward pass: the gradients of its activations as they are made
+    # (about one layer's activations, BACKWARD_GRADS), and under full recomputation the
+    # recomputed activations themselves
+    layer_act = xp.maximum(a_dense, a_moe)
+    working = (xp.where(rc == 2, 1.0, 0.0) + BACKWARD_GRADS) * layer_act
     inflight = xp.minimum(m, p) * xp.where(v > 1, 1 + (p - 1) / (p * v), 1.0)
     inflight = xp.where(dual, xp.minimum(m, p + 1), inflight)  # DualPipe: PP + 1
-    mem_act = st.k_first * Ls * per_layer * inflight + working + tok * h * e / sp_div
-    logits = xp.where(p == 1, tok * V * 4 / t, 0.0)  # fp32 logits (last stage; first if p==1)
-    mem_first = mem_states + mem_act + logits + RUNTIME_RESERVE_BYTES
+    saved_first = st.k_first * Ls * per_layer * inflight + tok * h * e / sp_div
+    LB = f["mem_logit_bytes"]
+    # ZeRO-3/FSDP: the gathered weights and, in backward, unsharded gradients of the units in
+    # flight (mem_z3_live layers, or weight tensors: the largest, the MLP's input projection
+    # or a rank's stacked experts), and the LM head's (embedding's) while the loss runs
+    z3 = zero >= 3
+    gz = xp.where(f["mem_z3_grad_bytes"] > 0, f["mem_z3_grad_bytes"], gb)
+    per_layer_w = (pr.layers + pr.layers_expert) / xp.maximum(Ls, 1)
+    biggest = xp.maximum(h * xp.maximum(f["ffn_hidden"] * up, g.q_w), xp.where(
+        n_moe > 0, (g.experts / f["ep"]) * h * ffn_e * up, 0.0)) / t
+    # with pipelining, a stack that keeps the stage's weights gathered between micro-batches
+    # (mem_z3_pp_hold) holds every layer of the stage unsharded, and their gradients
+    # accumulate unsharded until the last micro-batch's reduce-scatter
+    hold = (p > 1) & (f["mem_z3_pp_hold"] > 0)
+    layers_live = xp.where(hold, xp.maximum(Ls, 1), xp.minimum(f["mem_z3_live"],
+                                                                  xp.maximum(Ls, 1)))
+    unit = xp.where(f["mem_z3_tensor"] > 0, f["mem_z3_live"] * biggest,
+                    layers_live * per_layer_w)
+    gathered = xp.where(z3, unit * (wb_gather + gz), 0.0)
+    head_gathered = xp.where(z3, pr.emb / t * (wb_gather + gz), 0.0)
+    # Two moments of the step hold the transient terms: a layer's backward (its working set
+    # and the gathered units) and the loss (the logits and the gathered head). A compiler's
+    # liveness-planned buffers reuse one's space for the other (mem_phase_max 1: the larger);
+    # a caching allocator's figures are taken as their sum (mem_phase_max 0)
+    layer_phase = working + gathered
+    reuse = f["mem_phase_max"] > 0
+
+    def peak(loss: Any) -> Any:
+        return xp.where(reuse, xp.maximum(layer_phase, loss), layer_phase + loss)
+
+    ws = f["mem_workspace"]
+    # last stage: one micro-batch in flight per chunk, no embedding unless tied, logits
+    last_inflight = xp.where(dual, inflight, 1.0)
+    a_mtp = n_mtp * xp.where(rc == 2, a_full_ckpt, xp.where(n_moe > 0, a_moe, a_dense))
+    # without pipelining the one stage holds the logits (and the MTP modules and heads')
+    mtp_first = xp.where(p == 1, copies * (P_mtp_dense * state_dense + P_mtp_exp * state_exp)
+                         + a_mtp * inflight, 0.0)
+    loss_first = xp.where(p == 1, (1 + n_mtp) * tok * V * LB / t + head_gathered, 0.0)
+    mem_first = mem_states + saved_first + mtp_first + peak(loss_first) + ws
     # the second stage: one micro-batch fewer in flight, no embedding; binds only when the
     # first stage was made lighter (uneven stages)
     inflight_2 = xp.minimum(m, xp.maximum(p - 1, 1)) * xp.where(v > 1, 1 + (p - 2) / (p * v),
                                                                  1.0)
-    mem_mid = xp.where(p > 2, mem_states_mid + st.k_mid * Ls * per_layer * inflight_2 + working
-                       + RUNTIME_RESERVE_BYTES, 0.0)
-    # last stage: one micro-batch in flight per chunk, no embedding unless tied, logits
-    last_inflight = xp.where(dual, inflight, 1.0)
-    a_mtp = n_mtp * xp.where(rc == 2, a_full_ckpt, xp.where(n_moe > 0, a_moe, a_dense))
-    # without pipelining the one stage also holds the MTP modules
-    mem_first = mem_first + xp.where(p == 1, copies * (P_mtp_dense * state_dense
-                                                       + P_mtp_exp * state_exp)
-                                     + a_mtp * inflight + n_mtp * tok * V * 4 / t, 0.0)
-    # logits (fp32) of one micro-batch at a time, the main head's and each MTP head's
+    mem_mid = xp.where(p > 2, mem_states_mid + st.k_mid * Ls * per_layer * inflight_2
+                       + layer_phase + ws, 0.0)
+    # logits of one micro-batch at a time, the main head's and each MTP head's
+    loss_last = (1 + n_mtp) * tok * V * LB / t + head_gathered
     mem_last = xp.where(p > 1, mem_states_last + (st.k_last * Ls * per_layer + a_mtp)
-                        * last_inflight + working + (1 + n_mtp) * tok * V * 4 / t
-                        + RUNTIME_RESERVE_BYTES, 0.0)
+                        * last_inflight + peak(loss_last) + ws, 0.0)
     return xp.maximum(xp.maximum(mem_first, mem_last), mem_mid)
