@@ -362,6 +362,8 @@ def plan_tables(res: dict[str, Any], budgets: dict[int, float]) -> dict[str, lis
               for b in res["binding"] if b["status"] == "binds"}
     rows = [{"quarter": q["quarter"], "delivered": fmt_units(q["delivered"]),
              "powered off": fmt_units(q.get("powered_off", {})),
+             **({"rented": fmt_units(q.get("rented", {}))} if "rent_usd_by_year" in res
+                else {}),
              **{f"{w} served": fmt_pct(v) for w, v in q["served_fraction"].items()},
              "capex B USD": q["capex_usd"] / 1e9, "MW": q["power_MW"],
              **({"facility MW online": sum(q["facility_MW"].values()),
@@ -374,8 +376,12 @@ def plan_tables(res: dict[str, Any], budgets: dict[int, float]) -> dict[str, lis
                               f"{fmt_pct(b['used'] / b['limit']) if b['limit'] else '-'}"),
               "marginal": b["marginal_usd"], "per": b["marginal_per"]}
              for b in res["binding"] if b["status"] == "binds" or b["unserved_fraction"] > 1e-3]
-    years = [{"year": y, "capex B USD": v / 1e9, "budget B USD": budgets.get(y, 0.0) / 1e9,
-              "spent": fmt_pct(v / budgets[y]) if budgets.get(y) else "-"}
+    rent = res.get("rent_usd_by_year", {})
+    years = [{"year": y, "capex B USD": v / 1e9,
+              **({"rent B USD": rent.get(y, 0.0) / 1e9} if rent else {}),
+              "budget B USD": budgets.get(y, 0.0) / 1e9,
+              "spent": (fmt_pct((v + rent.get(y, 0.0)) / budgets[y]) if budgets.get(y)
+                        else "-")}
              for y, v in res["capex_usd_by_year"].items()]
     return {
         "by quarter (served: capacity installed / demand that quarter)": rows,
@@ -396,12 +402,14 @@ def plan_frames(res: dict[str, Any]) -> dict[str, Any]:
                                "binds": "; ".join(q.get("binds", []))}
                               for q in res["quarters"]], sep=".")
     counts = [c for c in flat.columns
-              if c.startswith(("delivered.", "installed.", "powered_off."))]
+              if c.startswith(("delivered.", "installed.", "powered_off.", "rented."))]
     flat[counts] = flat[counts].fillna(0)
     binding = pd.DataFrame(res["binding"], columns=["when", "rule", "status", "used", "limit",
                                                      "unit", "unserved_fraction",
                                                      "marginal_usd", "marginal_per"])
-    years = pd.DataFrame([{"year": y, "capex_usd": v}
+    years = pd.DataFrame([{"year": y, "capex_usd": v,
+                           **({"rent_usd": res["rent_usd_by_year"].get(y, 0.0)}
+                              if "rent_usd_by_year" in res else {})}
                           for y, v in res["capex_usd_by_year"].items()])
     return {"quarters": flat, "binding": binding, "years": years}
 
@@ -412,7 +420,8 @@ def optimum_frames(res: dict[str, Any]) -> dict[str, Any]:
     import pandas as pd
 
     units = pd.DataFrame([{"device": d, "workload": w, "units": u}
-                          for d, ws in res["units"].items() for w, u in ws.items()],
+                          for d, ws in (*res["units"].items(), *res.get("rented", {}).items())
+                          for w, u in ws.items()],
                          columns=["device", "workload", "units"])
     wl = pd.DataFrame([{"workload": w, "capacity": res["capacity"][w],
                         "served_fraction": res["served_fraction"][w]}
