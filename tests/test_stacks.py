@@ -112,6 +112,21 @@ def test_layout_search_on_a_stack():
         float(ds.columns["tokens_per_s"][0]), rel=1e-9)
 
 
+def test_layout_search_on_a_stack_with_no_pipeline_schedule_keeps_pp_1():
+    """MaxText declares no pipeline schedule: its search returns no pipelined layout (a job
+    with one would be refused by the stack's gate), and the best passes the gate."""
+    from accelsim.stacks import load_stack, training_problems
+    from accelsim.training.search import search_layouts
+    from accelsim.transformer.model import load_model
+
+    assert load_stack("maxtext").schedules == []
+    spec = load_device("tpu-v5p").spec
+    res = search_layouts(load_model("gpt3-175b"), spec, 1024, 1536, stack="maxtext")
+    assert res.evaluated > 0 and (res.columns["pp"] == 1).all()
+    if res.best is not None:
+        assert training_problems(load_stack("maxtext"), res.best) == []
+
+
 def test_a_training_block_names_a_stack_per_device():
     """A fleet's training block may run each device on its own stack (the software-moat
     question: H20 on Megatron-Core against 910C on MindSpeed); a serving stack or an

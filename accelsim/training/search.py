@@ -137,7 +137,7 @@ def search_layouts(model: TransformerModel, spec: DeviceSpec, devices: int,
     """Evaluate every valid layout on the resolved device ``spec``; the best is the fastest
     that fits in memory (ties: less memory). ``stack`` (a ``configs/stacks`` name or path):
     its kernel factors and data-parallel overlaps, and only the schedules it has (no
-    interleaving on a stack without it)."""
+    interleaving on a stack without it, no pipeline on a stack with no schedule)."""
     require_spec(spec, "train-search").flops(precision, where="train-search")
     if global_batch is not None and global_batch < 1:
         raise AccelsimError.single("train-search", "--global-batch",
@@ -151,9 +151,14 @@ def search_layouts(model: TransformerModel, spec: DeviceSpec, devices: int,
 
         st = stacks.load_stack(stack, where="train-search", field="stack")
         extra = stacks.search_columns(st)
+        # a pipelined layout needs the schedule the job check asks for (1F1B, or interleaved
+        # with virtual stages): a stack with neither (MaxText: no pipeline) keeps pp 1 only
+        keep = np.ones(len(cand["tp"]), dtype=bool)
         if "interleaved" not in st.schedules:
-            keep = cand["virtual_stages"] == 1
-            cand = {k: v[keep] for k, v in cand.items()}
+            keep &= cand["virtual_stages"] == 1
+        if "1f1b" not in st.schedules:
+            keep &= (cand["pp"] == 1) | (cand["virtual_stages"] > 1)
+        cand = {k: v[keep] for k, v in cand.items()}
     inputs: dict[str, Any] = {**cand, "sequence_parallel": (cand["tp"] > 1).astype(np.int64),
                               "global_batch": gb, **model_columns(model),
                               **device_columns(spec, precision),
