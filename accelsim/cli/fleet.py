@@ -435,7 +435,7 @@ def _print_optimum(scenario_file: Path, year: int, res: dict[str, Any]) -> None:
                   f"{res['tco_usd_per_year'] / 1e9:.3f} B USD/yr; {res['power_MW']:.0f} MW")
     rows = [{"device": d, "workload": w, "units": u} for d, ws in res["units"].items()
             for w, u in ws.items()]
-    rows += [{"device": f"{d} (rented)", "workload": w, "units": u}
+    rows += [{"device": d, "workload": w, "units": u}
              for d, ws in res.get("rented", {}).items() for w, u in ws.items()]
     console.print(table("", rows))
     if res.get("rented"):
