@@ -70,3 +70,21 @@ def test_the_offers_limit_and_power_bind_owning_not_renting():
     capped = solve_plan(toy(demand, power_cap_W=8 * 8 * 1000.0, rent_over_own=3.0))
     assert capped["quarters"][0]["power_MW"] <= 0.064 + 1e-9
     assert _rented(capped, 0) == pytest.approx(72, abs=1)
+
+
+def test_the_seed_plan_pays_its_rent_from_each_years_budget():
+    """On the seed, rented H100s are held within each offer's limit and the year's capex
+    plus rent stays within the year's budget."""
+    from accelsim.fleet import evaluate_devices, load_scenario
+    from accelsim.plan import build
+    from tests.conftest import CONFIGS
+
+    sc = load_scenario(CONFIGS / "fleet.yaml")
+    assert sc.plan is not None
+    res = solve_plan(build(sc, evaluate_devices(sc), sc.plan))
+    assert sum(res["rent_usd_by_year"].values()) > 0
+    for y, capex in res["capex_usd_by_year"].items():
+        assert capex + res["rent_usd_by_year"][y] <= sc.plan.budget_usd_per_year[y] * (1 + 1e-6)
+    for q in res["quarters"]:
+        for offer, n in q["rented"].items():
+            assert n <= (sc.rentals[offer].max_units or float("inf"))
