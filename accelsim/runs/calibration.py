@@ -4,8 +4,9 @@ A *calibrated* number is a :class:`accelsim.devices.Quantity` whose ``fitted_on`
 published runs (``configs/runs``) it was fitted on. Every config kind that holds such numbers
 registers a :class:`ParamKind` (:mod:`accelsim.runs.params`: devices and software stacks;
 another kind registers its own with :func:`register_params`): how to list every number of
-every profile, with an address ``<kind>:<profile>:<section.key>`` (``device:h100-sxm:efficiency.compute``), how to predict
-with other values (an override context, files untouched), and which profiles a run uses.
+every profile, with an address ``<kind>:<profile>:<section.key>``
+(``device:h100-sxm:efficiency.compute``), how to predict with other values (an override
+context, files untouched), and which profiles a run uses.
 
 Numbers of one field fitted on the same rows form one :class:`Group` sharing one value (the
 Hopper compute efficiency: H100, H800 and H20 take the value fitted on Llama 3). A group is
