@@ -10,9 +10,9 @@ capacity per USD and its headroom over demand, and a one-line verdict.
   headroom          lambda - 1, lambda the largest multiple of every workload's demand at
                     once that the fleet's units meet under compare's own allocation
                     (capacity workloads first by comparative advantage, the rest to the
-                    volume workloads); negative when it cannot meet demand, >= 0 exactly
-                    when compare says it does. The training lent from serving troughs is
-                    not counted.
+                    volume workloads; rented devices count); negative when it cannot meet
+                    demand, >= 0 exactly when compare says it does. The training lent from
+                    serving troughs is not counted.
 
 The verdict names the year's best fleet and why (the rule that ranks it first), the
 runner-up and what separates them, and says when "meets demand, then lower TCO" ranks the
@@ -58,7 +58,7 @@ def headroom(units: dict[str, int], rows: dict[str, Any], need: dict[str, float]
 def annotate(sc: Any, fleets: list[dict[str, Any]], dev: Any) -> None:
     """Set ``year_rank``, ``capacity_per_usd`` and ``headroom`` on every fleet result of
     ``compare`` (``dev``: its device table)."""
-    from accelsim.fleet.mix import demand, device_rows, fleet_units, roles
+    from accelsim.fleet.mix import RENT, demand, device_rows, fleet_units, rental_rows, roles
 
     rows = device_rows(dev)
     need = demand(sc)
@@ -69,7 +69,12 @@ def annotate(sc: Any, fleets: list[dict[str, Any]], dev: Any) -> None:
         f["capacity_per_usd"] = {
             w: (v["capacity_whole_fleet"] * SECONDS_PER_YEAR / tco if tco > 0 else 0.0)
             for w, v in f["workloads"].items()}
-        f["headroom"] = headroom(fleet_units(mixes[f["name"]], rows), rows, need, role)
+        mix = mixes[f["name"]]
+        units, have = fleet_units(mix, rows), rows
+        if mix.rent:  # rented capacity counts, as in evaluate_fleet
+            have = {**rows, **rental_rows(sc, rows)}
+            units.update({RENT + o: int(u) for o, u in mix.rent.items() if RENT + o in have})
+        f["headroom"] = headroom(units, have, need, role)
     for year in {f["year"] for f in fleets}:
         same = sorted((f for f in fleets if f["year"] == year), key=lambda f: f["rank"])
         for i, f in enumerate(same, start=1):
@@ -86,6 +91,18 @@ def _why(sc: Any, f: dict[str, Any]) -> str:
     return "within the rules and meets demand"
 
 
+def _deadlines(sc: Any, f: dict[str, Any]) -> str:
+    """``, trains in 54.8 of 60 days`` for each workload with a deadline."""
+    out = []
+    for w, spec in sc.workloads.items():
+        deadline = getattr(spec, "deadline_days", None)
+        days = f.get("days_to_train" if w == "training" else f"{w}_days_to_train")
+        if deadline and days is not None and np.isfinite(days):
+            what = "trains" if w == "training" else f"{w} trains"
+            out.append(f", {what} in {days:.1f} of {deadline:g} days")
+    return "".join(out)
+
+
 def _pct(x: float) -> str:
     return f"{100 * x:+.0f} %" if np.isfinite(x) else "n/a"
 
@@ -100,7 +117,7 @@ def verdicts(sc: Any, fleets: list[dict[str, Any]]) -> list[dict[str, Any]]:
         best = same[0]
         tco = best["tco_usd_per_year"] / 1e9
         line = (f"{year}: {best['name']}: {_why(sc, best)}, TCO {tco:.2f} B USD/yr, "
-                f"headroom {_pct(best['headroom'])}")
+                f"headroom {_pct(best['headroom'])}{_deadlines(sc, best)}")
         runner = same[1] if len(same) > 1 else None
         ok = [f for f in same if not f["violations"] and f["meets_demand"]
               and np.isfinite(f["headroom"])]

@@ -67,6 +67,10 @@ def test_headroom_is_the_uniform_demand_multiple_the_units_serve(seed):
     for g in res.fleets:
         assert (g["headroom"] >= 0) == g["meets_demand"], g["name"]
     assert np.isfinite([f["headroom"] for f in res.fleets]).all()
+    # rented devices add headroom (the rent variant of the export-ban mix rents H100s)
+    by = {f["name"]: f for f in res.fleets}
+    if "export-ban-2026-rent" in by:
+        assert by["export-ban-2026-rent"]["headroom"] > by["export-ban-2026"]["headroom"]
 
 
 def test_one_verdict_per_year_names_the_best_and_the_demoted_headroom(seed):
@@ -83,6 +87,8 @@ def test_one_verdict_per_year_names_the_best_and_the_demoted_headroom(seed):
     assert v26["best"] == "export-ban-2026" and v26["most_headroom"] == "with-asic-2026"
     assert "most headroom" in v26["line"] and "would favour it" in v26["line"]
     assert out[0]["most_headroom"] is None  # 2025: the best is the only one meeting demand
+    split = next(f for f in res.fleets if f["name"] == "reported-split")
+    assert f"trains in {split['days_to_train']:.1f} of 60 days" in out[0]["line"]
 
 
 def test_cli_prints_the_verdict_first_and_json_carries_it():

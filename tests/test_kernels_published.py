@@ -1,0 +1,214 @@
+"""The GEMM side of the kernel model against published single-device GEMM measurements it was
+never fitted on (``tests/data/kernels/*.csv``, each citing its source). Measured errors and the
+per-vendor gap are recorded in docs/model-kernels.md ("Published GEMM sweeps").
+
+- ``mamf-bekman.csv``: the best matmul rate a sweep found per accelerator (MAMF), 12 rows with a
+  profile (NVIDIA, AMD, Intel). The profiles' ``efficiency.compute`` is fitted at cluster scale,
+  so the shipped profile must predict at most the lone device's best, and not less than half of
+  it (tolerances fixed before the predictions were computed).
+- ``xla-h100-bf16-cublas.csv``: XLA's cuBLAS BF16 table on sm_90, 125 shapes (256 to 4,096 in
+  each of M, N, K). The level comes from another source (the H100 MAMF row), the shape
+  dependence is the kernel model's. Its tolerances were set after a first look at the errors
+  (they bound a regression; the physics claims are the trend tests).
+- ``xla-b200-cublas.csv``: the same table's B200 BF16 and FP8 entries (125 shapes each), with
+  the shipped b200 profile.
+- ``swiglu-h100-fp16.csv``: K (the SwiGLU width) varied by a few elements around 10,922:
+  only ratios are used (unknown H100 variant and 2024 stack).
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from accelsim import kernels as K
+from accelsim import roofline
+from accelsim.devices import DeviceSpec, load_device
+
+DATA = Path(__file__).parent / "data" / "kernels"
+IN_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0}
+OUT_BYTES = 2.0  # BF16/FP16 output in every table
+
+
+def _rows(name: str) -> list[dict[str, str]]:
+    with open(DATA / name, encoding="utf-8") as fh:
+        return list(csv.DictReader(line for line in fh if not line.startswith("#")))
+
+
+def _cols(name: str) -> dict[str, np.ndarray]:
+    rows = _rows(name)
+    return {k: np.array([float(r[k]) for r in rows]) for k in rows[0]}
+
+
+def predict_tflops(spec: DeviceSpec, dtype: str, m, n, k, batch=1.0, eff: float | None = None,
+                   stream_k: float = 1.0):
+    """TFLOP/s of one (batched) GEMM call on one device at its datasheet peak: the kernel model
+    when the profile has compute units (the batch multiplies the tiles: M x batch rows of
+    independent tiles), else the size curve of ``efficiency.gemm_half_size_GFLOP``; one launch
+    (``kernel_overhead_us``) per call either way."""
+    m, n, k, batch = (np.asarray(a, dtype=float) for a in (m, n, k, batch))
+    peak = spec.flops(dtype)
+    e = spec.eff_compute if eff is None else eff
+    flops = 2.0 * batch * m * n * k
+    if spec.compute_units > 0:
+        # batched GEMM: batch x the tiles of one; same waves as one GEMM of batch x M rows
+        # when M is a multiple of the tile height (every shape here is)
+        t = K.gemm_time(batch * m, n, k, IN_BYTES[dtype], OUT_BYTES, peak, e,
+                        float(spec.compute_units), spec.tile_m, spec.tile_n,
+                        spec.memory_bw_Bps, spec.eff_memory, spec.kernel_overhead_s, stream_k)
+    else:
+        t = (batch * roofline.gemm_time(m, k, n, IN_BYTES[dtype], peak, e, spec.gemm_half_flop,
+                                        spec.memory_bw_Bps, spec.eff_memory)
+             + spec.kernel_overhead_s)
+    return flops / t / 1e12
+
+
+def _mamf() -> list[tuple[dict[str, str], float]]:
+    """(row, shipped profile's prediction) for every MAMF row with a profile."""
+    out = []
+    for r in _rows("mamf-bekman.csv"):
+        if not r["profile"]:
+            continue
+        spec = load_device(r["profile"]).spec
+        out.append((r, float(predict_tflops(spec, r["dtype"], float(r["m"]), float(r["n"]),
+                                            float(r["k"])))))
+    return out
+
+
+def test_mamf_bounds_the_at_scale_efficiency():
+    """A lone device's best GEMM (MAMF) is an upper bound of the at-scale profile at that shape
+    (clocks under a cluster's power cap, a fitted whole-run efficiency), and the gap stays
+    below 2x: 0.5 MAMF <= prediction <= MAMF on every row (12 rows, NVIDIA, AMD and Intel)."""
+    rows = _mamf()
+    assert len(rows) == 12
+    for r, pred in rows:
+        measured = float(r["tflops"])
+        assert 0.5 * measured <= pred <= measured, (r["accelerator"], r["dtype"], pred)
+
+
+def test_mamf_orders_the_vendors_like_the_profiles():
+    """What a lone device reaches of its datasheet peak ranks the vendors' at-scale
+    efficiencies: MI300X < MI325X < H100 BF16 in both (the profiles were fitted on MLPerf and
+    Llama 3, not on these numbers)."""
+    ratio = {(r["profile"], r["dtype"]): float(r["tflops"]) / p for r, p in _mamf()}
+    mamf = {(r["profile"], r["dtype"]): float(r["tflops"]) for r, _ in _mamf()}
+    peak = {key: load_device(key[0]).spec.flops(key[1]) / 1e12 for key in mamf}
+    frac = {key: mamf[key] / peak[key] for key in mamf}
+    eff = {key: load_device(key[0]).spec.eff_compute for key in mamf}
+    order = [("mi300x", "bf16"), ("mi325x", "bf16"), ("h100-sxm", "bf16")]
+    assert [frac[o] for o in order] == sorted(frac[o] for o in order)
+    assert [eff[o] for o in order] == sorted(eff[o] for o in order)
+    assert all(v >= 1.0 for v in ratio.values())
+
+
+def _lone_h100_eff() -> float:
+    """H100's GEMM mainloop efficiency on a lone GPU: the MAMF BF16 row divided by the kernel
+    model's own tile/wave factor at that shape (one number from one source)."""
+    spec = load_device("h100-sxm").spec
+    r = next(r for r in _rows("mamf-bekman.csv")
+             if r["profile"] == "h100-sxm" and r["dtype"] == "bf16")
+    m, n, k = float(r["m"]), float(r["n"]), float(r["k"])
+    peak = spec.flops("bf16")
+    rate = K.gemm_tflops(m, n, k, 2.0, 2.0, peak, 1.0, float(spec.compute_units), spec.tile_m,
+                         spec.tile_n, spec.memory_bw_Bps, spec.eff_memory, 0.0, 1.0)
+    q = float(rate) * 1e12 / peak
+    return float(r["tflops"]) * 1e12 / (peak * q)
+
+
+def _xla_errors(eff: float | None) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    spec = load_device("h100-sxm").spec
+    d = _cols("xla-h100-bf16-cublas.csv")
+    ours = predict_tflops(spec, "bf16", d["m"], d["n"], d["k"], eff=eff)
+    return d, ours, ours / d["tflops"] - 1
+
+
+def test_xla_h100_shapes_at_the_lone_device_level():
+    """125 cuBLAS BF16 shapes on H100 with the mainloop efficiency of a lone GPU (from the MAMF
+    row, another source): mean |error| <= 15 %, at least 80 of 125 within 15 %, none beyond
+    50 % (bounds set after a first look: mean 11.8 %, 85 within 15 %, max 48 %)."""
+    eff = _lone_h100_eff()
+    assert 0.8 < eff < 0.9  # the MAMF row over the model's tile/wave factor 0.94 there
+    _, _, err = _xla_errors(eff)
+    assert np.mean(np.abs(err)) <= 0.15
+    assert (np.abs(err) < 0.15).sum() >= 80
+    assert np.max(np.abs(err)) < 0.50
+
+
+def test_xla_h100_large_shapes_show_the_at_scale_gap():
+    """With the shipped profile (efficiency.compute 0.60, fitted at 8,192 GPUs) the large
+    GEMMs (>= 10 GFLOP, launch negligible) come out below the lone GPU's by the ratio of the
+    two efficiencies, within 10 points: the gap is the profile's, not the shapes'."""
+    spec = load_device("h100-sxm").spec
+    d, _, err = _xla_errors(None)
+    big = 2 * d["m"] * d["n"] * d["k"] >= 1e10
+    expected = spec.eff_compute / _lone_h100_eff() - 1
+    assert big.sum() == 20
+    assert abs(np.median(err[big]) - expected) <= 0.10
+
+
+def test_xla_h100_rate_rises_with_k_and_with_the_output():
+    """The measured rate rises with K at a fixed output (launch and pipeline fill amortised)
+    on most (m, n) pairs, and with the output tiles at a fixed K; the model's rank order of the
+    125 shapes matches the table's (Spearman rho >= 0.95)."""
+    d, ours, _ = _xla_errors(_lone_h100_eff())
+    rank = lambda x: np.argsort(np.argsort(x))  # noqa: E731
+    rho = np.corrcoef(rank(ours), rank(d["tflops"]))[0, 1]
+    assert rho >= 0.95
+    rising_meas = rising_ours = 0
+    pairs = {(a, b) for a, b in zip(d["m"], d["n"], strict=True)}
+    for m, n in pairs:
+        sel = (d["m"] == m) & (d["n"] == n)
+        order = np.argsort(d["k"][sel])
+        rising_meas += bool(np.all(np.diff(d["tflops"][sel][order]) > 0))
+        rising_ours += bool(np.all(np.diff(ours[sel][order]) > 0))
+    assert rising_meas >= 0.8 * len(pairs)
+    assert rising_ours >= 0.8 * len(pairs)
+
+
+def test_swiglu_k_near_10944_is_flat_in_the_model_as_measured():
+    """Varying K (the reduction dimension) by a few elements moves no tile or wave: the
+    five 16-byte-aligned widths measured within 1 % of each other; the model within 1 % too.
+    (The unaligned 10,922 ran at 0.68x: operand alignment, a mechanism the model lacks;
+    docs/model-kernels.md.)"""
+    spec = load_device("h100-sxm").spec
+    d = _cols("swiglu-h100-fp16.csv")
+    aligned = d["k"] % 8 == 0
+    ours = predict_tflops(spec, "fp16", d["m"], d["n"], d["k"], batch=d["b"])
+    meas = d["tflops"][aligned]
+    assert meas.max() / meas.min() - 1 < 0.01
+    assert ours[aligned].max() / ours[aligned].min() - 1 < 0.01
+
+
+def _b200_errors(dtype: str) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    spec = load_device("b200").spec
+    d = _cols("xla-b200-cublas.csv")
+    ours = predict_tflops(spec, dtype, d["m"], d["n"], d["k"])
+    return d, ours, ours / d[f"{dtype}_tflops"] - 1
+
+
+def test_xla_b200_shapes_rank_and_large_shapes():
+    """125 cuBLAS shapes on B200, BF16 and FP8, with the shipped b200 profile (efficiency
+    0.64 from MLPerf GPT-3 at 64 GPUs): the rank order matches (Spearman rho >= 0.95) and the
+    large GEMMs (>= 10 GFLOP) come out below the measured ones (median in [-20 %, 0]: the
+    at-scale efficiency under a lone GPU's)."""
+    for dtype in ("bf16", "fp8"):
+        d, ours, err = _b200_errors(dtype)
+        rank = lambda x: np.argsort(np.argsort(x))  # noqa: E731
+        assert np.corrcoef(rank(ours), rank(d[f"{dtype}_tflops"]))[0, 1] >= 0.95
+        big = 2 * d["m"] * d["n"] * d["k"] >= 1e10
+        assert -0.20 <= np.median(err[big]) <= 0.0
+
+
+def test_xla_b200_mid_shapes_are_over_predicted_within_bounds():
+    """The 0.1-10 GFLOP shapes run slower on B200 than the model's tiles say (a per-tile fixed
+    latency that a 2.3x faster mainloop no longer hides; docs/model-kernels.md): bounds set
+    after a first look (medians +15 % and +22 %, means 16 % and 20 %): median over-prediction
+    in (0, +30 %] in BF16 and FP8, mean |error| <= 25 % over all 125 shapes."""
+    for dtype in ("bf16", "fp8"):
+        d, _, err = _b200_errors(dtype)
+        flops = 2 * d["m"] * d["n"] * d["k"]
+        mid = (flops >= 1e8) & (flops < 1e10)
+        assert 0.0 < np.median(err[mid]) <= 0.30
+        assert np.mean(np.abs(err)) <= 0.25
