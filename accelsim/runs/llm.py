@@ -28,8 +28,8 @@ class LLMLoadRun(LLMRun):
     output_tokens: Annotated[int, Field(ge=1, le=1_000_000)] | Dist = Field(
         union_mode="left_to_right")
     """Output tokens: one length, or a distribution."""
-    requests: int = Field(ge=10, le=1_000_000)
-    """Requests in the run."""
+    requests: int = Field(ge=10, le=10_000_000)
+    """Requests in the run (MLPerf Offline: the log's samples_per_query, up to ~1.1 M)."""
 
     def job(self, file: str, rate_qps: float, slo: dict[str, float] | None = None,
             replications: int = 1) -> Any:
