@@ -2,7 +2,8 @@
 fleet: per device type, the serving units allocated to each capacity workload with a daily
 profile lend what each hour leaves idle to a preemptible training job of the scenario's first
 training workload, at that device's per-device training throughput (goodput included) and
-the workload's checkpoint and restart costs."""
+the workload's checkpoint and restart costs; hours with fewer idle units than the
+scenario's ``sharing_min_devices`` lend nothing."""
 
 from __future__ import annotations
 
@@ -54,10 +55,12 @@ def fleet_loan(sc: Scenario, alloc: dict[str, dict[str, float]],
         pools = [(a.get(w, 0.0), p) for w, p in profiled.items() if a.get(w, 0.0) > 0]
         if thr <= 0 or not pools:
             continue
-        loan = sharing.scaled_loan(sharing.free_units(pools), ckpt, restart)
+        loan = sharing.scaled_loan(sharing.free_units(pools), ckpt, restart,
+                                   sc.sharing_min_devices)
         out["loan_training_tokens_per_day"] += thr * loan.device_s
         out["loan_device_hours_per_day"] += loan.device_s / units.HOUR
         out["loan_idle_device_hours_per_day"] += float(loan.free.sum())
         out["loan_resizes_per_day"] += loan.resizes
     out["tokens_per_s"] = out["loan_training_tokens_per_day"] / units.DAY
     return out
+
