@@ -2,10 +2,11 @@
 
 A *calibrated* number is a :class:`accelsim.devices.Quantity` whose ``fitted_on`` names the
 published runs (``configs/runs``) it was fitted on. Every config kind that holds such numbers
-registers a :class:`ParamKind` (devices here; a software-stack kind registers its own with
-:func:`register_params`): how to list every number of every profile, with an address
-``<kind>:<profile>:<section.key>`` (``device:h100-sxm:efficiency.compute``), how to predict
-with other values (an override context, files untouched), and which profiles a run uses.
+registers a :class:`ParamKind` (:mod:`accelsim.runs.params`: devices and software stacks;
+another kind registers its own with :func:`register_params`): how to list every number of
+every profile, with an address ``<kind>:<profile>:<section.key>``
+(``device:h100-sxm:efficiency.compute``), how to predict with other values (an override
+context, files untouched), and which profiles a run uses.
 
 Numbers of one field fitted on the same rows form one :class:`Group` sharing one value (the
 Hopper compute efficiency: H100, H800 and H20 take the value fitted on Llama 3). A group is
@@ -28,8 +29,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
-from contextlib import AbstractContextManager, ExitStack
+from collections.abc import Iterable, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,14 @@ from typing import Any
 from accelsim.errors import AccelsimError, Problem
 from accelsim.runs.base import KINDS
 from accelsim.runs.file import load_runs, runs_dir
+from accelsim.runs.params import (  # noqa: F401 re-exported: the registry is calibration's
+    PARAM_KINDS,
+    Param,
+    ParamKind,
+    all_params,
+    calibrated,
+    register_params,
+)
 
 SWEEPS = 4
 """Most coordinate-descent rounds when several groups share rows."""
@@ -47,145 +56,6 @@ STALE_TOLERANCE = 0.02
 numbers are rounded to two significant decimals: 0.005 / 0.59 = 0.85 %)."""
 CATEGORIES = {"training": "training", "llm": "LLM serving", "recsys": "recsys"}
 """Run kind prefix -> the category reported (``llm_offline`` -> LLM serving)."""
-
-
-# ------------------------------------------------------------------------------ registry
-
-
-@dataclass(frozen=True)
-class Param:
-    """One number of one profile: its address, value, the rows it was fitted on, its bounds
-    and what decides which profiles are comparable (``match`` equal; nearest ``order``)."""
-
-    kind: str
-    name: str
-    field: str
-    value: float
-    fitted_on: tuple[str, ...]
-    low: float
-    high: float
-    file: str
-    match: tuple[str, ...] = ()
-    order: float = 0.0
-
-    @property
-    def address(self) -> str:
-        return f"{self.kind}:{self.name}:{self.field}"
-
-
-@dataclass(frozen=True)
-class ParamKind:
-    """A config kind holding calibrated numbers.
-
-    ``params()`` lists every number of every profile (calibrated or not: the priors come
-    from the others); ``overridden({name: {field: value}})`` is a context in which predictions
-    use those values; ``uses(run, file)`` names the profiles of this kind a run reads."""
-
-    name: str
-    params: Callable[[], list[Param]]
-    overridden: Callable[[Mapping[str, Mapping[str, float]]], AbstractContextManager[None]]
-    uses: Callable[[Any, str], set[str]]
-
-
-PARAM_KINDS: dict[str, ParamKind] = {}
-
-
-def register_params(kind: ParamKind) -> ParamKind:
-    PARAM_KINDS[kind.name] = kind
-    return kind
-
-
-def _device_params() -> list[Param]:
-    from accelsim.devices import catalog
-
-    out = []
-    for name, prof in sorted(catalog().items()):
-        for fld, q in prof.quantities().items():
-            if not isinstance(q.value, (int, float)):
-                continue  # 'unsupported'
-            lo, hi = (q.range if q.range else _admissible(type(q)))
-            out.append(Param("device", name, fld, float(q.value), tuple(q.fitted_on or ()),
-                             float(lo), float(hi), f"configs/devices/{name}.yaml",
-                             (prof.vendor, prof.kind), float(prof.year)))
-    return out
-
-
-def _admissible(cls: Any) -> tuple[float, float]:
-    """A field's admissible interval as fit bounds (an open end moved in by a hair)."""
-    lo = cls.low if math.isfinite(cls.low) else -1e12
-    hi = cls.high if math.isfinite(cls.high) else 1e12
-    if cls.low_open:
-        lo = lo + max(abs(lo), 1.0) * 1e-3
-    return lo, hi
-
-
-def _device_uses(run: Any, file: str) -> set[str]:
-    from accelsim.devices import load_device
-
-    return {load_device(ref, where=file, field=fld, relative_to=file).name
-            for fld, ref, load in KINDS[run.kind].files(run) if load is load_device}
-
-
-def _device_overridden(values: Mapping[str, Mapping[str, float]]) -> AbstractContextManager[None]:
-    from accelsim.devices import overridden
-
-    return overridden(values)
-
-
-register_params(ParamKind("device", _device_params, _device_overridden, _device_uses))
-
-
-def _stack_params() -> list[Param]:
-    from accelsim.stacks import catalog_names, load_stack
-
-    out = []
-    for name in catalog_names():
-        st = load_stack(name)
-        for fld, q in st.quantities().items():
-            lo, hi = (q.range if q.range else _admissible(type(q)))
-            out.append(Param("stack", st.name, fld, float(q.value), tuple(q.fitted_on or ()),
-                             float(lo), float(hi), f"configs/stacks/{st.name}.yaml",
-                             (st.role, *st.vendors)))
-    return out
-
-
-def _stack_uses(run: Any, file: str) -> set[str]:
-    """The stack a training run names, else its device vendor's default training stack."""
-    if not run.kind.startswith("training"):
-        return set()
-    from accelsim import stacks
-
-    if getattr(run, "stack", None):
-        return {stacks.load_stack(run.stack, where=file, relative_to=file).name}
-    vendor = next(iter(_device_vendors(run, file)), None)
-    st = stacks.default_stack(vendor) if vendor else None
-    return {st.name} if st else set()
-
-
-def _device_vendors(run: Any, file: str) -> set[str]:
-    from accelsim.devices import load_device
-
-    return {load_device(ref, where=file, field=fld, relative_to=file).vendor
-            for fld, ref, load in KINDS[run.kind].files(run) if load is load_device}
-
-
-def _stack_overridden(values: Mapping[str, Mapping[str, float]]) -> AbstractContextManager[None]:
-    from accelsim.stacks import overridden
-
-    return overridden(values)
-
-
-register_params(ParamKind("stack", _stack_params, _stack_overridden, _stack_uses))
-
-
-def all_params() -> list[Param]:
-    """Every number of every registered kind's profiles."""
-    return [p for k in PARAM_KINDS.values() for p in k.params()]
-
-
-def calibrated() -> list[Param]:
-    """The numbers that name rows they were fitted on."""
-    return [p for p in all_params() if p.fitted_on]
 
 
 @dataclass(frozen=True)
