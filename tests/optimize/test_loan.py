@@ -101,3 +101,23 @@ def test_the_seed_shared_optimum_buys_no_more_training_devices_and_costs_no_more
             else s for w, s in sc.workloads.items()}
     flat_sha, _ = best(sc.model_copy(update={"workloads": flat, "sharing": "shared"}))
     assert flat_sha["units"] == ded["units"] and flat_sha["loan_capacity"] == 0
+
+
+def test_the_seed_shared_plan_costs_no_more_and_flat_days_credit_nothing():
+    """plan with sharing: the same credit on each quarter's training demand row; the shared
+    plan's objective (present cost plus unserved penalty) is no more than dedicated's."""
+    from accelsim.fleet import evaluate_devices, load_scenario
+    from accelsim.plan import build, solve_plan
+    from tests.conftest import CONFIGS
+
+    sc = load_scenario(CONFIGS / "fleet.yaml")
+    dev = evaluate_devices(sc)
+    shared = sc.model_copy(update={"sharing": "shared"})
+    p_ded, p_sha = build(sc, dev, sc.plan), build(shared, dev, shared.plan)
+    assert p_ded.loan_thr is None and p_sha.loan_thr is not None and p_sha.loan_thr.max() > 0
+    ded, sha = solve_plan(p_ded), solve_plan(p_sha)
+    assert sha["objective_usd"] <= ded["objective_usd"] * (1 + 1e-3)  # the solver's 0.1 % gap
+    flat = {w: s.model_copy(update={"daily_profile": None}) if hasattr(s, "daily_profile")
+            else s for w, s in shared.workloads.items()}
+    p_flat = build(shared.model_copy(update={"workloads": flat}), dev, shared.plan)
+    assert p_flat.loan_thr is not None and p_flat.loan_thr.max() == 0
