@@ -14,7 +14,8 @@ devices, so serving keeps all its memory). :func:`loan_schedule` picks the size 
 hour that maximises trained device-seconds net of those costs: a dynamic programme over the
 distinct levels ``{0} U {free(h)}`` on the cyclic day (exact; the tests hold it to
 exhaustive search). Zero resize costs reduce it to ``sum_h free(h)``; a flat profile lends
-nothing.
+nothing. A job smaller than ``min_devices`` (one data-parallel replica of the training
+layout) cannot run: an hour with fewer idle units lends nothing (its ``free`` taken as 0).
 
 Published shape: Runway (2026-07-02, "Borrowing the night") reports an inference trough
 "less than half the peak" and lends the difference to research overnight; its preemptions
@@ -79,13 +80,26 @@ def free_units(pools: list[tuple[float, list[float] | np.ndarray | None]]) -> np
     return np.maximum(free, 0.0)
 
 
-def loan_schedule(free: np.ndarray, checkpoint_s: float, restart_s: float) -> Loan:
+def usable(free: np.ndarray, min_devices: float) -> np.ndarray:
+    """Idle units a job can use each hour: ``free(h)``, or 0 where it is below the smallest
+    job (``min_devices``)."""
+    free = np.asarray(free, dtype=float)
+    return np.where(free >= min_devices - 1e-9, free, 0.0)
+
+
+def loan_schedule(free: np.ndarray, checkpoint_s: float, restart_s: float,
+                  min_devices: float = 0.0) -> Loan:
     """The training size per hour that trains most, net of resize costs (cyclic DP).
 
     ``value[s, j]``: best net device-seconds of hours ``0..h`` starting at level ``s`` in
-    hour 0 and ending at level ``j``; a level above ``free(h)`` is not allowed in hour ``h``.
+    hour 0 and ending at level ``j``; a level above ``free(h)`` is not allowed in hour ``h``,
+    nor one below ``min_devices`` other than 0 (:func:`usable`: every positive level is some
+    hour's ``free`` at or above it). ``Loan.free`` keeps the idle units as given.
     """
-    free = np.asarray(free, dtype=float)
+    idle = np.asarray(free, dtype=float)
+    if min_devices < 0:
+        raise ValueError("min_devices must be >= 0")
+    free = usable(idle, min_devices) if min_devices > 0 else idle
     if checkpoint_s < 0 or restart_s < 0:
         raise ValueError("checkpoint_s and restart_s must be >= 0")
     if checkpoint_s > units.HOUR:
@@ -116,22 +130,28 @@ def loan_schedule(free: np.ndarray, checkpoint_s: float, restart_s: float) -> Lo
     prev = np.roll(path, 1)
     changes = path != prev
     lost = float((cost[prev[changes], path[changes]] - TIE_S).sum())
-    return Loan(devices, free, int(changes.sum()), lost)
+    return Loan(devices, idle, int(changes.sum()), lost)
 
 
-def scaled_loan(free: np.ndarray, checkpoint_s: float, restart_s: float) -> Loan:
+def scaled_loan(free: np.ndarray, checkpoint_s: float, restart_s: float,
+                min_devices: float = 0.0) -> Loan:
     """:func:`loan_schedule` through a cache of day shapes: the schedule is homogeneous in
-    the fleet (``loan(c free) = c loan(free)``: gains and resize costs both scale with the
-    devices moved), so a fleet draw that scales a pool reuses its shape's schedule."""
+    the fleet and the smallest job together (``loan(c free, c m) = c loan(free, m)``: gains
+    and resize costs both scale with the devices moved), so a fleet draw that scales a pool
+    reuses its shape's schedule. ``min_devices`` at most 1: no minimum (homogeneous in the
+    fleet alone, fractions of a unit included)."""
     free = np.maximum(np.asarray(free, dtype=float), 0.0)
     top = float(free.max())
-    if top <= 0:
+    if top <= 0 or (min_devices > 1 and top < min_devices - 1e-9):
         return Loan(np.zeros(HOURS), free, 0, 0.0)
     shape = tuple(np.round(free / top, 9).tolist())
-    unit = _unit_loan(shape, float(checkpoint_s), float(restart_s))
+    low = round(min_devices / top, 12) if min_devices > 1 else 0.0
+    unit = _unit_loan(shape, float(checkpoint_s), float(restart_s), low)
     return Loan(unit.devices * top, free, unit.resizes, unit.lost_device_s * top)
 
 
 @lru_cache(maxsize=4096)
-def _unit_loan(shape: tuple[float, ...], checkpoint_s: float, restart_s: float) -> Loan:
-    return loan_schedule(np.asarray(shape), checkpoint_s, restart_s)
+def _unit_loan(shape: tuple[float, ...], checkpoint_s: float, restart_s: float,
+               low: float) -> Loan:
+    # low: the smallest job, as a share of the day's most idle units
+    return loan_schedule(np.asarray(shape), checkpoint_s, restart_s, low)

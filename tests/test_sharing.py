@@ -75,3 +75,31 @@ def test_linear_in_the_fleet() -> None:
 def test_a_checkpoint_longer_than_the_notice_is_refused() -> None:
     with pytest.raises(ValueError, match="within the hour"):
         sharing.loan_schedule(sharing.free_units([(10, FEED)]), 4000, 600)
+
+
+def test_a_minimum_job_above_every_idle_hour_lends_nothing() -> None:
+    free = sharing.free_units([(1000, FEED)])
+    loan = sharing.loan_schedule(free, 60, 600, min_devices=free.max() + 1)
+    assert loan.device_s == 0 and loan.resizes == 0
+    assert sharing.scaled_loan(free, 60, 600, free.max() + 1).device_s == 0
+
+
+def test_a_minimum_job_of_one_is_todays_loan() -> None:
+    free = sharing.free_units([(1000, FEED)])
+    base = sharing.loan_schedule(free, 60, 600)
+    for m in (0.0, 1.0):
+        assert sharing.loan_schedule(free, 60, 600, m).device_s == pytest.approx(base.device_s)
+    assert sharing.scaled_loan(free, 60, 600, 1).device_s == pytest.approx(base.device_s)
+
+
+def test_a_minimum_job_trains_only_in_hours_with_that_many_idle() -> None:
+    """Free resizes: exactly the hours with at least ``m`` idle units lend, all of them."""
+    free = sharing.free_units([(1000, FEED)])
+    m = float(np.median(free[free > 0]))
+    loan = sharing.loan_schedule(free, 0.0, 0.0, m)
+    assert loan.device_s == pytest.approx(free[free >= m].sum() * units.HOUR)
+    assert np.all((loan.devices == 0) | (loan.devices >= m))
+    assert sharing.scaled_loan(free, 0.0, 0.0, m).device_s == pytest.approx(loan.device_s)
+    with_costs = sharing.scaled_loan(free, 60, 600, m)
+    assert with_costs.device_s == pytest.approx(sharing.loan_schedule(free, 60, 600, m).device_s)
+    assert with_costs.device_s <= sharing.loan_schedule(free, 60, 600).device_s

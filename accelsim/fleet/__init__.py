@@ -80,6 +80,11 @@ def mix_problem(sc: Scenario, dev: Any, year: int | None = None, where: str = "o
     # a rented device's budget cost is a year of its rent (accelsim.optimize.milp)
     rent = {k: replace(r, capex_usd=sc.rentals[k.removeprefix(RENT)].usd_per_device_hour
                        * HOURS_PER_YEAR) for k, r in rental_rows(sc, rows).items()}
+    loan_to, loan = None, None
+    if sc.sharing == "shared":  # owned serving units lend their troughs to training
+        from accelsim.fleet.loan import unit_loan_rates
+
+        loan_to, loan = unit_loan_rates(sc, {k: r.throughput for k, r in rows.items()})
     return build_problem(
         {**rows, **rent}, demand(sc), rented=set(rent),
         pool_usd={k: v.usd for k, v in sc.budget.pools.items()},
@@ -89,7 +94,7 @@ def mix_problem(sc: Scenario, dev: Any, year: int | None = None, where: str = "o
         region_of_pool={k: v.region for k, v in sc.budget.pools.items()},
         region_caps_W={k: r.power_capacity_mw * 1e6 for k, r in sc.regions.items()
                        if r.power_capacity_mw is not None},
-        min_lot=sc.min_lot_servers, max_types=sc.max_device_types)
+        min_lot=sc.min_lot_servers, max_types=sc.max_device_types, loan=loan, loan_to=loan_to)
 
 
 __all__ = ["Budget", "Comparison", "DeviceRow", "FastEvaluator", "FleetMix", "Pool",

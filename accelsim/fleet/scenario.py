@@ -95,6 +95,12 @@ class Scenario(Strict):
     the serving units idle in each hour of the daily profiles (:mod:`accelsim.sharing`),
     paying a checkpoint and a restart for every resize. Either way ``compare`` reports what
     the troughs are worth (``loan_*`` fields)."""
+    sharing_min_devices: int = Field(default=1, ge=1, le=1_000_000)
+    """Fewest devices a loaned training job runs on (one data-parallel replica of its layout:
+    a smaller job cannot hold the model); an hour with fewer idle serving units of a device
+    type lends nothing. 1: no minimum (assumption: a scenario states its model's replica;
+    the seed's GPT-3 175B is tensor-parallel 8 x pipeline-parallel 16 = 128 GPUs a replica,
+    Narayanan et al., SC21, arXiv 2104.04473, Table 1)."""
     min_lot_servers: int = Field(default=32, ge=0, le=100_000)
     """Fewest servers of a device ``optimize`` buys if it buys any (0: no minimum). 32:
     NVIDIA builds clusters from scalable units of 32 eight-GPU nodes (HGX AI Factory

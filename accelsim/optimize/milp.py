@@ -13,6 +13,10 @@ the served fraction of each workload's demand.
 
   maximise sum_w s[w] (ties: lower TCO)      or      minimise sum TCO_{d,w} S n[d,w]
 
+A shared fleet (``loan_to``) adds to the training workload's demand row the training each
+serving unit lends through its workload's troughs, ``sum_{d,w} L_{d,w} S n[d,w]``
+(:func:`accelsim.fleet.loan.unit_loan_rates`, linear in units).
+
 Rented capacity (a scenario's ``rentals``) is one more device per offer (``rented[d]``): its
 ``capex_d`` is a year of rent (what the budget pays), its TCO the same, its power 0 (the
 cloud's facility), its supply cap the offer's availability limit.
@@ -60,6 +64,8 @@ class MixProblem:
     min_lot: int = 0  # fewest servers of a device bought if any is (0: no minimum)
     max_types: int | None = None  # most device types bought (None: no limit)
     rented: list[bool] | None = None  # [d] a rental offer (capex: a year of its rent)
+    loan_thr: np.ndarray | None = None  # [d, w] loan_to's throughput a device serving w lends
+    loan_to: int | None = None  # the workload the serving troughs train (sharing: shared)
 
     @property
     def switches(self) -> bool:
@@ -119,6 +125,8 @@ def _rows(p: MixProblem) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]],
         r = np.zeros(nx + ns)
         for d in range(D):
             r[idx(d, w)] = -p.thr[d, w] * p.server / p.demand[w]
+        if w == p.loan_to and p.loan_thr is not None:  # serving units' troughs train
+            r[:nx] -= (p.loan_thr * p.server).ravel() / p.demand[w]
         if nsv:
             r[nx + w] = 1.0
             rhs.append(0.0)
@@ -338,6 +346,9 @@ def solve(p: MixProblem, marginals: bool = True) -> dict[str, Any]:
     pool_spend = {pool: float(sum(x[d].sum() * p.capex[d] * p.server for d in range(D)
                                   if p.pool_of[d] == pool)) for pool in p.pool_usd}
     cap = (x * p.thr * p.server).sum(axis=0)
+    lent = float(np.sum(x * p.loan_thr * p.server)) if p.loan_thr is not None else 0.0
+    if p.loan_to is not None:
+        cap[p.loan_to] += lent
     served = np.minimum(1.0, cap / p.demand)
     tco_y = float(np.sum(x * p.tco * p.server))
     objective = float(served.mean()) if p.objective == "served_demand" else tco_y
@@ -354,6 +365,7 @@ def solve(p: MixProblem, marginals: bool = True) -> dict[str, Any]:
         **({"rented": rented, "rent_usd_per_year": float(np.sum(spend[rent]))}
            if rent.any() else {}),
         "tco_usd_per_year": tco_y,
+        **({"loan_capacity": lent} if p.loan_to is not None else {}),
         "capacity": {p.workloads[w]: float(cap[w]) for w in range(W)},
         "served_fraction": {p.workloads[w]: float(served[w]) for w in range(W)},
         "power_MW": float(np.sum(x * p.power * p.server) / 1e6),

@@ -20,11 +20,15 @@ def build_problem(rows: Mapping[str, Any], demand: Mapping[str, float],
                   region_of_pool: Mapping[str, str] | None = None,
                   region_caps_W: Mapping[str, float] | None = None,
                   min_lot: int = 0, max_types: int | None = None,
-                  rented: Collection[str] = ()) -> MixProblem:
+                  rented: Collection[str] = (),
+                  loan: Mapping[str, Mapping[str, float]] | None = None,
+                  loan_to: str | None = None) -> MixProblem:
     """``rows``: per device, objects with ``device, pool, capex_usd, available_from,
     max_units`` and per-workload dicts ``throughput, tco_usd_per_year, wall_power_W``
     (:class:`accelsim.fleet.DeviceRow`); ``demand``: per workload, in its unit; ``rented``:
-    the keys of ``rows`` that are rental offers (their ``capex_usd`` a year of rent)."""
+    the keys of ``rows`` that are rental offers (their ``capex_usd`` a year of rent);
+    ``loan``: per key of ``rows``, per serving workload, the throughput of ``loan_to`` one
+    unit lends through its troughs (a shared fleet)."""
     workloads = list(demand)
     devs = list(rows.values())
 
@@ -41,4 +45,7 @@ def build_problem(rows: Mapping[str, Any], demand: Mapping[str, float],
         power_cap_W=power_cap_W, server=server, objective=objective,
         region_of=[(region_of_pool or {}).get(d.pool, "") for d in devs],
         region_caps_W=dict(region_caps_W or {}), min_lot=min_lot,
-        max_types=max_types, rented=[k in rented for k in rows])
+        max_types=max_types, rented=[k in rented for k in rows],
+        loan_thr=(np.array([[(loan.get(k) or {}).get(w, 0.0) for w in workloads] for k in rows])
+                  if loan and loan_to in workloads else None),
+        loan_to=workloads.index(loan_to) if loan and loan_to in workloads else None)

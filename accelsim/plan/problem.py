@@ -53,6 +53,8 @@ class PlanProblem:
     # [d, w] USD per device-year a powered-off server saves (its energy; None: nothing)
     off_saving: np.ndarray | None = None
     rentals: Rentals | None = None  # cloud capacity (None: none)
+    loan_thr: np.ndarray | None = None  # [d, w] loan_to's throughput a server of w lends
+    loan_to: int | None = None  # the workload serving troughs train (sharing: shared)
 
 
 @dataclass(frozen=True)
@@ -141,7 +143,22 @@ def build(sc: Any, dev: Any, spec: PlanSpec, where: str = "plan") -> PlanProblem
         server=sc.server_chips, rate=sc.finance.cost_of_capital,
         life_years=sc.finance.years, builds=builds, facility_years=sc.finance.facility_years,
         penalty=np.array([spec.unserved_penalty.get(w, PENALTY) for w in W]),
-        off_saving=off_saving, rentals=rentals_of(sc, rows, W, years))
+        off_saving=off_saving, rentals=rentals_of(sc, rows, W, years),
+        **_loan(sc, rows, refs, W))
+
+
+def _loan(sc: Any, rows: dict[str, Any], refs: list[str], W: list[str]) -> dict[str, Any]:
+    """A shared fleet's credit: per device and serving workload, the training a unit lends
+    through its troughs (:func:`accelsim.fleet.loan.unit_loan_rates`, as ``optimize``)."""
+    if sc.sharing != "shared":
+        return {}
+    from accelsim.fleet.loan import unit_loan_rates
+
+    tw, rates = unit_loan_rates(sc, {r: rows[r].throughput for r in refs})
+    if tw is None or tw not in W:
+        return {}
+    return {"loan_thr": np.array([[rates[r].get(w, 0.0) for w in W] for r in refs]),
+            "loan_to": W.index(tw)}
 
 
 def rentals_of(sc: Any, rows: dict[str, Any], W: list[str], years: np.ndarray

@@ -167,6 +167,14 @@ def named_constraints(p: PlanProblem, ix: Index
                     for q2 in range(q + 1):
                         A[k, ix.x(d, w, q2)] = p.thr[d, w] * p.server
                     A[k, ix.o(d, w, q)] = -p.thr[d, w] * p.server
+            if w == p.loan_to and p.loan_thr is not None:  # serving units' troughs train
+                for d in range(D):
+                    for w2 in range(W):
+                        lend = p.loan_thr[d, w2] * p.server
+                        if lend > 0:
+                            for q2 in range(q + 1):
+                                A[k, ix.x(d, w2, q2)] += lend
+                            A[k, ix.o(d, w2, q)] -= lend
             for r_ in range(ix.K):  # rented servers held in q
                 if rent is not None and rent.thr[r_, w] > 0:
                     for q2 in held(p, r_, q):
@@ -405,6 +413,8 @@ def readout(p: PlanProblem, ix: Index, c: np.ndarray, res: Any) -> dict[str, Any
     delivered = np.cumsum(x, axis=2)
     installed = delivered - off  # powered on
     cap = np.einsum("dwq,dw->wq", installed, p.thr) * p.server
+    if p.loan_to is not None and p.loan_thr is not None:  # powered-on serving units lend
+        cap[p.loan_to] += np.einsum("dwq,dw->q", installed, p.loan_thr) * p.server
     z = np.round(res.x[2 * nx + nu + ix.nb:]).reshape(ix.K, ix.W, Q)
     rented = np.zeros((ix.K, ix.W, Q))  # servers held in each quarter
     rent_usd = np.zeros(Q)

@@ -42,3 +42,9 @@ def test_flat_daily_profiles_lend_nothing(scenario, devices):
     sc = scenario.model_copy(update={"workloads": flat, "sharing": "shared"})
     for f in compare(sc, dev_table=devices).fleets:
         assert f["loan_training_tokens_per_day"] == 0 and f["loan_resizes_per_day"] == 0
+
+
+def test_a_minimum_job_above_the_fleet_lends_nothing(scenario, devices):
+    big = scenario.model_copy(update={"sharing_min_devices": 1_000_000})
+    for f in compare(big, dev_table=devices).fleets:
+        assert f["loan_training_tokens_per_day"] == 0 and f["loan_resizes_per_day"] == 0
