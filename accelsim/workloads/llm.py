@@ -121,7 +121,7 @@ class LLMServing(Workload[LLMServingSpec]):
         return [refs.find(spec.model, "models", family="training", what="training model")]
 
     def demand(self, spec: LLMServingSpec) -> float:
-        return spec.peak_rps
+        return spec.peak_demand()
 
     def evaluate(self, spec: LLMServingSpec, device: DeviceProfile, ctx: EvalContext
                  ) -> DeviceEval:
