@@ -102,6 +102,7 @@ class LLMServing(Workload[LLMServingSpec]):
     role = "capacity"
     spec_model = LLMServingSpec
     device_fields = frozenset({"model", "prompt_tokens", "output_tokens", "slo", "tp", "dp",
+                               "weight_formats",
                                "engine", "sim"})
 
     def resolve(self, spec: LLMServingSpec, relative_to: str | Path) -> LLMServingSpec:

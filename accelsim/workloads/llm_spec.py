@@ -14,7 +14,7 @@ from accelsim import refs
 from accelsim.config import Strict
 from accelsim.devices import DeviceProfile
 from accelsim.errors import AccelsimError
-from accelsim.llm.job import Engine, Slo
+from accelsim.llm.job import Engine, Slo, WeightFormat
 from accelsim.traffic import Dist
 from accelsim.workloads.base import CapacitySpec
 
@@ -95,6 +95,10 @@ class LLMServingSpec(CapacitySpec):
     engine: Engine = Engine()
     """The serving engine's settings of each replica (number formats, scheduler limits,
     expert placement, multi-token prediction): :class:`accelsim.llm.job.Engine`."""
+    weight_formats: list[WeightFormat] | None = Field(default=None, min_length=1, max_length=4)
+    """Weight formats in order of preference: each device is served in the first one its
+    peaks support (``[fp8, int8, bf16]``: FP8 on Hopper as TensorRT-LLM and SGLang serve it,
+    W8A8 INT8 on Ascend as MindIE does); default: ``engine.weights`` on every device."""
     sim: LLMSim = LLMSim()
     """Simulation behind each device's capacity at the SLO."""
 
@@ -128,12 +132,28 @@ class LLMServingSpec(CapacitySpec):
         return self.requests_per_day() * (p + o)
 
 
+def device_weights(spec: LLMServingSpec, device: str) -> WeightFormat:
+    """The weight format ``device`` is served in: the first of ``weight_formats`` its peaks
+    support (the catalog profile's), else ``engine.weights``."""
+    if not spec.weight_formats:
+        return spec.engine.weights
+    from accelsim.devices import load_device
+
+    try:
+        peaks = load_device(device).spec.peak_flops
+    except AccelsimError:
+        return spec.engine.weights
+    return next((f for f in spec.weight_formats if f in peaks), spec.engine.weights)
+
+
 def replica_job(spec: LLMServingSpec, device: str, tp: int) -> Any:
-    """The LLM job of one replica of ``tp`` devices on ``device`` (rate 1/s: a search sets it)."""
+    """The LLM job of one replica of ``tp`` devices on ``device`` (rate 1/s: a search sets
+    it), its weights in :func:`device_weights`."""
     from accelsim.llm.job import LLMJob
 
+    engine = {**spec.engine.model_dump(), "weights": device_weights(spec, device)}
     return LLMJob.model_validate({
-        "replicas": [{**spec.engine.model_dump(), "device": device, "model": spec.model,
+        "replicas": [{**engine, "device": device, "model": spec.model,
                       "tp": tp, "dp": spec.dp}],
         "arrivals": {"rate_qps": 1.0},
         "prompt_tokens": spec.prompt_tokens.model_dump(),
