@@ -16,11 +16,13 @@ from typing import Any
 
 from accelsim import __version__
 from accelsim.report import (
+    RENTAL_TITLE,
     device_tables,
     fleet_out,
     fleet_table,
     fmt_num,
     ranking_rule,
+    rental_rows,
     uncertainty_tables,
 )
 
@@ -75,7 +77,10 @@ def render(sc: Any, file: str | Path, samples: int = 100, seed: int = 1,
         demand=[(w, v, workloads.of(sc.workloads[w]).unit) for w, v in res.demand.items()],
         rule=ranking_rule(sc), fleets=fleet_table(sc, fleets), raw_fleets=fleets,
         mix_text={m.name: m.description for m in sc.fleets},
-        devices=device_tables(sc, res.devices),
+        devices={**device_tables(sc, res.devices), **({RENTAL_TITLE: [
+            {**row, "confidence": r["confidence"], "source": r["source"]}
+            for row, r in zip(rental_rows(res.rentals), res.rentals, strict=True)]}
+            if res.rentals else {})},
         fleet_svg=svg(fleet_figure(fleets, res.demand, f"{sc.name}: capacity vs. TCO"))
         if fleets else "",
         unc=unc, samples=samples, seed=seed,

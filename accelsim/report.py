@@ -179,15 +179,6 @@ def device_tables(sc: Any, devices: Any) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-def _for_people(label: str, value: Any) -> tuple[str, Any]:
-    """A fleet column in the unit people read: tokens/day in T, QPS in M."""
-    if "tokens/day" in label:
-        return label.replace("tokens/day", "T tokens/day"), value / 1e12
-    if "QPS" in label:
-        return label.replace("QPS", "M QPS"), value / 1e6
-    return label, value
-
-
 RENTAL_TITLE = ("rent or buy: each rental offer against owning its device in its pool's region "
                 "(accelsim.rental); break-even utilisation: on demand rents cheaper below it; "
                 "horizon: renting is cheaper for a need shorter than it (at full use, no resale); "
@@ -211,6 +202,15 @@ def rental_rows(rentals: list[dict[str, Any]]) -> list[dict[str, Any]]:
         **{f"{w} per USD": f"{a:.3g} / {b:.3g}" for w, (a, b) in r["per_usd"].items()},
         "max units": "-" if r["max_units"] is None else f"{r['max_units']:,}",
     } for r in rentals]
+
+
+def _for_people(label: str, value: Any) -> tuple[str, Any]:
+    """A fleet column in the unit people read: tokens/day in T, QPS in M."""
+    if "tokens/day" in label:
+        return label.replace("tokens/day", "T tokens/day"), value / 1e12
+    if "QPS" in label:
+        return label.replace("QPS", "M QPS"), value / 1e6
+    return label, value
 
 
 def fleet_table(sc: Any, fleets: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -362,6 +362,8 @@ def plan_tables(res: dict[str, Any], budgets: dict[int, float]) -> dict[str, lis
               for b in res["binding"] if b["status"] == "binds"}
     rows = [{"quarter": q["quarter"], "delivered": fmt_units(q["delivered"]),
              "powered off": fmt_units(q.get("powered_off", {})),
+             **({"rented": fmt_units(q.get("rented", {}))} if "rent_usd_by_year" in res
+                else {}),
              **{f"{w} served": fmt_pct(v) for w, v in q["served_fraction"].items()},
              "capex B USD": q["capex_usd"] / 1e9, "MW": q["power_MW"],
              **({"facility MW online": sum(q["facility_MW"].values()),
@@ -374,8 +376,12 @@ def plan_tables(res: dict[str, Any], budgets: dict[int, float]) -> dict[str, lis
                               f"{fmt_pct(b['used'] / b['limit']) if b['limit'] else '-'}"),
               "marginal": b["marginal_usd"], "per": b["marginal_per"]}
              for b in res["binding"] if b["status"] == "binds" or b["unserved_fraction"] > 1e-3]
-    years = [{"year": y, "capex B USD": v / 1e9, "budget B USD": budgets.get(y, 0.0) / 1e9,
-              "spent": fmt_pct(v / budgets[y]) if budgets.get(y) else "-"}
+    rent = res.get("rent_usd_by_year", {})
+    years = [{"year": y, "capex B USD": v / 1e9,
+              **({"rent B USD": rent.get(y, 0.0) / 1e9} if rent else {}),
+              "budget B USD": budgets.get(y, 0.0) / 1e9,
+              "spent": (fmt_pct((v + rent.get(y, 0.0)) / budgets[y]) if budgets.get(y)
+                        else "-")}
              for y, v in res["capex_usd_by_year"].items()]
     return {
         "by quarter (served: capacity installed / demand that quarter)": rows,
@@ -396,12 +402,14 @@ def plan_frames(res: dict[str, Any]) -> dict[str, Any]:
                                "binds": "; ".join(q.get("binds", []))}
                               for q in res["quarters"]], sep=".")
     counts = [c for c in flat.columns
-              if c.startswith(("delivered.", "installed.", "powered_off."))]
+              if c.startswith(("delivered.", "installed.", "powered_off.", "rented."))]
     flat[counts] = flat[counts].fillna(0)
     binding = pd.DataFrame(res["binding"], columns=["when", "rule", "status", "used", "limit",
                                                      "unit", "unserved_fraction",
                                                      "marginal_usd", "marginal_per"])
-    years = pd.DataFrame([{"year": y, "capex_usd": v}
+    years = pd.DataFrame([{"year": y, "capex_usd": v,
+                           **({"rent_usd": res["rent_usd_by_year"].get(y, 0.0)}
+                              if "rent_usd_by_year" in res else {})}
                           for y, v in res["capex_usd_by_year"].items()])
     return {"quarters": flat, "binding": binding, "years": years}
 
@@ -412,7 +420,8 @@ def optimum_frames(res: dict[str, Any]) -> dict[str, Any]:
     import pandas as pd
 
     units = pd.DataFrame([{"device": d, "workload": w, "units": u}
-                          for d, ws in res["units"].items() for w, u in ws.items()],
+                          for d, ws in (*res["units"].items(), *res.get("rented", {}).items())
+                          for w, u in ws.items()],
                          columns=["device", "workload", "units"])
     wl = pd.DataFrame([{"workload": w, "capacity": res["capacity"][w],
                         "served_fraction": res["served_fraction"][w]}

@@ -2,15 +2,31 @@
 random instances), supply ramps, yearly budgets split over pools, a power cap, a region
 cap and one region that owns its data centres (200 MW built, builds power on 6 quarters
 after they start). Prints ``plan_s=`` per instance, whether it was proven optimal (target < 10 s).
-Run: ``python benchmarks/bench_plan.py``."""
+``--rentals``: the same instances with three cloud offers (one reserved for a year, two on
+demand), each renting one of the devices at 1.2-3x its TCO per hour, up to 20,000 devices.
+Run: ``python benchmarks/bench_plan.py [--rentals]``."""
 
 from __future__ import annotations
 
+import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 
 from accelsim.plan import Build, PlanProblem, solve_plan
+from accelsim.plan.problem import Rentals
+
+
+def with_rentals(p: PlanProblem, rng: np.random.Generator) -> PlanProblem:
+    """Three offers renting devices 0, 1 and 2 at 1.2-3x their mean TCO per year."""
+    Q = p.demand.shape[1]
+    k = [0, 1, 2]
+    return replace(p, rentals=Rentals(
+        offers=["reserved", "on-demand-a", "on-demand-b"], thr=p.thr[k],
+        usd_per_year=p.tco[k].mean(axis=1) * rng.uniform(1.2, 3.0, 3),
+        term_q=np.array([4, 1, 1]), supply=np.full((3, Q), 2e4),
+        pool_of=[p.pool_of[i] for i in k]))
 
 
 def instance(rng: np.random.Generator) -> PlanProblem:
@@ -38,12 +54,16 @@ def instance(rng: np.random.Generator) -> PlanProblem:
 
 def main() -> None:
     rng = np.random.default_rng(5)
+    rent = "--rentals" in sys.argv
     for i in range(5):
         p = instance(rng)
+        if rent:
+            p = with_rentals(p, np.random.default_rng(100 + i))
         t0 = time.perf_counter()
         res = solve_plan(p)
         dt = time.perf_counter() - t0
-        print(f"instance {i}: 10 devices x 12 quarters x 4 workloads, "
+        print(f"instance {i}: 10 devices x 12 quarters x 4 workloads"
+              f"{', 3 rental offers' if rent else ''}, "
               f"{res['variables']} variables: plan_s={dt:.2f} "
               f"proven_optimal={res['proven_optimal']} gap={res['mip_gap']:.1e}")
 

@@ -42,7 +42,8 @@ STUDIES = (("split", "study_split", "What the reported split buys"),
            ("asic_breakeven", "study_asic_breakeven", "In-house ASIC break-even"),
            ("software_maturity", "study_software_maturity", "Software maturity"),
            ("export_ban", "study_export_ban", "Export ban"),
-           ("shared_fleet", "study_shared_fleet", "Training in the serving fleet's night"))
+           ("shared_fleet", "study_shared_fleet", "Training in the serving fleet's night"),
+           ("rent_or_buy", "study_rent_or_buy", "Rent or buy"))
 # Keys of a run record with a place of their own; any other key is shown as it comes.
 KNOWN = ("file", "id", "kind", "published", "predicted", "unit", "error", "tolerance",
          "within", "detail", "source", "category", "left_out", "left_out_error",
@@ -447,9 +448,12 @@ def vendor_tables(asserted: list[dict], misses: list[dict], root: Path) -> str:
 
     def cells(g: dict) -> list[str]:
         return [str(g["rows"]), f"{g['within']} of {g['rows']}",
-                pct(g["mean_abs_error"], sign=False), pct(g["max_abs_error"], sign=False)]
+                pct(g["mean_abs_error"], sign=False), pct(g["max_abs_error"], sign=False),
+                pct(g["left_out_mean_abs_error"], sign=False),
+                pct(g["left_out_max_abs_error"], sign=False)]
 
-    head = ["rows", "within tolerance", "mean \\|error\\|", "max \\|error\\|"]
+    head = ["rows", "within tolerance", "mean \\|error\\|", "max \\|error\\|",
+            "left out mean", "left out max"]
     out = [table(["vendor", *head, "known misses"],
                  [[g["vendor"], *cells(g), str(missed.get(g["vendor"], 0))]
                   for g in a["vendors"]]), "",

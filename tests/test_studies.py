@@ -22,7 +22,8 @@ REL = 1e-3
 BENCHMARKS = ROOT / "benchmarks"
 STUDIES = {name: script for name, script, _ in gen.STUDIES}
 # In-process re-runs first; the background one last, so it overlaps them.
-ORDER = ["split", "asic_breakeven", "export_ban", "shared_fleet", "software_maturity"]
+ORDER = ["split", "asic_breakeven", "export_ban", "shared_fleet", "rent_or_buy",
+         "software_maturity"]
 BACKGROUND = "software_maturity"
 
 

@@ -435,7 +435,12 @@ def _print_optimum(scenario_file: Path, year: int, res: dict[str, Any]) -> None:
                   f"{res['tco_usd_per_year'] / 1e9:.3f} B USD/yr; {res['power_MW']:.0f} MW")
     rows = [{"device": d, "workload": w, "units": u} for d, ws in res["units"].items()
             for w, u in ws.items()]
+    rows += [{"device": d, "workload": w, "units": u}
+             for d, ws in res.get("rented", {}).items() for w, u in ws.items()]
     console.print(table("", rows))
+    if res.get("rented"):
+        console.print(f"rent {res['rent_usd_per_year'] / 1e9:.3f} B USD a year, paid from "
+                      "its region's pool (in the pools' spend below)")
     console.print(table("", [{"pool": k, "spend B USD": v / 1e9}
                              for k, v in res["pool_spend_usd"].items()]))
     console.print(table("", [{"workload": w, "capacity": res["capacity"][w],

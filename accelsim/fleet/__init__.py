@@ -69,12 +69,19 @@ def purchase_year(sc: Scenario, year: int | None = None, where: str = "optimize"
 def mix_problem(sc: Scenario, dev: Any, year: int | None = None, where: str = "optimize"
                 ) -> Any:
     """The scenario's MILP as plain data for :func:`accelsim.optimize.solve`."""
-    from accelsim.fleet.mix import demand, device_rows
+    from dataclasses import replace
+
+    from accelsim.fleet.mix import RENT, demand, device_rows, rental_rows
     from accelsim.optimize import build_problem
+    from accelsim.units import HOURS_PER_YEAR
 
     year = purchase_year(sc, year, where)
+    rows = device_rows(dev)
+    # a rented device's budget cost is a year of its rent (accelsim.optimize.milp)
+    rent = {k: replace(r, capex_usd=sc.rentals[k.removeprefix(RENT)].usd_per_device_hour
+                       * HOURS_PER_YEAR) for k, r in rental_rows(sc, rows).items()}
     return build_problem(
-        device_rows(dev), demand(sc),
+        {**rows, **rent}, demand(sc), rented=set(rent),
         pool_usd={k: v.usd for k, v in sc.budget.pools.items()},
         total_usd=sc.budget.total_usd,
         power_cap_W=sc.power_cap_mw * 1e6 if sc.power_cap_mw else None,

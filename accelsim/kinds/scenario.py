@@ -97,7 +97,8 @@ def values(sc: Any, records: list[dict[str, Any]], metrics: list[str], reasons: 
 
 def _optimum(sc: Any, rows: Any, reasons: list[str], solve: bool) -> dict[str, Any]:
     """``optimum.*``: the optimal mix's units, objective, capex, TCO, power, served shares
-    and pool spend (NaN, with the reason, when there is none)."""
+    and pool spend, and with rental offers the devices rented from each
+    (``optimum.rented.<offer>``) and their rent (NaN, with the reason, when there is none)."""
     from accelsim.errors import AccelsimError
     from accelsim.fleet import mix_problem
     from accelsim.optimize import solve as solve_milp
@@ -113,9 +114,16 @@ def _optimum(sc: Any, rows: Any, reasons: list[str], solve: bool) -> dict[str, A
             reasons.append(f"optimum: {o['reason']}")
             o = None
     nan = float("nan")
-    out: dict[str, Any] = {f"optimum.units.{d}": nan if o is None else 0.0 for d in p.devices}
+    rented = [d for d, r in zip(p.devices, p.rented or [False] * len(p.devices), strict=True)
+              if r]
+    out: dict[str, Any] = {f"optimum.units.{d}": nan if o is None else 0.0 for d in p.devices
+                           if d not in rented}
     for k in ("objective", "capex_usd", "tco_usd_per_year", "power_MW"):
         out[f"optimum.{k}"] = nan if o is None else o[k]
+    if rented:  # rental offers (rent:<offer> in the problem): devices held, and their rent
+        out.update({f"optimum.rented.{d.removeprefix('rent:')}": nan if o is None else
+                    float(sum(o["rented"].get(d, {}).values())) for d in rented})
+        out["optimum.rent_usd_per_year"] = nan if o is None else o["rent_usd_per_year"]
     for w in p.workloads:
         out[f"optimum.served_fraction.{w}"] = nan if o is None else o["served_fraction"][w]
     for k in sc.budget.pools:

@@ -13,6 +13,10 @@ the served fraction of each workload's demand.
 
   maximise sum_w s[w] (ties: lower TCO)      or      minimise sum TCO_{d,w} S n[d,w]
 
+Rented capacity (a scenario's ``rentals``) is one more device per offer (``rented[d]``): its
+``capex_d`` is a year of rent (what the budget pays), its TCO the same, its power 0 (the
+cloud's facility), its supply cap the offer's availability limit.
+
 Shadow prices are the duals of the LP relaxation (HiGHS marginals): the change in the
 objective per unit of a constraint's right-hand side (per USD of a pool, per device of
 a supply cap, per W of the power cap).
@@ -55,6 +59,7 @@ class MixProblem:
     region_caps_W: dict[str, float] | None = None  # facility power each region can supply
     min_lot: int = 0  # fewest servers of a device bought if any is (0: no minimum)
     max_types: int | None = None  # most device types bought (None: no limit)
+    rented: list[bool] | None = None  # [d] a rental offer (capex: a year of its rent)
 
     @property
     def switches(self) -> bool:
@@ -323,9 +328,13 @@ def solve(p: MixProblem, marginals: bool = True) -> dict[str, Any]:
                 continue  # a device not available (banned, not yet made): no choice
             binding.append({"constraint": name, "slack": float(slack),
                             "shadow_price": sp, "per": unit, "_rhs": float(rhs_i)})
+    rent = np.array(p.rented or [False] * D, dtype=bool)
     units = {p.devices[d]: {p.workloads[w]: int(x[d, w] * p.server) for w in range(W)
-                            if x[d, w] > 0} for d in range(D) if x[d].sum() > 0}
-    capex = float(np.sum(x.sum(axis=1) * p.capex * p.server))
+                            if x[d, w] > 0} for d in range(D) if x[d].sum() > 0 and not rent[d]}
+    rented = {p.devices[d]: {p.workloads[w]: int(x[d, w] * p.server) for w in range(W)
+                             if x[d, w] > 0} for d in range(D) if x[d].sum() > 0 and rent[d]}
+    spend = x.sum(axis=1) * p.capex * p.server
+    capex = float(np.sum(spend[~rent]))
     pool_spend = {pool: float(sum(x[d].sum() * p.capex[d] * p.server for d in range(D)
                                   if p.pool_of[d] == pool)) for pool in p.pool_usd}
     cap = (x * p.thr * p.server).sum(axis=0)
@@ -342,6 +351,8 @@ def solve(p: MixProblem, marginals: bool = True) -> dict[str, Any]:
         "objective_kind": p.objective,
         "objective": objective,
         "units": units, "capex_usd": capex, "pool_spend_usd": pool_spend,
+        **({"rented": rented, "rent_usd_per_year": float(np.sum(spend[rent]))}
+           if rent.any() else {}),
         "tco_usd_per_year": tco_y,
         "capacity": {p.workloads[w]: float(cap[w]) for w in range(W)},
         "served_fraction": {p.workloads[w]: float(served[w]) for w in range(W)},

@@ -6,7 +6,7 @@ available in ``year`` gets a supply cap of 0.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import numpy as np
@@ -19,10 +19,12 @@ def build_problem(rows: Mapping[str, Any], demand: Mapping[str, float],
                   power_cap_W: float | None, server: int, objective: str, year: int,
                   region_of_pool: Mapping[str, str] | None = None,
                   region_caps_W: Mapping[str, float] | None = None,
-                  min_lot: int = 0, max_types: int | None = None) -> MixProblem:
+                  min_lot: int = 0, max_types: int | None = None,
+                  rented: Collection[str] = ()) -> MixProblem:
     """``rows``: per device, objects with ``device, pool, capex_usd, available_from,
     max_units`` and per-workload dicts ``throughput, tco_usd_per_year, wall_power_W``
-    (:class:`accelsim.fleet.DeviceRow`); ``demand``: per workload, in its unit."""
+    (:class:`accelsim.fleet.DeviceRow`); ``demand``: per workload, in its unit; ``rented``:
+    the keys of ``rows`` that are rental offers (their ``capex_usd`` a year of rent)."""
     workloads = list(demand)
     devs = list(rows.values())
 
@@ -39,4 +41,4 @@ def build_problem(rows: Mapping[str, Any], demand: Mapping[str, float],
         power_cap_W=power_cap_W, server=server, objective=objective,
         region_of=[(region_of_pool or {}).get(d.pool, "") for d in devs],
         region_caps_W=dict(region_caps_W or {}), min_lot=min_lot,
-        max_types=max_types)
+        max_types=max_types, rented=[k in rented for k in rows])

@@ -22,6 +22,13 @@ those off (the horizon is shorter than a device's life, nothing is sold).
     facility power in region r <= built_r + builds of r started by q - B_r  (build time)
   and every year: capex of its deliveries <= its budget (pools in the scenario's proportions).
 
+Rental offers (the scenario's ``rentals``, :mod:`accelsim.rental`) add ``z[k, w, q]``, whole
+servers of offer k for workload w taken in quarter q for the offer's term (one quarter on
+demand, ``commitment_months`` / 3 reserved): held servers add their throughput to demand,
+count against the offer's ``max_units`` every quarter, draw no power of ours, and pay a
+quarter of ``price x 8766`` for every quarter of the term (discounted, past the horizon too),
+counted in each year's budget against the pool of the offer's region.
+
 disc(q) = (1 + r)^(-q/4) at the cost of capital; residual value is straight-line over
 ``finance.years``. A region with ``facility_built_mw`` owns its data centres: what is built
 is sunk, a new build ``b[r, q]`` (facility W, continuous) costs

@@ -10,6 +10,7 @@ import numpy as np
 
 from accelsim.errors import AccelsimError
 from accelsim.plan.spec import PlanSpec, plan_problems, quarter_index
+from accelsim.units import HOURS_PER_YEAR
 
 # Unserved demand costs this many times what serving it would (a workload's default; the
 # scenario's plan.unserved_penalty sets it per workload).
@@ -51,6 +52,20 @@ class PlanProblem:
     penalty: np.ndarray | None = None  # [w] unserved-demand multiple (None: PENALTY each)
     # [d, w] USD per device-year a powered-off server saves (its energy; None: nothing)
     off_saving: np.ndarray | None = None
+    rentals: Rentals | None = None  # cloud capacity (None: none)
+
+
+@dataclass(frozen=True)
+class Rentals:
+    """The scenario's rental offers (:mod:`accelsim.rental`), o = offer index: rented
+    servers are held quarter by quarter, for whole terms, and draw no power of ours."""
+
+    offers: list[str]
+    thr: np.ndarray  # [o, w] throughput per device (the rented device's)
+    usd_per_year: np.ndarray  # [o] rent per device held a year (price x 8766)
+    term_q: np.ndarray  # [o] quarters a contract runs (1 on demand; reserved: its term)
+    supply: np.ndarray  # [o, q] most devices held at once (0 before the offer exists)
+    pool_of: list[str]  # [o] budget pool that pays
 
 
 def build(sc: Any, dev: Any, spec: PlanSpec, where: str = "plan") -> PlanProblem:
@@ -126,4 +141,25 @@ def build(sc: Any, dev: Any, spec: PlanSpec, where: str = "plan") -> PlanProblem
         server=sc.server_chips, rate=sc.finance.cost_of_capital,
         life_years=sc.finance.years, builds=builds, facility_years=sc.finance.facility_years,
         penalty=np.array([spec.unserved_penalty.get(w, PENALTY) for w in W]),
-        off_saving=off_saving)
+        off_saving=off_saving, rentals=rentals_of(sc, rows, W, years))
+
+
+def rentals_of(sc: Any, rows: dict[str, Any], W: list[str], years: np.ndarray
+               ) -> Rentals | None:
+    """The plan's rental offers from the scenario's ``rentals`` and the device table."""
+    from accelsim.fleet.mix import RENT, rental_rows
+
+    rent = rental_rows(sc, rows)
+    if not rent:
+        return None
+    names = [k.removeprefix(RENT) for k in rent]
+    offers = [sc.rentals[n] for n in names]
+    return Rentals(
+        offers=names,
+        thr=np.array([[rent[RENT + n].throughput.get(w, 0.0) for w in W] for n in names]),
+        usd_per_year=np.array([o.usd_per_device_hour * HOURS_PER_YEAR for o in offers]),
+        term_q=np.array([max(1, -(-o.commitment_months // 3)) for o in offers]),
+        supply=np.array([[0.0 if rent[RENT + n].available_from > y else
+                          (rent[RENT + n].max_units if np.isfinite(rent[RENT + n].max_units)
+                           else 1e12) for y in years] for n in names]),
+        pool_of=[rent[RENT + n].pool for n in names])

@@ -22,12 +22,14 @@ MIP_GAP = 1e-3
 @dataclass(frozen=True)
 class Index:
     """Where each variable sits: servers x[d, w, q] delivered, unserved shares u[w, q],
-    builds b[r, q], servers o[d, w, q] powered off in q."""
+    builds b[r, q], servers o[d, w, q] powered off in q, rental contracts z[k, w, q] (servers
+    of offer k for workload w taken from quarter q for the offer's term; whole servers)."""
 
     D: int
     W: int
     Q: int
     R: int
+    K: int = 0
 
     @property
     def nx(self) -> int:
@@ -42,8 +44,12 @@ class Index:
         return self.R * self.Q
 
     @property
+    def nz(self) -> int:
+        return self.K * self.W * self.Q
+
+    @property
     def n(self) -> int:
-        return self.nx + self.nu + self.nb + self.nx
+        return self.nx + self.nu + self.nb + self.nx + self.nz
 
     def x(self, d: int, w: int, q: int) -> int:
         return (d * self.W + w) * self.Q + q
@@ -56,6 +62,20 @@ class Index:
 
     def o(self, d: int, w: int, q: int) -> int:
         return self.nx + self.nu + self.nb + (d * self.W + w) * self.Q + q
+
+    def z(self, k: int, w: int, q: int) -> int:
+        return 2 * self.nx + self.nu + self.nb + (k * self.W + w) * self.Q + q
+
+
+def index(p: PlanProblem) -> Index:
+    return Index(len(p.devices), len(p.workloads), p.demand.shape[1], len(p.builds),
+                 len(p.rentals.offers) if p.rentals is not None else 0)
+
+
+def held(p: PlanProblem, k: int, q: int) -> range:
+    """Quarters whose contracts of offer ``k`` are held in ``q`` (a term of ``term_q``)."""
+    assert p.rentals is not None
+    return range(max(0, q - int(p.rentals.term_q[k]) + 1), q + 1)
 
 
 def objective(p: PlanProblem, ix: Index) -> np.ndarray:
@@ -92,6 +112,13 @@ def objective(p: PlanProblem, ix: Index) -> np.ndarray:
         for d in range(ix.D):
             for w in range(ix.W):
                 c[[ix.o(d, w, q) for q in range(Q)]] = -p.server * p.off_saving[d, w] * disc / 4
+    if p.rentals is not None:  # a contract pays every quarter of its term, past the horizon too
+        for k in range(ix.K):
+            L = int(p.rentals.term_q[k])
+            for q in range(Q):
+                paid = ((1 + p.rate) ** (-np.arange(q, q + L) / 4)).sum() / 4
+                for w in range(ix.W):
+                    c[ix.z(k, w, q)] = p.server * p.rentals.usd_per_year[k] * paid
     return c
 
 
@@ -116,7 +143,8 @@ def named_constraints(p: PlanProblem, ix: Index
     ub: list[float] = []
     names: list[tuple[str, str, str]] = []
     A = lil_matrix((W * Q + D * Q + Q * (1 + len(p.region_caps_W)) + len(set(p.year_of))
-                    * (1 + len(p.pool_share)) + len(R) * (Q + 1) + D * W * Q, ix.n))
+                    * (1 + len(p.pool_share)) + len(R) * (Q + 1) + D * W * Q + ix.K * Q, ix.n))
+    rent = p.rentals
     k = 0
 
     def row(lo: float, hi: float, rule: str, when: str, unit: str) -> None:
@@ -139,6 +167,10 @@ def named_constraints(p: PlanProblem, ix: Index
                     for q2 in range(q + 1):
                         A[k, ix.x(d, w, q2)] = p.thr[d, w] * p.server
                     A[k, ix.o(d, w, q)] = -p.thr[d, w] * p.server
+            for r_ in range(ix.K):  # rented servers held in q
+                if rent is not None and rent.thr[r_, w] > 0:
+                    for q2 in held(p, r_, q):
+                        A[k, ix.z(r_, w, q2)] = rent.thr[r_, w] * p.server
             A[k, ix.u(w, q)] = p.demand[w, q]
             row(p.demand[w, q], np.inf, f"demand {p.workloads[w]}", _when(p, q), "demand")
     for d in range(D):  # deliveries
@@ -146,6 +178,13 @@ def named_constraints(p: PlanProblem, ix: Index
             for w in range(W):
                 A[k, ix.x(d, w, q)] = p.server
             row(-np.inf, p.supply[d, q], f"deliveries {p.devices[d]}", _when(p, q), "units")
+    for r_ in range(ix.K):  # rentals: the offer's limit on devices held at once
+        assert rent is not None
+        for q in range(Q):
+            for w in range(W):
+                for q2 in held(p, r_, q):
+                    A[k, ix.z(r_, w, q2)] = p.server
+            row(-np.inf, rent.supply[r_, q], f"rental {rent.offers[r_]}", _when(p, q), "units")
     caps = ([("power cap", None, p.power_cap_W)] if p.power_cap_W is not None else []) + [
         (f"power in {r}", r, cap) for r, cap in p.region_caps_W.items()]
     for q in range(Q):  # facility power of the installed fleet
@@ -183,6 +222,13 @@ def named_constraints(p: PlanProblem, ix: Index
                     for w in range(W):
                         for q in qs:
                             A[k, ix.x(d, w, q)] = p.capex[d] * p.server
+            for r_ in range(ix.K):  # the rent of the year's quarters, from the offer's pool
+                assert rent is not None
+                if pool is None or rent.pool_of[r_] == pool:
+                    for w in range(W):
+                        for q in qs:
+                            for q2 in held(p, r_, q):
+                                A[k, ix.z(r_, w, q2)] += rent.usd_per_year[r_] / 4 * p.server
             row(-np.inf, budget if pool is None else budget * p.pool_share[pool],
                 "budget total" if pool is None else f"budget pool {pool}", str(int(y)), "USD")
     return A[:k].tocsr(), np.asarray(lb), np.asarray(ub), names
@@ -203,6 +249,12 @@ def bounds(p: PlanProblem, ix: Index) -> np.ndarray:
                     ub[ix.x(d, w, q)] = np.floor(p.supply[d, q] / p.server)
                 if p.thr[d, w] <= 0 or p.supply[d, :q + 1].sum() <= 0:
                     ub[ix.o(d, w, q)] = 0.0
+    for k in range(ix.K):
+        assert p.rentals is not None
+        for w in range(ix.W):
+            for q in range(ix.Q):
+                if p.rentals.thr[k, w] <= 0 or p.rentals.supply[k, q] <= 0:
+                    ub[ix.z(k, w, q)] = 0.0
     return ub
 
 
@@ -213,10 +265,10 @@ def solve_plan(p: PlanProblem, time_limit_s: float | None = None) -> dict[str, A
 
     from accelsim.optimize.milp import quiet_solver
 
-    ix = Index(len(p.devices), len(p.workloads), p.demand.shape[1], len(p.builds))
+    ix = index(p)
     c = objective(p, ix)
     A, lb, ub_rows, names = named_constraints(p, ix)
-    integrality = np.concatenate([np.ones(ix.nx), np.zeros(ix.n - ix.nx)])
+    integrality = np.concatenate([np.ones(ix.nx), np.zeros(ix.n - ix.nx - ix.nz), np.ones(ix.nz)])
     with quiet_solver():
         res = milp(c, constraints=LinearConstraint(A, lb, ub_rows), integrality=integrality,
                    bounds=Bounds(np.zeros(ix.n), bounds(p, ix)),
@@ -239,10 +291,11 @@ def solve_plan(p: PlanProblem, time_limit_s: float | None = None) -> dict[str, A
 
 def polish(c: np.ndarray, A: Any, lb: np.ndarray, ub: np.ndarray, var_ub: np.ndarray,
            ix: Index, res: Any) -> Any:
-    """The MILP's servers kept, its continuous variables (unserved shares, builds, servers
-    powered off) re-solved as an LP to optimality: within the MIP gap the solver may power
-    off half a server and leave 1e-5 of a workload unserved; the LP given the servers does
-    not. ``res`` with ``x`` and ``fun`` replaced (unchanged if the LP fails)."""
+    """The MILP's servers (bought and rented) kept, its continuous variables (unserved
+    shares, builds, servers powered off) re-solved as an LP to optimality: within the MIP
+    gap the solver may power off half a server and leave 1e-5 of a workload unserved; the
+    LP given the servers does not. ``res`` with ``x`` and ``fun`` replaced (unchanged if
+    the LP fails)."""
     from scipy.optimize import Bounds, LinearConstraint, milp
 
     from accelsim.optimize.milp import quiet_solver
@@ -250,6 +303,8 @@ def polish(c: np.ndarray, A: Any, lb: np.ndarray, ub: np.ndarray, var_ub: np.nda
     lo = np.zeros(ix.n)
     hi = var_ub.copy()
     lo[:ix.nx] = hi[:ix.nx] = np.round(res.x[:ix.nx])
+    z = slice(ix.n - ix.nz, ix.n)  # rental contracts: whole servers too
+    lo[z] = hi[z] = np.round(res.x[z])
     with quiet_solver():
         lp = milp(c, constraints=LinearConstraint(A, lb, ub), bounds=Bounds(lo, hi))
     if lp.x is None or lp.fun > res.fun + 1e-9 * abs(res.fun):
@@ -346,10 +401,19 @@ def readout(p: PlanProblem, ix: Index, c: np.ndarray, res: Any) -> dict[str, Any
     x = np.round(res.x[:nx]).reshape(D, ix.W, Q)
     u = res.x[nx:nx + nu].reshape(ix.W, Q)
     b = res.x[nx + nu:nx + nu + ix.nb].reshape(len(R), Q)
-    off = res.x[nx + nu + ix.nb:].reshape(D, ix.W, Q)
+    off = res.x[nx + nu + ix.nb:2 * nx + nu + ix.nb].reshape(D, ix.W, Q)
     delivered = np.cumsum(x, axis=2)
     installed = delivered - off  # powered on
     cap = np.einsum("dwq,dw->wq", installed, p.thr) * p.server
+    z = np.round(res.x[2 * nx + nu + ix.nb:]).reshape(ix.K, ix.W, Q)
+    rented = np.zeros((ix.K, ix.W, Q))  # servers held in each quarter
+    rent_usd = np.zeros(Q)
+    for k in range(ix.K):
+        assert p.rentals is not None
+        for q in range(Q):
+            rented[k, :, q] = z[k][:, list(held(p, k, q))].sum(axis=1)
+            rent_usd[q] += rented[k, :, q].sum() * p.server * p.rentals.usd_per_year[k] / 4
+        cap += np.einsum("wq,w->wq", rented[k], p.rentals.thr[k]) * p.server
     quarters: list[dict[str, Any]] = []
     for q in range(Q):
         year, qq = int(p.year_of[q]), q % 4 + 1
@@ -365,6 +429,10 @@ def readout(p: PlanProblem, ix: Index, c: np.ndarray, res: Any) -> dict[str, Any
             "capacity": {w: float(cap[i, q]) for i, w in enumerate(p.workloads)},
             "served_fraction": {w: float(min(1.0, cap[i, q] / p.demand[i, q]))
                                 for i, w in enumerate(p.workloads)},
+            "rented": {p.rentals.offers[k]: int(np.rint(rented[k, :, q].sum() * p.server))
+                       for k in range(ix.K) if p.rentals is not None
+                       and rented[k, :, q].sum() * p.server >= 0.5},
+            "rent_usd": float(rent_usd[q]),
             "capex_usd": float(np.sum(x[:, :, q].sum(axis=1) * p.capex) * p.server),
             "power_MW": float(np.sum(installed[:, :, q] * p.power) * p.server / 1e6),
             "region_power_MW": {g: float(sum(np.sum(installed[d, :, q] * p.power[d])
@@ -379,8 +447,11 @@ def readout(p: PlanProblem, ix: Index, c: np.ndarray, res: Any) -> dict[str, Any
     spend = {int(y): float(sum(qt["capex_usd"] for qt, yy in zip(quarters, p.year_of,
                                                                      strict=True) if yy == y))
              for y in sorted(set(p.year_of))}
+    rent_by_year = {int(y): float(sum(rent_usd[q] for q in range(Q) if p.year_of[q] == y))
+                    for y in sorted(set(p.year_of))}
     return {
         "quarters": quarters, "capex_usd_by_year": spend,
+        **({"rent_usd_by_year": rent_by_year} if ix.K else {}),
         "cost_pv_usd": float(c[:nx] @ res.x[:nx] + c[nx + nu:] @ res.x[nx + nu:]),
         "objective_usd": float(res.fun),  # the present cost plus the unserved penalty
         "facility_capex_usd": {g: float(b[r].sum() * p.builds[g].usd_per_W)

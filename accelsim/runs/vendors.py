@@ -59,21 +59,27 @@ def tag(results: list[RunResult] | list[dict[str, Any]]) -> list[dict[str, Any]]
         out.append({"id": r["id"], "file": r["file"], "device": prof.name,
                     "vendor": vendor_name(prof.vendor), "source": source_label(r["source"]),
                     "kind": "training" if r["kind"] == "training" else "serving",
-                    "error": r["error"], "within": r["within"]})
+                    "error": r["error"], "within": r["within"],
+                    "left_out_error": r.get("left_out_error", r["error"])})
     return out
 
 
 def summarize(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> list[dict[str, Any]]:
-    """Mean and max |error| and the row count per group of ``keys``, groups sorted."""
+    """Mean and max |error| and the row count per group of ``keys``, groups sorted; with the
+    same over each row's leave-one-source-out error (``left_out_*``: the in-sample error where
+    a record carries none, as rows no number was fitted on)."""
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         groups[tuple(row[k] for k in keys)].append(row)
     out = []
     for key in sorted(groups):
         errs = [abs(r["error"]) for r in groups[key]]
+        outs = [abs(r.get("left_out_error", r["error"])) for r in groups[key]]
         out.append({**dict(zip(keys, key, strict=True)), "rows": len(errs),
                     "mean_abs_error": sum(errs) / len(errs), "max_abs_error": max(errs),
-                    "within": sum(bool(r["within"]) for r in groups[key])})
+                    "within": sum(bool(r["within"]) for r in groups[key]),
+                    "left_out_mean_abs_error": sum(outs) / len(outs),
+                    "left_out_max_abs_error": max(outs)})
     return out
 
 

@@ -236,6 +236,8 @@ def test_a_regions_power_capacity_is_a_violation_in_compare_and_a_constraint_in_
     data = yaml.safe_load(FLEET.read_text())
     data["regions"]["sea"]["power_capacity_mw"] = 150.0
     data["regions"]["sea"]["facility_built_mw"] = 100.0  # what the plan finds built
+    for offer in data["rentals"].values():  # rented H100s draw no power of ours: closed
+        offer["max_units"] = 0
     p = tmp_path / "fleet.yaml"
     p.write_text(yaml.safe_dump(data))
     sc = load_scenario(p)

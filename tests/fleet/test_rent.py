@@ -105,3 +105,21 @@ def test_bad_rentals_are_one_line_errors(change, field):
     with pytest.raises(AccelsimError) as e:
         scenario_from(d, FLEET)
     assert e.value.problems[0].field == field
+
+
+def test_compare_cli_prints_the_rent_or_buy_table_and_json():
+    import json
+
+    from typer.testing import CliRunner
+
+    from accelsim.cli import app
+
+    runner = CliRunner()
+    r = runner.invoke(app, ["compare", str(FLEET), "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert [x["offer"] for x in out["rentals"]] == list(load_scenario(FLEET).rentals)
+    rent = next(f for f in out["fleets"] if f["name"] == "export-ban-2026-rent")
+    assert rent["rented"] == {OFFER: 20000} and rent["rent_usd_per_year"] > 0
+    r = runner.invoke(app, ["compare", str(FLEET)], env={"COLUMNS": "200"})
+    assert r.exit_code == 0 and "rent or buy" in r.stdout
