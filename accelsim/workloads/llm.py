@@ -102,6 +102,7 @@ class LLMServing(Workload[LLMServingSpec]):
     role = "capacity"
     spec_model = LLMServingSpec
     device_fields = frozenset({"model", "prompt_tokens", "output_tokens", "slo", "tp", "dp",
+                               "weight_formats",
                                "engine", "sim"})
 
     def resolve(self, spec: LLMServingSpec, relative_to: str | Path) -> LLMServingSpec:
@@ -121,7 +122,7 @@ class LLMServing(Workload[LLMServingSpec]):
         return [refs.find(spec.model, "models", family="training", what="training model")]
 
     def demand(self, spec: LLMServingSpec) -> float:
-        return spec.peak_rps
+        return spec.peak_demand()
 
     def evaluate(self, spec: LLMServingSpec, device: DeviceProfile, ctx: EvalContext
                  ) -> DeviceEval:

@@ -14,9 +14,11 @@ from accelsim import refs
 from accelsim.config import Strict
 from accelsim.devices import DeviceProfile
 from accelsim.errors import AccelsimError
-from accelsim.llm.job import Engine, Slo
+from accelsim.llm.job import Engine, Slo, WeightFormat
 from accelsim.traffic import Dist
 from accelsim.workloads.base import CapacitySpec
+
+DAY_S = 86_400.0
 
 
 class LLMSim(Strict):
@@ -36,15 +38,48 @@ class LLMSim(Strict):
         return self
 
 
+class TokenDemand(Strict):
+    """Demand as a published daily token volume (prompt + output tokens a day, e.g. an
+    operator's keynote figure) and the share of it this fleet serves. Requests/s at the
+    peak = ``tokens_per_day x share / (mean prompt + mean output tokens) / 86,400 s x
+    peak/mean`` of the block's daily profile (:meth:`LLMServingSpec.peak_demand`)."""
+
+    tokens_per_day: float = Field(gt=0, le=1e18)
+    """Published tokens a day (input + output) over every use of the operator's models."""
+    share: float = Field(gt=0, le=1)
+    """Share of those tokens this workload's fleet serves (the rest: other fleets, other
+    modalities, API customers served elsewhere)."""
+    source: str = Field(min_length=1)
+    """Where the volume was published (URL, event) and when."""
+
+
+class MauDemand(Strict):
+    """Demand from users: ``mau x daily_active_share x requests_per_daily_user`` requests a
+    day, over 86,400 s, times peak/mean of the block's daily profile."""
+
+    mau: float = Field(gt=0, le=1e11)
+    """Monthly active users."""
+    daily_active_share: float = Field(gt=0, le=1)
+    """Daily over monthly active users."""
+    requests_per_daily_user: float = Field(gt=0, le=1e6)
+    """Requests a daily active user sends a day."""
+
+
 class LLMServingSpec(CapacitySpec):
-    """Serve ``peak_rps`` chat requests of ``model`` within the TTFT/TPOT SLO."""
+    """Serve ``peak_rps`` chat requests of ``model`` within the TTFT/TPOT SLO (or the
+    peak that ``demand`` implies: a published token volume or users)."""
 
     kind: Literal["llm_serving"] = "llm_serving"
     """Workload kind: llm_serving (alias chatbot)."""
     model: str
     """Decoder-only model: catalog name (configs/models) or path (relative to the scenario)."""
-    peak_rps: float = Field(gt=0, le=1e9)
-    """Requests/s at the daily peak that must meet the SLO."""
+    peak_rps: float | None = Field(default=None, gt=0, le=1e9)
+    """Requests/s at the daily peak that must meet the SLO (or give ``demand``)."""
+    demand: TokenDemand | MauDemand | None = None
+    """Where the peak comes from instead of ``peak_rps``: ``{tokens_per_day, share,
+    source}`` (a published volume) or ``{mau, daily_active_share,
+    requests_per_daily_user}``; converted through the length distributions' means and the
+    daily profile (:meth:`peak_demand`)."""
     prompt_tokens: Dist
     """Prompt length distribution, tokens (history included)."""
     output_tokens: Dist
@@ -60,16 +95,65 @@ class LLMServingSpec(CapacitySpec):
     engine: Engine = Engine()
     """The serving engine's settings of each replica (number formats, scheduler limits,
     expert placement, multi-token prediction): :class:`accelsim.llm.job.Engine`."""
+    weight_formats: list[WeightFormat] | None = Field(default=None, min_length=1, max_length=4)
+    """Weight formats in order of preference: each device is served in the first one its
+    peaks support (``[fp8, int8, bf16]``: FP8 on Hopper as TensorRT-LLM and SGLang serve it,
+    W8A8 INT8 on Ascend as MindIE does); default: ``engine.weights`` on every device."""
     sim: LLMSim = LLMSim()
     """Simulation behind each device's capacity at the SLO."""
 
+    @model_validator(mode="after")
+    def _one_demand(self) -> LLMServingSpec:
+        if (self.peak_rps is None) == (self.demand is None):
+            raise ValueError("expected exactly one of peak_rps and demand")
+        return self
+
+    def requests_per_day(self) -> float:
+        """Requests a day the demand implies (``peak_rps`` x mean/peak x 86,400 s)."""
+        if isinstance(self.demand, TokenDemand):
+            p, o = mean_lengths(self)
+            return self.demand.tokens_per_day * self.demand.share / (p + o)
+        if isinstance(self.demand, MauDemand):
+            d = self.demand
+            return d.mau * d.daily_active_share * d.requests_per_daily_user
+        assert self.peak_rps is not None
+        return self.peak_rps * self.mean_to_peak * DAY_S
+
+    def peak_demand(self) -> float:
+        """Requests/s at the daily peak: ``peak_rps``, or requests a day / 86,400 s /
+        (mean/peak of the daily profile)."""
+        if self.peak_rps is not None:
+            return self.peak_rps
+        return self.requests_per_day() / DAY_S / self.mean_to_peak
+
+    def tokens_per_day(self) -> float:
+        """Prompt + output tokens a day the demand implies."""
+        p, o = mean_lengths(self)
+        return self.requests_per_day() * (p + o)
+
+
+def device_weights(spec: LLMServingSpec, device: str) -> WeightFormat:
+    """The weight format ``device`` is served in: the first of ``weight_formats`` its peaks
+    support (the catalog profile's), else ``engine.weights``."""
+    if not spec.weight_formats:
+        return spec.engine.weights
+    from accelsim.devices import load_device
+
+    try:
+        peaks = load_device(device).spec.peak_flops
+    except AccelsimError:
+        return spec.engine.weights
+    return next((f for f in spec.weight_formats if f in peaks), spec.engine.weights)
+
 
 def replica_job(spec: LLMServingSpec, device: str, tp: int) -> Any:
-    """The LLM job of one replica of ``tp`` devices on ``device`` (rate 1/s: a search sets it)."""
+    """The LLM job of one replica of ``tp`` devices on ``device`` (rate 1/s: a search sets
+    it), its weights in :func:`device_weights`."""
     from accelsim.llm.job import LLMJob
 
+    engine = {**spec.engine.model_dump(), "weights": device_weights(spec, device)}
     return LLMJob.model_validate({
-        "replicas": [{**spec.engine.model_dump(), "device": device, "model": spec.model,
+        "replicas": [{**engine, "device": device, "model": spec.model,
                       "tp": tp, "dp": spec.dp}],
         "arrivals": {"rate_qps": 1.0},
         "prompt_tokens": spec.prompt_tokens.model_dump(),
