@@ -21,6 +21,10 @@ FLEET = yaml.safe_load((CONFIGS / "fleet.yaml").read_text())
 CHAT = yaml.safe_load((CONFIGS / "jobs" / "chatbot-llama2-70b-h100.yaml").read_text())
 CHAT["sim"] = {"requests": 400, "warmup": 40, "seed": 1, "replications": 1}
 DISAGG = yaml.safe_load((CONFIGS / "jobs" / "chatbot-disaggregated-h800-h20.yaml").read_text())
+# the seed's chatbot on the dense stand-in it names (for the cases about dense models)
+DENSE = copy.deepcopy(FLEET)
+DENSE["workloads"]["chatbot"].update(model="llama2-70b", dp=1)
+DENSE["workloads"]["chatbot"].pop("weight_formats", None)
 
 
 def _edit(base: dict, path: str, value: object) -> dict:
@@ -36,6 +40,13 @@ def _edit(base: dict, path: str, value: object) -> dict:
     else:
         node[last] = value
     return d
+
+
+def _scenario(path: str, value: object) -> dict:
+    """The seed scenario (``dense:`` prefix: with the dense chatbot) with ``path`` set."""
+    if path.startswith("dense:"):
+        return _edit(DENSE, path.removeprefix("dense:"), value)
+    return _edit(FLEET, path, value)
 
 
 def _one_line(r, file, field: str, *words: str) -> str:
@@ -65,13 +76,14 @@ SCENARIO_CASES = [
     ("plan.budget_usd_per_year", {2025: 1e9}, "plan.budget_usd_per_year", "no budget for 2026"),
     ("workloads.chatbot.sim", {"requests": 300, "warmup": 400}, "workloads.chatbot.sim",
      "warmup (400) must be below requests (300)"),
-    ("workloads.chatbot.engine", {"mtp_tokens": 2}, "workloads.chatbot.engine.mtp_tokens",
+    ("dense:workloads.chatbot.engine", {"mtp_tokens": 2}, "workloads.chatbot.engine.mtp_tokens",
      "no multi-token prediction modules"),
-    ("workloads.chatbot.engine", {"redundant_experts": 8},
+    ("dense:workloads.chatbot.engine", {"redundant_experts": 8},
      "workloads.chatbot.engine.redundant_experts", "is dense"),
-    ("workloads.chatbot.engine", {"overlap_ep_comm": True},
+    ("dense:workloads.chatbot.engine", {"overlap_ep_comm": True},
      "workloads.chatbot.engine.overlap_ep_comm", "is dense"),
-    ("workloads.chatbot.tp", 3, "workloads.chatbot.tp", "must divide the model's heads (64)"),
+    ("dense:workloads.chatbot.tp", 3, "workloads.chatbot.tp",
+     "must divide the model's heads (64)"),
     ("workloads.chatbot.prompt_tokens.max", 500, "workloads.chatbot.prompt_tokens",
      "max (500) is below the mean (1000)"),
 ]
@@ -80,18 +92,18 @@ SCENARIO_CASES = [
 @pytest.mark.parametrize("path,value,field,words", SCENARIO_CASES,
                          ids=[c[2] + ":" + c[3][:20] for c in SCENARIO_CASES])
 def test_validate_refuses_what_the_commands_would(write_yaml, path, value, field, words):
-    p = write_yaml(_edit(FLEET, path, value), "scenario.yaml")
+    p = write_yaml(_scenario(path, value), "scenario.yaml")
     _one_line(runner.invoke(app, ["validate", str(p)]), p, field, words)
 
 
 @pytest.mark.parametrize("path,value,field", [
     ("workloads.chatbot.sim", {"requests": 300, "warmup": 400}, "workloads.chatbot.sim"),
-    ("workloads.chatbot.engine", {"mtp_tokens": 2}, "workloads.chatbot.engine.mtp_tokens"),
+    ("dense:workloads.chatbot.engine", {"mtp_tokens": 2}, "workloads.chatbot.engine.mtp_tokens"),
 ])
 def test_compare_refuses_a_broken_chatbot_block_before_evaluating(write_yaml, path, value,
                                                                    field):
     """Was a traceback (warmup) and a silent exit 0 with the error in a table cell (MTP)."""
-    p = write_yaml(_edit(FLEET, path, value), "scenario.yaml")
+    p = write_yaml(_scenario(path, value), "scenario.yaml")
     r = runner.invoke(app, ["compare", str(p)])
     assert r.exit_code == 2
     _one_line(r, p, field)

@@ -62,7 +62,7 @@ def test_headroom_is_the_uniform_demand_multiple_the_units_serve(seed):
     assert 0 < h <= sc.workloads["training"].deadline_days / days - 1 + 1e-9
     # twice the units serve twice the demand multiple
     double = headroom({r: 2 * u for r, u in units.items()}, rows, need, roles(sc))
-    assert 1 + double == pytest.approx(2 * (1 + h), rel=1e-6)
+    assert 1 + double == pytest.approx(2 * (1 + h), rel=1e-5)  # the LP solver's tolerance
     # headroom >= 0 exactly when compare says the fleet meets demand
     for g in res.fleets:
         assert (g["headroom"] >= 0) == g["meets_demand"], g["name"]
