@@ -22,19 +22,19 @@ factors (1 for the stacks the device efficiencies were calibrated with), uncheck
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
 
-from accelsim import refs, units
+from accelsim import overrides, refs, units
 from accelsim.config import Strict, read_yaml, validate
 from accelsim.devices import Confidence, Fraction, NonNegative
 from accelsim.errors import AccelsimError, Problem
+from accelsim.overrides import Overrides, Values
 from accelsim.stack_memory import StackMemory as Terms
 
 Schedule = Literal["1f1b", "interleaved", "dualpipe"]
@@ -162,7 +162,7 @@ def load_stack(name_or_path: str | Path, where: str = "stack", field: str = "sta
     path = refs.find(name_or_path, "stacks", relative_to, where, field, what="stack")
     st = path.stat()
     profile = _load(str(path), refs.shown(path), st.st_mtime_ns)
-    mine = tuple(o for o in _OVERRIDES.get() if o[0] == profile.name)
+    mine = _OVERRIDES.of(profile.name)
     if mine:
         return _load_overridden(str(path), refs.shown(path), st.st_mtime_ns, mine)
     return profile
@@ -173,50 +173,24 @@ def _load(resolved: str, shown: str, mtime_ns: int) -> StackProfile:
     return validate(StackProfile, read_yaml(resolved), shown)
 
 
-# (stack name, 'kernels.key', value) set by :func:`overridden`, sorted.
-_OVERRIDES: ContextVar[tuple[tuple[str, str, float], ...]] = ContextVar(
-    "accelsim_stack_overrides", default=())
+_OVERRIDES = Overrides("stack")
 
 
-def current_overrides() -> tuple[tuple[str, str, float], ...]:
+def current_overrides() -> Values:
     """The stack numbers overridden here (a cache key for what reads stacks)."""
-    return _OVERRIDES.get()
+    return _OVERRIDES.current()
 
 
-@contextmanager
-def overridden(values: Mapping[str, Mapping[str, float]]) -> Iterator[None]:
+def overridden(values: Mapping[str, Mapping[str, float]]) -> AbstractContextManager[None]:
     """Within the block, :func:`load_stack` returns the named stacks with these numbers
-    (``{'megatron-lm-2022': {'kernels.gemm': 1.03}}``), files untouched: how a calibration
-    refit predicts with another value (as :func:`accelsim.devices.overridden`)."""
-    merged = {(n, f): v for n, f, v in _OVERRIDES.get()}
-    for name, fields in values.items():
-        for fld, v in fields.items():
-            merged[(name, fld)] = float(v)
-    token = _OVERRIDES.set(tuple(sorted((n, f, v) for (n, f), v in merged.items())))
-    try:
-        yield
-    finally:
-        _OVERRIDES.reset(token)
+    (``{'megatron-lm-2022': {'kernels.gemm': 1.03}}``), files untouched
+    (:mod:`accelsim.overrides`, as :func:`accelsim.devices.overridden`)."""
+    return _OVERRIDES.set(values)
 
 
 @lru_cache(maxsize=256)
-def _load_overridden(resolved: str, shown: str, mtime_ns: int,
-                     values: tuple[tuple[str, str, float], ...]) -> StackProfile:
-    profile = _load(resolved, shown, mtime_ns)
-    qs = profile.quantities()
-    kern = profile.kernels
-    for _, fld, v in values:
-        if fld not in qs:
-            raise AccelsimError.single(shown, fld, f"no such number to override; expected "
-                                       f"one of {', '.join(sorted(qs))}")
-        try:
-            type(qs[fld]).check_bounds(v)
-        except ValueError as e:
-            raise AccelsimError.single(shown, fld, f"override: {e}") from None
-        key = fld.split(".", 1)[1]
-        kern = kern.model_copy(update={key: qs[fld].model_copy(
-            update={"value": v, "range": None})})
-    return profile.model_copy(update={"kernels": kern})
+def _load_overridden(resolved: str, shown: str, mtime_ns: int, values: Values) -> StackProfile:
+    return overrides.apply(_load(resolved, shown, mtime_ns), values, shown)
 
 
 def default_stack(vendor: str, role: str = "training") -> StackProfile | None:

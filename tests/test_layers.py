@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[1] / "accelsim"
 # Lowest first. A module may import its own layer's and lower layers' modules.
 LAYERS: list[tuple[str, ...]] = [
     ("accelsim.errors", "accelsim.units", "accelsim.lazy", "accelsim.xp", "accelsim.precision",
+     "accelsim.overrides",
      "accelsim.outputs", "accelsim.cache", "accelsim.parallel"),
     ("accelsim.config",),
     ("accelsim.refs",),

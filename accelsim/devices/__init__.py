@@ -9,14 +9,13 @@ with the reasoning in ``note``. :meth:`DeviceProfile.spec` converts once to SI
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from accelsim import refs
+from accelsim import overrides, refs
 from accelsim.config import read_yaml, validate
 from accelsim.devices.profile import (
     SECTIONS,
@@ -42,6 +41,7 @@ from accelsim.devices.quantity import (
 )
 from accelsim.devices.spec import DeviceSpec
 from accelsim.errors import AccelsimError
+from accelsim.overrides import Overrides, Values
 
 __all__ = [
     "SECTIONS", "Compute", "Confidence", "Cost", "Count", "DeviceProfile", "DeviceSpec",
@@ -84,7 +84,7 @@ def load_device(name_or_path: str | Path, where: str = "device", field: str = ""
     path = refs.find(name_or_path, "devices", relative_to, where, field, what="device")
     st = path.stat()
     profile = _load_path(str(path), refs.shown(path), st.st_mtime_ns, st.st_size)
-    mine = tuple(o for o in _OVERRIDES.get() if o[0] == profile.name)
+    mine = _OVERRIDES.of(profile.name)
     if mine:
         profile = _load_overridden(str(path), refs.shown(path), st.st_mtime_ns, st.st_size, mine)
     return devices_anchor.apply(profile)
@@ -96,50 +96,21 @@ def _load_path(resolved: str, shown: str, mtime_ns: int, size: int) -> DevicePro
     return _check_topology(validate(DeviceProfile, read_yaml(resolved), shown), shown)
 
 
-# (profile name, 'section.key', value) set by :func:`overridden`, sorted.
-_OVERRIDES: ContextVar[tuple[tuple[str, str, float], ...]] = ContextVar(
-    "accelsim_device_overrides", default=())
+_OVERRIDES = Overrides("device")
 
 
-@contextmanager
-def overridden(values: Mapping[str, Mapping[str, float]]) -> Iterator[None]:
+def overridden(values: Mapping[str, Mapping[str, float]]) -> AbstractContextManager[None]:
     """Within the block, :func:`load_device` returns the named profiles with these numbers
-    (``{'h100-sxm': {'efficiency.compute': 0.6}}``), files untouched: how a calibration refit
-    (``validate-runs --refit``, ``--cross-validate``) predicts with another value. An
-    overridden number keeps its source and drops its range; it must lie in its field's
-    admissible interval. Blocks nest: the inner one's values win."""
-    merged = {(n, f): v for n, f, v in _OVERRIDES.get()}
-    for name, fields in values.items():
-        for fld, v in fields.items():
-            merged[(name, fld)] = float(v)
-    token = _OVERRIDES.set(tuple(sorted((n, f, v) for (n, f), v in merged.items())))
-    try:
-        yield
-    finally:
-        _OVERRIDES.reset(token)
+    (``{'h100-sxm': {'efficiency.compute': 0.6}}``), files untouched
+    (:mod:`accelsim.overrides`)."""
+    return _OVERRIDES.set(values)
 
 
 @lru_cache(maxsize=1024)
 def _load_overridden(resolved: str, shown: str, mtime_ns: int, size: int,
-                     values: tuple[tuple[str, str, float], ...]) -> DeviceProfile:
+                     values: Values) -> DeviceProfile:
     """The parsed profile with ``values`` set (cached like :func:`_load_path`)."""
-    profile = _load_path(resolved, shown, mtime_ns, size)
-    qs = profile.quantities()
-    update: dict[str, Any] = {}
-    for _, fld, v in values:
-        if fld not in qs:
-            raise AccelsimError.single(shown, fld, f"no such number to override; expected "
-                                       f"one of {', '.join(sorted(qs))}")
-        q = qs[fld]
-        try:
-            type(q).check_bounds(v)
-        except ValueError as e:
-            raise AccelsimError.single(shown, fld, f"override: {e}") from None
-        sec, key = fld.split(".", 1)
-        section = update.get(sec) or getattr(profile, sec)
-        update[sec] = section.model_copy(update={key: q.model_copy(
-            update={"value": v, "range": None})})
-    return profile.model_copy(update=update)
+    return overrides.apply(_load_path(resolved, shown, mtime_ns, size), values, shown)
 
 
 def device_from_dict(data: dict[str, Any], file: str = "<device>") -> DeviceProfile:
