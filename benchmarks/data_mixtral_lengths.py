@@ -21,24 +21,13 @@ from __future__ import annotations
 
 import sys
 
-import numpy as np
-import pandas as pd
-from data_openorca_lengths import BIN, MAX_NEW_TOKENS, histogram
+from data_openorca_lengths import main as openorca_main
 
 GENERATED_MEAN = 52415.9 / 359.173  # MLPerf v4.1 NVIDIA DGX H100 Mixtral Offline summary
 
 
 def main(path: str) -> None:
-    d = pd.read_csv(path)
-    prompt = d["input_length"].to_numpy()
-    ref = d["output_length"].to_numpy().astype(float)
-    out = np.minimum(np.rint(ref * GENERATED_MEAN / ref.mean()), MAX_NEW_TOKENS).astype(int)
-    out = np.maximum(out, 1)
-    for name, x in (("prompt", prompt), ("output", out)):
-        v, w = histogram(x)
-        print(f"# {name}: {len(x)} samples, mean {x.mean():.1f}, max {x.max()}, bins of {BIN}")
-        print(f"values: {v}")
-        print(f"weights: {w}")
+    openorca_main(path, GENERATED_MEAN, show_max=True)
 
 
 if __name__ == "__main__":

@@ -36,15 +36,18 @@ def histogram(x: np.ndarray) -> tuple[list[int], list[int]]:
     return vals, counts
 
 
-def main(path: str) -> None:
+def main(path: str, generated_mean: float = GENERATED_MEAN, show_max: bool = False) -> None:
+    """Print the prompt and output-length histograms of a per-sample lengths CSV, the
+    reference output lengths scaled to ``generated_mean`` (the log's own mean)."""
     d = pd.read_csv(path)
     prompt = d["input_length"].to_numpy()
     ref = d["output_length"].to_numpy().astype(float)
-    out = np.minimum(np.rint(ref * GENERATED_MEAN / ref.mean()), MAX_NEW_TOKENS).astype(int)
+    out = np.minimum(np.rint(ref * generated_mean / ref.mean()), MAX_NEW_TOKENS).astype(int)
     out = np.maximum(out, 1)
     for name, x in (("prompt", prompt), ("output", out)):
         v, w = histogram(x)
-        print(f"# {name}: {len(x)} samples, mean {x.mean():.1f}, bins of {BIN}")
+        top = f", max {x.max()}" if show_max else ""
+        print(f"# {name}: {len(x)} samples, mean {x.mean():.1f}{top}, bins of {BIN}")
         print(f"values: {v}")
         print(f"weights: {w}")
 
