@@ -78,6 +78,17 @@ class StackOverlaps(Strict):
     """ZeRO parameter all-gather overlapped with the next forward."""
     ep_a2a: Feature
     """MoE all-to-all hidden behind another micro-batch's compute."""
+    tp_bwd_async: Feature | None = None
+    """Megatron's asynchronous tensor-parallel backward: a column-parallel linear's (QKV, MLP
+    up) input all-gather (sequence parallel) runs beside its data-gradient GEMM and its
+    gradient reduce-scatter (all-reduce without sequence parallelism) beside its
+    weight-gradient GEMM (``LinearWithGradAccumulationAndAsyncCommunication``). Not given:
+    false (every backward collective exposed)."""
+    cp_kv_ring: Feature | None = None
+    """Context parallelism exchanges K and V in a ring of point-to-point sends overlapped with
+    the attention kernel (Megatron-Core / Transformer Engine); false: K and V are
+    all-gathered before attention and their gradients reduce-scattered after it, exposed
+    (Llama 3's all-gather CP). Not given: true."""
     pp_scatter_gather: Feature | None = None
     """Pipeline sends split over the tensor-parallel ranks and all-gathered on arrival
     (Narayanan et al. 2021 section 4.1: 1/t of the bytes on the inter-node link); false:
@@ -201,14 +212,21 @@ def default_stack(vendor: str, role: str = "training") -> StackProfile | None:
 
 
 def kernel_factors(stack: StackProfile | None) -> dict[str, float]:
-    """The training model's stack columns: ``stack_gemm``, ``stack_attn`` and
-    ``pp_scatter`` (1: pipeline sends scattered over the TP ranks)."""
+    """The training model's stack columns: ``stack_gemm``, ``stack_attn``, ``pp_scatter``
+    (1: pipeline sends scattered over the TP ranks), ``stream_k``, ``tp_async`` (1: Megatron's
+    asynchronous TP backward) and ``cp_allgather`` (1: K/V all-gathered, exposed)."""
     if stack is None:
-        return {"stack_gemm": 1.0, "stack_attn": 1.0, "pp_scatter": 1.0, "stream_k": 0.0}
-    sg = stack.overlaps.pp_scatter_gather if stack.overlaps else None
+        return {"stack_gemm": 1.0, "stack_attn": 1.0, "pp_scatter": 1.0, "stream_k": 0.0,
+                "tp_async": 0.0, "cp_allgather": 0.0}
+    ov = stack.overlaps
+    sg = ov.pp_scatter_gather if ov else None
+    ta = ov.tp_bwd_async if ov else None
+    ring = ov.cp_kv_ring if ov else None
     return {"stack_gemm": stack.kernels.gemm.value, "stack_attn": stack.kernels.attention.value,
             "pp_scatter": 0.0 if sg is not None and not sg.value else 1.0,
-            "stream_k": float(stack.kernels.stream_k.value)}
+            "stream_k": float(stack.kernels.stream_k.value),
+            "tp_async": float(ta is not None and ta.value),
+            "cp_allgather": float(ring is not None and not ring.value)}
 
 
 def memory_terms(stack: StackProfile | None) -> Terms | None:

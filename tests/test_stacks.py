@@ -36,7 +36,8 @@ def test_default_stack_by_vendor():
     assert stacks.default_stack("Huawei").name == "mindspeed"
     assert stacks.default_stack("nobody") is None
     assert stacks.kernel_factors(None) == {"stack_gemm": 1.0, "stack_attn": 1.0, "pp_scatter": 1.0,
-                                           "stream_k": 0.0}
+                                           "stream_k": 0.0, "tp_async": 0.0,
+                                           "cp_allgather": 0.0}
     assert stacks.kernel_factors(stacks.load_stack("deepspeed"))["pp_scatter"] == 0.0
 
 

@@ -17,8 +17,13 @@ communication around them (forward and backward).
                 cast/transpose traffic (recipes.FP8_CAST_*)
   TP            sequence parallel: 2 all-gathers + 2 reduce-scatters of T h e per pass, else
                 2 all-reduces; with TP overlap (userbuffers) 1/t of it exposed, the GEMMs run
-                as t chunks each (t - 1 more ramp-ups)
-  CP            ring exchange of K and V blocks, overlapped with the attention kernel
+                as t chunks each (t - 1 more ramp-ups); with Megatron's asynchronous
+                backward (stack ``tp_bwd_async``) the column-parallel linears' input
+                re-gather and gradient reduce-scatter (all-reduce) run beside their
+                data- and weight-gradient GEMMs (Korthikanti et al. 2022 section 6.2)
+  CP            ring exchange of K and V blocks, overlapped with the attention kernel; or
+                (stack ``cp_kv_ring: false``) all-gathered K and V and reduce-scattered
+                gradients, exposed (Llama 3, arXiv 2407.21783 section 3.3.2)
 """
 
 from __future__ import annotations
@@ -276,14 +281,29 @@ def dense_layer(f: dict[str, Any], u: Micro) -> Layer:
     chunk_cost = (t - 1) * compute(0.0, f)
     t_tp_f = xp.where(ov_tp, t_tp_raw / t + exposed(t_tp_raw * (t - 1) / t, t_gemm_f)
                       + 4 * chunk_cost, t_tp_raw)
+    # Megatron's asynchronous backward (stack tp_async): the column-parallel linears' (QKV,
+    # MLP up) input re-gather (sequence parallel) beside their data-gradient GEMMs and their
+    # gradient reduce-scatter (else all-reduce) beside their weight-gradient GEMMs; the
+    # row-parallel linears' gradient all-gathers stay exposed
+    col = t_qkv + t_up  # one pass of the column-parallel GEMMs
+    ag = coll.all_gather(M_tp, t, u.bw_tp, u.al_tp)
+    t_tp_async = xp.where(f["sequence_parallel"] > 0,
+                          2 * ag + exposed(2 * ag, col)
+                          + exposed(2 * coll.reduce_scatter(M_tp, t, u.bw_tp, u.al_tp), col),
+                          exposed(2 * coll.ring_allreduce(M_tp, t, u.bw_tp, u.al_tp), col))
     t_tp_b = xp.where(ov_tp, t_tp_raw / t + exposed(t_tp_raw * (t - 1) / t, t_gemm_b)
-                      + 8 * chunk_cost, t_tp_raw)
+                      + 8 * chunk_cost,
+                      xp.where((f["tp_async"] > 0) & (t > 1), t_tp_async, t_tp_raw))
 
-    # --- context parallel: ring exchange of K, V blocks, overlapped with attention
+    # --- context parallel: ring exchange of K, V blocks, overlapped with attention; or
+    # (stack cp_allgather, Llama 3) K and V all-gathered before the attention kernel and
+    # their gradients reduce-scattered after it, on the critical path
     M_kv = T * (g.k_w + g.v_w) * e / t
     t_cp_raw = (cp - 1) * coll.p2p(M_kv, u.bw_cp, u.al_cp)
-    t_cp_f = xp.where(cp > 1, exposed(t_cp_raw, t_att_f), 0.0)
-    t_cp_b = xp.where(cp > 1, exposed(2 * t_cp_raw, t_att_b), 0.0)
+    t_cp_ag = coll.all_gather(cp * M_kv, cp, u.bw_cp, u.al_cp)
+    ag_cp = f["cp_allgather"] > 0
+    t_cp_f = xp.where(cp > 1, xp.where(ag_cp, t_cp_ag, exposed(t_cp_raw, t_att_f)), 0.0)
+    t_cp_b = xp.where(cp > 1, xp.where(ag_cp, t_cp_ag, exposed(2 * t_cp_raw, t_att_b)), 0.0)
     return Layer(
         F_qkv=F_qkv, F_out=F_out, F_up=F_up, F_down=F_down, F_attn=F_attn, n_qkv=n_qkv,
         S_bytes=S_bytes, M_tp=M_tp, t_qkv=t_qkv, t_out=t_out, t_up=t_up, t_down=t_down,
