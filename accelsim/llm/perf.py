@@ -13,7 +13,9 @@ Per device, with T tokens in the iteration:
   MoE experts     tokens spread over S = E + redundant expert slots (top-k, balanced as EPLB
                   aims); the slots touched, S (1 - (1 - k/S)^T), are read; the replica's
                   ep = tp x dp devices hold S/ep slots each (expert parallel)
-  TP collectives  2 all-reduces of T h e bytes per layer on the scale-up link (ring)
+  TP collectives  2 all-reduces of T h e bytes per layer on the scale-up link, the fastest of
+                  ring, tree and the engines' direct two-shot kernel (2 latency steps:
+                  :func:`serving_allreduce`); in a named topology its own all-reduce
   DP attention    with dp groups, attention, dense layers and the LM head run per group on
                   T/dp tokens, and each MoE layer adds an all-to-all: every device sends its
                   T/ep tokens x k copies of h to the experts (8-bit dispatch with 8-bit
@@ -187,6 +189,18 @@ def kv_bytes_per_token(model: TransformerModel, tp: int, fmt: str) -> float:
     return 2.0 * kv_local * hd * model.layers * kb
 
 
+def serving_allreduce(M: Any, n: int, bw: float, alpha: float) -> Any:
+    """A tensor-parallel all-reduce of ``M`` bytes inside one scale-up domain as the serving
+    engines run it: the fastest of NCCL's ring (2 (n-1) steps) and tree (2 log2 n steps) and
+    the engines' own two-shot kernel, a direct reduce-scatter and all-gather through the
+    peers' mapped buffers, every peer at once: 2 (n-1)/n M / bw + 2 alpha (TensorRT-LLM
+    ``customAllReduceKernels.cu`` ONESHOT/TWOSHOT, chosen per size in
+    ``customAllReduceUtils.h``; vLLM ``custom_all_reduce.cuh``; SGLang's copy of it)."""
+    direct = 2.0 * (n - 1) / n * np.asarray(M, dtype=float) / bw + 2.0 * alpha
+    return np.minimum(np.minimum(coll.ring_allreduce(M, n, bw, alpha),
+                                 coll.tree_allreduce(M, n, bw, alpha)), direct)
+
+
 def _layer_costs(T: np.ndarray, r: Replica, spec: DeviceSpec, model: TransformerModel,
                  peak_w: float, peak_a: float, wb: float
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -221,7 +235,7 @@ def _layer_costs(T: np.ndarray, r: Replica, spec: DeviceSpec, model: Transformer
     bw_in = spec.scaleup_bw_Bps * spec.eff_comm
     fabric = topology.of(spec)  # placed in a topology: its all-reduce (NVLS, mesh, torus)
     tp_comm = (2 * topology.allreduce_s(fabric, Tg * h * ACT_BYTES, tp) if fabric else
-               2 * coll.ring_allreduce(Tg * h * ACT_BYTES, tp, bw_in, spec.scaleup_latency_s)) \
+               2 * serving_allreduce(Tg * h * ACT_BYTES, tp, bw_in, spec.scaleup_latency_s)) \
         if tp > 1 else 0.0
     per_layer = attn + elementwise + tp_comm + KERNELS_PER_LAYER * spec.kernel_overhead_s
     zero = np.zeros_like(T)

@@ -7,7 +7,12 @@ from accelsim import collectives as coll
 from accelsim.devices import load_device
 from accelsim.errors import AccelsimError
 from accelsim.llm.job import Replica
-from accelsim.llm.perf import KERNELS_PER_LAYER, kv_bytes_per_token, replica_model
+from accelsim.llm.perf import (
+    KERNELS_PER_LAYER,
+    kv_bytes_per_token,
+    replica_model,
+    serving_allreduce,
+)
 from accelsim.precision import BYTES
 from accelsim.runtime import RUNTIME_RESERVE_BYTES
 from accelsim.transformer.model import load_model
@@ -30,10 +35,29 @@ def test_decode_at_batch_one_is_the_weight_read_plus_fixed_costs():
     rm = replica_model(Replica(device="h100-sxm", model="llama2-70b", tp=tp))
     mem = H100.memory_bw_Bps * H100.eff_memory
     read = _linear_weights(L70) * BYTES["bf16"] / tp / mem
-    fixed = L70.layers * (KERNELS_PER_LAYER * H100.kernel_overhead_s + 2 * coll.ring_allreduce(
-        L70.hidden * 2.0, tp, H100.scaleup_bw_Bps * H100.eff_comm, H100.scaleup_latency_s))
+    # the engines' two-shot all-reduce of one token's activations: two latency steps
+    bw = H100.scaleup_bw_Bps * H100.eff_comm
+    two_shot = 2 * (tp - 1) / tp * L70.hidden * 2.0 / bw + 2 * H100.scaleup_latency_s
+    fixed = L70.layers * (KERNELS_PER_LAYER * H100.kernel_overhead_s + 2 * two_shot)
     # one token: the weights dominate; activations and per-token traffic add < 1 %
     assert float(rm.linear_s[1]) == pytest.approx(read + fixed, rel=0.01)
+
+
+def test_serving_allreduce_is_the_fastest_of_ring_tree_and_two_shot():
+    """Small messages: the two-shot kernel's 2 latency steps (ring 2 (n-1), tree 2 log2 n);
+    large ones: every algorithm moves 2 (n-1)/n M, so the bandwidth term is the ring's; at
+    n = 2 the ring is already two steps."""
+    bw, a = H100.scaleup_bw_Bps * H100.eff_comm, H100.scaleup_latency_s
+    small = 16384 * 2.0
+    assert float(serving_allreduce(small, 8, bw, a)) == pytest.approx(
+        2 * 7 / 8 * small / bw + 2 * a, rel=1e-12)
+    assert float(serving_allreduce(small, 8, bw, a)) < float(coll.tree_allreduce(small, 8, bw, a))
+    big = 8192 * 16384 * 2.0
+    assert float(serving_allreduce(big, 8, bw, a)) == pytest.approx(
+        float(coll.ring_allreduce(big, 8, bw, a)), rel=0.05)
+    for M in (small, big):
+        assert float(serving_allreduce(M, 2, bw, a)) == pytest.approx(
+            float(coll.ring_allreduce(M, 2, bw, a)), rel=1e-12)
 
 
 def test_long_prefill_is_compute_bound():
