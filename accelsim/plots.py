@@ -143,9 +143,12 @@ def label(name: str) -> str:
 def sweep_plot(df: Any, out: str | Path, x: str | None = None, y: str | None = None,
                hue: str | None = None, z: str | None = None, kind: str | None = None,
                level: float = 1.0, title: str | None = None,
-               labels: dict[str, str] | None = None) -> list[Path]:
+               labels: dict[str, str] | None = None,
+               base: dict[str, float] | None = None,
+               base_label: str = "seed scenario") -> list[Path]:
     """Line (with 5-95 % bands when present), Pareto scatter, break-even contour or tornado.
-    ``labels`` overrides the axis label of any column."""
+    ``labels`` overrides the axis label of any column. ``base`` marks the base case: a point
+    where it gives both ``x`` and ``y``, a vertical line where it gives ``x`` only."""
     names = labels or {}
 
     def lab(col: str) -> str:
@@ -215,10 +218,28 @@ def sweep_plot(df: Any, out: str | Path, x: str | None = None, y: str | None = N
         ax.set_ylabel(lab(y))
         if hue is not None or kind == "scatter" or any("[p05]" in c for c in df.columns):
             ax.legend(fontsize=8)
+    if base and x in base and kind != "tornado":
+        _mark_base(ax, base[x], base.get(y) if y else None, base_label)
     ax.grid(alpha=0.3)
     if title:
         ax.set_title(title, fontsize=10)
     return save(fig, folder, stem)
+
+
+def _mark_base(ax: Any, x: float, y: float | None, text: str) -> None:
+    """The base case on a plot: a star at (x, y), else a dashed vertical line at x; labelled
+    on the side with room (left of the mark in the axis' right half)."""
+    lo, hi = ax.get_xlim()
+    right = x > (lo + hi) / 2
+    dx, ha = (-6, "right") if right else (6, "left")
+    if y is None:
+        ax.axvline(x, color="k", ls="--", lw=1)
+        ax.annotate(text, (x, 1.0), xycoords=("data", "axes fraction"), xytext=(dx, -12),
+                    textcoords="offset points", fontsize=8, ha=ha)
+    else:
+        ax.plot([x], [y], marker="*", ms=14, color="k", mec="w", zorder=5)
+        ax.annotate(text, (x, y), xytext=(dx, 6), textcoords="offset points", fontsize=8, ha=ha,
+                    bbox={"boxstyle": "round", "fc": "w", "alpha": 0.8, "lw": 0})
 
 
 # Sweep result columns that are neither parameters nor metrics.
