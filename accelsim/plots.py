@@ -174,7 +174,7 @@ def sweep_plot(df: Any, out: str | Path, x: str | None = None, y: str | None = N
         ax.set_ylabel(lab(y))
     elif kind == "tornado":
         metric = y or next(c for c in df.columns if _is_metric(c, df))
-        base = float(df[metric].iloc[0])
+        nominal = float(df[metric].iloc[0])
         bars = []
         for p in params:
             vals = df[p].to_numpy(dtype=float)
@@ -186,14 +186,14 @@ def sweep_plot(df: Any, out: str | Path, x: str | None = None, y: str | None = N
             if len(sub) == 0:
                 continue
             lo, hi = float(sub[metric].min()), float(sub[metric].max())
-            bars.append((p, lo - base, hi - base))
+            bars.append((p, lo - nominal, hi - nominal))
         bars.sort(key=lambda b: abs(b[2] - b[1]))
         for i, (_name, lo, hi) in enumerate(bars):
             ax.barh(i, hi, color="C0")
             ax.barh(i, lo, color="C3")
         ax.set_yticks(range(len(bars)), [b[0] for b in bars], fontsize=8)
         ax.axvline(0, color="k", lw=1)
-        ax.set_xlabel(f"change of {lab(metric)} from the nominal point ({base:.4g})")
+        ax.set_xlabel(f"change of {lab(metric)} from the nominal point ({nominal:.4g})")
     else:
         if not (x and y):
             raise ValueError(f"{kind} needs --x and --y")
