@@ -56,35 +56,61 @@ def fleet_figure(fleets: list[dict[str, Any]], demand: dict[str, float], title: 
     """Per workload, the fleet's capacity against TCO: a ``volume`` workload (training) what is
     left after the ``capacity`` workloads (serving) are covered, which is what its demand
     sees; a capacity workload the whole fleet's (allocation would show only the demand).
-    Pareto frontier marked; fleets that break a rule drawn hollow; demand dashed."""
+    One colour and one Pareto frontier per purchase year (fleets of different years are not
+    alternatives); fleets that break a rule drawn hollow; demand dashed."""
     names = list(demand)
     fig, axes = plt.subplots(1, len(names), figsize=(6.5 * len(names), 5), squeeze=False)
     tco = np.array([f["tco_usd_per_year"] for f in fleets]) / 1e9
     ok = np.array([not f["violations"] for f in fleets])
+    year = np.array([f.get("year") or 0 for f in fleets])
     for ax, wl in zip(axes[0], names, strict=True):
         info = [f["workloads"][wl] for f in fleets]
         whole = info[0]["role"] == "capacity"
         val = np.array([i["capacity_whole_fleet" if whole else "capacity"] for i in info],
                        dtype=float)
+        scale, word = _magnitude(np.append(val, demand[wl]))
         label = f"{wl}: {'whole fleet' if whole else 'after capacity workloads'} " \
-                f"({info[0]['unit']})"
-        front = pareto_front(np.where(ok, tco, np.inf), np.where(ok, val, -np.inf))
-        front = front[ok[front]]
-        ax.plot(tco[front], val[front], "-", color="0.6", zorder=1, label="Pareto frontier")
-        ax.scatter(tco[ok], val[ok], s=60, color="C0", zorder=2, label="within rules")
-        if (~ok).any():
-            ax.scatter(tco[~ok], val[~ok], s=60, facecolors="none", edgecolors="C3", zorder=2,
-                       label="breaks a rule")
-        for f, x, y in zip(fleets, tco, val, strict=True):
-            ax.annotate(f["name"], (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
-        ax.axhline(demand[wl], color="C2", ls="--", lw=1, label="demand")
-        ax.ticklabel_format(useOffset=False, axis="y")
+                f"({word}{info[0]['unit']})"
+        for k, yr in enumerate(sorted(set(year.tolist()))):
+            colour, mine = f"C{k}", year == yr
+            when = f"bought {yr}" if yr else "fleets"
+            front = pareto_front(np.where(ok & mine, tco, np.inf),
+                                 np.where(ok & mine, val, -np.inf))
+            front = front[(ok & mine)[front]]
+            ax.plot(tco[front], val[front] / scale, "-", color=colour, alpha=0.5, zorder=1,
+                    label=f"{when}: Pareto frontier")
+            ax.scatter(tco[ok & mine], val[ok & mine] / scale, s=60, color=colour, zorder=2,
+                       label=f"{when}: within rules")
+            if (~ok & mine).any():
+                ax.scatter(tco[~ok & mine], val[~ok & mine] / scale, s=60, facecolors="none",
+                           edgecolors=colour, zorder=2, label=f"{when}: breaks a rule")
+        mid = (tco.min() + tco.max()) / 2
+        for f, x, y in zip(fleets, tco, val / scale, strict=True):
+            right = x > mid
+            ax.annotate(f["name"], (x, y), textcoords="offset points", fontsize=8,
+                        xytext=(-5 if right else 5, 5), ha="right" if right else "left")
+        ax.axhline(demand[wl] / scale, color="k", ls="--", lw=1, label="demand")
         ax.set_xlabel("TCO (billion USD per year)")
         ax.set_ylabel(label)
+        ax.margins(x=0.08, y=0.08)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="lower right")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=8,
+               frameon=False)
     fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     return fig
+
+
+def _magnitude(values: np.ndarray) -> tuple[float, str]:
+    """A factor and its word for numbers a person reads (thousand ... billion), so axes carry
+    their unit instead of an offset exponent: the largest power of 1,000 below the maximum."""
+    top = float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 0.0
+    for factor, word in ((1e12, "trillion "), (1e9, "billion "), (1e6, "million "),
+                         (1e3, "thousand ")):
+        if top >= factor:
+            return factor, word
+    return 1.0, ""
 
 
 def uncertainty_figure(summary: dict[str, Any], title: str) -> Any:

@@ -536,32 +536,3 @@ def test_a_training_blocks_resilience_moves_its_throughput_whatever_the_grid(tmp
     alone, after = sweep([3600.0], "alone"), sweep([0.0, 3600.0], "after")
     assert after[3600.0] == alone[3600.0] < after[0.0]
 
-
-def test_a_plot_marks_its_base_case(tmp_path):
-    """``base`` puts a star at (x, y) when both are given, a dashed line at x otherwise."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from accelsim import plots
-
-    df = pd.DataFrame({"a": [0.0, 1.0, 2.0, 0.0, 1.0, 2.0], "b": [1.0, 1.0, 1.0, 2.0, 2.0, 2.0],
-                       "device.x.y": [0.5, 1.0, 1.5, 0.4, 0.9, 1.4]})
-    seen = []
-    real_save = plots.save
-    plots.save = lambda fig, folder, stem: seen.append(fig) or []
-    try:
-        plots.sweep_plot(df, tmp_path / "c.png", x="a", y="b", z="device.x.y", kind="contour",
-                         base={"a": 1.5, "b": 1.2})
-        plots.sweep_plot(df[df.b == 1.0], tmp_path / "l.png", x="a", y="device.x.y",
-                         kind="line", base={"a": 0.5})
-    finally:
-        plots.save = real_save
-    star = [ln for ln in seen[0].axes[0].lines if ln.get_marker() == "*"]
-    assert len(star) == 1 and list(star[0].get_xdata()) == [1.5] \
-        and list(star[0].get_ydata()) == [1.2]
-    vline = [ln for ln in seen[1].axes[0].lines if ln.get_linestyle() == "--"]
-    assert len(vline) == 1 and list(vline[0].get_xdata()) == [0.5, 0.5]
-    for fig in seen:
-        plt.close(fig)
