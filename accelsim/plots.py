@@ -123,13 +123,13 @@ def uncertainty_figure(summary: dict[str, Any], title: str) -> Any:
                                                         + 1.6), squeeze=False, sharey=True)
     y = np.arange(len(names))[::-1]
     for ax, m in zip(axes[0], metrics, strict=True):
-        scale = 1e9 if m == "tco_usd_per_year" else 1.0
-        lo = np.array([bands[f][m]["p05"] for f in names]) / scale
-        mid = np.array([bands[f][m]["p50"] for f in names]) / scale
-        hi = np.array([bands[f][m]["p95"] for f in names]) / scale
+        raw = np.array([[bands[f][m][q] for q in ("p05", "p50", "p95")] for f in names])
+        scale, word = (1e9, "billion ") if m == "tco_usd_per_year" else _magnitude(raw)
+        lo, mid, hi = (raw / scale).T
         ax.errorbar(mid, y, xerr=[mid - lo, hi - mid], fmt="o", color="C0", capsize=3)
-        ax.set_xlabel("TCO (billion USD per year)" if scale > 1 else
-                      f"{m.removesuffix('_capacity')}: capacity allocated")
+        ax.set_xlabel("TCO (billion USD per year)" if m == "tco_usd_per_year" else
+                      f"{m.removesuffix('_capacity')}: capacity allocated"
+                      + (f" ({word.strip()})" if word else ""))
         ax.grid(alpha=0.3, axis="x")
     axes[0][0].set_yticks(y, names)
     fig.suptitle(f"{title}: median and 5-95 % band over {summary['draws']} draws")

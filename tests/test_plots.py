@@ -60,3 +60,15 @@ def test_the_fleet_chart_draws_one_frontier_per_purchase_year_in_readable_units(
 def test_magnitude_words():
     assert plots._magnitude(np.array([3.2e10])) == (1e9, "billion ")
     assert plots._magnitude(np.array([12.0])) == (1.0, "")
+
+
+def test_the_uncertainty_bands_read_in_words_not_exponents():
+    band = {"p05": 2.0e7, "p50": 3.0e7, "p95": 4.0e7}
+    summary = {"draws": 10, "bands": {
+        "a": {"tco_usd_per_year": {"p05": 1e9, "p50": 2e9, "p95": 3e9}, "training_capacity": band},
+        "b": {"tco_usd_per_year": {"p05": 2e9, "p50": 3e9, "p95": 4e9}, "training_capacity": band}}}
+    fig = plots.uncertainty_figure(summary, "t")
+    fig.canvas.draw()
+    assert fig.axes[1].get_xlabel() == "training: capacity allocated (million)"
+    assert all(ax.xaxis.get_offset_text().get_text() == "" for ax in fig.axes)
+    plt.close(fig)
