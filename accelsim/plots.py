@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -236,6 +237,8 @@ def sweep_plot(df: Any, out: str | Path, x: str | None = None, y: str | None = N
             if f"{y} [p05]" in g and f"{y} [p95]" in g:
                 ax.fill_between(g[x], g[f"{y} [p05]"], g[f"{y} [p95]"], alpha=0.2,
                                 label=None if legend else "5-95 % band")
+        with contextlib.suppress(AttributeError):  # a categorical axis has no offset
+            ax.ticklabel_format(useOffset=False)
         if kind == "scatter":
             fr = pareto_front(df[x].to_numpy(dtype=float), df[y].to_numpy(dtype=float))
             ax.plot(df[x].to_numpy()[fr], df[y].to_numpy()[fr], "-", color="k", lw=1.5,
