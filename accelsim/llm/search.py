@@ -161,6 +161,11 @@ BRACKET = 0.02
 
 Search = Generator[float, bool, float]
 
+# The plain search's 1 % probe is made once the bisection's upper end falls to this share of
+# the saturated rate with no rate passed (after two failed midpoints), as the answer 0 then
+# becomes likely; if a rate passes before, it is never made.
+FLOOR_BY = 0.6
+
 
 def _drive(gen: Search, job: LLMJob, d: Draws, rms: list[ReplicaModel], file: str
            ) -> float:
@@ -178,21 +183,34 @@ def _bisection(cap: float, start: float | None = None) -> Search:
     (yields a rate, is sent whether it passes, returns the answer): twice the saturated
     rate ``cap`` passes (answer: it), 1 % of it fails (answer 0; requests barely queue
     there, so a long prompt's prefill alone breaks the TTFT), else bisection to 1 %. With
-    ``start``, the bracket comes from widening +-:data:`BRACKET` around it instead."""
+    ``start``, the bracket comes from widening +-:data:`BRACKET` around it instead.
+
+    The 1 % probe (a whole run: at that load every request must be judged before it can
+    pass) is made only when the bisection needs its verdict: when no rate above it passed
+    (once :data:`FLOOR_BY` says none may, or at the end).
+    A rate that meets the SLO is taken to mean that 1 % of saturation meets it too (the
+    same requests, spread 100x or more further apart; tests hold the answers to the plain
+    order's, which probes it second)."""
     lo, hi = 0.01 * cap, 2.0 * cap
+    floor_known = True  # whether ``lo`` is known to meet the SLO
     if start is not None and lo < start < hi:
         lo, hi = yield from _bracket(start, lo, hi)
     else:
         if (yield hi):
             return hi
-        if not (yield lo):
-            return 0.0
+        floor_known = False
     while hi - lo > 0.01 * hi:
+        if not floor_known and hi <= FLOOR_BY * cap:  # likely none passes: settle it now
+            if not (yield lo):
+                return 0.0
+            floor_known = True
         mid = 0.5 * (lo + hi)
         if (yield mid):
-            lo = mid
+            lo, floor_known = mid, True
         else:
             hi = mid
+    if not floor_known and not (yield lo):
+        return 0.0
     return lo
 
 

@@ -74,3 +74,55 @@ def test_a_bracketed_search_lands_within_the_plain_ones_resolution():
         for a, b in zip(near["per_replication_rps"], plain["per_replication_rps"],
                         strict=True):
             assert a == pytest.approx(b, rel=0.021)
+
+
+def _plain_order(cap: float):
+    """The bisection as it was, probing 1 % of saturation second (the reference)."""
+    lo, hi = 0.01 * cap, 2.0 * cap
+    if (yield hi):
+        return hi
+    if not (yield lo):
+        return 0.0
+    while hi - lo > 0.01 * hi:
+        mid = 0.5 * (lo + hi)
+        if (yield mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+@pytest.mark.parametrize("slo", [{"ttft_ms": 1500, "tpot_ms": 60, "attainment": 0.95},
+                                 {"ttft_ms": 1500, "tpot_ms": 60, "attainment": 0.999},
+                                 {"ttft_ms": 300, "tpot_ms": 60, "attainment": 0.99},
+                                 {"ttft_ms": 60, "tpot_ms": 20, "attainment": 0.99}])
+def test_the_bisection_answers_as_the_plain_order_with_fewer_whole_runs(slo):
+    """Deferring the 1 % probe (made only when no higher rate passed) gives the plain
+    order's answer per replication, with an SLO the replica meets near saturation, one it
+    meets far below it, and one it never meets (answer 0)."""
+    job = _job(slo=slo)
+    rms = models(job)
+    for rep in range(job.sim.replications):
+        d = draw(job, job.sim.seed + rep)
+        cap = S._cap(job, rms, d)
+        asked: list[float] = []
+
+        def passes(rate, d=d, asked=asked):
+            asked.append(rate)
+            return S._passes(job, rate, d, rms, "t")
+
+        def drive(gen):
+            rate = next(gen)
+            while True:
+                try:
+                    rate = gen.send(passes(rate))
+                except StopIteration as stop:
+                    return stop.value
+
+        new = drive(S._bisection(cap))
+        n_new = len(asked)
+        asked.clear()
+        assert new == drive(_plain_order(cap))
+        assert n_new <= len(asked) + 2  # at most two more probes when none passes
+        if new > S.FLOOR_BY * cap:  # a rate passed first: the 1 % probe was not needed
+            assert n_new == len(asked) - 1
