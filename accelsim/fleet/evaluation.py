@@ -93,7 +93,9 @@ def evaluate_full(sc: Scenario, progress: Progress | None = None,
 
     tasks = [(specs, profiles[ref], ctx) for ref, specs in todo.items()]
     refs_todo = list(todo)
-    for i, per in parallel.imap(_evaluate_device, tasks):
+    # serving workloads run compiled simulators (training's model is plain numpy)
+    compiled = any(workloads.of(s).kind != "training" for s in (sc.workloads[n] for n in names))
+    for i, per in parallel.imap(_evaluate_device, tasks, compiled):
         done(refs_todo[i], per)
         if progress:
             for name in per:

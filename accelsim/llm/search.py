@@ -142,9 +142,9 @@ def search(job: LLMJob, file: str = "job", rms: list[ReplicaModel] | None = None
     x = np.asarray(found)
     half = 0.0
     if len(x) > 1:
-        from scipy import stats
+        from scipy.special import stdtrit  # scipy.stats.t.ppf's own (importing stats: 0.3 s)
 
-        half = float(stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
+        half = float(stdtrit(len(x) - 1, 0.975) * x.std(ddof=1) / math.sqrt(len(x)))
     out = {"max_rps_at_slo": float(x.mean()), "ci95_low_rps": max(float(x.mean() - half), 0.0),
            "ci95_high_rps": float(x.mean() + half), "per_replication_rps": x.tolist(),
            "slo_ttft_ms": job.slo.ttft_ms, "slo_tpot_ms": job.slo.tpot_ms,

@@ -260,7 +260,7 @@ class LLMServing(Workload[LLMServingSpec]):
                 else:
                     todo.append((ref, tp, k))
         tasks = [(self, spec, state.base[ref], tp, ctx) for ref, tp, _ in todo]
-        for i, curve in parallel.imap(_curve_task, tasks):
+        for i, curve in parallel.imap(_curve_task, tasks, compiled=True):
             ref, tp, k = todo[i]
             state.curves[(ref, tp)] = curve
             cache.put("llm-curve", k, curve)

@@ -126,3 +126,12 @@ def test_the_bisection_answers_as_the_plain_order_with_fewer_whole_runs(slo):
         assert n_new <= len(asked) + 2  # at most two more probes when none passes
         if new > S.FLOOR_BY * cap:  # a rate passed first: the 1 % probe was not needed
             assert n_new == len(asked) - 1
+
+
+def test_the_interval_uses_scipy_stats_t_quantile():
+    """The 95 % interval's Student t quantile (scipy.special.stdtrit, to spare importing
+    scipy.stats) is scipy.stats.t.ppf's exactly."""
+    from scipy import special, stats
+
+    for df in range(1, 60):
+        assert special.stdtrit(df, 0.975) == stats.t.ppf(0.975, df)
