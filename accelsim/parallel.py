@@ -44,16 +44,21 @@ def warm_compiled() -> None:
     cpu_target.target_context.refresh()
 
 
-def imap(fn: Callable[..., T], tasks: Sequence[tuple[Any, ...]], compiled: bool = False
-         ) -> Iterator[tuple[int, T]]:
+def imap(fn: Callable[..., T], tasks: Sequence[tuple[Any, ...]], compiled: bool = False,
+         preload: Sequence[str] = ()) -> Iterator[tuple[int, T]]:
     """``(index, fn(*task))`` for every task, as each finishes (in worker processes when
     :func:`workers` gives more than one, else here in order). ``compiled``: the tasks run
-    numba kernels, so the workers are forked after :func:`warm_compiled`."""
+    numba kernels, so the workers are forked after :func:`warm_compiled`; ``preload``:
+    modules the tasks import, imported here first so that the workers inherit them."""
     n = workers(len(tasks))
     if n == 1:
         for i, task in enumerate(tasks):
             yield i, fn(*task)
         return
+    import importlib
+
+    for name in preload:
+        importlib.import_module(name)
     if compiled:
         warm_compiled()
     import multiprocessing as mp
