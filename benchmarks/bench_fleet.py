@@ -16,7 +16,8 @@ Run: ``python benchmarks/bench_fleet.py [--quick] [--only NAME ...] [--repeat N]
 cold (``--repeat`` cold runs of each fleet command, wall and CPU seconds; with
 ``--baseline``, alternately with the same commands on another version's source tree,
 e.g. ``git archive <commit> | tar -x -C DIR``, so that both see the same load), fleet,
-uncertainty, report, sweep, batch, serve-llm. Each command's CPU seconds (user + system,
+uncertainty, report, sweep, batch, chatbot (its full evaluation in this process: scheduler
+runs and CPU seconds), serve-llm. Each command's CPU seconds (user + system,
 with its worker processes) are printed beside its wall time: on a shared machine the wall
 time follows the other jobs' load, the CPU time much less.
 """
@@ -192,6 +193,36 @@ def batch() -> None:
          ">= 100k/s", r >= 1e5, BEFORE["batch"])
 
 
+def chatbot() -> None:
+    """The seed chatbot's full evaluation on the scenario's devices in this process (kernels
+    loaded first): scheduler runs (capacity probes) and CPU seconds."""
+    from accelsim import workloads
+    from accelsim.fleet.evaluation import resolve_devices
+    from accelsim.fleet.scenario import load_scenario
+    from accelsim.llm import search
+
+    sc = load_scenario(SCENARIO)
+    ctx, profiles = sc.context(str(SCENARIO)), resolve_devices(sc)
+    spec = sc.workloads["chatbot"]
+    w = workloads.of(spec)
+    w._evaluate(spec, next(iter(profiles.values())), ctx)  # type: ignore[attr-defined]
+    runs = [0]
+    judged = search._passes
+
+    def counted(*args: object) -> bool:
+        runs[0] += 1
+        return judged(*args)  # type: ignore[arg-type]
+
+    search._passes = counted  # type: ignore[assignment]
+    t = time.process_time()
+    for dev in profiles.values():
+        w._evaluate(spec, dev, ctx)  # type: ignore[attr-defined]
+    cpu = time.process_time() - t
+    search._passes = judged  # type: ignore[assignment]
+    _row(f"the chatbot's full evaluation, {len(profiles)} devices, one process",
+         f"{cpu:.2f} s CPU, {runs[0]} runs", "-", True, "-")
+
+
 def serve_llm(tmp: Path) -> None:
     job = ROOT / "configs" / "jobs" / "chatbot-llama2-70b-h100.yaml"
     env = _env(tmp / "cache-llm")
@@ -219,7 +250,7 @@ def main() -> None:
             "uncertainty": lambda: uncertainty(tmp, 200 if a.quick else 1000),
             "report": lambda: report(tmp),
             "sweep": lambda: sweep(2500 if a.quick else 10_000),
-            "batch": batch, "serve-llm": lambda: serve_llm(tmp)}
+            "batch": batch, "chatbot": chatbot, "serve-llm": lambda: serve_llm(tmp)}
     try:
         for name, fn in runs.items():
             if a.only is None or name in a.only:
