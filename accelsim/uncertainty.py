@@ -193,7 +193,7 @@ def monte_carlo(sc: Any, n: int = 100, seed: int = 1, file: str = "scenario",
         tasks = [(i, min(i + CHUNK, n)) for i in range(0, n, CHUNK)]
         got: dict[int, list[dict[str, Any]]] = {}
         done = 0
-        for k, rows in parallel.imap(_draw_rows, tasks):
+        for k, rows in parallel.imap(_draw_rows, tasks, compiled=True):
             got[k] = rows
             done += tasks[k][1] - tasks[k][0]
             if progress:

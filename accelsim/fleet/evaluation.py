@@ -93,7 +93,12 @@ def evaluate_full(sc: Scenario, progress: Progress | None = None,
 
     tasks = [(specs, profiles[ref], ctx) for ref, specs in todo.items()]
     refs_todo = list(todo)
-    for i, per in parallel.imap(_evaluate_device, tasks):
+    # serving workloads run compiled simulators (training's model is plain numpy); the
+    # workers inherit scipy.optimize (training's goodput optimum; the fleet MILP's here
+    # next) and the simulators' modules instead of each importing them
+    compiled = any(workloads.of(s).kind != "training" for s in (sc.workloads[n] for n in names))
+    preload = ("scipy.optimize", "accelsim.serving.sim", "accelsim.llm.sim")
+    for i, per in parallel.imap(_evaluate_device, tasks, compiled, preload):
         done(refs_todo[i], per)
         if progress:
             for name in per:

@@ -86,8 +86,8 @@ def capacity(job: LLMJob, file: str = "job", rms: list[ReplicaModel] | None = No
 
 
 def search(job: LLMJob, file: str = "job", rms: list[ReplicaModel] | None = None,
-           loses: Callable[[float], bool] | None = None, guess: float | None = None
-           ) -> dict[str, Any] | None:
+           loses: Callable[[float], bool] | None = None, guess: float | None = None,
+           ratio: float | None = None) -> dict[str, Any] | None:
     """Highest request rate whose goodput fraction meets ``slo.attainment``, per
     replication (bisection on common random numbers, 1 % resolution), with the mean and a
     95 % confidence interval (Student t) over ``sim.replications`` seeds.
@@ -99,7 +99,11 @@ def search(job: LLMJob, file: str = "job", rms: list[ReplicaModel] | None = None
     starting upper end of the replications to come) cannot, it stops and returns None.
     Neither changes the answer. ``guess`` (fast searches only; it moves the answer within
     the 1 % resolution): the first replication's bisection starts from a bracket around
-    it, each later one from a bracket around the one before's answer."""
+    it, each later one from a bracket around the one before's answer.
+
+    ``ratio`` (a likely answer over the saturated rate, e.g. another replica size's) and,
+    without a rival, the replications already answered guide each bisection
+    (:func:`_guided`): the same answer, from fewer probes."""
     if job.slo is None:
         raise AccelsimError.single(file, "slo", "--capacity needs slo.ttft_ms and slo.tpot_ms")
     rms = rms or models(job, file)
@@ -119,8 +123,14 @@ def search(job: LLMJob, file: str = "job", rms: list[ReplicaModel] | None = None
         for rep, (d, cap) in enumerate(zip(draws, caps, strict=True)):
             found.append(_drive(_bisection(cap, guess if rep == 0 else found[-1]),
                                 job, d, rms, file))
+    elif loses is None:  # sequential: each guided by the answers before it
+        for d, cap in zip(draws, caps, strict=True):
+            done = [f / c for f, c in zip(found, caps, strict=False) if f > 0]
+            r = float(np.mean(done)) if done else ratio
+            found.append(_drive(_guided(cap, r) if r else _bisection(cap), job, d, rms, file))
     else:
-        gens = [_bisection(cap) for cap in caps]
+        # against a rival, only the failing pivot (a bound that may stop the search early)
+        gens = [_guided(cap, ratio, False) if ratio else _bisection(cap) for cap in caps]
         rates: list[float | None] = [next(g) for g in gens]
         result = [0.0] * len(gens)
         while any(r is not None for r in rates):
@@ -142,9 +152,9 @@ def search(job: LLMJob, file: str = "job", rms: list[ReplicaModel] | None = None
     x = np.asarray(found)
     half = 0.0
     if len(x) > 1:
-        from scipy import stats
+        from scipy.special import stdtrit  # scipy.stats.t.ppf's own (importing stats: 0.3 s)
 
-        half = float(stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
+        half = float(stdtrit(len(x) - 1, 0.975) * x.std(ddof=1) / math.sqrt(len(x)))
     out = {"max_rps_at_slo": float(x.mean()), "ci95_low_rps": max(float(x.mean() - half), 0.0),
            "ci95_high_rps": float(x.mean() + half), "per_replication_rps": x.tolist(),
            "slo_ttft_ms": job.slo.ttft_ms, "slo_tpot_ms": job.slo.tpot_ms,
@@ -160,6 +170,11 @@ def search(job: LLMJob, file: str = "job", rms: list[ReplicaModel] | None = None
 BRACKET = 0.02
 
 Search = Generator[float, bool, float]
+
+# The plain search's 1 % probe is made once the bisection's upper end falls to this share of
+# the saturated rate with no rate passed (after two failed midpoints), as the answer 0 then
+# becomes likely; if a rate passes before, it is never made.
+FLOOR_BY = 0.6
 
 
 def _drive(gen: Search, job: LLMJob, d: Draws, rms: list[ReplicaModel], file: str
@@ -178,22 +193,89 @@ def _bisection(cap: float, start: float | None = None) -> Search:
     (yields a rate, is sent whether it passes, returns the answer): twice the saturated
     rate ``cap`` passes (answer: it), 1 % of it fails (answer 0; requests barely queue
     there, so a long prompt's prefill alone breaks the TTFT), else bisection to 1 %. With
-    ``start``, the bracket comes from widening +-:data:`BRACKET` around it instead."""
+    ``start``, the bracket comes from widening +-:data:`BRACKET` around it instead.
+
+    The 1 % probe (a whole run: at that load every request must be judged before it can
+    pass) is made only when the bisection needs its verdict: when no rate above it passed
+    (once :data:`FLOOR_BY` says none may, or at the end).
+    A rate that meets the SLO is taken to mean that 1 % of saturation meets it too (the
+    same requests, spread 100x or more further apart; tests hold the answers to the plain
+    order's, which probes it second)."""
     lo, hi = 0.01 * cap, 2.0 * cap
+    floor_known = True  # whether ``lo`` is known to meet the SLO
     if start is not None and lo < start < hi:
         lo, hi = yield from _bracket(start, lo, hi)
     else:
         if (yield hi):
             return hi
-        if not (yield lo):
-            return 0.0
+        floor_known = False
     while hi - lo > 0.01 * hi:
+        if not floor_known and hi <= FLOOR_BY * cap:  # likely none passes: settle it now
+            if not (yield lo):
+                return 0.0
+            floor_known = True
         mid = 0.5 * (lo + hi)
         if (yield mid):
-            lo = mid
+            lo, floor_known = mid, True
         else:
             hi = mid
+    if not floor_known and not (yield lo):
+        return 0.0
     return lo
+
+
+# A guided bisection's pivots: the plain path's rates predicted to pass at most 1 - PIVOT
+# of the guessed answer, or to fail at least 1 + PIVOT of it (replications of the seed
+# chatbot differ by about 2 % in answer over saturated rate).
+PIVOT = 0.03
+
+
+def _guided(cap: float, ratio: float, below: bool = True) -> Search:
+    """:func:`_bisection`'s answer, with its probes' verdicts inferred where a probe already
+    made settles them: a rate below one that met the SLO meets it, a rate above one that
+    missed misses (the verdict taken as monotone in the rate, as the bisection itself
+    does). It first probes two rates of the path the plain bisection would take if the
+    answer were ``ratio x cap``: the highest predicted to pass below 1 - :data:`PIVOT` of
+    it and the lowest predicted to fail above 1 + :data:`PIVOT` (each a probe the plain
+    search makes when the guess is right), then walks the plain path, probing only the
+    rates neither settles: the passing runs far below the answer (each a whole run) are
+    skipped. ``below`` False: no pivot below the guess."""
+    t = ratio * cap
+    path: list[tuple[float, bool]] = []
+    plan = _bisection(cap)
+    try:
+        rate = next(plan)
+        while True:
+            path.append((rate, rate <= t))
+            rate = plan.send(rate <= t)
+    except StopIteration:
+        pass
+    passes = [r for r, ok in path if below and ok and r <= t * (1 - PIVOT)]
+    fails = [r for r, ok in path if not ok and r >= t * (1 + PIVOT)]
+    known_pass, known_fail = -math.inf, math.inf
+    for pivot in ([min(fails)] if fails else []) + ([max(passes)] if passes else []):
+        if known_pass < pivot < known_fail:
+            if (yield pivot):
+                known_pass = max(known_pass, pivot)
+            else:
+                known_fail = min(known_fail, pivot)
+    walk = _bisection(cap)
+    rate = next(walk)
+    while True:
+        if rate <= known_pass:
+            ok = True
+        elif rate >= known_fail:
+            ok = False
+        else:
+            ok = yield rate
+            if ok:
+                known_pass = max(known_pass, rate)
+            else:
+                known_fail = min(known_fail, rate)
+        try:
+            rate = walk.send(ok)
+        except StopIteration as stop:
+            return float(stop.value)
 
 
 def _bracket(start: float, floor: float, top: float) -> Generator[float, bool,

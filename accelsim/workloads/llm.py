@@ -146,7 +146,9 @@ class LLMServing(Workload[LLMServingSpec]):
                     continue
                 # a size stops searching once its mean cannot beat the best so far
                 c = search(replica_job(spec, device.name, tp), ctx.file, [rm],
-                           None if best is None else _loses(rm.devices, best[0]))
+                           None if best is None else _loses(rm.devices, best[0]),
+                           ratio=None if best is None or best[4] <= 0
+                           else best[3]["max_rps_at_slo"] / best[4])
                 if c is None:
                     continue
                 per_device = c["max_rps_at_slo"] / rm.devices
@@ -260,7 +262,7 @@ class LLMServing(Workload[LLMServingSpec]):
                 else:
                     todo.append((ref, tp, k))
         tasks = [(self, spec, state.base[ref], tp, ctx) for ref, tp, _ in todo]
-        for i, curve in parallel.imap(_curve_task, tasks):
+        for i, curve in parallel.imap(_curve_task, tasks, compiled=True):
             ref, tp, k = todo[i]
             state.curves[(ref, tp)] = curve
             cache.put("llm-curve", k, curve)

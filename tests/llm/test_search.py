@@ -74,3 +74,111 @@ def test_a_bracketed_search_lands_within_the_plain_ones_resolution():
         for a, b in zip(near["per_replication_rps"], plain["per_replication_rps"],
                         strict=True):
             assert a == pytest.approx(b, rel=0.021)
+
+
+def _plain_order(cap: float):
+    """The bisection as it was, probing 1 % of saturation second (the reference)."""
+    lo, hi = 0.01 * cap, 2.0 * cap
+    if (yield hi):
+        return hi
+    if not (yield lo):
+        return 0.0
+    while hi - lo > 0.01 * hi:
+        mid = 0.5 * (lo + hi)
+        if (yield mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+@pytest.mark.parametrize("slo", [{"ttft_ms": 1500, "tpot_ms": 60, "attainment": 0.95},
+                                 {"ttft_ms": 1500, "tpot_ms": 60, "attainment": 0.999},
+                                 {"ttft_ms": 300, "tpot_ms": 60, "attainment": 0.99},
+                                 {"ttft_ms": 60, "tpot_ms": 20, "attainment": 0.99}])
+def test_the_bisection_answers_as_the_plain_order_with_fewer_whole_runs(slo):
+    """Deferring the 1 % probe (made only when no higher rate passed) gives the plain
+    order's answer per replication, with an SLO the replica meets near saturation, one it
+    meets far below it, and one it never meets (answer 0)."""
+    job = _job(slo=slo)
+    rms = models(job)
+    for rep in range(job.sim.replications):
+        d = draw(job, job.sim.seed + rep)
+        cap = S._cap(job, rms, d)
+        asked: list[float] = []
+
+        def passes(rate, d=d, asked=asked):
+            asked.append(rate)
+            return S._passes(job, rate, d, rms, "t")
+
+        def drive(gen):
+            rate = next(gen)
+            while True:
+                try:
+                    rate = gen.send(passes(rate))
+                except StopIteration as stop:
+                    return stop.value
+
+        new = drive(S._bisection(cap))
+        n_new = len(asked)
+        asked.clear()
+        assert new == drive(_plain_order(cap))
+        assert n_new <= len(asked) + 2  # at most two more probes when none passes
+        if new > S.FLOOR_BY * cap:  # a rate passed first: the 1 % probe was not needed
+            assert n_new == len(asked) - 1
+
+
+def test_the_interval_uses_scipy_stats_t_quantile():
+    """The 95 % interval's Student t quantile (scipy.special.stdtrit, to spare importing
+    scipy.stats) is scipy.stats.t.ppf's exactly."""
+    from scipy import special, stats
+
+    for df in range(1, 60):
+        assert special.stdtrit(df, 0.975) == stats.t.ppf(0.975, df)
+
+
+@pytest.mark.parametrize("slo", [{"ttft_ms": 1500, "tpot_ms": 60, "attainment": 0.95},
+                                 {"ttft_ms": 300, "tpot_ms": 60, "attainment": 0.99}])
+def test_a_guided_bisection_answers_as_the_plain_one(slo):
+    """Guided by a guess of the answer (right, 10 % off either way, or far off), with or
+    without the pivot below it, the bisection gives the plain one's answer per
+    replication; a right guess saves probes."""
+    job = _job(slo=slo)
+    rms = models(job)
+    for rep in range(job.sim.replications):
+        d = draw(job, job.sim.seed + rep)
+        cap = S._cap(job, rms, d)
+        verdicts: dict[float, bool] = {}
+
+        def passes(rate, d=d, verdicts=verdicts):
+            if rate not in verdicts:
+                verdicts[rate] = S._passes(job, rate, d, rms, "t")
+            return verdicts[rate]
+
+        def drive(gen):
+            n, rate = 1, next(gen)
+            while True:
+                try:
+                    rate = gen.send(passes(rate))
+                    n += 1
+                except StopIteration as stop:
+                    return stop.value, n
+
+        plain, n_plain = drive(S._bisection(cap))
+        for f in (1.0, 0.9, 1.1, 0.3, 1.9):
+            for below in (True, False):
+                got, n = drive(S._guided(cap, f * plain / cap if plain else f, below))
+                assert got == plain, (f, below)
+                if f == 1.0 and below and plain > 0.1 * cap:
+                    assert n < n_plain
+
+
+def test_a_search_guided_by_a_ratio_answers_as_the_plain_one():
+    job = _job()
+    plain = S.capacity(job)
+    r = plain["max_rps_at_slo"] / S._cap(job, models(job), draw(job, job.sim.seed))
+    for f in (0.8, 1.0, 1.25):
+        assert S.search(job, ratio=f * r) == plain
+        rival = S.search(job, loses=lambda m: m <= 0.8 * plain["max_rps_at_slo"],
+                         ratio=f * r)
+        assert rival == plain
