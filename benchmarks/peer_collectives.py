@@ -16,7 +16,9 @@ and ``--run-simai`` regenerate them by running the peers.
   own calibrated ``HGX-H100-validated`` network and system), the system file of that
   validated example (NCCL-like ring, 2 active chunks, 4 splits), ``direct`` for all-to-all
   and for all-reduce on a mesh (HCCL's algorithm on Gaudi's direct links; a ring there uses
-  one of the seven peer links and reads 40 GB/s).
+  one of the seven peer links and reads 40 GB/s). Run twice: at those nominal rates
+  (``astra-sim``) and at accelsim's effective rates (``astra-sim-eff``: each link times the
+  topology's ring/tree or all-to-all efficiency), so that what differs is the algorithms.
 - **SimAI** (aliyun/SimAI, its analytical mode): the bus bandwidth of
   ``Layer::compute_time``: ``cal_busbw`` (``astra-sim-alibabacloud/astra-sim/system/
   calbusbw.cc``, compiled unmodified with a driver) times ``cal_ratio`` (its measured
@@ -49,6 +51,8 @@ from accelsim.devices import topology as T
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "collectives"
 PEERS = DATA / "peers.csv"
 FIELDS = ["id", "peer", "value_GBps", "how", "version", "inputs"]
+PEER_NAMES = ("astra-sim", "astra-sim-eff", "simai")
+LABELS = {"astra-sim": "ASTRA-sim", "astra-sim-eff": "ASTRA-sim eff", "simai": "SimAI"}
 TOL = 0.15
 
 # ASTRA-sim's calibrated 8 x H100 network (examples/network/analytical/HGX-H100-validated.yml)
@@ -113,22 +117,28 @@ def metric_from_time(r: dict[str, str], t_s: float) -> float:
 
 # --- ASTRA-sim ------------------------------------------------------------------------------
 
-def astra_network(r: dict[str, str]) -> tuple[str, str]:
-    """(network YAML, description) for one row: the topology file's per-rank rates."""
+def astra_network(r: dict[str, str], effective: bool = False) -> tuple[str, str]:
+    """(network YAML, description) for one row: the topology file's per-rank rates, nominal,
+    or ``effective``: times accelsim's fitted or assumed efficiencies (ring/tree, or the
+    all-to-all kernels'; no in-switch reduction, no per-peer cost: ASTRA-sim has neither)."""
     t = system(r["system"])
     n = int(r["n"])
     g, k = _astra_dims(t, n)
     s, o = t.scaleup, t.scaleout
     ranks = int(s.ranks_per_device)
-    if r["system"] == "hgx-h100-8":
+    a2a = r["collective"] == "all_to_all"
+    e_up = (s.a2a_efficiency.value if a2a else s.efficiency.value) if effective else 1.0
+    e_out = (o.a2a_efficiency.value if a2a else o.efficiency.value) if effective else 1.0
+    if r["system"] == "hgx-h100-8" and not effective:
         up, up_lat = ASTRA_H100["bandwidth_GBps"], ASTRA_H100["latency_ns"]
     else:
-        up, up_lat = s.links.value * s.link_GBps.value / ranks, s.latency_us.value * 1e3
+        up = s.links.value * s.link_GBps.value / ranks * e_up
+        up_lat = s.latency_us.value * 1e3
     if s.fabric == "mesh":
         kind, up = "FullyConnected", up / (g - 1)  # per peer link
     else:
         kind = "Switch"
-    nic = o.nic_Gbps.value * o.nics_per_device.value / 8 / ranks
+    nic = o.nic_Gbps.value * o.nics_per_device.value / 8 / ranks * e_out
     out_lat = o.latency_us.value * 1e3
     if k == 1:
         topo, counts, bws, lats = [kind], [g], [up], [up_lat]
@@ -168,7 +178,8 @@ def _node(pb2, name: str, comm: int, size_B: int):  # type: ignore[no-untyped-de
     return node
 
 
-def run_astra_sim(root: Path, rows: list[dict[str, str]]) -> list[dict[str, str]]:
+def run_astra_sim(root: Path, rows: list[dict[str, str]], effective: bool = False
+                  ) -> list[dict[str, str]]:
     sys.path.insert(0, str(root / "extern/graph_frontend/chakra/schema/protobuf"))
     import et_def_pb2 as pb2  # type: ignore[import-not-found]
 
@@ -182,7 +193,7 @@ def run_astra_sim(root: Path, rows: list[dict[str, str]]) -> list[dict[str, str]
     out = []
     for r in rows:
         n, size = int(r["n"]), int(r["size_B"])
-        net, desc = astra_network(r)
+        net, desc = astra_network(r, effective)
         dims = 1 if _astra_dims(system(r["system"]), n)[1] == 1 else 2
         mesh = system(r["system"]).scaleup.fabric == "mesh"
         key = '"all-reduce-implementation": [\n        '
@@ -208,11 +219,12 @@ def run_astra_sim(root: Path, rows: list[dict[str, str]]) -> list[dict[str, str]
                                f"{res.stderr[-2000:]}")
         t_s = max(cycles) * 1e-9  # one cycle is 1 ns in the analytical backend
         value = f"{metric_from_time(r, t_s):.2f}"
-        out.append({"id": r["id"], "peer": "astra-sim", "value_GBps": value,
+        peer = "astra-sim-eff" if effective else "astra-sim"
+        out.append({"id": r["id"], "peer": peer, "value_GBps": value,
                     "how": "run", "version": f"astra-sim/astra-sim@{commit[:8]}",
                     "inputs": f"{backend.lower()}: {desc}; "
                               f"{'direct' if r['collective'] == 'all_to_all' or mesh else 'ring'}"})
-        print(f"  astra-sim {r['id']}: {out[-1]['value_GBps']} GB/s", file=sys.stderr)
+        print(f"  {peer} {r['id']}: {out[-1]['value_GBps']} GB/s", file=sys.stderr)
     return out
 
 
@@ -265,7 +277,7 @@ def table() -> list[dict[str, object]]:
         meas = float(r["measured_GBps"])
         row: dict[str, object] = {"id": r["id"], "system": r["system"], "status": r["status"],
                                   "measured": meas, "accelsim": accelsim_GBps(r)}
-        for peer in ("astra-sim", "simai"):
+        for peer in PEER_NAMES:
             p = peers.get((r["id"], peer))
             row[peer] = float(p["value_GBps"]) if p and p["value_GBps"] else None
             row[peer + "_why"] = (p["how"] if p else "not run")
@@ -293,10 +305,15 @@ def main() -> None:
     a = ap.parse_args()
     if a.run_astra_sim or a.run_simai:
         rows = measured_rows()
-        kept = [p for p in peer_rows() if not ((p["peer"] == "astra-sim" and a.run_astra_sim)
-                                               or (p["peer"] == "simai" and a.run_simai))]
-        new = (run_astra_sim(a.run_astra_sim, rows) if a.run_astra_sim else []) + \
-              (run_simai(a.run_simai, rows) if a.run_simai else [])
+        kept = [p for p in peer_rows()
+                if not ((p["peer"].startswith("astra-sim") and a.run_astra_sim)
+                        or (p["peer"] == "simai" and a.run_simai))]
+        new = []
+        if a.run_astra_sim:
+            new += run_astra_sim(a.run_astra_sim, rows)
+            new += run_astra_sim(a.run_astra_sim, rows, effective=True)
+        if a.run_simai:
+            new += run_simai(a.run_simai, rows)
         with open(PEERS, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=FIELDS)
             w.writeheader()
@@ -306,21 +323,21 @@ def main() -> None:
     def fmt(x: object) -> str:
         return f"{x:.1f}" if isinstance(x, float) else "n/a"
 
-    head = ["case", "status", "measured GB/s", "accelsim", "err", "ASTRA-sim", "err", "SimAI",
-            "err"]
+    head = ["case", "status", "measured GB/s", "accelsim", "err"]
+    for label in LABELS.values():
+        head += [label, "err"]
     lines = []
     for r in rows:
         m = float(r["measured"])  # type: ignore[arg-type]
-        lines.append([str(r["id"]), str(r["status"]), f"{m:g}", fmt(r["accelsim"]),
-                      _err(r["accelsim"], m),
-                      fmt(r["astra-sim"]) if r["astra-sim"] is not None
-                      else str(r["astra-sim_why"]),
-                      _err(r["astra-sim"], m),
-                      fmt(r["simai"]) if r["simai"] is not None else str(r["simai_why"]),
-                      _err(r["simai"], m)])
+        line = [str(r["id"]), str(r["status"]), f"{m:g}", fmt(r["accelsim"]),
+                _err(r["accelsim"], m)]
+        for peer in PEER_NAMES:
+            line += [fmt(r[peer]) if r[peer] is not None else str(r[peer + "_why"]),
+                     _err(r[peer], m)]
+        lines.append(line)
     if a.markdown:
         print("| " + " | ".join(head) + " |")
-        print("|" + "|".join(["---"] * 2 + ["---:"] * 7) + "|")
+        print("|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|")
         for ln in lines:
             print("| " + " | ".join(ln) + " |")
     else:
@@ -330,7 +347,7 @@ def main() -> None:
             print("  ".join(c.ljust(w[i]) for i, c in enumerate(ln)))
     covered = [r for r in rows if r["status"] in ("test", "fit")]
     print()
-    for key, label in (("accelsim", "accelsim"), ("astra-sim", "ASTRA-sim"), ("simai", "SimAI")):
+    for key, label in (("accelsim", "accelsim"), *LABELS.items()):
         print(f"{label} on the test/fit rows: {_geomean_abs(covered, key)}")
         print(f"{label} on all rows: {_geomean_abs(rows, key)}")
 
