@@ -13,8 +13,15 @@ from two public sources (citations in ``tests/data/diurnal/README.md``):
   "Analysis over time", invocations per minute): the curve is digitised from that plot (the
   line's pixels per column, the y axis calibrated on its grid lines, the x axis spanning the
   week's 7 days exactly) and averaged per hour of day over the 7 days.
+- ``burstgpt-chatgpt-conv``: BurstGPT (HPMLL/BurstGPT; Wang et al., KDD 2025, arXiv
+  2401.17644), ChatGPT conversation requests on Azure OpenAI per hour of day in local time,
+  a box per hour over the trace's days (``img/Fig3-4.png``, left panel): the medians
+  digitised (the median line of each box; from 3 to 7 h the boxes collapse onto their
+  whiskers and the middle line, or the whiskers' midpoint, stands in, a few requests of a
+  188-request peak).
 
-    python benchmarks/data_diurnal_traces.py qps.csv AzureLLMInferenceDataset2024.ipynb
+    python benchmarks/data_diurnal_traces.py qps.csv AzureLLMInferenceDataset2024.ipynb \
+        BurstGPT-Fig3-4.png
 """
 
 from __future__ import annotations
@@ -70,6 +77,44 @@ def digitise(png: bytes, days: int = 7) -> np.ndarray:
     return np.array([np.nanmean(v[hour == h]) for h in range(24)])
 
 
+def box_medians(png: bytes, hours: int = 24) -> np.ndarray:
+    """Medians of the first panel's box plot (seaborn: one box per hour, dark outlines and
+    median line), the y axis calibrated on its tick marks (0, 100, 200 requests)."""
+    from PIL import Image
+
+    im = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+    g = im.sum(axis=2)
+    dark = g < 200
+    spines = [x for x in range(im.shape[1]) if dark[:, x].sum() > 0.6 * im.shape[0]]
+    x0 = spines[1]  # the first panel's left spine (2 px wide) and its right one
+    x1 = next(x for x in spines if x > x0 + 10)
+    rows = [y for y in range(im.shape[0]) if dark[y, x0:x1].sum() > 0.7 * (x1 - x0)]
+    top, bottom = rows[1], rows[-2]
+    ticks = [y for y in range(top, bottom + 3) if (g[y, x0 - 20:x0] < 400).sum() >= 5]
+    marks = [float(np.mean(c)) for c in _clusters(ticks)]  # 200, 100, 0 from the top
+    per_px = 100.0 / (marks[-1] - marks[-2])
+    w = (x1 - x0) / hours
+    out = []
+    for h in range(hours):
+        xs = np.arange(int(x0 + (h + 0.5) * w - 6), int(x0 + (h + 0.5) * w + 7))
+        lines = [y for y in range(top + 1, bottom) if (g[y, xs] < 350).sum() >= len(xs) - 1]
+        mids = [float(np.mean(c)) for c in _clusters(lines)]
+        # cap, box top, median, box bottom, cap; a collapsed box: cap, box, cap (or 2 caps)
+        y = mids[2] if len(mids) == 5 else mids[1] if len(mids) == 3 else float(np.mean(mids))
+        out.append((marks[-1] - y) * per_px)
+    return np.array(out)
+
+
+def _clusters(ys: list[int], gap: int = 2) -> list[list[int]]:
+    out: list[list[int]] = []
+    for y in ys:
+        if out and y - out[-1][-1] <= gap:
+            out[-1].append(y)
+        else:
+            out.append([y])
+    return out
+
+
 def write(name: str, load: np.ndarray, unit: str) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     peak = np.nanmax(load)
@@ -81,11 +126,13 @@ def write(name: str, load: np.ndarray, unit: str) -> None:
 
 
 def main() -> None:
-    qps_csv, notebook = sys.argv[1], sys.argv[2]
+    qps_csv, notebook, burst_png = sys.argv[1], sys.argv[2], sys.argv[3]
     write("alibaba-genai-qps", genai_hourly(qps_csv), "qps_sum_per_10min")
     write("azure-llm-2024-conv", digitise(_png(notebook, "Conversation")),
           "invocations_per_min")
     write("azure-llm-2024-code", digitise(_png(notebook, "Coding")), "invocations_per_min")
+    write("burstgpt-chatgpt-conv", box_medians(Path(burst_png).read_bytes()),
+          "median_requests_per_hour")
 
 
 if __name__ == "__main__":
