@@ -43,7 +43,9 @@ SEED = {w: np.asarray(s.daily_profile) for w, s in SC.workloads.items()
 
 def _stats(p: np.ndarray) -> dict[str, float]:
     s = sharing.profile_shape(p)
-    s["lent_share"] = sharing.pool_loan(p, CKPT_S, RESTART_S).device_s / 86400
+    loan = sharing.pool_loan(p, CKPT_S, RESTART_S)
+    s["lent_share"] = loan.device_s / 86400
+    s["hours_lending_half"] = float((loan.devices > 0.5).sum())
     s["peak_to_trough_hours"] = float((s["trough_hour"] - s["peak_hour"]) % 24)
     return s
 
@@ -99,7 +101,7 @@ def test_phase_is_a_recorded_miss(workload: str) -> None:
     assert v < min(pub), f"{workload}: {v} h now within the published {min(pub)}-{max(pub)} h"
 
 
-HOURS_TOL = 3  # hours, on the peak and trough hours
+HOURS_TOL = 3  # hours: peak and trough hours, hours lending over half the pool
 SHARE_TOL = 0.15  # absolute, on the busy, idle and lent shares
 
 
@@ -112,6 +114,8 @@ def test_chatbot_against_a_chat_service_in_one_time_zone() -> None:
     for key in ("peak_hour", "trough_hour"):
         d = abs(seed[key] - ref[key])
         assert min(d, 24 - d) <= HOURS_TOL, key
+    # hours that lend more than half the pool: 8 against 10
+    assert abs(seed["hours_lending_half"] - ref["hours_lending_half"]) <= HOURS_TOL
     for key in ("mean_to_peak", "lookahead_idle_share", "lent_share"):
         assert abs(seed[key] - ref[key]) <= SHARE_TOL, (key, seed[key], ref[key])
 
