@@ -155,3 +155,38 @@ def _unit_loan(shape: tuple[float, ...], checkpoint_s: float, restart_s: float,
                low: float) -> Loan:
     # low: the smallest job, as a share of the day's most idle units
     return loan_schedule(np.asarray(shape), checkpoint_s, restart_s, low)
+
+
+def fill_gaps(profile: list[float] | np.ndarray) -> np.ndarray:
+    """A daily curve with its unrecorded hours (NaN) filled by linear interpolation between
+    the recorded ones around the cyclic day (a trace that misses an hour)."""
+    p = np.asarray(profile, dtype=float)
+    ok = ~np.isnan(p)
+    if not ok.any():
+        raise ValueError("a daily profile needs at least one recorded hour")
+    h = np.arange(HOURS, dtype=float)
+    return np.interp(h, h[ok], p[ok], period=HOURS)
+
+
+def profile_shape(profile: list[float] | np.ndarray) -> dict[str, float]:
+    """Shape statistics of a daily load curve (24 hourly values, NaN where not recorded),
+    the ones the shared fleet depends on: ``mean_to_peak`` (a peak-sized pool's busy share,
+    ``1 - mean_to_peak`` its idle share before the hour of look-ahead), ``peak_to_trough``,
+    ``hours_below_half`` (hours under half the peak: the long loans), ``peak_hour`` and
+    ``trough_hour``, ``lookahead_idle_share`` (``1 - mean(needed_share)``: what
+    :func:`free_units` leaves idle, per unit of a peak-sized pool)."""
+    p = np.asarray(profile, dtype=float)
+    top, low = float(np.nanmax(p)), float(np.nanmin(p))
+    full = fill_gaps(p)
+    return {"mean_to_peak": float(np.nanmean(p)) / top,
+            "peak_to_trough": top / low if low > 0 else float("inf"),
+            "hours_below_half": float(np.sum(p < 0.5 * top)),
+            "peak_hour": float(np.nanargmax(p)), "trough_hour": float(np.nanargmin(p)),
+            "lookahead_idle_share": float(1.0 - needed_share(full).mean())}
+
+
+def pool_loan(profile: list[float] | np.ndarray, checkpoint_s: float, restart_s: float
+              ) -> Loan:
+    """The loan of one peak-sized serving unit following ``profile`` (gaps filled): its
+    ``device_s / day`` is the share of the pool's device-hours that train."""
+    return loan_schedule(free_units([(1.0, fill_gaps(profile))]), checkpoint_s, restart_s)
