@@ -68,15 +68,19 @@ def evaluate_full(sc: Scenario, progress: Progress | None = None,
     Evaluations come from the cache (:func:`evaluation_key`) where they can; the others run
     one device per process (:mod:`accelsim.parallel`) and are stored. ``only``: the workloads to
     evaluate (default all; a table of some workloads prices only those)."""
+    from accelsim.fleet.routing import SEP, routed_specs
+
     ctx = sc.context(file)
     profiles = profiles or resolve_devices(sc, file)
     names = [n for n in sc.workloads if only is None or n in only]
-    evals: dict[str, dict[str, DeviceEval]] = {name: {} for name in names}
+    # a routed block's request-size buckets are evaluated beside it (accelsim.fleet.routing)
+    specs = {**{n: sc.workloads[n] for n in names},
+             **routed_specs({n: sc.workloads[n] for n in names})}
+    evals: dict[str, dict[str, DeviceEval]] = {name: {} for name in specs}
     keys: dict[tuple[str, str], str] = {}
     todo: dict[str, dict[str, WorkloadSpec]] = {}
     for ref in sc.pool_of():
-        for name in names:
-            spec = sc.workloads[name]
+        for name, spec in specs.items():
             k = keys[(name, ref)] = evaluation_key(spec, profiles[ref], ctx)
             hit = cache.get("device-eval", k)
             if isinstance(hit, DeviceEval):
@@ -101,8 +105,14 @@ def evaluate_full(sc: Scenario, progress: Progress | None = None,
     rows: list[dict[str, Any]] = []
     for ref, pool_name in sc.pool_of().items():
         per = {name: evals[name][ref] for name in names}
-        rows += priced_rows(sc, ref, pool_name, profiles[ref].spec, per)
-    return pd.DataFrame(rows), evals
+        mine = priced_rows(sc, ref, pool_name, profiles[ref].spec, per)
+        for r in mine:
+            b = [evals[k][ref] for k in specs if k.partition(SEP)[0] == r["workload"] and SEP in k]
+            if b:  # bucket i's throughput per device, then its layout and CI
+                r["bucket_throughput"] = [e.throughput for e in b]
+                r["bucket_note"] = [e.note or e.reason or "" for e in b]
+        rows += mine
+    return pd.DataFrame(rows), {name: evals[name] for name in names}
 
 
 def evaluate_devices(sc: Scenario, progress: Progress | None = None,

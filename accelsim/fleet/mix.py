@@ -18,7 +18,7 @@ against the budget pool of the offer's region and the total.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -53,6 +53,9 @@ class DeviceRow:
     opex_usd_per_year: dict[str, float]
     tco_usd_per_year: dict[str, float]
     wall_power_W: dict[str, float]
+    buckets: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    """Per routed workload, throughput per device on each request-size bucket alone
+    (:mod:`accelsim.fleet.routing`)."""
 
 
 def device_rows(dev: pd.DataFrame | list[dict[str, Any]] | dict[str, DeviceRow]
@@ -79,6 +82,8 @@ def device_rows(dev: pd.DataFrame | list[dict[str, Any]] | dict[str, DeviceRow]
             opex_usd_per_year={w: float(r["opex_usd_per_year"]) for w, r in by.items()},
             tco_usd_per_year={w: float(r["tco_usd_per_year"]) for w, r in by.items()},
             wall_power_W={w: float(r["wall_power_W"]) for w, r in by.items()},
+            buckets={w: tuple(float(x) for x in r["bucket_throughput"]) for w, r in by.items()
+                     if isinstance(r.get("bucket_throughput"), list | tuple)},
         )
     return out
 
@@ -104,7 +109,7 @@ def rental_rows(sc: Scenario, rows: dict[str, DeviceRow]) -> dict[str, DeviceRow
             throughput=dict(dev.throughput),
             opex_usd_per_year=dict.fromkeys(dev.throughput, usd_y),
             tco_usd_per_year=dict.fromkeys(dev.throughput, usd_y),
-            wall_power_W=dict.fromkeys(dev.throughput, 0.0))
+            wall_power_W=dict.fromkeys(dev.throughput, 0.0), buckets=dict(dev.buckets))
     return out
 
 
@@ -146,9 +151,19 @@ def fleet_units(mix: FleetMix, rows: dict[str, DeviceRow]) -> dict[str, int]:
     return {d: int(np.floor(usd / rows[d].capex_usd)) for d, usd in (mix.spend_usd or {}).items()}
 
 
+# Price of a unit worth nothing to the other workloads, in a routed allocation (over the
+# largest worth): fewer such units at equal worth.
+PRICE_FLOOR = 1e-7
+
+
 def allocate(units_by_dev: dict[str, int], rows: dict[str, DeviceRow], need: dict[str, float],
-             role: dict[str, str]) -> dict[str, dict[str, float]]:
-    """Units of each device per workload (see the module docstring)."""
+             role: dict[str, str], routes: dict[str, Any] | None = None,
+             plans: dict[str, Any] | None = None) -> dict[str, dict[str, float]]:
+    """Units of each device per workload (see the module docstring). ``routes``: routed
+    workloads (:func:`accelsim.fleet.routing.routings`), whose units come from the routing
+    programme (:func:`accelsim.fleet.routing.route`) priced by the same comparative worth,
+    rounded up to whole units; ``plans`` (when given) gets each one's
+    ``(devices, Routed)``."""
     alloc = {d: dict.fromkeys(need, 0.0) for d in units_by_dev}
     left = {d: float(u) for d, u in units_by_dev.items()}
     capacity = [w for w in need if role[w] == "capacity"]
@@ -164,6 +179,11 @@ def allocate(units_by_dev: dict[str, int], rows: dict[str, DeviceRow], need: dic
             other = sum(thr(d, v) / need[v] for v in rest)
             return thr(d, w) / other if other > 0 else np.inf
 
+        if routes and w in routes:
+            got = _route_units(w, units_by_dev, rows, need, rest, routes[w], left, alloc)
+            if plans is not None:
+                plans[w] = (list(units_by_dev), got)
+            continue
         remaining = need[w]
         for d in sorted(units_by_dev, key=advantage, reverse=True):
             q = thr(d, w)
@@ -181,6 +201,92 @@ def allocate(units_by_dev: dict[str, int], rows: dict[str, DeviceRow], need: dic
         for w, wt in weight.items():
             alloc[d][w] += left[d] * (wt / total)
     return alloc
+
+
+def _route_units(w: str, units_by_dev: dict[str, int], rows: dict[str, DeviceRow],
+                 need: dict[str, float], rest: list[str], routing: Any,
+                 left: dict[str, float], alloc: dict[str, dict[str, float]]) -> Any:
+    """A routed capacity workload's units (:func:`allocate`): the routing programme over
+    the units left, each device's worth to the ``rest`` its price; whole units."""
+    from accelsim.fleet.routing import route
+
+    devs = list(units_by_dev)
+    other = np.array([sum(rows[d].throughput.get(v, 0.0) / need[v] for v in rest
+                          if need[v] > 0) for d in devs])
+    price = (other / other.max() if other.max() > 0 else np.ones(len(devs))) + PRICE_FLOOR
+    got = route(need[w], routing.shares, np.array([rows[d].buckets[w] for d in devs]),
+                np.array([rows[d].throughput.get(w, 0.0) for d in devs]),
+                np.array([left[d] for d in devs]), price)
+    for i, d in enumerate(devs):
+        u = float(got.units[i])
+        if u <= 1e-9:
+            continue
+        take = min(left[d], float(np.ceil(u - 1e-6 * max(1.0, u))))
+        alloc[d][w] += take
+        left[d] -= take
+    return got
+
+
+def capacities(alloc: dict[str, dict[str, float]], rows: dict[str, DeviceRow],
+               need: dict[str, float], routes: dict[str, Any] | None = None
+               ) -> dict[str, float]:
+    """Capacity of each workload on its allocated units: their throughputs summed; a routed
+    workload's, the largest multiple of its demand mix the units serve routed
+    (:func:`accelsim.fleet.routing.most_served`) times the demand."""
+    out = {w: sum(a.get(w, 0.0) * rows[d].throughput.get(w, 0.0) for d, a in alloc.items())
+           for w in need}
+    for w, r in (routes or {}).items():
+        out[w] = routed_capacity({d: a.get(w, 0.0) for d, a in alloc.items()}, rows, w,
+                                 need[w], r)
+    return out
+
+
+def routed_capacity(units: dict[str, float], rows: dict[str, DeviceRow], w: str, need: float,
+                    routing: Any) -> float:
+    """Requests/s of the demand mix ``units`` serve routed, at most (no cap at the demand)."""
+    from accelsim.fleet.routing import most_served
+
+    devs = [d for d, u in units.items() if u > 0]
+    if not devs or need <= 0:
+        return 0.0
+    got = most_served(need, routing.shares, np.array([rows[d].buckets[w] for d in devs]),
+                      np.array([rows[d].throughput.get(w, 0.0) for d in devs]),
+                      np.array([units[d] for d in devs], dtype=float), cap_at_one=False)
+    return got.lam * need
+
+
+def route_report(w: str, routing: Any, plan: Any, units_by_dev: dict[str, int],
+                 alloc: dict[str, dict[str, float]], rows: dict[str, DeviceRow],
+                 need: dict[str, float], role: dict[str, str], unrouted_whole: float,
+                 tco_usd_per_year: float) -> dict[str, Any]:
+    """A routed workload in a fleet: which device serves which sizes (``plan``, the routing
+    programme's units per bucket, and units serving the whole mix, before whole units are
+    rounded up), and against whole-distribution
+    serving on the same units: the whole fleet's capacity and per USD of the fleet's TCO,
+    and the units the workload takes."""
+    from accelsim.fleet.compare_verdict import SECONDS_PER_YEAR
+
+    devs, got = plan
+    by_device: dict[str, dict[str, float]] = {}
+    for i, d in enumerate(devs):
+        per = {lab: float(got.y[i, b]) for b, lab in enumerate(routing.labels)
+               if got.y[i, b] > 1e-6}
+        if got.z[i] > 1e-6:
+            per["whole mix"] = float(got.z[i])
+        if per:
+            by_device[rows[d].device] = per
+    whole = routed_capacity({d: float(u) for d, u in units_by_dev.items()}, rows, w, need[w],
+                            routing)
+    plain = allocate(units_by_dev, rows, need, role)
+    per_usd = SECONDS_PER_YEAR / tco_usd_per_year if tco_usd_per_year > 0 else 0.0
+    return {"buckets": routing.labels, "shares": [float(x) for x in routing.shares],
+            "units_by_bucket": by_device,
+            "capacity_whole_fleet": whole, "capacity_whole_fleet_unrouted": unrouted_whole,
+            "capacity_per_usd": whole * per_usd,
+            "capacity_per_usd_unrouted": unrouted_whole * per_usd,
+            "gain": whole / unrouted_whole - 1.0 if unrouted_whole > 0 else float("inf"),
+            "units": float(sum(a.get(w, 0.0) for a in alloc.values())),
+            "units_unrouted": float(sum(a.get(w, 0.0) for a in plain.values()))}
 
 
 # A rule binds when what the fleet uses is within this share of its limit.
@@ -236,7 +342,11 @@ def evaluate_fleet(sc: Scenario, mix: FleetMix, dev: pd.DataFrame | dict[str, De
     if mix.rent:
         rows = {**rows, **rental_rows(sc, rows)}
         units_by_dev.update({RENT + o: int(u) for o, u in mix.rent.items() if RENT + o in rows})
-    alloc = allocate(units_by_dev, rows, need, roles(sc))
+    from accelsim.fleet.routing import routings
+
+    routes = routings(sc, rows)
+    plans: dict[str, Any] = {}
+    alloc = allocate(units_by_dev, rows, need, roles(sc), routes, plans)
     capex = sum(u * rows[d].capex_usd for d, u in units_by_dev.items())
     rent = {d[len(RENT):]: u * sc.rentals[d[len(RENT):]].usd_per_device_hour * HOURS_PER_YEAR
             for d, u in units_by_dev.items() if d not in owned}
@@ -258,6 +368,7 @@ def evaluate_fleet(sc: Scenario, mix: FleetMix, dev: pd.DataFrame | dict[str, De
             tco_y += share * r.tco_usd_per_year[w]
             power += share * r.wall_power_W[w]
             region_power[sc.budget.pools[r.pool].region] += share * r.wall_power_W[w]
+    cap.update({w: c for w, c in capacities(alloc, rows, need, routes).items() if w in routes})
     lent = (fleet_loan(sc, {d: a for d, a in alloc.items() if d in owned},
                        {d: rows[d].throughput for d in owned})
             if loan or sc.sharing == "shared" else {})
@@ -286,6 +397,10 @@ def evaluate_fleet(sc: Scenario, mix: FleetMix, dev: pd.DataFrame | dict[str, De
     # what the whole fleet could do on one workload alone (for comparing fleets)
     full = {w: sum(u * rows[d].throughput.get(w, 0.0) for d, u in units_by_dev.items())
             for w in need}
+    routed = {w: route_report(w, r, plans[w], units_by_dev, alloc, rows, need, roles(sc),
+                              full[w], tco_y)
+              for w, r in routes.items()}
+    full.update({w: v["capacity_whole_fleet"] for w, v in routed.items()})
     served = {w: min(1.0, cap[w] / need[w]) for w in need}
     out: dict[str, Any] = {
         "name": mix.name, "year": year,
@@ -301,6 +416,8 @@ def evaluate_fleet(sc: Scenario, mix: FleetMix, dev: pd.DataFrame | dict[str, De
                             "capacity": cap[w], "capacity_whole_fleet": full[w],
                             "served_fraction": served[w]} for w in need}
     out["allocation"] = {rows[d].device: a for d, a in alloc.items()}
+    if routed:
+        out["routing"] = routed
     if mix.rent:
         out["rented"] = {o: units_by_dev.get(RENT + o, 0) for o in mix.rent}
         out["rent_usd_per_year"] = sum(rent.values())

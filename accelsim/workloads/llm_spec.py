@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from functools import lru_cache
-from typing import Any, Literal
+from itertools import pairwise
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -65,6 +66,26 @@ class MauDemand(Strict):
     """Requests a daily active user sends a day."""
 
 
+class SizeRouting(Strict):
+    """Request-size routing across device types (Melange, Griggs et al. 2024, arXiv
+    2404.14527): the prompt length distribution is cut at ``edges`` into buckets, each
+    device type's capacity at the SLO is found per bucket, and a fleet's chatbot units serve
+    the buckets a linear programme assigns them (:mod:`accelsim.fleet.routing`)."""
+
+    by: Literal["prompt_tokens"] = "prompt_tokens"
+    """What the buckets cut: the prompt length (TTFT grows with it)."""
+    edges: list[Annotated[int, Field(ge=2, le=1_000_000)]] = Field(min_length=1,
+                                                                    max_length=7)
+    """Bucket boundaries, prompt tokens, increasing: ``[1000, 3000]`` makes buckets
+    below 1,000, 1,000-2,999 and from 3,000."""
+
+    @model_validator(mode="after")
+    def _increasing(self) -> SizeRouting:
+        if any(b <= a for a, b in pairwise(self.edges)):
+            raise ValueError(f"edges {self.edges}: expected increasing prompt lengths")
+        return self
+
+
 class LLMServingSpec(CapacitySpec):
     """Serve ``peak_rps`` chat requests of ``model`` within the TTFT/TPOT SLO (or the
     peak that ``demand`` implies: a published token volume or users)."""
@@ -101,11 +122,29 @@ class LLMServingSpec(CapacitySpec):
     W8A8 INT8 on Ascend as MindIE does); default: ``engine.weights`` on every device."""
     sim: LLMSim = LLMSim()
     """Simulation behind each device's capacity at the SLO."""
+    routing: SizeRouting | None = None
+    """Request-size routing in fleets (``{edges: [1000, 3000]}``): each prompt-length
+    bucket is served by the device types a linear programme picks for it
+    (:mod:`accelsim.fleet.routing`); default: every device serves the whole
+    distribution."""
 
     @model_validator(mode="after")
     def _one_demand(self) -> LLMServingSpec:
         if (self.peak_rps is None) == (self.demand is None):
             raise ValueError("expected exactly one of peak_rps and demand")
+        return self
+
+    @model_validator(mode="after")
+    def _buckets_hold_requests(self) -> LLMServingSpec:
+        if self.routing is not None:
+            from accelsim.fleet.routing import bucket_shares
+
+            shares = bucket_shares(self.prompt_tokens, tuple(self.routing.edges))
+            empty = [i for i, s in enumerate(shares) if s <= 0]
+            if empty:
+                raise ValueError(f"routing.edges {self.routing.edges}: bucket {empty[0] + 1} "
+                                 "holds no prompt_tokens draws; expected edges within the "
+                                 "prompt length distribution")
         return self
 
     def requests_per_day(self) -> float:

@@ -1,0 +1,258 @@
+"""Request-size routing across device types (Melange: Griggs et al. 2024, "Melange: Cost
+Efficient LLM Serving by Exploiting GPU Heterogeneity", arXiv 2404.14527).
+
+A chatbot block's ``routing: {edges}`` cuts its prompt length distribution into buckets
+``b`` of share ``s_b`` (of requests). Each device type ``d`` is evaluated on each bucket
+alone through the ordinary LLM serving path (:func:`bucket_spec`: the block with its
+prompts drawn from the bucket): ``c[d, b]`` requests/s per device at the SLO, beside its
+whole-distribution capacity ``c[d]``. A fleet's units then serve the demand ``D`` as a
+linear programme (:func:`route`) over ``y[d, b]`` (units of ``d`` serving bucket ``b``
+only) and ``z[d]`` (units serving the whole mix, as without routing):
+
+  bucket b     sum_d c[d, b] y[d, b] + s_b sum_d c[d] z[d]  >=  lambda s_b D
+  units        sum_b y[d, b] + z[d]                          <=  n_d
+  first        maximise lambda (<= 1): the share of every bucket served, alike for all
+               sizes (long prompts are not dropped to serve more short ones)
+  then         minimise sum_d p_d (sum_b y[d, b] + z[d]) at that lambda, p_d what a unit of
+               ``d`` is worth to the other workloads (:func:`accelsim.fleet.mix.allocate`)
+
+Whole-distribution serving (``y = 0``) is a feasible point, so routing never serves less
+than it on the same units, nor uses more units for the same demand. With one bucket (or
+one device type whose bucket capacities all equal its whole one) it is today's answer.
+The ``z`` columns keep a device's mixed serving when a bucket split would be worse for it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from itertools import pairwise
+from typing import Any
+
+import numpy as np
+
+# Draws behind a bucket's share and its histogram (seeded: deterministic).
+SAMPLE = 200_000
+SAMPLE_SEED = 20240415  # arXiv 2404.14527's month: any fixed seed
+# Values of a bucket's prompt histogram (quantile midpoints of its draws, equal weights).
+QUANTILES = 100
+# Separator of a bucket's pseudo-workload name in the evaluation: ``chatbot#0``.
+SEP = "#"
+
+
+@lru_cache(maxsize=64)
+def _draws(dist_json: str) -> np.ndarray:
+    from pydantic import TypeAdapter
+
+    from accelsim.traffic import Dist, sample
+
+    dist = TypeAdapter(Dist).validate_json(dist_json)
+    x = sample(dist, np.random.default_rng(SAMPLE_SEED), SAMPLE, integer=True)
+    return np.sort(x)
+
+
+def _sorted_draws(dist: Any) -> np.ndarray:
+    return _draws(dist.model_dump_json())
+
+
+def bucket_shares(dist: Any, edges: tuple[int, ...]) -> np.ndarray:
+    """Share of requests in each bucket ``[edge_{i-1}, edge_i)`` of the prompt distribution
+    (from :data:`SAMPLE` seeded draws, rounded to whole tokens as a run draws them)."""
+    x = _sorted_draws(dist)
+    cut = np.searchsorted(x, np.asarray(edges, dtype=float), side="left")
+    counts = np.diff(np.concatenate([[0], cut, [len(x)]]))
+    return counts / len(x)
+
+
+def bucket_labels(edges: list[int] | tuple[int, ...]) -> list[str]:
+    """``< 1000``, ``1000-2999``, ``>= 3000`` prompt tokens."""
+    out = [f"< {edges[0]}"]
+    out += [f"{a}-{b - 1}" for a, b in pairwise(edges)]
+    return [*out, f">= {edges[-1]}"]
+
+
+def bucket_dist(dist: Any, edges: tuple[int, ...], i: int) -> dict[str, Any]:
+    """Bucket ``i``'s prompt distribution: an empirical histogram of :data:`QUANTILES`
+    quantile midpoints of the draws that fall in it, equal weights."""
+    x = _sorted_draws(dist)
+    cut = np.searchsorted(x, np.asarray(edges, dtype=float), side="left")
+    lo = 0 if i == 0 else int(cut[i - 1])
+    hi = len(x) if i == len(edges) else int(cut[i])
+    part = x[lo:hi]
+    q = np.quantile(part, (np.arange(QUANTILES) + 0.5) / QUANTILES, method="inverted_cdf")
+    return {"dist": "empirical", "values": [float(v) for v in q]}
+
+
+def bucket_spec(spec: Any, i: int) -> Any:
+    """The chatbot block serving bucket ``i`` alone: its prompts from :func:`bucket_dist`,
+    no routing, and a nominal demand (a device's capacity does not depend on it, and the
+    evaluation cache then holds across demand what-ifs)."""
+    data = spec.model_dump(mode="json")
+    edges = tuple(spec.routing.edges)
+    data.update({"prompt_tokens": bucket_dist(spec.prompt_tokens, edges, i), "routing": None,
+                 "demand": None, "peak_rps": 1.0})
+    return type(spec).model_validate(data)
+
+
+def routed_specs(workloads: dict[str, Any]) -> dict[str, Any]:
+    """Every routed block's bucket blocks, named ``<workload>#<i>`` (empty when no block
+    routes)."""
+    out = {}
+    for name, spec in workloads.items():
+        r = getattr(spec, "routing", None)
+        if r is None:
+            continue
+        for i in range(len(r.edges) + 1):
+            out[f"{name}{SEP}{i}"] = bucket_spec(spec, i)
+    return out
+
+
+@dataclass(frozen=True)
+class Routing:
+    """One routed workload in a fleet's arithmetic: bucket ``shares`` and ``labels``."""
+
+    shares: np.ndarray
+    labels: list[str]
+
+
+def routings(sc: Any, rows: dict[str, Any]) -> dict[str, Routing]:
+    """The scenario's routed workloads whose bucket capacities every device row has (the
+    full evaluation's; a fast evaluation has none, and serves the whole distribution)."""
+    out = {}
+    for name, spec in sc.workloads.items():
+        r = getattr(spec, "routing", None)
+        if r is None or not rows or any(name not in row.buckets for row in rows.values()):
+            continue
+        out[name] = Routing(bucket_shares(spec.prompt_tokens, tuple(r.edges)),
+                            bucket_labels(r.edges))
+    return out
+
+
+@dataclass(frozen=True)
+class Routed:
+    """A routing's answer: ``lam`` the share of demand served (alike in every bucket),
+    ``y[d, b]`` units of each device serving each bucket alone, ``z[d]`` units serving
+    the whole mix."""
+
+    lam: float
+    y: np.ndarray
+    z: np.ndarray
+
+    @property
+    def units(self) -> np.ndarray:
+        return self.y.sum(axis=1) + self.z
+
+
+def _blocks(need: float, shares: np.ndarray, cap: np.ndarray, whole: np.ndarray
+            ) -> np.ndarray:
+    """Served share of each bucket per unit of each column (``y`` then ``z``): [B, D*B + D]."""
+    D, B = cap.shape
+    A = np.zeros((B, D * B + D))
+    for b in range(B):
+        if shares[b] <= 0:
+            continue
+        A[b, np.arange(D) * B + b] = cap[:, b] / (need * shares[b])
+        A[b, D * B:] = whole / need
+    return A
+
+
+def most_served(need: float, shares: np.ndarray, cap: np.ndarray, whole: np.ndarray,
+                units: np.ndarray, cap_at_one: bool = True) -> Routed:
+    """The largest ``lambda`` (at most 1 with ``cap_at_one``) of the demand mix the units
+    serve (module formula), with one assignment reaching it."""
+    from scipy.optimize import linprog
+
+    D, B = cap.shape
+    n = D * B + D
+    if need <= 0:
+        return Routed(1.0, np.zeros((D, B)), np.zeros(D))
+    A = _blocks(need, shares, cap, whole)
+    live = shares > 0
+    # variables: columns, then lambda; rows: lambda - A x <= 0; units
+    A_ub = np.vstack([np.hstack([-A[live], np.ones((int(live.sum()), 1))]),
+                      np.hstack([_unit_rows(D, B), np.zeros((D, 1))])])
+    b_ub = np.concatenate([np.zeros(int(live.sum())), np.asarray(units, dtype=float)])
+    c = np.zeros(n + 1)
+    c[-1] = -1.0
+    res = linprog(c, A_ub=A_ub, b_ub=b_ub,
+                  bounds=[(0, None)] * n + [(0, 1.0 if cap_at_one else None)], method="highs")
+    if res.status != 0:
+        return Routed(0.0, np.zeros((D, B)), np.zeros(D))
+    x = np.asarray(res.x)
+    return Routed(float(x[-1]), x[:D * B].reshape(D, B), x[D * B:n])
+
+
+def _unit_rows(D: int, B: int) -> np.ndarray:
+    U = np.zeros((D, D * B + D))
+    for d in range(D):
+        U[d, d * B:(d + 1) * B] = 1.0
+        U[d, D * B + d] = 1.0
+    return U
+
+
+# The share of lambda the cheapest assignment may give up (the solver's tolerance).
+LAM_TOL = 1e-9
+
+
+def route(need: float, shares: np.ndarray, cap: np.ndarray, whole: np.ndarray,
+          units: np.ndarray, price: np.ndarray) -> Routed:
+    """The module's programme: the most of the demand the ``units`` serve, then the
+    assignment of least ``price``-weighted units that serves it."""
+    from scipy.optimize import linprog
+
+    best = most_served(need, shares, cap, whole, units)
+    if best.lam <= 0:
+        return best
+    D, B = cap.shape
+    A = _blocks(need, shares, cap, whole)[shares > 0]
+    c = np.concatenate([np.repeat(price, B), price])
+    res = linprog(c, A_ub=np.vstack([-A, _unit_rows(D, B)]),
+                  b_ub=np.concatenate([np.full(len(A), -best.lam * (1 - LAM_TOL)),
+                                       np.asarray(units, dtype=float)]),
+                  bounds=[(0, None)] * (D * B + D), method="highs")
+    if res.status != 0:
+        return best
+    x = np.asarray(res.x)
+    return Routed(best.lam * (1 - LAM_TOL), x[:D * B].reshape(D, B), x[D * B:])
+
+
+def routing_tables(sc: Any, devices: Any, fleets: list[dict[str, Any]]
+                   ) -> dict[str, list[dict[str, Any]]]:
+    """compare's routing tables (empty when no workload routes): per routed workload, each
+    device's requests/s per device on each bucket alone beside the whole distribution, and
+    per fleet the units serving each bucket and the whole fleet's capacity (and per USD of
+    TCO) routed against whole-distribution serving."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for name, spec in sc.workloads.items():
+        r = getattr(spec, "routing", None)
+        if r is None or "bucket_throughput" not in devices:
+            continue
+        labels = bucket_labels(r.edges)
+        shares = bucket_shares(spec.prompt_tokens, tuple(r.edges))
+        rows = []
+        for d in devices.itertuples():
+            if d.workload != name or not isinstance(d.bucket_throughput, list | tuple):
+                continue
+            rows.append({"device": d.device, "whole": f"{d.throughput:,.3g}",
+                         **{f"{lab} ({100 * s:.0f} %)": f"{v:,.3g}" for lab, s, v in
+                            zip(labels, shares, d.bucket_throughput, strict=True)}})
+        out[f"{name} by {r.by} (share of requests): req/s at SLO per device, each bucket "
+            "served alone (Melange routing, accelsim.fleet.routing)"] = rows
+        fl = []
+        for f in fleets:
+            rt = (f.get("routing") or {}).get(name)
+            if rt is None:
+                continue
+            serves = "; ".join(
+                f"{dev} " + ", ".join(f"{lab} {u:,.0f}" for lab, u in per.items())
+                for dev, per in rt["units_by_bucket"].items())
+            fl.append({"fleet": f["name"], "units serving (bucket units)": serves or "-",
+                       "whole fleet req/s": f"{rt['capacity_whole_fleet']:,.0f}",
+                       "unrouted": f"{rt['capacity_whole_fleet_unrouted']:,.0f}",
+                       "gain": f"{100 * rt['gain']:+.1f} %",
+                       "units": f"{rt['units']:,.0f}",
+                       "unrouted units": f"{rt['units_unrouted']:,.0f}"})
+        out[f"{name} routed by size in each fleet: units serving each bucket; the whole "
+            "fleet's requests/s routed and serving the whole distribution (per USD of TCO "
+            f"alike: same ratio); {name} units needed, routed and not"] = fl
+    return out
