@@ -221,7 +221,7 @@ def _route_units(w: str, units_by_dev: dict[str, int], rows: dict[str, DeviceRow
         u = float(got.units[i])
         if u <= 1e-9:
             continue
-        take = min(left[d], float(np.ceil(u - 1e-6 * max(1.0, u))))
+        take = min(left[d], float(np.ceil(u - 1e-9 * max(1.0, u))))
         alloc[d][w] += take
         left[d] -= take
     return got
@@ -259,7 +259,9 @@ def route_report(w: str, routing: Any, plan: Any, units_by_dev: dict[str, int],
                  alloc: dict[str, dict[str, float]], rows: dict[str, DeviceRow],
                  need: dict[str, float], role: dict[str, str], unrouted_whole: float,
                  tco_usd_per_year: float) -> dict[str, Any]:
-    """A routed workload in a fleet: which device serves which sizes (``plan``, the routing
+    """A routed workload in a fleet: each bucket's share of requests, each device's
+    throughput per device on the whole distribution and on each bucket alone, which device
+    serves which sizes (``plan``, the routing
     programme's units per bucket, and units serving the whole mix, before whole units are
     rounded up), and against whole-distribution
     serving on the same units: the whole fleet's capacity and per USD of the fleet's TCO,
@@ -279,7 +281,13 @@ def route_report(w: str, routing: Any, plan: Any, units_by_dev: dict[str, int],
                             routing)
     plain = allocate(units_by_dev, rows, need, role)
     per_usd = SECONDS_PER_YEAR / tco_usd_per_year if tco_usd_per_year > 0 else 0.0
-    return {"buckets": routing.labels, "shares": [float(x) for x in routing.shares],
+    return {"shares": {lab: float(x) for lab, x in zip(routing.labels, routing.shares,
+                                                         strict=True)},
+            "per_device": {rows[d].device: {
+                "whole": rows[d].throughput.get(w, 0.0),
+                **{lab: float(c) for lab, c in zip(routing.labels, rows[d].buckets[w],
+                                                   strict=True)}}
+                for d, u in units_by_dev.items() if u > 0},
             "units_by_bucket": by_device,
             "capacity_whole_fleet": whole, "capacity_whole_fleet_unrouted": unrouted_whole,
             "capacity_per_usd": whole * per_usd,

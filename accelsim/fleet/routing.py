@@ -190,8 +190,12 @@ def _unit_rows(D: int, B: int) -> np.ndarray:
     return U
 
 
-# The share of lambda the cheapest assignment may give up (the solver's tolerance).
+# The share of lambda the cheapest assignment may give up (the solver's tolerance) when
+# the units cannot serve the whole demand; when they can, the share of demand it serves
+# beyond it, so that whole units re-solved still reach the demand (HiGHS's feasibility
+# tolerance is 1e-7).
 LAM_TOL = 1e-9
+MARGIN = 1e-6
 
 
 def route(need: float, shares: np.ndarray, cap: np.ndarray, whole: np.ndarray,
@@ -200,20 +204,21 @@ def route(need: float, shares: np.ndarray, cap: np.ndarray, whole: np.ndarray,
     assignment of least ``price``-weighted units that serves it."""
     from scipy.optimize import linprog
 
-    best = most_served(need, shares, cap, whole, units)
+    best = most_served(need, shares, cap, whole, units, cap_at_one=False)
     if best.lam <= 0:
-        return best
+        return Routed(0.0, best.y, best.z)
+    target = min(best.lam, 1.0 + MARGIN) if best.lam >= 1.0 else best.lam * (1 - LAM_TOL)
     D, B = cap.shape
     A = _blocks(need, shares, cap, whole)[shares > 0]
     c = np.concatenate([np.repeat(price, B), price])
     res = linprog(c, A_ub=np.vstack([-A, _unit_rows(D, B)]),
-                  b_ub=np.concatenate([np.full(len(A), -best.lam * (1 - LAM_TOL)),
+                  b_ub=np.concatenate([np.full(len(A), -target),
                                        np.asarray(units, dtype=float)]),
                   bounds=[(0, None)] * (D * B + D), method="highs")
     if res.status != 0:
-        return best
+        return Routed(min(best.lam, 1.0), best.y, best.z)
     x = np.asarray(res.x)
-    return Routed(best.lam * (1 - LAM_TOL), x[:D * B].reshape(D, B), x[D * B:])
+    return Routed(min(target, 1.0), x[:D * B].reshape(D, B), x[D * B:])
 
 
 def routing_tables(sc: Any, devices: Any, fleets: list[dict[str, Any]]
