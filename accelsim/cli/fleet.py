@@ -128,9 +128,11 @@ def _device_table(sc: Any, quiet: bool, no_cache: bool = False) -> Any:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from accelsim.fleet import evaluate_devices
+    from accelsim.fleet.pd import pd_tasks
     from accelsim.fleet.routing import routed_specs
 
-    n = len(sc.pool_of()) * (len(sc.workloads) + len(routed_specs(sc.workloads)))
+    n = (len(sc.pool_of()) * (len(sc.workloads) + len(routed_specs(sc.workloads)))
+         + len(pd_tasks(sc.workloads)))
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/"
                   "{task.total}"), TimeElapsedColumn(), console=Console(stderr=True),
                   disable=quiet, transient=True) as bar:

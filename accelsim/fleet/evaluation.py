@@ -102,6 +102,7 @@ def evaluate_full(sc: Scenario, progress: Progress | None = None,
         if progress:
             for name in per:
                 progress(f"{name} {profiles[refs_todo[i]].name}")
+    units = _pd_units(sc, names, profiles, file, progress)
     rows: list[dict[str, Any]] = []
     for ref, pool_name in sc.pool_of().items():
         per = {name: evals[name][ref] for name in names}
@@ -111,8 +112,26 @@ def evaluate_full(sc: Scenario, progress: Progress | None = None,
             if b:  # bucket i's throughput per device, then its layout and CI
                 r["bucket_throughput"] = [e.throughput for e in b]
                 r["bucket_note"] = [e.note or e.reason or "" for e in b]
+            if r["workload"] in units:  # the PD units whose prefill side this device is
+                r["pd_units"] = [u.to_dict() for u in units[r["workload"]] if u.prefill == ref]
         rows += mine
     return pd.DataFrame(rows), {name: evals[name] for name in names}
+
+
+def _pd_units(sc: Scenario, names: list[str], profiles: dict[str, DeviceProfile], file: str,
+              progress: Progress | None) -> dict[str, list[Any]]:
+    """Every disaggregated block's PD units (:mod:`accelsim.fleet.pd`), one pairing per
+    worker process."""
+    from accelsim.fleet.pd import evaluate_pair, pd_tasks
+
+    todo = pd_tasks({n: sc.workloads[n] for n in names})
+    out: dict[str, list[Any]] = {}
+    tasks = [(sc.workloads[n], i, profiles, file) for n, i in todo]
+    for k, got in parallel.imap(evaluate_pair, tasks):
+        out.setdefault(todo[k][0], []).extend(got)
+        if progress:
+            progress(f"{todo[k][0]} PD pair {todo[k][1]}")
+    return {n: sorted(v, key=lambda u: (u.prefill, u.decode, u.p, u.q)) for n, v in out.items()}
 
 
 def evaluate_devices(sc: Scenario, progress: Progress | None = None,

@@ -56,6 +56,9 @@ class DeviceRow:
     buckets: dict[str, tuple[float, ...]] = field(default_factory=dict)
     """Per routed workload, throughput per device on each request-size bucket alone
     (:mod:`accelsim.fleet.routing`)."""
+    pd: dict[str, tuple[dict[str, Any], ...]] = field(default_factory=dict)
+    """Per disaggregated workload, the PD units whose prefill side is this device
+    (:class:`accelsim.fleet.pd.PDUnit` as dicts)."""
 
 
 def device_rows(dev: pd.DataFrame | list[dict[str, Any]] | dict[str, DeviceRow]
@@ -84,6 +87,8 @@ def device_rows(dev: pd.DataFrame | list[dict[str, Any]] | dict[str, DeviceRow]
             wall_power_W={w: float(r["wall_power_W"]) for w, r in by.items()},
             buckets={w: tuple(float(x) for x in r["bucket_throughput"]) for w, r in by.items()
                      if isinstance(r.get("bucket_throughput"), list | tuple)},
+            pd={w: tuple(r["pd_units"]) for w, r in by.items()
+                if isinstance(r.get("pd_units"), list | tuple)},
         )
     return out
 
@@ -214,9 +219,9 @@ def _route_units(w: str, units_by_dev: dict[str, int], rows: dict[str, DeviceRow
     other = np.array([sum(rows[d].throughput.get(v, 0.0) / need[v] for v in rest
                           if need[v] > 0) for d in devs])
     price = (other / other.max() if other.max() > 0 else np.ones(len(devs))) + PRICE_FLOOR
-    got = route(need[w], routing.shares, np.array([rows[d].buckets[w] for d in devs]),
-                np.array([rows[d].throughput.get(w, 0.0) for d in devs]),
-                np.array([left[d] for d in devs]), price)
+    cap, whole, pairs, _ = routing.problem(w, devs, rows)
+    got = route(need[w], routing.shares, cap, whole, np.array([left[d] for d in devs]), price,
+                pairs)
     for i, d in enumerate(devs):
         u = float(got.units[i])
         if u <= 1e-9:
@@ -249,9 +254,10 @@ def routed_capacity(units: dict[str, float], rows: dict[str, DeviceRow], w: str,
     devs = [d for d, u in units.items() if u > 0]
     if not devs or need <= 0:
         return 0.0
-    got = most_served(need, routing.shares, np.array([rows[d].buckets[w] for d in devs]),
-                      np.array([rows[d].throughput.get(w, 0.0) for d in devs]),
-                      np.array([units[d] for d in devs], dtype=float), cap_at_one=False)
+    cap, whole, pairs, _ = routing.problem(w, devs, rows)
+    got = most_served(need, routing.shares, cap, whole,
+                      np.array([units[d] for d in devs], dtype=float), cap_at_one=False,
+                      pairs=pairs)
     return got.lam * need
 
 
@@ -259,42 +265,50 @@ def route_report(w: str, routing: Any, plan: Any, units_by_dev: dict[str, int],
                  alloc: dict[str, dict[str, float]], rows: dict[str, DeviceRow],
                  need: dict[str, float], role: dict[str, str], unrouted_whole: float,
                  tco_usd_per_year: float) -> dict[str, Any]:
-    """A routed workload in a fleet: each bucket's share of requests, each device's
-    throughput per device on the whole distribution and on each bucket alone, which device
-    serves which sizes (``plan``, the routing
-    programme's units per bucket, and units serving the whole mix, before whole units are
-    rounded up), and against whole-distribution
-    serving on the same units: the whole fleet's capacity and per USD of the fleet's TCO,
-    and the units the workload takes."""
+    """A routed workload in a fleet: each bucket's share of requests; each device's
+    throughput per device on the whole distribution and on each bucket alone; which
+    device serves which sizes and how many PD units of each pairing (``plan``: the routing
+    programme's units, before whole units are rounded up); and against whole-distribution
+    serving on colocated replicas with the same units: the whole fleet's capacity and per
+    USD of the fleet's TCO, and the units the workload takes."""
     from accelsim.fleet.compare_verdict import SECONDS_PER_YEAR
 
     devs, got = plan
+    _, _, pairs, pair_labels = routing.problem(w, devs, rows)
     by_device: dict[str, dict[str, float]] = {}
     for i, d in enumerate(devs):
         per = {lab: float(got.y[i, b]) for b, lab in enumerate(routing.labels)
-               if got.y[i, b] > 1e-6}
-        if got.z[i] > 1e-6:
-            per["whole mix"] = float(got.z[i])
+               if routing.sized and got.y[i, b] > 1e-6}
+        whole_mix = float(got.z[i] + (0.0 if routing.sized else got.y[i].sum()))
+        if whole_mix > 1e-6:
+            per["whole mix"] = whole_mix
         if per:
             by_device[rows[d].device] = per
     whole = routed_capacity({d: float(u) for d, u in units_by_dev.items()}, rows, w, need[w],
                             routing)
     plain = allocate(units_by_dev, rows, need, role)
     per_usd = SECONDS_PER_YEAR / tco_usd_per_year if tco_usd_per_year > 0 else 0.0
-    return {"shares": {lab: float(x) for lab, x in zip(routing.labels, routing.shares,
-                                                         strict=True)},
-            "per_device": {rows[d].device: {
-                "whole": rows[d].throughput.get(w, 0.0),
-                **{lab: float(c) for lab, c in zip(routing.labels, rows[d].buckets[w],
-                                                   strict=True)}}
-                for d, u in units_by_dev.items() if u > 0},
-            "units_by_bucket": by_device,
-            "capacity_whole_fleet": whole, "capacity_whole_fleet_unrouted": unrouted_whole,
-            "capacity_per_usd": whole * per_usd,
-            "capacity_per_usd_unrouted": unrouted_whole * per_usd,
-            "gain": whole / unrouted_whole - 1.0 if unrouted_whole > 0 else float("inf"),
-            "units": float(sum(a.get(w, 0.0) for a in alloc.values())),
-            "units_unrouted": float(sum(a.get(w, 0.0) for a in plain.values()))}
+    out: dict[str, Any] = {}
+    if routing.sized:
+        out["shares"] = {lab: float(x) for lab, x in zip(routing.labels, routing.shares,
+                                                         strict=True)}
+    out["per_device"] = {rows[d].device: {
+        "whole": rows[d].throughput.get(w, 0.0),
+        **({lab: float(c) for lab, c in zip(routing.labels, rows[d].buckets[w], strict=True)}
+           if routing.sized else {})} for d, u in units_by_dev.items() if u > 0}
+    out["units_by_bucket"] = by_device
+    if routing.pd:
+        out["pd_units"] = {lab: {"units": float(got.w[k]), "rps_per_unit": pairs[k][4],
+                                 "prefill_devices": pairs[k][2], "decode_devices": pairs[k][3]}
+                           for k, lab in enumerate(pair_labels)}
+    out.update({
+        "capacity_whole_fleet": whole, "capacity_whole_fleet_unrouted": unrouted_whole,
+        "capacity_per_usd": whole * per_usd,
+        "capacity_per_usd_unrouted": unrouted_whole * per_usd,
+        "gain": whole / unrouted_whole - 1.0 if unrouted_whole > 0 else float("inf"),
+        "units": float(sum(a.get(w, 0.0) for a in alloc.values())),
+        "units_unrouted": float(sum(a.get(w, 0.0) for a in plain.values()))})
+    return out
 
 
 # A rule binds when what the fleet uses is within this share of its limit.

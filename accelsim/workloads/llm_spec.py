@@ -86,6 +86,37 @@ class SizeRouting(Strict):
         return self
 
 
+class PDPair(Strict):
+    """One prefill/decode pairing of device types: a unit of ``ratio[0]`` prefill replicas
+    on ``prefill`` and ``ratio[1]`` decode replicas on ``decode``, each ``tp`` x the
+    block's ``dp`` devices (DistServe, Splitwise; DeepSeek-V3's own deployment)."""
+
+    prefill: str
+    """Device of the prefill replicas (a pool device of the scenario)."""
+    decode: str
+    """Device of the decode replicas (a pool device; may be the prefill one)."""
+    ratio: list[Annotated[int, Field(ge=1, le=64)]] | None = Field(default=None, min_length=2,
+                                                                    max_length=2)
+    """``[prefill replicas, decode replicas]`` of a unit; default: the two whole ratios
+    around the balance of the replicas' saturated rates (:mod:`accelsim.fleet.pd`)."""
+    prefill_tp: int | None = Field(default=None, ge=1, le=1024)
+    """Tensor-parallel size of a prefill replica; default: the smallest that fits."""
+    decode_tp: int | None = Field(default=None, ge=1, le=1024)
+    """Tensor-parallel size of a decode replica; default: the smallest that fits."""
+
+
+class Disaggregation(Strict):
+    """Prefill/decode disaggregation in fleets: each pair's unit is searched at the SLO
+    through the LLM simulator's disaggregated pool (KV caches shipped over ``kv_transfer``)
+    and is one more way a fleet's units serve the chatbot (:mod:`accelsim.fleet.pd`)."""
+
+    pairs: list[PDPair] = Field(min_length=1, max_length=8)
+    """Prefill/decode device pairings to offer the fleets."""
+    kv_transfer: Literal["scaleup", "scaleout"] = "scaleout"
+    """Link the KV cache crosses: scaleout (the data-centre network, between device types)
+    or scaleup (one supernode: the same device type only)."""
+
+
 class LLMServingSpec(CapacitySpec):
     """Serve ``peak_rps`` chat requests of ``model`` within the TTFT/TPOT SLO (or the
     peak that ``demand`` implies: a published token volume or users)."""
@@ -128,6 +159,11 @@ class LLMServingSpec(CapacitySpec):
     (:mod:`accelsim.fleet.routing`); default: every device serves the whole
     distribution."""
 
+    disaggregation: Disaggregation | None = None
+    """Prefill/decode disaggregation in fleets (``{pairs: [{prefill: ascend-910c, decode:
+    h20}]}``): each pair's unit is another way the fleet's units serve the chatbot, chosen
+    by the routing programme (:mod:`accelsim.fleet.pd`); default: colocated replicas only."""
+
     @model_validator(mode="after")
     def _one_demand(self) -> LLMServingSpec:
         if (self.peak_rps is None) == (self.demand is None):
@@ -145,6 +181,17 @@ class LLMServingSpec(CapacitySpec):
                 raise ValueError(f"routing.edges {self.routing.edges}: bucket {empty[0] + 1} "
                                  "holds no prompt_tokens draws; expected edges within the "
                                  "prompt length distribution")
+        return self
+
+    @model_validator(mode="after")
+    def _scaleup_within_one_device(self) -> LLMServingSpec:
+        pd = self.disaggregation
+        if pd is not None and pd.kv_transfer == "scaleup":
+            mixed = [i for i, p in enumerate(pd.pairs) if p.prefill != p.decode]
+            if mixed:
+                raise ValueError(f"disaggregation.pairs[{mixed[0]}]: kv_transfer scaleup "
+                                 "needs prefill and decode on one device type (one "
+                                 "supernode); expected scaleout")
         return self
 
     def requests_per_day(self) -> float:

@@ -196,7 +196,7 @@ def test_compare_reports_routing_and_it_never_serves_less(routed_scenario, tmp_p
         assert not fleets[c].astype(str).str.startswith("[").any(), c
     text = runner.invoke(app, ["compare", str(routed_scenario)])
     assert text.exit_code == 0
-    assert "routed by size" in text.stdout and "each bucket" in text.stdout
+    assert "routed in each fleet" in text.stdout and "each bucket" in text.stdout
 
 
 def test_routing_off_leaves_no_routing_fields(routed_scenario, tmp_path):
