@@ -63,6 +63,11 @@ def render(sc: Any, file: str | Path, samples: int = 100, seed: int = 1,
     profiles = resolve_devices(sc, file)
     table, evals = evaluate_full(sc, profiles=profiles, file=file)  # once, for both parts
     res = compare(sc, dev_table=table)
+    from accelsim.fleet.compare_verdict import annotate, verdicts
+    from accelsim.fleet.routing import routing_tables
+
+    annotate(sc, res.fleets, res.devices)  # year ranks, headroom, per USD: compare's verdict
+    verdict = verdicts(sc, res.fleets)
     fleets = [fleet_out(f) for f in sorted(res.fleets, key=lambda f: f["rank"])]
     unc = summarise(monte_carlo(sc, samples, seed, file, progress, full=(profiles, evals))
                     ) if sc.fleets else None
@@ -76,11 +81,12 @@ def render(sc: Any, file: str | Path, samples: int = 100, seed: int = 1,
         scenario_text=text.decode("utf-8", errors="replace"), sc=sc,
         demand=[(w, v, workloads.of(sc.workloads[w]).unit) for w, v in res.demand.items()],
         rule=ranking_rule(sc), fleets=fleet_table(sc, fleets), raw_fleets=fleets,
+        verdicts=verdict,
         mix_text={m.name: m.description for m in sc.fleets},
         devices={**device_tables(sc, res.devices), **({RENTAL_TITLE: [
             {**row, "confidence": r["confidence"], "source": r["source"]}
             for row, r in zip(rental_rows(res.rentals), res.rentals, strict=True)]}
-            if res.rentals else {})},
+            if res.rentals else {}), **routing_tables(sc, res.devices, fleets)},
         fleet_svg=svg(fleet_figure(fleets, res.demand, f"{sc.name}: capacity vs. TCO"))
         if fleets else "",
         unc=unc, samples=samples, seed=seed,
