@@ -229,3 +229,24 @@ def test_bad_routing_is_one_line_naming_the_field(routed_scenario, tmp_path, rou
     line = r.output.strip()
     assert "\n" not in line and "Traceback" not in line
     assert line.startswith(f"{p}: {field}:") and text in line
+
+
+def test_optimize_buys_size_buckets_where_they_need_fewer_servers():
+    from accelsim.optimize import build_problem, solve
+
+    rows = {"a": _row("a", 4.0, (10.0, 1.0)), "b": _row("b", 5.0, (6.0, 3.0))}
+    for r in rows.values():
+        r.tco_usd_per_year.update(chat=1.0, train=1.0)
+    kw = dict(pool_usd={"p": 1e9}, total_usd=1e9, power_cap_W=None, server=1,
+              objective="min_cost", year=2025)
+    plain = solve(build_problem(rows, {"chat": 95.0}, **kw), marginals=False)
+    routed = solve(build_problem(rows, {"chat": 95.0}, **kw,
+                                 routed={"chat": Routing(SHARES, ["s", "l"])}),
+                   marginals=False)
+    assert plain["tco_usd_per_year"] == pytest.approx(19.0)  # 95 / 5 on B's whole mix
+    # 76 short and 19 long requests/s: the LP bound 76/10 + 19/3 = 13.9 servers; 8 A on
+    # short and 7 B on long is 15
+    assert 14.0 <= routed["tco_usd_per_year"] <= 15.0
+    assert routed["served_fraction"]["chat"] == 1.0
+    assert routed["capacity"]["chat"] >= 95.0 * (1 - 1e-9)
+    assert any("chat[" in w for per in routed["units"].values() for w in per)
