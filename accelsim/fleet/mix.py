@@ -6,7 +6,11 @@
                  volume workloads' demand) until the peak is covered; the rest goes to the
                  volume workloads (training) so that each serves the same fraction of its
                  demand (with one volume workload: all of it). ``optimize`` does this exactly.
-  capacity       sum of allocated units x throughput per device
+                 A chatbot routed by request size or offered PD units takes its units from
+                 the routing programme instead (:mod:`accelsim.fleet.routing`), with the
+                 same comparative worth as each unit's price, rounded up to whole units.
+  capacity       sum of allocated units x throughput per device (a routed workload: the
+                 largest multiple of its demand mix its units serve routed, x demand)
   served         mean over workloads of min(1, capacity / demand)
 
 Rented capacity (the scenario's ``rentals``, rented by a fleet's ``rent``) is one more row

@@ -20,6 +20,10 @@ Whole-distribution serving (``y = 0``) is a feasible point, so routing never ser
 than it on the same units, nor uses more units for the same demand. With one bucket (or
 one device type whose bucket capacities all equal its whole one) it is today's answer.
 The ``z`` columns keep a device's mixed serving when a bucket split would be worse for it.
+Prefill/decode units (:mod:`accelsim.fleet.pd`) are further columns ``w[k]`` serving the
+whole mix, each taking devices of two types (``na`` of one, ``nb`` of the other) in the
+units rows; a block with ``disaggregation`` and no ``routing`` is one bucket, ``all``.
+``optimize`` takes the size buckets as MILP columns (:mod:`accelsim.optimize.milp`).
 """
 
 from __future__ import annotations
