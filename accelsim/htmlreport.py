@@ -55,7 +55,9 @@ def render(sc: Any, file: str | Path, samples: int = 100, seed: int = 1,
 
     from accelsim import workloads
     from accelsim.fleet import compare, evaluate_full
+    from accelsim.fleet.compare_verdict import annotate, verdicts
     from accelsim.fleet.evaluation import resolve_devices
+    from accelsim.fleet.routing import routing_tables
     from accelsim.plots import fleet_figure, svg, uncertainty_figure
     from accelsim.uncertainty import monte_carlo, summarise
 
@@ -63,12 +65,11 @@ def render(sc: Any, file: str | Path, samples: int = 100, seed: int = 1,
     profiles = resolve_devices(sc, file)
     table, evals = evaluate_full(sc, profiles=profiles, file=file)  # once, for both parts
     res = compare(sc, dev_table=table)
-    from accelsim.fleet.compare_verdict import annotate, verdicts
-    from accelsim.fleet.routing import routing_tables
-
-    annotate(sc, res.fleets, res.devices)  # year ranks, headroom, per USD: compare's verdict
+    annotate(sc, res.fleets, res.devices)
     verdict = verdicts(sc, res.fleets)
-    fleets = [fleet_out(f) for f in sorted(res.fleets, key=lambda f: f["rank"])]
+
+    fleets = [fleet_out(f) for f in sorted(res.fleets, key=lambda f: (f["year"],
+                                                                     f["year_rank"]))]
     unc = summarise(monte_carlo(sc, samples, seed, file, progress, full=(profiles, evals))
                     ) if sc.fleets else None
     env = jinja2.Environment(loader=jinja2.PackageLoader("accelsim", "templates"),
@@ -80,8 +81,9 @@ def render(sc: Any, file: str | Path, samples: int = 100, seed: int = 1,
         version=__version__, file=file, sha256=hashlib.sha256(text).hexdigest(),
         scenario_text=text.decode("utf-8", errors="replace"), sc=sc,
         demand=[(w, v, workloads.of(sc.workloads[w]).unit) for w, v in res.demand.items()],
-        rule=ranking_rule(sc), fleets=fleet_table(sc, fleets), raw_fleets=fleets,
-        verdicts=verdict,
+        rule=ranking_rule(sc), verdicts=verdict, raw_fleets=fleets,
+        fleets_by_year={y: fleet_table(sc, [f for f in fleets if f["year"] == y])
+                        for y in sorted({f["year"] for f in fleets})},
         mix_text={m.name: m.description for m in sc.fleets},
         devices={**device_tables(sc, res.devices), **({RENTAL_TITLE: [
             {**row, "confidence": r["confidence"], "source": r["source"]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -56,35 +57,61 @@ def fleet_figure(fleets: list[dict[str, Any]], demand: dict[str, float], title: 
     """Per workload, the fleet's capacity against TCO: a ``volume`` workload (training) what is
     left after the ``capacity`` workloads (serving) are covered, which is what its demand
     sees; a capacity workload the whole fleet's (allocation would show only the demand).
-    Pareto frontier marked; fleets that break a rule drawn hollow; demand dashed."""
+    One colour and one Pareto frontier per purchase year (fleets of different years are not
+    alternatives); fleets that break a rule drawn hollow; demand dashed."""
     names = list(demand)
     fig, axes = plt.subplots(1, len(names), figsize=(6.5 * len(names), 5), squeeze=False)
     tco = np.array([f["tco_usd_per_year"] for f in fleets]) / 1e9
     ok = np.array([not f["violations"] for f in fleets])
+    year = np.array([f.get("year") or 0 for f in fleets])
     for ax, wl in zip(axes[0], names, strict=True):
         info = [f["workloads"][wl] for f in fleets]
         whole = info[0]["role"] == "capacity"
         val = np.array([i["capacity_whole_fleet" if whole else "capacity"] for i in info],
                        dtype=float)
+        scale, word = _magnitude(np.append(val, demand[wl]))
         label = f"{wl}: {'whole fleet' if whole else 'after capacity workloads'} " \
-                f"({info[0]['unit']})"
-        front = pareto_front(np.where(ok, tco, np.inf), np.where(ok, val, -np.inf))
-        front = front[ok[front]]
-        ax.plot(tco[front], val[front], "-", color="0.6", zorder=1, label="Pareto frontier")
-        ax.scatter(tco[ok], val[ok], s=60, color="C0", zorder=2, label="within rules")
-        if (~ok).any():
-            ax.scatter(tco[~ok], val[~ok], s=60, facecolors="none", edgecolors="C3", zorder=2,
-                       label="breaks a rule")
-        for f, x, y in zip(fleets, tco, val, strict=True):
-            ax.annotate(f["name"], (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
-        ax.axhline(demand[wl], color="C2", ls="--", lw=1, label="demand")
-        ax.ticklabel_format(useOffset=False, axis="y")
+                f"({word}{info[0]['unit']})"
+        for k, yr in enumerate(sorted(set(year.tolist()))):
+            colour, mine = f"C{k}", year == yr
+            when = f"bought {yr}" if yr else "fleets"
+            front = pareto_front(np.where(ok & mine, tco, np.inf),
+                                 np.where(ok & mine, val, -np.inf))
+            front = front[(ok & mine)[front]]
+            ax.plot(tco[front], val[front] / scale, "-", color=colour, alpha=0.5, zorder=1,
+                    label=f"{when}: Pareto frontier")
+            ax.scatter(tco[ok & mine], val[ok & mine] / scale, s=60, color=colour, zorder=2,
+                       label=f"{when}: within rules")
+            if (~ok & mine).any():
+                ax.scatter(tco[~ok & mine], val[~ok & mine] / scale, s=60, facecolors="none",
+                           edgecolors=colour, zorder=2, label=f"{when}: breaks a rule")
+        mid = (tco.min() + tco.max()) / 2
+        for f, x, y in zip(fleets, tco, val / scale, strict=True):
+            right = x > mid
+            ax.annotate(f["name"], (x, y), textcoords="offset points", fontsize=8,
+                        xytext=(-5 if right else 5, 5), ha="right" if right else "left")
+        ax.axhline(demand[wl] / scale, color="k", ls="--", lw=1, label="demand")
         ax.set_xlabel("TCO (billion USD per year)")
         ax.set_ylabel(label)
+        ax.margins(x=0.08, y=0.08)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="lower right")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=8,
+               frameon=False)
     fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     return fig
+
+
+def _magnitude(values: np.ndarray) -> tuple[float, str]:
+    """A factor and its word for numbers a person reads (thousand ... billion), so axes carry
+    their unit instead of an offset exponent: the largest power of 1,000 below the maximum."""
+    top = float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 0.0
+    for factor, word in ((1e12, "trillion "), (1e9, "billion "), (1e6, "million "),
+                         (1e3, "thousand ")):
+        if top >= factor:
+            return factor, word
+    return 1.0, ""
 
 
 def uncertainty_figure(summary: dict[str, Any], title: str) -> Any:
@@ -97,13 +124,13 @@ def uncertainty_figure(summary: dict[str, Any], title: str) -> Any:
                                                         + 1.6), squeeze=False, sharey=True)
     y = np.arange(len(names))[::-1]
     for ax, m in zip(axes[0], metrics, strict=True):
-        scale = 1e9 if m == "tco_usd_per_year" else 1.0
-        lo = np.array([bands[f][m]["p05"] for f in names]) / scale
-        mid = np.array([bands[f][m]["p50"] for f in names]) / scale
-        hi = np.array([bands[f][m]["p95"] for f in names]) / scale
+        raw = np.array([[bands[f][m][q] for q in ("p05", "p50", "p95")] for f in names])
+        scale, word = (1e9, "billion ") if m == "tco_usd_per_year" else _magnitude(raw)
+        lo, mid, hi = (raw / scale).T
         ax.errorbar(mid, y, xerr=[mid - lo, hi - mid], fmt="o", color="C0", capsize=3)
-        ax.set_xlabel("TCO (billion USD per year)" if scale > 1 else
-                      f"{m.removesuffix('_capacity')}: capacity allocated")
+        ax.set_xlabel("TCO (billion USD per year)" if m == "tco_usd_per_year" else
+                      f"{m.removesuffix('_capacity')}: capacity allocated"
+                      + (f" ({word.strip()})" if word else ""))
         ax.grid(alpha=0.3, axis="x")
     axes[0][0].set_yticks(y, names)
     fig.suptitle(f"{title}: median and 5-95 % band over {summary['draws']} draws")
@@ -143,9 +170,12 @@ def label(name: str) -> str:
 def sweep_plot(df: Any, out: str | Path, x: str | None = None, y: str | None = None,
                hue: str | None = None, z: str | None = None, kind: str | None = None,
                level: float = 1.0, title: str | None = None,
-               labels: dict[str, str] | None = None) -> list[Path]:
+               labels: dict[str, str] | None = None,
+               base: dict[str, float] | None = None,
+               base_label: str = "seed scenario") -> list[Path]:
     """Line (with 5-95 % bands when present), Pareto scatter, break-even contour or tornado.
-    ``labels`` overrides the axis label of any column."""
+    ``labels`` overrides the axis label of any column. ``base`` marks the base case: a point
+    where it gives both ``x`` and ``y``, a vertical line where it gives ``x`` only."""
     names = labels or {}
 
     def lab(col: str) -> str:
@@ -171,7 +201,7 @@ def sweep_plot(df: Any, out: str | Path, x: str | None = None, y: str | None = N
         ax.set_ylabel(lab(y))
     elif kind == "tornado":
         metric = y or next(c for c in df.columns if _is_metric(c, df))
-        base = float(df[metric].iloc[0])
+        nominal = float(df[metric].iloc[0])
         bars = []
         for p in params:
             vals = df[p].to_numpy(dtype=float)
@@ -183,14 +213,14 @@ def sweep_plot(df: Any, out: str | Path, x: str | None = None, y: str | None = N
             if len(sub) == 0:
                 continue
             lo, hi = float(sub[metric].min()), float(sub[metric].max())
-            bars.append((p, lo - base, hi - base))
+            bars.append((p, lo - nominal, hi - nominal))
         bars.sort(key=lambda b: abs(b[2] - b[1]))
         for i, (_name, lo, hi) in enumerate(bars):
             ax.barh(i, hi, color="C0")
             ax.barh(i, lo, color="C3")
         ax.set_yticks(range(len(bars)), [b[0] for b in bars], fontsize=8)
         ax.axvline(0, color="k", lw=1)
-        ax.set_xlabel(f"change of {lab(metric)} from the nominal point ({base:.4g})")
+        ax.set_xlabel(f"change of {lab(metric)} from the nominal point ({nominal:.4g})")
     else:
         if not (x and y):
             raise ValueError(f"{kind} needs --x and --y")
@@ -207,6 +237,8 @@ def sweep_plot(df: Any, out: str | Path, x: str | None = None, y: str | None = N
             if f"{y} [p05]" in g and f"{y} [p95]" in g:
                 ax.fill_between(g[x], g[f"{y} [p05]"], g[f"{y} [p95]"], alpha=0.2,
                                 label=None if legend else "5-95 % band")
+        with contextlib.suppress(AttributeError):  # a categorical axis has no offset
+            ax.ticklabel_format(useOffset=False)
         if kind == "scatter":
             fr = pareto_front(df[x].to_numpy(dtype=float), df[y].to_numpy(dtype=float))
             ax.plot(df[x].to_numpy()[fr], df[y].to_numpy()[fr], "-", color="k", lw=1.5,
@@ -215,10 +247,28 @@ def sweep_plot(df: Any, out: str | Path, x: str | None = None, y: str | None = N
         ax.set_ylabel(lab(y))
         if hue is not None or kind == "scatter" or any("[p05]" in c for c in df.columns):
             ax.legend(fontsize=8)
+    if base and x in base and kind != "tornado":
+        _mark_base(ax, base[x], base.get(y) if y else None, base_label)
     ax.grid(alpha=0.3)
     if title:
         ax.set_title(title, fontsize=10)
     return save(fig, folder, stem)
+
+
+def _mark_base(ax: Any, x: float, y: float | None, text: str) -> None:
+    """The base case on a plot: a star at (x, y), else a dashed vertical line at x; labelled
+    on the side with room (left of the mark in the axis' right half)."""
+    lo, hi = ax.get_xlim()
+    right = x > (lo + hi) / 2
+    dx, ha = (-6, "right") if right else (6, "left")
+    if y is None:
+        ax.axvline(x, color="k", ls="--", lw=1)
+        ax.annotate(text, (x, 1.0), xycoords=("data", "axes fraction"), xytext=(dx, -12),
+                    textcoords="offset points", fontsize=8, ha=ha)
+    else:
+        ax.plot([x], [y], marker="*", ms=14, color="k", mec="w", zorder=5)
+        ax.annotate(text, (x, y), xytext=(dx, 6), textcoords="offset points", fontsize=8, ha=ha,
+                    bbox={"boxstyle": "round", "fc": "w", "alpha": 0.8, "lw": 0})
 
 
 # Sweep result columns that are neither parameters nor metrics.

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from accelsim.devices import load_device
 from accelsim.plots import sweep_plot
 from accelsim.sweep import Param
 
@@ -74,20 +75,36 @@ def rerun(out: Path, workers: int = 1) -> None:
     run("asic_breakeven", out, False, workers, params=headline_points())
 
 
-def main() -> None:
-    a = args()
-    df = run("asic_breakeven", a.out, a.quick, a.workers,
-             {P: Param(low=0.2, high=1.5, num=4), PRICE: Param(low=2000, high=30000, num=4)})
+def base_case(df: pd.DataFrame, w: str) -> dict[str, float]:
+    """The seed scenario's ASIC on the plot's axes: its relative throughput at perf_scale 1
+    (the assumed profile; interpolated where the grid lacks 1) and its profile price."""
+    price = load_device("inhouse-asic").cost.price_usd.value
+    rel = relative(df, w).groupby(df[P]).mean()  # linear between grid points without 1.0
+    return {f"ASIC {w} performance relative to H20":
+            float(np.interp(1.0, rel.index.to_numpy(dtype=float), rel.to_numpy())),
+            PRICE: float(price)}
+
+
+def plot(df: pd.DataFrame, out: Path) -> None:
+    """The break-even contour per workload, the seed's ASIC marked (from a results table)."""
     for w, unit in WORKLOADS:
         rel = f"ASIC {w} performance relative to H20"
         df[rel] = relative(df, w)
         ratio = per_usd_ratio(w)
-        sweep_plot(df, a.out / f"asic_breakeven_{w}.png", x=rel, y=PRICE, z=ratio,
-                   kind="contour", level=1.0,
+        sweep_plot(df, out / f"asic_breakeven_{w}.png", x=rel, y=PRICE, z=ratio,
+                   kind="contour", level=1.0, base=base_case(df, w),
+                   base_label="seed's ASIC (assumed profile and price)",
                    labels={rel: f"ASIC {w} throughput / H20's (ratio)",
                            PRICE: "ASIC unit price (USD)",
                            ratio: f"ASIC {unit} per USD / H20's (ratio)"},
                    title=f"In-house ASIC vs. H20 on {w}: {unit} per dollar (1 = break-even)")
+
+
+def main() -> None:
+    a = args()
+    df = run("asic_breakeven", a.out, a.quick, a.workers,
+             {P: Param(low=0.2, high=1.5, num=4), PRICE: Param(low=2000, high=30000, num=4)})
+    plot(df, a.out)
     df.to_csv(a.out / "asic_breakeven.csv", index=False)
     print(describe(headline(df)))
 

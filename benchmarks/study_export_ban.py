@@ -101,16 +101,23 @@ def rerun(out: Path, workers: int = 1) -> None:
     cheapest_domestic_recovery().to_csv(out / "export_ban_recovery.csv", index=False)
 
 
+def plot(df: pd.DataFrame, out: Path) -> None:
+    """Training demand served against the H20 cap, the seed scenario's cap marked."""
+    k = "H20 units allowed (thousands)"
+    df[k] = df[X] / 1e3
+    seed_cap = load_scenario(ROOT / "configs" / "fleet.yaml").supply["h20"].max_units
+    sweep_plot(df, out / "export_ban.png", x=k, y=SERVED, kind="line",
+               base={k: seed_cap / 1e3}, base_label="seed's cap",
+               labels={SERVED: "training demand served by the optimal mix (fraction)",
+                       k: "H20 supply cap (thousand units)"},
+               title="Export ban: training demand the best in-budget fleet can serve")
+
+
 def main() -> None:
     a = args()
     df = run("export_ban", a.out, a.quick, a.workers,
              {X: Param(values=[600000, 200000, 0])})
-    df["H20 units allowed (thousands)"] = df[X] / 1e3
-    sweep_plot(df, a.out / "export_ban.png", x="H20 units allowed (thousands)",
-               y=SERVED, kind="line",
-               labels={SERVED: "training demand served by the optimal mix (fraction)",
-                       "H20 units allowed (thousands)": "H20 supply cap (thousand units)"},
-               title="Export ban: training demand the best in-budget fleet can serve")
+    plot(df, a.out)
     rec = cheapest_domestic_recovery()
     rec.to_csv(a.out / "export_ban_recovery.csv", index=False)
     print(describe(headline(df, rec)))

@@ -63,17 +63,24 @@ def rerun(out: Path, workers: int = 2) -> None:
     run("software_maturity", out, False, workers, samples=SAMPLES, params=headline_points())
 
 
+def plot(df: pd.DataFrame, out: Path) -> None:
+    """Tokens per USD with its 5-95 % band against maturity; the seed (maturity 0) marked."""
+    df["tokens per USD"] = df[Y] * DAYS_PER_YEAR
+    for b in ("[p05]", "[p95]"):
+        df[f"tokens per USD {b}"] = df[f"{Y} {b}"] * DAYS_PER_YEAR
+    sweep_plot(df, out / "software_maturity.png", x=X, y="tokens per USD", kind="line",
+               base={X: 0.0, "tokens per USD": float(df.loc[df[X] == 0, "tokens per USD"].mean())},
+               base_label="seed scenario",
+               labels={X: "Ascend software maturity: 0 = today's estimate, 1 = CUDA parity",
+                       "tokens per USD": "domestic fleet training tokens per USD of TCO"},
+               title="Ascend-only fleet: training throughput per dollar vs. software maturity")
+
+
 def main() -> None:
     a = args()
     df = run("software_maturity", a.out, a.quick, a.workers, {X: Param(low=0, high=1, num=3)},
              samples=4 if a.quick else SAMPLES)
-    df["tokens per USD"] = df[Y] * DAYS_PER_YEAR
-    for b in ("[p05]", "[p95]"):
-        df[f"tokens per USD {b}"] = df[f"{Y} {b}"] * DAYS_PER_YEAR
-    sweep_plot(df, a.out / "software_maturity.png", x=X, y="tokens per USD", kind="line",
-               labels={X: "Ascend software maturity: 0 = today's estimate, 1 = CUDA parity",
-                       "tokens per USD": "domestic fleet training tokens per USD of TCO"},
-               title="Ascend-only fleet: training throughput per dollar vs. software maturity")
+    plot(df, a.out)
     print(describe(headline(df)))
 
 

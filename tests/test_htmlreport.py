@@ -63,6 +63,11 @@ def test_page_is_self_contained_and_lists_every_fleet_and_assumption(page):
     for ref in sc.pool_of():
         assert f"<b>{ref}</b>" in html or ref in html
     assert "Ranking rule" in html and "P(row beats column)" in html
+    # the verdict per purchase year leads, as in compare; one fleet table per year
+    years = sorted({m.year or sc.year for m in sc.fleets})
+    assert html.index('id="verdict"') < html.index('id="fleets-h"')
+    assert re.findall(r'<li data-year="(\d+)">', html) == [str(y) for y in years]
+    assert re.findall(r'<table id="fleets-(\d+)"', html) == [str(y) for y in years]
     # every sourced number of a profile is listed, with its source
     prof = __import__("accelsim.devices", fromlist=["load_device"]).load_device("h20")
     rows = assumptions(prof)
@@ -83,7 +88,7 @@ def test_page_opens_with_compares_verdict_for_each_purchase_year(page):
     lines = verdicts(sc, res.fleets)
     assert {v["year"] for v in lines} == {2025, 2026}
     for v in lines:  # the same line compare prints, under its year's anchor
-        assert f'<li id="verdict-{v["year"]}">{html_lib.escape(v["line"])}</li>' in text
+        assert f'<li data-year="{v["year"]}">{html_lib.escape(v["line"])}</li>' in text
     assert text.index('id="verdict"') < text.index('id="fleets-h"')
 
 
@@ -148,7 +153,7 @@ def test_chromium_renders_the_report_without_errors_and_shows_every_fleet(browse
 
     assert _open(browser, page) == []
     sc = load_scenario(FLEET)
-    rows = browser.find_elements(By.CSS_SELECTOR, "#fleets tbody tr")
+    rows = browser.find_elements(By.CSS_SELECTOR, "table[id^=fleets-] tbody tr")
     shown = {r.get_attribute("data-fleet") for r in rows if r.is_displayed()}
     assert shown == {m.name for m in sc.fleets}
     for r in rows:  # the name is in the row's first cell, as text the reader sees

@@ -535,3 +535,4 @@ def test_a_training_blocks_resilience_moves_its_throughput_whatever_the_grid(tmp
 
     alone, after = sweep([3600.0], "alone"), sweep([0.0, 3600.0], "after")
     assert after[3600.0] == alone[3600.0] < after[0.0]
+
