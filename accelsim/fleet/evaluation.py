@@ -62,12 +62,15 @@ def _evaluate_device(specs: dict[str, WorkloadSpec], device: DeviceProfile, ctx:
 
 def evaluate_full(sc: Scenario, progress: Progress | None = None,
                   profiles: dict[str, DeviceProfile] | None = None, file: str = "scenario",
-                  only: Collection[str] | None = None
+                  only: Collection[str] | None = None, routed: bool = True
                   ) -> tuple[pd.DataFrame, dict[str, dict[str, DeviceEval]]]:
     """The device table and every evaluation (by workload name, then device reference).
     Evaluations come from the cache (:func:`evaluation_key`) where they can; the others run
     one device per process (:mod:`accelsim.parallel`) and are stored. ``only``: the workloads to
-    evaluate (default all; a table of some workloads prices only those)."""
+    evaluate (default all; a table of some workloads prices only those). ``routed``: also
+    a routed chatbot's size buckets and PD units (:mod:`.routing`, :mod:`.pd`); a caller
+    that only keeps the evaluations for the fast path (which serves colocated replicas on
+    the whole distribution) says False."""
     from accelsim.fleet.routing import SEP, routed_specs
 
     ctx = sc.context(file)
@@ -75,7 +78,7 @@ def evaluate_full(sc: Scenario, progress: Progress | None = None,
     names = [n for n in sc.workloads if only is None or n in only]
     # a routed block's request-size buckets are evaluated beside it (accelsim.fleet.routing)
     specs = {**{n: sc.workloads[n] for n in names},
-             **routed_specs({n: sc.workloads[n] for n in names})}
+             **(routed_specs({n: sc.workloads[n] for n in names}) if routed else {})}
     evals: dict[str, dict[str, DeviceEval]] = {name: {} for name in specs}
     keys: dict[tuple[str, str], str] = {}
     todo: dict[str, dict[str, WorkloadSpec]] = {}
@@ -102,7 +105,7 @@ def evaluate_full(sc: Scenario, progress: Progress | None = None,
         if progress:
             for name in per:
                 progress(f"{name} {profiles[refs_todo[i]].name}")
-    units = _pd_units(sc, names, profiles, file, progress)
+    units = _pd_units(sc, names, profiles, file, progress) if routed else {}
     rows: list[dict[str, Any]] = []
     for ref, pool_name in sc.pool_of().items():
         per = {name: evals[name][ref] for name in names}

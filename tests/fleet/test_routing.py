@@ -250,3 +250,13 @@ def test_optimize_buys_size_buckets_where_they_need_fewer_servers():
     assert routed["served_fraction"]["chat"] == 1.0
     assert routed["capacity"]["chat"] >= 95.0 * (1 - 1e-9)
     assert any("chat[" in w for per in routed["units"].values() for w in per)
+
+
+def test_the_fast_paths_full_evaluation_skips_buckets(routed_scenario):
+    from accelsim.fleet import evaluate_full
+
+    sc = load_scenario(routed_scenario)
+    table, evals = evaluate_full(sc, routed=False)
+    assert "bucket_throughput" not in table and set(evals) == set(sc.workloads)
+    table, evals = evaluate_full(sc)
+    assert "bucket_throughput" in table and set(evals) == set(sc.workloads)
