@@ -115,3 +115,26 @@ def test_bad_disaggregation_is_one_line_naming_the_field(pd_scenario, tmp_path, 
     line = r.output.strip()
     assert "\n" not in line and "Traceback" not in line
     assert line.startswith(f"{p}: {field}") and text in line, line
+
+
+def test_a_units_kv_transfer_is_the_closed_form(pd_scenario):
+    from accelsim.fleet import load_scenario
+    from accelsim.fleet.evaluation import resolve_devices
+    from accelsim.fleet.pd import evaluate_pair
+    from accelsim.workloads.llm_spec import mean_lengths, replica_sizes
+
+    sc = load_scenario(pd_scenario)
+    spec = sc.workloads["chatbot"]
+    profiles = resolve_devices(sc)
+    (unit,) = evaluate_pair(spec, 0, profiles, str(pd_scenario))
+    a, b = profiles["ascend-910c"].spec, profiles["h20"].spec
+    tp_a, _ = replica_sizes(spec, profiles["ascend-910c"], "t")[0]
+    tp_b, rm_b = replica_sizes(spec, profiles["h20"], "t")[0]
+    prompt, _ = mean_lengths(spec)
+    # the prompt's KV bytes over the prefill side's scale-out links (no topology placed)
+    want = (prompt * rm_b.kv_bytes_per_token * tp_b / (a.scaleout_bw_Bps * a.eff_comm
+                                                       * min(tp_a, tp_b))
+            + a.scaleout_latency_s)
+    assert unit.kv_transfer_ms == pytest.approx(1e3 * want, rel=1e-9)
+    assert (unit.p, unit.q) == (1, 2) and unit.rps > 0
+    assert b.name == "h20"
