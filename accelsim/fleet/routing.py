@@ -68,6 +68,19 @@ def bucket_shares(dist: Any, edges: tuple[int, ...]) -> np.ndarray:
     return counts / len(x)
 
 
+def default_edges(dist: Any) -> list[int]:
+    """``routing: size``: the median and 90th percentile of the prompt draws, to two
+    significant digits (distinct, at least 2)."""
+    x = _sorted_draws(dist)
+    out: list[int] = []
+    for q in (0.5, 0.9):
+        v = float(np.quantile(x, q))
+        e = max(2, int(round(v, 1 - int(np.floor(np.log10(max(v, 1.0)))))))
+        if not out or e > out[-1]:
+            out.append(e)
+    return out
+
+
 def bucket_labels(edges: list[int] | tuple[int, ...]) -> list[str]:
     """``< 1000``, ``1000-2999``, ``>= 3000`` prompt tokens."""
     out = [f"< {edges[0]}"]

@@ -9,7 +9,7 @@ from functools import lru_cache
 from itertools import pairwise
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from accelsim import refs
 from accelsim.config import Strict
@@ -117,6 +117,11 @@ class Disaggregation(Strict):
     or scaleup (one supernode: the same device type only)."""
 
 
+def _size_in_schema(schema: dict[str, Any]) -> None:
+    """The JSON Schema of ``routing`` also takes ``size`` (converted on validation)."""
+    schema.setdefault("anyOf", []).insert(1, {"const": "size", "type": "string"})
+
+
 class LLMServingSpec(CapacitySpec):
     """Serve ``peak_rps`` chat requests of ``model`` within the TTFT/TPOT SLO (or the
     peak that ``demand`` implies: a published token volume or users)."""
@@ -153,11 +158,26 @@ class LLMServingSpec(CapacitySpec):
     W8A8 INT8 on Ascend as MindIE does); default: ``engine.weights`` on every device."""
     sim: LLMSim = LLMSim()
     """Simulation behind each device's capacity at the SLO."""
-    routing: SizeRouting | None = None
-    """Request-size routing in fleets (``{edges: [1000, 3000]}``): each prompt-length
-    bucket is served by the device types a linear programme picks for it
+    routing: SizeRouting | None = Field(default=None, json_schema_extra=_size_in_schema)
+    """Request-size routing in fleets (``{edges: [1000, 3000]}``, or ``size``: edges at the
+    prompt distribution's median and 90th percentile, two significant digits): each
+    prompt-length bucket is served by the device types a linear programme picks for it
     (:mod:`accelsim.fleet.routing`); default: every device serves the whole
     distribution."""
+
+    @field_validator("routing", mode="before")
+    @classmethod
+    def _size_edges(cls, v: Any, info: ValidationInfo) -> Any:
+        """``routing: size`` as the edges it stands for (the prompt distribution's own
+        error, when it is invalid, says why there are none)."""
+        if not isinstance(v, str):
+            return v
+        if v != "size":
+            raise ValueError("expected {edges: [...]} or size")
+        from accelsim.fleet.routing import default_edges
+
+        dist = info.data.get("prompt_tokens")
+        return None if dist is None else {"edges": default_edges(dist)}
 
     disaggregation: Disaggregation | None = None
     """Prefill/decode disaggregation in fleets (``{pairs: [{prefill: ascend-910c, decode:
@@ -172,7 +192,7 @@ class LLMServingSpec(CapacitySpec):
 
     @model_validator(mode="after")
     def _buckets_hold_requests(self) -> LLMServingSpec:
-        if self.routing is not None:
+        if isinstance(self.routing, SizeRouting):
             from accelsim.fleet.routing import bucket_shares
 
             shares = bucket_shares(self.prompt_tokens, tuple(self.routing.edges))

@@ -216,7 +216,7 @@ def test_routing_off_leaves_no_routing_fields(routed_scenario, tmp_path):
     ({"edges": [3000, 2000]}, "workloads.chatbot.routing", "increasing prompt lengths"),
     ({"edges": [9000]}, "workloads.chatbot", "bucket 2 holds no prompt_tokens draws"),
     ({"by": "output", "edges": [100]}, "workloads.chatbot.routing.by", "prompt_tokens"),
-    ("size", "workloads.chatbot.routing", "valid dictionary"),
+    ("sizes", "workloads.chatbot.routing", "expected {edges: [...]} or size"),
 ])
 def test_bad_routing_is_one_line_naming_the_field(routed_scenario, tmp_path, routing, field,
                                                   text):
@@ -260,3 +260,29 @@ def test_the_fast_paths_full_evaluation_skips_buckets(routed_scenario):
     assert "bucket_throughput" not in table and set(evals) == set(sc.workloads)
     table, evals = evaluate_full(sc)
     assert "bucket_throughput" in table and set(evals) == set(sc.workloads)
+
+
+def test_routing_size_cuts_at_the_median_and_90th_percentile():
+    from accelsim.workloads.llm_spec import LLMServingSpec
+
+    block = {"model": "llama2-70b", "peak_rps": 1.0, "routing": "size",
+             "prompt_tokens": {"dist": "lognormal", "mean": 1000, "cv": 1.0, "max": 8000},
+             "output_tokens": {"dist": "fixed", "value": 250},
+             "slo": {"ttft_ms": 2000, "tpot_ms": 200}}
+    # lognormal, sigma^2 = ln 2: median 1000 / sqrt(2) = 707, p90 707 exp(1.2816 sigma) = 2054
+    assert LLMServingSpec.model_validate(block).routing.edges == [710, 2100]
+
+
+def test_the_json_schema_takes_routing_size_and_edges():
+    import jsonschema
+
+    from accelsim.config import read_yaml
+    from accelsim.schemas import json_schema
+
+    v = jsonschema.Draft202012Validator(json_schema("scenario"))
+    data = read_yaml(CONFIGS / "fleet.yaml")
+    for ok in ("size", {"edges": [2000]}, None):
+        data["workloads"]["chatbot"]["routing"] = ok
+        assert not list(v.iter_errors(data)), ok
+    data["workloads"]["chatbot"]["routing"] = "sizes"
+    assert list(v.iter_errors(data))
