@@ -57,6 +57,7 @@ def render(sc: Any, file: str | Path, samples: int = 100, seed: int = 1,
     from accelsim.fleet import compare, evaluate_full
     from accelsim.fleet.compare_verdict import annotate, verdicts
     from accelsim.fleet.evaluation import resolve_devices
+    from accelsim.fleet.routing import routing_tables
     from accelsim.plots import fleet_figure, svg, uncertainty_figure
     from accelsim.uncertainty import monte_carlo, summarise
 
@@ -66,6 +67,7 @@ def render(sc: Any, file: str | Path, samples: int = 100, seed: int = 1,
     res = compare(sc, dev_table=table)
     annotate(sc, res.fleets, res.devices)
     verdict = verdicts(sc, res.fleets)
+
     fleets = [fleet_out(f) for f in sorted(res.fleets, key=lambda f: (f["year"],
                                                                      f["year_rank"]))]
     unc = summarise(monte_carlo(sc, samples, seed, file, progress, full=(profiles, evals))
@@ -86,7 +88,7 @@ def render(sc: Any, file: str | Path, samples: int = 100, seed: int = 1,
         devices={**device_tables(sc, res.devices), **({RENTAL_TITLE: [
             {**row, "confidence": r["confidence"], "source": r["source"]}
             for row, r in zip(rental_rows(res.rentals), res.rentals, strict=True)]}
-            if res.rentals else {})},
+            if res.rentals else {}), **routing_tables(sc, res.devices, fleets)},
         fleet_svg=svg(fleet_figure(fleets, res.demand, f"{sc.name}: capacity vs. TCO"))
         if fleets else "",
         unc=unc, samples=samples, seed=seed,

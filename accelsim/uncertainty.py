@@ -174,7 +174,7 @@ def monte_carlo(sc: Any, n: int = 100, seed: int = 1, file: str = "scenario",
 
     if full is None:
         base = resolve_devices(sc, file)
-        _, evals = evaluate_full(sc, profiles=base, file=file)
+        _, evals = evaluate_full(sc, profiles=base, file=file, routed=False)
     else:
         base, evals = full
     fast = FastEvaluator(sc, base, evals, file=file)

@@ -75,6 +75,23 @@ def test_page_is_self_contained_and_lists_every_fleet_and_assumption(page):
     assert rows[0]["source"] in html.replace("&#39;", "'").replace("&amp;", "&")
 
 
+def test_page_opens_with_compares_verdict_for_each_purchase_year(page):
+    import html as html_lib
+
+    from accelsim.fleet import compare
+    from accelsim.fleet.compare_verdict import annotate, verdicts
+
+    text = page.read_text()
+    sc = load_scenario(FLEET)
+    res = compare(sc)
+    annotate(sc, res.fleets, res.devices)
+    lines = verdicts(sc, res.fleets)
+    assert {v["year"] for v in lines} == {2025, 2026}
+    for v in lines:  # the same line compare prints, under its year's anchor
+        assert f'<li data-year="{v["year"]}">{html_lib.escape(v["line"])}</li>' in text
+    assert text.index('id="verdict"') < text.index('id="fleets-h"')
+
+
 def test_same_inputs_give_the_same_bytes(page):
     sc = load_scenario(FLEET)
     a = render(sc, FLEET, samples=8, seed=1)

@@ -128,8 +128,11 @@ def _device_table(sc: Any, quiet: bool, no_cache: bool = False) -> Any:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from accelsim.fleet import evaluate_devices
+    from accelsim.fleet.pd import pd_tasks
+    from accelsim.fleet.routing import routed_specs
 
-    n = len(sc.pool_of()) * len(sc.workloads)
+    n = (len(sc.pool_of()) * (len(sc.workloads) + len(routed_specs(sc.workloads)))
+         + len(pd_tasks(sc.workloads)))
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/"
                   "{task.total}"), TimeElapsedColumn(), console=Console(stderr=True),
                   disable=quiet, transient=True) as bar:
@@ -212,6 +215,10 @@ def compare(
         console.print(table(title, rows))
     if res.rentals:
         console.print(table(RENTAL_TITLE, rental_rows(res.rentals)))
+    from accelsim.fleet.routing import routing_tables
+
+    for title, rows in routing_tables(sc, res.devices, fleets).items():
+        console.print(table(title, rows))
     rule = ranking_rule(sc)
     for year in sorted({f["year"] for f in fleets}):
         console.print(table(

@@ -72,6 +72,7 @@ def mix_problem(sc: Scenario, dev: Any, year: int | None = None, where: str = "o
     from dataclasses import replace
 
     from accelsim.fleet.mix import RENT, demand, device_rows, rental_rows
+    from accelsim.fleet.routing import routings
     from accelsim.optimize import build_problem
     from accelsim.units import HOURS_PER_YEAR
 
@@ -94,7 +95,8 @@ def mix_problem(sc: Scenario, dev: Any, year: int | None = None, where: str = "o
         region_of_pool={k: v.region for k, v in sc.budget.pools.items()},
         region_caps_W={k: r.power_capacity_mw * 1e6 for k, r in sc.regions.items()
                        if r.power_capacity_mw is not None},
-        min_lot=sc.min_lot_servers, max_types=sc.max_device_types, loan=loan, loan_to=loan_to)
+        min_lot=sc.min_lot_servers, max_types=sc.max_device_types, loan=loan, loan_to=loan_to,
+        routed=routings(sc, {**rows, **rent}))
 
 
 __all__ = ["Budget", "Comparison", "DeviceRow", "FastEvaluator", "FleetMix", "Pool",

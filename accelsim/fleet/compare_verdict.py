@@ -29,21 +29,27 @@ SECONDS_PER_YEAR = 3600 * 8760
 
 
 def headroom(units: dict[str, int], rows: dict[str, Any], need: dict[str, float],
-             role: dict[str, str]) -> float:
+             role: dict[str, str], routes: dict[str, Any] | None = None) -> float:
     """lambda - 1 (module docstring): the uniform demand growth the fleet's units still
     meet under ``compare``'s own allocation (:func:`accelsim.fleet.allocate`), found by
     bisection on lambda between 0 and the smallest whole-fleet capacity over demand; so
-    headroom >= 0 exactly when ``compare`` says the fleet meets demand."""
-    from accelsim.fleet.mix import allocate
+    headroom >= 0 exactly when ``compare`` says the fleet meets demand. ``routes``: routed
+    workloads (:func:`accelsim.fleet.routing.routings`), served as compare serves them."""
+    from accelsim.fleet.mix import allocate, capacities, routed_capacity
 
     def meets(lam: float) -> bool:
         grown = {w: lam * v for w, v in need.items()}
-        alloc = allocate(units, rows, grown, role)
-        return all(sum(a[w] * rows[d].throughput.get(w, 0.0) for d, a in alloc.items())
-                   >= grown[w] * (1 - 1e-9) for w in need)
+        alloc = allocate(units, rows, grown, role, routes)
+        cap = capacities(alloc, rows, grown, routes)
+        return all(cap[w] >= grown[w] * (1 - 1e-9) for w in need)
 
-    whole = min(sum(u * rows[d].throughput.get(w, 0.0) for d, u in units.items()) / v
-                for w, v in need.items() if v > 0)
+    def whole_fleet(w: str) -> float:
+        if routes and w in routes:
+            return routed_capacity({d: float(u) for d, u in units.items()}, rows, w, need[w],
+                                   routes[w])
+        return sum(u * rows[d].throughput.get(w, 0.0) for d, u in units.items())
+
+    whole = min(whole_fleet(w) / v for w, v in need.items() if v > 0)
     lo, hi = 0.0, float(whole)
     if hi <= 0:
         return -1.0
@@ -59,6 +65,7 @@ def annotate(sc: Any, fleets: list[dict[str, Any]], dev: Any) -> None:
     """Set ``year_rank``, ``capacity_per_usd`` and ``headroom`` on every fleet result of
     ``compare`` (``dev``: its device table)."""
     from accelsim.fleet.mix import RENT, demand, device_rows, fleet_units, rental_rows, roles
+    from accelsim.fleet.routing import routings
 
     rows = device_rows(dev)
     need = demand(sc)
@@ -74,7 +81,7 @@ def annotate(sc: Any, fleets: list[dict[str, Any]], dev: Any) -> None:
         if mix.rent:  # rented capacity counts, as in evaluate_fleet
             have = {**rows, **rental_rows(sc, rows)}
             units.update({RENT + o: int(u) for o, u in mix.rent.items() if RENT + o in have})
-        f["headroom"] = headroom(units, have, need, role)
+        f["headroom"] = headroom(units, have, need, role, routings(sc, have))
     for year in {f["year"] for f in fleets}:
         same = sorted((f for f in fleets if f["year"] == year), key=lambda f: f["rank"])
         for i, f in enumerate(same, start=1):

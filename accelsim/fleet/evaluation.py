@@ -62,21 +62,28 @@ def _evaluate_device(specs: dict[str, WorkloadSpec], device: DeviceProfile, ctx:
 
 def evaluate_full(sc: Scenario, progress: Progress | None = None,
                   profiles: dict[str, DeviceProfile] | None = None, file: str = "scenario",
-                  only: Collection[str] | None = None
+                  only: Collection[str] | None = None, routed: bool = True
                   ) -> tuple[pd.DataFrame, dict[str, dict[str, DeviceEval]]]:
     """The device table and every evaluation (by workload name, then device reference).
     Evaluations come from the cache (:func:`evaluation_key`) where they can; the others run
     one device per process (:mod:`accelsim.parallel`) and are stored. ``only``: the workloads to
-    evaluate (default all; a table of some workloads prices only those)."""
+    evaluate (default all; a table of some workloads prices only those). ``routed``: also
+    a routed chatbot's size buckets and PD units (:mod:`.routing`, :mod:`.pd`); a caller
+    that only keeps the evaluations for the fast path (which serves colocated replicas on
+    the whole distribution) says False."""
+    from accelsim.fleet.routing import SEP, routed_specs
+
     ctx = sc.context(file)
     profiles = profiles or resolve_devices(sc, file)
     names = [n for n in sc.workloads if only is None or n in only]
-    evals: dict[str, dict[str, DeviceEval]] = {name: {} for name in names}
+    # a routed block's request-size buckets are evaluated beside it (accelsim.fleet.routing)
+    specs = {**{n: sc.workloads[n] for n in names},
+             **(routed_specs({n: sc.workloads[n] for n in names}) if routed else {})}
+    evals: dict[str, dict[str, DeviceEval]] = {name: {} for name in specs}
     keys: dict[tuple[str, str], str] = {}
     todo: dict[str, dict[str, WorkloadSpec]] = {}
     for ref in sc.pool_of():
-        for name in names:
-            spec = sc.workloads[name]
+        for name, spec in specs.items():
             k = keys[(name, ref)] = evaluation_key(spec, profiles[ref], ctx)
             hit = cache.get("device-eval", k)
             if isinstance(hit, DeviceEval):
@@ -103,11 +110,36 @@ def evaluate_full(sc: Scenario, progress: Progress | None = None,
         if progress:
             for name in per:
                 progress(f"{name} {profiles[refs_todo[i]].name}")
+    units = _pd_units(sc, names, profiles, file, progress) if routed else {}
     rows: list[dict[str, Any]] = []
     for ref, pool_name in sc.pool_of().items():
         per = {name: evals[name][ref] for name in names}
-        rows += priced_rows(sc, ref, pool_name, profiles[ref].spec, per)
-    return pd.DataFrame(rows), evals
+        mine = priced_rows(sc, ref, pool_name, profiles[ref].spec, per)
+        for r in mine:
+            b = [evals[k][ref] for k in specs if k.partition(SEP)[0] == r["workload"] and SEP in k]
+            if b:  # bucket i's throughput per device, then its layout and CI
+                r["bucket_throughput"] = [e.throughput for e in b]
+                r["bucket_note"] = [e.note or e.reason or "" for e in b]
+            if r["workload"] in units:  # the PD units whose prefill side this device is
+                r["pd_units"] = [u.to_dict() for u in units[r["workload"]] if u.prefill == ref]
+        rows += mine
+    return pd.DataFrame(rows), {name: evals[name] for name in names}
+
+
+def _pd_units(sc: Scenario, names: list[str], profiles: dict[str, DeviceProfile], file: str,
+              progress: Progress | None) -> dict[str, list[Any]]:
+    """Every disaggregated block's PD units (:mod:`accelsim.fleet.pd`), one pairing per
+    worker process."""
+    from accelsim.fleet.pd import evaluate_pair, pd_tasks
+
+    todo = pd_tasks({n: sc.workloads[n] for n in names})
+    out: dict[str, list[Any]] = {}
+    tasks = [(sc.workloads[n], i, profiles, file) for n, i in todo]
+    for k, got in parallel.imap(evaluate_pair, tasks):
+        out.setdefault(todo[k][0], []).extend(got)
+        if progress:
+            progress(f"{todo[k][0]} PD pair {todo[k][1]}")
+    return {n: sorted(v, key=lambda u: (u.prefill, u.decode, u.p, u.q)) for n, v in out.items()}
 
 
 def evaluate_devices(sc: Scenario, progress: Progress | None = None,

@@ -6,7 +6,11 @@
                  volume workloads' demand) until the peak is covered; the rest goes to the
                  volume workloads (training) so that each serves the same fraction of its
                  demand (with one volume workload: all of it). ``optimize`` does this exactly.
-  capacity       sum of allocated units x throughput per device
+                 A chatbot routed by request size or offered PD units takes its units from
+                 the routing programme instead (:mod:`accelsim.fleet.routing`), with the
+                 same comparative worth as each unit's price, rounded up to whole units.
+  capacity       sum of allocated units x throughput per device (a routed workload: the
+                 largest multiple of its demand mix its units serve routed, x demand)
   served         mean over workloads of min(1, capacity / demand)
 
 Rented capacity (the scenario's ``rentals``, rented by a fleet's ``rent``) is one more row
@@ -18,7 +22,7 @@ against the budget pool of the offer's region and the total.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -53,6 +57,12 @@ class DeviceRow:
     opex_usd_per_year: dict[str, float]
     tco_usd_per_year: dict[str, float]
     wall_power_W: dict[str, float]
+    buckets: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    """Per routed workload, throughput per device on each request-size bucket alone
+    (:mod:`accelsim.fleet.routing`)."""
+    pd: dict[str, tuple[dict[str, Any], ...]] = field(default_factory=dict)
+    """Per disaggregated workload, the PD units whose prefill side is this device
+    (:class:`accelsim.fleet.pd.PDUnit` as dicts)."""
 
 
 def device_rows(dev: pd.DataFrame | list[dict[str, Any]] | dict[str, DeviceRow]
@@ -79,6 +89,10 @@ def device_rows(dev: pd.DataFrame | list[dict[str, Any]] | dict[str, DeviceRow]
             opex_usd_per_year={w: float(r["opex_usd_per_year"]) for w, r in by.items()},
             tco_usd_per_year={w: float(r["tco_usd_per_year"]) for w, r in by.items()},
             wall_power_W={w: float(r["wall_power_W"]) for w, r in by.items()},
+            buckets={w: tuple(float(x) for x in r["bucket_throughput"]) for w, r in by.items()
+                     if isinstance(r.get("bucket_throughput"), list | tuple)},
+            pd={w: tuple(r["pd_units"]) for w, r in by.items()
+                if isinstance(r.get("pd_units"), list | tuple)},
         )
     return out
 
@@ -104,7 +118,7 @@ def rental_rows(sc: Scenario, rows: dict[str, DeviceRow]) -> dict[str, DeviceRow
             throughput=dict(dev.throughput),
             opex_usd_per_year=dict.fromkeys(dev.throughput, usd_y),
             tco_usd_per_year=dict.fromkeys(dev.throughput, usd_y),
-            wall_power_W=dict.fromkeys(dev.throughput, 0.0))
+            wall_power_W=dict.fromkeys(dev.throughput, 0.0), buckets=dict(dev.buckets))
     return out
 
 
@@ -146,9 +160,19 @@ def fleet_units(mix: FleetMix, rows: dict[str, DeviceRow]) -> dict[str, int]:
     return {d: int(np.floor(usd / rows[d].capex_usd)) for d, usd in (mix.spend_usd or {}).items()}
 
 
+# Price of a unit worth nothing to the other workloads, in a routed allocation (over the
+# largest worth): fewer such units at equal worth.
+PRICE_FLOOR = 1e-7
+
+
 def allocate(units_by_dev: dict[str, int], rows: dict[str, DeviceRow], need: dict[str, float],
-             role: dict[str, str]) -> dict[str, dict[str, float]]:
-    """Units of each device per workload (see the module docstring)."""
+             role: dict[str, str], routes: dict[str, Any] | None = None,
+             plans: dict[str, Any] | None = None) -> dict[str, dict[str, float]]:
+    """Units of each device per workload (see the module docstring). ``routes``: routed
+    workloads (:func:`accelsim.fleet.routing.routings`), whose units come from the routing
+    programme (:func:`accelsim.fleet.routing.route`) priced by the same comparative worth,
+    rounded up to whole units; ``plans`` (when given) gets each one's
+    ``(devices, Routed)``."""
     alloc = {d: dict.fromkeys(need, 0.0) for d in units_by_dev}
     left = {d: float(u) for d, u in units_by_dev.items()}
     capacity = [w for w in need if role[w] == "capacity"]
@@ -164,6 +188,11 @@ def allocate(units_by_dev: dict[str, int], rows: dict[str, DeviceRow], need: dic
             other = sum(thr(d, v) / need[v] for v in rest)
             return thr(d, w) / other if other > 0 else np.inf
 
+        if routes and w in routes:
+            got = _route_units(w, units_by_dev, rows, need, rest, routes[w], left, alloc)
+            if plans is not None:
+                plans[w] = (list(units_by_dev), got)
+            continue
         remaining = need[w]
         for d in sorted(units_by_dev, key=advantage, reverse=True):
             q = thr(d, w)
@@ -181,6 +210,109 @@ def allocate(units_by_dev: dict[str, int], rows: dict[str, DeviceRow], need: dic
         for w, wt in weight.items():
             alloc[d][w] += left[d] * (wt / total)
     return alloc
+
+
+def _route_units(w: str, units_by_dev: dict[str, int], rows: dict[str, DeviceRow],
+                 need: dict[str, float], rest: list[str], routing: Any,
+                 left: dict[str, float], alloc: dict[str, dict[str, float]]) -> Any:
+    """A routed capacity workload's units (:func:`allocate`): the routing programme over
+    the units left, each device's worth to the ``rest`` its price; whole units."""
+    from accelsim.fleet.routing import route
+
+    devs = list(units_by_dev)
+    other = np.array([sum(rows[d].throughput.get(v, 0.0) / need[v] for v in rest
+                          if need[v] > 0) for d in devs])
+    price = (other / other.max() if other.max() > 0 else np.ones(len(devs))) + PRICE_FLOOR
+    cap, whole, pairs, _ = routing.problem(w, devs, rows)
+    got = route(need[w], routing.shares, cap, whole, np.array([left[d] for d in devs]), price,
+                pairs)
+    for i, d in enumerate(devs):
+        u = float(got.units[i])
+        if u <= 1e-9:
+            continue
+        take = min(left[d], float(np.ceil(u - 1e-9 * max(1.0, u))))
+        alloc[d][w] += take
+        left[d] -= take
+    return got
+
+
+def capacities(alloc: dict[str, dict[str, float]], rows: dict[str, DeviceRow],
+               need: dict[str, float], routes: dict[str, Any] | None = None
+               ) -> dict[str, float]:
+    """Capacity of each workload on its allocated units: their throughputs summed; a routed
+    workload's, the largest multiple of its demand mix the units serve routed
+    (:func:`accelsim.fleet.routing.most_served`) times the demand."""
+    out = {w: sum(a.get(w, 0.0) * rows[d].throughput.get(w, 0.0) for d, a in alloc.items())
+           for w in need}
+    for w, r in (routes or {}).items():
+        out[w] = routed_capacity({d: a.get(w, 0.0) for d, a in alloc.items()}, rows, w,
+                                 need[w], r)
+    return out
+
+
+def routed_capacity(units: dict[str, float], rows: dict[str, DeviceRow], w: str, need: float,
+                    routing: Any) -> float:
+    """Requests/s of the demand mix ``units`` serve routed, at most (no cap at the demand)."""
+    from accelsim.fleet.routing import most_served
+
+    devs = [d for d, u in units.items() if u > 0]
+    if not devs or need <= 0:
+        return 0.0
+    cap, whole, pairs, _ = routing.problem(w, devs, rows)
+    got = most_served(need, routing.shares, cap, whole,
+                      np.array([units[d] for d in devs], dtype=float), cap_at_one=False,
+                      pairs=pairs)
+    return got.lam * need
+
+
+def route_report(w: str, routing: Any, plan: Any, units_by_dev: dict[str, int],
+                 alloc: dict[str, dict[str, float]], rows: dict[str, DeviceRow],
+                 need: dict[str, float], role: dict[str, str], unrouted_whole: float,
+                 tco_usd_per_year: float) -> dict[str, Any]:
+    """A routed workload in a fleet: each bucket's share of requests; each device's
+    throughput per device on the whole distribution and on each bucket alone; which
+    device serves which sizes and how many PD units of each pairing (``plan``: the routing
+    programme's units, before whole units are rounded up); and against whole-distribution
+    serving on colocated replicas with the same units: the whole fleet's capacity and per
+    USD of the fleet's TCO, and the units the workload takes."""
+    from accelsim.fleet.compare_verdict import SECONDS_PER_YEAR
+
+    devs, got = plan
+    _, _, pairs, pair_labels = routing.problem(w, devs, rows)
+    by_device: dict[str, dict[str, float]] = {}
+    for i, d in enumerate(devs):
+        per = {lab: float(got.y[i, b]) for b, lab in enumerate(routing.labels)
+               if routing.sized and got.y[i, b] > 1e-6}
+        whole_mix = float(got.z[i] + (0.0 if routing.sized else got.y[i].sum()))
+        if whole_mix > 1e-6:
+            per["whole mix"] = whole_mix
+        if per:
+            by_device[rows[d].device] = per
+    whole = routed_capacity({d: float(u) for d, u in units_by_dev.items()}, rows, w, need[w],
+                            routing)
+    plain = allocate(units_by_dev, rows, need, role)
+    per_usd = SECONDS_PER_YEAR / tco_usd_per_year if tco_usd_per_year > 0 else 0.0
+    out: dict[str, Any] = {}
+    if routing.sized:
+        out["shares"] = {lab: float(x) for lab, x in zip(routing.labels, routing.shares,
+                                                         strict=True)}
+    out["per_device"] = {rows[d].device: {
+        "whole": rows[d].throughput.get(w, 0.0),
+        **({lab: float(c) for lab, c in zip(routing.labels, rows[d].buckets[w], strict=True)}
+           if routing.sized else {})} for d, u in units_by_dev.items() if u > 0}
+    out["units_by_bucket"] = by_device
+    if routing.pd:
+        out["pd_units"] = {lab: {"units": float(got.w[k]), "rps_per_unit": pairs[k][4],
+                                 "prefill_devices": pairs[k][2], "decode_devices": pairs[k][3]}
+                           for k, lab in enumerate(pair_labels)}
+    out.update({
+        "capacity_whole_fleet": whole, "capacity_whole_fleet_unrouted": unrouted_whole,
+        "capacity_per_usd": whole * per_usd,
+        "capacity_per_usd_unrouted": unrouted_whole * per_usd,
+        "gain": whole / unrouted_whole - 1.0 if unrouted_whole > 0 else float("inf"),
+        "units": float(sum(a.get(w, 0.0) for a in alloc.values())),
+        "units_unrouted": float(sum(a.get(w, 0.0) for a in plain.values()))})
+    return out
 
 
 # A rule binds when what the fleet uses is within this share of its limit.
@@ -236,7 +368,11 @@ def evaluate_fleet(sc: Scenario, mix: FleetMix, dev: pd.DataFrame | dict[str, De
     if mix.rent:
         rows = {**rows, **rental_rows(sc, rows)}
         units_by_dev.update({RENT + o: int(u) for o, u in mix.rent.items() if RENT + o in rows})
-    alloc = allocate(units_by_dev, rows, need, roles(sc))
+    from accelsim.fleet.routing import routings
+
+    routes = routings(sc, rows)
+    plans: dict[str, Any] = {}
+    alloc = allocate(units_by_dev, rows, need, roles(sc), routes, plans)
     capex = sum(u * rows[d].capex_usd for d, u in units_by_dev.items())
     rent = {d[len(RENT):]: u * sc.rentals[d[len(RENT):]].usd_per_device_hour * HOURS_PER_YEAR
             for d, u in units_by_dev.items() if d not in owned}
@@ -258,6 +394,7 @@ def evaluate_fleet(sc: Scenario, mix: FleetMix, dev: pd.DataFrame | dict[str, De
             tco_y += share * r.tco_usd_per_year[w]
             power += share * r.wall_power_W[w]
             region_power[sc.budget.pools[r.pool].region] += share * r.wall_power_W[w]
+    cap.update({w: c for w, c in capacities(alloc, rows, need, routes).items() if w in routes})
     lent = (fleet_loan(sc, {d: a for d, a in alloc.items() if d in owned},
                        {d: rows[d].throughput for d in owned})
             if loan or sc.sharing == "shared" else {})
@@ -286,6 +423,10 @@ def evaluate_fleet(sc: Scenario, mix: FleetMix, dev: pd.DataFrame | dict[str, De
     # what the whole fleet could do on one workload alone (for comparing fleets)
     full = {w: sum(u * rows[d].throughput.get(w, 0.0) for d, u in units_by_dev.items())
             for w in need}
+    routed = {w: route_report(w, r, plans[w], units_by_dev, alloc, rows, need, roles(sc),
+                              full[w], tco_y)
+              for w, r in routes.items()}
+    full.update({w: v["capacity_whole_fleet"] for w, v in routed.items()})
     served = {w: min(1.0, cap[w] / need[w]) for w in need}
     out: dict[str, Any] = {
         "name": mix.name, "year": year,
@@ -301,6 +442,8 @@ def evaluate_fleet(sc: Scenario, mix: FleetMix, dev: pd.DataFrame | dict[str, De
                             "capacity": cap[w], "capacity_whole_fleet": full[w],
                             "served_fraction": served[w]} for w in need}
     out["allocation"] = {rows[d].device: a for d, a in alloc.items()}
+    if routed:
+        out["routing"] = routed
     if mix.rent:
         out["rented"] = {o: units_by_dev.get(RENT + o, 0) for o in mix.rent}
         out["rent_usd_per_year"] = sum(rent.values())

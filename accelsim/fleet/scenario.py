@@ -207,6 +207,9 @@ def check_scenario(sc: Scenario, file: str = "scenario") -> None:
                                                             "(no rentals block)")))
     for name, spec in sc.workloads.items():
         probs += workloads.of(spec).check(spec, file, f"workloads.{name}")
+    from accelsim.fleet.pd import pd_problems
+
+    probs += pd_problems(sc, file)
     if sc.plan is not None:
         probs += plan_problems(sc.plan, list(owner), list(sc.workloads), file)
     if probs:

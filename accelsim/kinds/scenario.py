@@ -57,7 +57,8 @@ def prepare(sc: Any, profiles: dict[str, Any], path: str, metrics: list[str] | N
     workloads ``metrics`` need (:func:`needed`)."""
     from accelsim.fleet import FastEvaluator, evaluate_full
 
-    _, evals = evaluate_full(sc, profiles=profiles, file=path, only=needed(sc, metrics))
+    _, evals = evaluate_full(sc, profiles=profiles, file=path, only=needed(sc, metrics),
+                             routed=False)
     return FastEvaluator(sc, profiles, evals, file=path)
 
 

@@ -13,6 +13,13 @@ the served fraction of each workload's demand.
 
   maximise sum_w s[w] (ties: lower TCO)      or      minimise sum TCO_{d,w} S n[d,w]
 
+Request-size routing (``buckets``, :mod:`accelsim.fleet.routing`): a routed workload ``w``
+has one more column per size bucket ``b`` after the workloads (``n[d, w_b]``: servers
+serving that bucket alone, at the device's capacity on it) and one demand row per bucket
+instead of its one, ``s[w] <= sum_{d,c} M_b[d, c] S n[d, c] / demand_w`` with
+``M_b[d, w] = thr_{d,w}`` (the whole mix) and ``M_b[d, w_b] = c_{d,b} / share_b``; the
+bucket columns count in budgets, supply and power as the workload's own.
+
 A shared fleet (``loan_to``) adds to the training workload's demand row the training each
 serving unit lends through its workload's troughs, ``sum_{d,w} L_{d,w} S n[d,w]``
 (:func:`accelsim.fleet.loan.unit_loan_rates`, linear in units).
@@ -66,6 +73,8 @@ class MixProblem:
     rented: list[bool] | None = None  # [d] a rental offer (capex: a year of its rent)
     loan_thr: np.ndarray | None = None  # [d, w] loan_to's throughput a device serving w lends
     loan_to: int | None = None  # the workload the serving troughs train (sharing: shared)
+    # routed workloads (index among the first len(demand) columns): [B, d, columns] each
+    buckets: dict[int, np.ndarray] | None = None
 
     @property
     def switches(self) -> bool:
@@ -75,8 +84,9 @@ class MixProblem:
 
 def _rows(p: MixProblem) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]], int]:
     D, W = len(p.devices), len(p.workloads)
+    R = len(p.demand)  # workloads; columns beyond them serve routed size buckets
     nx = D * W
-    nsv = W if p.objective == "served_demand" else 0
+    nsv = R if p.objective == "served_demand" else 0
     ns = nsv + (D if p.switches else 0)  # served fractions, then buy-or-not switches
     rows, rhs, names = [], [], []
 
@@ -121,19 +131,23 @@ def _rows(p: MixProblem) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]],
         rows.append(r)
         rhs.append(cap)
         names.append((f"power region {region}", "W"))
-    for w in range(W):
-        r = np.zeros(nx + ns)
-        for d in range(D):
-            r[idx(d, w)] = -p.thr[d, w] * p.server / p.demand[w]
-        if w == p.loan_to and p.loan_thr is not None:  # serving units' troughs train
-            r[:nx] -= (p.loan_thr * p.server).ravel() / p.demand[w]
-        if nsv:
-            r[nx + w] = 1.0
-            rhs.append(0.0)
-        else:
-            rhs.append(-1.0)
-        rows.append(r)
-        names.append((f"demand {p.workloads[w]}", "fraction of demand"))
+    for w in range(R):
+        per_bucket = (p.buckets or {}).get(w)
+        served = ([-(M * p.server).ravel() / p.demand[w] for M in per_bucket]
+                  if per_bucket is not None else [-(p.thr[:, w, None] * np.eye(W)[w]
+                                                    * p.server).ravel() / p.demand[w]])
+        for b, coef in enumerate(served):
+            r = np.zeros(nx + ns)
+            r[:nx] = coef
+            if w == p.loan_to and p.loan_thr is not None:  # serving units' troughs train
+                r[:nx] -= (p.loan_thr * p.server).ravel() / p.demand[w]
+            if nsv:
+                r[nx + w] = 1.0
+                rhs.append(0.0)
+            else:
+                rhs.append(-1.0)
+            rows.append(r)
+            names.append((f"demand {_row_name(p, w, b, per_bucket)}", "fraction of demand"))
     if p.switches:  # none of a device or at least a lot: n_d >= L y_d, n_d <= U_d y_d
         first = nx + nsv
         for d in range(D):
@@ -157,6 +171,14 @@ def _rows(p: MixProblem) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]],
             rhs.append(float(p.max_types))
             names.append(("device types", "types"))
     return np.vstack(rows), np.asarray(rhs), names, nx
+
+
+def _row_name(p: MixProblem, w: int, b: int, per_bucket: np.ndarray | None) -> str:
+    """A demand row's workload: its name, or its bucket column's (``chatbot[< 2000]``)."""
+    if per_bucket is None:
+        return p.workloads[w]
+    cols = [c for c in range(len(p.demand), len(p.workloads)) if per_bucket[b, :, c].any()]
+    return p.workloads[cols[0]] if cols else f"{p.workloads[w]}[bucket {b + 1}]"
 
 
 def _most_servers(p: MixProblem, d: int) -> float:
@@ -216,7 +238,7 @@ def _relaxed(p: MixProblem, name: str, step: float) -> MixProblem | None:
         return replace(p, region_caps_W={**p.region_caps_W,
                                          region: p.region_caps_W[region] + step})
     if name.startswith("demand "):
-        w = p.workloads.index(name.removeprefix("demand "))
+        w = p.workloads.index(name.removeprefix("demand ").split("[")[0])
         dem = p.demand.copy()
         dem[w] *= 1 + step  # a share of the demand
         return replace(p, demand=dem)
@@ -262,9 +284,10 @@ def solve(p: MixProblem, marginals: bool = True) -> dict[str, Any]:
     """Solve the MILP and its LP relaxation; report the mix, the binding constraints with
     their LP duals and finite-difference marginal values (``marginals``)."""
     D, W = len(p.devices), len(p.workloads)
+    R = len(p.demand)
     A, b, names, nx = _rows(p)
     ns = A.shape[1] - nx
-    nsv = W if p.objective == "served_demand" else 0
+    nsv = R if p.objective == "served_demand" else 0
     nl = ns - nsv  # lot switches (binary)
     tco_srv = (p.tco * p.server).ravel()
     cost = np.concatenate([tco_srv, np.zeros(ns)])
@@ -345,7 +368,9 @@ def solve(p: MixProblem, marginals: bool = True) -> dict[str, Any]:
     capex = float(np.sum(spend[~rent]))
     pool_spend = {pool: float(sum(x[d].sum() * p.capex[d] * p.server for d in range(D)
                                   if p.pool_of[d] == pool)) for pool in p.pool_usd}
-    cap = (x * p.thr * p.server).sum(axis=0)
+    cap = (x * p.thr * p.server).sum(axis=0)[:R]
+    for w, per_bucket in (p.buckets or {}).items():  # the bucket served least bounds it
+        cap[w] = min(float(np.sum(M * x) * p.server) for M in per_bucket)
     lent = float(np.sum(x * p.loan_thr * p.server)) if p.loan_thr is not None else 0.0
     if p.loan_to is not None:
         cap[p.loan_to] += lent
@@ -366,11 +391,11 @@ def solve(p: MixProblem, marginals: bool = True) -> dict[str, Any]:
            if rent.any() else {}),
         "tco_usd_per_year": tco_y,
         **({"loan_capacity": lent} if p.loan_to is not None else {}),
-        "capacity": {p.workloads[w]: float(cap[w]) for w in range(W)},
-        "served_fraction": {p.workloads[w]: float(served[w]) for w in range(W)},
+        "capacity": {p.workloads[w]: float(cap[w]) for w in range(R)},
+        "served_fraction": {p.workloads[w]: float(served[w]) for w in range(R)},
         "power_MW": float(np.sum(x * p.power * p.server) / 1e6),
         "binding_constraints": binding,
-        "lp_relaxation_objective": (float(-(lp.fun or 0.0) / W
+        "lp_relaxation_objective": (float(-(lp.fun or 0.0) / R
                                           if p.objective == "served_demand" else lp.fun or 0.0)
                                     if lp.status == 0 else None),
         "solver": res.message, "feasible": True, "reason": None,

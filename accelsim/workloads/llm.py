@@ -106,7 +106,13 @@ class LLMServing(Workload[LLMServingSpec]):
                                "engine", "sim"})
 
     def resolve(self, spec: LLMServingSpec, relative_to: str | Path) -> LLMServingSpec:
-        return spec.model_copy(update={"model": refs.normalize(spec.model, relative_to)})
+        update: dict[str, Any] = {"model": refs.normalize(spec.model, relative_to)}
+        if spec.disaggregation is not None:  # its devices, as the pools name them
+            pairs = [p.model_copy(update={"prefill": refs.normalize(p.prefill, relative_to),
+                                          "decode": refs.normalize(p.decode, relative_to)})
+                     for p in spec.disaggregation.pairs]
+            update["disaggregation"] = spec.disaggregation.model_copy(update={"pairs": pairs})
+        return spec.model_copy(update=update)
 
     def check(self, spec: LLMServingSpec, file: str, field: str) -> list[Problem]:
         from accelsim.llm.load import engine_problems

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from functools import lru_cache
-from typing import Any, Literal
+from itertools import pairwise
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from accelsim import refs
 from accelsim.config import Strict
@@ -65,6 +66,62 @@ class MauDemand(Strict):
     """Requests a daily active user sends a day."""
 
 
+class SizeRouting(Strict):
+    """Request-size routing across device types (Melange, Griggs et al. 2024, arXiv
+    2404.14527): the prompt length distribution is cut at ``edges`` into buckets, each
+    device type's capacity at the SLO is found per bucket, and a fleet's chatbot units serve
+    the buckets a linear programme assigns them (:mod:`accelsim.fleet.routing`)."""
+
+    by: Literal["prompt_tokens"] = "prompt_tokens"
+    """What the buckets cut: the prompt length (TTFT grows with it)."""
+    edges: list[Annotated[int, Field(ge=2, le=1_000_000)]] = Field(min_length=1,
+                                                                    max_length=7)
+    """Bucket boundaries, prompt tokens, increasing: ``[1000, 3000]`` makes buckets
+    below 1,000, 1,000-2,999 and from 3,000."""
+
+    @model_validator(mode="after")
+    def _increasing(self) -> SizeRouting:
+        if any(b <= a for a, b in pairwise(self.edges)):
+            raise ValueError(f"edges {self.edges}: expected increasing prompt lengths")
+        return self
+
+
+class PDPair(Strict):
+    """One prefill/decode pairing of device types: a unit of ``ratio[0]`` prefill replicas
+    on ``prefill`` and ``ratio[1]`` decode replicas on ``decode``, each ``tp`` x the
+    block's ``dp`` devices (DistServe, Splitwise; DeepSeek-V3's own deployment)."""
+
+    prefill: str
+    """Device of the prefill replicas (a pool device of the scenario)."""
+    decode: str
+    """Device of the decode replicas (a pool device; may be the prefill one)."""
+    ratio: list[Annotated[int, Field(ge=1, le=64)]] | None = Field(default=None, min_length=2,
+                                                                    max_length=2)
+    """``[prefill replicas, decode replicas]`` of a unit; default: the two whole ratios
+    around the balance of the replicas' saturated rates (:mod:`accelsim.fleet.pd`)."""
+    prefill_tp: int | None = Field(default=None, ge=1, le=1024)
+    """Tensor-parallel size of a prefill replica; default: the smallest that fits."""
+    decode_tp: int | None = Field(default=None, ge=1, le=1024)
+    """Tensor-parallel size of a decode replica; default: the smallest that fits."""
+
+
+class Disaggregation(Strict):
+    """Prefill/decode disaggregation in fleets: each pair's unit is searched at the SLO
+    through the LLM simulator's disaggregated pool (KV caches shipped over ``kv_transfer``)
+    and is one more way a fleet's units serve the chatbot (:mod:`accelsim.fleet.pd`)."""
+
+    pairs: list[PDPair] = Field(min_length=1, max_length=8)
+    """Prefill/decode device pairings to offer the fleets."""
+    kv_transfer: Literal["scaleup", "scaleout"] = "scaleout"
+    """Link the KV cache crosses: scaleout (the data-centre network, between device types)
+    or scaleup (one supernode: the same device type only)."""
+
+
+def _size_in_schema(schema: dict[str, Any]) -> None:
+    """The JSON Schema of ``routing`` also takes ``size`` (converted on validation)."""
+    schema.setdefault("anyOf", []).insert(1, {"const": "size", "type": "string"})
+
+
 class LLMServingSpec(CapacitySpec):
     """Serve ``peak_rps`` chat requests of ``model`` within the TTFT/TPOT SLO (or the
     peak that ``demand`` implies: a published token volume or users)."""
@@ -101,11 +158,60 @@ class LLMServingSpec(CapacitySpec):
     W8A8 INT8 on Ascend as MindIE does); default: ``engine.weights`` on every device."""
     sim: LLMSim = LLMSim()
     """Simulation behind each device's capacity at the SLO."""
+    routing: SizeRouting | None = Field(default=None, json_schema_extra=_size_in_schema)
+    """Request-size routing in fleets (``{edges: [1000, 3000]}``, or ``size``: edges at the
+    prompt distribution's median and 90th percentile, two significant digits): each
+    prompt-length bucket is served by the device types a linear programme picks for it
+    (:mod:`accelsim.fleet.routing`); default: every device serves the whole
+    distribution."""
+
+    @field_validator("routing", mode="before")
+    @classmethod
+    def _size_edges(cls, v: Any, info: ValidationInfo) -> Any:
+        """``routing: size`` as the edges it stands for (the prompt distribution's own
+        error, when it is invalid, says why there are none)."""
+        if not isinstance(v, str):
+            return v
+        if v != "size":
+            raise ValueError("expected {edges: [...]} or size")
+        from accelsim.fleet.routing import default_edges
+
+        dist = info.data.get("prompt_tokens")
+        return None if dist is None else {"edges": default_edges(dist)}
+
+    disaggregation: Disaggregation | None = None
+    """Prefill/decode disaggregation in fleets (``{pairs: [{prefill: ascend-910c, decode:
+    h20}]}``): each pair's unit is another way the fleet's units serve the chatbot, chosen
+    by the routing programme (:mod:`accelsim.fleet.pd`); default: colocated replicas only."""
 
     @model_validator(mode="after")
     def _one_demand(self) -> LLMServingSpec:
         if (self.peak_rps is None) == (self.demand is None):
             raise ValueError("expected exactly one of peak_rps and demand")
+        return self
+
+    @model_validator(mode="after")
+    def _buckets_hold_requests(self) -> LLMServingSpec:
+        if isinstance(self.routing, SizeRouting):
+            from accelsim.fleet.routing import bucket_shares
+
+            shares = bucket_shares(self.prompt_tokens, tuple(self.routing.edges))
+            empty = [i for i, s in enumerate(shares) if s <= 0]
+            if empty:
+                raise ValueError(f"routing.edges {self.routing.edges}: bucket {empty[0] + 1} "
+                                 "holds no prompt_tokens draws; expected edges within the "
+                                 "prompt length distribution")
+        return self
+
+    @model_validator(mode="after")
+    def _scaleup_within_one_device(self) -> LLMServingSpec:
+        pd = self.disaggregation
+        if pd is not None and pd.kv_transfer == "scaleup":
+            mixed = [i for i, p in enumerate(pd.pairs) if p.prefill != p.decode]
+            if mixed:
+                raise ValueError(f"disaggregation.pairs[{mixed[0]}]: kv_transfer scaleup "
+                                 "needs prefill and decode on one device type (one "
+                                 "supernode); expected scaleout")
         return self
 
     def requests_per_day(self) -> float:
