@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-SECONDS_PER_YEAR = 3600 * 8760
+from accelsim.fleet.mix import SECONDS_PER_YEAR
 
 
 def headroom(units: dict[str, int], rows: dict[str, Any], need: dict[str, float],

@@ -33,6 +33,9 @@ from accelsim.fleet.loan import fleet_loan
 from accelsim.fleet.scenario import FleetMix, Scenario, rental_pool
 from accelsim.units import HOURS_PER_YEAR
 
+# Seconds in the 8,760-hour year capacity per USD counts (compare's per-USD columns).
+SECONDS_PER_YEAR = 3600 * 8760
+
 
 def demand(sc: Scenario) -> dict[str, float]:
     """Required throughput per named workload, in each workload's unit."""
@@ -275,7 +278,6 @@ def route_report(w: str, routing: Any, plan: Any, units_by_dev: dict[str, int],
     programme's units, before whole units are rounded up); and against whole-distribution
     serving on colocated replicas with the same units: the whole fleet's capacity and per
     USD of the fleet's TCO, and the units the workload takes."""
-    from accelsim.fleet.compare_verdict import SECONDS_PER_YEAR
 
     devs, got = plan
     _, _, pairs, pair_labels = routing.problem(w, devs, rows)

@@ -174,7 +174,7 @@ class LLMServingSpec(CapacitySpec):
             return v
         if v != "size":
             raise ValueError("expected {edges: [...]} or size")
-        from accelsim.fleet.routing import default_edges
+        from accelsim.workloads.prompt_sizes import default_edges
 
         dist = info.data.get("prompt_tokens")
         return None if dist is None else {"edges": default_edges(dist)}
@@ -193,7 +193,7 @@ class LLMServingSpec(CapacitySpec):
     @model_validator(mode="after")
     def _buckets_hold_requests(self) -> LLMServingSpec:
         if isinstance(self.routing, SizeRouting):
-            from accelsim.fleet.routing import bucket_shares
+            from accelsim.workloads.prompt_sizes import bucket_shares
 
             shares = bucket_shares(self.prompt_tokens, tuple(self.routing.edges))
             empty = [i for i, s in enumerate(shares) if s <= 0]
