@@ -84,11 +84,16 @@ def _admissible(cls: Any) -> tuple[float, float]:
     return lo, hi
 
 
-def _device_uses(run: Any, file: str) -> set[str]:
+def _run_devices(run: Any, file: str) -> list[Any]:
+    """The device profiles a run's files name."""
     from accelsim.devices import load_device
 
-    return {load_device(ref, where=file, field=fld, relative_to=file).name
-            for fld, ref, load in KINDS[run.kind].files(run) if load is load_device}
+    return [load_device(ref, where=file, field=fld, relative_to=file)
+            for fld, ref, load in KINDS[run.kind].files(run) if load is load_device]
+
+
+def _device_uses(run: Any, file: str) -> set[str]:
+    return {d.name for d in _run_devices(run, file)}
 
 
 def _device_overridden(values: Mapping[str, Mapping[str, float]]) -> AbstractContextManager[None]:
@@ -128,10 +133,7 @@ def _stack_uses(run: Any, file: str) -> set[str]:
 
 
 def _device_vendors(run: Any, file: str) -> set[str]:
-    from accelsim.devices import load_device
-
-    return {load_device(ref, where=file, field=fld, relative_to=file).vendor
-            for fld, ref, load in KINDS[run.kind].files(run) if load is load_device}
+    return {d.vendor for d in _run_devices(run, file)}
 
 
 def _stack_overridden(values: Mapping[str, Mapping[str, float]]) -> AbstractContextManager[None]:

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from accelsim.cli import app
 from accelsim.fleet.pd import ratios
 from accelsim.fleet.routing import most_served, route
-from tests.conftest import CONFIGS
+from tests.fleet import h20_and_910c_seed
 
 runner = CliRunner()
 
@@ -65,16 +65,8 @@ def test_default_ratios_bracket_the_balance():
 @pytest.fixture(scope="module")
 def pd_scenario(tmp_path_factory):
     """The seed cut to two devices, a short chatbot simulation, PD 910C -> H20 at 1:2."""
-    data = yaml.safe_load((CONFIGS / "fleet.yaml").read_text())
-    data["budget"]["pools"]["domestic"]["devices"] = ["ascend-910c"]
-    data["budget"]["pools"]["overseas"]["devices"] = ["h20"]
-    data["supply"] = {k: v for k, v in data["supply"].items() if k in ("h20", "ascend-910c")}
-    data["rentals"] = {}
-    data.pop("plan")
-    chat = data["workloads"]["chatbot"]
-    chat["sim"] = {"requests": 1200, "warmup": 200, "replications": 1, "seed": 1}
-    chat["disaggregation"] = {"pairs": [{"prefill": "ascend-910c", "decode": "h20",
-                                         "ratio": [1, 2]}]}
+    data = h20_and_910c_seed(disaggregation={"pairs": [
+        {"prefill": "ascend-910c", "decode": "h20", "ratio": [1, 2]}]})
     data["fleets"] = [{"name": "mixed", "spend_usd": {"ascend-910c": 5.0e9, "h20": 6.0e9}}]
     path = tmp_path_factory.mktemp("pd") / "pd.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))

@@ -21,6 +21,7 @@ from accelsim.fleet.routing import (
 )
 from accelsim.traffic import LogNormal, dist_mean
 from tests.conftest import CONFIGS
+from tests.fleet import h20_and_910c_seed
 
 runner = CliRunner()
 
@@ -146,15 +147,7 @@ def test_allocation_routes_sizes_to_the_devices_that_serve_them_cheaply():
 @pytest.fixture(scope="module")
 def routed_scenario(tmp_path_factory):
     """The seed cut to two devices, a short chatbot simulation, routed at 2,000 tokens."""
-    data = yaml.safe_load((CONFIGS / "fleet.yaml").read_text())
-    data["budget"]["pools"]["domestic"]["devices"] = ["ascend-910c"]
-    data["budget"]["pools"]["overseas"]["devices"] = ["h20"]
-    data["supply"] = {k: v for k, v in data["supply"].items() if k in ("h20", "ascend-910c")}
-    data["rentals"] = {}
-    data.pop("plan")
-    chat = data["workloads"]["chatbot"]
-    chat["sim"] = {"requests": 1200, "warmup": 200, "replications": 1, "seed": 1}
-    chat["routing"] = {"edges": [2000]}
+    data = h20_and_910c_seed(routing={"edges": [2000]})
     data["fleets"] = [
         {"name": "h20-only", "spend_usd": {"h20": 6.0e9}},
         {"name": "mixed", "spend_usd": {"ascend-910c": 5.0e9, "h20": 6.0e9}}]
