@@ -19,7 +19,7 @@ from accelsim.report import (
     RENTAL_TITLE,
     device_tables,
     fleet_out,
-    fleet_table,
+    fleet_tables_by_year,
     fmt_num,
     ranking_rule,
     rental_rows,
@@ -82,8 +82,7 @@ def render(sc: Any, file: str | Path, samples: int = 100, seed: int = 1,
         scenario_text=text.decode("utf-8", errors="replace"), sc=sc,
         demand=[(w, v, workloads.of(sc.workloads[w]).unit) for w, v in res.demand.items()],
         rule=ranking_rule(sc), verdicts=verdict, raw_fleets=fleets,
-        fleets_by_year={y: fleet_table(sc, [f for f in fleets if f["year"] == y])
-                        for y in sorted({f["year"] for f in fleets})},
+        fleets_by_year=fleet_tables_by_year(sc, fleets),
         mix_text={m.name: m.description for m in sc.fleets},
         devices={**device_tables(sc, res.devices), **({RENTAL_TITLE: [
             {**row, "confidence": r["confidence"], "source": r["source"]}

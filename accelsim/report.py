@@ -213,6 +213,13 @@ def _for_people(label: str, value: Any) -> tuple[str, Any]:
     return label, value
 
 
+def fleet_tables_by_year(sc: Any, fleets: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
+    """:func:`fleet_table` per purchase year, years in order (fleets of different years are
+    not alternatives, so each year is ranked on its own)."""
+    return {y: fleet_table(sc, [f for f in fleets if f["year"] == y])
+            for y in sorted({f["year"] for f in fleets})}
+
+
 def fleet_table(sc: Any, fleets: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per fleet (output of :func:`fleet_out`, best first): units, costs, each
     workload's columns, power, demand, violations and what binds."""

@@ -22,7 +22,7 @@ from accelsim.report import (
     device_tables,
     fleet_frames,
     fleet_out,
-    fleet_table,
+    fleet_tables_by_year,
     ranking_rule,
     rental_rows,
     table,
@@ -220,13 +220,13 @@ def compare(
     for title, rows in routing_tables(sc, res.devices, fleets).items():
         console.print(table(title, rows))
     rule = ranking_rule(sc)
-    for year in sorted({f["year"] for f in fleets}):
+    for year, rows in fleet_tables_by_year(sc, fleets).items():
         console.print(table(
             f"fleets bought in {year}, best first: within the rules first, then {rule}; "
             "capacity allocated to each workload (capacity workloads first), and what the "
             "whole fleet could do on it alone; headroom: the multiple of every demand at "
             "once the fleet can serve, less 1; per USD: whole fleet's capacity over a year "
-            "per USD of TCO", fleet_table(sc, [f for f in fleets if f["year"] == year])))
+            "per USD of TCO", rows))
 
 
 @app.command()
