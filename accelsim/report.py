@@ -423,7 +423,8 @@ def plan_frames(res: dict[str, Any]) -> dict[str, Any]:
 
 def optimum_frames(res: dict[str, Any]) -> dict[str, Any]:
     """optimize's CSV tables: ``units`` (device, workload, units), ``workloads`` (capacity,
-    served fraction) and ``binding`` (one row per binding constraint)."""
+    served fraction), ``binding`` (one row per binding constraint) and, when PD units are
+    bought, ``pd_units`` (one row per pairing)."""
     import pandas as pd
 
     units = pd.DataFrame([{"device": d, "workload": w, "units": u}
@@ -436,4 +437,10 @@ def optimum_frames(res: dict[str, Any]) -> dict[str, Any]:
     binding = pd.DataFrame(res["binding_constraints"],
                            columns=["constraint", "slack", "per", "shadow_price", "marginal",
                                     "marginal_per"])
-    return {"units": units, "workloads": wl, "binding": binding}
+    out = {"units": units, "workloads": wl, "binding": binding}
+    if res.get("pd_units"):  # one row per PD column bought, servers per device as columns
+        out["pd_units"] = pd.DataFrame([
+            {k: v for k, v in u.items() if k not in ("servers", "devices")}
+            | {f"servers.{d}": n for d, n in u["servers"].items()}
+            | {f"devices.{d}": n for d, n in u["devices"].items()} for u in res["pd_units"]])
+    return out

@@ -10,6 +10,7 @@ import yaml
 from typer.testing import CliRunner
 
 from accelsim.cli import app
+from accelsim.fleet import device_rows, evaluate_devices, load_scenario
 from accelsim.fleet.pd import ratios
 from accelsim.fleet.routing import most_served, route
 from tests.fleet import h20_and_910c_seed
@@ -130,3 +131,142 @@ def test_a_units_kv_transfer_is_the_closed_form(pd_scenario):
     assert unit.kv_transfer_ms == pytest.approx(1e3 * want, rel=1e-9)
     assert (unit.p, unit.q) == (1, 2) and unit.rps > 0
     assert b.name == "h20"
+
+
+# optimize: PD units as MILP columns (accelsim.optimize.problem.PDColumn). Hand-solved on
+# one server = one device: A serves 3 req/s colocated, B 2, each 1 USD/yr of TCO; a PD unit
+# takes 1 A + 2 B (3 USD/yr) and serves `rps`.
+def _pd_rows(rps):
+    from accelsim.fleet.mix import DeviceRow
+
+    def row(name, thr, pd=()):
+        return DeviceRow(device=name, pool="p", capex_usd=1.0, available_from=2020,
+                         max_units=float("inf"), throughput={"chat": thr},
+                         opex_usd_per_year={"chat": 1.0}, tco_usd_per_year={"chat": 1.0},
+                         wall_power_W={"chat": 100.0}, pd={"chat": pd})
+
+    unit = {"prefill": "a", "decode": "b", "p": 1, "q": 2, "prefill_devices": 1,
+            "decode_devices": 2, "rps": rps}
+    return {"a": row("a", 3.0, (unit,)), "b": row("b", 2.0)}
+
+
+def _optimum(rows, need, **kw):
+    from accelsim.fleet.routing import Routing
+    from accelsim.optimize import build_problem, solve
+
+    args = dict(pool_usd={"p": 1e9}, total_usd=1e9, power_cap_W=None, server=1,
+                objective="min_cost", year=2025) | kw
+    return solve(build_problem(rows, {"chat": need}, **args,
+                               routed={"chat": Routing(ONE, ["all"], False, True)}),
+                 marginals=False)
+
+
+def test_optimize_buys_pd_units_where_they_cost_less_per_request():
+    # per request: PD 3 / 10 = 0.3 USD/yr, A 1/3, B 1/2. 100 req/s: 10 units (30 USD/yr);
+    # A alone 34 (ceil 33.3); 9 units + 4 A = 31
+    got = _optimum(_pd_rows(10.0), 100.0)
+    assert got["tco_usd_per_year"] == pytest.approx(30.0)
+    (u,) = got["pd_units"]
+    assert (u["pair"], u["units"], u["servers"]) == ("PD 1:2 a -> b", 10, {"a": 10, "b": 20})
+    assert u["capacity"] == pytest.approx(100.0) == got["capacity"]["chat"]
+    assert got["units"] == {"a": {"chat PD": 10}, "b": {"chat PD": 20}}
+    assert got["power_MW"] == pytest.approx(30 * 100.0 / 1e6)
+    # a supply cap on A (4 devices) leaves 4 units (40 req/s, 12 USD/yr) and 30 B (60)
+    from dataclasses import replace
+
+    rows = _pd_rows(10.0)
+    rows["a"] = replace(rows["a"], max_units=4.0)
+    capped = _optimum(rows, 100.0)
+    assert capped["tco_usd_per_year"] == pytest.approx(12.0 + 30.0)
+    assert capped["units"] == {"a": {"chat PD": 4}, "b": {"chat PD": 8, "chat": 30}}
+
+
+def test_optimize_leaves_pd_units_that_cost_more_per_request():
+    # PD 3 / 8 = 0.375 USD/yr a request against A's 1/3: 99 req/s on 33 A, no unit
+    got = _optimum(_pd_rows(8.0), 99.0)
+    assert got["tco_usd_per_year"] == pytest.approx(33.0)
+    assert got["pd_units"] == [] and got["units"] == {"a": {"chat": 33}}
+
+
+def test_optimize_breaks_a_pd_tie_for_plain_servers():
+    # PD 3 / 9 = 1/3 a request, as A: 11 units or 33 A both cost 33 USD/yr; plain wins
+    got = _optimum(_pd_rows(9.0), 99.0)
+    assert got["tco_usd_per_year"] == pytest.approx(33.0)
+    assert got["pd_units"] == [] and got["units"] == {"a": {"chat": 33}}
+
+
+def test_a_pd_lot_is_the_fewest_units_on_whole_servers():
+    from accelsim.optimize.problem import _lot
+
+    assert _lot(8, 16, 64) == 1  # the seed's tp1 x dp16 replicas
+    assert _lot(8, 4, 16) == 2  # a half-server prefill side
+    assert _lot(8, 12, 8) == 2 and _lot(8, 3, 5) == 8
+
+
+@pytest.fixture(scope="module")
+def pd_budget_scenarios(tmp_path_factory):
+    """The seed cut to the H20 and the 910C, the chatbot alone at min cost, 0.1 B USD for
+    910Cs: without PD units, with 910C -> H20 units (default ratios), with H20 -> H20."""
+    out = {}
+    folder = tmp_path_factory.mktemp("pd-opt")
+    for name, dis in [("plain", None),
+                      ("pd", {"pairs": [{"prefill": "ascend-910c", "decode": "h20"}]}),
+                      ("h20", {"pairs": [{"prefill": "h20", "decode": "h20"}]})]:
+        data = h20_and_910c_seed(**({"disaggregation": dis} if dis else {}))
+        data["workloads"] = {"chatbot": data["workloads"]["chatbot"]}
+        data["objective"] = "min_cost"
+        data["budget"]["pools"]["domestic"]["usd"] = 0.1e9
+        data["fleets"] = [{"name": "h20", "spend_usd": {"h20": 1.0e9}}]
+        out[name] = folder / f"{name}.yaml"
+        out[name].write_text(yaml.safe_dump(data, sort_keys=False))
+    return out
+
+
+def _opt_json(path):
+    r = runner.invoke(app, ["optimize", str(path), "--json", "--year", "2025"])
+    assert r.exit_code == 0, r.output
+    return json.loads(r.stdout)
+
+
+def test_seed_cut_pd_units_cut_the_chatbots_cost_on_a_small_910c_budget(
+        pd_budget_scenarios, tmp_path):
+    """910Cs prefill for H20s: the 0.1 B USD of 910Cs go into PD units, which serve more
+    requests per USD of TCO than the same 910Cs colocated; the MILP's figures are the
+    units' (capacity = colocated servers x req/s per device + units x req/s per unit)."""
+    plain, pd = (_opt_json(pd_budget_scenarios[k]) for k in ("plain", "pd"))
+    need = plain["capacity"]["chatbot"]
+    assert "pd_units" not in plain
+    assert pd["tco_usd_per_year"] < plain["tco_usd_per_year"] * 0.97
+    per_usd = (pd["capacity"]["chatbot"] / pd["tco_usd_per_year"]) / (
+        need / plain["tco_usd_per_year"])
+    assert per_usd > 1.03
+    (u,) = pd["pd_units"]
+    assert u["prefill"] == "ascend-910c" and u["decode"] == "h20" and u["p"] == 1
+    assert u["devices"] == {"ascend-910c": 16 * u["units"], "h20": 16 * u["q"] * u["units"]}
+    assert pd["units"]["ascend-910c"] == {"chatbot PD": u["devices"]["ascend-910c"]}
+    assert pd["pool_spend_usd"]["domestic"] <= 0.1e9
+    assert any(b["constraint"] == "budget pool domestic" for b in pd["binding_constraints"])
+    sc = load_scenario(pd_budget_scenarios["pd"])
+    rows = device_rows(evaluate_devices(sc))
+    colocated = pd["units"]["h20"]["chatbot"] * rows["h20"].throughput["chatbot"]
+    assert pd["capacity"]["chatbot"] == pytest.approx(colocated + u["units"] * u["rps_per_unit"],
+                                                      rel=1e-9)
+    from accelsim.fleet import demand
+
+    assert pd["capacity"]["chatbot"] >= demand(sc)["chatbot"] * (1 - 1e-9)
+    r = runner.invoke(app, ["optimize", str(pd_budget_scenarios["pd"]), "--year", "2025",
+                            "--csv", str(tmp_path)])
+    assert r.exit_code == 0 and "prefill/decode units bought" in r.stdout
+    import pandas as pd_
+
+    t = pd_.read_csv(tmp_path / "pd_units.csv")
+    assert list(t["units"]) == [u["units"]] and "servers.h20" in t.columns
+
+
+def test_seed_cut_pd_units_that_lose_change_nothing(pd_budget_scenarios):
+    """H20 -> H20 units serve fewer requests per H20 than colocated H20s (0.52-0.58 against
+    0.65): the optimum buys none and is the plain one."""
+    plain, h20 = (_opt_json(pd_budget_scenarios[k]) for k in ("plain", "h20"))
+    assert h20["pd_units"] == []
+    assert h20["units"] == plain["units"]
+    assert h20["tco_usd_per_year"] == pytest.approx(plain["tco_usd_per_year"], rel=1e-12)
