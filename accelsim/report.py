@@ -397,6 +397,15 @@ def plan_tables(res: dict[str, Any], budgets: dict[int, float]) -> dict[str, lis
         "duals; 0 = loosening it alone changes nothing)": rules,
         "spend by year": years,
     }
+    units = list(dict.fromkeys(u for q in res["quarters"] for u in q.get("pd_units", {})))
+    if units:
+        out["prefill/decode units (accelsim.fleet.pd): delivered, installed and powered on; "
+            "capacity = units on x req/s per unit"] = [
+            {"quarter": q["quarter"], "unit": u, "delivered": v["delivered"],
+             "installed": v["installed"], "on": f"{v['on']:,.1f}",
+             "devices on": ", ".join(f"{d} {n:,.0f}" for d, n in v["devices_on"].items()),
+             "req/s per unit": f"{v['rps_per_unit']:,.3g}", "capacity": f"{v['capacity']:,.0f}"}
+            for q in res["quarters"] for u, v in q.get("pd_units", {}).items()]
     for w in res["quarters"][0].get("routed", {}):
         out[f"{w} routed by prompt size (Melange): each bucket's share of requests and "
             "served share (its capacity / its demand); devices powered on serving each "

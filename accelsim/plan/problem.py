@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from accelsim.errors import AccelsimError
-from accelsim.optimize.problem import BucketColumns
+from accelsim.optimize.problem import BucketColumns, PDColumn, pd_arrays
 from accelsim.plan.spec import PlanSpec, plan_problems, quarter_index
 from accelsim.units import HOURS_PER_YEAR
 
@@ -61,6 +61,12 @@ class PlanProblem:
     # per routed workload (index) its demand rows M[b, d, W + C] (None: no routing)
     buckets: BucketColumns | None = None
     demand_rows: dict[int, np.ndarray] | None = None
+    # prefill/decode units (accelsim.optimize.problem.PDColumn, sides by device name): lots
+    # of whole servers, pd_use[k, d] servers of device d a lot of column k takes, serving
+    # its workload pd_workload[k] (index) at lot x rps
+    pd: tuple[PDColumn, ...] = ()
+    pd_use: np.ndarray | None = None
+    pd_workload: list[int] | None = None
 
     @property
     def columns(self) -> list[str]:
@@ -118,7 +124,8 @@ def build(sc: Any, dev: Any, spec: PlanSpec, where: str = "plan") -> PlanProblem
     # (their opex, TCO and power the workload's), as optimize (accelsim.optimize.problem)
     from accelsim.fleet.routing import routings
 
-    cols = BucketColumns.of(rows, routings(sc, rows))
+    routed = routings(sc, rows)
+    cols = BucketColumns.of(rows, routed)
     parent = W + cols.parent
 
     def per(field: str) -> np.ndarray:
@@ -168,7 +175,9 @@ def build(sc: Any, dev: Any, spec: PlanSpec, where: str = "plan") -> PlanProblem
         life_years=sc.finance.years, builds=builds, facility_years=sc.finance.facility_years,
         penalty=np.array([spec.unserved_penalty.get(w, PENALTY) for w in W]),
         off_saving=off_saving, rentals=rentals_of(sc, rows, W, years), **loan,
-        buckets=cols if cols.names else None, demand_rows=demand_rows or None)
+        buckets=cols if cols.names else None, demand_rows=demand_rows or None,
+        **dict(zip(("pd", "pd_use", "pd_workload"),
+                   pd_arrays(rows, routed, sc.server_chips, W), strict=True)))
 
 
 def _loan(sc: Any, rows: dict[str, Any], refs: list[str], W: list[str]) -> dict[str, Any]:

@@ -25,7 +25,8 @@ class Index:
     a routed workload's size bucket: ``C`` columns, the ``W`` workloads first), unserved
     shares u[w, q], builds b[r, q], servers o[d, c, q] powered off in q, rental contracts
     z[k, w, q] (servers of offer k for workload w taken from quarter q for the offer's
-    term; whole servers)."""
+    term; whole servers), PD lots v[k, q] delivered in q (whole) and pv[k, q] powered off
+    in q."""
 
     D: int
     W: int
@@ -33,6 +34,7 @@ class Index:
     R: int
     K: int = 0
     C: int = 0  # server columns (0: the workloads)
+    P: int = 0  # PD columns
 
     @property
     def nc(self) -> int:
@@ -55,8 +57,12 @@ class Index:
         return self.K * self.W * self.Q
 
     @property
+    def nv(self) -> int:
+        return self.P * self.Q
+
+    @property
     def n(self) -> int:
-        return self.nx + self.nu + self.nb + self.nx + self.nz
+        return self.nx + self.nu + self.nb + self.nx + self.nz + 2 * self.nv
 
     def x(self, d: int, w: int, q: int) -> int:
         return (d * self.nc + w) * self.Q + q
@@ -73,10 +79,26 @@ class Index:
     def z(self, k: int, w: int, q: int) -> int:
         return 2 * self.nx + self.nu + self.nb + (k * self.W + w) * self.Q + q
 
+    def v(self, k: int, q: int) -> int:
+        return 2 * self.nx + self.nu + self.nb + self.nz + k * self.Q + q
+
+    def pv(self, k: int, q: int) -> int:
+        return 2 * self.nx + self.nu + self.nb + self.nz + self.nv + k * self.Q + q
+
+    @property
+    def integer(self) -> np.ndarray:
+        """Whether each variable is integer: servers, rental contracts and PD lots."""
+        out = np.zeros(self.n, dtype=bool)
+        out[:self.nx] = True
+        out[2 * self.nx + self.nu + self.nb:2 * self.nx + self.nu + self.nb + self.nz
+            + self.nv] = True
+        return out
+
 
 def index(p: PlanProblem) -> Index:
     return Index(len(p.devices), len(p.workloads), p.demand.shape[1], len(p.builds),
-                 len(p.rentals.offers) if p.rentals is not None else 0, len(p.columns))
+                 len(p.rentals.offers) if p.rentals is not None else 0, len(p.columns),
+                 len(p.pd))
 
 
 def held(p: PlanProblem, k: int, q: int) -> range:
@@ -120,6 +142,15 @@ def objective(p: PlanProblem, ix: Index) -> np.ndarray:
         for d in range(ix.D):
             for w in range(ix.nc):
                 c[[ix.o(d, w, q) for q in range(Q)]] = -p.server * p.off_saving[d, w] * disc / 4
+    for k in range(ix.P):  # a PD lot: its servers' capex less residual, opex, energy saved
+        assert p.pd_use is not None and p.pd_workload is not None
+        use, w = p.pd_use[k] * p.server, p.pd_workload[k]
+        for q in range(Q):
+            later = disc[q:].sum() / 4
+            c[ix.v(k, q)] = float(use @ (p.capex * (disc[q] - residual[q])
+                                         + p.opex[:, w] * later))
+            if p.off_saving is not None:
+                c[ix.pv(k, q)] = -float(use @ p.off_saving[:, w]) * disc[q] / 4
     if p.rentals is not None:  # a contract pays every quarter of its term, past the horizon too
         for k in range(ix.K):
             L = int(p.rentals.term_q[k])
@@ -153,7 +184,8 @@ def named_constraints(p: PlanProblem, ix: Index
     served = {w: _demand_rows(p, w) for w in range(W)}
     A = lil_matrix((sum(len(v) for v in served.values()) * Q + D * Q
                     + Q * (1 + len(p.region_caps_W)) + len(set(p.year_of))
-                    * (1 + len(p.pool_share)) + len(R) * (Q + 1) + D * NC * Q + ix.K * Q, ix.n))
+                    * (1 + len(p.pool_share)) + len(R) * (Q + 1) + (D * NC + ix.P) * Q
+                    + ix.K * Q, ix.n))
     rent = p.rentals
     k = 0
 
@@ -169,6 +201,15 @@ def named_constraints(p: PlanProblem, ix: Index
             for q2 in range(q + 1):
                 A[k, ix.x(d, w, q2)] = coef[w]
             A[k, ix.o(d, w, q)] = -coef[w]
+        for j in range(ix.P):  # and in the PD lots on (coef: per server on their workload)
+            assert p.pd_use is not None and p.pd_workload is not None
+            if p.pd_use[j, d] > 0:
+                lots_on(j, q, p.pd_use[j, d] * coef[p.pd_workload[j]])
+
+    def lots_on(j: int, q: int, coef: float) -> None:  # PD lots of column j on in q
+        for q2 in range(q + 1):
+            A[k, ix.v(j, q2)] += coef
+        A[k, ix.pv(j, q)] -= coef
 
     # demand every quarter (a routed workload: each size bucket's)
     for w, rule, M in [(i, rule, M) for i in range(W) for rule, M in served[i]]:
@@ -186,6 +227,10 @@ def named_constraints(p: PlanProblem, ix: Index
                             for q2 in range(q + 1):
                                 A[k, ix.x(d, w2, q2)] += lend
                             A[k, ix.o(d, w2, q)] -= lend
+            for j in range(ix.P):  # PD lots on serve the whole mix
+                assert p.pd_workload is not None
+                if p.pd_workload[j] == w:
+                    lots_on(j, q, p.pd[j].lot * p.pd[j].rps)
             for r_ in range(ix.K):  # rented servers held in q
                 if rent is not None and rent.thr[r_, w] > 0:
                     for q2 in held(p, r_, q):
@@ -196,6 +241,10 @@ def named_constraints(p: PlanProblem, ix: Index
         for q in range(Q):
             for w in range(NC):
                 A[k, ix.x(d, w, q)] = p.server
+            for j in range(ix.P):
+                assert p.pd_use is not None
+                if p.pd_use[j, d] > 0:
+                    A[k, ix.v(j, q)] += p.pd_use[j, d] * p.server
             row(-np.inf, p.supply[d, q], f"deliveries {p.devices[d]}", _when(p, q), "units")
     for r_ in range(ix.K):  # rentals: the offer's limit on devices held at once
         assert rent is not None
@@ -232,6 +281,10 @@ def named_constraints(p: PlanProblem, ix: Index
                     A[k, ix.x(d, w, q2)] = 1.0
                 A[k, ix.o(d, w, q)] = -1.0
                 row(0.0, np.inf, f"powered off {p.devices[d]}", _when(p, q), "servers")
+    for j in range(ix.P):  # a PD lot powered off is one delivered
+        for q in range(Q):
+            lots_on(j, q, 1.0)
+            row(0.0, np.inf, f"powered off {p.pd[j].label}", _when(p, q), "servers")
     for y in sorted(set(p.year_of)):  # yearly budgets, total and per pool
         qs = [q for q in range(Q) if p.year_of[q] == y]
         budget = float(p.budget[qs[0]])
@@ -241,6 +294,11 @@ def named_constraints(p: PlanProblem, ix: Index
                     for w in range(NC):
                         for q in qs:
                             A[k, ix.x(d, w, q)] = p.capex[d] * p.server
+                    for j in range(ix.P):
+                        assert p.pd_use is not None
+                        if p.pd_use[j, d] > 0:
+                            for q in qs:
+                                A[k, ix.v(j, q)] += p.pd_use[j, d] * p.capex[d] * p.server
             for r_ in range(ix.K):  # the rent of the year's quarters, from the offer's pool
                 assert rent is not None
                 if pool is None or rent.pool_of[r_] == pool:
@@ -288,6 +346,14 @@ def bounds(p: PlanProblem, ix: Index) -> np.ndarray:
             for q in range(ix.Q):
                 if p.rentals.thr[k, w] <= 0 or p.rentals.supply[k, q] <= 0:
                     ub[ix.z(k, w, q)] = 0.0
+    for k in range(ix.P):  # PD lots: by each side's deliveries; off: none before the first
+        assert p.pd_use is not None
+        sides = p.pd_use[k] > 0
+        for q in range(ix.Q):
+            ub[ix.v(k, q)] = np.floor(np.min(p.supply[sides, q] / (p.pd_use[k, sides]
+                                                                  * p.server)) + 1e-9)
+        first = np.cumsum(ub[[ix.v(k, q) for q in range(ix.Q)]])
+        ub[[ix.pv(k, q) for q in range(ix.Q)]] = np.where(first > 0, np.inf, 0.0)
     return ub
 
 
@@ -301,7 +367,7 @@ def solve_plan(p: PlanProblem, time_limit_s: float | None = None) -> dict[str, A
     ix = index(p)
     c = objective(p, ix)
     A, lb, ub_rows, names = named_constraints(p, ix)
-    integrality = np.concatenate([np.ones(ix.nx), np.zeros(ix.n - ix.nx - ix.nz), np.ones(ix.nz)])
+    integrality = ix.integer.astype(float)
     with quiet_solver():
         res = milp(c, constraints=LinearConstraint(A, lb, ub_rows), integrality=integrality,
                    bounds=Bounds(np.zeros(ix.n), bounds(p, ix)),
@@ -335,9 +401,8 @@ def polish(c: np.ndarray, A: Any, lb: np.ndarray, ub: np.ndarray, var_ub: np.nda
 
     lo = np.zeros(ix.n)
     hi = var_ub.copy()
-    lo[:ix.nx] = hi[:ix.nx] = np.round(res.x[:ix.nx])
-    z = slice(ix.n - ix.nz, ix.n)  # rental contracts: whole servers too
-    lo[z] = hi[z] = np.round(res.x[z])
+    whole = ix.integer  # servers, rental contracts and PD lots
+    lo[whole] = hi[whole] = np.round(res.x[whole])
     with quiet_solver():
         lp = milp(c, constraints=LinearConstraint(A, lb, ub), bounds=Bounds(lo, hi))
     if lp.x is None or lp.fun > res.fun + 1e-9 * abs(res.fun):
@@ -384,6 +449,8 @@ def binding_rules(p: PlanProblem, ix: Index, c: np.ndarray, A: Any, lb: np.ndarr
     value below :data:`ZERO` in the reported unit is 0."""
     var_ub = bounds(p, ix)
     var_ub[:ix.nx] = np.where(var_ub[:ix.nx] > 0, np.inf, 0.0)  # rows, not bounds, bind
+    lots = slice(ix.v(0, 0), ix.v(0, 0) + ix.nv)  # PD lots: their deliveries rows too
+    var_ub[lots] = np.where(var_ub[lots] > 0, np.inf, 0.0)
     duals = lp_duals(c, A, lb, ub, var_ub)
     xi = np.concatenate([np.round(x[:ix.nx]), x[ix.nx:]])
     lhs = A @ xi
@@ -437,8 +504,9 @@ def _routed(p: PlanProblem, ix: Index, installed: np.ndarray, rented: np.ndarray
             cap: np.ndarray) -> dict[str, dict[str, Any]]:
     """Per routed workload, per quarter: each size bucket's share of requests, demand,
     capacity (requests/s of that bucket the servers on serve: ``s_b x sum_{d,c} M_b[d, c]
-    S on[d, c]`` plus ``s_b`` of the rented servers' whole-mix requests/s) and served share;
-    the devices on each bucket alone or on the whole mix (rented: ``rent:<offer>``). Sets
+    S on[d, c]`` plus ``s_b`` of the rented servers' and PD lots' whole-mix requests/s) and
+    served share; the devices on each bucket alone or on the whole mix (rented:
+    ``rent:<offer>``; PD units are in the quarter's ``pd_units``). Sets
     ``cap[w]`` to the demand mix's capacity: the scarcest bucket's, ``min_b capacity_b /
     s_b``."""
     out: dict[str, dict[str, Any]] = {}
@@ -446,6 +514,7 @@ def _routed(p: PlanProblem, ix: Index, installed: np.ndarray, rented: np.ndarray
         return out
     for w, M in (p.demand_rows or {}).items():
         name = p.workloads[w]
+        # rented servers and PD lots on: what cap[w] holds beyond the workload's servers
         rent = cap[w] - np.einsum("dq,d->q", installed[:, w], p.thr[:, w]) * p.server
         mine = [c for c, w2 in enumerate(p.buckets.parent) if w2 == name]
         labels = [p.buckets.names[c][len(name) + 1:-1] for c in mine]
@@ -482,7 +551,21 @@ def readout(p: PlanProblem, ix: Index, c: np.ndarray, res: Any) -> dict[str, Any
     cap = np.einsum("dwq,dw->wq", installed, p.thr) * p.server  # per server column
     if p.loan_to is not None and p.loan_thr is not None:  # powered-on serving units lend
         cap[p.loan_to] += np.einsum("dwq,dw->q", installed, p.loan_thr) * p.server
-    z = np.round(res.x[2 * nx + nu + ix.nb:]).reshape(ix.K, ix.W, Q)
+    z = np.round(res.x[2 * nx + nu + ix.nb:2 * nx + nu + ix.nb + ix.nz]).reshape(ix.K, ix.W, Q)
+    # PD lots delivered, and on, per quarter; the servers of each device they hold
+    first = 2 * nx + nu + ix.nb + ix.nz
+    v = np.round(res.x[first:first + ix.nv]).reshape(ix.P, Q)
+    lots_on = np.cumsum(v, axis=1) - res.x[first + ix.nv:first + 2 * ix.nv].reshape(ix.P, Q)
+    use = p.pd_use if p.pd_use is not None else np.zeros((0, D))
+    wk = np.asarray(p.pd_workload or [], dtype=int)
+    rps = np.array([c.lot * c.rps for c in p.pd])
+    pd_watts = (use * p.power[:, wk].T).T * p.server  # [d, k] W of one lot on, per device
+    for k in range(ix.P):
+        cap[wk[k]] += lots_on[k] * rps[k]
+    srv_new = x.sum(axis=1) + use.T @ v  # [d, q] servers delivered
+    srv_off = off.sum(axis=1) + use.T @ (np.cumsum(v, axis=1) - lots_on)
+    pd_on_W = pd_watts @ lots_on  # [d, q]
+    pd_capex = (use @ p.capex) * p.server @ v if ix.P else np.zeros(Q)  # [q]
     rented = np.zeros((ix.K, ix.W, Q))  # servers held in each quarter
     rent_usd = np.zeros(Q)
     for k in range(ix.K):
@@ -497,12 +580,12 @@ def readout(p: PlanProblem, ix: Index, c: np.ndarray, res: Any) -> dict[str, Any
         year, qq = int(p.year_of[q]), q % 4 + 1
         quarters.append({
             "quarter": f"{year}Q{qq}",
-            "delivered": {p.devices[d]: int(x[d, :, q].sum() * p.server) for d in range(D)
-                          if x[d, :, q].sum() > 0},
-            "installed": {p.devices[d]: int(delivered[d, :, q].sum() * p.server)
-                          for d in range(D) if delivered[d, :, q].sum() > 0},
-            "powered_off": {p.devices[d]: int(np.rint(off[d, :, q].sum() * p.server))
-                            for d in range(D) if off[d, :, q].sum() * p.server >= 0.5},
+            "delivered": {p.devices[d]: int(srv_new[d, q] * p.server) for d in range(D)
+                          if srv_new[d, q] > 0},
+            "installed": {p.devices[d]: int(srv_new[d, :q + 1].sum() * p.server)
+                          for d in range(D) if srv_new[d, :q + 1].sum() > 0},
+            "powered_off": {p.devices[d]: int(np.rint(srv_off[d, q] * p.server))
+                            for d in range(D) if srv_off[d, q] * p.server >= 0.5},
             "demand": {w: float(p.demand[i, q]) for i, w in enumerate(p.workloads)},
             "capacity": {w: float(cap[i, q]) for i, w in enumerate(p.workloads)},
             "served_fraction": {w: float(min(1.0, cap[i, q] / p.demand[i, q]))
@@ -518,11 +601,21 @@ def readout(p: PlanProblem, ix: Index, c: np.ndarray, res: Any) -> dict[str, Any
                                            if any(n[q] >= 0.5 for n in per.values())}}
                            for w, r in routed.items()}} if routed else {}),
             "rent_usd": float(rent_usd[q]),
-            "capex_usd": float(np.sum(x[:, :, q].sum(axis=1) * p.capex) * p.server),
-            "power_MW": float(np.sum(installed[:, :, q] * p.power) * p.server / 1e6),
+            "capex_usd": float(np.sum(x[:, :, q].sum(axis=1) * p.capex) * p.server
+                               + pd_capex[q]),
+            "power_MW": float(np.sum(installed[:, :, q] * p.power) * p.server / 1e6
+                              + pd_on_W[:, q].sum() / 1e6),
             "region_power_MW": {g: float(sum(np.sum(installed[d, :, q] * p.power[d])
-                                             for d in range(D) if p.region_of[d] == g)
-                                         * p.server / 1e6) for g in dict.fromkeys(p.region_of)},
+                                             * p.server + pd_on_W[d, q]
+                                             for d in range(D) if p.region_of[d] == g) / 1e6)
+                                for g in dict.fromkeys(p.region_of)},
+            **({"pd_units": {c.label: {
+                "delivered": int(v[k, q] * c.lot), "installed": int(v[k, :q + 1].sum() * c.lot),
+                "on": float(lots_on[k, q] * c.lot),
+                "devices_on": {p.devices[d]: float(lots_on[k, q] * use[k, d] * p.server)
+                               for d in range(D) if use[k, d] > 0},
+                "rps_per_unit": c.rps, "capacity": float(lots_on[k, q] * rps[k])}
+                for k, c in enumerate(p.pd) if v[k, :q + 1].sum() > 0}} if ix.P else {}),
             "facility_started_MW": {g: float(b[r, q] / 1e6) for r, g in enumerate(R)
                                     if b[r, q] > 1e-3},
             "facility_MW": {g: float(p.builds[g].built_W / 1e6
