@@ -342,7 +342,7 @@ def pd_plans(tmp_path_factory):
     return out
 
 
-def test_seed_cut_plan_puts_the_910cs_into_pd_units(pd_plans):
+def test_seed_cut_plan_puts_the_910cs_into_pd_units(pd_plans, tmp_path):
     """The plan may buy PD units as optimize does: with them its objective is no higher
     (to the MIP gap), the 910Cs go into units, and each quarter's chatbot capacity is its
     colocated servers' plus units on x req/s per unit."""
@@ -365,5 +365,12 @@ def test_seed_cut_plan_puts_the_910cs_into_pd_units(pd_plans):
               - u["devices_on"].get(d, 0.0) for d in ("h20", "ascend-910c")}
         colocated = sum(n * rows[d].throughput["chatbot"] for d, n in on.items())
         assert q["capacity"]["chatbot"] == pytest.approx(colocated + u["capacity"], abs=10.0)
-    r = runner.invoke(app, ["plan", str(path)])
+    r = runner.invoke(app, ["plan", str(path), "--csv", str(tmp_path)])
     assert r.exit_code == 0 and "prefill/decode units" in r.stdout
+    import pandas as pd_
+
+    t = pd_.read_csv(tmp_path / "quarters.csv")
+    ((label, first),) = res["quarters"][0]["pd_units"].items()
+    assert label.startswith("PD 1:") and label.endswith(" ascend-910c -> h20")
+    assert t[f"pd_units.{label}.capacity"].iloc[0] == pytest.approx(first["capacity"],
+                                                                    rel=1e-9)
