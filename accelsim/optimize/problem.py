@@ -123,6 +123,21 @@ def pd_columns(rows: Mapping[str, Any], routed: Mapping[str, Any] | None, server
     return out
 
 
+def pd_arrays(rows: Mapping[str, Any], routed: Mapping[str, Any] | None, server: int,
+              workloads: list[str]) -> tuple[tuple[PDColumn, ...], np.ndarray | None, list[int]]:
+    """:func:`pd_columns` as the MILPs take them: the columns with their sides by device
+    name, the servers of each device (row) one lot takes ``[k, d]`` (None without PD
+    units) and the index in ``workloads`` of the workload each serves."""
+    pd = pd_columns(rows, routed, server)
+    keys = list(rows)
+    use = np.zeros((len(pd), len(keys)))
+    for k, col in enumerate(pd):
+        for ref, n in col.servers(server).items():
+            use[k, keys.index(ref)] += n
+    return (tuple(replace(c, prefill=rows[c.prefill].device, decode=rows[c.decode].device)
+                  for c in pd), use if pd else None, [workloads.index(c.workload) for c in pd])
+
+
 def build_problem(rows: Mapping[str, Any], demand: Mapping[str, float],
                   pool_usd: Mapping[str, float], total_usd: float,
                   power_cap_W: float | None, server: int, objective: str, year: int,
@@ -155,12 +170,7 @@ def build_problem(rows: Mapping[str, Any], demand: Mapping[str, float],
     thr[:, len(real):] = cols.thr
     buckets = {real.index(w): cols.rows_of(w, real, thr[:, real.index(w)])
                for w in cols.shares}
-    keys = list(rows)
-    pd = pd_columns(rows, routed, server)
-    pd_use = np.zeros((len(pd), len(devs)))
-    for k, col in enumerate(pd):
-        for ref, n in col.servers(server).items():
-            pd_use[k, keys.index(ref)] += n
+    pd, pd_use, pd_workload = pd_arrays(rows, routed, server, real)
 
     return MixProblem(
         devices=[d.device for d in devs], workloads=workloads,
@@ -177,6 +187,4 @@ def build_problem(rows: Mapping[str, Any], demand: Mapping[str, float],
                   if loan and loan_to in workloads else None),
         loan_to=workloads.index(loan_to) if loan and loan_to in workloads else None,
         buckets=buckets or None,
-        pd=tuple(replace(c, prefill=rows[c.prefill].device, decode=rows[c.decode].device)
-                 for c in pd),
-        pd_use=pd_use if pd else None, pd_workload=[real.index(c.workload) for c in pd])
+        pd=pd, pd_use=pd_use, pd_workload=pd_workload)
