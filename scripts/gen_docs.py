@@ -8,6 +8,10 @@
   ``accelsim validate-runs --cross-validate --refit --json``: the headline is the left-out
   figure. The hand-written notes on each file come from ``docs/_notes/validation.md`` (a
   ``## <file stem>`` section per file).
+- ``docs/validation.md`` also carries the held-out runs (``configs/runs/heldout/``, never used
+  for calibration) from ``accelsim validate-runs --heldout --json``: the error per category of
+  the asserted held-out rows and of their known misses, the size sweeps' trend and one table
+  per held-out file; the README's validation block gains the held-out headline.
 - ``README.md``, the blocks between ``<!-- validation:begin -->`` and ``<!-- validation:end -->``
   (the summary per file) and ``<!-- studies:begin/end -->``.
 - ``docs/studies.md``, the blocks ``<!-- study:<name>:begin/end -->``: each study's headline
@@ -76,6 +80,17 @@ def validate_runs(root: Path) -> tuple[list[dict], list[dict]]:
         out.append(json.loads(stdout))
     asserted = with_left_out(out[0]["runs"], out[1])
     return asserted, (out[2]["runs"] if misses else [])
+
+
+def heldout_runs(root: Path) -> dict[str, Any]:
+    """``accelsim validate-runs --heldout --json``: the held-out runs, their known misses, the
+    error per category of each and the size sweeps (exit 1 past a tolerance is its purpose)."""
+    proc = subprocess.run([sys.executable, "-m", "accelsim", "validate-runs", "--heldout",
+                           "--json"], cwd=root, capture_output=True, text=True, check=False)
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(f"validate-runs --heldout exited {proc.returncode}: "
+                           f"{proc.stderr.strip()}")
+    return json.loads(proc.stdout)
 
 
 def with_left_out(runs: list[dict], cal: dict) -> list[dict]:
@@ -344,11 +359,86 @@ def calibration_table(runs: list[dict]) -> str | None:
                   "left out"], rows)
 
 
-def validation_page(asserted: list[dict], misses: list[dict], root: Path) -> str:
+def heldout_headline(heldout: dict[str, Any]) -> str:
+    """The held-out error per category: asserted rows, then with their known misses."""
+    def part(summ: dict[str, Any]) -> str:
+        cats = [c for c in summ if c != "all"]
+        return "; ".join(f"{c} {summ[c]['rows']} runs, mean |error| "
+                         f"{pct(summ[c]['mean_abs_error'], sign=False)}, max "
+                         f"{pct(summ[c]['max_abs_error'], sign=False)}" for c in cats)
+
+    runs, misses = heldout["runs"], heldout["misses"]
+    both = [*runs, *misses]
+    s = stats(both)
+    out = (f"Held out (never used for calibration): {part(heldout['summary'])}; with the "
+           f"{len(misses)} known misses, all {s['n']} held-out runs: mean |error| "
+           f"{pct(s['mean'], sign=False)}, max {pct(s['max'], sign=False)}")
+    cats: dict[str, list[dict]] = {}
+    for r in both:
+        cats.setdefault(category(r), []).append(r)
+    out += " (" + "; ".join(f"{c} {stats(rs)['n']} runs, mean {pct(stats(rs)['mean'], sign=False)}"
+                            for c, rs in cats.items()) + ")"
+    sw = heldout.get("sweeps") or []
+    if sw:
+        out += (f". MFU against model size: the published sign on {sum(x['agrees'] for x in sw)} "
+                f"of {len(sw)} size sweeps")
+    return out + "."
+
+
+def sweeps_table(sweeps: list[dict]) -> str:
+    """One row per size sweep: its runs, the published and predicted figures by size, the
+    least-squares slopes against log10(parameters) and whether their signs agree."""
+    rows = [[f"`{s['sweep']}`", str(len(s["runs"])),
+             ", ".join(f"{p / 1e9:.3g}" for p in s["params"]),
+             ", ".join(num(v) for v in s["published"]),
+             ", ".join(num(v) for v in s["predicted"]),
+             pct(s["published_slope"]), pct(s["predicted_slope"]), cell(s["agrees"])]
+            for s in sweeps]
+    return table(["sweep", "runs", "parameters (B)", "published", "predicted",
+                  "published slope", "predicted slope", "same sign"], rows)
+
+
+def heldout_section(heldout: dict[str, Any], root: Path, notes: dict[str, str]) -> list[str]:
+    """docs/validation.md's held-out part: the headline, per category, the sweeps and one
+    table per held-out file and known-miss file."""
+    runs, misses = heldout["runs"], heldout["misses"]
+    gh, ghm = by_file(runs, root), by_file(misses, root)
+    out = ["## Held-out runs", ""]
+    if notes.get("_heldout"):
+        out += [notes["_heldout"], ""]
+    out += [f"**{heldout_headline(heldout)}**", ""]
+    rows = []
+    for what, summ in (("asserted", heldout["summary"]),
+                       ("known misses", heldout.get("misses_summary") or {})):
+        rows += [[what, c, str(x["rows"]), f"{x['within']} of {x['rows']}",
+                  pct(x["mean_abs_error"], sign=False), pct(x["max_abs_error"], sign=False),
+                  f"`{x['worst']}`"] for c, x in summ.items()]
+    out += [table(["held-out rows", "category", "runs", "within tolerance", "mean \\|error\\|",
+                   "max \\|error\\|", "worst"], rows), ""]
+    if heldout.get("sweeps"):
+        out += ["### Size sweeps", ""]
+        if notes.get("_sweeps"):
+            out += [notes["_sweeps"], ""]
+        out += [sweeps_table(heldout["sweeps"]), ""]
+    out += ["### Held-out run files", "", summary_table(gh), ""]
+    for rel, rs in gh.items():
+        out += [file_section(rel, rs, root, notes.get(Path(rel).stem, "")).replace(
+            "### ", "#### ", 1), ""]
+    if misses:
+        out += ["### Held-out known misses", "", summary_table(ghm), ""]
+        for rel, rs in ghm.items():
+            out += [file_section(rel, rs, root, "").replace("### ", "#### ", 1), ""]
+    return out
+
+
+def validation_page(asserted: list[dict], misses: list[dict], root: Path,
+                    heldout: dict[str, Any] | None = None) -> str:
     """The whole of docs/validation.md."""
     notes = read_notes(root / NOTES)
     ga, gm = by_file(asserted, root), by_file(misses, root)
-    stems = {Path(rel).stem for rel in (*ga, *gm)} | {"_intro", "_misses", "_calibration"}
+    held = [*heldout["runs"], *heldout["misses"]] if heldout else []
+    stems = {Path(rel).stem for rel in (*ga, *gm, *by_file(held, root))}
+    stems |= {"_intro", "_misses", "_calibration", "_heldout", "_sweeps"}
     unknown = sorted(set(notes) - stems)
     if unknown:
         raise ValueError(f"{NOTES}: notes for run files that do not exist: {', '.join(unknown)}")
@@ -362,6 +452,8 @@ def validation_page(asserted: list[dict], misses: list[dict], root: Path) -> str
         out += [f"**{headline(asserted, ga, 'Asserted')}**", ""]
     if misses:
         out += [headline(misses, gm, "Known misses (not asserted)"), ""]
+    if heldout:
+        out += [f"{heldout_headline(heldout)} See [Held-out runs](#held-out-runs).", ""]
     out += [summary_table(ga), ""]
     cal = calibration_table(asserted)
     if cal:
@@ -379,15 +471,21 @@ def validation_page(asserted: list[dict], misses: list[dict], root: Path) -> str
         out += [summary_table(gm), ""]
         for rel, runs in gm.items():
             out += [file_section(rel, runs, root, notes.get(Path(rel).stem, "")), ""]
+    if heldout:
+        out += heldout_section(heldout, root, notes)
     return "\n".join(out).rstrip() + "\n"
 
 
-def readme_validation(asserted: list[dict], misses: list[dict], root: Path) -> str:
-    """The README's validation summary: the headline and one row per asserted run file."""
+def readme_validation(asserted: list[dict], misses: list[dict], root: Path,
+                      heldout: dict[str, Any] | None = None) -> str:
+    """The README's validation summary: the headline, the held-out one and one row per
+    asserted run file."""
     ga, gm = by_file(asserted, root), by_file(misses, root)
     left = left_out_headline(asserted)
     out = ([left, "", headline(asserted, ga, "In-sample")] if left
            else [headline(asserted, ga, "Asserted")])
+    if heldout:
+        out += ["", heldout_headline(heldout)]
     out += ["", summary_table(ga), ""]
     if misses:
         out += [headline(misses, gm, "Known misses, kept runnable in `configs/runs/misses/`"),
@@ -469,17 +567,19 @@ def vendor_tables(asserted: list[dict], misses: list[dict], root: Path) -> str:
 def generate(root: Path = ROOT) -> dict[str, str]:
     """Every generated file's new text, by path relative to ``root``."""
     asserted, misses = validate_runs(root)
+    heldout = heldout_runs(root)
     sentences = study_sentences()
     readme = (root / "README.md").read_text(encoding="utf-8")
-    readme = replace_block(readme, "validation", readme_validation(asserted, misses, root),
-                           "README.md")
+    readme = replace_block(readme, "validation",
+                           readme_validation(asserted, misses, root, heldout), "README.md")
     readme = replace_block(readme, "studies", readme_studies(sentences), "README.md")
     studies = (root / "docs/studies.md").read_text(encoding="utf-8")
     for name, text in sentences.items():
         studies = replace_block(studies, f"study:{name}", text, "docs/studies.md")
     vendors = replace_block((root / "docs/vendors.md").read_text(encoding="utf-8"), "vendors",
                             vendor_tables(asserted, misses, root), "docs/vendors.md")
-    return {"README.md": readme, "docs/validation.md": validation_page(asserted, misses, root),
+    return {"README.md": readme,
+            "docs/validation.md": validation_page(asserted, misses, root, heldout),
             "docs/studies.md": studies, "docs/vendors.md": vendors}
 
 

@@ -24,11 +24,13 @@ OUTPUT_OPTIONS = {"-o", "--out", "--output", "--csv", "--plot"}
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory):
-    """The generator's files, written to a temporary folder (about 12 s: two validate-runs)."""
+    """The generator's files, written to a temporary folder (about 15 s: three validate-runs
+    and the held-out one)."""
     out = tmp_path_factory.mktemp("docs")
     asserted, misses = gen.validate_runs(ROOT)
-    page = gen.validation_page(asserted, misses, ROOT)
-    summary = gen.readme_validation(asserted, misses, ROOT)
+    heldout = gen.heldout_runs(ROOT)
+    page = gen.validation_page(asserted, misses, ROOT, heldout)
+    summary = gen.readme_validation(asserted, misses, ROOT, heldout)
     (out / "validation.md").write_text(page, encoding="utf-8")
     (out / "readme_block.md").write_text(summary, encoding="utf-8")
     return out

@@ -54,14 +54,25 @@ def validate_runs(
     refit_tolerance: Annotated[float, typer.Option(
         help="Relative distance from its refit past which a stored value is stale.",
         min=0.0, max=1.0)] = 0.02,
+    heldout: Annotated[bool, typer.Option(
+        "--heldout", help="The held-out runs (configs/runs/heldout, never used for "
+        "calibration; or the files given): mean and max |error| per category and the "
+        "size sweeps' trend.")] = False,
 ) -> None:
     """Predict published runs (cited data files) and compare; exit 1 past the tolerance."""
     if by not in (None, "vendor"):
         raise AccelsimError.single("--by", "", f"expected 'vendor', got {by!r}")
+    if heldout and (cross_validate or refit):
+        raise AccelsimError.single("--heldout", "", "held-out runs are never used for "
+                                   "calibration; expected --heldout without --cross-validate "
+                                   "and --refit")
     from accelsim.kinds import require
 
     for f in files or []:
         require(f, "runs")  # a file of another kind says what it is
+    if heldout:
+        _heldout(files or [], as_json)
+        return
     if cross_validate or refit:
         _calibration(files or [], as_json, cross_validate, refit, refit_tolerance)
         return
@@ -88,6 +99,56 @@ def validate_runs(
             typer.echo(f"{r.file}: {r.id}: predicted {r.predicted:.4g} {r.unit}, published "
                        f"{r.published:.4g} ({100 * r.error:+.1f} %); expected within "
                        f"{100 * r.tolerance:.0f} %", err=True)
+        raise typer.Exit(1)
+
+
+def _heldout(files: list[Path], as_json: bool) -> None:
+    """``--heldout``: the held-out runs (and, with no files named, their known misses in
+    ``heldout/misses``, reported apart), the error per category and the sweeps' signs over
+    both; exit 1 when an asserted held-out row is past its file's tolerance."""
+    from accelsim.runs import validate_runs as run_all
+    from accelsim.runs.file import heldout_dir, summarize
+    from accelsim.runs.sweeps import sweeps
+
+    results = run_all(list(files) if files else None, heldout=True)
+    miss_files = [] if files else sorted((heldout_dir() / "misses").glob("*.yaml"))
+    misses = run_all(list(miss_files)) if miss_files else []
+    failed = [r for r in results if not r.within]
+    summary, missed = summarize(results), summarize(misses) if misses else {}
+    sw = sweeps([*results, *misses])
+    if as_json:
+        emit_json({"runs": [r.to_dict() for r in results], "failed": len(failed),
+                   "summary": summary, "misses": [r.to_dict() for r in misses],
+                   "misses_summary": missed, "sweeps": [s.to_dict() for s in sw]})
+    else:
+        def rows(rs: list[Any]) -> list[dict[str, Any]]:
+            return [{"run": r.id, "published": r.published, "predicted": r.predicted,
+                     "unit": r.unit, "error %": 100 * r.error, "within": r.within,
+                     "how": r.detail} for r in rs]
+
+        def per_category(summ: dict[str, Any]) -> list[dict[str, Any]]:
+            return [{"category": c, "rows": s["rows"], "within": s["within"],
+                     "mean |error| %": 100 * s["mean_abs_error"],
+                     "max |error| %": 100 * s["max_abs_error"]} for c, s in summ.items()]
+
+        console.print(table("held-out published runs (never used for calibration); "
+                            "tolerance per file", rows(results)))
+        if misses:
+            console.print(table("held out, known misses (not asserted)", rows(misses)))
+        console.print(table("held out: |error| per category", per_category(summary)))
+        if misses:
+            console.print(table("held out, known misses: |error| per category",
+                                per_category(missed)))
+        if sw:
+            console.print(table("size sweeps: slope of the figure against log10(parameters), "
+                                "% of its mean per decade", [
+                {"sweep": s.name, "runs": len(s.ids), "published %": 100 * s.published_slope,
+                 "predicted %": 100 * s.predicted_slope, "same sign": s.agrees} for s in sw]))
+    for r in failed:
+        typer.echo(f"{r.file}: {r.id}: predicted {r.predicted:.4g} {r.unit}, published "
+                   f"{r.published:.4g} ({100 * r.error:+.1f} %); expected within "
+                   f"{100 * r.tolerance:.0f} %", err=True)
+    if failed:
         raise typer.Exit(1)
 
 

@@ -14,6 +14,10 @@ new module): ``recsys_offline``, ``recsys_server``, ``training``, ``llm_offline`
 Run files in ``configs/runs/`` are asserted (a test runs them all). Published runs the model
 misses by more than its file's tolerance live in ``configs/runs/misses/`` with the error and
 its analysis in the file and the docs: runnable by naming them, not asserted.
+
+Held-out run files in ``configs/runs/heldout/`` (and their misses in ``heldout/misses/``) are
+never used for calibration; ``accelsim validate-runs --heldout`` predicts them and reports
+their error per category and the trend of each size sweep (:mod:`accelsim.runs.sweeps`).
 """
 
 from __future__ import annotations

@@ -34,6 +34,10 @@ class RunBase(Strict):
     """The published figure and its unit."""
     note: str = ""
     """What the run's settings come from, and what is assumed."""
+    sweep: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    """Name of the size sweep the run belongs to: runs of one source that change only the
+    model's size on one machine, whose utilisation-versus-size trend is checked
+    (:mod:`accelsim.runs.sweeps`); not given: in no sweep."""
 
 
 @dataclass(frozen=True)

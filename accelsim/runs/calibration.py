@@ -23,6 +23,9 @@ field on the nearest comparable profile outside the group (same vendor and hardw
 device; nearest year, then name) that is not itself left without rows; with no such profile
 the group keeps its stored value and its rows are reported as not held out (``prior: none``).
 Sources no group was fitted on are predicted as in-sample: nothing of theirs went into a number.
+
+Held-out runs (``configs/runs/heldout/``, ``validate-runs --heldout``) are never read here:
+only ``configs/runs/*.yaml`` are loaded, and :func:`load_rows` refuses a held-out file given.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from typing import Any
 
 from accelsim.errors import AccelsimError, Problem
 from accelsim.runs.base import KINDS
-from accelsim.runs.file import load_runs, runs_dir
+from accelsim.runs.file import CATEGORIES, is_heldout, load_runs, runs_dir
 from accelsim.runs.params import (  # noqa: F401 re-exported: the registry is calibration's
     PARAM_KINDS,
     Param,
@@ -54,8 +57,6 @@ XTOL = 1e-4
 STALE_TOLERANCE = 0.02
 """A stored value more than this relative distance from its refit is flagged stale (the stored
 numbers are rounded to two significant decimals: 0.005 / 0.59 = 0.85 %)."""
-CATEGORIES = {"training": "training", "llm": "LLM serving", "recsys": "recsys"}
-"""Run kind prefix -> the category reported (``llm_offline`` -> LLM serving)."""
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,15 @@ class Row:
 
 
 def load_rows(paths: Iterable[str | Path]) -> list[Row]:
+    """The rows of run files; a held-out file (``configs/runs/heldout/``) is refused: no
+    number is ever fitted, refit or cross-validated on a held-out run."""
     rows = []
+    paths = list(paths)
+    held = [str(p) for p in paths if is_heldout(p)]
+    if held:
+        raise AccelsimError([Problem(h, "", "a held-out run file is never used for "
+                                     "calibration; expected a file outside configs/runs/heldout "
+                                     "(predict it with validate-runs --heldout)") for h in held])
     for p in paths:
         rf = load_runs(p)
         source = rf.source_group or Path(p).stem

@@ -55,6 +55,10 @@ def check(rf: RunFile, file: str) -> None:
         raise AccelsimError(probs)
 
 
+CATEGORIES = {"training": "training", "llm": "LLM serving", "recsys": "recsys"}
+"""Run kind prefix -> the category reported (``llm_offline`` -> LLM serving)."""
+
+
 @dataclass(frozen=True)
 class RunResult:
     file: str
@@ -66,6 +70,12 @@ class RunResult:
     tolerance: float
     detail: str
     source: str
+    sweep: str | None = None
+
+    @property
+    def category(self) -> str:
+        """training, LLM serving or recsys (the run kind's prefix)."""
+        return CATEGORIES.get(self.kind.split("_")[0], self.kind)
 
     @property
     def error(self) -> float:
@@ -79,13 +89,27 @@ class RunResult:
         return {"file": self.file, "id": self.id, "kind": self.kind,
                 "published": self.published, "predicted": self.predicted, "unit": self.unit,
                 "error": self.error, "tolerance": self.tolerance, "within": self.within,
-                "detail": self.detail, "source": self.source}
+                "detail": self.detail, "source": self.source,
+                **({"sweep": self.sweep} if self.sweep else {})}
 
 
 def runs_dir() -> Path:
     from accelsim import refs
 
     return refs.configs_dir() / "runs"
+
+
+def heldout_dir() -> Path:
+    """``configs/runs/heldout``: published runs never used for calibration (no calibrated
+    number names them in ``fitted_on``, and :mod:`accelsim.runs.calibration` reads only
+    ``configs/runs/*.yaml``), predicted by ``validate-runs --heldout``; rows missing beyond
+    tolerance live in its ``misses/``."""
+    return runs_dir() / "heldout"
+
+
+def is_heldout(path: str | Path) -> bool:
+    """Whether ``path`` lies under :func:`heldout_dir`."""
+    return Path(path).resolve().is_relative_to(heldout_dir().resolve())
 
 
 def load_runs(path: str | Path) -> RunFile:
@@ -98,11 +122,14 @@ def load_runs(path: str | Path) -> RunFile:
     return rf
 
 
-def validate_runs(paths: list[str | Path] | None = None) -> list[RunResult]:
-    """Predict every run of every file (default: all shipped run files)."""
-    files = [Path(p) for p in paths] if paths else sorted(runs_dir().glob("*.yaml"))
+def validate_runs(paths: list[str | Path] | None = None,
+                  heldout: bool = False) -> list[RunResult]:
+    """Predict every run of every file (default: all shipped run files; ``heldout``: the
+    held-out ones, ``configs/runs/heldout/*.yaml``)."""
+    where = heldout_dir() if heldout else runs_dir()
+    files = [Path(p) for p in paths] if paths else sorted(where.glob("*.yaml"))
     if not files:
-        raise AccelsimError.single(str(runs_dir()), "", "no run files (*.yaml) here")
+        raise AccelsimError.single(str(where), "", "no run files (*.yaml) here")
     out: list[RunResult] = []
     for f in files:
         rf = load_runs(f)
@@ -114,5 +141,25 @@ def validate_runs(paths: list[str | Path] | None = None) -> list[RunResult]:
                 raise AccelsimError([Problem(str(f), f"{where}.{p.field}".rstrip("."),
                                              p.message) for p in e.problems]) from None
             out.append(RunResult(str(f), run.id, run.kind, run.published.value, pred.value,
-                                 run.published.unit, rf.tolerance, pred.detail, run.source))
+                                 run.published.unit, rf.tolerance, pred.detail, run.source,
+                                 run.sweep))
+    return out
+
+
+def summarize(results: list[RunResult]) -> dict[str, dict[str, Any]]:
+    """Per category (training, LLM serving, recsys) and ``all``: rows, rows within their
+    file's tolerance, mean and max |error| and the run with the max."""
+    cats: dict[str, list[RunResult]] = {}
+    for r in results:
+        cats.setdefault(r.category, []).append(r)
+    order = [c for c in CATEGORIES.values() if c in cats] + sorted(set(cats) -
+                                                                   set(CATEGORIES.values()))
+    out = {}
+    for c, rs in [*((c, cats[c]) for c in order), ("all", results)]:
+        if not rs:
+            continue
+        worst = max(rs, key=lambda r: abs(r.error))
+        out[c] = {"rows": len(rs), "within": sum(r.within for r in rs),
+                  "mean_abs_error": sum(abs(r.error) for r in rs) / len(rs),
+                  "max_abs_error": abs(worst.error), "worst": worst.id}
     return out
