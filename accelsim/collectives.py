@@ -10,6 +10,12 @@ Ring formulas (Thakur, Rabenseifner & Gropp 2005; NCCL's "bus bandwidth" notes):
   all-to-all      (n-1)/n * M/bw + (n-1) alpha      (M = bytes each rank sends in all)
   point-to-point  M/bw + alpha
 Tree all-reduce (double binary tree) moves the same bytes with 2 log2(n) latency steps.
+Direct all-reduce (a reduce-scatter and an all-gather with every peer at once: a full mesh,
+or an engine's kernel through the peers' mapped buffers): the ring's bytes in 2 steps,
+  2 (n-1)/n * M/bw + 2 alpha
+In-switch all-reduce (NVLink SHARP, NCCL's NVLS): each rank sends its buffer once and
+receives the result once, at the switch-reduction bandwidth ``bw_red``, one call's fixed time:
+  (n+1)/n * M/bw_red + latency
 Hierarchical all-reduce over ``g`` ranks per scale-up domain and ``k`` domains:
   reduce-scatter inside, all-reduce of M/g across domains (every rank's NIC in parallel),
   all-gather inside.
@@ -44,6 +50,17 @@ def tree_allreduce(M: ArrayLike, n: ArrayLike, bw: ArrayLike, alpha: ArrayLike) 
     n = xp.asarray(n, dtype=float)
     steps = xp.where(n > 1, xp.ceil(xp.log2(xp.maximum(n, 1.0))), 0.0)
     return 2.0 * _frac(n) * xp.asarray(M) / bw + 2.0 * steps * alpha
+
+
+def direct_allreduce(M: ArrayLike, n: ArrayLike, bw: ArrayLike, alpha: ArrayLike) -> Arr:
+    return 2.0 * _frac(n) * xp.asarray(M) / bw + 2.0 * xp.minimum(_steps(n), 1.0) * alpha
+
+
+def in_switch_allreduce(M: ArrayLike, n: ArrayLike, bw_red: ArrayLike,
+                        latency: ArrayLike) -> Arr:
+    n = xp.asarray(n, dtype=float)
+    t = (n + 1.0) / xp.maximum(n, 1.0) * xp.asarray(M) / bw_red + latency
+    return xp.where(n > 1, t, 0.0)
 
 
 def reduce_scatter(M: ArrayLike, n: ArrayLike, bw: ArrayLike, alpha: ArrayLike) -> Arr:

@@ -5,7 +5,8 @@ the fused kernels it ships. Every number is a :class:`accelsim.devices.Quantity`
 source and a confidence (``fitted_on`` when calibrated on published runs); every feature a
 :class:`Feature` with its source.
 
-How the models use a stack (:func:`check_training`, :func:`kernel_factors`):
+How the models use a stack (:func:`check_training`, :func:`kernel_factors`,
+:func:`allreduce_rule`):
 
   kernels     stream-K GEMMs or not (``kernels.stream_k``); GEMM time / ``kernels.gemm``
               (multiplies the device's ``efficiency.compute`` on GEMMs only); flash
@@ -15,6 +16,10 @@ How the models use a stack (:func:`check_training`, :func:`kernel_factors`):
               pipeline ``schedules`` (1f1b, interleaved, dualpipe) and ``overlaps``
               (tp_comm, dp_grad_reduce, param_gather, ep_a2a); anything else is a one-line
               error naming the job's field
+  allreduce   a serving stack's tensor-parallel all-reduce: its own one-/two-shot kernel
+              through the peers' mapped buffers while the message fits the kernel's
+              workspace (and, where the engine says so, up to a token count), NCCL above
+              (:func:`accelsim.llm.perf.serving_allreduce`)
 
 A job that names no stack gets :func:`default_stack` of its device's vendor for the kernel
 factors (1 for the stacks the device efficiencies were calibrated with), unchecked.
@@ -22,17 +27,20 @@ factors (1 for the stacks the device efficiencies were calibrated with), uncheck
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+import numpy as np
 from pydantic import Field
 
 from accelsim import overrides, refs, units
 from accelsim.config import Strict, read_yaml, validate
-from accelsim.devices import Confidence, Fraction, NonNegative
+from accelsim.devices import Confidence, Fraction, NonNegative, Quantity
 from accelsim.errors import AccelsimError, Problem
 from accelsim.overrides import Overrides, Values
 from accelsim.stack_memory import StackMemory as Terms
@@ -93,6 +101,27 @@ class StackOverlaps(Strict):
     """Pipeline sends split over the tensor-parallel ranks and all-gathered on arrival
     (Narayanan et al. 2021 section 4.1: 1/t of the bytes on the inter-node link); false:
     every TP rank sends the whole activation. Not given: true."""
+
+
+class StackAllReduce(Strict):
+    """When a serving engine runs a tensor-parallel all-reduce with its own kernel (a direct
+    reduce-scatter and all-gather through the peers' IPC-mapped buffers) rather than the
+    collective library (NCCL): the message must fit the kernel's workspace and, in some
+    engines, the iteration's tokens must stay below a threshold."""
+
+    custom_kernel: Feature
+    """It has a custom all-reduce kernel inside one scale-up domain (false: always NCCL)."""
+    max_MB: NonNegative
+    """Largest message (MB, 10^6 bytes) the custom kernel takes at tp above ``small_tp``."""
+    small_tp: int = Field(default=0, ge=0, le=64)
+    """tp at or below which ``max_MB_small_tp`` and no token limit apply (0: none)."""
+    max_MB_small_tp: NonNegative | None = None
+    """Largest message (MB) at tp <= ``small_tp`` (not given: ``max_MB``)."""
+    max_tokens: NonNegative | None = None
+    """At tp above ``small_tp`` the custom kernel runs only up to this many tokens in the
+    iteration, NCCL beyond (not given: no token limit)."""
+    world_sizes: list[Annotated[int, Field(ge=2, le=1024)]] | None = None
+    """tp values the custom kernel supports (not given: any)."""
 
 
 class Share(NonNegative):
@@ -157,10 +186,23 @@ class StackProfile(Strict):
     memory: StackMemoryTerms | None = None
     """Training memory terms (not given: Megatron-Core's,
     :data:`accelsim.stack_memory.DEFAULT`)."""
+    allreduce: StackAllReduce | None = None
+    """A serving stack's tensor-parallel all-reduce strategy (not given: the fabric's best
+    algorithm, :func:`accelsim.llm.perf.serving_allreduce`)."""
 
-    def quantities(self) -> dict[str, Fraction]:
-        """Its numbers by ``section.key`` (the kernel factors; calibration reads them)."""
-        return {"kernels.gemm": self.kernels.gemm, "kernels.attention": self.kernels.attention}
+    def quantities(self) -> dict[str, Quantity]:
+        """Its numbers by ``section.key`` (the kernel factors, which calibration reads, and
+        the all-reduce strategy's limits)."""
+        out: dict[str, Quantity] = {"kernels.gemm": self.kernels.gemm,
+                                    "kernels.attention": self.kernels.attention}
+        a = self.allreduce
+        if a is not None:
+            out["allreduce.max_MB"] = a.max_MB
+            for key in ("max_MB_small_tp", "max_tokens"):
+                q = getattr(a, key)
+                if q is not None:
+                    out[f"allreduce.{key}"] = q
+        return out
 
 
 def catalog_names() -> list[str]:
@@ -227,6 +269,42 @@ def kernel_factors(stack: StackProfile | None) -> dict[str, float]:
             "stream_k": float(stack.kernels.stream_k.value),
             "tp_async": float(ta is not None and ta.value),
             "cp_allgather": float(ring is not None and not ring.value)}
+
+
+@dataclass(frozen=True)
+class AllReduceRule:
+    """A stack's all-reduce strategy in SI units (:class:`StackAllReduce`): the custom kernel
+    runs a message of ``M`` bytes over ``tp`` ranks with ``T`` tokens when ``tp`` is a
+    supported size, ``M <= max_bytes(tp)`` and ``T <= max_tokens(tp)``."""
+
+    custom: bool
+    max_bytes: float  # tp > small_tp
+    small_tp: int = 0
+    max_bytes_small_tp: float = 0.0
+    max_tokens: float = math.inf  # tp > small_tp
+    world_sizes: tuple[int, ...] = ()  # (): any
+
+    def custom_ok(self, M: Any, tokens: Any, tp: int) -> Any:
+        """Whether the custom kernel runs (numpy arrays of bytes and tokens)."""
+        M = np.asarray(M, dtype=float)
+        if not self.custom or tp < 2 or (self.world_sizes and tp not in self.world_sizes):
+            return np.zeros_like(M, dtype=bool)
+        if tp <= self.small_tp:
+            return M <= self.max_bytes_small_tp
+        return (M <= self.max_bytes) & (np.asarray(tokens, dtype=float) <= self.max_tokens)
+
+
+def allreduce_rule(stack: StackProfile | None) -> AllReduceRule | None:
+    """The stack's all-reduce strategy (None: the stack gives none)."""
+    if stack is None or stack.allreduce is None:
+        return None
+    a = stack.allreduce
+    big = a.max_MB.value * 1e6
+    return AllReduceRule(
+        custom=a.custom_kernel.value, max_bytes=big, small_tp=a.small_tp,
+        max_bytes_small_tp=a.max_MB_small_tp.value * 1e6 if a.max_MB_small_tp else big,
+        max_tokens=a.max_tokens.value if a.max_tokens else math.inf,
+        world_sizes=tuple(a.world_sizes or ()))
 
 
 def memory_terms(stack: StackProfile | None) -> Terms | None:

@@ -70,6 +70,13 @@ class Interconnect(Strict):
     """Per-message latency of the scale-up link (alpha), microseconds."""
     scaleout_latency_us: NonNegative
     """Per-message latency of the scale-out network (alpha), microseconds."""
+    scaleup_reduction_efficiency: Fraction | None = None
+    """In-switch reduction on the scale-up fabric (NVLink SHARP, NCCL's NVLS all-reduce):
+    its achieved fraction of the scale-up bandwidth per direction, each rank sending its
+    buffer once and receiving the result once ((n+1)/n M bytes). Not given: none."""
+    scaleup_reduction_latency_us: NonNegative | None = None
+    """Fixed time of one in-switch all-reduce call, microseconds (not given: two
+    ``scaleup_latency_us``)."""
     topology: str | None = Field(default=None, min_length=1)
     """A fabric topology (catalog name in ``configs/topologies`` or a path) the device sits
     in; it then sets the domain, link rates, latencies and the network's price per tier

@@ -55,6 +55,8 @@ class DeviceSpec:
     vendor: str = ""
     extra: dict[str, float] = field(default_factory=dict)
     topology: str | None = None  # name of the accelsim.devices.topology.Topology it sits in
+    eff_reduction: float = 0.0  # in-switch all-reduce (NVLS): fraction of scaleup_bw; 0: none
+    reduction_latency_s: float = 0.0  # fixed time of one in-switch all-reduce call
 
     def flops(self, precision: str, where: str = "precision") -> float:
         """Peak FLOP/s at ``precision``; an unsupported precision is an error, never a fallback."""
@@ -126,4 +128,9 @@ def _plain_spec(p: DeviceProfile) -> DeviceSpec:
         eff_attention=e.attention.value if e.attention else 0.0,
         eff_attention_bwd=e.attention_backward.value if e.attention_backward else 1.0,
         vendor=p.vendor,
+        eff_reduction=(i.scaleup_reduction_efficiency.value if i.scaleup_reduction_efficiency
+                       else 0.0),
+        reduction_latency_s=(i.scaleup_reduction_latency_us.value * units.US
+                             if i.scaleup_reduction_latency_us is not None
+                             else 2 * i.scaleup_latency_us.value * units.US),
     )

@@ -13,9 +13,13 @@ Per device, with T tokens in the iteration:
   MoE experts     tokens spread over S = E + redundant expert slots (top-k, balanced as EPLB
                   aims); the slots touched, S (1 - (1 - k/S)^T), are read; the replica's
                   ep = tp x dp devices hold S/ep slots each (expert parallel)
-  TP collectives  2 all-reduces of T h e bytes per layer on the scale-up link, the fastest of
-                  ring, tree and the engines' direct two-shot kernel (2 latency steps:
-                  :func:`serving_allreduce`); in a named topology its own all-reduce
+  TP collectives  2 all-reduces of T h e bytes per layer on the scale-up link, as the serving
+                  stack's rule picks them (:func:`serving_allreduce`): the engine's direct
+                  two-shot kernel, 2 (n-1)/n M / bw + 2 alpha, while the message fits its
+                  workspace (TensorRT-LLM at tp > 2: also at most 128 tokens), else NCCL,
+                  the faster of its ring and, with in-switch reduction, NVLS,
+                  (n+1)/n M / bw_red + latency; in a named topology NCCL is the topology's
+                  all-reduce
   DP attention    with dp groups, attention, dense layers and the LM head run per group on
                   T/dp tokens, and each MoE layer adds an all-to-all: every device sends its
                   T/ep tokens x k copies of h to the experts (8-bit dispatch with 8-bit
@@ -64,6 +68,7 @@ from accelsim.llm.job import Replica
 from accelsim.precision import BYTES
 from accelsim.roofline import FLASH_REL_EFF
 from accelsim.runtime import KERNELS_PER_LAYER, RUNTIME_RESERVE_BYTES
+from accelsim.stacks import AllReduceRule
 from accelsim.transformer.model import TransformerModel, load_model
 from accelsim.transformer.params import model_params
 
@@ -189,16 +194,55 @@ def kv_bytes_per_token(model: TransformerModel, tp: int, fmt: str) -> float:
     return 2.0 * kv_local * hd * model.layers * kb
 
 
-def serving_allreduce(M: Any, n: int, bw: float, alpha: float) -> Any:
-    """A tensor-parallel all-reduce of ``M`` bytes inside one scale-up domain as the serving
-    engines run it: the fastest of NCCL's ring (2 (n-1) steps) and tree (2 log2 n steps) and
-    the engines' own two-shot kernel, a direct reduce-scatter and all-gather through the
-    peers' mapped buffers, every peer at once: 2 (n-1)/n M / bw + 2 alpha (TensorRT-LLM
-    ``customAllReduceKernels.cu`` ONESHOT/TWOSHOT, chosen per size in
-    ``customAllReduceUtils.h``; vLLM ``custom_all_reduce.cuh``; SGLang's copy of it)."""
-    direct = 2.0 * (n - 1) / n * np.asarray(M, dtype=float) / bw + 2.0 * alpha
-    return np.minimum(np.minimum(coll.ring_allreduce(M, n, bw, alpha),
-                                 coll.tree_allreduce(M, n, bw, alpha)), direct)
+def nccl_allreduce(M: Any, n: int, bw: float, alpha: float, bw_red: float = 0.0,
+                   lat_red: float = 0.0) -> Any:
+    """NCCL's all-reduce of ``M`` bytes over ``n`` ranks of one scale-up domain: its ring,
+    2 (n-1)/n M / bw + 2 (n-1) alpha, or on a fabric with in-switch reduction (``bw_red`` >
+    0: NVLink SHARP) its NVLS algorithm, (n+1)/n M / bw_red + lat_red, whichever is faster
+    (NCCL's tuner picks the algorithm of least modelled time, ``src/graph/tuning.cc``; its
+    intra-node tree is a chain, 2 (n-1) steps, no faster than the ring)."""
+    ring = coll.ring_allreduce(M, n, bw, alpha)
+    if bw_red <= 0:
+        return ring
+    return np.minimum(ring, coll.in_switch_allreduce(M, n, bw_red, lat_red))
+
+
+def serving_allreduce(M: Any, tokens: Any, n: int, bw: float, alpha: float,
+                      rule: AllReduceRule | None = None, bw_red: float = 0.0,
+                      lat_red: float = 0.0, nccl: Any = None) -> Any:
+    """A tensor-parallel all-reduce of ``M`` bytes over ``n`` ranks of one scale-up domain in
+    an iteration of ``tokens`` tokens, as the serving engine runs it.
+
+    With a stack's rule (:func:`accelsim.stacks.allreduce_rule`) the engine's custom kernel,
+    a direct reduce-scatter and all-gather through the peers' mapped buffers,
+    2 (n-1)/n M / bw + 2 alpha, runs where the rule allows it (the message within the
+    kernel's workspace; TensorRT-LLM at tp > 2 also at most 128 tokens) and NCCL
+    (:func:`nccl_allreduce`, or ``nccl`` when given: a topology's) elsewhere: the engine's
+    rule, not the faster of the two. Without a rule, the fastest of ring, tree and the
+    direct kernel."""
+    M = np.asarray(M, dtype=float)
+    direct = coll.direct_allreduce(M, n, bw, alpha)
+    if rule is None:
+        best = np.minimum(coll.ring_allreduce(M, n, bw, alpha),
+                          coll.tree_allreduce(M, n, bw, alpha))
+        return np.minimum(best, direct) if nccl is None else nccl
+    lib = nccl_allreduce(M, n, bw, alpha, bw_red, lat_red) if nccl is None else nccl
+    return np.where(rule.custom_ok(M, tokens, n), direct, lib)
+
+
+def _allreduce_rule(vendor: str) -> AllReduceRule | None:
+    """The all-reduce rule of the vendor's default serving stack (:mod:`accelsim.stacks`),
+    with the stack numbers overridden here."""
+    from accelsim import stacks
+
+    return _rule_of(vendor, stacks.current_overrides())
+
+
+@lru_cache(maxsize=16)
+def _rule_of(vendor: str, _overrides: Any) -> AllReduceRule | None:
+    from accelsim import stacks
+
+    return stacks.allreduce_rule(stacks.default_stack(vendor, "serving"))
 
 
 def _layer_costs(T: np.ndarray, r: Replica, spec: DeviceSpec, model: TransformerModel,
@@ -234,9 +278,11 @@ def _layer_costs(T: np.ndarray, r: Replica, spec: DeviceSpec, model: Transformer
     elementwise = Tg * ACT_BYTES * (10 * h + (up + 1) * ffn_w / tp) / mem
     bw_in = spec.scaleup_bw_Bps * spec.eff_comm
     fabric = topology.of(spec)  # placed in a topology: its all-reduce (NVLS, mesh, torus)
-    tp_comm = (2 * topology.allreduce_s(fabric, Tg * h * ACT_BYTES, tp) if fabric else
-               2 * serving_allreduce(Tg * h * ACT_BYTES, tp, bw_in, spec.scaleup_latency_s)) \
-        if tp > 1 else 0.0
+    msg = Tg * h * ACT_BYTES
+    tp_comm = 2 * serving_allreduce(
+        msg, Tg, tp, bw_in, spec.scaleup_latency_s, _allreduce_rule(spec.vendor),
+        spec.scaleup_bw_Bps * spec.eff_reduction, spec.reduction_latency_s,
+        topology.allreduce_s(fabric, msg, tp) if fabric else None) if tp > 1 else 0.0
     per_layer = attn + elementwise + tp_comm + KERNELS_PER_LAYER * spec.kernel_overhead_s
     zero = np.zeros_like(T)
     if model.moe is None:

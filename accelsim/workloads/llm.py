@@ -242,12 +242,15 @@ class LLMServing(Workload[LLMServingSpec]):
         return state.skipped[ref]
 
     def _curve_key(self, spec: LLMServingSpec, b: _Base, tp: int) -> str:
-        from accelsim import cache
+        from accelsim import cache, stacks
 
         assert b.device is not None
+        # the vendor's serving stack sets the kernels and the all-reduce strategy
+        st = stacks.default_stack(b.device.spec.vendor, "serving")
         return cache.key("llm-curve", {"workload": spec.model_dump(mode="json"),
                                        "device": asdict(b.device.spec), "tp": tp,
-                                       "model": cache.file_digest(self.input_files(spec)[0])})
+                                       "model": cache.file_digest(self.input_files(spec)[0])},
+                         extra={"stack": st.model_dump(mode="json")} if st else None)
 
     def warm_fast(self, spec: LLMServingSpec, state: FastState, ctx: EvalContext) -> None:
         """The SLO curves of every base device's sizes a point near the base could pick

@@ -11,7 +11,6 @@ from accelsim.llm.perf import (
     KERNELS_PER_LAYER,
     kv_bytes_per_token,
     replica_model,
-    serving_allreduce,
 )
 from accelsim.precision import BYTES
 from accelsim.runtime import RUNTIME_RESERVE_BYTES
@@ -41,23 +40,6 @@ def test_decode_at_batch_one_is_the_weight_read_plus_fixed_costs():
     fixed = L70.layers * (KERNELS_PER_LAYER * H100.kernel_overhead_s + 2 * two_shot)
     # one token: the weights dominate; activations and per-token traffic add < 1 %
     assert float(rm.linear_s[1]) == pytest.approx(read + fixed, rel=0.01)
-
-
-def test_serving_allreduce_is_the_fastest_of_ring_tree_and_two_shot():
-    """Small messages: the two-shot kernel's 2 latency steps (ring 2 (n-1), tree 2 log2 n);
-    large ones: every algorithm moves 2 (n-1)/n M, so the bandwidth term is the ring's; at
-    n = 2 the ring is already two steps."""
-    bw, a = H100.scaleup_bw_Bps * H100.eff_comm, H100.scaleup_latency_s
-    small = 16384 * 2.0
-    assert float(serving_allreduce(small, 8, bw, a)) == pytest.approx(
-        2 * 7 / 8 * small / bw + 2 * a, rel=1e-12)
-    assert float(serving_allreduce(small, 8, bw, a)) < float(coll.tree_allreduce(small, 8, bw, a))
-    big = 8192 * 16384 * 2.0
-    assert float(serving_allreduce(big, 8, bw, a)) == pytest.approx(
-        float(coll.ring_allreduce(big, 8, bw, a)), rel=0.05)
-    for M in (small, big):
-        assert float(serving_allreduce(M, 2, bw, a)) == pytest.approx(
-            float(coll.ring_allreduce(M, 2, bw, a)), rel=1e-12)
 
 
 def test_long_prefill_is_compute_bound():
