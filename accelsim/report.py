@@ -390,18 +390,39 @@ def plan_tables(res: dict[str, Any], budgets: dict[int, float]) -> dict[str, lis
               "spent": (fmt_pct((v + rent.get(y, 0.0)) / budgets[y]) if budgets.get(y)
                         else "-")}
              for y, v in res["capex_usd_by_year"].items()]
-    return {
+    out = {
         "by quarter (served: capacity installed / demand that quarter)": rows,
         "what binds, and its marginal value: present cost (with the unserved-demand penalty) "
         "saved per unit of the rule loosened, or added per 1 % more demand (LP relaxation "
         "duals; 0 = loosening it alone changes nothing)": rules,
         "spend by year": years,
     }
+    units = list(dict.fromkeys(u for q in res["quarters"] for u in q.get("pd_units", {})))
+    if units:
+        out["prefill/decode units (accelsim.fleet.pd): delivered, installed and powered on; "
+            "capacity = units on x req/s per unit"] = [
+            {"quarter": q["quarter"], "unit": u, "delivered": v["delivered"],
+             "installed": v["installed"], "on": f"{v['on']:,.1f}",
+             "devices on": ", ".join(f"{d} {n:,.0f}" for d, n in v["devices_on"].items()),
+             "req/s per unit": f"{v['rps_per_unit']:,.3g}", "capacity": f"{v['capacity']:,.0f}"}
+            for q in res["quarters"] for u, v in q.get("pd_units", {}).items()]
+    for w in res["quarters"][0].get("routed", {}):
+        out[f"{w} routed by prompt size (Melange): each bucket's share of requests and "
+            "served share (its capacity / its demand); devices powered on serving each "
+            "bucket alone or the whole mix"] = [
+            {"quarter": q["quarter"],
+             **{f"{lab} ({100 * b['share']:.0f} %)": fmt_pct(b["served_fraction"])
+                for lab, b in q["routed"][w]["buckets"].items()},
+             "devices": "; ".join(f"{d}: " + fmt_units(per)
+                                  for d, per in q["routed"][w]["devices"].items()) or "-"}
+            for q in res["quarters"]]
+    return out
 
 
 def plan_frames(res: dict[str, Any]) -> dict[str, Any]:
     """plan's CSV tables, one value per cell: ``quarters`` (nested figures as dotted
-    columns: delivered.h20, served_fraction.chatbot...), ``binding`` (one row per rule that
+    columns: delivered.h20, served_fraction.chatbot, a routed workload's
+    routed.chatbot.buckets.< 710.served_fraction...), ``binding`` (one row per rule that
     binds or demand short) and ``years``."""
     import pandas as pd
 
@@ -409,7 +430,8 @@ def plan_frames(res: dict[str, Any]) -> dict[str, Any]:
                                "binds": "; ".join(q.get("binds", []))}
                               for q in res["quarters"]], sep=".")
     counts = [c for c in flat.columns
-              if c.startswith(("delivered.", "installed.", "powered_off.", "rented."))]
+              if c.startswith(("delivered.", "installed.", "powered_off.", "rented."))
+              or (c.startswith("routed.") and ".devices." in c)]
     flat[counts] = flat[counts].fillna(0)
     binding = pd.DataFrame(res["binding"], columns=["when", "rule", "status", "used", "limit",
                                                      "unit", "unserved_fraction",
@@ -423,7 +445,8 @@ def plan_frames(res: dict[str, Any]) -> dict[str, Any]:
 
 def optimum_frames(res: dict[str, Any]) -> dict[str, Any]:
     """optimize's CSV tables: ``units`` (device, workload, units), ``workloads`` (capacity,
-    served fraction) and ``binding`` (one row per binding constraint)."""
+    served fraction), ``binding`` (one row per binding constraint) and, when PD units are
+    bought, ``pd_units`` (one row per pairing)."""
     import pandas as pd
 
     units = pd.DataFrame([{"device": d, "workload": w, "units": u}
@@ -436,4 +459,10 @@ def optimum_frames(res: dict[str, Any]) -> dict[str, Any]:
     binding = pd.DataFrame(res["binding_constraints"],
                            columns=["constraint", "slack", "per", "shadow_price", "marginal",
                                     "marginal_per"])
-    return {"units": units, "workloads": wl, "binding": binding}
+    out = {"units": units, "workloads": wl, "binding": binding}
+    if res.get("pd_units"):  # one row per PD column bought, servers per device as columns
+        out["pd_units"] = pd.DataFrame([
+            {k: v for k, v in u.items() if k not in ("servers", "devices")}
+            | {f"servers.{d}": n for d, n in u["servers"].items()}
+            | {f"devices.{d}": n for d, n in u["devices"].items()} for u in res["pd_units"]])
+    return out

@@ -249,3 +249,59 @@ def test_plan_csv_and_no_numerical_zeros(tmp_path, seed_plan):
     m = b["marginal_usd"].dropna().abs()
     assert not ((m > 0) & (m < 1e-9)).any()
     assert "e-1" not in r.stdout  # no 4.9e-16 beside a rule
+
+
+@pytest.fixture(scope="module")
+def routed_plan(tmp_path_factory):
+    """The seed scenario with its chatbot routed by prompt size (``routing: size``: three
+    buckets, cut at the median and the 90th percentile)."""
+    data = yaml.safe_load(FLEET.read_text())
+    data["workloads"]["chatbot"]["routing"] = "size"
+    path = tmp_path_factory.mktemp("routed") / "fleet.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    sc = load_scenario(path)
+    dev = evaluate_devices(sc)
+    p = build(sc, dev, sc.plan)
+    return sc, dev, p, solve_plan(p)
+
+
+def test_a_routed_plan_costs_no_more_and_meets_every_buckets_demand(seed_plan, routed_plan):
+    """Routing only adds columns (a device's servers on one prompt-size bucket alone), so
+    the routed plan's objective is the unrouted one's or less (to within the MIP gap);
+    every bucket's demand is served in every quarter, and each bucket's capacity is the
+    devices on: the whole mix serves its share s_b of the bucket, a bucket's own servers
+    their requests/s on it."""
+    from accelsim.fleet import device_rows
+    from accelsim.plan import MIP_GAP
+
+    _, _, p, plain = seed_plan
+    sc, dev, pr, res = routed_plan
+    assert "routed" not in plain["quarters"][0] and p.buckets is None
+    assert pr.buckets.names == ["chatbot[< 710]", "chatbot[710-2099]", "chatbot[>= 2100]"]
+    assert res["objective_usd"] <= plain["objective_usd"] * (1 + MIP_GAP)
+    rows = {r.device: r for r in device_rows(dev).values()}
+    offers = {f"rent:{k}": rows[o.device] for k, o in sc.rentals.items()}
+    used_buckets = set()
+    for q in res["quarters"]:
+        r = q["routed"]["chatbot"]
+        assert sum(b["share"] for b in r["buckets"].values()) == pytest.approx(1.0)
+        for i, (lab, b) in enumerate(r["buckets"].items()):
+            assert b["demand"] == pytest.approx(b["share"] * q["demand"]["chatbot"])
+            assert b["served_fraction"] >= 0.99, (q["quarter"], lab)
+            want = err = 0.0
+            for d, per in r["devices"].items():
+                row = rows.get(d) or offers[d]
+                want += b["share"] * per.get("whole mix", 0) * row.throughput["chatbot"]
+                want += per.get(lab, 0) * row.buckets["chatbot"][i]
+                err += row.throughput["chatbot"]  # devices are rounded to whole ones
+                used_buckets |= {k for k in per if k != "whole mix"}
+            assert b["capacity"] == pytest.approx(want, abs=err)
+            assert b["served_fraction"] == pytest.approx(min(1, b["capacity"] / b["demand"]))
+        assert q["served_fraction"]["chatbot"] == pytest.approx(
+            min(b["served_fraction"] for b in r["buckets"].values()))
+    assert used_buckets, "some device serves a bucket alone"
+    r = runner.invoke(app, ["plan", str(FLEET), "--set", "workloads.chatbot.routing=size",
+                            "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["quarters"][0]["routed"]["chatbot"]["buckets"]["< 710"]["served_fraction"] > 0

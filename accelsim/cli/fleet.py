@@ -400,7 +400,8 @@ def optimize(
     sets: SetOption = None,
     objective: ObjectiveOption = None,
     csv_dir: Annotated[Path | None, typer.Option("--csv", help="Write units.csv, "
-                                                 "workloads.csv and binding.csv to this "
+                                                 "workloads.csv and binding.csv (and "
+                                                 "pd_units.csv with PD units) to this "
                                                  "folder.")] = None,
 ) -> None:
     """The device mix (integer servers) that maximises the scenario's objective (MILP)."""
@@ -452,6 +453,14 @@ def _print_optimum(scenario_file: Path, year: int, res: dict[str, Any]) -> None:
                              for k, v in res["pool_spend_usd"].items()]))
     console.print(table("", [{"workload": w, "capacity": res["capacity"][w],
                               "served": res["served_fraction"][w]} for w in res["capacity"]]))
+    if res.get("pd_units"):
+        console.print(table(
+            "prefill/decode units bought (accelsim.fleet.pd; in units above as '<workload> "
+            "PD'): capacity = units x req/s per unit", [
+                {"unit": u["pair"], "workload": u["workload"], "units": u["units"],
+                 "servers": ", ".join(f"{d} {n:,}" for d, n in u["servers"].items()),
+                 "req/s per unit": f"{u['rps_per_unit']:,.3g}",
+                 "capacity": f"{u['capacity']:,.0f}"} for u in res["pd_units"]]))
     from accelsim.optimize.milp import MARGINAL_UNITS
 
     obj = "USD/yr of TCO" if res["objective_kind"] == "min_cost" else "served fraction"

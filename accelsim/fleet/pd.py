@@ -17,7 +17,8 @@ and ``r_decode`` a decode replica's saturated requests/s (its decode steps only)
 block's mean lengths; each ratio is one column of the routing programme
 (:func:`accelsim.fleet.routing.route`), which takes a unit's devices from both types'
 units, so a fleet uses a pairing only where it serves the demand with fewer (worth-weighed)
-units than colocated replicas, and never serves less with it than without.
+units than colocated replicas, and never serves less with it than without. ``optimize`` and
+``plan`` buy units as MILP columns (:func:`accelsim.optimize.problem.pd_columns`).
 """
 
 from __future__ import annotations

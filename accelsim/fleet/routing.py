@@ -23,7 +23,8 @@ The ``z`` columns keep a device's mixed serving when a bucket split would be wor
 Prefill/decode units (:mod:`accelsim.fleet.pd`) are further columns ``w[k]`` serving the
 whole mix, each taking devices of two types (``na`` of one, ``nb`` of the other) in the
 units rows; a block with ``disaggregation`` and no ``routing`` is one bucket, ``all``.
-``optimize`` takes the size buckets as MILP columns (:mod:`accelsim.optimize.milp`).
+``optimize`` and ``plan`` take the size buckets and the PD units as MILP columns
+(:class:`accelsim.optimize.problem.BucketColumns`, :class:`~accelsim.optimize.problem.PDColumn`).
 """
 
 from __future__ import annotations

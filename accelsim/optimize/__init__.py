@@ -2,6 +2,6 @@
 plain data (:mod:`.problem`)."""
 
 from accelsim.optimize.milp import MixProblem, solve
-from accelsim.optimize.problem import build_problem
+from accelsim.optimize.problem import BucketColumns, PDColumn, build_problem, pd_columns
 
-__all__ = ["MixProblem", "build_problem", "solve"]
+__all__ = ["BucketColumns", "MixProblem", "PDColumn", "build_problem", "pd_columns", "solve"]

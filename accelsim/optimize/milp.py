@@ -20,6 +20,12 @@ instead of its one, ``s[w] <= sum_{d,c} M_b[d, c] S n[d, c] / demand_w`` with
 ``M_b[d, w] = thr_{d,w}`` (the whole mix) and ``M_b[d, w_b] = c_{d,b} / share_b``; the
 bucket columns count in budgets, supply and power as the workload's own.
 
+Prefill/decode units (``pd``, :class:`accelsim.optimize.problem.PDColumn`) are integer
+columns ``v[k]`` after the servers: a lot of PD units taking ``pd_use[k, d]`` servers of
+each of its two devices (in the budget, supply, power and lot rows, at each device's TCO
+and power on the workload) and serving ``lot x rps`` requests/s of the whole mix (in every
+bucket row of a routed workload, its share of that bucket).
+
 A shared fleet (``loan_to``) adds to the training workload's demand row the training each
 serving unit lends through its workload's troughs, ``sum_{d,w} L_{d,w} S n[d,w]``
 (:func:`accelsim.fleet.loan.unit_loan_rates`, linear in units).
@@ -75,6 +81,10 @@ class MixProblem:
     loan_to: int | None = None  # the workload the serving troughs train (sharing: shared)
     # routed workloads (index among the first len(demand) columns): [B, d, columns] each
     buckets: dict[int, np.ndarray] | None = None
+    # prefill/decode units (accelsim.optimize.problem.PDColumn, its sides by device name)
+    pd: tuple[Any, ...] = ()
+    pd_use: np.ndarray | None = None  # [k, d] servers of device d one lot of column k takes
+    pd_workload: list[int] | None = None  # [k] the workload (index) each serves
 
     @property
     def switches(self) -> bool:
@@ -82,95 +92,118 @@ class MixProblem:
         return bool(self.min_lot) or self.max_types is not None
 
 
-def _rows(p: MixProblem) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]], int]:
+@dataclass(frozen=True)
+class Columns:
+    """The MILP's integer columns: ``n[d, w]`` (servers of device d on workload w, index
+    ``d * W + w``), then one lot of each PD column; per column unit, each device's servers
+    ``use[d, c]``, USD of capex ``spend[d, c]``, wall W ``watts[d, c]`` and USD/yr of TCO
+    ``tco[d, c]``."""
+
+    nx: int
+    use: np.ndarray  # [D, nc]
+    spend: np.ndarray
+    watts: np.ndarray
+    tco: np.ndarray
+    pd_thr: np.ndarray  # [K] requests/s of one PD lot
+
+    @property
+    def n(self) -> int:
+        return self.use.shape[1]
+
+
+def columns(p: MixProblem) -> Columns:
     D, W = len(p.devices), len(p.workloads)
+    nx, K = D * W, len(p.pd)
+    use = np.zeros((D, nx + K))
+    watts = np.zeros((D, nx + K))
+    tco = np.zeros((D, nx + K))
+    for d in range(D):
+        use[d, d * W:(d + 1) * W] = 1.0
+        watts[d, d * W:(d + 1) * W] = p.power[d] * p.server
+        tco[d, d * W:(d + 1) * W] = p.tco[d] * p.server
+    if K:
+        assert p.pd_use is not None and p.pd_workload is not None
+        wk = np.asarray(p.pd_workload, dtype=int)
+        use[:, nx:] = p.pd_use.T
+        watts[:, nx:] = p.pd_use.T * p.power[:, wk] * p.server
+        tco[:, nx:] = p.pd_use.T * p.tco[:, wk] * p.server
+    return Columns(nx, use, use * p.capex[:, None] * p.server, watts, tco,
+                   np.array([c.lot * c.rps for c in p.pd], dtype=float))
+
+
+def _rows(p: MixProblem) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]], Columns]:
+    D = len(p.devices)
     R = len(p.demand)  # workloads; columns beyond them serve routed size buckets
-    nx = D * W
+    col = columns(p)
+    nc = col.n
     nsv = R if p.objective == "served_demand" else 0
     ns = nsv + (D if p.switches else 0)  # served fractions, then buy-or-not switches
     rows, rhs, names = [], [], []
 
-    def idx(d: int, w: int) -> int:
-        return d * W + w
+    def add(coef: np.ndarray, limit: float, name: str, unit: str) -> None:
+        r = np.zeros(nc + ns)
+        r[:nc] = coef
+        rows.append(r)
+        rhs.append(limit)
+        names.append((name, unit))
 
     for pool, usd in p.pool_usd.items():
-        r = np.zeros(nx + ns)
-        for d in range(D):
-            if p.pool_of[d] == pool:
-                r[[idx(d, w) for w in range(W)]] = p.capex[d] * p.server
-        rows.append(r)
-        rhs.append(usd)
-        names.append((f"budget pool {pool}", "USD"))
-    r = np.zeros(nx + ns)
-    for d in range(D):
-        r[[idx(d, w) for w in range(W)]] = p.capex[d] * p.server
-    rows.append(r)
-    rhs.append(p.total_usd)
-    names.append(("budget total", "USD"))
+        mask = np.array([p.pool_of[d] == pool for d in range(D)], dtype=bool)
+        add(col.spend[mask].sum(axis=0), usd, f"budget pool {pool}", "USD")
+    add(col.spend.sum(axis=0), p.total_usd, "budget total", "USD")
     for d in range(D):
         if np.isfinite(p.max_units[d]):
-            r = np.zeros(nx + ns)
-            r[[idx(d, w) for w in range(W)]] = p.server
-            rows.append(r)
-            rhs.append(p.max_units[d])
-            names.append((f"supply {p.devices[d]}", "device"))
+            add(col.use[d] * p.server, p.max_units[d], f"supply {p.devices[d]}", "device")
     if p.power_cap_W is not None:
-        r = np.zeros(nx + ns)
-        for d in range(D):
-            for w in range(W):
-                r[idx(d, w)] = p.power[d, w] * p.server
-        rows.append(r)
-        rhs.append(p.power_cap_W)
-        names.append(("power cap", "W"))
+        add(col.watts.sum(axis=0), p.power_cap_W, "power cap", "W")
     for region, cap in (p.region_caps_W or {}).items():
-        r = np.zeros(nx + ns)
-        for d in range(D):
-            if p.region_of is not None and p.region_of[d] == region:
-                for w in range(W):
-                    r[idx(d, w)] = p.power[d, w] * p.server
-        rows.append(r)
-        rhs.append(cap)
-        names.append((f"power region {region}", "W"))
+        mask = np.array([p.region_of is not None and p.region_of[d] == region
+                         for d in range(D)], dtype=bool)
+        add(col.watts[mask].sum(axis=0), cap, f"power region {region}", "W")
+    W = len(p.workloads)
     for w in range(R):
         per_bucket = (p.buckets or {}).get(w)
         served = ([-(M * p.server).ravel() / p.demand[w] for M in per_bucket]
                   if per_bucket is not None else [-(p.thr[:, w, None] * np.eye(W)[w]
                                                     * p.server).ravel() / p.demand[w]])
         for b, coef in enumerate(served):
-            r = np.zeros(nx + ns)
-            r[:nx] = coef
+            r = np.zeros(nc + ns)
+            r[:col.nx] = coef
             if w == p.loan_to and p.loan_thr is not None:  # serving units' troughs train
-                r[:nx] -= (p.loan_thr * p.server).ravel() / p.demand[w]
+                r[:col.nx] -= (p.loan_thr * p.server).ravel() / p.demand[w]
+            for k, wk in enumerate(p.pd_workload or []):  # PD lots serve the whole mix
+                if wk == w:
+                    r[col.nx + k] = -col.pd_thr[k] / p.demand[w]
             if nsv:
-                r[nx + w] = 1.0
+                r[nc + w] = 1.0
                 rhs.append(0.0)
             else:
                 rhs.append(-1.0)
             rows.append(r)
             names.append((f"demand {_row_name(p, w, b, per_bucket)}", "fraction of demand"))
     if p.switches:  # none of a device or at least a lot: n_d >= L y_d, n_d <= U_d y_d
-        first = nx + nsv
+        first = nc + nsv
         for d in range(D):
             if p.min_lot:
-                r = np.zeros(nx + ns)
-                r[[idx(d, w) for w in range(W)]] = -1.0
+                r = np.zeros(nc + ns)
+                r[:nc] = -col.use[d]
                 r[first + d] = p.min_lot
                 rows.append(r)
                 rhs.append(0.0)
                 names.append((f"minimum lot {p.devices[d]}", "lot"))
-            r = np.zeros(nx + ns)
-            r[[idx(d, w) for w in range(W)]] = 1.0
+            r = np.zeros(nc + ns)
+            r[:nc] = col.use[d]
             r[first + d] = -_most_servers(p, d)
             rows.append(r)
             rhs.append(0.0)
             names.append((f"lot chosen {p.devices[d]}", "lot"))
         if p.max_types is not None:
-            r = np.zeros(nx + ns)
+            r = np.zeros(nc + ns)
             r[first:first + D] = 1.0
             rows.append(r)
             rhs.append(float(p.max_types))
             names.append(("device types", "types"))
-    return np.vstack(rows), np.asarray(rhs), names, nx
+    return np.vstack(rows), np.asarray(rhs), names, col
 
 
 def _row_name(p: MixProblem, w: int, b: int, per_bucket: np.ndarray | None) -> str:
@@ -206,6 +239,9 @@ def quiet_solver() -> Iterator[None]:
 TIME_LIMIT_S = 30.0
 # Served fraction (summed over workloads) the TCO stage of served_demand may give up.
 SERVED_TOL = 1e-7
+# A PD lot's TCO is weighed this much more than its servers' in the MILP's objective (not
+# in what is reported): a PD unit is bought only where it saves more than this share.
+PD_TIE = 1e-6
 # A dual or marginal this small in its reported unit (per B USD, per MW...) is 0.
 ZERO = 1e-9
 # Finite-difference step of a binding constraint: this share of its right-hand side.
@@ -285,43 +321,48 @@ def solve(p: MixProblem, marginals: bool = True) -> dict[str, Any]:
     their LP duals and finite-difference marginal values (``marginals``)."""
     D, W = len(p.devices), len(p.workloads)
     R = len(p.demand)
-    A, b, names, nx = _rows(p)
-    ns = A.shape[1] - nx
+    A, b, names, col = _rows(p)
+    nx, nc = col.nx, col.n
+    ns = A.shape[1] - nc
     nsv = R if p.objective == "served_demand" else 0
     nl = ns - nsv  # lot switches (binary)
-    tco_srv = (p.tco * p.server).ravel()
-    cost = np.concatenate([tco_srv, np.zeros(ns)])
+    cost = np.concatenate([col.tco.sum(axis=0), np.zeros(ns)])
+    c_lp = cost  # the LP relaxation's (and the reported) TCO: the true one
+    # ties: at equal TCO plain servers, not PD lots (no KV transfer, no pairing to keep)
+    cost = cost * np.concatenate([np.ones(nx), np.full(nc - nx, 1 + PD_TIE), np.ones(ns)])
     if p.objective == "served_demand":
         # lexicographic, in two solves: the most served fraction, then the lowest TCO that
         # keeps it (one weighted objective leaves the TCO below the solver's gap: an
         # arbitrary mix, e.g. a few servers of a third vendor)
-        c = np.concatenate([np.zeros(nx), -np.ones(nsv), np.zeros(nl)])
+        c = c_lp = np.concatenate([np.zeros(nc), -np.ones(nsv), np.zeros(nl)])
     else:
         c = cost
-    c_lp = c
     # servers that cannot run a workload, or are not available, are fixed at zero
-    ub = np.full(nx + ns, np.inf)
+    ub = np.full(nc + ns, np.inf)
     cap_servers = np.where(np.isfinite(p.max_units), np.floor(p.max_units / p.server), np.inf)
     for d in range(D):
         for w in range(W):
             ub[d * W + w] = 0.0 if p.thr[d, w] <= 0 else cap_servers[d]
     if ns:
-        ub[nx:] = 1.0
+        ub[nc:] = 1.0
     # finite bounds help branch-and-bound: no more servers than the total budget buys
-    with np.errstate(divide="ignore"):
-        budget_ub = np.floor(p.total_usd / (np.repeat(p.capex, W) * p.server))
-    ub[:nx] = np.minimum(ub[:nx], budget_ub)
-    integrality = np.concatenate([np.ones(nx), np.zeros(nsv), np.ones(nl)])
+    # (a PD lot: than each of its devices' supply and the budget allow)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        budget_ub = np.floor(p.total_usd / col.spend.sum(axis=0))
+        supply_ub = np.where(col.use > 0, cap_servers[:, None] / col.use, np.inf).min(axis=0)
+    ub[:nc] = np.minimum(ub[:nc], budget_ub)
+    ub[nx:nc] = np.minimum(ub[nx:nc], np.floor(supply_ub[nx:] + 1e-9))
+    integrality = np.concatenate([np.ones(nc), np.zeros(nsv), np.ones(nl)])
     with quiet_solver():
         res = milp(c, constraints=LinearConstraint(A, -np.inf, b), integrality=integrality,
-                   bounds=Bounds(np.zeros(nx + ns), ub),
+                   bounds=Bounds(np.zeros(nc + ns), ub),
                    options={"time_limit": TIME_LIMIT_S, "mip_rel_gap": 1e-9})
         if res.x is not None and nsv:
-            keep = np.zeros(nx + ns)
-            keep[nx:nx + nsv] = -1.0
+            keep = np.zeros(nc + ns)
+            keep[nc:nc + nsv] = -1.0
             second = milp(cost, constraints=[LinearConstraint(A, -np.inf, b), LinearConstraint(
                 keep, -np.inf, float(res.fun) + SERVED_TOL)], integrality=integrality,
-                bounds=Bounds(np.zeros(nx + ns), ub),
+                bounds=Bounds(np.zeros(nc + ns), ub),
                 options={"time_limit": TIME_LIMIT_S, "mip_rel_gap": 1e-6})
             if second.x is not None:
                 res = second if res.status == 0 else res
@@ -336,12 +377,14 @@ def solve(p: MixProblem, marginals: bool = True) -> dict[str, Any]:
         raise AccelsimError.single(
             "optimize", "scenario",
             f"no feasible fleet: {res.message} (min_cost needs a budget that can meet demand)")
-    x = np.round(res.x[:nx]).reshape(D, W)
-    lp = linprog(c_lp, A_ub=A, b_ub=b, bounds=list(zip(np.zeros(nx + ns), ub, strict=True)),
+    xc = np.round(res.x[:nc])
+    x = xc[:nx].reshape(D, W)
+    v = xc[nx:]  # PD lots
+    lp = linprog(c_lp, A_ub=A, b_ub=b, bounds=list(zip(np.zeros(nc + ns), ub, strict=True)),
                  method="highs")
     duals = lp.ineqlin.marginals if lp.status == 0 else np.full(len(b), np.nan)
-    lhs = A @ np.concatenate([x.ravel(), np.round(res.x[nx:nx + nsv], 12),
-                              np.round(res.x[nx + nsv:])])
+    lhs = A @ np.concatenate([xc, np.round(res.x[nc:nc + nsv], 12),
+                              np.round(res.x[nc + nsv:])])
     binding: list[dict[str, Any]] = []
     for i, ((name, unit), rhs_i) in enumerate(zip(names, b, strict=True)):
         if unit == "lot" or (unit == "types" and lhs[i] < b[i] - 0.5):
@@ -360,22 +403,29 @@ def solve(p: MixProblem, marginals: bool = True) -> dict[str, Any]:
             binding.append({"constraint": name, "slack": float(slack),
                             "shadow_price": sp, "per": unit, "_rhs": float(rhs_i)})
     rent = np.array(p.rented or [False] * D, dtype=bool)
-    units = {p.devices[d]: {p.workloads[w]: int(x[d, w] * p.server) for w in range(W)
-                            if x[d, w] > 0} for d in range(D) if x[d].sum() > 0 and not rent[d]}
-    rented = {p.devices[d]: {p.workloads[w]: int(x[d, w] * p.server) for w in range(W)
-                             if x[d, w] > 0} for d in range(D) if x[d].sum() > 0 and rent[d]}
-    spend = x.sum(axis=1) * p.capex * p.server
+    pd_units, pd_servers = _pd_readout(p, col, v)
+    units: dict[str, dict[str, int]] = {}
+    rented: dict[str, dict[str, int]] = {}
+    for d in range(D):
+        per = {p.workloads[w]: int(x[d, w] * p.server) for w in range(W) if x[d, w] > 0}
+        per.update({k: round(float(n) * p.server) for k, n in pd_servers[d].items()})
+        if per:
+            (rented if rent[d] else units)[p.devices[d]] = per
+    spend = col.spend @ xc  # [d]
     capex = float(np.sum(spend[~rent]))
-    pool_spend = {pool: float(sum(x[d].sum() * p.capex[d] * p.server for d in range(D)
-                                  if p.pool_of[d] == pool)) for pool in p.pool_usd}
+    pool_spend = {pool: float(sum(spend[d] for d in range(D) if p.pool_of[d] == pool))
+                  for pool in p.pool_usd}
     cap = (x * p.thr * p.server).sum(axis=0)[:R]
+    for k, wk in enumerate(p.pd_workload or []):
+        cap[wk] += v[k] * col.pd_thr[k]
     for w, per_bucket in (p.buckets or {}).items():  # the bucket served least bounds it
-        cap[w] = min(float(np.sum(M * x) * p.server) for M in per_bucket)
+        pd_w = sum(v[k] * col.pd_thr[k] for k, wk in enumerate(p.pd_workload or []) if wk == w)
+        cap[w] = min(float(np.sum(M * x) * p.server) for M in per_bucket) + pd_w
     lent = float(np.sum(x * p.loan_thr * p.server)) if p.loan_thr is not None else 0.0
     if p.loan_to is not None:
         cap[p.loan_to] += lent
     served = np.minimum(1.0, cap / p.demand)
-    tco_y = float(np.sum(x * p.tco * p.server))
+    tco_y = float(col.tco.sum(axis=0) @ xc)
     objective = float(served.mean()) if p.objective == "served_demand" else tco_y
     for bnd in binding:
         rhs_i = bnd.pop("_rhs")
@@ -393,7 +443,8 @@ def solve(p: MixProblem, marginals: bool = True) -> dict[str, Any]:
         **({"loan_capacity": lent} if p.loan_to is not None else {}),
         "capacity": {p.workloads[w]: float(cap[w]) for w in range(R)},
         "served_fraction": {p.workloads[w]: float(served[w]) for w in range(R)},
-        "power_MW": float(np.sum(x * p.power * p.server) / 1e6),
+        **({"pd_units": pd_units} if p.pd else {}),
+        "power_MW": float(col.watts.sum(axis=0) @ xc / 1e6),
         "binding_constraints": binding,
         "lp_relaxation_objective": (float(-(lp.fun or 0.0) / R
                                           if p.objective == "served_demand" else lp.fun or 0.0)
@@ -402,3 +453,29 @@ def solve(p: MixProblem, marginals: bool = True) -> dict[str, Any]:
         "proven_optimal": bool(res.status == 0),
         "mip_gap": float(getattr(res, "mip_gap", 0.0) or 0.0),
     }
+
+
+def _pd_readout(p: MixProblem, col: Columns, v: np.ndarray
+                ) -> tuple[list[dict[str, Any]], list[dict[str, float]]]:
+    """The PD lots bought as ``pd_units`` (one entry per column with units: its label,
+    workload, units = lots x lot, servers and devices of each device, requests/s) and, per
+    device, the servers they take keyed ``<workload> PD`` (for ``units``)."""
+    out: list[dict[str, Any]] = []
+    per_dev: list[dict[str, float]] = [{} for _ in p.devices]
+    for k, c in enumerate(p.pd):
+        if v[k] <= 0:
+            continue
+        assert p.pd_use is not None and p.pd_workload is not None
+        w = p.workloads[p.pd_workload[k]]
+        servers = {p.devices[d]: float(v[k] * p.pd_use[k, d]) for d in range(len(p.devices))
+                   if p.pd_use[k, d] > 0}
+        for d in range(len(p.devices)):
+            if p.pd_use[k, d] > 0:
+                per_dev[d][f"{w} PD"] = per_dev[d].get(f"{w} PD", 0.0) + v[k] * p.pd_use[k, d]
+        out.append({"pair": c.label, "workload": w,
+                    "prefill": c.prefill, "decode": c.decode,
+                    "p": c.p, "q": c.q, "units": int(v[k] * c.lot),
+                    "servers": {d: round(float(n)) for d, n in servers.items()},
+                    "devices": {d: round(float(n) * p.server) for d, n in servers.items()},
+                    "rps_per_unit": c.rps, "capacity": float(v[k] * col.pd_thr[k])})
+    return out, per_dev

@@ -29,6 +29,14 @@ count against the offer's ``max_units`` every quarter, draw no power of ours, an
 quarter of ``price x 8766`` for every quarter of the term (discounted, past the horizon too),
 counted in each year's budget against the pool of the offer's region.
 
+A chatbot routed by prompt size (``routing``) adds server columns per device and size bucket
+b (:class:`accelsim.optimize.problem.BucketColumns`, as ``optimize``): its demand is one row
+per bucket, ``sum_d c[d, b] on[d, b] + s_b (sum_d c[d] on[d] + rented + PD) + u s_b D >= s_b D``
+(one unserved share u for all buckets). PD units (``disaggregation``,
+:class:`accelsim.optimize.problem.PDColumn`) add whole lots ``v[k, q]`` delivered in q and
+``pv[k, q]`` powered off, each lot taking servers of its two devices (deliveries, budgets,
+power) and serving ``lot x rps`` of the whole mix.
+
 disc(q) = (1 + r)^(-q/4) at the cost of capital; residual value is straight-line over
 ``finance.years``. A region with ``facility_built_mw`` owns its data centres: what is built
 is sunk, a new build ``b[r, q]`` (facility W, continuous) costs

@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from accelsim.errors import AccelsimError
+from accelsim.optimize.problem import BucketColumns, PDColumn, pd_arrays
 from accelsim.plan.spec import PlanSpec, plan_problems, quarter_index
 from accelsim.units import HOURS_PER_YEAR
 
@@ -55,6 +56,22 @@ class PlanProblem:
     rentals: Rentals | None = None  # cloud capacity (None: none)
     loan_thr: np.ndarray | None = None  # [d, w] loan_to's throughput a server of w lends
     loan_to: int | None = None  # the workload serving troughs train (sharing: shared)
+    # request-size routing (accelsim.optimize.problem.BucketColumns): its columns follow
+    # the workloads in thr, opex, tco, power, off_saving and loan_thr ([d, W + C]), and
+    # per routed workload (index) its demand rows M[b, d, W + C] (None: no routing)
+    buckets: BucketColumns | None = None
+    demand_rows: dict[int, np.ndarray] | None = None
+    # prefill/decode units (accelsim.optimize.problem.PDColumn, sides by device name): lots
+    # of whole servers, pd_use[k, d] servers of device d a lot of column k takes, serving
+    # its workload pd_workload[k] (index) at lot x rps
+    pd: tuple[PDColumn, ...] = ()
+    pd_use: np.ndarray | None = None
+    pd_workload: list[int] | None = None
+
+    @property
+    def columns(self) -> list[str]:
+        """The server columns: the workloads, then each routed workload's size buckets."""
+        return self.workloads + (self.buckets.names if self.buckets is not None else [])
 
 
 @dataclass(frozen=True)
@@ -103,8 +120,16 @@ def build(sc: Any, dev: Any, spec: PlanSpec, where: str = "plan") -> PlanProblem
     dem = np.array([need[w] for w in W])[:, None] * (1 + growth[:, None]) ** np.arange(Q)
     total_pools = sum(p.usd for p in sc.budget.pools.values())
 
+    # request-size routing: the routed workloads' bucket columns after the workloads
+    # (their opex, TCO and power the workload's), as optimize (accelsim.optimize.problem)
+    from accelsim.fleet.routing import routings
+
+    routed = routings(sc, rows)
+    cols = BucketColumns.of(rows, routed)
+    parent = W + cols.parent
+
     def per(field: str) -> np.ndarray:
-        return np.array([[getattr(rows[r], field).get(w, 0.0) for w in W] for r in refs])
+        return np.array([[getattr(rows[r], field).get(w, 0.0) for w in parent] for r in refs])
 
     from accelsim.cost import capital_recovery_factor
 
@@ -129,10 +154,16 @@ def build(sc: Any, dev: Any, spec: PlanSpec, where: str = "plan") -> PlanProblem
                            / sc.regions[g].pue for g in region_of])
     off_saving = np.clip(opex - sc.finance.maintenance_fraction * capex[:, None]
                          - wall * rent_per_W[:, None], 0.0, None)
+    thr = per("throughput")
+    thr[:, len(W):] = cols.thr
+    demand_rows = {W.index(w): cols.rows_of(w, W, thr[:, W.index(w)]) for w in cols.shares}
+    loan = _loan(sc, rows, refs, W)
+    if "loan_thr" in loan:  # bucket columns lend nothing (as in optimize)
+        loan["loan_thr"] = np.pad(loan["loan_thr"], ((0, 0), (0, len(cols.names))))
     return PlanProblem(
         devices=[rows[r].device for r in refs], workloads=W,
         capex=capex, opex=opex,
-        tco=tco, power=wall, thr=per("throughput"),
+        tco=tco, power=wall, thr=thr,
         demand=dem, supply=supply, pool_of=[rows[r].pool for r in refs],
         pool_share={k: p.usd / total_pools for k, p in sc.budget.pools.items()},
         budget=np.array([spec.budget_usd_per_year[int(y)] for y in years]), year_of=years,
@@ -143,8 +174,10 @@ def build(sc: Any, dev: Any, spec: PlanSpec, where: str = "plan") -> PlanProblem
         server=sc.server_chips, rate=sc.finance.cost_of_capital,
         life_years=sc.finance.years, builds=builds, facility_years=sc.finance.facility_years,
         penalty=np.array([spec.unserved_penalty.get(w, PENALTY) for w in W]),
-        off_saving=off_saving, rentals=rentals_of(sc, rows, W, years),
-        **_loan(sc, rows, refs, W))
+        off_saving=off_saving, rentals=rentals_of(sc, rows, W, years), **loan,
+        buckets=cols if cols.names else None, demand_rows=demand_rows or None,
+        **dict(zip(("pd", "pd_use", "pd_workload"),
+                   pd_arrays(rows, routed, sc.server_chips, W), strict=True)))
 
 
 def _loan(sc: Any, rows: dict[str, Any], refs: list[str], W: list[str]) -> dict[str, Any]:

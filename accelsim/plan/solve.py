@@ -21,19 +21,28 @@ MIP_GAP = 1e-3
 
 @dataclass(frozen=True)
 class Index:
-    """Where each variable sits: servers x[d, w, q] delivered, unserved shares u[w, q],
-    builds b[r, q], servers o[d, w, q] powered off in q, rental contracts z[k, w, q] (servers
-    of offer k for workload w taken from quarter q for the offer's term; whole servers)."""
+    """Where each variable sits: servers x[d, c, q] delivered for column c (a workload, or
+    a routed workload's size bucket: ``C`` columns, the ``W`` workloads first), unserved
+    shares u[w, q], builds b[r, q], servers o[d, c, q] powered off in q, rental contracts
+    z[k, w, q] (servers of offer k for workload w taken from quarter q for the offer's
+    term; whole servers), PD lots v[k, q] delivered in q (whole) and pv[k, q] powered off
+    in q."""
 
     D: int
     W: int
     Q: int
     R: int
     K: int = 0
+    C: int = 0  # server columns (0: the workloads)
+    P: int = 0  # PD columns
+
+    @property
+    def nc(self) -> int:
+        return self.C or self.W
 
     @property
     def nx(self) -> int:
-        return self.D * self.W * self.Q
+        return self.D * self.nc * self.Q
 
     @property
     def nu(self) -> int:
@@ -48,11 +57,15 @@ class Index:
         return self.K * self.W * self.Q
 
     @property
+    def nv(self) -> int:
+        return self.P * self.Q
+
+    @property
     def n(self) -> int:
-        return self.nx + self.nu + self.nb + self.nx + self.nz
+        return self.nx + self.nu + self.nb + self.nx + self.nz + 2 * self.nv
 
     def x(self, d: int, w: int, q: int) -> int:
-        return (d * self.W + w) * self.Q + q
+        return (d * self.nc + w) * self.Q + q
 
     def u(self, w: int, q: int) -> int:
         return self.nx + w * self.Q + q
@@ -61,15 +74,31 @@ class Index:
         return self.nx + self.nu + r * self.Q + q
 
     def o(self, d: int, w: int, q: int) -> int:
-        return self.nx + self.nu + self.nb + (d * self.W + w) * self.Q + q
+        return self.nx + self.nu + self.nb + (d * self.nc + w) * self.Q + q
 
     def z(self, k: int, w: int, q: int) -> int:
         return 2 * self.nx + self.nu + self.nb + (k * self.W + w) * self.Q + q
 
+    def v(self, k: int, q: int) -> int:
+        return 2 * self.nx + self.nu + self.nb + self.nz + k * self.Q + q
+
+    def pv(self, k: int, q: int) -> int:
+        return 2 * self.nx + self.nu + self.nb + self.nz + self.nv + k * self.Q + q
+
+    @property
+    def integer(self) -> np.ndarray:
+        """Whether each variable is integer: servers, rental contracts and PD lots."""
+        out = np.zeros(self.n, dtype=bool)
+        out[:self.nx] = True
+        out[2 * self.nx + self.nu + self.nb:2 * self.nx + self.nu + self.nb + self.nz
+            + self.nv] = True
+        return out
+
 
 def index(p: PlanProblem) -> Index:
     return Index(len(p.devices), len(p.workloads), p.demand.shape[1], len(p.builds),
-                 len(p.rentals.offers) if p.rentals is not None else 0)
+                 len(p.rentals.offers) if p.rentals is not None else 0, len(p.columns),
+                 len(p.pd))
 
 
 def held(p: PlanProblem, k: int, q: int) -> range:
@@ -91,12 +120,13 @@ def objective(p: PlanProblem, ix: Index) -> np.ndarray:
     residual = np.clip(1 - age_end / p.life_years, 0, 1) * (1 + p.rate) ** (-Q / 4)
     c = np.zeros(ix.n)
     for d in range(ix.D):
-        for w in range(ix.W):
+        for w in range(ix.nc):
             for q in range(Q):
                 later = disc[q:].sum() / 4
                 c[ix.x(d, w, q)] = p.server * (p.capex[d] * (disc[q] - residual[q])
                                                + p.opex[d, w] * later)
-    unit_tco = np.where(p.thr > 0, p.tco / np.maximum(p.thr, 1e-300), np.inf)
+    thr, tco = p.thr[:, :ix.W], p.tco[:, :ix.W]  # whole-mix serving
+    unit_tco = np.where(thr > 0, tco / np.maximum(thr, 1e-300), np.inf)
     # the cheapest device the plan can get at all (a banned device is no yardstick)
     unit_tco[p.supply.sum(axis=1) <= 0] = np.inf
     mult = p.penalty if p.penalty is not None else np.full(ix.W, PENALTY)
@@ -110,8 +140,17 @@ def objective(p: PlanProblem, ix: Index) -> np.ndarray:
         c[[ix.b(r, q) for q in range(Q)]] = p.builds[region].usd_per_W * (disc - facility_residual)
     if p.off_saving is not None:
         for d in range(ix.D):
-            for w in range(ix.W):
+            for w in range(ix.nc):
                 c[[ix.o(d, w, q) for q in range(Q)]] = -p.server * p.off_saving[d, w] * disc / 4
+    for k in range(ix.P):  # a PD lot: its servers' capex less residual, opex, energy saved
+        assert p.pd_use is not None and p.pd_workload is not None
+        use, w = p.pd_use[k] * p.server, p.pd_workload[k]
+        for q in range(Q):
+            later = disc[q:].sum() / 4
+            c[ix.v(k, q)] = float(use @ (p.capex * (disc[q] - residual[q])
+                                         + p.opex[:, w] * later))
+            if p.off_saving is not None:
+                c[ix.pv(k, q)] = -float(use @ p.off_saving[:, w]) * disc[q] / 4
     if p.rentals is not None:  # a contract pays every quarter of its term, past the horizon too
         for k in range(ix.K):
             L = int(p.rentals.term_q[k])
@@ -138,12 +177,15 @@ def named_constraints(p: PlanProblem, ix: Index
     side: USD, units, W or the workload's demand)."""
     from scipy.sparse import lil_matrix
 
-    D, W, Q, R = ix.D, ix.W, ix.Q, list(p.builds)
+    D, W, Q, R, NC = ix.D, ix.W, ix.Q, list(p.builds), ix.nc
     lb: list[float] = []
     ub: list[float] = []
     names: list[tuple[str, str, str]] = []
-    A = lil_matrix((W * Q + D * Q + Q * (1 + len(p.region_caps_W)) + len(set(p.year_of))
-                    * (1 + len(p.pool_share)) + len(R) * (Q + 1) + D * W * Q + ix.K * Q, ix.n))
+    served = {w: _demand_rows(p, w) for w in range(W)}
+    A = lil_matrix((sum(len(v) for v in served.values()) * Q + D * Q
+                    + Q * (1 + len(p.region_caps_W)) + len(set(p.year_of))
+                    * (1 + len(p.pool_share)) + len(R) * (Q + 1) + (D * NC + ix.P) * Q
+                    + ix.K * Q, ix.n))
     rent = p.rentals
     k = 0
 
@@ -155,36 +197,54 @@ def named_constraints(p: PlanProblem, ix: Index
         k += 1
 
     def installed(d: int, q: int, coef: np.ndarray) -> None:  # servers of d on in q
-        for w in range(W):
+        for w in range(NC):
             for q2 in range(q + 1):
                 A[k, ix.x(d, w, q2)] = coef[w]
             A[k, ix.o(d, w, q)] = -coef[w]
+        for j in range(ix.P):  # and in the PD lots on (coef: per server on their workload)
+            assert p.pd_use is not None and p.pd_workload is not None
+            if p.pd_use[j, d] > 0:
+                lots_on(j, q, p.pd_use[j, d] * coef[p.pd_workload[j]])
 
-    for w in range(W):  # demand every quarter
+    def lots_on(j: int, q: int, coef: float) -> None:  # PD lots of column j on in q
+        for q2 in range(q + 1):
+            A[k, ix.v(j, q2)] += coef
+        A[k, ix.pv(j, q)] -= coef
+
+    # demand every quarter (a routed workload: each size bucket's)
+    for w, rule, M in [(i, rule, M) for i in range(W) for rule, M in served[i]]:
         for q in range(Q):
             for d in range(D):
-                if p.thr[d, w] > 0:
+                for c_ in np.flatnonzero(M[d] > 0):
                     for q2 in range(q + 1):
-                        A[k, ix.x(d, w, q2)] = p.thr[d, w] * p.server
-                    A[k, ix.o(d, w, q)] = -p.thr[d, w] * p.server
+                        A[k, ix.x(d, c_, q2)] = M[d, c_] * p.server
+                    A[k, ix.o(d, c_, q)] = -M[d, c_] * p.server
             if w == p.loan_to and p.loan_thr is not None:  # serving units' troughs train
                 for d in range(D):
-                    for w2 in range(W):
+                    for w2 in range(NC):
                         lend = p.loan_thr[d, w2] * p.server
                         if lend > 0:
                             for q2 in range(q + 1):
                                 A[k, ix.x(d, w2, q2)] += lend
                             A[k, ix.o(d, w2, q)] -= lend
+            for j in range(ix.P):  # PD lots on serve the whole mix
+                assert p.pd_workload is not None
+                if p.pd_workload[j] == w:
+                    lots_on(j, q, p.pd[j].lot * p.pd[j].rps)
             for r_ in range(ix.K):  # rented servers held in q
                 if rent is not None and rent.thr[r_, w] > 0:
                     for q2 in held(p, r_, q):
                         A[k, ix.z(r_, w, q2)] = rent.thr[r_, w] * p.server
             A[k, ix.u(w, q)] = p.demand[w, q]
-            row(p.demand[w, q], np.inf, f"demand {p.workloads[w]}", _when(p, q), "demand")
+            row(p.demand[w, q], np.inf, rule, _when(p, q), "demand")
     for d in range(D):  # deliveries
         for q in range(Q):
-            for w in range(W):
+            for w in range(NC):
                 A[k, ix.x(d, w, q)] = p.server
+            for j in range(ix.P):
+                assert p.pd_use is not None
+                if p.pd_use[j, d] > 0:
+                    A[k, ix.v(j, q)] += p.pd_use[j, d] * p.server
             row(-np.inf, p.supply[d, q], f"deliveries {p.devices[d]}", _when(p, q), "units")
     for r_ in range(ix.K):  # rentals: the offer's limit on devices held at once
         assert rent is not None
@@ -215,21 +275,30 @@ def named_constraints(p: PlanProblem, ix: Index
         row(0.0, np.inf if cap_W is None else max(cap_W - built, 0.0),
             f"grid allowance for builds in {region}", "horizon", "W")
     for d in range(D):  # a server powered off is one delivered
-        for w in range(W):
+        for w in range(NC):
             for q in range(Q):
                 for q2 in range(q + 1):
                     A[k, ix.x(d, w, q2)] = 1.0
                 A[k, ix.o(d, w, q)] = -1.0
                 row(0.0, np.inf, f"powered off {p.devices[d]}", _when(p, q), "servers")
+    for j in range(ix.P):  # a PD lot powered off is one delivered
+        for q in range(Q):
+            lots_on(j, q, 1.0)
+            row(0.0, np.inf, f"powered off {p.pd[j].label}", _when(p, q), "servers")
     for y in sorted(set(p.year_of)):  # yearly budgets, total and per pool
         qs = [q for q in range(Q) if p.year_of[q] == y]
         budget = float(p.budget[qs[0]])
         for pool in [None, *p.pool_share]:
             for d in range(D):
                 if pool is None or p.pool_of[d] == pool:
-                    for w in range(W):
+                    for w in range(NC):
                         for q in qs:
                             A[k, ix.x(d, w, q)] = p.capex[d] * p.server
+                    for j in range(ix.P):
+                        assert p.pd_use is not None
+                        if p.pd_use[j, d] > 0:
+                            for q in qs:
+                                A[k, ix.v(j, q)] += p.pd_use[j, d] * p.capex[d] * p.server
             for r_ in range(ix.K):  # the rent of the year's quarters, from the offer's pool
                 assert rent is not None
                 if pool is None or rent.pool_of[r_] == pool:
@@ -242,6 +311,20 @@ def named_constraints(p: PlanProblem, ix: Index
     return A[:k].tocsr(), np.asarray(lb), np.asarray(ub), names
 
 
+def _demand_rows(p: PlanProblem, w: int) -> list[tuple[str, np.ndarray]]:
+    """Workload ``w``'s demand rows as (rule, throughput per server column [d, c]): one,
+    ``demand <w>``, its own column at ``thr``; a routed workload one per size bucket,
+    ``demand <w>[<bucket>]``, at :meth:`accelsim.optimize.problem.BucketColumns.rows_of`
+    (the whole mix serves its share of the bucket; rentals serve the whole mix)."""
+    M = (p.demand_rows or {}).get(w)
+    if M is None:
+        return [(f"demand {p.workloads[w]}", p.thr * np.eye(p.thr.shape[1])[w])]
+    assert p.buckets is not None
+    names = [n for n, w2 in zip(p.buckets.names, p.buckets.parent, strict=True)
+             if w2 == p.workloads[w]]
+    return [(f"demand {n}", M[b]) for b, n in enumerate(names)]
+
+
 def bounds(p: PlanProblem, ix: Index) -> np.ndarray:
     """Upper bound of every variable: servers by the quarter's deliveries (none where a
     device gives a workload nothing), unserved shares 1, builds free, servers powered off
@@ -249,7 +332,7 @@ def bounds(p: PlanProblem, ix: Index) -> np.ndarray:
     ub = np.full(ix.n, np.inf)
     ub[ix.nx:ix.nx + ix.nu] = 1.0
     for d in range(ix.D):
-        for w in range(ix.W):
+        for w in range(ix.nc):
             for q in range(ix.Q):
                 if p.thr[d, w] <= 0 or p.supply[d, q] <= 0:
                     ub[ix.x(d, w, q)] = 0.0
@@ -263,6 +346,14 @@ def bounds(p: PlanProblem, ix: Index) -> np.ndarray:
             for q in range(ix.Q):
                 if p.rentals.thr[k, w] <= 0 or p.rentals.supply[k, q] <= 0:
                     ub[ix.z(k, w, q)] = 0.0
+    for k in range(ix.P):  # PD lots: by each side's deliveries; off: none before the first
+        assert p.pd_use is not None
+        sides = p.pd_use[k] > 0
+        for q in range(ix.Q):
+            ub[ix.v(k, q)] = np.floor(np.min(p.supply[sides, q] / (p.pd_use[k, sides]
+                                                                  * p.server)) + 1e-9)
+        first = np.cumsum(ub[[ix.v(k, q) for q in range(ix.Q)]])
+        ub[[ix.pv(k, q) for q in range(ix.Q)]] = np.where(first > 0, np.inf, 0.0)
     return ub
 
 
@@ -276,7 +367,7 @@ def solve_plan(p: PlanProblem, time_limit_s: float | None = None) -> dict[str, A
     ix = index(p)
     c = objective(p, ix)
     A, lb, ub_rows, names = named_constraints(p, ix)
-    integrality = np.concatenate([np.ones(ix.nx), np.zeros(ix.n - ix.nx - ix.nz), np.ones(ix.nz)])
+    integrality = ix.integer.astype(float)
     with quiet_solver():
         res = milp(c, constraints=LinearConstraint(A, lb, ub_rows), integrality=integrality,
                    bounds=Bounds(np.zeros(ix.n), bounds(p, ix)),
@@ -310,9 +401,8 @@ def polish(c: np.ndarray, A: Any, lb: np.ndarray, ub: np.ndarray, var_ub: np.nda
 
     lo = np.zeros(ix.n)
     hi = var_ub.copy()
-    lo[:ix.nx] = hi[:ix.nx] = np.round(res.x[:ix.nx])
-    z = slice(ix.n - ix.nz, ix.n)  # rental contracts: whole servers too
-    lo[z] = hi[z] = np.round(res.x[z])
+    whole = ix.integer  # servers, rental contracts and PD lots
+    lo[whole] = hi[whole] = np.round(res.x[whole])
     with quiet_solver():
         lp = milp(c, constraints=LinearConstraint(A, lb, ub), bounds=Bounds(lo, hi))
     if lp.x is None or lp.fun > res.fun + 1e-9 * abs(res.fun):
@@ -359,6 +449,8 @@ def binding_rules(p: PlanProblem, ix: Index, c: np.ndarray, A: Any, lb: np.ndarr
     value below :data:`ZERO` in the reported unit is 0."""
     var_ub = bounds(p, ix)
     var_ub[:ix.nx] = np.where(var_ub[:ix.nx] > 0, np.inf, 0.0)  # rows, not bounds, bind
+    lots = slice(ix.v(0, 0), ix.v(0, 0) + ix.nv)  # PD lots: their deliveries rows too
+    var_ub[lots] = np.where(var_ub[lots] > 0, np.inf, 0.0)
     duals = lp_duals(c, A, lb, ub, var_ub)
     xi = np.concatenate([np.round(x[:ix.nx]), x[ix.nx:]])
     lhs = A @ xi
@@ -371,7 +463,7 @@ def binding_rules(p: PlanProblem, ix: Index, c: np.ndarray, A: Any, lb: np.ndarr
         one = max(servers, default=0.0)
         scale, per = MARGINAL_UNITS[unit]
         if unit == "demand":
-            w, q = p.workloads.index(rule.removeprefix("demand ")), _q(p, when)
+            w, q = p.workloads.index(_workload_of(p, rule.removeprefix("demand "))), _q(p, when)
             short = float(xi[ix.u(w, q)])
             if short <= 1e-6:
                 continue
@@ -397,8 +489,52 @@ def binding_rules(p: PlanProblem, ix: Index, c: np.ndarray, A: Any, lb: np.ndarr
     return out
 
 
+def _workload_of(p: PlanProblem, column: str) -> str:
+    """The workload a server column serves (a size bucket's: its routed workload)."""
+    if p.buckets is not None and column in p.buckets.names:
+        return p.buckets.parent[p.buckets.names.index(column)]
+    return column
+
+
 def _q(p: PlanProblem, when: str) -> int:
     return (int(when[:4]) - int(p.year_of[0])) * 4 + int(when[-1]) - 1
+
+
+def _routed(p: PlanProblem, ix: Index, installed: np.ndarray, rented: np.ndarray,
+            cap: np.ndarray) -> dict[str, dict[str, Any]]:
+    """Per routed workload, per quarter: each size bucket's share of requests, demand,
+    capacity (requests/s of that bucket the servers on serve: ``s_b x sum_{d,c} M_b[d, c]
+    S on[d, c]`` plus ``s_b`` of the rented servers' and PD lots' whole-mix requests/s) and
+    served share; the devices on each bucket alone or on the whole mix (rented:
+    ``rent:<offer>``; PD units are in the quarter's ``pd_units``). Sets
+    ``cap[w]`` to the demand mix's capacity: the scarcest bucket's, ``min_b capacity_b /
+    s_b``."""
+    out: dict[str, dict[str, Any]] = {}
+    if p.buckets is None:
+        return out
+    for w, M in (p.demand_rows or {}).items():
+        name = p.workloads[w]
+        # rented servers and PD lots on: what cap[w] holds beyond the workload's servers
+        rent = cap[w] - np.einsum("dq,d->q", installed[:, w], p.thr[:, w]) * p.server
+        mine = [c for c, w2 in enumerate(p.buckets.parent) if w2 == name]
+        labels = [p.buckets.names[c][len(name) + 1:-1] for c in mine]
+        shares = p.buckets.shares[name]
+        per_b = np.einsum("bdc,dcq->bq", M, installed) * p.server + rent  # mix rate, bucket b
+        cap[w] = per_b.min(axis=0)
+        out[name] = {
+            "buckets": {lab: {"share": np.full(ix.Q, shares[b]),
+                              "demand": shares[b] * p.demand[w],
+                              "capacity": shares[b] * per_b[b],
+                              "served_fraction": np.minimum(1.0, per_b[b] / p.demand[w])}
+                        for b, lab in enumerate(labels)},
+            "devices": {p.devices[d]: {
+                "whole mix": installed[d, w] * p.server,
+                **{lab: installed[d, ix.W + c] * p.server for lab, c in zip(labels, mine,
+                                                                            strict=True)}}
+                for d in range(ix.D)}
+            | {f"rent:{o}": {"whole mix": rented[k, w] * p.server}
+               for k, o in enumerate(p.rentals.offers if p.rentals is not None else [])}}
+    return out
 
 
 def readout(p: PlanProblem, ix: Index, c: np.ndarray, res: Any) -> dict[str, Any]:
@@ -406,16 +542,30 @@ def readout(p: PlanProblem, ix: Index, c: np.ndarray, res: Any) -> dict[str, Any
     share, capex, power and facility builds; spend by year; present cost."""
     D, Q, R = ix.D, ix.Q, list(p.builds)
     nx, nu = ix.nx, ix.nu
-    x = np.round(res.x[:nx]).reshape(D, ix.W, Q)
+    x = np.round(res.x[:nx]).reshape(D, ix.nc, Q)
     u = res.x[nx:nx + nu].reshape(ix.W, Q)
     b = res.x[nx + nu:nx + nu + ix.nb].reshape(len(R), Q)
-    off = res.x[nx + nu + ix.nb:2 * nx + nu + ix.nb].reshape(D, ix.W, Q)
+    off = res.x[nx + nu + ix.nb:2 * nx + nu + ix.nb].reshape(D, ix.nc, Q)
     delivered = np.cumsum(x, axis=2)
     installed = delivered - off  # powered on
-    cap = np.einsum("dwq,dw->wq", installed, p.thr) * p.server
+    cap = np.einsum("dwq,dw->wq", installed, p.thr) * p.server  # per server column
     if p.loan_to is not None and p.loan_thr is not None:  # powered-on serving units lend
         cap[p.loan_to] += np.einsum("dwq,dw->q", installed, p.loan_thr) * p.server
-    z = np.round(res.x[2 * nx + nu + ix.nb:]).reshape(ix.K, ix.W, Q)
+    z = np.round(res.x[2 * nx + nu + ix.nb:2 * nx + nu + ix.nb + ix.nz]).reshape(ix.K, ix.W, Q)
+    # PD lots delivered, and on, per quarter; the servers of each device they hold
+    first = 2 * nx + nu + ix.nb + ix.nz
+    v = np.round(res.x[first:first + ix.nv]).reshape(ix.P, Q)
+    lots_on = np.cumsum(v, axis=1) - res.x[first + ix.nv:first + 2 * ix.nv].reshape(ix.P, Q)
+    use = p.pd_use if p.pd_use is not None else np.zeros((0, D))
+    wk = np.asarray(p.pd_workload or [], dtype=int)
+    rps = np.array([c.lot * c.rps for c in p.pd])
+    pd_watts = (use * p.power[:, wk].T).T * p.server  # [d, k] W of one lot on, per device
+    for k in range(ix.P):
+        cap[wk[k]] += lots_on[k] * rps[k]
+    srv_new = x.sum(axis=1) + use.T @ v  # [d, q] servers delivered
+    srv_off = off.sum(axis=1) + use.T @ (np.cumsum(v, axis=1) - lots_on)
+    pd_on_W = pd_watts @ lots_on  # [d, q]
+    pd_capex = (use @ p.capex) * p.server @ v if ix.P else np.zeros(Q)  # [q]
     rented = np.zeros((ix.K, ix.W, Q))  # servers held in each quarter
     rent_usd = np.zeros(Q)
     for k in range(ix.K):
@@ -423,18 +573,19 @@ def readout(p: PlanProblem, ix: Index, c: np.ndarray, res: Any) -> dict[str, Any
         for q in range(Q):
             rented[k, :, q] = z[k][:, list(held(p, k, q))].sum(axis=1)
             rent_usd[q] += rented[k, :, q].sum() * p.server * p.rentals.usd_per_year[k] / 4
-        cap += np.einsum("wq,w->wq", rented[k], p.rentals.thr[k]) * p.server
+        cap[:ix.W] += np.einsum("wq,w->wq", rented[k], p.rentals.thr[k]) * p.server
+    routed = _routed(p, ix, installed, rented, cap)  # a routed workload's: its scarcest bucket
     quarters: list[dict[str, Any]] = []
     for q in range(Q):
         year, qq = int(p.year_of[q]), q % 4 + 1
         quarters.append({
             "quarter": f"{year}Q{qq}",
-            "delivered": {p.devices[d]: int(x[d, :, q].sum() * p.server) for d in range(D)
-                          if x[d, :, q].sum() > 0},
-            "installed": {p.devices[d]: int(delivered[d, :, q].sum() * p.server)
-                          for d in range(D) if delivered[d, :, q].sum() > 0},
-            "powered_off": {p.devices[d]: int(np.rint(off[d, :, q].sum() * p.server))
-                            for d in range(D) if off[d, :, q].sum() * p.server >= 0.5},
+            "delivered": {p.devices[d]: int(srv_new[d, q] * p.server) for d in range(D)
+                          if srv_new[d, q] > 0},
+            "installed": {p.devices[d]: int(srv_new[d, :q + 1].sum() * p.server)
+                          for d in range(D) if srv_new[d, :q + 1].sum() > 0},
+            "powered_off": {p.devices[d]: int(np.rint(srv_off[d, q] * p.server))
+                            for d in range(D) if srv_off[d, q] * p.server >= 0.5},
             "demand": {w: float(p.demand[i, q]) for i, w in enumerate(p.workloads)},
             "capacity": {w: float(cap[i, q]) for i, w in enumerate(p.workloads)},
             "served_fraction": {w: float(min(1.0, cap[i, q] / p.demand[i, q]))
@@ -442,12 +593,29 @@ def readout(p: PlanProblem, ix: Index, c: np.ndarray, res: Any) -> dict[str, Any
             "rented": {p.rentals.offers[k]: int(np.rint(rented[k, :, q].sum() * p.server))
                        for k in range(ix.K) if p.rentals is not None
                        and rented[k, :, q].sum() * p.server >= 0.5},
+            **({"routed": {w: {"buckets": {lab: {k: float(v[q]) for k, v in per.items()}
+                                           for lab, per in r["buckets"].items()},
+                               "devices": {dev: {lab: round(float(n[q])) for lab, n
+                                                 in per.items() if n[q] >= 0.5}
+                                           for dev, per in r["devices"].items()
+                                           if any(n[q] >= 0.5 for n in per.values())}}
+                           for w, r in routed.items()}} if routed else {}),
             "rent_usd": float(rent_usd[q]),
-            "capex_usd": float(np.sum(x[:, :, q].sum(axis=1) * p.capex) * p.server),
-            "power_MW": float(np.sum(installed[:, :, q] * p.power) * p.server / 1e6),
+            "capex_usd": float(np.sum(x[:, :, q].sum(axis=1) * p.capex) * p.server
+                               + pd_capex[q]),
+            "power_MW": float(np.sum(installed[:, :, q] * p.power) * p.server / 1e6
+                              + pd_on_W[:, q].sum() / 1e6),
             "region_power_MW": {g: float(sum(np.sum(installed[d, :, q] * p.power[d])
-                                             for d in range(D) if p.region_of[d] == g)
-                                         * p.server / 1e6) for g in dict.fromkeys(p.region_of)},
+                                             * p.server + pd_on_W[d, q]
+                                             for d in range(D) if p.region_of[d] == g) / 1e6)
+                                for g in dict.fromkeys(p.region_of)},
+            **({"pd_units": {c.label: {
+                "delivered": int(v[k, q] * c.lot), "installed": int(v[k, :q + 1].sum() * c.lot),
+                "on": float(lots_on[k, q] * c.lot),
+                "devices_on": {p.devices[d]: float(lots_on[k, q] * use[k, d] * p.server)
+                               for d in range(D) if use[k, d] > 0},
+                "rps_per_unit": c.rps, "capacity": float(lots_on[k, q] * rps[k])}
+                for k, c in enumerate(p.pd) if v[k, :q + 1].sum() > 0}} if ix.P else {}),
             "facility_started_MW": {g: float(b[r, q] / 1e6) for r, g in enumerate(R)
                                     if b[r, q] > 1e-3},
             "facility_MW": {g: float(p.builds[g].built_W / 1e6
