@@ -114,6 +114,8 @@ def test_calibration_never_reads_held_out_files(monkeypatch):
     assert r.exit_code == 2 and "never used for calibration" in r.output
     r = runner.invoke(app, ["validate-runs", "--heldout", "--refit"])
     assert r.exit_code == 2 and "never used for calibration" in r.output
+    r = runner.invoke(app, ["validate-runs", "--heldout", "--by", "vendor"])
+    assert r.exit_code == 2 and "--by" in r.output
 
 
 def test_is_heldout():
