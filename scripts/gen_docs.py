@@ -361,9 +361,12 @@ def calibration_table(runs: list[dict]) -> str | None:
 
 def heldout_headline(heldout: dict[str, Any]) -> str:
     """The held-out error per category: asserted rows, then with their known misses."""
+    def runs_(n: int) -> str:
+        return f"{n} run" if n == 1 else f"{n} runs"
+
     def part(summ: dict[str, Any]) -> str:
         cats = [c for c in summ if c != "all"]
-        return "; ".join(f"{c} {summ[c]['rows']} runs, mean |error| "
+        return "; ".join(f"{c} {runs_(summ[c]['rows'])}, mean |error| "
                          f"{pct(summ[c]['mean_abs_error'], sign=False)}, max "
                          f"{pct(summ[c]['max_abs_error'], sign=False)}" for c in cats)
 
@@ -376,8 +379,10 @@ def heldout_headline(heldout: dict[str, Any]) -> str:
     cats: dict[str, list[dict]] = {}
     for r in both:
         cats.setdefault(category(r), []).append(r)
-    out += " (" + "; ".join(f"{c} {stats(rs)['n']} runs, mean {pct(stats(rs)['mean'], sign=False)}"
-                            for c, rs in cats.items()) + ")"
+    order = [c for c in CATEGORIES.values() if c in cats] + sorted(set(cats) -
+                                                                  set(CATEGORIES.values()))
+    out += " (" + "; ".join(f"{c} {runs_(len(cats[c]))}, mean "
+                            f"{pct(stats(cats[c])['mean'], sign=False)}" for c in order) + ")"
     sw = heldout.get("sweeps") or []
     if sw:
         out += (f". MFU against model size: the published sign on {sum(x['agrees'] for x in sw)} "

@@ -114,6 +114,8 @@ def test_calibration_never_reads_held_out_files(monkeypatch):
     assert r.exit_code == 2 and "never used for calibration" in r.output
     r = runner.invoke(app, ["validate-runs", "--heldout", "--refit"])
     assert r.exit_code == 2 and "never used for calibration" in r.output
+    r = runner.invoke(app, ["validate-runs", "--heldout", "--by", "vendor"])
+    assert r.exit_code == 2 and "--by" in r.output
 
 
 def test_is_heldout():
@@ -139,3 +141,37 @@ def test_cli_heldout_reports_per_category_and_default_is_unchanged(asserted):
     # the default set reads configs/runs/*.yaml only
     default = [str(p) for p in sorted(runs_dir().glob("*.yaml"))]
     assert not any(is_heldout(p) for p in default) and held
+
+
+def test_held_out_files_validate_against_the_runs_schema():
+    import jsonschema
+
+    from accelsim.config import read_yaml
+    from accelsim.schemas import json_schema
+
+    validator = jsonschema.Draft202012Validator(json_schema("runs"))
+    for f in [*HELDOUT, *MISSES]:
+        errors = [e.message for e in validator.iter_errors(read_yaml(f))]
+        assert not errors, (f, errors)
+
+
+def test_a_sweep_must_change_only_the_model(tmp_path):
+    """Rows of one sweep on two devices, or of a throughput metric, are refused by name."""
+    from accelsim.runs.file import RunResult
+
+    src = yaml.safe_load((heldout_dir() / "llm-foundry-mpt.yaml").read_text(encoding="utf-8"))
+    rows = [r for r in src["runs"] if r.get("sweep") == "mpt-a100-8gpu"][:3]
+    rows[2] = {**rows[2], "device": "h100-sxm"}
+    f = tmp_path / "mixed.yaml"
+    f.write_text(yaml.safe_dump({**src, "runs": rows}), encoding="utf-8")
+
+    def result(r, value):
+        return RunResult(str(f), r["id"], "training", 50.0, value, "% MFU", 0.1, "", "",
+                         r["sweep"])
+
+    with pytest.raises(AccelsimError, match="differ in kind, metric, device"):
+        sweeps([result(r, 50.0) for r in rows])
+    rows = rows[:2]
+    f.write_text(yaml.safe_dump({**src, "runs": rows}), encoding="utf-8")
+    (s,) = sweeps([result(rows[0], 50.0), result(rows[1], 40.0)])
+    assert s.predicted_slope < 0 and s.published_slope == 0

@@ -62,6 +62,9 @@ def validate_runs(
     """Predict published runs (cited data files) and compare; exit 1 past the tolerance."""
     if by not in (None, "vendor"):
         raise AccelsimError.single("--by", "", f"expected 'vendor', got {by!r}")
+    if heldout and by:
+        raise AccelsimError.single("--heldout", "", "--by is not reported for the held-out "
+                                   "runs; expected --heldout without --by")
     if heldout and (cross_validate or refit):
         raise AccelsimError.single("--heldout", "", "held-out runs are never used for "
                                    "calibration; expected --heldout without --cross-validate "
