@@ -330,7 +330,7 @@ class LLMServing(Workload[LLMServingSpec]):
         try:
             skipped = self._skipped(spec, state, ref, ctx)
             sizes = [(tp, rm, saturated_rps(rm, p, o)) for tp, rm in
-                     replica_sizes(spec, device, ctx.file, skip=skipped)]
+                     replica_sizes(spec, device, ctx.file, skip=skipped, lines=True)]
             for _, rm, _ in sizes:
                 self._fits(spec, state, device, rm, ctx)
             # the smallest size is there for the fit check (the full search's first error);

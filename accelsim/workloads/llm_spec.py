@@ -293,10 +293,12 @@ def _model_at(path: str, file: str, mtime_ns: int, size: int) -> Any:
 
 
 def replica_sizes(spec: LLMServingSpec, device: DeviceProfile, file: str,
-                  skip: Collection[int] = ()) -> list[tuple[int, Any]]:
+                  skip: Collection[int] = (), lines: bool = False) -> list[tuple[int, Any]]:
     """Replica sizes to try: the block's tp, or every power of two within the scale-up
     domain whose memory leaves a KV cache (their cost models); ``skip``: sizes not to
-    try, except the smallest that fits (the full search always tries it)."""
+    try, except the smallest that fits (the full search always tries it); ``lines``: the
+    cost models' GEMMs from lines kept per shape and geometry (the fast path's,
+    :func:`accelsim.llm.perf.replica_model`)."""
     from accelsim.llm.perf import replica_model
 
     job = replica_job(spec, device.name, 1)
@@ -311,7 +313,7 @@ def replica_sizes(spec: LLMServingSpec, device: DeviceProfile, file: str,
         r = job.replicas[0].model_copy(update={"tp": tp})
         try:
             out.append((tp, replica_model(r, file, "workloads.llm_serving",
-                                          spec=device.spec, model=model)))
+                                          spec=device.spec, model=model, lines=lines)))
         except AccelsimError as e:
             last = e
     if not out:
