@@ -322,3 +322,22 @@ def test_wide_ep_chatbot_reaches_compare_and_sweeps_through_the_one_path():
         _, _, table2, _ = _h20_only("chatbot", **{**edit, "engine": {**engine, **more}})
         assert table2[table2.workload == "chatbot"].iloc[0].throughput > 1.01 * row.throughput
 
+
+
+def test_a_chunk_of_draws_equals_its_draws_one_at_a_time(base):
+    """``device_records_many`` (a chunk of uncertainty draws; training's layouts on every
+    drawn device through one batch-model call) gives each draw exactly the table
+    ``device_records`` gives it alone."""
+    from accelsim import uncertainty as U
+
+    sc, profiles, _table, fast = base
+    dumped = {ref: p.model_dump(mode="json") for ref, p in profiles.items()}
+    points = [{ref: device_from_dict(U.apply(dumped[ref], d[ref])) if ref in d
+               else profiles[ref] for ref in profiles} for d in U.draws(dumped, 5, seed=3)]
+    fast._cache.clear()
+    many = fast.device_records_many(sc, [*points, points[0]])
+    fast._cache.clear()
+    one = [fast.device_records(sc, p) for p in points]
+    assert many == [*one, one[0]]
+    assert len({r["throughput"] for rows in one for r in rows
+                if r["workload"] == "training"}) > len(profiles)  # the draws moved them
