@@ -182,9 +182,9 @@ class GemmLines:
     by the shape and the geometry (units, device tile, stream-K) alone; the bytes take
     ``moved / (bw eff_m)``. The values of ``m`` that give every candidate the same tile
     count (and no split-K, whose reduction grows with m) share a column of ``a`` and ``b``
-    (variants x groups; per group only the variants no other beats in both terms, an empty
-    slot repeating one of them): ``group`` maps each ``m`` to it. Where ``m`` <= 0 all
-    are 0."""
+    (variants x groups; per group only the variants on the lower envelope, the fastest at
+    some rates, an empty slot repeating one of them): ``group`` maps each ``m`` to it.
+    Where ``m`` <= 0 all are 0."""
 
     a: np.ndarray
     b: np.ndarray
@@ -239,18 +239,50 @@ def gemm_lines(m: np.ndarray, n: float, k: float, out_bytes: float, units: float
         av.append(tiles / units * a_tile)
         bv.append(np.broadcast_to(area * (out_bytes + 8.0) * units, tiles.shape))
     a, b = np.concatenate(av), np.concatenate(bv)
-    # keep, per group, the variants no other beats (no slower in both terms and faster in
-    # one, or the first of equal ones): they alone can be the fastest at some rates
+    # per group, the variants no other is at least as fast as in both terms (the first of
+    # equal ones), then of those the lower envelope
+    a, b = _pack(a, b, _undominated(a, b))
+    a, b = _pack(a, b, _envelope(a, b))
+    on = mg > 0
+    return GemmLines(np.where(on, a, 0.0), np.where(on, b, 0.0), group.reshape(-1),
+                     np.where(m > 0, np.asarray(moved, dtype=float), 0.0))
+
+
+def _undominated(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Which lines ``a[v] x + b[v] y`` (variants x columns) no other is at least as fast
+    as at every rate (no slower in both terms; of equal ones the first)."""
     v = len(a)
-    aw, av_, bw, bv_ = a[:, None], a[None], b[:, None], b[None]
+    aw, av, bw, bv = a[:, None], a[None], b[:, None], b[None]
     first = (np.arange(v)[:, None] < np.arange(v)[None])[..., None]
-    keep = ~((aw <= av_) & (bw <= bv_) & ((aw < av_) | (bw < bv_) | first)).any(axis=0)
+    return ~((aw <= av) & (bw <= bv) & ((aw < av) | (bw < bv) | first)).any(axis=0)
+
+
+def _pack(a: np.ndarray, b: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The kept lines of each column first, as many rows as the column that keeps most;
+    a column's empty slots repeat its first kept line."""
     order = np.argsort(~keep, axis=0, kind="stable")[: int(keep.sum(axis=0).max())]
     slot = np.where(np.take_along_axis(keep, order, axis=0), order, order[:1])
-    on = mg > 0
-    return GemmLines(np.where(on, np.take_along_axis(a, slot, axis=0), 0.0),
-                     np.where(on, np.take_along_axis(b, slot, axis=0), 0.0),
-                     group.reshape(-1), np.where(m > 0, np.asarray(moved, dtype=float), 0.0))
+    return np.take_along_axis(a, slot, axis=0), np.take_along_axis(b, slot, axis=0)
+
+
+def _envelope(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Which lines ``a[v] x + b[v] y`` (variants x columns) are the fastest alone at some
+    rates x, y > 0 (the lower envelope in x / y; of identical lines the first): the others
+    never decide the minimum."""
+    v = len(a)
+    da = a[:, None] - a[None]  # line v (axis 0) below line w (axis 1) where da x < db y
+    db = b[None] - b[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cut = db / da
+    first = (np.arange(v)[:, None] < np.arange(v)[None])[..., None]
+    lower = np.where(da < 0, cut, -np.inf)  # below w for x / y above the cut
+    upper = np.where(da > 0, cut, np.inf)  # below w for x / y under the cut
+    never = (da == 0) & ((db < 0) | ((db == 0) & ~first))  # parallel, never below
+    upper = np.where(never, -np.inf, upper)
+    itself = np.eye(v, dtype=bool)[..., None]
+    lo = np.maximum(np.where(itself, -np.inf, lower).max(axis=1), 0.0)
+    hi = np.where(itself, np.inf, upper).min(axis=1)
+    return lo < hi
 
 
 def gemm_bytes(m: Any, n: Any, k: Any, in_bytes: Any, out_bytes: Any) -> Any:

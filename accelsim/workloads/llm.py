@@ -286,6 +286,18 @@ class LLMServing(Workload[LLMServingSpec]):
             ref, tp, k = todo[i]
             state.curves[(ref, tp)] = curve
             cache.put("llm-curve", k, curve)
+        # the GEMM lines of the base devices' geometries (a point's device keeps its
+        # base's), built here once rather than in every worker process: the first call
+        # asks for them, the second builds them (accelsim.llm.perf._lines)
+        for ref, b in state.base.items():
+            if b.device is not None and b.device.spec.compute_units > 0:
+                for _ in range(2):
+                    try:
+                        replica_sizes(spec, b.device, ctx.file, skip=self._skipped(
+                            spec, state, ref, ctx), lines=True,
+                            job=self._job(spec, state, b.device.name, 1))
+                    except AccelsimError:
+                        break
 
     def _build_curve(self, spec: LLMServingSpec, b: _Base, sizes: dict[int, Any], tp: int,
                      ctx: EvalContext) -> Curve:
