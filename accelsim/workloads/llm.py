@@ -355,9 +355,19 @@ class LLMServing(Workload[LLMServingSpec]):
         best: tuple[float, float] | None = None  # (per device, ratio)
         try:
             skipped = self._skipped(spec, state, ref, ctx)
+            job = self._job(spec, state, device.name, 1)
             sizes = [(tp, rm, saturated_rps(rm, p, o)) for tp, rm in
                      replica_sizes(spec, device, ctx.file, skip=skipped, lines=True,
-                                   job=self._job(spec, state, device.name, 1))]
+                                   job=job)]
+            at_best = next((rm for tp, rm, _ in sizes if tp == b.tp), None)
+            if skipped and (at_best is None or estimate(
+                    self._curve(spec, state, ref, b.tp, ctx), at_best, p, o)[1] is not None):
+                # the base's best size does not fit the point's device or cannot be scaled
+                # from the base (its KV cache binds otherwise: less memory): the sizes
+                # skipped for losing to it at the base are in the running again
+                skipped = set()
+                sizes = [(tp, rm, saturated_rps(rm, p, o)) for tp, rm in
+                         replica_sizes(spec, device, ctx.file, lines=True, job=job)]
             for _, rm, _ in sizes:
                 self._fits(spec, state, device, rm, ctx)
             # the smallest size is there for the fit check (the full search's first error);
