@@ -285,11 +285,8 @@ def _layer_costs(T: np.ndarray, r: Replica, spec: DeviceSpec, model: Transformer
     e = model.moe
     E, k = e.experts, e.top_k
     S = E + r.redundant_experts  # expert slots (EPLB copies share their expert's tokens)
-    touched = S * (1.0 - (1.0 - k / S) ** T)  # slots hit by T tokens (balanced routing)
-    per_exp = np.where(touched > 0, T * k / np.maximum(touched, 1e-9), 0.0)
     ff = e.ffn_hidden
-    # a device holds S/ep slots; with more devices than slots, one slot each
-    slots_dev = np.maximum(touched / ep, np.minimum(touched, 1.0))
+    per_exp, slots_dev = _routing(T, S, k, ep, tkey)
     pe = ("per expert", S, k)
     expert = slots_dev * (gemm(per_exp, pe, h, ff * up) + gemm(per_exp, pe, ff, h))
     # shared experts: replicated per group, tensor-parallel inside it
@@ -325,6 +322,28 @@ def _layer_costs(T: np.ndarray, r: Replica, spec: DeviceSpec, model: Transformer
     on = T > 0
     return (per_layer + dense_mlp, per_layer, experts, np.where(on, disp * a2a + lat, 0.0),
             np.where(on, (1 - disp) * a2a + lat, 0.0))
+
+
+_ROUTING: dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _routing(T: np.ndarray, S: float, k: float, ep: int, tkey: Any
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Tokens per touched expert slot for ``T`` tokens (top-k of S, balanced routing: S (1 -
+    (1 - k/S)^T) slots touched) and the touched slots one of ``ep`` devices runs (one each
+    with more devices than slots); kept by ``tkey`` when given (the fast path: no device
+    field enters)."""
+    key = (tkey, len(T), S, k, ep)
+    if tkey is not None and key in _ROUTING:
+        return _ROUTING[key]
+    touched = S * (1.0 - (1.0 - k / S) ** T)
+    per_exp = np.where(touched > 0, T * k / np.maximum(touched, 1e-9), 0.0)
+    slots_dev = np.maximum(touched / ep, np.minimum(touched, 1.0))
+    if tkey is not None:
+        if len(_ROUTING) >= 256:
+            _ROUTING.clear()
+        _ROUTING[key] = (per_exp, slots_dev)
+    return per_exp, slots_dev
 
 
 def replica_model(r: Replica, file: str = "job", where: str = "replicas[0]",

@@ -36,6 +36,7 @@ from accelsim.workloads.llm_fast import (
 )
 from accelsim.workloads.llm_spec import (
     LLMServingSpec,
+    block_model,
     mean_lengths,
     replica_job,
     replica_sizes,
@@ -356,9 +357,11 @@ class LLMServing(Workload[LLMServingSpec]):
         try:
             skipped = self._skipped(spec, state, ref, ctx)
             job = self._job(spec, state, device.name, 1)
+            if state.model is None:
+                state.model = block_model(spec.model, ctx.file)
             sizes = [(tp, rm, saturated_rps(rm, p, o)) for tp, rm in
                      replica_sizes(spec, device, ctx.file, skip=skipped, lines=True,
-                                   job=job)]
+                                   job=job, model=state.model)]
             at_best = next((rm for tp, rm, _ in sizes if tp == b.tp), None)
             if skipped and (at_best is None or estimate(
                     self._curve(spec, state, ref, b.tp, ctx), at_best, p, o)[1] is not None):
@@ -367,7 +370,8 @@ class LLMServing(Workload[LLMServingSpec]):
                 # skipped for losing to it at the base are in the running again
                 skipped = set()
                 sizes = [(tp, rm, saturated_rps(rm, p, o)) for tp, rm in
-                         replica_sizes(spec, device, ctx.file, lines=True, job=job)]
+                         replica_sizes(spec, device, ctx.file, lines=True, job=job,
+                                       model=state.model)]
             for _, rm, _ in sizes:
                 self._fits(spec, state, device, rm, ctx)
             # the smallest size is there for the fit check (the full search's first error);

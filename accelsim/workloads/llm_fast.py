@@ -144,6 +144,7 @@ class FastState:
     longest: int = 0  # their longest request, tokens
     sizes: dict[str, dict[int, Any]] = field(default_factory=dict)  # base devices' sizes
     jobs: dict[tuple[str, int], Any] = field(default_factory=dict)  # replica jobs
+    model: Any = None  # the block's model (read once)
 
 
 def parts(rm: Any) -> np.ndarray:

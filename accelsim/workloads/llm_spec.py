@@ -293,18 +293,19 @@ def _model_at(path: str, file: str, mtime_ns: int, size: int) -> Any:
 
 
 def replica_sizes(spec: LLMServingSpec, device: DeviceProfile, file: str,
-                  skip: Collection[int] = (), lines: bool = False, job: Any = None
-                  ) -> list[tuple[int, Any]]:
+                  skip: Collection[int] = (), lines: bool = False, job: Any = None,
+                  model: Any = None) -> list[tuple[int, Any]]:
     """Replica sizes to try: the block's tp, or every power of two within the scale-up
     domain whose memory leaves a KV cache (their cost models); ``skip``: sizes not to
     try, except the smallest that fits (the full search always tries it); ``lines``: the
     cost models' GEMMs from lines kept per shape and geometry (the fast path's,
     :func:`accelsim.llm.perf.replica_model`); ``job``: the block's
-    :func:`replica_job` on this device (any tp), when the caller keeps it."""
+    :func:`replica_job` on this device (any tp), ``model`` the block's model
+    (:func:`block_model`), when the caller keeps them."""
     from accelsim.llm.perf import replica_model
 
     job = job or replica_job(spec, device.name, 1)
-    model = block_model(spec.model, file)
+    model = block_model(spec.model, file) if model is None else model
     tps = [spec.tp] if spec.tp else [t for t in (1, 2, 4, 8, 16, 32, 64)
                                      if t <= device.spec.scaleup_domain]
     out: list[tuple[int, Any]] = []

@@ -197,8 +197,7 @@ class Training(Workload[TrainingSpec]):
             groups.setdefault(tuple(sorted(cols)), []).append((i, cols))
         for keys, part in groups.items():
             rows = [len(state[items[i][0]].columns["tp"]) for i, _ in part]
-            est = estimate_columns({k: np.concatenate([np.broadcast_to(c[k], (n,)) for (_, c), n
-                                                       in zip(part, rows, strict=True)])
+            est = estimate_columns({k: _stacked([c[k] for _, c in part], rows)
                                     for k in keys})
             fits = np.asarray(est["fits_memory"], dtype=bool)
             tps_all = np.asarray(est["tokens_per_s"], dtype=float)
@@ -228,6 +227,16 @@ class Training(Workload[TrainingSpec]):
     def fleet_columns(self, name: str) -> dict[str, str]:
         return {f"{name} tokens/day, allocated": f"{name}_tokens_per_day",
                 f"{name} days to train": _days_key(name)}
+
+
+def _stacked(values: list[Any], rows: list[int]) -> Any:
+    """One input column of many pairs' rows: a number all pairs share stays a number, a
+    number per pair is repeated over its rows, arrays are joined."""
+    if all(np.ndim(v) == 0 for v in values):
+        if all(v == values[0] for v in values):
+            return values[0]
+        return np.repeat(np.asarray(values, dtype=float), rows)
+    return np.concatenate([np.broadcast_to(v, (n,)) for v, n in zip(values, rows, strict=True)])
 
 
 def _stack_columns(spec: TrainingSpec, device: str) -> dict[str, float]:
