@@ -47,6 +47,7 @@ attention constants were fitted on FlashAttention-3's H100 BF16 forward sweep
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -171,6 +172,117 @@ def _compute_one(m: float, n: float, k: float, out_bytes: float, peak: float, ef
         if t < best:
             best = t
     return best
+
+
+@dataclass(frozen=True)
+class GemmLines:
+    """A GEMM's time for every ``m`` of an array, as lines in the device's two rates: each
+    variant of the module docstring's compute (a candidate tile in whole waves, split-K,
+    stream-K) takes ``a / (peak eff_c) + b / (bw eff_m)`` seconds, ``a`` and ``b`` fixed
+    by the shape and the geometry (units, device tile, stream-K) alone; the bytes take
+    ``moved / (bw eff_m)``. The values of ``m`` that give every candidate the same tile
+    count (and no split-K, whose reduction grows with m) share a column of ``a`` and ``b``
+    (variants x groups; per group only the variants on the lower envelope, the fastest at
+    some rates, an empty slot repeating one of them): ``group`` maps each ``m`` to it.
+    Where ``m`` <= 0 all are 0."""
+
+    a: np.ndarray
+    b: np.ndarray
+    group: np.ndarray
+    moved: np.ndarray
+
+    def time(self, peak: float, eff: float, mem_bw: float, eff_mem: float) -> np.ndarray:
+        """Seconds at each ``m``: max(the fastest variant, the bytes) at these rates
+        (:func:`gemm_time` without the launch, equal to rounding)."""
+        x, y = 1.0 / (peak * eff), 1.0 / (mem_bw * eff_mem)
+        comp = (self.a * x + self.b * y).min(axis=0)
+        return np.maximum(comp[self.group], self.moved * y)
+
+
+def gemm_lines(m: np.ndarray, n: float, k: float, out_bytes: float, units: float,
+               tile_m: float, tile_n: float, stream_k: float, moved: np.ndarray
+               ) -> GemmLines:
+    """The :class:`GemmLines` of ``C[m, n] = A[m, k] B[k, n]`` for every ``m`` of a 1-d
+    array: :func:`gemm_compute_time`'s formulas with p_u = peak eff_c / U and
+    b_u = bw eff_m / U taken out, so that a device whose peaks, efficiencies or bandwidth
+    change (an uncertainty draw) reuses them; ``moved``: the bytes at each ``m``."""
+    m = np.asarray(m, dtype=float)
+    cand = _candidates(float(tile_m), float(tile_n))
+    c = np.array(cand)
+    tm, tn, r = (c[:, i].reshape(-1, 1) for i in range(3))
+    k_split = max(math.floor(k / SPLIT_K_MIN), 1.0)
+    # group the m's: every candidate's row tiles (one per distinct tile height), split-K
+    # anywhere (then each m alone), m > 0
+    rows = [np.ceil(m / h - 1e-9) for h in sorted({t[0] for t in cand})]
+    tiles_all = np.ceil(m / tm - 1e-9) * np.ceil(n / tn - 1e-9)
+    split_any = ((tiles_all < units)
+                 & (np.floor(units / np.maximum(tiles_all, 1.0)) > 1)).any(axis=0) \
+        if k_split > 1 else np.zeros(len(m), dtype=bool)
+    key = np.stack([*rows, np.where(split_any, np.arange(len(m)), -1), m > 0], axis=1)
+    _, first, group = np.unique(key, axis=0, return_index=True, return_inverse=True)
+    mg = m[first]  # one m of each group
+    tiles = tiles_all[:, first]
+    area = tm * tn
+    waves = np.ceil(tiles / units - 1e-9)
+    a_tile = 2.0 * area * (k + K_PROLOGUE) * units / r  # one tile's mainloop, x p_u
+    av = [waves * a_tile]
+    bv = [np.broadcast_to(waves * area * out_bytes * units, tiles.shape)]
+    if split_any.any():
+        split = np.minimum(np.maximum(np.floor(units / np.maximum(tiles, 1.0)), 1.0),
+                           k_split)
+        w_s = np.ceil(tiles * split / units - 1e-9)
+        on = split > 1
+        av.append(np.where(on, w_s * 2.0 * area * (k / split + K_PROLOGUE) * units / r,
+                           av[0]))
+        bv.append(np.where(on, w_s * area * 4.0 * units + 2.0 * split * mg * n * 4.0, bv[0]))
+    if stream_k > 0:
+        av.append(tiles / units * a_tile)
+        bv.append(np.broadcast_to(area * (out_bytes + 8.0) * units, tiles.shape))
+    a, b = np.concatenate(av), np.concatenate(bv)
+    # per group, the variants no other is at least as fast as in both terms (the first of
+    # equal ones), then of those the lower envelope
+    a, b = _pack(a, b, _undominated(a, b))
+    a, b = _pack(a, b, _envelope(a, b))
+    on = mg > 0
+    return GemmLines(np.where(on, a, 0.0), np.where(on, b, 0.0), group.reshape(-1),
+                     np.where(m > 0, np.asarray(moved, dtype=float), 0.0))
+
+
+def _undominated(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Which lines ``a[v] x + b[v] y`` (variants x columns) no other is at least as fast
+    as at every rate (no slower in both terms; of equal ones the first)."""
+    v = len(a)
+    aw, av, bw, bv = a[:, None], a[None], b[:, None], b[None]
+    first = (np.arange(v)[:, None] < np.arange(v)[None])[..., None]
+    return ~((aw <= av) & (bw <= bv) & ((aw < av) | (bw < bv) | first)).any(axis=0)
+
+
+def _pack(a: np.ndarray, b: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The kept lines of each column first, as many rows as the column that keeps most;
+    a column's empty slots repeat its first kept line."""
+    order = np.argsort(~keep, axis=0, kind="stable")[: int(keep.sum(axis=0).max())]
+    slot = np.where(np.take_along_axis(keep, order, axis=0), order, order[:1])
+    return np.take_along_axis(a, slot, axis=0), np.take_along_axis(b, slot, axis=0)
+
+
+def _envelope(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Which lines ``a[v] x + b[v] y`` (variants x columns) are the fastest alone at some
+    rates x, y > 0 (the lower envelope in x / y; of identical lines the first): the others
+    never decide the minimum."""
+    v = len(a)
+    da = a[:, None] - a[None]  # line v (axis 0) below line w (axis 1) where da x < db y
+    db = b[None] - b[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cut = db / da
+    first = (np.arange(v)[:, None] < np.arange(v)[None])[..., None]
+    lower = np.where(da < 0, cut, -np.inf)  # below w for x / y above the cut
+    upper = np.where(da > 0, cut, np.inf)  # below w for x / y under the cut
+    never = (da == 0) & ((db < 0) | ((db == 0) & ~first))  # parallel, never below
+    upper = np.where(never, -np.inf, upper)
+    itself = np.eye(v, dtype=bool)[..., None]
+    lo = np.maximum(np.where(itself, -np.inf, lower).max(axis=1), 0.0)
+    hi = np.where(itself, np.inf, upper).min(axis=1)
+    return lo < hi
 
 
 def gemm_bytes(m: Any, n: Any, k: Any, in_bytes: Any, out_bytes: Any) -> Any:

@@ -222,11 +222,15 @@ def _draw_rows(start: int, stop: int) -> list[dict[str, Any]]:
     sc, fast, base, dumped, file, mixes, keys = (
         _RUN[k] for k in ("sc", "fast", "base", "dumped", "file", "mixes", "keys"))
     rows = []
+    points = []
     for i in range(start, stop):
         d = _RUN["draws"][i]
-        profs = {ref: device_from_dict(apply(dumped[ref], d.get(ref, {})), f"{file}: draw {i}")
-                 if ref in d else base[ref] for ref in base}
-        dev = device_rows(fast.device_records(sc, profs))
+        points.append({ref: device_from_dict(apply(dumped[ref], d.get(ref, {})),
+                                             f"{file}: draw {i}")
+                       if ref in d else base[ref] for ref in base})
+    records = fast.device_records_many(sc, points)
+    for i in range(start, stop):
+        dev = device_rows(records[i - start])
         fleets = [evaluate_fleet(sc, mix, dev, loan=False) for mix in mixes]
         rank(sc, fleets)
         for year in {f["year"] for f in fleets}:  # ranked within its purchase year

@@ -210,6 +210,40 @@ class FastEvaluator:
             rows += priced_rows(sc, ref, pool, dev.spec, per)
         return rows
 
+    def device_records_many(self, sc: Scenario, points: list[dict[str, DeviceProfile]]
+                            ) -> list[list[dict[str, Any]]]:
+        """:meth:`device_records` of many points (a chunk of uncertainty draws): each
+        workload's evaluations not cached yet made in one ``evaluate_fast_many`` call."""
+        ctx = sc.context(self.file)
+        pool = sc.pool_of()
+        skeys = {name: self._key(sc, spec) for name, spec in sc.workloads.items()}
+        dkeys = [{ref: p[ref].model_dump_json(include=PERF_SECTIONS) for ref in pool}
+                 for p in points]
+        for name, skey in skeys.items():
+            todo: dict[tuple[str, str, str, str], tuple[str, DeviceProfile]] = {}
+            for p, dk in zip(points, dkeys, strict=True):
+                for ref in pool:
+                    key = (name, skey, ref, dk[ref])
+                    if key not in self._cache and key not in todo:
+                        todo[key] = (ref, p[ref])
+            if todo:
+                spec = sc.workloads[name]
+                state = self._state(sc, name, spec, skey)
+                got = workloads.of(spec).evaluate_fast_many(spec, list(todo.values()), state,
+                                                            ctx)
+                if len(self._cache) + len(todo) > 50_000:
+                    self._cache.clear()
+                self._cache.update(zip(todo, got, strict=True))
+        out = []
+        for p, dk in zip(points, dkeys, strict=True):
+            rows: list[dict[str, Any]] = []
+            for ref, pool_name in pool.items():
+                per = {name: self._cache[(name, skey, ref, dk[ref])]
+                       for name, skey in skeys.items()}
+                rows += priced_rows(sc, ref, pool_name, p[ref].spec, per)
+            out.append(rows)
+        return out
+
     def _evaluate(self, sc: Scenario, name: str, skey: str, ref: str, device: DeviceProfile,
                   dkey: str, ctx: workloads.EvalContext) -> DeviceEval:
         """One device on one workload, cached by the block's key and the device's

@@ -147,11 +147,15 @@ class ReplicaModel:
         return t
 
 
-def _gemm(m: np.ndarray, k: float, n: float, wb: float, peak: float, spec: DeviceSpec
-          ) -> np.ndarray:
+def _gemm(m: np.ndarray, k: float, n: float, wb: float, peak: float, spec: DeviceSpec,
+          key: Any = None) -> np.ndarray:
     """Roofline GEMM with weights of ``wb`` bytes and bf16 activations: the kernel model's
     tiles and waves (:mod:`accelsim.kernels`) when the profile gives its compute units,
-    else the size curve."""
+    else the size curve. ``key``: a name for the values of ``m`` (the fast path's): the
+    kernel model's lines for this shape and geometry are built once (:func:`_lines`)."""
+    lines = _lines(key, m, k, n, wb, spec) if spec.compute_units > 0 and key else None
+    if lines is not None:
+        return lines.time(peak, spec.eff_compute, spec.memory_bw_Bps, spec.eff_memory)
     if spec.compute_units > 0:
         compute = kernels.gemm_compute_time(m, n, k, ACT_BYTES, peak, spec.eff_compute,
                                             float(spec.compute_units), spec.tile_m,
@@ -161,6 +165,37 @@ def _gemm(m: np.ndarray, k: float, n: float, wb: float, peak: float, spec: Devic
         compute = (2.0 * m * k * n + spec.gemm_half_flop) / (peak * spec.eff_compute)
     memory = (wb * k * n + ACT_BYTES * m * (k + n)) / (spec.memory_bw_Bps * spec.eff_memory)
     return np.where(m > 0, np.maximum(compute, memory), 0.0)
+
+
+# The fast path's GEMM lines, by (m's name, shape, geometry), and the keys asked for once
+# (lines are built the second time: a geometry seen once, a drawn count of compute units,
+# is cheaper through :func:`accelsim.kernels.gemm_compute_time`); emptied when full.
+_LINES: dict[tuple[Any, ...], kernels.GemmLines] = {}
+_ASKED: set[tuple[Any, ...]] = set()
+LINES_MAX = 2048
+
+
+def _lines(key: Any, m: np.ndarray, k: float, n: float, wb: float, spec: DeviceSpec
+           ) -> kernels.GemmLines | None:
+    """:func:`accelsim.kernels.gemm_lines` of one GEMM of :func:`_gemm` (its bytes: the
+    weights once and the bf16 activations in and out), kept for the next device of the
+    same geometry (an uncertainty draw, a sweep's point); None the first time a key is
+    asked for."""
+    sk = _stream_k(spec.vendor)
+    full = (key, len(m), k, n, wb, spec.compute_units, spec.tile_m, spec.tile_n, sk)
+    got = _LINES.get(full)
+    if got is None:
+        if full not in _ASKED:
+            if len(_ASKED) >= 16 * LINES_MAX:
+                _ASKED.clear()
+            _ASKED.add(full)
+            return None
+        if len(_LINES) >= LINES_MAX:
+            _LINES.clear()
+        moved = wb * k * n + ACT_BYTES * m * (k + n)
+        got = _LINES[full] = kernels.gemm_lines(m, n, k, ACT_BYTES, float(spec.compute_units),
+                                                spec.tile_m, spec.tile_n, sk, moved)
+    return got
 
 
 @lru_cache(maxsize=16)
@@ -246,12 +281,13 @@ def _rule_of(vendor: str, _overrides: Any) -> AllReduceRule | None:
 
 
 def _layer_costs(T: np.ndarray, r: Replica, spec: DeviceSpec, model: TransformerModel,
-                 peak_w: float, peak_a: float, wb: float
+                 peak_w: float, peak_a: float, wb: float, tkey: Any = None
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per-device seconds, for ``T`` tokens in the replica's iteration (the module
     docstring's formulas), of one dense layer, and of one MoE layer's four phases: its
     attention side (projections, norms, collectives), its expert side (routed and shared
-    experts, router), the all-to-all dispatch and the combine."""
+    experts, router), the all-to-all dispatch and the combine. ``tkey``: a name for ``T`` (the fast
+    path: the GEMMs' lines are kept, :func:`_lines`)."""
     tp, dp = r.tp, r.dp
     ep = tp * dp
     h, a = model.hidden, model.heads
@@ -259,20 +295,25 @@ def _layer_costs(T: np.ndarray, r: Replica, spec: DeviceSpec, model: Transformer
     hd = model.head_dim or h // a
     up = 2 if model.gated_mlp else 1
     Tg = T / dp  # tokens of one attention group (balanced over the dp groups)
+
+    def gemm(mm: np.ndarray, name: Any, k: float, n: float, w: float = wb,
+             peak: float = peak_w) -> np.ndarray:
+        return _gemm(mm, k, n, w, peak, spec, None if tkey is None else (tkey, name))
+
+    g = ("group", dp)
     if model.mla is not None:
         m = model.mla
         q_in = m.q_lora_rank or h
-        attn = (_gemm(Tg, h, m.q_lora_rank, wb, peak_w, spec) if m.q_lora_rank else 0.0) \
-            + _gemm(Tg, q_in, a * (m.qk_head_dim + m.rope_head_dim) / tp, wb, peak_w, spec) \
-            + _gemm(Tg, h, m.kv_lora_rank + m.rope_head_dim, wb, peak_w, spec) \
-            + _gemm(Tg, m.kv_lora_rank, a * (m.qk_head_dim + m.v_head_dim) / tp, wb, peak_w,
-                    spec) \
-            + _gemm(Tg, a * m.v_head_dim / tp, h, wb, peak_w, spec)
+        attn = (gemm(Tg, g, h, m.q_lora_rank) if m.q_lora_rank else 0.0) \
+            + gemm(Tg, g, q_in, a * (m.qk_head_dim + m.rope_head_dim) / tp) \
+            + gemm(Tg, g, h, m.kv_lora_rank + m.rope_head_dim) \
+            + gemm(Tg, g, m.kv_lora_rank, a * (m.qk_head_dim + m.v_head_dim) / tp) \
+            + gemm(Tg, g, a * m.v_head_dim / tp, h)
     else:
-        attn = _gemm(Tg, h, (a * hd + 2 * kv * hd) / tp, wb, peak_w, spec) \
-            + _gemm(Tg, a * hd / tp, h, wb, peak_w, spec)
-    dense_mlp = _gemm(Tg, h, model.ffn_hidden * up / tp, wb, peak_w, spec) \
-        + _gemm(Tg, model.ffn_hidden / tp, h, wb, peak_w, spec)
+        attn = gemm(Tg, g, h, (a * hd + 2 * kv * hd) / tp) \
+            + gemm(Tg, g, a * hd / tp, h)
+    dense_mlp = gemm(Tg, g, h, model.ffn_hidden * up / tp) \
+        + gemm(Tg, g, model.ffn_hidden / tp, h)
     mem = spec.memory_bw_Bps * spec.eff_memory
     ffn_w = (model.moe.ffn_hidden * model.moe.top_k if model.moe else model.ffn_hidden)
     elementwise = Tg * ACT_BYTES * (10 * h + (up + 1) * ffn_w / tp) / mem
@@ -290,18 +331,15 @@ def _layer_costs(T: np.ndarray, r: Replica, spec: DeviceSpec, model: Transformer
     e = model.moe
     E, k = e.experts, e.top_k
     S = E + r.redundant_experts  # expert slots (EPLB copies share their expert's tokens)
-    touched = S * (1.0 - (1.0 - k / S) ** T)  # slots hit by T tokens (balanced routing)
-    per_exp = np.where(touched > 0, T * k / np.maximum(touched, 1e-9), 0.0)
     ff = e.ffn_hidden
-    # a device holds S/ep slots; with more devices than slots, one slot each
-    slots_dev = np.maximum(touched / ep, np.minimum(touched, 1.0))
-    expert = slots_dev * (_gemm(per_exp, h, ff * up, wb, peak_w, spec)
-                          + _gemm(per_exp, ff, h, wb, peak_w, spec))
+    per_exp, slots_dev = _routing(T, S, k, ep, tkey)
+    pe = ("per expert", S, k)
+    expert = slots_dev * (gemm(per_exp, pe, h, ff * up) + gemm(per_exp, pe, ff, h))
     # shared experts: replicated per group, tensor-parallel inside it
-    shared = (_gemm(Tg, h, ff * e.shared_experts * up / tp, wb, peak_w, spec)
-              + _gemm(Tg, ff * e.shared_experts / tp, h, wb, peak_w, spec)
+    shared = (gemm(Tg, g, h, ff * e.shared_experts * up / tp)
+              + gemm(Tg, g, ff * e.shared_experts / tp, h)
               if e.shared_experts else 0.0)
-    router = _gemm(Tg, h, E, 2.0, peak_a, spec)
+    router = gemm(Tg, g, h, E, 2.0, peak_a)
     experts = expert + shared + router
     if dp == 1:
         return per_layer + dense_mlp, per_layer, experts, zero, zero
@@ -332,10 +370,34 @@ def _layer_costs(T: np.ndarray, r: Replica, spec: DeviceSpec, model: Transformer
             np.where(on, (1 - disp) * a2a + lat, 0.0))
 
 
+_ROUTING: dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _routing(T: np.ndarray, S: float, k: float, ep: int, tkey: Any
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Tokens per touched expert slot for ``T`` tokens (top-k of S, balanced routing: S (1 -
+    (1 - k/S)^T) slots touched) and the touched slots one of ``ep`` devices runs (one each
+    with more devices than slots); kept by ``tkey`` when given (the fast path: no device
+    field enters)."""
+    key = (tkey, len(T), S, k, ep)
+    if tkey is not None and key in _ROUTING:
+        return _ROUTING[key]
+    touched = S * (1.0 - (1.0 - k / S) ** T)
+    per_exp = np.where(touched > 0, T * k / np.maximum(touched, 1e-9), 0.0)
+    slots_dev = np.maximum(touched / ep, np.minimum(touched, 1.0))
+    if tkey is not None:
+        if len(_ROUTING) >= 256:
+            _ROUTING.clear()
+        _ROUTING[key] = (per_exp, slots_dev)
+    return per_exp, slots_dev
+
+
 def replica_model(r: Replica, file: str = "job", where: str = "replicas[0]",
-                  spec: DeviceSpec | None = None, model: TransformerModel | None = None
-                  ) -> ReplicaModel:
-    """Resolve a replica's device and model and build its cost table and KV capacity."""
+                  spec: DeviceSpec | None = None, model: TransformerModel | None = None,
+                  lines: bool = False) -> ReplicaModel:
+    """Resolve a replica's device and model and build its cost table and KV capacity.
+    ``lines``: the GEMMs from their lines kept per shape and geometry (:func:`_lines`;
+    the fast path's, for many devices of one geometry: equal to rounding)."""
     spec = spec or load_device(r.device, where=file, field=f"{where}.device").spec
     model = model or load_model(r.model, where=file, field=f"{where}.model")
     if r.tp > spec.scaleup_domain:
@@ -359,7 +421,8 @@ def replica_model(r: Replica, file: str = "job", where: str = "replicas[0]",
                                    "multi-token prediction modules (mtp_layers 0); expected "
                                    "mtp_tokens 0 or a model with mtp_layers")
     T = np.arange(r.max_batched_tokens + (1 + d) * r.max_seqs + 1, dtype=float)
-    dense_layer, at, ex, dis, com = _layer_costs(T, r, spec, model, peak_w, peak_a, wb)
+    tkey = ("T", len(T)) if lines else None
+    dense_layer, at, ex, dis, com = _layer_costs(T, r, spec, model, peak_w, peak_a, wb, tkey)
     n_moe = model.n_moe_layers
     moe = at + ex + dis + com
     if r.overlap_ep_comm and n_moe:
@@ -368,7 +431,8 @@ def replica_model(r: Replica, file: str = "job", where: str = "replicas[0]",
         # schedule allows (dispatch 0 | attention 1, dispatch 1 | experts 0, combine 0 |
         # experts 1, combine 1 | next attention 0); each half reads the weights again, so
         # at small batches there is no gain and engines run one batch (the better of two)
-        _, a2, e2, d2, c2 = _layer_costs(T / 2, r, spec, model, peak_w, peak_a, wb)
+        _, a2, e2, d2, c2 = _layer_costs(T / 2, r, spec, model, peak_w, peak_a, wb,
+                                         ("T/2", len(T)) if lines else None)
         # prefill all-to-all kernels hold a share f of the compute units while in flight:
         # compute c beside communication x takes max(x, c + f x)
         f = spec.a2a_compute_share if r.role == "prefill" else 0.0

@@ -72,7 +72,25 @@ class Placement:
     mode: str
 
 
+# _cached_share's answers by (model object, capacity): a draw or sweep point moves some
+# devices' capacities and keeps the others'
+_SHARES: dict[tuple[int, float], tuple[RecModel, float]] = {}
+
+
 def _cached_share(model: RecModel, capacity_bytes: float) -> float:
+    """:func:`_hot_share`, remembered for the model object and capacity."""
+    key = (id(model), capacity_bytes)
+    got = _SHARES.get(key)
+    if got is not None and got[0] is model:
+        return got[1]
+    share = _hot_share(model, capacity_bytes)
+    if len(_SHARES) >= 4096:
+        _SHARES.clear()
+    _SHARES[key] = (model, share)
+    return share
+
+
+def _hot_share(model: RecModel, capacity_bytes: float) -> float:
     """Share of all lookups served by a cache of ``capacity_bytes`` holding the globally
     hottest rows: water-filling on access density (lookups per byte) across tables.
 

@@ -134,6 +134,12 @@ class Workload(ABC, Generic[S]):
         """Fast fidelity for sweeps: the same formulas as :meth:`evaluate` on the kept
         state; equal to it at the base point."""
 
+    def evaluate_fast_many(self, spec: S, items: list[tuple[str, DeviceProfile]], state: Any,
+                           ctx: EvalContext) -> list[DeviceEval]:
+        """:meth:`evaluate_fast` of many ``(ref, device)`` pairs (a chunk of uncertainty
+        draws), in order: one at a time unless a kind batches them."""
+        return [self.evaluate_fast(spec, ref, device, state, ctx) for ref, device in items]
+
     def warm_fast(self, spec: S, state: Any, ctx: EvalContext) -> None:
         """Build ahead what :meth:`evaluate_fast` would build on first use (in ``state``);
         nothing by default."""

@@ -36,6 +36,7 @@ from accelsim.workloads.llm_fast import (
 )
 from accelsim.workloads.llm_spec import (
     LLMServingSpec,
+    block_model,
     mean_lengths,
     replica_job,
     replica_sizes,
@@ -189,7 +190,7 @@ class LLMServing(Workload[LLMServingSpec]):
         from accelsim import cache
 
         b = state.base[ref]
-        sizes = self._base_sizes(spec, b, ctx)
+        sizes = self._sizes(spec, state, ref, ctx)
         if tp not in sizes:
             return None
         k = self._curve_key(spec, b, tp)
@@ -209,13 +210,27 @@ class LLMServing(Workload[LLMServingSpec]):
         except AccelsimError:
             return {}
 
+    def _sizes(self, spec: LLMServingSpec, state: FastState, ref: str, ctx: EvalContext
+               ) -> dict[int, Any]:
+        """:meth:`_base_sizes` of a base device, kept in the fast state."""
+        if ref not in state.sizes:
+            state.sizes[ref] = self._base_sizes(spec, state.base[ref], ctx)
+        return state.sizes[ref]
+
+    @staticmethod
+    def _job(spec: LLMServingSpec, state: FastState, device: str, tp: int) -> Any:
+        """:func:`replica_job`, kept in the fast state (a draw's device keeps its name)."""
+        if (device, tp) not in state.jobs:
+            state.jobs[(device, tp)] = replica_job(spec, device, tp)
+        return state.jobs[(device, tp)]
+
     def _far(self, spec: LLMServingSpec, state: FastState, ref: str, ctx: EvalContext
              ) -> set[int]:
         """The base device's sizes a point near it will not pick: twice their saturated
         rate per device is below :data:`NEAR` of the best size's requests/s per device."""
         if ref not in state.far:
             b = state.base[ref]
-            sizes = self._base_sizes(spec, b, ctx)
+            sizes = self._sizes(spec, state, ref, ctx)
             best = b.per_replica / sizes[b.tp].devices if b.tp in sizes else 0.0
             p, o = mean_lengths(spec)
             state.far[ref] = {tp for tp, rm in sizes.items()
@@ -228,7 +243,7 @@ class LLMServing(Workload[LLMServingSpec]):
         curve puts them below :data:`NEAR_CURVE` of the best size at the base point."""
         if ref not in state.skipped:
             b = state.base[ref]
-            sizes = self._base_sizes(spec, b, ctx)
+            sizes = self._sizes(spec, state, ref, ctx)
             skip = set(self._far(spec, state, ref, ctx))
             if b.per_replica > 0 and b.tp in sizes:
                 best = b.per_replica / sizes[b.tp].devices
@@ -261,7 +276,7 @@ class LLMServing(Workload[LLMServingSpec]):
         todo = []
         for ref, b in state.base.items():
             far = self._far(spec, state, ref, ctx)
-            for tp in self._base_sizes(spec, b, ctx):
+            for tp in self._sizes(spec, state, ref, ctx):
                 if (ref, tp) in state.curves or tp in far:
                     continue
                 k = self._curve_key(spec, b, tp)
@@ -275,6 +290,18 @@ class LLMServing(Workload[LLMServingSpec]):
             ref, tp, k = todo[i]
             state.curves[(ref, tp)] = curve
             cache.put("llm-curve", k, curve)
+        # the GEMM lines of the base devices' geometries (a point's device keeps its
+        # base's), built here once rather than in every worker process: the first call
+        # asks for them, the second builds them (accelsim.llm.perf._lines)
+        for ref, b in state.base.items():
+            if b.device is not None and b.device.spec.compute_units > 0:
+                for _ in range(2):
+                    try:
+                        replica_sizes(spec, b.device, ctx.file, skip=self._skipped(
+                            spec, state, ref, ctx), lines=True,
+                            job=self._job(spec, state, b.device.name, 1))
+                    except AccelsimError:
+                        break
 
     def _build_curve(self, spec: LLMServingSpec, b: _Base, sizes: dict[int, Any], tp: int,
                      ctx: EvalContext) -> Curve:
@@ -298,13 +325,13 @@ class LLMServing(Workload[LLMServingSpec]):
         from accelsim.llm.sim import check_fits, draw
 
         if not state.draws:
-            job = replica_job(spec, device.name, rm.tp)
+            job = self._job(spec, state, device.name, rm.tp)
             state.draws = [draw(job, job.sim.seed + rep, ctx.file)
                            for rep in range(job.sim.replications)]
             state.longest = max(int((d.prompt + d.output).max()) for d in state.draws)
         if state.longest > rm.kv_tokens or rm.max_batched_tokens > rm.kv_tokens:
             for d in state.draws:
-                check_fits(replica_job(spec, device.name, rm.tp), [rm], d, ctx.file)
+                check_fits(self._job(spec, state, device.name, rm.tp), [rm], d, ctx.file)
 
     def _scale(self, spec: LLMServingSpec, state: FastState, ref: str, ctx: EvalContext
                ) -> float:
@@ -332,8 +359,22 @@ class LLMServing(Workload[LLMServingSpec]):
         best: tuple[float, float] | None = None  # (per device, ratio)
         try:
             skipped = self._skipped(spec, state, ref, ctx)
+            job = self._job(spec, state, device.name, 1)
+            if state.model is None:
+                state.model = block_model(spec.model, ctx.file)
             sizes = [(tp, rm, saturated_rps(rm, p, o)) for tp, rm in
-                     replica_sizes(spec, device, ctx.file, skip=skipped)]
+                     replica_sizes(spec, device, ctx.file, skip=skipped, lines=True,
+                                   job=job, model=state.model)]
+            at_best = next((rm for tp, rm, _ in sizes if tp == b.tp), None)
+            if skipped and (at_best is None or estimate(
+                    self._curve(spec, state, ref, b.tp, ctx), at_best, p, o)[1] is not None):
+                # the base's best size does not fit the point's device or cannot be scaled
+                # from the base (its KV cache binds otherwise: less memory): the sizes
+                # skipped for losing to it at the base are in the running again
+                skipped = set()
+                sizes = [(tp, rm, saturated_rps(rm, p, o)) for tp, rm in
+                         replica_sizes(spec, device, ctx.file, lines=True, job=job,
+                                       model=state.model)]
             for _, rm, _ in sizes:
                 self._fits(spec, state, device, rm, ctx)
             # the smallest size is there for the fit check (the full search's first error);
@@ -359,7 +400,7 @@ class LLMServing(Workload[LLMServingSpec]):
                 if best is not None and min(2 * sat, upper, UNSURE * (guess or np.inf)
                                             ) / rm.devices <= best[0]:
                     continue  # it cannot win even at its bound, or far above its guess
-                per_replica = capacity(replica_job(spec, device.name, tp), ctx.file, [rm],
+                per_replica = capacity(self._job(spec, state, device.name, tp), ctx.file, [rm],
                                        guess=guess)["max_rps_at_slo"]
                 if best is None or per_replica / rm.devices > best[0]:
                     best = (per_replica / rm.devices, per_replica / sat if sat > 0 else 0.0)

@@ -142,6 +142,9 @@ class FastState:
     skipped: dict[str, set[int]] = field(default_factory=dict)
     draws: list[Any] = field(default_factory=list)  # the full search's random inputs
     longest: int = 0  # their longest request, tokens
+    sizes: dict[str, dict[int, Any]] = field(default_factory=dict)  # base devices' sizes
+    jobs: dict[tuple[str, int], Any] = field(default_factory=dict)  # replica jobs
+    model: Any = None  # the block's model (read once)
 
 
 def parts(rm: Any) -> np.ndarray:

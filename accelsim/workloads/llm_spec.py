@@ -293,14 +293,19 @@ def _model_at(path: str, file: str, mtime_ns: int, size: int) -> Any:
 
 
 def replica_sizes(spec: LLMServingSpec, device: DeviceProfile, file: str,
-                  skip: Collection[int] = ()) -> list[tuple[int, Any]]:
+                  skip: Collection[int] = (), lines: bool = False, job: Any = None,
+                  model: Any = None) -> list[tuple[int, Any]]:
     """Replica sizes to try: the block's tp, or every power of two within the scale-up
     domain whose memory leaves a KV cache (their cost models); ``skip``: sizes not to
-    try, except the smallest that fits (the full search always tries it)."""
+    try, except the smallest that fits (the full search always tries it); ``lines``: the
+    cost models' GEMMs from lines kept per shape and geometry (the fast path's,
+    :func:`accelsim.llm.perf.replica_model`); ``job``: the block's
+    :func:`replica_job` on this device (any tp), ``model`` the block's model
+    (:func:`block_model`), when the caller keeps them."""
     from accelsim.llm.perf import replica_model
 
-    job = replica_job(spec, device.name, 1)
-    model = block_model(spec.model, file)
+    job = job or replica_job(spec, device.name, 1)
+    model = block_model(spec.model, file) if model is None else model
     tps = [spec.tp] if spec.tp else [t for t in (1, 2, 4, 8, 16, 32, 64)
                                      if t <= device.spec.scaleup_domain]
     out: list[tuple[int, Any]] = []
@@ -311,7 +316,7 @@ def replica_sizes(spec: LLMServingSpec, device: DeviceProfile, file: str,
         r = job.replicas[0].model_copy(update={"tp": tp})
         try:
             out.append((tp, replica_model(r, file, "workloads.llm_serving",
-                                          spec=device.spec, model=model)))
+                                          spec=device.spec, model=model, lines=lines)))
         except AccelsimError as e:
             last = e
     if not out:

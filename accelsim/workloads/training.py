@@ -171,23 +171,49 @@ class Training(Workload[TrainingSpec]):
 
     def evaluate_fast(self, spec: TrainingSpec, ref: str, device: DeviceProfile,
                       state: dict[str, _Layouts], ctx: EvalContext) -> DeviceEval:
+        return self.evaluate_fast_many(spec, [(ref, device)], state, ctx)[0]
+
+    def evaluate_fast_many(self, spec: TrainingSpec, items: list[tuple[str, DeviceProfile]],
+                           state: dict[str, _Layouts], ctx: EvalContext) -> list[DeviceEval]:
+        """The base run's best layouts of each ref on each point's device, every pair's
+        rows through one call of the batch model (the formulas are elementwise: a row's
+        numbers do not depend on the others)."""
         from accelsim.training.perf import device_columns, estimate_columns
 
-        lay = state[ref]
-        if lay.columns is None:
-            return DeviceEval(0.0, note=lay.reason or "", reason=lay.reason)
-        dev = device.spec
-        if spec.precision not in dev.peak_flops:
-            msg = f"device '{dev.name}' does not support {spec.precision}"
-            return DeviceEval(0.0, note=msg, reason=msg)
-        est = estimate_columns({**lay.columns, **device_columns(dev, spec.precision),
-                                **_stack_columns(spec, dev.name)})
-        ok = np.asarray(est["fits_memory"], dtype=bool)
-        if not ok.any():
-            msg = f"none of the base run's best {TOP_LAYOUTS} layouts fits"
-            return DeviceEval(0.0, note=msg, reason=msg)
-        tps = float(np.asarray(est["tokens_per_s"])[ok].max()) / spec.cluster_devices
-        return DeviceEval(tps * job_goodput(spec, device, lay.params).fraction, 1.0)
+        out: list[DeviceEval | None] = [None] * len(items)
+        groups: dict[tuple[str, ...], list[tuple[int, dict[str, Any]]]] = {}
+        for i, (ref, device) in enumerate(items):
+            lay = state[ref]
+            if lay.columns is None:
+                out[i] = DeviceEval(0.0, note=lay.reason or "", reason=lay.reason)
+                continue
+            dev = device.spec
+            if spec.precision not in dev.peak_flops:
+                msg = f"device '{dev.name}' does not support {spec.precision}"
+                out[i] = DeviceEval(0.0, note=msg, reason=msg)
+                continue
+            cols = {**lay.columns, **device_columns(dev, spec.precision),
+                    **_stack_columns(spec, dev.name)}
+            groups.setdefault(tuple(sorted(cols)), []).append((i, cols))
+        for keys, part in groups.items():
+            rows = [len(state[items[i][0]].columns["tp"]) for i, _ in part]
+            est = estimate_columns({k: _stacked([c[k] for _, c in part], rows)
+                                    for k in keys})
+            fits = np.asarray(est["fits_memory"], dtype=bool)
+            tps_all = np.asarray(est["tokens_per_s"], dtype=float)
+            start = 0
+            for (i, _), n in zip(part, rows, strict=True):
+                ok, tps = fits[start:start + n], tps_all[start:start + n]
+                start += n
+                if not ok.any():
+                    msg = f"none of the base run's best {TOP_LAYOUTS} layouts fits"
+                    out[i] = DeviceEval(0.0, note=msg, reason=msg)
+                    continue
+                ref, device = items[i]
+                per = float(tps[ok].max()) / spec.cluster_devices
+                out[i] = DeviceEval(per * job_goodput(spec, device, state[ref].params).fraction,
+                                    1.0)
+        return [o for o in out if o is not None]
 
     def fleet_metrics(self, name: str, spec: TrainingSpec, capacity: float,
                       whole_fleet: float) -> dict[str, float]:
@@ -201,6 +227,16 @@ class Training(Workload[TrainingSpec]):
     def fleet_columns(self, name: str) -> dict[str, str]:
         return {f"{name} tokens/day, allocated": f"{name}_tokens_per_day",
                 f"{name} days to train": _days_key(name)}
+
+
+def _stacked(values: list[Any], rows: list[int]) -> Any:
+    """One input column of many pairs' rows: a number all pairs share stays a number, a
+    number per pair is repeated over its rows, arrays are joined."""
+    if all(np.ndim(v) == 0 for v in values):
+        if all(v == values[0] for v in values):
+            return values[0]
+        return np.repeat(np.asarray(values, dtype=float), rows)
+    return np.concatenate([np.broadcast_to(v, (n,)) for v, n in zip(values, rows, strict=True)])
 
 
 def _stack_columns(spec: TrainingSpec, device: str) -> dict[str, float]:

@@ -322,3 +322,44 @@ def test_wide_ep_chatbot_reaches_compare_and_sweeps_through_the_one_path():
         _, _, table2, _ = _h20_only("chatbot", **{**edit, "engine": {**engine, **more}})
         assert table2[table2.workload == "chatbot"].iloc[0].throughput > 1.01 * row.throughput
 
+
+
+def test_a_chunk_of_draws_equals_its_draws_one_at_a_time(base):
+    """``device_records_many`` (a chunk of uncertainty draws; training's layouts on every
+    drawn device through one batch-model call) gives each draw exactly the table
+    ``device_records`` gives it alone."""
+    from accelsim import uncertainty as U
+
+    sc, profiles, _table, fast = base
+    dumped = {ref: p.model_dump(mode="json") for ref, p in profiles.items()}
+    points = [{ref: device_from_dict(U.apply(dumped[ref], d[ref])) if ref in d
+               else profiles[ref] for ref in profiles} for d in U.draws(dumped, 5, seed=3)]
+    fast._cache.clear()
+    many = fast.device_records_many(sc, [*points, points[0]])
+    fast._cache.clear()
+    one = [fast.device_records(sc, p) for p in points]
+    assert many == [*one, one[0]]
+    assert len({r["throughput"] for rows in one for r in rows
+                if r["workload"] == "training"}) > len(profiles)  # the draws moved them
+
+
+@pytest.mark.parametrize("draw", [8, 66])
+def test_a_draw_whose_base_size_no_longer_fits_reconsiders_the_skipped_sizes(base, draw):
+    """The in-house ASIC in two draws (seed 11) with less memory (96 GiB at the base) and a
+    scale-up domain of 32 or more (16 at the base): in draw 8 (56 GiB) its base's best
+    size, one device a group, does not fit; in draw 66 its KV cache holds a few requests.
+    The sizes the fast path skipped for losing to it at the base are estimated again, and
+    the draw is within the ASIC's tolerance of the full search (before: only the sizes
+    the base domain did not have were left, 7-9x too low)."""
+    from accelsim.uncertainty import apply, draws
+
+    sc, profiles, _table, fast = base
+    ref = "inhouse-asic"
+    dumped = {r: p.model_dump(mode="json") for r, p in profiles.items()}
+    d = draws(dumped, draw + 1, 11)[draw][ref]
+    assert d["memory.memory_GiB"] < 70 and d["interconnect.scaleup_domain_size"] >= 32
+    prof = {**profiles, ref: device_from_dict(apply(dumped[ref], d))}
+    sub = _subset(sc, ref)
+    f = _by_workload(evaluate_full(sub, profiles=prof)[0].to_dict("records"))
+    q = _by_workload(fast.device_records(sub, prof))
+    assert q["chatbot"] == pytest.approx(f["chatbot"], rel=LLM_TOL_WIDE)

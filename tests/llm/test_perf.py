@@ -131,3 +131,71 @@ def test_gemm_roofline_against_measured_fp8_kernels():
     r = np.asarray(ratios)
     assert abs(np.median(r) - 1) < 0.10
     assert (abs(r - 1) < 0.20).sum() >= 15
+
+
+def _drawn(spec, rng):
+    """The spec with its rates moved as an uncertainty draw moves them (peaks, compute
+    and memory efficiency, memory bandwidth), its geometry kept."""
+    import dataclasses
+
+    f = lambda: float(rng.uniform(0.6, 1.4))  # noqa: E731
+    return dataclasses.replace(
+        spec, peak_flops={p: v * f() for p, v in spec.peak_flops.items()},
+        eff_compute=min(spec.eff_compute * f(), 1.0),
+        eff_memory=min(spec.eff_memory * f(), 1.0), memory_bw_Bps=spec.memory_bw_Bps * f())
+
+
+@pytest.mark.parametrize("device, model, tp, dp, weights", [
+    ("h100-sxm", "llama2-70b", 4, 1, "bf16"),   # dense, stream-K, 132 units
+    ("h20", "deepseek-v3", 1, 16, "fp8"),       # MoE, wide EP: split-K on the experts
+    ("ascend-910c", "deepseek-v3", 2, 16, "int8"),  # 128 x 256 device tile, no stream-K
+    ("ascend-910b", "llama2-70b", 8, 1, "int8"),
+    ("mlu370-x8", "llama2-70b", 8, 1, "int8"),  # no compute units: the size curve
+])
+def test_gemm_lines_hold_to_the_kernel_model_across_draws(device, model, tp, dp, weights):
+    """The fast path's cost tables (GEMM lines kept per shape and geometry, built the
+    second time a geometry is asked for) equal the full ones to rounding, at the profile
+    and at drawn rates, with the two micro-batch overlap where the model has MoE layers."""
+    import numpy as np
+
+    from accelsim.llm import perf
+
+    base = load_device(device).spec
+    mod = load_model(model)
+    r = Replica(device=device, model=model, tp=tp, dp=dp, weights=weights,
+                overlap_ep_comm=mod.moe is not None, max_seqs=64)
+    rng = np.random.default_rng(7)
+    perf._LINES.clear()
+    perf._ASKED.clear()
+    for spec in [base] + [_drawn(base, rng) for _ in range(4)]:
+        full = replica_model(r, spec=spec, model=mod)
+        for _ in range(2):  # the first asks for the lines, the second builds and uses them
+            fast = replica_model(r, spec=spec, model=mod, lines=True)
+            np.testing.assert_allclose(fast.linear_s, full.linear_s, rtol=1e-12, atol=0)
+            assert (fast.c_kv, fast.c_pf, fast.c_head, fast.kv_blocks) == (
+                full.c_kv, full.c_pf, full.c_head, full.kv_blocks)
+    assert bool(perf._LINES) == (base.compute_units > 0)
+
+
+def test_gemm_lines_equal_gemm_compute_time_on_odd_shapes():
+    """Lines against the kernel model on fractional m (tokens per expert), tiny and large
+    shapes, a short K (no split-K) and stream-K on and off."""
+    import numpy as np
+
+    from accelsim import kernels
+
+    m = np.concatenate([[0.0], np.linspace(0.3, 40, 97), np.arange(41.0, 9000.0, 7.0)])
+    for n, k, units, tm, tn, sk in [(7168, 2048, 132, 128, 128, 1.0),
+                                    (576, 7168, 78, 128, 128, 1.0),
+                                    (256, 7168, 48, 128, 256, 0.0),
+                                    (28672, 8192, 24, 128, 256, 0.0),
+                                    (1024, 200, 132, 128, 128, 1.0)]:
+        moved = 2.0 * (m * k + m * n) + k * n
+        lines = kernels.gemm_lines(m, n, k, 2.0, units, tm, tn, sk, moved)
+        for peak, eff, bw, eff_m in [(989e12, 0.7, 3.35e12, 0.8), (148e12, 0.5, 4.0e12, 0.9),
+                                     (2e15, 0.9, 1e12, 0.5)]:
+            comp = kernels.gemm_compute_time(m, n, k, 2.0, peak, eff, units, tm, tn, bw,
+                                             eff_m, sk)
+            want = np.where(m > 0, np.maximum(comp, moved / (bw * eff_m)), 0.0)
+            np.testing.assert_allclose(lines.time(peak, eff, bw, eff_m), want, rtol=1e-12,
+                                       atol=0)
