@@ -199,7 +199,7 @@ def rental_rows(rentals: list[dict[str, Any]]) -> list[dict[str, Any]]:
         "break-even util.": ("-" if r["break_even_utilization"] != r["break_even_utilization"]
                              else f"{r['break_even_utilization']:.0%}"),
         "break-even horizon": years(r["break_even_horizon_years"]),
-        **{f"{w} per USD": f"{a:.3g} / {b:.3g}" for w, (a, b) in r["per_usd"].items()},
+        **{f"{w} per USD": f"{fmt_num(a)} / {fmt_num(b)}" for w, (a, b) in r["per_usd"].items()},
         "max units": "-" if r["max_units"] is None else f"{r['max_units']:,}",
     } for r in rentals]
 
@@ -304,7 +304,22 @@ def uncertainty_tables(out: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
 
 # The device table's columns in compare's JSON and CSV.
 DEVICE_COLUMNS = ["device", "workload", "throughput", "throughput_unit", "usd_per_hour",
-                  "throughput_per_usd", "throughput_per_watt", "capex_usd", "pool", "note"]
+                  "throughput_per_usd", "throughput_per_watt", "capex_usd", "pool", "note",
+                  "details"]
+
+
+def device_frame(devices: Any) -> Any:
+    """compare's device table for a spreadsheet: :data:`DEVICE_COLUMNS` with ``details``
+    (the layout, MFU, goodput, MTBF, confidence interval of each evaluation) as dotted
+    columns, ``details.mfu``, ``details.ci95_low_rps_per_replica``... (empty where a
+    workload's kind has no such field)."""
+    import pandas as pd
+
+    cols = [c for c in DEVICE_COLUMNS if c != "details"]
+    flat = pd.json_normalize([{"details": d if isinstance(d, dict) else {}}
+                              for d in devices.get("details", [None] * len(devices))],
+                             sep=".")
+    return pd.concat([devices[cols].reset_index(drop=True), flat], axis=1)
 
 
 def fleet_frames(devices: Any, fleets: list[dict[str, Any]]) -> dict[str, Any]:
@@ -321,7 +336,7 @@ def fleet_frames(devices: Any, fleets: list[dict[str, Any]]) -> dict[str, Any]:
     viol = pd.DataFrame([{"fleet": f["name"], **v} for f in fleets
                          for v in f["violation_records"]],
                         columns=["fleet", "kind", "subject", "limit", "value", "unit"])
-    return {"devices": devices[DEVICE_COLUMNS], "fleets": flat, "violations": viol}
+    return {"devices": device_frame(devices), "fleets": flat, "violations": viol}
 
 
 # ------------------------------------------------------------------- plan's tables

@@ -23,6 +23,7 @@ from accelsim.report import (
     fleet_frames,
     fleet_out,
     fleet_tables_by_year,
+    fmt_num,
     ranking_rule,
     rental_rows,
     table,
@@ -124,8 +125,16 @@ def _provenance(scenario_file: Path, sc: Any, anchor: list[str] | None,
 
 
 def _device_table(sc: Any, quiet: bool, no_cache: bool = False) -> Any:
-    """Per device x workload evaluation, with a progress bar (it takes a few seconds)."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    """Per device x workload evaluation, with a progress bar: evaluations done of all, the
+    time taken and left (a cold run takes tens of seconds)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from accelsim.fleet import evaluate_devices
     from accelsim.fleet.pd import pd_tasks
@@ -133,9 +142,9 @@ def _device_table(sc: Any, quiet: bool, no_cache: bool = False) -> Any:
 
     n = (len(sc.pool_of()) * (len(sc.workloads) + len(routed_specs(sc.workloads)))
          + len(pd_tasks(sc.workloads)))
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/"
-                  "{task.total}"), TimeElapsedColumn(), console=Console(stderr=True),
-                  disable=quiet, transient=True) as bar:
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                  console=Console(stderr=True), disable=quiet, transient=True) as bar:
         task = bar.add_task("evaluating devices", total=n)
         started = [0]
 
@@ -205,7 +214,7 @@ def compare(
     from accelsim import workloads
 
     console.print(f"[bold]{scenario_file}: {sc.name}[/bold] - {sc.description}")
-    need = ", ".join(f"{w} {v:,.4g} {workloads.of(sc.workloads[w]).unit}"
+    need = ", ".join(f"{w} {fmt_num(v)} {workloads.of(sc.workloads[w]).unit}"
                      for w, v in res.demand.items())
     console.print(f"demand: {need}; objective: {sc.objective}")
     console.print("[bold]verdict, per purchase year[/bold]")

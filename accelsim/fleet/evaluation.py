@@ -69,8 +69,8 @@ def evaluate_full(sc: Scenario, progress: Progress | None = None,
     one device per process (:mod:`accelsim.parallel`) and are stored. ``only``: the workloads to
     evaluate (default all; a table of some workloads prices only those). ``routed``: also
     a routed chatbot's size buckets and PD units (:mod:`.routing`, :mod:`.pd`); a caller
-    that only keeps the evaluations for the fast path (which serves colocated replicas on
-    the whole distribution) says False."""
+    that only keeps the evaluations for the fast path (which evaluates the size buckets
+    itself and no PD units) says False."""
     from accelsim.fleet.routing import SEP, routed_specs
 
     ctx = sc.context(file)
@@ -148,6 +148,26 @@ def evaluate_devices(sc: Scenario, progress: Progress | None = None,
     return evaluate_full(sc, progress, profiles)[0]
 
 
+def _base_evals(sc: Scenario, spec: WorkloadSpec, profiles: dict[str, DeviceProfile],
+                file: str) -> dict[str, DeviceEval]:
+    """Every pool device's full evaluation on ``spec`` (:func:`evaluate_one`: the cache
+    first, the misses one device per worker process)."""
+    ctx = sc.context(file)
+    out: dict[str, DeviceEval] = {}
+    todo = []
+    for ref in sc.pool_of():
+        hit = cache.get("device-eval", evaluation_key(spec, profiles[ref], ctx))
+        if isinstance(hit, DeviceEval):
+            out[ref] = hit
+        else:
+            todo.append(ref)
+    compiled = workloads.of(spec).kind != "training"
+    for i, ev in parallel.imap(evaluate_one, [(spec, profiles[r], ctx) for r in todo],
+                               compiled):
+        out[todo[i]] = ev
+    return {ref: out[ref] for ref in sc.pool_of()}
+
+
 class FastEvaluator:
     """Device tables at fast fidelity for many variants of one base scenario.
 
@@ -155,6 +175,12 @@ class FastEvaluator:
     kept by the block's ``device_fields`` (and ``server_chips``): a point that changes
     them (another model, another SLO) gets one full evaluation of that workload first.
     Device evaluations are cached by the profile's performance sections.
+
+    A chatbot routed by request size (:mod:`.routing`) is evaluated on each of its size
+    buckets too, at the same fast fidelity (each bucket block is a workload of its own
+    here, with its own full base evaluation), so the rows hold ``bucket_throughput`` and
+    a fleet serves it routed as in ``compare``. PD units (``disaggregation``) are not
+    evaluated at fast fidelity: their fleets serve on colocated replicas.
     """
 
     def __init__(self, base: Scenario, profiles: dict[str, DeviceProfile],
@@ -164,6 +190,7 @@ class FastEvaluator:
         self.file = file
         self._states: dict[tuple[str, str], Any] = {}
         self._cache: dict[tuple[str, str, str, str], DeviceEval] = {}
+        self._bucket_specs: dict[str, list[tuple[str, Any, str]]] = {}
         for name, by_ref in (evals or {}).items():
             spec = base.workloads[name]
             self._states[(name, self._key(base, spec))] = workloads.of(spec).prepare_fast(
@@ -178,17 +205,30 @@ class FastEvaluator:
         key = (name, skey)
         if key not in self._states:
             w, ctx = workloads.of(spec), sc.context(self.file)
-            base = {ref: evaluate_one(spec, self.profiles[ref], ctx) for ref in sc.pool_of()}
+            base = _base_evals(sc, spec, self.profiles, self.file)
             self._states[key] = w.prepare_fast(spec, base, ctx)
         return self._states[key]
 
+    def _buckets(self, sc: Scenario, name: str, spec: Any) -> list[tuple[str, Any, str]]:
+        """A routed block's size buckets as (name, block, key) (:func:`.routing.bucket_spec`,
+        named ``<workload>#<i>``); none for a block that does not route by size."""
+        if getattr(spec, "routing", None) is None:
+            return []
+        key = spec.model_dump_json()
+        if key not in self._bucket_specs:
+            from accelsim.fleet.routing import routed_specs
+
+            self._bucket_specs[key] = [(b, bs, self._key(sc, bs))
+                                       for b, bs in routed_specs({name: spec}).items()]
+        return self._bucket_specs[key]
+
     def warm(self, sc: Scenario) -> None:
         """Build now, in worker processes, what each workload's fast path would build on
-        first use (the chatbot's SLO curves), so that processes forked later share it."""
+        first use (the chatbot's SLO curves, its size buckets' too), so that processes
+        forked later share it."""
         for name, spec in sc.workloads.items():
-            w = workloads.of(spec)
-            w.warm_fast(spec, self._state(sc, name, spec, self._key(sc, spec)),
-                        sc.context(self.file))
+            for n, s, k in [(name, spec, self._key(sc, spec)), *self._buckets(sc, name, spec)]:
+                workloads.of(s).warm_fast(s, self._state(sc, n, s, k), sc.context(self.file))
 
     def device_records(self, sc: Scenario, profiles: dict[str, DeviceProfile],
                        only: Collection[str] | None = None,
@@ -205,9 +245,16 @@ class FastEvaluator:
             if devices is not None and dev.name not in devices:
                 continue
             dkey = dev.model_dump_json(include=PERF_SECTIONS)
-            per = {name: self._evaluate(sc, name, skeys[name], ref, dev, dkey, ctx)
-                   for name in skeys}
-            rows += priced_rows(sc, ref, pool, dev.spec, per)
+            per = {name: self._evaluate(sc, name, sc.workloads[name], skeys[name], ref, dev,
+                                        dkey, ctx) for name in skeys}
+            mine = priced_rows(sc, ref, pool, dev.spec, per)
+            for r in mine:  # a routed chatbot's throughput per device on each size bucket
+                b = self._buckets(sc, r["workload"], sc.workloads[r["workload"]])
+                if b:
+                    r["bucket_throughput"] = [
+                        self._evaluate(sc, n, bs, k, ref, dev, dkey, ctx).throughput
+                        for n, bs, k in b]
+            rows += mine
         return rows
 
     def device_records_many(self, sc: Scenario, points: list[dict[str, DeviceProfile]]
@@ -240,19 +287,25 @@ class FastEvaluator:
             for ref, pool_name in pool.items():
                 per = {name: self._cache[(name, skey, ref, dk[ref])]
                        for name, skey in skeys.items()}
-                rows += priced_rows(sc, ref, pool_name, p[ref].spec, per)
+                mine = priced_rows(sc, ref, pool_name, p[ref].spec, per)
+                for r in mine:  # a routed chatbot: its size buckets one device at a time
+                    b = self._buckets(sc, r["workload"], sc.workloads[r["workload"]])
+                    if b:
+                        r["bucket_throughput"] = [
+                            self._evaluate(sc, n, bs, k, ref, p[ref], dk[ref], ctx).throughput
+                            for n, bs, k in b]
+                rows += mine
             out.append(rows)
         return out
 
-    def _evaluate(self, sc: Scenario, name: str, skey: str, ref: str, device: DeviceProfile,
-                  dkey: str, ctx: workloads.EvalContext) -> DeviceEval:
-        """One device on one workload, cached by the block's key and the device's
-        performance sections."""
+    def _evaluate(self, sc: Scenario, name: str, spec: Any, skey: str, ref: str,
+                  device: DeviceProfile, dkey: str, ctx: workloads.EvalContext) -> DeviceEval:
+        """One device on one workload (``spec``, named ``name``), cached by the block's key
+        and the device's performance sections."""
         key = (name, skey, ref, dkey)
         if key not in self._cache:
             if len(self._cache) > 50_000:
                 self._cache.clear()
-            spec = sc.workloads[name]
             state = self._state(sc, name, spec, skey)
             self._cache[key] = workloads.of(spec).evaluate_fast(spec, ref, device, state, ctx)
         return self._cache[key]

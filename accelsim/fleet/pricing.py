@@ -43,7 +43,7 @@ def priced_rows(sc: Scenario, ref: str, pool: str, spec: DeviceSpec,
             "tco_usd_per_year": float(cost["tco_usd_per_year"]),
             "opex_usd_per_year": float(cost["opex_usd_per_year"]),
             "wall_power_W": float(cost["wall_power_W"]), "note": ev.note,
-            "reason": ev.reason})
+            "details": dict(ev.details or {}), "reason": ev.reason})
     return rows
 
 

@@ -127,8 +127,8 @@ class Routing:
 
 def routings(sc: Any, rows: dict[str, Any]) -> dict[str, Routing]:
     """The scenario's routed workloads (``routing`` or ``disaggregation``) whose full
-    evaluation the device rows hold (a fast evaluation has neither bucket capacities nor PD
-    units: it serves the whole distribution on colocated replicas)."""
+    evaluation the device rows hold (a fast evaluation, :class:`~accelsim.fleet.FastEvaluator`,
+    holds the bucket capacities but no PD units: it serves those on colocated replicas)."""
     out = {}
     for name, spec in sc.workloads.items():
         r = getattr(spec, "routing", None)

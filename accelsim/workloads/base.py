@@ -72,13 +72,16 @@ class DeviceEval:
     """One device on one workload. ``throughput`` is per device in the workload's unit;
     ``utilization`` (0..1) is the mean busy fraction that drives energy; ``reason`` says
     why the throughput is 0 (no layout fits, precision unsupported...), never hidden;
-    ``state`` is what the fast path keeps from a full evaluation."""
+    ``state`` is what the fast path keeps from a full evaluation; ``details``: what
+    ``note`` says for people, as fields for a spreadsheet (the layout, MFU, goodput, MTBF,
+    confidence interval...; SI units, the unit in the name), None at fast fidelity."""
 
     throughput: float
     utilization: float = 1.0
     note: str = ""
     reason: str | None = None
     state: Any = None
+    details: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -173,7 +173,13 @@ class LLMServing(Workload[LLMServingSpec]):
                 f"{rm.kv_tokens:,} tokens; {c['max_rps_at_slo']:.3g} req/s per "
                 f"replica [{c['ci95_low_rps']:.3g}, {c['ci95_high_rps']:.3g}]; "
                 f"{100 * up:.2f} % of replicas up")
-        out = DeviceEval(per_device * up, min(ratio, 1.0) * spec.mean_to_peak)
+        from accelsim.workloads.llm_spec import device_weights
+
+        details = {"tp": tp, "dp": spec.dp, "weight_format": str(device_weights(spec, device.name)),
+                   "kv_tokens": int(rm.kv_tokens), "rps_per_replica": c["max_rps_at_slo"],
+                   "ci95_low_rps_per_replica": c["ci95_low_rps"],
+                   "ci95_high_rps_per_replica": c["ci95_high_rps"], "replicas_up_share": up}
+        out = DeviceEval(per_device * up, min(ratio, 1.0) * spec.mean_to_peak, details=details)
         return replace(out, note=note, state=_Base(tp, ratio, None, c["max_rps_at_slo"], out,
                                                    device, tuple(c["per_replication_rps"])))
 

@@ -149,15 +149,18 @@ class RecsysServing(Workload[RecsysServingSpec]):
         n = ctx.server_chips
         up = spec.availability(device)
         qps, sat = c["max_qps_at_slo"] / n * up, c["capacity_qps"] / n * up
-        note = (f"{c['max_qps_at_slo']:.4g} qps/server [{c['ci95_low_qps']:.4g}, "
-                f"{c['ci95_high_qps']:.4g}]; {100 * up:.2f} % of replicas up")
+        note = (f"{c['max_qps_at_slo']:,.0f} qps/server [{c['ci95_low_qps']:,.0f}, "
+                f"{c['ci95_high_qps']:,.0f}]; {100 * up:.2f} % of replicas up")
+        details = {"server_chips": n, "qps_per_server": c["max_qps_at_slo"],
+                   "ci95_low_qps_per_server": c["ci95_low_qps"],
+                   "ci95_high_qps_per_server": c["ci95_high_qps"], "replicas_up_share": up}
         util = (qps / sat) * spec.mean_to_peak if sat > 0 else 0.0
         b = job.batching.max_batch_items
         mix = SaturatedMix.of(d.sizes, b)
         width = float(max(d.sizes.max(), b))
         svc = float(sm.covering(width).table_s[:, mix.items].mean())
         kept = _Base(qps / sat if sat > 0 else 0.0, None, mix, width, svc)
-        return DeviceEval(qps, util, note, None, kept)
+        return DeviceEval(qps, util, note, None, kept, details)
 
     def prepare_fast(self, spec: RecsysServingSpec, base: dict[str, DeviceEval],
                      ctx: EvalContext) -> _FastState:

@@ -162,8 +162,13 @@ class Training(Workload[TrainingSpec]):
         note = (f"tp{par.tp} pp{par.pp} dp{par.dp} mb{par.micro_batch} v{par.virtual_stages} "
                 f"{par.recompute} zero{par.zero}; MFU {float(top['mfu'][0]):.2f}; "
                 f"{g.note()}")
+        details = {"tp": par.tp, "pp": par.pp, "dp": par.dp, "micro_batch": par.micro_batch,
+                   "virtual_stages": par.virtual_stages, "recompute": str(par.recompute),
+                   "zero": par.zero, "mfu": float(top["mfu"][0]),
+                   "goodput_fraction": g.fraction, "mtbf_s": g.mtbf_s,
+                   "checkpoint_interval_s": g.interval_s}
         return DeviceEval(float(top["tokens_per_s"][0]) / spec.cluster_devices * g.fraction,
-                          1.0, note, None, state)
+                          1.0, note, None, state, details)
 
     def prepare_fast(self, spec: TrainingSpec, base: dict[str, DeviceEval], ctx: EvalContext
                      ) -> dict[str, _Layouts]:

@@ -279,3 +279,36 @@ def test_the_json_schema_takes_routing_size_and_edges():
         assert not list(v.iter_errors(data)), ok
     data["workloads"]["chatbot"]["routing"] = "sizes"
     assert list(v.iter_errors(data))
+
+
+def test_uncertainty_and_sweeps_serve_a_routed_chatbot_routed(routed_scenario):
+    """The fast path (uncertainty's draws, sweeps) evaluates each size bucket too: at the
+    base profiles its bucket throughputs are the full evaluation's, and uncertainty's base
+    case beside each band is compare's routed chatbot capacity per USD, not the unrouted
+    one (the draws route as compare does)."""
+    from accelsim import uncertainty as U
+    from accelsim.fleet import FastEvaluator, compare, evaluate_full
+    from accelsim.fleet.evaluation import resolve_devices
+
+    sc = load_scenario(routed_scenario)
+    base = resolve_devices(sc)
+    full, evals = evaluate_full(sc, profiles=base)
+    fast = FastEvaluator(sc, base, evals).device_records(sc, base)
+    want = {r["ref"]: r["bucket_throughput"] for r in full.to_dict(orient="records")
+            if r["workload"] == "chatbot"}
+    got = {r["ref"]: r["bucket_throughput"] for r in fast if r["workload"] == "chatbot"}
+    assert set(got) == set(want) == {"h20", "ascend-910c"}
+    for ref, caps in want.items():
+        assert got[ref] == pytest.approx(caps, rel=1e-9) and min(caps) > 0
+    res = compare(sc)
+    table = U.monte_carlo(sc, n=2, seed=1)
+    gains = []
+    for f in res.fleets:
+        rt = f["routing"]["chatbot"]
+        b = table.attrs["base"][f["name"]]
+        assert b["chatbot_per_usd"] == pytest.approx(rt["capacity_per_usd"], rel=1e-9)
+        assert b["chatbot_capacity"] == pytest.approx(f["workloads"]["chatbot"]["capacity"],
+                                                      rel=1e-9)
+        gains.append(rt["capacity_per_usd"] / rt["capacity_per_usd_unrouted"] - 1)
+    assert max(gains) > 1e-3  # routing moves at least one fleet, so the check can fail
+    assert set(table["fleet"]) == {"h20-only", "mixed"} and len(table) == 4
