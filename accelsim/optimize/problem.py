@@ -168,8 +168,8 @@ def build_problem(rows: Mapping[str, Any], demand: Mapping[str, float],
 
     thr = per("throughput")
     thr[:, len(real):] = cols.thr
-    buckets = {real.index(w): cols.rows_of(w, real, thr[:, real.index(w)])
-               for w in cols.shares}
+    buckets = {i: M for i, M in ((real.index(w), cols.rows_of(w, real, thr[:, real.index(w)]))
+                                 for w in cols.shares) if M is not None}
     pd, pd_use, pd_workload = pd_arrays(rows, routed, server, real)
 
     return MixProblem(

@@ -156,7 +156,8 @@ def build(sc: Any, dev: Any, spec: PlanSpec, where: str = "plan") -> PlanProblem
                          - wall * rent_per_W[:, None], 0.0, None)
     thr = per("throughput")
     thr[:, len(W):] = cols.thr
-    demand_rows = {W.index(w): cols.rows_of(w, W, thr[:, W.index(w)]) for w in cols.shares}
+    demand_rows = {i: M for i, M in ((W.index(w), cols.rows_of(w, W, thr[:, W.index(w)]))
+                                     for w in cols.shares) if M is not None}
     loan = _loan(sc, rows, refs, W)
     if "loan_thr" in loan:  # bucket columns lend nothing (as in optimize)
         loan["loan_thr"] = np.pad(loan["loan_thr"], ((0, 0), (0, len(cols.names))))
@@ -176,8 +177,12 @@ def build(sc: Any, dev: Any, spec: PlanSpec, where: str = "plan") -> PlanProblem
         penalty=np.array([spec.unserved_penalty.get(w, PENALTY) for w in W]),
         off_saving=off_saving, rentals=rentals_of(sc, rows, W, years), **loan,
         buckets=cols if cols.names else None, demand_rows=demand_rows or None,
-        **dict(zip(("pd", "pd_use", "pd_workload"),
-                   pd_arrays(rows, routed, sc.server_chips, W), strict=True)))
+        **_pd_fields(pd_arrays(rows, routed, sc.server_chips, W)))
+
+
+def _pd_fields(arrays: tuple[Any, ...]) -> dict[str, Any]:
+    """:func:`pd_arrays` as the problem's ``pd``, ``pd_use`` and ``pd_workload`` fields."""
+    return dict(zip(("pd", "pd_use", "pd_workload"), arrays, strict=True))
 
 
 def _loan(sc: Any, rows: dict[str, Any], refs: list[str], W: list[str]) -> dict[str, Any]:

@@ -215,7 +215,7 @@ def named_constraints(p: PlanProblem, ix: Index
     for w, rule, M in [(i, rule, M) for i in range(W) for rule, M in served[i]]:
         for q in range(Q):
             for d in range(D):
-                for c_ in np.flatnonzero(M[d] > 0):
+                for c_ in map(int, np.flatnonzero(M[d] > 0)):
                     for q2 in range(q + 1):
                         A[k, ix.x(d, c_, q2)] = M[d, c_] * p.server
                     A[k, ix.o(d, c_, q)] = -M[d, c_] * p.server

@@ -134,11 +134,11 @@ def validate_runs(paths: list[str | Path] | None = None,
     for f in files:
         rf = load_runs(f)
         for i, run in enumerate(rf.runs):
-            where = f"runs[{i}]"
+            at = f"runs[{i}]"
             try:
                 pred = KINDS[run.kind].predict(run, str(f))
             except AccelsimError as e:
-                raise AccelsimError([Problem(str(f), f"{where}.{p.field}".rstrip("."),
+                raise AccelsimError([Problem(str(f), f"{at}.{p.field}".rstrip("."),
                                              p.message) for p in e.problems]) from None
             out.append(RunResult(str(f), run.id, run.kind, run.published.value, pred.value,
                                  run.published.unit, rf.tolerance, pred.detail, run.source,
