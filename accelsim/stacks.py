@@ -75,6 +75,12 @@ class StackKernels(Strict):
     attention: Fraction
     """Flash-attention rate relative to the device's published kernel
     (``efficiency.attention``: FA3 on Hopper, FA2 on Ampere)."""
+    unit_gap_us: NonNegative | None = None
+    """GPU-idle time at each FSDP unit's (one layer's) parameter all-gather, microseconds: a
+    rate limiter that synchronises the CPU with the GPU before issuing the all-gather leaves
+    the GPU idle until the CPU has issued it (PyTorch FSDP1 with ``limit_all_gathers``). Paid
+    per layer and micro-batch for each all-gather: ZeRO-3 two (forward, backward), ZeRO-2 one
+    (the forward's; FSDP's SHARD_GRAD_OP reshards after the backward). Not given: 0."""
 
 
 class StackOverlaps(Strict):
@@ -256,10 +262,11 @@ def default_stack(vendor: str, role: str = "training") -> StackProfile | None:
 def kernel_factors(stack: StackProfile | None) -> dict[str, float]:
     """The training model's stack columns: ``stack_gemm``, ``stack_attn``, ``pp_scatter``
     (1: pipeline sends scattered over the TP ranks), ``stream_k``, ``tp_async`` (1: Megatron's
-    asynchronous TP backward) and ``cp_allgather`` (1: K/V all-gathered, exposed)."""
+    asynchronous TP backward), ``cp_allgather`` (1: K/V all-gathered, exposed) and
+    ``unit_gap_s`` (seconds idle at each FSDP unit's all-gather, :class:`StackKernels`)."""
     if stack is None:
         return {"stack_gemm": 1.0, "stack_attn": 1.0, "pp_scatter": 1.0, "stream_k": 0.0,
-                "tp_async": 0.0, "cp_allgather": 0.0}
+                "tp_async": 0.0, "cp_allgather": 0.0, "unit_gap_s": 0.0}
     ov = stack.overlaps
     sg = ov.pp_scatter_gather if ov else None
     ta = ov.tp_bwd_async if ov else None
@@ -268,7 +275,9 @@ def kernel_factors(stack: StackProfile | None) -> dict[str, float]:
             "pp_scatter": 0.0 if sg is not None and not sg.value else 1.0,
             "stream_k": float(stack.kernels.stream_k.value),
             "tp_async": float(ta is not None and ta.value),
-            "cp_allgather": float(ring is not None and not ring.value)}
+            "cp_allgather": float(ring is not None and not ring.value),
+            "unit_gap_s": (stack.kernels.unit_gap_us.value * units.US
+                           if stack.kernels.unit_gap_us is not None else 0.0)}
 
 
 @dataclass(frozen=True)

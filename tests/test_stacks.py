@@ -4,6 +4,7 @@ estimate the way they say."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from accelsim import stacks
@@ -37,7 +38,7 @@ def test_default_stack_by_vendor():
     assert stacks.default_stack("nobody") is None
     assert stacks.kernel_factors(None) == {"stack_gemm": 1.0, "stack_attn": 1.0, "pp_scatter": 1.0,
                                            "stream_k": 0.0, "tp_async": 0.0,
-                                           "cp_allgather": 0.0}
+                                           "cp_allgather": 0.0, "unit_gap_s": 0.0}
     assert stacks.kernel_factors(stacks.load_stack("deepspeed"))["pp_scatter"] == 0.0
 
 
@@ -142,3 +143,29 @@ def test_a_training_block_names_a_stack_per_device():
     bad = good.model_copy(update={"stacks": {"h20": "vllm", "ascend-910c": "nope"}})
     fields = [p.field for p in base.of(bad).check(bad, "s.yaml", "workloads.training")]
     assert fields and fields[0] == "workloads.training.stacks.h20"
+
+
+@pytest.mark.parametrize(("zero", "gathers"), [(3, 2), (2, 1), (1, 0)])
+def test_fsdp_unit_gap_is_paid_per_layer_and_gather(zero, gathers):
+    """A stack's ``unit_gap_us`` idles the GPU at each FSDP unit's all-gather: L layers x m
+    micro-batches x (2 gathers with ZeRO-3, 1 with ZeRO-2, none below) x the gap, on the one
+    job (scalar path) as on the batch API (arrays); none without data parallelism."""
+    from accelsim.training.perf import estimate_arrays, job_row
+
+    spec = load_device("h100-sxm").spec
+    par = {"tp": 1, "pp": 1, "dp": 8, "micro_batch": 1, "zero": zero}
+    job = _job(parallelism=par)  # global batch 16 over dp 8: m = 2 micro-batches
+    gap = 235e-6
+    rows = [job_row(job, spec, {"unit_gap_s": g}) for g in (0.0, gap)]
+    scalar = [estimate_arrays(r).columns["step_time_s"] for r in rows]
+    batch = estimate_arrays({k: np.array([r[k] for r in rows]) for k in rows[0]})
+    for base, slow in (scalar, batch.columns["step_time_s"]):
+        assert float(slow - base) == pytest.approx(MODEL["layers"] * 2 * gathers * gap)
+    one = estimate(_job(parallelism=par, stack="llm-foundry"), spec)
+    ref = estimate(_job(parallelism=par, stack="torchtitan"), spec)
+    assert one.step_time_s - ref.step_time_s == pytest.approx(
+        MODEL["layers"] * 2 * gathers * stacks.load_stack("llm-foundry").kernels
+        .unit_gap_us.value * 1e-6, rel=1e-6)
+    solo = {**par, "dp": 1, "micro_batch": 16}
+    assert estimate(_job(parallelism=solo, stack="llm-foundry"), spec).step_time_s == \
+        pytest.approx(estimate(_job(parallelism=solo, stack="torchtitan"), spec).step_time_s)

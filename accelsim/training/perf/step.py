@@ -14,7 +14,10 @@ gradient reduction and the optimizer.
   DP          ring all-reduce (or reduce-scatter + all-gather with ZeRO) of each rank's
               gradients, dense and expert groups apart, on the links they span; released
               per chunk in the cooldown and overlapped with the backward (Megatron's
-              overlap_grad_reduce / overlap_param_gather); ZeRO-3 gathers weights every pass
+              overlap_grad_reduce / overlap_param_gather); ZeRO-3 gathers weights every pass;
+              a stack whose FSDP rate limiter syncs the CPU per unit (``unit_gap_s``) idles
+              the GPU that long at each layer's all-gather: 2 per micro-batch with ZeRO-3
+              (forward, backward), 1 with ZeRO-2 (the forward's)
   optimizer   OPTIMIZER_BYTES_PER_PARAM of HBM traffic per (sharded) parameter
 """
 
@@ -207,7 +210,7 @@ class DataParallel:
     De: Any  # expert gradient group: D / ep
     copies: Any  # parameter copies per rank (DualPipe: 2)
     exposed_s: Any  # gradient reduction (and parameter gather) not hidden
-    zero3_s: Any  # ZeRO-3's per-pass weight gathers
+    zero3_s: Any  # ZeRO-3's per-pass weight gathers (and the stack's FSDP unit gaps)
     optimizer_s: Any
 
 
@@ -243,6 +246,8 @@ def data_parallel(f: dict[str, Any], u: Micro, st: Stages, pr: RankParams) -> Da
     )
     out = xp.where(D > 1, out, 0.0)
     z3 = xp.where((zero == 3) & (D > 1), m * exposed(2 * ag, st.base_f + st.base_b), 0.0)
+    gathers = xp.where(zero == 3, 2.0, xp.where(zero == 2, 1.0, 0.0))
+    z3 = z3 + xp.where(D > 1, m * st.Ls * gathers * f["unit_gap_s"], 0.0)
     shard = xp.where(zero >= 1, D, 1.0)
     t_opt = mem(copies * pr.total * OPTIMIZER_BYTES_PER_PARAM / shard, f)
     return DataParallel(D=D, De=De, copies=copies, exposed_s=out, zero3_s=z3, optimizer_s=t_opt)
