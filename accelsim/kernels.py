@@ -254,7 +254,8 @@ def _undominated(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     v = len(a)
     aw, av, bw, bv = a[:, None], a[None], b[:, None], b[None]
     first = (np.arange(v)[:, None] < np.arange(v)[None])[..., None]
-    return ~((aw <= av) & (bw <= bv) & ((aw < av) | (bw < bv) | first)).any(axis=0)
+    beaten = (aw <= av) & (bw <= bv) & ((aw < av) | (bw < bv) | first)
+    return np.asarray(~beaten.any(axis=0))
 
 
 def _pack(a: np.ndarray, b: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -196,7 +196,7 @@ class Training(Workload[TrainingSpec]):
                     **_stack_columns(spec, dev.name)}
             groups.setdefault(tuple(sorted(cols)), []).append((i, cols))
         for keys, part in groups.items():
-            rows = [len(state[items[i][0]].columns["tp"]) for i, _ in part]
+            rows = [len(c["tp"]) for _, c in part]
             est = estimate_columns({k: _stacked([c[k] for _, c in part], rows)
                                     for k in keys})
             fits = np.asarray(est["fits_memory"], dtype=bool)
