@@ -49,7 +49,7 @@ Schedule = Literal["1f1b", "interleaved", "dualpipe"]
 # The vendor's stack a job runs on when it names none (what the device profiles'
 # efficiencies were calibrated with).
 DEFAULT_BY_VENDOR = {"NVIDIA": "megatron-core", "Huawei": "mindspeed", "Google": "maxtext"}
-DEFAULT_SERVING_BY_VENDOR = {"NVIDIA": "tensorrt-llm", "Huawei": "mindie"}
+DEFAULT_SERVING_BY_VENDOR = {"NVIDIA": "tensorrt-llm", "Huawei": "mindie", "AMD": "vllm-rocm"}
 
 
 class Feature(Strict):

@@ -432,7 +432,8 @@ def heldout_section(heldout: dict[str, Any], root: Path, notes: dict[str, str]) 
     if misses:
         out += ["### Held-out known misses", "", summary_table(ghm), ""]
         for rel, rs in ghm.items():
-            out += [file_section(rel, rs, root, "").replace("### ", "#### ", 1), ""]
+            out += [file_section(rel, rs, root, notes.get(Path(rel).stem, "")).replace(
+                "### ", "#### ", 1), ""]
     return out
 
 

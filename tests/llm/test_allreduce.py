@@ -125,3 +125,32 @@ def test_the_replica_cost_table_switches_at_128_tokens():
     for T in (129, 200, 244):
         gap = 126 * 2 * (_nccl(T * H405, 8) - _direct(T * H405, 8))
         assert float(rm.linear_s[T] - free.linear_s[T]) == pytest.approx(gap, rel=1e-9)
+
+
+def test_vllm_on_rocm_takes_its_kernel_below_8_mib_and_rccl_above():
+    """AMD's default serving stack is vLLM on ROCm: its custom all-reduce runs over the
+    xGMI mesh (fully connected) below 8 MiB at tp 2, 4, 6, 8 and RCCL above; QuickReduce is
+    off by default. Llama 3.1 70B at tp 8 on MI300X: 512 tokens of 16 KiB are 8 MiB, so up
+    to 512 tokens each layer's two all-reduces take the direct kernel's 2 latency steps and
+    past it RCCL's ring, 2 (n - 1) steps: the cost table moves by 80 x 2 x 12 alpha there
+    and nowhere else."""
+    st = stacks.default_stack("AMD", "serving")
+    assert st is not None and st.name == "vllm-rocm"
+    rule = stacks.allreduce_rule(st)
+    assert rule is not None
+    assert rule.custom_ok(8 * 2**20 - 16, 100_000, 8) and not rule.custom_ok(8 * 2**20 + 16, 1, 8)
+    mi = load_device("mi300x").spec
+    bw, a = mi.scaleup_bw_Bps * mi.eff_comm, mi.scaleup_latency_s
+    M = 600 * H70
+    assert float(serving_allreduce(M, 600, 8, bw, a, rule)) == pytest.approx(
+        float(coll.ring_allreduce(M, 8, bw, a)), rel=1e-12)
+    r = Replica(device="mi300x", model="llama3-70b", tp=8, weights="fp8", kv_cache="fp8",
+                max_batched_tokens=1024, max_seqs=64)
+    rm = replica_model(r)
+    with stacks.overridden({"vllm-rocm": {"allreduce.max_MB": 1e6}}):
+        free = replica_model(r)
+    for T in (1, 256, 512):
+        assert float(rm.linear_s[T]) == float(free.linear_s[T])
+    for T in (513, 1000):
+        gap = 80 * 2 * (2 * 7 - 2) * a
+        assert float(rm.linear_s[T] - free.linear_s[T]) == pytest.approx(gap, rel=1e-9)
