@@ -152,7 +152,7 @@ def test_serve_llm_imports_only_the_libraries_its_compiled_scheduler_needs():
     job = str(CONFIGS / "jobs" / "chatbot-llama2-70b-h100.yaml")
     # numba (the scheduler) and the scipy.linalg its BLAS check imports are needed
     got = _imported(["serve-llm", job], (*HEAVY, "jinja2"))
-    assert got == ["numba", "scipy"]
+    assert "numba" in got and set(got) <= {"numba", "scipy"}, got
 
 
 def test_output_to_a_full_disk_or_a_closed_pipe_is_not_a_traceback():
