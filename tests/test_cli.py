@@ -124,6 +124,37 @@ def test_train_search_and_validate_import_no_heavy_library():
         assert r.stderr.strip().splitlines()[-1] == "[]", (args, r.stderr)
 
 
+def _imported(args: list[str], names: tuple[str, ...]) -> list[str]:
+    """The top-level packages among ``names`` that ``accelsim ARGS`` imports (run in a new
+    interpreter, output discarded)."""
+    import ast
+    import subprocess
+    import sys
+
+    code = (f"import contextlib, io, sys; sys.argv = {['accelsim', *args]!r}\n"
+            "from accelsim.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    try:\n        main()\n    except SystemExit:\n        pass\n"
+            f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({names!r})))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return list(ast.literal_eval(r.stdout.strip().splitlines()[-1]))
+
+
+def test_help_imports_neither_heavy_libraries_nor_the_config_models():
+    # the fleet commands import the device models (pydantic) when they run, not at start-up
+    assert _imported(["--help"], (*HEAVY, "pydantic", "yaml", "jinja2")) == []
+
+
+def test_serve_llm_imports_only_the_libraries_its_compiled_scheduler_needs():
+    from tests.conftest import CONFIGS
+
+    job = str(CONFIGS / "jobs" / "chatbot-llama2-70b-h100.yaml")
+    # numba (the scheduler) and the scipy.linalg its BLAS check imports are needed
+    got = _imported(["serve-llm", job], (*HEAVY, "jinja2"))
+    assert "numba" in got and set(got) <= {"numba", "scipy"}, got
+
+
 def test_output_to_a_full_disk_or_a_closed_pipe_is_not_a_traceback():
     import subprocess
     import sys

@@ -13,7 +13,6 @@ from rich.console import Console
 
 from accelsim import cache, replay
 from accelsim.cli.common import app, console, emit_json, infeasible, user_errors
-from accelsim.devices.anchor import set_anchors
 from accelsim.errors import AccelsimError
 from accelsim.outputs import check_dir, check_file, writing
 from accelsim.report import (
@@ -36,6 +35,15 @@ SetOption = Annotated[list[str] | None, typer.Option(
     "(dotted keys, list items by index; validated like the file); repeatable.")]
 ObjectiveOption = Annotated[str | None, typer.Option(
     "--objective", help="served_demand or min_cost: the scenario's objective for this run.")]
+
+
+def set_anchors(specs: list[str] | None) -> dict[str, str]:
+    """:func:`accelsim.devices.anchor.set_anchors`, imported when a fleet command runs: it
+    loads the device models (pydantic, 0.15 s), which ``--help`` and the other commands'
+    start-up do not need."""
+    from accelsim.devices.anchor import set_anchors as set_
+
+    return set_(specs)
 
 
 def _set_value(data: dict[str, Any], path: str, text: str, where: str) -> None:

@@ -22,11 +22,13 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import simpy
 from numba import njit
+
+if TYPE_CHECKING:
+    import simpy
 
 Arr = np.ndarray  # the compiled kernels' arrays (numba infers their element types)
 
@@ -216,6 +218,8 @@ class _Queue:
 
 def simulate_simpy(x: Inputs) -> Trace:
     """Reference engine: every arrival, batch formation and completion is an event."""
+    import simpy
+
     env = simpy.Environment()
     n = len(x.arrival_s)
     c = x.table_s.shape[0]
