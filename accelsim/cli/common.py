@@ -82,3 +82,19 @@ def _root(
     """accelsim: device profiles -> training and serving performance -> fleet cost."""
 
 
+def count_bar(label: str, disable: bool) -> Any:
+    """A transient progress bar on stderr: ``label``, the bar, done of all, the time taken
+    and the time left (rich's ``Progress``; a ``{task.description}`` label follows the
+    task's description)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TextColumn("eta"), TimeRemainingColumn(), console=Console(stderr=True),
+                    disable=disable, transient=True)

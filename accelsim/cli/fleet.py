@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 
 from accelsim import cache, replay
-from accelsim.cli.common import app, console, emit_json, infeasible, user_errors
+from accelsim.cli.common import app, console, count_bar, emit_json, infeasible, user_errors
 from accelsim.errors import AccelsimError
 from accelsim.outputs import check_dir, check_file, writing
 from accelsim.report import (
@@ -135,24 +135,13 @@ def _provenance(scenario_file: Path, sc: Any, anchor: list[str] | None,
 def _device_table(sc: Any, quiet: bool, no_cache: bool = False) -> Any:
     """Per device x workload evaluation, with a progress bar: evaluations done of all, the
     time taken and left (a cold run takes tens of seconds)."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
     from accelsim.fleet import evaluate_devices
     from accelsim.fleet.pd import pd_tasks
     from accelsim.fleet.routing import routed_specs
 
     n = (len(sc.pool_of()) * (len(sc.workloads) + len(routed_specs(sc.workloads)))
          + len(pd_tasks(sc.workloads)))
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-                  console=Console(stderr=True), disable=quiet, transient=True) as bar:
+    with count_bar("{task.description}", quiet) as bar:
         task = bar.add_task("evaluating devices", total=n)
         started = [0]
 
@@ -316,18 +305,7 @@ def plan(
 def _draws_bar(samples: int, quiet: bool) -> Iterator[Callable[[int, int], None]]:
     """Progress of Monte Carlo draws on stderr, with the time left (the base evaluation
     comes first: the bar shows it as elapsed time at 0 draws)."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    with Progress(TextColumn("uncertainty draws"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-                  console=Console(stderr=True), transient=True, disable=quiet) as bar:
+    with count_bar("uncertainty draws", quiet) as bar:
         task = bar.add_task("draws", total=samples)
         yield lambda done, n: bar.update(task, completed=done)
 

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from accelsim.cli.common import app, console, emit_json, infeasible, user_errors
+from accelsim.cli.common import app, console, count_bar, emit_json, infeasible, user_errors
 from accelsim.errors import AccelsimError
 from accelsim.outputs import check_file, writing
 from accelsim.report import (
@@ -80,18 +80,7 @@ def serve(
 def _requests_bar(n: int) -> Iterator[Callable[[int, int], None]]:
     """Simulated requests on stderr with the time left, for a run of more than 5 M requests
     (seconds at least; a streamed run reports its chunks)."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    with Progress(TextColumn("requests"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-                  console=Console(stderr=True), transient=True, disable=n <= 5_000_000) as bar:
+    with count_bar("requests", n <= 5_000_000) as bar:
         task = bar.add_task("requests", total=n)
         yield lambda done, total: bar.update(task, completed=done)
 
