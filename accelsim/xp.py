@@ -17,12 +17,16 @@ from typing import Any
 import numpy as np
 
 _ARR = np.ndarray
+_F64 = np.dtype(float)
 
 
 def asarray(x: Any, dtype: Any = float) -> Any:
     """An array stays an array (as ``dtype``); a number becomes a Python float."""
-    if type(x) is float:
+    t = type(x)
+    if t is float:
         return x
+    if t is _ARR and x.dtype is _F64 and dtype is float:
+        return x  # what np.asarray returns for it: the array itself
     if isinstance(x, _ARR | list | tuple):
         return np.asarray(x, dtype=dtype)
     return float(x)

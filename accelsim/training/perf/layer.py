@@ -60,7 +60,8 @@ def gemm(m: Any, k: Any, n: Any, f: dict[str, Any], linear: bool = True) -> Any:
         tiled_all = units > 0
         none = not tiled_all
     else:  # every / no configuration has the kernel fields
-        tiled_all, none = bool(np.all(units > 0)), not np.any(units > 0)
+        pos = units > 0
+        tiled_all, none = bool(pos.all()), not pos.any()
     if none:
         return gemm_time(m, k, n, e_in, peak, eff, f["gemm_half_flop"], f["memory_bw_Bps"],
                          f["eff_memory"])
