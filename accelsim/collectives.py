@@ -101,9 +101,12 @@ def group_allreduce(M: ArrayLike, n: ArrayLike, stride: ArrayLike, domain: Array
     domain = xp.asarray(domain, dtype=float)
     g = xp.clip(xp.floor(domain / stride), 1.0, n)  # group members sharing a domain
     k = xp.ceil(n / g)
-    local = xp.minimum(ring_allreduce(M, n, bw_in, alpha_in), tree_allreduce(M, n, bw_in, alpha_in))
-    flat = xp.minimum(ring_allreduce(M, n, bw_out, alpha_out),
-                      tree_allreduce(M, n, bw_out, alpha_out))
+    # ring_allreduce and tree_allreduce on both networks, their shared terms once
+    vol = 2.0 * _frac(n) * xp.asarray(M)
+    ring_lat = 2.0 * _steps(n)
+    tree_lat = 2.0 * xp.where(n > 1, xp.ceil(xp.log2(xp.maximum(n, 1.0))), 0.0)
+    local = xp.minimum(vol / bw_in + ring_lat * alpha_in, vol / bw_in + tree_lat * alpha_in)
+    flat = xp.minimum(vol / bw_out + ring_lat * alpha_out, vol / bw_out + tree_lat * alpha_out)
     hier = hierarchical_allreduce(M, g, k, bw_in, alpha_in, bw_out, alpha_out)
     return xp.where(k <= 1, local, xp.minimum(flat, hier))
 

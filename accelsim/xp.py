@@ -74,7 +74,12 @@ def log2(x: Any) -> Any:
 
 def select(conds: list[Any], choices: list[Any], default: Any) -> Any:
     if any(isinstance(v, _ARR) for v in [*conds, *choices, default]):
-        return np.select(conds, choices, default)
+        # np.select's answer (the first true condition's choice) as nested np.where: the
+        # same elements, without np.select's per-call checks
+        out = np.where(conds[-1], choices[-1], default)
+        for c, v in zip(conds[-2::-1], choices[-2::-1], strict=True):
+            out = np.where(c, v, out)
+        return out
     for c, v in zip(conds, choices, strict=True):
         if c:
             return v
