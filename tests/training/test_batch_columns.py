@@ -9,7 +9,13 @@ import pytest
 
 from accelsim.devices import catalog
 from accelsim.training import TransformerModel
-from accelsim.training.perf import device_columns, estimate_columns, job_columns, model_columns
+from accelsim.training.perf import (
+    OPTIONAL_COLUMNS,
+    device_columns,
+    estimate_columns,
+    job_columns,
+    model_columns,
+)
 from accelsim.training.perf.estimate import _estimate_one
 from accelsim.training.search import candidate_layouts
 
@@ -38,7 +44,8 @@ def _configs(seed: int, n: int) -> dict[str, np.ndarray]:
                        zero=float(rng.integers(4)), recompute=float(rng.integers(3)))
             rows.append({k: float(v) for k, v in row.items()})
     rows = rows[:n]
-    return {k: np.array([r[k] for r in rows]) for k in rows[0]}
+    keys = {k for r in rows for k in r}  # stacks set different optional columns
+    return {k: np.array([r.get(k, OPTIONAL_COLUMNS.get(k, 0.0)) for r in rows]) for k in keys}
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -57,3 +64,19 @@ def test_columns_do_not_depend_on_the_call_size():
     parts = [estimate_columns({k: v[i:i + 7] for k, v in cols.items()}) for i in range(0, 100, 7)]
     for k, v in whole.items():
         assert np.array_equal(np.concatenate([np.asarray(p[k]) for p in parts]), v), k
+
+
+def test_dense_rows_skip_moe_and_mtp_terms_exactly():
+    """A batch with no MoE layer and no MTP module skips those terms (weighted by 0); beside a
+    row that has both (the full path for every row) the dense rows get the same numbers."""
+    cols = _configs(4, 40)
+    alone = estimate_columns(cols)
+    moe = {k: v[:1].copy() for k, v in cols.items()}
+    moe.update(moe_experts=np.array([8.0]), moe_top_k=np.array([2.0]),
+               moe_ffn_hidden=cols["ffn_hidden"][:1] / 4, moe_layers=cols["layers"][:1],
+               mtp=np.array([1.0]))
+    mixed = estimate_columns({k: np.concatenate([cols.get(k, np.zeros(40)), moe[k]])
+                              for k in moe})
+    assert mixed["step_time_s"][-1] > alone["step_time_s"][0]  # the MoE row took its path
+    for k, v in alone.items():
+        assert np.array_equal(np.asarray(mixed[k])[:-1], v), k
