@@ -66,16 +66,20 @@ def test_columns_do_not_depend_on_the_call_size():
         assert np.array_equal(np.concatenate([np.asarray(p[k]) for p in parts]), v), k
 
 
-def test_dense_rows_skip_moe_and_mtp_terms_exactly():
-    """A batch with no MoE layer and no MTP module skips those terms (weighted by 0); beside a
-    row that has both (the full path for every row) the dense rows get the same numbers."""
-    cols = _configs(4, 40)
+def test_uniform_batches_skip_absent_terms_exactly():
+    """A batch with no MoE layer, no MTP module, no context parallelism and flash attention
+    in every row skips those terms; beside a row that has them all and no flash (the full
+    path for every row) the same rows get the same numbers."""
+    cols = _configs(4, 60)
+    one = cols["cp"] == 1
+    cols = {k: v[one] for k, v in cols.items()}
+    n = len(cols["tp"])
     alone = estimate_columns(cols)
     moe = {k: v[:1].copy() for k, v in cols.items()}
     moe.update(moe_experts=np.array([8.0]), moe_top_k=np.array([2.0]),
                moe_ffn_hidden=cols["ffn_hidden"][:1] / 4, moe_layers=cols["layers"][:1],
-               mtp=np.array([1.0]))
-    mixed = estimate_columns({k: np.concatenate([cols.get(k, np.zeros(40)), moe[k]])
+               mtp=np.array([1.0]), cp=np.array([2.0]), flash=np.array([0.0]))
+    mixed = estimate_columns({k: np.concatenate([cols.get(k, np.zeros(n)), moe[k]])
                               for k in moe})
     assert mixed["step_time_s"][-1] > alone["step_time_s"][0]  # the MoE row took its path
     for k, v in alone.items():

@@ -254,11 +254,15 @@ def dense_layer(f: dict[str, Any], u: Micro) -> Layer:
     # --- attention core: flash (causal, fused) or unfused (scores materialised)
     t_fa_f, t_fa_b = flash_attention(FLASH_CAUSAL_FRACTION * F_attn, s, (d_qk + d_v) / 2, 1.0, f)
     S_bytes = b * a * u.s_loc * s * e / t
-    t_scores = xp.maximum(compute(F_attn, f), mem(2 * S_bytes, f))
-    t_un_f = t_scores + mem(4.5 * S_bytes, f)
-    t_un_b = 2 * t_scores + mem(6.5 * S_bytes, f)
-    t_att_f = xp.where(flash > 0, t_fa_f, t_un_f)
-    t_att_b = xp.where(flash > 0, t_fa_b, t_un_b)
+    if (flash > 0 if type(flash) is float else (flash > 0).all()) and (
+            np.shape(t_fa_f) == np.shape(t_fa_b) == np.shape(flash)):
+        t_att_f, t_att_b = t_fa_f, t_fa_b  # flash in every row: the unfused path unused
+    else:
+        t_scores = xp.maximum(compute(F_attn, f), mem(2 * S_bytes, f))
+        t_un_f = t_scores + mem(4.5 * S_bytes, f)
+        t_un_b = 2 * t_scores + mem(6.5 * S_bytes, f)
+        t_att_f = xp.where(flash > 0, t_fa_f, t_un_f)
+        t_att_b = xp.where(flash > 0, t_fa_b, t_un_b)
 
     # --- memory-bound elementwise: 2 norms (r+w), 2 dropout-residual (2r+w), activation;
     # FP8: the transposed copies of the GEMM inputs (forward) and the cast of each GEMM
@@ -300,12 +304,16 @@ def dense_layer(f: dict[str, Any], u: Micro) -> Layer:
     # --- context parallel: ring exchange of K, V blocks, overlapped with attention; or
     # (stack cp_allgather, Llama 3) K and V all-gathered before the attention kernel and
     # their gradients reduce-scattered after it, on the critical path
-    M_kv = T * (g.k_w + g.v_w) * e / t
-    t_cp_raw = (cp - 1) * coll.p2p(M_kv, u.bw_cp, u.al_cp)
-    t_cp_ag = coll.all_gather(cp * M_kv, cp, u.bw_cp, u.al_cp)
-    ag_cp = f["cp_allgather"] > 0
-    t_cp_f = xp.where(cp > 1, xp.where(ag_cp, t_cp_ag, exposed(t_cp_raw, t_att_f)), 0.0)
-    t_cp_b = xp.where(cp > 1, xp.where(ag_cp, t_cp_ag, exposed(2 * t_cp_raw, t_att_b)), 0.0)
+    if cp > 1 if type(cp) is float else (cp > 1).any():
+        M_kv = T * (g.k_w + g.v_w) * e / t
+        t_cp_raw = (cp - 1) * coll.p2p(M_kv, u.bw_cp, u.al_cp)
+        t_cp_ag = coll.all_gather(cp * M_kv, cp, u.bw_cp, u.al_cp)
+        ag_cp = f["cp_allgather"] > 0
+        t_cp_f = xp.where(cp > 1, xp.where(ag_cp, t_cp_ag, exposed(t_cp_raw, t_att_f)), 0.0)
+        t_cp_b = xp.where(cp > 1, xp.where(ag_cp, t_cp_ag, exposed(2 * t_cp_raw, t_att_b)),
+                          0.0)
+    else:  # no context parallelism in any row
+        t_cp_f = t_cp_b = 0.0
     return Layer(
         F_qkv=F_qkv, F_out=F_out, F_up=F_up, F_down=F_down, F_attn=F_attn, n_qkv=n_qkv,
         S_bytes=S_bytes, M_tp=M_tp, t_qkv=t_qkv, t_out=t_out, t_up=t_up, t_down=t_down,
