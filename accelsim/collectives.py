@@ -85,9 +85,23 @@ def hierarchical_allreduce(M: ArrayLike, g: ArrayLike, k: ArrayLike, bw_in: Arra
     g = xp.asarray(g, dtype=float)
     inside = 2.0 * reduce_scatter(M, g, bw_in, alpha_in)
     shard = M / xp.maximum(g, 1.0)
-    across = xp.minimum(ring_allreduce(shard, k, bw_out, alpha_out),
-                        tree_allreduce(shard, k, bw_out, alpha_out))
+    across = _ring_or_tree(*_ring_tree_terms(shard, k), bw_out, alpha_out)
     return inside + across
+
+
+def _ring_tree_terms(M: ArrayLike, n: ArrayLike) -> tuple[Arr, Arr, Arr]:
+    """The terms ring_allreduce and tree_allreduce share: 2 (n-1)/n M, and twice each one's
+    latency steps."""
+    n = xp.asarray(n, dtype=float)
+    tree_steps = xp.where(n > 1, xp.ceil(xp.log2(xp.maximum(n, 1.0))), 0.0)
+    return 2.0 * _frac(n) * xp.asarray(M), 2.0 * _steps(n), 2.0 * tree_steps
+
+
+def _ring_or_tree(vol: Arr, ring_lat: Arr, tree_lat: Arr, bw: ArrayLike, alpha: ArrayLike
+                  ) -> Arr:
+    """min(ring_allreduce, tree_allreduce) from their shared terms (the same arithmetic)."""
+    v = vol / bw
+    return xp.minimum(v + ring_lat * alpha, v + tree_lat * alpha)
 
 
 def group_allreduce(M: ArrayLike, n: ArrayLike, stride: ArrayLike, domain: ArrayLike,
@@ -101,9 +115,9 @@ def group_allreduce(M: ArrayLike, n: ArrayLike, stride: ArrayLike, domain: Array
     domain = xp.asarray(domain, dtype=float)
     g = xp.clip(xp.floor(domain / stride), 1.0, n)  # group members sharing a domain
     k = xp.ceil(n / g)
-    local = xp.minimum(ring_allreduce(M, n, bw_in, alpha_in), tree_allreduce(M, n, bw_in, alpha_in))
-    flat = xp.minimum(ring_allreduce(M, n, bw_out, alpha_out),
-                      tree_allreduce(M, n, bw_out, alpha_out))
+    vol, ring_lat, tree_lat = _ring_tree_terms(M, n)
+    local = _ring_or_tree(vol, ring_lat, tree_lat, bw_in, alpha_in)
+    flat = _ring_or_tree(vol, ring_lat, tree_lat, bw_out, alpha_out)
     hier = hierarchical_allreduce(M, g, k, bw_in, alpha_in, bw_out, alpha_out)
     return xp.where(k <= 1, local, xp.minimum(flat, hier))
 

@@ -113,14 +113,14 @@ def gemm_compute_time(m: Any, n: Any, k: Any, out_bytes: Any, peak: Any, eff: An
     tiles = np.ceil(m / tm - 1e-9) * np.ceil(n / tn - 1e-9)
     per = 2.0 * area * (k + K_PROLOGUE) / (r * p_u)
     t = np.ceil(tiles / units - 1e-9) * (per + area * out_bytes / b_u)
-    if np.any(tiles < units):  # split-K candidates
+    if (tiles < units).any():  # split-K candidates
         split = np.minimum(np.maximum(np.floor(units / np.maximum(tiles, 1.0)), 1.0),
                            np.maximum(np.floor(k / SPLIT_K_MIN), 1.0))
         t_split = (np.ceil(tiles * split / units - 1e-9)
                    * (2.0 * area * (k / split + K_PROLOGUE) / (r * p_u) + area * 4.0 / b_u)
                    + 2.0 * split * m * n * 4.0 / (mem_bw * eff_mem))
         t = np.where(split > 1, np.minimum(t, t_split), t)
-    if np.any(stream_k > 0):
+    if (stream_k > 0).any():
         t_sk = tiles / units * per + area * (out_bytes + 8.0) / b_u
         t = np.where(stream_k > 0, np.minimum(t, t_sk), t)
     return t.min(axis=0)

@@ -17,12 +17,16 @@ from typing import Any
 import numpy as np
 
 _ARR = np.ndarray
+_F64 = np.dtype(float)
 
 
 def asarray(x: Any, dtype: Any = float) -> Any:
     """An array stays an array (as ``dtype``); a number becomes a Python float."""
-    if type(x) is float:
+    t = type(x)
+    if t is float:
         return x
+    if t is _ARR and x.dtype is _F64 and dtype is float:
+        return x  # what np.asarray returns for it: the array itself
     if isinstance(x, _ARR | list | tuple):
         return np.asarray(x, dtype=dtype)
     return float(x)
@@ -70,7 +74,12 @@ def log2(x: Any) -> Any:
 
 def select(conds: list[Any], choices: list[Any], default: Any) -> Any:
     if any(isinstance(v, _ARR) for v in [*conds, *choices, default]):
-        return np.select(conds, choices, default)
+        # np.select's answer (the first true condition's choice) as nested np.where: the
+        # same elements, without np.select's per-call checks
+        out = np.where(conds[-1], choices[-1], default)
+        for c, v in zip(conds[-2::-1], choices[-2::-1], strict=True):
+            out = np.where(c, v, out)
+        return out
     for c, v in zip(conds, choices, strict=True):
         if c:
             return v

@@ -65,7 +65,8 @@ def inputs(c: Mapping[str, Any]) -> dict[str, Any]:
     their defaults, and ``lin_bytes``: bytes per element of a linear GEMM's input, as read
     and as held for the backward pass (1 under FP8, else the activation width)."""
     f = {k: xp.asarray(c[k], dtype=float) for k in INPUT_COLUMNS}
-    f.update({k: xp.asarray(c.get(k, d), dtype=float) for k, d in OPTIONAL_COLUMNS.items()})
+    f.update({k: xp.asarray(c[k], dtype=float) if k in c else float(d)
+              for k, d in OPTIONAL_COLUMNS.items()})
     f[PEAK_ACT] = xp.asarray(c.get(PEAK_ACT, f["peak_flops"]), dtype=float)
     f["lin_bytes"] = xp.where(f["fp8"] > 0, 1.0, f["act_bytes"])
     return f

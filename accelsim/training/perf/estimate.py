@@ -25,7 +25,13 @@ from accelsim.training.perf.flops import flops
 from accelsim.training.perf.layer import Layer, Micro, dense_layer, micro
 from accelsim.training.perf.memory import memory
 from accelsim.training.perf.moe import moe_layer
-from accelsim.training.perf.step import data_parallel, rank_params, stages
+from accelsim.training.perf.step import (
+    DataParallel,
+    Stages,
+    data_parallel,
+    rank_params,
+    stages,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -94,6 +100,22 @@ def _ops(f: dict[str, Any], u: Micro, ly: Layer) -> dict[str, OpCost]:
 
 def estimate_arrays(c: Mapping[str, Any]) -> Estimate:
     """The whole model over columns (numpy arrays, or floats for one configuration)."""
+    cols, f, u, ly, st, dp = _columns(c)
+    p = f["pp"]
+    pieces = StagePieces(
+        stage_f_s=st.base_f + (st.tp_stage + st.ep_stage) / 2,
+        stage_b_s=st.base_b + (st.tp_stage + st.ep_stage) / 2,
+        emb_f_s=st.t_emb_f, emb_b_s=st.t_emb_b, head_f_s=st.t_head_f, head_b_s=st.t_head_b,
+        p2p_s=st.c_pp, k_first=st.k_first + 0.0 * p, k_mid=st.k_mid + 0.0 * p,
+        k_last=st.k_last + 0.0 * p, dp_s=dp.exposed_s + dp.zero3_s,
+        optimizer_s=dp.optimizer_s)
+    return Estimate(cols, _ops(f, u, ly), pieces)
+
+
+def _columns(c: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any], Micro, Layer,
+                                              Stages, DataParallel]:
+    """The metric columns, and the inputs and parts the operator table and the stage
+    pieces are made from."""
     f = inputs(c)
     u = micro(f)
     ly = dense_layer(f, u)
@@ -134,14 +156,7 @@ def estimate_arrays(c: Mapping[str, Any]) -> Estimate:
         "model_flops_per_step": fl.model,
         "params_per_device": pr.total,
     }
-    pieces = StagePieces(
-        stage_f_s=st.base_f + (st.tp_stage + st.ep_stage) / 2,
-        stage_b_s=st.base_b + (st.tp_stage + st.ep_stage) / 2,
-        emb_f_s=st.t_emb_f, emb_b_s=st.t_emb_b, head_f_s=st.t_head_f, head_b_s=st.t_head_b,
-        p2p_s=st.c_pp, k_first=st.k_first + 0.0 * p, k_mid=st.k_mid + 0.0 * p,
-        k_last=st.k_last + 0.0 * p, dp_s=dp.exposed_s + dp.zero3_s,
-        optimizer_s=dp.optimizer_s)
-    return Estimate(cols, _ops(f, u, ly), pieces)
+    return cols, f, u, ly, st, dp
 
 
 def estimate_columns(c: Mapping[str, Any]) -> dict[str, Any]:
@@ -151,7 +166,7 @@ def estimate_columns(c: Mapping[str, Any]) -> dict[str, Any]:
     missing = [col for col in INPUT_COLUMNS if col not in c]
     if missing:
         raise AccelsimError.single("configs", ", ".join(missing), "missing input columns")
-    return estimate_arrays(c).columns
+    return _columns(c)[0]  # without the operator table and the stage pieces
 
 
 def estimate_frame(configs: pd.DataFrame) -> pd.DataFrame:

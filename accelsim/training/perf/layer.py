@@ -29,6 +29,7 @@ communication around them (forward and backward).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -60,7 +61,8 @@ def gemm(m: Any, k: Any, n: Any, f: dict[str, Any], linear: bool = True) -> Any:
         tiled_all = units > 0
         none = not tiled_all
     else:  # every / no configuration has the kernel fields
-        tiled_all, none = bool(np.all(units > 0)), not np.any(units > 0)
+        pos = units > 0
+        tiled_all, none = bool(pos.all()), not pos.any()
     if none:
         return gemm_time(m, k, n, e_in, peak, eff, f["gemm_half_flop"], f["memory_bw_Bps"],
                          f["eff_memory"])
@@ -201,19 +203,20 @@ class Layer:
     t_cp_f: Any
     t_cp_b: Any
 
-    @property
+    # cached: each is read several times per estimate (the instance's __dict__; frozen)
+    @cached_property
     def t_f(self) -> Any:
         return self.t_gemm_f + self.t_att_f + self.t_ew_f + self.t_launch_f
 
-    @property
+    @cached_property
     def t_b(self) -> Any:
         return self.t_gemm_b + self.t_att_b + self.t_ew_b + self.t_launch_b
 
-    @property
+    @cached_property
     def comm_f(self) -> Any:
         return self.t_tp_f + self.t_cp_f
 
-    @property
+    @cached_property
     def comm_b(self) -> Any:
         return self.t_tp_b + self.t_cp_b
 
@@ -251,11 +254,15 @@ def dense_layer(f: dict[str, Any], u: Micro) -> Layer:
     # --- attention core: flash (causal, fused) or unfused (scores materialised)
     t_fa_f, t_fa_b = flash_attention(FLASH_CAUSAL_FRACTION * F_attn, s, (d_qk + d_v) / 2, 1.0, f)
     S_bytes = b * a * u.s_loc * s * e / t
-    t_un_f = xp.maximum(compute(F_attn, f), mem(2 * S_bytes, f)) + mem(4.5 * S_bytes, f)
-    t_un_b = (2 * xp.maximum(compute(F_attn, f), mem(2 * S_bytes, f))
-              + mem(6.5 * S_bytes, f))
-    t_att_f = xp.where(flash > 0, t_fa_f, t_un_f)
-    t_att_b = xp.where(flash > 0, t_fa_b, t_un_b)
+    if (flash > 0 if type(flash) is float else (flash > 0).all()) and (
+            np.shape(t_fa_f) == np.shape(t_fa_b) == np.shape(flash)):
+        t_att_f, t_att_b = t_fa_f, t_fa_b  # flash in every row: the unfused path unused
+    else:
+        t_scores = xp.maximum(compute(F_attn, f), mem(2 * S_bytes, f))
+        t_un_f = t_scores + mem(4.5 * S_bytes, f)
+        t_un_b = 2 * t_scores + mem(6.5 * S_bytes, f)
+        t_att_f = xp.where(flash > 0, t_fa_f, t_un_f)
+        t_att_b = xp.where(flash > 0, t_fa_b, t_un_b)
 
     # --- memory-bound elementwise: 2 norms (r+w), 2 dropout-residual (2r+w), activation;
     # FP8: the transposed copies of the GEMM inputs (forward) and the cast of each GEMM
@@ -265,17 +272,18 @@ def dense_layer(f: dict[str, Any], u: Micro) -> Layer:
     cast_out = T * ((q_w + g.k_w + g.v_w) / t + 2 * h / sp_div + ffn * up / t)
     t_cast_f = fp8 * mem(FP8_CAST_FWD_BYTES * cast_in, f)
     t_cast_b = fp8 * mem(FP8_CAST_BWD_BYTES * cast_out, f)
-    t_ew_f = mem(ew_f, f) + t_cast_f
-    t_ew_b = 2 * mem(ew_f, f) + t_cast_b
+    t_ew = mem(ew_f, f)
+    t_ew_f = t_ew + t_cast_f
+    t_ew_b = 2 * t_ew + t_cast_b
     kern = f["kernel_overhead_s"]
 
     # --- tensor-parallel communication (overlap: t chunks pipeline with the GEMMs, one
     # chunk exposed, the rest hidden with the overlap tax, t - 1 more GEMM ramp-ups each)
     M_tp = T * h * e
-    t_tp_once = xp.where(f["sequence_parallel"] > 0,
-                         2 * coll.all_gather(M_tp, t, u.bw_tp, u.al_tp)
-                         + 2 * coll.reduce_scatter(M_tp, t, u.bw_tp, u.al_tp),
-                         2 * coll.ring_allreduce(M_tp, t, u.bw_tp, u.al_tp))
+    # one all-gather costs what one reduce-scatter does (collectives.all_gather)
+    ag = rs = coll.reduce_scatter(M_tp, t, u.bw_tp, u.al_tp)
+    ar = coll.ring_allreduce(M_tp, t, u.bw_tp, u.al_tp)
+    t_tp_once = xp.where(f["sequence_parallel"] > 0, 2 * ag + 2 * rs, 2 * ar)
     t_tp_raw = xp.where(t > 1, t_tp_once, 0.0)
     ov_tp = (f["overlap_tp"] > 0) & (t > 1)
     chunk_cost = (t - 1) * compute(0.0, f)
@@ -286,11 +294,9 @@ def dense_layer(f: dict[str, Any], u: Micro) -> Layer:
     # gradient reduce-scatter (else all-reduce) beside their weight-gradient GEMMs; the
     # row-parallel linears' gradient all-gathers stay exposed
     col = t_qkv + t_up  # one pass of the column-parallel GEMMs
-    ag = coll.all_gather(M_tp, t, u.bw_tp, u.al_tp)
     t_tp_async = xp.where(f["sequence_parallel"] > 0,
-                          2 * ag + exposed(2 * ag, col)
-                          + exposed(2 * coll.reduce_scatter(M_tp, t, u.bw_tp, u.al_tp), col),
-                          exposed(2 * coll.ring_allreduce(M_tp, t, u.bw_tp, u.al_tp), col))
+                          2 * ag + exposed(2 * ag, col) + exposed(2 * rs, col),
+                          exposed(2 * ar, col))
     t_tp_b = xp.where(ov_tp, t_tp_raw / t + exposed(t_tp_raw * (t - 1) / t, t_gemm_b)
                       + 8 * chunk_cost,
                       xp.where((f["tp_async"] > 0) & (t > 1), t_tp_async, t_tp_raw))
@@ -298,12 +304,16 @@ def dense_layer(f: dict[str, Any], u: Micro) -> Layer:
     # --- context parallel: ring exchange of K, V blocks, overlapped with attention; or
     # (stack cp_allgather, Llama 3) K and V all-gathered before the attention kernel and
     # their gradients reduce-scattered after it, on the critical path
-    M_kv = T * (g.k_w + g.v_w) * e / t
-    t_cp_raw = (cp - 1) * coll.p2p(M_kv, u.bw_cp, u.al_cp)
-    t_cp_ag = coll.all_gather(cp * M_kv, cp, u.bw_cp, u.al_cp)
-    ag_cp = f["cp_allgather"] > 0
-    t_cp_f = xp.where(cp > 1, xp.where(ag_cp, t_cp_ag, exposed(t_cp_raw, t_att_f)), 0.0)
-    t_cp_b = xp.where(cp > 1, xp.where(ag_cp, t_cp_ag, exposed(2 * t_cp_raw, t_att_b)), 0.0)
+    if cp > 1 if type(cp) is float else (cp > 1).any():
+        M_kv = T * (g.k_w + g.v_w) * e / t
+        t_cp_raw = (cp - 1) * coll.p2p(M_kv, u.bw_cp, u.al_cp)
+        t_cp_ag = coll.all_gather(cp * M_kv, cp, u.bw_cp, u.al_cp)
+        ag_cp = f["cp_allgather"] > 0
+        t_cp_f = xp.where(cp > 1, xp.where(ag_cp, t_cp_ag, exposed(t_cp_raw, t_att_f)), 0.0)
+        t_cp_b = xp.where(cp > 1, xp.where(ag_cp, t_cp_ag, exposed(2 * t_cp_raw, t_att_b)),
+                          0.0)
+    else:  # no context parallelism in any row
+        t_cp_f = t_cp_b = 0.0
     return Layer(
         F_qkv=F_qkv, F_out=F_out, F_up=F_up, F_down=F_down, F_attn=F_attn, n_qkv=n_qkv,
         S_bytes=S_bytes, M_tp=M_tp, t_qkv=t_qkv, t_out=t_out, t_up=t_up, t_down=t_down,

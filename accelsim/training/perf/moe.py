@@ -34,7 +34,16 @@ class MoELayer:
     t_b: Any  # the whole layer, backward
 
 
+# No row has a MoE layer: every term of a MoE layer is weighted by the MoE layers per stage
+# (0) or chosen away by ``moe_layers > 0``, and its values are finite there (no experts:
+# empty GEMMs), so zeros give the same numbers without evaluating it.
+_NO_MOE = MoELayer(t_ffn_f=0.0, t_dense_ffn_f=0.0, t_a2a=0.0, t_f=0.0, t_b=0.0)
+
+
 def moe_layer(f: dict[str, Any], u: Micro, ly: Layer) -> MoELayer:
+    n_moe = f["moe_layers"]
+    if not (n_moe > 0 if type(n_moe) is float else (n_moe > 0).any()):
+        return _NO_MOE
     g, T, e = u.g, u.T, u.e
     h, up = g.h, g.up
     t, cp, ep = f["tp"], f["cp"], f["ep"]

@@ -140,9 +140,12 @@ def stages(f: dict[str, Any], u: Micro, ly: Layer, mo: MoELayer) -> Stages:
     # stage is a projection of [h; embedding] (2h -> h), one transformer layer (MoE when the
     # model has experts) and the shared LM head again
     n_mtp = f["mtp"]
-    mtp_layer = xp.where(n_moe > 0, mo.t_f + mo.t_b + re_moe + a2a_layer,
-                         ly.t_f + ly.t_b + re_dense) + comm_f + comm_b
-    t_mtp = n_mtp * (mtp_layer + 3 * gemm(T, 2 * h, h / t, f) + t_head_f + t_head_b)
+    if n_mtp > 0 if type(n_mtp) is float else (n_mtp > 0).any():
+        mtp_layer = xp.where(n_moe > 0, mo.t_f + mo.t_b + re_moe + a2a_layer,
+                             ly.t_f + ly.t_b + re_dense) + comm_f + comm_b
+        t_mtp = n_mtp * (mtp_layer + 3 * gemm(T, 2 * h, h / t, f) + t_head_f + t_head_b)
+    else:  # no MTP module in any row: 0 x (finite seconds), without evaluating them
+        t_mtp = 0.0
     last = k_last * layers_part + p2p + t_head_f + t_head_b + t_mtp
     single = layers_part + p2p + t_emb_f + t_emb_b + t_head_f + t_head_b + t_mtp
     first = xp.where(p > 1, first, single)
