@@ -89,19 +89,29 @@ def validate_runs(
             out["by_vendor"] = _by_vendor(results)
         emit_json(out)
     else:
-        rows = [{"run": r.id, "published": r.published, "predicted": r.predicted,
-                 "unit": r.unit, "error %": 100 * r.error, "within": r.within,
-                 "how": r.detail} for r in results]
+        rows = _run_rows(results)
         errs = [abs(r.error) for r in results]
         console.print(table(f"published runs: mean |error| {100 * sum(errs) / len(errs):.1f} %, "
                             f"max {100 * max(errs):.1f} %; tolerance per file", rows))
         if by:
             _print_by_vendor(_by_vendor(results))
+    _exit_on_failed(failed)
+
+
+def _run_rows(results: list[Any]) -> list[dict[str, Any]]:
+    """One table row per predicted run."""
+    return [{"run": r.id, "published": r.published, "predicted": r.predicted,
+             "unit": r.unit, "error %": 100 * r.error, "within": r.within,
+             "how": r.detail} for r in results]
+
+
+def _exit_on_failed(failed: list[Any]) -> None:
+    """One line per run past its file's tolerance on stderr, then exit 1 (none: return)."""
+    for r in failed:
+        typer.echo(f"{r.file}: {r.id}: predicted {r.predicted:.4g} {r.unit}, published "
+                   f"{r.published:.4g} ({100 * r.error:+.1f} %); expected within "
+                   f"{100 * r.tolerance:.0f} %", err=True)
     if failed:
-        for r in failed:
-            typer.echo(f"{r.file}: {r.id}: predicted {r.predicted:.4g} {r.unit}, published "
-                       f"{r.published:.4g} ({100 * r.error:+.1f} %); expected within "
-                       f"{100 * r.tolerance:.0f} %", err=True)
         raise typer.Exit(1)
 
 
@@ -124,20 +134,15 @@ def _heldout(files: list[Path], as_json: bool) -> None:
                    "summary": summary, "misses": [r.to_dict() for r in misses],
                    "misses_summary": missed, "sweeps": [s.to_dict() for s in sw]})
     else:
-        def rows(rs: list[Any]) -> list[dict[str, Any]]:
-            return [{"run": r.id, "published": r.published, "predicted": r.predicted,
-                     "unit": r.unit, "error %": 100 * r.error, "within": r.within,
-                     "how": r.detail} for r in rs]
-
         def per_category(summ: dict[str, Any]) -> list[dict[str, Any]]:
             return [{"category": c, "rows": s["rows"], "within": s["within"],
                      "mean |error| %": 100 * s["mean_abs_error"],
                      "max |error| %": 100 * s["max_abs_error"]} for c, s in summ.items()]
 
         console.print(table("held-out published runs (never used for calibration); "
-                            "tolerance per file", rows(results)))
+                            "tolerance per file", _run_rows(results)))
         if misses:
-            console.print(table("held out, known misses (not asserted)", rows(misses)))
+            console.print(table("held out, known misses (not asserted)", _run_rows(misses)))
         console.print(table("held out: |error| per category", per_category(summary)))
         if misses:
             console.print(table("held out, known misses: |error| per category",
@@ -147,12 +152,7 @@ def _heldout(files: list[Path], as_json: bool) -> None:
                                 "% of its mean per decade", [
                 {"sweep": s.name, "runs": len(s.ids), "published %": 100 * s.published_slope,
                  "predicted %": 100 * s.predicted_slope, "same sign": s.agrees} for s in sw]))
-    for r in failed:
-        typer.echo(f"{r.file}: {r.id}: predicted {r.predicted:.4g} {r.unit}, published "
-                   f"{r.published:.4g} ({100 * r.error:+.1f} %); expected within "
-                   f"{100 * r.tolerance:.0f} %", err=True)
-    if failed:
-        raise typer.Exit(1)
+    _exit_on_failed(failed)
 
 
 def _by_vendor(results: list[Any]) -> dict[str, list[dict[str, Any]]]:

@@ -247,14 +247,8 @@ class FastEvaluator:
             dkey = dev.model_dump_json(include=PERF_SECTIONS)
             per = {name: self._evaluate(sc, name, sc.workloads[name], skeys[name], ref, dev,
                                         dkey, ctx) for name in skeys}
-            mine = priced_rows(sc, ref, pool, dev.spec, per)
-            for r in mine:  # a routed chatbot's throughput per device on each size bucket
-                b = self._buckets(sc, r["workload"], sc.workloads[r["workload"]])
-                if b:
-                    r["bucket_throughput"] = [
-                        self._evaluate(sc, n, bs, k, ref, dev, dkey, ctx).throughput
-                        for n, bs, k in b]
-            rows += mine
+            rows += self._with_buckets(sc, priced_rows(sc, ref, pool, dev.spec, per), ref,
+                                       dev, dkey, ctx)
         return rows
 
     def device_records_many(self, sc: Scenario, points: list[dict[str, DeviceProfile]]
@@ -288,15 +282,22 @@ class FastEvaluator:
                 per = {name: self._cache[(name, skey, ref, dk[ref])]
                        for name, skey in skeys.items()}
                 mine = priced_rows(sc, ref, pool_name, p[ref].spec, per)
-                for r in mine:  # a routed chatbot: its size buckets one device at a time
-                    b = self._buckets(sc, r["workload"], sc.workloads[r["workload"]])
-                    if b:
-                        r["bucket_throughput"] = [
-                            self._evaluate(sc, n, bs, k, ref, p[ref], dk[ref], ctx).throughput
-                            for n, bs, k in b]
-                rows += mine
+                rows += self._with_buckets(sc, mine, ref, p[ref], dk[ref], ctx)
             out.append(rows)
         return out
+
+    def _with_buckets(self, sc: Scenario, rows: list[dict[str, Any]], ref: str,
+                      device: DeviceProfile, dkey: str, ctx: workloads.EvalContext
+                      ) -> list[dict[str, Any]]:
+        """``rows`` (one device's priced rows), a routed chatbot's row with the device's
+        throughput on each size bucket (``bucket_throughput``, one bucket at a time)."""
+        for r in rows:
+            b = self._buckets(sc, r["workload"], sc.workloads[r["workload"]])
+            if b:
+                r["bucket_throughput"] = [
+                    self._evaluate(sc, n, bs, k, ref, device, dkey, ctx).throughput
+                    for n, bs, k in b]
+        return rows
 
     def _evaluate(self, sc: Scenario, name: str, spec: Any, skey: str, ref: str,
                   device: DeviceProfile, dkey: str, ctx: workloads.EvalContext) -> DeviceEval:
