@@ -51,14 +51,12 @@ class BucketColumns:
         return cls([n for _, _, n in cols], [w for w, _, _ in cols], [b for _, b, _ in cols],
                    {w: np.asarray(r.shares, dtype=float) for w, r in sized.items()}, thr)
 
-    def rows_of(self, w: str, real: list[str], whole: np.ndarray) -> np.ndarray | None:
+    def rows_of(self, w: str, real: list[str], whole: np.ndarray) -> np.ndarray:
         """Workload ``w``'s demand rows as ``M[b, d, c]`` over the columns ``real`` +
         :attr:`names`: the requests/s of bucket ``b``'s demand (over its share ``s_b``) a
         server of device ``d`` on column ``c`` serves: the whole mix ``whole[d]`` (it serves
-        ``s_b`` of each bucket), a bucket column ``c[d, b] / s_b``; None when ``w`` is not
-        routed."""
-        if w not in self.shares:
-            return None
+        ``s_b`` of each bucket), a bucket column ``c[d, b] / s_b`` (``w``: a routed
+        workload, a key of :attr:`shares`)."""
         shares = self.shares[w]
         M = np.zeros((len(shares), len(whole), len(real) + len(self.names)))
         i = real.index(w)
@@ -168,8 +166,8 @@ def build_problem(rows: Mapping[str, Any], demand: Mapping[str, float],
 
     thr = per("throughput")
     thr[:, len(real):] = cols.thr
-    buckets = {i: M for i, M in ((real.index(w), cols.rows_of(w, real, thr[:, real.index(w)]))
-                                 for w in cols.shares) if M is not None}
+    buckets = {real.index(w): cols.rows_of(w, real, thr[:, real.index(w)])
+               for w in cols.shares}
     pd, pd_use, pd_workload = pd_arrays(rows, routed, server, real)
 
     return MixProblem(

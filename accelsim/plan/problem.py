@@ -156,8 +156,7 @@ def build(sc: Any, dev: Any, spec: PlanSpec, where: str = "plan") -> PlanProblem
                          - wall * rent_per_W[:, None], 0.0, None)
     thr = per("throughput")
     thr[:, len(W):] = cols.thr
-    demand_rows = {i: M for i, M in ((W.index(w), cols.rows_of(w, W, thr[:, W.index(w)]))
-                                     for w in cols.shares) if M is not None}
+    demand_rows = {W.index(w): cols.rows_of(w, W, thr[:, W.index(w)]) for w in cols.shares}
     loan = _loan(sc, rows, refs, W)
     if "loan_thr" in loan:  # bucket columns lend nothing (as in optimize)
         loan["loan_thr"] = np.pad(loan["loan_thr"], ((0, 0), (0, len(cols.names))))
