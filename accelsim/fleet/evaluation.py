@@ -179,8 +179,9 @@ class FastEvaluator:
     A chatbot routed by request size (:mod:`.routing`) is evaluated on each of its size
     buckets too, at the same fast fidelity (each bucket block is a workload of its own
     here, with its own full base evaluation), so the rows hold ``bucket_throughput`` and
-    a fleet serves it routed as in ``compare``. PD units (``disaggregation``) are not
-    evaluated at fast fidelity: their fleets serve on colocated replicas.
+    a fleet serves it routed as in ``compare``. PD units (``disaggregation``) are searched
+    on the point's devices near the base's answer (:mod:`.pd_fast`), so a fleet serves
+    them as in ``compare``.
     """
 
     def __init__(self, base: Scenario, profiles: dict[str, DeviceProfile],
@@ -191,6 +192,7 @@ class FastEvaluator:
         self._states: dict[tuple[str, str], Any] = {}
         self._cache: dict[tuple[str, str, str, str], DeviceEval] = {}
         self._bucket_specs: dict[str, list[tuple[str, Any, str]]] = {}
+        self._pd: Any = None  # accelsim.fleet.pd_fast.PDFast, on first use
         for name, by_ref in (evals or {}).items():
             spec = base.workloads[name]
             self._states[(name, self._key(base, spec))] = workloads.of(spec).prepare_fast(
@@ -222,10 +224,24 @@ class FastEvaluator:
                                        for b, bs in routed_specs({name: spec}).items()]
         return self._bucket_specs[key]
 
+    def _pd_units(self, sc: Scenario, profiles: dict[str, DeviceProfile],
+                  dkeys: dict[str, str] | None = None) -> dict[str, list[dict[str, Any]]]:
+        """Each disaggregated workload's PD units at the point (:mod:`.pd_fast`); none
+        without a ``disaggregation`` block."""
+        if not any(getattr(s, "disaggregation", None) is not None
+                   for s in sc.workloads.values()):
+            return {}
+        from accelsim.fleet.pd_fast import PDFast, point_units
+
+        if self._pd is None:
+            self._pd = PDFast(self.profiles, self.file)
+        return point_units(self._pd, sc, profiles, dkeys)
+
     def warm(self, sc: Scenario) -> None:
         """Build now, in worker processes, what each workload's fast path would build on
         first use (the chatbot's SLO curves, its size buckets' too), so that processes
         forked later share it."""
+        self._pd_units(sc, self.profiles)  # the base's PD units (built, not searched)
         for name, spec in sc.workloads.items():
             for n, s, k in [(name, spec, self._key(sc, spec)), *self._buckets(sc, name, spec)]:
                 workloads.of(s).warm_fast(s, self._state(sc, n, s, k), sc.context(self.file))
@@ -240,6 +256,7 @@ class FastEvaluator:
         skeys = {name: self._key(sc, spec) for name, spec in sc.workloads.items()
                  if only is None or name in only}
         rows: list[dict[str, Any]] = []
+        units = self._pd_units(sc, profiles) if only is None else {}
         for ref, pool in sc.pool_of().items():
             dev = profiles[ref]
             if devices is not None and dev.name not in devices:
@@ -247,8 +264,8 @@ class FastEvaluator:
             dkey = dev.model_dump_json(include=PERF_SECTIONS)
             per = {name: self._evaluate(sc, name, sc.workloads[name], skeys[name], ref, dev,
                                         dkey, ctx) for name in skeys}
-            rows += self._with_buckets(sc, priced_rows(sc, ref, pool, dev.spec, per), ref,
-                                       dev, dkey, ctx)
+            rows += _attach(self._with_buckets(sc, priced_rows(sc, ref, pool, dev.spec, per),
+                                               ref, dev, dkey, ctx), ref, units)
         return rows
 
     def device_records_many(self, sc: Scenario, points: list[dict[str, DeviceProfile]]
@@ -278,11 +295,13 @@ class FastEvaluator:
         out = []
         for p, dk in zip(points, dkeys, strict=True):
             rows: list[dict[str, Any]] = []
+            units = self._pd_units(sc, p, dk)
             for ref, pool_name in pool.items():
                 per = {name: self._cache[(name, skey, ref, dk[ref])]
                        for name, skey in skeys.items()}
                 mine = priced_rows(sc, ref, pool_name, p[ref].spec, per)
-                rows += self._with_buckets(sc, mine, ref, p[ref], dk[ref], ctx)
+                rows += _attach(self._with_buckets(sc, mine, ref, p[ref], dk[ref], ctx), ref,
+                                units)
             out.append(rows)
         return out
 
@@ -310,3 +329,13 @@ class FastEvaluator:
             state = self._state(sc, name, spec, skey)
             self._cache[key] = workloads.of(spec).evaluate_fast(spec, ref, device, state, ctx)
         return self._cache[key]
+
+
+def _attach(rows: list[dict[str, Any]], ref: str, units: dict[str, list[dict[str, Any]]]
+            ) -> list[dict[str, Any]]:
+    """:func:`accelsim.fleet.pd_fast.attach` (imported only with PD units)."""
+    if not units:
+        return rows
+    from accelsim.fleet.pd_fast import attach
+
+    return attach(rows, ref, units)
