@@ -282,7 +282,9 @@ def dense_layer(f: dict[str, Any], u: Micro) -> Layer:
     M_tp = T * h * e
     # one all-gather costs what one reduce-scatter does (collectives.all_gather)
     ag = rs = coll.reduce_scatter(M_tp, t, u.bw_tp, u.al_tp)
-    ar = coll.ring_allreduce(M_tp, t, u.bw_tp, u.al_tp)
+    # the ring all-reduce, 2 (t-1)/t M/bw + 2 (t-1) alpha: twice the reduce-scatter, and
+    # computed so (each of its terms is the reduce-scatter's times 2, exact in floating point)
+    ar = 2.0 * rs
     t_tp_once = xp.where(f["sequence_parallel"] > 0, 2 * ag + 2 * rs, 2 * ar)
     t_tp_raw = xp.where(t > 1, t_tp_once, 0.0)
     ov_tp = (f["overlap_tp"] > 0) & (t > 1)
