@@ -10,10 +10,9 @@ reports the mean with a Student-t 95 % confidence interval.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from accelsim import units
 from accelsim.errors import AccelsimError
@@ -28,6 +27,9 @@ from accelsim.serving.summary import (
     quantile_with_drops,
     summarise,
 )
+
+if TYPE_CHECKING:  # pandas is imported where a DataFrame is built: a capacity search
+    import pandas as pd  # (fleet workloads in worker processes) needs none
 
 # What :func:`capacity` returns (sweeps check metric names against them before running).
 CAPACITY_KEYS = ("max_qps_at_slo", "ci95_low_qps", "ci95_high_qps", "replications",
@@ -58,6 +60,8 @@ class ServeResult:
     @property
     def summary(self) -> pd.DataFrame:
         """The metrics as a one-row DataFrame (see ``replicas`` and ``trace`` for more)."""
+        import pandas as pd
+
         return pd.DataFrame([self.metrics])
 
 
@@ -104,6 +108,8 @@ def simulate(job: ServeJob, engine: str | None = None, rate_qps: float | None = 
     base: dict[str, Any] = {"engine": eng, "capacity_qps": cap, "offered_qps": float(offered)}
     # with per-request deadlines the queue is bounded: an overloaded run is simulated (its
     # drops are the answer) but is still unstable, like any offered load above capacity
+    import pandas as pd
+
     if offered >= cap and job.deadline_ms is None:
         over = {**base, "stable": False, "utilization": offered / cap,
                 "message": f"offered {offered:.4g} qps exceeds capacity {cap:.4g} qps"}

@@ -108,6 +108,7 @@ class LLMServing(Workload[LLMServingSpec]):
     unit = "requests/s at SLO"
     role = "capacity"
     spec_model = LLMServingSpec
+    cost = 2.0  # 0.15-0.25 s a device on the seed chatbot (capacity searches)
     device_fields = frozenset({"model", "prompt_tokens", "output_tokens", "slo", "tp", "dp",
                                "weight_formats",
                                "engine", "sim"})

@@ -105,6 +105,7 @@ class Training(Workload[TrainingSpec]):
     unit = "tokens/s"
     role = "volume"
     spec_model = TrainingSpec
+    cost = 0.1  # about 0.01 s a device on the seed (layout search on numpy columns)
     device_fields = frozenset({"model", "cluster_devices", "global_batch", "precision",
                                "resilience"})  # resilience: the goodput per device
 
