@@ -77,3 +77,13 @@ def test_the_workers_fork_before_pandas_is_imported():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("n", ["1", "2"])
+def test_the_callers_own_work_runs_once_here_beside_the_tasks(monkeypatch, n):
+    import os
+
+    monkeypatch.setenv("ACCELSIM_WORKERS", n)
+    ran: list[int] = []
+    got = dict(parallel.imap(_check, [(1,), (3,)], meanwhile=lambda: ran.append(os.getpid())))
+    assert got == {0: 1, 1: 3} and ran == [os.getpid()]

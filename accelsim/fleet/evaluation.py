@@ -68,8 +68,9 @@ def evaluate_full(sc: Scenario, progress: Progress | None = None,
                   ) -> tuple[pd.DataFrame, dict[str, dict[str, DeviceEval]]]:
     """The device table and every evaluation (by workload name, then device reference).
     Evaluations come from the cache (:func:`evaluation_key`) where they can; the others run
-    one device x workload per task in worker processes (:mod:`accelsim.parallel`), the
-    costliest kinds first (``Workload.cost``), and are stored. ``only``: the workloads to
+    one device x workload per task, those of kinds with compiled simulators in worker
+    processes (:mod:`accelsim.parallel`; the costliest kinds first, ``Workload.cost``), the
+    rest here meanwhile, and are stored. ``only``: the workloads to
     evaluate (default all; a table of some workloads prices only those). ``routed``: also
     a routed chatbot's size buckets and PD units (:mod:`.routing`, :mod:`.pd`); a caller
     that only keeps the evaluations for the fast path (which evaluates the size buckets
@@ -107,18 +108,26 @@ def evaluate_full(sc: Scenario, progress: Progress | None = None,
     # task, so the table does not depend on which worker ran what
     pairs = sorted(((ref, name) for ref, mine in todo.items() for name in mine),
                    key=lambda p: -workloads.of(specs[p[1]]).cost)
-    tasks = [({name: specs[name]}, profiles[ref], ctx) for ref, name in pairs]
-    # serving workloads run compiled simulators (training's model is plain numpy); the
-    # workers inherit scipy.optimize (training's goodput optimum; the fleet MILP's here
-    # next) and the simulators' modules instead of each importing them
-    compiled = any(workloads.of(s).kind != "training" for s in (sc.workloads[n] for n in names))
-    preload = ("scipy.optimize", "accelsim.serving.sim", "accelsim.llm.sim")
-    for i, per in parallel.imap(_evaluate_device, tasks, compiled, preload,
-                                ("pandas", *after)):
-        done(pairs[i][0], per)
+    # workloads that run compiled simulators go to the workers (forked after numba's
+    # set-up, with the simulators' modules loaded); the others (training: numpy, and
+    # scipy.optimize for its goodput, which the MILP needs next) run here meanwhile
+    pool = [p for p in pairs if workloads.of(specs[p[1]]).compiled]
+    local = [p for p in pairs if not workloads.of(specs[p[1]]).compiled]
+
+    def here() -> None:
+        for ref, name in local:
+            done(ref, _evaluate_device({name: specs[name]}, profiles[ref], ctx))
+            if progress:
+                progress(f"{name} {profiles[ref].name}")
+
+    tasks = [({name: specs[name]}, profiles[ref], ctx) for ref, name in pool]
+    preload = ("accelsim.serving.sim", "accelsim.llm.sim")
+    for i, per in parallel.imap(_evaluate_device, tasks, True, preload, ("pandas", *after),
+                                here):
+        done(pool[i][0], per)
         if progress:
             for name in per:
-                progress(f"{name} {profiles[pairs[i][0]].name}")
+                progress(f"{name} {profiles[pool[i][0]].name}")
     units = _pd_units(sc, names, profiles, file, progress) if routed else {}
     import pandas as pd
 
