@@ -148,9 +148,11 @@ def _provenance(scenario_file: Path, sc: Any, anchor: list[str] | None,
             "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
 
 
-def _device_table(sc: Any, quiet: bool, no_cache: bool = False) -> Any:
+def _device_table(sc: Any, quiet: bool, no_cache: bool = False, after: tuple[str, ...] = ()
+                  ) -> Any:
     """Per device x workload evaluation, with a progress bar: evaluations done of all, the
-    time taken and left (a cold run takes tens of seconds)."""
+    time taken and left (a cold run takes tens of seconds). ``after``: the modules the
+    command needs next, imported while worker processes evaluate (a cold run)."""
     from accelsim.fleet import evaluate_devices
     from accelsim.fleet.pd import pd_tasks
     from accelsim.fleet.routing import routed_specs
@@ -166,7 +168,7 @@ def _device_table(sc: Any, quiet: bool, no_cache: bool = False) -> Any:
             started[0] += 1
 
         with cache.disabled(no_cache):
-            table_ = evaluate_devices(sc, progress)
+            table_ = evaluate_devices(sc, progress, after=after)
         bar.update(task, completed=n)
     return table_
 
@@ -192,14 +194,15 @@ def compare(
 ) -> None:
     """Price every device for every workload and every fleet mix against the demand."""
     set_anchors(anchor)  # --anchor: this command's efficiency what-if
-    from accelsim.fleet import compare as run_compare
-
     sc = _scenario(scenario_file, sets, objective)
     replay.note_inputs([scenario_file, *sc.input_files()])
     for folder, option in ((csv_dir, "--csv"), (plot_dir, "--plot")):
         if folder is not None:
             check_dir(folder, option)  # before the evaluation, not after it
-    res = run_compare(sc, dev_table=_device_table(sc, as_json, no_cache))
+    dev_table = _device_table(sc, as_json, no_cache, ("accelsim.fleet.ranking",))
+    from accelsim.fleet import compare as run_compare
+
+    res = run_compare(sc, dev_table=dev_table)
     from accelsim.fleet.compare_verdict import annotate, verdicts
 
     annotate(sc, res.fleets, res.devices)
@@ -272,9 +275,6 @@ def plan(
     """A purchase plan by quarter over the scenario's horizon (one MILP): deliveries, served
     demand, what binds each quarter and its marginal value, yearly spend, present cost."""
     set_anchors(anchor)  # --anchor: this command's efficiency what-if
-    from accelsim.plan import build, solve_plan
-    from accelsim.report import plan_frames
-
     sc = _scenario(scenario_file, sets, objective, "plan.objective")
     replay.note_inputs([scenario_file, *sc.input_files()])
     if sc.plan is None:
@@ -282,7 +282,12 @@ def plan(
                                    "start, quarters, budget_usd_per_year, deliveries")
     if csv_dir is not None:
         check_dir(csv_dir, "--csv")
-    prob = build(sc, _device_table(sc, as_json, no_cache), sc.plan, str(scenario_file))
+    dev_table = _device_table(sc, as_json, no_cache, ("accelsim.plan.problem",
+                                                      "accelsim.plan.solve"))
+    from accelsim.plan import build, solve_plan
+    from accelsim.report import plan_frames
+
+    prob = build(sc, dev_table, sc.plan, str(scenario_file))
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from accelsim.plan import TIME_LIMIT_S
@@ -425,14 +430,17 @@ def optimize(
     """The device mix (integer servers) that maximises the scenario's objective (MILP)."""
     set_anchors(anchor)  # --anchor: this command's efficiency what-if
     from accelsim.fleet import mix_problem, purchase_year
-    from accelsim.optimize import solve
 
     sc = _scenario(scenario_file, sets, objective)
     replay.note_inputs([scenario_file, *sc.input_files()])
     year = purchase_year(sc, year, str(scenario_file))  # before the seconds-long evaluation
     if csv_dir is not None:
         check_dir(csv_dir, "--csv")
-    res = solve(mix_problem(sc, _device_table(sc, as_json, no_cache), year))
+    dev_table = _device_table(sc, as_json, no_cache, ("accelsim.optimize", "accelsim.fleet.mix",
+                                                      "accelsim.fleet.routing"))
+    from accelsim.optimize import solve
+
+    res = solve(mix_problem(sc, dev_table, year))
     if csv_dir is not None:
         from accelsim.report import optimum_frames
 

@@ -8,17 +8,18 @@ table (:mod:`.pricing`), so everything downstream is one code path.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from accelsim import cache, parallel, workloads
 from accelsim.devices import DeviceProfile, load_device
 from accelsim.fleet.pricing import priced_rows
 from accelsim.fleet.scenario import Scenario
 from accelsim.workloads import DeviceEval, EvalContext, WorkloadSpec
+
+if TYPE_CHECKING:  # imported once the evaluations run (the workers fork without it)
+    import pandas as pd
 
 Progress = Callable[[str], None]
 # Profile sections that change a device's throughput (power and cost only its price).
@@ -62,15 +63,19 @@ def _evaluate_device(specs: dict[str, WorkloadSpec], device: DeviceProfile, ctx:
 
 def evaluate_full(sc: Scenario, progress: Progress | None = None,
                   profiles: dict[str, DeviceProfile] | None = None, file: str = "scenario",
-                  only: Collection[str] | None = None, routed: bool = True
+                  only: Collection[str] | None = None, routed: bool = True,
+                  after: Sequence[str] = ()
                   ) -> tuple[pd.DataFrame, dict[str, dict[str, DeviceEval]]]:
     """The device table and every evaluation (by workload name, then device reference).
     Evaluations come from the cache (:func:`evaluation_key`) where they can; the others run
-    one device per process (:mod:`accelsim.parallel`) and are stored. ``only``: the workloads to
+    one device x workload per task, those of kinds with compiled simulators in worker
+    processes (:mod:`accelsim.parallel`; the costliest kinds first, ``Workload.cost``), the
+    rest here meanwhile, and are stored. ``only``: the workloads to
     evaluate (default all; a table of some workloads prices only those). ``routed``: also
     a routed chatbot's size buckets and PD units (:mod:`.routing`, :mod:`.pd`); a caller
     that only keeps the evaluations for the fast path (which evaluates the size buckets
-    itself and no PD units) says False."""
+    itself and no PD units) says False. ``after``: modules the caller needs next, imported
+    here while the workers evaluate (pandas, for the table, is one)."""
     from accelsim.fleet.routing import SEP, routed_specs
 
     ctx = sc.context(file)
@@ -98,19 +103,34 @@ def evaluate_full(sc: Scenario, progress: Progress | None = None,
             evals[name][ref] = ev
             cache.put("device-eval", keys[(name, ref)], ev)
 
-    tasks = [(specs, profiles[ref], ctx) for ref, specs in todo.items()]
-    refs_todo = list(todo)
-    # serving workloads run compiled simulators (training's model is plain numpy); the
-    # workers inherit scipy.optimize (training's goodput optimum; the fleet MILP's here
-    # next) and the simulators' modules instead of each importing them
-    compiled = any(workloads.of(s).kind != "training" for s in (sc.workloads[n] for n in names))
-    preload = ("scipy.optimize", "accelsim.serving.sim", "accelsim.llm.sim")
-    for i, per in parallel.imap(_evaluate_device, tasks, compiled, preload):
-        done(refs_todo[i], per)
+    # one task per device x workload, the costliest kinds first (stable: pool order within
+    # a kind), so that two workers end together; each result is a pure function of its
+    # task, so the table does not depend on which worker ran what
+    pairs = sorted(((ref, name) for ref, mine in todo.items() for name in mine),
+                   key=lambda p: -workloads.of(specs[p[1]]).cost)
+    # workloads that run compiled simulators go to the workers (forked after numba's
+    # set-up, with the simulators' modules loaded); the others (training: numpy, and
+    # scipy.optimize for its goodput, which the MILP needs next) run here meanwhile
+    pool = [p for p in pairs if workloads.of(specs[p[1]]).compiled]
+    local = [p for p in pairs if not workloads.of(specs[p[1]]).compiled]
+
+    def here() -> None:
+        for ref, name in local:
+            done(ref, _evaluate_device({name: specs[name]}, profiles[ref], ctx))
+            if progress:
+                progress(f"{name} {profiles[ref].name}")
+
+    tasks = [({name: specs[name]}, profiles[ref], ctx) for ref, name in pool]
+    preload = ("accelsim.serving.sim", "accelsim.llm.sim")
+    for i, per in parallel.imap(_evaluate_device, tasks, True, preload, ("pandas", *after),
+                                here):
+        done(pool[i][0], per)
         if progress:
             for name in per:
-                progress(f"{name} {profiles[refs_todo[i]].name}")
+                progress(f"{name} {profiles[pool[i][0]].name}")
     units = _pd_units(sc, names, profiles, file, progress) if routed else {}
+    import pandas as pd
+
     rows: list[dict[str, Any]] = []
     for ref, pool_name in sc.pool_of().items():
         per = {name: evals[name][ref] for name in names}
@@ -143,9 +163,11 @@ def _pd_units(sc: Scenario, names: list[str], profiles: dict[str, DeviceProfile]
 
 
 def evaluate_devices(sc: Scenario, progress: Progress | None = None,
-                     profiles: dict[str, DeviceProfile] | None = None) -> pd.DataFrame:
-    """One row per device x workload: throughput per device, USD/hour, per USD, per watt."""
-    return evaluate_full(sc, progress, profiles)[0]
+                     profiles: dict[str, DeviceProfile] | None = None,
+                     after: Sequence[str] = ()) -> pd.DataFrame:
+    """One row per device x workload: throughput per device, USD/hour, per USD, per watt
+    (``after``: :func:`evaluate_full`'s)."""
+    return evaluate_full(sc, progress, profiles, after=after)[0]
 
 
 def _base_evals(sc: Scenario, spec: WorkloadSpec, profiles: dict[str, DeviceProfile],
