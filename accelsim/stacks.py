@@ -75,6 +75,12 @@ class StackKernels(Strict):
     attention: Fraction
     """Flash-attention rate relative to the device's published kernel
     (``efficiency.attention``: FA3 on Hopper, FA2 on Ampere)."""
+    gemm_8bit: Fraction | None = None
+    """8-bit training's linear GEMMs (precision fp8: FP8, or INT8 where the device has no
+    FP8) relative to the device's ``efficiency.compute`` at the 8-bit peak: the achieved
+    8-bit over 16-bit speedup divided by the peaks' ratio (1: the full ratio, as NVIDIA's
+    FP8 GEMMs are fitted; TPU AQT int8 quantises each operand on the vector units and
+    gains less). Not given: 1."""
     unit_gap_us: NonNegative | None = None
     """GPU-idle time at each FSDP unit's (one layer's) parameter all-gather, microseconds: a
     rate limiter that synchronises the CPU with the GPU before issuing the all-gather leaves
@@ -260,18 +266,21 @@ def default_stack(vendor: str, role: str = "training") -> StackProfile | None:
 
 
 def kernel_factors(stack: StackProfile | None) -> dict[str, float]:
-    """The training model's stack columns: ``stack_gemm``, ``stack_attn``, ``pp_scatter``
+    """The training model's stack columns: ``stack_gemm``, ``stack_attn``, ``stack_gemm8``
+    (8-bit linear GEMMs' factor), ``pp_scatter``
     (1: pipeline sends scattered over the TP ranks), ``stream_k``, ``tp_async`` (1: Megatron's
     asynchronous TP backward), ``cp_allgather`` (1: K/V all-gathered, exposed) and
     ``unit_gap_s`` (seconds idle at each FSDP unit's all-gather, :class:`StackKernels`)."""
     if stack is None:
-        return {"stack_gemm": 1.0, "stack_attn": 1.0, "pp_scatter": 1.0, "stream_k": 0.0,
-                "tp_async": 0.0, "cp_allgather": 0.0, "unit_gap_s": 0.0}
+        return {"stack_gemm": 1.0, "stack_attn": 1.0, "stack_gemm8": 1.0, "pp_scatter": 1.0,
+                "stream_k": 0.0, "tp_async": 0.0, "cp_allgather": 0.0, "unit_gap_s": 0.0}
     ov = stack.overlaps
     sg = ov.pp_scatter_gather if ov else None
     ta = ov.tp_bwd_async if ov else None
     ring = ov.cp_kv_ring if ov else None
+    g8 = stack.kernels.gemm_8bit
     return {"stack_gemm": stack.kernels.gemm.value, "stack_attn": stack.kernels.attention.value,
+            "stack_gemm8": g8.value if g8 is not None else 1.0,
             "pp_scatter": 0.0 if sg is not None and not sg.value else 1.0,
             "stream_k": float(stack.kernels.stream_k.value),
             "tp_async": float(ta is not None and ta.value),

@@ -6,7 +6,8 @@ communication around them (forward and backward).
                 the device's compute units, the roofline per shape) at the stack's GEMM
                 efficiency x the device's; a profile without compute units: the size-curve
                 roofline (:func:`accelsim.roofline.gemm_time`). Linear layers at the training
-                precision (FP8 elements under FP8), others at the activation precision
+                precision (FP8 elements under FP8, at the stack's ``gemm_8bit`` factor),
+                others at the activation precision
   attention     flash: causal half of the score blocks at the published kernel's rate by
                 sequence length and head dim (:func:`accelsim.kernels.attention_efficiency`,
                 the device's ``efficiency.attention`` x the stack's), backward
@@ -56,6 +57,8 @@ def gemm(m: Any, k: Any, n: Any, f: dict[str, Any], linear: bool = True) -> Any:
     e_in = f["lin_bytes"] if linear else f["act_bytes"]
     peak = f["peak_flops"] if linear else f[PEAK_ACT]
     eff = f["eff_compute"] * f["stack_gemm"]
+    if linear:  # 8-bit training: the stack's 8-bit factor (1 + fp8 (g8 - 1): 1 otherwise)
+        eff = eff * (1.0 + f["fp8"] * (f["stack_gemm8"] - 1.0))
     units = f["compute_units"]
     if type(units) is float:
         tiled_all = units > 0
