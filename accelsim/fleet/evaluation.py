@@ -13,7 +13,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from accelsim import cache, parallel, workloads
-from accelsim.devices import DeviceProfile, load_device
+from accelsim.devices import PERF_SECTIONS, DeviceProfile, load_device
 from accelsim.fleet.pricing import priced_rows
 from accelsim.fleet.scenario import Scenario
 from accelsim.workloads import DeviceEval, EvalContext, WorkloadSpec
@@ -22,8 +22,6 @@ if TYPE_CHECKING:  # imported once the evaluations run (the workers fork without
     import pandas as pd
 
 Progress = Callable[[str], None]
-# Profile sections that change a device's throughput (power and cost only its price).
-PERF_SECTIONS = {"compute", "memory", "interconnect", "efficiency", "reliability"}
 
 
 def resolve_devices(sc: Scenario, file: str = "scenario") -> dict[str, DeviceProfile]:
