@@ -248,8 +248,8 @@ class FastEvaluator:
                   dkeys: dict[str, str] | None = None) -> dict[str, list[dict[str, Any]]]:
         """Each disaggregated workload's PD units at the point (:mod:`.pd_fast`); none
         without a ``disaggregation`` block."""
-        if not any(getattr(s, "disaggregation", None) is not None
-                   for s in sc.workloads.values()):
+        if not any(s.__dict__.get("disaggregation") is not None  # (getattr on a
+                   for s in sc.workloads.values()):  # pydantic model lacking it: 3 us)
             return {}
         from accelsim.fleet.pd_fast import PDFast, point_units
 
