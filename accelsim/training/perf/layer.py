@@ -6,11 +6,14 @@ communication around them (forward and backward).
                 the device's compute units, the roofline per shape) at the stack's GEMM
                 efficiency x the device's; a profile without compute units: the size-curve
                 roofline (:func:`accelsim.roofline.gemm_time`). Linear layers at the training
-                precision (FP8 elements under FP8), others at the activation precision
+                precision (FP8 elements under FP8, at the stack's ``gemm_8bit`` factor),
+                others at the activation precision
   attention     flash: causal half of the score blocks at the published kernel's rate by
                 sequence length and head dim (:func:`accelsim.kernels.attention_efficiency`,
-                the device's ``efficiency.attention`` x the stack's), backward
-                BWD_FLOP_FACTOR x the forward's FLOPs at ``attention_backward`` of its rate
+                the device's ``efficiency.attention`` x the stack's; a stack on FA2-generation
+                kernels x the device's ``attention_fa2`` too), backward BWD_FLOP_FACTOR x the
+                forward's FLOPs at ``attention_backward`` of its rate (the stack's and FA2's
+                backward factors in place of the forward's)
                 (no ``efficiency.attention``: FLASH_REL_EFF x the GEMM efficiency); or
                 unfused (scores held, softmax and dropout memory-bound)
   elementwise   2 norms, 2 dropout-residuals and the activation, read and written once; FP8
@@ -56,6 +59,8 @@ def gemm(m: Any, k: Any, n: Any, f: dict[str, Any], linear: bool = True) -> Any:
     e_in = f["lin_bytes"] if linear else f["act_bytes"]
     peak = f["peak_flops"] if linear else f[PEAK_ACT]
     eff = f["eff_compute"] * f["stack_gemm"]
+    if linear:  # 8-bit training: the stack's 8-bit factor (1 + fp8 (g8 - 1): 1 otherwise)
+        eff = eff * (1.0 + f["fp8"] * (f["stack_gemm8"] - 1.0))
     units = f["compute_units"]
     if type(units) is float:
         tiled_all = units > 0
@@ -121,9 +126,14 @@ def flash_attention(F: Any, s_kv: Any, hd: Any, causal: Any, f: dict[str, Any]) 
     old_f = (F + f["gemm_half_flop"]) / (f[PEAK_ACT] * f["eff_compute"] * FLASH_REL_EFF)
     if type(a) is float and a <= 0:
         return old_f, FLASH_BWD_FACTOR * old_f
+    # a stack running FA2-generation kernels: its factors are relative to FA2's rates on
+    # the device (eff_attn_fa2, _bwd: 1 where the published kernel is FA2's generation)
+    fa2 = f["stack_fa2"] > 0
+    k_f = f["stack_attn"] * xp.where(fa2, f["eff_attn_fa2"], 1.0)
+    k_b = f["stack_attn_bwd"] * xp.where(fa2, f["eff_attn_fa2_bwd"], 1.0)
     new_f = kernels.attention_fwd_time(F, s_kv, hd, causal, f[PEAK_ACT],
-                                       xp.maximum(a, 1e-9) * f["stack_attn"])
-    new_b = kernels.attention_bwd_time(new_f, f["eff_attn_bwd"])
+                                       xp.maximum(a, 1e-9) * k_f)
+    new_b = kernels.attention_bwd_time(new_f * k_f / k_b, f["eff_attn_bwd"])
     if type(a) is float:
         return new_f, new_b
     return (xp.where(a > 0, new_f, old_f),
