@@ -119,9 +119,9 @@ def evaluate_full(sc: Scenario, progress: Progress | None = None,
                 progress(f"{name} {profiles[ref].name}")
 
     tasks = [({name: specs[name]}, profiles[ref], ctx) for ref, name in pool]
-    preload = ("accelsim.serving.sim", "accelsim.llm.sim")
+    preload = ("scipy.special", "accelsim.serving.sim", "accelsim.llm.sim")  # (CI quantiles)
     for i, per in parallel.imap(_evaluate_device, tasks, True, preload, ("pandas", *after),
-                                here):
+                                here, staged=True):
         done(pool[i][0], per)
         if progress:
             for name in per:
