@@ -3,7 +3,9 @@ gradient reduction and the optimizer.
 
   recompute   full: the layer's forward again in backward; selective: the attention core
               (free with flash, whose backward recomputes it); per module (norms, MLA
-              up-projections, the MoE activation) on top
+              up-projections, the MoE activation) on top; torchtitan's per-op policy
+              (alternate_mm): every second matmul of a block in call order (K, output, up)
+              and the norms and activation
   stages      L/p layers each (or the given first/last stage layers, the rest even), MoE
               layers spread evenly; the first stage adds the embedding, the last the LM head,
               cross-entropy and the MTP modules; p2p of one activation per chunk boundary
@@ -83,8 +85,19 @@ def recompute(f: dict[str, Any], u: Micro, ly: Layer, mo: MoELayer) -> tuple[Any
     rc_act_t = xp.where(f["rc_moe_act"] > 0,
                         mem(T * (f["moe_top_k"] + f["moe_shared"]) * f["moe_ffn_hidden"]
                             * (e * g.up + e_lin) / t, f), 0.0)
-    re_dense = re_dense + xp.where(rc == 2, 0.0, rc_norm_t + rc_mla_t)
-    re_moe = re_moe + xp.where(rc == 2, 0.0, rc_norm_t + rc_mla_t + rc_act_t)
+    # torchtitan's per-op selective checkpointing: of the matmuls Q, K, V, output, gate, up,
+    # down (call order) the 2nd, 4th and 6th again, and the non-matmul ops: the two norms
+    # and the gated activation (read gate and up, write its output)
+    alt = f["rc_alt_mm"] > 0
+    if alt if type(alt) is bool else np.any(alt):
+        rc_alt_t = xp.where(alt, gemm(T, g.h, g.k_w / t, f) + gemm(T, g.o_w / t, g.h, f)
+                            + gemm(T, g.h, f["ffn_hidden"] / t, f)
+                            + mem(2 * T * g.h * 2 * e / u.sp_div, f)
+                            + mem(T * f["ffn_hidden"] * e * (g.up + 1) / t, f), 0.0)
+    else:
+        rc_alt_t = 0.0
+    re_dense = re_dense + xp.where(rc == 2, 0.0, rc_norm_t + rc_mla_t + rc_alt_t)
+    re_moe = re_moe + xp.where(rc == 2, 0.0, rc_norm_t + rc_mla_t + rc_act_t + rc_alt_t)
     return re_dense, re_moe
 
 
