@@ -57,7 +57,7 @@ class TrainingRun(RunBase):
     recompute: Recompute
     """Activation recomputation."""
     recompute_modules: list[Literal["layernorm", "mla_up_proj", "moe_act",
-                                    "alternate_mm"]] = Field(
+                                    "alternate_mm", "qkv_offload"]] = Field(
         default_factory=list)
     """Per-module recomputation (Megatron-core's --recompute-modules)."""
     sequence_parallel: bool

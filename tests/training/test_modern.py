@@ -203,6 +203,24 @@ def test_alternate_mm_recomputes_three_gemms_and_holds_less():
     assert job_row(_job(recompute_modules=["alternate_mm"]))["rc_alt_mm"] == 1
 
 
+def test_qkv_offload_spares_the_qkv_projection_of_full_recomputation():
+    """MaxText's qkv_proj_offloaded (recompute module qkv_offload, with full remat): the
+    backward recomputes the layer but its QKV projection, whose output came back from host:
+    the step is faster than plain full recomputation by one QKV GEMM per layer and
+    micro-batch, the hardware FLOPs lower by that GEMM's, the model FLOPs unchanged."""
+    full = estimate(_job(tp=1, recompute="full"))
+    off = estimate(_job(tp=1, recompute="full", recompute_modules=["qkv_offload"]))
+    qkv = _op(full, "qkv_proj")
+    layers, m = LLAMA.layers, 16  # global batch 16, dp 1, micro-batch 1
+    assert full.step_time_s - off.step_time_s == pytest.approx(
+        layers * m * qkv["time_s"], rel=1e-6)
+    assert off.mfu == pytest.approx(full.mfu * full.step_time_s / off.step_time_s, rel=1e-9)
+    spared = layers * m * qkv["flops"] / (off.step_time_s * load_device("h100-sxm").spec.flops(
+        "bf16"))
+    assert off.hfu == pytest.approx(full.hfu * full.step_time_s / off.step_time_s - spared,
+                                    rel=1e-6)
+
+
 def test_new_columns_reach_the_batch_row():
     row = job_row(_dsv3(schedule="1f1b", recompute_modules=["mla_up_proj"]))
     assert row["mla_kv_rank"] == 512 and row["moe_max_nodes"] == 4 and row["fp8"] == 1
@@ -222,6 +240,7 @@ def test_one_job_on_floats_equals_the_batch_model_on_arrays():
         _job(tp=2, pp=2, virtual_stages=2, recompute="full", zero=3, cp=2, gb=32),
         _job(tp=1, recompute="selective", zero=0),
         _job(tp=2, recompute="selective", recompute_modules=["alternate_mm"], zero=3),
+        _job(tp=2, recompute="full", recompute_modules=["qkv_offload"]),
         _dsv3(), TrainJob(**{**_dsv3(recompute_modules=["layernorm", "moe_act"]).model_dump(),
                               "overlap_ep_comm": True}),
         _pipe("dualpipe"), _pipe("1f1b", pp=4),

@@ -5,7 +5,9 @@ gradient reduction and the optimizer.
               (free with flash, whose backward recomputes it); per module (norms, MLA
               up-projections, the MoE activation) on top; torchtitan's per-op policy
               (alternate_mm): every second matmul of a block in call order (K, output, up)
-              and the norms and activation
+              and the norms and activation; MaxText's Q/K/V offload to host under full
+              remat (qkv_offload): the layer but its QKV projection (the host copies run
+              beside the layers, ~T n_qkv e bytes each way per layer)
   stages      L/p layers each (or the given first/last stage layers, the rest even), MoE
               layers spread evenly; the first stage adds the embedding, the last the LM head,
               cross-entropy and the MTP modules; p2p of one activation per chunk boundary
@@ -73,9 +75,11 @@ def recompute(f: dict[str, Any], u: Micro, ly: Layer, mo: MoELayer) -> tuple[Any
     """Seconds recomputed in backward per dense and per MoE layer (module docstring)."""
     g, T, e, e_lin = u.g, u.T, u.e, u.e_lin
     rc, flash, t = f["recompute"], f["flash"], f["tp"]
-    re_dense = xp.where(rc == 2, ly.t_f + ly.comm_f, xp.where(rc == 1, (1 - flash) * ly.t_att_f,
-                                                               0.0))
-    re_moe = xp.where(rc == 2, mo.t_f + ly.comm_f + mo.t_a2a,
+    # full recomputation without the QKV projection when Q, K, V were offloaded to host
+    qkv_off = xp.where(f["rc_qkv_off"] > 0, ly.t_qkv, 0.0)
+    re_dense = xp.where(rc == 2, ly.t_f + ly.comm_f - qkv_off,
+                        xp.where(rc == 1, (1 - flash) * ly.t_att_f, 0.0))
+    re_moe = xp.where(rc == 2, mo.t_f + ly.comm_f + mo.t_a2a - qkv_off,
                       xp.where(rc == 1, (1 - flash) * ly.t_att_f, 0.0))
     rc_norm_t = xp.where(f["rc_norm"] > 0, mem(2 * T * g.h * (e + e_lin) / u.sp_div, f), 0.0)
     on = (f["rc_mla_up"] > 0) & g.mla
