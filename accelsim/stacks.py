@@ -87,6 +87,10 @@ class StackKernels(Strict):
     device, also where the published kernel is newer: its attention factors are relative to
     FA2's rate on the device (the device's ``efficiency.attention_fa2``,
     ``attention_fa2_backward``). Not given: false."""
+    attention_unpad: Feature | None = None
+    """Its flash-attention wrapper removes the padding of q, k and v before the kernel and
+    restores it on the output (flash-attn's ``bert_padding``), a gather or scatter of each
+    over HBM per pass (``recipes.UNPAD_PASSES_*``). Not given: false."""
     unit_gap_us: NonNegative | None = None
     """GPU-idle time at each FSDP unit's (one layer's) parameter all-gather, microseconds: a
     rate limiter that synchronises the CPU with the GPU before issuing the all-gather leaves
@@ -274,14 +278,15 @@ def default_stack(vendor: str, role: str = "training") -> StackProfile | None:
 def kernel_factors(stack: StackProfile | None) -> dict[str, float]:
     """The training model's stack columns: ``stack_gemm``, ``stack_attn`` and
     ``stack_attn_bwd`` (flash attention's forward and backward factors), ``stack_fa2`` (1:
-    the factors are relative to FlashAttention-2's rates on the device), ``pp_scatter``
+    the factors are relative to FlashAttention-2's rates on the device), ``stack_unpad`` (1:
+    attention's padding copies), ``pp_scatter``
     (1: pipeline sends scattered over the TP ranks), ``stream_k``, ``tp_async`` (1: Megatron's
     asynchronous TP backward), ``cp_allgather`` (1: K/V all-gathered, exposed) and
     ``unit_gap_s`` (seconds idle at each FSDP unit's all-gather, :class:`StackKernels`)."""
     if stack is None:
         return {"stack_gemm": 1.0, "stack_attn": 1.0, "stack_attn_bwd": 1.0, "stack_fa2": 0.0,
-                "pp_scatter": 1.0, "stream_k": 0.0, "tp_async": 0.0, "cp_allgather": 0.0,
-                "unit_gap_s": 0.0}
+                "stack_unpad": 0.0, "pp_scatter": 1.0, "stream_k": 0.0, "tp_async": 0.0,
+                "cp_allgather": 0.0, "unit_gap_s": 0.0}
     ov = stack.overlaps
     sg = ov.pp_scatter_gather if ov else None
     ta = ov.tp_bwd_async if ov else None
@@ -290,6 +295,7 @@ def kernel_factors(stack: StackProfile | None) -> dict[str, float]:
     return {"stack_gemm": k.gemm.value, "stack_attn": k.attention.value,
             "stack_attn_bwd": (k.attention_backward or k.attention).value,
             "stack_fa2": float(k.attention_fa2 is not None and k.attention_fa2.value),
+            "stack_unpad": float(k.attention_unpad is not None and k.attention_unpad.value),
             "pp_scatter": 0.0 if sg is not None and not sg.value else 1.0,
             "stream_k": float(stack.kernels.stream_k.value),
             "tp_async": float(ta is not None and ta.value),
