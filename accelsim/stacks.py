@@ -91,6 +91,12 @@ class StackKernels(Strict):
     """Its flash-attention wrapper removes the padding of q, k and v before the kernel and
     restores it on the output (flash-attn's ``bert_padding``), a gather or scatter of each
     over HBM per pass (``recipes.UNPAD_PASSES_*``). Not given: false."""
+    unit_grad_bytes: NonNegative | None = None
+    """HBM bytes per parameter its FSDP moves in each unit's gradient hook per micro-batch
+    outside the GEMMs (the unsharded gradient gathered into the flat gradient, cast to the
+    reduce dtype, pre-divided), run beside the next unit's backward on a side stream and
+    priced as memory-bound time added to the step (side-stream kernels take SMs from the
+    compute stream's). Not given: 0."""
     unit_gap_us: NonNegative | None = None
     """GPU-idle time at each FSDP unit's (one layer's) parameter all-gather, microseconds: a
     rate limiter that synchronises the CPU with the GPU before issuing the all-gather leaves
@@ -282,11 +288,12 @@ def kernel_factors(stack: StackProfile | None) -> dict[str, float]:
     attention's padding copies), ``pp_scatter``
     (1: pipeline sends scattered over the TP ranks), ``stream_k``, ``tp_async`` (1: Megatron's
     asynchronous TP backward), ``cp_allgather`` (1: K/V all-gathered, exposed) and
-    ``unit_gap_s`` (seconds idle at each FSDP unit's all-gather, :class:`StackKernels`)."""
+    ``unit_gap_s`` (seconds idle at each FSDP unit's all-gather) and ``unit_grad_bytes``
+    (bytes per parameter of each unit's gradient hook per micro-batch, :class:`StackKernels`)."""
     if stack is None:
         return {"stack_gemm": 1.0, "stack_attn": 1.0, "stack_attn_bwd": 1.0, "stack_fa2": 0.0,
                 "stack_unpad": 0.0, "pp_scatter": 1.0, "stream_k": 0.0, "tp_async": 0.0,
-                "cp_allgather": 0.0, "unit_gap_s": 0.0}
+                "cp_allgather": 0.0, "unit_gap_s": 0.0, "unit_grad_bytes": 0.0}
     ov = stack.overlaps
     sg = ov.pp_scatter_gather if ov else None
     ta = ov.tp_bwd_async if ov else None
@@ -301,7 +308,9 @@ def kernel_factors(stack: StackProfile | None) -> dict[str, float]:
             "tp_async": float(ta is not None and ta.value),
             "cp_allgather": float(ring is not None and not ring.value),
             "unit_gap_s": (stack.kernels.unit_gap_us.value * units.US
-                           if stack.kernels.unit_gap_us is not None else 0.0)}
+                           if stack.kernels.unit_gap_us is not None else 0.0),
+            "unit_grad_bytes": (k.unit_grad_bytes.value if k.unit_grad_bytes is not None
+                                else 0.0)}
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,8 @@ def test_default_stack_by_vendor():
                                            "stack_attn_bwd": 1.0, "stack_fa2": 0.0,
                                            "stack_unpad": 0.0,
                                            "pp_scatter": 1.0, "stream_k": 0.0, "tp_async": 0.0,
-                                           "cp_allgather": 0.0, "unit_gap_s": 0.0}
+                                           "cp_allgather": 0.0, "unit_gap_s": 0.0,
+                                           "unit_grad_bytes": 0.0}
     assert stacks.kernel_factors(stacks.load_stack("deepspeed"))["pp_scatter"] == 0.0
 
 
@@ -235,3 +236,22 @@ def test_attention_padding_copies_are_paid_per_layer_and_pass():
     assert u1.t_ew_f == u0.t_ew_f
     assert stacks.kernel_factors(stacks.load_stack("llm-foundry-flash2"))["stack_unpad"] == 1.0
     assert stacks.kernel_factors(stacks.load_stack("llm-foundry"))["stack_unpad"] == 0.0
+
+
+@pytest.mark.parametrize(("zero", "paid"), [(3, True), (2, True), (1, False)])
+def test_fsdp_gradient_hook_copies_are_paid_per_micro_batch(zero, paid):
+    """A stack's ``unit_grad_bytes`` (FSDP1's gradient hook: the flat gradient's cat, its cast
+    to the reduce dtype, the pre-divide) moves that many bytes per parameter of the rank's
+    units every micro-batch at the memory rate, with ZeRO-2 and 3 only."""
+    from accelsim.training.perf import estimate_arrays, job_row
+
+    spec = load_device("h100-sxm").spec
+    par = {"tp": 1, "pp": 1, "dp": 8, "micro_batch": 1, "zero": zero}
+    job = _job(parallelism=par)  # global batch 16 over dp 8: m = 2 micro-batches
+    rows = [job_row(job, spec, {"unit_grad_bytes": b}) for b in (0.0, 18.0)]
+    base, slow = (estimate_arrays(r) for r in rows)
+    extra = float(slow.columns["step_time_s"] - base.columns["step_time_s"])
+    params = float(base.columns["params_per_device"])  # ZeRO-1 and up: unsharded weights
+    want = 2 * params * 18.0 / (spec.memory_bw_Bps * spec.eff_memory)
+    assert extra == pytest.approx(want if paid else 0.0, rel=1e-6, abs=1e-12)
+    assert stacks.kernel_factors(stacks.load_stack("llm-foundry"))["unit_grad_bytes"] == 18.0
