@@ -21,7 +21,9 @@ gradient reduction and the optimizer.
               overlap_grad_reduce / overlap_param_gather); ZeRO-3 gathers weights every pass;
               a stack whose FSDP rate limiter syncs the CPU per unit (``unit_gap_s``) idles
               the GPU that long at each layer's all-gather: 2 per micro-batch with ZeRO-3
-              (forward, backward), 1 with ZeRO-2 (the forward's)
+              (forward, backward), 1 with ZeRO-2 (the forward's); its gradient hook's
+              memory-bound copies of each unit's unsharded gradient (``unit_grad_bytes``
+              per parameter) every micro-batch with ZeRO-2 and 3
   optimizer   OPTIMIZER_BYTES_PER_PARAM of HBM traffic per (sharded) parameter
 """
 
@@ -268,6 +270,9 @@ def data_parallel(f: dict[str, Any], u: Micro, st: Stages, pr: RankParams) -> Da
     z3 = xp.where((zero == 3) & (D > 1), m * exposed(2 * ag, st.base_f + st.base_b), 0.0)
     gathers = xp.where(zero == 3, 2.0, xp.where(zero == 2, 1.0, 0.0))
     z3 = z3 + xp.where(D > 1, m * st.Ls * gathers * f["unit_gap_s"], 0.0)
+    # the stack's FSDP gradient hook (cat into the flat gradient, cast, pre-divide) per
+    # micro-batch over every unsharded parameter of the rank's units, memory-bound
+    z3 = z3 + xp.where((D > 1) & (zero >= 2), mem(m * pr.dense * f["unit_grad_bytes"], f), 0.0)
     shard = xp.where(zero >= 1, D, 1.0)
     t_opt = mem(copies * pr.total * OPTIMIZER_BYTES_PER_PARAM / shard, f)
     return DataParallel(D=D, De=De, copies=copies, exposed_s=out, zero3_s=z3, optimizer_s=t_opt)
