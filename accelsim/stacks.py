@@ -97,6 +97,12 @@ class StackKernels(Strict):
     reduce dtype, pre-divided), run beside the next unit's backward on a side stream and
     priced as memory-bound time added to the step (side-stream kernels take SMs from the
     compute stream's). Not given: 0."""
+    gemm_8bit: Fraction | None = None
+    """8-bit training's linear GEMMs (precision fp8: FP8, or INT8 where the device has no
+    FP8) relative to the device's ``efficiency.compute`` at the 8-bit peak: the achieved
+    8-bit over 16-bit speedup divided by the peaks' ratio (1: the full ratio, as NVIDIA's
+    FP8 GEMMs are fitted; TPU AQT int8 quantises each operand on the vector units and
+    gains less). Not given: 1."""
     unit_gap_us: NonNegative | None = None
     """GPU-idle time at each FSDP unit's (one layer's) parameter all-gather, microseconds: a
     rate limiter that synchronises the CPU with the GPU before issuing the all-gather leaves
@@ -285,24 +291,26 @@ def kernel_factors(stack: StackProfile | None) -> dict[str, float]:
     """The training model's stack columns: ``stack_gemm``, ``stack_attn`` and
     ``stack_attn_bwd`` (flash attention's forward and backward factors), ``stack_fa2`` (1:
     the factors are relative to FlashAttention-2's rates on the device), ``stack_unpad`` (1:
-    attention's padding copies), ``pp_scatter``
+    attention's padding copies), ``stack_gemm8`` (8-bit linear GEMMs' factor), ``pp_scatter``
     (1: pipeline sends scattered over the TP ranks), ``stream_k``, ``tp_async`` (1: Megatron's
     asynchronous TP backward), ``cp_allgather`` (1: K/V all-gathered, exposed) and
     ``unit_gap_s`` (seconds idle at each FSDP unit's all-gather) and ``unit_grad_bytes``
     (bytes per parameter of each unit's gradient hook per micro-batch, :class:`StackKernels`)."""
     if stack is None:
         return {"stack_gemm": 1.0, "stack_attn": 1.0, "stack_attn_bwd": 1.0, "stack_fa2": 0.0,
-                "stack_unpad": 0.0, "pp_scatter": 1.0, "stream_k": 0.0, "tp_async": 0.0,
-                "cp_allgather": 0.0, "unit_gap_s": 0.0, "unit_grad_bytes": 0.0}
+                "stack_unpad": 0.0, "stack_gemm8": 1.0, "pp_scatter": 1.0, "stream_k": 0.0,
+                "tp_async": 0.0, "cp_allgather": 0.0, "unit_gap_s": 0.0, "unit_grad_bytes": 0.0}
     ov = stack.overlaps
     sg = ov.pp_scatter_gather if ov else None
     ta = ov.tp_bwd_async if ov else None
     ring = ov.cp_kv_ring if ov else None
     k = stack.kernels
+    g8 = k.gemm_8bit
     return {"stack_gemm": k.gemm.value, "stack_attn": k.attention.value,
             "stack_attn_bwd": (k.attention_backward or k.attention).value,
             "stack_fa2": float(k.attention_fa2 is not None and k.attention_fa2.value),
             "stack_unpad": float(k.attention_unpad is not None and k.attention_unpad.value),
+            "stack_gemm8": g8.value if g8 is not None else 1.0,
             "pp_scatter": 0.0 if sg is not None and not sg.value else 1.0,
             "stream_k": float(stack.kernels.stream_k.value),
             "tp_async": float(ta is not None and ta.value),

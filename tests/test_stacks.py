@@ -39,7 +39,7 @@ def test_default_stack_by_vendor():
     assert stacks.default_stack("nobody") is None
     assert stacks.kernel_factors(None) == {"stack_gemm": 1.0, "stack_attn": 1.0,
                                            "stack_attn_bwd": 1.0, "stack_fa2": 0.0,
-                                           "stack_unpad": 0.0,
+                                           "stack_unpad": 0.0, "stack_gemm8": 1.0,
                                            "pp_scatter": 1.0, "stream_k": 0.0, "tp_async": 0.0,
                                            "cp_allgather": 0.0, "unit_gap_s": 0.0,
                                            "unit_grad_bytes": 0.0}
@@ -86,6 +86,25 @@ def test_kernel_factors_scale_what_they_name():
         2 * base.ops["attention_core"].time_s)
     assert slow_gemm.ops["mlp_up"].time_s > 1.8 * base.ops["mlp_up"].time_s
     assert slow_gemm.columns["step_time_s"] > slow_attn.columns["step_time_s"]
+
+
+def test_8bit_factor_slows_the_linear_gemms_of_8bit_training_only():
+    """A stack's gemm_8bit (maxtext: AQT int8's measured gain over bf16, 1.174 / 2) divides
+    the rate of the linear GEMMs of an fp8 job, and leaves a bf16 job and the attention core
+    as they were."""
+    from accelsim.training.perf import estimate_arrays, job_row
+
+    g8 = stacks.load_stack("maxtext").kernels.gemm_8bit
+    assert g8 is not None and g8.value == pytest.approx(1.174 / 2, abs=0.01)
+    assert stacks.kernel_factors(stacks.load_stack("megatron-core"))["stack_gemm8"] == 1.0
+    spec = load_device("h100-sxm").spec
+    for precision, slower in (("fp8", True), ("bf16", False)):
+        job = _job(precision=precision)
+        base = estimate_arrays(job_row(job, spec, {"stack_gemm8": 1.0}))
+        g = estimate_arrays(job_row(job, spec, {"stack_gemm8": g8.value}))
+        ratio = g.ops["mlp_up"].time_s / base.ops["mlp_up"].time_s
+        assert ratio == pytest.approx(1 / g8.value if slower else 1.0, rel=0.02), precision
+        assert g.ops["attention_core"].time_s == base.ops["attention_core"].time_s
 
 
 def test_bad_stack_field_is_one_line(tmp_path):

@@ -6,7 +6,8 @@ communication around them (forward and backward).
                 the device's compute units, the roofline per shape) at the stack's GEMM
                 efficiency x the device's; a profile without compute units: the size-curve
                 roofline (:func:`accelsim.roofline.gemm_time`). Linear layers at the training
-                precision (FP8 elements under FP8), others at the activation precision
+                precision (FP8 elements under FP8, at the stack's ``gemm_8bit`` factor),
+                others at the activation precision
   attention     flash: causal half of the score blocks at the published kernel's rate by
                 sequence length and head dim (:func:`accelsim.kernels.attention_efficiency`,
                 the device's ``efficiency.attention`` x the stack's; a stack on FA2-generation
@@ -65,6 +66,8 @@ def gemm(m: Any, k: Any, n: Any, f: dict[str, Any], linear: bool = True) -> Any:
     e_in = f["lin_bytes"] if linear else f["act_bytes"]
     peak = f["peak_flops"] if linear else f[PEAK_ACT]
     eff = f["eff_compute"] * f["stack_gemm"]
+    if linear:  # 8-bit training: the stack's 8-bit factor (1 + fp8 (g8 - 1): 1 otherwise)
+        eff = eff * (1.0 + f["fp8"] * (f["stack_gemm8"] - 1.0))
     units = f["compute_units"]
     if type(units) is float:
         tiled_all = units > 0
@@ -300,7 +303,9 @@ def dense_layer(f: dict[str, Any], u: Micro) -> Layer:
     M_tp = T * h * e
     # one all-gather costs what one reduce-scatter does (collectives.all_gather)
     ag = rs = coll.reduce_scatter(M_tp, t, u.bw_tp, u.al_tp)
-    ar = coll.ring_allreduce(M_tp, t, u.bw_tp, u.al_tp)
+    # the ring all-reduce, 2 (t-1)/t M/bw + 2 (t-1) alpha: twice the reduce-scatter, and
+    # computed so (each of its terms is the reduce-scatter's times 2, exact in floating point)
+    ar = 2.0 * rs
     t_tp_once = xp.where(f["sequence_parallel"] > 0, 2 * ag + 2 * rs, 2 * ar)
     t_tp_raw = xp.where(t > 1, t_tp_once, 0.0)
     ov_tp = (f["overlap_tp"] > 0) & (t > 1)
