@@ -237,10 +237,13 @@ def data_parallel(f: dict[str, Any], u: Micro, st: Stages, pr: RankParams) -> Da
     wb, gb = f["weight_bytes"], f["grad_bytes"]
     # DualPipe holds two stages' parameters per rank (DeepSeek-V3 Table 2: 2x parameters)
     copies = xp.where(f["dualpipe"] > 0, 2.0, 1.0)
-    ar_d = coll.group_allreduce(copies * pr.dense * gb, D, t, dom, u.bw_in, u.a_in, u.bw_out,
-                                u.a_out)
-    ar_e = coll.group_allreduce(copies * pr.expert * gb, De, t * ep, dom, u.bw_in, u.a_in,
-                                u.bw_out, u.a_out)
+    # the dense and the expert gradients' all-reduces; without expert parallelism in any
+    # row (ep 1, every D >= 1) both run over the same group, whose terms are computed once
+    dense = coll.GroupTerms(D, t, dom, u.a_in, u.a_out)
+    same = type(ep) is float and ep == 1.0 and bool(np.all(D >= 1.0))
+    expert = dense if same else coll.GroupTerms(De, t * ep, dom, u.a_in, u.a_out)
+    ar_d = coll.group_allreduce_terms(copies * pr.dense * gb, dense, u.bw_in, u.bw_out)
+    ar_e = coll.group_allreduce_terms(copies * pr.expert * gb, expert, u.bw_in, u.bw_out)
     # ring RS/AG move half of an all-reduce each
     rs = 0.5 * (ar_d + ar_e)
     ag = 0.5 * (ar_d + ar_e) * wb / gb
