@@ -308,21 +308,31 @@ def dense_layer(f: dict[str, Any], u: Micro) -> Layer:
     ar = 2.0 * rs
     t_tp_once = xp.where(f["sequence_parallel"] > 0, 2 * ag + 2 * rs, 2 * ar)
     t_tp_raw = xp.where(t > 1, t_tp_once, 0.0)
-    ov_tp = (f["overlap_tp"] > 0) & (t > 1)
-    chunk_cost = (t - 1) * compute(0.0, f)
-    t_tp_f = xp.where(ov_tp, t_tp_raw / t + exposed(t_tp_raw * (t - 1) / t, t_gemm_f)
-                      + 4 * chunk_cost, t_tp_raw)
+    # (a switch no row turns on, a false scalar: its branch is not computed, xp.never)
+    ov = f["overlap_tp"] > 0
+    if xp.never(ov):
+        t_tp_f = t_tp_raw
+    else:
+        ov_tp = ov & (t > 1)
+        chunk_cost = (t - 1) * compute(0.0, f)
+        t_tp_f = xp.where(ov_tp, t_tp_raw / t + exposed(t_tp_raw * (t - 1) / t, t_gemm_f)
+                          + 4 * chunk_cost, t_tp_raw)
     # Megatron's asynchronous backward (stack tp_async): the column-parallel linears' (QKV,
     # MLP up) input re-gather (sequence parallel) beside their data-gradient GEMMs and their
     # gradient reduce-scatter (else all-reduce) beside their weight-gradient GEMMs; the
     # row-parallel linears' gradient all-gathers stay exposed
-    col = t_qkv + t_up  # one pass of the column-parallel GEMMs
-    t_tp_async = xp.where(f["sequence_parallel"] > 0,
-                          2 * ag + exposed(2 * ag, col) + exposed(2 * rs, col),
-                          exposed(2 * ar, col))
-    t_tp_b = xp.where(ov_tp, t_tp_raw / t + exposed(t_tp_raw * (t - 1) / t, t_gemm_b)
-                      + 8 * chunk_cost,
-                      xp.where((f["tp_async"] > 0) & (t > 1), t_tp_async, t_tp_raw))
+    asy = f["tp_async"] > 0
+    if xp.never(asy):
+        t_tp_plain_b = t_tp_raw
+    else:
+        col = t_qkv + t_up  # one pass of the column-parallel GEMMs
+        t_tp_async = xp.where(f["sequence_parallel"] > 0,
+                              2 * ag + exposed(2 * ag, col) + exposed(2 * rs, col),
+                              exposed(2 * ar, col))
+        t_tp_plain_b = xp.where(asy & (t > 1), t_tp_async, t_tp_raw)
+    t_tp_b = t_tp_plain_b if xp.never(ov) else xp.where(
+        ov_tp, t_tp_raw / t + exposed(t_tp_raw * (t - 1) / t, t_gemm_b) + 8 * chunk_cost,
+        t_tp_plain_b)
 
     # --- context parallel: ring exchange of K, V blocks, overlapped with attention; or
     # (stack cp_allgather, Llama 3) K and V all-gathered before the attention kernel and
