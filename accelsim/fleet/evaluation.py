@@ -107,8 +107,8 @@ def evaluate_full(sc: Scenario, progress: Progress | None = None,
     pairs = sorted(((ref, name) for ref, mine in todo.items() for name in mine),
                    key=lambda p: -workloads.of(specs[p[1]]).cost)
     # workloads that run compiled simulators go to the workers (forked after numba's
-    # set-up, with the simulators' modules loaded); the others (training: numpy, and
-    # scipy.optimize for its goodput, which the MILP needs next) run here meanwhile
+    # set-up, with the simulators' modules loaded); the others (training: plain numpy) run
+    # here meanwhile
     pool = [p for p in pairs if workloads.of(specs[p[1]]).compiled]
     local = [p for p in pairs if not workloads.of(specs[p[1]]).compiled]
 
