@@ -101,7 +101,8 @@ def gemm_compute_time(m: Any, n: Any, k: Any, out_bytes: Any, peak: Any, eff: An
     p_u = peak * eff / units
     b_u = mem_bw * eff_mem / units
     lead = (-1,) + (1,) * max(a.ndim for a in (m, n, k, units, tile_m, tile_n, stream_k))
-    if tile_m.ndim == 0 or (tile_m.min() == tile_m.max() and tile_n.min() == tile_n.max()):
+    if (tile_m.ndim == 0 or tile_m.min() == tile_m.max()) and (
+            tile_n.ndim == 0 or tile_n.min() == tile_n.max()):
         # one device tile (the usual batch): the candidates' constants once
         c = np.array(_candidates(float(tile_m.flat[0]), float(tile_n.flat[0])))
         tm, tn, r = (c[:, i].reshape(lead) for i in range(3))

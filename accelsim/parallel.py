@@ -45,13 +45,19 @@ def warm_compiled() -> None:
 
 
 def imap(fn: Callable[..., T], tasks: Sequence[tuple[Any, ...]], compiled: bool = False,
-         preload: Sequence[str] = ()) -> Iterator[tuple[int, T]]:
+         preload: Sequence[str] = (), after: Sequence[str] = (),
+         meanwhile: Callable[[], Any] | None = None) -> Iterator[tuple[int, T]]:
     """``(index, fn(*task))`` for every task, as each finishes (in worker processes when
     :func:`workers` gives more than one, else here in order). ``compiled``: the tasks run
     numba kernels, so the workers are forked after :func:`warm_compiled`; ``preload``:
-    modules the tasks import, imported here first so that the workers inherit them."""
+    modules the tasks import, imported here first so that the workers inherit them;
+    ``after``: modules the caller needs next (not the tasks), imported here while the
+    workers run rather than before they fork; ``meanwhile``: work of the caller's own, run
+    here while they run (first, when everything runs here)."""
     n = workers(len(tasks))
     if n == 1:
+        if meanwhile is not None:
+            meanwhile()
         for i, task in enumerate(tasks):
             yield i, fn(*task)
         return
@@ -66,6 +72,10 @@ def imap(fn: Callable[..., T], tasks: Sequence[tuple[Any, ...]], compiled: bool 
 
     with ProcessPoolExecutor(n, mp_context=mp.get_context("fork")) as pool:
         futs = {pool.submit(fn, *task): i for i, task in enumerate(tasks)}
+        for name in after:
+            importlib.import_module(name)
+        if meanwhile is not None:
+            meanwhile()
         for fut in as_completed(futs):
             yield futs[fut], fut.result()
 

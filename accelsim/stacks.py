@@ -10,8 +10,11 @@ How the models use a stack (:func:`check_training`, :func:`kernel_factors`,
 
   kernels     stream-K GEMMs or not (``kernels.stream_k``); GEMM time / ``kernels.gemm``
               (multiplies the device's ``efficiency.compute`` on GEMMs only); flash
-              attention at ``kernels.attention`` x the device's published kernel rate
-              (``efficiency.attention``); pipeline sends scatter-gathered or not
+              attention at ``kernels.attention`` (``attention_backward`` on the backward)
+              x the device's published kernel rate (``efficiency.attention``), and x the
+              device's FlashAttention-2 ratio (``efficiency.attention_fa2``) for a stack
+              that runs FA2-generation kernels (``kernels.attention_fa2``); pipeline sends
+              scatter-gathered or not
   features    a training job that names a stack may only ask for what it has: its
               pipeline ``schedules`` (1f1b, interleaved, dualpipe) and ``overlaps``
               (tp_comm, dp_grad_reduce, param_gather, ep_a2a); anything else is a one-line
@@ -74,7 +77,16 @@ class StackKernels(Strict):
     was calibrated with)."""
     attention: Fraction
     """Flash-attention rate relative to the device's published kernel
-    (``efficiency.attention``: FA3 on Hopper, FA2 on Ampere)."""
+    (``efficiency.attention``: FA3 on Hopper, FA2 on Ampere), or to FlashAttention-2's rate
+    on the device when ``attention_fa2`` is true."""
+    attention_backward: Fraction | None = None
+    """The same for the backward pass, where it differs from the forward's. Not given:
+    ``attention``."""
+    attention_fa2: Feature | None = None
+    """The stack runs FlashAttention-2-generation kernels (Ampere MMA instructions) on every
+    device, also where the published kernel is newer: its attention factors are relative to
+    FA2's rate on the device (the device's ``efficiency.attention_fa2``,
+    ``attention_fa2_backward``). Not given: false."""
     gemm_8bit: Fraction | None = None
     """8-bit training's linear GEMMs (precision fp8: FP8, or INT8 where the device has no
     FP8) relative to the device's ``efficiency.compute`` at the 8-bit peak: the achieved
@@ -266,20 +278,26 @@ def default_stack(vendor: str, role: str = "training") -> StackProfile | None:
 
 
 def kernel_factors(stack: StackProfile | None) -> dict[str, float]:
-    """The training model's stack columns: ``stack_gemm``, ``stack_attn``, ``stack_gemm8``
+    """The training model's stack columns: ``stack_gemm``, ``stack_attn`` and
+    ``stack_attn_bwd`` (flash attention's forward and backward factors), ``stack_fa2`` (1:
+    the factors are relative to FlashAttention-2's rates on the device), ``stack_gemm8``
     (8-bit linear GEMMs' factor), ``pp_scatter``
     (1: pipeline sends scattered over the TP ranks), ``stream_k``, ``tp_async`` (1: Megatron's
     asynchronous TP backward), ``cp_allgather`` (1: K/V all-gathered, exposed) and
     ``unit_gap_s`` (seconds idle at each FSDP unit's all-gather, :class:`StackKernels`)."""
     if stack is None:
-        return {"stack_gemm": 1.0, "stack_attn": 1.0, "stack_gemm8": 1.0, "pp_scatter": 1.0,
-                "stream_k": 0.0, "tp_async": 0.0, "cp_allgather": 0.0, "unit_gap_s": 0.0}
+        return {"stack_gemm": 1.0, "stack_attn": 1.0, "stack_attn_bwd": 1.0, "stack_fa2": 0.0,
+                "stack_gemm8": 1.0, "pp_scatter": 1.0, "stream_k": 0.0, "tp_async": 0.0,
+                "cp_allgather": 0.0, "unit_gap_s": 0.0}
     ov = stack.overlaps
     sg = ov.pp_scatter_gather if ov else None
     ta = ov.tp_bwd_async if ov else None
     ring = ov.cp_kv_ring if ov else None
-    g8 = stack.kernels.gemm_8bit
-    return {"stack_gemm": stack.kernels.gemm.value, "stack_attn": stack.kernels.attention.value,
+    k = stack.kernels
+    g8 = k.gemm_8bit
+    return {"stack_gemm": k.gemm.value, "stack_attn": k.attention.value,
+            "stack_attn_bwd": (k.attention_backward or k.attention).value,
+            "stack_fa2": float(k.attention_fa2 is not None and k.attention_fa2.value),
             "stack_gemm8": g8.value if g8 is not None else 1.0,
             "pp_scatter": 0.0 if sg is not None and not sg.value else 1.0,
             "stream_k": float(stack.kernels.stream_k.value),

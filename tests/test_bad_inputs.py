@@ -222,9 +222,9 @@ def test_serve_llm_at_a_sustainable_rate_is_stable(write_yaml):
 # ------------------------------------------------------------------ memory and time up front
 
 def test_serve_llm_refuses_a_run_that_would_not_fit_in_memory(write_yaml, monkeypatch):
-    import accelsim.serving.service as service
+    import accelsim.machine as machine
 
-    monkeypatch.setattr(service, "_physical_memory", lambda: 8e9)
+    monkeypatch.setattr(machine, "physical_memory", lambda: 8e9)
     p = write_yaml(_edit(CHAT, "sim", {"requests": 100_000_000, "warmup": 1000}), "job.yaml")
     r = runner.invoke(app, ["serve-llm", str(p)])
     assert r.exit_code == 2

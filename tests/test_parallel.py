@@ -34,3 +34,56 @@ def test_worker_results_come_back_in_order_and_equal_to_serial(monkeypatch, comp
     serial = [_done(*t) for t in tasks]
     monkeypatch.setenv("ACCELSIM_WORKERS", "2")
     assert parallel.map_ordered(_done, tasks, compiled) == serial
+
+
+def _check(x: int) -> int:
+    if x == 2:
+        from accelsim.errors import AccelsimError
+
+        raise AccelsimError.single("f.yaml", "workloads.chatbot", "does not fit")
+    return x
+
+
+def test_a_worker_error_reaches_the_caller_as_the_same_error(monkeypatch):
+    """An AccelsimError raised in a worker process is raised in the caller with its
+    problems (the CLI prints them as its usual one-line error)."""
+    from accelsim.errors import AccelsimError
+
+    monkeypatch.setenv("ACCELSIM_WORKERS", "2")
+    assert parallel.workers(3) == 2
+    with pytest.raises(AccelsimError) as err:
+        parallel.map_ordered(_check, [(1,), (2,), (3,)])
+    assert [str(p) for p in err.value.problems] == ["f.yaml: workloads.chatbot: does not fit"]
+
+
+def test_the_modules_needed_after_are_imported_while_the_workers_run(monkeypatch):
+    import sys
+
+    monkeypatch.setenv("ACCELSIM_WORKERS", "2")
+    monkeypatch.delitem(sys.modules, "colorsys", raising=False)
+    got = dict(parallel.imap(_check, [(1,), (3,)], after=("colorsys",)))
+    assert got == {0: 1, 1: 3} and "colorsys" in sys.modules
+
+
+def test_the_workers_fork_before_pandas_is_imported():
+    """A fleet evaluation's modules (the simulators' included) import no pandas: the
+    workers fork without it and the caller imports it while they run."""
+    import subprocess
+    import sys
+
+    code = ("import sys, accelsim.fleet.evaluation, accelsim.serving.sim, accelsim.llm.sim, "
+            "accelsim.workloads.recsys, accelsim.workloads.training; "
+            "print('pandas' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("n", ["1", "2"])
+def test_the_callers_own_work_runs_once_here_beside_the_tasks(monkeypatch, n):
+    import os
+
+    monkeypatch.setenv("ACCELSIM_WORKERS", n)
+    ran: list[int] = []
+    got = dict(parallel.imap(_check, [(1,), (3,)], meanwhile=lambda: ran.append(os.getpid())))
+    assert got == {0: 1, 1: 3} and ran == [os.getpid()]

@@ -19,7 +19,8 @@ MODEL = {"name": "m", "layers": 32, "hidden": 4096, "heads": 32, "ffn_hidden": 1
 
 def _job(**kw):
     par = kw.pop("parallelism", {"tp": 2, "pp": 2, "dp": 2, "virtual_stages": 2})
-    return TrainJob(device="h100-sxm", model=MODEL, global_batch=16,
+    device = kw.pop("device", "h100-sxm")
+    return TrainJob(device=device, model=MODEL, global_batch=16,
                     parallelism=Parallelism(**par), **kw)
 
 
@@ -37,6 +38,7 @@ def test_default_stack_by_vendor():
     assert stacks.default_stack("Huawei").name == "mindspeed"
     assert stacks.default_stack("nobody") is None
     assert stacks.kernel_factors(None) == {"stack_gemm": 1.0, "stack_attn": 1.0,
+                                           "stack_attn_bwd": 1.0, "stack_fa2": 0.0,
                                            "stack_gemm8": 1.0, "pp_scatter": 1.0,
                                            "stream_k": 0.0, "tp_async": 0.0,
                                            "cp_allgather": 0.0, "unit_gap_s": 0.0}
@@ -181,11 +183,46 @@ def test_fsdp_unit_gap_is_paid_per_layer_and_gather(zero, gathers):
     batch = estimate_arrays({k: np.array([r[k] for r in rows]) for k in rows[0]})
     for base, slow in (scalar, batch.columns["step_time_s"]):
         assert float(slow - base) == pytest.approx(MODEL["layers"] * 2 * gathers * gap)
+    lf = stacks.load_stack("llm-foundry")
     one = estimate(_job(parallelism=par, stack="llm-foundry"), spec)
-    ref = estimate(_job(parallelism=par, stack="torchtitan"), spec)
-    assert one.step_time_s - ref.step_time_s == pytest.approx(
-        MODEL["layers"] * 2 * gathers * stacks.load_stack("llm-foundry").kernels
-        .unit_gap_us.value * 1e-6, rel=1e-6)
+    ref = estimate_arrays(job_row(job, spec, {**stacks.kernel_factors(lf), "unit_gap_s": 0.0,
+                                              **stacks.memory_columns(lf)}))
+    assert one.step_time_s - float(ref.columns["step_time_s"]) == pytest.approx(
+        MODEL["layers"] * 2 * gathers * lf.kernels.unit_gap_us.value * 1e-6, rel=1e-6)
     solo = {**par, "dp": 1, "micro_batch": 16}
+    no_gap = estimate_arrays(job_row(_job(parallelism=solo), spec,
+                                     {**stacks.kernel_factors(lf), "unit_gap_s": 0.0,
+                                      **stacks.memory_columns(lf)}))
     assert estimate(_job(parallelism=solo, stack="llm-foundry"), spec).step_time_s == \
-        pytest.approx(estimate(_job(parallelism=solo, stack="torchtitan"), spec).step_time_s)
+        pytest.approx(float(no_gap.columns["step_time_s"]))
+
+
+@pytest.mark.parametrize("device", ["h100-sxm", "a100-80gb-sxm"])
+def test_a_stack_on_fa2_kernels_runs_attention_at_fa2s_rate(device):
+    """A stack on FlashAttention-2-generation kernels (``kernels.attention_fa2``) runs its
+    attention at its factors x the device's FA2 ratios (``efficiency.attention_fa2``, and
+    ``_backward`` on the backward): on H100, whose published kernel is FA3, FA2's rate (FA3
+    paper: 0.56 forward, 0.62 backward); on A100, whose published kernel is FA2, the
+    factors alone. llm-foundry's Triton kernel is 1/1.4 of FA2 forward and 1/2 backward."""
+    from accelsim.training.perf import job_row
+    from accelsim.training.perf.columns import inputs
+    from accelsim.training.perf.layer import flash_attention
+
+    spec = load_device(device).spec
+    par = {"tp": 1, "pp": 1, "dp": 8, "micro_batch": 1, "zero": 3}
+
+    def times(stack):
+        st = stacks.load_stack(stack)
+        f = inputs(job_row(_job(parallelism=par, device=device), spec,
+                           {**stacks.kernel_factors(st), **stacks.memory_columns(st)}))
+        return flash_attention(1e12, 4096.0, 128.0, 1.0, f)
+
+    (f0, b0), (f2, b2), (ft, bt) = (times(s) for s in
+                                    ("torchtitan", "llm-foundry-flash2", "llm-foundry"))
+    fa2_f = spec.eff_attention_fa2
+    fa2_b = spec.eff_attention_fa2_bwd
+    assert (fa2_f, fa2_b) == ((0.56, 0.62) if device == "h100-sxm" else (1.0, 1.0))
+    assert f0 / f2 == pytest.approx(fa2_f) and b0 / b2 == pytest.approx(fa2_b)
+    k = stacks.load_stack("llm-foundry").kernels
+    assert f2 / ft == pytest.approx(k.attention.value)
+    assert b2 / bt == pytest.approx(k.attention_backward.value)

@@ -144,6 +144,23 @@ def test_dask_and_local_executors_give_identical_results(train_sweep, tmp_path):
                                   read_results(tmp_path / "dask"))
 
 
+def test_the_embedded_dask_cluster_workers_run_without_the_profiler():
+    """The sweep's own cluster: no stack sampling beside the tasks (run.QUIET), in the
+    worker processes themselves."""
+    from dask.distributed import Client
+
+    from accelsim.sweep.run import _local_cluster
+
+    cluster = _local_cluster(1)
+    try:
+        with Client(cluster) as client:
+            got = client.run(lambda: __import__("dask").config.get(
+                "distributed.worker.profile.enabled"))
+        assert list(got.values()) == [False]
+    finally:
+        cluster.close()
+
+
 def test_uncertainty_samples_give_bands(train_sweep, tmp_path):
     run_sweep(train_sweep, tmp_path / "u", workers=1, samples=5, limit=3,
               params={"parallelism.virtual_stages": Param(values=[3])})

@@ -35,6 +35,15 @@ SetOption = Annotated[list[str] | None, typer.Option(
     "(dotted keys, list items by index; validated like the file); repeatable.")]
 ObjectiveOption = Annotated[str | None, typer.Option(
     "--objective", help="served_demand or min_cost: the scenario's objective for this run.")]
+PlanObjectiveOption = Annotated[str | None, typer.Option(
+    "--objective", help="penalty (default: least present cost plus unserved demand at "
+    "plan.unserved_penalty), served_demand (the most demand served, then the least present "
+    "cost) or min_cost (least present cost serving every quarter): plan.objective for this "
+    "run.")]
+# The choices of --objective: the scenario's objective (compare, optimize, uncertainty,
+# report) and the plan's (plan.objective).
+OBJECTIVES = {"objective": ("served_demand", "min_cost"),
+              "plan.objective": ("penalty", "served_demand", "min_cost")}
 
 
 def set_anchors(specs: list[str] | None) -> dict[str, str]:
@@ -84,11 +93,16 @@ def _set_value(data: dict[str, Any], path: str, text: str, where: str) -> None:
 
 
 def _scenario(scenario_file: Path, sets: list[str] | None = None,
-              objective: str | None = None) -> Any:
-    """The scenario file, with ``--set PATH=VALUE`` and ``--objective`` applied to its
-    mapping before it is validated (a bad value is one line naming the field)."""
+              objective: str | None = None, field: str = "objective") -> Any:
+    """The scenario file, with ``--set PATH=VALUE`` and ``--objective`` (the scenario's
+    ``field``: ``objective``, or ``plan.objective`` for plan) applied to its mapping before
+    it is validated (a bad value is one line naming the field; an unknown objective one
+    line naming the option and its choices)."""
     from accelsim.kinds import require
 
+    if objective is not None and objective not in OBJECTIVES[field]:
+        raise AccelsimError.single(str(scenario_file), "--objective", "expected one of "
+                                   + ", ".join(OBJECTIVES[field]) + f"; got {objective!r}")
     sc = require(scenario_file, "scenario")
     if not sets and objective is None:
         return sc
@@ -103,8 +117,10 @@ def _scenario(scenario_file: Path, sets: list[str] | None = None,
             raise AccelsimError.single(where, "--set", f"expected PATH=VALUE (e.g. "
                                        f"power_cap_mw=900), got {item!r}")
         _set_value(data, path.strip(), text.strip(), where)
-    if objective is not None:
+    if objective is not None and field == "objective":
         data["objective"] = objective
+    elif objective is not None and isinstance(data.get("plan"), dict):
+        data["plan"]["objective"] = objective
     return KINDS["scenario"].from_data(data, scenario_file, where, True)
 
 
@@ -132,9 +148,11 @@ def _provenance(scenario_file: Path, sc: Any, anchor: list[str] | None,
             "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
 
 
-def _device_table(sc: Any, quiet: bool, no_cache: bool = False) -> Any:
+def _device_table(sc: Any, quiet: bool, no_cache: bool = False, after: tuple[str, ...] = ()
+                  ) -> Any:
     """Per device x workload evaluation, with a progress bar: evaluations done of all, the
-    time taken and left (a cold run takes tens of seconds)."""
+    time taken and left (a cold run takes tens of seconds). ``after``: the modules the
+    command needs next, imported while worker processes evaluate (a cold run)."""
     from accelsim.fleet import evaluate_devices
     from accelsim.fleet.pd import pd_tasks
     from accelsim.fleet.routing import routed_specs
@@ -150,7 +168,7 @@ def _device_table(sc: Any, quiet: bool, no_cache: bool = False) -> Any:
             started[0] += 1
 
         with cache.disabled(no_cache):
-            table_ = evaluate_devices(sc, progress)
+            table_ = evaluate_devices(sc, progress, after=after)
         bar.update(task, completed=n)
     return table_
 
@@ -176,14 +194,15 @@ def compare(
 ) -> None:
     """Price every device for every workload and every fleet mix against the demand."""
     set_anchors(anchor)  # --anchor: this command's efficiency what-if
-    from accelsim.fleet import compare as run_compare
-
     sc = _scenario(scenario_file, sets, objective)
     replay.note_inputs([scenario_file, *sc.input_files()])
     for folder, option in ((csv_dir, "--csv"), (plot_dir, "--plot")):
         if folder is not None:
             check_dir(folder, option)  # before the evaluation, not after it
-    res = run_compare(sc, dev_table=_device_table(sc, as_json, no_cache))
+    dev_table = _device_table(sc, as_json, no_cache, ("accelsim.fleet.ranking",))
+    from accelsim.fleet import compare as run_compare
+
+    res = run_compare(sc, dev_table=dev_table)
     from accelsim.fleet.compare_verdict import annotate, verdicts
 
     annotate(sc, res.fleets, res.devices)
@@ -248,6 +267,7 @@ def plan(
                                                      "(e.g. inhouse-asic=tpu-v5p); repeatable."
                                                      )] = None,
     sets: SetOption = None,
+    objective: PlanObjectiveOption = None,
     csv_dir: Annotated[Path | None, typer.Option("--csv", help="Write quarters.csv, "
                                                  "binding.csv and years.csv to this "
                                                  "folder.")] = None,
@@ -255,17 +275,19 @@ def plan(
     """A purchase plan by quarter over the scenario's horizon (one MILP): deliveries, served
     demand, what binds each quarter and its marginal value, yearly spend, present cost."""
     set_anchors(anchor)  # --anchor: this command's efficiency what-if
-    from accelsim.plan import build, solve_plan
-    from accelsim.report import plan_frames
-
-    sc = _scenario(scenario_file, sets)
+    sc = _scenario(scenario_file, sets, objective, "plan.objective")
     replay.note_inputs([scenario_file, *sc.input_files()])
     if sc.plan is None:
         raise AccelsimError.single(str(scenario_file), "plan", "required for accelsim plan: "
                                    "start, quarters, budget_usd_per_year, deliveries")
     if csv_dir is not None:
         check_dir(csv_dir, "--csv")
-    prob = build(sc, _device_table(sc, as_json, no_cache), sc.plan, str(scenario_file))
+    dev_table = _device_table(sc, as_json, no_cache, ("accelsim.plan.problem",
+                                                      "accelsim.plan.solve"))
+    from accelsim.plan import build, solve_plan
+    from accelsim.report import plan_frames
+
+    prob = build(sc, dev_table, sc.plan, str(scenario_file))
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from accelsim.plan import TIME_LIMIT_S
@@ -283,15 +305,18 @@ def plan(
             for name, frame in plan_frames(res).items():
                 frame.to_csv(csv_dir / f"{name}.csv", index=False)
     if as_json:
-        emit_json({"provenance": _provenance(scenario_file, sc, anchor, sets), **res})
+        emit_json({"provenance": _provenance(scenario_file, sc, anchor, sets, objective),
+                   **res})
     else:
         from accelsim.report import plan_tables
 
-        console.print(f"[bold]{scenario_file}: plan over {len(res['quarters'])} quarters[/bold]"
-                      f": present cost {res['cost_pv_usd'] / 1e9:.3f} B USD (capex less "
+        console.print(f"[bold]{scenario_file}: plan over {len(res['quarters'])} quarters, "
+                      f"objective {res['objective_kind']}[/bold]: present cost "
+                      f"{res['cost_pv_usd'] / 1e9:.3f} B USD (capex less "
                       f"residual value, opex; at {100 * sc.finance.cost_of_capital:g} %); "
-                      f"objective {res['objective_usd'] / 1e9:.3f} B USD with the unserved-"
-                      f"demand penalty; {res['solver']}")
+                      f"{res['objective_usd'] / 1e9:.3f} B USD with the unserved-"
+                      f"demand penalty; {100 * res['served_fraction_mean']:.1f} % of demand "
+                      f"served (mean over workloads and quarters); {res['solver']}")
         for title, rows in plan_tables(res, sc.plan.budget_usd_per_year).items():
             console.print(table(title, rows))
     if not res["proven_optimal"]:
@@ -299,6 +324,9 @@ def plan(
         typer.echo(f"{scenario_file}: plan: the solver stopped at its time limit; the plan is "
                    f"the best found, within {100 * res['mip_gap']:.2g} % of the optimum (not "
                    "proven optimal)", err=True)
+    if not res["feasible"]:
+        infeasible(scenario_file, "plan.objective", f"{res['reason']}; expected larger "
+                   "budgets, deliveries or power, or the served_demand objective")
 
 
 @contextlib.contextmanager
@@ -402,14 +430,17 @@ def optimize(
     """The device mix (integer servers) that maximises the scenario's objective (MILP)."""
     set_anchors(anchor)  # --anchor: this command's efficiency what-if
     from accelsim.fleet import mix_problem, purchase_year
-    from accelsim.optimize import solve
 
     sc = _scenario(scenario_file, sets, objective)
     replay.note_inputs([scenario_file, *sc.input_files()])
     year = purchase_year(sc, year, str(scenario_file))  # before the seconds-long evaluation
     if csv_dir is not None:
         check_dir(csv_dir, "--csv")
-    res = solve(mix_problem(sc, _device_table(sc, as_json, no_cache), year))
+    dev_table = _device_table(sc, as_json, no_cache, ("accelsim.optimize", "accelsim.fleet.mix",
+                                                      "accelsim.fleet.routing"))
+    from accelsim.optimize import solve
+
+    res = solve(mix_problem(sc, dev_table, year))
     if csv_dir is not None:
         from accelsim.report import optimum_frames
 

@@ -134,6 +134,14 @@ class Efficiency(Strict):
     attention_backward: Fraction | None = None
     """The flash-attention backward's rate relative to its forward's (per FLOP); not
     given: 1."""
+    attention_fa2: Fraction | None = None
+    """FlashAttention-2's forward rate relative to ``attention`` where the published kernel
+    is a later generation (Hopper: FlashAttention-3): what a stack that runs FA2-generation
+    kernels (stack ``kernels.attention_fa2``) gets. Not given: 1 (the published kernel is
+    FA2's generation, or no other is known)."""
+    attention_fa2_backward: Fraction | None = None
+    """The same for the backward (FA2's backward rate relative to the published kernel's
+    backward). Not given: 1."""
     kernel_overhead_us: NonNegative
     """Launch and scheduling overhead per kernel, microseconds."""
 

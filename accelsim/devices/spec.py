@@ -52,6 +52,8 @@ class DeviceSpec:
     tile_n: float = 128.0
     eff_attention: float = 0.0  # 0: 0.8 x eff_compute
     eff_attention_bwd: float = 1.0
+    eff_attention_fa2: float = 1.0  # FA2's forward rate over the published kernel's
+    eff_attention_fa2_bwd: float = 1.0
     vendor: str = ""
     extra: dict[str, float] = field(default_factory=dict)
     topology: str | None = None  # name of the accelsim.devices.topology.Topology it sits in
@@ -127,6 +129,9 @@ def _plain_spec(p: DeviceProfile) -> DeviceSpec:
         tile_n=c.gemm_tile_n.value if c.gemm_tile_n else 128.0,
         eff_attention=e.attention.value if e.attention else 0.0,
         eff_attention_bwd=e.attention_backward.value if e.attention_backward else 1.0,
+        eff_attention_fa2=e.attention_fa2.value if e.attention_fa2 else 1.0,
+        eff_attention_fa2_bwd=(e.attention_fa2_backward.value if e.attention_fa2_backward
+                               else 1.0),
         vendor=p.vendor,
         eff_reduction=(i.scaleup_reduction_efficiency.value if i.scaleup_reduction_efficiency
                        else 0.0),

@@ -8,17 +8,18 @@ table (:mod:`.pricing`), so everything downstream is one code path.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from accelsim import cache, parallel, workloads
 from accelsim.devices import DeviceProfile, load_device
 from accelsim.fleet.pricing import priced_rows
 from accelsim.fleet.scenario import Scenario
 from accelsim.workloads import DeviceEval, EvalContext, WorkloadSpec
+
+if TYPE_CHECKING:  # imported once the evaluations run (the workers fork without it)
+    import pandas as pd
 
 Progress = Callable[[str], None]
 # Profile sections that change a device's throughput (power and cost only its price).
@@ -62,15 +63,19 @@ def _evaluate_device(specs: dict[str, WorkloadSpec], device: DeviceProfile, ctx:
 
 def evaluate_full(sc: Scenario, progress: Progress | None = None,
                   profiles: dict[str, DeviceProfile] | None = None, file: str = "scenario",
-                  only: Collection[str] | None = None, routed: bool = True
+                  only: Collection[str] | None = None, routed: bool = True,
+                  after: Sequence[str] = ()
                   ) -> tuple[pd.DataFrame, dict[str, dict[str, DeviceEval]]]:
     """The device table and every evaluation (by workload name, then device reference).
     Evaluations come from the cache (:func:`evaluation_key`) where they can; the others run
-    one device per process (:mod:`accelsim.parallel`) and are stored. ``only``: the workloads to
+    one device x workload per task, those of kinds with compiled simulators in worker
+    processes (:mod:`accelsim.parallel`; the costliest kinds first, ``Workload.cost``), the
+    rest here meanwhile, and are stored. ``only``: the workloads to
     evaluate (default all; a table of some workloads prices only those). ``routed``: also
     a routed chatbot's size buckets and PD units (:mod:`.routing`, :mod:`.pd`); a caller
     that only keeps the evaluations for the fast path (which evaluates the size buckets
-    itself and no PD units) says False."""
+    itself and no PD units) says False. ``after``: modules the caller needs next, imported
+    here while the workers evaluate (pandas, for the table, is one)."""
     from accelsim.fleet.routing import SEP, routed_specs
 
     ctx = sc.context(file)
@@ -98,19 +103,34 @@ def evaluate_full(sc: Scenario, progress: Progress | None = None,
             evals[name][ref] = ev
             cache.put("device-eval", keys[(name, ref)], ev)
 
-    tasks = [(specs, profiles[ref], ctx) for ref, specs in todo.items()]
-    refs_todo = list(todo)
-    # serving workloads run compiled simulators (training's model is plain numpy); the
-    # workers inherit scipy.optimize (training's goodput optimum; the fleet MILP's here
-    # next) and the simulators' modules instead of each importing them
-    compiled = any(workloads.of(s).kind != "training" for s in (sc.workloads[n] for n in names))
-    preload = ("scipy.optimize", "accelsim.serving.sim", "accelsim.llm.sim")
-    for i, per in parallel.imap(_evaluate_device, tasks, compiled, preload):
-        done(refs_todo[i], per)
+    # one task per device x workload, the costliest kinds first (stable: pool order within
+    # a kind), so that two workers end together; each result is a pure function of its
+    # task, so the table does not depend on which worker ran what
+    pairs = sorted(((ref, name) for ref, mine in todo.items() for name in mine),
+                   key=lambda p: -workloads.of(specs[p[1]]).cost)
+    # workloads that run compiled simulators go to the workers (forked after numba's
+    # set-up, with the simulators' modules loaded); the others (training: numpy, and
+    # scipy.optimize for its goodput, which the MILP needs next) run here meanwhile
+    pool = [p for p in pairs if workloads.of(specs[p[1]]).compiled]
+    local = [p for p in pairs if not workloads.of(specs[p[1]]).compiled]
+
+    def here() -> None:
+        for ref, name in local:
+            done(ref, _evaluate_device({name: specs[name]}, profiles[ref], ctx))
+            if progress:
+                progress(f"{name} {profiles[ref].name}")
+
+    tasks = [({name: specs[name]}, profiles[ref], ctx) for ref, name in pool]
+    preload = ("accelsim.serving.sim", "accelsim.llm.sim")
+    for i, per in parallel.imap(_evaluate_device, tasks, True, preload, ("pandas", *after),
+                                here):
+        done(pool[i][0], per)
         if progress:
             for name in per:
-                progress(f"{name} {profiles[refs_todo[i]].name}")
+                progress(f"{name} {profiles[pool[i][0]].name}")
     units = _pd_units(sc, names, profiles, file, progress) if routed else {}
+    import pandas as pd
+
     rows: list[dict[str, Any]] = []
     for ref, pool_name in sc.pool_of().items():
         per = {name: evals[name][ref] for name in names}
@@ -143,9 +163,11 @@ def _pd_units(sc: Scenario, names: list[str], profiles: dict[str, DeviceProfile]
 
 
 def evaluate_devices(sc: Scenario, progress: Progress | None = None,
-                     profiles: dict[str, DeviceProfile] | None = None) -> pd.DataFrame:
-    """One row per device x workload: throughput per device, USD/hour, per USD, per watt."""
-    return evaluate_full(sc, progress, profiles)[0]
+                     profiles: dict[str, DeviceProfile] | None = None,
+                     after: Sequence[str] = ()) -> pd.DataFrame:
+    """One row per device x workload: throughput per device, USD/hour, per USD, per watt
+    (``after``: :func:`evaluate_full`'s)."""
+    return evaluate_full(sc, progress, profiles, after=after)[0]
 
 
 def _base_evals(sc: Scenario, spec: WorkloadSpec, profiles: dict[str, DeviceProfile],
@@ -179,8 +201,9 @@ class FastEvaluator:
     A chatbot routed by request size (:mod:`.routing`) is evaluated on each of its size
     buckets too, at the same fast fidelity (each bucket block is a workload of its own
     here, with its own full base evaluation), so the rows hold ``bucket_throughput`` and
-    a fleet serves it routed as in ``compare``. PD units (``disaggregation``) are not
-    evaluated at fast fidelity: their fleets serve on colocated replicas.
+    a fleet serves it routed as in ``compare``. PD units (``disaggregation``) are searched
+    on the point's devices near the base's answer (:mod:`.pd_fast`), so a fleet serves
+    them as in ``compare``.
     """
 
     def __init__(self, base: Scenario, profiles: dict[str, DeviceProfile],
@@ -191,6 +214,7 @@ class FastEvaluator:
         self._states: dict[tuple[str, str], Any] = {}
         self._cache: dict[tuple[str, str, str, str], DeviceEval] = {}
         self._bucket_specs: dict[str, list[tuple[str, Any, str]]] = {}
+        self._pd: Any = None  # accelsim.fleet.pd_fast.PDFast, on first use
         for name, by_ref in (evals or {}).items():
             spec = base.workloads[name]
             self._states[(name, self._key(base, spec))] = workloads.of(spec).prepare_fast(
@@ -222,10 +246,24 @@ class FastEvaluator:
                                        for b, bs in routed_specs({name: spec}).items()]
         return self._bucket_specs[key]
 
+    def _pd_units(self, sc: Scenario, profiles: dict[str, DeviceProfile],
+                  dkeys: dict[str, str] | None = None) -> dict[str, list[dict[str, Any]]]:
+        """Each disaggregated workload's PD units at the point (:mod:`.pd_fast`); none
+        without a ``disaggregation`` block."""
+        if not any(getattr(s, "disaggregation", None) is not None
+                   for s in sc.workloads.values()):
+            return {}
+        from accelsim.fleet.pd_fast import PDFast, point_units
+
+        if self._pd is None:
+            self._pd = PDFast(self.profiles, self.file)
+        return point_units(self._pd, sc, profiles, dkeys)
+
     def warm(self, sc: Scenario) -> None:
         """Build now, in worker processes, what each workload's fast path would build on
         first use (the chatbot's SLO curves, its size buckets' too), so that processes
         forked later share it."""
+        self._pd_units(sc, self.profiles)  # the base's PD units (built, not searched)
         for name, spec in sc.workloads.items():
             for n, s, k in [(name, spec, self._key(sc, spec)), *self._buckets(sc, name, spec)]:
                 workloads.of(s).warm_fast(s, self._state(sc, n, s, k), sc.context(self.file))
@@ -240,6 +278,7 @@ class FastEvaluator:
         skeys = {name: self._key(sc, spec) for name, spec in sc.workloads.items()
                  if only is None or name in only}
         rows: list[dict[str, Any]] = []
+        units = self._pd_units(sc, profiles) if only is None else {}
         for ref, pool in sc.pool_of().items():
             dev = profiles[ref]
             if devices is not None and dev.name not in devices:
@@ -247,8 +286,8 @@ class FastEvaluator:
             dkey = dev.model_dump_json(include=PERF_SECTIONS)
             per = {name: self._evaluate(sc, name, sc.workloads[name], skeys[name], ref, dev,
                                         dkey, ctx) for name in skeys}
-            rows += self._with_buckets(sc, priced_rows(sc, ref, pool, dev.spec, per), ref,
-                                       dev, dkey, ctx)
+            rows += _attach(self._with_buckets(sc, priced_rows(sc, ref, pool, dev.spec, per),
+                                               ref, dev, dkey, ctx), ref, units)
         return rows
 
     def device_records_many(self, sc: Scenario, points: list[dict[str, DeviceProfile]]
@@ -278,11 +317,13 @@ class FastEvaluator:
         out = []
         for p, dk in zip(points, dkeys, strict=True):
             rows: list[dict[str, Any]] = []
+            units = self._pd_units(sc, p, dk)
             for ref, pool_name in pool.items():
                 per = {name: self._cache[(name, skey, ref, dk[ref])]
                        for name, skey in skeys.items()}
                 mine = priced_rows(sc, ref, pool_name, p[ref].spec, per)
-                rows += self._with_buckets(sc, mine, ref, p[ref], dk[ref], ctx)
+                rows += _attach(self._with_buckets(sc, mine, ref, p[ref], dk[ref], ctx), ref,
+                                units)
             out.append(rows)
         return out
 
@@ -310,3 +351,13 @@ class FastEvaluator:
             state = self._state(sc, name, spec, skey)
             self._cache[key] = workloads.of(spec).evaluate_fast(spec, ref, device, state, ctx)
         return self._cache[key]
+
+
+def _attach(rows: list[dict[str, Any]], ref: str, units: dict[str, list[dict[str, Any]]]
+            ) -> list[dict[str, Any]]:
+    """:func:`accelsim.fleet.pd_fast.attach` (imported only with PD units)."""
+    if not units:
+        return rows
+    from accelsim.fleet.pd_fast import attach
+
+    return attach(rows, ref, units)

@@ -113,6 +113,7 @@ def evaluate_pair(spec: Any, i: int, profiles: dict[str, Any], file: str) -> lis
     device evaluation: :mod:`accelsim.cache`, kind ``pd-unit``); a pairing the simulator
     refuses (a replica that does not fit) gives no unit."""
     from accelsim import cache, refs
+    from accelsim.llm.pool import models
     from accelsim.llm.sim import capacity
     from accelsim.workloads.llm_spec import mean_lengths
 
@@ -143,8 +144,9 @@ def evaluate_pair(spec: Any, i: int, profiles: dict[str, Any], file: str) -> lis
             continue
         from accelsim.llm.pool import kv_transfer_s
 
-        try:
-            c = capacity(job, where)
+        try:  # on the given profiles (an --anchor's, a draw's), not the files'
+            c = capacity(job, where, models(job, where, {pair.prefill: a.spec,
+                                                         pair.decode: b.spec}))
         except AccelsimError:
             continue
         ship = float(kv_transfer_s(job, rm_a, rm_b, _mean_prompt(prompt)).mean())

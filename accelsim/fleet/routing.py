@@ -128,7 +128,7 @@ class Routing:
 def routings(sc: Any, rows: dict[str, Any]) -> dict[str, Routing]:
     """The scenario's routed workloads (``routing`` or ``disaggregation``) whose full
     evaluation the device rows hold (a fast evaluation, :class:`~accelsim.fleet.FastEvaluator`,
-    holds the bucket capacities but no PD units: it serves those on colocated replicas)."""
+    holds the bucket capacities and the point's PD units, :mod:`accelsim.fleet.pd_fast`)."""
     out = {}
     for name, spec in sc.workloads.items():
         r = getattr(spec, "routing", None)

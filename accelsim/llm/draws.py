@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from accelsim import units
+from accelsim import machine, units
 from accelsim.errors import AccelsimError
 from accelsim.llm.job import LLMJob
 from accelsim.llm.perf import ReplicaModel
@@ -34,10 +34,8 @@ BYTES_PER_REQUEST = 200
 def check_memory(job: LLMJob, file: str = "job") -> None:
     """Refuse, before drawing anything, a run that would need more than half of this
     machine's memory (``sim.requests`` x :data:`BYTES_PER_REQUEST`)."""
-    from accelsim.serving.service import physical_memory
-
     need = job.sim.requests * BYTES_PER_REQUEST
-    have = physical_memory()
+    have = machine.physical_memory()
     if need > have / 2:
         raise AccelsimError.single(
             file, "sim.requests", f"{job.sim.requests:,} requests need ~{need / units.GB:,.1f} "

@@ -14,6 +14,7 @@ import numpy as np
 
 from accelsim.devices import topology
 from accelsim.errors import AccelsimError
+from accelsim.llm import engine_events
 from accelsim.llm.draws import Draws, arrival_times
 from accelsim.llm.engine import ReplicaTrace, run_fast
 from accelsim.llm.engine_simpy import run_simpy
@@ -125,6 +126,8 @@ def run(job: LLMJob, rate: float, d: Draws, rms: list[ReplicaModel], engine: str
     kinds = [k for k, r in enumerate(job.replicas) for _ in range(r.count)]
     mp, mo = float(d.prompt.mean()), float(d.output.mean())
     runner = run_fast if engine == "fast" else run_simpy
+    if engine == "fast" and engine_events.prefer(len(arr)):
+        runner = engine_events.Budget().run  # the same traces, without loading numba
     if not job.disaggregated:
         per_kind = {k: saturated_tokens_per_s(rms[k], mp, mo) for k in set(kinds)}
         weights = [per_kind[k] for k in kinds]

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from accelsim import units
+from accelsim.bisection import guided
 from accelsim.errors import AccelsimError
 from accelsim.llm.draws import Draws, arrival_times, check_fits, draw
 from accelsim.llm.job import LLMJob
@@ -87,7 +88,7 @@ def capacity(job: LLMJob, file: str = "job", rms: list[ReplicaModel] | None = No
 
 def search(job: LLMJob, file: str = "job", rms: list[ReplicaModel] | None = None,
            loses: Callable[[float], bool] | None = None, guess: float | None = None,
-           ratio: float | None = None) -> dict[str, Any] | None:
+           ratio: float | None = None, bar: float | None = None) -> dict[str, Any] | None:
     """Highest request rate whose goodput fraction meets ``slo.attainment``, per
     replication (bisection on common random numbers, 1 % resolution), with the mean and a
     95 % confidence interval (Student t) over ``sim.replications`` seeds.
@@ -103,7 +104,10 @@ def search(job: LLMJob, file: str = "job", rms: list[ReplicaModel] | None = None
 
     ``ratio`` (a likely answer over the saturated rate, e.g. another replica size's) and,
     without a rival, the replications already answered guide each bisection
-    (:func:`_guided`): the same answer, from fewer probes."""
+    (:func:`_guided`): the same answer, from fewer probes. ``bar`` (with ``loses``): the
+    rate each replication must exceed for the mean to win (``loses(bar)``), probed first in
+    every replication: a size that cannot win is then known from one short, failing run
+    per replication; one that passes it goes on as before, to the same answer."""
     if job.slo is None:
         raise AccelsimError.single(file, "slo", "--capacity needs slo.ttft_ms and slo.tpot_ms")
     rms = rms or models(job, file)
@@ -130,7 +134,8 @@ def search(job: LLMJob, file: str = "job", rms: list[ReplicaModel] | None = None
             found.append(_drive(_guided(cap, r) if r else _bisection(cap), job, d, rms, file))
     else:
         # against a rival, only the failing pivot (a bound that may stop the search early)
-        gens = [_guided(cap, ratio, False) if ratio else _bisection(cap) for cap in caps]
+        gens = [_guided(cap, ratio, False, bar) if ratio or bar else _bisection(cap)
+                for cap in caps]
         rates: list[float | None] = [next(g) for g in gens]
         result = [0.0] * len(gens)
         while any(r is not None for r in rates):
@@ -230,52 +235,20 @@ def _bisection(cap: float, start: float | None = None) -> Search:
 PIVOT = 0.03
 
 
-def _guided(cap: float, ratio: float, below: bool = True) -> Search:
-    """:func:`_bisection`'s answer, with its probes' verdicts inferred where a probe already
-    made settles them: a rate below one that met the SLO meets it, a rate above one that
-    missed misses (the verdict taken as monotone in the rate, as the bisection itself
-    does). It first probes two rates of the path the plain bisection would take if the
-    answer were ``ratio x cap``: the highest predicted to pass below 1 - :data:`PIVOT` of
-    it and the lowest predicted to fail above 1 + :data:`PIVOT` (each a probe the plain
-    search makes when the guess is right), then walks the plain path, probing only the
-    rates neither settles: the passing runs far below the answer (each a whole run) are
-    skipped. ``below`` False: no pivot below the guess."""
-    t = ratio * cap
-    path: list[tuple[float, bool]] = []
-    plan = _bisection(cap)
-    try:
-        rate = next(plan)
-        while True:
-            path.append((rate, rate <= t))
-            rate = plan.send(rate <= t)
-    except StopIteration:
-        pass
-    passes = [r for r, ok in path if below and ok and r <= t * (1 - PIVOT)]
-    fails = [r for r, ok in path if not ok and r >= t * (1 + PIVOT)]
-    known_pass, known_fail = -math.inf, math.inf
-    for pivot in ([min(fails)] if fails else []) + ([max(passes)] if passes else []):
-        if known_pass < pivot < known_fail:
-            if (yield pivot):
-                known_pass = max(known_pass, pivot)
-            else:
-                known_fail = min(known_fail, pivot)
-    walk = _bisection(cap)
-    rate = next(walk)
-    while True:
-        if rate <= known_pass:
-            ok = True
-        elif rate >= known_fail:
-            ok = False
-        else:
-            ok = yield rate
-            if ok:
-                known_pass = max(known_pass, rate)
-            else:
-                known_fail = min(known_fail, rate)
-        try:
-            rate = walk.send(ok)
-        except StopIteration as stop:
-            return float(stop.value)
+def _guided(cap: float, ratio: float | None, below: bool = True,
+            first: float | None = None) -> Search:
+    """:func:`_bisection`'s answer from fewer probes (:func:`accelsim.bisection.guided`):
+    guided by the answer it would have if it were ``ratio x cap``, first probing the
+    highest rate of the plain path predicted to pass below 1 - :data:`PIVOT` of it and
+    the lowest predicted to fail above 1 + :data:`PIVOT` (each a probe the plain search
+    makes when the guess is right), then walking the plain path, probing only the rates
+    neither settles. ``below`` False: no pivot below the guess. ``first``: a rate probed
+    before anything else (a rival's bar, :func:`search`; only within the plain search's
+    range, 1 % to twice ``cap``); ``ratio`` None: no guess, only ``first``."""
+    if first is not None and not 0.01 * cap < first < 2.0 * cap:
+        first = None
+    return guided(lambda: _bisection(cap), None if ratio is None else ratio * cap, PIVOT,
+                  below, first)
 
 
 def _bracket(start: float, floor: float, top: float) -> Generator[float, bool,

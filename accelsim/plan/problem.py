@@ -67,6 +67,8 @@ class PlanProblem:
     pd: tuple[PDColumn, ...] = ()
     pd_use: np.ndarray | None = None
     pd_workload: list[int] | None = None
+    # penalty, served_demand or min_cost (accelsim.plan.spec.PlanSpec.objective)
+    objective: str = "penalty"
 
     @property
     def columns(self) -> list[str]:
@@ -176,7 +178,7 @@ def build(sc: Any, dev: Any, spec: PlanSpec, where: str = "plan") -> PlanProblem
         penalty=np.array([spec.unserved_penalty.get(w, PENALTY) for w in W]),
         off_saving=off_saving, rentals=rentals_of(sc, rows, W, years), **loan,
         buckets=cols if cols.names else None, demand_rows=demand_rows or None,
-        **_pd_fields(pd_arrays(rows, routed, sc.server_chips, W)))
+        **_pd_fields(pd_arrays(rows, routed, sc.server_chips, W)), objective=spec.objective)
 
 
 def _pd_fields(arrays: tuple[Any, ...]) -> dict[str, Any]:

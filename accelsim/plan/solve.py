@@ -327,8 +327,9 @@ def _demand_rows(p: PlanProblem, w: int) -> list[tuple[str, np.ndarray]]:
 
 def bounds(p: PlanProblem, ix: Index) -> np.ndarray:
     """Upper bound of every variable: servers by the quarter's deliveries (none where a
-    device gives a workload nothing), unserved shares 1, builds free, servers powered off
-    by those delivered (none before the device's first delivery)."""
+    device gives a workload nothing), unserved shares 1 (0 for the min_cost objective),
+    builds free, servers powered off by those delivered (none before the device's first
+    delivery)."""
     ub = np.full(ix.n, np.inf)
     ub[ix.nx:ix.nx + ix.nu] = 1.0
     for d in range(ix.D):
@@ -354,29 +355,78 @@ def bounds(p: PlanProblem, ix: Index) -> np.ndarray:
                                                                   * p.server)) + 1e-9)
         first = np.cumsum(ub[[ix.v(k, q) for q in range(ix.Q)]])
         ub[[ix.pv(k, q) for q in range(ix.Q)]] = np.where(first > 0, np.inf, 0.0)
+    if p.objective == "min_cost":  # every workload served in every quarter
+        ub[ix.nx:ix.nx + ix.nu] = 0.0
     return ub
 
 
-def solve_plan(p: PlanProblem, time_limit_s: float | None = None) -> dict[str, Any]:
-    """Solve the plan MILP with HiGHS to within :data:`MIP_GAP`; the plan by quarter, the
-    spend by year and the present cost."""
+# served_demand: the second solve keeps the first's mean unserved share to within this.
+SERVED_TOL = 1e-7
+
+
+def _milp(c: np.ndarray, A: Any, lb: np.ndarray, ub: np.ndarray, var_ub: np.ndarray,
+          ix: Index, time_limit_s: float | None) -> Any:
     from scipy.optimize import Bounds, LinearConstraint, milp
 
     from accelsim.optimize.milp import quiet_solver
 
-    ix = index(p)
-    c = objective(p, ix)
-    A, lb, ub_rows, names = named_constraints(p, ix)
-    integrality = ix.integer.astype(float)
     with quiet_solver():
-        res = milp(c, constraints=LinearConstraint(A, lb, ub_rows), integrality=integrality,
-                   bounds=Bounds(np.zeros(ix.n), bounds(p, ix)),
-                   options={"time_limit": time_limit_s or TIME_LIMIT_S,
-                            "mip_rel_gap": MIP_GAP})
+        return milp(c, constraints=LinearConstraint(A, lb, ub),
+                    integrality=ix.integer.astype(float), bounds=Bounds(np.zeros(ix.n), var_ub),
+                    options={"time_limit": time_limit_s or TIME_LIMIT_S, "mip_rel_gap": MIP_GAP})
+
+
+def solve_plan(p: PlanProblem, time_limit_s: float | None = None) -> dict[str, Any]:
+    """Solve the plan MILP with HiGHS to within :data:`MIP_GAP`; the plan by quarter, the
+    spend by year and the present cost. The objective (``p.objective``): ``penalty``, the
+    present cost plus the unserved demand at its penalty (:func:`objective`);
+    ``served_demand``, lexicographic in two solves: the least mean unserved share over
+    workloads and quarters, then the least present cost keeping it (to
+    :data:`SERVED_TOL`; a row ``served floor``); ``min_cost``, the least present cost with
+    no demand unserved (where that is infeasible: served_demand's plan, ``feasible``
+    false and the reason). ``objective_usd`` is the penalty objective's value whatever
+    the objective (plans under different objectives compare on it)."""
+    from dataclasses import replace
+
+    from scipy.sparse import csr_matrix, vstack
+
+    ix = index(p)
+    c_pen = objective(p, ix)
+    us = slice(ix.nx, ix.nx + ix.nu)
+    c = c_pen.copy()
+    if p.objective != "penalty":
+        c[us] = 0.0  # present cost only: unserved demand is ruled out or held by a row
+    A, lb, ub_rows, names = named_constraints(p, ix)
+    var_ub = bounds(p, ix)
+    if p.objective == "served_demand":
+        mean_u = np.zeros(ix.n)
+        mean_u[us] = 1.0 / ix.nu
+        first = _milp(mean_u, A, lb, ub_rows, var_ub, ix, time_limit_s)
+        if first.x is None:
+            raise AccelsimError.single("plan", "plan", f"no plan found: {first.message}")
+        A = vstack([A, csr_matrix(mean_u[None, :])]).tocsr()
+        lb = np.append(lb, -np.inf)
+        ub_rows = np.append(ub_rows, float(first.fun) + SERVED_TOL)
+        names = [*names, ("served floor", "horizon", "served")]
+    res = _milp(c, A, lb, ub_rows, var_ub, ix, time_limit_s)
     if res.x is None:
+        if p.objective == "min_cost" and res.status == 2:  # infeasible: some demand short
+            best = solve_plan(replace(p, objective="served_demand"), time_limit_s)
+            short = sorted({f"{q['quarter']} {w} {f:.1%}" for q in best["quarters"]
+                            for w, f in q["served_fraction"].items() if f < 1 - 1e-4})
+            return {**best, "feasible": False,
+                    "reason": "no plan serves every workload in every quarter within the "
+                              "budgets, deliveries and power rules; the plan shown serves "
+                              "the most (" + ", ".join(short[:6])
+                              + (", ..." if len(short) > 6 else "") + " served)"}
         raise AccelsimError.single("plan", "plan", f"no plan found: {res.message}")
-    res = polish(c, A, lb, ub_rows, bounds(p, ix), ix, res)
+    res = polish(c, A, lb, ub_rows, var_ub, ix, res)
     out = readout(p, ix, c, res)
+    out["objective_kind"] = p.objective
+    out["objective_usd"] = float(c_pen @ res.x)  # the present cost plus the unserved penalty
+    out["served_fraction_mean"] = float(np.mean([f for q in out["quarters"]
+                                                 for f in q["served_fraction"].values()]))
+    out["feasible"], out["reason"] = True, None
     out["binding"] = binding_rules(p, ix, c, A, lb, ub_rows, names, res.x)
     for q in out["quarters"]:
         year = q["quarter"][:4]
@@ -414,7 +464,8 @@ def polish(c: np.ndarray, A: Any, lb: np.ndarray, ub: np.ndarray, var_ub: np.nda
 # How a marginal value is reported, by the unit of its rule's right-hand side: (scale,
 # label). Demand is per 1 % more of that quarter's demand.
 MARGINAL_UNITS = {"USD": (1.0, "USD per USD"), "units": (1e3, "USD per 1,000 units"),
-                  "W": (1e6, "USD per MW"), "demand": (0.01, "USD per 1 % more demand")}
+                  "W": (1e6, "USD per MW"), "demand": (0.01, "USD per 1 % more demand"),
+                  "served": (0.01, "USD per 1 % less of the mean served share")}
 # A dual this small (in its reported unit) is the solver's rounding, printed as 0.
 ZERO = 1e-9
 

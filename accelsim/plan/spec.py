@@ -4,7 +4,7 @@ deliveries per device (:mod:`accelsim.plan` solves it)."""
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -41,6 +41,10 @@ class Deliveries(Strict):
         return self
 
 
+# The plan's objectives (``plan.objective``, ``accelsim plan --objective``).
+PLAN_OBJECTIVES = ("penalty", "served_demand", "min_cost")
+
+
 class PlanSpec(Strict):
     """The scenario's ``plan`` block."""
 
@@ -67,6 +71,13 @@ class PlanSpec(Strict):
     deliveries: dict[str, Deliveries] = Field(default_factory=dict)
     """Per device reference, its deliveries; a device not listed gets its scenario supply
     cap per quarter from its availability year."""
+    objective: Literal["penalty", "served_demand", "min_cost"] = "penalty"
+    """penalty: least present cost plus the unserved demand at ``unserved_penalty``;
+    served_demand: the most demand served (mean over workloads and quarters) the budgets,
+    deliveries and power allow, then the least present cost that serves it; min_cost: the
+    least present cost serving every workload in every quarter (infeasible where no plan
+    can: the plan shown is then served_demand's). The scenario's top-level ``objective``
+    is compare's and optimize's."""
 
 
 def plan_problems(spec: PlanSpec, devices: list[str], workloads: list[str], file: str

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from accelsim import units
+from accelsim import machine, units
 from accelsim.devices import DeviceSpec, load_device, require_spec
 from accelsim.errors import AccelsimError
 from accelsim.serving import recsys
@@ -127,12 +127,7 @@ def check_memory(job: ServeJob, keep_trace: bool = False, where: str = "job") ->
 
 
 def _physical_memory() -> float:
-    import os
-
-    try:
-        return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-    except (ValueError, OSError, AttributeError):
-        return 8 * units.GB  # unknown platform: assume a small machine
+    return machine.physical_memory()
 
 
 def physical_memory() -> float:

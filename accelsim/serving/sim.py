@@ -9,13 +9,15 @@ reports the mean with a Student-t 95 % confidence interval.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Generator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from accelsim import units
+from accelsim.bisection import guided
 from accelsim.errors import AccelsimError
 from accelsim.serving.draws import Draws, at_rate, draw, draw_inputs
 from accelsim.serving.engines import Inputs, simulate_fast, simulate_simpy
@@ -28,6 +30,9 @@ from accelsim.serving.summary import (
     quantile_with_drops,
     summarise,
 )
+
+if TYPE_CHECKING:  # pandas is imported where a DataFrame is built: a capacity search
+    import pandas as pd  # (fleet workloads in worker processes) needs none
 
 # What :func:`capacity` returns (sweeps check metric names against them before running).
 CAPACITY_KEYS = ("max_qps_at_slo", "ci95_low_qps", "ci95_high_qps", "replications",
@@ -58,6 +63,8 @@ class ServeResult:
     @property
     def summary(self) -> pd.DataFrame:
         """The metrics as a one-row DataFrame (see ``replicas`` and ``trace`` for more)."""
+        import pandas as pd
+
         return pd.DataFrame([self.metrics])
 
 
@@ -104,6 +111,8 @@ def simulate(job: ServeJob, engine: str | None = None, rate_qps: float | None = 
     base: dict[str, Any] = {"engine": eng, "capacity_qps": cap, "offered_qps": float(offered)}
     # with per-request deadlines the queue is bounded: an overloaded run is simulated (its
     # drops are the answer) but is still unstable, like any offered load above capacity
+    import pandas as pd
+
     if offered >= cap and job.deadline_ms is None:
         over = {**base, "stable": False, "utilization": offered / cap,
                 "message": f"offered {offered:.4g} qps exceeds capacity {cap:.4g} qps"}
@@ -168,34 +177,65 @@ def _simulate_stream(job: ServeJob, eng: str, rate_qps: float | None, seed: int 
     return ServeResult(m, reps)
 
 
+# A replication's likely answer over its saturated capacity, guiding its bisection
+# (:func:`_search`; any guess gives the plain bisection's answer, a near one from fewer
+# runs): the first replication's (assumption: a batching replica whose SLO is many batch
+# times meets it up to near saturation; the seed's answers are 0.999 of it on every
+# device), the later ones' the mean of those before.
+RATIO_PRIOR = 1.0
+# A guided bisection's pivots: the plain path's rates predicted to pass at most 1 - PIVOT of
+# the guessed answer, or to fail at least 1 + PIVOT of it (the seed's replications differ
+# by 0.1 % in answer over saturated capacity).
+PIVOT = 0.005
+
+
+def _bisection(cap: float, rel_tol: float) -> Generator[float, bool, float]:
+    """One replication's search as a coroutine (yields a rate, is sent whether it meets the
+    SLO, returns the answer): 0.1 % of the saturated capacity ``cap`` must pass (else 0),
+    then bisection on [that, cap] to ``rel_tol``; the answer is the final bracket's
+    midpoint."""
+    lo, hi = cap * 1e-3, cap
+    if not (yield lo):
+        return 0.0
+    while hi - lo > rel_tol * hi:
+        mid = 0.5 * (lo + hi)
+        if (yield mid):
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
+
+
 def capacity(job: ServeJob, engine: str | None = None, rel_tol: float = 0.002,
              service: ServiceModel | None = None) -> dict[str, Any]:
-    """Latency-bounded throughput: the highest rate with p99 <= SLO (mean and 95 % CI)."""
+    """Latency-bounded throughput: the highest rate with p99 <= SLO (mean and 95 % CI).
+    Each replication's bisection is guided (:func:`accelsim.bisection.guided`: the same
+    answer from fewer runs) by :data:`RATIO_PRIOR`, then by the replications before."""
     sm = service or build_service(job)
     if job.slo is None:
         raise AccelsimError.single(sm.file, "slo.p99_ms", "capacity search needs an SLO")
     check_memory(job, where=sm.file)
     slo = job.slo.p99_ms
     eng = pick_engine(job, engine)
-    found, cap = [], float("nan")
+    found: list[float] = []
+    caps: list[float] = []
+    cap = float("nan")
     for r in range(job.sim.replications):
         d = draw(job, job.sim.seed + r, sm)  # once per replication; bisection rescales
         cap_r = _saturated(job, d)
         if r == 0:
             cap = cap_r
-
-        def ok(rate: float, d: Draws = d, cap_r: float = cap_r) -> bool:
-            return _meets(job, eng, at_rate(job, d, rate), cap_r, slo)
-
-        lo, hi = 0.0, cap_r
-        if not ok(cap_r * 1e-3):
-            found.append(0.0)
-            continue
-        lo = cap_r * 1e-3
-        while hi - lo > rel_tol * hi:
-            mid = 0.5 * (lo + hi)
-            lo, hi = (mid, hi) if ok(mid) else (lo, mid)
-        found.append(0.5 * (lo + hi))
+        done = [f / c for f, c in zip(found, caps, strict=False) if f > 0 and c > 0]
+        ratio = float(np.mean(done)) if done else RATIO_PRIOR
+        caps.append(cap_r)
+        search = guided(functools.partial(_bisection, cap_r, rel_tol), ratio * cap_r, PIVOT)
+        rate = next(search)
+        while True:
+            try:
+                rate = search.send(_meets(job, eng, at_rate(job, d, rate), cap_r, slo))
+            except StopIteration as stop:
+                found.append(float(stop.value))
+                break
     arr = np.asarray(found)
     mean = float(arr.mean())
     if len(arr) > 1:

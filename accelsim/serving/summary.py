@@ -5,13 +5,15 @@ and the overload rule (:func:`waits_growing`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from accelsim import units
 from accelsim.serving.engines import Inputs, Trace, saturated_batches
+
+if TYPE_CHECKING:  # imported by summarise (a capacity search needs no pandas)
+    import pandas as pd
 
 PERCENTILES = {"p50_ms": 50, "p95_ms": 95, "p99_ms": 99, "p999_ms": 99.9}
 # The overload rule (:func:`waits_growing`): how many measured requests it needs, and by how
@@ -100,6 +102,8 @@ def summarise(x: Inputs, tr: Trace, warmup: int, names: list[str]) -> tuple[dict
     q_seen = (np.arange(n) - started_before)[sel]
     m["p99_queue_len"] = float(np.percentile(q_seen, 99))
     m["max_queue_len"] = int(q_seen.max())
+    import pandas as pd
+
     reps = pd.DataFrame({"replica": np.arange(c), "device": names, "utilization": util,
                          "batches": n_b,
                          "mean_batch_items": items_done / np.maximum(n_b, 1)})

@@ -185,9 +185,20 @@ def _local_cluster(workers: int) -> Any:
     from dask.distributed import LocalCluster
 
     method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-    with dask.config.set({"distributed.worker.multiprocessing-method": method}):
+    with dask.config.set({"distributed.worker.multiprocessing-method": method, **QUIET}):
         return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                             host="127.0.0.1", dashboard_address=None)
+
+
+# The sweep's own local cluster runs one CPU-bound task per worker: what Dask's workers do
+# beside it by default (a stack sample every 10 ms for its profiler, the event loop's 20 ms
+# health tick, memory checks every 100 ms, system metrics every 0.5 s) takes the worker's
+# GIL from the task; here they run rarely or not at all (a cluster given by --scheduler
+# keeps its own settings).
+QUIET = {"distributed.worker.profile.enabled": False,
+         "distributed.admin.tick.interval": "1s",
+         "distributed.worker.memory.monitor-interval": "1s",
+         "distributed.admin.system-monitor.interval": "2s"}
 
 
 def _dask_rows(client: Any, cluster: Any, payload: dict[str, Any], batches: list[Batch]

@@ -106,6 +106,14 @@ class Workload(ABC, Generic[S]):
     spec_model: ClassVar[type[WorkloadSpec]]  # the class of S
     # fields of the block that change a device's throughput (the rest only the demand)
     device_fields: ClassVar[frozenset[str]] = frozenset()
+    # relative CPU time of one device's full evaluation: a worker pool takes the longest
+    # tasks first (accelsim.fleet.evaluation.evaluate_full); the kinds' own values are
+    # their seed-scenario timings, in tenths of a second
+    cost: ClassVar[float] = 1.0
+    # whether a full evaluation runs compiled simulators (numba): such evaluations go to
+    # worker processes, forked after numba's set-up; the others run in the calling process
+    # while the workers do (accelsim.fleet.evaluation.evaluate_full)
+    compiled: ClassVar[bool] = True
 
     def resolve(self, spec: S, relative_to: str | Path) -> S:
         """The block with file references made absolute from the scenario's folder."""

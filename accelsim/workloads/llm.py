@@ -62,6 +62,12 @@ class _Base:
 UNSURE = 1.5
 
 
+# The first replica size's likely requests/s at the SLO over its saturated rate, guiding its
+# bisection (accelsim.llm.search._guided: any guess gives the plain bisection's answer, a
+# near one from fewer probes). Assumption: the seed chatbot's sizes answer 0.98-1.08 of it.
+PRIOR = 1.03
+
+
 # Sizes warmed ahead: those whose twice-saturated rate per device reaches this share of the
 # best size's requests/s per device at the base point.
 NEAR = 0.7
@@ -102,6 +108,7 @@ class LLMServing(Workload[LLMServingSpec]):
     unit = "requests/s at SLO"
     role = "capacity"
     spec_model = LLMServingSpec
+    cost = 2.0  # 0.15-0.25 s a device on the seed chatbot (capacity searches)
     device_fields = frozenset({"model", "prompt_tokens", "output_tokens", "slo", "tp", "dp",
                                "weight_formats",
                                "engine", "sim"})
@@ -151,11 +158,14 @@ class LLMServing(Workload[LLMServingSpec]):
                 sat = saturated_tokens_per_s(rm, p, o) / o
                 if best is not None and 2 * sat / rm.devices <= best[0]:
                     continue
-                # a size stops searching once its mean cannot beat the best so far
+                # a size stops searching once its mean cannot beat the best so far (first
+                # probed at the rate it must beat); the first size's bisection is guided by
+                # the likely answer over the saturated rate (PRIOR), later ones' by the best's
                 c = search(replica_job(spec, device.name, tp), ctx.file, [rm],
                            None if best is None else _loses(rm.devices, best[0]),
-                           ratio=None if best is None or best[4] <= 0
-                           else best[3]["max_rps_at_slo"] / best[4])
+                           ratio=PRIOR if best is None else None if best[4] <= 0
+                           else best[3]["max_rps_at_slo"] / best[4],
+                           bar=None if best is None else best[0] * rm.devices)
                 if c is None:
                     continue
                 per_device = c["max_rps_at_slo"] / rm.devices

@@ -103,6 +103,7 @@ class RecsysServing(Workload[RecsysServingSpec]):
     unit = "qps at SLO"
     role = "capacity"
     spec_model = RecsysServingSpec
+    cost = 0.6  # 0.05-0.07 s a device on the seed (capacity search)
     device_fields = frozenset({"model", "slo_p99_ms", "query_size", "batching", "sim"})
 
     def resolve(self, spec: RecsysServingSpec, relative_to: str | Path) -> RecsysServingSpec:

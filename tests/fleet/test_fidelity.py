@@ -343,21 +343,26 @@ def test_a_chunk_of_draws_equals_its_draws_one_at_a_time(base):
                 if r["workload"] == "training"}) > len(profiles)  # the draws moved them
 
 
-@pytest.mark.parametrize("draw", [8, 66])
-def test_a_draw_whose_base_size_no_longer_fits_reconsiders_the_skipped_sizes(base, draw):
-    """The in-house ASIC in two draws (seed 11) with less memory (96 GiB at the base) and a
-    scale-up domain of 32 or more (16 at the base): in draw 8 (56 GiB) its base's best
-    size, one device a group, does not fit; in draw 66 its KV cache holds a few requests.
-    The sizes the fast path skipped for losing to it at the base are estimated again, and
-    the draw is within the ASIC's tolerance of the full search (before: only the sizes
-    the base domain did not have were left, 7-9x too low)."""
+@pytest.mark.parametrize("which", [0, 1])
+def test_a_draw_whose_base_size_no_longer_fits_reconsiders_the_skipped_sizes(base, which):
+    """The in-house ASIC in the two draws of 200 (seed 11) with the least memory (96 GiB at
+    the base; about 60 GiB here) among those with a scale-up domain of 32 or more (16 at
+    the base): its base's best size, one device a group, may not fit, or its KV cache holds
+    only a few requests. The sizes the fast path skipped for losing to it at the base are
+    estimated again, and the draw is within the ASIC's tolerance of the full search (before:
+    only the sizes the base domain did not have were left, 7-9x too low). The draws are
+    picked by that condition, not by index: a field added to another profile moves the
+    shared random stream."""
     from accelsim.uncertainty import apply, draws
 
     sc, profiles, _table, fast = base
     ref = "inhouse-asic"
     dumped = {r: p.model_dump(mode="json") for r, p in profiles.items()}
-    d = draws(dumped, draw + 1, 11)[draw][ref]
-    assert d["memory.memory_GiB"] < 70 and d["interconnect.scaleup_domain_size"] >= 32
+    hits = sorted((x[ref] for x in draws(dumped, 200, 11)
+                   if x[ref]["interconnect.scaleup_domain_size"] >= 32),
+                  key=lambda x: x["memory.memory_GiB"])
+    d = hits[which]
+    assert d["memory.memory_GiB"] < 70
     prof = {**profiles, ref: device_from_dict(apply(dumped[ref], d))}
     sub = _subset(sc, ref)
     f = _by_workload(evaluate_full(sub, profiles=prof)[0].to_dict("records"))

@@ -182,3 +182,66 @@ def test_a_search_guided_by_a_ratio_answers_as_the_plain_one():
         rival = S.search(job, loses=lambda m: m <= 0.8 * plain["max_rps_at_slo"],
                          ratio=f * r)
         assert rival == plain
+
+
+def test_a_rivals_bar_probed_first_gives_the_same_answer_or_stops_sooner():
+    """A rival search told the rate it must beat (``bar``, probed first in every
+    replication) answers as without it when it can win, and stops (None) when it cannot,
+    after fewer probes than without the bar."""
+    job = _job()
+    plain = S.capacity(job)
+    m = plain["max_rps_at_slo"]
+    probes: list[float] = []
+    judged = S._passes
+
+    def counted(job, rate, d, rms, file):
+        probes.append(rate)
+        return judged(job, rate, d, rms, file)
+
+    S._passes = counted
+    try:
+        for f, ratio in ((0.8, None), (0.8, 1.0), (1.2, None), (1.2, 0.9)):
+            runs = {}
+            for bar in (None, f * m):
+                probes.clear()
+                got = S.search(job, loses=lambda x, f=f: x <= f * m, ratio=ratio, bar=bar)
+                runs[bar] = (got, len(probes))
+            (alone, n_alone), (with_bar, n_bar) = runs[None], runs[f * m]
+            assert with_bar == alone, (f, ratio)
+            assert (with_bar is None) == (f > 1)
+            if f > 1:  # the bar fails in every replication: one probe each
+                assert n_bar == job.sim.replications < n_alone
+    finally:
+        S._passes = judged
+
+
+@pytest.mark.parametrize("slo", [{"ttft_ms": 1500, "tpot_ms": 60, "attainment": 0.95},
+                                 {"ttft_ms": 300, "tpot_ms": 60, "attainment": 0.99}])
+def test_a_bisection_with_a_first_probe_answers_as_the_plain_one(slo):
+    """Any first probe (below, at, above the answer, outside the bracket), with or without
+    a guess, leaves each replication's answer the plain bisection's."""
+    job = _job(slo=slo)
+    rms = models(job)
+    for rep in range(job.sim.replications):
+        d = draw(job, job.sim.seed + rep)
+        cap = S._cap(job, rms, d)
+        verdicts: dict[float, bool] = {}
+
+        def passes(rate, d=d, verdicts=verdicts):
+            if rate not in verdicts:
+                verdicts[rate] = S._passes(job, rate, d, rms, "t")
+            return verdicts[rate]
+
+        def drive(gen):
+            rate = next(gen)
+            while True:
+                try:
+                    rate = gen.send(passes(rate))
+                except StopIteration as stop:
+                    return stop.value
+
+        plain = drive(S._bisection(cap))
+        for first in (0.005, 0.3, 0.9, 1.0, 1.1, 2.5):
+            for ratio in (None, 1.0, 0.5):
+                got = drive(S._guided(cap, ratio, False, first * (plain or cap)))
+                assert got == plain, (first, ratio)

@@ -84,3 +84,41 @@ def test_uniform_batches_skip_absent_terms_exactly():
     assert mixed["step_time_s"][-1] > alone["step_time_s"][0]  # the MoE row took its path
     for k, v in alone.items():
         assert np.array_equal(np.asarray(mixed[k])[:-1], v), k
+
+
+def _full_arrays(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The columns through the formulas on arrays only (no column folded to a float)."""
+    import importlib
+
+    est = importlib.import_module("accelsim.training.perf.estimate")
+    return est._columns({k: np.asarray(v, dtype=float) for k, v in cols.items()})[0]
+
+
+def _same(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> None:
+    assert a.keys() == b.keys()
+    for k, v in a.items():
+        assert np.shape(v) == np.shape(b[k]) and np.asarray(v).dtype == np.asarray(b[k]).dtype, k
+        assert np.array_equal(v, b[k], equal_nan=True), k
+
+
+@pytest.mark.parametrize("seed", [5, 6, 7])
+def test_columns_equal_for_all_rows_are_folded_without_changing_a_bit(seed):
+    """estimate_columns runs a column whose rows are all equal on a Python float (the model,
+    device and job of a call for one of each): the same numbers, bit for bit, as the
+    formulas on arrays, whichever columns are equal (random subsets of them, each set to
+    one row's value), and on one model and device with varying layouts."""
+    cols = _configs(seed, 100)
+    rng = np.random.default_rng(seed)
+    _same(estimate_columns(cols), _full_arrays(cols))
+    for _ in range(6):
+        row = int(rng.integers(100))
+        pick = [k for k in cols if rng.random() < 0.6]
+        some = {k: (np.full(100, v[row]) if k in pick else v) for k, v in cols.items()}
+        _same(estimate_columns(some), _full_arrays(some))
+    # one model, one device (the batch API's usual call): only the layout columns vary
+    layout = {"tp", "pp", "dp", "cp", "ep", "micro_batch", "virtual_stages", "recompute", "zero",
+              "sequence_parallel", "overlap_tp", "stream_k"}
+    one = {k: (v if k in layout else np.full(100, v[0])) for k, v in cols.items()}
+    _same(estimate_columns(one), _full_arrays(one))
+    every = {k: np.full(7, v[3]) for k, v in cols.items()}  # every column folded
+    _same(estimate_columns(every), _full_arrays(every))

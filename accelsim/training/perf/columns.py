@@ -39,9 +39,12 @@ INPUT_COLUMNS = MODEL_COLUMNS + LAYOUT_COLUMNS + DEVICE_COLUMNS + JOB_COLUMNS
 # rc_qkv_off: MaxText's Q/K/V offload to host under full remat;
 # 1 = recomputed in backward, not held), the parameter
 # all-gather overlapped with the next forward (overlap_ag); the kernel model's device fields
-# (compute_units 0: the size curve; eff_attn 0: FLASH_REL_EFF x eff_compute) and the software
-# stack's kernel factors (stack_gemm on GEMMs, stack_attn on flash attention, stack_gemm8
-# on the linear GEMMs of 8-bit training; 1: none) and
+# (compute_units 0: the size curve; eff_attn 0: FLASH_REL_EFF x eff_compute; eff_attn_fa2 and
+# _bwd: FlashAttention-2's rates over the published kernel's, 1: the same) and the software
+# stack's kernel factors (stack_gemm on GEMMs, stack_attn and stack_attn_bwd on flash
+# attention's forward and backward, 1: none; stack_fa2 1: the stack runs FA2-generation
+# kernels, its factors relative to eff_attn_fa2; stack_gemm8 on the linear GEMMs of 8-bit
+# training, 1: none) and
 # whether its pipeline sends are scattered over the TP ranks (pp_scatter; 1: Megatron's) and
 # whether its GEMM library has stream-K (stream_k; 0: wave quantisation), Megatron's
 # asynchronous TP backward (tp_async; 0: every backward collective exposed) and all-gather
@@ -56,9 +59,10 @@ OPTIONAL_COLUMNS = {"pp_first_layers": 0.0, "pp_last_layers": 0.0, "dropout": 1.
                     "rc_alt_mm": 0.0, "rc_qkv_off": 0.0,
                     "overlap_ag": 1.0, "compute_units": 0.0, "tile_m": 128.0,
                     "tile_n": 128.0, "eff_attn": 0.0, "eff_attn_bwd": 1.0,
-                    "stack_gemm": 1.0, "stack_attn": 1.0, "stack_gemm8": 1.0,
-                    "pp_scatter": 1.0, "stream_k": 0.0, "tp_async": 0.0, "cp_allgather": 0.0,
-                    "unit_gap_s": 0.0,
+                    "eff_attn_fa2": 1.0, "eff_attn_fa2_bwd": 1.0,
+                    "stack_gemm": 1.0, "stack_attn": 1.0, "stack_attn_bwd": 1.0,
+                    "stack_fa2": 0.0, "stack_gemm8": 1.0, "pp_scatter": 1.0, "stream_k": 0.0,
+                    "tp_async": 0.0, "cp_allgather": 0.0, "unit_gap_s": 0.0,
                     **STACK_MEMORY_DEFAULTS}
 # Peak of the operators that stay at the activation precision (attention core, LM head,
 # router); absent: peak_flops (every operator at one precision).
@@ -150,5 +154,6 @@ def device_columns(spec: DeviceSpec, precision: str) -> dict[str, float]:
         "scaleup_domain": spec.scaleup_domain,
         "compute_units": float(spec.compute_units), "tile_m": spec.tile_m,
         "tile_n": spec.tile_n, "eff_attn": spec.eff_attention,
-        "eff_attn_bwd": spec.eff_attention_bwd,
+        "eff_attn_bwd": spec.eff_attention_bwd, "eff_attn_fa2": spec.eff_attention_fa2,
+        "eff_attn_fa2_bwd": spec.eff_attention_fa2_bwd,
     }

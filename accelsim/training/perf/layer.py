@@ -10,8 +10,10 @@ communication around them (forward and backward).
                 others at the activation precision
   attention     flash: causal half of the score blocks at the published kernel's rate by
                 sequence length and head dim (:func:`accelsim.kernels.attention_efficiency`,
-                the device's ``efficiency.attention`` x the stack's), backward
-                BWD_FLOP_FACTOR x the forward's FLOPs at ``attention_backward`` of its rate
+                the device's ``efficiency.attention`` x the stack's; a stack on FA2-generation
+                kernels x the device's ``attention_fa2`` too), backward BWD_FLOP_FACTOR x the
+                forward's FLOPs at ``attention_backward`` of its rate (the stack's and FA2's
+                backward factors in place of the forward's)
                 (no ``efficiency.attention``: FLASH_REL_EFF x the GEMM efficiency); or
                 unfused (scores held, softmax and dropout memory-bound)
   elementwise   2 norms, 2 dropout-residuals and the activation, read and written once; FP8
@@ -124,9 +126,14 @@ def flash_attention(F: Any, s_kv: Any, hd: Any, causal: Any, f: dict[str, Any]) 
     old_f = (F + f["gemm_half_flop"]) / (f[PEAK_ACT] * f["eff_compute"] * FLASH_REL_EFF)
     if type(a) is float and a <= 0:
         return old_f, FLASH_BWD_FACTOR * old_f
+    # a stack running FA2-generation kernels: its factors are relative to FA2's rates on
+    # the device (eff_attn_fa2, _bwd: 1 where the published kernel is FA2's generation)
+    fa2 = f["stack_fa2"] > 0
+    k_f = f["stack_attn"] * xp.where(fa2, f["eff_attn_fa2"], 1.0)
+    k_b = f["stack_attn_bwd"] * xp.where(fa2, f["eff_attn_fa2_bwd"], 1.0)
     new_f = kernels.attention_fwd_time(F, s_kv, hd, causal, f[PEAK_ACT],
-                                       xp.maximum(a, 1e-9) * f["stack_attn"])
-    new_b = kernels.attention_bwd_time(new_f, f["eff_attn_bwd"])
+                                       xp.maximum(a, 1e-9) * k_f)
+    new_b = kernels.attention_bwd_time(new_f * k_f / k_b, f["eff_attn_bwd"])
     if type(a) is float:
         return new_f, new_b
     return (xp.where(a > 0, new_f, old_f),
@@ -285,7 +292,9 @@ def dense_layer(f: dict[str, Any], u: Micro) -> Layer:
     M_tp = T * h * e
     # one all-gather costs what one reduce-scatter does (collectives.all_gather)
     ag = rs = coll.reduce_scatter(M_tp, t, u.bw_tp, u.al_tp)
-    ar = coll.ring_allreduce(M_tp, t, u.bw_tp, u.al_tp)
+    # the ring all-reduce, 2 (t-1)/t M/bw + 2 (t-1) alpha: twice the reduce-scatter, and
+    # computed so (each of its terms is the reduce-scatter's times 2, exact in floating point)
+    ar = 2.0 * rs
     t_tp_once = xp.where(f["sequence_parallel"] > 0, 2 * ag + 2 * rs, 2 * ar)
     t_tp_raw = xp.where(t > 1, t_tp_once, 0.0)
     ov_tp = (f["overlap_tp"] > 0) & (t > 1)
