@@ -56,7 +56,8 @@ class TrainingRun(RunBase):
     """flash or unfused attention (2021-2022 Megatron: unfused softmax)."""
     recompute: Recompute
     """Activation recomputation."""
-    recompute_modules: list[Literal["layernorm", "mla_up_proj", "moe_act"]] = Field(
+    recompute_modules: list[Literal["layernorm", "mla_up_proj", "moe_act",
+                                    "alternate_mm", "qkv_offload"]] = Field(
         default_factory=list)
     """Per-module recomputation (Megatron-core's --recompute-modules)."""
     sequence_parallel: bool

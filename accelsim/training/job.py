@@ -50,11 +50,19 @@ class Parallelism(Strict):
     """Megatron sequence parallelism for norms and dropout (with tp > 1)."""
     recompute: Recompute = "none"
     """Activation recomputation: none, selective (attention) or full (every layer)."""
-    recompute_modules: list[Literal["layernorm", "mla_up_proj", "moe_act"]] = Field(
+    recompute_modules: list[Literal["layernorm", "mla_up_proj", "moe_act",
+                                    "alternate_mm", "qkv_offload"]] = Field(
         default_factory=list)
     """Per-module recomputation on top of ``recompute`` (Megatron-core's
     --recompute-modules; DeepSeek-V3 recomputes the norms and MLA up-projections and keeps
-    only the SwiGLU inputs): those outputs are not held, and are recomputed in backward."""
+    only the SwiGLU inputs): those outputs are not held, and are recomputed in backward.
+    ``alternate_mm``: torchtitan's per-op selective checkpointing (``selective_ac_option:
+    op``): of a block's matmuls in call order (Q, K, V, output, gate, up, down) every second
+    one's output (K, output, up) and every non-matmul op's (norms, RoPE, the activation, the
+    residual adds) is recomputed; Q, V, gate, down and the attention kernel's are held.
+    ``qkv_offload`` (with ``recompute: full``): MaxText's ``remat_policy:
+    qkv_proj_offloaded``: Q, K and V go to host memory in the forward and come back for the
+    backward, so the QKV projection is not recomputed; the rest of the layer is."""
     schedule: Literal["1f1b", "dualpipe"] = "1f1b"
     """Pipeline schedule: 1f1b (interleaved when virtual_stages > 1) or DeepSeek-V3's
     dualpipe (bidirectional; two stages' parameters per rank, bubble (pp/2 - 1) forward

@@ -180,6 +180,47 @@ def test_recompute_modules_trade_memory_for_time():
     assert g1.step_time_s == pytest.approx(estimate(_job()).step_time_s, rel=1e-12)
 
 
+def test_alternate_mm_recomputes_three_gemms_and_holds_less():
+    """torchtitan's per-op selective checkpointing (recompute module alternate_mm): the K,
+    output and up GEMMs (every second matmul of a block) and the norms and activation again
+    in the backward, so the step is slower than plain selective but faster than full
+    recomputation, and holds less than selective (no norm, K, output, up or activation
+    outputs) but more than full (Q, V, gate, down and attention outputs)."""
+    sel, alt, full = (estimate(_job(tp=1, recompute=rc, recompute_modules=mods))
+                      for rc, mods in (("selective", []), ("selective", ["alternate_mm"]),
+                                       ("full", [])))
+    assert sel.step_time_s < alt.step_time_s < full.step_time_s
+    assert full.memory_per_device_gib < alt.memory_per_device_gib < sel.memory_per_device_gib
+    g = LLAMA
+    flops = 2 * (g.hidden * (g.kv_heads or g.heads) * (g.hidden // g.heads)
+                 + g.hidden * g.hidden + g.hidden * g.ffn_hidden)
+    fwd = 2 * (2 * g.hidden * g.hidden + 2 * g.hidden * (g.kv_heads or g.heads)
+               * (g.hidden // g.heads) + 3 * g.hidden * g.ffn_hidden)
+    extra = (alt.step_time_s - sel.step_time_s) / (full.step_time_s - sel.step_time_s)
+    # about the three GEMMs' share of the forward's linear FLOPs (the full recomputation
+    # also runs the attention kernel; alternate_mm adds the norms and activation)
+    assert 0.5 * flops / fwd < extra < 1.2 * flops / fwd
+    assert job_row(_job(recompute_modules=["alternate_mm"]))["rc_alt_mm"] == 1
+
+
+def test_qkv_offload_spares_the_qkv_projection_of_full_recomputation():
+    """MaxText's qkv_proj_offloaded (recompute module qkv_offload, with full remat): the
+    backward recomputes the layer but its QKV projection, whose output came back from host:
+    the step is faster than plain full recomputation by one QKV GEMM per layer and
+    micro-batch, the hardware FLOPs lower by that GEMM's, the model FLOPs unchanged."""
+    full = estimate(_job(tp=1, recompute="full"))
+    off = estimate(_job(tp=1, recompute="full", recompute_modules=["qkv_offload"]))
+    qkv = _op(full, "qkv_proj")
+    layers, m = LLAMA.layers, 16  # global batch 16, dp 1, micro-batch 1
+    assert full.step_time_s - off.step_time_s == pytest.approx(
+        layers * m * qkv["time_s"], rel=1e-6)
+    assert off.mfu == pytest.approx(full.mfu * full.step_time_s / off.step_time_s, rel=1e-9)
+    spared = layers * m * qkv["flops"] / (off.step_time_s * load_device("h100-sxm").spec.flops(
+        "bf16"))
+    assert off.hfu == pytest.approx(full.hfu * full.step_time_s / off.step_time_s - spared,
+                                    rel=1e-6)
+
+
 def test_new_columns_reach_the_batch_row():
     row = job_row(_dsv3(schedule="1f1b", recompute_modules=["mla_up_proj"]))
     assert row["mla_kv_rank"] == 512 and row["moe_max_nodes"] == 4 and row["fp8"] == 1
@@ -198,6 +239,8 @@ def test_one_job_on_floats_equals_the_batch_model_on_arrays():
         _job(), _job(precision="fp8", tp=8, overlap_tp_comm=True),
         _job(tp=2, pp=2, virtual_stages=2, recompute="full", zero=3, cp=2, gb=32),
         _job(tp=1, recompute="selective", zero=0),
+        _job(tp=2, recompute="selective", recompute_modules=["alternate_mm"], zero=3),
+        _job(tp=2, recompute="full", recompute_modules=["qkv_offload"]),
         _dsv3(), TrainJob(**{**_dsv3(recompute_modules=["layernorm", "moe_act"]).model_dump(),
                               "overlap_ep_comm": True}),
         _pipe("dualpipe"), _pipe("1f1b", pp=4),

@@ -35,31 +35,36 @@ INPUT_COLUMNS = MODEL_COLUMNS + LAYOUT_COLUMNS + DEVICE_COLUMNS + JOB_COLUMNS
 # the MoE all-to-all hidden behind another micro-batch's compute (overlap_ep), DeepSeek's
 # bidirectional schedule (dualpipe), node-limited routing, multi-token prediction modules
 # and MLA (0 = absent), per-module recomputation (rc_*: Megatron-core's --recompute-modules
-# layernorm, mla_up_proj, moe_act; 1 = recomputed in backward, not held), the parameter
+# layernorm, mla_up_proj, moe_act; rc_alt_mm: torchtitan's per-op selective checkpointing;
+# rc_qkv_off: MaxText's Q/K/V offload to host under full remat;
+# 1 = recomputed in backward, not held), the parameter
 # all-gather overlapped with the next forward (overlap_ag); the kernel model's device fields
 # (compute_units 0: the size curve; eff_attn 0: FLASH_REL_EFF x eff_compute; eff_attn_fa2 and
 # _bwd: FlashAttention-2's rates over the published kernel's, 1: the same) and the software
 # stack's kernel factors (stack_gemm on GEMMs, stack_attn and stack_attn_bwd on flash
 # attention's forward and backward, 1: none; stack_fa2 1: the stack runs FA2-generation
 # kernels, its factors relative to eff_attn_fa2; stack_gemm8 on the linear GEMMs of 8-bit
-# training, 1: none) and
+# training, 1: none; stack_unpad 1: its attention wrapper's padding copies) and
 # whether its pipeline sends are scattered over the TP ranks (pp_scatter; 1: Megatron's) and
 # whether its GEMM library has stream-K (stream_k; 0: wave quantisation), Megatron's
 # asynchronous TP backward (tp_async; 0: every backward collective exposed) and all-gather
 # context parallelism (cp_allgather; 0: the K/V ring overlapped with attention), the GPU-idle
-# time at each FSDP unit's all-gather (unit_gap_s; 0: none); the stack's memory
+# time at each FSDP unit's all-gather (unit_gap_s; 0: none) and the bytes per parameter its
+# gradient hook moves per micro-batch (unit_grad_bytes; 0: none); the stack's memory
 # terms (mem_*: :mod:`accelsim.stack_memory`, Megatron-Core's by default).
 OPTIONAL_COLUMNS = {"pp_first_layers": 0.0, "pp_last_layers": 0.0, "dropout": 1.0,
                     "fp8": 0.0, "overlap_tp": 0.0, "overlap_ep": 0.0, "dualpipe": 0.0,
                     "moe_max_nodes": 0.0, "mtp": 0.0, "mla_q_rank": 0.0, "mla_kv_rank": 0.0,
                     "mla_qk_head": 0.0, "mla_rope_head": 0.0, "mla_v_head": 0.0,
                     "head_dim": 0.0, "rc_norm": 0.0, "rc_mla_up": 0.0, "rc_moe_act": 0.0,
+                    "rc_alt_mm": 0.0, "rc_qkv_off": 0.0,
                     "overlap_ag": 1.0, "compute_units": 0.0, "tile_m": 128.0,
                     "tile_n": 128.0, "eff_attn": 0.0, "eff_attn_bwd": 1.0,
                     "eff_attn_fa2": 1.0, "eff_attn_fa2_bwd": 1.0,
                     "stack_gemm": 1.0, "stack_attn": 1.0, "stack_attn_bwd": 1.0,
-                    "stack_fa2": 0.0, "stack_gemm8": 1.0, "pp_scatter": 1.0, "stream_k": 0.0,
-                    "tp_async": 0.0, "cp_allgather": 0.0, "unit_gap_s": 0.0,
+                    "stack_fa2": 0.0, "stack_gemm8": 1.0, "stack_unpad": 0.0, "pp_scatter": 1.0,
+                    "stream_k": 0.0, "tp_async": 0.0, "cp_allgather": 0.0, "unit_gap_s": 0.0,
+                    "unit_grad_bytes": 0.0,
                     **STACK_MEMORY_DEFAULTS}
 # Peak of the operators that stay at the activation precision (attention core, LM head,
 # router); absent: peak_flops (every operator at one precision).
@@ -93,6 +98,8 @@ def job_row(job: TrainJob, spec: DeviceSpec, stack_factors: dict[str, float] | N
         "rc_norm": int("layernorm" in par.recompute_modules),
         "rc_mla_up": int("mla_up_proj" in par.recompute_modules),
         "rc_moe_act": int("moe_act" in par.recompute_modules),
+        "rc_alt_mm": int("alternate_mm" in par.recompute_modules),
+        "rc_qkv_off": int("qkv_offload" in par.recompute_modules),
         "overlap_tp": int(job.overlap_tp_comm and par.tp > 1),
         "overlap_ep": int(job.overlap_ep_comm),
         "overlap_ag": int(job.overlap_param_gather),

@@ -1,6 +1,7 @@
 """FLOPs of one step: model FLOPs (no recomputation, full-sequence attention: Narayanan et
 al. 2021, PaLM's 12 L H Q T term), the causal convention (attention over the unmasked half,
-what flash kernels execute), and hardware FLOPs (recomputation included)."""
+what flash kernels execute), and hardware FLOPs (recomputation included, with the GEMMs the
+recompute modules add or spare)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,12 @@ def flops(f: dict[str, Any], u: Micro) -> Flops:
     tokens = f["global_batch"] * s
     model = 3 * fwd_tok * tokens
     rc = f["recompute"]
-    recompute_tok = xp.where(rc == 2, (L - n_moe) * fwd_dense_tok + n_moe * fwd_moe_tok,
-                             xp.where(rc == 1, L * attn_tok, 0.0))
+    # recompute modules' GEMMs: torchtitan's alternate matmuls (K, output, up) recomputed,
+    # MaxText's offloaded Q, K, V projection not
+    alt_tok = xp.where(f["rc_alt_mm"] > 0, 2 * h * (g.k_w + g.o_w + f["ffn_hidden"]), 0.0)
+    qkv_tok = xp.where(f["rc_qkv_off"] > 0, 2 * h * (g.q_w + g.k_w + g.v_w), 0.0)
+    recompute_tok = xp.where(rc == 2, (L - n_moe) * fwd_dense_tok + n_moe * fwd_moe_tok
+                             - L * qkv_tok,
+                             xp.where(rc == 1, L * attn_tok, 0.0) + L * alt_tok)
     return Flops(model=model, model_causal=model - 3 * (L + n_mtp) * attn_tok / 2 * tokens,
                  hardware=model + recompute_tok * tokens)

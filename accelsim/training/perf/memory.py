@@ -109,14 +109,21 @@ def allocated(f: dict[str, Any], u: Micro, st: Stages, pr: RankParams, dp: DataP
     # has dropout): 4e h + 2 h per token
     # (the two norm outputs feed linear GEMMs: held at the GEMM input width, FP8 or not)
     rc_norm, rc_mla, rc_act = f["rc_norm"] > 0, (f["rc_mla_up"] > 0) & mla, f["rc_moe_act"] > 0
-    act_rep = tok * (2 * e * h + xp.where(rc_norm, 0.0, 2 * e_lin * h)
-                     + 2 * h * f["dropout"]) / sp_div
+    # torchtitan's per-op selective checkpointing (alternate_mm) holds the block's input, the
+    # outputs of the Q, V, gate and down matmuls and of the attention kernel: no norm
+    # outputs, no K, output-projection or up outputs, no activation output
+    alt = f["rc_alt_mm"] > 0
+    act_rep = xp.where(alt, tok * 2 * e * h / sp_div,
+                       tok * (2 * e * h + xp.where(rc_norm, 0.0, 2 * e_lin * h)
+                              + 2 * h * f["dropout"]) / sp_div)
     # Q, K, V and the attention output for flash's backward, the output projection's input;
     # MLA also holds the latents (the up-projections' inputs, replicated)
-    act_attn = (tok * (xp.where(rc_mla, 0.0, e * (g.q_w + g.k_w + g.v_w)) + e_lin * g.o_w) / t
+    act_attn = (tok * (xp.where(rc_mla, 0.0, e * (g.q_w + xp.where(alt, 0.0, g.k_w) + g.v_w))
+                       + e_lin * g.o_w) / t
                 + xp.where(mla, tok * e_lin * (g.r_q + g.r_kv), 0.0))
     # gated MLP: gate and up outputs for the activation's backward, the down-proj input
-    act_mlp = tok * f["ffn_hidden"] * (e * up + e_lin) / t
+    act_mlp = xp.where(alt, tok * f["ffn_hidden"] * e,  # the gate's (or fc1's) output
+                       tok * f["ffn_hidden"] * (e * up + e_lin)) / t
     # MoE: per routed copy the expert's input (GEMM width) and output (the combine's input,
     # for the gate's gradient); per expert pass the activation's inputs and output. With the
     # activation recomputed (moe_act, DeepSeek-V3 section 3.3.2) its inputs are the cache

@@ -3,7 +3,11 @@ gradient reduction and the optimizer.
 
   recompute   full: the layer's forward again in backward; selective: the attention core
               (free with flash, whose backward recomputes it); per module (norms, MLA
-              up-projections, the MoE activation) on top
+              up-projections, the MoE activation) on top; torchtitan's per-op policy
+              (alternate_mm): every second matmul of a block in call order (K, output, up)
+              and the norms and activation; MaxText's Q/K/V offload to host under full
+              remat (qkv_offload): the layer but its QKV projection (the host copies run
+              beside the layers, ~T n_qkv e bytes each way per layer)
   stages      L/p layers each (or the given first/last stage layers, the rest even), MoE
               layers spread evenly; the first stage adds the embedding, the last the LM head,
               cross-entropy and the MTP modules; p2p of one activation per chunk boundary
@@ -17,7 +21,9 @@ gradient reduction and the optimizer.
               overlap_grad_reduce / overlap_param_gather); ZeRO-3 gathers weights every pass;
               a stack whose FSDP rate limiter syncs the CPU per unit (``unit_gap_s``) idles
               the GPU that long at each layer's all-gather: 2 per micro-batch with ZeRO-3
-              (forward, backward), 1 with ZeRO-2 (the forward's)
+              (forward, backward), 1 with ZeRO-2 (the forward's); its gradient hook's
+              memory-bound copies of each unit's unsharded gradient (``unit_grad_bytes``
+              per parameter) every micro-batch with ZeRO-2 and 3
   optimizer   OPTIMIZER_BYTES_PER_PARAM of HBM traffic per (sharded) parameter
 """
 
@@ -71,9 +77,11 @@ def recompute(f: dict[str, Any], u: Micro, ly: Layer, mo: MoELayer) -> tuple[Any
     """Seconds recomputed in backward per dense and per MoE layer (module docstring)."""
     g, T, e, e_lin = u.g, u.T, u.e, u.e_lin
     rc, flash, t = f["recompute"], f["flash"], f["tp"]
-    re_dense = xp.where(rc == 2, ly.t_f + ly.comm_f, xp.where(rc == 1, (1 - flash) * ly.t_att_f,
-                                                               0.0))
-    re_moe = xp.where(rc == 2, mo.t_f + ly.comm_f + mo.t_a2a,
+    # full recomputation without the QKV projection when Q, K, V were offloaded to host
+    qkv_off = xp.where(f["rc_qkv_off"] > 0, ly.t_qkv, 0.0)
+    re_dense = xp.where(rc == 2, ly.t_f + ly.comm_f - qkv_off,
+                        xp.where(rc == 1, (1 - flash) * ly.t_att_f, 0.0))
+    re_moe = xp.where(rc == 2, mo.t_f + ly.comm_f + mo.t_a2a - qkv_off,
                       xp.where(rc == 1, (1 - flash) * ly.t_att_f, 0.0))
     rc_norm = f["rc_norm"] > 0
     rc_norm_t = 0.0 if xp.never(rc_norm) else xp.where(
@@ -86,8 +94,17 @@ def recompute(f: dict[str, Any], u: Micro, ly: Layer, mo: MoELayer) -> tuple[Any
     rc_act_t = 0.0 if xp.never(rc_act) else xp.where(
         rc_act, mem(T * (f["moe_top_k"] + f["moe_shared"]) * f["moe_ffn_hidden"]
                     * (e * g.up + e_lin) / t, f), 0.0)
-    re_dense = re_dense + xp.where(rc == 2, 0.0, rc_norm_t + rc_mla_t)
-    re_moe = re_moe + xp.where(rc == 2, 0.0, rc_norm_t + rc_mla_t + rc_act_t)
+    # torchtitan's per-op selective checkpointing: of the matmuls Q, K, V, output, gate, up,
+    # down (call order) the 2nd, 4th and 6th again, and the non-matmul ops: the two norms
+    # and the gated activation (read gate and up, write its output)
+    alt = f["rc_alt_mm"] > 0
+    rc_alt_t = 0.0 if xp.never(alt) else xp.where(
+        alt, gemm(T, g.h, g.k_w / t, f) + gemm(T, g.o_w / t, g.h, f)
+        + gemm(T, g.h, f["ffn_hidden"] / t, f)
+        + mem(2 * T * g.h * 2 * e / u.sp_div, f)
+        + mem(T * f["ffn_hidden"] * e * (g.up + 1) / t, f), 0.0)
+    re_dense = re_dense + xp.where(rc == 2, 0.0, rc_norm_t + rc_mla_t + rc_alt_t)
+    re_moe = re_moe + xp.where(rc == 2, 0.0, rc_norm_t + rc_mla_t + rc_act_t + rc_alt_t)
     return re_dense, re_moe
 
 
@@ -265,6 +282,9 @@ def data_parallel(f: dict[str, Any], u: Micro, st: Stages, pr: RankParams) -> Da
     z3 = xp.where((zero == 3) & (D > 1), m * exposed(2 * ag, st.base_f + st.base_b), 0.0)
     gathers = xp.where(zero == 3, 2.0, xp.where(zero == 2, 1.0, 0.0))
     z3 = z3 + xp.where(D > 1, m * st.Ls * gathers * f["unit_gap_s"], 0.0)
+    # the stack's FSDP gradient hook (cat into the flat gradient, cast, pre-divide) per
+    # micro-batch over every unsharded parameter of the rank's units, memory-bound
+    z3 = z3 + xp.where((D > 1) & (zero >= 2), mem(m * pr.dense * f["unit_grad_bytes"], f), 0.0)
     shard = xp.where(zero >= 1, D, 1.0)
     t_opt = mem(copies * pr.total * OPTIMIZER_BYTES_PER_PARAM / shard, f)
     return DataParallel(D=D, De=De, copies=copies, exposed_s=out, zero3_s=z3, optimizer_s=t_opt)
