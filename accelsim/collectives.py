@@ -93,8 +93,13 @@ def _ring_tree_terms(M: ArrayLike, n: ArrayLike) -> tuple[Arr, Arr, Arr]:
     """The terms ring_allreduce and tree_allreduce share: 2 (n-1)/n M, and twice each one's
     latency steps."""
     n = xp.asarray(n, dtype=float)
+    return (2.0 * _frac(n) * xp.asarray(M), *_latency_steps(n))
+
+
+def _latency_steps(n: Arr) -> tuple[Arr, Arr]:
+    """Twice the ring's and the tree's latency steps over n (a float array or float)."""
     tree_steps = xp.where(n > 1, xp.ceil(xp.log2(xp.maximum(n, 1.0))), 0.0)
-    return 2.0 * _frac(n) * xp.asarray(M), 2.0 * _steps(n), 2.0 * tree_steps
+    return 2.0 * _steps(n), 2.0 * tree_steps
 
 
 def _ring_or_tree(vol: Arr, ring_lat: Arr, tree_lat: Arr, bw: ArrayLike, alpha: ArrayLike
@@ -120,6 +125,51 @@ def group_allreduce(M: ArrayLike, n: ArrayLike, stride: ArrayLike, domain: Array
     flat = _ring_or_tree(vol, ring_lat, tree_lat, bw_out, alpha_out)
     hier = hierarchical_allreduce(M, g, k, bw_in, alpha_in, bw_out, alpha_out)
     return xp.where(k <= 1, local, xp.minimum(flat, hier))
+
+
+class GroupTerms:
+    """What :func:`group_allreduce` computes from the group alone (its size, stride, domain
+    and latencies), to reuse for several buffers over the same group:
+    :func:`group_allreduce_terms` gives each the same numbers as :func:`group_allreduce`."""
+
+    def __init__(self, n: ArrayLike, stride: ArrayLike, domain: ArrayLike, alpha_in: ArrayLike,
+                 alpha_out: ArrayLike) -> None:
+        n = xp.asarray(n, dtype=float)
+        stride = xp.asarray(stride, dtype=float)
+        domain = xp.asarray(domain, dtype=float)
+        g = xp.clip(xp.floor(domain / stride), 1.0, n)  # group members sharing a domain
+        k = xp.ceil(n / g)
+        self.inside = k <= 1
+        # the flat ring/tree over n ranks (_ring_tree_terms, _ring_or_tree)
+        ring_lat, tree_lat = _latency_steps(n)
+        self.two_frac_n = 2.0 * _frac(n)
+        self.lat_in = (ring_lat * alpha_in, tree_lat * alpha_in)
+        self.lat_out = (ring_lat * alpha_out, tree_lat * alpha_out)
+        # the hierarchical algorithm: reduce-scatter over g, ring/tree of M/g over k domains
+        g = xp.asarray(g, dtype=float)
+        self.frac_g = _frac(g)
+        self.rs_lat = _steps(g) * alpha_in
+        self.g1 = xp.maximum(g, 1.0)
+        k = xp.asarray(k, dtype=float)
+        ring_k, tree_k = _latency_steps(k)
+        self.two_frac_k = 2.0 * _frac(k)
+        self.lat_k = (ring_k * alpha_out, tree_k * alpha_out)
+
+
+def group_allreduce_terms(M: ArrayLike, gt: GroupTerms, bw_in: ArrayLike,
+                          bw_out: ArrayLike) -> Arr:
+    """:func:`group_allreduce` of ``M`` over the group of ``gt``: the same operations on the
+    same operands, in the same order, so the same numbers."""
+    vol = gt.two_frac_n * xp.asarray(M)
+    v_in, v_out = vol / bw_in, vol / bw_out
+    local = xp.minimum(v_in + gt.lat_in[0], v_in + gt.lat_in[1])
+    flat = xp.minimum(v_out + gt.lat_out[0], v_out + gt.lat_out[1])
+    Mf = xp.asarray(M, dtype=float)
+    inside = 2.0 * (gt.frac_g * xp.asarray(Mf) / bw_in + gt.rs_lat)
+    shard = Mf / gt.g1
+    v = gt.two_frac_k * xp.asarray(shard) / bw_out
+    across = xp.minimum(v + gt.lat_k[0], v + gt.lat_k[1])
+    return xp.where(gt.inside, local, xp.minimum(flat, inside + across))
 
 
 def group_bandwidth(n: ArrayLike, stride: ArrayLike, domain: ArrayLike, bw_in: ArrayLike,

@@ -98,6 +98,11 @@ def gemm_compute_time(m: Any, n: Any, k: Any, out_bytes: Any, peak: Any, eff: An
         return _compute_one(*(float(a) for a in args))
     m, n, k, out_bytes, peak, eff, units, tile_m, tile_n, mem_bw, eff_mem, stream_k = (
         np.asarray(a, dtype=float) for a in args)
+    if m.ndim == 1 and len(m) >= GROUPED_MIN and all(
+            a.ndim == 0 for a in (n, k, out_bytes, peak, eff, units, tile_m, tile_n, mem_bw,
+                                  eff_mem, stream_k)):
+        return _compute_grouped(m, n, k, out_bytes, peak, eff, units, tile_m, tile_n, mem_bw,
+                                eff_mem, stream_k)
     p_u = peak * eff / units
     b_u = mem_bw * eff_mem / units
     lead = (-1,) + (1,) * max(a.ndim for a in (m, n, k, units, tile_m, tile_n, stream_k))
@@ -125,6 +130,57 @@ def gemm_compute_time(m: Any, n: Any, k: Any, out_bytes: Any, peak: Any, eff: An
         t_sk = tiles / units * per + area * (out_bytes + 8.0) / b_u
         t = np.where(stream_k > 0, np.minimum(t, t_sk), t)
     return t.min(axis=0)
+
+
+# Arrays of m this long (one GEMM shape, a cost table's token counts) take
+# :func:`_compute_grouped`.
+GROUPED_MIN = 64
+
+
+def _compute_grouped(m: np.ndarray, n: np.ndarray, k: np.ndarray, out_bytes: np.ndarray,
+                     peak: np.ndarray, eff: np.ndarray, units: np.ndarray,
+                     tile_m: np.ndarray, tile_n: np.ndarray, mem_bw: np.ndarray,
+                     eff_mem: np.ndarray, stream_k: np.ndarray) -> np.ndarray:
+    """:func:`gemm_compute_time` of one shape for every ``m`` of a 1-d array, equal to it
+    bit for bit: the candidates' tile counts take few values over a cost table's ``m``
+    (a few per tile height), and everything but split-K's reduction (linear in ``m``)
+    depends on ``m`` only through them, so each value's times are computed once, with the
+    same operations on the same operands, and gathered."""
+    p_u = peak * eff / units
+    b_u = mem_bw * eff_mem / units
+    c = np.array(_candidates(float(tile_m), float(tile_n)))
+    tm, tn, r = (c[:, i].reshape(-1, 1) for i in range(3))
+    # the tile count along m of each distinct tile height, per m: the groups
+    rows = {h: np.ceil(m / h - 1e-9) for h in np.unique(tm)}
+    key = np.zeros(len(m))
+    for q in rows.values():  # counts are small integers (or -0.0 at m = 0)
+        key = key * (float(np.max(q, initial=0.0)) + 2.0) + (q + 1.0)
+    _, first, group = np.unique(key, return_index=True, return_inverse=True)
+    qm = np.stack([rows[h][first] for h in tm[:, 0]])  # (candidates, groups)
+    area = tm * tn
+    tiles = qm * np.ceil(n / tn - 1e-9)
+    per = 2.0 * area * (k + K_PROLOGUE) / (r * p_u)
+    t = np.ceil(tiles / units - 1e-9) * (per + area * out_bytes / b_u)
+    if (stream_k > 0).any():
+        t_sk = tiles / units * per + area * (out_bytes + 8.0) / b_u
+        t = np.where(stream_k > 0, np.minimum(t, t_sk), t)
+    # the min over the candidates (exact in any order) of each group's times, then of the
+    # split-K times (which add the reduction, linear in m) where a candidate splits
+    out = t.min(axis=0)[group]
+    if not (tiles < units).any():
+        return out
+    split = np.minimum(np.maximum(np.floor(units / np.maximum(tiles, 1.0)), 1.0),
+                       np.maximum(np.floor(k / SPLIT_K_MIN), 1.0))
+    fixed = np.ceil(tiles * split / units - 1e-9) * (
+        2.0 * area * (k / split + K_PROLOGUE) / (r * p_u) + area * 4.0 / b_u)
+    bw = mem_bw * eff_mem
+    for i in range(len(split)):
+        sel = np.flatnonzero(split[i][group] > 1)
+        if len(sel):
+            g = group[sel]
+            t_split = fixed[i][g] + 2.0 * split[i][g] * m[sel] * n * 4.0 / bw
+            out[sel] = np.minimum(out[sel], t_split)
+    return out
 
 
 _FM = np.array([fm for fm, _ in TILES])

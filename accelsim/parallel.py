@@ -3,8 +3,9 @@ inherit what it has loaded: compiled kernels, parsed profiles, registered worklo
 the results in the order of the tasks.
 
 ``ACCELSIM_WORKERS`` sets the number of processes (1: everything in this process). A
-worker process never starts workers of its own, and where processes cannot be forked
-(Windows, macOS's default) everything runs in this process.
+worker process never starts workers of its own (but for a staged pool's first process,
+:func:`imap`), and where processes cannot be forked (Windows, macOS's default) everything
+runs in this process.
 """
 
 from __future__ import annotations
@@ -44,16 +45,48 @@ def warm_compiled() -> None:
     cpu_target.target_context.refresh()
 
 
+def _pool(n: int) -> Any:
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(n, mp_context=mp.get_context("fork"))
+
+
+def _set_up(preload: Sequence[str], compiled: bool) -> None:
+    import importlib
+
+    for name in preload:
+        importlib.import_module(name)
+    if compiled:
+        warm_compiled()
+
+
+def _staged(fn: Callable[..., T], tasks: Sequence[tuple[Any, ...]], n: int, compiled: bool,
+            preload: Sequence[str]) -> list[tuple[int, T]]:
+    """In a first worker process: the set-up, then ``n`` workers forked from here."""
+    from concurrent.futures import as_completed
+
+    _set_up(preload, compiled)
+    with _pool(n) as pool:
+        futs = {pool.submit(fn, *task): i for i, task in enumerate(tasks)}
+        return [(futs[fut], fut.result()) for fut in as_completed(futs)]
+
+
 def imap(fn: Callable[..., T], tasks: Sequence[tuple[Any, ...]], compiled: bool = False,
          preload: Sequence[str] = (), after: Sequence[str] = (),
-         meanwhile: Callable[[], Any] | None = None) -> Iterator[tuple[int, T]]:
+         meanwhile: Callable[[], Any] | None = None, staged: bool = False
+         ) -> Iterator[tuple[int, T]]:
     """``(index, fn(*task))`` for every task, as each finishes (in worker processes when
     :func:`workers` gives more than one, else here in order). ``compiled``: the tasks run
     numba kernels, so the workers are forked after :func:`warm_compiled`; ``preload``:
-    modules the tasks import, imported here first so that the workers inherit them;
-    ``after``: modules the caller needs next (not the tasks), imported here while the
-    workers run rather than before they fork; ``meanwhile``: work of the caller's own, run
-    here while they run (first, when everything runs here)."""
+    modules the tasks import, imported first so that the workers inherit them; ``after``:
+    modules the caller needs next (not the tasks), imported here while the workers run
+    rather than before they fork; ``meanwhile``: work of the caller's own, run here while
+    they run (first, when everything runs here). ``staged``: the set-up (``preload``,
+    numba's) runs in a first worker process, which then forks the workers and hands
+    their results back at the end, so that the caller's ``after`` and ``meanwhile`` work
+    runs beside the set-up instead of after it (on two cores, the second core is busy
+    from the start)."""
     n = workers(len(tasks))
     if n == 1:
         if meanwhile is not None:
@@ -62,15 +95,19 @@ def imap(fn: Callable[..., T], tasks: Sequence[tuple[Any, ...]], compiled: bool 
             yield i, fn(*task)
         return
     import importlib
+    from concurrent.futures import as_completed
 
-    for name in preload:
-        importlib.import_module(name)
-    if compiled:
-        warm_compiled()
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    with ProcessPoolExecutor(n, mp_context=mp.get_context("fork")) as pool:
+    if staged:
+        with _pool(1) as first:
+            got = first.submit(_staged, fn, tasks, n, compiled, tuple(preload))
+            for name in after:
+                importlib.import_module(name)
+            if meanwhile is not None:
+                meanwhile()
+            yield from got.result()
+        return
+    _set_up(preload, compiled)
+    with _pool(n) as pool:
         futs = {pool.submit(fn, *task): i for i, task in enumerate(tasks)}
         for name in after:
             importlib.import_module(name)

@@ -294,7 +294,8 @@ def uncertainty_tables(out: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
                     {k: (100 * v if isinstance(v, float) else v) for k, v in band.items()})
         work.append(cells)
     return {
-        "bands over the draws, 5-95 % (base case); units fixed at the base case's": rows,
+        "bands over the draws, 5-95 % (base case); " + out.get(
+            "spend_fleets_means", "units fixed at the base case's"): rows,
         "rules that fail, and in what share of the draws": fails,
         "what each workload gets, 5-95 % (base case)": work,
         "P(row beats column): share of draws where the row ranks higher":

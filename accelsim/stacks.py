@@ -93,6 +93,16 @@ class StackKernels(Strict):
     8-bit over 16-bit speedup divided by the peaks' ratio (1: the full ratio, as NVIDIA's
     FP8 GEMMs are fitted; TPU AQT int8 quantises each operand on the vector units and
     gains less). Not given: 1."""
+    attention_unpad: Feature | None = None
+    """Its flash-attention wrapper removes the padding of q, k and v before the kernel and
+    restores it on the output (flash-attn's ``bert_padding``), a gather or scatter of each
+    over HBM per pass (``recipes.UNPAD_PASSES_*``). Not given: false."""
+    unit_grad_bytes: NonNegative | None = None
+    """HBM bytes per parameter its FSDP moves in each unit's gradient hook per micro-batch
+    outside the GEMMs (the unsharded gradient gathered into the flat gradient, cast to the
+    reduce dtype, pre-divided), run beside the next unit's backward on a side stream and
+    priced as memory-bound time added to the step (side-stream kernels take SMs from the
+    compute stream's). Not given: 0."""
     unit_gap_us: NonNegative | None = None
     """GPU-idle time at each FSDP unit's (one layer's) parameter all-gather, microseconds: a
     rate limiter that synchronises the CPU with the GPU before issuing the all-gather leaves
@@ -281,14 +291,17 @@ def kernel_factors(stack: StackProfile | None) -> dict[str, float]:
     """The training model's stack columns: ``stack_gemm``, ``stack_attn`` and
     ``stack_attn_bwd`` (flash attention's forward and backward factors), ``stack_fa2`` (1:
     the factors are relative to FlashAttention-2's rates on the device), ``stack_gemm8``
-    (8-bit linear GEMMs' factor), ``pp_scatter``
+    (8-bit linear GEMMs' factor), ``stack_unpad`` (1: attention's padding copies),
+    ``pp_scatter``
     (1: pipeline sends scattered over the TP ranks), ``stream_k``, ``tp_async`` (1: Megatron's
     asynchronous TP backward), ``cp_allgather`` (1: K/V all-gathered, exposed) and
-    ``unit_gap_s`` (seconds idle at each FSDP unit's all-gather, :class:`StackKernels`)."""
+    ``unit_gap_s`` (seconds idle at each FSDP unit's all-gather) and ``unit_grad_bytes``
+    (bytes per parameter of each unit's gradient hook per micro-batch, :class:`StackKernels`)."""
     if stack is None:
         return {"stack_gemm": 1.0, "stack_attn": 1.0, "stack_attn_bwd": 1.0, "stack_fa2": 0.0,
-                "stack_gemm8": 1.0, "pp_scatter": 1.0, "stream_k": 0.0, "tp_async": 0.0,
-                "cp_allgather": 0.0, "unit_gap_s": 0.0}
+                "stack_gemm8": 1.0, "stack_unpad": 0.0, "pp_scatter": 1.0, "stream_k": 0.0,
+                "tp_async": 0.0, "cp_allgather": 0.0, "unit_gap_s": 0.0,
+                "unit_grad_bytes": 0.0}
     ov = stack.overlaps
     sg = ov.pp_scatter_gather if ov else None
     ta = ov.tp_bwd_async if ov else None
@@ -299,12 +312,15 @@ def kernel_factors(stack: StackProfile | None) -> dict[str, float]:
             "stack_attn_bwd": (k.attention_backward or k.attention).value,
             "stack_fa2": float(k.attention_fa2 is not None and k.attention_fa2.value),
             "stack_gemm8": g8.value if g8 is not None else 1.0,
+            "stack_unpad": float(k.attention_unpad is not None and k.attention_unpad.value),
             "pp_scatter": 0.0 if sg is not None and not sg.value else 1.0,
             "stream_k": float(stack.kernels.stream_k.value),
             "tp_async": float(ta is not None and ta.value),
             "cp_allgather": float(ring is not None and not ring.value),
             "unit_gap_s": (stack.kernels.unit_gap_us.value * units.US
-                           if stack.kernels.unit_gap_us is not None else 0.0)}
+                           if stack.kernels.unit_gap_us is not None else 0.0),
+            "unit_grad_bytes": (k.unit_grad_bytes.value if k.unit_grad_bytes is not None
+                                else 0.0)}
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,17 @@ the base case's value beside it), the share of draws in which each rule fails (a
 supply cap, the power caps, each workload's demand) and ``P(A beats B)``, the share of draws
 in which mix A ranks above mix B.
 
-A fleet given as spend (``spend_usd``) is bought once, at the base case's prices: its units
-are ``floor(spend / capex)`` of the base profiles, frozen for every draw. A draw then asks
-what that purchase delivers and costs if the profile numbers differ, not what a different
-purchase would (re-deriving units per draw bought more units whenever a price draw was
-lower, so the base case fell outside its own power band and a cheap draw broke supply caps
-that the purchase never met).
+A fleet given as spend (``spend_usd``) is read one of two ways (``spend``,
+:data:`SPEND_READINGS`). ``base-units`` (the default): bought once, at the base case's
+prices: its units are ``floor(spend / capex)`` of the base profiles, frozen for every draw.
+A draw then asks what that purchase delivers and costs if the profile numbers differ, not
+what a different purchase would; its capex moves with the draw's prices, so a pool whose
+prices draw above the base's breaks its budget (the seed's price ranges lean upward).
+``what-spend-buys``: the spend is fixed and the units are re-derived in every draw,
+``min(floor(spend / capex of the draw), supply cap)``: what that money buys at the draw's
+prices, so the spend, and each pool's budget, holds in every draw (a cheap draw buys more
+units, up to the supply cap; without the cap it broke supply rules the purchase never met).
+Fleets given as units are the same under both.
 """
 
 from __future__ import annotations
@@ -39,6 +44,13 @@ SHARED = {"efficiency.compute", "efficiency.memory", "efficiency.communication",
 # one fast evaluation of the scenario (hours at the maximum: a progress bar shows the ETA).
 MAX_SAMPLES = 100_000
 METRICS = ("objective", "tco_usd_per_year", "capex_usd", "power_MW", "served_fraction")
+# How a spend-defined fleet is read in the draws (module docstring): the first is the default.
+SPEND_READINGS = ("base-units", "what-spend-buys")
+SPEND_MEANS = {
+    "base-units": "spend-defined fleets keep the units their spend buys at the base case's "
+                  "prices (--spend-fleets base-units)",
+    "what-spend-buys": "spend-defined fleets buy what their spend buys at each draw's "
+                       "prices, within supply caps (--spend-fleets what-spend-buys)"}
 # The columns of :func:`monte_carlo`'s table that are not metrics.
 KEYS = ("draw", "fleet", "year", "rank", "meets_demand", "n_violations", "failed")
 
@@ -52,6 +64,18 @@ def frozen_mixes(sc: Any, rows: Any) -> list[Any]:
     dev = device_rows(rows)
     return [mix.model_copy(update={"units": fleet_units(mix, dev), "spend_usd": None})
             for mix in sc.fleets]
+
+
+def spend_mixes(sc: Any, rows: Any) -> list[Any]:
+    """The scenario's fleets, a spend-defined fleet as what its spend buys at the prices of
+    ``rows`` (a draw's device table): ``min(floor(spend / capex), supply cap)`` units of
+    each device."""
+    from accelsim.fleet import device_rows
+
+    dev = device_rows(rows) if not isinstance(rows, dict) else rows
+    return [mix if mix.spend_usd is None else mix.model_copy(update={"units": {
+        d: int(min(np.floor(usd / dev[d].capex_usd), dev[d].max_units))
+        for d, usd in mix.spend_usd.items()}, "spend_usd": None}) for mix in sc.fleets]
 
 
 def failed_rules(f: dict[str, Any]) -> list[str]:
@@ -159,9 +183,11 @@ CHUNK = 8
 
 
 def monte_carlo(sc: Any, n: int = 100, seed: int = 1, file: str = "scenario",
-                progress: Any = None, full: tuple[dict[str, Any], Any] | None = None) -> Any:
+                progress: Any = None, full: tuple[dict[str, Any], Any] | None = None,
+                spend: str = "base-units") -> Any:
     """One row per draw and fleet: the fleet metrics and its rank in that draw among the
-    fleets of its purchase year. ``full``:
+    fleets of its purchase year. ``spend``: how spend-defined fleets are read
+    (:data:`SPEND_READINGS`, module docstring). ``full``:
     the base profiles and evaluations of :func:`~accelsim.fleet.evaluate_full`, when the
     caller already has them. The draws are evaluated in worker processes
     (:mod:`accelsim.parallel`) in chunks of :data:`CHUNK`; every draw's rows are the same
@@ -181,14 +207,14 @@ def monte_carlo(sc: Any, n: int = 100, seed: int = 1, file: str = "scenario",
     fast.warm(sc)  # built once here, not once per worker process
     dumped = {ref: p.model_dump(mode="json") for ref, p in base.items()}
     base_rows = device_rows(fast.device_records(sc, base))
-    mixes = frozen_mixes(sc, base_rows)
+    mixes = (frozen_mixes if spend == "base-units" else spend_mixes)(sc, base_rows)
     keys = metric_keys(sc)
     base_case = {}
     for mix in mixes:
         f = evaluate_fleet(sc, mix, base_rows, loan=False)
         base_case[mix.name] = {k: v for k, v in fleet_row(f, keys).items() if k != "failed"}
     _RUN.update(sc=sc, fast=fast, base=base, dumped=dumped, file=file, mixes=mixes, keys=keys,
-                draws=draws(dumped, n, seed))
+                draws=draws(dumped, n, seed), spend=spend)
     try:
         tasks = [(i, min(i + CHUNK, n)) for i in range(0, n, CHUNK)]
         got: dict[int, list[dict[str, Any]]] = {}
@@ -202,6 +228,7 @@ def monte_carlo(sc: Any, n: int = 100, seed: int = 1, file: str = "scenario",
         _RUN.clear()
     table = pd.DataFrame([r for k in range(len(tasks)) for r in got[k]])
     table.attrs["base"] = base_case
+    table.attrs["spend"] = spend
     return table
 
 
@@ -231,7 +258,8 @@ def _draw_rows(start: int, stop: int) -> list[dict[str, Any]]:
     records = fast.device_records_many(sc, points)
     for i in range(start, stop):
         dev = device_rows(records[i - start])
-        fleets = [evaluate_fleet(sc, mix, dev, loan=False) for mix in mixes]
+        mine = mixes if _RUN["spend"] == "base-units" else spend_mixes(sc, dev)
+        fleets = [evaluate_fleet(sc, mix, dev, loan=False) for mix in mine]
         rank(sc, fleets)
         for year in {f["year"] for f in fleets}:  # ranked within its purchase year
             same = sorted((f for f in fleets if f["year"] == year), key=lambda f: f["rank"])
@@ -251,7 +279,8 @@ def _finite(x: float) -> float | None:
 
 def summarise(table: Any) -> dict[str, Any]:
     """5/50/95 % of every fleet metric (``None`` where it is infinite: no training
-    capacity left), the base case's value (``base``), the share of draws meeting demand
+    capacity left), the base case's value (``base``), how spend-defined fleets were read
+    (``spend_fleets``, ``spend_fleets_means``), the share of draws meeting demand
     and within the rules, the share of draws in which each rule fails
     (``failure_shares``, most frequent first), and ``P(A beats B)`` for every ordered pair
     of fleets bought in the same year (A ranks above B in that draw)."""
@@ -278,4 +307,6 @@ def summarise(table: Any) -> dict[str, Any]:
     year = dict(zip(table["fleet"], table["year"], strict=False))
     beats = {a: {b: float((ranks[a] < ranks[b]).mean()) for b in names
                  if b != a and year[b] == year[a]} for a in names}
-    return {"draws": int(table["draw"].nunique()), "bands": bands, "p_beats": beats}
+    spend = table.attrs.get("spend", "base-units")
+    return {"draws": int(table["draw"].nunique()), "spend_fleets": spend,
+            "spend_fleets_means": SPEND_MEANS[spend], "bands": bands, "p_beats": beats}

@@ -40,6 +40,12 @@ def where(c: Any, a: Any, b: Any) -> Any:
     return a if c else b
 
 
+def never(c: Any) -> bool:
+    """Whether ``c`` is a false scalar (a switch no row of the call turns on): then
+    ``where(c, x, y)`` is ``y``, and ``x`` need not be computed."""
+    return not isinstance(c, _ARR) and not c
+
+
 def maximum(a: Any, b: Any) -> Any:
     if type(a) is float and type(b) is float:
         return a if a >= b else b

@@ -228,3 +228,24 @@ def test_validate_runs_on_another_kind_of_file_says_what_it_got():
     assert r.exit_code == 2
     assert r.stderr.strip() == (f"{CONFIGS / 'fleet.yaml'}: runs: expected a published runs "
                                 "file (with a top-level 'runs'), got a fleet scenario file")
+
+
+def test_without_colours_highlighting_changes_no_printed_byte():
+    """The CLI's console highlights nothing when it has no colours (piped output): rich's
+    highlighting only adds styles, which print nothing without a colour system."""
+    import io
+
+    from rich.console import Console
+
+    from accelsim.cli.common import console
+
+    line = ("2026: export-ban-2026: within the rules and meets demand, TCO 2.29 B USD/yr, "
+            "headroom +5 %, trains in 57.1 of 60 days; 'h20' (None) [1.5, 2e-3] True")
+    out = []
+    for highlight in (True, False):
+        c = Console(file=io.StringIO(), color_system=None, highlight=highlight, width=80)
+        c.print(line)
+        out.append(c.file.getvalue())
+    assert out[0] == out[1]
+    if console.color_system is None:
+        assert console._highlight is False

@@ -232,3 +232,32 @@ def test_gemm_efficiency_rises_with_model_width():
             effs.append(flops / secs / (peak * spec.eff_compute))
         assert all(b > a for a, b in itertools.pairwise(effs)), effs
         assert effs[0] < 0.9 < effs[-1]
+
+
+def test_a_cost_tables_m_array_takes_the_grouped_path_bit_for_bit(monkeypatch):
+    """One GEMM shape over a long array of m (a serving cost table's token counts: an even
+    grid, per-expert token counts, zeros) gives the general array path's times bit for bit
+    through the grouped path (tile counts computed once per value), with and without
+    split-K and stream-K, on every catalog geometry's tile and on odd ones."""
+    rng = np.random.default_rng(7)
+    cases = []
+    for dp in (1, 3, 16):
+        T = np.arange(8192 + 256 + 1, dtype=float)
+        cases.append(T / dp)
+    touched = 264 * (1.0 - (1.0 - 8 / 264) ** np.arange(4097.0))
+    cases.append(np.where(touched > 0, np.arange(4097.0) * 8 / np.maximum(touched, 1e-9), 0.0))
+    cases.append(rng.uniform(0, 3000, 500))
+    cases.append(np.zeros(100))
+    got = []
+    for m in cases:
+        for n, k in ((7168.0, 2048.0), (256.0, 7168.0), (24576.0, 1536.0), (100.0, 9.0)):
+            for units, tm, tn, sk in ((132.0, 128.0, 128.0, 1.0), (108.0, 128.0, 256.0, 0.0),
+                                      (30.0, 64.0, 64.0, 0.0), (1.0, 16.0, 16.0, 1.0)):
+                args = (m, n, k, 2.0, 9.9e14, 0.7, units, tm, tn, 3.35e12, 0.8, sk)
+                monkeypatch.setattr(K, "GROUPED_MIN", 64)
+                grouped = K.gemm_compute_time(*args)
+                monkeypatch.setattr(K, "GROUPED_MIN", 10**12)
+                general = K.gemm_compute_time(*args)
+                assert grouped.tobytes() == general.tobytes(), (len(m), n, k, units, tm, sk)
+                got.append(bool((np.ceil(m[m > 0] / tm) * np.ceil(n / tn) < units).any()))
+    assert any(got) and not all(got)  # split-K candidates on some, not all

@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[1] / "accelsim"
 LAYERS: list[tuple[str, ...]] = [
     ("accelsim.errors", "accelsim.units", "accelsim.lazy", "accelsim.xp", "accelsim.precision",
      "accelsim.overrides",
-     "accelsim.outputs", "accelsim.cache", "accelsim.parallel"),
+     "accelsim.outputs", "accelsim.cache", "accelsim.parallel", "accelsim.machine",
+     "accelsim.bisection"),
     ("accelsim.config",),
     ("accelsim.refs",),
     ("accelsim.devices", "accelsim.runtime", "accelsim.roofline", "accelsim.collectives",

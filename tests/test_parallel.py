@@ -87,3 +87,28 @@ def test_the_callers_own_work_runs_once_here_beside_the_tasks(monkeypatch, n):
     ran: list[int] = []
     got = dict(parallel.imap(_check, [(1,), (3,)], meanwhile=lambda: ran.append(os.getpid())))
     assert got == {0: 1, 1: 3} and ran == [os.getpid()]
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_a_staged_pool_gives_the_serial_results_and_sets_up_in_its_first_worker(
+        monkeypatch, compiled):
+    """Staged (the set-up in a first worker process, which forks the others): the serial
+    results, the preloaded module loaded there and not here, the caller's own work here,
+    and a worker's error raised here as itself."""
+    import os
+    import sys
+
+    from accelsim.errors import AccelsimError
+
+    tasks = [(r,) for r in (0.5, 1.0, 2.0, 4.0)]
+    serial = [_done(*t) for t in tasks]
+    monkeypatch.setenv("ACCELSIM_WORKERS", "2")
+    monkeypatch.delitem(sys.modules, "colorsys", raising=False)
+    ran: list[int] = []
+    got = dict(parallel.imap(_done, tasks, compiled, preload=("colorsys",), staged=True,
+                             meanwhile=lambda: ran.append(os.getpid())))
+    assert [got[i] for i in range(len(tasks))] == serial
+    assert ran == [os.getpid()] and "colorsys" not in sys.modules
+    with pytest.raises(AccelsimError) as err:
+        list(parallel.imap(_check, [(1,), (2,), (3,)], staged=True))
+    assert [str(p) for p in err.value.problems] == ["f.yaml: workloads.chatbot: does not fit"]

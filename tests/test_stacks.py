@@ -39,9 +39,10 @@ def test_default_stack_by_vendor():
     assert stacks.default_stack("nobody") is None
     assert stacks.kernel_factors(None) == {"stack_gemm": 1.0, "stack_attn": 1.0,
                                            "stack_attn_bwd": 1.0, "stack_fa2": 0.0,
-                                           "stack_gemm8": 1.0, "pp_scatter": 1.0,
-                                           "stream_k": 0.0, "tp_async": 0.0,
-                                           "cp_allgather": 0.0, "unit_gap_s": 0.0}
+                                           "stack_gemm8": 1.0, "stack_unpad": 0.0,
+                                           "pp_scatter": 1.0, "stream_k": 0.0, "tp_async": 0.0,
+                                           "cp_allgather": 0.0, "unit_gap_s": 0.0,
+                                           "unit_grad_bytes": 0.0}
     assert stacks.kernel_factors(stacks.load_stack("deepspeed"))["pp_scatter"] == 0.0
 
 
@@ -226,3 +227,50 @@ def test_a_stack_on_fa2_kernels_runs_attention_at_fa2s_rate(device):
     k = stacks.load_stack("llm-foundry").kernels
     assert f2 / ft == pytest.approx(k.attention.value)
     assert b2 / bt == pytest.approx(k.attention_backward.value)
+
+
+def test_attention_padding_copies_are_paid_per_layer_and_pass():
+    """A stack whose attention wrapper unpads q, k, v and pads the output (llm-foundry's
+    flash_attn_fn through flash-attn's bert_padding) moves 9 activation-width passes of
+    tokens x hidden in the forward and 11 in the backward (MHA: q, k, v and the output all
+    hidden wide), at the device's memory rate; nothing without flash attention."""
+    from accelsim.training.perf import job_row
+    from accelsim.training.perf.columns import inputs
+    from accelsim.training.perf.layer import dense_layer, micro
+
+    spec = load_device("h100-sxm").spec
+    par = {"tp": 1, "pp": 1, "dp": 8, "micro_batch": 2, "zero": 3}
+
+    def layer(unpad, attention="flash"):
+        f = inputs(job_row(_job(parallelism=par, attention=attention), spec,
+                           {"stack_unpad": unpad}))
+        return dense_layer(f, micro(f))
+
+    base, pad = layer(0.0), layer(1.0)
+    elems = 2 * MODEL["seq_len"] * MODEL["hidden"]  # micro-batch 2
+    rate = spec.memory_bw_Bps * spec.eff_memory
+    assert pad.t_ew_f - base.t_ew_f == pytest.approx(9 * 2 * elems / rate)
+    assert pad.t_ew_b - base.t_ew_b == pytest.approx(11 * 2 * elems / rate)
+    u0, u1 = layer(0.0, "unfused"), layer(1.0, "unfused")
+    assert u1.t_ew_f == u0.t_ew_f
+    assert stacks.kernel_factors(stacks.load_stack("llm-foundry-flash2"))["stack_unpad"] == 1.0
+    assert stacks.kernel_factors(stacks.load_stack("llm-foundry"))["stack_unpad"] == 0.0
+
+
+@pytest.mark.parametrize(("zero", "paid"), [(3, True), (2, True), (1, False)])
+def test_fsdp_gradient_hook_copies_are_paid_per_micro_batch(zero, paid):
+    """A stack's ``unit_grad_bytes`` (FSDP1's gradient hook: the flat gradient's cat, its cast
+    to the reduce dtype, the pre-divide) moves that many bytes per parameter of the rank's
+    units every micro-batch at the memory rate, with ZeRO-2 and 3 only."""
+    from accelsim.training.perf import estimate_arrays, job_row
+
+    spec = load_device("h100-sxm").spec
+    par = {"tp": 1, "pp": 1, "dp": 8, "micro_batch": 1, "zero": zero}
+    job = _job(parallelism=par)  # global batch 16 over dp 8: m = 2 micro-batches
+    rows = [job_row(job, spec, {"unit_grad_bytes": b}) for b in (0.0, 18.0)]
+    base, slow = (estimate_arrays(r) for r in rows)
+    extra = float(slow.columns["step_time_s"] - base.columns["step_time_s"])
+    params = float(base.columns["params_per_device"])  # ZeRO-1 and up: unsharded weights
+    want = 2 * params * 18.0 / (spec.memory_bw_Bps * spec.eff_memory)
+    assert extra == pytest.approx(want if paid else 0.0, rel=1e-6, abs=1e-12)
+    assert stacks.kernel_factors(stacks.load_stack("llm-foundry"))["unit_grad_bytes"] == 18.0

@@ -354,21 +354,34 @@ def uncertainty(
                                                      )] = None,
     sets: SetOption = None,
     objective: ObjectiveOption = None,
+    spend_fleets: Annotated[str, typer.Option(
+        "--spend-fleets", help="How a fleet given as spend_usd is read in the draws: "
+        "base-units (default: the units its spend buys at the base case's prices, in every "
+        "draw) or what-spend-buys (the units its spend buys at each draw's prices, within "
+        "supply caps).")] = "base-units",
 ) -> None:
     """How sure is the ranking: fleet metrics' 5-95 % bands and P(mix A beats mix B) over
     the profiles' ranges (correlated where numbers share a cause)."""
+    from accelsim.uncertainty import SPEND_READINGS
+
+    if spend_fleets not in SPEND_READINGS:
+        raise AccelsimError.single(str(scenario_file), "--spend-fleets", "expected one of "
+                                   + ", ".join(SPEND_READINGS) + f"; got {spend_fleets!r}")
     set_anchors(anchor)  # --anchor: this command's efficiency what-if
     from accelsim.uncertainty import monte_carlo, summarise
 
     sc = _scenario(scenario_file, sets, objective)
     replay.note_inputs([scenario_file, *sc.input_files()])
     with _draws_bar(samples, quiet=False) as update, cache.disabled(no_cache):
-        out = summarise(monte_carlo(sc, samples, seed, str(scenario_file), progress=update))
+        out = summarise(monte_carlo(sc, samples, seed, str(scenario_file), progress=update,
+                                    spend=spend_fleets))
     if as_json:
-        emit_json({"provenance": _provenance(scenario_file, sc, anchor, sets, objective), **out})
+        emit_json({"provenance": {**_provenance(scenario_file, sc, anchor, sets, objective),
+                                  "spend_fleets": spend_fleets}, **out})
         return
     console.print(f"[bold]{scenario_file}: {out['draws']} draws[/bold] (profile ranges, "
-                  "triangular; one vendor's efficiencies and failure rates move together)")
+                  "triangular; one vendor's efficiencies and failure rates move together); "
+                  f"{out['spend_fleets_means']}")
     for title, rows in uncertainty_tables(out).items():
         console.print(table(title, rows))
 

@@ -18,6 +18,7 @@ from typing import Any
 from accelsim import overrides, refs
 from accelsim.config import read_yaml, validate
 from accelsim.devices.profile import (
+    PERF_SECTIONS,
     SECTIONS,
     Compute,
     Cost,
@@ -44,7 +45,8 @@ from accelsim.errors import AccelsimError
 from accelsim.overrides import Overrides, Values
 
 __all__ = [
-    "SECTIONS", "Compute", "Confidence", "Cost", "Count", "DeviceProfile", "DeviceSpec",
+    "PERF_SECTIONS", "SECTIONS", "Compute", "Confidence", "Cost", "Count", "DeviceProfile",
+    "DeviceSpec",
     "Efficiency", "Fraction", "Interconnect", "Memory", "NonNegative", "Peak", "Positive",
     "Power", "Provenance", "Quantity", "Reliability", "catalog", "catalog_names",
     "device_from_dict", "load_device", "overridden", "require_spec", "whole_fields",

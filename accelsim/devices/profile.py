@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
 # The sections of a profile that hold numbers (Quantity fields), in file order.
 SECTIONS = ("compute", "memory", "interconnect", "power", "cost", "efficiency", "reliability")
+# Profile sections that change a device's throughput (power and cost only its price): the
+# fast evaluations' key.
+PERF_SECTIONS = {"compute", "memory", "interconnect", "efficiency", "reliability"}
 
 
 class Compute(Strict):

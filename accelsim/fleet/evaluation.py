@@ -13,7 +13,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from accelsim import cache, parallel, workloads
-from accelsim.devices import DeviceProfile, load_device
+from accelsim.devices import PERF_SECTIONS, DeviceProfile, load_device
 from accelsim.fleet.pricing import priced_rows
 from accelsim.fleet.scenario import Scenario
 from accelsim.workloads import DeviceEval, EvalContext, WorkloadSpec
@@ -22,8 +22,6 @@ if TYPE_CHECKING:  # imported once the evaluations run (the workers fork without
     import pandas as pd
 
 Progress = Callable[[str], None]
-# Profile sections that change a device's throughput (power and cost only its price).
-PERF_SECTIONS = {"compute", "memory", "interconnect", "efficiency", "reliability"}
 
 
 def resolve_devices(sc: Scenario, file: str = "scenario") -> dict[str, DeviceProfile]:
@@ -109,8 +107,8 @@ def evaluate_full(sc: Scenario, progress: Progress | None = None,
     pairs = sorted(((ref, name) for ref, mine in todo.items() for name in mine),
                    key=lambda p: -workloads.of(specs[p[1]]).cost)
     # workloads that run compiled simulators go to the workers (forked after numba's
-    # set-up, with the simulators' modules loaded); the others (training: numpy, and
-    # scipy.optimize for its goodput, which the MILP needs next) run here meanwhile
+    # set-up, with the simulators' modules loaded); the others (training: plain numpy) run
+    # here meanwhile
     pool = [p for p in pairs if workloads.of(specs[p[1]]).compiled]
     local = [p for p in pairs if not workloads.of(specs[p[1]]).compiled]
 
@@ -121,9 +119,9 @@ def evaluate_full(sc: Scenario, progress: Progress | None = None,
                 progress(f"{name} {profiles[ref].name}")
 
     tasks = [({name: specs[name]}, profiles[ref], ctx) for ref, name in pool]
-    preload = ("accelsim.serving.sim", "accelsim.llm.sim")
+    preload = ("scipy.special", "accelsim.serving.sim", "accelsim.llm.sim")  # (CI quantiles)
     for i, per in parallel.imap(_evaluate_device, tasks, True, preload, ("pandas", *after),
-                                here):
+                                here, staged=True):
         done(pool[i][0], per)
         if progress:
             for name in per:
@@ -250,8 +248,8 @@ class FastEvaluator:
                   dkeys: dict[str, str] | None = None) -> dict[str, list[dict[str, Any]]]:
         """Each disaggregated workload's PD units at the point (:mod:`.pd_fast`); none
         without a ``disaggregation`` block."""
-        if not any(getattr(s, "disaggregation", None) is not None
-                   for s in sc.workloads.values()):
+        if not any(s.__dict__.get("disaggregation") is not None  # (getattr on a
+                   for s in sc.workloads.values()):  # pydantic model lacking it: 3 us)
             return {}
         from accelsim.fleet.pd_fast import PDFast, point_units
 

@@ -86,7 +86,7 @@ class PDFast:
               ) -> list[PDUnit]:
         """The block's units on the point's ``profiles`` (module docstring); a unit whose
         replicas no longer fit serves 0. ``dkeys``: each device's performance sections
-        (:data:`accelsim.fleet.evaluation.PERF_SECTIONS`, the fast evaluator's key; made
+        (:data:`accelsim.devices.PERF_SECTIONS`, the fast evaluator's key; made
         here if not given): a unit is searched once per pair of them, and not at all on
         the base's."""
         dkeys = dkeys or perf_keys(profiles)
@@ -145,7 +145,7 @@ def _saturated(job: Any, rms: list[Any], file: str) -> float:
 
 def perf_keys(profiles: dict[str, Any]) -> dict[str, str]:
     """Each device's performance sections as JSON (what a PD unit's search reads)."""
-    from accelsim.fleet.evaluation import PERF_SECTIONS
+    from accelsim.devices import PERF_SECTIONS
 
     return {ref: p.model_dump_json(include=PERF_SECTIONS) for ref, p in profiles.items()}
 

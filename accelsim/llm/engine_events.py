@@ -26,6 +26,7 @@ full) is abandoned and runs compiled (:class:`Budget`).
 from __future__ import annotations
 
 import heapq
+import math
 import sys
 from typing import Any
 
@@ -130,21 +131,27 @@ def run_events(arr: np.ndarray, prompt: np.ndarray, out: np.ndarray, rm: Any,
         left = budget - ndec
         emit = ndec
         if not pre and wh == nxt:
-            # decodes only, until an arrival or a completion
-            dt = (lin[ndec] + c_kv * dctx + no_pf + c_head * emit) * scale
+            # decodes only, until an arrival or a completion: the batch's linear time and
+            # head term stay, its context sum grows by the batch each iteration
+            lin_d, head = lin[ndec], c_head * emit
+            next_end = ends[0][0] if ends else -1
+            next_at = at[nxt] if nxt < n else math.inf
+            d = base_sum + ndec * iters
+            dt = (lin_d + c_kv * dctx + no_pf + head) * scale
             kvint += (blocks - free) * dt
             t += dt
             busy += dt
             iters += 1
-            while (not ends or ends[0][0] != iters) and (nxt == n or at[nxt] > t):
+            while iters != next_end and next_at > t:
                 cnt = residues[-iters % B]
                 if cnt:
-                    kv_high = max(kv_high, blocks - free + cnt)
+                    if blocks - free + cnt > kv_high:
+                        kv_high = blocks - free + cnt
                     if free < cnt:
                         return None
                     free -= cnt
-                dt = (lin[ndec] + c_kv * float(base_sum + ndec * iters) + no_pf
-                      + c_head * emit) * scale
+                d += ndec
+                dt = (lin_d + c_kv * float(d) + no_pf + head) * scale
                 kvint += (blocks - free) * dt
                 t += dt
                 busy += dt

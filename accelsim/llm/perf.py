@@ -62,7 +62,7 @@ import numpy as np
 
 from accelsim import collectives as coll
 from accelsim import kernels, units
-from accelsim.devices import DeviceSpec, load_device, topology
+from accelsim.devices import DeviceSpec, load_device
 from accelsim.errors import AccelsimError
 from accelsim.llm.job import Replica
 from accelsim.precision import BYTES
@@ -318,12 +318,17 @@ def _layer_costs(T: np.ndarray, r: Replica, spec: DeviceSpec, model: Transformer
     ffn_w = (model.moe.ffn_hidden * model.moe.top_k if model.moe else model.ffn_hidden)
     elementwise = Tg * ACT_BYTES * (10 * h + (up + 1) * ffn_w / tp) / mem
     bw_in = spec.scaleup_bw_Bps * spec.eff_comm
-    fabric = topology.of(spec)  # placed in a topology: its all-reduce (NVLS, mesh, torus)
     msg = Tg * h * ACT_BYTES
+    nccl = None
+    if spec.topology is not None:  # placed in a topology: its all-reduce (NVLS, mesh, torus)
+        from accelsim.devices import topology  # its models load only for such a device
+
+        fabric = topology.of(spec)
+        nccl = topology.allreduce_s(fabric, msg, tp) if fabric else None
     tp_comm = 2 * serving_allreduce(
         msg, Tg, tp, bw_in, spec.scaleup_latency_s, _allreduce_rule(spec.vendor),
         spec.scaleup_bw_Bps * spec.eff_reduction, spec.reduction_latency_s,
-        topology.allreduce_s(fabric, msg, tp) if fabric else None) if tp > 1 else 0.0
+        nccl) if tp > 1 else 0.0
     per_layer = attn + elementwise + tp_comm + KERNELS_PER_LAYER * spec.kernel_overhead_s
     zero = np.zeros_like(T)
     if model.moe is None:

@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 
-from accelsim.devices import topology
 from accelsim.errors import AccelsimError
 from accelsim.llm import engine_events
 from accelsim.llm.draws import Draws, arrival_times
@@ -108,8 +107,11 @@ def kv_transfer_s(job: LLMJob, rm_from: ReplicaModel, rm_to: ReplicaModel,
     bw = (spec.scaleup_bw_Bps if up else spec.scaleout_bw_Bps) * spec.eff_comm
     lat = spec.scaleup_latency_s if up else spec.scaleout_latency_s
     total = prompt * rm_to.kv_bytes_per_token * rm_to.tp
-    fabric = topology.of(spec)
-    if fabric is not None:  # placed in a topology: its links, efficiencies and latencies
+    if spec.topology is not None:  # placed in a topology: its links, efficiencies, latencies
+        from accelsim.devices import topology
+
+        fabric = topology.of(spec)
+        assert fabric is not None
         ranks = min(rm_from.tp, rm_to.tp) * fabric.scaleup.ranks_per_device
         return topology.p2p_s(fabric, total / ranks, not up)
     return total / (bw * min(rm_from.tp, rm_to.tp)) + lat

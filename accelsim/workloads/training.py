@@ -106,7 +106,7 @@ class Training(Workload[TrainingSpec]):
     role = "volume"
     spec_model = TrainingSpec
     cost = 0.1  # about 0.01 s a device on the seed (layout search on numpy columns)
-    compiled = False  # plain numpy (and scipy.optimize's goodput optimum)
+    compiled = False  # plain numpy (the layout search on columns, the goodput optimum)
     device_fields = frozenset({"model", "cluster_devices", "global_batch", "precision",
                                "resilience"})  # resilience: the goodput per device
 

@@ -122,3 +122,28 @@ def test_columns_equal_for_all_rows_are_folded_without_changing_a_bit(seed):
     _same(estimate_columns(one), _full_arrays(one))
     every = {k: np.full(7, v[3]) for k, v in cols.items()}  # every column folded
     _same(estimate_columns(every), _full_arrays(every))
+
+
+def test_switches_no_row_turns_on_skip_their_branches_exactly():
+    """A switch every row leaves off (a false scalar once folded: DualPipe, TP overlap, the
+    asynchronous TP backward, selective recomputation of norms and MoE activations, uneven
+    stages, ZeRO-3 units by tensor or held across micro-batches, unfused attention) skips its
+    branch; beside a row that turns each on (so every switch is an array, every branch
+    computed) the other rows get the same numbers, bit for bit."""
+    cols = _configs(8, 60)
+    n = len(cols["tp"])
+    for k in ("dualpipe", "overlap_tp", "tp_async", "rc_norm", "rc_moe_act", "pp_first_layers",
+              "pp_last_layers", "mem_z3_tensor", "mem_z3_pp_hold"):
+        cols[k] = np.zeros(n)
+    cols["flash"] = np.ones(n)
+    alone = estimate_columns(cols)
+    on = {k: v[:1].copy() for k, v in cols.items()}
+    on.update(dualpipe=np.array([1.0]), overlap_tp=np.array([1.0]), tp_async=np.array([1.0]),
+              rc_norm=np.array([1.0]), rc_moe_act=np.array([1.0]), flash=np.array([0.0]),
+              pp_first_layers=np.array([1.0]), pp_last_layers=np.array([1.0]),
+              mem_z3_tensor=np.array([1.0]), mem_z3_pp_hold=np.array([1.0]),
+              tp=np.array([2.0]), pp=np.array([4.0]), zero=np.array([3.0]))
+    mixed = estimate_columns({k: np.concatenate([cols[k], on[k]]) for k in cols})
+    assert mixed["step_time_s"][-1] != alone["step_time_s"][0]  # the last row took its branches
+    for k, v in alone.items():
+        assert np.array_equal(np.asarray(mixed[k])[:-1], v), k

@@ -17,7 +17,8 @@ communication around them (forward and backward).
                 (no ``efficiency.attention``: FLASH_REL_EFF x the GEMM efficiency); or
                 unfused (scores held, softmax and dropout memory-bound)
   elementwise   2 norms, 2 dropout-residuals and the activation, read and written once; FP8
-                cast/transpose traffic (recipes.FP8_CAST_*)
+                cast/transpose traffic (recipes.FP8_CAST_*); a stack's attention padding
+                copies (recipes.UNPAD_PASSES_*)
   TP            sequence parallel: 2 all-gathers + 2 reduce-scatters of T h e per pass, else
                 2 all-reduces; with TP overlap (userbuffers) 1/t of it exposed, the GEMMs run
                 as t chunks each (t - 1 more ramp-ups); with Megatron's asynchronous
@@ -48,7 +49,13 @@ from accelsim.roofline import (
 )
 from accelsim.runtime import KERNELS_PER_LAYER
 from accelsim.training.perf.columns import PEAK_ACT
-from accelsim.training.perf.recipes import FP8_CAST_BWD_BYTES, FP8_CAST_FWD_BYTES, OVERLAP_TAX
+from accelsim.training.perf.recipes import (
+    FP8_CAST_BWD_BYTES,
+    FP8_CAST_FWD_BYTES,
+    OVERLAP_TAX,
+    UNPAD_PASSES_OUT,
+    UNPAD_PASSES_QKV,
+)
 from accelsim.transformer.params import Shape, shape
 
 
@@ -283,8 +290,12 @@ def dense_layer(f: dict[str, Any], u: Micro) -> Layer:
     t_cast_f = fp8 * mem(FP8_CAST_FWD_BYTES * cast_in, f)
     t_cast_b = fp8 * mem(FP8_CAST_BWD_BYTES * cast_out, f)
     t_ew = mem(ew_f, f)
-    t_ew_f = t_ew + t_cast_f
-    t_ew_b = 2 * t_ew + t_cast_b
+    # a stack whose attention wrapper unpads q, k, v and pads the output (stack_unpad)
+    qkv_w, unpad = (q_w + g.k_w + g.v_w) / t, f["stack_unpad"] * flash * T * e
+    t_unpad_f = mem(unpad * (UNPAD_PASSES_QKV[0] * qkv_w + UNPAD_PASSES_OUT[0] * o_w / t), f)
+    t_unpad_b = mem(unpad * (UNPAD_PASSES_QKV[1] * qkv_w + UNPAD_PASSES_OUT[1] * o_w / t), f)
+    t_ew_f = t_ew + t_cast_f + t_unpad_f
+    t_ew_b = 2 * t_ew + t_cast_b + t_unpad_b
     kern = f["kernel_overhead_s"]
 
     # --- tensor-parallel communication (overlap: t chunks pipeline with the GEMMs, one
@@ -297,21 +308,31 @@ def dense_layer(f: dict[str, Any], u: Micro) -> Layer:
     ar = 2.0 * rs
     t_tp_once = xp.where(f["sequence_parallel"] > 0, 2 * ag + 2 * rs, 2 * ar)
     t_tp_raw = xp.where(t > 1, t_tp_once, 0.0)
-    ov_tp = (f["overlap_tp"] > 0) & (t > 1)
-    chunk_cost = (t - 1) * compute(0.0, f)
-    t_tp_f = xp.where(ov_tp, t_tp_raw / t + exposed(t_tp_raw * (t - 1) / t, t_gemm_f)
-                      + 4 * chunk_cost, t_tp_raw)
+    # (a switch no row turns on, a false scalar: its branch is not computed, xp.never)
+    ov = f["overlap_tp"] > 0
+    if xp.never(ov):
+        t_tp_f = t_tp_raw
+    else:
+        ov_tp = ov & (t > 1)
+        chunk_cost = (t - 1) * compute(0.0, f)
+        t_tp_f = xp.where(ov_tp, t_tp_raw / t + exposed(t_tp_raw * (t - 1) / t, t_gemm_f)
+                          + 4 * chunk_cost, t_tp_raw)
     # Megatron's asynchronous backward (stack tp_async): the column-parallel linears' (QKV,
     # MLP up) input re-gather (sequence parallel) beside their data-gradient GEMMs and their
     # gradient reduce-scatter (else all-reduce) beside their weight-gradient GEMMs; the
     # row-parallel linears' gradient all-gathers stay exposed
-    col = t_qkv + t_up  # one pass of the column-parallel GEMMs
-    t_tp_async = xp.where(f["sequence_parallel"] > 0,
-                          2 * ag + exposed(2 * ag, col) + exposed(2 * rs, col),
-                          exposed(2 * ar, col))
-    t_tp_b = xp.where(ov_tp, t_tp_raw / t + exposed(t_tp_raw * (t - 1) / t, t_gemm_b)
-                      + 8 * chunk_cost,
-                      xp.where((f["tp_async"] > 0) & (t > 1), t_tp_async, t_tp_raw))
+    asy = f["tp_async"] > 0
+    if xp.never(asy):
+        t_tp_plain_b = t_tp_raw
+    else:
+        col = t_qkv + t_up  # one pass of the column-parallel GEMMs
+        t_tp_async = xp.where(f["sequence_parallel"] > 0,
+                              2 * ag + exposed(2 * ag, col) + exposed(2 * rs, col),
+                              exposed(2 * ar, col))
+        t_tp_plain_b = xp.where(asy & (t > 1), t_tp_async, t_tp_raw)
+    t_tp_b = t_tp_plain_b if xp.never(ov) else xp.where(
+        ov_tp, t_tp_raw / t + exposed(t_tp_raw * (t - 1) / t, t_gemm_b) + 8 * chunk_cost,
+        t_tp_plain_b)
 
     # --- context parallel: ring exchange of K, V blocks, overlapped with attention; or
     # (stack cp_allgather, Llama 3) K and V all-gathered before the attention kernel and

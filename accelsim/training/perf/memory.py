@@ -132,8 +132,12 @@ def allocated(f: dict[str, Any], u: Micro, st: Stages, pr: RankParams, dp: DataP
     # expert outputs are not held either
     act_moe = tok * ((k_top + shared) * ffn_e * xp.where(rc_act, e_lin * up, e * up + e_lin)
                      + k_top * (xp.where(rc_act, 0.0, e) + e_lin) * h) / t
-    scores = xp.where((flash > 0) | (rc >= 1), 0.0,
-                      5 * g.a * u.s_loc * f["seq_len"] * b / t * e / 2)
+    fused = flash > 0
+    if type(fused) is bool and fused:  # flash in every row: no scores held
+        scores = xp.where(rc >= 1, 0.0, 0.0)
+    else:
+        scores = xp.where(fused | (rc >= 1), 0.0,
+                          5 * g.a * u.s_loc * f["seq_len"] * b / t * e / 2)
     a_dense = act_rep + act_attn + act_mlp + scores
     a_moe = act_rep + act_attn + act_moe + scores
     a_full_ckpt = tok * e * h / sp_div  # full recompute keeps only each layer's input
@@ -144,7 +148,8 @@ def allocated(f: dict[str, Any], u: Micro, st: Stages, pr: RankParams, dp: DataP
     layer_act = xp.maximum(a_dense, a_moe)
     working = (xp.where(rc == 2, 1.0, 0.0) + BACKWARD_GRADS) * layer_act
     inflight = xp.minimum(m, p) * xp.where(v > 1, 1 + (p - 1) / (p * v), 1.0)
-    inflight = xp.where(dual, xp.minimum(m, p + 1), inflight)  # DualPipe: PP + 1
+    if not xp.never(dual):
+        inflight = xp.where(dual, xp.minimum(m, p + 1), inflight)  # DualPipe: PP + 1
     saved_first = st.k_first * Ls * per_layer * inflight + tok * h * e / sp_div
     LB = f["mem_logit_bytes"]
     # ZeRO-3/FSDP: the gathered weights and, in backward, unsharded gradients of the units in
@@ -153,16 +158,20 @@ def allocated(f: dict[str, Any], u: Micro, st: Stages, pr: RankParams, dp: DataP
     z3 = zero >= 3
     gz = xp.where(f["mem_z3_grad_bytes"] > 0, f["mem_z3_grad_bytes"], gb)
     per_layer_w = (pr.layers + pr.layers_expert) / xp.maximum(Ls, 1)
-    biggest = xp.maximum(h * xp.maximum(f["ffn_hidden"] * up, g.q_w), xp.where(
-        n_moe > 0, (g.experts / f["ep"]) * h * ffn_e * up, 0.0)) / t
+    by_tensor = f["mem_z3_tensor"] > 0
     # with pipelining, a stack that keeps the stage's weights gathered between micro-batches
     # (mem_z3_pp_hold) holds every layer of the stage unsharded, and their gradients
     # accumulate unsharded until the last micro-batch's reduce-scatter
-    hold = (p > 1) & (f["mem_z3_pp_hold"] > 0)
-    layers_live = xp.where(hold, xp.maximum(Ls, 1), xp.minimum(f["mem_z3_live"],
-                                                                  xp.maximum(Ls, 1)))
-    unit = xp.where(f["mem_z3_tensor"] > 0, f["mem_z3_live"] * biggest,
-                    layers_live * per_layer_w)
+    pp_hold = f["mem_z3_pp_hold"] > 0
+    live = xp.minimum(f["mem_z3_live"], xp.maximum(Ls, 1))
+    layers_live = live if xp.never(pp_hold) else xp.where(
+        (p > 1) & pp_hold, xp.maximum(Ls, 1), live)
+    if xp.never(by_tensor):
+        unit = layers_live * per_layer_w
+    else:
+        biggest = xp.maximum(h * xp.maximum(f["ffn_hidden"] * up, g.q_w), xp.where(
+            n_moe > 0, (g.experts / f["ep"]) * h * ffn_e * up, 0.0)) / t
+        unit = xp.where(by_tensor, f["mem_z3_live"] * biggest, layers_live * per_layer_w)
     gathered = xp.where(z3, unit * (wb_gather + gz), 0.0)
     head_gathered = xp.where(z3, pr.emb / t * (wb_gather + gz), 0.0)
     # Two moments of the step hold the transient terms: a layer's backward (its working set

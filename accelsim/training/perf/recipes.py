@@ -34,6 +34,16 @@ OPTIMIZER_BYTES_PER_PARAM = 30.0
 FP8_CAST_FWD_BYTES = 2.0
 FP8_CAST_BWD_BYTES = 4.0
 
+# A flash-attention wrapper that removes padding before the kernel and restores it after
+# (flash-attn's bert_padding, as llm-foundry's flash_attn_fn calls it: unpad_input on q, k
+# and v, pad_input on the output) moves each element of those tensors this many times over
+# HBM (activation-width passes, read or write): forward, each unpad a gather (read, write:
+# 2) and the pad a zero-fill and an index put (3); backward, each unpad's scatter into zeros
+# (3) and the pad's gather (2). flash-attn v2.4.2 flash_attn/bert_padding.py
+# (IndexFirstAxis, IndexPutFirstAxis).
+UNPAD_PASSES_QKV = (2.0, 3.0)  # forward, backward
+UNPAD_PASSES_OUT = (3.0, 2.0)
+
 # Communication overlapped with compute is not free: collective kernels occupy SMs and
 # HBM bandwidth. Overlapped comm costs this fraction of its duration (assumption; NCCL
 # runs on ~8-16 of 108-132 SMs, and overlap studies report 5-20 % GEMM slowdown).

@@ -21,7 +21,9 @@ gradient reduction and the optimizer.
               overlap_grad_reduce / overlap_param_gather); ZeRO-3 gathers weights every pass;
               a stack whose FSDP rate limiter syncs the CPU per unit (``unit_gap_s``) idles
               the GPU that long at each layer's all-gather: 2 per micro-batch with ZeRO-3
-              (forward, backward), 1 with ZeRO-2 (the forward's)
+              (forward, backward), 1 with ZeRO-2 (the forward's); its gradient hook's
+              memory-bound copies of each unit's unsharded gradient (``unit_grad_bytes``
+              per parameter) every micro-batch with ZeRO-2 and 3
   optimizer   OPTIMIZER_BYTES_PER_PARAM of HBM traffic per (sharded) parameter
 """
 
@@ -81,25 +83,26 @@ def recompute(f: dict[str, Any], u: Micro, ly: Layer, mo: MoELayer) -> tuple[Any
                         xp.where(rc == 1, (1 - flash) * ly.t_att_f, 0.0))
     re_moe = xp.where(rc == 2, mo.t_f + ly.comm_f + mo.t_a2a - qkv_off,
                       xp.where(rc == 1, (1 - flash) * ly.t_att_f, 0.0))
-    rc_norm_t = xp.where(f["rc_norm"] > 0, mem(2 * T * g.h * (e + e_lin) / u.sp_div, f), 0.0)
+    rc_norm = f["rc_norm"] > 0
+    rc_norm_t = 0.0 if xp.never(rc_norm) else xp.where(
+        rc_norm, mem(2 * T * g.h * (e + e_lin) / u.sp_div, f), 0.0)
     on = (f["rc_mla_up"] > 0) & g.mla
     rc_mla_t = xp.where(on, ly.t_qkv - gemm(T, g.h, g.r_q, f) * (g.r_q > 0)
                         - gemm(T, g.h, g.r_kv + g.d_r, f), 0.0) \
         if (on if type(on) is bool else np.any(on)) else 0.0
-    rc_act_t = xp.where(f["rc_moe_act"] > 0,
-                        mem(T * (f["moe_top_k"] + f["moe_shared"]) * f["moe_ffn_hidden"]
-                            * (e * g.up + e_lin) / t, f), 0.0)
+    rc_act = f["rc_moe_act"] > 0
+    rc_act_t = 0.0 if xp.never(rc_act) else xp.where(
+        rc_act, mem(T * (f["moe_top_k"] + f["moe_shared"]) * f["moe_ffn_hidden"]
+                    * (e * g.up + e_lin) / t, f), 0.0)
     # torchtitan's per-op selective checkpointing: of the matmuls Q, K, V, output, gate, up,
     # down (call order) the 2nd, 4th and 6th again, and the non-matmul ops: the two norms
     # and the gated activation (read gate and up, write its output)
     alt = f["rc_alt_mm"] > 0
-    if alt if type(alt) is bool else np.any(alt):
-        rc_alt_t = xp.where(alt, gemm(T, g.h, g.k_w / t, f) + gemm(T, g.o_w / t, g.h, f)
-                            + gemm(T, g.h, f["ffn_hidden"] / t, f)
-                            + mem(2 * T * g.h * 2 * e / u.sp_div, f)
-                            + mem(T * f["ffn_hidden"] * e * (g.up + 1) / t, f), 0.0)
-    else:
-        rc_alt_t = 0.0
+    rc_alt_t = 0.0 if xp.never(alt) else xp.where(
+        alt, gemm(T, g.h, g.k_w / t, f) + gemm(T, g.o_w / t, g.h, f)
+        + gemm(T, g.h, f["ffn_hidden"] / t, f)
+        + mem(2 * T * g.h * 2 * e / u.sp_div, f)
+        + mem(T * f["ffn_hidden"] * e * (g.up + 1) / t, f), 0.0)
     re_dense = re_dense + xp.where(rc == 2, 0.0, rc_norm_t + rc_mla_t + rc_alt_t)
     re_moe = re_moe + xp.where(rc == 2, 0.0, rc_norm_t + rc_mla_t + rc_act_t + rc_alt_t)
     return re_dense, re_moe
@@ -115,8 +118,12 @@ def stages(f: dict[str, Any], u: Micro, ly: Layer, mo: MoELayer) -> Stages:
     # layers): the first and/or last stage hold the given layers, the others the rest evenly
     Ls = L / p
     fL, lL = f["pp_first_layers"], f["pp_last_layers"]
-    n_rest = xp.maximum(p - (fL > 0) - (lL > 0), 1.0)
-    L_mid = xp.where((fL > 0) | (lL > 0), (L - fL - lL) / n_rest, Ls)
+    uneven = (fL > 0) | (lL > 0)
+    if xp.never(uneven):
+        L_mid = Ls
+    else:
+        n_rest = xp.maximum(p - (fL > 0) - (lL > 0), 1.0)
+        L_mid = xp.where(uneven, (L - fL - lL) / n_rest, Ls)
     k_first = xp.where(fL > 0, fL, L_mid) / Ls
     k_mid = L_mid / Ls
     k_last = xp.where(lL > 0, lL, L_mid) / Ls
@@ -151,7 +158,8 @@ def stages(f: dict[str, Any], u: Micro, ly: Layer, mo: MoELayer) -> Stages:
     layers_part = base_f + base_b + tp_stage + ep_stage
     # DualPipe overlaps the pipeline sends with the paired forward-backward chunk
     dual = f["dualpipe"] > 0
-    p2p = xp.where(dual, exposed(2 * v * c_pp, base_f + base_b), 2 * v * c_pp)
+    p2p = 2 * v * c_pp if xp.never(dual) else xp.where(
+        dual, exposed(2 * v * c_pp, base_f + base_b), 2 * v * c_pp)
     first = k_first * layers_part + p2p + t_emb_f + t_emb_b
     # multi-token prediction (DeepSeek-V3 section 2.2): each of the mtp modules on the last
     # stage is a projection of [h; embedding] (2h -> h), one transformer layer (MoE when the
@@ -176,9 +184,12 @@ def stages(f: dict[str, Any], u: Micro, ly: Layer, mo: MoELayer) -> Stages:
     # 1F1B / interleaved: (p-1)/v stage times. DualPipe (DeepSeek-V3 Table 2): (p/2 - 1)
     # (F&B + B - 3W) with F&B = F + B + W (a paired chunk) and B = W = half the backward:
     # (p/2 - 1) F, the forward share of a stage time
-    f_share = base_f / xp.maximum(base_f + base_b, 1e-30)
-    bubble = xp.where(dual, xp.maximum(p / 2 - 1, 0.0) * stage_avg * f_share,
-                      (p - 1) / v * stage_avg)
+    if xp.never(dual):
+        bubble = (p - 1) / v * stage_avg
+    else:
+        f_share = base_f / xp.maximum(base_f + base_b, 1e-30)
+        bubble = xp.where(dual, xp.maximum(p / 2 - 1, 0.0) * stage_avg * f_share,
+                          (p - 1) / v * stage_avg)
     return Stages(
         Ls=Ls, Ld=Ld, Lm=Lm, k_first=k_first, k_mid=k_mid, k_last=k_last, base_f=base_f,
         base_b=base_b, tp_stage=tp_stage, ep_stage=ep_stage, re_dense=re_dense, re_moe=re_moe,
@@ -243,10 +254,13 @@ def data_parallel(f: dict[str, Any], u: Micro, st: Stages, pr: RankParams) -> Da
     wb, gb = f["weight_bytes"], f["grad_bytes"]
     # DualPipe holds two stages' parameters per rank (DeepSeek-V3 Table 2: 2x parameters)
     copies = xp.where(f["dualpipe"] > 0, 2.0, 1.0)
-    ar_d = coll.group_allreduce(copies * pr.dense * gb, D, t, dom, u.bw_in, u.a_in, u.bw_out,
-                                u.a_out)
-    ar_e = coll.group_allreduce(copies * pr.expert * gb, De, t * ep, dom, u.bw_in, u.a_in,
-                                u.bw_out, u.a_out)
+    # the dense and the expert gradients' all-reduces; without expert parallelism in any
+    # row (ep 1, every D >= 1) both run over the same group, whose terms are computed once
+    dense = coll.GroupTerms(D, t, dom, u.a_in, u.a_out)
+    same = type(ep) is float and ep == 1.0 and bool(np.all(D >= 1.0))
+    expert = dense if same else coll.GroupTerms(De, t * ep, dom, u.a_in, u.a_out)
+    ar_d = coll.group_allreduce_terms(copies * pr.dense * gb, dense, u.bw_in, u.bw_out)
+    ar_e = coll.group_allreduce_terms(copies * pr.expert * gb, expert, u.bw_in, u.bw_out)
     # ring RS/AG move half of an all-reduce each
     rs = 0.5 * (ar_d + ar_e)
     ag = 0.5 * (ar_d + ar_e) * wb / gb
@@ -268,6 +282,9 @@ def data_parallel(f: dict[str, Any], u: Micro, st: Stages, pr: RankParams) -> Da
     z3 = xp.where((zero == 3) & (D > 1), m * exposed(2 * ag, st.base_f + st.base_b), 0.0)
     gathers = xp.where(zero == 3, 2.0, xp.where(zero == 2, 1.0, 0.0))
     z3 = z3 + xp.where(D > 1, m * st.Ls * gathers * f["unit_gap_s"], 0.0)
+    # the stack's FSDP gradient hook (cat into the flat gradient, cast, pre-divide) per
+    # micro-batch over every unsharded parameter of the rank's units, memory-bound
+    z3 = z3 + xp.where((D > 1) & (zero >= 2), mem(m * pr.dense * f["unit_grad_bytes"], f), 0.0)
     shard = xp.where(zero >= 1, D, 1.0)
     t_opt = mem(copies * pr.total * OPTIMIZER_BYTES_PER_PARAM / shard, f)
     return DataParallel(D=D, De=De, copies=copies, exposed_s=out, zero3_s=z3, optimizer_s=t_opt)
