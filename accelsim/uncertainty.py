@@ -137,30 +137,39 @@ def ranged_fields(profiles: dict[str, dict[str, Any]]) -> list[tuple[str, str, t
     return out
 
 
+def _stream(seed: int, key: tuple[str, str], n: int) -> np.ndarray:
+    """``n`` uniform quantiles of one cause: a generator of its own, seeded by the run's
+    seed and the cause's name (a 64-bit BLAKE2b digest), so a cause's draws do not depend
+    on which other ranged numbers the profiles hold (a field added to one profile, or a
+    device added to the pool, leaves every other cause's draws as they were)."""
+    import hashlib
+
+    digest = hashlib.blake2b("\x1f".join(key).encode(), digest_size=8).digest()
+    return np.random.default_rng([seed, int.from_bytes(digest, "little")]).random(n)
+
+
 def draws(profiles: dict[str, dict[str, Any]], n: int, seed: int, correlated: bool = True
           ) -> list[dict[str, dict[str, float]]]:
     """``n`` draws ``{ref: {'section.key': value}}`` of every ranged number (see the module
-    docstring); ``correlated`` False draws every number on its own."""
+    docstring); ``correlated`` False draws every number on its own. Each cause has its own
+    random stream (:func:`_stream`)."""
     from accelsim.devices import whole_fields
 
     fields = ranged_fields(profiles)
     whole = whole_fields()
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(n):
-        u: dict[Any, float] = {}
-        d: dict[str, dict[str, float]] = {}
-        for ref, field, group in fields:
-            key = group if correlated else (ref, field)
-            if key not in u:
-                u[key] = float(rng.random())
-            sec, name = field.split(".")
-            q = profiles[ref][sec][name]
-            low, high = q["range"]
-            mode = min(max(float(q["value"]), low), high)
-            v = _triangular_ppf(u[key], low, mode, high)
+    u: dict[tuple[str, str], np.ndarray] = {}
+    out: list[dict[str, dict[str, float]]] = [{} for _ in range(n)]
+    for ref, field, group in fields:
+        key = group if correlated else (ref, field)
+        if key not in u:
+            u[key] = _stream(seed, key, n)
+        sec, name = field.split(".")
+        q = profiles[ref][sec][name]
+        low, high = q["range"]
+        mode = min(max(float(q["value"]), low), high)
+        for d, ui in zip(out, u[key].tolist(), strict=True):
+            v = _triangular_ppf(ui, low, mode, high)
             d.setdefault(ref, {})[field] = float(np.floor(v)) if field in whole else v
-        out.append(d)
     return out
 
 

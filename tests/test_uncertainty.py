@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -54,6 +55,22 @@ def test_draws_are_seeded_and_within_the_ranges(profiles):
         sec, key = field.split(".")
         lo, hi = profiles[ref][sec][key]["range"]
         assert all(lo <= x[ref][field] <= hi for x in a)
+
+
+def test_a_cause_draws_the_same_whatever_the_other_profiles_hold(profiles):
+    """Each cause has its own stream: a ranged field added to the H20's profile, or a device
+    taken out of the pool, leaves the Ascend parts' draws as they were (they used to shift
+    with every number drawn before theirs in one shared stream)."""
+    base = U.draws(profiles, 10, seed=5)
+    h20 = copy.deepcopy(profiles["h20"])
+    q = h20["memory"]["memory_GiB"]
+    h20["memory"]["memory_GiB"] = {**q, "range": [0.9 * q["value"], 1.1 * q["value"]]}
+    more = U.draws({"h20": h20, **{r: profiles[r] for r in ("ascend-910b", "ascend-910c")}},
+                   10, seed=5)
+    fewer = U.draws({r: profiles[r] for r in ("ascend-910b", "ascend-910c")}, 10, seed=5)
+    for ref in ("ascend-910b", "ascend-910c"):
+        assert [x[ref] for x in more] == [x[ref] for x in base] == [x[ref] for x in fewer]
+    assert [x["h20"]["memory.memory_GiB"] for x in more] != [q["value"]] * 10
 
 
 @pytest.fixture(scope="module")
