@@ -5,7 +5,9 @@ Every profile number with a ``[low, high]`` range is drawn from the triangular d
 share their quantile (comonotonic draws): the software stack's achieved efficiencies of one
 vendor's devices (``efficiency.compute``, ``memory``, ``communication``, ``random_access``:
 all Ascend parts run CANN, all NVIDIA parts CUDA) move together, as do one vendor's
-annual failure rates; every other ranged number is drawn on its own.
+annual failure rates; every other ranged number is drawn on its own. Each cause draws from
+a random stream of its own (seeded by the run's seed and the cause's name), so its draws do
+not move when a field or a device is added elsewhere.
 
 :func:`monte_carlo` evaluates every draw through the fleet's one fast evaluation path
 (:class:`accelsim.fleet.FastEvaluator`, the sweeps' path) and ranks the fleets each time by
