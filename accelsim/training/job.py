@@ -20,6 +20,8 @@ from accelsim.precision import TrainPrecision
 from accelsim.transformer.model import TransformerModel
 
 Recompute = Literal["none", "selective", "full"]
+# Per-module recomputation on top of ``recompute`` (:attr:`Parallelism.recompute_modules`).
+RecomputeModule = Literal["layernorm", "mla_up_proj", "moe_act", "alternate_mm", "qkv_offload"]
 # Recompute modes in the order of their codes in the batch model (0, 1, 2).
 RECOMPUTE: tuple[str, ...] = ("none", "selective", "full")
 RECOMPUTE_CODE = {name: code for code, name in enumerate(RECOMPUTE)}
@@ -51,9 +53,7 @@ class Parallelism(Strict):
     """Megatron sequence parallelism for norms and dropout (with tp > 1)."""
     recompute: Recompute = "none"
     """Activation recomputation: none, selective (attention) or full (every layer)."""
-    recompute_modules: list[Literal["layernorm", "mla_up_proj", "moe_act",
-                                    "alternate_mm", "qkv_offload"]] = Field(
-        default_factory=list)
+    recompute_modules: list[RecomputeModule] = Field(default_factory=list)
     """Per-module recomputation on top of ``recompute`` (Megatron-core's
     --recompute-modules; DeepSeek-V3 recomputes the norms and MLA up-projections and keeps
     only the SwiGLU inputs): those outputs are not held, and are recomputed in backward.
