@@ -206,9 +206,13 @@ def monte_carlo(sc: Any, n: int = 100, seed: int = 1, file: str = "scenario",
     import pandas as pd
 
     from accelsim import parallel
+    from accelsim.errors import AccelsimError
     from accelsim.fleet import FastEvaluator, device_rows, evaluate_fleet, evaluate_full
     from accelsim.fleet.evaluation import resolve_devices
 
+    if spend not in SPEND_READINGS:  # else read as what-spend-buys, and summarise fails
+        raise AccelsimError.single(file, "spend", "expected one of "
+                                   + ", ".join(SPEND_READINGS) + f"; got {spend!r}")
     if full is None:
         base = resolve_devices(sc, file)
         _, evals = evaluate_full(sc, profiles=base, file=file, routed=False)

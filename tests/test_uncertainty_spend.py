@@ -106,3 +106,14 @@ def test_cli_names_the_reading_and_refuses_an_unknown_one():
     (line,) = bad.stderr.strip().splitlines()
     assert line == (f"{FLEET}: --spend-fleets: expected one of base-units, what-spend-buys; "
                     "got 'cheapest'")
+
+
+def test_an_unknown_spend_reading_is_refused_before_any_draw():
+    """monte_carlo's spend (the Python API's --spend-fleets): an unknown reading is one
+    problem naming the field, not read as what-spend-buys."""
+    from accelsim.errors import AccelsimError
+
+    with pytest.raises(AccelsimError) as err:
+        U.monte_carlo(load_scenario(FLEET), 2, 1, "fleet.yaml", spend="base_units")
+    (p,) = err.value.problems
+    assert p.field == "spend" and "base-units, what-spend-buys" in p.message

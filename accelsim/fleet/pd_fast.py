@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from accelsim.errors import AccelsimError
-from accelsim.fleet.pd import PDUnit, evaluate_pair, pd_job
+from accelsim.fleet.pd import PDUnit, _mean_prompt, evaluate_pair, pd_job
 
 
 @dataclass
@@ -113,16 +113,16 @@ class PDFast:
     def _search(self, spec: Any, b: _Unit, profiles: dict[str, Any]) -> PDUnit:
         """The unit's requests/s at the SLO on the point's devices (replicas up not yet
         counted): the full search, guided by the base's answer over its saturated rate."""
-        from accelsim.llm.pool import kv_transfer_s
+        from accelsim.llm.pool import kv_transfer_s, models
         from accelsim.llm.search import search
         from accelsim.workloads.llm_spec import mean_lengths
 
         u = b.unit
         prompt, _ = mean_lengths(spec)
         try:
-            rms = models_at(b.job, self.file, self._specs(u, profiles))
+            rms = models(b.job, self.file, self._specs(u, profiles))
             c = search(b.job, self.file, rms, ratio=b.ratio or None)
-            ship = float(kv_transfer_s(b.job, rms[0], rms[1], _mean(prompt)).mean())
+            ship = float(kv_transfer_s(b.job, rms[0], rms[1], _mean_prompt(prompt)).mean())
         except AccelsimError as e:
             return replace(u, rps=0.0, note=e.problems[0].message)
         assert c is not None
@@ -148,19 +148,6 @@ def perf_keys(profiles: dict[str, Any]) -> dict[str, str]:
     from accelsim.devices import PERF_SECTIONS
 
     return {ref: p.model_dump_json(include=PERF_SECTIONS) for ref, p in profiles.items()}
-
-
-def models_at(job: Any, file: str, specs: dict[str, Any]) -> list[Any]:
-    """The PD job's replica cost models on the given device specs (by reference)."""
-    from accelsim.llm.pool import models
-
-    return models(job, file, specs)
-
-
-def _mean(prompt: float) -> Any:
-    import numpy as np
-
-    return np.array([prompt])
 
 
 def point_units(fast: PDFast, sc: Any, profiles: dict[str, Any],

@@ -84,7 +84,8 @@ def run_events(arr: np.ndarray, prompt: np.ndarray, out: np.ndarray, rm: Any,
                max_iterations: int = 2**62) -> ReplicaTrace | None:
     """One replica's requests (arrival-sorted) through the scheduler (module docstring);
     None when the run leaves this engine's scope (a preemption) or takes more than
-    ``max_iterations`` iterations (checked between events, so it may run a few more)."""
+    ``max_iterations`` iterations (checked between events: a stretch of decodes without an
+    arrival or a completion runs whole, so it may run up to that stretch more)."""
     n = len(arr)
     at = np.ascontiguousarray(arr, dtype=np.float64).tolist()
     need_tokens = prompt.astype(np.int64).tolist()

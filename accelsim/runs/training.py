@@ -13,7 +13,7 @@ from pydantic import Field
 from accelsim.errors import AccelsimError, Problem
 from accelsim.precision import TrainPrecision
 from accelsim.runs.base import Loader, Prediction, RunBase, RunKind, register
-from accelsim.training.job import Recompute
+from accelsim.training.job import Recompute, RecomputeModule
 from accelsim.transformer.model import TransformerModel
 
 
@@ -56,9 +56,7 @@ class TrainingRun(RunBase):
     """flash or unfused attention (2021-2022 Megatron: unfused softmax)."""
     recompute: Recompute
     """Activation recomputation."""
-    recompute_modules: list[Literal["layernorm", "mla_up_proj", "moe_act",
-                                    "alternate_mm", "qkv_offload"]] = Field(
-        default_factory=list)
+    recompute_modules: list[RecomputeModule] = Field(default_factory=list)
     """Per-module recomputation (Megatron-core's --recompute-modules)."""
     sequence_parallel: bool
     """Megatron sequence parallelism."""

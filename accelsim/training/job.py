@@ -6,6 +6,7 @@ a model that does not fit in memory is a *result*, not an error.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,6 +20,8 @@ from accelsim.precision import TrainPrecision
 from accelsim.transformer.model import TransformerModel
 
 Recompute = Literal["none", "selective", "full"]
+# Per-module recomputation on top of ``recompute`` (:attr:`Parallelism.recompute_modules`).
+RecomputeModule = Literal["layernorm", "mla_up_proj", "moe_act", "alternate_mm", "qkv_offload"]
 # Recompute modes in the order of their codes in the batch model (0, 1, 2).
 RECOMPUTE: tuple[str, ...] = ("none", "selective", "full")
 RECOMPUTE_CODE = {name: code for code, name in enumerate(RECOMPUTE)}
@@ -50,9 +53,7 @@ class Parallelism(Strict):
     """Megatron sequence parallelism for norms and dropout (with tp > 1)."""
     recompute: Recompute = "none"
     """Activation recomputation: none, selective (attention) or full (every layer)."""
-    recompute_modules: list[Literal["layernorm", "mla_up_proj", "moe_act",
-                                    "alternate_mm", "qkv_offload"]] = Field(
-        default_factory=list)
+    recompute_modules: list[RecomputeModule] = Field(default_factory=list)
     """Per-module recomputation on top of ``recompute`` (Megatron-core's
     --recompute-modules; DeepSeek-V3 recomputes the norms and MLA up-projections and keeps
     only the SwiGLU inputs): those outputs are not held, and are recomputed in backward.
@@ -198,8 +199,24 @@ def layout_problems(model: TransformerModel, par: Parallelism, global_batch: int
     rules = layout_rules(model, par.tp, par.pp, par.dp, par.cp, par.ep, par.micro_batch,
                          par.virtual_stages, global_batch, par.first_stage_layers or 0,
                          par.last_stage_layers or 0, par.schedule == "dualpipe")
-    return [Problem(file, field, msg.format(**names)) for field, broken, msg in rules
-            if bool(broken)]
+    return ([Problem(file, field, msg.format(**names)) for field, broken, msg in rules
+             if bool(broken)]
+            + [Problem(file, "parallelism.recompute_modules", msg)
+               for msg in recompute_module_problems(par.recompute, par.recompute_modules)])
+
+
+def recompute_module_problems(recompute: str, modules: Sequence[str]) -> list[str]:
+    """The recompute modules that mean nothing with ``recompute``: qkv_offload spares the
+    QKV projection of full recomputation only (the model reads it with ``full`` alone);
+    alternate_mm is a selective policy (with ``full`` every op is recomputed already)."""
+    out = []
+    if "qkv_offload" in modules and recompute != "full":
+        out.append(f"qkv_offload needs recompute: full (MaxText's qkv_proj_offloaded is a "
+                   f"full remat policy), not {recompute}")
+    if "alternate_mm" in modules and recompute == "full":
+        out.append("alternate_mm is a selective policy (torchtitan's per-op checkpointing): "
+                   "with recompute: full every op is recomputed already")
+    return out
 
 
 def check_job(job: TrainJob, file: str = "job") -> TrainJob:

@@ -137,6 +137,28 @@ def test_the_interval_uses_scipy_stats_t_quantile():
         assert special.stdtrit(df, 0.975) == stats.t.ppf(0.975, df)
 
 
+def _driver(job, rms, d):
+    """A function that runs a bisection coroutine on replication draw ``d`` (each rate
+    judged once, its verdict kept) and gives its answer and the probes it asked for."""
+    verdicts: dict[float, bool] = {}
+
+    def passes(rate):
+        if rate not in verdicts:
+            verdicts[rate] = S._passes(job, rate, d, rms, "t")
+        return verdicts[rate]
+
+    def drive(gen):
+        n, rate = 1, next(gen)
+        while True:
+            try:
+                rate = gen.send(passes(rate))
+                n += 1
+            except StopIteration as stop:
+                return stop.value, n
+
+    return drive
+
+
 @pytest.mark.parametrize("slo", [{"ttft_ms": 1500, "tpot_ms": 60, "attainment": 0.95},
                                  {"ttft_ms": 300, "tpot_ms": 60, "attainment": 0.99}])
 def test_a_guided_bisection_answers_as_the_plain_one(slo):
@@ -148,22 +170,7 @@ def test_a_guided_bisection_answers_as_the_plain_one(slo):
     for rep in range(job.sim.replications):
         d = draw(job, job.sim.seed + rep)
         cap = S._cap(job, rms, d)
-        verdicts: dict[float, bool] = {}
-
-        def passes(rate, d=d, verdicts=verdicts):
-            if rate not in verdicts:
-                verdicts[rate] = S._passes(job, rate, d, rms, "t")
-            return verdicts[rate]
-
-        def drive(gen):
-            n, rate = 1, next(gen)
-            while True:
-                try:
-                    rate = gen.send(passes(rate))
-                    n += 1
-                except StopIteration as stop:
-                    return stop.value, n
-
+        drive = _driver(job, rms, d)
         plain, n_plain = drive(S._bisection(cap))
         for f in (1.0, 0.9, 1.1, 0.3, 1.9):
             for below in (True, False):
@@ -225,23 +232,9 @@ def test_a_bisection_with_a_first_probe_answers_as_the_plain_one(slo):
     for rep in range(job.sim.replications):
         d = draw(job, job.sim.seed + rep)
         cap = S._cap(job, rms, d)
-        verdicts: dict[float, bool] = {}
-
-        def passes(rate, d=d, verdicts=verdicts):
-            if rate not in verdicts:
-                verdicts[rate] = S._passes(job, rate, d, rms, "t")
-            return verdicts[rate]
-
-        def drive(gen):
-            rate = next(gen)
-            while True:
-                try:
-                    rate = gen.send(passes(rate))
-                except StopIteration as stop:
-                    return stop.value
-
-        plain = drive(S._bisection(cap))
+        drive = _driver(job, rms, d)
+        plain, _ = drive(S._bisection(cap))
         for first in (0.005, 0.3, 0.9, 1.0, 1.1, 2.5):
             for ratio in (None, 1.0, 0.5):
-                got = drive(S._guided(cap, ratio, False, first * (plain or cap)))
+                got, _ = drive(S._guided(cap, ratio, False, first * (plain or cap)))
                 assert got == plain, (first, ratio)

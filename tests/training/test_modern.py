@@ -221,6 +221,24 @@ def test_qkv_offload_spares_the_qkv_projection_of_full_recomputation():
                                     rel=1e-6)
 
 
+def test_recompute_modules_that_mean_nothing_with_the_recompute_mode_are_refused():
+    """qkv_offload spares a QKV GEMM of full recomputation only, alternate_mm is a selective
+    policy: either with the other modes would be silently ignored (or half applied), so the
+    layout check names the field instead."""
+    from accelsim.training.job import layout_problems
+
+    def problems(rc, mods):
+        job = _job(tp=1, recompute=rc, recompute_modules=mods)
+        return [p.field for p in layout_problems(job.model, job.parallelism, job.global_batch)]
+
+    assert problems("full", ["qkv_offload"]) == []
+    assert problems("selective", ["alternate_mm"]) == []
+    assert problems("none", ["alternate_mm"]) == []
+    for rc, mods in (("selective", ["qkv_offload"]), ("none", ["qkv_offload"]),
+                     ("full", ["alternate_mm"])):
+        assert problems(rc, mods) == ["parallelism.recompute_modules"], (rc, mods)
+
+
 def test_new_columns_reach_the_batch_row():
     row = job_row(_dsv3(schedule="1f1b", recompute_modules=["mla_up_proj"]))
     assert row["mla_kv_rank"] == 512 and row["moe_max_nodes"] == 4 and row["fp8"] == 1
