@@ -10,6 +10,7 @@ runs in this process.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
@@ -45,11 +46,21 @@ def warm_compiled() -> None:
     cpu_target.target_context.refresh()
 
 
-def _pool(n: int) -> Any:
+@contextlib.contextmanager
+def _pool(n: int) -> Iterator[Any]:
+    """``n`` forked worker processes. When the block raises (a task's error, the caller's)
+    or the caller stops early, the tasks not yet started are cancelled rather than run to
+    the end before the error reaches the user; the running ones finish."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
-    return ProcessPoolExecutor(n, mp_context=mp.get_context("fork"))
+    pool = ProcessPoolExecutor(n, mp_context=mp.get_context("fork"))
+    try:
+        yield pool
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 def _set_up(preload: Sequence[str], compiled: bool) -> None:

@@ -56,6 +56,27 @@ def test_a_worker_error_reaches_the_caller_as_the_same_error(monkeypatch):
     assert [str(p) for p in err.value.problems] == ["f.yaml: workloads.chatbot: does not fit"]
 
 
+def _mark(folder: str, x: int) -> int:
+    """Task ``x`` leaves a file in ``folder``; task 0 fails at once, the others take 50 ms."""
+    import pathlib
+    import time
+
+    if x == 0:
+        raise ValueError("task 0 fails")
+    time.sleep(0.05)
+    (pathlib.Path(folder) / str(x)).touch()
+    return x
+
+
+def test_a_worker_error_cancels_the_tasks_not_yet_started(monkeypatch, tmp_path):
+    """The first task fails: the error reaches the caller without the 59 queued tasks
+    behind it being run first (only those already handed to a worker finish)."""
+    monkeypatch.setenv("ACCELSIM_WORKERS", "2")
+    with pytest.raises(ValueError, match="task 0 fails"):
+        parallel.map_ordered(_mark, [(str(tmp_path), x) for x in range(60)])
+    assert len(list(tmp_path.iterdir())) < 30
+
+
 def test_the_modules_needed_after_are_imported_while_the_workers_run(monkeypatch):
     import sys
 
