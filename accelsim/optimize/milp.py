@@ -427,18 +427,11 @@ def solve(p: MixProblem, marginals: bool = True) -> dict[str, Any]:
     served = np.minimum(1.0, cap / p.demand)
     tco_y = float(col.tco.sum(axis=0) @ xc)
     objective = float(served.mean()) if p.objective == "served_demand" else tco_y
-    rhs = [bnd.pop("_rhs") for bnd in binding]
-    if marginals and binding:
-        # one re-solve per binding rule, independent of each other: HiGHS releases the GIL,
-        # so two threads run them on both cores (the same answers, in the rules' order)
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(min(2, len(binding))) as ex:
-            got = list(ex.map(lambda b, r: _marginal(p, {"objective": objective},
-                                                     b["constraint"], r, b["per"]),
-                              binding, rhs))
-        for bnd, m in zip(binding, got, strict=True):
-            bnd.update(m)
+    for bnd in binding:
+        rhs_i = bnd.pop("_rhs")
+        if marginals:
+            bnd.update(_marginal(p, {"objective": objective}, bnd["constraint"], rhs_i,
+                                 bnd["per"]))
             bnd["marginal_per"] = MARGINAL_UNITS.get(bnd["per"], (1.0, bnd["per"]))[1]
     return {
         "objective_kind": p.objective,
