@@ -16,6 +16,16 @@ from collections.abc import Callable, Generator
 Search = Generator[float, bool, float]
 
 
+def drive(search: Search, verdict: Callable[[float], bool]) -> float:
+    """Run a search to its answer, each rate it yields judged by ``verdict``."""
+    rate = next(search)
+    while True:
+        try:
+            rate = search.send(verdict(rate))
+        except StopIteration as stop:
+            return float(stop.value)
+
+
 def guided(plain: Callable[[], Search], guess: float | None, pivot: float,
            below: bool = True, first: float | None = None) -> Search:
     """``plain()``'s answer. It first probes two rates of the path the plain search would

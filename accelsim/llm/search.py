@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from accelsim import units
-from accelsim.bisection import guided
+from accelsim.bisection import drive, guided
 from accelsim.errors import AccelsimError
 from accelsim.llm.draws import Draws, arrival_times, check_fits, draw
 from accelsim.llm.job import LLMJob
@@ -184,13 +184,8 @@ FLOOR_BY = 0.6
 
 def _drive(gen: Search, job: LLMJob, d: Draws, rms: list[ReplicaModel], file: str
            ) -> float:
-    """Run one replication's search to its answer."""
-    rate = next(gen)
-    while True:
-        try:
-            rate = gen.send(_passes(job, rate, d, rms, file))
-        except StopIteration as stop:
-            return float(stop.value)
+    """Run one replication's search to its answer (:func:`accelsim.bisection.drive`)."""
+    return drive(gen, lambda rate: _passes(job, rate, d, rms, file))
 
 
 def _bisection(cap: float, start: float | None = None) -> Search:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from accelsim import units
-from accelsim.bisection import guided
+from accelsim.bisection import drive, guided
 from accelsim.errors import AccelsimError
 from accelsim.serving.draws import Draws, at_rate, draw, draw_inputs
 from accelsim.serving.engines import Inputs, simulate_fast, simulate_simpy
@@ -206,6 +206,12 @@ def _bisection(cap: float, rel_tol: float) -> Generator[float, bool, float]:
     return 0.5 * (lo + hi)
 
 
+def _meets_at(job: ServeJob, eng: str, d: Draws, cap: float, slo: float, rate: float
+              ) -> bool:
+    """Whether replication draw ``d`` run at ``rate`` meets the p99 SLO."""
+    return _meets(job, eng, at_rate(job, d, rate), cap, slo)
+
+
 def capacity(job: ServeJob, engine: str | None = None, rel_tol: float = 0.002,
              service: ServiceModel | None = None) -> dict[str, Any]:
     """Latency-bounded throughput: the highest rate with p99 <= SLO (mean and 95 % CI).
@@ -229,13 +235,7 @@ def capacity(job: ServeJob, engine: str | None = None, rel_tol: float = 0.002,
         ratio = float(np.mean(done)) if done else RATIO_PRIOR
         caps.append(cap_r)
         search = guided(functools.partial(_bisection, cap_r, rel_tol), ratio * cap_r, PIVOT)
-        rate = next(search)
-        while True:
-            try:
-                rate = search.send(_meets(job, eng, at_rate(job, d, rate), cap_r, slo))
-            except StopIteration as stop:
-                found.append(float(stop.value))
-                break
+        found.append(drive(search, functools.partial(_meets_at, job, eng, d, cap_r, slo)))
     arr = np.asarray(found)
     mean = float(arr.mean())
     if len(arr) > 1:

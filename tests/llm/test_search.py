@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from accelsim.bisection import drive
 from accelsim.llm import search as S
 from accelsim.llm.draws import draw
 from accelsim.llm.job import LLMJob
@@ -111,18 +112,10 @@ def test_the_bisection_answers_as_the_plain_order_with_fewer_whole_runs(slo):
             asked.append(rate)
             return S._passes(job, rate, d, rms, "t")
 
-        def drive(gen):
-            rate = next(gen)
-            while True:
-                try:
-                    rate = gen.send(passes(rate))
-                except StopIteration as stop:
-                    return stop.value
-
-        new = drive(S._bisection(cap))
+        new = drive(S._bisection(cap), passes)
         n_new = len(asked)
         asked.clear()
-        assert new == drive(_plain_order(cap))
+        assert new == drive(_plain_order(cap), passes)
         assert n_new <= len(asked) + 2  # at most two more probes when none passes
         if new > S.FLOOR_BY * cap:  # a rate passed first: the 1 % probe was not needed
             assert n_new == len(asked) - 1
@@ -147,16 +140,28 @@ def _driver(job, rms, d):
             verdicts[rate] = S._passes(job, rate, d, rms, "t")
         return verdicts[rate]
 
-    def drive(gen):
-        n, rate = 1, next(gen)
-        while True:
-            try:
-                rate = gen.send(passes(rate))
-                n += 1
-            except StopIteration as stop:
-                return stop.value, n
+    def run(gen):
+        asked: list[float] = []
 
-    return drive
+        def judged(rate):
+            asked.append(rate)
+            return passes(rate)
+
+        return drive(gen, judged), len(asked)
+
+    return run
+
+
+def _replications(slo):
+    """Per replication of a job with ``slo``: its saturated rate, a driver
+    (:func:`_driver`) and the plain bisection's answer and probe count."""
+    job = _job(slo=slo)
+    rms = models(job)
+    for rep in range(job.sim.replications):
+        d = draw(job, job.sim.seed + rep)
+        cap = S._cap(job, rms, d)
+        run = _driver(job, rms, d)
+        yield (cap, run, *run(S._bisection(cap)))
 
 
 @pytest.mark.parametrize("slo", [{"ttft_ms": 1500, "tpot_ms": 60, "attainment": 0.95},
@@ -165,16 +170,10 @@ def test_a_guided_bisection_answers_as_the_plain_one(slo):
     """Guided by a guess of the answer (right, 10 % off either way, or far off), with or
     without the pivot below it, the bisection gives the plain one's answer per
     replication; a right guess saves probes."""
-    job = _job(slo=slo)
-    rms = models(job)
-    for rep in range(job.sim.replications):
-        d = draw(job, job.sim.seed + rep)
-        cap = S._cap(job, rms, d)
-        drive = _driver(job, rms, d)
-        plain, n_plain = drive(S._bisection(cap))
+    for cap, run, plain, n_plain in _replications(slo):
         for f in (1.0, 0.9, 1.1, 0.3, 1.9):
             for below in (True, False):
-                got, n = drive(S._guided(cap, f * plain / cap if plain else f, below))
+                got, n = run(S._guided(cap, f * plain / cap if plain else f, below))
                 assert got == plain, (f, below)
                 if f == 1.0 and below and plain > 0.1 * cap:
                     assert n < n_plain
@@ -227,14 +226,8 @@ def test_a_rivals_bar_probed_first_gives_the_same_answer_or_stops_sooner():
 def test_a_bisection_with_a_first_probe_answers_as_the_plain_one(slo):
     """Any first probe (below, at, above the answer, outside the bracket), with or without
     a guess, leaves each replication's answer the plain bisection's."""
-    job = _job(slo=slo)
-    rms = models(job)
-    for rep in range(job.sim.replications):
-        d = draw(job, job.sim.seed + rep)
-        cap = S._cap(job, rms, d)
-        drive = _driver(job, rms, d)
-        plain, _ = drive(S._bisection(cap))
+    for cap, run, plain, _ in _replications(slo):
         for first in (0.005, 0.3, 0.9, 1.0, 1.1, 2.5):
             for ratio in (None, 1.0, 0.5):
-                got, _ = drive(S._guided(cap, ratio, False, first * (plain or cap)))
+                got, _ = run(S._guided(cap, ratio, False, first * (plain or cap)))
                 assert got == plain, (first, ratio)
