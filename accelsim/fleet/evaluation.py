@@ -181,9 +181,8 @@ def _base_evals(sc: Scenario, spec: WorkloadSpec, profiles: dict[str, DeviceProf
             out[ref] = hit
         else:
             todo.append(ref)
-    compiled = workloads.of(spec).kind != "training"
     for i, ev in parallel.imap(evaluate_one, [(spec, profiles[r], ctx) for r in todo],
-                               compiled):
+                               workloads.of(spec).compiled):
         out[todo[i]] = ev
     return {ref: out[ref] for ref in sc.pool_of()}
 
