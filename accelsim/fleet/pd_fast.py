@@ -51,10 +51,11 @@ class PDFast:
     _seen: dict[Any, PDUnit] = field(default_factory=dict)
     _keys: dict[str, str] = field(default_factory=dict)  # the base devices' perf_keys
 
-    def _units(self, spec: Any) -> list[_Unit]:
+    def _units(self, spec: Any, key: str | None = None) -> list[_Unit]:
+        """The block's base units (``key``: the block's JSON, made here if not given)."""
         from accelsim.llm.pool import models
 
-        key = spec.model_dump_json()
+        key = key or spec.model_dump_json()
         if key not in self._base:
             out = []
             for i in range(len(spec.disaggregation.pairs)):
@@ -93,12 +94,13 @@ class PDFast:
         if not self._keys:
             self._keys = perf_keys(self.profiles)
         out = []
-        for i, b in enumerate(self._units(spec)):
+        skey = spec.model_dump_json()
+        for i, b in enumerate(self._units(spec, skey)):
             u = b.unit
             if all(dkeys[r] == self._keys[r] for r in (u.prefill, u.decode)):
                 out.append(u)
                 continue
-            key = (spec.model_dump_json(), i, dkeys[u.prefill], dkeys[u.decode])
+            key = (skey, i, dkeys[u.prefill], dkeys[u.decode])
             got = self._seen.get(key)
             if got is None:
                 got = self._search(spec, b, profiles)
