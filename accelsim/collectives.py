@@ -114,23 +114,17 @@ def group_allreduce(M: ArrayLike, n: ArrayLike, stride: ArrayLike, domain: Array
                     alpha_out: ArrayLike) -> Arr:
     """All-reduce over ``n`` ranks spaced ``stride`` apart, placed on scale-up domains of
     ``domain`` chips: inside one domain when n*stride <= domain, otherwise the best of a
-    flat ring/tree on the scale-out network and the hierarchical algorithm."""
-    n = xp.asarray(n, dtype=float)
-    stride = xp.asarray(stride, dtype=float)
-    domain = xp.asarray(domain, dtype=float)
-    g = xp.clip(xp.floor(domain / stride), 1.0, n)  # group members sharing a domain
-    k = xp.ceil(n / g)
-    vol, ring_lat, tree_lat = _ring_tree_terms(M, n)
-    local = _ring_or_tree(vol, ring_lat, tree_lat, bw_in, alpha_in)
-    flat = _ring_or_tree(vol, ring_lat, tree_lat, bw_out, alpha_out)
-    hier = hierarchical_allreduce(M, g, k, bw_in, alpha_in, bw_out, alpha_out)
-    return xp.where(k <= 1, local, xp.minimum(flat, hier))
+    flat ring/tree on the scale-out network and the hierarchical algorithm
+    (min(ring_allreduce, tree_allreduce) on each network, :func:`hierarchical_allreduce`;
+    computed through :class:`GroupTerms`, which tests hold to those bit for bit)."""
+    return group_allreduce_terms(M, GroupTerms(n, stride, domain, alpha_in, alpha_out),
+                                 bw_in, bw_out)
 
 
 class GroupTerms:
     """What :func:`group_allreduce` computes from the group alone (its size, stride, domain
-    and latencies), to reuse for several buffers over the same group:
-    :func:`group_allreduce_terms` gives each the same numbers as :func:`group_allreduce`."""
+    and latencies), to reuse for several buffers over the same group
+    (:func:`group_allreduce_terms`)."""
 
     def __init__(self, n: ArrayLike, stride: ArrayLike, domain: ArrayLike, alpha_in: ArrayLike,
                  alpha_out: ArrayLike) -> None:
@@ -158,8 +152,9 @@ class GroupTerms:
 
 def group_allreduce_terms(M: ArrayLike, gt: GroupTerms, bw_in: ArrayLike,
                           bw_out: ArrayLike) -> Arr:
-    """:func:`group_allreduce` of ``M`` over the group of ``gt``: the same operations on the
-    same operands, in the same order, so the same numbers."""
+    """:func:`group_allreduce` of ``M`` over the group of ``gt``: the operations of
+    ring_allreduce, tree_allreduce and hierarchical_allreduce on the same operands, in the
+    same order, so the same numbers."""
     vol = gt.two_frac_n * xp.asarray(M)
     v_in, v_out = vol / bw_in, vol / bw_out
     local = xp.minimum(v_in + gt.lat_in[0], v_in + gt.lat_in[1])

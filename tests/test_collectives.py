@@ -45,9 +45,22 @@ def test_vectorized():
     assert out.shape == (4,) and out[0] == 0 and np.all(np.diff(out) > 0)
 
 
+def _by_primitives(M, n, stride, domain, bw_in, a_in, bw_out, a_out):
+    """group_allreduce as its docstring states it, from the primitive collectives."""
+    n = np.asarray(n, dtype=float)
+    g = np.clip(np.floor(np.asarray(domain, dtype=float) / stride), 1.0, n)
+    k = np.ceil(n / g)
+    local = np.minimum(c.ring_allreduce(M, n, bw_in, a_in), c.tree_allreduce(M, n, bw_in, a_in))
+    flat = np.minimum(c.ring_allreduce(M, n, bw_out, a_out),
+                      c.tree_allreduce(M, n, bw_out, a_out))
+    hier = c.hierarchical_allreduce(M, g, k, bw_in, a_in, bw_out, a_out)
+    return np.where(k <= 1, local, np.minimum(flat, hier))
+
+
 def test_group_terms_give_group_allreduce_bit_for_bit():
     """Terms of a group computed once and reused for several buffers (the batch API's dense
-    and expert gradients): the same numbers as group_allreduce, on arrays and on floats."""
+    and expert gradients): the same numbers as the ring, tree and hierarchical all-reduces
+    group_allreduce chooses among, on arrays and on floats; group_allreduce is the same."""
     rng = np.random.default_rng(3)
     n = rng.choice([1.0, 2.0, 4.0, 8.0, 16.0, 64.0, 512.0], 200)
     stride = rng.choice([1.0, 2.0, 4.0, 8.0], 200)
@@ -55,11 +68,13 @@ def test_group_terms_give_group_allreduce_bit_for_bit():
     a_in, a_out = 2e-6, rng.uniform(5e-6, 2e-5, 200)
     gt = c.GroupTerms(n, stride, domain, a_in, a_out)
     for M in (rng.uniform(1e6, 1e11, 200), 3e9):
-        want = c.group_allreduce(M, n, stride, domain, 4e11, a_in, 5e10, a_out)
+        want = _by_primitives(M, n, stride, domain, 4e11, a_in, 5e10, a_out)
         assert np.array_equal(c.group_allreduce_terms(M, gt, 4e11, 5e10), want)
+        assert np.array_equal(c.group_allreduce(M, n, stride, domain, 4e11, a_in, 5e10, a_out),
+                              want)
     for i in range(0, 200, 17):
         one = c.GroupTerms(float(n[i]), float(stride[i]), float(domain[i]), a_in,
                            float(a_out[i]))
-        want = c.group_allreduce(2e9, float(n[i]), float(stride[i]), float(domain[i]), 4e11,
-                                 a_in, 5e10, float(a_out[i]))
+        want = float(_by_primitives(2e9, float(n[i]), float(stride[i]), float(domain[i]),
+                                    4e11, a_in, 5e10, float(a_out[i])))
         assert c.group_allreduce_terms(2e9, one, 4e11, 5e10) == want
