@@ -28,13 +28,14 @@ WRONG_SIGN = {
     "mpt-h100-128gpu": "published MFU rises with size from 1B to 70B on 128 H100 (40.6 -> "
                        "43.4 %); predicted it falls, because the small models, run without "
                        "activation checkpointing, are over-predicted by 5-11 % while the "
-                       "checkpointed ones sit 3-9 % low, with FlashAttention-2 priced "
-                       "(docs/_notes/mpt-fsdp-unit-gap.md; known misses, "
+                       "checkpointed ones sit 7-9 % low; either offset alone leaves the slope "
+                       "negative (docs/_notes/mpt-fsdp-unit-gap.md; known misses, "
                        "heldout/misses/llm-foundry-mpt-h100.yaml)",
     "mpt-h100-512gpu": "as on 128 H100: published 36.7 -> 41.3 % from 1B to 70B, predicted "
                        "falling; the no-checkpointing small models are over-predicted by 13-23 % "
-                       "(a loss linear in the GPU count that overlapped per-unit collectives do "
-                       "not explain)",
+                       "(a loss linear in the GPU count that NCCL's ring latency, priced per "
+                       "FSDP unit, explains a quarter of); a GPU-count term alone would leave "
+                       "the slope at -7.5 %/decade",
 }
 """Sweeps whose predicted trend has the wrong sign today, and why (strict xfails: a fix
 turns them into failures to be removed from here)."""
