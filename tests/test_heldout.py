@@ -34,8 +34,8 @@ WRONG_SIGN = {
     "mpt-h100-512gpu": "as on 128 H100: published 36.7 -> 41.3 % from 1B to 70B, predicted "
                        "falling; the no-checkpointing small models are over-predicted by 13-23 % "
                        "(a loss linear in the GPU count that NCCL's ring latency, priced per "
-                       "FSDP unit, explains a quarter of); a GPU-count term alone would leave "
-                       "the slope at -7.5 %/decade",
+                       "FSDP unit, explains a sixth to a quarter of); a GPU-count term alone "
+                       "would leave the slope at -7.5 %/decade",
 }
 """Sweeps whose predicted trend has the wrong sign today, and why (strict xfails: a fix
 turns them into failures to be removed from here)."""
