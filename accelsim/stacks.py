@@ -109,6 +109,12 @@ class StackKernels(Strict):
     the GPU idle until the CPU has issued it (PyTorch FSDP1 with ``limit_all_gathers``). Paid
     per layer and micro-batch for each all-gather: ZeRO-3 two (forward, backward), ZeRO-2 one
     (the forward's; FSDP's SHARD_GRAD_OP reshards after the backward). Not given: 0."""
+    attention_host_syncs: NonNegative | None = None
+    """Host-device synchronisations in each forward of its flash-attention wrapper (a
+    ``.item()`` or a ``torch.nonzero`` of a CUDA tensor): the host waits for the GPU's queue to
+    drain, then the GPU waits for the host to queue the next kernels, ``unit_gap_us`` each
+    (the stack's measured gap between a host synchronisation and its next launch). Paid per
+    layer in every forward, the recomputed one included. Not given: 0."""
 
 
 class StackOverlaps(Strict):
@@ -295,13 +301,14 @@ def kernel_factors(stack: StackProfile | None) -> dict[str, float]:
     ``pp_scatter``
     (1: pipeline sends scattered over the TP ranks), ``stream_k``, ``tp_async`` (1: Megatron's
     asynchronous TP backward), ``cp_allgather`` (1: K/V all-gathered, exposed) and
-    ``unit_gap_s`` (seconds idle at each FSDP unit's all-gather) and ``unit_grad_bytes``
-    (bytes per parameter of each unit's gradient hook per micro-batch, :class:`StackKernels`)."""
+    ``unit_gap_s`` (seconds idle at each FSDP unit's all-gather), ``unit_grad_bytes``
+    (bytes per parameter of each unit's gradient hook per micro-batch) and ``attn_syncs``
+    (host synchronisations per attention forward, :class:`StackKernels`)."""
     if stack is None:
         return {"stack_gemm": 1.0, "stack_attn": 1.0, "stack_attn_bwd": 1.0, "stack_fa2": 0.0,
                 "stack_gemm8": 1.0, "stack_unpad": 0.0, "pp_scatter": 1.0, "stream_k": 0.0,
                 "tp_async": 0.0, "cp_allgather": 0.0, "unit_gap_s": 0.0,
-                "unit_grad_bytes": 0.0}
+                "unit_grad_bytes": 0.0, "attn_syncs": 0.0}
     ov = stack.overlaps
     sg = ov.pp_scatter_gather if ov else None
     ta = ov.tp_bwd_async if ov else None
@@ -320,7 +327,9 @@ def kernel_factors(stack: StackProfile | None) -> dict[str, float]:
             "unit_gap_s": (stack.kernels.unit_gap_us.value * units.US
                            if stack.kernels.unit_gap_us is not None else 0.0),
             "unit_grad_bytes": (k.unit_grad_bytes.value if k.unit_grad_bytes is not None
-                                else 0.0)}
+                                else 0.0),
+            "attn_syncs": (k.attention_host_syncs.value if k.attention_host_syncs is not None
+                           else 0.0)}
 
 
 @dataclass(frozen=True)

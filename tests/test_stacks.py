@@ -42,7 +42,7 @@ def test_default_stack_by_vendor():
                                            "stack_gemm8": 1.0, "stack_unpad": 0.0,
                                            "pp_scatter": 1.0, "stream_k": 0.0, "tp_async": 0.0,
                                            "cp_allgather": 0.0, "unit_gap_s": 0.0,
-                                           "unit_grad_bytes": 0.0}
+                                           "unit_grad_bytes": 0.0, "attn_syncs": 0.0}
     assert stacks.kernel_factors(stacks.load_stack("deepspeed"))["pp_scatter"] == 0.0
 
 
@@ -274,3 +274,33 @@ def test_fsdp_gradient_hook_copies_are_paid_per_micro_batch(zero, paid):
     want = 2 * params * 18.0 / (spec.memory_bw_Bps * spec.eff_memory)
     assert extra == pytest.approx(want if paid else 0.0, rel=1e-6, abs=1e-12)
     assert stacks.kernel_factors(stacks.load_stack("llm-foundry"))["unit_grad_bytes"] == 18.0
+
+
+@pytest.mark.parametrize(("recompute", "forwards"), [("none", 1), ("full", 2)])
+def test_attention_host_syncs_idle_the_gpu_per_layer_and_forward(recompute, forwards):
+    """A stack whose flash-attention wrapper synchronises the host (``attention_host_syncs``:
+    llm-foundry's flash_attn_fn, three unpad_input calls of a torch.nonzero and an .item()
+    each) idles the GPU its ``unit_gap_us`` at each: L layers x m micro-batches x syncs x gap
+    per forward, twice with full recomputation (the recomputed forward runs the wrapper
+    again), on the one job as on the batch API; nothing with unfused attention, and the
+    Triton stack has none."""
+    from accelsim.training.perf import estimate_arrays, job_row
+
+    spec = load_device("h100-sxm").spec
+    par = {"tp": 1, "pp": 1, "dp": 8, "micro_batch": 1, "zero": 3, "recompute": recompute}
+    gap, n = 235e-6, 6.0
+
+    def extra(attention="flash"):
+        job = _job(parallelism=par, attention=attention)  # m = 2 micro-batches
+        rows = [job_row(job, spec, {"unit_gap_s": gap, "attn_syncs": k}) for k in (0.0, n)]
+        scalar = [float(estimate_arrays(r).columns["step_time_s"]) for r in rows]
+        batch = estimate_arrays({k: np.array([r[k] for r in rows]) for k in rows[0]})
+        steps = batch.columns["step_time_s"]
+        assert float(steps[1] - steps[0]) == pytest.approx(scalar[1] - scalar[0], rel=1e-9)
+        return scalar[1] - scalar[0]
+
+    assert extra() == pytest.approx(MODEL["layers"] * 2 * n * gap * forwards, rel=1e-6)
+    assert extra("unfused") == pytest.approx(0.0, abs=1e-12)
+    flash2 = stacks.kernel_factors(stacks.load_stack("llm-foundry-flash2"))
+    assert flash2["attn_syncs"] == 6.0 and flash2["unit_gap_s"] == pytest.approx(gap)
+    assert stacks.kernel_factors(stacks.load_stack("llm-foundry"))["attn_syncs"] == 0.0
