@@ -105,22 +105,14 @@ def simulate_schedule(
         yield env.timeout(t_p2p)
         ev(key).succeed()
 
-    def send(rank: int, key: tuple[str, int, int], blocking: bool) -> Any:
-        if blocking:
-            yield env.timeout(t_p2p)
-            busy[rank] += t_p2p
-            ev(key).succeed()
-        else:
-            env.process(arrive(key))
-
     def device(rank: int) -> Any:
         ops = schedule(p, v, m, rank)
-        warm = warmup(p, v, m, rank)
-        async_ = overlap and v > 1
+        # the steady state's ops (not the warm-up's forwards nor the cool-down's backwards)
+        # send asynchronously under overlap
+        warm = warmup(p, v, m, rank) if overlap and v > 1 else len(ops)
         for i, (kind, mb, chunk) in enumerate(ops):
             vs = chunk * p + rank
-            # warm-up forwards and cool-down backwards block; the steady state's do not
-            blocking = not async_ or i < warm or i >= len(ops) - warm
+            blocking = i < warm or i >= len(ops) - warm
             if kind == "F":
                 if vs > 0:
                     yield ev(("F", mb, vs - 1))
@@ -134,14 +126,16 @@ def simulate_schedule(
             busy[rank] += dur
             if kind == "F":
                 ev(("Fdone", mb, vs)).succeed()
-                if vs < n_vs - 1:
-                    yield from send(rank, ("F", mb, vs), blocking)
-                else:
-                    ev(("F", mb, vs)).succeed()
-            elif vs > 0:
-                yield from send(rank, ("B", mb, vs), blocking)
+                sends = vs < n_vs - 1
             else:
-                ev(("B", mb, vs)).succeed()
+                sends = vs > 0
+            if sends and blocking:
+                yield env.timeout(t_p2p)
+                busy[rank] += t_p2p
+            if sends and not blocking:
+                env.process(arrive((kind, mb, vs)))
+            else:
+                ev((kind, mb, vs)).succeed()
 
     procs = [env.process(device(r)) for r in range(p)]
     env.run(simpy.AllOf(env, procs))
