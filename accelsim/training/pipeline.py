@@ -5,8 +5,12 @@ Each of the ``p`` devices is a simpy process that runs its Megatron-LM schedule
 operation starts when its input has arrived: the previous virtual stage's forward
 output, or the next virtual stage's gradient. Sending an activation blocks the
 sender for the point-to-point time (Megatron's batched isend/irecv waits), and the
-receiver may start once it has arrived. After the last backward, the exposed
-data-parallel reduction and the optimizer step follow.
+receiver may start once it has arrived. With ``overlap`` (Megatron-Core's
+``overlap_p2p_comm``, interleaved schedule only) the steady state's sends are posted
+asynchronously: the sender goes on to its next chunk and the receiver may start once the
+transfer has arrived; the warm-up's forward sends and the cool-down's backward sends still
+block (``overlap_p2p_comm_warmup_flush`` off, its default). After the last backward, the
+exposed data-parallel reduction and the optimizer step follow.
 
 For equal stages and no transfer time this reproduces the closed form
 ``(m + (p-1)/v) (t_f + t_b)`` exactly; it exists for what the formula cannot do:
@@ -39,10 +43,19 @@ class ScheduleResult:
         return self.makespan_s - min(self.busy_s)
 
 
+def warmup(p: int, v: int, m: int, rank: int) -> int:
+    """Forwards a device runs before its first backward (Megatron-Core
+    ``get_pp_rank_microbatches``): p - rank - 1 with one chunk, else 2 (p - rank - 1) +
+    (v - 1) p, at most the m v chunk forwards."""
+    if v == 1:
+        return min(p - rank - 1, m)
+    return min((p - rank - 1) * 2 + (v - 1) * p, m * v)
+
+
 def schedule(p: int, v: int, m: int, rank: int) -> list[tuple[str, int, int]]:
     """Megatron-LM's op order for one device: (kind 'F'/'B', micro-batch, chunk)."""
+    warm = warmup(p, v, m, rank)
     if v == 1:
-        warm = min(p - rank - 1, m)
         ops: list[tuple[str, int, int]] = [("F", k, 0) for k in range(warm)]
         for j in range(m - warm):
             ops.append(("F", warm + j, 0))
@@ -58,7 +71,6 @@ def schedule(p: int, v: int, m: int, rank: int) -> list[tuple[str, int, int]]:
     def bwd(k: int) -> tuple[str, int, int]:
         return ("B", (k // (p * v)) * p + k % p, v - 1 - (k // p) % v)
 
-    warm = min((p - rank - 1) * 2 + (v - 1) * p, total)
     ops = [fwd(k) for k in range(warm)]
     for j in range(total - warm):
         ops.append(fwd(warm + j))
@@ -70,10 +82,12 @@ def schedule(p: int, v: int, m: int, rank: int) -> list[tuple[str, int, int]]:
 def simulate_schedule(
     p: int, v: int, m: int,
     t_f: Sequence[float], t_b: Sequence[float], t_p2p: float,
-    tail_s: float = 0.0,
+    tail_s: float = 0.0, overlap: bool = False,
 ) -> ScheduleResult:
     """Simulate the schedule. ``t_f[vs]``/``t_b[vs]``: forward/backward time of virtual stage
-    ``vs = chunk * p + device`` for one micro-batch; ``t_p2p``: one activation transfer."""
+    ``vs = chunk * p + device`` for one micro-batch; ``t_p2p``: one activation transfer;
+    ``overlap``: steady-state sends asynchronous (interleaved schedule only, module
+    docstring)."""
     n_vs = p * v
     if len(t_f) != n_vs or len(t_b) != n_vs:
         raise ValueError(f"need {n_vs} stage times, got {len(t_f)} and {len(t_b)}")
@@ -87,9 +101,18 @@ def simulate_schedule(
 
     busy = [0.0] * p
 
+    def arrive(key: tuple[str, int, int]) -> Any:
+        yield env.timeout(t_p2p)
+        ev(key).succeed()
+
     def device(rank: int) -> Any:
-        for kind, mb, chunk in schedule(p, v, m, rank):
+        ops = schedule(p, v, m, rank)
+        # the steady state's ops (not the warm-up's forwards nor the cool-down's backwards)
+        # send asynchronously under overlap
+        warm = warmup(p, v, m, rank) if overlap and v > 1 else len(ops)
+        for i, (kind, mb, chunk) in enumerate(ops):
             vs = chunk * p + rank
+            blocking = i < warm or i >= len(ops) - warm
             if kind == "F":
                 if vs > 0:
                     yield ev(("F", mb, vs - 1))
@@ -103,15 +126,16 @@ def simulate_schedule(
             busy[rank] += dur
             if kind == "F":
                 ev(("Fdone", mb, vs)).succeed()
-                if vs < n_vs - 1:
-                    yield env.timeout(t_p2p)
-                    busy[rank] += t_p2p
-                ev(("F", mb, vs)).succeed()
+                sends = vs < n_vs - 1
             else:
-                if vs > 0:
-                    yield env.timeout(t_p2p)
-                    busy[rank] += t_p2p
-                ev(("B", mb, vs)).succeed()
+                sends = vs > 0
+            if sends and blocking:
+                yield env.timeout(t_p2p)
+                busy[rank] += t_p2p
+            if sends and not blocking:
+                env.process(arrive((kind, mb, vs)))
+            else:
+                ev((kind, mb, vs)).succeed()
 
     procs = [env.process(device(r)) for r in range(p)]
     env.run(simpy.AllOf(env, procs))
@@ -119,10 +143,27 @@ def simulate_schedule(
     return ScheduleResult(makespan, tuple(busy), makespan + tail_s)
 
 
-def closed_form(p: int, v: int, m: int, t_f: float, t_b: float, t_p2p: float = 0.0) -> float:
-    """Equal stages: (m + (p-1)/v) * (t_f + t_b + 2 t_p2p) for whole-stage times t_f, t_b."""
+def closed_form(p: int, v: int, m: int, t_f: float, t_b: float, t_p2p: float = 0.0,
+                overlap: bool = False) -> float:
+    """Equal stages: (m + (p-1)/v) * (t_f + t_b + 2 v t_p2p) for whole-stage times t_f, t_b:
+    every send on the critical path, 2 (m v + p - 1) of them. With ``overlap`` (v > 1):
+    (m + (p-1)/v) (t_f + t_b) + 2 (p v - 1) t_p2p, only the sends of the first
+    micro-batch's forward through the p v virtual stages and of the last one's backward
+    (:func:`exposed_sends`)."""
+    if overlap and v > 1:
+        return (m + (p - 1) / v) * (t_f + t_b) + exposed_sends(p, v) * t_p2p
     per_chunk = (t_f + t_b) / v + 2 * t_p2p
     return (m + (p - 1) / v) * per_chunk * v
+
+
+def exposed_sends(p: int, v: int) -> int:
+    """Sends left on the critical path of an interleaved step whose steady-state sends are
+    overlapped (Megatron-Core's ``overlap_p2p_comm``): 2 (p v - 1), the warm-up's blocking
+    forward sends and the cool-down's blocking backward sends on the path of the first
+    micro-batch's forward and the last one's backward; uncapped, twice the mean over the p
+    ranks of :func:`warmup` (2 (p - 1 - rank) + (v - 1) p averages p v - 1). The des engine
+    gives it exactly for equal stages (tests/training/test_pipeline.py)."""
+    return 2 * (p * v - 1)
 
 
 # What one simulated micro-batch stage (a forward and a backward of one virtual stage) costs

@@ -1,6 +1,12 @@
 import pytest
 
-from accelsim.training.pipeline import closed_form, schedule, simulate_schedule
+from accelsim.training.pipeline import (
+    closed_form,
+    exposed_sends,
+    schedule,
+    simulate_schedule,
+    warmup,
+)
 
 
 @pytest.mark.parametrize("p,v,m", [(2, 1, 4), (4, 1, 8), (4, 1, 16), (8, 1, 8), (4, 2, 8),
@@ -56,3 +62,44 @@ def test_schedule_runs_every_op_once(p, v, m):
         assert sorted(o for o in ops if o[0] == "F") == sorted(
             ("F", k, c) for k in range(m) for c in range(v))
         assert len(ops) == 2 * m * v
+
+
+def test_warmup_counts_worked_by_hand():
+    # Megatron-Core get_pp_rank_microbatches: 2 (p - 1 - rank) + (v - 1) p, at most m v
+    assert [warmup(4, 2, 8, r) for r in range(4)] == [10, 8, 6, 4]  # mean 7 = p v - 1
+    assert [warmup(4, 2, 4, r) for r in range(4)] == [8, 8, 6, 4]  # rank 0 capped at m v
+    assert [warmup(4, 1, 8, r) for r in range(4)] == [3, 2, 1, 0]  # 1F1B: p - 1 - rank
+
+
+def test_overlapped_sends_leave_the_warmup_and_cooldown_exposed():
+    # p 4, v 2, m 8 by hand: the first micro-batch's forward crosses p v - 1 = 7 stage
+    # boundaries in the warm-up, the last one's backward 7 in the cool-down: 14 sends exposed
+    # of the 2 (m v + p - 1) = 38 the blocking schedule puts on its critical path
+    p, v, m, tf, tb, c = 4, 2, 8, 1.0, 2.0, 0.01
+    n = p * v
+    none = simulate_schedule(p, v, m, [tf / v] * n, [tb / v] * n, 0.0).makespan_s
+    ov = simulate_schedule(p, v, m, [tf / v] * n, [tb / v] * n, c, overlap=True).makespan_s
+    assert exposed_sends(p, v) == 14
+    assert (ov - none) / c == pytest.approx(14, rel=1e-9)
+    assert (closed_form(p, v, m, tf, tb, c) - none) / c == pytest.approx(38, rel=1e-9)
+
+
+@pytest.mark.parametrize("p,v,m", [(4, 2, 4), (8, 4, 8), (8, 8, 32), (2, 3, 6), (8, 12, 16),
+                                   (3, 2, 3)])
+def test_overlapped_sends_match_closed_form_exactly(p, v, m):
+    tf, tb, c = 0.1, 0.2, 0.002
+    n = p * v
+    r = simulate_schedule(p, v, m, [tf / v] * n, [tb / v] * n, c, overlap=True)
+    assert r.makespan_s == pytest.approx(closed_form(p, v, m, tf, tb, c, overlap=True),
+                                         rel=1e-9)
+    blocking = simulate_schedule(p, v, m, [tf / v] * n, [tb / v] * n, c)
+    assert r.makespan_s < blocking.makespan_s
+
+
+def test_overlap_needs_virtual_stages():
+    # Megatron refuses overlap_p2p_comm on the non-interleaved schedule: every send blocks
+    p, m, c = 4, 8, 0.01
+    a = simulate_schedule(p, 1, m, [1.0] * p, [2.0] * p, c)
+    b = simulate_schedule(p, 1, m, [1.0] * p, [2.0] * p, c, overlap=True)
+    assert a.makespan_s == b.makespan_s
+    assert closed_form(p, 1, m, 1.0, 2.0, c, overlap=True) == closed_form(p, 1, m, 1.0, 2.0, c)
