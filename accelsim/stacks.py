@@ -100,6 +100,12 @@ class StackKernels(Strict):
     """Its flash-attention wrapper removes the padding of q, k and v before the kernel and
     restores it on the output (flash-attn's ``bert_padding``), a gather or scatter of each
     over HBM per pass (``recipes.UNPAD_PASSES_*``). Not given: false."""
+    fp8_current_scaling: Feature | None = None
+    """Its FP8 recipe scales each tensor by its own amax at the time (Transformer Engine's
+    Float8CurrentScaling, Megatron-Bridge's FP8-CS): every GEMM input and output gradient is
+    read once more for its amax before the cast, and the norm and activation kernels can no
+    longer write FP8 themselves (``recipes.FP8_CS_*``). Not given: false (delayed scaling,
+    the cast fused into the producing kernel)."""
     unit_grad_bytes: NonNegative | None = None
     """HBM bytes per parameter its FSDP moves in each unit's gradient hook per micro-batch
     outside the GEMMs (the unsharded gradient gathered into the flat gradient, cast to the
@@ -319,6 +325,7 @@ def kernel_factors(stack: StackProfile | None) -> dict[str, float]:
     ``stack_attn_bwd`` (flash attention's forward and backward factors), ``stack_fa2`` (1:
     the factors are relative to FlashAttention-2's rates on the device), ``stack_gemm8``
     (8-bit linear GEMMs' factor), ``stack_unpad`` (1: attention's padding copies),
+    ``fp8_cs`` (1: FP8 current scaling's amax passes),
     ``pp_scatter``
     (1: pipeline sends scattered over the TP ranks), ``stream_k``, ``tp_async`` (1: Megatron's
     asynchronous TP backward), ``cp_allgather`` (1: K/V all-gathered, exposed) and
@@ -326,8 +333,8 @@ def kernel_factors(stack: StackProfile | None) -> dict[str, float]:
     (bytes per parameter of each unit's gradient hook per micro-batch, :class:`StackKernels`)."""
     if stack is None:
         return {"stack_gemm": 1.0, "stack_attn": 1.0, "stack_attn_bwd": 1.0, "stack_fa2": 0.0,
-                "stack_gemm8": 1.0, "stack_unpad": 0.0, "pp_scatter": 1.0, "stream_k": 0.0,
-                "tp_async": 0.0, "cp_allgather": 0.0, "unit_gap_s": 0.0,
+                "stack_gemm8": 1.0, "stack_unpad": 0.0, "fp8_cs": 0.0, "pp_scatter": 1.0,
+                "stream_k": 0.0, "tp_async": 0.0, "cp_allgather": 0.0, "unit_gap_s": 0.0,
                 "unit_grad_bytes": 0.0}
     ov = stack.overlaps
     sg = ov.pp_scatter_gather if ov else None
@@ -340,6 +347,7 @@ def kernel_factors(stack: StackProfile | None) -> dict[str, float]:
             "stack_fa2": float(k.attention_fa2 is not None and k.attention_fa2.value),
             "stack_gemm8": g8.value if g8 is not None else 1.0,
             "stack_unpad": float(k.attention_unpad is not None and k.attention_unpad.value),
+            "fp8_cs": float(k.fp8_current_scaling is not None and k.fp8_current_scaling.value),
             "pp_scatter": 0.0 if sg is not None and not sg.value else 1.0,
             "stream_k": float(stack.kernels.stream_k.value),
             "tp_async": float(ta is not None and ta.value),

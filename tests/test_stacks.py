@@ -40,7 +40,8 @@ def test_default_stack_by_vendor():
     assert stacks.kernel_factors(None) == {"stack_gemm": 1.0, "stack_attn": 1.0,
                                            "stack_attn_bwd": 1.0, "stack_fa2": 0.0,
                                            "stack_gemm8": 1.0, "stack_unpad": 0.0,
-                                           "pp_scatter": 1.0, "stream_k": 0.0, "tp_async": 0.0,
+                                           "fp8_cs": 0.0, "pp_scatter": 1.0, "stream_k": 0.0,
+                                           "tp_async": 0.0,
                                            "cp_allgather": 0.0, "unit_gap_s": 0.0,
                                            "unit_grad_bytes": 0.0}
     assert stacks.kernel_factors(stacks.load_stack("deepspeed"))["pp_scatter"] == 0.0
@@ -255,6 +256,34 @@ def test_attention_padding_copies_are_paid_per_layer_and_pass():
     assert u1.t_ew_f == u0.t_ew_f
     assert stacks.kernel_factors(stacks.load_stack("llm-foundry-flash2"))["stack_unpad"] == 1.0
     assert stacks.kernel_factors(stacks.load_stack("llm-foundry"))["stack_unpad"] == 0.0
+
+
+def test_fp8_current_scaling_reads_each_cast_tensor_again_for_its_amax():
+    """FP8 current scaling (stack kernels.fp8_current_scaling) adds, per token and layer,
+    forward 4 B on each norm output (2 h: amax and the unfused cast's reads), 2 B on the
+    activation output (ffn) and 2 B on the attention output (h); backward 2 B on each GEMM
+    output's gradient (q, k, v, 2 h, ffn), at the device's memory rate; nothing in BF16."""
+    from accelsim.training.perf import job_row
+    from accelsim.training.perf.columns import inputs
+    from accelsim.training.perf.layer import dense_layer, micro
+
+    spec = load_device("h100-sxm").spec
+    par = {"tp": 1, "pp": 1, "dp": 8, "micro_batch": 1, "zero": 1}
+
+    def layer(cs, precision="fp8"):
+        f = inputs(job_row(_job(parallelism=par, precision=precision), spec, {"fp8_cs": cs}))
+        return dense_layer(f, micro(f))
+
+    base, cs = layer(0.0), layer(1.0)
+    T, h, ffn = MODEL["seq_len"], MODEL["hidden"], MODEL["ffn_hidden"]  # MHA, GeLU MLP
+    rate = spec.memory_bw_Bps * spec.eff_memory
+    fwd = T * (4 * 2 * h + 2 * ffn + 2 * h)
+    bwd = T * 2 * (3 * h + 2 * h + ffn)
+    assert cs.t_ew_f - base.t_ew_f == pytest.approx(fwd / rate)
+    assert cs.t_ew_b - base.t_ew_b == pytest.approx(bwd / rate)
+    assert layer(1.0, "bf16").t_ew_f == layer(0.0, "bf16").t_ew_f
+    assert stacks.kernel_factors(stacks.load_stack("megatron-bridge"))["fp8_cs"] == 1.0
+    assert stacks.kernel_factors(stacks.load_stack("nemo"))["fp8_cs"] == 0.0
 
 
 @pytest.mark.parametrize(("zero", "paid"), [(3, True), (2, True), (1, False)])

@@ -47,7 +47,15 @@ class Engine(Strict):
     block_tokens: int = Field(default=16, ge=1, le=4096)
     """Tokens per KV-cache block (paged attention)."""
     memory_utilization: float = Field(default=0.9, gt=0, le=1)
-    """Share of device memory the engine may use (vLLM's gpu_memory_utilization)."""
+    """Share of device memory the engine may use (vLLM's gpu_memory_utilization), or with
+    ``memory_share_of: free`` the KV cache's share of the memory left free."""
+    memory_share_of: Literal["total", "free"] = "total"
+    """What ``memory_utilization`` is a share of. total: the device's memory, which holds
+    the weights, the activations and the KV cache (vLLM's gpu_memory_utilization); free:
+    what the weights, the memory-profiling pass's peak activations and the runtime leave,
+    all of which the KV cache may take up to that share of (TensorRT-LLM's
+    kv_cache_free_gpu_mem_fraction, the PyTorch backend's (total - peak) x fraction; the
+    rest holds the CUDA graphs captured after it)."""
     kv_admission: Literal["on_demand", "reserve"] = "on_demand"
     """on_demand: KV blocks are taken as tokens arrive and a full cache preempts the latest
     sequence (vLLM); reserve: a request is admitted with its whole sequence's blocks and is

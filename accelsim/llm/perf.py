@@ -51,8 +51,9 @@ iteration from this table and three coefficients.
 Memory per device: the non-expert weights / tp and the device's expert slots (MLA's latent
 KV and all embeddings included), the KV cache of ``block_tokens`` blocks (its own group's
 sequences), activations of one iteration, a runtime reserve. The KV capacity is what is
-left of ``memory_utilization`` x memory; a model that leaves none is an error naming the
-replica.
+left of ``memory_utilization`` x memory (vLLM), or with ``memory_share_of: free``
+``memory_utilization`` x what the rest leaves (TensorRT-LLM); a model that leaves none is
+an error naming the replica.
 """
 
 from __future__ import annotations
@@ -528,10 +529,14 @@ def replica_model(r: Replica, file: str = "job", where: str = "replicas[0]",
         weights = total * wb / tp
     workspace = (r.max_batched_tokens / dp * ACT_BYTES * (4 * h + 2 * ffn_w * up / tp)
                  + r.max_seqs / dp * V / tp * 4.0)
-    free = spec.memory_bytes * r.memory_utilization - weights - workspace - RUNTIME_RESERVE_BYTES
+    held = weights + workspace + RUNTIME_RESERVE_BYTES
+    if r.memory_share_of == "free":  # TensorRT-LLM: (total - peak) x fraction
+        free = (spec.memory_bytes - held) * r.memory_utilization
+    else:  # vLLM: total x utilization - peak
+        free = spec.memory_bytes * r.memory_utilization - held
     blocks = int(free // (kv_tok * r.block_tokens)) * dp if free > 0 else 0
     if blocks < 1:
-        need = (weights + workspace + RUNTIME_RESERVE_BYTES) / units.GiB
+        need = held / units.GiB
         raise AccelsimError.single(
             file, f"{where}.tp", f"{model.name} does not fit on {spec.name} with tp {tp}"
             + (f" and dp {dp}" if dp > 1 else "") + f": weights {weights / units.GiB:.1f} "

@@ -74,6 +74,44 @@ def test_kv_capacity_by_hand():
     assert rm.kv_blocks == int(free // (per_token * 16))
 
 
+def test_kv_share_of_free_memory_by_hand():
+    """TensorRT-LLM's kv_cache_free_gpu_mem_fraction (memory_share_of: free) takes its share
+    of what the weights, activations and runtime leave, (total - held) x fraction; vLLM's
+    gpu_memory_utilization bounds them all, total x fraction - held. The two differ by
+    (1 - fraction) x held: more KV cache the more the weights take."""
+    tp, frac = 4, 0.95
+    kw = dict(device="h100-sxm", model="llama2-70b", tp=tp, memory_utilization=frac)
+    total = replica_model(Replica(**kw))
+    free = replica_model(Replica(**kw, memory_share_of="free"))
+    per_block = total.kv_bytes_per_token * 16
+    h, ffn = L70.hidden, L70.ffn_hidden
+    from accelsim.transformer.params import model_params
+
+    held = (model_params(L70) * 2 / tp + 8192 * 2 * (4 * h + 2 * ffn * 2 / tp)
+            + 256 * L70.vocab / tp * 4 + RUNTIME_RESERVE_BYTES)
+    assert free.kv_blocks == int((H100.memory_bytes - held) * frac // per_block)
+    assert total.kv_blocks == int((H100.memory_bytes * frac - held) // per_block)
+    gained = (free.kv_blocks - total.kv_blocks) * per_block
+    assert gained == pytest.approx((1 - frac) * held, abs=per_block)
+    # the iteration's cost does not depend on how the KV cache was sized
+    assert (free.linear_s == total.linear_s).all() and free.c_kv == total.c_kv
+
+
+def test_h200_prefills_at_the_h100_rate():
+    """The H200 is the H100's compute die with more HBM: its prefill attention runs at the
+    H100's published kernel rate (the profile's efficiency.attention), not the fallback
+    FLASH_REL_EFF x efficiency.compute; decode, a memory read, is faster by the bandwidth."""
+    from accelsim.llm.perf import attention_rate
+
+    h200 = load_device("h200").spec
+    for s in (2048, 8192, 20000):
+        assert attention_rate(h200, s, 128, True) == attention_rate(H100, s, 128, True)
+    kw = dict(model="llama3-8b", weights="fp8", kv_cache="fp8")
+    a, b = (replica_model(Replica(device=d, **kw)) for d in ("h100-sxm", "h200"))
+    assert a.c_pf == pytest.approx(b.c_pf, rel=1e-12)
+    assert b.c_kv_read == pytest.approx(a.c_kv_read * 3350 / 4800, rel=1e-9)
+
+
 def test_mla_caches_the_latent():
     ds = load_model("deepseek-v3")
     assert kv_bytes_per_token(ds, 8, "fp8") == (512 + 64) * 61 * 1

@@ -44,7 +44,8 @@ INPUT_COLUMNS = MODEL_COLUMNS + LAYOUT_COLUMNS + DEVICE_COLUMNS + JOB_COLUMNS
 # stack's kernel factors (stack_gemm on GEMMs, stack_attn and stack_attn_bwd on flash
 # attention's forward and backward, 1: none; stack_fa2 1: the stack runs FA2-generation
 # kernels, its factors relative to eff_attn_fa2; stack_gemm8 on the linear GEMMs of 8-bit
-# training, 1: none; stack_unpad 1: its attention wrapper's padding copies) and
+# training, 1: none; stack_unpad 1: its attention wrapper's padding copies; fp8_cs 1: FP8
+# current scaling's amax passes) and
 # whether its pipeline sends are scattered over the TP ranks (pp_scatter; 1: Megatron's) and
 # whether its GEMM library has stream-K (stream_k; 0: wave quantisation), Megatron's
 # asynchronous TP backward (tp_async; 0: every backward collective exposed) and all-gather
@@ -62,7 +63,8 @@ OPTIONAL_COLUMNS = {"pp_first_layers": 0.0, "pp_last_layers": 0.0, "dropout": 1.
                     "tile_n": 128.0, "eff_attn": 0.0, "eff_attn_bwd": 1.0,
                     "eff_attn_fa2": 1.0, "eff_attn_fa2_bwd": 1.0,
                     "stack_gemm": 1.0, "stack_attn": 1.0, "stack_attn_bwd": 1.0,
-                    "stack_fa2": 0.0, "stack_gemm8": 1.0, "stack_unpad": 0.0, "pp_scatter": 1.0,
+                    "stack_fa2": 0.0, "stack_gemm8": 1.0, "stack_unpad": 0.0, "fp8_cs": 0.0,
+                    "pp_scatter": 1.0,
                     "stream_k": 0.0, "tp_async": 0.0, "cp_allgather": 0.0, "unit_gap_s": 0.0,
                     "unit_grad_bytes": 0.0,
                     **STACK_MEMORY_DEFAULTS}

@@ -17,7 +17,8 @@ communication around them (forward and backward).
                 (no ``efficiency.attention``: FLASH_REL_EFF x the GEMM efficiency); or
                 unfused (scores held, softmax and dropout memory-bound)
   elementwise   2 norms, 2 dropout-residuals and the activation, read and written once; FP8
-                cast/transpose traffic (recipes.FP8_CAST_*); a stack's attention padding
+                cast/transpose traffic (recipes.FP8_CAST_*; with current scaling the
+                amax reads and unfused casts, recipes.FP8_CS_*); a stack's attention padding
                 copies (recipes.UNPAD_PASSES_*)
   TP            sequence parallel: 2 all-gathers + 2 reduce-scatters of T h e per pass, else
                 2 all-reduces; with TP overlap (userbuffers) 1/t of it exposed, the GEMMs run
@@ -52,6 +53,10 @@ from accelsim.training.perf.columns import PEAK_ACT
 from accelsim.training.perf.recipes import (
     FP8_CAST_BWD_BYTES,
     FP8_CAST_FWD_BYTES,
+    FP8_CS_ACT_BYTES,
+    FP8_CS_BWD_BYTES,
+    FP8_CS_NORM_BYTES,
+    FP8_CS_OUT_BYTES,
     OVERLAP_TAX,
     UNPAD_PASSES_OUT,
     UNPAD_PASSES_QKV,
@@ -287,8 +292,11 @@ def dense_layer(f: dict[str, Any], u: Micro) -> Layer:
     ew_f = T * h * e * 10 / sp_div + T * ffn * e * (up + 1) / t
     cast_in = T * (2 * h / sp_div + o_w / t + ffn / t)
     cast_out = T * ((q_w + g.k_w + g.v_w) / t + 2 * h / sp_div + ffn * up / t)
-    t_cast_f = fp8 * mem(FP8_CAST_FWD_BYTES * cast_in, f)
-    t_cast_b = fp8 * mem(FP8_CAST_BWD_BYTES * cast_out, f)
+    # FP8 current scaling (fp8_cs): the amax reads, and the norms' casts unfused
+    cs = f["fp8_cs"] * T * (FP8_CS_NORM_BYTES * 2 * h / sp_div + FP8_CS_ACT_BYTES * ffn / t
+                            + FP8_CS_OUT_BYTES * o_w / t)
+    t_cast_f = fp8 * mem(FP8_CAST_FWD_BYTES * cast_in + cs, f)
+    t_cast_b = fp8 * mem((FP8_CAST_BWD_BYTES + f["fp8_cs"] * FP8_CS_BWD_BYTES) * cast_out, f)
     t_ew = mem(ew_f, f)
     # a stack whose attention wrapper unpads q, k, v and pads the output (stack_unpad)
     qkv_w, unpad = (q_w + g.k_w + g.v_w) / t, f["stack_unpad"] * flash * T * e

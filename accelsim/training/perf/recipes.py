@@ -34,6 +34,20 @@ OPTIMIZER_BYTES_PER_PARAM = 30.0
 FP8_CAST_FWD_BYTES = 2.0
 FP8_CAST_BWD_BYTES = 4.0
 
+# FP8 current scaling (Transformer Engine's Float8CurrentScaling; Megatron-Bridge's FP8-CS
+# recipes) needs a tensor's amax before its cast: Float8CurrentScalingQuantizer::quantize_impl
+# runs nvte_compute_amax (one more read of the bf16 tensor) before the cast. The norms
+# cannot write FP8 themselves (pytorch/csrc/extensions/normalization.cpp: force_unfused_kernel
+# unless the quantizer is delayed scaling's): the bf16 norm output is read for the amax and
+# again for the cast, 4 B per element more than the fused kernel. The activation computes its
+# amax as it writes the bf16 output (activation.cpp FUSED_ACTIVATION_AMAX_FP8), and is read
+# again for the cast: 2 B. The attention output, cast by the linear layer under either
+# recipe, adds its amax read: 2 B. Backward, each GEMM output's gradient: its amax read, 2 B.
+FP8_CS_NORM_BYTES = 4.0
+FP8_CS_ACT_BYTES = 2.0
+FP8_CS_OUT_BYTES = 2.0
+FP8_CS_BWD_BYTES = 2.0
+
 # A flash-attention wrapper that removes padding before the kernel and restores it after
 # (flash-attn's bert_padding, as llm-foundry's flash_attn_fn calls it: unpad_input on q, k
 # and v, pad_input on the output) moves each element of those tensors this many times over
