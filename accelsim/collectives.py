@@ -6,7 +6,8 @@ bandwidth in bytes/s, ``alpha`` the per-step latency in seconds.
 
 Ring formulas (Thakur, Rabenseifner & Gropp 2005; NCCL's "bus bandwidth" notes):
   all-reduce      2 (n-1)/n * M/bw + 2 (n-1) alpha
-  reduce-scatter  (n-1)/n * M/bw + (n-1) alpha      (all-gather the same)
+  reduce-scatter  (n-1)/n * M/bw + (n-1) alpha      (all-gather the same; alpha per step
+                  inside or across the scale-up domains: :func:`ring_latency`)
   all-to-all      (n-1)/n * M/bw + (n-1) alpha      (M = bytes each rank sends in all)
   point-to-point  M/bw + alpha
 Tree all-reduce (double binary tree) moves the same bytes with 2 log2(n) latency steps.
@@ -68,6 +69,18 @@ def reduce_scatter(M: ArrayLike, n: ArrayLike, bw: ArrayLike, alpha: ArrayLike) 
 
 
 all_gather = reduce_scatter
+
+
+def ring_latency(n: ArrayLike, per_domain: ArrayLike, alpha_in: ArrayLike,
+                 alpha_out: ArrayLike) -> Arr:
+    """Latency of a ring all-gather or reduce-scatter over ``n`` ranks, ``per_domain`` of
+    them on each scale-up domain: of its n - 1 steps, k - 1 cross between the k domains and
+    n - k stay inside (NCCL's tuning model, src/graph/tuning.cc: nsteps = nRanks - 1,
+    nInterSteps = nNodes - 1)."""
+    n = xp.asarray(n, dtype=float)
+    g = xp.clip(xp.asarray(per_domain, dtype=float), 1.0, xp.maximum(n, 1.0))
+    k = xp.ceil(n / g)
+    return xp.where(k > 1, (n - k) * alpha_in + (k - 1) * alpha_out, _steps(n) * alpha_in)
 
 
 def all_to_all(M: ArrayLike, n: ArrayLike, bw: ArrayLike, alpha: ArrayLike) -> Arr:

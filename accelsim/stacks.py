@@ -118,6 +118,12 @@ class StackKernels(Strict):
     the GPU idle until the CPU has issued it (PyTorch FSDP1 with ``limit_all_gathers``). Paid
     per layer and micro-batch for each all-gather: ZeRO-3 two (forward, backward), ZeRO-2 one
     (the forward's; FSDP's SHARD_GRAD_OP reshards after the backward). Not given: 0."""
+    attention_host_syncs: NonNegative | None = None
+    """Host-device synchronisations in each forward of its flash-attention wrapper (a
+    ``.item()`` or a ``torch.nonzero`` of a CUDA tensor): the host waits for the GPU's queue to
+    drain, then the GPU waits for the host to queue the next kernels, ``unit_gap_us`` each
+    (the stack's measured gap between a host synchronisation and its next launch). Paid per
+    layer in every forward, the recomputed one included. Not given: 0."""
 
 
 class StackOverlaps(Strict):
@@ -144,6 +150,11 @@ class StackOverlaps(Strict):
     """Pipeline sends split over the tensor-parallel ranks and all-gathered on arrival
     (Narayanan et al. 2021 section 4.1: 1/t of the bytes on the inter-node link); false:
     every TP rank sends the whole activation. Not given: true."""
+    unit_ring: Feature | None = None
+    """Its ZeRO/FSDP all-gathers and reduce-scatters run per unit (one per layer and pass),
+    each a ring over the data-parallel ranks (NCCL's only algorithm for them before 2.23):
+    each pays the ring's latency, n - k steps inside the scale-up domains and k - 1 across
+    them (k domains), where the aggregated collective pays one. Not given: false."""
 
 
 class StackAllReduce(Strict):
@@ -325,21 +336,23 @@ def kernel_factors(stack: StackProfile | None) -> dict[str, float]:
     ``stack_attn_bwd`` (flash attention's forward and backward factors), ``stack_fa2`` (1:
     the factors are relative to FlashAttention-2's rates on the device), ``stack_gemm8``
     (8-bit linear GEMMs' factor), ``stack_unpad`` (1: attention's padding copies),
-    ``fp8_cs`` (1: FP8 current scaling's amax passes),
-    ``pp_scatter``
-    (1: pipeline sends scattered over the TP ranks), ``stream_k``, ``tp_async`` (1: Megatron's
-    asynchronous TP backward), ``cp_allgather`` (1: K/V all-gathered, exposed) and
-    ``unit_gap_s`` (seconds idle at each FSDP unit's all-gather) and ``unit_grad_bytes``
-    (bytes per parameter of each unit's gradient hook per micro-batch, :class:`StackKernels`)."""
+    ``fp8_cs`` (1: FP8 current scaling's amax passes), ``pp_scatter`` (1: pipeline sends
+    scattered over the TP ranks), ``stream_k``, ``tp_async`` (1: Megatron's asynchronous TP
+    backward), ``cp_allgather`` (1: K/V all-gathered, exposed), ``unit_gap_s`` (seconds idle
+    at each FSDP unit's all-gather), ``unit_grad_bytes`` (bytes per parameter of each unit's
+    gradient hook per micro-batch), ``attn_syncs`` (host synchronisations per attention
+    forward, :class:`StackKernels`) and ``unit_ring`` (1: per-unit ring all-gathers and
+    reduce-scatters, :class:`StackOverlaps`)."""
     if stack is None:
         return {"stack_gemm": 1.0, "stack_attn": 1.0, "stack_attn_bwd": 1.0, "stack_fa2": 0.0,
                 "stack_gemm8": 1.0, "stack_unpad": 0.0, "fp8_cs": 0.0, "pp_scatter": 1.0,
                 "stream_k": 0.0, "tp_async": 0.0, "cp_allgather": 0.0, "unit_gap_s": 0.0,
-                "unit_grad_bytes": 0.0}
+                "unit_grad_bytes": 0.0, "attn_syncs": 0.0, "unit_ring": 0.0}
     ov = stack.overlaps
     sg = ov.pp_scatter_gather if ov else None
     ta = ov.tp_bwd_async if ov else None
     ring = ov.cp_kv_ring if ov else None
+    unit = ov.unit_ring if ov else None
     k = stack.kernels
     g8 = k.gemm_8bit
     return {"stack_gemm": k.gemm.value, "stack_attn": k.attention.value,
@@ -355,7 +368,10 @@ def kernel_factors(stack: StackProfile | None) -> dict[str, float]:
             "unit_gap_s": (stack.kernels.unit_gap_us.value * units.US
                            if stack.kernels.unit_gap_us is not None else 0.0),
             "unit_grad_bytes": (k.unit_grad_bytes.value if k.unit_grad_bytes is not None
-                                else 0.0)}
+                                else 0.0),
+            "attn_syncs": (k.attention_host_syncs.value if k.attention_host_syncs is not None
+                           else 0.0),
+            "unit_ring": float(unit is not None and unit.value)}
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,8 @@ def test_default_stack_by_vendor():
                                            "fp8_cs": 0.0, "pp_scatter": 1.0, "stream_k": 0.0,
                                            "tp_async": 0.0,
                                            "cp_allgather": 0.0, "unit_gap_s": 0.0,
-                                           "unit_grad_bytes": 0.0}
+                                           "unit_grad_bytes": 0.0, "attn_syncs": 0.0,
+                                           "unit_ring": 0.0}
     assert stacks.kernel_factors(stacks.load_stack("deepspeed"))["pp_scatter"] == 0.0
 
 
@@ -303,3 +304,75 @@ def test_fsdp_gradient_hook_copies_are_paid_per_micro_batch(zero, paid):
     want = 2 * params * 18.0 / (spec.memory_bw_Bps * spec.eff_memory)
     assert extra == pytest.approx(want if paid else 0.0, rel=1e-6, abs=1e-12)
     assert stacks.kernel_factors(stacks.load_stack("llm-foundry"))["unit_grad_bytes"] == 18.0
+
+
+@pytest.mark.parametrize(("recompute", "forwards"), [("none", 1), ("full", 2)])
+def test_attention_host_syncs_idle_the_gpu_per_layer_and_forward(recompute, forwards):
+    """A stack whose flash-attention wrapper synchronises the host (``attention_host_syncs``:
+    llm-foundry's flash_attn_fn, three unpad_input calls of a torch.nonzero and an .item()
+    each) idles the GPU its ``unit_gap_us`` at each: L layers x m micro-batches x syncs x gap
+    per forward, twice with full recomputation (the recomputed forward runs the wrapper
+    again), on the one job as on the batch API; nothing with unfused attention, and the
+    Triton stack has none."""
+    from accelsim.training.perf import estimate_arrays, job_row
+
+    spec = load_device("h100-sxm").spec
+    par = {"tp": 1, "pp": 1, "dp": 8, "micro_batch": 1, "zero": 3, "recompute": recompute}
+    gap, n = 235e-6, 6.0
+
+    def extra(attention="flash"):
+        job = _job(parallelism=par, attention=attention)  # m = 2 micro-batches
+        rows = [job_row(job, spec, {"unit_gap_s": gap, "attn_syncs": k}) for k in (0.0, n)]
+        scalar = [float(estimate_arrays(r).columns["step_time_s"]) for r in rows]
+        batch = estimate_arrays({k: np.array([r[k] for r in rows]) for k in rows[0]})
+        steps = batch.columns["step_time_s"]
+        assert float(steps[1] - steps[0]) == pytest.approx(scalar[1] - scalar[0], rel=1e-9)
+        return scalar[1] - scalar[0]
+
+    assert extra() == pytest.approx(MODEL["layers"] * 2 * n * gap * forwards, rel=1e-6)
+    assert extra("unfused") == pytest.approx(0.0, abs=1e-12)
+    flash2 = stacks.kernel_factors(stacks.load_stack("llm-foundry-flash2"))
+    assert flash2["attn_syncs"] == 6.0 and flash2["unit_gap_s"] == pytest.approx(gap)
+    assert stacks.kernel_factors(stacks.load_stack("llm-foundry"))["attn_syncs"] == 0.0
+
+
+def test_unit_ring_pays_nccls_ring_latency_per_layer_collective():
+    """A stack whose FSDP all-gathers and reduce-scatters per unit on NCCL's ring
+    (``overlaps.unit_ring``) pays, per step, L rings' latency for each: (D - k) a_in +
+    (k - 1) a_out over the k domains the D ranks span (NCCL's tuning model: n - 1 steps,
+    nNodes - 1 across), on top of the bandwidth; without it the one aggregated collective
+    pays far less."""
+    from accelsim import collectives as coll
+    from accelsim.training.perf import job_row
+    from accelsim.training.perf.columns import inputs
+    from accelsim.training.perf.layer import dense_layer, micro
+    from accelsim.training.perf.moe import moe_layer
+    from accelsim.training.perf.step import data_parallel, rank_params, stages
+
+    assert coll.ring_latency(512.0, 8.0, 5e-6, 10e-6) == pytest.approx(448 * 5e-6 + 63 * 10e-6)
+    assert coll.ring_latency(128.0, 8.0, 3.4e-6, 14e-6) == pytest.approx(112 * 3.4e-6
+                                                                         + 15 * 14e-6)
+    assert coll.ring_latency(8.0, 8.0, 5e-6, 10e-6) == pytest.approx(7 * 5e-6)
+    assert coll.ring_latency(1.0, 8.0, 5e-6, 10e-6) == 0.0
+    spec = load_device("h100-sxm").spec
+    par = {"tp": 1, "pp": 1, "dp": 64, "micro_batch": 1, "zero": 3}
+    job = TrainJob(device="h100-sxm", model=MODEL, global_batch=64,
+                   parallelism=Parallelism(**par))
+    row = job_row(job, spec, {"unit_ring": 1.0})
+
+    def dp_of(r):
+        f = inputs(r)
+        u = micro(f)
+        ly = dense_layer(f, u)
+        st = stages(f, u, ly, moe_layer(f, u, ly))
+        return data_parallel(f, u, st, rank_params(f, u, st))
+
+    quiet = {"scaleup_latency_s": 0.0, "scaleout_latency_s": 0.0}
+    ring = 56 * row["scaleup_latency_s"] + 7 * row["scaleout_latency_s"]  # 64 ranks, 8 nodes
+    on, on_bw = dp_of(row), dp_of({**row, **quiet})
+    assert on.rs_s - on_bw.rs_s == pytest.approx(MODEL["layers"] * ring, rel=1e-9)
+    assert on.ag_s - on_bw.ag_s == pytest.approx(MODEL["layers"] * ring, rel=1e-9)
+    off, off_bw = dp_of({**row, "unit_ring": 0.0}), dp_of({**row, "unit_ring": 0.0, **quiet})
+    assert off.rs_s - off_bw.rs_s < MODEL["layers"] * ring / 10
+    for name, want in (("llm-foundry", 1.0), ("llm-foundry-flash2", 1.0), ("torchtitan", 0.0)):
+        assert stacks.kernel_factors(stacks.load_stack(name))["unit_ring"] == want

@@ -51,8 +51,11 @@ INPUT_COLUMNS = MODEL_COLUMNS + LAYOUT_COLUMNS + DEVICE_COLUMNS + JOB_COLUMNS
 # asynchronous TP backward (tp_async; 0: every backward collective exposed) and all-gather
 # context parallelism (cp_allgather; 0: the K/V ring overlapped with attention), the GPU-idle
 # time at each FSDP unit's all-gather (unit_gap_s; 0: none) and the bytes per parameter its
-# gradient hook moves per micro-batch (unit_grad_bytes; 0: none); the stack's memory
-# terms (mem_*: :mod:`accelsim.stack_memory`, Megatron-Core's by default).
+# gradient hook moves per micro-batch (unit_grad_bytes; 0: none), the host synchronisations
+# of its flash-attention wrapper per forward (attn_syncs, unit_gap_s each; 0: none), whether
+# its ZeRO all-gathers and reduce-scatters are per-unit rings (unit_ring; 0: one aggregated
+# collective's latency); the stack's memory terms (mem_*: :mod:`accelsim.stack_memory`,
+# Megatron-Core's by default).
 OPTIONAL_COLUMNS = {"pp_first_layers": 0.0, "pp_last_layers": 0.0, "dropout": 1.0,
                     "fp8": 0.0, "overlap_tp": 0.0, "overlap_ep": 0.0, "dualpipe": 0.0,
                     "moe_max_nodes": 0.0, "mtp": 0.0, "mla_q_rank": 0.0, "mla_kv_rank": 0.0,
@@ -66,7 +69,7 @@ OPTIONAL_COLUMNS = {"pp_first_layers": 0.0, "pp_last_layers": 0.0, "dropout": 1.
                     "stack_fa2": 0.0, "stack_gemm8": 1.0, "stack_unpad": 0.0, "fp8_cs": 0.0,
                     "pp_scatter": 1.0,
                     "stream_k": 0.0, "tp_async": 0.0, "cp_allgather": 0.0, "unit_gap_s": 0.0,
-                    "unit_grad_bytes": 0.0,
+                    "unit_grad_bytes": 0.0, "attn_syncs": 0.0, "unit_ring": 0.0,
                     **STACK_MEMORY_DEFAULTS}
 # Peak of the operators that stay at the activation precision (attention core, LM head,
 # router); absent: peak_flops (every operator at one precision).

@@ -20,6 +20,10 @@ communication around them (forward and backward).
                 cast/transpose traffic (recipes.FP8_CAST_*; with current scaling the
                 amax reads and unfused casts, recipes.FP8_CS_*); a stack's attention padding
                 copies (recipes.UNPAD_PASSES_*)
+  launches      KERNELS_PER_LAYER per forward (twice that backward) at the device's kernel
+                overhead; a stack whose flash-attention wrapper synchronises the host
+                (``attn_syncs`` per forward: ``.item()``, ``torch.nonzero``) idles the GPU
+                ``unit_gap_s`` at each, in every forward (the recomputed one too)
   TP            sequence parallel: 2 all-gathers + 2 reduce-scatters of T h e per pass, else
                 2 all-reduces; with TP overlap (userbuffers) 1/t of it exposed, the GEMMs run
                 as t chunks each (t - 1 more ramp-ups); with Megatron's asynchronous
@@ -305,6 +309,9 @@ def dense_layer(f: dict[str, Any], u: Micro) -> Layer:
     t_ew_f = t_ew + t_cast_f + t_unpad_f
     t_ew_b = 2 * t_ew + t_cast_b + t_unpad_b
     kern = f["kernel_overhead_s"]
+    # a stack whose flash-attention wrapper synchronises the host with the GPU (attn_syncs
+    # per forward): the GPU idles unit_gap_s at each, until the host queues the next kernels
+    t_sync_f = f["attn_syncs"] * flash * f["unit_gap_s"]
 
     # --- tensor-parallel communication (overlap: t chunks pipeline with the GEMMs, one
     # chunk exposed, the rest hidden with the overlap tax, t - 1 more GEMM ramp-ups each)
@@ -359,6 +366,6 @@ def dense_layer(f: dict[str, Any], u: Micro) -> Layer:
         F_qkv=F_qkv, F_out=F_out, F_up=F_up, F_down=F_down, F_attn=F_attn, n_qkv=n_qkv,
         S_bytes=S_bytes, M_tp=M_tp, t_qkv=t_qkv, t_out=t_out, t_up=t_up, t_down=t_down,
         t_gemm_f=t_gemm_f, t_gemm_b=t_gemm_b, t_att_f=t_att_f, t_att_b=t_att_b, ew_f=ew_f,
-        t_ew_f=t_ew_f, t_ew_b=t_ew_b, t_launch_f=KERNELS_PER_LAYER * kern,
+        t_ew_f=t_ew_f, t_ew_b=t_ew_b, t_launch_f=KERNELS_PER_LAYER * kern + t_sync_f,
         t_launch_b=2 * KERNELS_PER_LAYER * kern, t_tp_once=t_tp_once, t_tp_f=t_tp_f,
         t_tp_b=t_tp_b, t_cp_f=t_cp_f, t_cp_b=t_cp_b)

@@ -19,6 +19,9 @@ gradient reduction and the optimizer.
               gradients, dense and expert groups apart, on the links they span; released
               per chunk in the cooldown and overlapped with the backward (Megatron's
               overlap_grad_reduce / overlap_param_gather); ZeRO-3 gathers weights every pass;
+              a stack whose FSDP runs them per unit (``unit_ring``) pays a ring's latency
+              for each layer's all-gather and reduce-scatter, (D - k) a_in + (k - 1) a_out
+              over k domains (NCCL's ring, its only algorithm for them before 2.23);
               a stack whose FSDP rate limiter syncs the CPU per unit (``unit_gap_s``) idles
               the GPU that long at each layer's all-gather: 2 per micro-batch with ZeRO-3
               (forward, backward), 1 with ZeRO-2 (the forward's); its gradient hook's
@@ -240,6 +243,8 @@ class DataParallel:
     D: Any  # dense gradient group: dp x cp ranks
     De: Any  # expert gradient group: D / ep
     copies: Any  # parameter copies per rank (DualPipe: 2)
+    rs_s: Any  # a step's gradient reduce-scatter (ZeRO), before any overlap
+    ag_s: Any  # a step's parameter all-gather (ZeRO), before any overlap
     exposed_s: Any  # gradient reduction (and parameter gather) not hidden
     zero3_s: Any  # ZeRO-3's per-pass weight gathers (and the stack's FSDP unit gaps)
     optimizer_s: Any
@@ -264,6 +269,20 @@ def data_parallel(f: dict[str, Any], u: Micro, st: Stages, pr: RankParams) -> Da
     # ring RS/AG move half of an all-reduce each
     rs = 0.5 * (ar_d + ar_e)
     ag = 0.5 * (ar_d + ar_e) * wb / gb
+    # a stack whose FSDP runs them per unit (unit_ring): each of a stage's L layers' all-gather
+    # and reduce-scatter is a ring over the D ranks (NCCL's only algorithm for them before
+    # 2.23, src/graph/tuning.cc): D - k steps inside the k domains it spans, k - 1 across
+    # (NCCL's nInterSteps), in place of the one aggregated collective's latency
+    unit = f["unit_ring"] > 0
+    if not xp.never(unit):
+        lat = coll.ring_latency(D, xp.floor(dom / t), u.a_in, u.a_out)
+        bw_only = coll.GroupTerms(D, t, dom, 0.0, 0.0)
+        ar_bw = (coll.group_allreduce_terms(copies * pr.dense * gb, bw_only, u.bw_in, u.bw_out)
+                 + coll.group_allreduce_terms(copies * pr.expert * gb, bw_only, u.bw_in,
+                                              u.bw_out))
+        per_unit = st.Ls * lat
+        rs = xp.where(unit, 0.5 * ar_bw + per_unit, rs)
+        ag = xp.where(unit, 0.5 * ar_bw * wb / gb + per_unit, ag)
     # overlap: a chunk's gradients are final after its last backward; in the cooldown the v
     # chunks finish min(m, p) chunk-backwards apart, so their reductions are released `gap`
     # apart and queue on the link; the last one also hides behind its own chunk's backward
@@ -287,4 +306,5 @@ def data_parallel(f: dict[str, Any], u: Micro, st: Stages, pr: RankParams) -> Da
     z3 = z3 + xp.where((D > 1) & (zero >= 2), mem(m * pr.dense * f["unit_grad_bytes"], f), 0.0)
     shard = xp.where(zero >= 1, D, 1.0)
     t_opt = mem(copies * pr.total * OPTIMIZER_BYTES_PER_PARAM / shard, f)
-    return DataParallel(D=D, De=De, copies=copies, exposed_s=out, zero3_s=z3, optimizer_s=t_opt)
+    return DataParallel(D=D, De=De, copies=copies, rs_s=rs, ag_s=ag, exposed_s=out, zero3_s=z3,
+                        optimizer_s=t_opt)
