@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -220,19 +221,36 @@ def _most_servers(p: MixProblem, d: int) -> float:
     return float(min(cap, np.floor(p.total_usd / (p.capex[d] * p.server))))
 
 
+_QUIET = threading.Lock()  # guards the redirection below, shared by the solving threads
+_quiet: list[int] = []  # the saved stdout descriptor while any thread is inside, and a count
+
+
 @contextmanager
 def quiet_solver() -> Iterator[None]:
     """Silence what the HiGHS library writes to the process's stdout (some versions print
-    debug lines from C), which would corrupt ``--json`` output."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    with open(os.devnull, "w") as null:
-        os.dup2(null.fileno(), 1)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 1)
-            os.close(saved)
+    debug lines from C), which would corrupt ``--json`` output. File descriptor 1 belongs
+    to the whole process, so threads solving at once share one redirection: the first in
+    saves stdout, the last out restores it (each saving and restoring its own would leave
+    the process's stdout on /dev/null when their blocks overlap: the second saved the
+    first's /dev/null)."""
+    with _QUIET:
+        if not _quiet:
+            sys.stdout.flush()
+            saved = os.dup(1)
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, 1)
+            os.close(null)
+            _quiet[:] = [saved, 0]
+        _quiet[1] += 1
+    try:
+        yield
+    finally:
+        with _QUIET:
+            _quiet[1] -= 1
+            if not _quiet[1]:
+                os.dup2(_quiet[0], 1)
+                os.close(_quiet[0])
+                _quiet.clear()
 
 
 # Seconds the MILP may take; past it the best mix found so far is returned, said unproven.
@@ -427,11 +445,18 @@ def solve(p: MixProblem, marginals: bool = True) -> dict[str, Any]:
     served = np.minimum(1.0, cap / p.demand)
     tco_y = float(col.tco.sum(axis=0) @ xc)
     objective = float(served.mean()) if p.objective == "served_demand" else tco_y
-    for bnd in binding:
-        rhs_i = bnd.pop("_rhs")
-        if marginals:
-            bnd.update(_marginal(p, {"objective": objective}, bnd["constraint"], rhs_i,
-                                 bnd["per"]))
+    rhs = [bnd.pop("_rhs") for bnd in binding]
+    if marginals and binding:
+        # one re-solve per binding rule, independent of each other: HiGHS releases the GIL,
+        # so two threads run them on both cores (the same answers, in the rules' order)
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(2, len(binding))) as ex:
+            got = list(ex.map(lambda b, r: _marginal(p, {"objective": objective},
+                                                     b["constraint"], r, b["per"]),
+                              binding, rhs))
+        for bnd, m in zip(binding, got, strict=True):
+            bnd.update(m)
             bnd["marginal_per"] = MARGINAL_UNITS.get(bnd["per"], (1.0, bnd["per"]))[1]
     return {
         "objective_kind": p.objective,

@@ -145,3 +145,55 @@ def test_a_time_limit_is_reported_not_hidden(monkeypatch):
     monkeypatch.setattr(m, "TIME_LIMIT_S", 0.05)
     res = m.solve(p, marginals=False)
     assert res["proven_optimal"] is False and "time limit" in res["solver"].lower()
+
+
+def test_quiet_solver_restores_stdout_when_threads_overlap():
+    """Two threads silencing the solver at once (the marginal re-solves): the second in
+    must not save the first's /dev/null as 'stdout' and put it back last (a study's output
+    was lost that way, with exit code 0)."""
+    import os
+    import threading
+
+    from accelsim.optimize.milp import quiet_solver
+
+    def ident(st: os.stat_result) -> tuple[int, int]:
+        return st.st_dev, st.st_ino
+
+    before, null = ident(os.fstat(1)), ident(os.stat(os.devnull))
+    inside, first_out = threading.Barrier(2), threading.Event()
+    seen: list[tuple[int, int]] = []
+
+    def first() -> None:
+        with quiet_solver():
+            inside.wait()
+            seen.append(ident(os.fstat(1)))
+        first_out.set()
+
+    def second() -> None:
+        with quiet_solver():
+            inside.wait()
+            first_out.wait()  # leaves after the first
+            seen.append(ident(os.fstat(1)))
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert seen == [null, null]  # silenced while either is inside
+    assert ident(os.fstat(1)) == before
+
+
+def test_marginals_on_threads_equal_the_serial_re_solves():
+    import accelsim.optimize.milp as m
+
+    p = small(pool_a=0.3e6, total=0.6e6, power=60e3)
+    res = solve(p)
+    assert len(res["binding_constraints"]) >= 2  # more than one re-solve, run at once
+    objective = {"objective": res["objective"]}
+    _, rhs, names, _ = m._rows(p)
+    rhs_of = {name: float(r) for (name, _), r in zip(names, rhs, strict=True)}
+    for b in res["binding_constraints"]:
+        assert b["marginal"] == m._marginal(p, objective, b["constraint"],
+                                         rhs_of[b["constraint"]], b["per"])[
+            "marginal"]
