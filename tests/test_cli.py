@@ -155,6 +155,16 @@ def test_serve_llm_on_a_small_job_imports_no_heavy_library():
     assert _imported(["serve-llm", job], (*HEAVY, "jinja2")) == []
 
 
+def test_a_fleet_command_leaves_numba_to_its_worker_processes(monkeypatch):
+    from tests.conftest import CONFIGS
+
+    # the compiled simulators run in the workers; the evaluations they hand back (or the
+    # cache holds) unpickle here without loading numba (0.1 s on a cold run's critical path)
+    monkeypatch.setenv("ACCELSIM_WORKERS", "2")
+    assert _imported(["optimize", str(CONFIGS / "fleet.yaml"), "--json"],
+                     ("numba", "llvmlite")) == []
+
+
 def test_output_to_a_full_disk_or_a_closed_pipe_is_not_a_traceback():
     import subprocess
     import sys
