@@ -299,15 +299,34 @@ def _relaxed(p: MixProblem, name: str, step: float) -> MixProblem | None:
     return None
 
 
-def _marginal(p: MixProblem, base: dict[str, float], name: str, rhs: float, unit: str
-              ) -> dict[str, float | None]:
+def _keeps_all_served(p: MixProblem, name: str, unit: str, served: np.ndarray,
+                      cap: np.ndarray) -> bool:
+    """Whether loosening the binding rule ``name`` (as :func:`_marginal` does) provably
+    leaves a served_demand optimum at its maximum, every workload served: the mix found
+    (servers ``n``, ``s = 1``) stays feasible, so the re-solved optimum is 1 again and the
+    marginal value 0 (to the TCO stage's :data:`SERVED_TOL`, which :func:`_marginal` reads
+    as no change). A budget, supply, power or type limit loosened only widens the feasible
+    set; a demand grown by :data:`MARGINAL_STEP` keeps ``s_w = 1`` feasible where the mix's
+    capacity (its scarcest demand row, ``cap``) already covers the larger demand."""
+    if p.objective != "served_demand" or not np.all(served == 1.0):
+        return False
+    if unit != "fraction of demand":
+        return True
+    w = p.workloads.index(name.removeprefix("demand ").split("[")[0])
+    return bool(cap[w] >= p.demand[w] * (1 + MARGINAL_STEP) * (1 + 1e-9))
+
+
+def _marginal(p: MixProblem, base: dict[str, float], name: str, rhs: float, unit: str,
+              all_served: bool = False) -> dict[str, float | None]:
     """Objective change per unit of the constraint (USD/yr of TCO for min_cost, served
     fraction for served_demand), by re-solving the MILP with the constraint loosened by
     :data:`MARGINAL_STEP` of its right-hand side (at least ten servers of a supply cap):
     the LP dual of an integer programme is often degenerate (0 or 1e-16 although the
     constraint binds). 0 means loosening it does not improve the objective (a served-demand
     objective already at 1: only its TCO tie-breaker moves, which the solver's gap does not
-    resolve). Reported per the unit's scale (:data:`MARGINAL_UNITS`)."""
+    resolve). Reported per the unit's scale (:data:`MARGINAL_UNITS`). ``all_served``: the
+    re-solve is known to keep every workload served (:func:`_keeps_all_served`), so the
+    value is 0 without it."""
     frac = unit == "fraction of demand"
     if frac:
         step = MARGINAL_STEP
@@ -320,6 +339,8 @@ def _marginal(p: MixProblem, base: dict[str, float], name: str, rhs: float, unit
     q = _relaxed(p, name, step)
     if q is None:
         return {"marginal": None}
+    if all_served:
+        return {"marginal": 0.0}
     try:
         other = solve(q, marginals=False)
     except AccelsimError:
@@ -447,14 +468,16 @@ def solve(p: MixProblem, marginals: bool = True) -> dict[str, Any]:
     objective = float(served.mean()) if p.objective == "served_demand" else tco_y
     rhs = [bnd.pop("_rhs") for bnd in binding]
     if marginals and binding:
-        # one re-solve per binding rule, independent of each other: HiGHS releases the GIL,
-        # so two threads run them on both cores (the same answers, in the rules' order)
+        # one re-solve per binding rule (but those known to keep every workload served),
+        # independent of each other: HiGHS releases the GIL, so two threads run them on
+        # both cores (the same answers, in the rules' order)
         from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(min(2, len(binding))) as ex:
-            got = list(ex.map(lambda b, r: _marginal(p, {"objective": objective},
-                                                     b["constraint"], r, b["per"]),
-                              binding, rhs))
+        kept = [_keeps_all_served(p, b["constraint"], b["per"], served, cap) for b in binding]
+        with ThreadPoolExecutor(min(2, len(binding) - sum(kept)) or 1) as ex:
+            got = list(ex.map(lambda b, r, k: _marginal(p, {"objective": objective},
+                                                        b["constraint"], r, b["per"], k),
+                              binding, rhs, kept))
         for bnd, m in zip(binding, got, strict=True):
             bnd.update(m)
             bnd["marginal_per"] = MARGINAL_UNITS.get(bnd["per"], (1.0, bnd["per"]))[1]

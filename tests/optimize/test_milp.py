@@ -184,16 +184,24 @@ def test_quiet_solver_restores_stdout_when_threads_overlap():
     assert ident(os.fstat(1)) == before
 
 
-def test_marginals_on_threads_equal_the_serial_re_solves():
+def test_marginals_known_without_re_solving_equal_the_re_solves():
+    """solve's marginal values (re-solved on two threads, or known to be 0 where every
+    workload stays served) equal one re-solve per binding rule, in this thread."""
     import accelsim.optimize.milp as m
 
-    p = small(pool_a=0.3e6, total=0.6e6, power=60e3)
-    res = solve(p)
-    assert len(res["binding_constraints"]) >= 2  # more than one re-solve, run at once
-    objective = {"objective": res["objective"]}
-    _, rhs, names, _ = m._rows(p)
-    rhs_of = {name: float(r) for (name, _), r in zip(names, rhs, strict=True)}
-    for b in res["binding_constraints"]:
-        assert b["marginal"] == m._marginal(p, objective, b["constraint"],
-                                         rhs_of[b["constraint"]], b["per"])[
-            "marginal"]
+    all_served = small(pool_a=0.3e6, total=0.45e6, demand=(100.0, 30.0))
+    short = small(pool_a=0.3e6, total=0.6e6, power=60e3)  # some demand unserved
+    for p, known in ((all_served, True), (short, False)):
+        res = solve(p)
+        assert len(res["binding_constraints"]) >= 3
+        assert (res["objective"] == 1.0) is known
+        _, rhs, names, _ = m._rows(p)
+        rhs_of = {name: float(r) for (name, _), r in zip(names, rhs, strict=True)}
+        cap, served = np.array(list(res["capacity"].values())), np.array(list(
+            res["served_fraction"].values()))
+        for b in res["binding_constraints"]:
+            name = b["constraint"]
+            assert m._keeps_all_served(p, name, b["per"], served, cap) is known
+            again = m._marginal(p, {"objective": res["objective"]}, name, rhs_of[name],
+                                b["per"])
+            assert b["marginal"] == again["marginal"], name
