@@ -341,6 +341,13 @@ def _marginal(p: MixProblem, base: dict[str, float], name: str, rhs: float, unit
         return {"marginal": None}
     if all_served:
         return {"marginal": 0.0}
+    if p.objective == "served_demand" and base["objective"] >= 1 - SERVED_TOL:
+        # every workload served: if the loosened problem's first solve serves everything
+        # too (to its gap), the full re-solve's TCO stage keeps that to SERVED_TOL and
+        # the value is 0 as below; only otherwise is the TCO stage needed
+        most = _most_served(q)
+        if most is not None and most >= 1 - 1e-9:
+            return {"marginal": 0.0}
     try:
         other = solve(q, marginals=False)
     except AccelsimError:
@@ -355,9 +362,25 @@ def _marginal(p: MixProblem, base: dict[str, float], name: str, rhs: float, unit
     return {"marginal": 0.0 if abs(value) < ZERO else value}
 
 
-def solve(p: MixProblem, marginals: bool = True) -> dict[str, Any]:
-    """Solve the MILP and its LP relaxation; report the mix, the binding constraints with
-    their LP duals and finite-difference marginal values (``marginals``)."""
+@dataclass(frozen=True)
+class _Program:
+    """The MILP's arrays: rows ``A x <= b`` (named), the first solve's objective ``c``
+    (served_demand: the served fractions; min_cost: ``cost``), the TCO ``cost`` with its
+    PD tie-breaker, the LP relaxation's ``c_lp``, variable upper bounds and integrality."""
+
+    A: np.ndarray
+    b: np.ndarray
+    names: list[tuple[str, str]]
+    col: Columns
+    c: np.ndarray
+    cost: np.ndarray
+    c_lp: np.ndarray
+    ub: np.ndarray
+    integrality: np.ndarray
+    nsv: int  # served fractions (served_demand), after the integer columns
+
+
+def _program(p: MixProblem) -> _Program:
     D, W = len(p.devices), len(p.workloads)
     R = len(p.demand)
     A, b, names, col = _rows(p)
@@ -392,10 +415,36 @@ def solve(p: MixProblem, marginals: bool = True) -> dict[str, Any]:
     ub[:nc] = np.minimum(ub[:nc], budget_ub)
     ub[nx:nc] = np.minimum(ub[nx:nc], np.floor(supply_ub[nx:] + 1e-9))
     integrality = np.concatenate([np.ones(nc), np.zeros(nsv), np.ones(nl)])
+    return _Program(A, b, names, col, c, cost, c_lp, ub, integrality, nsv)
+
+
+def _first_solve(pr: _Program) -> Any:
+    """The first MILP: the most served demand (served_demand) or the least TCO (min_cost)."""
+    return milp(pr.c, constraints=LinearConstraint(pr.A, -np.inf, pr.b),
+                integrality=pr.integrality, bounds=Bounds(np.zeros(len(pr.ub)), pr.ub),
+                options={"time_limit": TIME_LIMIT_S, "mip_rel_gap": 1e-9})
+
+
+def _most_served(p: MixProblem) -> float | None:
+    """A served_demand problem's most served fraction (mean over workloads), from the first
+    solve alone (None if it has no solution)."""
     with quiet_solver():
-        res = milp(c, constraints=LinearConstraint(A, -np.inf, b), integrality=integrality,
-                   bounds=Bounds(np.zeros(nc + ns), ub),
-                   options={"time_limit": TIME_LIMIT_S, "mip_rel_gap": 1e-9})
+        res = _first_solve(_program(p))
+    return None if res.x is None else float(-res.fun / len(p.demand))
+
+
+def solve(p: MixProblem, marginals: bool = True) -> dict[str, Any]:
+    """Solve the MILP and its LP relaxation; report the mix, the binding constraints with
+    their LP duals and finite-difference marginal values (``marginals``)."""
+    D, W = len(p.devices), len(p.workloads)
+    R = len(p.demand)
+    pr = _program(p)
+    A, b, names, col, cost, c_lp, ub, integrality, nsv = (
+        pr.A, pr.b, pr.names, pr.col, pr.cost, pr.c_lp, pr.ub, pr.integrality, pr.nsv)
+    nx, nc = col.nx, col.n
+    ns = A.shape[1] - nc
+    with quiet_solver():
+        res = _first_solve(pr)
         if res.x is not None and nsv:
             keep = np.zeros(nc + ns)
             keep[nc:nc + nsv] = -1.0

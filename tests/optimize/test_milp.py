@@ -184,24 +184,43 @@ def test_quiet_solver_restores_stdout_when_threads_overlap():
     assert ident(os.fstat(1)) == before
 
 
-def test_marginals_known_without_re_solving_equal_the_re_solves():
-    """solve's marginal values (re-solved on two threads, or known to be 0 where every
-    workload stays served) equal one re-solve per binding rule, in this thread."""
+def test_marginals_known_without_re_solving_equal_the_re_solves(monkeypatch):
+    """solve's marginal values equal one full re-solve per binding rule (in this thread),
+    where they are known without one (every workload served and the mix still feasible
+    loosened), from the loosened problem's first solve alone (it serves everything too) or
+    from full re-solves (on two threads)."""
     import accelsim.optimize.milp as m
 
-    all_served = small(pool_a=0.3e6, total=0.45e6, demand=(100.0, 30.0))
-    short = small(pool_a=0.3e6, total=0.6e6, power=60e3)  # some demand unserved
-    for p, known in ((all_served, True), (short, False)):
+    first_only = []
+    most_served = m._most_served
+
+    def spy(q: MixProblem) -> float | None:
+        first_only.append(most_served(q))
+        return first_only[-1]
+
+    monkeypatch.setattr(m, "_most_served", spy)
+    cases = [  # (problem, every workload served, first solves' most served)
+        (small(total=0.45e6, demand=(80.0, 32.0)), True, [1.0, 1.0]),
+        (small(total=0.3e6, demand=(80.0, 32.0)), True, [pytest.approx(0.99, abs=0.01)] * 2),
+        (small(pool_a=0.3e6, total=0.6e6, power=60e3), False, [])]
+    for p, known, firsts in cases:
+        first_only.clear()
         res = solve(p)
         assert len(res["binding_constraints"]) >= 3
-        assert (res["objective"] == 1.0) is known
+        assert (res["objective"] == 1.0) is known and first_only == firsts
         _, rhs, names, _ = m._rows(p)
         rhs_of = {name: float(r) for (name, _), r in zip(names, rhs, strict=True)}
         cap, served = np.array(list(res["capacity"].values())), np.array(list(
             res["served_fraction"].values()))
-        for b in res["binding_constraints"]:
-            name = b["constraint"]
-            assert m._keeps_all_served(p, name, b["per"], served, cap) is known
-            again = m._marginal(p, {"objective": res["objective"]}, name, rhs_of[name],
-                                b["per"])
-            assert b["marginal"] == again["marginal"], name
+        with monkeypatch.context() as full:
+            full.setattr(m, "_most_served", lambda q: None)
+            for b in res["binding_constraints"]:
+                name = b["constraint"]
+                resource = b["per"] != "fraction of demand"
+                assert m._keeps_all_served(p, name, b["per"], served, cap) is (known and
+                                                                              resource)
+                again = m._marginal(p, {"objective": res["objective"]}, name, rhs_of[name],
+                                    b["per"])
+                assert b["marginal"] == again["marginal"], name
+        if not known:
+            assert any(b["marginal"] for b in res["binding_constraints"])
