@@ -440,7 +440,13 @@ def solve_plan(p: PlanProblem, time_limit_s: float | None = None) -> dict[str, A
         lb = np.append(lb, -np.inf)
         ub_rows = np.append(ub_rows, float(first.fun) + SERVED_TOL)
         names = [*names, ("served floor", "horizon", "served")]
-    res = _milp(c, A, lb, ub_rows, var_ub, ix, time_limit_s)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as beside:
+        # the LP relaxation the binding rules read needs no MILP solution: it runs on
+        # another thread meanwhile (HiGHS releases the GIL)
+        duals = beside.submit(binding_duals, p, ix, c, A, lb, ub_rows)
+        res = _milp(c, A, lb, ub_rows, var_ub, ix, time_limit_s)
     if res.x is None:
         if p.objective == "min_cost" and res.status == 2:  # infeasible: some demand short
             best = solve_plan(replace(p, objective="served_demand"), time_limit_s)
@@ -459,7 +465,7 @@ def solve_plan(p: PlanProblem, time_limit_s: float | None = None) -> dict[str, A
     out["served_fraction_mean"] = float(np.mean([f for q in out["quarters"]
                                                  for f in q["served_fraction"].values()]))
     out["feasible"], out["reason"] = True, None
-    out["binding"] = binding_rules(p, ix, c, A, lb, ub_rows, names, res.x)
+    out["binding"] = binding_rules(p, ix, c, A, lb, ub_rows, names, res.x, duals.result())
     for q in out["quarters"]:
         year = q["quarter"][:4]
         q["binds"] = [b["rule"] for b in out["binding"] if b["when"] in (q["quarter"], year)
@@ -521,20 +527,29 @@ def lp_duals(c: np.ndarray, A: Any, lb: np.ndarray, ub: np.ndarray, var_ub: np.n
     return np.asarray(lp.ineqlin.marginals) * sign
 
 
-def binding_rules(p: PlanProblem, ix: Index, c: np.ndarray, A: Any, lb: np.ndarray,
-                  ub: np.ndarray, names: list[tuple[str, str, str]], x: np.ndarray
-                  ) -> list[dict[str, Any]]:
-    """Every rule the plan runs into, with its marginal value: a limit with less than one
-    server's worth left or a nonzero marginal value (``binds``), a demand partly unserved
-    (``short``). ``marginal_usd``
-    is the present cost the objective would save per unit of the limit loosened (per
-    1 % more demand: what it would cost), from the LP relaxation's duals; an absolute
-    value below :data:`ZERO` in the reported unit is 0."""
+def binding_duals(p: PlanProblem, ix: Index, c: np.ndarray, A: Any, lb: np.ndarray,
+                  ub: np.ndarray) -> np.ndarray:
+    """:func:`lp_duals` of the plan's LP relaxation with the rows, not the servers' and PD
+    lots' bounds, binding (what :func:`binding_rules` reads)."""
     var_ub = bounds(p, ix)
     var_ub[:ix.nx] = np.where(var_ub[:ix.nx] > 0, np.inf, 0.0)  # rows, not bounds, bind
     lots = slice(ix.v(0, 0), ix.v(0, 0) + ix.nv)  # PD lots: their deliveries rows too
     var_ub[lots] = np.where(var_ub[lots] > 0, np.inf, 0.0)
-    duals = lp_duals(c, A, lb, ub, var_ub)
+    return lp_duals(c, A, lb, ub, var_ub)
+
+
+def binding_rules(p: PlanProblem, ix: Index, c: np.ndarray, A: Any, lb: np.ndarray,
+                  ub: np.ndarray, names: list[tuple[str, str, str]], x: np.ndarray,
+                  duals: np.ndarray | None = None) -> list[dict[str, Any]]:
+    """Every rule the plan runs into, with its marginal value: a limit with less than one
+    server's worth left or a nonzero marginal value (``binds``), a demand partly unserved
+    (``short``). ``marginal_usd``
+    is the present cost the objective would save per unit of the limit loosened (per
+    1 % more demand: what it would cost), from the LP relaxation's duals
+    (:func:`binding_duals`, unless given); an absolute value below :data:`ZERO` in the
+    reported unit is 0."""
+    if duals is None:
+        duals = binding_duals(p, ix, c, A, lb, ub)
     xi = np.concatenate([np.round(x[:ix.nx]), x[ix.nx:]])
     lhs = A @ xi
     # per row: its largest coefficient on servers (one server's worth), and the W its
