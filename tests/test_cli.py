@@ -155,6 +155,38 @@ def test_serve_llm_on_a_small_job_imports_no_heavy_library():
     assert _imported(["serve-llm", job], (*HEAVY, "jinja2")) == []
 
 
+def test_a_fleet_command_leaves_numba_to_its_worker_processes(monkeypatch):
+    from tests.conftest import CONFIGS
+
+    # the compiled simulators run in the workers; the evaluations they hand back (or the
+    # cache holds) unpickle here without loading numba (0.1 s on a cold run's critical path)
+    monkeypatch.setenv("ACCELSIM_WORKERS", "2")
+    assert _imported(["optimize", str(CONFIGS / "fleet.yaml"), "--json"],
+                     ("numba", "llvmlite")) == []
+
+
+def test_exit_now_runs_the_exit_handlers_flushes_and_keeps_the_code():
+    import subprocess
+    import sys
+
+    def run(body: str) -> subprocess.CompletedProcess[str]:
+        code = ("import atexit, sys, threading, time\n"
+                "from accelsim.entry import exit_now\n"
+                "atexit.register(lambda: print('handler ran'))\n"
+                "sys.stdout.write('buffered ')\n" + body)
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+
+    r = run("exit_now(3)")
+    assert (r.returncode, r.stdout, r.stderr) == (3, "buffered handler ran\n", "")
+    r = run("exit_now('no such file')")
+    assert (r.returncode, r.stdout, r.stderr) == (1, "buffered handler ran\n",
+                                                  "no such file\n")
+    # a thread still running: the ordinary exit, which waits for it
+    r = run("threading.Thread(target=lambda: (time.sleep(0.2), print('thread'))).start()\n"
+            "exit_now(None)")
+    assert (r.returncode, r.stdout) == (0, "buffered thread\nhandler ran\n")
+
+
 def test_output_to_a_full_disk_or_a_closed_pipe_is_not_a_traceback():
     import subprocess
     import sys

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -220,19 +221,36 @@ def _most_servers(p: MixProblem, d: int) -> float:
     return float(min(cap, np.floor(p.total_usd / (p.capex[d] * p.server))))
 
 
+_QUIET = threading.Lock()  # guards the redirection below, shared by the solving threads
+_quiet: list[int] = []  # the saved stdout descriptor while any thread is inside, and a count
+
+
 @contextmanager
 def quiet_solver() -> Iterator[None]:
     """Silence what the HiGHS library writes to the process's stdout (some versions print
-    debug lines from C), which would corrupt ``--json`` output."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    with open(os.devnull, "w") as null:
-        os.dup2(null.fileno(), 1)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 1)
-            os.close(saved)
+    debug lines from C), which would corrupt ``--json`` output. File descriptor 1 belongs
+    to the whole process, so threads solving at once share one redirection: the first in
+    saves stdout, the last out restores it (each saving and restoring its own would leave
+    the process's stdout on /dev/null when their blocks overlap: the second saved the
+    first's /dev/null)."""
+    with _QUIET:
+        if not _quiet:
+            sys.stdout.flush()
+            saved = os.dup(1)
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, 1)
+            os.close(null)
+            _quiet[:] = [saved, 0]
+        _quiet[1] += 1
+    try:
+        yield
+    finally:
+        with _QUIET:
+            _quiet[1] -= 1
+            if not _quiet[1]:
+                os.dup2(_quiet[0], 1)
+                os.close(_quiet[0])
+                _quiet.clear()
 
 
 # Seconds the MILP may take; past it the best mix found so far is returned, said unproven.
@@ -281,15 +299,34 @@ def _relaxed(p: MixProblem, name: str, step: float) -> MixProblem | None:
     return None
 
 
-def _marginal(p: MixProblem, base: dict[str, float], name: str, rhs: float, unit: str
-              ) -> dict[str, float | None]:
+def _keeps_all_served(p: MixProblem, name: str, unit: str, served: np.ndarray,
+                      cap: np.ndarray) -> bool:
+    """Whether loosening the binding rule ``name`` (as :func:`_marginal` does) provably
+    leaves a served_demand optimum at its maximum, every workload served: the mix found
+    (servers ``n``, ``s = 1``) stays feasible, so the re-solved optimum is 1 again and the
+    marginal value 0 (to the TCO stage's :data:`SERVED_TOL`, which :func:`_marginal` reads
+    as no change). A budget, supply, power or type limit loosened only widens the feasible
+    set; a demand grown by :data:`MARGINAL_STEP` keeps ``s_w = 1`` feasible where the mix's
+    capacity (its scarcest demand row, ``cap``) already covers the larger demand."""
+    if p.objective != "served_demand" or not np.all(served == 1.0):
+        return False
+    if unit != "fraction of demand":
+        return True
+    w = p.workloads.index(name.removeprefix("demand ").split("[")[0])
+    return bool(cap[w] >= p.demand[w] * (1 + MARGINAL_STEP) * (1 + 1e-9))
+
+
+def _marginal(p: MixProblem, base: dict[str, float], name: str, rhs: float, unit: str,
+              all_served: bool = False) -> dict[str, float | None]:
     """Objective change per unit of the constraint (USD/yr of TCO for min_cost, served
     fraction for served_demand), by re-solving the MILP with the constraint loosened by
     :data:`MARGINAL_STEP` of its right-hand side (at least ten servers of a supply cap):
     the LP dual of an integer programme is often degenerate (0 or 1e-16 although the
     constraint binds). 0 means loosening it does not improve the objective (a served-demand
     objective already at 1: only its TCO tie-breaker moves, which the solver's gap does not
-    resolve). Reported per the unit's scale (:data:`MARGINAL_UNITS`)."""
+    resolve). Reported per the unit's scale (:data:`MARGINAL_UNITS`). ``all_served``: the
+    re-solve is known to keep every workload served (:func:`_keeps_all_served`), so the
+    value is 0 without it."""
     frac = unit == "fraction of demand"
     if frac:
         step = MARGINAL_STEP
@@ -302,6 +339,15 @@ def _marginal(p: MixProblem, base: dict[str, float], name: str, rhs: float, unit
     q = _relaxed(p, name, step)
     if q is None:
         return {"marginal": None}
+    if all_served:
+        return {"marginal": 0.0}
+    if p.objective == "served_demand" and base["objective"] >= 1 - SERVED_TOL:
+        # every workload served: if the loosened problem's first solve serves everything
+        # too (to its gap), the full re-solve's TCO stage keeps that to SERVED_TOL and
+        # the value is 0 as below; only otherwise is the TCO stage needed
+        most = _most_served(q)
+        if most is not None and most >= 1 - 1e-9:
+            return {"marginal": 0.0}
     try:
         other = solve(q, marginals=False)
     except AccelsimError:
@@ -316,9 +362,25 @@ def _marginal(p: MixProblem, base: dict[str, float], name: str, rhs: float, unit
     return {"marginal": 0.0 if abs(value) < ZERO else value}
 
 
-def solve(p: MixProblem, marginals: bool = True) -> dict[str, Any]:
-    """Solve the MILP and its LP relaxation; report the mix, the binding constraints with
-    their LP duals and finite-difference marginal values (``marginals``)."""
+@dataclass(frozen=True)
+class _Program:
+    """The MILP's arrays: rows ``A x <= b`` (named), the first solve's objective ``c``
+    (served_demand: the served fractions; min_cost: ``cost``), the TCO ``cost`` with its
+    PD tie-breaker, the LP relaxation's ``c_lp``, variable upper bounds and integrality."""
+
+    A: np.ndarray
+    b: np.ndarray
+    names: list[tuple[str, str]]
+    col: Columns
+    c: np.ndarray
+    cost: np.ndarray
+    c_lp: np.ndarray
+    ub: np.ndarray
+    integrality: np.ndarray
+    nsv: int  # served fractions (served_demand), after the integer columns
+
+
+def _program(p: MixProblem) -> _Program:
     D, W = len(p.devices), len(p.workloads)
     R = len(p.demand)
     A, b, names, col = _rows(p)
@@ -353,10 +415,36 @@ def solve(p: MixProblem, marginals: bool = True) -> dict[str, Any]:
     ub[:nc] = np.minimum(ub[:nc], budget_ub)
     ub[nx:nc] = np.minimum(ub[nx:nc], np.floor(supply_ub[nx:] + 1e-9))
     integrality = np.concatenate([np.ones(nc), np.zeros(nsv), np.ones(nl)])
+    return _Program(A, b, names, col, c, cost, c_lp, ub, integrality, nsv)
+
+
+def _first_solve(pr: _Program) -> Any:
+    """The first MILP: the most served demand (served_demand) or the least TCO (min_cost)."""
+    return milp(pr.c, constraints=LinearConstraint(pr.A, -np.inf, pr.b),
+                integrality=pr.integrality, bounds=Bounds(np.zeros(len(pr.ub)), pr.ub),
+                options={"time_limit": TIME_LIMIT_S, "mip_rel_gap": 1e-9})
+
+
+def _most_served(p: MixProblem) -> float | None:
+    """A served_demand problem's most served fraction (mean over workloads), from the first
+    solve alone (None if it has no solution)."""
     with quiet_solver():
-        res = milp(c, constraints=LinearConstraint(A, -np.inf, b), integrality=integrality,
-                   bounds=Bounds(np.zeros(nc + ns), ub),
-                   options={"time_limit": TIME_LIMIT_S, "mip_rel_gap": 1e-9})
+        res = _first_solve(_program(p))
+    return None if res.x is None else float(-res.fun / len(p.demand))
+
+
+def solve(p: MixProblem, marginals: bool = True) -> dict[str, Any]:
+    """Solve the MILP and its LP relaxation; report the mix, the binding constraints with
+    their LP duals and finite-difference marginal values (``marginals``)."""
+    D, W = len(p.devices), len(p.workloads)
+    R = len(p.demand)
+    pr = _program(p)
+    A, b, names, col, cost, c_lp, ub, integrality, nsv = (
+        pr.A, pr.b, pr.names, pr.col, pr.cost, pr.c_lp, pr.ub, pr.integrality, pr.nsv)
+    nx, nc = col.nx, col.n
+    ns = A.shape[1] - nc
+    with quiet_solver():
+        res = _first_solve(pr)
         if res.x is not None and nsv:
             keep = np.zeros(nc + ns)
             keep[nc:nc + nsv] = -1.0
@@ -427,11 +515,20 @@ def solve(p: MixProblem, marginals: bool = True) -> dict[str, Any]:
     served = np.minimum(1.0, cap / p.demand)
     tco_y = float(col.tco.sum(axis=0) @ xc)
     objective = float(served.mean()) if p.objective == "served_demand" else tco_y
-    for bnd in binding:
-        rhs_i = bnd.pop("_rhs")
-        if marginals:
-            bnd.update(_marginal(p, {"objective": objective}, bnd["constraint"], rhs_i,
-                                 bnd["per"]))
+    rhs = [bnd.pop("_rhs") for bnd in binding]
+    if marginals and binding:
+        # one re-solve per binding rule (but those known to keep every workload served),
+        # independent of each other: HiGHS releases the GIL, so two threads run them on
+        # both cores (the same answers, in the rules' order)
+        from concurrent.futures import ThreadPoolExecutor
+
+        kept = [_keeps_all_served(p, b["constraint"], b["per"], served, cap) for b in binding]
+        with ThreadPoolExecutor(min(2, len(binding) - sum(kept)) or 1) as ex:
+            got = list(ex.map(lambda b, r, k: _marginal(p, {"objective": objective},
+                                                        b["constraint"], r, b["per"], k),
+                              binding, rhs, kept))
+        for bnd, m in zip(binding, got, strict=True):
+            bnd.update(m)
             bnd["marginal_per"] = MARGINAL_UNITS.get(bnd["per"], (1.0, bnd["per"]))[1]
     return {
         "objective_kind": p.objective,

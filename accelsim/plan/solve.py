@@ -175,17 +175,12 @@ def named_constraints(p: PlanProblem, ix: Index
                       ) -> tuple[Any, np.ndarray, np.ndarray, list[tuple[str, str, str]]]:
     """:func:`constraints` and each row's (rule, quarter or year, unit of its right-hand
     side: USD, units, W or the workload's demand)."""
-    from scipy.sparse import lil_matrix
-
     D, W, Q, R, NC = ix.D, ix.W, ix.Q, list(p.builds), ix.nc
     lb: list[float] = []
     ub: list[float] = []
     names: list[tuple[str, str, str]] = []
     served = {w: _demand_rows(p, w) for w in range(W)}
-    A = lil_matrix((sum(len(v) for v in served.values()) * Q + D * Q
-                    + Q * (1 + len(p.region_caps_W)) + len(set(p.year_of))
-                    * (1 + len(p.pool_share)) + len(R) * (Q + 1) + (D * NC + ix.P) * Q
-                    + ix.K * Q, ix.n))
+    A = _RowWriter(ix.n)
     rent = p.rentals
     k = 0
 
@@ -194,6 +189,7 @@ def named_constraints(p: PlanProblem, ix: Index
         lb.append(lo)
         ub.append(hi)
         names.append((rule, when, unit))
+        A.close_row()
         k += 1
 
     def installed(d: int, q: int, coef: np.ndarray) -> None:  # servers of d on in q
@@ -308,7 +304,43 @@ def named_constraints(p: PlanProblem, ix: Index
                                 A[k, ix.z(r_, w, q2)] += rent.usd_per_year[r_] / 4 * p.server
             row(-np.inf, budget if pool is None else budget * p.pool_share[pool],
                 "budget total" if pool is None else f"budget pool {pool}", str(int(y)), "USD")
-    return A[:k].tocsr(), np.asarray(lb), np.asarray(ub), names
+    return A.tocsr(), np.asarray(lb), np.asarray(ub), names
+
+
+class _RowWriter:
+    """The constraint matrix written one row at a time as ``A[k, j] = v`` and
+    ``A[k, j] += v`` (``k`` the row being written), then as CSR: a dict per row instead of
+    scipy's lil_matrix, whose every item costs microseconds (11,000 items on the seed
+    plan). Entries that end at 0 are left out, as lil_matrix leaves them."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.row: dict[int, float] = {}
+        self.indptr = [0]
+        self.indices: list[int] = []
+        self.data: list[float] = []
+
+    def __getitem__(self, kj: tuple[int, int]) -> float:
+        return self.row.get(kj[1], 0.0)
+
+    def __setitem__(self, kj: tuple[int, int], value: float) -> None:
+        self.row[kj[1]] = value
+
+    def close_row(self) -> None:
+        for j in sorted(self.row):
+            if self.row[j] != 0:
+                self.indices.append(j)
+                self.data.append(self.row[j])
+        self.indptr.append(len(self.indices))
+        self.row = {}
+
+    def tocsr(self) -> Any:
+        from scipy.sparse import csr_matrix
+
+        return csr_matrix((np.asarray(self.data, dtype=float),
+                           np.asarray(self.indices, dtype=np.int32),
+                           np.asarray(self.indptr, dtype=np.int32)),
+                          shape=(len(self.indptr) - 1, self.n))
 
 
 def _demand_rows(p: PlanProblem, w: int) -> list[tuple[str, np.ndarray]]:
@@ -408,7 +440,13 @@ def solve_plan(p: PlanProblem, time_limit_s: float | None = None) -> dict[str, A
         lb = np.append(lb, -np.inf)
         ub_rows = np.append(ub_rows, float(first.fun) + SERVED_TOL)
         names = [*names, ("served floor", "horizon", "served")]
-    res = _milp(c, A, lb, ub_rows, var_ub, ix, time_limit_s)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as beside:
+        # the LP relaxation the binding rules read needs no MILP solution: it runs on
+        # another thread meanwhile (HiGHS releases the GIL)
+        duals = beside.submit(binding_duals, p, ix, c, A, lb, ub_rows)
+        res = _milp(c, A, lb, ub_rows, var_ub, ix, time_limit_s)
     if res.x is None:
         if p.objective == "min_cost" and res.status == 2:  # infeasible: some demand short
             best = solve_plan(replace(p, objective="served_demand"), time_limit_s)
@@ -427,7 +465,7 @@ def solve_plan(p: PlanProblem, time_limit_s: float | None = None) -> dict[str, A
     out["served_fraction_mean"] = float(np.mean([f for q in out["quarters"]
                                                  for f in q["served_fraction"].values()]))
     out["feasible"], out["reason"] = True, None
-    out["binding"] = binding_rules(p, ix, c, A, lb, ub_rows, names, res.x)
+    out["binding"] = binding_rules(p, ix, c, A, lb, ub_rows, names, res.x, duals.result())
     for q in out["quarters"]:
         year = q["quarter"][:4]
         q["binds"] = [b["rule"] for b in out["binding"] if b["when"] in (q["quarter"], year)
@@ -489,29 +527,41 @@ def lp_duals(c: np.ndarray, A: Any, lb: np.ndarray, ub: np.ndarray, var_ub: np.n
     return np.asarray(lp.ineqlin.marginals) * sign
 
 
-def binding_rules(p: PlanProblem, ix: Index, c: np.ndarray, A: Any, lb: np.ndarray,
-                  ub: np.ndarray, names: list[tuple[str, str, str]], x: np.ndarray
-                  ) -> list[dict[str, Any]]:
-    """Every rule the plan runs into, with its marginal value: a limit with less than one
-    server's worth left or a nonzero marginal value (``binds``), a demand partly unserved
-    (``short``). ``marginal_usd``
-    is the present cost the objective would save per unit of the limit loosened (per
-    1 % more demand: what it would cost), from the LP relaxation's duals; an absolute
-    value below :data:`ZERO` in the reported unit is 0."""
+def binding_duals(p: PlanProblem, ix: Index, c: np.ndarray, A: Any, lb: np.ndarray,
+                  ub: np.ndarray) -> np.ndarray:
+    """:func:`lp_duals` of the plan's LP relaxation with the rows, not the servers' and PD
+    lots' bounds, binding (what :func:`binding_rules` reads)."""
     var_ub = bounds(p, ix)
     var_ub[:ix.nx] = np.where(var_ub[:ix.nx] > 0, np.inf, 0.0)  # rows, not bounds, bind
     lots = slice(ix.v(0, 0), ix.v(0, 0) + ix.nv)  # PD lots: their deliveries rows too
     var_ub[lots] = np.where(var_ub[lots] > 0, np.inf, 0.0)
-    duals = lp_duals(c, A, lb, ub, var_ub)
+    return lp_duals(c, A, lb, ub, var_ub)
+
+
+def binding_rules(p: PlanProblem, ix: Index, c: np.ndarray, A: Any, lb: np.ndarray,
+                  ub: np.ndarray, names: list[tuple[str, str, str]], x: np.ndarray,
+                  duals: np.ndarray | None = None) -> list[dict[str, Any]]:
+    """Every rule the plan runs into, with its marginal value: a limit with less than one
+    server's worth left or a nonzero marginal value (``binds``), a demand partly unserved
+    (``short``). ``marginal_usd``
+    is the present cost the objective would save per unit of the limit loosened (per
+    1 % more demand: what it would cost), from the LP relaxation's duals
+    (:func:`binding_duals`, unless given); an absolute value below :data:`ZERO` in the
+    reported unit is 0."""
+    if duals is None:
+        duals = binding_duals(p, ix, c, A, lb, ub)
     xi = np.concatenate([np.round(x[:ix.nx]), x[ix.nx:]])
     lhs = A @ xi
+    # per row: its largest coefficient on servers (one server's worth), and the W its
+    # owned facility has online (built + builds done; the build columns' terms)
+    ones = abs(A[:, :ix.nx]).max(axis=1).toarray().ravel()
+    builds = slice(ix.nx + ix.nu, ix.nx + ix.nu + ix.nb)
+    onlines = -(A[:, builds] @ xi[builds]) + 0.0  # (+ 0.0: no -0.0)
     out: list[dict[str, Any]] = []
     for i, (rule, when, unit) in enumerate(names):
         if unit == "servers":
             continue  # bookkeeping: a server powered off is one delivered
-        row = A.getrow(i)
-        servers = [abs(v) for j, v in zip(row.indices, row.data, strict=True) if j < ix.nx]
-        one = max(servers, default=0.0)
+        one = float(ones[i])
         scale, per = MARGINAL_UNITS[unit]
         if unit == "demand":
             w, q = p.workloads.index(_workload_of(p, rule.removeprefix("demand "))), _q(p, when)
@@ -521,9 +571,7 @@ def binding_rules(p: PlanProblem, ix: Index, c: np.ndarray, A: Any, lb: np.ndarr
             value = float(duals[i]) * scale * lb[i]
             status, limit, used = "short", float(lb[i]), float(lhs[i] - short * lb[i])
         else:
-            # owned facilities: installed W against what is online (built + builds done)
-            online = -sum(v * xi[j] for j, v in zip(row.indices, row.data, strict=True)
-                          if ix.nx + ix.nu <= j < ix.nx + ix.nu + ix.nb)
+            online = float(onlines[i])  # owned facilities: installed W against it
             limit, used = float(ub[i] + online), float(lhs[i] + online)
             value = -float(duals[i]) * scale
             if abs(value) < ZERO:

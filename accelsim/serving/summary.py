@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from accelsim import units
-from accelsim.serving.engines import Inputs, Trace, saturated_batches
 
 if TYPE_CHECKING:  # imported by summarise (a capacity search needs no pandas)
     import pandas as pd
+
+    from accelsim.serving.engines import Inputs, Trace
 
 PERCENTILES = {"p50_ms": 50, "p95_ms": 95, "p99_ms": 99, "p999_ms": 99.9}
 # The overload rule (:func:`waits_growing`): how many measured requests it needs, and by how
@@ -33,6 +34,10 @@ class SaturatedMix:
 
     @classmethod
     def of(cls, items: np.ndarray, max_batch_items: int) -> SaturatedMix:
+        # the compiled engines (numba) load here, not where a cached or returned
+        # evaluation holding a SaturatedMix is unpickled (a fleet command's caller)
+        from accelsim.serving.engines import saturated_batches
+
         first, total = saturated_batches(items, max_batch_items)
         return cls(first, total.astype(np.int64), len(items) / len(first))
 

@@ -145,3 +145,82 @@ def test_a_time_limit_is_reported_not_hidden(monkeypatch):
     monkeypatch.setattr(m, "TIME_LIMIT_S", 0.05)
     res = m.solve(p, marginals=False)
     assert res["proven_optimal"] is False and "time limit" in res["solver"].lower()
+
+
+def test_quiet_solver_restores_stdout_when_threads_overlap():
+    """Two threads silencing the solver at once (the marginal re-solves): the second in
+    must not save the first's /dev/null as 'stdout' and put it back last (a study's output
+    was lost that way, with exit code 0)."""
+    import os
+    import threading
+
+    from accelsim.optimize.milp import quiet_solver
+
+    def ident(st: os.stat_result) -> tuple[int, int]:
+        return st.st_dev, st.st_ino
+
+    before, null = ident(os.fstat(1)), ident(os.stat(os.devnull))
+    inside, first_out = threading.Barrier(2), threading.Event()
+    seen: list[tuple[int, int]] = []
+
+    def first() -> None:
+        with quiet_solver():
+            inside.wait()
+            seen.append(ident(os.fstat(1)))
+        first_out.set()
+
+    def second() -> None:
+        with quiet_solver():
+            inside.wait()
+            first_out.wait()  # leaves after the first
+            seen.append(ident(os.fstat(1)))
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert seen == [null, null]  # silenced while either is inside
+    assert ident(os.fstat(1)) == before
+
+
+def test_marginals_known_without_re_solving_equal_the_re_solves(monkeypatch):
+    """solve's marginal values equal one full re-solve per binding rule (in this thread),
+    where they are known without one (every workload served and the mix still feasible
+    loosened), from the loosened problem's first solve alone (it serves everything too) or
+    from full re-solves (on two threads)."""
+    import accelsim.optimize.milp as m
+
+    first_only = []
+    most_served = m._most_served
+
+    def spy(q: MixProblem) -> float | None:
+        first_only.append(most_served(q))
+        return first_only[-1]
+
+    monkeypatch.setattr(m, "_most_served", spy)
+    cases = [  # (problem, every workload served, first solves' most served)
+        (small(total=0.45e6, demand=(80.0, 32.0)), True, [1.0, 1.0]),
+        (small(total=0.3e6, demand=(80.0, 32.0)), True, [pytest.approx(0.99, abs=0.01)] * 2),
+        (small(pool_a=0.3e6, total=0.6e6, power=60e3), False, [])]
+    for p, known, firsts in cases:
+        first_only.clear()
+        res = solve(p)
+        assert len(res["binding_constraints"]) >= 3
+        assert (res["objective"] == 1.0) is known and first_only == firsts
+        _, rhs, names, _ = m._rows(p)
+        rhs_of = {name: float(r) for (name, _), r in zip(names, rhs, strict=True)}
+        cap, served = np.array(list(res["capacity"].values())), np.array(list(
+            res["served_fraction"].values()))
+        with monkeypatch.context() as full:
+            full.setattr(m, "_most_served", lambda q: None)
+            for b in res["binding_constraints"]:
+                name = b["constraint"]
+                resource = b["per"] != "fraction of demand"
+                assert m._keeps_all_served(p, name, b["per"], served, cap) is (known and
+                                                                              resource)
+                again = m._marginal(p, {"objective": res["objective"]}, name, rhs_of[name],
+                                    b["per"])
+                assert b["marginal"] == again["marginal"], name
+        if not known:
+            assert any(b["marginal"] for b in res["binding_constraints"])
