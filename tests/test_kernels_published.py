@@ -354,8 +354,9 @@ def test_fp8_gemms_reach_the_bf16_fraction_of_their_peak_at_500_w():
     BF16 GEMM's fraction (0.962, 0.941, 1.045); the model 0.99-1.0, within 7 points of each
     (bound set after a first look).
     At 700 W the best-of-sweep figures (MAMF, Bekman) give 0.88 (FP8 0.709, BF16 0.803 of
-    peak): a device FP8 factor of 0.88 refit on the H100 rows (20 of 22 FP8) was tried and
-    not kept (docs/_notes/gemm-level-h100.md)."""
+    peak; torch._scaled_mm without fast accumulation, as Transformer Engine's backward GEMMs
+    run): a device FP8 factor of 0.88, on every FP8 GEMM or on the backward ones, refit on the
+    H100 rows (20 of 22 FP8) was tried and not kept (docs/_notes/gemm-level-h100.md)."""
     spec = load_device("h100-sxm").spec
     bf, f8 = _large("fbgemm-2546"), _large("fbgemm-2546", "fp8")
     assert np.array_equal(bf["m"], f8["m"]) and np.array_equal(bf["k"], f8["k"])
