@@ -16,6 +16,10 @@ per-vendor gap are recorded in docs/model-kernels.md ("Published GEMM sweeps").
   only ratios are used (unknown H100 variant and 2024 stack).
 - ``aiter-mi300x-i8-bpreshuffle.csv``: AMD aiter's tuned W8A8 GEMM times on one MI300X (32
   shapes), against the serving model's GEMM on the shipped mi300x profile.
+- ``h100-large-gemms.csv``: large BF16 GEMMs on one H100 (M up to 65,536 tokens: FBGEMM #2546 at
+  500 W, with its row-wise FP8 GEMM at the same shapes; square 1,024-10,240 at 700 W): ratios
+  within a source only (issue 21: what a GEMM-shape term could give the checkpointed MPT rows;
+  docs/_notes/gemm-level-h100.md).
 """
 
 from __future__ import annotations
@@ -264,3 +268,101 @@ def test_xla_tpu_v5e_matmul_bounds_the_v5e_profile():
             continue
         pred = float(predict_tflops(spec, "bf16", m, n, k))
         assert 0.5 * measured <= pred <= measured, (m, pred, measured)
+
+
+# The GEMMs of the checkpointed MPT 13B/30B/70B rows on 128/512 H100 (configs/runs/heldout/
+# llm-foundry-mpt.yaml: micro-batch 16/8/8 x 2,048 tokens, hidden 5,120/7,168/8,192, MLP 4x):
+# QKV, attention output, MLP up and down as (M, N, K).
+MPT_CHECKPOINTED = [(m, n, k) for m, h in ((32768.0, 5120.0), (16384.0, 7168.0),
+                                           (16384.0, 8192.0))
+                    for n, k in ((3 * h, h), (h, h), (4 * h, h), (h, 4 * h))]
+
+
+def _large(source: str, dtype: str = "bf16") -> dict[str, np.ndarray]:
+    d = _cols_where("h100-large-gemms.csv", source=source, dtype=dtype)
+    assert len(d["m"]) >= 3
+    return d
+
+
+def _cols_where(name: str, **eq: str) -> dict[str, np.ndarray]:
+    rows = [r for r in _rows(name) if all(r[k] == v for k, v in eq.items())]
+    return {k: np.array([float(r[k]) for r in rows]) for k in ("m", "n", "k", "tflops")}
+
+
+def _at_cube(d: dict[str, np.ndarray], side: float = 8192.0) -> float:
+    sel = (d["m"] == side) & (d["n"] == side) & (d["k"] == side)
+    return float(d["tflops"][sel][0])
+
+
+def test_large_gemms_are_on_one_plateau_measured_and_modelled():
+    """Issue 21: the checkpointed MPT rows imply H100 GEMMs at 0.64-0.65 of peak where the
+    profile gives 0.60. Not from the GEMMs' shape: on one H100 no large BF16 GEMM runs faster
+    than 8192^3 (M = 65,536 tokens at K 7,168-8,192: 0.98 and 0.93 of it at 500 W, FBGEMM
+    #2546; 10,240^3 0.90 and 4,096^3 0.99 of it at 700 W, torch-performance-test-data #79),
+    and the kernel model already gives every GEMM of those rows 0.99-1.02 of its own 8192^3
+    rate (bounds 0.97-1.03): there is no large-shape rate above the plateau for a shape term to add
+    (docs/_notes/gemm-level-h100.md)."""
+    spec = load_device("h100-sxm").spec
+    for source in ("fbgemm-2546", "torchperf-79"):
+        d = _large(source)
+        big = np.minimum(np.minimum(d["m"], d["n"]), d["k"]) >= 3584
+        assert big.sum() >= 3
+        assert np.max(d["tflops"][big]) <= 1.01 * _at_cube(d)
+    cube = float(predict_tflops(spec, "bf16", 8192.0, 8192.0, 8192.0))
+    m, n, k = (np.array(x) for x in zip(*MPT_CHECKPOINTED, strict=True))
+    ratio = predict_tflops(spec, "bf16", m, n, k) / cube
+    assert np.all((ratio >= 0.97) & (ratio <= 1.03)), ratio
+
+
+def test_large_m_gemms_against_8192_cubed_within_a_source():
+    """FBGEMM #2546's two M = 65,536 BF16 GEMMs relative to its 8192^3 on the same H100
+    (0.983 and 0.933) against the model's ratios at the same efficiency (1.003, 1.004): within
+    8 points (bound set after a first look). The model does not lose the 7 % the narrow
+    (N = 3,584) one measures: it would only lower what the model gives large GEMMs."""
+    spec = load_device("h100-sxm").spec
+    d = _large("fbgemm-2546")
+    ours = predict_tflops(spec, "bf16", d["m"], d["n"], d["k"])
+    cube_ours = float(predict_tflops(spec, "bf16", 8192.0, 8192.0, 8192.0))
+    big_m = d["m"] == 65536
+    assert big_m.sum() == 2
+    meas = d["tflops"][big_m] / _at_cube(d)
+    mod = ours[big_m] / cube_ours
+    assert np.all(np.abs(mod - meas) <= 0.08), (mod, meas)
+    assert np.all(mod >= meas - 0.01)
+
+
+def test_the_model_rates_4096_cubed_below_the_plateau_it_reaches():
+    """The one shape-model deficit near these sizes goes the other way: 4096^3 measures 0.99
+    of 8192^3 (torch-performance-test-data #79; XLA's table has 783 TFLOP/s at 4096^3, the
+    MAMF sweep's best 795), the model 0.945 of it (each tile's pipeline fill and epilogue,
+    which Hopper's persistent kernels overlap). Bounded, not fixed: pricing 4096-deep GEMMs
+    faster raises the calibration rows' tensor-parallel GEMMs (K or N split 4-8 ways) and
+    lowers the refit efficiency (0.600 -> 0.584 with the pipeline fill removed), away from
+    the MPT rows."""
+    spec = load_device("h100-sxm").spec
+    d = _large("torchperf-79")
+    meas = _at_cube(d, 4096.0) / _at_cube(d)
+    mod = float(predict_tflops(spec, "bf16", 4096.0, 4096.0, 4096.0)
+                / predict_tflops(spec, "bf16", 8192.0, 8192.0, 8192.0))
+    assert meas > 0.97
+    assert meas - 0.10 <= mod < meas
+
+
+def test_fp8_gemms_reach_the_bf16_fraction_of_their_peak_at_500_w():
+    """The profile prices an FP8 GEMM at the BF16 GEMM's fraction of its (2x) peak. FBGEMM
+    #2546 on one 500 W H100, same shapes: its row-wise FP8 GEMM reaches 0.94-1.04 of the
+    BF16 GEMM's fraction (0.962, 0.941, 1.045); the model 0.99-1.0, within 7 points of each
+    (bound set after a first look).
+    At 700 W the best-of-sweep figures (MAMF, Bekman) give 0.88 (FP8 0.709, BF16 0.803 of
+    peak; torch._scaled_mm without fast accumulation, as Transformer Engine's backward GEMMs
+    run): a device FP8 factor of 0.88, on every FP8 GEMM or on the backward ones, refit on the
+    H100 rows (20 of 22 FP8) was tried and not kept (docs/_notes/gemm-level-h100.md)."""
+    spec = load_device("h100-sxm").spec
+    bf, f8 = _large("fbgemm-2546"), _large("fbgemm-2546", "fp8")
+    assert np.array_equal(bf["m"], f8["m"]) and np.array_equal(bf["k"], f8["k"])
+    meas = (f8["tflops"] / spec.flops("fp8")) / (bf["tflops"] / spec.flops("bf16"))
+    mod = ((predict_tflops(spec, "fp8", f8["m"], f8["n"], f8["k"]) / (spec.flops("fp8") / 1e12))
+           / (predict_tflops(spec, "bf16", bf["m"], bf["n"], bf["k"])
+              / (spec.flops("bf16") / 1e12)))
+    assert np.all((meas > 0.9) & (meas < 1.1))
+    assert np.all(np.abs(mod - meas) <= 0.07), (mod, meas)
