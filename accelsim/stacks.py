@@ -23,6 +23,9 @@ How the models use a stack (:func:`check_training`, :func:`kernel_factors`,
               through the peers' mapped buffers while the message fits the kernel's
               workspace (and, where the engine says so, up to a token count), NCCL above
               (:func:`accelsim.llm.perf.serving_allreduce`)
+  iteration   a serving stack's cost per sequence that samples a token beside the layers:
+              its logits' all-gather, its sampler's HBM passes over the vocabulary and the
+              host work the GPU waits for (:class:`StackIteration`)
 
 A job that names no stack gets :func:`default_stack` of its device's vendor for the kernel
 factors (1 for the stacks the device efficiencies were calibrated with), unchecked.
@@ -175,6 +178,24 @@ class StackAllReduce(Strict):
     """tp values the custom kernel supports (not given: any)."""
 
 
+class StackIteration(Strict):
+    """What a serving engine's iteration costs per sequence that samples a token, beside the
+    model's layers: the logits' path to the sampler and the host (CPU) work the GPU waits
+    for (:func:`accelsim.llm.perf.replica_model` adds them to ``c_head``). Not given: each
+    rank reads its V/tp logits once (written and read back in fp32), no host term."""
+
+    logits_gather: Feature
+    """The tensor-parallel ranks all-gather the vocabulary-parallel LM head's bf16 logits and
+    every rank samples the whole vocabulary (false: its V/tp shard)."""
+    sampler_bytes: NonNegative
+    """HBM bytes per vocabulary element per sampling sequence that the sampler's passes move
+    on each rank (cast to fp32, temperature, softmax, random draw, argmax)."""
+    host_seq_us: NonNegative
+    """Host microseconds per sampling sequence on the iteration's critical path (scheduler,
+    input preparation, output bookkeeping the GPU waits for; 0 where the engine overlaps
+    them with the GPU's work)."""
+
+
 class Share(NonNegative):
     """A share of what is held, in [0, 0.9]."""
 
@@ -240,12 +261,18 @@ class StackProfile(Strict):
     allreduce: StackAllReduce | None = None
     """A serving stack's tensor-parallel all-reduce strategy (not given: the fabric's best
     algorithm, :func:`accelsim.llm.perf.serving_allreduce`)."""
+    iteration: StackIteration | None = None
+    """A serving stack's per-sequence sampling and host costs (not given: the LM head's logits
+    written and read once per rank, no host term; :class:`StackIteration`)."""
 
     def quantities(self) -> dict[str, Quantity]:
         """Its numbers by ``section.key`` (the kernel factors, which calibration reads, and
-        the all-reduce strategy's limits)."""
+        the all-reduce strategy's limits, the iteration's sampler bytes and host time)."""
         out: dict[str, Quantity] = {"kernels.gemm": self.kernels.gemm,
                                     "kernels.attention": self.kernels.attention}
+        if self.iteration is not None:
+            out["iteration.sampler_bytes"] = self.iteration.sampler_bytes
+            out["iteration.host_seq_us"] = self.iteration.host_seq_us
         a = self.allreduce
         if a is not None:
             out["allreduce.max_MB"] = a.max_MB
@@ -381,6 +408,24 @@ def allreduce_rule(stack: StackProfile | None) -> AllReduceRule | None:
         max_bytes_small_tp=a.max_MB_small_tp.value * 1e6 if a.max_MB_small_tp else big,
         max_tokens=a.max_tokens.value if a.max_tokens else math.inf,
         world_sizes=tuple(a.world_sizes or ()))
+
+
+@dataclass(frozen=True)
+class IterationTerms:
+    """A serving stack's :class:`StackIteration` in SI units."""
+
+    gather: bool  # every TP rank gets and samples the whole vocabulary
+    sampler_bytes: float  # HBM bytes per vocabulary element per sampling sequence
+    host_seq_s: float  # host seconds per sampling sequence on the critical path
+
+
+def iteration_terms(stack: StackProfile | None) -> IterationTerms | None:
+    """The stack's per-sequence sampling and host costs (None: it gives none)."""
+    if stack is None or stack.iteration is None:
+        return None
+    it = stack.iteration
+    return IterationTerms(gather=it.logits_gather.value, sampler_bytes=it.sampler_bytes.value,
+                          host_seq_s=it.host_seq_us.value * units.US)
 
 
 def memory_terms(stack: StackProfile | None) -> Terms | None:

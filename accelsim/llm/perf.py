@@ -42,7 +42,10 @@ Per device, with T tokens in the iteration:
                   2 (d_qk + d_v) heads/tp per (query, key) pair, at the published kernel's
                   rate for a chunk of max_batched_tokens (:mod:`accelsim.kernels`; no
                   ``efficiency.attention``: FLASH_REL_EFF x eff_c)
-  LM head         one row of logits per sequence that emits a token
+  LM head         one row of logits per sequence that emits a token, and the serving
+                  stack's sampling: its logits' all-gather over the TP ranks, its sampler's
+                  HBM passes over the vocabulary each rank samples, the host time per
+                  sequence the GPU waits for (:func:`head_seconds`)
   MTP             with d drafted tokens a decoding sequence puts 1 + d tokens through the
                   linear layers and the LM head and 1 + d queries against one KV read; the
                   MTP modules' d passes scale the iteration by 1 + d mtp_layers / layers
@@ -75,7 +78,7 @@ from accelsim.llm.job import Replica
 from accelsim.precision import BYTES
 from accelsim.roofline import FLASH_REL_EFF
 from accelsim.runtime import KERNELS_PER_LAYER, RUNTIME_RESERVE_BYTES
-from accelsim.stacks import AllReduceRule
+from accelsim.stacks import AllReduceRule, IterationTerms
 from accelsim.transformer.model import TransformerModel, load_model
 from accelsim.transformer.params import model_params
 
@@ -308,6 +311,42 @@ def _rule_of(vendor: str, _overrides: Any) -> AllReduceRule | None:
     return stacks.allreduce_rule(stacks.default_stack(vendor, "serving"))
 
 
+def _iteration(vendor: str) -> IterationTerms | None:
+    """The per-sequence sampling and host costs of the vendor's default serving stack
+    (:func:`accelsim.stacks.iteration_terms`), with the stack numbers overridden here."""
+    from accelsim import stacks
+
+    return _iteration_of(vendor, stacks.current_overrides())
+
+
+@lru_cache(maxsize=16)
+def _iteration_of(vendor: str, _overrides: Any) -> IterationTerms | None:
+    from accelsim import stacks
+
+    return stacks.iteration_terms(stacks.default_stack(vendor, "serving"))
+
+
+def head_seconds(h: float, V: float, tp: int, dp: int, peak_w: float, spec: DeviceSpec,
+                 it: IterationTerms | None) -> float:
+    """Seconds per sequence that samples a token (``c_head``): its row of the LM head,
+    2 h V/tp / (peak_w eff_c), and what the serving stack does with the logits. Without a
+    stack's :class:`accelsim.stacks.IterationTerms`, each rank writes and reads its V/tp fp32
+    logits once, 2 x 4 V/tp / (bw eff_m). With them: the ranks' all-gather of the bf16
+    logits, (tp-1)/tp x 2 V / (bw_scaleup eff_comm), when the stack gathers them, then the
+    sampler's ``sampler_bytes`` per element over the V elements (V/tp without the gather)
+    a rank samples, at HBM speed, and ``host_seq_s`` of host time the GPU waits for. The
+    device terms run per attention group (/ dp); so does the host's (one engine per group)."""
+    mem = spec.memory_bw_Bps * spec.eff_memory
+    gemm = 2.0 * h * V / tp / (peak_w * spec.eff_compute)
+    if it is None:
+        return (gemm + 2 * 4.0 * V / tp / mem) / dp
+    gather = it.gather and tp > 1
+    comm = (tp - 1) / tp * ACT_BYTES * V / (spec.scaleup_bw_Bps * spec.eff_comm) if gather \
+        else 0.0
+    sampled = V if gather else V / tp
+    return (gemm + comm + it.sampler_bytes * sampled / mem + it.host_seq_s) / dp
+
+
 def _layer_costs(T: np.ndarray, r: Replica, spec: DeviceSpec, model: TransformerModel,
                  peak_w: float, peak_a: float, wb: float, tkey: Any = None
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -507,8 +546,8 @@ def replica_model(r: Replica, file: str = "job", where: str = "replicas[0]",
     # kernel's rate for a causal chunk of max_batched_tokens
     c_pf = 2.0 * (d_qk + d_v) * (a / tp) * L / (peak_a * attention_rate(
         spec, r.max_batched_tokens, (d_qk + d_v) / 2, True)) / dp
-    # per emitting sequence: its row of the LM head, fp32 logits written and read to sample
-    c_head = (2.0 * h * V / tp / (peak_w * spec.eff_compute) + 2 * 4.0 * V / tp / mem) / dp
+    # per emitting sequence: its row of the LM head and the stack's sampling (and host) costs
+    c_head = head_seconds(h, V, tp, dp, peak_w, spec, _iteration(spec.vendor))
 
     total = model_params(model)
     if model.moe is not None:
