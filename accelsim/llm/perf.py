@@ -13,6 +13,12 @@ Per device, with T tokens in the iteration:
   MoE experts     tokens spread over S = E + redundant expert slots (top-k, balanced as EPLB
                   aims); the slots touched, S (1 - (1 - k/S)^T), are read; the replica's
                   ep = tp x dp devices hold S/ep slots each (expert parallel)
+  MoE routing     without attention data parallelism the MoE layer permutes and un-permutes
+                  on every device (:func:`moe_routing_bytes`): top-k over the router's
+                  logits, the tokens expanded to k copies grouped by expert, and the k
+                  expert outputs reduced back per token, 2 (1 + k) h e + (4 + 8 k / E) E
+                  bytes per token, and MOE_ROUTING_KERNELS more kernels per layer; with dp
+                  groups the all-to-all's dispatch and combine do it
   TP collectives  2 all-reduces of T h e bytes per layer on the scale-up link, as the serving
                   stack's rule picks them (:func:`serving_allreduce`): the engine's direct
                   two-shot kernel, 2 (n-1)/n M / bw + 2 alpha, while the message fits its
@@ -77,6 +83,27 @@ from accelsim.transformer.model import TransformerModel, load_model
 from accelsim.transformer.params import model_params
 
 ACT_BYTES = 2.0  # activations in bf16 whatever the weight format (W8A8 GEMMs cast inside)
+# Kernels a tensor-parallel MoE layer adds to a dense one around its expert GEMMs: top-k
+# gating softmax, the sort of the T k (expert, token) keys, the per-expert row offsets, the
+# expansion of the input rows and the finalize reduction (TensorRT-LLM's
+# CutlassMoeFCRunner::runMoe, cpp/tensorrt_llm/kernels/mixtureOfExperts/moe_kernels.cu:
+# topkGatingSoftmax, CubKeyValueSorter, computeTotalRowsBeforeExpert, expandInputRows,
+# finalizeMoeRouting; vLLM's fused_moe has the same steps as topk_softmax,
+# moe_align_block_size and moe_sum, the expansion gathered inside its GEMM). The router
+# GEMM and the gated activation are counted with the other GEMMs and elementwise kernels.
+MOE_ROUTING_KERNELS = 5.0
+
+
+def moe_routing_bytes(hidden: float, experts: float, top_k: float,
+                      act_bytes: float = ACT_BYTES) -> float:
+    """HBM bytes per token of a tensor-parallel MoE layer's routing around its expert GEMMs
+    (the kernels of MOE_ROUTING_KERNELS): the top-k softmax reads the token's E fp32
+    logits and writes k fp32 weights and k int32 expert ids, 4 E + 8 k; the expansion reads
+    the token's row once and writes its k copies grouped by expert, (1 + k) h e; the
+    finalize reduction reads the k expert outputs and writes the token's row,
+    (k + 1) h e. The sort's int32 keys (a few passes over T k keys) are left out: under
+    1 % of the rest at h >= 1024."""
+    return 4.0 * experts + 8.0 * top_k + 2.0 * (1.0 + top_k) * hidden * act_bytes
 
 
 @dataclass(frozen=True)
@@ -387,7 +414,11 @@ def _layer_costs(T: np.ndarray, r: Replica, spec: DeviceSpec, model: Transformer
     router = gemm(Tg, g, h, E, 2.0, peak_a)
     experts = expert + shared + router
     if dp == 1:
-        return per_layer + dense_mlp, per_layer, experts, zero, zero
+        # the permutation and reduction around the expert GEMMs, on every tp rank (each
+        # holds a slice of every expert and routes all T tokens)
+        routing = np.where(T > 0, T * moe_routing_bytes(h, E, k) / mem
+                           + MOE_ROUTING_KERNELS * spec.kernel_overhead_s, 0.0)
+        return per_layer + dense_mlp, per_layer, experts + routing, zero, zero
     # all-to-all: each device's T/ep tokens, k copies, out (dispatch, 8-bit with 8-bit
     # weights) and back (combine, bf16); the share bound outside the device's scale-up
     # domain crosses the scale-out link

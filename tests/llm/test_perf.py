@@ -237,3 +237,42 @@ def test_gemm_lines_equal_gemm_compute_time_on_odd_shapes():
             want = np.where(m > 0, np.maximum(comp, moved / (bw * eff_m)), 0.0)
             np.testing.assert_allclose(lines.time(peak, eff, bw, eff_m), want, rtol=1e-12,
                                        atol=0)
+
+
+def test_moe_routing_bytes_by_hand():
+    """Mixtral 8x7B (h 4096, 8 experts, top-2), bf16 rows: top-k softmax 4 x 8 + 8 x 2 =
+    48 bytes; expansion (1 + 2) x 4096 x 2 = 24,576; finalize the same: 49,200 per token."""
+    from accelsim.llm.perf import moe_routing_bytes
+
+    assert moe_routing_bytes(4096, 8, 2) == pytest.approx(48 + 2 * 24576, rel=1e-12)
+    # DeepSeek-V3 (h 7168, 256 experts, top-8): 4 x 256 + 64 + 2 x 9 x 7168 x 2
+    assert moe_routing_bytes(7168, 256, 8) == pytest.approx(1088 + 258048, rel=1e-12)
+
+
+def test_tp_moe_layer_pays_its_routing_and_the_dp_one_its_all_to_all(monkeypatch):
+    """A tensor-parallel MoE layer (dp 1) costs its routing passes over all T tokens on
+    every rank, T x moe_routing_bytes / (bw eff_m) + MOE_ROUTING_KERNELS launches, on top
+    of its expert GEMMs; with attention data parallelism the dispatch and combine do it and
+    the expert side has no routing term."""
+    import numpy as np
+
+    from accelsim.llm import perf
+
+    mix = load_model("mixtral-8x7b")
+    r = Replica(device="h100-sxm", model="mixtral-8x7b", tp=2, weights="fp8")
+    T = np.array([0.0, 1.0, 512.0, 4096.0])
+    wb = BYTES["fp8"]
+    pw, pa = H100.flops("fp8"), H100.flops("bf16")
+    ds = load_model("deepseek-v3")
+    rd = Replica(device="h100-sxm", model="deepseek-v3", tp=1, dp=8, weights="fp8")
+    _, _, ex, _, _ = perf._layer_costs(T, r, H100, mix, pw, pa, wb)
+    _, _, exd, _, _ = perf._layer_costs(T, rd, H100, ds, pw, pa, wb)
+    monkeypatch.setattr(perf, "MOE_ROUTING_KERNELS", 0.0)
+    monkeypatch.setattr(perf, "moe_routing_bytes", lambda *a: 0.0)
+    _, _, ex0, _, _ = perf._layer_costs(T, r, H100, mix, pw, pa, wb)
+    _, _, exd0, _, _ = perf._layer_costs(T, rd, H100, ds, pw, pa, wb)
+    mem = H100.memory_bw_Bps * H100.eff_memory
+    want = T * 49200.0 / mem + 5.0 * H100.kernel_overhead_s
+    np.testing.assert_allclose((ex - ex0)[1:], want[1:], rtol=1e-9)
+    assert ex[0] == 0.0
+    np.testing.assert_array_equal(exd, exd0)
