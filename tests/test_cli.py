@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from typer.testing import CliRunner
@@ -281,3 +282,31 @@ def test_without_colours_highlighting_changes_no_printed_byte():
     assert out[0] == out[1]
     if console.color_system is None:
         assert console._highlight is False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="threads listed in /proc")
+@pytest.mark.parametrize("preset", [None, "2"])
+def test_the_executable_runs_one_blas_thread_unless_told_otherwise(preset):
+    """``accelsim`` sets ``OPENBLAS_NUM_THREADS=1`` before numpy loads (OpenBLAS's threads
+    spin after they start, beside the worker processes), keeping a value the user set."""
+    import subprocess
+    import sys
+
+    code = ("import atexit, os, sys\n"
+            "sys.argv = ['accelsim', 'schema', 'device']\n"
+            "from accelsim import entry\n"
+            "def show():\n"
+            "    import numpy  # noqa: F401  (loads OpenBLAS and its threads)\n"
+            "    sys.stderr.write(os.environ.get('OPENBLAS_NUM_THREADS', '') + ' '\n"
+            "                     + str(len(os.listdir('/proc/self/task'))))\n"
+            "atexit.register(show)\n"
+            "entry.main()\n")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if preset is not None:
+        env["OPENBLAS_NUM_THREADS"] = preset
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    value, threads = r.stderr.split()
+    assert value == (preset or "1")
+    if preset is None:
+        assert threads == "1"  # the main thread alone
