@@ -42,10 +42,11 @@ import numpy as np
 @lru_cache(maxsize=64)
 def expected_max_std_normal(g: int) -> float:
     """E[max of g independent standard normals]: the integral of x d/dx Phi(x)^g, by the
-    trapezoid rule on [-12, 12] (exact to ~1e-9; 0 for g = 1, 1/sqrt(pi) for g = 2)."""
+    trapezoid rule on [-10, 10] in steps of 0.01 (exact to ~1e-9 for g up to thousands; 0
+    for g = 1, 1/sqrt(pi) for g = 2)."""
     if g <= 1:
         return 0.0
-    x = np.linspace(-12.0, 12.0, 24001)
+    x = np.linspace(-10.0, 10.0, 2001)
     phi = np.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
     cdf = 0.5 * (1.0 + np.vectorize(math.erf)(x / math.sqrt(2.0)))
     dens = g * phi * cdf ** (g - 1)
