@@ -12,7 +12,11 @@ Per device, with T tokens in the iteration:
                   (decode is memory-bound), at large T the FLOPs (prefill is compute-bound)
   MoE experts     tokens spread over S = E + redundant expert slots (top-k, balanced as EPLB
                   aims); the slots touched, S (1 - (1 - k/S)^T), are read; the replica's
-                  ep = tp x dp devices hold S/ep slots each (expert parallel)
+                  ep = tp x dp devices hold S/ep slots each (expert parallel); with dp
+                  groups (tokens routed over the devices) the layer runs at the busiest
+                  device's copies, the expected maximum of the devices' sampled loads,
+                  mu + z_ep sqrt(mu (1 - 1/ep)) for mu = T k / ep
+                  (:mod:`accelsim.llm.expert_load`), in its experts and its all-to-all
   MoE routing     without attention data parallelism the MoE layer permutes and un-permutes
                   on every device (:func:`moe_routing_bytes`): top-k over the router's
                   logits, the tokens expanded to k copies grouped by expert, and the k
@@ -74,6 +78,7 @@ from accelsim import collectives as coll
 from accelsim import kernels, units
 from accelsim.devices import DeviceSpec, load_device
 from accelsim.errors import AccelsimError
+from accelsim.llm import expert_load
 from accelsim.llm.job import Replica
 from accelsim.precision import BYTES
 from accelsim.roofline import FLASH_REL_EFF
@@ -404,7 +409,7 @@ def _layer_costs(T: np.ndarray, r: Replica, spec: DeviceSpec, model: Transformer
     E, k = e.experts, e.top_k
     S = E + r.redundant_experts  # expert slots (EPLB copies share their expert's tokens)
     ff = e.ffn_hidden
-    per_exp, slots_dev = _routing(T, S, k, ep, tkey)
+    per_exp, slots_dev = _routing(T, S, k, ep, tkey, sampled=dp > 1)
     pe = ("per expert", S, k)
     expert = slots_dev * (gemm(per_exp, pe, h, ff * up) + gemm(per_exp, pe, ff, h))
     # shared experts: replicated per group, tensor-parallel inside it
@@ -423,7 +428,12 @@ def _layer_costs(T: np.ndarray, r: Replica, spec: DeviceSpec, model: Transformer
     # weights) and back (combine, bf16); the share bound outside the device's scale-up
     # domain crosses the scale-out link
     b_disp = 1.0 if wb <= 1.0 else ACT_BYTES
-    per_dev = (T / ep) * k * h * (b_disp + ACT_BYTES) * (1.0 - 1.0 / ep)
+    # the busiest device receives (dispatch) and returns (combine) its sampled excess of
+    # copies (:mod:`accelsim.llm.expert_load`); the all-to-all ends with it
+    mean = T * k / ep
+    busiest = np.where(mean > 0, expert_load.busiest_device_load(mean, ep)
+                       / np.maximum(mean, 1e-12), 1.0)
+    per_dev = (T / ep) * busiest * k * h * (b_disp + ACT_BYTES) * (1.0 - 1.0 / ep)
     dom = min(ep, spec.scaleup_domain)
     out_share = 1.0 - dom / ep
     if r.role == "prefill" and e.max_nodes and out_share > 0:
@@ -449,18 +459,25 @@ def _layer_costs(T: np.ndarray, r: Replica, spec: DeviceSpec, model: Transformer
 _ROUTING: dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray]] = {}
 
 
-def _routing(T: np.ndarray, S: float, k: float, ep: int, tkey: Any
+def _routing(T: np.ndarray, S: float, k: float, ep: int, tkey: Any, sampled: bool = False
              ) -> tuple[np.ndarray, np.ndarray]:
     """Tokens per touched expert slot for ``T`` tokens (top-k of S, balanced routing: S (1 -
     (1 - k/S)^T) slots touched) and the touched slots one of ``ep`` devices runs (one each
-    with more devices than slots); kept by ``tkey`` when given (the fast path: no device
-    field enters)."""
-    key = (tkey, len(T), S, k, ep)
+    with more devices than slots); ``sampled`` (tokens routed over the devices, expert
+    parallelism behind an all-to-all): the slots' tokens on the busiest device, at least
+    the expected maximum of the devices' sampled loads (:mod:`accelsim.llm.expert_load`);
+    kept by ``tkey`` when given (the fast path: no device field enters)."""
+    key = (tkey, len(T), S, k, ep, sampled)
     if tkey is not None and key in _ROUTING:
         return _ROUTING[key]
     touched = S * (1.0 - (1.0 - k / S) ** T)
     per_exp = np.where(touched > 0, T * k / np.maximum(touched, 1e-9), 0.0)
     slots_dev = np.maximum(touched / ep, np.minimum(touched, 1.0))
+    if sampled and ep > 1:
+        load = slots_dev * per_exp  # the even spread's copies per device
+        busiest = expert_load.busiest_device_load(T * k / ep, ep)
+        per_exp = per_exp * np.where(load > 0, np.maximum(
+            1.0, busiest / np.maximum(load, 1e-12)), 1.0)
     if tkey is not None:
         if len(_ROUTING) >= 256:
             _ROUTING.clear()

@@ -53,14 +53,20 @@ def test_dp_attention_memory_by_hand():
 
 
 def test_all_to_all_by_hand():
-    """Two nodes of 8: half of every device's dispatch (fp8) and combine (bf16) leaves the
-    node on the 400 Gb/s NIC at the DeepEP efficiency; each op pays one scale-out latency."""
+    """Two nodes of 8: half of the busiest device's dispatch (fp8) and combine (bf16)
+    leaves the node on the 400 Gb/s NIC at the DeepEP efficiency; each op pays one
+    scale-out latency. The busiest device holds mu + z_16 sigma of the copies (mu = T k /
+    16, sigma = sqrt(mu 15/16), :mod:`accelsim.llm.expert_load`)."""
+    from accelsim.llm.expert_load import expected_max_std_normal
+
     r = _wide()
     T = np.array([4096.0])
     _, _, _, disp, comb = _layer_costs(T, r, H100, DS, H100.flops("fp8"), H100.flops("bf16"),
                                        BYTES["fp8"])
     ep, k, h = 16, DS.moe.top_k, DS.hidden
-    per_dev = T[0] / ep * k * h * (1 + 2) * (1 - 1 / ep)
+    mu = T[0] * k / ep
+    busiest = (mu + expected_max_std_normal(16) * (mu * 15 / 16) ** 0.5) / mu
+    per_dev = T[0] / ep * busiest * k * h * (1 + 2) * (1 - 1 / ep)
     out = 0.5 * per_dev / (H100.scaleout_bw_Bps * H100.eff_a2a)
     assert H100.eff_a2a == pytest.approx(0.79)
     assert disp[0] + comb[0] == pytest.approx(out + 2 * H100.scaleout_latency_s, rel=1e-12)

@@ -1,0 +1,90 @@
+"""The busiest device's sampled load in an expert-parallel layer
+(:mod:`accelsim.llm.expert_load`): the normal order statistic by hand, against a seeded
+Monte-Carlo of multinomial routing, and its place in the EP layer's cost."""
+
+import math
+
+import numpy as np
+import pytest
+
+from accelsim.devices import load_device
+from accelsim.llm.expert_load import busiest_device_load, expected_max_std_normal
+from accelsim.llm.job import Replica
+from accelsim.llm.perf import _layer_costs, _routing
+from accelsim.transformer.model import load_model
+
+
+def test_expected_max_of_normals_by_hand():
+    """E[max(Z1, Z2)] = 1/sqrt(pi), E[max(Z1, Z2, Z3)] = 3 / (2 sqrt(pi)) (closed forms);
+    one device has no excess; Harter's table (1961) gives 1.16296 for 5 and 1.53875 for 10;
+    for large G it grows like, and stays below, sqrt(2 ln G)."""
+    assert expected_max_std_normal(1) == 0.0
+    assert expected_max_std_normal(2) == pytest.approx(1 / math.sqrt(math.pi), rel=1e-7)
+    assert expected_max_std_normal(3) == pytest.approx(1.5 / math.sqrt(math.pi), rel=1e-7)
+    assert expected_max_std_normal(5) == pytest.approx(1.16296, abs=1e-5)
+    assert expected_max_std_normal(10) == pytest.approx(1.53875, abs=1e-5)
+    zs = [expected_max_std_normal(g) for g in (8, 32, 160, 1000)]
+    assert zs == sorted(zs)
+    for g, z in zip((8, 32, 160, 1000), zs, strict=True):
+        assert 0.65 * math.sqrt(2 * math.log(g)) < z < math.sqrt(2 * math.log(g))
+
+
+def test_busiest_load_by_hand():
+    """Two devices, 200 copies: mu = 100, sigma = sqrt(100 x 1/2) = 7.07, E[max] = 100 +
+    7.07 / sqrt(pi) = 103.99; never above all the copies; one device carries the mean."""
+    assert float(busiest_device_load(100.0, 2)) == pytest.approx(
+        100 + math.sqrt(50) / math.sqrt(math.pi), rel=1e-9)
+    assert float(busiest_device_load(1e-4, 160)) <= 160 * 1e-4
+    assert float(busiest_device_load(7.0, 1)) == 7.0
+
+
+@pytest.mark.parametrize("tokens,k,devices", [(2560, 8, 160), (35840, 8, 160),
+                                              (18432, 8, 72), (4096, 8, 32), (400, 8, 16)])
+def test_busiest_load_against_multinomial_monte_carlo(tokens, k, devices):
+    """Seeded Monte-Carlo: the T k copies multinomial over G equal devices, 4,000
+    iterations; the formula's expected maximum within 2 % of the sampled mean maximum (its
+    normal approximation neglects the counts' skew, 1/sqrt(mu), and their negative
+    correlation, -1/G; both are small at these loads), and the excess over the mean within
+    12 %."""
+    rng = np.random.default_rng(20261207)
+    n = tokens * k
+    counts = rng.multinomial(n, np.full(devices, 1.0 / devices), size=4000)
+    sampled = counts.max(axis=1).mean()
+    mu = n / devices
+    model = float(busiest_device_load(mu, devices))
+    assert model == pytest.approx(sampled, rel=0.02)
+    assert model - mu == pytest.approx(sampled - mu, rel=0.12)
+
+
+def test_ep_layer_waits_for_the_busiest_device(monkeypatch):
+    """With tokens routed over 16 devices (dp 16) the expert GEMMs run the busiest device's
+    copies, (mu + z_16 sigma) / mu times the even spread's at T = 4,096, and the all-to-all
+    carries its excess: both cost more than with the sampling switched off (every device at
+    the mean). Under pure tensor parallelism (dp 1, no all-to-all) nothing changes."""
+    from accelsim.llm import perf
+
+    ds = load_model("deepseek-v3")
+    h100 = load_device("h100-sxm").spec
+    T = np.array([4096.0])
+    S, k = ds.moe.experts + 32, ds.moe.top_k
+    even, slots = _routing(T, S, k, 16, None)
+    busy, slots2 = _routing(T, S, k, 16, None, sampled=True)
+    mu = 4096 * k / 16
+    ratio = (mu + expected_max_std_normal(16) * math.sqrt(mu * 15 / 16)) / mu
+    assert busy[0] / even[0] == pytest.approx(ratio, rel=1e-12)
+    assert slots2[0] == slots[0]
+
+    base = {"device": "h100-sxm", "model": "deepseek-v3", "weights": "fp8",
+            "redundant_experts": 32, "max_batched_tokens": 4096, "max_seqs": 4096}
+    args = (h100, ds, h100.flops("fp8"), h100.flops("bf16"), 1.0)
+    ep_layer = _layer_costs(T, Replica(**base, dp=16), *args)
+    tp_layer = _layer_costs(T, Replica(**base, tp=8), *args)
+    monkeypatch.setattr(perf.expert_load, "busiest_device_load",
+                        lambda mean, devices: np.asarray(mean, dtype=float))
+    ep_even = _layer_costs(T, Replica(**base, dp=16), *args)
+    tp_even = _layer_costs(T, Replica(**base, tp=8), *args)
+    assert ep_layer[2][0] > ep_even[2][0]  # experts
+    assert ep_layer[3][0] > ep_even[3][0] and ep_layer[4][0] > ep_even[4][0]  # all-to-all
+    assert ep_layer[1][0] == ep_even[1][0]  # attention side untouched
+    for got, want in zip(tp_layer, tp_even, strict=True):
+        assert got[0] == want[0]
