@@ -301,34 +301,21 @@ def serving_allreduce(M: Any, tokens: Any, n: int, bw: float, alpha: float,
     return np.where(rule.custom_ok(M, tokens, n), direct, lib)
 
 
-def _allreduce_rule(vendor: str) -> AllReduceRule | None:
-    """The all-reduce rule of the vendor's default serving stack (:mod:`accelsim.stacks`),
-    with the stack numbers overridden here."""
+def _serving_terms(vendor: str) -> tuple[AllReduceRule | None, IterationTerms | None]:
+    """The vendor's default serving stack's all-reduce rule and per-sequence sampling and
+    host costs (:mod:`accelsim.stacks`), with the stack numbers overridden here."""
     from accelsim import stacks
 
-    return _rule_of(vendor, stacks.current_overrides())
+    return _serving_terms_of(vendor, stacks.current_overrides())
 
 
 @lru_cache(maxsize=16)
-def _rule_of(vendor: str, _overrides: Any) -> AllReduceRule | None:
+def _serving_terms_of(vendor: str, _overrides: Any
+                      ) -> tuple[AllReduceRule | None, IterationTerms | None]:
     from accelsim import stacks
 
-    return stacks.allreduce_rule(stacks.default_stack(vendor, "serving"))
-
-
-def _iteration(vendor: str) -> IterationTerms | None:
-    """The per-sequence sampling and host costs of the vendor's default serving stack
-    (:func:`accelsim.stacks.iteration_terms`), with the stack numbers overridden here."""
-    from accelsim import stacks
-
-    return _iteration_of(vendor, stacks.current_overrides())
-
-
-@lru_cache(maxsize=16)
-def _iteration_of(vendor: str, _overrides: Any) -> IterationTerms | None:
-    from accelsim import stacks
-
-    return stacks.iteration_terms(stacks.default_stack(vendor, "serving"))
+    st = stacks.default_stack(vendor, "serving")
+    return stacks.allreduce_rule(st), stacks.iteration_terms(st)
 
 
 def head_seconds(h: float, V: float, tp: int, dp: int, peak_w: float, spec: DeviceSpec,
@@ -398,7 +385,7 @@ def _layer_costs(T: np.ndarray, r: Replica, spec: DeviceSpec, model: Transformer
         fabric = topology.of(spec)
         nccl = topology.allreduce_s(fabric, msg, tp) if fabric else None
     tp_comm = 2 * serving_allreduce(
-        msg, Tg, tp, bw_in, spec.scaleup_latency_s, _allreduce_rule(spec.vendor),
+        msg, Tg, tp, bw_in, spec.scaleup_latency_s, _serving_terms(spec.vendor)[0],
         spec.scaleup_bw_Bps * spec.eff_reduction, spec.reduction_latency_s,
         nccl) if tp > 1 else 0.0
     per_layer = attn + elementwise + tp_comm + KERNELS_PER_LAYER * spec.kernel_overhead_s
@@ -564,7 +551,7 @@ def replica_model(r: Replica, file: str = "job", where: str = "replicas[0]",
     c_pf = 2.0 * (d_qk + d_v) * (a / tp) * L / (peak_a * attention_rate(
         spec, r.max_batched_tokens, (d_qk + d_v) / 2, True)) / dp
     # per emitting sequence: its row of the LM head and the stack's sampling (and host) costs
-    c_head = head_seconds(h, V, tp, dp, peak_w, spec, _iteration(spec.vendor))
+    c_head = head_seconds(h, V, tp, dp, peak_w, spec, _serving_terms(spec.vendor)[1])
 
     total = model_params(model)
     if model.moe is not None:
