@@ -49,6 +49,7 @@ from accelsim.config import Strict, read_yaml, validate
 from accelsim.devices import Confidence, Fraction, NonNegative, Quantity
 from accelsim.errors import AccelsimError, Problem
 from accelsim.overrides import Overrides, Values
+from accelsim.stack_kernels import DEFAULTS as KERNEL_DEFAULTS
 from accelsim.stack_memory import StackMemory as Terms
 
 Schedule = Literal["1f1b", "interleaved", "dualpipe"]
@@ -332,22 +333,11 @@ def default_stack(vendor: str, role: str = "training") -> StackProfile | None:
 
 
 def kernel_factors(stack: StackProfile | None) -> dict[str, float]:
-    """The training model's stack columns: ``stack_gemm``, ``stack_attn`` and
-    ``stack_attn_bwd`` (flash attention's forward and backward factors), ``stack_fa2`` (1:
-    the factors are relative to FlashAttention-2's rates on the device), ``stack_gemm8``
-    (8-bit linear GEMMs' factor), ``stack_unpad`` (1: attention's padding copies),
-    ``fp8_cs`` (1: FP8 current scaling's amax passes), ``pp_scatter`` (1: pipeline sends
-    scattered over the TP ranks), ``stream_k``, ``tp_async`` (1: Megatron's asynchronous TP
-    backward), ``cp_allgather`` (1: K/V all-gathered, exposed), ``unit_gap_s`` (seconds idle
-    at each FSDP unit's all-gather), ``unit_grad_bytes`` (bytes per parameter of each unit's
-    gradient hook per micro-batch), ``attn_syncs`` (host synchronisations per attention
-    forward, :class:`StackKernels`) and ``unit_ring`` (1: per-unit ring all-gathers and
-    reduce-scatters, :class:`StackOverlaps`)."""
+    """The training model's stack columns (:mod:`accelsim.stack_kernels`, which says what
+    each means), from the stack's :class:`StackKernels` and :class:`StackOverlaps`; without a
+    stack, that module's ``DEFAULTS``."""
     if stack is None:
-        return {"stack_gemm": 1.0, "stack_attn": 1.0, "stack_attn_bwd": 1.0, "stack_fa2": 0.0,
-                "stack_gemm8": 1.0, "stack_unpad": 0.0, "fp8_cs": 0.0, "pp_scatter": 1.0,
-                "stream_k": 0.0, "tp_async": 0.0, "cp_allgather": 0.0, "unit_gap_s": 0.0,
-                "unit_grad_bytes": 0.0, "attn_syncs": 0.0, "unit_ring": 0.0}
+        return dict(KERNEL_DEFAULTS)
     ov = stack.overlaps
     sg = ov.pp_scatter_gather if ov else None
     ta = ov.tp_bwd_async if ov else None

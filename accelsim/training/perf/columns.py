@@ -9,6 +9,7 @@ from typing import Any
 
 from accelsim import xp
 from accelsim.devices import DeviceSpec
+from accelsim.stack_kernels import DEFAULTS as STACK_KERNEL_DEFAULTS
 from accelsim.stack_memory import DEFAULTS as STACK_MEMORY_DEFAULTS
 from accelsim.training.job import RECOMPUTE_CODE, TrainJob
 from accelsim.training.perf.recipes import (
@@ -41,21 +42,8 @@ INPUT_COLUMNS = MODEL_COLUMNS + LAYOUT_COLUMNS + DEVICE_COLUMNS + JOB_COLUMNS
 # all-gather overlapped with the next forward (overlap_ag); the kernel model's device fields
 # (compute_units 0: the size curve; eff_attn 0: FLASH_REL_EFF x eff_compute; eff_attn_fa2 and
 # _bwd: FlashAttention-2's rates over the published kernel's, 1: the same) and the software
-# stack's kernel factors (stack_gemm on GEMMs, stack_attn and stack_attn_bwd on flash
-# attention's forward and backward, 1: none; stack_fa2 1: the stack runs FA2-generation
-# kernels, its factors relative to eff_attn_fa2; stack_gemm8 on the linear GEMMs of 8-bit
-# training, 1: none; stack_unpad 1: its attention wrapper's padding copies; fp8_cs 1: FP8
-# current scaling's amax passes) and
-# whether its pipeline sends are scattered over the TP ranks (pp_scatter; 1: Megatron's) and
-# whether its GEMM library has stream-K (stream_k; 0: wave quantisation), Megatron's
-# asynchronous TP backward (tp_async; 0: every backward collective exposed) and all-gather
-# context parallelism (cp_allgather; 0: the K/V ring overlapped with attention), the GPU-idle
-# time at each FSDP unit's all-gather (unit_gap_s; 0: none) and the bytes per parameter its
-# gradient hook moves per micro-batch (unit_grad_bytes; 0: none), the host synchronisations
-# of its flash-attention wrapper per forward (attn_syncs, unit_gap_s each; 0: none), whether
-# its ZeRO all-gathers and reduce-scatters are per-unit rings (unit_ring; 0: one aggregated
-# collective's latency); the stack's memory terms (mem_*: :mod:`accelsim.stack_memory`,
-# Megatron-Core's by default).
+# stack's kernel factors (stack_*, pp_scatter, stream_k, ...: :mod:`accelsim.stack_kernels`)
+# and memory terms (mem_*: :mod:`accelsim.stack_memory`), each module's defaults.
 OPTIONAL_COLUMNS = {"pp_first_layers": 0.0, "pp_last_layers": 0.0, "dropout": 1.0,
                     "fp8": 0.0, "overlap_tp": 0.0, "overlap_ep": 0.0, "dualpipe": 0.0,
                     "moe_max_nodes": 0.0, "mtp": 0.0, "mla_q_rank": 0.0, "mla_kv_rank": 0.0,
@@ -65,12 +53,7 @@ OPTIONAL_COLUMNS = {"pp_first_layers": 0.0, "pp_last_layers": 0.0, "dropout": 1.
                     "overlap_ag": 1.0, "compute_units": 0.0, "tile_m": 128.0,
                     "tile_n": 128.0, "eff_attn": 0.0, "eff_attn_bwd": 1.0,
                     "eff_attn_fa2": 1.0, "eff_attn_fa2_bwd": 1.0,
-                    "stack_gemm": 1.0, "stack_attn": 1.0, "stack_attn_bwd": 1.0,
-                    "stack_fa2": 0.0, "stack_gemm8": 1.0, "stack_unpad": 0.0, "fp8_cs": 0.0,
-                    "pp_scatter": 1.0,
-                    "stream_k": 0.0, "tp_async": 0.0, "cp_allgather": 0.0, "unit_gap_s": 0.0,
-                    "unit_grad_bytes": 0.0, "attn_syncs": 0.0, "unit_ring": 0.0,
-                    **STACK_MEMORY_DEFAULTS}
+                    **STACK_KERNEL_DEFAULTS, **STACK_MEMORY_DEFAULTS}
 # Peak of the operators that stay at the activation precision (attention core, LM head,
 # router); absent: peak_flops (every operator at one precision).
 PEAK_ACT = "peak_act_flops"

@@ -1,0 +1,31 @@
+"""The kernel factors a training software stack gives the training model (:mod:`accelsim
+.training.perf`), as batch-API columns. A stack profile (``configs/stacks``,
+:func:`accelsim.stacks.kernel_factors`) sets them; a job without one gets :data:`DEFAULTS`
+(the stacks the device efficiencies were calibrated with).
+
+  stack_gemm, stack_attn, stack_attn_bwd
+                  factors on the GEMMs and on flash attention's forward and backward (1: none)
+  stack_fa2       1: the stack runs FlashAttention-2-generation kernels, its factors relative
+                  to the device's eff_attn_fa2
+  stack_gemm8     factor on the linear GEMMs of 8-bit training (1: none)
+  stack_unpad     1: its attention wrapper's padding copies
+  fp8_cs          1: FP8 current scaling's amax passes
+  pp_scatter      1: pipeline sends scattered over the TP ranks (Megatron's)
+  stream_k        1: its GEMM library has stream-K (0: wave quantisation)
+  tp_async        1: Megatron's asynchronous TP backward (0: every backward collective exposed)
+  cp_allgather    1: K/V all-gathered for context parallelism, exposed (0: the ring overlapped)
+  unit_gap_s      GPU-idle seconds at each FSDP unit's all-gather (0: none)
+  unit_grad_bytes bytes per parameter its gradient hook moves per micro-batch (0: none)
+  attn_syncs      host synchronisations of its flash-attention wrapper per forward,
+                  unit_gap_s each (0: none)
+  unit_ring       1: its ZeRO all-gathers and reduce-scatters are per-unit rings (0: one
+                  aggregated collective's latency)
+"""
+
+from __future__ import annotations
+
+DEFAULTS: dict[str, float] = {
+    "stack_gemm": 1.0, "stack_attn": 1.0, "stack_attn_bwd": 1.0, "stack_fa2": 0.0,
+    "stack_gemm8": 1.0, "stack_unpad": 0.0, "fp8_cs": 0.0, "pp_scatter": 1.0,
+    "stream_k": 0.0, "tp_async": 0.0, "cp_allgather": 0.0, "unit_gap_s": 0.0,
+    "unit_grad_bytes": 0.0, "attn_syncs": 0.0, "unit_ring": 0.0}
