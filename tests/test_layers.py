@@ -20,7 +20,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("accelsim.config",),
     ("accelsim.refs",),
     ("accelsim.devices", "accelsim.runtime", "accelsim.roofline", "accelsim.collectives",
-     "accelsim.kernels", "accelsim.stacks", "accelsim.stack_memory",
+     "accelsim.kernels", "accelsim.stacks", "accelsim.stack_memory", "accelsim.stack_kernels",
      "accelsim.traffic", "accelsim.transformer"),
     ("accelsim.training", "accelsim.llm", "accelsim.serving", "accelsim.cost", "accelsim.rental",
      "accelsim.goodput", "accelsim.sharing"),
