@@ -9,7 +9,7 @@ gradient reduction and the optimizer.
               remat (qkv_offload): the layer but its QKV projection (the host copies run
               beside the layers, ~T n_qkv e bytes each way per layer); a stack whose
               checkpoint stops at the last saved tensor (``rc_early_stop``, PyTorch >= 2.1
-              non-reentrant): the layer but its down projection, the residual add after
+              non-reentrant): a dense layer but its down projection, the residual add after
               it and the MLP's TP output collective
   stages      L/p layers each (or the given first/last stage layers, the rest even), MoE
               layers spread evenly; the first stage adds the embedding, the last the LM head,
