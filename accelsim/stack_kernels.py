@@ -16,6 +16,9 @@
   cp_allgather    1: K/V all-gathered for context parallelism, exposed (0: the ring overlapped)
   unit_gap_s      GPU-idle seconds at each FSDP unit's all-gather (0: none)
   unit_grad_bytes bytes per parameter its gradient hook moves per micro-batch (0: none)
+  unit_gather_bytes
+                  bytes per parameter its FSDP copies out of each all-gather's buffer on the
+                  compute stream, per all-gather (0: none, gathered in place)
   attn_syncs      host synchronisations of its flash-attention wrapper per forward,
                   unit_gap_s each (0: none)
   unit_ring       1: its ZeRO all-gathers and reduce-scatters are per-unit rings (0: one
@@ -30,5 +33,5 @@ DEFAULTS: dict[str, float] = {
     "stack_gemm": 1.0, "stack_attn": 1.0, "stack_attn_bwd": 1.0, "stack_fa2": 0.0,
     "stack_gemm8": 1.0, "stack_unpad": 0.0, "fp8_cs": 0.0, "pp_scatter": 1.0,
     "stream_k": 0.0, "tp_async": 0.0, "cp_allgather": 0.0, "unit_gap_s": 0.0,
-    "unit_grad_bytes": 0.0, "attn_syncs": 0.0, "unit_ring": 0.0,
+    "unit_grad_bytes": 0.0, "unit_gather_bytes": 0.0, "attn_syncs": 0.0, "unit_ring": 0.0,
     "rc_early_stop": 0.0}

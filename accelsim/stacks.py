@@ -113,6 +113,12 @@ class StackKernels(Strict):
     reduce dtype, pre-divided), run beside the next unit's backward on a side stream and
     priced as memory-bound time added to the step (side-stream kernels take SMs from the
     compute stream's). Not given: 0."""
+    unit_gather_bytes: NonNegative | None = None
+    """HBM bytes per parameter its FSDP moves after each unit's parameter all-gather on the
+    compute stream, outside the collective: per-parameter sharding (PyTorch FSDP2) gathers
+    into one flat buffer and copies each parameter's shards out of it into its unsharded
+    tensor (read and write); paid per layer and micro-batch for each all-gather (ZeRO-3
+    two, ZeRO-2 one). Not given: 0 (FSDP1's flat parameter is gathered in place)."""
     unit_gap_us: NonNegative | None = None
     """GPU-idle time at each FSDP unit's (one layer's) parameter all-gather, microseconds: a
     rate limiter that synchronises the CPU with the GPU before issuing the all-gather leaves
@@ -367,6 +373,8 @@ def kernel_factors(stack: StackProfile | None) -> dict[str, float]:
                            if stack.kernels.unit_gap_us is not None else 0.0),
             "unit_grad_bytes": (k.unit_grad_bytes.value if k.unit_grad_bytes is not None
                                 else 0.0),
+            "unit_gather_bytes": (k.unit_gather_bytes.value
+                                  if k.unit_gather_bytes is not None else 0.0),
             "attn_syncs": (k.attention_host_syncs.value if k.attention_host_syncs is not None
                            else 0.0),
             "unit_ring": float(unit is not None and unit.value),

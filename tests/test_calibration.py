@@ -145,6 +145,27 @@ def test_unknown_fitted_on_id_is_a_located_error(toy):
         Calibration(params=bad, rows=toy.rows)
 
 
+def test_a_number_fitted_against_a_reference_row_matches_its_error(toy):
+    """``fitted_against``: c's row r4 is fitted so that its error equals that of the
+    reference r3 (a's row, gain 2 for a published 3: -1/3), not to r4's own published value:
+    c = 4 x 2/3; the pair cancels the model's error common to both rows. Leaving out the
+    reference's source drops the row too (its number then takes its prior)."""
+    import dataclasses
+
+    params = list(toy.params)
+    params[1] = dataclasses.replace(params[1], against=(("r4", "r3"),))
+    c = Calibration(params=params, rows=toy.rows)
+    r = {p["parameter"]: p for p in c.refit()["parameters"]}
+    a = r["toy:a:gain"]["refit"]  # 2: r3 under it predicts 2 for 3
+    assert r["toy:c:gain"]["refit"] == pytest.approx(4.0 * a / 3.0, abs=1e-3)
+    g = next(g for g in c.groups if g.key == "toy:c:gain")
+    assert c.rows_of(g, without="s2") == []
+    assert [x.id for x in c.rows_of(g, without="s1")] == ["r4"]
+    bad = [dataclasses.replace(params[1], against=(("r4", "nope"),))]
+    with pytest.raises(AccelsimError, match=r"unknown run id.*nope"):
+        Calibration(params=bad, rows=toy.rows)
+
+
 def test_device_override_is_scoped_and_checked():
     base = load_device("h100-sxm").spec.eff_compute
     with overridden({"h100-sxm": {"efficiency.compute": 0.66}}):

@@ -43,7 +43,8 @@ def test_default_stack_by_vendor():
                                            "fp8_cs": 0.0, "pp_scatter": 1.0, "stream_k": 0.0,
                                            "tp_async": 0.0,
                                            "cp_allgather": 0.0, "unit_gap_s": 0.0,
-                                           "unit_grad_bytes": 0.0, "attn_syncs": 0.0,
+                                           "unit_grad_bytes": 0.0,
+                                           "unit_gather_bytes": 0.0, "attn_syncs": 0.0,
                                            "unit_ring": 0.0, "rc_early_stop": 0.0}
     assert stacks.kernel_factors(stacks.load_stack("deepspeed"))["pp_scatter"] == 0.0
 
@@ -412,3 +413,30 @@ def test_recompute_early_stop_spares_the_down_projection(recompute):
     for name, want in (("llm-foundry", 1.0), ("llm-foundry-flash2", 1.0),
                        ("llm-foundry-2023-05", 0.0), ("megatron-core", 0.0)):
         assert stacks.kernel_factors(stacks.load_stack(name))["rc_early_stop"] == want
+
+
+@pytest.mark.parametrize(("zero", "gathers"), [(3, 2), (2, 1), (1, 0)])
+def test_fsdp2_copy_out_is_paid_per_all_gather(zero, gathers):
+    """A stack's ``unit_gather_bytes`` (FSDP2's copy-out of each all-gather's flat buffer into
+    the unsharded parameters, on the compute stream) moves that many bytes per parameter of
+    the rank's units for each all-gather at the memory rate: m micro-batches x (2 gathers with
+    ZeRO-3, 1 with ZeRO-2, none below) x P x bytes / (bw eff_m), beside the gradient copy-in
+    (``unit_grad_bytes``, once per micro-batch); torchtitan's are FSDP2's."""
+    from accelsim.training.perf import estimate_arrays, job_row
+
+    spec = load_device("a100-80gb-sxm").spec
+    par = {"tp": 1, "pp": 1, "dp": 8, "micro_batch": 1, "zero": zero}
+    job = _job(parallelism=par)  # global batch 16 over dp 8: m = 2 micro-batches
+    rows = [job_row(job, spec, {"unit_gather_bytes": b, "unit_grad_bytes": g})
+            for b, g in ((0.0, 0.0), (4.0, 0.0), (4.0, 6.0))]
+    base, out, both = (estimate_arrays(r) for r in rows)
+    params = float(base.columns["params_per_device"])
+    rate = spec.memory_bw_Bps * spec.eff_memory
+    extra = float(out.columns["step_time_s"] - base.columns["step_time_s"])
+    assert extra == pytest.approx(2 * gathers * params * 4.0 / rate, rel=1e-6, abs=1e-12)
+    grad = float(both.columns["step_time_s"] - out.columns["step_time_s"])
+    assert grad == pytest.approx(2 * params * 6.0 / rate if gathers else 0.0, rel=1e-6,
+                                 abs=1e-12)
+    tt = stacks.kernel_factors(stacks.load_stack("torchtitan"))
+    assert (tt["unit_gather_bytes"], tt["unit_grad_bytes"]) == (4.0, 6.0)
+    assert stacks.kernel_factors(stacks.load_stack("llm-foundry"))["unit_gather_bytes"] == 0.0

@@ -38,6 +38,11 @@ class Quantity(Strict):
     fitted_on: list[str] | None = None
     """Ids of the published runs (``configs/runs``) this number was fitted on: those rows
     are in-sample for it, and ``validate-runs --cross-validate`` refits it without them."""
+    fitted_against: dict[str, str] | None = None
+    """For a row of ``fitted_on``, the id of a reference run of the same benchmark round,
+    software and layout on another device: the fit matches the row's error to the
+    reference's (log(predicted / published) of the two equal), so the number measures the
+    ratio of the two devices and the model's error common to both on that workload cancels."""
 
     @model_validator(mode="after")
     def _check(self) -> Quantity:

@@ -82,6 +82,11 @@ class Group:
         return self.primary.fitted_on
 
     @property
+    def against(self) -> dict[str, str]:
+        """Row id -> reference row id (``fitted_against``)."""
+        return dict(self.primary.against)
+
+    @property
     def low(self) -> float:
         return max(m.low for m in self.members)
 
@@ -183,10 +188,17 @@ class Calibration:
             self.cache[key] = float(pred)
         return self.cache[key]
 
-    def loss(self, rows: list[Row], overrides: Mapping[str, float]) -> float:
-        """Mean |log(predicted / published)| over ``rows``."""
-        return sum(abs(math.log(self.predict(r, overrides) / r.published))
-                   for r in rows) / len(rows)
+    def loss(self, rows: list[Row], overrides: Mapping[str, float],
+             against: Mapping[str, str] | None = None) -> float:
+        """Mean |log(predicted / published)| over ``rows``; a row with a reference
+        (``against``: row id -> reference row id) less the reference's log error."""
+        ref = against or {}
+        return sum(abs(self.log_error(r, overrides) - (
+            self.log_error(self.by_id[ref[r.id]], overrides) if r.id in ref else 0.0))
+            for r in rows) / len(rows)
+
+    def log_error(self, row: Row, overrides: Mapping[str, float]) -> float:
+        return math.log(self.predict(row, overrides) / row.published)
 
     # -- fitting
 
@@ -206,7 +218,7 @@ class Calibration:
                 rows = rows_of[g.key]
 
                 def f(v: float, g: Group = g, rows: list[Row] = rows) -> float:
-                    return self.loss(rows, {**current, **g.overrides(v)})
+                    return self.loss(rows, {**current, **g.overrides(v)}, g.against)
 
                 res = minimize_scalar(f, bounds=(g.low, g.high), method="bounded",
                                       options={"xatol": XTOL})
@@ -221,7 +233,10 @@ class Calibration:
         return values
 
     def rows_of(self, g: Group, without: str | None = None) -> list[Row]:
-        return [self.by_id[i] for i in g.fitted_on if self.by_id[i].source != without]
+        """The group's rows; leaving ``without`` out, also a row whose reference is of it."""
+        ref = g.against
+        return [self.by_id[i] for i in g.fitted_on if self.by_id[i].source != without
+                and (i not in ref or self.by_id[ref[i]].source != without)]
 
     # -- the two reports
 
@@ -239,9 +254,10 @@ class Calibration:
                 "fitted_on": list(g.fitted_on), "stored": g.value, "refit": v,
                 "difference": rel, "stale": abs(rel) > tolerance,
                 "bounds": [g.low, g.high],
-                "loss_stored": self.loss(rows, {}),
+                "loss_stored": self.loss(rows, {}, g.against),
                 "loss_refit": self.loss(rows, {a: x for h in self.groups
-                                               for a, x in h.overrides(values[h.key]).items()}),
+                                               for a, x in h.overrides(values[h.key]).items()},
+                                        g.against),
             })
         return {"parameters": out, "tolerance": tolerance, "stale": sum(p["stale"] for p in out),
                 "seconds": time.perf_counter() - t0, "predictions": self.evaluations}
@@ -320,6 +336,9 @@ def _groups(params: list[Param], by_id: Mapping[str, Row]) -> list[Group]:
     buckets: dict[tuple[str, str, tuple[str, ...]], list[Param]] = {}
     for p in params:
         missing = [i for i in p.fitted_on if i not in by_id]
+        missing += [f"{i} (fitted_against, not in fitted_on)" for i, _ in p.against
+                    if i not in p.fitted_on]
+        missing += [r for _, r in p.against if r not in by_id]
         if missing:
             probs.append(Problem(p.file, f"{p.field}.fitted_on", f"unknown run id(s) "
                                  f"{', '.join(missing)}; expected ids of configs/runs/*.yaml"))

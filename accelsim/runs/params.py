@@ -32,6 +32,8 @@ class Param:
     file: str
     match: tuple[str, ...] = ()
     order: float = 0.0
+    against: tuple[tuple[str, str], ...] = ()
+    """(row, reference row) pairs of ``fitted_against``."""
 
     @property
     def address(self) -> str:
@@ -71,7 +73,8 @@ def _device_params() -> list[Param]:
             lo, hi = (q.range if q.range else _admissible(type(q)))
             out.append(Param("device", name, fld, float(q.value), tuple(q.fitted_on or ()),
                              float(lo), float(hi), f"configs/devices/{name}.yaml",
-                             (prof.vendor, prof.kind), float(prof.year)))
+                             (prof.vendor, prof.kind), float(prof.year),
+                             tuple(sorted((q.fitted_against or {}).items()))))
     return out
 
 
@@ -115,7 +118,8 @@ def _stack_params() -> list[Param]:
             lo, hi = (q.range if q.range else _admissible(type(q)))
             out.append(Param("stack", st.name, fld, float(q.value), tuple(q.fitted_on or ()),
                              float(lo), float(hi), f"configs/stacks/{st.name}.yaml",
-                             (st.role, *st.vendors)))
+                             (st.role, *st.vendors), 0.0,
+                             tuple(sorted((q.fitted_against or {}).items()))))
     return out
 
 

@@ -109,3 +109,47 @@ def test_all_gather_context_parallelism_is_exposed_and_small():
     # the ring of Megatron-Core hides the same bytes behind the attention kernel
     _, _, ring = _layer(_llama_128k("megatron-core"))
     assert ring.t_cp_f < ly.t_cp_f
+
+
+def _llama_8k_cp(cp: int, stack: str = "megatron-bridge") -> TrainJob:
+    m = LLAMA405.model_copy(update={"seq_len": 8192})
+    return TrainJob(device="h100-sxm", model=m, global_batch=64, precision="bf16",
+                    stack=stack, parallelism=Parallelism(
+                        tp=8, pp=8, cp=cp, dp=1, micro_batch=1, virtual_stages=8,
+                        sequence_parallel=True, first_stage_layers=15,
+                        last_stage_layers=15))
+
+
+def test_ring_context_parallelism_runs_one_kernel_per_step_at_its_own_length():
+    """Transformer Engine's load-balanced ring (AttnFuncWithCPAndKVP2P): cp kernels per rank,
+    the diagonal one causal over s/cp queries and keys (1/cp of the rank's FLOPs), the cp - 1
+    others unmasked, half of them s/cp queries against s/(2 cp) keys, half s/(2 cp) queries
+    against s/cp keys; each at the published kernel's rate for its key length. The FLOPs are
+    the causal half of the rank's share whatever cp; Llama 3's all-gather runs one kernel over
+    the whole sequence's keys."""
+    from accelsim import kernels
+    from accelsim.training.perf.columns import PEAK_ACT
+
+    s, hd = 8192.0, 128.0
+    for cp in (2, 4):
+        f, _u, ly = _layer(_llama_8k_cp(cp))
+        F = 0.5 * float(ly.F_attn)  # causal half of the rank's s/cp queries x s keys
+        assert F == pytest.approx(0.5 * 2 * (s / cp) * s * 16 * 256)
+
+        def fwd(flops, s_kv, causal, f=f):
+            return float(kernels.attention_fwd_time(flops, s_kv, hd, causal, f[PEAK_ACT],
+                                                    f["eff_attn"]))
+
+        want = (fwd(F / cp, s / cp, 1.0) + fwd(F * (cp - 1) / (2 * cp), s / (2 * cp), 0.0)
+                + fwd(F * (cp - 1) / (2 * cp), s / cp, 0.0))
+        assert float(ly.t_att_f) == pytest.approx(want, rel=1e-12)
+        assert float(ly.t_att_f) > fwd(F, s, 1.0)  # shorter kernels: a lower rate
+        assert float(ly.t_att_b) == pytest.approx(
+            float(kernels.attention_bwd_time(want, f["eff_attn_bwd"])), rel=1e-12)
+    f1, _u1, one = _layer(_llama_8k_cp(1))
+    assert float(one.t_att_f) == pytest.approx(float(kernels.attention_fwd_time(
+        0.5 * float(one.F_attn), s, hd, 1.0, f1[PEAK_ACT], f1["eff_attn"])), rel=1e-12)
+    fa, _ua, ag = _layer(_llama_128k("llama3-meta"))
+    assert float(ag.t_att_f) == pytest.approx(float(kernels.attention_fwd_time(
+        0.5 * float(ag.F_attn), 131072.0, hd, 1.0, fa[PEAK_ACT],
+        fa["eff_attn"] * fa["stack_attn"])), rel=1e-12)

@@ -156,6 +156,29 @@ def flash_attention(F: Any, s_kv: Any, hd: Any, causal: Any, f: dict[str, Any]) 
             xp.where(a > 0, new_b, FLASH_BWD_FACTOR * old_f))
 
 
+def ring_attention(F: Any, s: Any, hd: Any, cp: Any, f: dict[str, Any]) -> tuple[Any, Any]:
+    """Forward and backward seconds of a rank's causal attention (``F`` FLOPs, already
+    halved) under ring context parallelism with load balancing (Transformer Engine's
+    ``AttnFuncWithCPAndKVP2P``, transformer_engine/pytorch/attention/dot_product_attention/
+    context_parallel.py: each rank holds two of 2 cp chunks of the sequence and runs cp
+    kernels, one per ring step): the diagonal step, causal over its s/cp queries and keys
+    (1/cp of the FLOPs), and cp - 1 off-diagonal steps without mask, half of them s/cp
+    queries against the s/(2 cp) keys of the peer's first chunk ("lower-triangle"), half
+    the second s/(2 cp) queries against s/cp keys ("upper-triangle"). Each kernel runs at
+    the rate of its own key length (:func:`flash_attention`). cp = 1: one causal kernel over
+    s; a stack that all-gathers K and V (``cp_allgather``) runs one kernel over the whole
+    sequence's keys."""
+    ring = (cp > 1) & (f["cp_allgather"] <= 0)
+    if xp.never(ring):
+        return flash_attention(F, s, hd, 1.0, f)
+    n = xp.maximum(cp, 1.0)
+    d_f, d_b = flash_attention(F / n, s / n, hd, 1.0, f)
+    lo_f, lo_b = flash_attention(F * (n - 1) / (2 * n), s / (2 * n), hd, 0.0, f)
+    up_f, up_b = flash_attention(F * (n - 1) / (2 * n), s / n, hd, 0.0, f)
+    one_f, one_b = flash_attention(F, s, hd, 1.0, f)
+    return (xp.where(ring, d_f + lo_f + up_f, one_f), xp.where(ring, d_b + lo_b + up_b, one_b))
+
+
 @dataclass(frozen=True)
 class Micro:
     """One micro-batch on one rank: the layer's shape, tokens, element widths and the links
@@ -278,7 +301,7 @@ def dense_layer(f: dict[str, Any], u: Micro) -> Layer:
     t_gemm_b = 2 * t_gemm_f  # dgrad + wgrad GEMMs of the same shapes
 
     # --- attention core: flash (causal, fused) or unfused (scores materialised)
-    t_fa_f, t_fa_b = flash_attention(FLASH_CAUSAL_FRACTION * F_attn, s, (d_qk + d_v) / 2, 1.0, f)
+    t_fa_f, t_fa_b = ring_attention(FLASH_CAUSAL_FRACTION * F_attn, s, (d_qk + d_v) / 2, cp, f)
     S_bytes = b * a * u.s_loc * s * e / t
     if (flash > 0 if type(flash) is float else (flash > 0).all()) and (
             np.shape(t_fa_f) == np.shape(t_fa_b) == np.shape(flash)):

@@ -29,7 +29,9 @@ gradient reduction and the optimizer.
               the GPU that long at each layer's all-gather: 2 per micro-batch with ZeRO-3
               (forward, backward), 1 with ZeRO-2 (the forward's); its gradient hook's
               memory-bound copies of each unit's unsharded gradient (``unit_grad_bytes``
-              per parameter) every micro-batch with ZeRO-2 and 3
+              per parameter) every micro-batch with ZeRO-2 and 3, and (FSDP2) its copy of
+              each all-gather's output into the unsharded parameters (``unit_gather_bytes``
+              per parameter and all-gather)
   optimizer   OPTIMIZER_BYTES_PER_PARAM of HBM traffic per (sharded) parameter
 """
 
@@ -313,8 +315,10 @@ def data_parallel(f: dict[str, Any], u: Micro, st: Stages, pr: RankParams) -> Da
     gathers = xp.where(zero == 3, 2.0, xp.where(zero == 2, 1.0, 0.0))
     z3 = z3 + xp.where(D > 1, m * st.Ls * gathers * f["unit_gap_s"], 0.0)
     # the stack's FSDP gradient hook (cat into the flat gradient, cast, pre-divide) per
-    # micro-batch over every unsharded parameter of the rank's units, memory-bound
-    z3 = z3 + xp.where((D > 1) & (zero >= 2), mem(m * pr.dense * f["unit_grad_bytes"], f), 0.0)
+    # micro-batch over every unsharded parameter of the rank's units, and its copy-out of
+    # each all-gather's buffer into the unsharded parameters (FSDP2), memory-bound
+    z3 = z3 + xp.where((D > 1) & (zero >= 2), mem(m * pr.dense * (
+        f["unit_grad_bytes"] + gathers * f["unit_gather_bytes"]), f), 0.0)
     shard = xp.where(zero >= 1, D, 1.0)
     t_opt = mem(copies * pr.total * OPTIMIZER_BYTES_PER_PARAM / shard, f)
     return DataParallel(D=D, De=De, copies=copies, rs_s=rs, ag_s=ag, exposed_s=out, zero3_s=z3,
