@@ -21,7 +21,8 @@ from accelsim.transformer.model import TransformerModel
 
 Recompute = Literal["none", "selective", "full"]
 # Per-module recomputation on top of ``recompute`` (:attr:`Parallelism.recompute_modules`).
-RecomputeModule = Literal["layernorm", "mla_up_proj", "moe_act", "alternate_mm", "qkv_offload"]
+RecomputeModule = Literal["layernorm", "mla_up_proj", "moe_act", "alternate_mm", "qkv_offload",
+                          "mlp_in"]
 # Recompute modes in the order of their codes in the batch model (0, 1, 2).
 RECOMPUTE: tuple[str, ...] = ("none", "selective", "full")
 RECOMPUTE_CODE = {name: code for code, name in enumerate(RECOMPUTE)}
@@ -63,7 +64,11 @@ class Parallelism(Strict):
     residual adds) is recomputed; Q, V, gate, down and the attention kernel's are held.
     ``qkv_offload`` (with ``recompute: full``): MaxText's ``remat_policy:
     qkv_proj_offloaded``: Q, K and V go to host memory in the forward and come back for the
-    backward, so the QKV projection is not recomputed; the rest of the layer is."""
+    backward, so the QKV projection is not recomputed; the rest of the layer is.
+    ``mlp_in`` (selective): MaxText's ``remat_policy: save_dot_except_mlpwi`` (v4.0's
+    ``save_dot_except_logits_ffn1``): only the named dots Q, K, V, output and MLP output
+    projection are saved, so the MLP's input projection (wi), its activation, the norms and
+    the attention kernel's forward are recomputed in backward."""
     schedule: Literal["1f1b", "dualpipe"] = "1f1b"
     """Pipeline schedule: 1f1b (interleaved when virtual_stages > 1) or DeepSeek-V3's
     dualpipe (bidirectional; two stages' parameters per rank, bubble (pp/2 - 1) forward
@@ -213,6 +218,9 @@ def recompute_module_problems(recompute: str, modules: Sequence[str]) -> list[st
     if "qkv_offload" in modules and recompute != "full":
         out.append(f"qkv_offload needs recompute: full (MaxText's qkv_proj_offloaded is a "
                    f"full remat policy), not {recompute}")
+    if "mlp_in" in modules and recompute == "full":
+        out.append("mlp_in is a selective policy (MaxText's save_dot_except_mlpwi): with "
+                   "recompute: full every op is recomputed already")
     if "alternate_mm" in modules and recompute == "full":
         out.append("alternate_mm is a selective policy (torchtitan's per-op checkpointing): "
                    "with recompute: full every op is recomputed already")

@@ -37,7 +37,8 @@ INPUT_COLUMNS = MODEL_COLUMNS + LAYOUT_COLUMNS + DEVICE_COLUMNS + JOB_COLUMNS
 # bidirectional schedule (dualpipe), node-limited routing, multi-token prediction modules
 # and MLA (0 = absent), per-module recomputation (rc_*: Megatron-core's --recompute-modules
 # layernorm, mla_up_proj, moe_act; rc_alt_mm: torchtitan's per-op selective checkpointing;
-# rc_qkv_off: MaxText's Q/K/V offload to host under full remat;
+# rc_qkv_off: MaxText's Q/K/V offload to host under full remat; rc_mlp_in: MaxText's
+# save_dot_except_mlpwi;
 # 1 = recomputed in backward, not held), the parameter
 # all-gather overlapped with the next forward (overlap_ag); the kernel model's device fields
 # (compute_units 0: the size curve; eff_attn 0: FLASH_REL_EFF x eff_compute; eff_attn_fa2 and
@@ -49,7 +50,7 @@ OPTIONAL_COLUMNS = {"pp_first_layers": 0.0, "pp_last_layers": 0.0, "dropout": 1.
                     "moe_max_nodes": 0.0, "mtp": 0.0, "mla_q_rank": 0.0, "mla_kv_rank": 0.0,
                     "mla_qk_head": 0.0, "mla_rope_head": 0.0, "mla_v_head": 0.0,
                     "head_dim": 0.0, "rc_norm": 0.0, "rc_mla_up": 0.0, "rc_moe_act": 0.0,
-                    "rc_alt_mm": 0.0, "rc_qkv_off": 0.0,
+                    "rc_alt_mm": 0.0, "rc_qkv_off": 0.0, "rc_mlp_in": 0.0,
                     "overlap_ag": 1.0, "compute_units": 0.0, "tile_m": 128.0,
                     "tile_n": 128.0, "eff_attn": 0.0, "eff_attn_bwd": 1.0,
                     "eff_attn_fa2": 1.0, "eff_attn_fa2_bwd": 1.0,
@@ -88,6 +89,7 @@ def job_row(job: TrainJob, spec: DeviceSpec, stack_factors: dict[str, float] | N
         "rc_moe_act": int("moe_act" in par.recompute_modules),
         "rc_alt_mm": int("alternate_mm" in par.recompute_modules),
         "rc_qkv_off": int("qkv_offload" in par.recompute_modules),
+        "rc_mlp_in": int("mlp_in" in par.recompute_modules),
         "overlap_tp": int(job.overlap_tp_comm and par.tp > 1),
         "overlap_ep": int(job.overlap_ep_comm),
         "overlap_ag": int(job.overlap_param_gather),

@@ -113,17 +113,21 @@ def allocated(f: dict[str, Any], u: Micro, st: Stages, pr: RankParams, dp: DataP
     # outputs of the Q, V, gate and down matmuls and of the attention kernel: no norm
     # outputs, no K, output-projection or up outputs, no activation output
     alt = f["rc_alt_mm"] > 0
+    # MaxText's save_dot_except_mlpwi (mlp_in): no norm output, no attention output
+    # ('context'), no MLP input projection or activation output is held; the output and MLP
+    # output projections' dots are (their outputs, h wide, sharded over the tensor axis)
+    mi = f["rc_mlp_in"] > 0
     act_rep = xp.where(alt, tok * 2 * e * h / sp_div,
-                       tok * (2 * e * h + xp.where(rc_norm, 0.0, 2 * e_lin * h)
+                       tok * (2 * e * h + xp.where(rc_norm | mi, 0.0, 2 * e_lin * h)
                               + 2 * h * f["dropout"]) / sp_div)
     # Q, K, V and the attention output for flash's backward, the output projection's input;
     # MLA also holds the latents (the up-projections' inputs, replicated)
     act_attn = (tok * (xp.where(rc_mla, 0.0, e * (g.q_w + xp.where(alt, 0.0, g.k_w) + g.v_w))
-                       + e_lin * g.o_w) / t
+                       + xp.where(mi, 2 * e * h, e_lin * g.o_w)) / t
                 + xp.where(mla, tok * e_lin * (g.r_q + g.r_kv), 0.0))
     # gated MLP: gate and up outputs for the activation's backward, the down-proj input
     act_mlp = xp.where(alt, tok * f["ffn_hidden"] * e,  # the gate's (or fc1's) output
-                       tok * f["ffn_hidden"] * (e * up + e_lin)) / t
+                       xp.where(mi, 0.0, tok * f["ffn_hidden"] * (e * up + e_lin))) / t
     # MoE: per routed copy the expert's input (GEMM width) and output (the combine's input,
     # for the gate's gradient); per expert pass the activation's inputs and output. With the
     # activation recomputed (moe_act, DeepSeek-V3 section 3.3.2) its inputs are the cache

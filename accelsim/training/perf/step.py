@@ -119,7 +119,16 @@ def recompute(f: dict[str, Any], u: Micro, ly: Layer, mo: MoELayer) -> tuple[Any
         + gemm(T, g.h, f["ffn_hidden"] / t, f)
         + mem(2 * T * g.h * 2 * e / u.sp_div, f)
         + mem(T * f["ffn_hidden"] * e * (g.up + 1) / t, f), 0.0)
-    re_dense = re_dense + xp.where(rc == 2, 0.0, rc_norm_t + rc_mla_t + rc_alt_t)
+    # MaxText's save_dot_except_mlpwi (mlp_in): the saved names are the Q, K, V, output and
+    # MLP output projections' dots, so the MLP input projection (gate and up), its activation
+    # (read its inputs, write its output), the two norms (unless rc_norm counts them) and the
+    # attention kernel's forward (its output, 'context', is not a saved name) run again
+    mi = f["rc_mlp_in"] > 0
+    rc_mi_t = 0.0 if xp.never(mi) else xp.where(
+        mi, ly.t_up + flash * ly.t_att_f
+        + mem(T * f["ffn_hidden"] * (e * g.up + e_lin) / t, f)
+        + xp.where(rc_norm, 0.0, mem(2 * T * g.h * (e + e_lin) / u.sp_div, f)), 0.0)
+    re_dense = re_dense + xp.where(rc == 2, 0.0, rc_norm_t + rc_mla_t + rc_alt_t + rc_mi_t)
     re_moe = re_moe + xp.where(rc == 2, 0.0, rc_norm_t + rc_mla_t + rc_act_t + rc_alt_t)
     return re_dense, re_moe
 

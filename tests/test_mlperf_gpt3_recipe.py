@@ -1,0 +1,44 @@
+"""MLPerf Training GPT-3 175B, NVIDIA's NeMo recipe: the run files carry the submissions'
+optimizer overlap (Apex DistributedFusedAdam overlap_param_sync: true from v4.0,
+github.com/mlcommons/training_results_v4.0 NVIDIA/benchmarks/gpt3/implementations/nemo/conf/
+optim/distributed_fused_adam.yaml; the parameter all-gather after the step in v3.1), and what
+that overlap is worth on the 10,752-GPU run, whose step is 6 micro-batches long."""
+
+from __future__ import annotations
+
+import yaml
+
+from accelsim.runs.file import runs_dir
+from accelsim.runs.training import TrainingRun, predict
+
+FILES = ["mlperf-training-nvidia.yaml", "misses/mlperf-training-nvidia-misses.yaml",
+         "mlperf-training-gpt3.yaml"]
+
+
+def _rows() -> list[tuple[str, dict]]:
+    out = []
+    for name in FILES:
+        path = runs_dir() / name
+        for r in yaml.safe_load(path.read_text())["runs"]:
+            if "gpt3" in r["id"] and r["device"].startswith(("h100", "b200")):
+                out.append((str(path), r))
+    return out
+
+
+def test_param_gather_overlap_follows_the_recipe_version():
+    rows = _rows()
+    assert len(rows) >= 15
+    for _, r in rows:
+        v4 = r["id"].startswith(("mlperf-v4.0-", "mlperf-v4.1-"))
+        assert r.get("overlap_param_gather", True) is v4, r["id"]
+
+
+def test_overlapped_all_gather_is_what_the_largest_run_needed():
+    path, row = next((p, r) for p, r in _rows() if r["id"] == "mlperf-v4.0-gpt3-h100-10752")
+    run = TrainingRun(**row)
+    published = row["published"]["value"]
+    after_step = predict(run.model_copy(update={"overlap_param_gather": False}), path).value
+    overlapped = predict(run, path).value
+    assert after_step < overlapped  # hiding the all-gather only shortens the step
+    assert abs(after_step / published - 1) > 0.10
+    assert abs(overlapped / published - 1) < 0.10
