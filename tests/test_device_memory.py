@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from accelsim import units
 from accelsim.devices import catalog_names, load_device
+from accelsim.runtime import RUNTIME_RESERVE_BYTES
 
 TOTALS = Path(__file__).parent / "data" / "memory" / "device_totals.csv"
 TOLERANCE = 0.01
@@ -72,3 +74,11 @@ def test_a_decimal_reading_of_the_marketing_figure_fails():
     under the 140.4 GiB nvidia-smi reports."""
     reported = 143771 * TO_GIB["MiB"]
     assert 141e9 / 2**30 != pytest.approx(reported, rel=TOLERANCE)
+
+
+def test_the_runtime_reserve_is_what_a_published_h100_run_keeps_outside_the_tensors():
+    """The reserve (accelsim/runtime.py) is taken out of the tool's total: on one H100 (vLLM,
+    Llama-3-8B, TP1; vllm-project/vllm#10511) the driver keeps 79.65 - 79.22 GiB of
+    nvidia-smi's total and 1.79 GiB more is non-torch memory (context, cuBLAS, NCCL)."""
+    published = (81559 / 1024 - 79.22) + 1.79
+    assert RUNTIME_RESERVE_BYTES / units.GiB == pytest.approx(published, rel=0.15)
