@@ -26,12 +26,7 @@ UNCITED = {
     "inhouse-asic": "hypothetical part: every number an assumption",
 }
 """Profiles whose memory no published tool output checks, and why (their notes say so)."""
-DISPUTED = {
-    "h200": "nvidia-smi reports 140.4 GiB, the profile keeps 141 GB read as decimal (131.3): at "
-            "140.4 the held-out TensorRT-LLM 70B H200 TP1 128/4096 row goes to +11.0 %, past "
-            "its tolerance (docs/_notes/device-memory-capacity.md; the fix is on branch "
-            "memcap-h200)",
-}
+DISPUTED: dict[str, str] = {}
 """Profiles that keep a value other than the cited total, and why (strict xfails: taking the
 reported total turns them into failures to be removed from here)."""
 TO_GIB = {"B": 2.0**-30, "MiB": 2.0**-10, "GiB": 1.0}
