@@ -63,3 +63,35 @@ def busiest_device_load(mean: np.ndarray | float, devices: int) -> np.ndarray:
         return mu.copy()
     sigma = np.sqrt(np.maximum(mu, 0.0) * (1.0 - 1.0 / devices))
     return np.minimum(mu + expected_max_std_normal(devices) * sigma, devices * mu)
+
+
+def expected_row_tiles(tokens: np.ndarray | float, share: float, tile: float) -> np.ndarray:
+    """Expected output-row tiles of one expert in a grouped GEMM, E[ceil(m / tile)], when
+    each of ``tokens`` tokens routes a copy to it with probability ``share`` (top-k of S
+    slots: k / S), so that its count m is Binomial(tokens, share).
+
+    A grouped GEMM cuts each expert's rows into tiles of its own (TensorRT-LLM's MoE
+    grouped GEMM: ceil(m_e / tile_m) row tiles per expert; vLLM's fused_moe pads each
+    expert's rows to a multiple of BLOCK_SIZE_M in moe_align_block_size), so the layer
+    computes sum_e ceil(m_e / tile) tiles: with m_e at its mean the rounding is that of
+    the mean alone, with m_e drawn per iteration every expert pays its own partial tile.
+    E[ceil(m / t)] = sum_{j >= 0} P(m > j t); the normal approximation with continuity
+    correction where sd(m) >= 3, the binomial's exact tail below. 0 at 0 tokens; the
+    probability an expert is touched, 1 - (1 - share)^tokens, at tile >= tokens."""
+    from scipy.special import ndtr
+    from scipy.stats import binom
+
+    T = np.atleast_1d(np.asarray(tokens, dtype=float))
+    mu = T * share
+    sd = np.sqrt(mu * (1.0 - share))
+    j0 = np.floor(np.maximum(mu - 8.0 * sd, 0.0) / tile)
+    width = int(np.ceil(16.0 * float(sd.max(initial=0.0)) / tile)) + 2
+    edge = (j0[:, None] + np.arange(width)[None, :]) * tile
+    tail = ndtr((mu[:, None] - edge - 0.5) / np.maximum(sd[:, None], 1e-12))
+    out = j0 + tail.sum(axis=1)
+    small = sd < 3.0
+    if small.any():
+        ts = T[small]
+        edges = np.arange(0.0, float(ts.max()) + tile, tile)
+        out[small] = np.sum(binom.sf(edges[None, :], ts[:, None], share), axis=1)
+    return out

@@ -396,9 +396,21 @@ def _layer_costs(T: np.ndarray, r: Replica, spec: DeviceSpec, model: Transformer
     E, k = e.experts, e.top_k
     S = E + r.redundant_experts  # expert slots (EPLB copies share their expert's tokens)
     ff = e.ffn_hidden
-    per_exp, slots_dev = _routing(T, S, k, ep, tkey, sampled=dp > 1)
-    pe = ("per expert", S, k)
-    expert = slots_dev * (gemm(per_exp, pe, h, ff * up) + gemm(per_exp, pe, ff, h))
+    if dp == 1:
+        # grouped GEMM over the S slots, each slot's rows its own tiles: the expected
+        # tiles of its binomial count (:func:`expert_load.expected_row_tiles`), the
+        # GEMMs' time interpolated between the whole tile counts around it
+        q = _row_tiles(T, k / S, spec.tile_m, tkey)
+        lo = np.floor(q)
+        m_lo, m_hi = lo * spec.tile_m, (lo + 1.0) * spec.tile_m
+        names = (("expert rows", S, k, spec.tile_m), ("expert rows + 1", S, k, spec.tile_m))
+        t_lo, t_hi = (gemm(mm, nm, h, ff * up) + gemm(mm, nm, ff, h)
+                      for mm, nm in zip((m_lo, m_hi), names, strict=True))
+        expert = max(S / ep, 1.0) * (t_lo + (q - lo) * (t_hi - t_lo))
+    else:
+        per_exp, slots_dev = _routing(T, S, k, ep, tkey, sampled=True)
+        pe = ("per expert", S, k)
+        expert = slots_dev * (gemm(per_exp, pe, h, ff * up) + gemm(per_exp, pe, ff, h))
     # shared experts: replicated per group, tensor-parallel inside it
     shared = (gemm(Tg, g, h, ff * e.shared_experts * up / tp)
               + gemm(Tg, g, ff * e.shared_experts / tp, h)
@@ -444,6 +456,20 @@ def _layer_costs(T: np.ndarray, r: Replica, spec: DeviceSpec, model: Transformer
 
 
 _ROUTING: dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray]] = {}
+_TILES: dict[tuple[Any, ...], np.ndarray] = {}
+
+
+def _row_tiles(T: np.ndarray, share: float, tile: float, tkey: Any) -> np.ndarray:
+    """:func:`expert_load.expected_row_tiles` of ``T``, kept by ``tkey`` when given."""
+    key = (tkey, len(T), share, tile)
+    if tkey is not None and key in _TILES:
+        return _TILES[key]
+    q = expert_load.expected_row_tiles(T, share, tile)
+    if tkey is not None:
+        if len(_TILES) >= 256:
+            _TILES.clear()
+        _TILES[key] = q
+    return q
 
 
 def _routing(T: np.ndarray, S: float, k: float, ep: int, tkey: Any, sampled: bool = False
