@@ -29,6 +29,12 @@ perfectly balanced" routing balance the expected loads; they still carry this pe
 sampling noise unless the benchmark forces an exactly even split per iteration, which
 none of the sources says. Correlated routing (similar tokens, node-limited routing) would
 add to it; it is not modelled.
+
+Without expert parallelism (a tensor-parallel MoE layer: every device runs every expert's
+tokens) no device waits for another, but the grouped GEMM tiles each expert's rows
+separately, so an expert's sampled count m pays its own partial tile: the layer computes
+sum_e ceil(m_e / tile) row tiles, E[ceil(m / tile)] per expert for m ~ Binomial(T, k/S)
+(:func:`expected_row_tiles`), not the tiles of the mean count.
 """
 
 from __future__ import annotations

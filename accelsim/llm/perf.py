@@ -11,7 +11,11 @@ Per device, with T tokens in the iteration:
                   (w k n + e T (k + n)) / (bw eff_m): at small T the weights' read dominates
                   (decode is memory-bound), at large T the FLOPs (prefill is compute-bound)
   MoE experts     tokens spread over S = E + redundant expert slots (top-k, balanced as EPLB
-                  aims); the slots touched, S (1 - (1 - k/S)^T), are read; the replica's
+                  aims); without dp groups the device runs its S/ep slots as one grouped
+                  GEMM (:func:`grouped_gemm`: one pool of tiles, the touched slots' weights
+                  read), each slot's rows padded to whole tiles, E[ceil(m/tile_m)] row tiles
+                  for its Binomial(T, k/S) count m (:func:`expert_load.expected_row_tiles`);
+                  with dp groups the slots touched, S (1 - (1 - k/S)^T), are read; the replica's
                   ep = tp x dp devices hold S/ep slots each (expert parallel); with dp
                   groups (tokens routed over the devices) the layer runs at the busiest
                   device's copies, the expected maximum of the devices' sampled loads,
@@ -201,6 +205,23 @@ def _gemm(m: np.ndarray, k: float, n: float, wb: float, peak: float, spec: Devic
         compute = (2.0 * m * k * n + spec.gemm_half_flop) / (peak * spec.eff_compute)
     memory = (wb * k * n + ACT_BYTES * m * (k + n)) / (spec.memory_bw_Bps * spec.eff_memory)
     return np.where(m > 0, np.maximum(compute, memory), 0.0)
+
+
+def grouped_gemm(rows: np.ndarray, experts: Any, k: float, n: float, wb: float, peak: float,
+                 spec: DeviceSpec, key: Any = None) -> np.ndarray:
+    """A grouped GEMM: ``experts`` weight matrices of k x n (``wb`` bytes an element) over
+    ``rows`` rows in all, each expert's rows already padded to whole tiles. The experts'
+    tiles share one pool of compute units (a grouped kernel's tile scheduler), so its
+    compute is one GEMM's over all the rows (:func:`_gemm` without weights: the kernel
+    model's tiles and waves), against the memory of every expert's weights read once and
+    the bf16 activations in and out, (experts wb k n + e rows (k + n)) / (bw eff_m).
+    Checked against DeepGEMM's grouped FP8 GEMMs on H800
+    (tests/data/kernels/deepgemm-h800-fp8-grouped.csv)."""
+    rows = np.asarray(rows, dtype=float)
+    compute = _gemm(rows, k, n, 0.0, peak, spec, key)
+    memory = (experts * wb * k * n + ACT_BYTES * rows * (k + n)) / (
+        spec.memory_bw_Bps * spec.eff_memory)
+    return np.where(rows > 0, np.maximum(compute, memory), 0.0)
 
 
 # The fast path's GEMM lines, by (m's name, shape, geometry), and the keys asked for once
@@ -397,16 +418,15 @@ def _layer_costs(T: np.ndarray, r: Replica, spec: DeviceSpec, model: Transformer
     S = E + r.redundant_experts  # expert slots (EPLB copies share their expert's tokens)
     ff = e.ffn_hidden
     if dp == 1:
-        # grouped GEMM over the S slots, each slot's rows its own tiles: the expected
-        # tiles of its binomial count (:func:`expert_load.expected_row_tiles`), the
-        # GEMMs' time interpolated between the whole tile counts around it
-        q = _row_tiles(T, k / S, spec.tile_m, tkey)
-        lo = np.floor(q)
-        m_lo, m_hi = lo * spec.tile_m, (lo + 1.0) * spec.tile_m
-        names = (("expert rows", S, k, spec.tile_m), ("expert rows + 1", S, k, spec.tile_m))
-        t_lo, t_hi = (gemm(mm, nm, h, ff * up) + gemm(mm, nm, ff, h)
-                      for mm, nm in zip((m_lo, m_hi), names, strict=True))
-        expert = max(S / ep, 1.0) * (t_lo + (q - lo) * (t_hi - t_lo))
+        # one grouped GEMM over the device's S/ep slots, each slot's rows padded to whole
+        # tiles: the expected tiles of its binomial count (:func:`expert_load.
+        # expected_row_tiles`); the weights of the slots touched are read
+        slots = max(S / ep, 1.0)
+        rows = slots * spec.tile_m * _row_tiles(T, k / S, spec.tile_m, tkey)
+        touched = slots * (1.0 - (1.0 - k / S) ** T)
+        gk = None if tkey is None else (tkey, ("grouped experts", S, k, ep, spec.tile_m))
+        expert = (grouped_gemm(rows, touched, h, ff * up, wb, peak_w, spec, gk)
+                  + grouped_gemm(rows, touched, ff, h, wb, peak_w, spec, gk))
     else:
         per_exp, slots_dev = _routing(T, S, k, ep, tkey, sampled=True)
         pe = ("per expert", S, k)

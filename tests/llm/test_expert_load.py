@@ -129,17 +129,19 @@ def test_expected_row_tiles_limits():
 
 
 def test_tp_moe_layer_runs_the_expected_tiles(monkeypatch):
-    """Mixtral 8x7B at TP 1 (every expert on the device): the expert side is the grouped
-    GEMMs at the expected row tiles, interpolated between the whole tile counts around
-    them, so with q = 7.2 tiles it lies 0.2 of the way from the 7-tile cost to the 8-tile
-    one (everything else in the layer unchanged)."""
+    """Mixtral 8x7B at TP 1 (every expert on the device): the expert side is one grouped GEMM
+    per weight over the 8 experts' padded rows, 8 x 128 x E[ceil(m / 128)]: with the
+    expected 7.2 tiles a expert it costs what :func:`grouped_gemm` says of the extra rows
+    over 7 whole tiles an expert, and lies between the 7- and 8-tile layers (everything else
+    in the layer unchanged)."""
     from accelsim.llm import perf
 
     mx = load_model("mixtral-8x7b")
     h100 = load_device("h100-sxm").spec
     r = Replica(device="h100-sxm", model="mixtral-8x7b", weights="fp8", max_batched_tokens=8192,
                 max_seqs=896)
-    args = (h100, mx, h100.flops("fp8"), h100.flops("bf16"), 1.0)
+    peak = h100.flops("fp8")
+    args = (h100, mx, peak, h100.flops("bf16"), 1.0)
     T = np.array([3500.0])
     q = expected_row_tiles(T, 2 / 8, h100.tile_m)[0]
     real = _layer_costs(T, r, *args)
@@ -148,7 +150,12 @@ def test_tp_moe_layer_runs_the_expected_tiles(monkeypatch):
         monkeypatch.setattr(perf.expert_load, "expected_row_tiles",
                             lambda tokens, share, tile, n=n: np.full(len(tokens), n))
         fixed[n] = _layer_costs(T, r, *args)
-    want = fixed[7.0][2][0] + (q - 7.0) * (fixed[8.0][2][0] - fixed[7.0][2][0])
-    assert real[2][0] == pytest.approx(want, rel=1e-12)
+
+    def experts(tiles: float) -> float:
+        rows = np.array([8 * 128 * tiles])
+        return float(perf.grouped_gemm(rows, 8.0, 4096, 2 * 14336, 1.0, peak, h100)[0]
+                     + perf.grouped_gemm(rows, 8.0, 14336, 4096, 1.0, peak, h100)[0])
+
+    assert real[2][0] - fixed[7.0][2][0] == pytest.approx(experts(q) - experts(7.0), rel=1e-9)
     assert fixed[8.0][2][0] > real[2][0] > fixed[7.0][2][0]
     assert real[1][0] == fixed[7.0][1][0]
