@@ -71,7 +71,8 @@ def busiest_device_load(mean: np.ndarray | float, devices: int) -> np.ndarray:
     return np.minimum(mu + expected_max_std_normal(devices) * sigma, devices * mu)
 
 
-def expected_row_tiles(tokens: np.ndarray | float, share: float, tile: float) -> np.ndarray:
+def expected_row_tiles(tokens: np.ndarray | float, share: float,
+                       tile: np.ndarray | float) -> np.ndarray:
     """Expected output-row tiles of one expert in a grouped GEMM, E[ceil(m / tile)], when
     each of ``tokens`` tokens routes a copy to it with probability ``share`` (top-k of S
     slots: k / S), so that its count m is Binomial(tokens, share).
@@ -83,21 +84,24 @@ def expected_row_tiles(tokens: np.ndarray | float, share: float, tile: float) ->
     the mean alone, with m_e drawn per iteration every expert pays its own partial tile.
     E[ceil(m / t)] = sum_{j >= 0} P(m > j t); the normal approximation with continuity
     correction where sd(m) >= 3, the binomial's exact tail below. 0 at 0 tokens; the
-    probability an expert is touched, 1 - (1 - share)^tokens, at tile >= tokens."""
+    probability an expert is touched, 1 - (1 - share)^tokens, at tile >= tokens. ``tile``:
+    one height, or one per element of ``tokens``."""
     from scipy.special import ndtr
     from scipy.stats import binom
 
     T = np.atleast_1d(np.asarray(tokens, dtype=float))
+    t = np.broadcast_to(np.asarray(tile, dtype=float), T.shape)
     mu = T * share
     sd = np.sqrt(mu * (1.0 - share))
-    j0 = np.floor(np.maximum(mu - 8.0 * sd, 0.0) / tile)
-    width = int(np.ceil(16.0 * float(sd.max(initial=0.0)) / tile)) + 2
-    edge = (j0[:, None] + np.arange(width)[None, :]) * tile
+    j0 = np.floor(np.maximum(mu - 8.0 * sd, 0.0) / t)
+    width = int(np.ceil(16.0 * float(np.max(sd / t, initial=0.0)))) + 2
+    edge = (j0[:, None] + np.arange(width)[None, :]) * t[:, None]
     tail = ndtr((mu[:, None] - edge - 0.5) / np.maximum(sd[:, None], 1e-12))
     out = j0 + tail.sum(axis=1)
     small = sd < 3.0
     if small.any():
-        ts = T[small]
-        edges = np.arange(0.0, float(ts.max()) + tile, tile)
-        out[small] = np.sum(binom.sf(edges[None, :], ts[:, None], share), axis=1)
+        ts, tt = T[small], t[small]
+        n = int(np.ceil(float(np.max(ts / tt)))) + 1
+        edges = np.arange(n)[None, :] * tt[:, None]
+        out[small] = np.sum(binom.sf(edges, ts[:, None], share), axis=1)
     return out

@@ -13,8 +13,9 @@ Per device, with T tokens in the iteration:
   MoE experts     tokens spread over S = E + redundant expert slots (top-k, balanced as EPLB
                   aims); without dp groups the device runs its S/ep slots as one grouped
                   GEMM (:func:`grouped_gemm`: one pool of tiles, the touched slots' weights
-                  read), each slot's rows padded to whole tiles, E[ceil(m/tile_m)] row tiles
-                  for its Binomial(T, k/S) count m (:func:`expert_load.expected_row_tiles`);
+                  read), each slot's rows padded to whole tiles, E[ceil(m/tile)] row tiles
+                  for its Binomial(T, k/S) count m (:func:`expert_load.expected_row_tiles`;
+                  the tile the device's, shorter for small batches, :func:`moe_row_tile`);
                   with dp groups the slots touched, S (1 - (1 - k/S)^T), are read; the replica's
                   ep = tp x dp devices hold S/ep slots each (expert parallel); with dp
                   groups (tokens routed over the devices) the layer runs at the busiest
@@ -419,10 +420,11 @@ def _layer_costs(T: np.ndarray, r: Replica, spec: DeviceSpec, model: Transformer
     ff = e.ffn_hidden
     if dp == 1:
         # one grouped GEMM over the device's S/ep slots, each slot's rows padded to whole
-        # tiles: the expected tiles of its binomial count (:func:`expert_load.
-        # expected_row_tiles`); the weights of the slots touched are read
+        # tiles (:func:`moe_row_tile` high): the expected tiles of its binomial count
+        # (:func:`expert_load.expected_row_tiles`); the weights of the slots touched are read
         slots = max(S / ep, 1.0)
-        rows = slots * spec.tile_m * _row_tiles(T, k / S, spec.tile_m, tkey)
+        tile = moe_row_tile(T * k / S, spec.tile_m)
+        rows = slots * tile * _row_tiles(T, k / S, tile, spec.tile_m, tkey)
         touched = slots * (1.0 - (1.0 - k / S) ** T)
         gk = None if tkey is None else (tkey, ("grouped experts", S, k, ep, spec.tile_m))
         expert = (grouped_gemm(rows, touched, h, ff * up, wb, peak_w, spec, gk)
@@ -479,9 +481,24 @@ _ROUTING: dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray]] = {}
 _TILES: dict[tuple[Any, ...], np.ndarray] = {}
 
 
-def _row_tiles(T: np.ndarray, share: float, tile: float, tkey: Any) -> np.ndarray:
-    """:func:`expert_load.expected_row_tiles` of ``T``, kept by ``tkey`` when given."""
-    key = (tkey, len(T), share, tile)
+def moe_row_tile(rows: Any, device_tile: float) -> np.ndarray:
+    """Row tile of an MoE grouped GEMM whose experts get ``rows`` rows each on average: the
+    power of two at or above twice that, at least 16 and at most the device's tile.
+    ASSUMPTION drawn from vLLM's tuned fused_moe configs for Mixtral's shape
+    (vllm/model_executor/layers/fused_moe/configs/E=8,N=14336,device_name=*,
+    dtype=fp8_w8a8.json): BLOCK_SIZE_M 64 at 128 tokens and 128 from 256 on H100; 16 up to 48
+    tokens, 32-64 at 64-128 and 128-256 from 256 on MI300X (top-2 of 8: a quarter of the
+    tokens per expert); a small batch's kernel takes short tiles rather than pad every
+    expert to the device's."""
+    r = np.maximum(np.asarray(rows, dtype=float), 1.0)
+    return np.clip(2.0 ** np.ceil(np.log2(2.0 * r)), 16.0, device_tile)
+
+
+def _row_tiles(T: np.ndarray, share: float, tile: np.ndarray, device_tile: float,
+               tkey: Any) -> np.ndarray:
+    """:func:`expert_load.expected_row_tiles` of ``T``, kept by ``tkey`` when given (the
+    tiles follow from T, the share and the device's tile)."""
+    key = (tkey, len(T), share, device_tile)
     if tkey is not None and key in _TILES:
         return _TILES[key]
     q = expert_load.expected_row_tiles(T, share, tile)

@@ -159,3 +159,17 @@ def test_tp_moe_layer_runs_the_expected_tiles(monkeypatch):
     assert real[2][0] - fixed[7.0][2][0] == pytest.approx(experts(q) - experts(7.0), rel=1e-9)
     assert fixed[8.0][2][0] > real[2][0] > fixed[7.0][2][0]
     assert real[1][0] == fixed[7.0][1][0]
+
+
+def test_moe_row_tile_follows_the_batch():
+    """The grouped GEMM's row tile: the power of two at or above twice an expert's mean
+    rows, within [16, the device tile] (vLLM's tuned fused_moe configs for Mixtral on H100:
+    BLOCK_SIZE_M 64 at 128 tokens, 128 from 256; top-2 of 8 gives an expert a quarter of
+    the tokens); and the expected tiles take one tile height per token count."""
+    from accelsim.llm.perf import moe_row_tile
+
+    tokens = np.array([0.0, 8.0, 128.0, 256.0, 3500.0])
+    assert list(moe_row_tile(tokens / 4, 128.0)) == [16.0, 16.0, 64.0, 128.0, 128.0]
+    tiles = moe_row_tile(tokens / 4, 128.0)
+    one_by_one = [expected_row_tiles(t, 0.25, h)[0] for t, h in zip(tokens, tiles, strict=True)]
+    assert expected_row_tiles(tokens, 0.25, tiles) == pytest.approx(one_by_one, abs=1e-12)
