@@ -101,7 +101,7 @@ def test_ep_layer_waits_for_the_busiest_device(monkeypatch):
 def test_expected_row_tiles_against_the_binomial_sum(share, tile):
     """E[ceil(m / tile)] for m ~ Binomial(T, share), summed over the binomial's pmf by hand:
     within 2e-3 tiles from 0 to 20,000 tokens (the normal tail with continuity correction
-    where sd >= 3, the exact tail below); 0 at no tokens."""
+    where sd >= 6, the exact sum below); 0 at no tokens."""
     from scipy.stats import binom
 
     T = np.array([0, 1, 7, 50, 333, 400, 875, 3500, 8192, 20000], dtype=float)
