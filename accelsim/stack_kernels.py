@@ -20,6 +20,8 @@
                   unit_gap_s each (0: none)
   unit_ring       1: its ZeRO all-gathers and reduce-scatters are per-unit rings (0: one
                   aggregated collective's latency)
+  rc_early_stop   1: full recomputation stops at the layer's last saved tensor (the down
+                  projection's GEMM and the residual add after it are not recomputed)
 """
 
 from __future__ import annotations
@@ -28,4 +30,5 @@ DEFAULTS: dict[str, float] = {
     "stack_gemm": 1.0, "stack_attn": 1.0, "stack_attn_bwd": 1.0, "stack_fa2": 0.0,
     "stack_gemm8": 1.0, "stack_unpad": 0.0, "fp8_cs": 0.0, "pp_scatter": 1.0,
     "stream_k": 0.0, "tp_async": 0.0, "cp_allgather": 0.0, "unit_gap_s": 0.0,
-    "unit_grad_bytes": 0.0, "attn_syncs": 0.0, "unit_ring": 0.0}
+    "unit_grad_bytes": 0.0, "attn_syncs": 0.0, "unit_ring": 0.0,
+    "rc_early_stop": 0.0}

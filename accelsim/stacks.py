@@ -119,6 +119,14 @@ class StackKernels(Strict):
     the GPU idle until the CPU has issued it (PyTorch FSDP1 with ``limit_all_gathers``). Paid
     per layer and micro-batch for each all-gather: ZeRO-3 two (forward, backward), ZeRO-2 one
     (the forward's; FSDP's SHARD_GRAD_OP reshards after the backward). Not given: 0."""
+    recompute_early_stop: Feature | None = None
+    """Its activation checkpointing stops the recomputed forward at the layer's last saved
+    tensor (PyTorch's non-reentrant ``torch.utils.checkpoint`` from 2.1: "stops recomputation
+    as soon as it has computed all needed Tensors"): autograd saves a linear's inputs before
+    its GEMM runs, so under full recomputation a block ending in ``x + down(act(up(x)))``
+    recomputes neither the down projection's GEMM nor the residual add after it (nor, with
+    tensor parallelism, the MLP's output collective). Not given: false (the whole layer
+    again: Megatron's and PyTorch's reentrant checkpoint)."""
     attention_host_syncs: NonNegative | None = None
     """Host-device synchronisations in each forward of its flash-attention wrapper (a
     ``.item()`` or a ``torch.nonzero`` of a CUDA tensor): the host waits for the GPU's queue to
@@ -361,7 +369,9 @@ def kernel_factors(stack: StackProfile | None) -> dict[str, float]:
                                 else 0.0),
             "attn_syncs": (k.attention_host_syncs.value if k.attention_host_syncs is not None
                            else 0.0),
-            "unit_ring": float(unit is not None and unit.value)}
+            "unit_ring": float(unit is not None and unit.value),
+            "rc_early_stop": float(k.recompute_early_stop is not None
+                                   and k.recompute_early_stop.value)}
 
 
 @dataclass(frozen=True)

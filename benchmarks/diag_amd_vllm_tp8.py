@@ -1,5 +1,5 @@
-"""Diagnostics of the AMD vLLM TP8 held-out misses
-(configs/runs/heldout/misses/amd-vllm-mi300x.yaml, issue 21; docs/validation.md): for each
+"""Diagnostics of the AMD vLLM TP8 held-out rows (known misses until 2026-12-07)
+(configs/runs/heldout/amd-vllm-mi300x.yaml, issue 21; docs/validation.md): for each
 row, the extra cost that would zero its error in three forms, found by bisection on the row's
 own prediction. Nothing here is fitted into a shipped
 number: the rows are held out.
@@ -25,7 +25,7 @@ from accelsim import stacks
 from accelsim.runs import KINDS, load_runs
 from accelsim.transformer.model import load_model
 
-FILE = Path(__file__).resolve().parents[1] / "configs/runs/heldout/misses/amd-vllm-mi300x.yaml"
+FILE = Path(__file__).resolve().parents[1] / "configs/runs/heldout/amd-vllm-mi300x.yaml"
 HOST = stacks.load_stack("vllm-rocm").iteration
 BASE_US = HOST.host_seq_us.value if HOST else 0.0
 

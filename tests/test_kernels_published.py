@@ -16,6 +16,9 @@ per-vendor gap are recorded in docs/model-kernels.md ("Published GEMM sweeps").
   only ratios are used (unknown H100 variant and 2024 stack).
 - ``aiter-mi300x-i8-bpreshuffle.csv``: AMD aiter's tuned W8A8 GEMM times on one MI300X (32
   shapes), against the serving model's GEMM on the shipped mi300x profile.
+- ``ck-mi300x-a8w8-llama3.csv``: AMD's tuned CK W8A8 GEMMs on one MI300X at the Llama 3.1
+  70B/405B linear shapes, TP 1 to 8 (288 rows), against the same: level and the TP8 shapes'
+  lower rate.
 - ``h100-large-gemms.csv``: large BF16 GEMMs on one H100 (M up to 65,536 tokens: FBGEMM #2546 at
   500 W, with its row-wise FP8 GEMM at the same shapes; square 1,024-10,240 at 700 W): ratios
   within a source only (issue 21: what a GEMM-shape term could give the checkpointed MPT rows;
@@ -223,19 +226,19 @@ def test_xla_b200_mid_shapes_are_over_predicted_within_bounds():
 
 def test_aiter_mi300x_w8a8_gemms_against_the_serving_gemm():
     """aiter's tuned W8A8 GEMMs on one MI300X (``aiter-mi300x-i8-bpreshuffle.csv``, 32 shapes,
-    M 64 to 40,960) against the GEMM the serving model runs on the shipped mi300x profile
-    (no compute units: the size curve at the at-scale efficiency, plus one kernel launch).
-    From M = 512 on (every TP8 decode batch of the AMD vLLM rows) the model is 0.85-1.5x the
-    measured time, and at M >= 4096 slower on average (the at-scale efficiency is below the
-    lone tuned kernel's, as the MAMF rows show for BF16); below M = 512 the measured kernels
-    are latency-bound and the model is not held to them. Tolerances set after a first look
-    (measured 0.89-1.43x)."""
+    M 64 to 40,960): its hand-written assembly kernels on pre-shuffled int8 weights, the
+    fastest W8A8 GEMMs published for the part, bound the GEMM the serving model runs on the
+    shipped mi300x profile (its kernel model: 304 CUs, the general libraries' tiles, at the
+    efficiency fitted with vLLM's hipBLASLt FP8 GEMMs) from below: from M = 512 on the model
+    is never faster, and at most 2x slower. Below M = 512 the measured kernels are
+    latency-bound and the model is not held to them. (Tolerance set after a first look,
+    measured 1.09-1.98x; before the mi300x profile had its kernel geometry, 0.89-1.43x.)"""
     from accelsim.llm import perf
 
     spec = load_device("mi300x").spec
     rows = _rows("aiter-mi300x-i8-bpreshuffle.csv")
     assert len(rows) == 32
-    big = []
+    ratios = []
     for r in rows:
         m, n, k = float(r["m"]), float(r["n"]), float(r["k"])
         assert float(r["tflops"]) == pytest.approx(2 * m * n * k / float(r["us"]) / 1e6,
@@ -243,11 +246,55 @@ def test_aiter_mi300x_w8a8_gemms_against_the_serving_gemm():
         if m < 512:
             continue
         t = float(perf._gemm(np.array([m]), k, n, 1.0, spec.flops("int8"), spec)[0])
-        ratio = (t + spec.kernel_overhead_s) / (float(r["us"]) * 1e-6)
-        assert 0.85 <= ratio <= 1.5, (r, ratio)
-        if m >= 4096:
-            big.append(ratio)
-    assert len(big) == 20 and np.mean(big) > 1.0
+        ratios.append((t + spec.kernel_overhead_s) / (float(r["us"]) * 1e-6))
+    assert len(ratios) == 26
+    assert 1.0 <= min(ratios) and max(ratios) <= 2.0, ratios
+
+
+# The Llama 3.1 70B linear layers (QKV, MLP up, attention output, MLP down) as (N, K) at
+# TP 1 and TP 8 (hidden 8,192, 64 query and 8 KV heads of 128, MLP 28,672).
+LLAMA70B_TP = {1: ((10240, 8192), (57344, 8192), (8192, 8192), (8192, 28672)),
+               8: ((1280, 8192), (7168, 8192), (8192, 1024), (8192, 3584))}
+
+
+def test_ck_mi300x_w8a8_llama3_gemms_against_the_serving_gemm():
+    """AMD's tuned CK W8A8 GEMMs on one MI300X at the Llama 3.1 70B/405B linear shapes, TP 1 to
+    8 (``ck-mi300x-a8w8-llama3.csv``, 288 rows, M 1 to 32,768), against the serving model's GEMM
+    on the shipped mi300x profile (nothing fitted on the table). (a) Level, from M = 512 on
+    (every decode batch of the AMD vLLM TP8 rows and of the MLPerf rows): the measured time is
+    0.8-1.45x the model's, median within 15 %. (b) Shape: tensor parallelism cuts N or K by 8,
+    and the TP8 layers run at 0.72-0.84 of the TP1 layers' TFLOP/s at M 512-4,096 (fewer
+    output tiles for 304 CUs, a shorter K loop behind each tile's fixed cost). The kernel
+    model (tiles and waves over the profile's 304 CUs) reproduces that ratio within 0.07; the
+    size curve the profile had before (efficiency from the FLOPs alone) gave 0.79-0.97, so
+    it priced a TP8 decode layer 1.12-1.32x too cheap against these kernels. Tolerances set
+    after a first look (median 1.07, range 0.85-1.42; shape ratios within 0.05)."""
+    from accelsim.llm import perf
+
+    spec = load_device("mi300x").spec
+    assert spec.compute_units == 304
+    rows = _rows("ck-mi300x-a8w8-llama3.csv")
+    assert len(rows) == 288
+    us = {(int(r["m"]), int(r["n"]), int(r["k"])): float(r["us"]) * 1e-6 for r in rows}
+
+    def model(m: int, n: int, k: int) -> float:
+        t = perf._gemm(np.array([float(m)]), float(k), float(n), 1.0, spec.flops("fp8"), spec)
+        return float(t[0]) + spec.kernel_overhead_s
+
+    ratios = np.array([t / model(m, n, k) for (m, n, k), t in us.items() if m >= 512])
+    assert len(ratios) == 144
+    assert 0.8 <= ratios.min() and ratios.max() <= 1.45
+    assert 0.95 <= np.median(ratios) <= 1.15
+
+    def rate(time, m: int, tp: int) -> float:
+        shapes = LLAMA70B_TP[tp]
+        return sum(2.0 * m * n * k for n, k in shapes) / sum(time(m, n, k) for n, k in shapes)
+
+    for m in (512, 1024, 2048, 4096):
+        measured = rate(lambda *s: us[s], m, 8) / rate(lambda *s: us[s], m, 1)
+        predicted = rate(model, m, 8) / rate(model, m, 1)
+        assert 0.7 <= measured <= 0.85
+        assert predicted == pytest.approx(measured, abs=0.07), (m, measured, predicted)
 
 
 def test_xla_tpu_v5e_matmul_bounds_the_v5e_profile():

@@ -44,7 +44,7 @@ def test_default_stack_by_vendor():
                                            "tp_async": 0.0,
                                            "cp_allgather": 0.0, "unit_gap_s": 0.0,
                                            "unit_grad_bytes": 0.0, "attn_syncs": 0.0,
-                                           "unit_ring": 0.0}
+                                           "unit_ring": 0.0, "rc_early_stop": 0.0}
     assert stacks.kernel_factors(stacks.load_stack("deepspeed"))["pp_scatter"] == 0.0
 
 
@@ -376,3 +376,39 @@ def test_unit_ring_pays_nccls_ring_latency_per_layer_collective():
     assert off.rs_s - off_bw.rs_s < MODEL["layers"] * ring / 10
     for name, want in (("llm-foundry", 1.0), ("llm-foundry-flash2", 1.0), ("torchtitan", 0.0)):
         assert stacks.kernel_factors(stacks.load_stack(name))["unit_ring"] == want
+
+
+@pytest.mark.parametrize("recompute", ["full", "none"])
+def test_recompute_early_stop_spares_the_down_projection(recompute):
+    """A stack whose checkpoint stops at the layer's last saved tensor (PyTorch >= 2.1's
+    non-reentrant checkpoint, ``recompute_early_stop``) recomputes the layer but its down
+    projection's GEMM and the residual add after it (autograd saves a linear's inputs before
+    its GEMM runs): per step m x L x (that GEMM + 3 T h bytes at the memory rate) less time
+    and L x 2 h ffn FLOPs per token less hardware FLOPs under full recomputation, no change
+    without it; on the one job as on the batch API."""
+    from accelsim.training.perf import estimate_arrays, job_row
+    from accelsim.training.perf.columns import inputs
+    from accelsim.training.perf.layer import dense_layer, micro
+
+    spec = load_device("h100-sxm").spec
+    par = {"tp": 1, "pp": 1, "dp": 8, "micro_batch": 2, "zero": 3, "recompute": recompute}
+    job = _job(parallelism=par)  # global batch 16 over dp 8, micro-batch 2: m = 1
+    rows = [job_row(job, spec, {"rc_early_stop": k}) for k in (0.0, 1.0)]
+    full, stop = (estimate_arrays(r).columns for r in rows)
+    batch = estimate_arrays({k: np.array([r[k] for r in rows]) for k in rows[0]}).columns
+    f = inputs(rows[0])
+    u = micro(f)
+    T, h, L = u.T, MODEL["hidden"], MODEL["layers"]
+    down = dense_layer(f, u).t_down + 3 * T * h * 2 / (spec.memory_bw_Bps * spec.eff_memory)
+    saved = float(full["step_time_s"] - stop["step_time_s"])
+    assert float(batch["step_time_s"][0] - batch["step_time_s"][1]) == pytest.approx(saved)
+    on = recompute == "full"
+    assert saved == pytest.approx(L * down if on else 0.0, rel=1e-9, abs=1e-12)
+    tokens = 16 * MODEL["seq_len"]
+    hw = lambda c: float(c["hfu"] * c["step_time_s"] * c["devices"] * f["peak_flops"])  # noqa: E731
+    assert hw(full) - hw(stop) == pytest.approx(
+        L * 2 * h * MODEL["ffn_hidden"] * tokens if on else 0.0, rel=1e-9, abs=1.0)
+    assert float(full["model_flops_per_step"]) == float(stop["model_flops_per_step"])
+    for name, want in (("llm-foundry", 1.0), ("llm-foundry-flash2", 1.0),
+                       ("llm-foundry-2023-05", 0.0), ("megatron-core", 0.0)):
+        assert stacks.kernel_factors(stacks.load_stack(name))["rc_early_stop"] == want

@@ -56,6 +56,11 @@ class Engine(Strict):
     all of which the KV cache may take up to that share of (TensorRT-LLM's
     kv_cache_free_gpu_mem_fraction, the PyTorch backend's (total - peak) x fraction; the
     rest holds the CUDA graphs captured after it)."""
+    scheduler_steps: int = Field(default=1, ge=1, le=64)
+    """Decode steps per host round (vLLM V0's num_scheduler_steps, multi-step scheduling):
+    the serving stack's host time per sequence (scheduling, input preparation, output
+    processing) is paid once per round, so 1/n of it per step; 1: every step (vLLM V1
+    without async scheduling)."""
     kv_admission: Literal["on_demand", "reserve"] = "on_demand"
     """on_demand: KV blocks are taken as tokens arrive and a full cache preempts the latest
     sequence (vLLM); reserve: a request is admitted with its whole sequence's blocks and is

@@ -341,15 +341,16 @@ def _serving_terms_of(vendor: str, _overrides: Any
 
 
 def head_seconds(h: float, V: float, tp: int, dp: int, peak_w: float, spec: DeviceSpec,
-                 it: IterationTerms | None) -> float:
+                 it: IterationTerms | None, steps: int = 1) -> float:
     """Seconds per sequence that samples a token (``c_head``): its row of the LM head,
     2 h V/tp / (peak_w eff_c), and what the serving stack does with the logits. Without a
     stack's :class:`accelsim.stacks.IterationTerms`, each rank writes and reads its V/tp fp32
     logits once, 2 x 4 V/tp / (bw eff_m). With them: the ranks' all-gather of the bf16
     logits, (tp-1)/tp x 2 V / (bw_scaleup eff_comm), when the stack gathers them, then the
     sampler's ``sampler_bytes`` per element over the V elements (V/tp without the gather)
-    a rank samples, at HBM speed, and ``host_seq_s`` of host time the GPU waits for. The
-    device terms run per attention group (/ dp); so does the host's (one engine per group)."""
+    a rank samples, at HBM speed, and ``host_seq_s`` of host time the GPU waits for, once per
+    host round of ``steps`` decode steps (multi-step scheduling). The device terms run per
+    attention group (/ dp); so does the host's (one engine per group)."""
     mem = spec.memory_bw_Bps * spec.eff_memory
     gemm = 2.0 * h * V / tp / (peak_w * spec.eff_compute)
     if it is None:
@@ -358,7 +359,7 @@ def head_seconds(h: float, V: float, tp: int, dp: int, peak_w: float, spec: Devi
     comm = (tp - 1) / tp * ACT_BYTES * V / (spec.scaleup_bw_Bps * spec.eff_comm) if gather \
         else 0.0
     sampled = V if gather else V / tp
-    return (gemm + comm + it.sampler_bytes * sampled / mem + it.host_seq_s) / dp
+    return (gemm + comm + it.sampler_bytes * sampled / mem + it.host_seq_s / steps) / dp
 
 
 def _layer_costs(T: np.ndarray, r: Replica, spec: DeviceSpec, model: TransformerModel,
@@ -614,7 +615,8 @@ def replica_model(r: Replica, file: str = "job", where: str = "replicas[0]",
     c_pf = 2.0 * (d_qk + d_v) * (a / tp) * L / (peak_a * attention_rate(
         spec, r.max_batched_tokens, (d_qk + d_v) / 2, True)) / dp
     # per emitting sequence: its row of the LM head and the stack's sampling (and host) costs
-    c_head = head_seconds(h, V, tp, dp, peak_w, spec, _serving_terms(spec.vendor)[1])
+    c_head = head_seconds(h, V, tp, dp, peak_w, spec, _serving_terms(spec.vendor)[1],
+                          r.scheduler_steps)
 
     total = model_params(model)
     if model.moe is not None:

@@ -79,3 +79,24 @@ def test_every_known_miss_predicts():
     results = validate_runs([MISSES / "wide-ep-deepseek.yaml"])
     assert len(results) == 9
     assert all(r.predicted > 0 for r in results)
+
+
+@pytest.mark.parametrize("path", [
+    CONFIGS / "runs" / "mlperf-inference-llama2-70b.yaml",
+    CONFIGS / "runs" / "mlperf-inference-llama2-70b-supermicro.yaml",
+    CONFIGS / "runs" / "mlperf-inference-nvidia.yaml",
+    MISSES / "mlperf-inference-llama2-70b-server.yaml",
+])
+def test_tensorrt_llm_mlperf_rows_take_the_harness_kv_fraction(path):
+    """NVIDIA's MLPerf harness (and the submitters running it) size the KV cache with the
+    C++ executor's free_gpu_memory_fraction, kvcache_free_gpu_mem_frac in each
+    submission's configs: a share of the memory the engine leaves free, not of the device.
+    Every row's replica reads the fraction its file quotes, as memory_share_of: free."""
+    import re
+
+    text = path.read_text(encoding="utf-8")
+    quoted = {float(x) for x in re.findall(r"kvcache_free_gpu_mem_frac (0\.\d+)", text)}
+    assert quoted == {0.9}
+    for run in load_runs(path).runs:
+        rep = run.replica
+        assert (rep.memory_share_of, rep.memory_utilization) == ("free", 0.9), run.id

@@ -1,7 +1,8 @@
 """FLOPs of one step: model FLOPs (no recomputation, full-sequence attention: Narayanan et
 al. 2021, PaLM's 12 L H Q T term), the causal convention (attention over the unmasked half,
 what flash kernels execute), and hardware FLOPs (recomputation included, with the GEMMs the
-recompute modules add or spare)."""
+recompute modules add or spare, and the down projections a checkpoint that stops at the
+layer's last saved tensor does not recompute)."""
 
 from __future__ import annotations
 
@@ -38,8 +39,10 @@ def flops(f: dict[str, Any], u: Micro) -> Flops:
     # MaxText's offloaded Q, K, V projection not
     alt_tok = xp.where(f["rc_alt_mm"] > 0, 2 * h * (g.k_w + g.o_w + f["ffn_hidden"]), 0.0)
     qkv_tok = xp.where(f["rc_qkv_off"] > 0, 2 * h * (g.q_w + g.k_w + g.v_w), 0.0)
-    recompute_tok = xp.where(rc == 2, (L - n_moe) * fwd_dense_tok + n_moe * fwd_moe_tok
-                             - L * qkv_tok,
+    # a checkpoint that stops at the last saved tensor: no dense layer's down projection
+    down_tok = xp.where(f["rc_early_stop"] > 0, 2 * f["ffn_hidden"] * h, 0.0)
+    recompute_tok = xp.where(rc == 2, (L - n_moe) * (fwd_dense_tok - down_tok)
+                             + n_moe * fwd_moe_tok - L * qkv_tok,
                              xp.where(rc == 1, L * attn_tok, 0.0) + L * alt_tok)
     return Flops(model=model, model_causal=model - 3 * (L + n_mtp) * attn_tok / 2 * tokens,
                  hardware=model + recompute_tok * tokens)
