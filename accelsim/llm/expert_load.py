@@ -29,6 +29,12 @@ perfectly balanced" routing balance the expected loads; they still carry this pe
 sampling noise unless the benchmark forces an exactly even split per iteration, which
 none of the sources says. Correlated routing (similar tokens, node-limited routing) would
 add to it; it is not modelled.
+
+Without expert parallelism (a tensor-parallel MoE layer: every device runs every expert's
+tokens) no device waits for another, but the grouped GEMM tiles each expert's rows
+separately, so an expert's sampled count m pays its own partial tile: the layer computes
+sum_e ceil(m_e / tile) row tiles, E[ceil(m / tile)] per expert for m ~ Binomial(T, k/S)
+(:func:`expected_row_tiles`), not the tiles of the mean count.
 """
 
 from __future__ import annotations
@@ -63,3 +69,66 @@ def busiest_device_load(mean: np.ndarray | float, devices: int) -> np.ndarray:
         return mu.copy()
     sigma = np.sqrt(np.maximum(mu, 0.0) * (1.0 - 1.0 / devices))
     return np.minimum(mu + expected_max_std_normal(devices) * sigma, devices * mu)
+
+
+def expected_row_tiles(tokens: np.ndarray | float, share: float,
+                       tile: np.ndarray | float) -> np.ndarray:
+    """Expected output-row tiles of one expert in a grouped GEMM, E[ceil(m / tile)], when
+    each of ``tokens`` tokens routes a copy to it with probability ``share`` (top-k of S
+    slots: k / S), so that its count m is Binomial(tokens, share).
+
+    A grouped GEMM cuts each expert's rows into tiles of its own (TensorRT-LLM's MoE
+    grouped GEMM: ceil(m_e / tile_m) row tiles per expert; vLLM's fused_moe pads each
+    expert's rows to a multiple of BLOCK_SIZE_M in moe_align_block_size), so the layer
+    computes sum_e ceil(m_e / tile) tiles: with m_e at its mean the rounding is that of
+    the mean alone, with m_e drawn per iteration every expert pays its own partial tile.
+    E[ceil(m / t)] = sum_{j >= 0} P(m > j t); the normal approximation with continuity
+    correction where sd(m) >= 6, the binomial's exact sum below (within 5e-3 tiles of
+    the exact sum everywhere). 0 at 0 tokens; the
+    probability an expert is touched, 1 - (1 - share)^tokens, at tile >= tokens. ``tile``:
+    one height, or one per element of ``tokens``."""
+    T = np.atleast_1d(np.asarray(tokens, dtype=float))
+    t = np.broadcast_to(np.asarray(tile, dtype=float), T.shape)
+    mu = T * share
+    sd = np.sqrt(mu * (1.0 - share))
+    j0 = np.floor(np.maximum(mu - 8.0 * sd, 0.0) / t)
+    width = int(np.ceil(16.0 * float(np.max(sd / t, initial=0.0)))) + 2
+    edge = (j0[:, None] + np.arange(width)[None, :]) * t[:, None]
+    tail = normal_sf((edge + 0.5 - mu[:, None]) / np.maximum(sd[:, None], 1e-12))
+    out = j0 + tail.sum(axis=1)
+    small = sd < 6.0
+    if small.any():
+        out[small] = _exact_row_tiles(T[small], share, t[small])
+    return out
+
+
+def _exact_row_tiles(T: np.ndarray, share: float, tile: np.ndarray) -> np.ndarray:
+    """E[ceil(m / tile)] = sum_j P(m > j tile) from the binomial's pmf, by the recursion
+    pmf(m + 1) = pmf(m) (T - m) / (m + 1) p / (1 - p) from (1 - p)^T, up to the mean plus
+    60 (these rows have sd < 6: the tail beyond ten of them is below 1e-20) and one tile."""
+    if share >= 1.0:
+        return np.ceil(T / tile)
+    top = int(np.ceil(float(np.max(T * share)))) + 60 + int(np.max(tile))
+    m = np.arange(top + 1, dtype=float)
+    ratio = np.maximum(T[:, None] - m[None, :-1], 0.0) / (m[None, 1:]) * (share / (1.0 - share))
+    pmf = np.concatenate([np.ones((len(T), 1)), np.cumprod(ratio, axis=1)], axis=1)
+    pmf *= ((1.0 - share) ** T)[:, None]
+    cdf = np.cumsum(pmf, axis=1)
+    out = np.zeros(len(T))
+    for j in range(int(np.ceil(top / float(np.min(tile)))) + 1):
+        x = j * tile
+        inside = x <= top
+        idx = np.minimum(x, top).astype(int)
+        out += np.where(inside, np.maximum(1.0 - cdf[np.arange(len(T)), idx], 0.0), 0.0)
+    return out
+
+
+def normal_sf(z: np.ndarray) -> np.ndarray:
+    """P(Z > z) for a standard normal, 0.5 erfc(z / sqrt 2), by Abramowitz and Stegun's
+    7.1.26 for erfc (absolute error under 1.5e-7), in numpy alone."""
+    x = np.abs(np.asarray(z, dtype=float)) / math.sqrt(2.0)
+    u = 1.0 / (1.0 + 0.3275911 * x)
+    poly = u * (0.254829592 + u * (-0.284496736 + u * (1.421413741 + u * (-1.453152027
+                                                                        + u * 1.061405429))))
+    half = 0.5 * poly * np.exp(-x * x)
+    return np.where(np.asarray(z) >= 0.0, half, 1.0 - half)

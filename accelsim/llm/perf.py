@@ -11,7 +11,12 @@ Per device, with T tokens in the iteration:
                   (w k n + e T (k + n)) / (bw eff_m): at small T the weights' read dominates
                   (decode is memory-bound), at large T the FLOPs (prefill is compute-bound)
   MoE experts     tokens spread over S = E + redundant expert slots (top-k, balanced as EPLB
-                  aims); the slots touched, S (1 - (1 - k/S)^T), are read; the replica's
+                  aims); without dp groups the device runs its S/ep slots as one grouped
+                  GEMM (:func:`grouped_gemm`: one pool of tiles, the touched slots' weights
+                  read), each slot's rows padded to whole tiles, E[ceil(m/tile)] row tiles
+                  for its Binomial(T, k/S) count m (:func:`expert_load.expected_row_tiles`;
+                  the tile the device's, shorter for small batches, :func:`moe_row_tile`);
+                  with dp groups the slots touched, S (1 - (1 - k/S)^T), are read; the replica's
                   ep = tp x dp devices hold S/ep slots each (expert parallel); with dp
                   groups (tokens routed over the devices) the layer runs at the busiest
                   device's copies, the expected maximum of the devices' sampled loads,
@@ -201,6 +206,23 @@ def _gemm(m: np.ndarray, k: float, n: float, wb: float, peak: float, spec: Devic
         compute = (2.0 * m * k * n + spec.gemm_half_flop) / (peak * spec.eff_compute)
     memory = (wb * k * n + ACT_BYTES * m * (k + n)) / (spec.memory_bw_Bps * spec.eff_memory)
     return np.where(m > 0, np.maximum(compute, memory), 0.0)
+
+
+def grouped_gemm(rows: np.ndarray, experts: Any, k: float, n: float, wb: float, peak: float,
+                 spec: DeviceSpec, key: Any = None) -> np.ndarray:
+    """A grouped GEMM: ``experts`` weight matrices of k x n (``wb`` bytes an element) over
+    ``rows`` rows in all, each expert's rows already padded to whole tiles. The experts'
+    tiles share one pool of compute units (a grouped kernel's tile scheduler), so its
+    compute is one GEMM's over all the rows (:func:`_gemm` without weights: the kernel
+    model's tiles and waves), against the memory of every expert's weights read once and
+    the bf16 activations in and out, (experts wb k n + e rows (k + n)) / (bw eff_m).
+    Checked against DeepGEMM's grouped FP8 GEMMs on H800
+    (tests/data/kernels/deepgemm-h800-fp8-grouped.csv)."""
+    rows = np.asarray(rows, dtype=float)
+    compute = _gemm(rows, k, n, 0.0, peak, spec, key)
+    memory = (experts * wb * k * n + ACT_BYTES * rows * (k + n)) / (
+        spec.memory_bw_Bps * spec.eff_memory)
+    return np.where(rows > 0, np.maximum(compute, memory), 0.0)
 
 
 # The fast path's GEMM lines, by (m's name, shape, geometry), and the keys asked for once
@@ -397,9 +419,21 @@ def _layer_costs(T: np.ndarray, r: Replica, spec: DeviceSpec, model: Transformer
     E, k = e.experts, e.top_k
     S = E + r.redundant_experts  # expert slots (EPLB copies share their expert's tokens)
     ff = e.ffn_hidden
-    per_exp, slots_dev = _routing(T, S, k, ep, tkey, sampled=dp > 1)
-    pe = ("per expert", S, k)
-    expert = slots_dev * (gemm(per_exp, pe, h, ff * up) + gemm(per_exp, pe, ff, h))
+    if dp == 1:
+        # one grouped GEMM over the device's S/ep slots, each slot's rows padded to whole
+        # tiles (:func:`moe_row_tile` high): the expected tiles of its binomial count
+        # (:func:`expert_load.expected_row_tiles`); the weights of the slots touched are read
+        slots = max(S / ep, 1.0)
+        tile = moe_row_tile(T * k / S, spec.tile_m)
+        rows = slots * tile * _row_tiles(T, k / S, tile, spec.tile_m, tkey)
+        touched = slots * (1.0 - (1.0 - k / S) ** T)
+        gk = None if tkey is None else (tkey, ("grouped experts", S, k, ep, spec.tile_m))
+        expert = (grouped_gemm(rows, touched, h, ff * up, wb, peak_w, spec, gk)
+                  + grouped_gemm(rows, touched, ff, h, wb, peak_w, spec, gk))
+    else:
+        per_exp, slots_dev = _routing(T, S, k, ep, tkey, sampled=True)
+        pe = ("per expert", S, k)
+        expert = slots_dev * (gemm(per_exp, pe, h, ff * up) + gemm(per_exp, pe, ff, h))
     # shared experts: replicated per group, tensor-parallel inside it
     shared = (gemm(Tg, g, h, ff * e.shared_experts * up / tp)
               + gemm(Tg, g, ff * e.shared_experts / tp, h)
@@ -445,6 +479,35 @@ def _layer_costs(T: np.ndarray, r: Replica, spec: DeviceSpec, model: Transformer
 
 
 _ROUTING: dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray]] = {}
+_TILES: dict[tuple[Any, ...], np.ndarray] = {}
+
+
+def moe_row_tile(rows: Any, device_tile: float) -> np.ndarray:
+    """Row tile of an MoE grouped GEMM whose experts get ``rows`` rows each on average: the
+    power of two at or above twice that, at least 16 and at most the device's tile.
+    ASSUMPTION drawn from vLLM's tuned fused_moe configs for Mixtral's shape
+    (vllm/model_executor/layers/fused_moe/configs/E=8,N=14336,device_name=*,
+    dtype=fp8_w8a8.json): BLOCK_SIZE_M 64 at 128 tokens and 128 from 256 on H100; 16 up to 48
+    tokens, 32-64 at 64-128 and 128-256 from 256 on MI300X (top-2 of 8: a quarter of the
+    tokens per expert); a small batch's kernel takes short tiles rather than pad every
+    expert to the device's."""
+    r = np.maximum(np.asarray(rows, dtype=float), 1.0)
+    return np.clip(2.0 ** np.ceil(np.log2(2.0 * r)), 16.0, device_tile)
+
+
+def _row_tiles(T: np.ndarray, share: float, tile: np.ndarray, device_tile: float,
+               tkey: Any) -> np.ndarray:
+    """:func:`expert_load.expected_row_tiles` of ``T``, kept by ``tkey`` when given (the
+    tiles follow from T, the share and the device's tile)."""
+    key = (tkey, len(T), share, device_tile)
+    if tkey is not None and key in _TILES:
+        return _TILES[key]
+    q = expert_load.expected_row_tiles(T, share, tile)
+    if tkey is not None:
+        if len(_TILES) >= 256:
+            _TILES.clear()
+        _TILES[key] = q
+    return q
 
 
 def _routing(T: np.ndarray, S: float, k: float, ep: int, tkey: Any, sampled: bool = False

@@ -1,6 +1,8 @@
 """The busiest device's sampled load in an expert-parallel layer
 (:mod:`accelsim.llm.expert_load`): the normal order statistic by hand, against a seeded
-Monte-Carlo of multinomial routing, and its place in the EP layer's cost."""
+Monte-Carlo of multinomial routing, and its place in the EP layer's cost; the expected
+row tiles of a grouped GEMM's experts against the binomial's exact sum, and their place in
+the tensor-parallel MoE layer's cost."""
 
 import math
 
@@ -8,7 +10,11 @@ import numpy as np
 import pytest
 
 from accelsim.devices import load_device
-from accelsim.llm.expert_load import busiest_device_load, expected_max_std_normal
+from accelsim.llm.expert_load import (
+    busiest_device_load,
+    expected_max_std_normal,
+    expected_row_tiles,
+)
 from accelsim.llm.job import Replica
 from accelsim.llm.perf import _layer_costs, _routing
 from accelsim.transformer.model import load_model
@@ -88,3 +94,82 @@ def test_ep_layer_waits_for_the_busiest_device(monkeypatch):
     assert ep_layer[1][0] == ep_even[1][0]  # attention side untouched
     for got, want in zip(tp_layer, tp_even, strict=True):
         assert got[0] == want[0]
+
+
+@pytest.mark.parametrize(("share", "tile"), [(2 / 8, 128.0), (2 / 8, 64.0), (8 / 288, 128.0),
+                                             (2 / 8, 256.0)])
+def test_expected_row_tiles_against_the_binomial_sum(share, tile):
+    """E[ceil(m / tile)] for m ~ Binomial(T, share), summed over the binomial's pmf by hand:
+    within 2e-3 tiles from 0 to 20,000 tokens (the normal tail with continuity correction
+    where sd >= 6, the exact sum below); 0 at no tokens."""
+    from scipy.stats import binom
+
+    T = np.array([0, 1, 7, 50, 333, 400, 875, 3500, 8192, 20000], dtype=float)
+    got = expected_row_tiles(T, share, tile)
+    for t, g in zip(T, got, strict=True):
+        m = np.arange(int(t) + 1)
+        want = float(np.sum(np.ceil(m / tile) * binom.pmf(m, int(t), share)))
+        assert g == pytest.approx(want, abs=2e-3)
+    assert got[0] == 0.0
+
+
+def test_expected_row_tiles_limits():
+    """Fewer tokens than a tile: one tile when the expert is touched, 1 - (1 - p)^T; a
+    spread much wider than a tile: the integer count's remainder is uniform over the tile's
+    rows, mu / tile + (tile - 1) / (2 tile); Mixtral's
+    8 experts at ~3,500 tokens (875 rows each, sd 25.6): 7.20 tiles where the mean alone
+    rounds to 7."""
+    p = 0.25
+    small = expected_row_tiles(np.array([1.0, 5.0, 20.0]), p, 128.0)
+    assert small == pytest.approx(1 - (1 - p) ** np.array([1.0, 5.0, 20.0]), rel=1e-9)
+    T = 400_000.0
+    wide = expected_row_tiles(T, p, 16.0)[0]
+    assert wide == pytest.approx(T * p / 16.0 + 15.0 / 32.0, abs=1e-3)
+    assert expected_row_tiles(3500.0, p, 128.0)[0] == pytest.approx(7.2004, abs=1e-3)
+
+
+def test_tp_moe_layer_runs_the_expected_tiles(monkeypatch):
+    """Mixtral 8x7B at TP 1 (every expert on the device): the expert side is one grouped GEMM
+    per weight over the 8 experts' padded rows, 8 x 128 x E[ceil(m / 128)]: with the
+    expected 7.2 tiles a expert it costs what :func:`grouped_gemm` says of the extra rows
+    over 7 whole tiles an expert, and lies between the 7- and 8-tile layers (everything else
+    in the layer unchanged)."""
+    from accelsim.llm import perf
+
+    mx = load_model("mixtral-8x7b")
+    h100 = load_device("h100-sxm").spec
+    r = Replica(device="h100-sxm", model="mixtral-8x7b", weights="fp8", max_batched_tokens=8192,
+                max_seqs=896)
+    peak = h100.flops("fp8")
+    args = (h100, mx, peak, h100.flops("bf16"), 1.0)
+    T = np.array([3500.0])
+    q = expected_row_tiles(T, 2 / 8, h100.tile_m)[0]
+    real = _layer_costs(T, r, *args)
+    fixed = {}
+    for n in (7.0, 8.0):
+        monkeypatch.setattr(perf.expert_load, "expected_row_tiles",
+                            lambda tokens, share, tile, n=n: np.full(len(tokens), n))
+        fixed[n] = _layer_costs(T, r, *args)
+
+    def experts(tiles: float) -> float:
+        rows = np.array([8 * 128 * tiles])
+        return float(perf.grouped_gemm(rows, 8.0, 4096, 2 * 14336, 1.0, peak, h100)[0]
+                     + perf.grouped_gemm(rows, 8.0, 14336, 4096, 1.0, peak, h100)[0])
+
+    assert real[2][0] - fixed[7.0][2][0] == pytest.approx(experts(q) - experts(7.0), rel=1e-9)
+    assert fixed[8.0][2][0] > real[2][0] > fixed[7.0][2][0]
+    assert real[1][0] == fixed[7.0][1][0]
+
+
+def test_moe_row_tile_follows_the_batch():
+    """The grouped GEMM's row tile: the power of two at or above twice an expert's mean
+    rows, within [16, the device tile] (vLLM's tuned fused_moe configs for Mixtral on H100:
+    BLOCK_SIZE_M 64 at 128 tokens, 128 from 256; top-2 of 8 gives an expert a quarter of
+    the tokens); and the expected tiles take one tile height per token count."""
+    from accelsim.llm.perf import moe_row_tile
+
+    tokens = np.array([0.0, 8.0, 128.0, 256.0, 3500.0])
+    assert list(moe_row_tile(tokens / 4, 128.0)) == [16.0, 16.0, 64.0, 128.0, 128.0]
+    tiles = moe_row_tile(tokens / 4, 128.0)
+    one_by_one = [expected_row_tiles(t, 0.25, h)[0] for t, h in zip(tokens, tiles, strict=True)]
+    assert expected_row_tiles(tokens, 0.25, tiles) == pytest.approx(one_by_one, abs=1e-12)
