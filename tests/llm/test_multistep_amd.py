@@ -5,8 +5,8 @@ fixed lengths, the same command) for each of its vLLM containers (ROCm/vllm
 docs/dev-docker/README.md). The June 2025 container (vLLM 0.9.0.1, revision 1f732c1f, "Updated
 README.md for June 10 release") ran the V0 engine with ``--num-scheduler-steps 10``; the held-out
 rows (configs/runs/heldout/amd-vllm-mi300x.yaml and its miss in heldout/misses/, October 2025,
-vLLM 0.10.2) run V1, one step per host round. Nothing here is fitted: the V0 rows are the held-out rows' replicas with
-``scheduler_steps: 10``, predicted with the shipped numbers
+vLLM 0.10.2) run V1, one step per host round. Nothing here is fitted: the V0 rows are the
+held-out rows' replicas with ``scheduler_steps: 10``, predicted with the shipped numbers
 (docs/_notes/amd-vllm-decode-attention.md).
 """
 
@@ -33,9 +33,10 @@ V0_JUNE_2025 = {
 def test_multi_step_v0_rows_and_the_v1_step():
     """With ten scheduler steps the seven asserted configurations are predicted within 10 % of
     the V0 table (measured +4..+10 %; the known miss, 405B 500/2000, +15 % as in V1), and the
-    V1 / V0 throughput ratio the host gap alone gives is within 0.08 of the published one (0.74-0.96 against 0.80-0.99), below 1 on every row as
-    published: V1 pays vllm-rocm's 21.5 us a sequence every step, V0 once per ten. Tolerances
-    set after a first look."""
+    V1 / V0 throughput ratio the host gap alone gives is within 0.08 of the published one
+    (0.74-0.96 against 0.80-0.99), below 1 on every row as published: V1 pays vllm-rocm's 21.5
+    us a sequence every step, V0 once per ten. Tolerances set after a first look.
+    """
     runs = [(str(f), f == FILES[0], run) for f in FILES for run in load_runs(f).runs]
     assert len(runs) == 8
     for path, asserted, run in runs:
