@@ -131,8 +131,11 @@ class StackKernels(Strict):
     as soon as it has computed all needed Tensors"): autograd saves a linear's inputs before
     its GEMM runs, so under full recomputation a block ending in ``x + down(act(up(x)))``
     recomputes neither the down projection's GEMM nor the residual add after it (nor, with
-    tensor parallelism, the MLP's output collective). Not given: false (the whole layer
-    again: Megatron's and PyTorch's reentrant checkpoint)."""
+    tensor parallelism, the MLP's output collective). JAX's ``jax.checkpoint`` does the same
+    by dead-code elimination of the recomputed jaxpr (``remat_partial_eval``'s
+    ``pe.dce_jaxpr``: the backward's tangent equations read a dot's operands, not its
+    output). Not given: false (the whole layer again: Megatron's and PyTorch's reentrant
+    checkpoint)."""
     attention_host_syncs: NonNegative | None = None
     """Host-device synchronisations in each forward of its flash-attention wrapper (a
     ``.item()`` or a ``torch.nonzero`` of a CUDA tensor): the host waits for the GPU's queue to

@@ -441,3 +441,50 @@ def test_fsdp2_copy_out_is_paid_per_all_gather(zero, gathers):
     tt = stacks.kernel_factors(stacks.load_stack("torchtitan"))
     assert (tt["unit_gather_bytes"], tt["unit_grad_bytes"]) == (4.0, 6.0)
     assert stacks.kernel_factors(stacks.load_stack("llm-foundry"))["unit_gather_bytes"] == 0.0
+
+
+def test_jax_full_remat_does_not_recompute_the_mlp_output_projection():
+    """MaxText's remat_policy full is jax.checkpoint with nothing_saveable; JAX's partial
+    evaluation dead-code-eliminates the recomputed equations no tangent equation reads
+    (jax/_src/ad_checkpoint.py remat_partial_eval, pe.dce_jaxpr), so the maxtext stack sets
+    ``recompute_early_stop``. On the published full-remat row (MLPerf v4.0 GPT-3 175B on 512
+    TPU v5p, tp 8 with the activations sharded over the tensor axis, one micro-batch of 32)
+    the step shrinks by exactly L x (the MLP output projection's GEMM + the residual add's
+    3 T h activation bytes at the memory rate + 1/4 of the forward's exposed TP collectives:
+    the dot's reduce-scatter); the MLP input projection (save_dot_except_mlpwi's ``mlp_in``)
+    is selective recomputation, untouched."""
+    from accelsim.runs.file import load_runs, runs_dir
+    from accelsim.training.perf import estimate_arrays, job_row
+    from accelsim.training.perf.columns import inputs
+    from accelsim.training.perf.layer import dense_layer, mem, micro
+
+    factors = stacks.kernel_factors(stacks.load_stack("maxtext"))
+    assert factors["rc_early_stop"] == 1.0
+    run = next(r for r in load_runs(runs_dir() / "misses"
+                                    / "mlperf-training-google-misses.yaml").runs
+               if r.id == "mlperf-v4.0-gpt3-tpu-v5p-512")
+    spec = load_device(run.device).spec
+    par = Parallelism(tp=run.tp, pp=run.pp, dp=run.devices // run.tp, zero=run.zero,
+                      micro_batch=run.micro_batches[0], recompute=run.recompute,
+                      sequence_parallel=run.sequence_parallel)
+    job = TrainJob(device=run.device, model=run.model, global_batch=run.global_batch,
+                   precision=run.precision, attention=run.attention, stack=run.stack,
+                   parallelism=par)
+    rows = [job_row(job, spec, {**factors, "rc_early_stop": k}) for k in (0.0, 1.0)]
+    whole, stop = (estimate_arrays(r).columns for r in rows)
+    f = inputs(rows[1])
+    u = micro(f)
+    ly = dense_layer(f, u)
+    m = run.global_batch / par.dp / par.micro_batch
+    assert m == 1
+    tail = ly.t_down + mem(3 * u.T * run.model.hidden * u.e / u.sp_div, f) + 0.25 * ly.t_tp_f
+    saved = float(whole["step_time_s"] - stop["step_time_s"])
+    assert saved == pytest.approx(m * run.model.layers * float(tail), rel=1e-9)
+    assert float(stop["step_time_s"]) == pytest.approx(estimate(job, spec).step_time_s,
+                                                       rel=1e-12)
+    # save_dot_except_mlpwi (selective + mlp_in): the flag is not read
+    sel = par.model_copy(update={"recompute": "selective", "recompute_modules": ["mlp_in"]})
+    rows = [job_row(job.model_copy(update={"parallelism": sel}), spec,
+                    {**factors, "rc_early_stop": k}) for k in (0.0, 1.0)]
+    a, b = (float(estimate_arrays(r).columns["step_time_s"]) for r in rows)
+    assert a == b
