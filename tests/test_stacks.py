@@ -411,7 +411,8 @@ def test_recompute_early_stop_spares_the_down_projection(recompute):
         L * 2 * h * MODEL["ffn_hidden"] * tokens if on else 0.0, rel=1e-9, abs=1.0)
     assert float(full["model_flops_per_step"]) == float(stop["model_flops_per_step"])
     for name, want in (("llm-foundry", 1.0), ("llm-foundry-flash2", 1.0),
-                       ("llm-foundry-2023-05", 0.0), ("megatron-core", 0.0)):
+                       ("llm-foundry-2023-05", 0.0), ("megatron-core", 0.0),
+                       ("torchtitan", 1.0)):
         assert stacks.kernel_factors(stacks.load_stack(name))["rc_early_stop"] == want
 
 
