@@ -93,6 +93,20 @@ from accelsim.transformer.model import TransformerModel, load_model
 from accelsim.transformer.params import model_params
 
 ACT_BYTES = 2.0  # activations in bf16 whatever the weight format (W8A8 GEMMs cast inside)
+# Bytes per (sequence, vocabulary entry) at the peak of vLLM's memory-profiling sampler pass.
+# The pass samples max_num_seqs rows with top-k and top-p on (V0 worker/model_runner.py
+# profile_run: SamplingParams(top_p=0.99, top_k=vocab_size - 1); V1
+# v1/worker/gpu_model_runner.py _dummy_sampler_run: top_p 0.9, top_k V - 1), over the
+# full vocabulary (the vocab-parallel LM head's logits are all-gathered on every rank). Live at
+# the peak of the native path (v1/sample/ops/topk_topp_sampler.py apply_top_k_top_p): the
+# model's bf16 logits (2), their fp32 copy (Sampler.forward, 4), the sorted values (4) and
+# int64 indices (8), the top-k and top-p masks (1 + 1), the softmax/cumsum (4) and the
+# scattered result (4): 28 bytes; plus the sort's scratch, cub's segmented radix sort holding
+# a second key (4) and value (8) buffer (cub DeviceSegmentedRadixSort::SortPairs without a
+# DoubleBuffer allocates them): 40. Check: vllm-project/vllm#10511 measures the same 1.26 GiB
+# activation peak for Llama 3 8B at TP1 and TP2 (256 seqs x 128,256: 1.22 GiB at 40 bytes),
+# tests/test_engine_memory.py.
+SAMPLER_BYTES_PER_LOGIT = 40.0
 # Kernels a tensor-parallel MoE layer adds to a dense one around its expert GEMMs: top-k
 # gating softmax, the sort of the T k (expert, token) keys, the per-expert row offsets, the
 # expansion of the input rows and the finalize reduction (TensorRT-LLM's
@@ -338,6 +352,22 @@ def _serving_terms_of(vendor: str, _overrides: Any
 
     st = stacks.default_stack(vendor, "serving")
     return stacks.allreduce_rule(st), stacks.iteration_terms(st)
+
+
+def sampler_peak_bytes(seqs: float, vocab: float) -> float:
+    """Peak bytes of vLLM's profiling sampler pass: ``SAMPLER_BYTES_PER_LOGIT x seqs x vocab``
+    (top-k and top-p over the full vocabulary of max_num_seqs rows)."""
+    return SAMPLER_BYTES_PER_LOGIT * seqs * vocab
+
+
+def profiling_peak_bytes(h: float, ffn_up: float, vocab: float, tp: int, tokens: float,
+                         seqs: float, vllm_sampler: bool) -> float:
+    """Activation peak of an engine's memory-profiling pass on one device: the forward pass of
+    ``tokens`` (bf16 rows of 4 h plus the MLP's 2 x ffn_up / tp) and a logits row of V/tp fp32
+    per sequence; with ``vllm_sampler`` the larger of that and :func:`sampler_peak_bytes` (vLLM
+    frees the forward pass's activations before sampling)."""
+    forward = tokens * ACT_BYTES * (4 * h + 2 * ffn_up / tp) + seqs * vocab / tp * 4.0
+    return max(forward, sampler_peak_bytes(seqs, vocab)) if vllm_sampler else forward
 
 
 def head_seconds(h: float, V: float, tp: int, dp: int, peak_w: float, spec: DeviceSpec,
@@ -627,8 +657,8 @@ def replica_model(r: Replica, file: str = "job", where: str = "replicas[0]",
         weights = ((total - routed) / tp + n_moe * slots * one_expert) * wb
     else:
         weights = total * wb / tp
-    workspace = (r.max_batched_tokens / dp * ACT_BYTES * (4 * h + 2 * ffn_w * up / tp)
-                 + r.max_seqs / dp * V / tp * 4.0)
+    workspace = profiling_peak_bytes(h, ffn_w * up, V, tp, r.max_batched_tokens / dp,
+                                     r.max_seqs / dp, r.memory_share_of == "total")
     held = weights + workspace + RUNTIME_RESERVE_BYTES
     if r.memory_share_of == "free":  # TensorRT-LLM: (total - peak) x fraction
         free = (spec.memory_bytes - held) * r.memory_utilization

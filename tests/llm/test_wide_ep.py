@@ -30,7 +30,7 @@ def _wide(**kw) -> Replica:
 def test_dp_attention_memory_by_hand():
     """Each of 16 devices holds every non-expert weight (DP attention) and 288 / 16 = 18
     expert slots per MoE layer; what is left of 90 % of memory, less the iteration's
-    activations and the runtime reserve, holds its own sequences' latent KV. Tensor
+    profiling peak and the runtime reserve, holds its own sequences' latent KV. Tensor
     parallelism instead replicates the latent on each device of a group."""
     from accelsim.runtime import RUNTIME_RESERVE_BYTES
     from accelsim.transformer.params import model_params
@@ -43,6 +43,9 @@ def test_dp_attention_memory_by_hand():
     weights = (model_params(DS) - routed + DS.n_moe_layers * 18 * one_expert) * 1.0
     ws = (r.max_batched_tokens / 16 * 2.0 * (4 * h + 2 * e.ffn_hidden * e.top_k * 2)
           + r.max_seqs / 16 * DS.vocab * 4.0)
+    # vLLM's rule: the profiling peak is the larger of the forward and the sampler pass
+    # (top-k/top-p over each group's 256 sequences x the full vocabulary, 40 bytes a logit)
+    ws = max(ws, r.max_seqs / 16 * DS.vocab * 40.0)
     free = H100.memory_bytes * 0.9 - weights - ws - RUNTIME_RESERVE_BYTES
     kv_tok = (DS.mla.kv_lora_rank + DS.mla.rope_head_dim) * DS.layers * 2.0
     assert dp.weights_bytes == pytest.approx(weights, rel=1e-12)
