@@ -496,9 +496,23 @@ def readme_validation(asserted: list[dict], misses: list[dict], root: Path,
     if misses:
         out += [headline(misses, gm, "Known misses, kept runnable in `configs/runs/misses/`"),
                 ""]
-    out += ["Every row with its source, the model's layout and the analysis of each miss: "
+    out += [calibrated_sentence(), "",
+            "Every row with its source, the model's layout and the analysis of each miss: "
             "[docs/validation.md](docs/validation.md)."]
     return "\n".join(out)
+
+
+def calibrated_sentence() -> str:
+    """Which numbers were fitted on published rows (every other number is sourced or an
+    assumption), from the calibration registry."""
+    from accelsim.runs.params import calibrated
+
+    params = sorted(calibrated(), key=lambda p: p.address)
+    names = ", ".join(f"`{p.name}` {p.field}" for p in params)
+    return (f"Fitted on in-sample rows: {len(params)} numbers ({names}), each naming the rows "
+            "it was fitted on (`accelsim validate-runs --refit` checks them; "
+            "`--cross-validate` refits them without each source). Every held-out row is "
+            "predicted with them as shipped.")
 
 
 # ------------------------------------------------------------------------------ studies
