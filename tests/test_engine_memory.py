@@ -29,3 +29,20 @@ def test_the_tp_independent_peak_is_the_sampler():
     forward = profiling_peak_bytes(m.hidden, m.ffn_hidden * 2, m.vocab, 2, 8192, 256, False)
     assert forward / units.GiB < 0.8 * PUBLISHED_PEAK_GIB[2]
     assert sampler_peak_bytes(256, m.vocab) > forward
+
+
+def test_fp8_checkpoint_holds_its_embeddings_in_bf16():
+    # NVIDIA/TensorRT-LLM#6294 (TensorRT-LLM 0.20.0, trtllm-bench, one H100,
+    # nvidia/Llama-3.1-8B-Instruct-FP8): "Rank 0 uses 8.46 GB for model weights" (GiB: the
+    # linear layers in fp8, the embedding table and LM head in bf16); all of it in fp8 would
+    # be 7.48 GiB
+    from accelsim.llm.job import Replica
+    from accelsim.llm.perf import replica_model
+
+    r = Replica(model="llama3-8b", device="h100-sxm", tp=1, weights="fp8", kv_cache="fp8",
+                memory_share_of="free")
+    assert replica_model(r).weights_bytes / units.GiB == pytest.approx(8.46, rel=0.01)
+    bf16 = Replica(model="llama3-8b", device="h100-sxm", tp=1, weights="bf16")
+    m = load_model("llama3-8b")
+    assert replica_model(bf16).weights_bytes == pytest.approx(
+        2 * (m.vocab * m.hidden * 2 + 6_979_588_096), rel=0.01)

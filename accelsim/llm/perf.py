@@ -360,6 +360,18 @@ def sampler_peak_bytes(seqs: float, vocab: float) -> float:
     return SAMPLER_BYTES_PER_LOGIT * seqs * vocab
 
 
+def embedding_extra_bytes(embedding_params: float, wb: float) -> float:
+    """Bytes the embedding table and LM head hold beyond ``wb`` per parameter: quantised
+    checkpoints keep them in 16-bit, ``embedding_params x (ACT_BYTES - wb)`` when
+    ``wb < ACT_BYTES``. Sources: ModelOpt quantizes only the linear layers of the transformer
+    blocks (nvidia/Llama-3.1-8B-Instruct-FP8 and -405B-Instruct-FP8 cards; ModelOpt's default
+    config disables the ``*lm_head*`` quantizer), and TensorRT-LLM 0.20's log of that 8B
+    checkpoint, "Rank 0 uses 8.46 GB for model weights" (NVIDIA/TensorRT-LLM#6294), is
+    6.98e9 fp8 + 1.05e9 x 2 bf16 bytes = 8.46 GiB, not the 7.48 GiB of all parameters in fp8;
+    vLLM's ``ParallelLMHead`` and ``VocabParallelEmbedding`` are unquantized under fp8."""
+    return embedding_params * max(ACT_BYTES - wb, 0.0)
+
+
 def profiling_peak_bytes(h: float, ffn_up: float, vocab: float, tp: int, tokens: float,
                          seqs: float, vllm_sampler: bool) -> float:
     """Activation peak of an engine's memory-profiling pass on one device: the forward pass of
@@ -657,6 +669,7 @@ def replica_model(r: Replica, file: str = "job", where: str = "replicas[0]",
         weights = ((total - routed) / tp + n_moe * slots * one_expert) * wb
     else:
         weights = total * wb / tp
+    weights += embedding_extra_bytes(V * h * (1 if model.tied_embeddings else 2), wb) / tp
     workspace = profiling_peak_bytes(h, ffn_w * up, V, tp, r.max_batched_tokens / dp,
                                      r.max_seqs / dp, r.memory_share_of == "total")
     held = weights + workspace + RUNTIME_RESERVE_BYTES
