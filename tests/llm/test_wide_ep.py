@@ -28,10 +28,11 @@ def _wide(**kw) -> Replica:
 
 
 def test_dp_attention_memory_by_hand():
-    """Each of 16 devices holds every non-expert weight (DP attention) and 288 / 16 = 18
-    expert slots per MoE layer; what is left of 90 % of memory, less the iteration's
-    profiling peak and the runtime reserve, holds its own sequences' latent KV. Tensor
-    parallelism instead replicates the latent on each device of a group."""
+    """Each of 16 devices holds every non-expert weight (DP attention; the embedding table
+    and LM head in bf16, the rest in fp8) and 288 / 16 = 18 expert slots per MoE layer; what
+    is left of 90 % of memory, less the iteration's profiling peak and the runtime reserve,
+    holds its own sequences' latent KV. Tensor parallelism instead replicates the latent on
+    each device of a group."""
     from accelsim.runtime import RUNTIME_RESERVE_BYTES
     from accelsim.transformer.params import model_params
 
@@ -41,6 +42,8 @@ def test_dp_attention_memory_by_hand():
     one_expert = 3 * h * e.ffn_hidden
     routed = DS.n_moe_layers * e.experts * one_expert
     weights = (model_params(DS) - routed + DS.n_moe_layers * 18 * one_expert) * 1.0
+    # the FP8 checkpoint keeps its (untied) embedding table and LM head in bf16: 1 byte more
+    weights += DS.vocab * h * (1 if DS.tied_embeddings else 2) * 1.0
     ws = (r.max_batched_tokens / 16 * 2.0 * (4 * h + 2 * e.ffn_hidden * e.top_k * 2)
           + r.max_seqs / 16 * DS.vocab * 4.0)
     # vLLM's rule: the profiling peak is the larger of the forward and the sampler pass
