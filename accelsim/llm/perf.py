@@ -73,9 +73,10 @@ an error naming the replica.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -537,19 +538,30 @@ def moe_row_tile(rows: Any, device_tile: float) -> np.ndarray:
     return np.clip(2.0 ** np.ceil(np.log2(2.0 * r)), 16.0, device_tile)
 
 
+_V = TypeVar("_V")
+
+
+def _kept(cache: dict[tuple[Any, ...], Any], tkey: Any, key: tuple[Any, ...],
+          compute: Callable[[], _V]) -> _V:
+    """``compute()``, kept in ``cache`` under ``(tkey, *key)`` when ``tkey`` is given (the
+    fast path's token grid: the value follows from it and ``key``, no device field); the
+    cache is emptied when it holds 256 entries."""
+    if tkey is None:
+        return compute()
+    full = (tkey, *key)
+    if full not in cache:
+        if len(cache) >= 256:
+            cache.clear()
+        cache[full] = compute()
+    return cache[full]
+
+
 def _row_tiles(T: np.ndarray, share: float, tile: np.ndarray, device_tile: float,
                tkey: Any) -> np.ndarray:
     """:func:`expert_load.expected_row_tiles` of ``T``, kept by ``tkey`` when given (the
     tiles follow from T, the share and the device's tile)."""
-    key = (tkey, len(T), share, device_tile)
-    if tkey is not None and key in _TILES:
-        return _TILES[key]
-    q = expert_load.expected_row_tiles(T, share, tile)
-    if tkey is not None:
-        if len(_TILES) >= 256:
-            _TILES.clear()
-        _TILES[key] = q
-    return q
+    return _kept(_TILES, tkey, (len(T), share, device_tile),
+                 lambda: expert_load.expected_row_tiles(T, share, tile))
 
 
 def _routing(T: np.ndarray, S: float, k: float, ep: int, tkey: Any, sampled: bool = False
@@ -560,22 +572,19 @@ def _routing(T: np.ndarray, S: float, k: float, ep: int, tkey: Any, sampled: boo
     parallelism behind an all-to-all): the slots' tokens on the busiest device, at least
     the expected maximum of the devices' sampled loads (:mod:`accelsim.llm.expert_load`);
     kept by ``tkey`` when given (the fast path: no device field enters)."""
-    key = (tkey, len(T), S, k, ep, sampled)
-    if tkey is not None and key in _ROUTING:
-        return _ROUTING[key]
-    touched = S * (1.0 - (1.0 - k / S) ** T)
-    per_exp = np.where(touched > 0, T * k / np.maximum(touched, 1e-9), 0.0)
-    slots_dev = np.maximum(touched / ep, np.minimum(touched, 1.0))
-    if sampled and ep > 1:
-        load = slots_dev * per_exp  # the even spread's copies per device
-        busiest = expert_load.busiest_device_load(T * k / ep, ep)
-        per_exp = per_exp * np.where(load > 0, np.maximum(
-            1.0, busiest / np.maximum(load, 1e-12)), 1.0)
-    if tkey is not None:
-        if len(_ROUTING) >= 256:
-            _ROUTING.clear()
-        _ROUTING[key] = (per_exp, slots_dev)
-    return per_exp, slots_dev
+
+    def compute() -> tuple[np.ndarray, np.ndarray]:
+        touched = S * (1.0 - (1.0 - k / S) ** T)
+        per_exp = np.where(touched > 0, T * k / np.maximum(touched, 1e-9), 0.0)
+        slots_dev = np.maximum(touched / ep, np.minimum(touched, 1.0))
+        if sampled and ep > 1:
+            load = slots_dev * per_exp  # the even spread's copies per device
+            busiest = expert_load.busiest_device_load(T * k / ep, ep)
+            per_exp = per_exp * np.where(load > 0, np.maximum(
+                1.0, busiest / np.maximum(load, 1e-12)), 1.0)
+        return per_exp, slots_dev
+
+    return _kept(_ROUTING, tkey, (len(T), S, k, ep, sampled), compute)
 
 
 def replica_model(r: Replica, file: str = "job", where: str = "replicas[0]",
