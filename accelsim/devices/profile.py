@@ -147,6 +147,11 @@ class Efficiency(Strict):
     backward). Not given: 1."""
     kernel_overhead_us: NonNegative
     """Launch and scheduling overhead per kernel, microseconds."""
+    device_spread: Fraction | None = None
+    """Coefficient of variation of one device's sustained compute rate across devices of
+    this SKU (static: silicon, power and clock management). A synchronous training step
+    runs at the pace of its slowest device, 1 + cv E[max of p normals]
+    (:mod:`accelsim.training.perf.stragglers`). Not given: 0 (every device alike)."""
 
 
 class Reliability(Strict):

@@ -59,6 +59,7 @@ class DeviceSpec:
     topology: str | None = None  # name of the accelsim.devices.topology.Topology it sits in
     eff_reduction: float = 0.0  # in-switch all-reduce (NVLS): fraction of scaleup_bw; 0: none
     reduction_latency_s: float = 0.0  # fixed time of one in-switch all-reduce call
+    device_cv: float = 0.0  # spread of the devices' sustained compute rate (stragglers.py)
 
     def flops(self, precision: str, where: str = "precision") -> float:
         """Peak FLOP/s at ``precision``; an unsupported precision is an error, never a fallback."""
@@ -133,6 +134,7 @@ def _plain_spec(p: DeviceProfile) -> DeviceSpec:
         eff_attention_fa2_bwd=(e.attention_fa2_backward.value if e.attention_fa2_backward
                                else 1.0),
         vendor=p.vendor,
+        device_cv=e.device_spread.value if e.device_spread else 0.0,
         eff_reduction=(i.scaleup_reduction_efficiency.value if i.scaleup_reduction_efficiency
                        else 0.0),
         reduction_latency_s=(i.scaleup_reduction_latency_us.value * units.US

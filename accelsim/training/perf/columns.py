@@ -42,7 +42,8 @@ INPUT_COLUMNS = MODEL_COLUMNS + LAYOUT_COLUMNS + DEVICE_COLUMNS + JOB_COLUMNS
 # 1 = recomputed in backward, not held), the parameter
 # all-gather overlapped with the next forward (overlap_ag); the kernel model's device fields
 # (compute_units 0: the size curve; eff_attn 0: FLASH_REL_EFF x eff_compute; eff_attn_fa2 and
-# _bwd: FlashAttention-2's rates over the published kernel's, 1: the same) and the software
+# _bwd: FlashAttention-2's rates over the published kernel's, 1: the same; device_cv: the
+# spread of the devices' compute rate, 0: all alike) and the software
 # stack's kernel factors (stack_*, pp_scatter, stream_k, ...: :mod:`accelsim.stack_kernels`)
 # and memory terms (mem_*: :mod:`accelsim.stack_memory`), each module's defaults.
 OPTIONAL_COLUMNS = {"pp_first_layers": 0.0, "pp_last_layers": 0.0, "dropout": 1.0,
@@ -53,7 +54,7 @@ OPTIONAL_COLUMNS = {"pp_first_layers": 0.0, "pp_last_layers": 0.0, "dropout": 1.
                     "rc_alt_mm": 0.0, "rc_qkv_off": 0.0, "rc_mlp_in": 0.0,
                     "overlap_ag": 1.0, "compute_units": 0.0, "tile_m": 128.0,
                     "tile_n": 128.0, "eff_attn": 0.0, "eff_attn_bwd": 1.0,
-                    "eff_attn_fa2": 1.0, "eff_attn_fa2_bwd": 1.0,
+                    "eff_attn_fa2": 1.0, "eff_attn_fa2_bwd": 1.0, "device_cv": 0.0,
                     **STACK_KERNEL_DEFAULTS, **STACK_MEMORY_DEFAULTS}
 # Peak of the operators that stay at the activation precision (attention core, LM head,
 # router); absent: peak_flops (every operator at one precision).
@@ -147,5 +148,5 @@ def device_columns(spec: DeviceSpec, precision: str) -> dict[str, float]:
         "compute_units": float(spec.compute_units), "tile_m": spec.tile_m,
         "tile_n": spec.tile_n, "eff_attn": spec.eff_attention,
         "eff_attn_bwd": spec.eff_attention_bwd, "eff_attn_fa2": spec.eff_attention_fa2,
-        "eff_attn_fa2_bwd": spec.eff_attention_fa2_bwd,
+        "eff_attn_fa2_bwd": spec.eff_attention_fa2_bwd, "device_cv": spec.device_cv,
     }

@@ -32,6 +32,7 @@ from accelsim.training.perf.step import (
     rank_params,
     stages,
 )
+from accelsim.training.perf.stragglers import slowest_device_factor
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -287,7 +288,12 @@ def estimate(job: TrainJob, spec: DeviceSpec, engine: str = "analytic", file: st
                                        "1f1b and interleaved schedules; expected 1f1b, or "
                                        "engine analytic for dualpipe")
         check_des_size(job, file)
-        sim = simulate_step(job, pieces)
+        # the slowest of the job's devices under the SKU's spread slows its stage's rank
+        par = job.parallelism
+        spread = slowest_device_factor(float(par.tp * par.pp * par.dp * par.cp),
+                                       spec.device_cv)
+        sim = simulate_step(job if spread == 1.0 else job.model_copy(
+            update={"straggler_slowdown": job.straggler_slowdown * spread}), pieces)
         scale = step / sim.step_time_s
         step = sim.step_time_s
         others = sum(v for k, v in breakdown.items() if k != "pipeline_bubble_s")

@@ -17,7 +17,9 @@ gradient reduction and the optimizer.
               (1/t of it per TP rank when the stack scatter-gathers, the whole otherwise)
   pipeline    m micro-batches of the slowest stage + the bubble: 1F1B / interleaved
               (p - 1)/v average stage times (Narayanan et al., SC'21); DualPipe
-              (p/2 - 1) forward shares of one (DeepSeek-V3 Table 2)
+              (p/2 - 1) forward shares of one (DeepSeek-V3 Table 2); the slowest stage at
+              the pace of the slowest of the job's devices under the SKU's spread,
+              1 + cv z_devices (``device_cv``, :mod:`accelsim.training.perf.stragglers`)
   DP          ring all-reduce (or reduce-scatter + all-gather with ZeRO) of each rank's
               gradients, dense and expert groups apart, on the links they span; released
               per chunk in the cooldown and overlapped with the backward (Megatron's
@@ -47,6 +49,7 @@ from accelsim import xp
 from accelsim.training.perf.layer import Layer, Micro, exposed, gemm, mem, staged
 from accelsim.training.perf.moe import MoELayer
 from accelsim.training.perf.recipes import OPTIMIZER_BYTES_PER_PARAM
+from accelsim.training.perf.stragglers import slowest_device_factor
 
 
 @dataclass(frozen=True)
@@ -201,7 +204,8 @@ def stages(f: dict[str, Any], u: Micro, ly: Layer, mo: MoELayer) -> Stages:
     first = xp.where(p > 1, first, single)
     last = xp.where(p > 1, last, single)
     middle = k_mid * layers_part + p2p
-    slow = f["straggler"]
+    # the job's given straggler and the slowest of its p devices under the SKU's spread
+    slow = f["straggler"] * slowest_device_factor(t * p * d * cp, f["device_cv"])
     stage_max = xp.maximum(xp.maximum(first, last), xp.where(p > 2, middle, 0.0)) * slow
     n_mid = xp.maximum(p - 2, 0.0)
     stage_avg = xp.where(p > 1, (first + last + n_mid * middle) / xp.maximum(p, 1.0), single)
