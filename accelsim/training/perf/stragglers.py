@@ -22,9 +22,9 @@ all p devices, whose time per unit of work is, in expectation,
 
     1 + cv z_p,    z_p = E[max of p standard normals]
 
-(:func:`accelsim.llm.expert_load.expected_max_std_normal`: z_8 = 1.42, z_1024 = 3.24,
-z_16384 = 3.90; ~sqrt(2 ln p) for large p). It grows as sqrt(ln p): from 8 to 16,384 devices
-by 2.5 cv, 3.7 % at cv = 1.5 %. What it leaves out: per-step jitter that is independent
+(:func:`accelsim.llm.expert_load.expected_max_std_normal`: z_8 = 1.42, z_1024 = 3.25,
+z_16384 = 3.97; ~sqrt(2 ln p) for large p). It grows as sqrt(ln p): from 8 to 16,384 devices
+by 2.5 cv, 3.8 % at cv = 1.48 %. What it leaves out: per-step jitter that is independent
 across ranks (its maximum is paid at every rendezvous and grows with their number, not only
 with p) and rare long detours (garbage collection, host noise), which grow linearly in p
 while rare (docs/_notes/stragglers.md).
