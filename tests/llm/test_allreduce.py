@@ -175,8 +175,9 @@ def test_nccl_at_decode_sizes_against_a_full_nvls_curve():
     from, but 1.1-1.4x the measured time at 8-64 MiB, the messages of a TP8 decode step of a
     16k-hidden model at 128-2,048 sequences (NCCL's NVLS ramps its bandwidth with size; a
     latency-plus-bandwidth line cannot hold both ends). Pricing the measured curve there moves
-    the 405B TensorRT-LLM rows on H100 and H200 up by 5-14 points alike, which the rows do not
-    support (docs/_notes/trtllm-perf-overview-misses.md), so it is recorded, not applied. The
+    the 405B TensorRT-LLM decode rows on H100 and H200 up by 4-14 points alike (to +12 %),
+    which the rows do not support (docs/_notes/trtllm-perf-overview-misses.md), so it is
+    recorded, not applied. The
     8 x H200 curve of the same guide is within 6 % of the H100's from 8 MiB up (same NVSwitch
     generation): the fabric is not what separates the twins."""
     h100 = _azure("h100-sxm")
