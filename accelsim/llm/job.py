@@ -56,6 +56,11 @@ class Engine(Strict):
     all of which the KV cache may take up to that share of (TensorRT-LLM's
     kv_cache_free_gpu_mem_fraction, the PyTorch backend's (total - peak) x fraction; the
     rest holds the CUDA graphs captured after it)."""
+    max_seq_len: int | None = Field(default=None, ge=2, le=10_000_000)
+    """TensorRT-LLM's max_seq_len (trtllm-bench: the dataset's longest prompt + output). Set
+    with ``memory_share_of: free``: the PyTorch backend's memory-profiling pass, dummy context
+    requests of max_seq_len - 1 tokens filling max_batched_tokens, one full-vocabulary logits
+    row each (:mod:`accelsim.llm.trtllm_bench`); unset: a logits row per ``max_seqs``."""
     scheduler_steps: int = Field(default=1, ge=1, le=64)
     """Decode steps per host round (vLLM V0's num_scheduler_steps, multi-step scheduling):
     the serving stack's host time per sequence (scheduling, input preparation, output

@@ -84,7 +84,7 @@ from accelsim import collectives as coll
 from accelsim import kernels, units
 from accelsim.devices import DeviceSpec, load_device
 from accelsim.errors import AccelsimError
-from accelsim.llm import expert_load
+from accelsim.llm import expert_load, trtllm_bench
 from accelsim.llm.job import Replica
 from accelsim.precision import BYTES
 from accelsim.roofline import FLASH_REL_EFF
@@ -374,12 +374,18 @@ def embedding_extra_bytes(embedding_params: float, wb: float) -> float:
 
 
 def profiling_peak_bytes(h: float, ffn_up: float, vocab: float, tp: int, tokens: float,
-                         seqs: float, vllm_sampler: bool) -> float:
+                         seqs: float, vllm_sampler: bool, dummy_rows: float | None = None
+                         ) -> float:
     """Activation peak of an engine's memory-profiling pass on one device: the forward pass of
     ``tokens`` (bf16 rows of 4 h plus the MLP's 2 x ffn_up / tp) and a logits row of V/tp fp32
     per sequence; with ``vllm_sampler`` the larger of that and :func:`sampler_peak_bytes` (vLLM
-    frees the forward pass's activations before sampling)."""
-    forward = tokens * ACT_BYTES * (4 * h + 2 * ffn_up / tp) + seqs * vocab / tp * 4.0
+    frees the forward pass's activations before sampling). ``dummy_rows``: TensorRT-LLM's
+    PyTorch backend, whose pass computes the logits of its dummy requests' last tokens only,
+    a gathered bf16 row and its fp32 copy of the full vocabulary each
+    (:data:`accelsim.llm.trtllm_bench.LOGIT_ROW_BYTES`), instead of a row per sequence."""
+    logits = (dummy_rows * vocab * trtllm_bench.LOGIT_ROW_BYTES if dummy_rows is not None
+              else seqs * vocab / tp * 4.0)
+    forward = tokens * ACT_BYTES * (4 * h + 2 * ffn_up / tp) + logits
     return max(forward, sampler_peak_bytes(seqs, vocab)) if vllm_sampler else forward
 
 
@@ -679,8 +685,10 @@ def replica_model(r: Replica, file: str = "job", where: str = "replicas[0]",
     else:
         weights = total * wb / tp
     weights += embedding_extra_bytes(V * h * (1 if model.tied_embeddings else 2), wb) / tp
+    dummy = (trtllm_bench.dummy_requests(r.max_batched_tokens, r.max_seq_len) / dp
+             if r.memory_share_of == "free" and r.max_seq_len else None)
     workspace = profiling_peak_bytes(h, ffn_w * up, V, tp, r.max_batched_tokens / dp,
-                                     r.max_seqs / dp, r.memory_share_of == "total")
+                                     r.max_seqs / dp, r.memory_share_of == "total", dummy)
     held = weights + workspace + RUNTIME_RESERVE_BYTES
     if r.memory_share_of == "free":  # TensorRT-LLM: (total - peak) x fraction
         free = (spec.memory_bytes - held) * r.memory_utilization

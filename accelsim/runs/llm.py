@@ -4,7 +4,7 @@ a run under load, and a wide replica's one iteration at a fixed batch."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -30,6 +30,35 @@ class LLMLoadRun(LLMRun):
     """Output tokens: one length, or a distribution."""
     requests: int = Field(ge=10, le=10_000_000)
     """Requests in the run (MLPerf Offline: the log's samples_per_query, up to ~1.1 M)."""
+    limits: Literal["given", "trtllm-bench"] = "given"
+    """The replica's max_seqs and max_batched_tokens: as given, or as ``trtllm-bench
+    throughput`` sets them when its command line gives none (from the model, the device's
+    memory, tp and the run's lengths, :func:`accelsim.llm.trtllm_bench.engine_setting`), with
+    its max_seq_len the longest prompt + output."""
+
+    def engine(self, file: str) -> Replica:
+        """The replica with the run's scheduler limits (:attr:`limits`)."""
+        if self.limits == "given":
+            return self.replica
+        from accelsim import refs
+        from accelsim.devices import load_device
+        from accelsim.llm import trtllm_bench
+        from accelsim.transformer.model import load_model
+        from accelsim.transformer.params import model_params
+
+        r = self.replica
+        spec = load_device(refs.normalize(r.device, file), where=file,
+                           field="replica.device").spec
+        model = load_model(refs.normalize(r.model, file), where=file, field="replica.model")
+        isl, max_isl = _length_stats(self.input_tokens)
+        osl, max_osl = _length_stats(self.output_tokens)
+        bs, tokens = trtllm_bench.engine_setting(
+            model_params(model), model.layers, model.n_kv_heads,
+            model.head_dim or model.hidden // model.heads,
+            1.0 if r.weights == "fp8" else 2.0, 1.0 if r.kv_cache == "fp8" else 2.0,
+            spec.memory_bytes, r.tp, isl, osl, max_isl)
+        return r.model_copy(update={"max_seqs": bs, "max_batched_tokens": tokens,
+                                    "max_seq_len": max_isl + max_osl})
 
     def job(self, file: str, rate_qps: float, slo: dict[str, float] | None = None,
             replications: int = 1) -> Any:
@@ -40,7 +69,7 @@ class LLMLoadRun(LLMRun):
         def dist(x: Any) -> Any:
             return {"dist": "fixed", "value": x} if isinstance(x, int) else x.model_dump()
 
-        r = self.replica
+        r = self.engine(file)
         return LLMJob.model_validate({
             "replicas": [{**r.model_dump(), "device": refs.normalize(r.device, file),
                           "model": refs.normalize(r.model, file)}],
@@ -67,6 +96,21 @@ class LLMStepRun(LLMRun):
             "max_batched_tokens": max_tokens, "max_seqs": max_seqs,
             "memory_utilization": 0.95, "role": role})
         return replica_model(r, file, "replica")
+
+
+def _length_stats(x: Any) -> tuple[float, int]:
+    """A run's length as trtllm-bench's dataset metadata sees it: (mean, longest)."""
+    from accelsim.traffic import Empirical, Fixed, TruncNormal, dist_mean
+
+    if isinstance(x, int):
+        return float(x), x
+    if isinstance(x, Fixed):
+        return float(x.value), int(x.value)
+    if isinstance(x, Empirical):
+        return dist_mean(x), int(max(x.values))
+    if isinstance(x, TruncNormal):
+        return dist_mean(x), int(x.max)
+    raise ValueError(f"limits trtllm-bench needs a bounded length, not {x.dist}")
 
 
 def llm_files(run: LLMRun) -> list[tuple[str, str, Loader]]:

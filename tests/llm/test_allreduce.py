@@ -154,3 +154,41 @@ def test_vllm_on_rocm_takes_its_kernel_below_8_mib_and_rccl_above():
     for T in (513, 1000):
         gap = 80 * 2 * (2 * 7 - 2) * a
         assert float(rm.linear_s[T] - free.linear_s[T]) == pytest.approx(gap, rel=1e-9)
+
+
+def _azure(device: str) -> list[tuple[float, int, float]]:
+    """(bytes, ranks, measured seconds) of Azure's NVLS all-reduce curve on 8 GPUs."""
+    with open(DATA / "azure-nvls-allreduce.csv", newline="") as fh:
+        rows = list(csv.DictReader(line for line in fh if not line.startswith("#")))
+    out = []
+    for r in rows:
+        if r["device"] == device:
+            M, n = float(r["size_B"]), int(r["n"])
+            out.append((M, n, M / (float(r["busbw_GBps"]) * 1e9 * n / (2 * (n - 1)))))
+    return out
+
+
+def test_nccl_at_decode_sizes_against_a_full_nvls_curve():
+    """The serving NCCL price (the faster of the ring and NVLS at the #290 intercept and slope)
+    against a full all_reduce_perf curve on 8 x H100 (Azure's AI benchmarking guide, 1 MiB to
+    8 GiB, not fitted on): within 5 % from 256 MiB up, where the profile's two numbers come
+    from, but 1.1-1.4x the measured time at 8-64 MiB, the messages of a TP8 decode step of a
+    16k-hidden model at 128-2,048 sequences (NCCL's NVLS ramps its bandwidth with size; a
+    latency-plus-bandwidth line cannot hold both ends). Pricing the measured curve there moves
+    the 405B TensorRT-LLM decode rows on H100 and H200 up by 4-14 points alike (to +12 %),
+    which the rows do not support (docs/_notes/trtllm-perf-overview-misses.md), so it is
+    recorded, not applied. The
+    8 x H200 curve of the same guide is within 6 % of the H100's from 8 MiB up (same NVSwitch
+    generation): the fabric is not what separates the twins."""
+    h100 = _azure("h100-sxm")
+    assert len(h100) == 14
+    for M, n, t in h100:
+        ours = float(nccl_allreduce(M, n, BW, A, BW_RED, LAT_RED))
+        if M >= 256 * 2**20:
+            assert ours == pytest.approx(t, rel=0.05), M
+        elif 8 * 2**20 <= M <= 64 * 2**20:
+            assert 1.10 <= ours / t <= 1.40, M
+    h200 = {M: t for M, _, t in _azure("h200")}
+    for M, _, t in h100:
+        if M >= 8 * 2**20:
+            assert h200[M] == pytest.approx(t, rel=0.06), M
