@@ -11,9 +11,9 @@ Offline run at batch ``B_o`` gives ``o = B_o / C(B_o)``; hence
 
     t0 <= B_s (1/s - 1/o) / (1 - B_s / B_o)
 
-with equality when the Server run sat at its capacity. The bound is only as tight as the
-submitter's choice of rate: NVIDIA's own 8x H100 pair gives 0.47 ms, the same GPUs and harness
-settings run by Supermicro 0.22-0.23 ms.
+with equality when the Server run sat at its capacity. The fastest systems bound the GPU's
+part: the same GPUs and harness settings give 0.22-0.23 ms on Supermicro's systems, 0.47 ms on
+NVIDIA's DGX-H100, whose latencies say it ran near its capacity (a cost of that system).
 """
 
 import numpy as np
