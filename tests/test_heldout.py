@@ -31,12 +31,6 @@ WRONG_SIGN = {
                        "-2.3..-0.5 %, the 1B row +3.4 %: MPT-1B loses 10.8 % from 128 to 512 "
                        "GPUs, a loss linear in the GPU count the model prices a fifth of "
                        "(docs/_notes/mpt-fsdp-unit-gap.md)",
-    "maxtext-v5e-256": "published MFU falls from 16B to 128B on one TPU v5e-256 (61.1, 59.9, "
-                       "56.1 %, -8.6 %/decade); predicted +0.8 %/decade (62.1, 59.9, 63.1 %): "
-                       "the 16B and 64B rows are within +1.6 and -0.0 %, the 128B row (16 x 16 "
-                       "layout, qkv_proj_offloaded remat) is a known miss at +12.6 %, suspected "
-                       "its tensor-axis traffic, priced mostly hidden behind the dots "
-                       "(heldout/misses/maxtext-tpu-v5e.yaml)",
 }
 """Sweeps whose predicted trend has the wrong sign today, and why (strict xfails: a fix
 turns them into failures to be removed from here)."""

@@ -88,6 +88,17 @@ class TransformerModel(Strict):
     dropout: bool = True
     """Dropout after attention and MLP (GPT-3 and Megatron's default): its masks are held
     for the backward pass. Llama and DeepSeek train without it."""
+    parallel_layers: bool = False
+    """Attention and MLP read one norm of the layer's input and their outputs are added to
+    it together (GPT-J, PaLM: Chowdhery et al. 2022 (arXiv 2204.02311) section 2 'Parallel
+    Layers'; MaxText's DecoderLayer in 2023). One norm per layer; with tensor parallelism one
+    input gather and one output reduction per pass instead of two each. Not given: false
+    (the sequential block of GPT-3 and Llama). Read by the training model only."""
+    causal: bool = True
+    """Each token attends to the tokens before it only (a decoder's mask: flash attention
+    skips the masked half of the score blocks); false: to every token of the sequence, the
+    whole score matrix computed (an encoder; MaxText's 2023 flash path called the Pallas
+    kernel with ``causal=False``). Read by the training model only."""
     moe: MoE | None = None
     """Mixture-of-Experts feed-forward; absent for a dense model."""
     mla: MLA | None = None

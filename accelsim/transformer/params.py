@@ -31,7 +31,8 @@ MODEL_COLUMNS = ["layers", "hidden", "heads", "kv_heads", "ffn_hidden", "gated_m
 
 def model_columns(model: TransformerModel) -> dict[str, float]:
     """The model's columns of the batch API (:data:`MODEL_COLUMNS` and the optional ones:
-    dropout, head_dim, node-limited routing, MTP modules, MLA)."""
+    dropout, head_dim, parallel layers, causal attention, node-limited routing, MTP modules,
+    MLA)."""
     moe = model.moe
     return {
         "layers": model.layers, "hidden": model.hidden, "heads": model.heads,
@@ -42,6 +43,7 @@ def model_columns(model: TransformerModel) -> dict[str, float]:
         "moe_ffn_hidden": moe.ffn_hidden if moe else 0,
         "moe_shared": moe.shared_experts if moe else 0, "moe_layers": model.n_moe_layers,
         "dropout": int(model.dropout), "head_dim": model.head_dim or 0,
+        "parallel": int(model.parallel_layers), "causal": int(model.causal),
         "moe_max_nodes": (moe.max_nodes or 0) if moe else 0, "mtp": model.mtp_layers,
         **mla_columns(model),
     }

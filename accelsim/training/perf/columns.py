@@ -31,7 +31,8 @@ JOB_COLUMNS = ["act_bytes", "weight_bytes", "grad_bytes", "opt_bytes", "flash", 
                "overlap_dp"]
 INPUT_COLUMNS = MODEL_COLUMNS + LAYOUT_COLUMNS + DEVICE_COLUMNS + JOB_COLUMNS
 # Optional inputs and their defaults: uneven pipeline stages (0 = Megatron's even split),
-# dropout (1 = masks held, the GPT-3 default), FP8 linear layers (0 = every GEMM at the
+# dropout (1 = masks held, the GPT-3 default), parallel attention and MLP (0 = sequential),
+# causal attention (1; 0 = the whole score matrix), FP8 linear layers (0 = every GEMM at the
 # training precision), tensor-parallel communication overlapped with the GEMMs (0 = exposed),
 # the MoE all-to-all hidden behind another micro-batch's compute (overlap_ep), DeepSeek's
 # bidirectional schedule (dualpipe), node-limited routing, multi-token prediction modules
@@ -50,7 +51,8 @@ OPTIONAL_COLUMNS = {"pp_first_layers": 0.0, "pp_last_layers": 0.0, "dropout": 1.
                     "fp8": 0.0, "overlap_tp": 0.0, "overlap_ep": 0.0, "dualpipe": 0.0,
                     "moe_max_nodes": 0.0, "mtp": 0.0, "mla_q_rank": 0.0, "mla_kv_rank": 0.0,
                     "mla_qk_head": 0.0, "mla_rope_head": 0.0, "mla_v_head": 0.0,
-                    "head_dim": 0.0, "rc_norm": 0.0, "rc_mla_up": 0.0, "rc_moe_act": 0.0,
+                    "head_dim": 0.0, "parallel": 0.0, "causal": 1.0, "rc_norm": 0.0,
+                    "rc_mla_up": 0.0, "rc_moe_act": 0.0,
                     "rc_alt_mm": 0.0, "rc_qkv_off": 0.0, "rc_mlp_in": 0.0,
                     "overlap_ag": 1.0, "compute_units": 0.0, "tile_m": 128.0,
                     "tile_n": 128.0, "eff_attn": 0.0, "eff_attn_bwd": 1.0,

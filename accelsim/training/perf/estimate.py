@@ -95,7 +95,8 @@ def _ops(f: dict[str, Any], u: Micro, ly: Layer) -> dict[str, OpCost]:
         "mlp_down": OpCost(ly.F_down, gemm_bytes(T, ffn / t, g.h, e_lin), ly.t_down),
         "norms_residual_activation": OpCost(zero, ly.ew_f, ly.t_ew_f),
         "kernel_launches": OpCost(zero, zero, ly.t_launch_f + zero),
-        "tp_comm": OpCost(zero, 4 * ly.M_tp * (t - 1) / xp.maximum(t, 1), ly.t_tp_f),
+        "tp_comm": OpCost(zero, (4 - 2 * f["parallel"]) * ly.M_tp * (t - 1) / xp.maximum(t, 1),
+                          ly.t_tp_f),
     }
 
 

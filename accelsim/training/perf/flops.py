@@ -40,7 +40,9 @@ def flops(f: dict[str, Any], u: Micro) -> Flops:
     alt_tok = xp.where(f["rc_alt_mm"] > 0, 2 * h * (g.k_w + g.o_w + f["ffn_hidden"]), 0.0)
     qkv_tok = xp.where(f["rc_qkv_off"] > 0, 2 * h * (g.q_w + g.k_w + g.v_w), 0.0)
     # a checkpoint that stops at the last saved tensor: no dense layer's down projection
-    down_tok = xp.where(f["rc_early_stop"] > 0, 2 * f["ffn_hidden"] * h, 0.0)
+    # (parallel layers: the attention output projection too)
+    down_tok = xp.where(f["rc_early_stop"] > 0,
+                        2 * f["ffn_hidden"] * h + f["parallel"] * 2 * g.o_w * h, 0.0)
     recompute_tok = xp.where(rc == 2, (L - n_moe) * (fwd_dense_tok - down_tok)
                              + n_moe * fwd_moe_tok - L * qkv_tok,
                              xp.where(rc == 1, L * attn_tok, 0.0) + L * alt_tok)

@@ -8,28 +8,30 @@ communication around them (forward and backward).
                 roofline (:func:`accelsim.roofline.gemm_time`). Linear layers at the training
                 precision (FP8 elements under FP8, at the stack's ``gemm_8bit`` factor),
                 others at the activation precision
-  attention     flash: causal half of the score blocks at the published kernel's rate by
-                sequence length and head dim (:func:`accelsim.kernels.attention_efficiency`,
+  attention     flash: causal half of the score blocks (a model without the causal mask:
+                all of them) at the published kernel's rate by sequence length and head
+                dim (:func:`accelsim.kernels.attention_efficiency`,
                 the device's ``efficiency.attention`` x the stack's; a stack on FA2-generation
                 kernels x the device's ``attention_fa2`` too), backward BWD_FLOP_FACTOR x the
                 forward's FLOPs at ``attention_backward`` of its rate (the stack's and FA2's
                 backward factors in place of the forward's)
                 (no ``efficiency.attention``: FLASH_REL_EFF x the GEMM efficiency); or
                 unfused (scores held, softmax and dropout memory-bound)
-  elementwise   2 norms, 2 dropout-residuals and the activation, read and written once; FP8
-                cast/transpose traffic (recipes.FP8_CAST_*; with current scaling the
-                amax reads and unfused casts, recipes.FP8_CS_*); a stack's attention padding
-                copies (recipes.UNPAD_PASSES_*)
+  elementwise   2 norms (parallel layers: 1), 2 dropout-residuals and the activation, read
+                and written once; FP8 cast/transpose traffic (recipes.FP8_CAST_*; with
+                current scaling the amax reads and unfused casts, recipes.FP8_CS_*); a
+                stack's attention padding copies (recipes.UNPAD_PASSES_*)
   launches      KERNELS_PER_LAYER per forward (twice that backward) at the device's kernel
                 overhead; a stack whose flash-attention wrapper synchronises the host
                 (``attn_syncs`` per forward: ``.item()``, ``torch.nonzero``) idles the GPU
                 ``unit_gap_s`` at each, in every forward (the recomputed one too)
   TP            sequence parallel: 2 all-gathers + 2 reduce-scatters of T h e per pass, else
-                2 all-reduces; with TP overlap (userbuffers) 1/t of it exposed, the GEMMs run
-                as t chunks each (t - 1 more ramp-ups); with Megatron's asynchronous
-                backward (stack ``tp_bwd_async``) the column-parallel linears' input
-                re-gather and gradient reduce-scatter (all-reduce) run beside their
-                data- and weight-gradient GEMMs (Korthikanti et al. 2022 section 6.2)
+                2 all-reduces (parallel layers: half of each); with TP overlap (userbuffers)
+                1/t of it exposed, the GEMMs run as t chunks each (t - 1 more ramp-ups);
+                with Megatron's asynchronous backward (stack ``tp_bwd_async``) the
+                column-parallel linears' input re-gather and gradient reduce-scatter
+                (all-reduce) run beside their data- and weight-gradient GEMMs (Korthikanti
+                et al. 2022 section 6.2)
   CP            ring exchange of K and V blocks, overlapped with the attention kernel; or
                 (stack ``cp_kv_ring: false``) all-gathered K and V and reduce-scattered
                 gradients, exposed (Llama 3, arXiv 2407.21783 section 3.3.2)
@@ -300,8 +302,13 @@ def dense_layer(f: dict[str, Any], u: Micro) -> Layer:
     t_gemm_f = t_qkv + t_out + t_up + t_down
     t_gemm_b = 2 * t_gemm_f  # dgrad + wgrad GEMMs of the same shapes
 
-    # --- attention core: flash (causal, fused) or unfused (scores materialised)
+    # --- attention core: flash (causal, fused) or unfused (scores materialised); a model
+    # without the causal mask (causal 0): one kernel over every score block
     t_fa_f, t_fa_b = ring_attention(FLASH_CAUSAL_FRACTION * F_attn, s, (d_qk + d_v) / 2, cp, f)
+    full = f["causal"] <= 0
+    if not xp.never(full):
+        t_nc_f, t_nc_b = flash_attention(F_attn, s, (d_qk + d_v) / 2, 0.0, f)
+        t_fa_f, t_fa_b = xp.where(full, t_nc_f, t_fa_f), xp.where(full, t_nc_b, t_fa_b)
     S_bytes = b * a * u.s_loc * s * e / t
     if (flash > 0 if type(flash) is float else (flash > 0).all()) and (
             np.shape(t_fa_f) == np.shape(t_fa_b) == np.shape(flash)):
@@ -313,10 +320,11 @@ def dense_layer(f: dict[str, Any], u: Micro) -> Layer:
         t_att_f = xp.where(flash > 0, t_fa_f, t_un_f)
         t_att_b = xp.where(flash > 0, t_fa_b, t_un_b)
 
-    # --- memory-bound elementwise: 2 norms (r+w), 2 dropout-residual (2r+w), activation;
-    # FP8: the transposed copies of the GEMM inputs (forward) and the cast of each GEMM
-    # output's gradient (backward), per element
-    ew_f = T * h * e * 10 / sp_div + T * ffn * e * (up + 1) / t
+    # --- memory-bound elementwise: 2 norms (r+w), 2 dropout-residual (2r+w), activation
+    # (parallel layers: one norm, r+w less); FP8: the transposed copies of the GEMM inputs
+    # (forward) and the cast of each GEMM output's gradient (backward), per element
+    par = f["parallel"]
+    ew_f = T * h * e * (10 - 2 * par) / sp_div + T * ffn * e * (up + 1) / t
     cast_in = T * (2 * h / sp_div + o_w / t + ffn / t)
     cast_out = T * ((q_w + g.k_w + g.v_w) / t + 2 * h / sp_div + ffn * up / t)
     # FP8 current scaling (fp8_cs): the amax reads, and the norms' casts unfused
@@ -344,7 +352,15 @@ def dense_layer(f: dict[str, Any], u: Micro) -> Layer:
     # the ring all-reduce, 2 (t-1)/t M/bw + 2 (t-1) alpha: twice the reduce-scatter, and
     # computed so (each of its terms is the reduce-scatter's times 2, exact in floating point)
     ar = 2.0 * rs
-    t_tp_once = xp.where(f["sequence_parallel"] > 0, 2 * ag + 2 * rs, 2 * ar)
+    # parallel layers: one gather of the norm's output for the QKV and MLP-in GEMMs and one
+    # reduction of the summed attention and MLP outputs per pass, half the sequential
+    # block's (MaxText 2023: GSPMD reshards an operand once for all its dots, the
+    # partitioner's reshard cache; XLA's ReduceScatterReassociate, openxla/xla
+    # xla/service/reduce_scatter_reassociate.cc, rewrites add(rs(a), rs(b)) into
+    # rs(add(a, b)), a pass of the GPU compiler's collective pipeline (gpu_compiler.cc);
+    # ASSUMPTION: TPU's too. Two reductions instead: MaxText's 128B v5e row -12.6 %, not -4.5)
+    n_io = 1.0 - 0.5 * par  # gathers (reductions) per pass over the sequential block's 2
+    t_tp_once = xp.where(f["sequence_parallel"] > 0, 2 * ag + 2 * rs, 2 * ar) * n_io
     t_tp_raw = xp.where(t > 1, t_tp_once, 0.0)
     # (a switch no row turns on, a false scalar: its branch is not computed, xp.never)
     ov = f["overlap_tp"] > 0
@@ -366,7 +382,7 @@ def dense_layer(f: dict[str, Any], u: Micro) -> Layer:
         col = t_qkv + t_up  # one pass of the column-parallel GEMMs
         t_tp_async = xp.where(f["sequence_parallel"] > 0,
                               2 * ag + exposed(2 * ag, col) + exposed(2 * rs, col),
-                              exposed(2 * ar, col))
+                              exposed(2 * ar, col)) * n_io
         t_tp_plain_b = xp.where(asy & (t > 1), t_tp_async, t_tp_raw)
     t_tp_b = t_tp_plain_b if xp.never(ov) else xp.where(
         ov_tp, t_tp_raw / t + exposed(t_tp_raw * (t - 1) / t, t_gemm_b) + 8 * chunk_cost,

@@ -10,7 +10,8 @@ gradient reduction and the optimizer.
               beside the layers, ~T n_qkv e bytes each way per layer); a stack whose
               checkpoint stops at the last saved tensor (``rc_early_stop``, PyTorch >= 2.1
               non-reentrant): a dense layer but its down projection, the residual add after
-              it and the MLP's TP output collective
+              it and the MLP's TP output collective (parallel layers: the attention output
+              projection too, and the summed outputs' one collective)
   stages      L/p layers each (or the given first/last stage layers, the rest even), MoE
               layers spread evenly; the first stage adds the embedding, the last the LM head,
               cross-entropy and the MTP modules; p2p of one activation per chunk boundary
@@ -94,10 +95,13 @@ def recompute(f: dict[str, Any], u: Micro, ly: Layer, mo: MoELayer) -> tuple[Any
     # early stop): the down projection's inputs are saved before its GEMM runs, so neither
     # it, the residual add after it nor (TP) the MLP's output all-reduce / reduce-scatter
     # (1/2 / 1/4 of the forward's TP traffic) is recomputed
+    # (parallel layers: the attention output projection too, both feeding the summed
+    # output, and its one reduction, 1/2 / all of the forward's TP traffic)
     es = f["rc_early_stop"] > 0
+    par = f["parallel"]
     tail = 0.0 if xp.never(es) else xp.where(
-        es, ly.t_down + mem(3 * T * g.h * e / u.sp_div, f)
-        + ly.t_tp_f * xp.where(f["sequence_parallel"] > 0, 0.25, 0.5), 0.0)
+        es, ly.t_down + par * ly.t_out + mem(3 * T * g.h * e / u.sp_div, f)
+        + ly.t_tp_f * xp.where(f["sequence_parallel"] > 0, 0.25, 0.5) * (1.0 + par), 0.0)
     re_dense = xp.where(rc == 2, ly.t_f + ly.comm_f - qkv_off - tail,
                         xp.where(rc == 1, (1 - flash) * ly.t_att_f, 0.0))
     re_moe = xp.where(rc == 2, mo.t_f + ly.comm_f + mo.t_a2a - qkv_off,
