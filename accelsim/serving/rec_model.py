@@ -75,6 +75,13 @@ class RecModel(Strict):
     """Skew of row popularity (Zipf exponent); sets the on-chip cache hit rate."""
     index_bytes: Literal[4, 8] = 8
     """Bytes per sparse index copied from the host (4 or 8)."""
+    serial_kernels: bool = False
+    """The served engine runs every kernel of every batch in order on one compute stream
+    (one execution context per device: a batch's gathers, GEMMs and elementwise kernels
+    do not overlap each other or the next batch's), so a batch's pipelined period is the sum
+    of its kernels' times, copies overlapped. False: the stages of consecutive batches
+    overlap on separate streams and the busiest shared resource sets the period
+    (:func:`accelsim.serving.recsys.offline_period`)."""
 
     @model_validator(mode="after")
     def _mlp(self) -> RecModel:

@@ -248,7 +248,9 @@ def service_time(model: RecModel, spec: DeviceSpec, n_items: Any, mode: str = "a
     t_copy = n * (model.dense_features * DENSE_BYTES + model.lookups_per_item
                   * model.index_bytes) / spec.host_link_Bps
     t_launch = kernels * spec.kernel_overhead_s + np.zeros_like(n)
-    total = t_copy + np.maximum(t_emb + t_a2a, t_bottom) + t_int + t_top + t_launch
+    front = (t_emb + t_a2a + t_bottom if model.serial_kernels
+             else np.maximum(t_emb + t_a2a, t_bottom))  # one stream: no overlap
+    total = t_copy + front + t_int + t_top + t_launch
     # HBM time of the whole batch: gathers at the random-access rate, the pooled outputs and
     # every GEMM's and elementwise kernel's tensors at the streaming rate
     hbm_s = t_emb + hbm / (spec.memory_bw_Bps * spec.eff_memory)
@@ -257,7 +259,8 @@ def service_time(model: RecModel, spec: DeviceSpec, n_items: Any, mode: str = "a
             "bottom_mlp_s": t_bottom, "interaction_s": t_int, "top_mlp_s": t_top,
             "launch_s": t_launch, "hbm_s": hbm_s, "math_s": math_s,
             "hit_onchip": pl.onchip, "hit_device": pl.device,
-            "host_fraction": pl.host, "shards": pl.shards, "placement": pl.mode}
+            "host_fraction": pl.host, "shards": pl.shards, "placement": pl.mode,
+            "serial": model.serial_kernels}
 
 
 def offline_period(parts: dict[str, Any]) -> Any:
@@ -265,9 +268,16 @@ def offline_period(parts: dict[str, Any]) -> Any:
     copies, gathers and GEMMs of consecutive batches overlap on separate streams and copy
     engines, so the busiest shared resource sets the pace: the host link (copies), HBM
     (gathers, pooled vectors, every kernel's tensors), the tensor cores (all FLOPs), the
-    scale-up link (all-to-all) and each stage's own roofline time; launches do not overlap."""
+    scale-up link (all-to-all) and each stage's own roofline time; launches do not overlap.
+
+    A model served on one compute stream (``serial_kernels``) overlaps only its copies
+    (their own streams and copy engines) with the kernels, which run one after another, each
+    at its own roofline: ``max(copy, embeddings + all-to-all + bottom MLP + interaction +
+    top MLP) + launches``."""
     compute = parts["bottom_mlp_s"] + parts["interaction_s"] + parts["top_mlp_s"]
     memory = parts["embedding_s"] + parts["all_to_all_s"]
+    if parts.get("serial", False):
+        return np.maximum(parts["copy_s"], memory + compute) + parts["launch_s"]
     shared = np.maximum(np.maximum(parts["hbm_s"], parts["math_s"]), parts["all_to_all_s"])
     return (np.maximum(np.maximum(np.maximum(parts["copy_s"], memory), compute), shared)
             + parts["launch_s"])
