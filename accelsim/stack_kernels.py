@@ -25,6 +25,9 @@
                   aggregated collective's latency)
   rc_early_stop   1: full recomputation stops at the layer's last saved tensor (the down
                   projection's GEMM and the residual add after it are not recomputed)
+  gc_layer_s      a rank's seconds in unaligned automatic garbage collections per layer and
+                  micro-batch (0: aligned or none; :mod:`accelsim.training.perf.gc_pauses`)
+  gc_pause_s      one such collection's pause, seconds (0: the rare limit, every pause apart)
 """
 
 from __future__ import annotations
@@ -34,4 +37,4 @@ DEFAULTS: dict[str, float] = {
     "stack_gemm8": 1.0, "stack_unpad": 0.0, "fp8_cs": 0.0, "pp_scatter": 1.0,
     "stream_k": 0.0, "tp_async": 0.0, "cp_allgather": 0.0, "unit_gap_s": 0.0,
     "unit_grad_bytes": 0.0, "unit_gather_bytes": 0.0, "attn_syncs": 0.0, "unit_ring": 0.0,
-    "rc_early_stop": 0.0}
+    "rc_early_stop": 0.0, "gc_layer_s": 0.0, "gc_pause_s": 0.0}

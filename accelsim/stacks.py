@@ -248,6 +248,24 @@ class StackMemoryTerms(Strict):
     counts); false: their sum."""
 
 
+class StackGC(Strict):
+    """How the training stack runs Python's cyclic garbage collector
+    (:mod:`accelsim.training.perf.gc_pauses`)."""
+
+    aligned: Feature
+    """True: the automatic collector is disabled and every rank collects at the same step
+    (Megatron-LM ``--manual-gc``, torchtitan ``gc_freq``, llm-foundry's
+    ``ScheduledGarbageCollector``), or the host runs ahead of the device so a pause is
+    hidden; false: each rank collects when its own thresholds trip, unaligned."""
+    unaligned_us_per_layer: NonNegative | None = None
+    """Per-rank time in automatic collections per layer and micro-batch (forward and
+    backward), microseconds; used when ``aligned`` is false (not given: 0)."""
+    pause_ms: NonNegative | None = None
+    """One automatic collection's pause on a rank, milliseconds: with R rendezvous per
+    step, pauses of different ranks that fall in one interval overlap (not given: 0, every
+    pause paid apart, the rare limit)."""
+
+
 class StackProfile(Strict):
     """One software stack (framework and release)."""
 
@@ -279,6 +297,8 @@ class StackProfile(Strict):
     allreduce: StackAllReduce | None = None
     """A serving stack's tensor-parallel all-reduce strategy (not given: the fabric's best
     algorithm, :func:`accelsim.llm.perf.serving_allreduce`)."""
+    gc: StackGC | None = None
+    """A training stack's Python garbage collection (not given: aligned, no stall)."""
     iteration: StackIteration | None = None
     """A serving stack's per-sequence sampling and host costs (not given: the LM head's logits
     written and read once per rank, no host term; :class:`StackIteration`)."""
@@ -382,7 +402,19 @@ def kernel_factors(stack: StackProfile | None) -> dict[str, float]:
                            else 0.0),
             "unit_ring": float(unit is not None and unit.value),
             "rc_early_stop": float(k.recompute_early_stop is not None
-                                   and k.recompute_early_stop.value)}
+                                   and k.recompute_early_stop.value),
+            **gc_columns(stack)}
+
+
+def gc_columns(stack: StackProfile | None) -> dict[str, float]:
+    """The stack's unaligned garbage collection as training columns: ``gc_layer_s``, a
+    rank's seconds in automatic collections per layer and micro-batch (0: aligned or not
+    given), and ``gc_pause_s``, one collection's pause."""
+    gc = stack.gc if stack is not None else None
+    if gc is None or gc.aligned.value or gc.unaligned_us_per_layer is None:
+        return {"gc_layer_s": 0.0, "gc_pause_s": 0.0}
+    return {"gc_layer_s": gc.unaligned_us_per_layer.value * units.US,
+            "gc_pause_s": gc.pause_ms.value * units.MS if gc.pause_ms is not None else 0.0}
 
 
 @dataclass(frozen=True)

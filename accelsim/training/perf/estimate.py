@@ -29,6 +29,7 @@ from accelsim.training.perf.step import (
     DataParallel,
     Stages,
     data_parallel,
+    gc_stall,
     rank_params,
     stages,
 )
@@ -110,7 +111,7 @@ def estimate_arrays(c: Mapping[str, Any]) -> Estimate:
         emb_f_s=st.t_emb_f, emb_b_s=st.t_emb_b, head_f_s=st.t_head_f, head_b_s=st.t_head_b,
         p2p_s=st.c_pp, k_first=st.k_first + 0.0 * p, k_mid=st.k_mid + 0.0 * p,
         k_last=st.k_last + 0.0 * p, dp_s=dp.exposed_s + dp.zero3_s,
-        optimizer_s=dp.optimizer_s)
+        optimizer_s=dp.optimizer_s + cols["gc_stall_s"])
     return Estimate(cols, _ops(f, u, ly), pieces)
 
 
@@ -128,8 +129,10 @@ def _columns(c: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any], Micr
     fl = flops(f, u)
     mem_total = memory(f, u, st, pr, dp)
     t, p, d, cp = f["tp"], f["pp"], f["dp"], f["cp"]
-    step = st.pipeline + dp.exposed_s + dp.zero3_s + dp.optimizer_s
     devices = t * p * d * cp
+    # unaligned Python garbage collection: each rendezvous waits for a collecting rank
+    gc_s = gc_stall(f, st, devices)
+    step = st.pipeline + dp.exposed_s + dp.zero3_s + dp.optimizer_s + gc_s
     peak = f["peak_flops"]
     slow, m = st.slow, st.m
     # the slowest stage's share of layers (1 with even stages)
@@ -155,6 +158,7 @@ def _columns(c: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any], Micr
         "bubble_s": st.bubble,
         "dp_comm_s": dp.exposed_s + dp.zero3_s,
         "optimizer_s": dp.optimizer_s,
+        "gc_stall_s": gc_s,
         "model_flops_per_step": fl.model,
         "params_per_device": pr.total,
     }
@@ -279,6 +283,7 @@ def estimate(job: TrainJob, spec: DeviceSpec, engine: str = "analytic", file: st
         "compute_s": r["compute_s"], "tp_comm_s": r["tp_comm_s"], "ep_comm_s": r["ep_comm_s"],
         "pp_comm_s": r["pp_comm_s"], "pipeline_bubble_s": r["bubble_s"],
         "dp_comm_s": r["dp_comm_s"], "optimizer_s": r["optimizer_s"],
+        "gc_stall_s": r["gc_stall_s"],
     }
     step = r["step_time_s"]
     if engine == "des":

@@ -36,6 +36,11 @@ gradient reduction and the optimizer.
               each all-gather's output into the unsharded parameters (``unit_gather_bytes``
               per parameter and all-gather)
   optimizer   OPTIMIZER_BYTES_PER_PARAM of HBM traffic per (sharded) parameter
+  GC          a stack whose ranks run Python's automatic garbage collector unaligned
+              (``gc_layer_s`` per layer and micro-batch on each rank) stalls every rank at
+              the rendezvous after a pause: R T (1 - (1 - q/R)^p) over the job's p devices,
+              ~p x a rank's collection time while rare (:mod:`accelsim.training.perf
+              .gc_pauses`)
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ import numpy as np
 
 from accelsim import collectives as coll
 from accelsim import xp
+from accelsim.training.perf.gc_pauses import rendezvous_per_step, unaligned_gc_stall
 from accelsim.training.perf.layer import Layer, Micro, exposed, gemm, mem, staged
 from accelsim.training.perf.moe import MoELayer
 from accelsim.training.perf.recipes import OPTIMIZER_BYTES_PER_PARAM
@@ -340,3 +346,15 @@ def data_parallel(f: dict[str, Any], u: Micro, st: Stages, pr: RankParams) -> Da
     t_opt = mem(copies * pr.total * OPTIMIZER_BYTES_PER_PARAM / shard, f)
     return DataParallel(D=D, De=De, copies=copies, rs_s=rs, ag_s=ag, exposed_s=out, zero3_s=z3,
                         optimizer_s=t_opt)
+
+
+def gc_stall(f: dict[str, Any], st: Stages, devices: Any) -> Any:
+    """Seconds a step waits for the ranks' unaligned garbage collections (0 for a stack that
+    aligns them): each rank collects ``gc_layer_s`` per layer of its stage and micro-batch,
+    in pauses of ``gc_pause_s``, and every rendezvous waits for a collecting rank."""
+    g = f["gc_layer_s"]
+    if type(g) is float and g == 0.0:
+        return 0.0
+    w = g * st.Ls * st.m
+    return xp.where(g > 0, unaligned_gc_stall(devices, w, f["gc_pause_s"],
+                                              rendezvous_per_step(st.Ls, st.m)), 0.0)
