@@ -50,7 +50,7 @@ def test_the_stall_is_the_expected_maximum_per_rendezvous():
 
 
 def test_which_stacks_align_their_collections():
-    aligned = {"torchtitan"}
+    aligned = {"torchtitan", "megatron-bridge"}
     unaligned_priced = {"llm-foundry", "llm-foundry-flash2", "llm-foundry-2023-05"}
     unaligned_unpriced = {"megatron-lm-2021", "megatron-lm-2022"}
     for name in aligned | unaligned_priced | unaligned_unpriced:
