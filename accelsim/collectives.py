@@ -17,6 +17,13 @@ or an engine's kernel through the peers' mapped buffers): the ring's bytes in 2 
 In-switch all-reduce (NVLink SHARP, NCCL's NVLS): each rank sends its buffer once and
 receives the result once, at the switch-reduction bandwidth ``bw_red``, one call's fixed time:
   (n+1)/n * M/bw_red + latency
+NCCL's all-reduce inside one scale-up domain (:func:`nccl_allreduce`, the one model the
+serving engines, the training step and the topologies share): the faster of the ring and,
+on a fabric with in-switch reduction, NVLS; not the tree (NCCL's intra-node tree is a
+chain, and the published 8-GPU curves show the ring's 2 (n-1) steps, not log2 n:
+docs/_notes/collectives-one-model.md). Its inputs per device/interconnect: ``bw`` (link x
+the ring's efficiency), ``alpha`` (the ring's step latency), ``bw_red`` (link x the NVLS
+efficiency) and ``lat_red`` (one NVLS call's fixed time).
 Hierarchical all-reduce over ``g`` ranks per scale-up domain and ``k`` domains:
   reduce-scatter inside, all-reduce of M/g across domains (every rank's NIC in parallel),
   all-gather inside.
@@ -62,6 +69,24 @@ def in_switch_allreduce(M: ArrayLike, n: ArrayLike, bw_red: ArrayLike,
     n = xp.asarray(n, dtype=float)
     t = (n + 1.0) / xp.maximum(n, 1.0) * xp.asarray(M) / bw_red + latency
     return xp.where(n > 1, t, 0.0)
+
+
+def nccl_allreduce(M: ArrayLike, n: ArrayLike, bw: ArrayLike, alpha: ArrayLike,
+                   bw_red: ArrayLike = 0.0, lat_red: ArrayLike = 0.0) -> Arr:
+    """NCCL's all-reduce of ``M`` bytes over ``n`` ranks of one scale-up domain: its ring,
+    2 (n-1)/n M / bw + 2 (n-1) alpha, or on a fabric with in-switch reduction (``bw_red`` >
+    0: NVLink SHARP) its NVLS algorithm, (n+1)/n M / bw_red + lat_red, whichever is faster
+    (NCCL's tuner picks the algorithm of least modelled time, ``src/graph/tuning.cc``; its
+    intra-node tree is a chain, 2 (n-1) steps, no faster than the ring). The faster of two
+    alpha-beta lines is the size-dependent achieved bandwidth: the ring's lower latency
+    below a few MiB, NVLS's higher bandwidth above (tests/test_collectives_published.py
+    holds it to the published nccl-tests curves)."""
+    ring = ring_allreduce(M, n, bw, alpha)
+    bw_red = xp.asarray(bw_red, dtype=float)
+    if xp.never(bw_red > 0):
+        return ring
+    nvls = in_switch_allreduce(M, n, xp.where(bw_red > 0, bw_red, 1.0), lat_red)
+    return xp.where(bw_red > 0, xp.minimum(ring, nvls), ring)
 
 
 def reduce_scatter(M: ArrayLike, n: ArrayLike, bw: ArrayLike, alpha: ArrayLike) -> Arr:
@@ -124,14 +149,16 @@ def _ring_or_tree(vol: Arr, ring_lat: Arr, tree_lat: Arr, bw: ArrayLike, alpha: 
 
 def group_allreduce(M: ArrayLike, n: ArrayLike, stride: ArrayLike, domain: ArrayLike,
                     bw_in: ArrayLike, alpha_in: ArrayLike, bw_out: ArrayLike,
-                    alpha_out: ArrayLike) -> Arr:
+                    alpha_out: ArrayLike, bw_red: ArrayLike = 0.0,
+                    lat_red: ArrayLike = 0.0) -> Arr:
     """All-reduce over ``n`` ranks spaced ``stride`` apart, placed on scale-up domains of
-    ``domain`` chips: inside one domain when n*stride <= domain, otherwise the best of a
+    ``domain`` chips: inside one domain when n*stride <= domain (:func:`nccl_allreduce`:
+    the ring, or NVLS when ``bw_red`` > 0, the faster), otherwise the best of a
     flat ring/tree on the scale-out network and the hierarchical algorithm
     (min(ring_allreduce, tree_allreduce) on each network, :func:`hierarchical_allreduce`;
     computed through :class:`GroupTerms`, which tests hold to those bit for bit)."""
     return group_allreduce_terms(M, GroupTerms(n, stride, domain, alpha_in, alpha_out),
-                                 bw_in, bw_out)
+                                 bw_in, bw_out, bw_red, lat_red)
 
 
 class GroupTerms:
@@ -142,6 +169,7 @@ class GroupTerms:
     def __init__(self, n: ArrayLike, stride: ArrayLike, domain: ArrayLike, alpha_in: ArrayLike,
                  alpha_out: ArrayLike) -> None:
         n = xp.asarray(n, dtype=float)
+        self.n = n
         stride = xp.asarray(stride, dtype=float)
         domain = xp.asarray(domain, dtype=float)
         g = xp.clip(xp.floor(domain / stride), 1.0, n)  # group members sharing a domain
@@ -164,13 +192,19 @@ class GroupTerms:
 
 
 def group_allreduce_terms(M: ArrayLike, gt: GroupTerms, bw_in: ArrayLike,
-                          bw_out: ArrayLike) -> Arr:
+                          bw_out: ArrayLike, bw_red: ArrayLike = 0.0,
+                          lat_red: ArrayLike = 0.0) -> Arr:
     """:func:`group_allreduce` of ``M`` over the group of ``gt``: the operations of
-    ring_allreduce, tree_allreduce and hierarchical_allreduce on the same operands, in the
-    same order, so the same numbers."""
+    nccl_allreduce, ring_allreduce, tree_allreduce and hierarchical_allreduce on the same
+    operands, in the same order, so the same numbers."""
     vol = gt.two_frac_n * xp.asarray(M)
     v_in, v_out = vol / bw_in, vol / bw_out
-    local = xp.minimum(v_in + gt.lat_in[0], v_in + gt.lat_in[1])
+    local = v_in + gt.lat_in[0]  # the ring (nccl_allreduce); NVLS below when the fabric has it
+    if not xp.never(xp.asarray(bw_red, dtype=float) > 0):
+        n = gt.n
+        nvls = in_switch_allreduce(M, n, xp.where(xp.asarray(bw_red) > 0, bw_red, 1.0),
+                                   lat_red)
+        local = xp.where(xp.asarray(bw_red) > 0, xp.minimum(local, nvls), local)
     flat = xp.minimum(v_out + gt.lat_out[0], v_out + gt.lat_out[1])
     Mf = xp.asarray(M, dtype=float)
     inside = 2.0 * (gt.frac_g * xp.asarray(Mf) / bw_in + gt.rs_lat)

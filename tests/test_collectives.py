@@ -45,12 +45,15 @@ def test_vectorized():
     assert out.shape == (4,) and out[0] == 0 and np.all(np.diff(out) > 0)
 
 
-def _by_primitives(M, n, stride, domain, bw_in, a_in, bw_out, a_out):
-    """group_allreduce as its docstring states it, from the primitive collectives."""
+def _by_primitives(M, n, stride, domain, bw_in, a_in, bw_out, a_out, bw_red=0.0, lat_red=0.0):
+    """group_allreduce as its docstring states it, from the primitive collectives: inside a
+    domain NCCL's all-reduce (ring, or NVLS when the fabric reduces in the switch)."""
     n = np.asarray(n, dtype=float)
     g = np.clip(np.floor(np.asarray(domain, dtype=float) / stride), 1.0, n)
     k = np.ceil(n / g)
-    local = np.minimum(c.ring_allreduce(M, n, bw_in, a_in), c.tree_allreduce(M, n, bw_in, a_in))
+    local = c.ring_allreduce(M, n, bw_in, a_in)
+    if bw_red > 0:
+        local = np.minimum(local, c.in_switch_allreduce(M, n, bw_red, lat_red))
     flat = np.minimum(c.ring_allreduce(M, n, bw_out, a_out),
                       c.tree_allreduce(M, n, bw_out, a_out))
     hier = c.hierarchical_allreduce(M, g, k, bw_in, a_in, bw_out, a_out)
@@ -78,3 +81,24 @@ def test_group_terms_give_group_allreduce_bit_for_bit():
         want = float(_by_primitives(2e9, float(n[i]), float(stride[i]), float(domain[i]),
                                     4e11, a_in, 5e10, float(a_out[i])))
         assert c.group_allreduce_terms(2e9, one, 4e11, 5e10) == want
+
+
+def test_group_terms_with_in_switch_reduction_bit_for_bit():
+    """With NVLS on the scale-up fabric, group_allreduce inside a domain is nccl_allreduce
+    (the faster of ring and NVLS: the serving engines' and the topologies' model), across
+    domains unchanged."""
+    rng = np.random.default_rng(5)
+    n = rng.choice([1.0, 2.0, 4.0, 8.0, 16.0, 64.0], 100)
+    stride = rng.choice([1.0, 2.0, 4.0, 8.0], 100)
+    domain = rng.choice([8.0, 72.0], 100)
+    a_in, a_out = 2.25e-6, rng.uniform(5e-6, 2e-5, 100)
+    gt = c.GroupTerms(n, stride, domain, a_in, a_out)
+    M = rng.uniform(1e5, 1e10, 100)
+    want = _by_primitives(M, n, stride, domain, 3.4e11, a_in, 5e10, a_out, 3.05e11, 72e-6)
+    assert np.array_equal(c.group_allreduce_terms(M, gt, 3.4e11, 5e10, 3.05e11, 72e-6), want)
+    inside = n * stride <= domain
+    assert np.array_equal(want[inside], c.nccl_allreduce(M, n, 3.4e11, a_in, 3.05e11,
+                                                         72e-6)[inside])
+    # without in-switch reduction: the ring
+    assert np.array_equal(c.nccl_allreduce(M, n, 3.4e11, a_in), c.ring_allreduce(M, n, 3.4e11,
+                                                                                 a_in))

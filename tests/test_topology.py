@@ -103,8 +103,14 @@ def test_inside_domain_matches_todays_collectives() -> None:
     t = T.of_spec(spec)
     bw = spec.scaleup_bw_Bps * spec.eff_comm
     M = 1e9
-    today = c.group_allreduce(M, 8, 1, 8, bw, spec.scaleup_latency_s, 1.0, 1.0)
+    today = c.group_allreduce(M, 8, 1, 8, bw, spec.scaleup_latency_s, 1.0, 1.0,
+                              spec.scaleup_bw_Bps * spec.eff_reduction, spec.reduction_latency_s)
     assert float(T.allreduce_s(t, M, 8)) == pytest.approx(float(today))
+    # the serving engines' NCCL price is the same model (collectives.nccl_allreduce)
+    from accelsim.llm.perf import nccl_allreduce
+    assert float(T.allreduce_s(t, M, 8)) == pytest.approx(float(nccl_allreduce(
+        M, 8, bw, spec.scaleup_latency_s, spec.scaleup_bw_Bps * spec.eff_reduction,
+        spec.reduction_latency_s)))
 
 
 # --- closed forms --------------------------------------------------------------------------
@@ -112,17 +118,19 @@ def test_inside_domain_matches_todays_collectives() -> None:
 def test_switch_ring_formula() -> None:
     t = T.load_topology("hgx-h20-8")
     t = t.model_copy(update={"scaleup": t.scaleup.model_copy(
-        update={"reduction_efficiency": None})})
+        update={"reduction_efficiency": None, "reduction_latency_us": None})})
     B = 450e9 * 0.75
     M, n = 2e9, 8
-    expect = min(2 * 7 / 8 * M / B + 14 * 5e-6, 2 * 7 / 8 * M / B + 2 * 3 * 5e-6)
+    a = t.scaleup.latency_us.value * 1e-6
+    expect = 2 * 7 / 8 * M / B + 14 * a  # NCCL's ring (its intra-node tree is a chain)
     assert float(T.allreduce_s(t, M, n)) == pytest.approx(expect)
 
 
 def test_in_switch_reduction_beats_the_ring_for_large_buffers() -> None:
     t = T.load_topology("hgx-h100-8")
     M = 4 * 2**30
-    nvls = 9 / 8 * M / (450e9 * t.scaleup.reduction_efficiency.value) + 2 * 5e-6
+    nvls = (9 / 8 * M / (450e9 * t.scaleup.reduction_efficiency.value)
+            + t.scaleup.reduction_latency_us.value * 1e-6)
     assert float(T.allreduce_s(t, M, 8)) == pytest.approx(nvls)
     assert nvls < 2 * 7 / 8 * M / (450e9 * 0.75)
 
@@ -157,7 +165,8 @@ def test_crossing_the_domain() -> None:
     # EP64 all-to-all: on the H20 boards 7/8 of the bytes cross the 400 Gb/s NIC and bind;
     # on the supernode they stay on the UB, where the kernels' per-peer cost then weighs
     h20_out = 56 / 64 * M / (50e9 * 0.94)
-    assert float(T.all_to_all_s(h20, M, 64)) == pytest.approx(h20_out + 63 * 5e-6 + 10e-6)
+    a = h20.scaleup.latency_us.value * 1e-6
+    assert float(T.all_to_all_s(h20, M, 64)) == pytest.approx(h20_out + 63 * a + 10e-6)
     assert float(T.all_to_all_s(h20, M, 64)) > float(T.all_to_all_s(cm, M, 64))
 
 

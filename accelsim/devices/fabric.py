@@ -9,9 +9,11 @@ Scale-up fabrics (B = links x link bandwidth per rank, e the achieved fraction, 
 per-step latency; Hockney's alpha-beta model, :mod:`accelsim.collectives`):
 
   switch   every rank reaches every other at B (NVSwitch, the Unified Bus's Clos):
-           ring all-reduce 2 (n-1)/n M / (B e) + 2 (n-1) alpha, or with in-switch reduction
-           (NVLink SHARP) each rank sends its buffer once and gets the result once:
-           (n+1)/n M / (B e_red) + 2 alpha; all-to-all (n-1)/n M / (B e_a2a) + (n-1) a_peer
+           NCCL's all-reduce (:func:`accelsim.collectives.nccl_allreduce`, the serving and
+           training paths' too): ring 2 (n-1)/n M / (B e) + 2 (n-1) alpha, or with in-switch
+           reduction (NVLink SHARP) each rank sends its buffer once and gets the result once:
+           (n+1)/n M / (B e_red) + lat_red (one call's fixed time), the faster;
+           all-to-all (n-1)/n M / (B e_a2a) + (n-1) a_peer
   mesh     direct links to each of the D-1 other ranks of the domain, B/(D-1) each (Gaudi's
            on-chip RoCE, 910B's HCCS): a group of n < D ranks uses (n-1)/(D-1) of B; the
            all-reduce is a direct reduce-scatter and all-gather, 2 steps of alpha
@@ -39,6 +41,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from accelsim import collectives as coll
 from accelsim import xp
 
 if TYPE_CHECKING:
@@ -148,9 +151,11 @@ def allreduce_s(t: Topology, M: ArrayLike, n: ArrayLike, stride: ArrayLike = 1) 
     local = xp.minimum(ring_in, tree_in)
     if su.fabric == "mesh":  # direct reduce-scatter and all-gather: every peer at once
         local = 2 * frac * M / B_in + 2 * a_in
-    if su.reduction_efficiency is not None and su.fabric == "switch":
-        B_red = scaleup_Bps(t) * su.reduction_efficiency.value
-        local = xp.minimum(local, xp.where(n > 1, (n + 1) / n * M / B_red + 2 * a_in, 0.0))
+    if su.fabric == "switch":  # NCCL's ring, or NVLS with in-switch reduction (the one model)
+        red = su.reduction_efficiency
+        B_red = scaleup_Bps(t) * red.value if red is not None else 0.0
+        lat_red = su.reduction_latency_us.value * US if su.reduction_latency_us else 0.0
+        local = coll.nccl_allreduce(M, n, B_in, a_in, B_red, lat_red)
     B_out = _out_bw(t, n, stride, so.efficiency.value)
     B_ring = xp.where(g > 1, xp.minimum(B_in, g * B_out), B_out)
     ring = 2 * frac * M / B_ring + 2 * (n - 1) * a_out

@@ -77,6 +77,9 @@ class ScaleUp(Strict):
     """Achieved fraction of B in ring/tree collectives (bus bandwidth / link bandwidth)."""
     reduction_efficiency: Fraction | None = None
     """In-switch reduction (NVLink SHARP): its achieved fraction of B. Not given: none."""
+    reduction_latency_us: NonNegative | None = None
+    """Fixed time of one in-switch (NVLS) all-reduce call, microseconds; required with
+    ``reduction_efficiency`` (:func:`accelsim.collectives.nccl_allreduce`)."""
     a2a_efficiency: Fraction
     """Achieved fraction of B per rank in all-to-all (MoE dispatch/combine kernels)."""
     a2a_peer_latency_us: NonNegative | None = None
@@ -89,6 +92,9 @@ class ScaleUp(Strict):
 
     @model_validator(mode="after")
     def _dims(self) -> ScaleUp:
+        if (self.reduction_efficiency is None) != (self.reduction_latency_us is None):
+            raise ValueError("reduction_efficiency and reduction_latency_us go together "
+                             "(the in-switch all-reduce's bandwidth and fixed time)")
         if self.fabric == "torus":
             if not self.dims:
                 raise ValueError("a torus needs dims (its shape, e.g. [4, 4, 4])")
@@ -248,6 +254,10 @@ def of_spec(spec: DeviceSpec) -> Topology:
             fabric="switch", domain=q(spec.scaleup_domain, Count), links=q(1, Count),
             link_GBps=q(spec.scaleup_bw_Bps / 1e9, Positive),
             latency_us=q(spec.scaleup_latency_s / US), efficiency=q(spec.eff_comm, Fraction),
+            reduction_efficiency=(q(spec.eff_reduction, Fraction) if spec.eff_reduction > 0
+                                  else None),
+            reduction_latency_us=(q(spec.reduction_latency_s / US) if spec.eff_reduction > 0
+                                  else None),
             a2a_efficiency=q(spec.eff_a2a, Fraction), usd_per_device=q(0.0),
             W_per_device=q(0.0)),
         scaleout=ScaleOut(
@@ -291,6 +301,9 @@ def apply(spec: DeviceSpec, t: Topology, span: int | None = None,
         scaleup_latency_s=su.latency_us.value * US,
         scaleout_latency_s=so.latency_us.value * US,
         eff_comm=e_in,
+        eff_reduction=su.reduction_efficiency.value if su.reduction_efficiency else 0.0,
+        reduction_latency_s=(su.reduction_latency_us.value * US if su.reduction_latency_us
+                             else spec.reduction_latency_s),  # unused without reduction
         server_overhead_usd=overhead,
         network_usd=network_capex_usd(t),
         network_W=b["network_W"],

@@ -302,17 +302,9 @@ def kv_bytes_per_token(model: TransformerModel, tp: int, fmt: str) -> float:
     return 2.0 * kv_local * hd * model.layers * kb
 
 
-def nccl_allreduce(M: Any, n: int, bw: float, alpha: float, bw_red: float = 0.0,
-                   lat_red: float = 0.0) -> Any:
-    """NCCL's all-reduce of ``M`` bytes over ``n`` ranks of one scale-up domain: its ring,
-    2 (n-1)/n M / bw + 2 (n-1) alpha, or on a fabric with in-switch reduction (``bw_red`` >
-    0: NVLink SHARP) its NVLS algorithm, (n+1)/n M / bw_red + lat_red, whichever is faster
-    (NCCL's tuner picks the algorithm of least modelled time, ``src/graph/tuning.cc``; its
-    intra-node tree is a chain, 2 (n-1) steps, no faster than the ring)."""
-    ring = coll.ring_allreduce(M, n, bw, alpha)
-    if bw_red <= 0:
-        return ring
-    return np.minimum(ring, coll.in_switch_allreduce(M, n, bw_red, lat_red))
+# NCCL's all-reduce inside one scale-up domain: the one model the training step and the
+# topologies use too (accelsim.collectives.nccl_allreduce)
+nccl_allreduce = coll.nccl_allreduce
 
 
 def serving_allreduce(M: Any, tokens: Any, n: int, bw: float, alpha: float,

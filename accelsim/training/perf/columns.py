@@ -44,7 +44,8 @@ INPUT_COLUMNS = MODEL_COLUMNS + LAYOUT_COLUMNS + DEVICE_COLUMNS + JOB_COLUMNS
 # all-gather overlapped with the next forward (overlap_ag); the kernel model's device fields
 # (compute_units 0: the size curve; eff_attn 0: FLASH_REL_EFF x eff_compute; eff_attn_fa2 and
 # _bwd: FlashAttention-2's rates over the published kernel's, 1: the same; device_cv: the
-# spread of the devices' compute rate, 0: all alike) and the software
+# spread of the devices' compute rate, 0: all alike; eff_reduction and reduction_latency_s:
+# the scale-up fabric's in-switch all-reduce, NVLS, 0: none) and the software
 # stack's kernel factors (stack_*, pp_scatter, stream_k, ...: :mod:`accelsim.stack_kernels`)
 # and memory terms (mem_*: :mod:`accelsim.stack_memory`), each module's defaults.
 OPTIONAL_COLUMNS = {"pp_first_layers": 0.0, "pp_last_layers": 0.0, "dropout": 1.0,
@@ -57,6 +58,7 @@ OPTIONAL_COLUMNS = {"pp_first_layers": 0.0, "pp_last_layers": 0.0, "dropout": 1.
                     "overlap_ag": 1.0, "compute_units": 0.0, "tile_m": 128.0,
                     "tile_n": 128.0, "eff_attn": 0.0, "eff_attn_bwd": 1.0,
                     "eff_attn_fa2": 1.0, "eff_attn_fa2_bwd": 1.0, "device_cv": 0.0,
+                    "eff_reduction": 0.0, "reduction_latency_s": 0.0,
                     **STACK_KERNEL_DEFAULTS, **STACK_MEMORY_DEFAULTS}
 # Peak of the operators that stay at the activation precision (attention core, LM head,
 # router); absent: peak_flops (every operator at one precision).
@@ -151,4 +153,5 @@ def device_columns(spec: DeviceSpec, precision: str) -> dict[str, float]:
         "tile_n": spec.tile_n, "eff_attn": spec.eff_attention,
         "eff_attn_bwd": spec.eff_attention_bwd, "eff_attn_fa2": spec.eff_attention_fa2,
         "eff_attn_fa2_bwd": spec.eff_attention_fa2_bwd, "device_cv": spec.device_cv,
+        "eff_reduction": spec.eff_reduction, "reduction_latency_s": spec.reduction_latency_s,
     }

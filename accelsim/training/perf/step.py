@@ -300,8 +300,13 @@ def data_parallel(f: dict[str, Any], u: Micro, st: Stages, pr: RankParams) -> Da
     dense = coll.GroupTerms(D, t, dom, u.a_in, u.a_out)
     same = type(ep) is float and ep == 1.0 and bool(np.all(D >= 1.0))
     expert = dense if same else coll.GroupTerms(De, t * ep, dom, u.a_in, u.a_out)
-    ar_d = coll.group_allreduce_terms(copies * pr.dense * gb, dense, u.bw_in, u.bw_out)
-    ar_e = coll.group_allreduce_terms(copies * pr.expert * gb, expert, u.bw_in, u.bw_out)
+    # inside one domain NCCL's all-reduce (collectives.nccl_allreduce): ring or NVLS
+    bw_red = f["scaleup_bw_Bps"] * f["eff_reduction"]
+    lat_red = f["reduction_latency_s"]
+    ar_d = coll.group_allreduce_terms(copies * pr.dense * gb, dense, u.bw_in, u.bw_out,
+                                      bw_red, lat_red)
+    ar_e = coll.group_allreduce_terms(copies * pr.expert * gb, expert, u.bw_in, u.bw_out,
+                                      bw_red, lat_red)
     # ring RS/AG move half of an all-reduce each
     rs = 0.5 * (ar_d + ar_e)
     ag = 0.5 * (ar_d + ar_e) * wb / gb
