@@ -4,8 +4,9 @@ AMD published the same vLLM throughput table (8 x MI300X, TP8, Llama 3.1 70B and
 fixed lengths, the same command) for each of its vLLM containers (ROCm/vllm
 docs/dev-docker/README.md). The June 2025 container (vLLM 0.9.0.1, revision 1f732c1f, "Updated
 README.md for June 10 release") ran the V0 engine with ``--num-scheduler-steps 10``; the held-out
-rows (configs/runs/heldout/amd-vllm-mi300x.yaml, October 2025, vLLM 0.10.2) run V1, one step per host round. Nothing here is fitted: the V0 rows are the
-held-out rows' replicas with ``scheduler_steps: 10``, predicted with the shipped numbers
+rows (configs/runs/heldout/amd-vllm-mi300x.yaml, October 2025, vLLM 0.10.2) run V1, one step
+per host round. Nothing here is fitted: the V0 rows are the held-out rows' replicas with
+``scheduler_steps: 10``, predicted with the shipped numbers
 (docs/_notes/amd-vllm-decode-attention.md).
 """
 
