@@ -46,3 +46,30 @@ def test_fp8_checkpoint_holds_its_embeddings_in_bf16():
     m = load_model("llama3-8b")
     assert replica_model(bf16).weights_bytes == pytest.approx(
         2 * (m.vocab * m.hidden * 2 + 6_979_588_096), rel=0.01)
+
+
+def test_vllm_sampler_pass_holds_the_forward_output_beside_it():
+    # vLLM's profile_run deletes hidden_states ([max_num_batched_tokens, h]) only after
+    # _dummy_sampler_run: at TP2 the published 1.26 GiB (vllm-project/vllm#10511) is the
+    # sampler's 256 x 128,256 x 40 B plus those 8,192 bf16 rows of 4,096, within 3 %
+    m = load_model("llama3-8b")
+    peak = profiling_peak_bytes(m.hidden, m.ffn_hidden * 2, m.vocab, 2, 8192, 256, True)
+    rows = 8192 * m.hidden * 2
+    assert peak == pytest.approx(sampler_peak_bytes(256, m.vocab) + rows)
+    assert peak / units.GiB == pytest.approx(PUBLISHED_PEAK_GIB[2], rel=0.03)
+
+
+def test_amd_vllm_rows_profile_the_published_token_budget():
+    # AMD's throughput command (ROCm/vllm docs/dev-docker/README.md, --max-num-batched-tokens
+    # 131072): the profiling forward pass of the 405B at TP8 holds 131,072 tokens of
+    # full-width rows (22.5 GiB per GPU) and no longer the sampler pass (9.6 GiB at
+    # max_num_seqs 2,000): the KV cache of the MI300X row loses ~12.9 GiB per GPU
+    from accelsim.runs.file import heldout_dir, load_runs
+
+    for run in load_runs(heldout_dir() / "amd-vllm-mi300x.yaml").runs:
+        assert run.replica.max_batched_tokens == 131072, run.id
+    m = load_model("llama3-405b")
+    peak = profiling_peak_bytes(m.hidden, m.ffn_hidden * 2, m.vocab, 8, 131072, 2000, True)
+    forward = 131072 * 2 * (4 * m.hidden + 2 * m.ffn_hidden * 2 / 8)
+    assert peak == pytest.approx(forward + 2000 * m.vocab / 8 * 4.0)
+    assert peak / units.GiB == pytest.approx(22.6, rel=0.01)

@@ -370,15 +370,21 @@ def profiling_peak_bytes(h: float, ffn_up: float, vocab: float, tp: int, tokens:
                          ) -> float:
     """Activation peak of an engine's memory-profiling pass on one device: the forward pass of
     ``tokens`` (bf16 rows of 4 h plus the MLP's 2 x ffn_up / tp) and a logits row of V/tp fp32
-    per sequence; with ``vllm_sampler`` the larger of that and :func:`sampler_peak_bytes` (vLLM
-    frees the forward pass's activations before sampling). ``dummy_rows``: TensorRT-LLM's
+    per sequence; with ``vllm_sampler`` the larger of that and :func:`sampler_peak_bytes` plus
+    the forward pass's output rows (vLLM frees the forward pass's other activations before
+    sampling, not its output ``hidden_states``). ``dummy_rows``: TensorRT-LLM's
     PyTorch backend, whose pass computes the logits of its dummy requests' last tokens only,
     a gathered bf16 row and its fp32 copy of the full vocabulary each
     (:data:`accelsim.llm.trtllm_bench.LOGIT_ROW_BYTES`), instead of a row per sequence."""
     logits = (dummy_rows * vocab * trtllm_bench.LOGIT_ROW_BYTES if dummy_rows is not None
               else seqs * vocab / tp * 4.0)
     forward = tokens * ACT_BYTES * (4 * h + 2 * ffn_up / tp) + logits
-    return max(forward, sampler_peak_bytes(seqs, vocab)) if vllm_sampler else forward
+    if not vllm_sampler:
+        return forward
+    # vLLM's profile_run keeps the forward pass's output, hidden_states [tokens, h], until
+    # after _dummy_sampler_run (``del hidden_states, output`` follows it; V1
+    # v1/worker/gpu_model_runner.py, 0.10.x): it sits beside the sampler's buffers
+    return max(forward, sampler_peak_bytes(seqs, vocab) + tokens * h * ACT_BYTES)
 
 
 def head_seconds(h: float, V: float, tp: int, dp: int, peak_w: float, spec: DeviceSpec,

@@ -47,8 +47,9 @@ def test_dp_attention_memory_by_hand():
     ws = (r.max_batched_tokens / 16 * 2.0 * (4 * h + 2 * e.ffn_hidden * e.top_k * 2)
           + r.max_seqs / 16 * DS.vocab * 4.0)
     # vLLM's rule: the profiling peak is the larger of the forward and the sampler pass
-    # (top-k/top-p over each group's 256 sequences x the full vocabulary, 40 bytes a logit)
-    ws = max(ws, r.max_seqs / 16 * DS.vocab * 40.0)
+    # (top-k/top-p over each group's 256 sequences x the full vocabulary, 40 bytes a logit,
+    # beside the forward pass's output rows, which profile_run deletes after sampling)
+    ws = max(ws, r.max_seqs / 16 * DS.vocab * 40.0 + r.max_batched_tokens / 16 * h * 2.0)
     free = H100.memory_bytes * 0.9 - weights - ws - RUNTIME_RESERVE_BYTES
     kv_tok = (DS.mla.kv_lora_rank + DS.mla.rope_head_dim) * DS.layers * 2.0
     assert dp.weights_bytes == pytest.approx(weights, rel=1e-12)
