@@ -459,3 +459,22 @@ def test_streaming_efficiency_is_below_the_sustained_triad():
         assert spec.eff_memory <= share[dev]["triad"], (dev, share[dev])
     for k in ("copy", "triad", "dot"):
         assert 0.01 <= share["h100-sxm"][k] - share["h200"][k] <= 0.035, k
+
+
+def test_h200_streaming_efficiency_is_the_h100s_scaled_by_the_measured_share():
+    """The H200 profile's efficiency.memory is the H100's scaled by the ratio of the shares of
+    nominal bandwidth the two parts sustain in one harness on one host (Azure's STREAM: Triad
+    0.865 / 0.887 = 0.975, so 0.85 -> 0.83), and the Copy and Dot ratios (0.964, 0.983) bracket
+    it. Only the device ratio is taken from the measurement; the H100's level stays the
+    assumption it is (docs/_notes/h200-vs-h100.md)."""
+    got = {(r["device"], r["kernel"]): float(r["TBps"]) for r in _rows("azure-stream.csv")}
+    h100, h200 = load_device("h100-sxm").spec, load_device("h200").spec
+    ratio = {k: (got[("h200", k)] / (h200.memory_bw_Bps / 1e12))
+             / (got[("h100-sxm", k)] / (h100.memory_bw_Bps / 1e12))
+             for k in ("copy", "triad", "dot")}
+    assert h200.eff_memory / h100.eff_memory == pytest.approx(ratio["triad"], abs=0.005)
+    assert ratio["copy"] <= h200.eff_memory / h100.eff_memory <= ratio["dot"]
+    # the H200's achieved streaming rate still rises by the published ratio's share of the
+    # datasheet's 1.43x: 4.8 x 0.83 / (3.35 x 0.85) = 1.40 against Triad's 4.15 / 2.97 = 1.40
+    achieved = (h200.memory_bw_Bps * h200.eff_memory) / (h100.memory_bw_Bps * h100.eff_memory)
+    assert achieved == pytest.approx(got[("h200", "triad")] / got[("h100-sxm", "triad")], rel=0.01)
