@@ -220,3 +220,14 @@ def test_the_des_engine_puts_the_missing_layer_in_the_edge_chunk():
     # ... but where the missing layer sits decides the head chunk's time
     assert estimate(acc, spec, engine="des").step_time_s < 0.985 * estimate(
         even, spec, engine="des").step_time_s
+
+
+def test_account_for_on_a_single_stage_holds_every_layer():
+    from accelsim.training.perf import estimate
+
+    spec = _free_links()
+    plain = estimate(_llama405(tp=8, pp=1, dp=1, gb=8), spec)
+    acc = estimate(_llama405(tp=8, pp=1, dp=1, gb=8, account_for_embedding=True,
+                             account_for_loss=True), spec)
+    assert acc.step_time_s == plain.step_time_s
+    assert acc.memory_per_device_gib == plain.memory_per_device_gib
