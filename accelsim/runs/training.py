@@ -48,6 +48,16 @@ class TrainingRun(RunBase):
     """Layers on the first pipeline stage when the stages are uneven."""
     last_stage_layers: int | None = Field(default=None, ge=0, le=100_000)
     """Layers on the last pipeline stage when the stages are uneven."""
+    first_chunk_layers: int | None = Field(default=None, ge=0, le=100_000)
+    """Layers of the first virtual stage when a pipeline layout places them unevenly."""
+    last_chunk_layers: int | None = Field(default=None, ge=0, le=100_000)
+    """Layers of the last virtual stage when a pipeline layout places them unevenly."""
+    account_for_embedding: bool = False
+    """Megatron-Core's account_for_embedding_in_pipeline_split (the embedding counted as a
+    layer of the first virtual stage)."""
+    account_for_loss: bool = False
+    """Megatron-Core's account_for_loss_in_pipeline_split (the head and loss counted as a
+    layer of the last virtual stage)."""
     global_batch: int = Field(ge=1, le=100_000_000)
     """Sequences per step."""
     precision: TrainPrecision
@@ -104,7 +114,11 @@ def predict(run: TrainingRun, file: str) -> Prediction:
                               recompute=run.recompute, zero=run.zero,
                               recompute_modules=run.recompute_modules,
                               first_stage_layers=run.first_stage_layers,
-                              last_stage_layers=run.last_stage_layers)
+                              last_stage_layers=run.last_stage_layers,
+                              account_for_embedding=run.account_for_embedding,
+                              account_for_loss=run.account_for_loss,
+                              first_chunk_layers=run.first_chunk_layers,
+                              last_chunk_layers=run.last_chunk_layers)
             problems = layout_problems(run.model, par, run.global_batch, file)
             if problems and not broken:
                 broken = [Problem(file, p.field.removeprefix("parallelism."), p.message)

@@ -45,11 +45,32 @@ class Parallelism(Strict):
     """Interleaved pipeline chunks per stage (Narayanan et al. 2021)."""
     first_stage_layers: int | None = Field(default=None, ge=0, le=100_000)
     """Uneven stages: layers on the first pipeline stage (Megatron-core's
-    decoder-first-pipeline-num-layers; Llama 3 405B puts 7 of 126 there to make room for
-    the embedding). Not given: the even split."""
+    decoder-first-pipeline-num-layers), split evenly over its virtual stages as Megatron-Core
+    does (``get_num_layers_to_build``). Not given: the even split. For the embedding counted
+    as a layer of the first virtual stage only, see ``account_for_embedding``."""
     last_stage_layers: int | None = Field(default=None, ge=0, le=100_000)
-    """Uneven stages: layers on the last stage (room for the LM head and loss). The other
-    stages share the remaining layers evenly (a multiple of virtual_stages each)."""
+    """Uneven stages: layers on the last stage (room for the LM head and loss), split evenly
+    over its virtual stages. The other stages share the remaining layers evenly (a multiple of
+    virtual_stages each)."""
+    first_chunk_layers: int | None = Field(default=None, ge=0, le=100_000)
+    """Layers of the first virtual stage (chunk 0 of the first stage, beside the embedding)
+    when a pipeline layout does not split the first stage's layers evenly over its chunks
+    (Megatron-Core's ``pipeline_model_parallel_layout``, e.g. DeepSeek-V3's ``Et|(tt|)*30mL``:
+    one layer beside the embedding); the stage's other chunks share the rest evenly.
+    Needs virtual_stages > 1."""
+    last_chunk_layers: int | None = Field(default=None, ge=0, le=100_000)
+    """Layers of the last virtual stage (beside the LM head, loss and MTP), as
+    first_chunk_layers (DeepSeek-V3's ``mL``: none)."""
+    account_for_embedding: bool = False
+    """Megatron-Core's ``account_for_embedding_in_pipeline_split``: the embedding counts as
+    one layer in the split, so each virtual stage holds (layers + 1 [+ 1 with
+    account_for_loss]) / (pp x virtual_stages) layers and the first virtual stage (chunk 0 of
+    stage 0) one fewer, beside the embedding (Megatron-Bridge's Llama 3.1 405B recipes; Llama
+    3's own stack: the first chunk holds the embedding alone). Not with first_stage_layers."""
+    account_for_loss: bool = False
+    """Megatron-Core's ``account_for_loss_in_pipeline_split``: the LM head and loss count as
+    one layer; the last virtual stage (the last chunk of the last stage) holds one layer
+    fewer, beside them. Not with last_stage_layers."""
     sequence_parallel: bool = True
     """Megatron sequence parallelism for norms and dropout (with tp > 1)."""
     recompute: Recompute = "none"
@@ -141,8 +162,9 @@ def _not(x: Any) -> Any:
 
 def layout_rules(model: TransformerModel, tp: Any, pp: Any, dp: Any, cp: Any, ep: Any,
                  micro_batch: Any, virtual_stages: Any, global_batch: Any,
-                 first_layers: Any = 0, last_layers: Any = 0, dualpipe: Any = 0
-                 ) -> list[tuple[str, Any, str]]:
+                 first_layers: Any = 0, last_layers: Any = 0, dualpipe: Any = 0,
+                 acc_emb: Any = 0, acc_loss: Any = 0, first_chunk: Any = -1,
+                 last_chunk: Any = -1) -> list[tuple[str, Any, str]]:
     """Megatron-LM's divisibility rules, the one copy: ``(field, broken, message)`` per rule,
     where ``broken`` is a boolean array over the layouts given as arrays (the layout search
     filters with it) and ``message`` a template over the layout's names (user input)."""
@@ -160,6 +182,18 @@ def layout_rules(model: TransformerModel, tp: Any, pp: Any, dp: Any, cp: Any, ep
     rest = model.layers - fl - ll
     uneven_bad = uneven & ((n_rest < 1) | (rest < n_rest * v)
                            | (rest % xp.maximum(n_rest * v, 1) != 0))
+    # Megatron-Core's account_for_embedding/loss_in_pipeline_split: (layers + 1 + 1) split
+    # evenly over the p v virtual stages, at least one layer each to give up
+    ae, al = _ints(acc_emb), _ints(acc_loss)
+    acc = (ae > 0) | (al > 0)
+    n_acc = model.layers + ae + al
+    acc_bad = acc & (uneven | (n_acc % (p * v) != 0) | (n_acc < p * v))
+    # a pipeline layout's first / last virtual stage: within its stage's layers, v > 1, and
+    # not beside account_for_* (which sets it)
+    fc, lc = _ints(first_chunk), _ints(last_chunk)
+    stage_f = xp.where(fl > 0, fl, model.layers // xp.maximum(p, 1))
+    stage_l = xp.where(ll > 0, ll, model.layers // xp.maximum(p, 1))
+    chunk_bad = (((fc >= 0) | (lc >= 0)) & ((v < 2) | acc)) | (fc > stage_f) | (lc > stage_l)
     dual = _ints(dualpipe) > 0
     m = gb // xp.maximum(per_step, 1)
     dual_bad = dual & ((p < 2) | (p % 2 != 0) | (v > 1) | (m < p) | (m % 2 != 0))
@@ -169,13 +203,20 @@ def layout_rules(model: TransformerModel, tp: Any, pp: Any, dp: Any, cp: Any, ep
          "tp ({tp}) and kv_heads ({kv_heads}) must divide one another"),
         ("parallelism.tp", model.ffn_hidden % t != 0,
          "tp ({tp}) must divide ffn_hidden ({ffn_hidden})"),
-        ("parallelism.pp", _not(uneven) & (model.layers % (p * v) != 0),
+        ("parallelism.pp", _not(uneven) & _not(acc) & (model.layers % (p * v) != 0),
          "pp*virtual_stages ({pp}*{virtual_stages}) must divide layers ({layers}); or set "
          "first_stage_layers / last_stage_layers for uneven stages"),
         ("parallelism.first_stage_layers", uneven_bad,
          "the stages other than the first ({first_stage_layers}) and last "
          "({last_stage_layers}) must share the remaining layers evenly, a multiple of "
          "virtual_stages ({virtual_stages}) each, and at least one stage must remain"),
+        ("parallelism.account_for_embedding", acc_bad,
+         "with account_for_embedding / account_for_loss, pp*virtual_stages ({pp}*"
+         "{virtual_stages}) must divide layers ({layers}) plus the embedding and the loss "
+         "counted as layers, and first_stage_layers / last_stage_layers must not be set"),
+        ("parallelism.first_chunk_layers", chunk_bad,
+         "first_chunk_layers / last_chunk_layers need virtual_stages > 1 ({virtual_stages}), "
+         "at most their stage's layers, and no account_for_embedding / account_for_loss"),
         ("parallelism.virtual_stages", (v > 1) & (p == 1),
          "virtual_stages > 1 needs pp > 1 (interleaved 1F1B)"),
         ("parallelism.cp", model.seq_len % c != 0, "cp ({cp}) must divide seq_len ({seq_len})"),
@@ -203,7 +244,10 @@ def layout_problems(model: TransformerModel, par: Parallelism, global_batch: int
              "m": global_batch // (par.dp * par.micro_batch)}
     rules = layout_rules(model, par.tp, par.pp, par.dp, par.cp, par.ep, par.micro_batch,
                          par.virtual_stages, global_batch, par.first_stage_layers or 0,
-                         par.last_stage_layers or 0, par.schedule == "dualpipe")
+                         par.last_stage_layers or 0, par.schedule == "dualpipe",
+                         par.account_for_embedding, par.account_for_loss,
+                         -1 if par.first_chunk_layers is None else par.first_chunk_layers,
+                         -1 if par.last_chunk_layers is None else par.last_chunk_layers)
     return ([Problem(file, field, msg.format(**names)) for field, broken, msg in rules
              if bool(broken)]
             + [Problem(file, "parallelism.recompute_modules", msg)

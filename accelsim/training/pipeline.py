@@ -207,8 +207,17 @@ def simulate_step(job: TrainJob, pieces: StagePieces,
     # uneven stages: a rank's chunks scale with its share of the layers
     k = [pieces.k_first if r == 0 else pieces.k_last if r == p - 1 else
          pieces.k_mid for r in range(p)] if p > 1 else [1.0]
-    t_f = [f_chunk * k[i % p] for i in range(n_vs)]
-    t_b = [b_chunk * k[i % p] for i in range(n_vs)]
+    kv = [k[i % p] for i in range(n_vs)]
+    if p > 1:
+        # the first and last virtual stages hold what they really hold (account_for_embedding
+        # / _loss: one layer fewer than the rest of their rank's chunks)
+        for c in range(v):
+            kv[c * p] = pieces.k_first if pieces.k_fo is None else pieces.k_fo
+            kv[c * p + p - 1] = pieces.k_last if pieces.k_lo is None else pieces.k_lo
+        kv[0] = pieces.k_first if pieces.k_f0 is None else pieces.k_f0
+        kv[-1] = pieces.k_last if pieces.k_lf is None else pieces.k_lf
+    t_f = [f_chunk * x for x in kv]
+    t_b = [b_chunk * x for x in kv]
     t_f[0] += pieces.emb_f_s
     t_b[0] += pieces.emb_b_s
     t_f[-1] += pieces.head_f_s

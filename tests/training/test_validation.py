@@ -60,9 +60,26 @@ def test_a_run_whose_layout_breaks_a_rule_names_that_rule(tmp_path):
     from accelsim.errors import AccelsimError
 
     data = yaml.safe_load((RUNS / "llama3-405b-h100.yaml").read_text())
-    data["runs"][0]["first_stage_layers"] = 5  # 121 layers cannot share 14 stages of 8
+    run = data["runs"][0]
+    del run["account_for_embedding"], run["account_for_loss"]
+    run["first_stage_layers"], run["last_stage_layers"] = 5, 7  # 114 cannot share 14 x 8
     f = tmp_path / "runs.yaml"
     f.write_text(yaml.safe_dump(data))
     with pytest.raises(AccelsimError) as e:
         validate_runs([f])
     assert [p.field for p in e.value.problems] == ["runs[0].first_stage_layers"]
+
+
+def test_account_for_embedding_beside_first_stage_layers_is_refused(tmp_path):
+    """Megatron-Core asserts the two splits are not combined (get_num_layers_to_build)."""
+    import yaml
+
+    from accelsim.errors import AccelsimError
+
+    data = yaml.safe_load((RUNS / "llama3-405b-h100.yaml").read_text())
+    data["runs"][0]["first_stage_layers"] = 7
+    f = tmp_path / "runs.yaml"
+    f.write_text(yaml.safe_dump(data))
+    with pytest.raises(AccelsimError) as e:
+        validate_runs([f])
+    assert "runs[0].account_for_embedding" in [p.field for p in e.value.problems]

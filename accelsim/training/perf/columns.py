@@ -48,7 +48,9 @@ INPUT_COLUMNS = MODEL_COLUMNS + LAYOUT_COLUMNS + DEVICE_COLUMNS + JOB_COLUMNS
 # the scale-up fabric's in-switch all-reduce, NVLS, 0: none) and the software
 # stack's kernel factors (stack_*, pp_scatter, stream_k, ...: :mod:`accelsim.stack_kernels`)
 # and memory terms (mem_*: :mod:`accelsim.stack_memory`), each module's defaults.
-OPTIONAL_COLUMNS = {"pp_first_layers": 0.0, "pp_last_layers": 0.0, "dropout": 1.0,
+OPTIONAL_COLUMNS = {"pp_first_layers": 0.0, "pp_last_layers": 0.0, "pp_acc_emb": 0.0,
+                    "pp_acc_loss": 0.0, "pp_first_chunk": -1.0, "pp_last_chunk": -1.0,
+                    "dropout": 1.0,
                     "fp8": 0.0, "overlap_tp": 0.0, "overlap_ep": 0.0, "dualpipe": 0.0,
                     "moe_max_nodes": 0.0, "mtp": 0.0, "mla_q_rank": 0.0, "mla_kv_rank": 0.0,
                     "mla_qk_head": 0.0, "mla_rope_head": 0.0, "mla_v_head": 0.0,
@@ -88,6 +90,10 @@ def job_row(job: TrainJob, spec: DeviceSpec, stack_factors: dict[str, float] | N
         "micro_batch": par.micro_batch, "virtual_stages": par.virtual_stages,
         "pp_first_layers": par.first_stage_layers or 0,
         "pp_last_layers": par.last_stage_layers or 0,
+        "pp_acc_emb": int(par.account_for_embedding),
+        "pp_acc_loss": int(par.account_for_loss),
+        "pp_first_chunk": -1 if par.first_chunk_layers is None else par.first_chunk_layers,
+        "pp_last_chunk": -1 if par.last_chunk_layers is None else par.last_chunk_layers,
         "dualpipe": int(par.schedule == "dualpipe"),
         "rc_norm": int("layernorm" in par.recompute_modules),
         "rc_mla_up": int("mla_up_proj" in par.recompute_modules),

@@ -68,6 +68,13 @@ class StagePieces:
     k_last: Any
     dp_s: Any
     optimizer_s: Any
+    # the first stage's first chunk, its other chunks, the last stage's chunks but its last,
+    # and its last, over an even chunk's layers (account_for_embedding / _loss: one layer
+    # fewer in the first and last virtual stage); by default the rank's k_first / k_last
+    k_f0: Any = None
+    k_fo: Any = None
+    k_lo: Any = None
+    k_lf: Any = None
 
 
 @dataclass(frozen=True)
@@ -108,10 +115,17 @@ def estimate_arrays(c: Mapping[str, Any]) -> Estimate:
     pieces = StagePieces(
         stage_f_s=st.base_f + (st.tp_stage + st.ep_stage) / 2,
         stage_b_s=st.base_b + (st.tp_stage + st.ep_stage) / 2,
-        emb_f_s=st.t_emb_f, emb_b_s=st.t_emb_b, head_f_s=st.t_head_f, head_b_s=st.t_head_b,
+        # the MTP modules ride with the head on the last virtual stage (a third forward)
+        emb_f_s=st.t_emb_f, emb_b_s=st.t_emb_b, head_f_s=st.t_head_f + st.t_mtp / 3,
+        head_b_s=st.t_head_b + st.t_mtp * 2 / 3,
         p2p_s=st.c_pp, k_first=st.k_first + 0.0 * p, k_mid=st.k_mid + 0.0 * p,
         k_last=st.k_last + 0.0 * p, dp_s=dp.exposed_s + dp.zero3_s,
+<<<<<<< HEAD
         optimizer_s=dp.optimizer_s + cols["gc_stall_s"])
+=======
+        optimizer_s=dp.optimizer_s, k_f0=st.k_f0 + 0.0 * p, k_fo=st.k_fo + 0.0 * p,
+        k_lo=st.k_lo + 0.0 * p, k_lf=st.k_lf + 0.0 * p)
+>>>>>>> mbhead
     return Estimate(cols, _ops(f, u, ly), pieces)
 
 

@@ -69,6 +69,10 @@ class Stages:
     k_first: Any  # first stage's layers over the even share
     k_mid: Any
     k_last: Any
+    k_f0: Any  # the first virtual stage's layers over an even chunk's share
+    k_fo: Any  # the first stage's other chunks'
+    k_lo: Any  # the last stage's chunks but its last
+    k_lf: Any  # the last virtual stage's
     base_f: Any  # the stage's layers, forward compute
     base_b: Any  # backward compute with recomputation
     tp_stage: Any  # TP/CP communication of the stage's layers
@@ -80,6 +84,7 @@ class Stages:
     t_emb_b: Any
     t_head_f: Any
     t_head_b: Any
+    t_mtp: Any  # the MTP modules on the last stage, forward and backward
     c_pp: Any  # one pipeline send
     p2p: Any  # a stage's sends per micro-batch (exposed)
     first: Any  # first stage's time per micro-batch
@@ -165,6 +170,33 @@ def stages(f: dict[str, Any], u: Micro, ly: Layer, mo: MoELayer) -> Stages:
     k_first = xp.where(fL > 0, fL, L_mid) / Ls
     k_mid = L_mid / Ls
     k_last = xp.where(lL > 0, lL, L_mid) / Ls
+    # Megatron-Core's account_for_embedding/loss_in_pipeline_split: layers + 1 (+ 1) over the
+    # p v virtual stages; the first virtual stage holds one layer fewer beside the embedding,
+    # the last one fewer beside the head and loss (transformer_block.get_num_layers_to_build)
+    ae, al = f["pp_acc_emb"], f["pp_acc_loss"]
+    acc = (ae > 0) | (al > 0)
+    if not xp.never(acc):
+        Lr = (L + ae + al) / p  # a stage's share, the embedding and loss counted as layers
+        one = acc & (p > 1)  # (a single stage holds every layer)
+        k_first = xp.where(one, (Lr - ae) / Ls, k_first)
+        k_mid = xp.where(one, Lr / Ls, k_mid)
+        k_last = xp.where(one, (Lr - al) / Ls, k_last)
+    # the layers of the first stage's first virtual stage and of the last stage's last one,
+    # over an even virtual stage's share (Ls / v): Megatron-Core splits a stage's layers
+    # evenly over its chunks, but for the layer the embedding / loss stands in for
+    # (account_for_*) or as a pipeline layout places them (first/last_chunk_layers)
+    fc, lc = f["pp_first_chunk"], f["pp_last_chunk"]
+    if not xp.never(acc):
+        fc = xp.where(one & (ae > 0), Lr / v - 1.0, fc)
+        lc = xp.where(one & (al > 0), Lr / v - 1.0, lc)
+    k_f0, k_fo, k_lo, k_lf = k_first, k_first, k_last, k_last
+    vm1 = xp.maximum(v - 1, 1.0)
+    if not xp.never(fc >= 0):
+        k_f0 = xp.where(fc >= 0, fc * v / Ls, k_first)
+        k_fo = xp.where((fc >= 0) & (v > 1), (k_first * v - k_f0) / vm1, k_first)
+    if not xp.never(lc >= 0):
+        k_lf = xp.where(lc >= 0, lc * v / Ls, k_last)
+        k_lo = xp.where((lc >= 0) & (v > 1), (k_last * v - k_lf) / vm1, k_last)
     Lm = n_moe / p
     Ld = Ls - Lm
     base_f = Ld * ly.t_f + Lm * mo.t_f
@@ -214,26 +246,52 @@ def stages(f: dict[str, Any], u: Micro, ly: Layer, mo: MoELayer) -> Stages:
     first = xp.where(p > 1, first, single)
     last = xp.where(p > 1, last, single)
     middle = k_mid * layers_part + p2p
+    # the steady state at the slowest virtual stage: in (interleaved) 1F1B every rank runs
+    # one forward and one backward chunk per round, in lockstep with its neighbours, so a
+    # round takes its slowest rank's chunk, and the v - 1 rounds of a micro-batch's plain
+    # chunks and the one of its edge chunk (the first virtual stage with the embedding, or
+    # the last with the head, loss and MTP: the slower of the two; each sits in one chunk,
+    # which the rest of its rank's chunks do not offset when they are lighter) sum the
+    # slowest rank's; >= the slowest rank's whole stage, equal to it when the edge ranks'
+    # plain chunks are no lighter than the middle ranks' (v = 1 included). The des engine
+    # gives it within 1-2 % (tests/training/test_pipeline.py)
+    chunk = layers_part / v  # an even share's chunk
+    c_mid = xp.where(p > 2, k_mid * chunk, 0.0)
+    c_plain = xp.maximum(xp.maximum(k_fo * chunk, c_mid), k_lo * chunk)
+    c_edge = xp.maximum(xp.maximum(k_f0 * chunk + t_emb_f + t_emb_b, c_mid),
+                        xp.maximum(k_lf * chunk + t_head_f + t_head_b + t_mtp,
+                                   xp.maximum(k_fo, k_lo) * chunk))
+    rounds = (v - 1) * c_plain + c_edge + p2p
     # the job's given straggler and the slowest of its p devices under the SKU's spread
     slow = f["straggler"] * slowest_device_factor(t * p * d * cp, f["device_cv"])
-    stage_max = xp.maximum(xp.maximum(first, last), xp.where(p > 2, middle, 0.0)) * slow
+    stage_max = xp.maximum(xp.maximum(first, last), xp.where(p > 2, middle, 0.0))
+    if xp.never(dual):
+        stage_max = xp.where(p > 1, xp.maximum(stage_max, rounds), stage_max) * slow
+    else:  # DualPipe pairs chunks of two micro-batches: its ranks' whole stages
+        stage_max = xp.where((p > 1) & (f["dualpipe"] <= 0), xp.maximum(stage_max, rounds),
+                             stage_max) * slow
     n_mid = xp.maximum(p - 2, 0.0)
     stage_avg = xp.where(p > 1, (first + last + n_mid * middle) / xp.maximum(p, 1.0), single)
     m = f["global_batch"] / (d * f["micro_batch"])
-    # 1F1B / interleaved: (p-1)/v stage times. DualPipe (DeepSeek-V3 Table 2): (p/2 - 1)
-    # (F&B + B - 3W) with F&B = F + B + W (a paired chunk) and B = W = half the backward:
-    # (p/2 - 1) F, the forward share of a stage time
+    # 1F1B / interleaved: (p - 1)/v average stage times (Narayanan et al. 2021; exact for
+    # equal stages. With a slow last stage, the head's, 1F1B's fill and drain run the other
+    # stages once, m T_s + sum of the others' T_i (tests/training/test_pipeline.py): that
+    # form, (p avg - max)/v, was measured and not adopted, docs/_notes/pipeline-head-stage.md).
+    # DualPipe (DeepSeek-V3 Table 2): (p/2 - 1) (F&B + B - 3W) with F&B = F + B + W (a paired
+    # chunk) and B = W = half the backward: (p/2 - 1) F, the forward share of a stage time
+    fill = (p - 1) / v * stage_avg
     if xp.never(dual):
-        bubble = (p - 1) / v * stage_avg
+        bubble = fill
     else:
         f_share = base_f / xp.maximum(base_f + base_b, 1e-30)
-        bubble = xp.where(dual, xp.maximum(p / 2 - 1, 0.0) * stage_avg * f_share,
-                          (p - 1) / v * stage_avg)
+        bubble = xp.where(dual, xp.maximum(p / 2 - 1, 0.0) * stage_avg * f_share, fill)
     return Stages(
-        Ls=Ls, Ld=Ld, Lm=Lm, k_first=k_first, k_mid=k_mid, k_last=k_last, base_f=base_f,
+        Ls=Ls, Ld=Ld, Lm=Lm, k_first=k_first, k_mid=k_mid, k_last=k_last, k_f0=k_f0,
+        k_fo=k_fo, k_lo=k_lo, k_lf=k_lf, base_f=base_f,
         base_b=base_b, tp_stage=tp_stage, ep_stage=ep_stage, re_dense=re_dense, re_moe=re_moe,
         a2a_layer=a2a_layer, t_emb_f=t_emb_f, t_emb_b=t_emb_b, t_head_f=t_head_f,
-        t_head_b=t_head_b, c_pp=c_pp, p2p=p2p, first=first, last=last, stage_max=stage_max,
+        t_head_b=t_head_b, t_mtp=t_mtp, c_pp=c_pp, p2p=p2p, first=first, last=last,
+        stage_max=stage_max,
         slow=slow, m=m, bubble=bubble, pipeline=m * stage_max + bubble)
 
 
