@@ -120,12 +120,8 @@ def estimate_arrays(c: Mapping[str, Any]) -> Estimate:
         head_b_s=st.t_head_b + st.t_mtp * 2 / 3,
         p2p_s=st.c_pp, k_first=st.k_first + 0.0 * p, k_mid=st.k_mid + 0.0 * p,
         k_last=st.k_last + 0.0 * p, dp_s=dp.exposed_s + dp.zero3_s,
-<<<<<<< HEAD
-        optimizer_s=dp.optimizer_s + cols["gc_stall_s"])
-=======
-        optimizer_s=dp.optimizer_s, k_f0=st.k_f0 + 0.0 * p, k_fo=st.k_fo + 0.0 * p,
-        k_lo=st.k_lo + 0.0 * p, k_lf=st.k_lf + 0.0 * p)
->>>>>>> mbhead
+        optimizer_s=dp.optimizer_s + cols["gc_stall_s"], k_f0=st.k_f0 + 0.0 * p,
+        k_fo=st.k_fo + 0.0 * p, k_lo=st.k_lo + 0.0 * p, k_lf=st.k_lf + 0.0 * p)
     return Estimate(cols, _ops(f, u, ly), pieces)
 
 
