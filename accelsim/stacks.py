@@ -212,6 +212,11 @@ class StackIteration(Strict):
     """Host microseconds per sampling sequence on the iteration's critical path (scheduler,
     input preparation, output bookkeeping the GPU waits for; 0 where the engine overlaps
     them with the GPU's work)."""
+    host_overlap_seq_us: NonNegative | None = None
+    """Host microseconds per sampling sequence that the engine runs beside the GPU's work
+    (an overlap scheduler: the host prepares iteration n + 1 while the GPU runs n), so an
+    iteration takes max(its GPU time, this x its sampling sequences) (not given: 0, the
+    host never binds)."""
 
 
 class Share(NonNegative):
@@ -311,6 +316,8 @@ class StackProfile(Strict):
         if self.iteration is not None:
             out["iteration.sampler_bytes"] = self.iteration.sampler_bytes
             out["iteration.host_seq_us"] = self.iteration.host_seq_us
+            if self.iteration.host_overlap_seq_us is not None:
+                out["iteration.host_overlap_seq_us"] = self.iteration.host_overlap_seq_us
         a = self.allreduce
         if a is not None:
             out["allreduce.max_MB"] = a.max_MB
@@ -460,6 +467,7 @@ class IterationTerms:
     gather: bool  # every TP rank gets and samples the whole vocabulary
     sampler_bytes: float  # HBM bytes per vocabulary element per sampling sequence
     host_seq_s: float  # host seconds per sampling sequence on the critical path
+    host_overlap_s: float = 0.0  # host seconds per sampling sequence beside the GPU's work
 
 
 def iteration_terms(stack: StackProfile | None) -> IterationTerms | None:
@@ -467,8 +475,10 @@ def iteration_terms(stack: StackProfile | None) -> IterationTerms | None:
     if stack is None or stack.iteration is None:
         return None
     it = stack.iteration
+    ov = it.host_overlap_seq_us
     return IterationTerms(gather=it.logits_gather.value, sampler_bytes=it.sampler_bytes.value,
-                          host_seq_s=it.host_seq_us.value * units.US)
+                          host_seq_s=it.host_seq_us.value * units.US,
+                          host_overlap_s=ov.value * units.US if ov is not None else 0.0)
 
 
 def memory_terms(stack: StackProfile | None) -> Terms | None:

@@ -109,7 +109,8 @@ def _call(arr: np.ndarray, prompt: np.ndarray, out: np.ndarray, rm: Any,
     (first, done, npre, busy, kvint, iters, end, misses, good, stopped, kv_high) = _run(
         np.ascontiguousarray(arr, dtype=np.float64), prompt.astype(np.int64),
         out.astype(np.int64), ready_flags(n, ready), rm.linear_s, rm.c_kv, rm.c_pf,
-        rm.c_head, rm.kv_blocks, rm.block_tokens, rm.max_batched_tokens, rm.max_seqs,
+        rm.c_head, float(rm.host_overlap_s), rm.kv_blocks, rm.block_tokens,
+        rm.max_batched_tokens, rm.max_seqs,
         int(rm.reserve), int(rm.draft_tokens), float(rm.draft_extra), float(rm.mtp_scale),
         counted, float(j.ttft_s), float(j.tpot_s), int(j.budget), int(j.last))
     return (ReplicaTrace(first, done, npre, float(busy), float(kvint), int(iters),

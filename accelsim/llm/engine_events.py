@@ -92,6 +92,7 @@ def run_events(arr: np.ndarray, prompt: np.ndarray, out: np.ndarray, rm: Any,
     outs = out.astype(np.int64).tolist()
     lin = np.asarray(rm.linear_s, dtype=np.float64).tolist()
     c_kv, c_pf, c_head = float(rm.c_kv), float(rm.c_pf), float(rm.c_head)
+    host_s = float(rm.host_overlap_s)  # the overlapped host's seconds per emitting sequence
     scale = float(rm.mtp_scale)
     blocks, B = int(rm.kv_blocks), int(rm.block_tokens)
     budget, max_seqs = int(rm.max_batched_tokens), int(rm.max_seqs)
@@ -135,10 +136,11 @@ def run_events(arr: np.ndarray, prompt: np.ndarray, out: np.ndarray, rm: Any,
             # decodes only, until an arrival or a completion: the batch's linear time and
             # head term stay, its context sum grows by the batch each iteration
             lin_d, head = lin[ndec], c_head * emit
+            host = host_s * emit
             next_end = ends[0][0] if ends else -1
             next_at = at[nxt] if nxt < n else math.inf
             d = base_sum + ndec * iters
-            dt = (lin_d + c_kv * dctx + no_pf + head) * scale
+            dt = max((lin_d + c_kv * dctx + no_pf + head) * scale, host)
             kvint += (blocks - free) * dt
             t += dt
             busy += dt
@@ -152,7 +154,7 @@ def run_events(arr: np.ndarray, prompt: np.ndarray, out: np.ndarray, rm: Any,
                         return None
                     free -= cnt
                 d += ndec
-                dt = (lin_d + c_kv * float(d) + no_pf + head) * scale
+                dt = max((lin_d + c_kv * float(d) + no_pf + head) * scale, host)
                 kvint += (blocks - free) * dt
                 t += dt
                 busy += dt
@@ -197,7 +199,8 @@ def run_events(arr: np.ndarray, prompt: np.ndarray, out: np.ndarray, rm: Any,
             total = budget - left
             if total == 0:
                 return None  # the compiled loop would preempt
-            dt = (lin[total] + c_kv * dctx + c_pf * pairs + c_head * emit) * scale
+            dt = max((lin[total] + c_kv * dctx + c_pf * pairs + c_head * emit) * scale,
+                     host_s * emit)
             kvint += (blocks - free) * dt
             t += dt
             busy += dt

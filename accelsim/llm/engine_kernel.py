@@ -24,7 +24,8 @@ def _evict(v: int, ctx: Arr, npre: Arr, wq: Arr, wh: int,
 
 @njit(cache=True)
 def _run(arr: Arr, prompt: Arr, out: Arr, ready: Arr, linear: Arr, c_kv: float, c_pf: float,
-         c_head: float, blocks: int, B: int, budget: int, max_seqs: int, reserve: int,
+         c_head: float, host_s: float, blocks: int, B: int, budget: int, max_seqs: int,
+         reserve: int,
          draft: int, extra: float, scale: float, counted: Arr, ttft_lim: float,
          tpot_lim: float, allowed: int, last: int
          ) -> tuple[Arr, Arr, Arr, float, float, int, float, int, int, int, int
@@ -197,6 +198,8 @@ def _run(arr: Arr, prompt: Arr, out: Arr, ready: Arr, linear: Arr, c_kv: float, 
             nrun -= 1
             continue
         dt = (linear[total] + c_kv * dctx + c_pf * pairs + c_head * emit) * scale
+        if host_s * emit > dt:  # the overlapped host's share of the iteration binds
+            dt = host_s * emit
         kvint += (blocks - free) * dt
         t += dt
         busy += dt

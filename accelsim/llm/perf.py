@@ -61,7 +61,9 @@ Per device, with T tokens in the iteration:
 
 So an iteration costs ``linear[T] + c_kv * sum(decode contexts) + c_pf * prefill pairs +
 c_head * emitting sequences``: the scheduler (:mod:`accelsim.llm.engine`) evaluates it per
-iteration from this table and three coefficients.
+iteration from this table and three coefficients. A stack whose host work runs beside the
+GPU's (an overlap scheduler, ``iteration.host_overlap_seq_us``) bounds it below by
+``host_overlap * emitting sequences``: the iteration takes the larger of the two.
 
 Memory per device: the non-expert weights / tp and the device's expert slots (MLA's latent
 KV and all embeddings included), the KV cache of ``block_tokens`` blocks (its own group's
@@ -154,6 +156,7 @@ class ReplicaModel:
     draft_tokens: int = 0  # multi-token prediction: tokens drafted per decode step
     draft_extra: float = 0.0  # accepted drafts per step on average, a + ... + a^d
     mtp_scale: float = 1.0  # 1 + d x mtp_layers / layers: the MTP modules' passes
+    host_overlap_s: float = 0.0  # overlapped host seconds per emitting sequence (its group's)
 
     @property
     def c_kv(self) -> float:
@@ -179,10 +182,15 @@ class ReplicaModel:
         """One iteration's time (vectorized over its arguments): ``tokens`` through the
         linear layers (a decoding sequence counts 1 + draft_tokens), ``decode_ctx`` context
         tokens read by the decodes, ``prefill_pairs`` (query, key) pairs of prefill
-        attention, ``emitting`` rows of the LM head; the MTP modules' passes scale it."""
+        attention, ``emitting`` rows of the LM head; the MTP modules' passes scale it. With
+        an overlapped host (``host_overlap_s``) it takes at least ``host_overlap_s x
+        emitting``."""
         t = np.asarray(tokens, dtype=np.int64)
-        return (self.linear_s[np.minimum(t, len(self.linear_s) - 1)] + self.c_kv * decode_ctx
-                + self.c_pf * prefill_pairs + self.c_head * emitting) * self.mtp_scale
+        gpu = (self.linear_s[np.minimum(t, len(self.linear_s) - 1)] + self.c_kv * decode_ctx
+               + self.c_pf * prefill_pairs + self.c_head * emitting) * self.mtp_scale
+        if self.host_overlap_s <= 0.0:
+            return gpu
+        return np.maximum(gpu, self.host_overlap_s * np.asarray(emitting, dtype=np.float64))
 
     def decode_step_s(self, batch: int, context: float) -> float:
         """A pure decode iteration: ``batch`` sequences of ``context`` tokens each. With
@@ -670,8 +678,10 @@ def replica_model(r: Replica, file: str = "job", where: str = "replicas[0]",
     c_pf = 2.0 * (d_qk + d_v) * (a / tp) * L / (peak_a * attention_rate(
         spec, r.max_batched_tokens, (d_qk + d_v) / 2, True)) / dp
     # per emitting sequence: its row of the LM head and the stack's sampling (and host) costs
-    c_head = head_seconds(h, V, tp, dp, peak_w, spec, _serving_terms(spec.vendor)[1],
-                          r.scheduler_steps)
+    terms = _serving_terms(spec.vendor)[1]
+    c_head = head_seconds(h, V, tp, dp, peak_w, spec, terms, r.scheduler_steps)
+    # an overlapped host: each attention group's executor serves its own sequences
+    host_overlap = terms.host_overlap_s / dp if terms is not None else 0.0
 
     total = model_params(model)
     if model.moe is not None:
@@ -710,4 +720,4 @@ def replica_model(r: Replica, file: str = "job", where: str = "replicas[0]",
         reserve=r.kv_admission == "reserve",
         weights_bytes=weights, kv_bytes_per_token=kv_tok, spec=spec, dp=dp, draft_tokens=d,
         draft_extra=sum(r.mtp_acceptance ** i for i in range(1, d + 1)),
-        mtp_scale=1.0 + d * model.mtp_layers / L)
+        mtp_scale=1.0 + d * model.mtp_layers / L, host_overlap_s=host_overlap)

@@ -149,9 +149,12 @@ class FastState:
 
 def parts(rm: Any) -> np.ndarray:
     """A replica's cost-model parts whose ratios give its dilation against another's (each
-    times the MTP modules' factor, which scales the whole iteration)."""
-    return np.concatenate([np.asarray(rm.linear_s[1:], dtype=float),
-                           [rm.c_kv, rm.c_pf, rm.c_head]]) * float(rm.mtp_scale)
+    times the MTP modules' factor, which scales the whole iteration), and its overlapped
+    host's seconds per emitting sequence (the iteration's floor, which dilates with them
+    only when its ratio is the same)."""
+    return np.concatenate([np.asarray(rm.linear_s[1:], dtype=float) * float(rm.mtp_scale),
+                           np.array([rm.c_kv, rm.c_pf, rm.c_head]) * float(rm.mtp_scale),
+                           [float(getattr(rm, "host_overlap_s", 0.0))]])
 
 
 def spread(a: np.ndarray, b: np.ndarray) -> float:

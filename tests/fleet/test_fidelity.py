@@ -257,7 +257,8 @@ def test_chatbot_fast_path_agrees_with_full_on_uncertainty_draws(base, draw):
 
 
 def test_a_uniform_dilation_is_scaled_exactly():
-    """Every part of a replica's cost model 1.3x slower (or faster): the fast path's
+    """Every part of a replica's cost model 1.3x slower (or faster), its overlapped host's
+    floor with them: the fast path's
     ``cap(SLO / k) / k`` from the base curve, against the search on the dilated replica,
     within the search's 1 % resolution (per replication) and the curve's interpolation."""
     from dataclasses import replace
@@ -276,7 +277,8 @@ def test_a_uniform_dilation_is_scaled_exactly():
     curve = F.build_curve(job, rm, S.capacity(job, rms=[rm])["per_replication_rps"], p, o)
     for k in (1 / 1.3, 1.3):
         slow = replace(rm, linear_s=rm.linear_s * k, c_kv_read=rm.c_kv_read * k,
-                       c_kv_flop=rm.c_kv_flop * k, c_pf=rm.c_pf * k, c_head=rm.c_head * k)
+                       c_kv_flop=rm.c_kv_flop * k, c_pf=rm.c_pf * k, c_head=rm.c_head * k,
+                       host_overlap_s=rm.host_overlap_s * k)
         got, why, _ = F.estimate(curve, slow, p, o)
         assert why is None and F.spread(F.parts(slow), curve.parts) < 1e-9
         want = S.capacity(job, rms=[slow])["max_rps_at_slo"]

@@ -68,7 +68,13 @@ def test_attention_groups_share_the_sequences():
 
 def test_vllm_rocm_terms_in_si_units():
     assert VLLM_ROCM == stacks.IterationTerms(True, 56.0, pytest.approx(21.5e-6, rel=1e-12))
-    assert stacks.iteration_terms(stacks.load_stack("tensorrt-llm")) is None
+    # TensorRT-LLM's block keeps the shard-only read and adds only an overlapped host
+    # (tests/llm/test_trtllm_host.py): its c_head is the no-stack price
+    trt = stacks.iteration_terms(stacks.load_stack("tensorrt-llm"))
+    assert trt is not None and trt.host_seq_s == 0.0
+    h, V, peak = L70.hidden, L70.vocab, H100.flops("fp8")
+    assert head_seconds(h, V, 2, 1, peak, H100, trt) == pytest.approx(
+        head_seconds(h, V, 2, 1, peak, H100, None), rel=1e-12)
     q = stacks.load_stack("vllm-rocm").quantities()
     assert q["iteration.sampler_bytes"].value == 56.0
     assert q["iteration.host_seq_us"].value == 21.5
