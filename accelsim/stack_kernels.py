@@ -23,6 +23,8 @@
                   unit_gap_s each (0: none)
   unit_ring       1: its ZeRO all-gathers and reduce-scatters are per-unit rings (0: one
                   aggregated collective's latency)
+  unit_edges      1: with unit_ring, the first unit's all-gather per micro-batch and pass
+                  and the last unit's reduce-scatter are exposed (0: hidden)
   rc_early_stop   1: full recomputation stops at the layer's last saved tensor (the down
                   projection's GEMM and the residual add after it are not recomputed)
   gc_layer_s      a rank's seconds in unaligned automatic garbage collections per layer and
@@ -37,4 +39,4 @@ DEFAULTS: dict[str, float] = {
     "stack_gemm8": 1.0, "stack_unpad": 0.0, "fp8_cs": 0.0, "pp_scatter": 1.0,
     "stream_k": 0.0, "tp_async": 0.0, "cp_allgather": 0.0, "unit_gap_s": 0.0,
     "unit_grad_bytes": 0.0, "unit_gather_bytes": 0.0, "attn_syncs": 0.0, "unit_ring": 0.0,
-    "rc_early_stop": 0.0, "gc_layer_s": 0.0, "gc_pause_s": 0.0}
+    "unit_edges": 0.0, "rc_early_stop": 0.0, "gc_layer_s": 0.0, "gc_pause_s": 0.0}

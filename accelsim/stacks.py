@@ -173,6 +173,12 @@ class StackOverlaps(Strict):
     each a ring over the data-parallel ranks (NCCL's only algorithm for them before 2.23):
     each pays the ring's latency, n - k steps inside the scale-up domains and k - 1 across
     them (k domains), where the aggregated collective pays one. Not given: false."""
+    unit_edges: Feature | None = None
+    """With ``unit_ring``: the collectives at a step's edges are exposed, the first unit's
+    all-gather of each micro-batch's forward (and, with ZeRO-3, of its backward: nothing
+    before it to prefetch behind) and the last unit's reduce-scatter (the optimizer waits
+    for it); one unit's share of the step's all-gather and reduce-scatter each
+    (docs/_notes/fsdp-small-collectives.md). Not given: false (hidden with the rest)."""
 
 
 class StackAllReduce(Strict):
@@ -387,6 +393,7 @@ def kernel_factors(stack: StackProfile | None) -> dict[str, float]:
     ta = ov.tp_bwd_async if ov else None
     ring = ov.cp_kv_ring if ov else None
     unit = ov.unit_ring if ov else None
+    edges = ov.unit_edges if ov else None
     k = stack.kernels
     g8 = k.gemm_8bit
     return {"stack_gemm": k.gemm.value, "stack_attn": k.attention.value,
@@ -408,6 +415,7 @@ def kernel_factors(stack: StackProfile | None) -> dict[str, float]:
             "attn_syncs": (k.attention_host_syncs.value if k.attention_host_syncs is not None
                            else 0.0),
             "unit_ring": float(unit is not None and unit.value),
+            "unit_edges": float(edges is not None and edges.value),
             "rc_early_stop": float(k.recompute_early_stop is not None
                                    and k.recompute_early_stop.value),
             **gc_columns(stack)}

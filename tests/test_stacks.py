@@ -489,3 +489,33 @@ def test_jax_full_remat_does_not_recompute_the_mlp_output_projection():
                     {**factors, "rc_early_stop": k}) for k in (0.0, 1.0)]
     a, b = (float(estimate_arrays(r).columns["step_time_s"]) for r in rows)
     assert a == b
+
+
+def test_fsdp_unit_edges_expose_one_unit_gather_per_pass_and_one_reduce_scatter():
+    """A per-unit FSDP stack (``unit_ring``) with ``unit_edges`` pays, on top of the hidden
+    gathers, one unit's all-gather per micro-batch and gather (forward; with ZeRO-3 also the
+    backward's) and one unit's reduce-scatter per step: with a = one unit's all-gather and
+    r = one unit's reduce-scatter, ZeRO-2 adds m a + r, ZeRO-3 2 m a + r; nothing without
+    ``unit_ring``, below ZeRO-2 or without data parallelism
+    (docs/_notes/fsdp-small-collectives.md)."""
+    from accelsim.training.perf import estimate_arrays, job_row
+
+    spec = load_device("h100-sxm").spec
+
+    def extra(zero, batch, dp=8, ring=1.0):
+        job = TrainJob(device="h100-sxm", model=MODEL, global_batch=batch,
+                       parallelism=Parallelism(tp=1, pp=1, dp=dp, micro_batch=1, zero=zero))
+        t = [float(estimate_arrays(job_row(job, spec, {"unit_ring": ring, "unit_edges": e}))
+                   .columns["step_time_s"]) for e in (0.0, 1.0)]
+        return t[1] - t[0]
+
+    one, two = extra(2, 8), extra(2, 16)  # m = 1, 2
+    a = two - one
+    r = one - a
+    assert a > 0 and r > a  # fp32 gradients: the reduce-scatter moves twice the bytes
+    assert extra(3, 16) == pytest.approx(4 * a + r, rel=1e-9)
+    assert extra(1, 16) == 0.0 and extra(2, 16, ring=0.0) == 0.0
+    assert extra(3, 2, dp=1) == 0.0
+    lf = stacks.load_stack("llm-foundry")
+    assert stacks.kernel_factors(lf)["unit_edges"] == 1.0
+    assert stacks.kernel_factors(stacks.load_stack("torchtitan"))["unit_edges"] == 0.0

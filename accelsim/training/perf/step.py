@@ -27,7 +27,9 @@ gradient reduction and the optimizer.
               overlap_grad_reduce / overlap_param_gather); ZeRO-3 gathers weights every pass;
               a stack whose FSDP runs them per unit (``unit_ring``) pays a ring's latency
               for each layer's all-gather and reduce-scatter, (D - k) a_in + (k - 1) a_out
-              over k domains (NCCL's ring, its only algorithm for them before 2.23);
+              over k domains (NCCL's ring, its only algorithm for them before 2.23),
+              and with ``unit_edges`` the edges it cannot hide: one unit's all-gather per
+              micro-batch and gather, one unit's reduce-scatter per step;
               a stack whose FSDP rate limiter syncs the CPU per unit (``unit_gap_s``) idles
               the GPU that long at each layer's all-gather: 2 per micro-batch with ZeRO-3
               (forward, backward), 1 with ZeRO-2 (the forward's); its gradient hook's
@@ -400,6 +402,11 @@ def data_parallel(f: dict[str, Any], u: Micro, st: Stages, pr: RankParams) -> Da
     z3 = xp.where((zero == 3) & (D > 1), m * exposed(2 * ag, st.base_f + st.base_b), 0.0)
     gathers = xp.where(zero == 3, 2.0, xp.where(zero == 2, 1.0, 0.0))
     z3 = z3 + xp.where(D > 1, m * st.Ls * gathers * f["unit_gap_s"], 0.0)
+    # per-unit FSDP's edges (unit_edges): each micro-batch's first all-gather per pass has
+    # nothing before it to hide behind, the step's last reduce-scatter nothing after it
+    edge = m * gathers * ag / xp.maximum(st.Ls, 1.0) + rs / xp.maximum(st.Ls, 1.0)
+    z3 = z3 + xp.where((D > 1) & (zero >= 2) & (f["unit_ring"] * f["unit_edges"] > 0),
+                       edge, 0.0)
     # the stack's FSDP gradient hook (cat into the flat gradient, cast, pre-divide) per
     # micro-batch over every unsharded parameter of the rank's units, and its copy-out of
     # each all-gather's buffer into the unsharded parameters (FSDP2), memory-bound
