@@ -81,7 +81,14 @@ def nccl_allreduce(M: ArrayLike, n: ArrayLike, bw: ArrayLike, alpha: ArrayLike,
     alpha-beta lines is the size-dependent achieved bandwidth: the ring's lower latency
     below a few MiB, NVLS's higher bandwidth above (tests/test_collectives_published.py
     holds it to the published nccl-tests curves)."""
-    ring = ring_allreduce(M, n, bw, alpha)
+    return _ring_or_nvls(ring_allreduce(M, n, bw, alpha), M, n, bw_red, lat_red)
+
+
+def _ring_or_nvls(ring: Arr, M: ArrayLike, n: ArrayLike, bw_red: ArrayLike,
+                  lat_red: ArrayLike) -> Arr:
+    """``ring``, or the in-switch all-reduce where it is faster and the fabric has one
+    (``bw_red`` > 0): the choice :func:`nccl_allreduce` and :func:`group_allreduce_terms`
+    share."""
     bw_red = xp.asarray(bw_red, dtype=float)
     if xp.never(bw_red > 0):
         return ring
@@ -199,12 +206,8 @@ def group_allreduce_terms(M: ArrayLike, gt: GroupTerms, bw_in: ArrayLike,
     operands, in the same order, so the same numbers."""
     vol = gt.two_frac_n * xp.asarray(M)
     v_in, v_out = vol / bw_in, vol / bw_out
-    local = v_in + gt.lat_in[0]  # the ring (nccl_allreduce); NVLS below when the fabric has it
-    if not xp.never(xp.asarray(bw_red, dtype=float) > 0):
-        n = gt.n
-        nvls = in_switch_allreduce(M, n, xp.where(xp.asarray(bw_red) > 0, bw_red, 1.0),
-                                   lat_red)
-        local = xp.where(xp.asarray(bw_red) > 0, xp.minimum(local, nvls), local)
+    # NCCL's all-reduce inside the domain (nccl_allreduce): the ring, or NVLS where faster
+    local = _ring_or_nvls(v_in + gt.lat_in[0], M, gt.n, bw_red, lat_red)
     flat = xp.minimum(v_out + gt.lat_out[0], v_out + gt.lat_out[1])
     Mf = xp.asarray(M, dtype=float)
     inside = 2.0 * (gt.frac_g * xp.asarray(Mf) / bw_in + gt.rs_lat)

@@ -146,16 +146,17 @@ def allreduce_s(t: Topology, M: ArrayLike, n: ArrayLike, stride: ArrayLike = 1) 
     B_in = _inside_bw(t, g, su.efficiency.value)
     frac = (n - 1.0) / xp.maximum(n, 1.0)
     steps_tree = xp.where(n > 1, xp.ceil(xp.log2(xp.maximum(n, 1.0))), 0.0)
-    ring_in = 2 * frac * M / B_in + 2 * (n - 1) * a_in
-    tree_in = 2 * frac * M / B_in + 2 * steps_tree * a_in
-    local = xp.minimum(ring_in, tree_in)
-    if su.fabric == "mesh":  # direct reduce-scatter and all-gather: every peer at once
-        local = 2 * frac * M / B_in + 2 * a_in
     if su.fabric == "switch":  # NCCL's ring, or NVLS with in-switch reduction (the one model)
         red = su.reduction_efficiency
         B_red = scaleup_Bps(t) * red.value if red is not None else 0.0
         lat_red = su.reduction_latency_us.value * US if su.reduction_latency_us else 0.0
         local = coll.nccl_allreduce(M, n, B_in, a_in, B_red, lat_red)
+    elif su.fabric == "mesh":  # direct reduce-scatter and all-gather: every peer at once
+        local = 2 * frac * M / B_in + 2 * a_in
+    else:  # the faster of the ring and the tree
+        ring_in = 2 * frac * M / B_in + 2 * (n - 1) * a_in
+        tree_in = 2 * frac * M / B_in + 2 * steps_tree * a_in
+        local = xp.minimum(ring_in, tree_in)
     B_out = _out_bw(t, n, stride, so.efficiency.value)
     B_ring = xp.where(g > 1, xp.minimum(B_in, g * B_out), B_out)
     ring = 2 * frac * M / B_ring + 2 * (n - 1) * a_out

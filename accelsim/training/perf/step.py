@@ -174,8 +174,13 @@ def stages(f: dict[str, Any], u: Micro, ly: Layer, mo: MoELayer) -> Stages:
     k_last = xp.where(lL > 0, lL, L_mid) / Ls
     # Megatron-Core's account_for_embedding/loss_in_pipeline_split: layers + 1 (+ 1) over the
     # p v virtual stages; the first virtual stage holds one layer fewer beside the embedding,
-    # the last one fewer beside the head and loss (transformer_block.get_num_layers_to_build)
+    # the last one fewer beside the head and loss (transformer_block.get_num_layers_to_build).
+    # The layers of the first stage's first virtual stage and of the last stage's last one,
+    # over an even virtual stage's share (Ls / v): Megatron-Core splits a stage's layers
+    # evenly over its chunks, but for the layer the embedding / loss stands in for
+    # (account_for_*) or as a pipeline layout places them (first/last_chunk_layers)
     ae, al = f["pp_acc_emb"], f["pp_acc_loss"]
+    fc, lc = f["pp_first_chunk"], f["pp_last_chunk"]
     acc = (ae > 0) | (al > 0)
     if not xp.never(acc):
         Lr = (L + ae + al) / p  # a stage's share, the embedding and loss counted as layers
@@ -183,12 +188,6 @@ def stages(f: dict[str, Any], u: Micro, ly: Layer, mo: MoELayer) -> Stages:
         k_first = xp.where(one, (Lr - ae) / Ls, k_first)
         k_mid = xp.where(one, Lr / Ls, k_mid)
         k_last = xp.where(one, (Lr - al) / Ls, k_last)
-    # the layers of the first stage's first virtual stage and of the last stage's last one,
-    # over an even virtual stage's share (Ls / v): Megatron-Core splits a stage's layers
-    # evenly over its chunks, but for the layer the embedding / loss stands in for
-    # (account_for_*) or as a pipeline layout places them (first/last_chunk_layers)
-    fc, lc = f["pp_first_chunk"], f["pp_last_chunk"]
-    if not xp.never(acc):
         fc = xp.where(one & (ae > 0), Lr / v - 1.0, fc)
         lc = xp.where(one & (al > 0), Lr / v - 1.0, lc)
     k_f0, k_fo, k_lo, k_lf = k_first, k_first, k_last, k_last
