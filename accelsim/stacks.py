@@ -136,6 +136,22 @@ class StackKernels(Strict):
     ``pe.dce_jaxpr``: the backward's tangent equations read a dot's operands, not its
     output). Not given: false (the whole layer again: Megatron's and PyTorch's reentrant
     checkpoint)."""
+    train_metric_passes: NonNegative | None = None
+    """Cross-entropy passes over the LM head's logits per micro-batch outside the loss, with no
+    gradient: training metrics updated from each micro-batch's outputs (Composer's
+    ``Trainer._eval_train_metrics`` with llm-foundry's default ``LanguageCrossEntropy`` and
+    ``LanguagePerplexity``, one ``torch.nn.CrossEntropyLoss`` each). Under CUDA autocast each is
+    a ``log_softmax`` at the logits' width (the composite cross-entropy passes the input's
+    dtype) and an ``nll_loss``, on autocast's fp32 list, whose input is first copied to fp32:
+    3 x activation bytes + 4 per logit, priced as memory-bound time on the last stage. Not
+    given: 0."""
+    step_host_ops_per_rank: NonNegative | None = None
+    """Host-issued operations per rank of the job and per step while the GPU waits for the
+    host (after the step's end-of-batch host synchronisation, before the next forward is
+    queued), ``kernel_overhead`` each: Composer's per-batch ``metric.compute()`` of its
+    training metrics syncs each metric state through torchmetrics' ``gather_all_tensors``,
+    which creates one ``zeros_like`` per rank and whose ``all_gather`` into a list copies each
+    rank's slice out (2 per state and rank). Grows with the job's ranks. Not given: 0."""
     attention_host_syncs: NonNegative | None = None
     """Host-device synchronisations in each forward of its flash-attention wrapper (a
     ``.item()`` or a ``torch.nonzero`` of a CUDA tensor): the host waits for the GPU's queue to
@@ -412,6 +428,10 @@ def kernel_factors(stack: StackProfile | None) -> dict[str, float]:
                                 else 0.0),
             "unit_gather_bytes": (k.unit_gather_bytes.value
                                   if k.unit_gather_bytes is not None else 0.0),
+            "metric_passes": (k.train_metric_passes.value
+                              if k.train_metric_passes is not None else 0.0),
+            "host_ops_rank": (k.step_host_ops_per_rank.value
+                              if k.step_host_ops_per_rank is not None else 0.0),
             "attn_syncs": (k.attention_host_syncs.value if k.attention_host_syncs is not None
                            else 0.0),
             "unit_ring": float(unit is not None and unit.value),

@@ -24,15 +24,7 @@ TOLERANCE = 0.10
 """Largest |error| of an asserted held-out row (issue 21's target: max 10 %)."""
 HELDOUT = sorted(heldout_dir().glob("*.yaml"))
 MISSES = sorted((heldout_dir() / "misses").glob("*.yaml"))
-WRONG_SIGN = {
-    "mpt-h100-128gpu": "published MFU rises with size from 1B to 70B on 128 H100 (40.6 -> "
-                       "43.4 %, +1.8 %/decade); predicted -0.6 %/decade: the checkpointed "
-                       "13B-70B rows are within -2.4..-0.6 %, the 1B row +2.7 %. Unaligned "
-                       "garbage collection at torchtitan's rate (1.25 us per layer and rank) "
-                       "prices 4.8 ms of 1B's step at 128 GPUs; the sign turns at ~3 us, the "
-                       "rate of torchtitan's figure were it a 13B-70B run "
-                       "(docs/_notes/gc-pauses.md, mpt-fsdp-unit-gap.md)",
-}
+WRONG_SIGN: dict[str, str] = {}
 """Sweeps whose predicted trend has the wrong sign today, and why (strict xfails: a fix
 turns them into failures to be removed from here)."""
 

@@ -45,6 +45,7 @@ def test_default_stack_by_vendor():
                                            "cp_allgather": 0.0, "unit_gap_s": 0.0,
                                            "unit_grad_bytes": 0.0,
                                            "unit_gather_bytes": 0.0, "attn_syncs": 0.0,
+                                           "metric_passes": 0.0, "host_ops_rank": 0.0,
                                            "unit_ring": 0.0, "unit_edges": 0.0,
                                            "rc_early_stop": 0.0,
                                            "gc_layer_s": 0.0, "gc_pause_s": 0.0}
@@ -520,3 +521,45 @@ def test_fsdp_unit_edges_expose_one_unit_gather_per_pass_and_one_reduce_scatter(
     lf = stacks.load_stack("llm-foundry")
     assert stacks.kernel_factors(lf)["unit_edges"] == 1.0
     assert stacks.kernel_factors(stacks.load_stack("torchtitan"))["unit_edges"] == 0.0
+
+
+def test_training_metric_passes_read_the_logits_per_micro_batch():
+    """A stack's ``train_metric_passes`` (Composer's training metrics: a no-grad torch
+    cross-entropy over each micro-batch's logits per metric) adds, per micro-batch and pass,
+    the bf16 log_softmax (read and write 2 bytes per logit) and nll_loss's fp32 copy of it
+    (read 2, write 4) at the memory rate, plus three launches; opt-in: no shipped stack sets
+    it (docs/_notes/mpt-128-sign.md)."""
+    from accelsim.training.perf import estimate_arrays, job_row
+
+    spec = load_device("h100-sxm").spec
+    par = {"tp": 1, "pp": 1, "dp": 8, "micro_batch": 1, "zero": 3}
+    job = _job(parallelism=par)  # global batch 16 over dp 8: m = 2 micro-batches
+    rows = [job_row(job, spec, {"metric_passes": k}) for k in (0.0, 2.0)]
+    base, more = (float(estimate_arrays(r).columns["step_time_s"]) for r in rows)
+    logits = MODEL["seq_len"] * MODEL["vocab"]  # one sequence per micro-batch
+    per_pass = (logits * (3 * 2 + 4) / (spec.memory_bw_Bps * spec.eff_memory)
+                + 3 * spec.kernel_overhead_s)
+    assert more - base == pytest.approx(2 * 2 * per_pass, rel=1e-6)
+    for name in ("llm-foundry", "llm-foundry-flash2", "llm-foundry-2023-05"):
+        assert stacks.kernel_factors(stacks.load_stack(name))["metric_passes"] == 0.0
+
+
+@pytest.mark.parametrize("dp", [8, 64])
+def test_step_host_ops_grow_with_the_jobs_ranks(dp):
+    """A stack's ``step_host_ops_per_rank`` (Composer's per-batch metric.compute(): torchmetrics'
+    gather_all_tensors makes a zeros_like per rank and the list all_gather copies each
+    rank's slice out, for each of 4 metric states) costs that many kernel launches per rank
+    of the job and step, once per step whatever the micro-batches; the llm-foundry stacks
+    set 8."""
+    from accelsim.training.perf import estimate_arrays, job_row
+
+    spec = load_device("h100-sxm").spec
+    par = {"tp": 1, "pp": 1, "dp": dp, "micro_batch": 1, "zero": 3}
+    job = TrainJob(device="h100-sxm", model=MODEL, global_batch=4 * dp,
+                   parallelism=Parallelism(**par))  # m = 4 micro-batches
+    rows = [job_row(job, spec, {"host_ops_rank": k}) for k in (0.0, 8.0)]
+    base, more = (float(estimate_arrays(r).columns["step_time_s"]) for r in rows)
+    assert more - base == pytest.approx(8 * dp * spec.kernel_overhead_s, rel=1e-6)
+    for name in ("llm-foundry", "llm-foundry-flash2", "llm-foundry-2023-05"):
+        assert stacks.kernel_factors(stacks.load_stack(name))["host_ops_rank"] == 8.0
+    assert stacks.kernel_factors(stacks.load_stack("megatron-core"))["host_ops_rank"] == 0.0

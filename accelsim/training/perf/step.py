@@ -37,7 +37,12 @@ gradient reduction and the optimizer.
               per parameter) every micro-batch with ZeRO-2 and 3, and (FSDP2) its copy of
               each all-gather's output into the unsharded parameters (``unit_gather_bytes``
               per parameter and all-gather)
-  optimizer   OPTIMIZER_BYTES_PER_PARAM of HBM traffic per (sharded) parameter
+  optimizer   OPTIMIZER_BYTES_PER_PARAM of HBM traffic per (sharded) parameter, and a
+              stack's per-step host work on an idle GPU that grows with the job's ranks
+              (``host_ops_rank`` launches per rank, kernel_overhead each: Composer's
+              per-batch torchmetrics sync, a zeros_like and a copy-out per rank and state)
+  head        a stack's training metrics over the logits (``metric_passes``, opt-in): a
+              no-grad cross-entropy per metric and micro-batch, 3 e + 4 bytes per logit
   GC          a stack whose ranks run Python's automatic garbage collector unaligned
               (``gc_layer_s`` per layer and micro-batch on each rank) stalls every rank at
               the rendezvous after a pause: R T (1 - (1 - q/R)^p) over the job's p devices,
@@ -213,6 +218,13 @@ def stages(f: dict[str, Any], u: Micro, ly: Layer, mo: MoELayer) -> Stages:
     # embedding (first stage) and LM head + cross-entropy (last stage)
     t_head_gemm = gemm(T, h, V / t, f, linear=False)
     t_head_f = t_head_gemm + mem(3 * T * V * 4 / t, f) + 3 * kern
+    # training metrics over the logits (metric_passes: Composer's train metrics, each a no-grad
+    # torch cross-entropy under autocast: log_softmax at the logits' width (read and write e),
+    # then nll_loss, on autocast's fp32 list, copies the log-probabilities to fp32 (read e,
+    # write 4); a lower bound, the softmax kernel's re-reads of a row taken as L2 hits
+    n_met = f["metric_passes"]
+    if not xp.never(n_met > 0):
+        t_head_f = t_head_f + n_met * (mem(T * V * (3 * e + 4) / t, f) + 3 * kern)
     t_head_b = 2 * t_head_gemm + mem(2 * T * V * 4 / t, f) + 3 * kern
     t_emb_f = mem(2 * T * h * e / u.sp_div, f) + kern
     t_emb_b = mem(3 * T * h * e / u.sp_div, f) + kern + xp.where(t > 1, ly.t_tp_once / 4, 0.0)
@@ -413,6 +425,11 @@ def data_parallel(f: dict[str, Any], u: Micro, st: Stages, pr: RankParams) -> Da
         f["unit_grad_bytes"] + gathers * f["unit_gather_bytes"]), f), 0.0)
     shard = xp.where(zero >= 1, D, 1.0)
     t_opt = mem(copies * pr.total * OPTIMIZER_BYTES_PER_PARAM / shard, f)
+    # per-step host work that grows with the job's ranks, on an idle GPU (host_ops_rank:
+    # torchmetrics' per-rank zeros_like and all_gather copy-outs of each metric state)
+    hop = f["host_ops_rank"]
+    if not xp.never(hop > 0):
+        t_opt = t_opt + hop * f["dp"] * cp * t * p * f["kernel_overhead_s"]
     return DataParallel(D=D, De=De, copies=copies, rs_s=rs, ag_s=ag, exposed_s=out, zero3_s=z3,
                         optimizer_s=t_opt)
 
