@@ -19,7 +19,8 @@ from accelsim.training.perf.columns import (
     OPTIONAL_COLUMNS,
     PEAK_ACT,
     inputs,
-    job_row,
+    job_inputs,
+    scalar_inputs,
 )
 from accelsim.training.perf.flops import flops
 from accelsim.training.perf.layer import Layer, Micro, dense_layer, micro
@@ -110,7 +111,12 @@ def _ops(f: dict[str, Any], u: Micro, ly: Layer) -> dict[str, OpCost]:
 
 def estimate_arrays(c: Mapping[str, Any]) -> Estimate:
     """The whole model over columns (numpy arrays, or floats for one configuration)."""
-    cols, f, u, ly, st, dp = _columns(c)
+    return _estimate_inputs(inputs(c))
+
+
+def _estimate_inputs(f: dict[str, Any]) -> Estimate:
+    """:func:`estimate_arrays` of the inputs (:func:`inputs`)."""
+    cols, f, u, ly, st, dp = _columns_of(f)
     p = f["pp"]
     pieces = StagePieces(
         stage_f_s=st.base_f + (st.tp_stage + st.ep_stage) / 2,
@@ -129,7 +135,12 @@ def _columns(c: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any], Micr
                                               Stages, DataParallel]:
     """The metric columns, and the inputs and parts the operator table and the stage
     pieces are made from."""
-    f = inputs(c)
+    return _columns_of(inputs(c))
+
+
+def _columns_of(f: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], Micro, Layer,
+                                            Stages, DataParallel]:
+    """:func:`_columns` of the inputs (:func:`inputs`)."""
     u = micro(f)
     ly = dense_layer(f, u)
     mo = moe_layer(f, u, ly)
@@ -225,14 +236,20 @@ def estimate_frame(configs: pd.DataFrame) -> pd.DataFrame:
 
 
 def _estimate_one(row: dict[str, Any]) -> Estimate:
-    """One configuration on Python floats (:mod:`accelsim.xp`: the same formulas at
-    interpreter speed); a value numpy would turn into inf or nan (a division by zero, a
-    log of zero) reruns it on one-element arrays, with numpy's semantics."""
+    """One configuration (a row of numbers) on Python floats (:func:`_estimate_scalar`)."""
+    return _estimate_scalar(scalar_inputs(row))
+
+
+def _estimate_scalar(f: dict[str, float]) -> Estimate:
+    """One configuration's inputs (:func:`scalar_inputs`) on Python floats
+    (:mod:`accelsim.xp`: the same formulas at interpreter speed); a value numpy would turn
+    into inf or nan (a division by zero, a log of zero) reruns it on one-element arrays,
+    with numpy's semantics."""
     try:
-        return estimate_arrays({k: float(v) for k, v in row.items()})
+        return _estimate_inputs(f)
     except (ZeroDivisionError, OverflowError, ValueError):
         with np.errstate(all="ignore"):
-            return estimate_arrays({k: np.asarray([v], dtype=float) for k, v in row.items()})
+            return estimate_arrays({k: np.asarray([v], dtype=float) for k, v in f.items()})
 
 
 def _scalar(x: Any) -> float:
@@ -285,7 +302,7 @@ def estimate(job: TrainJob, spec: DeviceSpec, engine: str = "analytic", file: st
     ``engine='des'`` simulates the pipeline schedule in simpy."""
     check_job(job, file)
     spec.flops(job.precision, where=file)  # an unsupported precision names the job file
-    est = _estimate_one(job_row(job, spec, job_stack_factors(job, spec, file)))
+    est = _estimate_scalar(job_inputs(job, spec, job_stack_factors(job, spec, file)))
     r = {k: _scalar(v) for k, v in est.columns.items()}
     pieces = StagePieces(**{fl.name: _scalar(getattr(est.stages, fl.name))
                             for fl in fields(StagePieces)})
