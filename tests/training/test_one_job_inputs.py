@@ -29,7 +29,7 @@ def _jobs() -> list[TrainJob]:
                                          recompute="selective")),
         TrainJob(device="h100-sxm", model=load_model("deepseek-v3"), global_batch=4096,
                  parallelism=Parallelism(tp=1, pp=16, dp=128, ep=64, recompute="none",
-                                         schedule="dualpipe")),
+                                         first_stage_layers=1, schedule="dualpipe")),
         TrainJob(device="h100-sxm", model=moe, global_batch=64, stack="llm-foundry",
                  attention="unfused", straggler_slowdown=1.1,
                  parallelism=Parallelism(tp=1, pp=1, dp=8, ep=8, zero=3)),
@@ -98,3 +98,18 @@ def test_estimate_of_two_specs_differs_and_repeats():
     r1, r2, r3 = estimate(job, spec), estimate(job, slow), estimate(job, spec)
     assert r2.step_time_s > r1.step_time_s == r3.step_time_s
     assert r1.ops == r3.ops
+
+
+def test_the_operator_table_made_on_first_read_equals_the_eager_ones():
+    """TrainResult.ops (made when read) is the operator table of the job's estimate
+    (``_ops`` of its own inputs, as estimate_arrays gives them), each op once."""
+    from accelsim.training.perf.estimate import _op_row
+
+    for job in _jobs():
+        spec = load_device(job.device).spec
+        r = estimate(job, spec)
+        assert "ops" not in r.__dict__  # not made yet
+        est = _estimate_one(C.job_row(job, spec, job_stack_factors(job, spec)))
+        ridge = spec.flops(job.precision) / spec.memory_bw_Bps
+        assert r.ops == [_op_row(n, op, ridge) for n, op in est.ops.items()]
+        assert r.ops is r.ops and r.to_dict()["ops_per_layer_forward"] == r.ops

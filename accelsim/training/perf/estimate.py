@@ -3,8 +3,9 @@ arrays in and out; :func:`estimate_frame` for pandas) and one job (:func:`estima
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -116,6 +117,13 @@ def estimate_arrays(c: Mapping[str, Any]) -> Estimate:
 
 def _estimate_inputs(f: dict[str, Any]) -> Estimate:
     """:func:`estimate_arrays` of the inputs (:func:`inputs`)."""
+    cols, pieces, u, ly = _estimate_parts(f)
+    return Estimate(cols, _ops(f, u, ly), pieces)
+
+
+def _estimate_parts(f: dict[str, Any]) -> tuple[dict[str, Any], StagePieces, Micro, Layer]:
+    """The metric columns and the stage pieces of the inputs, and the micro-batch and layer
+    the operator table is made of (:func:`_ops`)."""
     cols, f, u, ly, st, dp = _columns_of(f)
     p = f["pp"]
     pieces = StagePieces(
@@ -128,7 +136,7 @@ def _estimate_inputs(f: dict[str, Any]) -> Estimate:
         k_last=st.k_last + 0.0 * p, dp_s=dp.exposed_s + dp.zero3_s,
         optimizer_s=dp.optimizer_s + cols["gc_stall_s"], k_f0=st.k_f0 + 0.0 * p,
         k_fo=st.k_fo + 0.0 * p, k_lo=st.k_lo + 0.0 * p, k_lf=st.k_lf + 0.0 * p)
-    return Estimate(cols, _ops(f, u, ly), pieces)
+    return cols, pieces, u, ly
 
 
 def _columns(c: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any], Micro, Layer,
@@ -274,7 +282,14 @@ class TrainResult:
     breakdown: dict[str, float]
     engine: str
     stages: StagePieces
-    ops: list[dict[str, Any]]
+    # the operator table, made when first read (``ops``): most callers read the metrics only
+    op_table: Callable[[], list[dict[str, Any]]] = field(repr=False, compare=False)
+
+    @cached_property
+    def ops(self) -> list[dict[str, Any]]:
+        """One dense layer's operators (forward, one micro-batch, one rank) and what bounds
+        each (:func:`_op_row`)."""
+        return self.op_table()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -302,10 +317,15 @@ def estimate(job: TrainJob, spec: DeviceSpec, engine: str = "analytic", file: st
     ``engine='des'`` simulates the pipeline schedule in simpy."""
     check_job(job, file)
     spec.flops(job.precision, where=file)  # an unsupported precision names the job file
-    est = _estimate_scalar(job_inputs(job, spec, job_stack_factors(job, spec, file)))
-    r = {k: _scalar(v) for k, v in est.columns.items()}
-    pieces = StagePieces(**{fl.name: _scalar(getattr(est.stages, fl.name))
-                            for fl in fields(StagePieces)})
+    f = job_inputs(job, spec, job_stack_factors(job, spec, file))
+    try:  # on Python floats (_estimate_scalar), the operator table left to its first read
+        columns, stage_pieces, u, ly = _estimate_parts(f)
+        ops: dict[str, OpCost] | None = None
+    except (ZeroDivisionError, OverflowError, ValueError):
+        est = _estimate_scalar(f)  # on one-element arrays
+        columns, stage_pieces, ops = est.columns, est.stages, est.ops
+    r = {k: _scalar(v) for k, v in columns.items()}
+    pieces = StagePieces(*[_scalar(getattr(stage_pieces, n)) for n in _PIECES])
     breakdown = {
         "compute_s": r["compute_s"], "tp_comm_s": r["tp_comm_s"], "ep_comm_s": r["ep_comm_s"],
         "pp_comm_s": r["pp_comm_s"], "pipeline_bubble_s": r["bubble_s"],
@@ -336,6 +356,8 @@ def estimate(job: TrainJob, spec: DeviceSpec, engine: str = "analytic", file: st
     elif engine != "analytic":
         raise AccelsimError.single(file, "engine", f"expected analytic or des, got {engine!r}")
     ridge = spec.flops(job.precision) / spec.memory_bw_Bps
+    op_table = (partial(_op_table_of, f, u, ly, ridge) if ops is None
+                else partial(_op_rows, ops, ridge))
     return TrainResult(
         job=job, step_time_s=step, tokens_per_s=r["tokens_per_s"],
         model_tflops_per_device=r["model_tflops_per_device"], mfu=r["mfu"], hfu=r["hfu"],
@@ -343,9 +365,28 @@ def estimate(job: TrainJob, spec: DeviceSpec, engine: str = "analytic", file: st
         model_tflops_causal_per_device=r["model_tflops_causal_per_device"],
         mfu_causal=r["mfu_causal"],
         device_memory_gib=spec.memory_bytes / units.GiB, fits_memory=bool(r["fits_memory"]),
-        breakdown=breakdown, engine=engine, stages=pieces,
-        ops=[_op_row(name, op, ridge) for name, op in est.ops.items()],
+        breakdown=breakdown, engine=engine, stages=pieces, op_table=op_table,
     )
+
+
+_PIECES = tuple(fl.name for fl in fields(StagePieces))  # StagePieces' fields, in order
+
+
+def _op_table_of(f: dict[str, float], u: Micro, ly: Layer, ridge: float
+                 ) -> list[dict[str, Any]]:
+    """The operator table of one job's inputs on Python floats (:func:`_ops`); a value
+    numpy would turn into inf or nan: the whole estimate on one-element arrays
+    (:func:`_estimate_scalar`)."""
+    try:
+        ops = _ops(f, u, ly)
+    except (ZeroDivisionError, OverflowError, ValueError):
+        with np.errstate(all="ignore"):
+            ops = estimate_arrays({k: np.asarray([v], dtype=float) for k, v in f.items()}).ops
+    return _op_rows(ops, ridge)
+
+
+def _op_rows(ops: dict[str, OpCost], ridge: float) -> list[dict[str, Any]]:
+    return [_op_row(name, op, ridge) for name, op in ops.items()]
 
 
 def job_stack_factors(job: TrainJob, spec: DeviceSpec, file: str = "job") -> dict[str, float]:
