@@ -261,7 +261,12 @@ def _estimate_scalar(f: dict[str, float]) -> Estimate:
 
 
 def _scalar(x: Any) -> float:
-    return x if type(x) is float else float(np.asarray(x).ravel()[0])
+    t = type(x)
+    if t is float:
+        return x
+    if t is bool:  # a comparison on floats (fits_memory)
+        return float(x)
+    return float(np.asarray(x).ravel()[0])
 
 
 @dataclass(frozen=True)

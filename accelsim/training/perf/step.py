@@ -357,7 +357,8 @@ def data_parallel(f: dict[str, Any], u: Micro, st: Stages, pr: RankParams) -> Da
     # the dense and the expert gradients' all-reduces; without expert parallelism in any
     # row (ep 1, every D >= 1) both run over the same group, whose terms are computed once
     dense = coll.GroupTerms(D, t, dom, u.a_in, u.a_out)
-    same = type(ep) is float and ep == 1.0 and bool(np.all(D >= 1.0))
+    same = type(ep) is float and ep == 1.0 and (
+        D >= 1.0 if type(D) is float else bool(np.all(D >= 1.0)))
     expert = dense if same else coll.GroupTerms(De, t * ep, dom, u.a_in, u.a_out)
     # inside one domain NCCL's all-reduce (collectives.nccl_allreduce): ring or NVLS
     bw_red = f["scaleup_bw_Bps"] * f["eff_reduction"]
