@@ -330,7 +330,9 @@ def estimate(job: TrainJob, spec: DeviceSpec, engine: str = "analytic", file: st
         est = _estimate_scalar(f)  # on one-element arrays
         columns, stage_pieces, ops = est.columns, est.stages, est.ops
     r = {k: _scalar(v) for k, v in columns.items()}
-    pieces = StagePieces(*[_scalar(getattr(stage_pieces, n)) for n in _PIECES])
+    vals = [getattr(stage_pieces, n) for n in _PIECES]
+    pieces = stage_pieces if all(type(v) is float for v in vals) else StagePieces(
+        *[_scalar(v) for v in vals])  # (on floats: the pieces as made)
     breakdown = {
         "compute_s": r["compute_s"], "tp_comm_s": r["tp_comm_s"], "ep_comm_s": r["ep_comm_s"],
         "pp_comm_s": r["pp_comm_s"], "pipeline_bubble_s": r["bubble_s"],

@@ -180,7 +180,7 @@ def ring_attention(F: Any, s: Any, hd: Any, cp: Any, f: dict[str, Any]) -> tuple
     return (xp.where(ring, d_f + lo_f + up_f, one_f), xp.where(ring, d_b + lo_b + up_b, one_b))
 
 
-@dataclass(frozen=True)
+@dataclass
 class Micro:
     """One micro-batch on one rank: the layer's shape, tokens, element widths and the links
     its groups live on (TP innermost, then CP, then DP/EP, PP outermost: Megatron's order)."""
@@ -238,7 +238,7 @@ class _cached:
         return value
 
 
-@dataclass(frozen=True)
+@dataclass
 class Layer:
     """A dense layer's seconds (forward ``_f``, backward ``_b``) and the FLOPs and bytes of
     its operators (one rank, one micro-batch)."""

@@ -61,7 +61,7 @@ from accelsim.training.perf.recipes import OPTIMIZER_BYTES_PER_PARAM
 from accelsim.training.perf.stragglers import slowest_device_factor
 
 
-@dataclass(frozen=True)
+@dataclass
 class Stages:
     """Layers per stage and per-micro-batch stage times (seconds, whole stage, v chunks)."""
 
@@ -296,7 +296,7 @@ def stages(f: dict[str, Any], u: Micro, ly: Layer, mo: MoELayer) -> Stages:
         slow=slow, m=m, bubble=bubble, pipeline=m * stage_max + bubble)
 
 
-@dataclass(frozen=True)
+@dataclass
 class RankParams:
     """Parameters held per rank (the first stage, with the embedding, and a middle one)."""
 
@@ -331,7 +331,7 @@ def rank_params(f: dict[str, Any], u: Micro, st: Stages) -> RankParams:
                       expert=xp.maximum(st.k_first, st.k_mid) * P_layers_expert)
 
 
-@dataclass(frozen=True)
+@dataclass
 class DataParallel:
     """The data-parallel groups and what their reduction and the optimizer cost."""
 
