@@ -151,6 +151,8 @@ class TrainJob(Strict):
 def _ints(x: Any) -> Any:
     """Integer arrays for the layout search; a Python int for one job (numpy's overhead on
     a single value is most of a rule check's time)."""
+    if type(x) is int:
+        return x
     if isinstance(x, np.ndarray | list | tuple):
         return np.asarray(x, dtype=np.int64)
     return int(x)
@@ -237,21 +239,24 @@ def layout_rules(model: TransformerModel, tp: Any, pp: Any, dp: Any, cp: Any, ep
 def layout_problems(model: TransformerModel, par: Parallelism, global_batch: int,
                     file: str = "job") -> list[Problem]:
     """Every way the layout breaks Megatron's divisibility rules, each naming its field."""
-    names = {**par.model_dump(), "heads": model.heads, "kv_heads": model.n_kv_heads,
-             "ffn_hidden": model.ffn_hidden, "layers": model.layers, "seq_len": model.seq_len,
-             "experts": model.moe.experts if model.moe else 1, "dpcp": par.dp * par.cp,
-             "global_batch": global_batch, "per_step": par.dp * par.micro_batch,
-             "m": global_batch // (par.dp * par.micro_batch)}
     rules = layout_rules(model, par.tp, par.pp, par.dp, par.cp, par.ep, par.micro_batch,
                          par.virtual_stages, global_batch, par.first_stage_layers or 0,
                          par.last_stage_layers or 0, par.schedule == "dualpipe",
                          par.account_for_embedding, par.account_for_loss,
                          -1 if par.first_chunk_layers is None else par.first_chunk_layers,
                          -1 if par.last_chunk_layers is None else par.last_chunk_layers)
-    return ([Problem(file, field, msg.format(**names)) for field, broken, msg in rules
-             if bool(broken)]
-            + [Problem(file, "parallelism.recompute_modules", msg)
-               for msg in recompute_module_problems(par.recompute, par.recompute_modules)])
+    broken = [(field, msg) for field, bad, msg in rules if bool(bad)]
+    out = []
+    if broken:  # the messages' names only for a broken layout (model_dump: most of a check)
+        names = {**par.model_dump(), "heads": model.heads, "kv_heads": model.n_kv_heads,
+                 "ffn_hidden": model.ffn_hidden, "layers": model.layers,
+                 "seq_len": model.seq_len, "experts": model.moe.experts if model.moe else 1,
+                 "dpcp": par.dp * par.cp, "global_batch": global_batch,
+                 "per_step": par.dp * par.micro_batch,
+                 "m": global_batch // (par.dp * par.micro_batch)}
+        out = [Problem(file, field, msg.format(**names)) for field, msg in broken]
+    return out + [Problem(file, "parallelism.recompute_modules", msg)
+                  for msg in recompute_module_problems(par.recompute, par.recompute_modules)]
 
 
 def recompute_module_problems(recompute: str, modules: Sequence[str]) -> list[str]:

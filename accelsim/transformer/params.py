@@ -60,7 +60,7 @@ def mla_columns(model: TransformerModel) -> dict[str, float]:
             "mla_v_head": m.v_head_dim}
 
 
-@dataclass(frozen=True)
+@dataclass
 class Shape:
     """One layer's geometry and weights (scalars or arrays, one element per configuration)."""
 

@@ -79,10 +79,55 @@ def inputs(c: Mapping[str, Any]) -> dict[str, Any]:
     return f
 
 
+def scalar_inputs(row: Mapping[str, Any]) -> dict[str, float]:
+    """:func:`inputs` of one configuration whose values are numbers (a :func:`job_row`):
+    each a Python float, the same dict ``inputs({k: float(v) for k, v in row.items()})``
+    gives, without the array checks per value."""
+    f = {k: float(row[k]) for k in INPUT_COLUMNS}
+    f.update({k: float(row[k]) if k in row else float(d) for k, d in OPTIONAL_COLUMNS.items()})
+    f[PEAK_ACT] = float(row[PEAK_ACT]) if PEAK_ACT in row else f["peak_flops"]
+    f["lin_bytes"] = 1.0 if f["fp8"] > 0 else f["act_bytes"]
+    return f
+
+
+# the optional columns' defaults as floats (what inputs gives an absent one)
+_OPTIONAL_FLOATS = {k: float(d) for k, d in OPTIONAL_COLUMNS.items()}
+
+
+def job_inputs(job: TrainJob, spec: DeviceSpec, stack_factors: dict[str, float] | None = None
+               ) -> dict[str, float]:
+    """``scalar_inputs(job_row(job, spec, stack_factors))``, the one-job path's inputs:
+    the same parts applied in the same order, the device's already as floats (memoised per
+    spec, :func:`_device_columns`)."""
+    f = _OPTIONAL_FLOATS.copy()
+    for k, v in _job_head(job).items():
+        f[k] = float(v)
+    f.update(_device_columns(spec, job.precision, floats=True))
+    for k, v in job_columns(job.precision, job.attention, job.straggler_slowdown,
+                            job.overlap_dp_comm).items():
+        f[k] = float(v)
+    if stack_factors:
+        for k, v in stack_factors.items():
+            f[k] = float(v)
+    f["lin_bytes"] = 1.0 if f["fp8"] > 0 else f["act_bytes"]
+    return f
+
+
 def job_row(job: TrainJob, spec: DeviceSpec, stack_factors: dict[str, float] | None = None
             ) -> dict[str, Any]:
     """Flatten a job, its resolved device and its stack's kernel factors
     (:func:`accelsim.stacks.kernel_factors`) into one row of the batch API's columns."""
+    return {
+        **_job_head(job),
+        **_device_columns(spec, job.precision),
+        **job_columns(job.precision, job.attention, job.straggler_slowdown,
+                      job.overlap_dp_comm),
+        **(stack_factors or {}),
+    }
+
+
+def _job_head(job: TrainJob) -> dict[str, Any]:
+    """A job row's model and layout columns (the head of :func:`job_row`)."""
     par = job.parallelism
     return {
         **model_columns(job.model),
@@ -107,10 +152,6 @@ def job_row(job: TrainJob, spec: DeviceSpec, stack_factors: dict[str, float] | N
         "sequence_parallel": int(par.sequence_parallel and par.tp > 1),
         "recompute": RECOMPUTE_CODE[par.recompute], "zero": par.zero,
         "global_batch": job.global_batch,
-        **device_columns(spec, job.precision),
-        **job_columns(job.precision, job.attention, job.straggler_slowdown,
-                      job.overlap_dp_comm),
-        **(stack_factors or {}),
     }
 
 
@@ -145,6 +186,35 @@ def _default_stack_factors(vendor: str, _overrides: tuple[tuple[str, str, float]
 def device_columns(spec: DeviceSpec, precision: str) -> dict[str, float]:
     """The device's input columns (:data:`DEVICE_COLUMNS` and :data:`PEAK_ACT`), the kernel
     model's fields and its vendor's default stack's kernel factors."""
+    return dict(_device_columns(spec, precision))
+
+
+# device_columns per (spec, precision, stack overrides in force): a DeviceSpec is frozen (a
+# device override is another spec object), so its columns are computed once per spec, not
+# per estimate. Keyed by the spec's id, the entry holding the spec itself (an id is not
+# reused while its object lives) and checked to be it; cleared past _DEVICE_CACHE_MAX.
+_DEVICE_CACHE: dict[tuple[int, str, Any],
+                    tuple[DeviceSpec, dict[str, float], dict[str, float]]] = {}
+_DEVICE_CACHE_MAX = 256
+
+
+def _device_columns(spec: DeviceSpec, precision: str, floats: bool = False
+                    ) -> dict[str, float]:
+    """:func:`device_columns` (``floats``: each value a Python float), shared (memoised):
+    not to be modified."""
+    from accelsim import stacks
+
+    key = (id(spec), precision, stacks.current_overrides())
+    hit = _DEVICE_CACHE.get(key)
+    if hit is None or hit[0] is not spec:
+        cols = _compute_device_columns(spec, precision)
+        if len(_DEVICE_CACHE) >= _DEVICE_CACHE_MAX:
+            _DEVICE_CACHE.clear()
+        hit = _DEVICE_CACHE[key] = (spec, cols, {k: float(v) for k, v in cols.items()})
+    return hit[2] if floats else hit[1]
+
+
+def _compute_device_columns(spec: DeviceSpec, precision: str) -> dict[str, float]:
     return {
         **dict(default_stack_factors(spec.vendor)),
         "peak_flops": spec.flops(precision), PEAK_ACT: spec.flops(ACT_DTYPE[precision]),

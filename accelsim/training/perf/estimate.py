@@ -3,8 +3,9 @@ arrays in and out; :func:`estimate_frame` for pandas) and one job (:func:`estima
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -19,7 +20,8 @@ from accelsim.training.perf.columns import (
     OPTIONAL_COLUMNS,
     PEAK_ACT,
     inputs,
-    job_row,
+    job_inputs,
+    scalar_inputs,
 )
 from accelsim.training.perf.flops import flops
 from accelsim.training.perf.layer import Layer, Micro, dense_layer, micro
@@ -110,7 +112,19 @@ def _ops(f: dict[str, Any], u: Micro, ly: Layer) -> dict[str, OpCost]:
 
 def estimate_arrays(c: Mapping[str, Any]) -> Estimate:
     """The whole model over columns (numpy arrays, or floats for one configuration)."""
-    cols, f, u, ly, st, dp = _columns(c)
+    return _estimate_inputs(inputs(c))
+
+
+def _estimate_inputs(f: dict[str, Any]) -> Estimate:
+    """:func:`estimate_arrays` of the inputs (:func:`inputs`)."""
+    cols, pieces, u, ly = _estimate_parts(f)
+    return Estimate(cols, _ops(f, u, ly), pieces)
+
+
+def _estimate_parts(f: dict[str, Any]) -> tuple[dict[str, Any], StagePieces, Micro, Layer]:
+    """The metric columns and the stage pieces of the inputs, and the micro-batch and layer
+    the operator table is made of (:func:`_ops`)."""
+    cols, f, u, ly, st, dp = _columns_of(f)
     p = f["pp"]
     pieces = StagePieces(
         stage_f_s=st.base_f + (st.tp_stage + st.ep_stage) / 2,
@@ -122,14 +136,19 @@ def estimate_arrays(c: Mapping[str, Any]) -> Estimate:
         k_last=st.k_last + 0.0 * p, dp_s=dp.exposed_s + dp.zero3_s,
         optimizer_s=dp.optimizer_s + cols["gc_stall_s"], k_f0=st.k_f0 + 0.0 * p,
         k_fo=st.k_fo + 0.0 * p, k_lo=st.k_lo + 0.0 * p, k_lf=st.k_lf + 0.0 * p)
-    return Estimate(cols, _ops(f, u, ly), pieces)
+    return cols, pieces, u, ly
 
 
 def _columns(c: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any], Micro, Layer,
                                               Stages, DataParallel]:
     """The metric columns, and the inputs and parts the operator table and the stage
     pieces are made from."""
-    f = inputs(c)
+    return _columns_of(inputs(c))
+
+
+def _columns_of(f: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], Micro, Layer,
+                                            Stages, DataParallel]:
+    """:func:`_columns` of the inputs (:func:`inputs`)."""
     u = micro(f)
     ly = dense_layer(f, u)
     mo = moe_layer(f, u, ly)
@@ -225,18 +244,29 @@ def estimate_frame(configs: pd.DataFrame) -> pd.DataFrame:
 
 
 def _estimate_one(row: dict[str, Any]) -> Estimate:
-    """One configuration on Python floats (:mod:`accelsim.xp`: the same formulas at
-    interpreter speed); a value numpy would turn into inf or nan (a division by zero, a
-    log of zero) reruns it on one-element arrays, with numpy's semantics."""
+    """One configuration (a row of numbers) on Python floats (:func:`_estimate_scalar`)."""
+    return _estimate_scalar(scalar_inputs(row))
+
+
+def _estimate_scalar(f: dict[str, float]) -> Estimate:
+    """One configuration's inputs (:func:`scalar_inputs`) on Python floats
+    (:mod:`accelsim.xp`: the same formulas at interpreter speed); a value numpy would turn
+    into inf or nan (a division by zero, a log of zero) reruns it on one-element arrays,
+    with numpy's semantics."""
     try:
-        return estimate_arrays({k: float(v) for k, v in row.items()})
+        return _estimate_inputs(f)
     except (ZeroDivisionError, OverflowError, ValueError):
         with np.errstate(all="ignore"):
-            return estimate_arrays({k: np.asarray([v], dtype=float) for k, v in row.items()})
+            return estimate_arrays({k: np.asarray([v], dtype=float) for k, v in f.items()})
 
 
 def _scalar(x: Any) -> float:
-    return x if type(x) is float else float(np.asarray(x).ravel()[0])
+    t = type(x)
+    if t is float:
+        return x
+    if t is bool:  # a comparison on floats (fits_memory)
+        return float(x)
+    return float(np.asarray(x).ravel()[0])
 
 
 @dataclass(frozen=True)
@@ -257,7 +287,14 @@ class TrainResult:
     breakdown: dict[str, float]
     engine: str
     stages: StagePieces
-    ops: list[dict[str, Any]]
+    # the operator table, made when first read (``ops``): most callers read the metrics only
+    op_table: Callable[[], list[dict[str, Any]]] = field(repr=False, compare=False)
+
+    @cached_property
+    def ops(self) -> list[dict[str, Any]]:
+        """One dense layer's operators (forward, one micro-batch, one rank) and what bounds
+        each (:func:`_op_row`)."""
+        return self.op_table()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -285,10 +322,17 @@ def estimate(job: TrainJob, spec: DeviceSpec, engine: str = "analytic", file: st
     ``engine='des'`` simulates the pipeline schedule in simpy."""
     check_job(job, file)
     spec.flops(job.precision, where=file)  # an unsupported precision names the job file
-    est = _estimate_one(job_row(job, spec, job_stack_factors(job, spec, file)))
-    r = {k: _scalar(v) for k, v in est.columns.items()}
-    pieces = StagePieces(**{fl.name: _scalar(getattr(est.stages, fl.name))
-                            for fl in fields(StagePieces)})
+    f = job_inputs(job, spec, job_stack_factors(job, spec, file))
+    try:  # on Python floats (_estimate_scalar), the operator table left to its first read
+        columns, stage_pieces, u, ly = _estimate_parts(f)
+        ops: dict[str, OpCost] | None = None
+    except (ZeroDivisionError, OverflowError, ValueError):
+        est = _estimate_scalar(f)  # on one-element arrays
+        columns, stage_pieces, ops = est.columns, est.stages, est.ops
+    r = {k: _scalar(v) for k, v in columns.items()}
+    vals = [getattr(stage_pieces, n) for n in _PIECES]
+    pieces = stage_pieces if all(type(v) is float for v in vals) else StagePieces(
+        *[_scalar(v) for v in vals])  # (on floats: the pieces as made)
     breakdown = {
         "compute_s": r["compute_s"], "tp_comm_s": r["tp_comm_s"], "ep_comm_s": r["ep_comm_s"],
         "pp_comm_s": r["pp_comm_s"], "pipeline_bubble_s": r["bubble_s"],
@@ -319,6 +363,8 @@ def estimate(job: TrainJob, spec: DeviceSpec, engine: str = "analytic", file: st
     elif engine != "analytic":
         raise AccelsimError.single(file, "engine", f"expected analytic or des, got {engine!r}")
     ridge = spec.flops(job.precision) / spec.memory_bw_Bps
+    op_table = (partial(_op_table_of, f, u, ly, ridge) if ops is None
+                else partial(_op_rows, ops, ridge))
     return TrainResult(
         job=job, step_time_s=step, tokens_per_s=r["tokens_per_s"],
         model_tflops_per_device=r["model_tflops_per_device"], mfu=r["mfu"], hfu=r["hfu"],
@@ -326,9 +372,28 @@ def estimate(job: TrainJob, spec: DeviceSpec, engine: str = "analytic", file: st
         model_tflops_causal_per_device=r["model_tflops_causal_per_device"],
         mfu_causal=r["mfu_causal"],
         device_memory_gib=spec.memory_bytes / units.GiB, fits_memory=bool(r["fits_memory"]),
-        breakdown=breakdown, engine=engine, stages=pieces,
-        ops=[_op_row(name, op, ridge) for name, op in est.ops.items()],
+        breakdown=breakdown, engine=engine, stages=pieces, op_table=op_table,
     )
+
+
+_PIECES = tuple(fl.name for fl in fields(StagePieces))  # StagePieces' fields, in order
+
+
+def _op_table_of(f: dict[str, float], u: Micro, ly: Layer, ridge: float
+                 ) -> list[dict[str, Any]]:
+    """The operator table of one job's inputs on Python floats (:func:`_ops`); a value
+    numpy would turn into inf or nan: the whole estimate on one-element arrays
+    (:func:`_estimate_scalar`)."""
+    try:
+        ops = _ops(f, u, ly)
+    except (ZeroDivisionError, OverflowError, ValueError):
+        with np.errstate(all="ignore"):
+            ops = estimate_arrays({k: np.asarray([v], dtype=float) for k, v in f.items()}).ops
+    return _op_rows(ops, ridge)
+
+
+def _op_rows(ops: dict[str, OpCost], ridge: float) -> list[dict[str, Any]]:
+    return [_op_row(name, op, ridge) for name, op in ops.items()]
 
 
 def job_stack_factors(job: TrainJob, spec: DeviceSpec, file: str = "job") -> dict[str, float]:

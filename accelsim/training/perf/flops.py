@@ -13,7 +13,7 @@ from accelsim import xp
 from accelsim.training.perf.layer import Micro
 
 
-@dataclass(frozen=True)
+@dataclass
 class Flops:
     model: Any
     model_causal: Any

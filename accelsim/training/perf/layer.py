@@ -40,7 +40,6 @@ communication around them (forward and backward).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -181,7 +180,7 @@ def ring_attention(F: Any, s: Any, hd: Any, cp: Any, f: dict[str, Any]) -> tuple
     return (xp.where(ring, d_f + lo_f + up_f, one_f), xp.where(ring, d_b + lo_b + up_b, one_b))
 
 
-@dataclass(frozen=True)
+@dataclass
 class Micro:
     """One micro-batch on one rank: the layer's shape, tokens, element widths and the links
     its groups live on (TP innermost, then CP, then DP/EP, PP outermost: Megatron's order)."""
@@ -222,7 +221,24 @@ def micro(f: dict[str, Any]) -> Micro:
                  bw_tp=bw_tp, al_tp=al_tp, bw_cp=bw_cp, al_cp=al_cp)
 
 
-@dataclass(frozen=True)
+class _cached:
+    """functools.cached_property without its lock (Python 3.11 takes an RLock at each first
+    read, about a microsecond; 3.12 dropped it): the value computed at the first read is
+    kept in the instance's ``__dict__``, which later reads find first."""
+
+    def __init__(self, fn: Any) -> None:
+        self.fn = fn
+        self.name = fn.__name__
+        self.__doc__ = fn.__doc__
+
+    def __get__(self, obj: Any, cls: Any = None) -> Any:
+        if obj is None:
+            return self
+        value = obj.__dict__[self.name] = self.fn(obj)
+        return value
+
+
+@dataclass
 class Layer:
     """A dense layer's seconds (forward ``_f``, backward ``_b``) and the FLOPs and bytes of
     its operators (one rank, one micro-batch)."""
@@ -255,19 +271,19 @@ class Layer:
     t_cp_b: Any
 
     # cached: each is read several times per estimate (the instance's __dict__; frozen)
-    @cached_property
+    @_cached
     def t_f(self) -> Any:
         return self.t_gemm_f + self.t_att_f + self.t_ew_f + self.t_launch_f
 
-    @cached_property
+    @_cached
     def t_b(self) -> Any:
         return self.t_gemm_b + self.t_att_b + self.t_ew_b + self.t_launch_b
 
-    @cached_property
+    @_cached
     def comm_f(self) -> Any:
         return self.t_tp_f + self.t_cp_f
 
-    @cached_property
+    @_cached
     def comm_b(self) -> Any:
         return self.t_tp_b + self.t_cp_b
 
@@ -310,8 +326,10 @@ def dense_layer(f: dict[str, Any], u: Micro) -> Layer:
         t_nc_f, t_nc_b = flash_attention(F_attn, s, (d_qk + d_v) / 2, 0.0, f)
         t_fa_f, t_fa_b = xp.where(full, t_nc_f, t_fa_f), xp.where(full, t_nc_b, t_fa_b)
     S_bytes = b * a * u.s_loc * s * e / t
-    if (flash > 0 if type(flash) is float else (flash > 0).all()) and (
-            np.shape(t_fa_f) == np.shape(t_fa_b) == np.shape(flash)):
+    if (type(flash) is float and type(t_fa_f) is float and type(t_fa_b) is float
+            and flash > 0) or (  # one configuration: the shapes all (), np.shape unasked
+            (flash > 0 if type(flash) is float else (flash > 0).all())
+            and np.shape(t_fa_f) == np.shape(t_fa_b) == np.shape(flash)):
         t_att_f, t_att_b = t_fa_f, t_fa_b  # flash in every row: the unfused path unused
     else:
         t_scores = xp.maximum(compute(F_attn, f), mem(2 * S_bytes, f))

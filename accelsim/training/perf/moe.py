@@ -23,7 +23,7 @@ from accelsim.training.perf.layer import Layer, Micro, gemm, mem
 from accelsim.training.perf.recipes import FP8_CAST_FWD_BYTES
 
 
-@dataclass(frozen=True)
+@dataclass
 class MoELayer:
     """Seconds of a MoE layer (one rank, one micro-batch)."""
 

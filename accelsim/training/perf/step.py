@@ -66,7 +66,7 @@ from accelsim.training.perf.recipes import OPTIMIZER_BYTES_PER_PARAM
 from accelsim.training.perf.stragglers import slowest_device_factor
 
 
-@dataclass(frozen=True)
+@dataclass
 class Stages:
     """Layers per stage and per-micro-batch stage times (seconds, whole stage, v chunks)."""
 
@@ -308,7 +308,7 @@ def stages(f: dict[str, Any], u: Micro, ly: Layer, mo: MoELayer) -> Stages:
         slow=slow, m=m, bubble=bubble, pipeline=m * stage_max + bubble)
 
 
-@dataclass(frozen=True)
+@dataclass
 class RankParams:
     """Parameters held per rank (the first stage, with the embedding, and a middle one)."""
 
@@ -343,7 +343,7 @@ def rank_params(f: dict[str, Any], u: Micro, st: Stages) -> RankParams:
                       expert=xp.maximum(st.k_first, st.k_mid) * P_layers_expert)
 
 
-@dataclass(frozen=True)
+@dataclass
 class DataParallel:
     """The data-parallel groups and what their reduction and the optimizer cost."""
 
@@ -369,7 +369,8 @@ def data_parallel(f: dict[str, Any], u: Micro, st: Stages, pr: RankParams) -> Da
     # the dense and the expert gradients' all-reduces; without expert parallelism in any
     # row (ep 1, every D >= 1) both run over the same group, whose terms are computed once
     dense = coll.GroupTerms(D, t, dom, u.a_in, u.a_out)
-    same = type(ep) is float and ep == 1.0 and bool(np.all(D >= 1.0))
+    same = type(ep) is float and ep == 1.0 and (
+        D >= 1.0 if type(D) is float else bool(np.all(D >= 1.0)))
     expert = dense if same else coll.GroupTerms(De, t * ep, dom, u.a_in, u.a_out)
     # inside one domain NCCL's all-reduce (collectives.nccl_allreduce): ring or NVLS
     bw_red = f["scaleup_bw_Bps"] * f["eff_reduction"]
