@@ -113,3 +113,16 @@ def test_the_operator_table_made_on_first_read_equals_the_eager_ones():
         ridge = spec.flops(job.precision) / spec.memory_bw_Bps
         assert r.ops == [_op_row(n, op, ridge) for n, op in est.ops.items()]
         assert r.ops is r.ops and r.to_dict()["ops_per_layer_forward"] == r.ops
+
+
+def test_device_memo_follows_peaks_changed_in_place():
+    """A DeviceSpec is frozen, but its ``peak_flops`` is a dict a notebook can change in
+    place: the memo (keyed by the spec object) must not serve the old peaks for it."""
+    job = _jobs()[0]
+    spec = load_device(job.device).spec
+    before = estimate(job, spec).step_time_s
+    spec.peak_flops[job.precision] *= 2
+    assert C.device_columns(spec, job.precision)["peak_flops"] == spec.peak_flops[job.precision]
+    after = estimate(job, spec).step_time_s
+    assert after < before
+    assert after == estimate(job, dataclasses.replace(spec)).step_time_s

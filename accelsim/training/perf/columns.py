@@ -193,8 +193,11 @@ def device_columns(spec: DeviceSpec, precision: str) -> dict[str, float]:
 # device override is another spec object), so its columns are computed once per spec, not
 # per estimate. Keyed by the spec's id, the entry holding the spec itself (an id is not
 # reused while its object lives) and checked to be it; cleared past _DEVICE_CACHE_MAX.
+# The one mutable field the columns read, the ``peak_flops`` dict, is kept as a copy and
+# compared at each hit: a spec whose peaks were changed in place is computed again (as
+# before the memo), never served the old peaks.
 _DEVICE_CACHE: dict[tuple[int, str, Any],
-                    tuple[DeviceSpec, dict[str, float], dict[str, float]]] = {}
+                    tuple[DeviceSpec, dict[str, float], dict[str, float], dict[str, float]]] = {}
 _DEVICE_CACHE_MAX = 256
 
 
@@ -206,11 +209,12 @@ def _device_columns(spec: DeviceSpec, precision: str, floats: bool = False
 
     key = (id(spec), precision, stacks.current_overrides())
     hit = _DEVICE_CACHE.get(key)
-    if hit is None or hit[0] is not spec:
+    if hit is None or hit[0] is not spec or hit[3] != spec.peak_flops:
         cols = _compute_device_columns(spec, precision)
         if len(_DEVICE_CACHE) >= _DEVICE_CACHE_MAX:
             _DEVICE_CACHE.clear()
-        hit = _DEVICE_CACHE[key] = (spec, cols, {k: float(v) for k, v in cols.items()})
+        hit = _DEVICE_CACHE[key] = (spec, cols, {k: float(v) for k, v in cols.items()},
+                                    dict(spec.peak_flops))
     return hit[2] if floats else hit[1]
 
 
