@@ -563,3 +563,30 @@ def test_step_host_ops_grow_with_the_jobs_ranks(dp):
     for name in ("llm-foundry", "llm-foundry-flash2", "llm-foundry-2023-05"):
         assert stacks.kernel_factors(stacks.load_stack(name))["host_ops_rank"] == 8.0
     assert stacks.kernel_factors(stacks.load_stack("megatron-core"))["host_ops_rank"] == 0.0
+
+
+@pytest.mark.parametrize("engine", ["analytic", "des"])
+def test_step_host_ops_count_every_rank_of_the_job(engine, monkeypatch):
+    """``step_host_ops_per_rank`` counts the job's ranks, tp x pp x dp x cp (torchmetrics
+    gathers over the world group), and the DES engine, which prices the step's tail
+    (gradient reduction and optimizer) from the same stage pieces, adds the same time. (The
+    llm-foundry stacks that set it run neither TP nor PP: the factor is set here on the
+    default stack's.)"""
+    import importlib
+
+    E = importlib.import_module("accelsim.training.perf.estimate")
+
+    spec = load_device("h100-sxm").spec
+    job = TrainJob(device="h100-sxm", model=MODEL, global_batch=32,
+                   parallelism=Parallelism(tp=2, pp=2, dp=4, cp=2, zero=1))
+    ranks = job.parallelism.devices
+    assert ranks == 32
+    factors = E.job_stack_factors
+    base = estimate(job, spec, engine=engine)
+    monkeypatch.setattr(E, "job_stack_factors",
+                        lambda *a: {**factors(*a), "host_ops_rank": 8.0})
+    more = estimate(job, spec, engine=engine)
+    extra = 8 * ranks * spec.kernel_overhead_s
+    assert more.step_time_s - base.step_time_s == pytest.approx(extra, rel=1e-6)
+    assert more.breakdown["optimizer_s"] - base.breakdown["optimizer_s"] == pytest.approx(
+        extra, rel=1e-6)
