@@ -126,3 +126,22 @@ def test_device_memo_follows_peaks_changed_in_place():
     after = estimate(job, spec).step_time_s
     assert after < before
     assert after == estimate(job, dataclasses.replace(spec)).step_time_s
+
+
+def test_a_result_stays_plain_data_for_asdict_and_json():
+    """The lazily made operator table is not a field: ``dataclasses.asdict`` of a result
+    holds numbers (JSON-able), and ``ops`` still reads the table."""
+    import dataclasses
+    import json
+
+    from accelsim.devices import load_device
+    from accelsim.training import Parallelism, TrainJob, estimate
+    from accelsim.transformer.model import load_model
+
+    job = TrainJob(device="a100-80gb-sxm", model=load_model("gpt3-175b"), global_batch=1536,
+                   parallelism=Parallelism(tp=8, pp=8, dp=16, recompute="full"))
+    res = estimate(job, load_device(job.device).spec)
+    d = dataclasses.asdict(res)
+    assert "op_table" not in d and "_op_table" not in d
+    json.dumps({k: v for k, v in d.items() if k != "job"}, default=float)
+    assert res.ops and {"time_s"} <= set(res.ops[0])

@@ -4,7 +4,7 @@ arrays in and out; :func:`estimate_frame` for pandas) and one job (:func:`estima
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import InitVar, dataclass, fields
 from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 
@@ -287,14 +287,20 @@ class TrainResult:
     breakdown: dict[str, float]
     engine: str
     stages: StagePieces
-    # the operator table, made when first read (``ops``): most callers read the metrics only
-    op_table: Callable[[], list[dict[str, Any]]] = field(repr=False, compare=False)
+    # the operator table, made when first read (``ops``): most callers read the metrics only.
+    # Init-only (kept out of the fields), so ``dataclasses.asdict`` and ``==`` see results,
+    # never a function.
+    op_table: InitVar[Callable[[], list[dict[str, Any]]] | None] = None
+
+    def __post_init__(self, op_table: Callable[[], list[dict[str, Any]]] | None) -> None:
+        object.__setattr__(self, "_op_table", op_table)
 
     @cached_property
     def ops(self) -> list[dict[str, Any]]:
         """One dense layer's operators (forward, one micro-batch, one rank) and what bounds
         each (:func:`_op_row`)."""
-        return self.op_table()
+        make = self.__dict__.get("_op_table")
+        return make() if make is not None else []
 
     def to_dict(self) -> dict[str, Any]:
         return {
