@@ -99,6 +99,7 @@ def predict(run: TrainingRun, file: str) -> Prediction:
     from accelsim.training.perf import estimate
 
     spec = load_device(run.device, where=file, field="device", relative_to=file)
+    dspec = spec.spec  # one object for every candidate layout: the device columns' memo keys on it
     dp = run.devices // (run.tp * run.pp * run.cp)
     if dp * run.tp * run.pp * run.cp != run.devices:
         raise AccelsimError.single(file, "devices", f"{run.devices} is not a multiple "
@@ -133,7 +134,7 @@ def predict(run: TrainingRun, file: str) -> Prediction:
                            overlap_param_gather=run.overlap_param_gather,
                            overlap_ep_comm=run.overlap_ep_comm, parallelism=par,
                            stack=run.stack)
-            res = estimate(job, spec.spec, file=file)
+            res = estimate(job, dspec, file=file)
             if res.fits_memory and (best is None or res.step_time_s < best.step_time_s):
                 best = res
     if best is None and not divides and broken:
