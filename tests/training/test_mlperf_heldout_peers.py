@@ -69,3 +69,21 @@ def test_asserted_rows_are_within_tolerance_and_misses_are_not():
     assert asserted and all(abs(r.error) <= 0.10 for r in asserted)
     missed = validate_runs(MISSES)
     assert missed and all(abs(r.error) > 0.10 for r in missed)
+
+
+def test_v30_rows_run_the_v30_stack_which_differs_from_nemo_only_in_its_kernels():
+    """MLPerf v3.0's GPT-3 recipe (NGC 23.04, TE release_v0.8, flash_attn 1.0.5) is priced by
+    configs/stacks/nemo-mlperf-v30.yaml: nemo.yaml's overlaps and memory terms, FlashAttention-1
+    at half the rate nemo prices the v3.1 recipe's attention at (not against an FA2-class rate:
+    the v3.1 rows the H100 is fitted on are priced at nemo's) and the fc2 userbuffers SM margin
+    in kernels.gemm
+    (docs/_notes/mlperf-gpt3-v30.md); every v3.0 row uses it, no later round's does."""
+    from accelsim.stacks import load_stack
+
+    v30, nemo = load_stack("nemo-mlperf-v30"), load_stack("nemo")
+    assert v30.overlaps == nemo.overlaps and v30.memory == nemo.memory
+    assert v30.kernels.attention_fa2 == nemo.kernels.attention_fa2
+    assert v30.kernels.attention.value == pytest.approx(0.5)
+    assert v30.kernels.gemm.value == pytest.approx(1 / (1 + 4 / 36 * (128 / 112 - 1)), abs=1e-3)
+    for _, run in _rows(ASSERTED + MISSES):
+        assert (run.stack == "nemo-mlperf-v30") == ("MLPerf Training v3.0" in run.source), run.id
