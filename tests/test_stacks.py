@@ -588,5 +588,7 @@ def test_step_host_ops_count_every_rank_of_the_job(engine, monkeypatch):
     more = estimate(job, spec, engine=engine)
     extra = 8 * ranks * spec.kernel_overhead_s
     assert more.step_time_s - base.step_time_s == pytest.approx(extra, rel=1e-6)
-    assert more.breakdown["optimizer_s"] - base.breakdown["optimizer_s"] == pytest.approx(
+    assert more.breakdown["host_sync_s"] - base.breakdown["host_sync_s"] == pytest.approx(
         extra, rel=1e-6)
+    assert base.breakdown["host_sync_s"] == 0.0
+    assert more.breakdown["optimizer_s"] == pytest.approx(base.breakdown["optimizer_s"])

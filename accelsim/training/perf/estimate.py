@@ -134,7 +134,7 @@ def _estimate_parts(f: dict[str, Any]) -> tuple[dict[str, Any], StagePieces, Mic
         head_b_s=st.t_head_b + st.t_mtp * 2 / 3,
         p2p_s=st.c_pp, k_first=st.k_first + 0.0 * p, k_mid=st.k_mid + 0.0 * p,
         k_last=st.k_last + 0.0 * p, dp_s=dp.exposed_s + dp.zero3_s,
-        optimizer_s=dp.optimizer_s + cols["gc_stall_s"], k_f0=st.k_f0 + 0.0 * p,
+        optimizer_s=dp.optimizer_s + cols["gc_stall_s"] + dp.host_s, k_f0=st.k_f0 + 0.0 * p,
         k_fo=st.k_fo + 0.0 * p, k_lo=st.k_lo + 0.0 * p, k_lf=st.k_lf + 0.0 * p)
     return cols, pieces, u, ly
 
@@ -161,7 +161,7 @@ def _columns_of(f: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], Micr
     devices = t * p * d * cp
     # unaligned Python garbage collection: each rendezvous waits for a collecting rank
     gc_s = gc_stall(f, st, devices)
-    step = st.pipeline + dp.exposed_s + dp.zero3_s + dp.optimizer_s + gc_s
+    step = st.pipeline + dp.exposed_s + dp.zero3_s + dp.optimizer_s + gc_s + dp.host_s
     peak = f["peak_flops"]
     slow, m = st.slow, st.m
     # the slowest stage's share of layers (1 with even stages)
@@ -188,6 +188,7 @@ def _columns_of(f: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], Micr
         "dp_comm_s": dp.exposed_s + dp.zero3_s,
         "optimizer_s": dp.optimizer_s,
         "gc_stall_s": gc_s,
+        "host_sync_s": dp.host_s,
         "model_flops_per_step": fl.model,
         "params_per_device": pr.total,
     }
@@ -343,7 +344,7 @@ def estimate(job: TrainJob, spec: DeviceSpec, engine: str = "analytic", file: st
         "compute_s": r["compute_s"], "tp_comm_s": r["tp_comm_s"], "ep_comm_s": r["ep_comm_s"],
         "pp_comm_s": r["pp_comm_s"], "pipeline_bubble_s": r["bubble_s"],
         "dp_comm_s": r["dp_comm_s"], "optimizer_s": r["optimizer_s"],
-        "gc_stall_s": r["gc_stall_s"],
+        "gc_stall_s": r["gc_stall_s"], "host_sync_s": r["host_sync_s"],
     }
     step = r["step_time_s"]
     if engine == "des":

@@ -37,8 +37,8 @@ gradient reduction and the optimizer.
               per parameter) every micro-batch with ZeRO-2 and 3, and (FSDP2) its copy of
               each all-gather's output into the unsharded parameters (``unit_gather_bytes``
               per parameter and all-gather)
-  optimizer   OPTIMIZER_BYTES_PER_PARAM of HBM traffic per (sharded) parameter, and a
-              stack's per-step host work on an idle GPU that grows with the job's ranks
+  optimizer   OPTIMIZER_BYTES_PER_PARAM of HBM traffic per (sharded) parameter
+  host sync   a stack's per-step host work on an idle GPU that grows with the job's ranks
               (``host_ops_rank`` launches per rank, kernel_overhead each: Composer's
               per-batch torchmetrics sync, a zeros_like and a copy-out per rank and state)
   head        a stack's training metrics over the logits (``metric_passes``, opt-in): a
@@ -355,6 +355,7 @@ class DataParallel:
     exposed_s: Any  # gradient reduction (and parameter gather) not hidden
     zero3_s: Any  # ZeRO-3's per-pass weight gathers (and the stack's FSDP unit gaps)
     optimizer_s: Any
+    host_s: Any  # a stack's per-step host work on an idle GPU (``host_ops_rank``)
 
 
 def data_parallel(f: dict[str, Any], u: Micro, st: Stages, pr: RankParams) -> DataParallel:
@@ -429,10 +430,10 @@ def data_parallel(f: dict[str, Any], u: Micro, st: Stages, pr: RankParams) -> Da
     # per-step host work that grows with the job's ranks, on an idle GPU (host_ops_rank:
     # torchmetrics' per-rank zeros_like and all_gather copy-outs of each metric state)
     hop = f["host_ops_rank"]
-    if not xp.never(hop > 0):
-        t_opt = t_opt + hop * f["dp"] * cp * t * p * f["kernel_overhead_s"]
+    host = (0.0 if xp.never(hop > 0)
+            else hop * f["dp"] * cp * t * p * f["kernel_overhead_s"])
     return DataParallel(D=D, De=De, copies=copies, rs_s=rs, ag_s=ag, exposed_s=out, zero3_s=z3,
-                        optimizer_s=t_opt)
+                        optimizer_s=t_opt, host_s=host)
 
 
 def gc_stall(f: dict[str, Any], st: Stages, devices: Any) -> Any:
