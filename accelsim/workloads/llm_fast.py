@@ -154,7 +154,7 @@ def parts(rm: Any) -> np.ndarray:
     only when its ratio is the same)."""
     return np.concatenate([np.asarray(rm.linear_s[1:], dtype=float) * float(rm.mtp_scale),
                            np.array([rm.c_kv, rm.c_pf, rm.c_head]) * float(rm.mtp_scale),
-                           [float(getattr(rm, "host_overlap_s", 0.0))]])
+                           [float(rm.host_overlap_s)]])
 
 
 def spread(a: np.ndarray, b: np.ndarray) -> float:

@@ -41,6 +41,10 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
+# what Python floats raise where numpy gives inf or nan (the formulas then rerun on arrays)
+_FLOAT_ERRORS = (ZeroDivisionError, OverflowError, ValueError)
+
+
 @dataclass(frozen=True)
 class OpCost:
     """One operator of a dense layer (forward, one micro-batch, one rank)."""
@@ -207,7 +211,7 @@ def estimate_columns(c: Mapping[str, Any]) -> dict[str, Any]:
         n, f = folded
         try:
             cols = _columns(f)[0]
-        except (ZeroDivisionError, OverflowError, ValueError):
+        except _FLOAT_ERRORS:
             pass  # a float operation numpy would give inf or nan for: all arrays below
         else:
             return {k: v if type(v) is np.ndarray and v.shape == (n,) else np.full(n, v)
@@ -256,9 +260,14 @@ def _estimate_scalar(f: dict[str, float]) -> Estimate:
     with numpy's semantics."""
     try:
         return _estimate_inputs(f)
-    except (ZeroDivisionError, OverflowError, ValueError):
-        with np.errstate(all="ignore"):
-            return estimate_arrays({k: np.asarray([v], dtype=float) for k, v in f.items()})
+    except _FLOAT_ERRORS:
+        return _estimate_on_arrays(f)
+
+
+def _estimate_on_arrays(f: dict[str, float]) -> Estimate:
+    """One configuration's inputs on one-element arrays, with numpy's semantics (inf, nan)."""
+    with np.errstate(all="ignore"):
+        return estimate_arrays({k: np.asarray([v], dtype=float) for k, v in f.items()})
 
 
 def _scalar(x: Any) -> float:
@@ -330,11 +339,11 @@ def estimate(job: TrainJob, spec: DeviceSpec, engine: str = "analytic", file: st
     check_job(job, file)
     spec.flops(job.precision, where=file)  # an unsupported precision names the job file
     f = job_inputs(job, spec, job_stack_factors(job, spec, file))
-    try:  # on Python floats (_estimate_scalar), the operator table left to its first read
+    try:  # on Python floats, the operator table left to its first read
         columns, stage_pieces, u, ly = _estimate_parts(f)
         ops: dict[str, OpCost] | None = None
-    except (ZeroDivisionError, OverflowError, ValueError):
-        est = _estimate_scalar(f)  # on one-element arrays
+    except _FLOAT_ERRORS:
+        est = _estimate_on_arrays(f)
         columns, stage_pieces, ops = est.columns, est.stages, est.ops
     r = {k: _scalar(v) for k, v in columns.items()}
     vals = [getattr(stage_pieces, n) for n in _PIECES]
@@ -390,12 +399,11 @@ def _op_table_of(f: dict[str, float], u: Micro, ly: Layer, ridge: float
                  ) -> list[dict[str, Any]]:
     """The operator table of one job's inputs on Python floats (:func:`_ops`); a value
     numpy would turn into inf or nan: the whole estimate on one-element arrays
-    (:func:`_estimate_scalar`)."""
+    (:func:`_estimate_on_arrays`)."""
     try:
         ops = _ops(f, u, ly)
-    except (ZeroDivisionError, OverflowError, ValueError):
-        with np.errstate(all="ignore"):
-            ops = estimate_arrays({k: np.asarray([v], dtype=float) for k, v in f.items()}).ops
+    except _FLOAT_ERRORS:
+        ops = _estimate_on_arrays(f).ops
     return _op_rows(ops, ridge)
 
 

@@ -270,7 +270,7 @@ class Layer:
     t_cp_f: Any
     t_cp_b: Any
 
-    # cached: each is read several times per estimate (the instance's __dict__; frozen)
+    # cached: each is read several times per estimate (kept in the instance's __dict__)
     @_cached
     def t_f(self) -> Any:
         return self.t_gemm_f + self.t_att_f + self.t_ew_f + self.t_launch_f
