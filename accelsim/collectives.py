@@ -64,6 +64,15 @@ def direct_allreduce(M: ArrayLike, n: ArrayLike, bw: ArrayLike, alpha: ArrayLike
     return 2.0 * _frac(n) * xp.asarray(M) / bw + 2.0 * xp.minimum(_steps(n), 1.0) * alpha
 
 
+def oneshot_allreduce(M: ArrayLike, n: ArrayLike, bw: ArrayLike, alpha: ArrayLike) -> Arr:
+    """A one-shot all-reduce through the peers' mapped buffers: every rank pushes its whole
+    ``M`` bytes to each of the other n - 1 ranks and reduces the n copies locally, one
+    synchronisation step: (n - 1) M / bw + alpha (the two-shot kernel,
+    :func:`direct_allreduce`, moves 2 (n - 1)/n M in two steps; the two agree at n = 2 but
+    for one latency, and at n = 8 the one-shot moves 4x the bytes)."""
+    return _steps(n) * xp.asarray(M) / bw + xp.minimum(_steps(n), 1.0) * alpha
+
+
 def in_switch_allreduce(M: ArrayLike, n: ArrayLike, bw_red: ArrayLike,
                         latency: ArrayLike) -> Arr:
     n = xp.asarray(n, dtype=float)

@@ -216,6 +216,11 @@ class StackAllReduce(Strict):
     iteration, NCCL beyond (not given: no token limit)."""
     world_sizes: list[Annotated[int, Field(ge=2, le=1024)]] | None = None
     """tp values the custom kernel supports (not given: any)."""
+    oneshot_max_tokens: NonNegative | None = None
+    """Up to this many tokens in the iteration the custom kernel runs its one-shot variant
+    (every rank pushes the whole message to every peer: (tp - 1) M over the links, one
+    step), above it the two-shot (reduce-scatter + all-gather, 2 (tp - 1)/tp M, two steps).
+    Not given: always the two-shot."""
 
 
 class StackIteration(Strict):
@@ -343,7 +348,7 @@ class StackProfile(Strict):
         a = self.allreduce
         if a is not None:
             out["allreduce.max_MB"] = a.max_MB
-            for key in ("max_MB_small_tp", "max_tokens"):
+            for key in ("max_MB_small_tp", "max_tokens", "oneshot_max_tokens"):
                 q = getattr(a, key)
                 if q is not None:
                     out[f"allreduce.{key}"] = q
@@ -464,6 +469,7 @@ class AllReduceRule:
     max_bytes_small_tp: float = 0.0
     max_tokens: float = math.inf  # tp > small_tp
     world_sizes: tuple[int, ...] = ()  # (): any
+    oneshot_max_tokens: float = 0.0  # the one-shot kernel up to this many tokens (0: never)
 
     def custom_ok(self, M: Any, tokens: Any, tp: int) -> Any:
         """Whether the custom kernel runs (numpy arrays of bytes and tokens)."""
@@ -485,7 +491,8 @@ def allreduce_rule(stack: StackProfile | None) -> AllReduceRule | None:
         custom=a.custom_kernel.value, max_bytes=big, small_tp=a.small_tp,
         max_bytes_small_tp=a.max_MB_small_tp.value * 1e6 if a.max_MB_small_tp else big,
         max_tokens=a.max_tokens.value if a.max_tokens else math.inf,
-        world_sizes=tuple(a.world_sizes or ()))
+        world_sizes=tuple(a.world_sizes or ()),
+        oneshot_max_tokens=a.oneshot_max_tokens.value if a.oneshot_max_tokens else 0.0)
 
 
 @dataclass(frozen=True)

@@ -326,10 +326,15 @@ def serving_allreduce(M: Any, tokens: Any, n: int, bw: float, alpha: float,
     2 (n-1)/n M / bw + 2 alpha, runs where the rule allows it (the message within the
     kernel's workspace; TensorRT-LLM at tp > 2 also at most 128 tokens) and NCCL
     (:func:`nccl_allreduce`, or ``nccl`` when given: a topology's) elsewhere: the engine's
-    rule, not the faster of the two. Without a rule, the fastest of ring, tree and the
-    direct kernel."""
+    rule, not the faster of the two. Where the rule's ``oneshot_max_tokens`` covers the
+    iteration the kernel is the one-shot, (n-1) M / bw + alpha
+    (:func:`accelsim.collectives.oneshot_allreduce`). Without a rule, the fastest of ring,
+    tree and the direct kernel."""
     M = np.asarray(M, dtype=float)
     direct = coll.direct_allreduce(M, n, bw, alpha)
+    if rule is not None and rule.oneshot_max_tokens > 0:
+        direct = np.where(np.asarray(tokens, dtype=float) <= rule.oneshot_max_tokens,
+                          coll.oneshot_allreduce(M, n, bw, alpha), direct)
     if rule is None:
         best = np.minimum(coll.ring_allreduce(M, n, bw, alpha),
                           coll.tree_allreduce(M, n, bw, alpha))

@@ -29,6 +29,10 @@ def _direct(M: float, n: int) -> float:
     return 2 * (n - 1) / n * M / BW + 2 * A
 
 
+def _oneshot(M: float, n: int) -> float:
+    return (n - 1) * M / BW + A
+
+
 def _nccl(M: float, n: int) -> float:
     ring = 2 * (n - 1) / n * M / BW + 2 * (n - 1) * A
     nvls = (n + 1) / n * M / BW_RED + LAT_RED
@@ -52,11 +56,11 @@ def test_stack_rules_as_the_engines_sources_state():
 
 
 def test_tensorrt_llm_tp8_by_hand():
-    """Llama 3 405B at tp 8: its kernel (2 steps) up to 128 tokens; NCCL above (its ring at
-    2 (n-1) steps or NVLS at 126 us + 9/8 M / 305 GB/s, the faster), even where the
-    message would fit the 8 MB workspace (244 tokens)."""
+    """Llama 3 405B at tp 8: its kernel up to 128 tokens, the one-shot (7 M over the links,
+    one step); NCCL above (its ring at 2 (n-1) steps or NVLS at 126 us + 9/8 M / 305 GB/s,
+    the faster), even where the message would fit the 8 MB workspace (244 tokens)."""
     for T in (1, 64, 128):
-        assert _ar(T * H405, T, 8) == pytest.approx(_direct(T * H405, 8), rel=1e-12)
+        assert _ar(T * H405, T, 8) == pytest.approx(_oneshot(T * H405, 8), rel=1e-12)
     for T in (129, 200, 244, 245, 2048, 8192):
         assert _ar(T * H405, T, 8) == pytest.approx(_nccl(T * H405, 8), rel=1e-12)
     # the engine's rule, not the faster: past 128 tokens NCCL costs more than its kernel
@@ -71,8 +75,49 @@ def test_tensorrt_llm_tp2_takes_its_kernel_up_to_16_mb():
     """Llama 3 70B at tp 2: 976 tokens are 15.99 MB (its kernel), 977 are 16.01 MB (NCCL:
     at two ranks the ring's M / bw + 2 alpha beats NVLS's 3/2 M / bw_red + 126 us)."""
     assert _ar(976 * H70, 976, 2) == pytest.approx(_direct(976 * H70, 2), rel=1e-12)
+    assert _ar(128 * H70, 128, 2) == pytest.approx(_oneshot(128 * H70, 2), rel=1e-12)
+    assert _ar(129 * H70, 129, 2) == pytest.approx(_direct(129 * H70, 2), rel=1e-12)
     M = 977 * H70
     assert _ar(M, 977, 2) == pytest.approx(M / BW + 2 * A, rel=1e-12)
+
+
+def test_tensorrt_llm_min_latency_kernel_is_the_one_shot_up_to_128_tokens():
+    """allreduceOp.cpp (4bb1ef88) runFusionAllReduce: MIN_LATENCY takes the one-shot Lamport
+    kernel when seq_len <= kOneShotMaxToken (128), whose every rank writes its whole input
+    into every rank's buffer (allReduceFusionKernels.cu); at tp > 2 MIN_LATENCY only runs up
+    to 128 tokens, so there it is always the one-shot. At tp 8 it moves 7 M against the
+    two-shot's 1.75 M and saves one latency step: cheaper below ~0.34 MB (10 tokens of the
+    405B), dearer above. The 405B at tp 8 in the 20000/2000 rows decodes ~38 (H100) and ~125
+    (H200) sequences: 1.2 and 4.1 MB, 2 x 126 all-reduces a step cost 3.6 and 14.8 ms more
+    than the two-shot would. vLLM's rule states no one-shot token threshold (its one-stage
+    kernel is chosen by bytes, below 256-512 KB, where the two prices are within a latency)."""
+    assert TRT is not None and VLLM is not None
+    assert TRT.oneshot_max_tokens == 128 and VLLM.oneshot_max_tokens == 0
+    cross = A / (5.25 / BW)  # 7 M / bw + A = 1.75 M / bw + 2 A
+    assert _ar(0.9 * cross, 8, 8) < _direct(0.9 * cross, 8)
+    assert _ar(1.1 * cross, 12, 8) > _direct(1.1 * cross, 8)
+    for T, extra_ms in ((38, 3.6), (125, 14.8)):
+        M = T * H405
+        gap = 2 * 126 * (_ar(M, T, 8) - _direct(M, 8))
+        assert gap * 1e3 == pytest.approx(extra_ms, abs=0.1)
+    # vLLM at the same message: its two-shot price
+    assert _ar(38 * H405, 38, 8, VLLM) == pytest.approx(_direct(38 * H405, 8), rel=1e-12)
+
+
+def test_the_replica_cost_table_takes_the_one_shot_up_to_128_tokens():
+    """405B FP8 at tp 8 on H100: up to 128 tokens each layer's two all-reduces take the
+    one-shot; with the stack's threshold at 0 (the two-shot) the table moves by exactly
+    126 x 2 x (one-shot - two-shot) there and not above."""
+    r = Replica(device="h100-sxm", model="llama3-405b", tp=8, weights="fp8", kv_cache="fp8",
+                max_batched_tokens=512, max_seqs=64)
+    rm = replica_model(r)
+    with stacks.overridden({"tensorrt-llm": {"allreduce.oneshot_max_tokens": 0}}):
+        two = replica_model(r)
+    for T in (1, 38, 128):
+        gap = 126 * 2 * (_oneshot(T * H405, 8) - _direct(T * H405, 8))
+        assert float(rm.linear_s[T] - two.linear_s[T]) == pytest.approx(gap, rel=1e-9)
+    for T in (129, 512):
+        assert float(rm.linear_s[T]) == float(two.linear_s[T])
 
 
 def test_vllm_has_no_token_limit_but_a_world_size_list():

@@ -34,10 +34,11 @@ def test_decode_at_batch_one_is_the_weight_read_plus_fixed_costs():
     rm = replica_model(Replica(device="h100-sxm", model="llama2-70b", tp=tp))
     mem = H100.memory_bw_Bps * H100.eff_memory
     read = _linear_weights(L70) * BYTES["bf16"] / tp / mem
-    # the engines' two-shot all-reduce of one token's activations: two latency steps
+    # TensorRT-LLM's one-shot all-reduce of one token's activations (MIN_LATENCY at <= 128
+    # tokens): (tp - 1) x the message, one latency step
     bw = H100.scaleup_bw_Bps * H100.eff_comm
-    two_shot = 2 * (tp - 1) / tp * L70.hidden * 2.0 / bw + 2 * H100.scaleup_latency_s
-    fixed = L70.layers * (KERNELS_PER_LAYER * H100.kernel_overhead_s + 2 * two_shot)
+    one_shot = (tp - 1) * L70.hidden * 2.0 / bw + H100.scaleup_latency_s
+    fixed = L70.layers * (KERNELS_PER_LAYER * H100.kernel_overhead_s + 2 * one_shot)
     # one token: the weights dominate; activations and per-token traffic add < 1 %
     assert float(rm.linear_s[1]) == pytest.approx(read + fixed, rel=0.01)
 
