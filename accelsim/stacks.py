@@ -152,6 +152,13 @@ class StackKernels(Strict):
     training metrics syncs each metric state through torchmetrics' ``gather_all_tensors``,
     which creates one ``zeros_like`` per rank and whose ``all_gather`` into a list copies each
     rank's slice out (2 per state and rank). Grows with the job's ranks. Not given: 0."""
+    step_host_gap_ms: NonNegative | None = None
+    """Milliseconds per optimizer step the GPU waits for the host, whatever the job's size: a
+    framework whose step ends in a host synchronisation (a logged loss or gradient norm read
+    with ``.item()``, a world-group broadcast of the loss for logging) and that queues the
+    next step's work from Python without CUDA graphs leaves the GPU idle while the host runs
+    the end of the step (optimizer launches, the training loop, loggers, callbacks) and the
+    next step's prologue. Added once per step, like the optimizer. Not given: 0."""
     attention_host_syncs: NonNegative | None = None
     """Host-device synchronisations in each forward of its flash-attention wrapper (a
     ``.item()`` or a ``torch.nonzero`` of a CUDA tensor): the host waits for the GPU's queue to
@@ -336,10 +343,13 @@ class StackProfile(Strict):
     written and read once per rank, no host term; :class:`StackIteration`)."""
 
     def quantities(self) -> dict[str, Quantity]:
-        """Its numbers by ``section.key`` (the kernel factors, which calibration reads, and
-        the all-reduce strategy's limits, the iteration's sampler bytes and host time)."""
+        """Its numbers by ``section.key`` (the kernel factors and the per-step host gap, which
+        calibration reads, and the all-reduce strategy's limits, the iteration's sampler bytes
+        and host time)."""
         out: dict[str, Quantity] = {"kernels.gemm": self.kernels.gemm,
                                     "kernels.attention": self.kernels.attention}
+        if self.kernels.step_host_gap_ms is not None:
+            out["kernels.step_host_gap_ms"] = self.kernels.step_host_gap_ms
         if self.iteration is not None:
             out["iteration.sampler_bytes"] = self.iteration.sampler_bytes
             out["iteration.host_seq_us"] = self.iteration.host_seq_us
@@ -437,6 +447,8 @@ def kernel_factors(stack: StackProfile | None) -> dict[str, float]:
                               if k.train_metric_passes is not None else 0.0),
             "host_ops_rank": (k.step_host_ops_per_rank.value
                               if k.step_host_ops_per_rank is not None else 0.0),
+            "step_gap_s": (k.step_host_gap_ms.value * units.MS
+                           if k.step_host_gap_ms is not None else 0.0),
             "attn_syncs": (k.attention_host_syncs.value if k.attention_host_syncs is not None
                            else 0.0),
             "unit_ring": float(unit is not None and unit.value),

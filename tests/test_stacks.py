@@ -46,7 +46,7 @@ def test_default_stack_by_vendor():
                                            "unit_grad_bytes": 0.0,
                                            "unit_gather_bytes": 0.0, "attn_syncs": 0.0,
                                            "metric_passes": 0.0, "host_ops_rank": 0.0,
-                                           "unit_ring": 0.0, "unit_edges": 0.0,
+                                           "step_gap_s": 0.0, "unit_ring": 0.0, "unit_edges": 0.0,
                                            "rc_early_stop": 0.0,
                                            "gc_layer_s": 0.0, "gc_pause_s": 0.0}
     assert stacks.kernel_factors(stacks.load_stack("deepspeed"))["pp_scatter"] == 0.0

@@ -40,7 +40,10 @@ gradient reduction and the optimizer.
   optimizer   OPTIMIZER_BYTES_PER_PARAM of HBM traffic per (sharded) parameter
   host sync   a stack's per-step host work on an idle GPU that grows with the job's ranks
               (``host_ops_rank`` launches per rank, kernel_overhead each: Composer's
-              per-batch torchmetrics sync, a zeros_like and a copy-out per rank and state)
+              per-batch torchmetrics sync, a zeros_like and a copy-out per rank and state),
+              and a stack's per-step host gap whatever the size (``step_gap_s``: the end of
+              a step after its host synchronisation and the next step's prologue, queued
+              from Python without CUDA graphs)
   head        a stack's training metrics over the logits (``metric_passes``, opt-in): a
               no-grad cross-entropy per metric and micro-batch, 3 e + 4 bytes per logit
   GC          a stack whose ranks run Python's automatic garbage collector unaligned
@@ -432,6 +435,9 @@ def data_parallel(f: dict[str, Any], u: Micro, st: Stages, pr: RankParams) -> Da
     hop = f["host_ops_rank"]
     host = (0.0 if xp.never(hop > 0)
             else hop * f["dp"] * cp * t * p * f["kernel_overhead_s"])
+    # the stack's per-step host gap (step_gap_s): the GPU idle between the step's host
+    # synchronisation and the next step's first queued work, whatever the job's size
+    host = host + f["step_gap_s"]
     return DataParallel(D=D, De=De, copies=copies, rs_s=rs, ag_s=ag, exposed_s=out, zero3_s=z3,
                         optimizer_s=t_opt, host_s=host)
 
