@@ -14,6 +14,8 @@ Tree all-reduce (double binary tree) moves the same bytes with 2 log2(n) latency
 Direct all-reduce (a reduce-scatter and an all-gather with every peer at once: a full mesh,
 or an engine's kernel through the peers' mapped buffers): the ring's bytes in 2 steps,
   2 (n-1)/n * M/bw + 2 alpha
+One-shot all-reduce (every rank writes its whole buffer into every peer's, one barrier:
+TensorRT-LLM's MIN_LATENCY kernel up to 128 tokens): (n-1) * M/bw + alpha
 In-switch all-reduce (NVLink SHARP, NCCL's NVLS): each rank sends its buffer once and
 receives the result once, at the switch-reduction bandwidth ``bw_red``, one call's fixed time:
   (n+1)/n * M/bw_red + latency

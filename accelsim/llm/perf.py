@@ -31,7 +31,8 @@ Per device, with T tokens in the iteration:
   TP collectives  2 all-reduces of T h e bytes per layer on the scale-up link, as the serving
                   stack's rule picks them (:func:`serving_allreduce`): the engine's direct
                   two-shot kernel, 2 (n-1)/n M / bw + 2 alpha, while the message fits its
-                  workspace (TensorRT-LLM at tp > 2: also at most 128 tokens), else NCCL,
+                  workspace (TensorRT-LLM at tp > 2: also at most 128 tokens; its one-shot
+                  up to ``oneshot_max_tokens``, (n-1) M / bw + alpha), else NCCL,
                   the faster of its ring and, with in-switch reduction, NVLS,
                   (n+1)/n M / bw_red + latency; in a named topology NCCL is the topology's
                   all-reduce

@@ -358,7 +358,7 @@ class DataParallel:
     exposed_s: Any  # gradient reduction (and parameter gather) not hidden
     zero3_s: Any  # ZeRO-3's per-pass weight gathers (and the stack's FSDP unit gaps)
     optimizer_s: Any
-    host_s: Any  # a stack's per-step host work on an idle GPU (``host_ops_rank``)
+    host_s: Any  # a stack's per-step host work on an idle GPU (``host_ops_rank``, ``step_gap_s``)
 
 
 def data_parallel(f: dict[str, Any], u: Micro, st: Stages, pr: RankParams) -> DataParallel:
