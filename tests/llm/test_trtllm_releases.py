@@ -93,7 +93,8 @@ def _column_errors(columns: tuple[str, ...]) -> dict[str, dict[str, float]]:
     128/128 (host- or max_batch-bound, not a decode step)."""
     t = _table()
     runs = {}
-    for path in (HELDOUT / "trtllm-perf-overview.yaml", HELDOUT / "misses/trtllm-perf-overview.yaml",
+    for path in (HELDOUT / "trtllm-perf-overview.yaml",
+                 HELDOUT / "misses/trtllm-perf-overview.yaml",
                  HELDOUT.parent / "trtllm-h100-fp8.yaml"):
         for run in load_runs(path).runs:
             runs[run.id] = (str(path), run)
