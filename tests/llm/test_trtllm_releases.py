@@ -71,9 +71,9 @@ def test_the_405b_20k_rows_against_every_release_with_cuda_graphs():
     """With TensorRT-LLM's one-shot all-reduce at <= 128 tokens (configs/stacks/tensorrt-llm.yaml
     ``allreduce.oneshot_max_tokens``) the 405B H200 20000/2000 row is within 2 % of every page
     that ran CUDA graphs and has the cell (v0.19, v0.21, v1.0) and the H100 row within 7 % of
-    the three before v1.0 (+3.8 to +6.3 %); with the two-shot price the H200 row is 5-7 % over every one,
-    the H100 row 7.7-16.1 % over. The H100 row's v1.0 figure (345) is the lowest of those four
-    pages; the row stays in the misses file (+12.0 % against it)."""
+    the three before v1.0 (+3.8 to +6.3 %); with the two-shot price the H200 row is 5-7 % over
+    every one, the H100 row 7.7-16.1 % over. The H100 row's v1.0 figure (345) is the lowest of
+    those four pages; the row stays in the misses file (+12.0 % against it)."""
     t = _table()
     for gpu, tol_now, lo_off in (("h200", 0.02, 0.04), ("h100", 0.125, 0.07)):
         cell = (f"405b-{gpu}-tp8", "20000-2000")
