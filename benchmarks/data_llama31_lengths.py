@@ -8,12 +8,13 @@ openshift-psap/performance-dashboard (commit 71007029):
   output_length is characters / 4 and is not used: the 8B engines generate exactly 128 tokens
   (generation_config.json max_output_len 128, use_stop_tokens false; the Offline logs' tokens/s
   over samples/s is 128.0).
-* mlperf-data/summaries/llama3-1-405b.csv: mlperf_llama3.1_405b_dataset_8313_processed_fp16_eval.pkl,
-  8,313 samples; input_length = tok_input_len, output_length = tok_ref_output_len (the reference
-  answers). What the 405B generates is not in the data set; each run's log fixes its generated
-  mean (tokens/s over samples/s), so the reference shape is scaled to that mean and capped at the
-  harness's max_output_len 2,000 (an assumption on the shape, labelled in the run file), the scale
-  solved so that the capped mean is the log's.
+* mlperf-data/summaries/llama3-1-405b.csv:
+  mlperf_llama3.1_405b_dataset_8313_processed_fp16_eval.pkl, 8,313 samples; input_length =
+  tok_input_len, output_length = tok_ref_output_len (the reference answers). What the 405B
+  generates is not in the data set; each run's log fixes its generated mean (tokens/s over
+  samples/s), so the reference shape is scaled to that mean and capped at the harness's
+  max_output_len 2,000 (an assumption on the shape, labelled in the run file), the scale solved
+  so that the capped mean is the log's.
 Values are bin means over ``bin`` tokens (so the histogram keeps the sample mean), weights the
 sample counts.
 
