@@ -1,0 +1,58 @@
+"""MLPerf Inference v5.1 Llama 3.1 rows (held out,
+configs/runs/heldout/mlperf-inference-v51-llama31.yaml and its misses file): each row cites
+the results snapshot's commit and its own log and engine config, carries its log's lengths
+and run length, and the selection is the one its header states."""
+
+import re
+
+import pytest
+
+from accelsim.runs import load_runs
+from accelsim.traffic import dist_mean
+from tests.conftest import CONFIGS
+
+HELDOUT = CONFIGS / "runs" / "heldout"
+FILES = [HELDOUT / "mlperf-inference-v51-llama31.yaml",
+         HELDOUT / "misses" / "mlperf-inference-v51-llama31.yaml"]
+RUNS = [run for path in FILES for run in load_runs(path).runs]
+
+
+def test_the_selection_is_the_headers():
+    """8B Offline and Server: HPE and QCT (8x H200), Red Hat (1x H100); 405B Server:
+    Dell/Broadcom, Nebius, QCT (8x H200, TP8). Nothing else: 405B Offline (PP2), B200 (FP4)
+    and the rest are out."""
+    ids = {r.id for r in RUNS}
+    assert len(ids) == len(RUNS) == 9
+    assert {i for i in ids if "-8b-" in i} == {
+        f"mlperf51-llama31-8b-{s}-{d}-{m}" for s, d in (("hpe", "h200"), ("qct", "h200"),
+                                                       ("redhat", "h100"))
+        for m in ("offline", "server")}
+    assert {i for i in ids if "-405b-" in i} == {
+        f"mlperf51-llama31-405b-{s}-h200-server" for s in ("dell-broadcom", "nebius", "qct")}
+    assert not any(r.replica.weights not in ("bf16", "fp8") for r in RUNS)
+
+
+@pytest.mark.parametrize("run", RUNS, ids=lambda r: r.id)
+def test_each_row_cites_commit_log_and_engine(run):
+    assert "mlcommons/inference_results_v5.1 at 965182b0" in run.source
+    log = r"closed/\S+/results/\S+/(Offline|Server)/performance/run_1/mlperf_log_\w+\.txt"
+    assert re.search(log, run.source)
+    assert re.search(r"closed/\S+/(configs/\S+\.py|code/llama3\.1-8b/README\.md)", run.source)
+
+
+@pytest.mark.parametrize("run", RUNS, ids=lambda r: r.id)
+def test_lengths_and_run_length_are_the_logs(run):
+    """8B: 128 generated tokens (max_output_len 128, no stop tokens) over the CNN/DailyMail
+    prompts (mean 870.7); 405B: the reference shape at the log's generated mean over the
+    8,313 prompts (mean 9,428.6); requests: LoadGen's query or sample count."""
+    if run.replica.model == "llama3-8b":
+        assert run.output_tokens == 128
+        assert dist_mean(run.input_tokens) == pytest.approx(870.7, abs=0.5)
+    else:
+        tokens = float(re.search(r"; ([\d.]+) generated tokens per sample", run.source).group(1))
+        assert dist_mean(run.output_tokens) == pytest.approx(tokens, rel=0.005)
+        assert dist_mean(run.input_tokens) == pytest.approx(9428.6, abs=0.5)
+        assert run.requests == 8313
+    if run.kind == "llm_server":
+        count = int(re.search(r"([\d,]+) queries\)", run.source).group(1).replace(",", ""))
+        assert run.requests == count
