@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from accelsim import stacks
-from accelsim.runs.file import heldout_dir, load_runs
+from accelsim.runs.file import heldout_dir, load_runs, runs_dir
 from accelsim.training import Parallelism, TrainJob, TransformerModel
 from tests.training import estimate
 
@@ -61,10 +61,16 @@ def test_one_calibrated_value_for_the_nemo_recipes_and_none_elsewhere():
     for name in NEMO_FAMILY:
         st = stacks.load_stack(name)
         q = st.quantities()["kernels.step_host_gap_ms"]
-        assert q.fitted_on and all(r.startswith("mlperf-v") for r in q.fitted_on)
+        assert q.fitted_on
         vals.add(q.value)
         fitted.add(tuple(q.fitted_on))
     assert len(vals) == 1 and len(fitted) == 1  # one group: one value
+    # fitted on in-sample rows only, each one running a stack of the family
+    in_sample = {r.id: r for p in sorted(runs_dir().glob("*.yaml")) for r in load_runs(p).runs}
+    held = {r.id for p in sorted(heldout_dir().rglob("*.yaml")) for r in load_runs(p).runs}
+    (ids,) = fitted
+    assert len(ids) == 17 and not set(ids) & held
+    assert all(getattr(in_sample[i], "stack", None) in NEMO_FAMILY for i in ids)
     for name in stacks.catalog_names():
         if name not in NEMO_FAMILY:
             st = stacks.load_stack(name)
