@@ -28,18 +28,9 @@ import sys
 
 import numpy as np
 import pandas as pd
+from data_openorca_lengths import histogram
 
 MAX_OUTPUT_405B = 2000
-
-
-def histogram(x: np.ndarray, bin_: int) -> tuple[list[int], list[int]]:
-    b = (x - 1) // bin_
-    vals, counts = [], []
-    for k in np.unique(b):
-        sel = x[b == k]
-        vals.append(int(np.rint(sel.mean())))
-        counts.append(len(sel))
-    return vals, counts
 
 
 def scaled(ref: np.ndarray, mean: float, cap: int) -> np.ndarray:
