@@ -592,3 +592,25 @@ def test_step_host_ops_count_every_rank_of_the_job(engine, monkeypatch):
         extra, rel=1e-6)
     assert base.breakdown["host_sync_s"] == 0.0
     assert more.breakdown["optimizer_s"] == pytest.approx(base.breakdown["optimizer_s"])
+
+
+def test_an_edited_default_stack_file_is_seen_without_a_restart(tmp_path, monkeypatch):
+    """A notebook that edits the vendor's default stack file gets the new factors on its next
+    estimate: the memos derived from the default stack are keyed by the file's stamp."""
+    import shutil
+
+    from accelsim import refs
+
+    configs = tmp_path / "configs"
+    shutil.copytree(refs.configs_dir(), configs)
+    monkeypatch.setattr(refs, "configs_dir", lambda: configs)
+    monkeypatch.setattr(stacks, "_DEFAULT_PATHS", {})
+    spec = load_device("h100-sxm").spec
+    before = estimate(_job(), spec).step_time_s
+    f = configs / "stacks" / "megatron-core.yaml"
+    text = f.read_text()
+    assert "  gemm: {value: 1.0," in text
+    f.write_text(text.replace("  gemm: {value: 1.0,", "  gemm: {value: 0.5,", 1))
+    assert estimate(_job(), spec).step_time_s > 1.2 * before
+    f.write_text(text)
+    assert estimate(_job(), spec).step_time_s == pytest.approx(before, rel=1e-12)
