@@ -130,7 +130,8 @@ def _model_loader(run: LLMRun) -> Loader:
     def load(ref: str, relative_to: str, where: str, field: str) -> Any:
         model = load_model(ref, relative_to=relative_to, where=where, field=field)
         probs = engine_problems(run.replica, model, where, field.removesuffix(".model"),
-                                run.replica.tp, run.replica.dp)
+                                run.replica.tp, run.replica.dp, run.replica.pp,
+                                run.replica.role)
         if probs:
             raise AccelsimError(probs)
         return model
