@@ -72,6 +72,11 @@ sequences), activations of one iteration, a runtime reserve. The KV capacity is 
 left of ``memory_utilization`` x memory (vLLM), or with ``memory_share_of: free``
 ``memory_utilization`` x what the rest leaves (TensorRT-LLM); a model that leaves none is
 an error naming the replica.
+
+With ``pp`` pipeline stages (:func:`pipeline_round`) the scheduler's iteration is one round of
+TensorRT-LLM's pp micro-batches: a micro-batch of ceil(T/pp) tokens crosses all the layers
+(the table above at that size) plus its sends between stages, the per-token coefficients are
+divided by pp, and a device holds its stage's layers, one vocabulary table and its layers' KV.
 """
 
 from __future__ import annotations
