@@ -40,6 +40,12 @@ class LLMLoadRun(LLMRun):
         """The replica with the run's scheduler limits (:attr:`limits`)."""
         if self.limits == "given":
             return self.replica
+        if self.replica.pp > 1:
+            from accelsim.errors import AccelsimError
+
+            raise AccelsimError.single(file, "limits", "limits 'trtllm-bench' sizes a replica "
+                                       "without pipeline stages (pp 1); expected limits "
+                                       f"'given' with pp {self.replica.pp}")
         from accelsim import refs
         from accelsim.devices import load_device
         from accelsim.llm import trtllm_bench
