@@ -73,8 +73,8 @@ class Engine(Strict):
 
 
 class Replica(Engine):
-    """One kind of serving replica: ``tp`` x ``dp`` devices running one copy of the model
-    with an engine's settings."""
+    """One kind of serving replica: ``tp`` x ``dp`` x ``pp`` devices running one copy of the
+    model with an engine's settings."""
 
     device: str
     """Catalog device name or path to a device YAML (relative to the job file)."""
@@ -95,6 +95,14 @@ class Replica(Engine):
     KV cache, and the MoE experts are spread over all tp x dp devices (expert parallel,
     all-to-all dispatch and combine per MoE layer). dp 1: experts spread over the tp devices
     behind the tensor-parallel all-reduce."""
+    pp: int = Field(default=1, ge=1, le=64)
+    """Pipeline-parallel stages (TensorRT-LLM's pipeline_parallelism): the layers split evenly
+    over pp stages of tp devices each (the replica spans tp x pp devices; pp must divide the
+    layers), the first stage holding the embedding and the last the LM head. In-flight
+    batching runs pp micro-batches, each of up to ``max_seqs`` sequences and
+    ``max_batched_tokens`` tokens (so pp x max_seqs sequences in flight), one per stage at a
+    time; a micro-batch's step crosses every stage and sends its activations to the next one
+    (:func:`accelsim.llm.perf.replica_model`). Not with dp > 1 or a disaggregated role."""
 
 
 class Slo(Strict):

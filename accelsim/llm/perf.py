@@ -72,6 +72,11 @@ sequences), activations of one iteration, a runtime reserve. The KV capacity is 
 left of ``memory_utilization`` x memory (vLLM), or with ``memory_share_of: free``
 ``memory_utilization`` x what the rest leaves (TensorRT-LLM); a model that leaves none is
 an error naming the replica.
+
+With ``pp`` pipeline stages (:func:`pipeline_round`) the scheduler's iteration is one round of
+TensorRT-LLM's pp micro-batches: a micro-batch of ceil(T/pp) tokens crosses all the layers
+(the table above at that size) plus its sends between stages, the per-token coefficients are
+divided by pp, and a device holds its stage's layers, one vocabulary table and its layers' KV.
 """
 
 from __future__ import annotations
@@ -158,6 +163,7 @@ class ReplicaModel:
     draft_extra: float = 0.0  # accepted drafts per step on average, a + ... + a^d
     mtp_scale: float = 1.0  # 1 + d x mtp_layers / layers: the MTP modules' passes
     host_overlap_s: float = 0.0  # overlapped host seconds per emitting sequence (its group's)
+    pp: int = 1  # pipeline stages (the replica spans tp x dp x pp devices)
 
     @property
     def c_kv(self) -> float:
@@ -172,7 +178,7 @@ class ReplicaModel:
 
     @property
     def devices(self) -> int:
-        return self.tp * self.dp
+        return self.tp * self.dp * self.pp
 
     @property
     def kv_tokens(self) -> int:
@@ -605,6 +611,78 @@ def _routing(T: np.ndarray, S: float, k: float, ep: int, tkey: Any, sampled: boo
     return _kept(_ROUTING, tkey, (len(T), S, k, ep, sampled), compute)
 
 
+def pipeline_problem(pp: int, layers: int, dp: int = 1, role: str = "both") -> str | None:
+    """Why ``pp`` pipeline stages cannot run (None: they can): the stages split the layers
+    evenly (TensorRT-LLM's ``Mapping.pp_layers``, tensorrt_llm/mapping.py at b35ac1b6:
+    num_layers // pp_size consecutive layers per stage), and the replica model has no
+    pipeline with attention data parallelism or on one side of a disaggregated deployment."""
+    if pp <= 1:
+        return None
+    if layers % pp:
+        return (f"pp ({pp}) must divide the model's layers ({layers}): the stages split the "
+                "layers evenly")
+    if dp > 1:
+        return f"pp {pp} with dp {dp} is not modelled; expected pp 1 or dp 1"
+    if role != "both":
+        return (f"pp {pp} on a {role} replica is not modelled; expected pp 1 or role 'both'")
+    return None
+
+
+def pipeline_transfer_s(h: float, devices: int, spec: DeviceSpec
+                        ) -> Callable[[Any, int], Any]:
+    """Seconds a micro-batch of ``t`` tokens spends between the stages of a pipeline over
+    ``devices`` = tp x pp devices, as a function of ``t``: pp - 1 point-to-point sends of
+    its hidden states, t h bf16 bytes from each tp rank to the same rank of the next stage
+    (TensorRT-LLM's models end a non-last stage with ``send(hidden_states,
+    mapping.next_pp_rank())``, tensorrt_llm/models/llama/model.py at 2340c776), at the
+    scale-up link's bandwidth and latency when the replica fits in one scale-up domain, else
+    the scale-out link's, and one more latency for the sampled tokens' return to the first
+    stage (a few bytes per sequence). Returns ``f(t, pp)``: one micro-batch's seconds between
+    stages in a step."""
+    inside = devices <= spec.scaleup_domain
+    bw = (spec.scaleup_bw_Bps if inside else spec.scaleout_bw_Bps) * spec.eff_comm
+    lat = spec.scaleup_latency_s if inside else spec.scaleout_latency_s
+
+    def hops(t: Any, pp: int) -> Any:
+        return (pp - 1) * (np.asarray(t, dtype=float) * h * ACT_BYTES / bw + lat) + lat
+
+    return hops
+
+
+def pipeline_round(linear: np.ndarray, head_read: float, pp: int,
+                   hops: Callable[[Any, int], Any], coeffs: tuple[float, float, float, float]
+                   ) -> tuple[np.ndarray, float, float, float, float]:
+    """The cost table of a pp-stage replica, whose scheduler iteration is one pipeline round:
+    TensorRT-LLM's in-flight batching runs pp micro-batches (TrtGptModelInflightBatching:
+    mNumMicroBatches = pipeline parallelism, cpp/tensorrt_llm/batch_manager/
+    trtGptModelInflightBatching.cpp at 00825c4e), each scheduled with up to max_batch_size
+    requests and max_num_tokens tokens, a request in flight in one micro-batch skipped by the
+    others, and maxNumSequences = pp x max_batch_size (trtGptModel.h at c8c6df08). In a round
+    every micro-batch advances one step; with the round's T tokens split evenly, t =
+    ceil(T/pp) each, a micro-batch crosses the pp stages of L/pp layers one after another:
+    ``linear[t]`` (the whole model's layers for t tokens on tp devices, the sum of its stages)
+    plus the hops between stages (:func:`pipeline_transfer_s`), while each stage runs the pp
+    micro-batches in turn, pp x its 1/pp of linear[t]: the stages are busy for the whole
+    round except during the hops (the pipeline bubble of a full pipeline), and the last
+    stage reads the LM head once per micro-batch, pp times a round. The round takes the
+    larger of the two paths' table terms: linear[t] - head + max(pp head, head + hops(t)).
+    Each micro-batch's attention reads its own sequences' KV cache (1/pp of the round's
+    contexts and prefill pairs) and samples its own rows, so the per-token coefficients are
+    divided by pp. At batch 1 (one sequence, one micro-batch busy) a step costs what it costs
+    on tp devices holding all layers plus the hops: the pp x tp devices run at the speed of
+    tp (the bubble). ASSUMPTION: micro-batches of equal size (the attention, prefill and
+    sampling terms of a round with fewer sequences than stages are 1/pp of their cost
+    instead of 1/n for n busy micro-batches; a small share at batch < pp where the weights'
+    read dominates)."""
+    n = len(linear) - 1
+    T = np.arange(pp * n + 1)
+    t = -(-T // pp)
+    body = linear[t] - head_read
+    rnd = np.where(T > 0, body + np.maximum(pp * head_read, head_read + hops(t, pp)), 0.0)
+    c_kv_read, c_kv_flop, c_pf, c_head = coeffs
+    return rnd, c_kv_read / pp, c_kv_flop / pp, c_pf / pp, c_head / pp
+
+
 def replica_model(r: Replica, file: str = "job", where: str = "replicas[0]",
                   spec: DeviceSpec | None = None, model: TransformerModel | None = None,
                   lines: bool = False) -> ReplicaModel:
@@ -620,6 +698,9 @@ def replica_model(r: Replica, file: str = "job", where: str = "replicas[0]",
     if model.heads % r.tp:
         raise AccelsimError.single(file, f"{where}.tp", f"tp ({r.tp}) must divide the "
                                    f"model's heads ({model.heads})")
+    pp_problem = pipeline_problem(r.pp, model.layers, r.dp, r.role)
+    if pp_problem:
+        raise AccelsimError.single(file, f"{where}.pp", pp_problem)
     wfmt = r.weights
     # W8A8: fp8 and int8 weights run the GEMMs at that peak; 16-bit formats at bf16/fp16
     peak_w = spec.flops(wfmt, where=f"{file}: {where}.weights")
@@ -672,7 +753,7 @@ def replica_model(r: Replica, file: str = "job", where: str = "replicas[0]",
     up = 2 if model.gated_mlp else 1
     ffn_w = (model.moe.ffn_hidden * model.moe.top_k if model.moe else model.ffn_hidden)
 
-    kv_tok = kv_bytes_per_token(model, tp, r.kv_cache)
+    kv_tok = kv_bytes_per_token(model, tp, r.kv_cache)  # all layers: the costs' (below)
     # a decode query per context token (its group's share): the KV read against the FLOPs
     c_kv_read = kv_tok / mem / dp
     # (decode attention kernels, FlashMLA / FlashDecoding, are not the prefill kernel whose
@@ -698,7 +779,19 @@ def replica_model(r: Replica, file: str = "job", where: str = "replicas[0]",
         weights = ((total - routed) / tp + n_moe * slots * one_expert) * wb
     else:
         weights = total * wb / tp
-    weights += embedding_extra_bytes(V * h * (1 if model.tied_embeddings else 2), wb) / tp
+    emb_params = V * h * (1 if model.tied_embeddings else 2)
+    weights += embedding_extra_bytes(emb_params, wb) / tp
+    pp = r.pp
+    if pp > 1:
+        # a stage holds its L/pp layers and one vocabulary table (the first the embedding,
+        # the last the LM head; a tied table on both); its KV cache its layers' share
+        emb_dev = (emb_params * wb + embedding_extra_bytes(emb_params, wb)) / tp
+        one_table = (V * h * wb + embedding_extra_bytes(V * h, wb)) / tp
+        weights = (weights - emb_dev) / pp + one_table
+        linear, c_kv_read, c_kv_flop, c_pf, c_head = pipeline_round(
+            linear, head_read, pp, pipeline_transfer_s(h, tp * pp, spec),
+            (c_kv_read, c_kv_flop, c_pf, c_head))
+    kv_dev = kv_tok / pp  # per device: the stage's layers
     dummy = (trtllm_bench.dummy_requests(r.max_batched_tokens, r.max_seq_len) / dp
              if r.memory_share_of == "free" and r.max_seq_len else None)
     workspace = profiling_peak_bytes(h, ffn_w * up, V, tp, r.max_batched_tokens / dp,
@@ -708,22 +801,23 @@ def replica_model(r: Replica, file: str = "job", where: str = "replicas[0]",
         free = (spec.memory_bytes - held) * r.memory_utilization
     else:  # vLLM: total x utilization - peak
         free = spec.memory_bytes * r.memory_utilization - held
-    blocks = int(free // (kv_tok * r.block_tokens)) * dp if free > 0 else 0
+    blocks = int(free // (kv_dev * r.block_tokens)) * dp if free > 0 else 0
     if blocks < 1:
         need = held / units.GiB
         raise AccelsimError.single(
             file, f"{where}.tp", f"{model.name} does not fit on {spec.name} with tp {tp}"
-            + (f" and dp {dp}" if dp > 1 else "") + f": weights {weights / units.GiB:.1f} "
+            + (f" and dp {dp}" if dp > 1 else "") + (f" and pp {pp}" if pp > 1 else "")
+            + f": weights {weights / units.GiB:.1f} "
             f"GiB + workspace and reserve need {need:.1f} GiB of "
             f"{spec.memory_bytes * r.memory_utilization / units.GiB:.1f} usable, leaving no "
-            "KV cache; expected a larger tp or dp, 8-bit weights or a device with more "
+            "KV cache; expected a larger tp, dp or pp, 8-bit weights or a device with more "
             "memory")
     return ReplicaModel(
-        name=f"{spec.name} x{tp * dp} {model.name}", linear_s=linear, c_kv_read=c_kv_read,
+        name=f"{spec.name} x{tp * dp * pp} {model.name}", linear_s=linear, c_kv_read=c_kv_read,
         c_kv_flop=c_kv_flop, c_pf=c_pf,
         c_head=c_head, kv_blocks=blocks, block_tokens=r.block_tokens,
-        max_batched_tokens=r.max_batched_tokens, max_seqs=r.max_seqs, tp=tp,
+        max_batched_tokens=r.max_batched_tokens * pp, max_seqs=r.max_seqs * pp, tp=tp,
         reserve=r.kv_admission == "reserve",
-        weights_bytes=weights, kv_bytes_per_token=kv_tok, spec=spec, dp=dp, draft_tokens=d,
+        weights_bytes=weights, kv_bytes_per_token=kv_dev, spec=spec, dp=dp, draft_tokens=d,
         draft_extra=sum(r.mtp_acceptance ** i for i in range(1, d + 1)),
-        mtp_scale=1.0 + d * model.mtp_layers / L, host_overlap_s=host_overlap)
+        mtp_scale=1.0 + d * model.mtp_layers / L, host_overlap_s=host_overlap, pp=pp)

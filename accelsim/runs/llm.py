@@ -40,6 +40,12 @@ class LLMLoadRun(LLMRun):
         """The replica with the run's scheduler limits (:attr:`limits`)."""
         if self.limits == "given":
             return self.replica
+        if self.replica.pp > 1:
+            from accelsim.errors import AccelsimError
+
+            raise AccelsimError.single(file, "limits", "limits 'trtllm-bench' sizes a replica "
+                                       "without pipeline stages (pp 1); expected limits "
+                                       f"'given' with pp {self.replica.pp}")
         from accelsim import refs
         from accelsim.devices import load_device
         from accelsim.llm import trtllm_bench
@@ -130,7 +136,8 @@ def _model_loader(run: LLMRun) -> Loader:
     def load(ref: str, relative_to: str, where: str, field: str) -> Any:
         model = load_model(ref, relative_to=relative_to, where=where, field=field)
         probs = engine_problems(run.replica, model, where, field.removesuffix(".model"),
-                                run.replica.tp, run.replica.dp)
+                                run.replica.tp, run.replica.dp, run.replica.pp,
+                                run.replica.role)
         if probs:
             raise AccelsimError(probs)
         return model
