@@ -95,6 +95,13 @@ class Replica(Engine):
     KV cache, and the MoE experts are spread over all tp x dp devices (expert parallel,
     all-to-all dispatch and combine per MoE layer). dp 1: experts spread over the tp devices
     behind the tensor-parallel all-reduce."""
+    stack: str | None = None
+    """Serving stack the replica runs (``configs/stacks``: catalog name or path, relative to
+    the job file): its tensor-parallel all-reduce rule, its per-iteration sampling and host
+    costs and its GEMM library's stream-K (:func:`accelsim.llm.perf.serving_stack`). It must
+    be a serving stack that lists the device's vendor. Not given: the vendor's default
+    serving stack (:data:`accelsim.stacks.DEFAULT_SERVING_BY_VENDOR`: TensorRT-LLM on NVIDIA,
+    vLLM on ROCm on AMD, MindIE on Huawei)."""
 
 
 class Slo(Strict):
