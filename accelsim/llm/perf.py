@@ -60,6 +60,10 @@ Per device, with T tokens in the iteration:
                   linear layers and the LM head and 1 + d queries against one KV read; the
                   MTP modules' d passes scale the iteration by 1 + d mtp_layers / layers
 
+The serving stack is the replica's ``stack`` (:func:`serving_stack`: a serving stack that
+lists the device's vendor), else the vendor's default serving stack: its all-reduce rule, its
+sampling and host terms and its GEMMs' stream-K enter the table above.
+
 So an iteration costs ``linear[T] + c_kv * sum(decode contexts) + c_pf * prefill pairs +
 c_head * emitting sequences``: the scheduler (:mod:`accelsim.llm.engine`) evaluates it per
 iteration from this table and three coefficients. A stack whose host work runs beside the
