@@ -103,6 +103,13 @@ class Replica(Engine):
     ``max_batched_tokens`` tokens (so pp x max_seqs sequences in flight), one per stage at a
     time; a micro-batch's step crosses every stage and sends its activations to the next one
     (:func:`accelsim.llm.perf.replica_model`). Not with dp > 1 or a disaggregated role."""
+    stack: str | None = None
+    """Serving stack the replica runs (``configs/stacks``: catalog name or path, relative to
+    the job file): its tensor-parallel all-reduce rule, its per-iteration sampling and host
+    costs and its GEMM library's stream-K (:func:`accelsim.llm.perf.serving_stack`). It must
+    be a serving stack that lists the device's vendor. Not given: the vendor's default
+    serving stack (:data:`accelsim.stacks.DEFAULT_SERVING_BY_VENDOR`: TensorRT-LLM on NVIDIA,
+    vLLM on ROCm on AMD, MindIE on Huawei)."""
 
 
 class Slo(Strict):

@@ -21,7 +21,9 @@ def job_from(data: dict[str, Any], path: str | Path, where: str | None = None,
     where = where or str(path)
     job = validate(LLMJob, data, where)
     reps = [r.model_copy(update={"device": normalize(r.device, path),
-                                 "model": normalize(r.model, path)}) for r in job.replicas]
+                                 "model": normalize(r.model, path),
+                                 "stack": normalize(r.stack, path) if r.stack else None})
+            for r in job.replicas]
     arr = job.arrivals
     if arr.trace and not Path(arr.trace).is_absolute():
         beside = Path(path).resolve().parent / arr.trace

@@ -60,6 +60,10 @@ Per device, with T tokens in the iteration:
                   linear layers and the LM head and 1 + d queries against one KV read; the
                   MTP modules' d passes scale the iteration by 1 + d mtp_layers / layers
 
+The serving stack is the replica's ``stack`` (:func:`serving_stack`: a serving stack that
+lists the device's vendor), else the vendor's default serving stack: its all-reduce rule, its
+sampling and host terms and its GEMMs' stream-K enter the table above.
+
 So an iteration costs ``linear[T] + c_kv * sum(decode contexts) + c_pf * prefill pairs +
 c_head * emitting sequences``: the scheduler (:mod:`accelsim.llm.engine`) evaluates it per
 iteration from this table and three coefficients. A stack whose host work runs beside the
@@ -219,19 +223,23 @@ class ReplicaModel:
 
 
 def _gemm(m: np.ndarray, k: float, n: float, wb: float, peak: float, spec: DeviceSpec,
-          key: Any = None) -> np.ndarray:
+          key: Any = None, sk: float | None = None) -> np.ndarray:
     """Roofline GEMM with weights of ``wb`` bytes and bf16 activations: the kernel model's
     tiles and waves (:mod:`accelsim.kernels`) when the profile gives its compute units,
     else the size curve. ``key``: a name for the values of ``m`` (the fast path's): the
-    kernel model's lines for this shape and geometry are built once (:func:`_lines`)."""
-    lines = _lines(key, m, k, n, wb, spec) if spec.compute_units > 0 and key else None
+    kernel model's lines for this shape and geometry are built once (:func:`_lines`).
+    ``sk``: whether the serving stack's GEMMs are stream-K (:class:`ServingStack`; not
+    given: the vendor's default serving stack's)."""
+    if sk is None:
+        sk = _stream_k(spec.vendor)
+    lines = _lines(key, m, k, n, wb, spec, sk) if spec.compute_units > 0 and key else None
     if lines is not None:
         return lines.time(peak, spec.eff_compute, spec.memory_bw_Bps, spec.eff_memory)
     if spec.compute_units > 0:
         compute = kernels.gemm_compute_time(m, n, k, ACT_BYTES, peak, spec.eff_compute,
                                             float(spec.compute_units), spec.tile_m,
                                             spec.tile_n, spec.memory_bw_Bps, spec.eff_memory,
-                                            _stream_k(spec.vendor))
+                                            sk)
     else:
         compute = (2.0 * m * k * n + spec.gemm_half_flop) / (peak * spec.eff_compute)
     memory = (wb * k * n + ACT_BYTES * m * (k + n)) / (spec.memory_bw_Bps * spec.eff_memory)
@@ -239,7 +247,7 @@ def _gemm(m: np.ndarray, k: float, n: float, wb: float, peak: float, spec: Devic
 
 
 def grouped_gemm(rows: np.ndarray, experts: Any, k: float, n: float, wb: float, peak: float,
-                 spec: DeviceSpec, key: Any = None) -> np.ndarray:
+                 spec: DeviceSpec, key: Any = None, sk: float | None = None) -> np.ndarray:
     """A grouped GEMM: ``experts`` weight matrices of k x n (``wb`` bytes an element) over
     ``rows`` rows in all, each expert's rows already padded to whole tiles. The experts'
     tiles share one pool of compute units (a grouped kernel's tile scheduler), so its
@@ -249,7 +257,7 @@ def grouped_gemm(rows: np.ndarray, experts: Any, k: float, n: float, wb: float, 
     Checked against DeepGEMM's grouped FP8 GEMMs on H800
     (tests/data/kernels/deepgemm-h800-fp8-grouped.csv)."""
     rows = np.asarray(rows, dtype=float)
-    compute = _gemm(rows, k, n, 0.0, peak, spec, key)
+    compute = _gemm(rows, k, n, 0.0, peak, spec, key, sk)
     memory = (experts * wb * k * n + ACT_BYTES * rows * (k + n)) / (
         spec.memory_bw_Bps * spec.eff_memory)
     return np.where(rows > 0, np.maximum(compute, memory), 0.0)
@@ -263,13 +271,12 @@ _ASKED: set[tuple[Any, ...]] = set()
 LINES_MAX = 2048
 
 
-def _lines(key: Any, m: np.ndarray, k: float, n: float, wb: float, spec: DeviceSpec
-           ) -> kernels.GemmLines | None:
+def _lines(key: Any, m: np.ndarray, k: float, n: float, wb: float, spec: DeviceSpec,
+           sk: float) -> kernels.GemmLines | None:
     """:func:`accelsim.kernels.gemm_lines` of one GEMM of :func:`_gemm` (its bytes: the
     weights once and the bf16 activations in and out), kept for the next device of the
     same geometry (an uncertainty draw, a sweep's point); None the first time a key is
-    asked for."""
-    sk = _stream_k(spec.vendor)
+    asked for; ``sk``: the serving stack's stream-K."""
     full = (key, len(m), k, n, wb, spec.compute_units, spec.tile_m, spec.tile_n, sk)
     got = _LINES.get(full)
     if got is None:
@@ -286,13 +293,9 @@ def _lines(key: Any, m: np.ndarray, k: float, n: float, wb: float, spec: DeviceS
     return got
 
 
-@lru_cache(maxsize=16)
 def _stream_k(vendor: str) -> float:
     """Whether the vendor's default serving stack (:mod:`accelsim.stacks`) has stream-K."""
-    from accelsim import stacks
-
-    st = stacks.default_stack(vendor, "serving")
-    return float(st.kernels.stream_k.value) if st else 0.0
+    return serving_stack(vendor).stream_k
 
 
 def attention_rate(spec: DeviceSpec, s_kv: float, head_dim: float, causal: bool) -> float:
@@ -350,21 +353,68 @@ def serving_allreduce(M: Any, tokens: Any, n: int, bw: float, alpha: float,
     return np.where(rule.custom_ok(M, tokens, n), direct, lib)
 
 
-def _serving_terms(vendor: str) -> tuple[AllReduceRule | None, IterationTerms | None]:
-    """The vendor's default serving stack's all-reduce rule and per-sequence sampling and
-    host costs (:mod:`accelsim.stacks`), with the stack numbers overridden here."""
+@dataclass(frozen=True)
+class ServingStack:
+    """What a replica's cost table reads of its serving stack (:mod:`accelsim.stacks`), with
+    the stack numbers overridden here: its tensor-parallel all-reduce rule
+    (:func:`serving_allreduce`), its per-sequence sampling and host costs
+    (:func:`head_seconds`) and whether its GEMM library is stream-K (:func:`_gemm`). A
+    vendor without a default serving stack: no rule, no terms, no stream-K."""
+
+    name: str | None
+    rule: AllReduceRule | None
+    terms: IterationTerms | None
+    stream_k: float
+
+
+def serving_stack(vendor: str, ref: str | None = None, file: str = "job",
+                  field: str = "replicas[0].stack", device: str = "") -> ServingStack:
+    """The serving stack a replica on a ``vendor`` device runs: the one it names (``ref``: a
+    catalog name or a path), which must be a serving stack that lists the vendor (else one
+    error naming ``file`` and ``field``), or the vendor's default serving stack
+    (:func:`accelsim.stacks.default_stack`). Kept per stack and overrides."""
     from accelsim import stacks
 
-    return _serving_terms_of(vendor, stacks.current_overrides())
+    ov = stacks.current_overrides()
+    if ref is None:
+        return _default_serving(vendor, ov)
+    st = stacks.load_stack(ref, where=file, field=field)
+    on = f" ({device})" if device else ""
+    if st.role != "serving":
+        raise AccelsimError.single(file, field, f"'{st.name}' is a {st.role} stack; expected "
+                                   "a serving stack (configs/stacks with role: serving)")
+    if vendor not in st.vendors:
+        raise AccelsimError.single(file, field, f"stack '{st.name}' runs on "
+                                   f"{', '.join(st.vendors)}, not on {vendor}{on}; expected a "
+                                   f"serving stack that lists {vendor}")
+    return _of_profile(st, ov)
 
 
 @lru_cache(maxsize=16)
-def _serving_terms_of(vendor: str, _overrides: Any
-                      ) -> tuple[AllReduceRule | None, IterationTerms | None]:
+def _default_serving(vendor: str, _overrides: Any) -> ServingStack:
     from accelsim import stacks
 
     st = stacks.default_stack(vendor, "serving")
-    return stacks.allreduce_rule(st), stacks.iteration_terms(st)
+    return _of_profile(st, _overrides) if st is not None else ServingStack(None, None, None,
+                                                                           0.0)
+
+
+# The stacks' ServingStack by profile object (load_stack keeps one object per file version
+# and overrides; the profile is kept beside its entry so its id is not reused)
+_OF_PROFILE: dict[int, tuple[Any, ServingStack]] = {}
+
+
+def _of_profile(st: Any, _overrides: Any = None) -> ServingStack:
+    from accelsim import stacks
+
+    got = _OF_PROFILE.get(id(st))
+    if got is None or got[0] is not st:
+        if len(_OF_PROFILE) >= 64:
+            _OF_PROFILE.clear()
+        got = _OF_PROFILE[id(st)] = (st, ServingStack(
+            st.name, stacks.allreduce_rule(st), stacks.iteration_terms(st),
+            float(st.kernels.stream_k.value)))
+    return got[1]
 
 
 def sampler_peak_bytes(seqs: float, vocab: float) -> float:
@@ -430,13 +480,17 @@ def head_seconds(h: float, V: float, tp: int, dp: int, peak_w: float, spec: Devi
 
 
 def _layer_costs(T: np.ndarray, r: Replica, spec: DeviceSpec, model: TransformerModel,
-                 peak_w: float, peak_a: float, wb: float, tkey: Any = None
+                 peak_w: float, peak_a: float, wb: float, tkey: Any = None,
+                 stack: ServingStack | None = None
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per-device seconds, for ``T`` tokens in the replica's iteration (the module
     docstring's formulas), of one dense layer, and of one MoE layer's four phases: its
     attention side (projections, norms, collectives), its expert side (routed and shared
     experts, router), the all-to-all dispatch and the combine. ``tkey``: a name for ``T`` (the fast
-    path: the GEMMs' lines are kept, :func:`_lines`)."""
+    path: the GEMMs' lines are kept, :func:`_lines`); ``stack``: the replica's serving stack
+    (not given: :func:`serving_stack` of its ``stack`` field)."""
+    st = stack if stack is not None else serving_stack(spec.vendor, r.stack)
+    sk = st.stream_k
     tp, dp = r.tp, r.dp
     ep = tp * dp
     h, a = model.hidden, model.heads
@@ -447,7 +501,7 @@ def _layer_costs(T: np.ndarray, r: Replica, spec: DeviceSpec, model: Transformer
 
     def gemm(mm: np.ndarray, name: Any, k: float, n: float, w: float = wb,
              peak: float = peak_w) -> np.ndarray:
-        return _gemm(mm, k, n, w, peak, spec, None if tkey is None else (tkey, name))
+        return _gemm(mm, k, n, w, peak, spec, None if tkey is None else (tkey, name), sk)
 
     g = ("group", dp)
     if model.mla is not None:
@@ -475,7 +529,7 @@ def _layer_costs(T: np.ndarray, r: Replica, spec: DeviceSpec, model: Transformer
         fabric = topology.of(spec)
         nccl = topology.allreduce_s(fabric, msg, tp) if fabric else None
     tp_comm = 2 * serving_allreduce(
-        msg, Tg, tp, bw_in, spec.scaleup_latency_s, _serving_terms(spec.vendor)[0],
+        msg, Tg, tp, bw_in, spec.scaleup_latency_s, st.rule,
         spec.scaleup_bw_Bps * spec.eff_reduction, spec.reduction_latency_s,
         nccl) if tp > 1 else 0.0
     per_layer = attn + elementwise + tp_comm + KERNELS_PER_LAYER * spec.kernel_overhead_s
@@ -495,8 +549,8 @@ def _layer_costs(T: np.ndarray, r: Replica, spec: DeviceSpec, model: Transformer
         rows = slots * tile * _row_tiles(T, k / S, tile, spec.tile_m, tkey)
         touched = slots * (1.0 - (1.0 - k / S) ** T)
         gk = None if tkey is None else (tkey, ("grouped experts", S, k, ep, spec.tile_m))
-        expert = (grouped_gemm(rows, touched, h, ff * up, wb, peak_w, spec, gk)
-                  + grouped_gemm(rows, touched, ff, h, wb, peak_w, spec, gk))
+        expert = (grouped_gemm(rows, touched, h, ff * up, wb, peak_w, spec, gk, sk)
+                  + grouped_gemm(rows, touched, ff, h, wb, peak_w, spec, gk, sk))
     else:
         per_exp, slots_dev = _routing(T, S, k, ep, tkey, sampled=True)
         pe = ("per expert", S, k)
@@ -691,6 +745,7 @@ def replica_model(r: Replica, file: str = "job", where: str = "replicas[0]",
     the fast path's, for many devices of one geometry: equal to rounding)."""
     spec = spec or load_device(r.device, where=file, field=f"{where}.device").spec
     model = model or load_model(r.model, where=file, field=f"{where}.model")
+    stack = serving_stack(spec.vendor, r.stack, file, f"{where}.stack", spec.name)
     if r.tp > spec.scaleup_domain:
         raise AccelsimError.single(file, f"{where}.tp", f"tp {r.tp} exceeds the scale-up "
                                    f"domain of {spec.name} ({spec.scaleup_domain} devices); "
@@ -716,7 +771,8 @@ def replica_model(r: Replica, file: str = "job", where: str = "replicas[0]",
                                    "mtp_tokens 0 or a model with mtp_layers")
     T = np.arange(r.max_batched_tokens + (1 + d) * r.max_seqs + 1, dtype=float)
     tkey = ("T", len(T)) if lines else None
-    dense_layer, at, ex, dis, com = _layer_costs(T, r, spec, model, peak_w, peak_a, wb, tkey)
+    dense_layer, at, ex, dis, com = _layer_costs(T, r, spec, model, peak_w, peak_a, wb, tkey,
+                                                 stack)
     n_moe = model.n_moe_layers
     moe = at + ex + dis + com
     if r.overlap_ep_comm and n_moe:
@@ -726,7 +782,7 @@ def replica_model(r: Replica, file: str = "job", where: str = "replicas[0]",
         # experts 1, combine 1 | next attention 0); each half reads the weights again, so
         # at small batches there is no gain and engines run one batch (the better of two)
         _, a2, e2, d2, c2 = _layer_costs(T / 2, r, spec, model, peak_w, peak_a, wb,
-                                         ("T/2", len(T)) if lines else None)
+                                         ("T/2", len(T)) if lines else None, stack)
         # prefill all-to-all kernels hold a share f of the compute units while in flight:
         # compute c beside communication x takes max(x, c + f x)
         f = spec.a2a_compute_share if r.role == "prefill" else 0.0
@@ -765,7 +821,7 @@ def replica_model(r: Replica, file: str = "job", where: str = "replicas[0]",
     c_pf = 2.0 * (d_qk + d_v) * (a / tp) * L / (peak_a * attention_rate(
         spec, r.max_batched_tokens, (d_qk + d_v) / 2, True)) / dp
     # per emitting sequence: its row of the LM head and the stack's sampling (and host) costs
-    terms = _serving_terms(spec.vendor)[1]
+    terms = stack.terms
     c_head = head_seconds(h, V, tp, dp, peak_w, spec, terms, r.scheduler_steps)
     # an overlapped host: each attention group's executor serves its own sequences
     host_overlap = terms.host_overlap_s / dp if terms is not None else 0.0
