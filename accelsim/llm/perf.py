@@ -524,11 +524,14 @@ def _layer_costs(T: np.ndarray, r: Replica, spec: DeviceSpec, model: Transformer
 
         attn = attn - o_proj + fused(o_proj)
         dense_mlp = dense_mlp - down_proj + fused(down_proj)
-        tp_comm = 0.0 if model.moe is None else one_ar
+        tp_comm = 0.0
     per_layer = attn + elementwise + tp_comm + KERNELS_PER_LAYER * spec.kernel_overhead_s
+    dense_layer = per_layer + dense_mlp
+    if r.gemm_allreduce and tp > 1:
+        per_layer = per_layer + one_ar  # an MoE layer's output: the engine's all-reduce
     zero = np.zeros_like(T)
     if model.moe is None:
-        return per_layer + dense_mlp, zero, zero, zero, zero
+        return dense_layer, zero, zero, zero, zero
     e = model.moe
     E, k = e.experts, e.top_k
     S = E + r.redundant_experts  # expert slots (EPLB copies share their expert's tokens)
@@ -559,7 +562,7 @@ def _layer_costs(T: np.ndarray, r: Replica, spec: DeviceSpec, model: Transformer
         # holds a slice of every expert and routes all T tokens)
         routing = np.where(T > 0, T * moe_routing_bytes(h, E, k) / mem
                            + MOE_ROUTING_KERNELS * spec.kernel_overhead_s, 0.0)
-        return per_layer + dense_mlp, per_layer, experts + routing, zero, zero
+        return dense_layer, per_layer, experts + routing, zero, zero
     # all-to-all: each device's T/ep tokens, k copies, out (dispatch, 8-bit with 8-bit
     # weights) and back (combine, bf16); the share bound outside the device's scale-up
     # domain crosses the scale-out link
@@ -588,7 +591,7 @@ def _layer_costs(T: np.ndarray, r: Replica, spec: DeviceSpec, model: Transformer
                      out_bytes / bw_a2a_out if out_share > 0 else 0.0)
     disp = b_disp / (b_disp + ACT_BYTES)  # the dispatch's share of the bytes
     on = T > 0
-    return (per_layer + dense_mlp, per_layer, experts, np.where(on, disp * a2a + lat, 0.0),
+    return (dense_layer, per_layer, experts, np.where(on, disp * a2a + lat, 0.0),
             np.where(on, (1 - disp) * a2a + lat, 0.0))
 
 

@@ -114,3 +114,38 @@ def test_off_by_default_and_tp1_untouched():
     b = replica_model(one.model_copy(update={"gemm_allreduce": True}))
     assert np.array_equal(a.linear_s, b.linear_s)
     assert r.gemm_allreduce is False
+
+
+def test_moe_layers_keep_their_output_all_reduce():
+    """In an MoE model the fused kernel takes the attention output's all-reduce (and both of a
+    dense layer's); an MoE layer's output is still reduced by the engine's all-reduce, once."""
+    from accelsim.llm import perf
+    from accelsim.transformer.model import load_model
+
+    model = load_model("mixtral-8x7b")
+    T = np.array([2048.0])
+    peak_w, peak_a = H200.flops("fp8"), H200.flops("bf16")
+    args = (T, None, H200, model, peak_w, peak_a, 1.0)
+
+    def costs(fused: bool):
+        r = Replica(model="mixtral-8x7b", device="h200", tp=8, weights="fp8",
+                    gemm_allreduce=fused)
+        return perf._layer_costs(T, r, *args[2:])
+
+    (d0, a0, *_), (d1, a1, *_) = costs(False), costs(True)
+    h = model.hidden
+    msg = T * h * 2.0
+    o = _gemm(T, model.heads * (model.head_dim or h // model.heads) / 8, h, 1.0, peak_w, H200)
+    rule, _ = perf._serving_terms(H200.vendor)
+    one = perf.serving_allreduce(msg, T, 8, H200.scaleup_bw_Bps * H200.eff_comm,
+                                 H200.scaleup_latency_s, rule,
+                                 H200.scaleup_bw_Bps * H200.eff_reduction,
+                                 H200.reduction_latency_s)
+    fo = fused_gemm_allreduce(o, msg, T, h, 8, H200)
+    # the MoE layer's attention side: the fused o_proj replaces o_proj + one all-reduce
+    assert a1[0] - a0[0] == pytest.approx(float(fo[0] - o[0] - one[0]), rel=1e-6)
+    down = _gemm(T, model.ffn_hidden / 8, h, 1.0, peak_w, H200)
+    fd = fused_gemm_allreduce(down, msg, T, h, 8, H200)
+    # a dense layer: both row-parallel GEMMs carry their all-reduces
+    assert d1[0] - d0[0] == pytest.approx(float(fo[0] - o[0] + fd[0] - down[0] - 2 * one[0]),
+                                          rel=1e-6)
