@@ -36,6 +36,12 @@ class Engine(Strict):
     two-batch overlap, CloudMatrix-Infer's microbatch pipeline): each half's dispatch and
     combine behind the other half's attention and experts, in schedule order, where that
     beats one batch (:func:`accelsim.llm.perf.replica_model`)."""
+    gemm_allreduce: bool = False
+    """The row-parallel GEMMs (attention output, MLP down projection) run fused with their
+    tensor-parallel all-reduce, each output tile reduced while the next ones compute
+    (TensorRT-LLM engines built with ``gemm_allreduce_plugin``:
+    :func:`accelsim.llm.perf.fused_gemm_allreduce`); off: the GEMM and then the serving
+    stack's all-reduce (the PyTorch backend's, NCCL past its custom kernel's limits)."""
     weights: WeightFormat = "bf16"
     """Weight format; fp8 and int8 run the GEMMs at that peak (W8A8)."""
     kv_cache: KVFormat = "bf16"

@@ -353,6 +353,47 @@ def serving_allreduce(M: Any, tokens: Any, n: int, bw: float, alpha: float,
     return np.where(rule.custom_ok(M, tokens, n), direct, lib)
 
 
+def fused_gemm_allreduce(gemm_s: Any, msg: Any, tokens: Any, width: float, n: int,
+                         spec: DeviceSpec) -> Any:
+    """A row-parallel GEMM fused with its all-reduce over ``n`` ranks (TensorRT-LLM's
+    gemm_allreduce_plugin): one persistent CUTLASS kernel whose output tiles are reduced by
+    warps of their own while the next tiles compute. On Hopper
+    (cpp/tensorrt_llm/kernels/cutlass_kernels/allreduce_gemm/, allreduce_gemm_impl_sm90.h
+    and communication/sm90_allreduce_nvls_warpspecialized.hpp): the ranks store each finished
+    tile, a system barrier per tile waits for all of them, and the tile's owner (1/n of the
+    tiles each) reduces it in the switch and multicasts the sum back (multimem.ld_reduce,
+    multimem.st: NVLink SHARP); two GPUs read each other's tile instead. Per GEMM of
+    ``gemm_s`` seconds and output ``msg`` bytes:
+
+      comm  (n+1)/n msg / (bw eff_reduction) + alpha   in the switch (n > 2), or
+            (n-1) msg / (bw eff_comm) + alpha          reading the peers' tiles
+      t     (c + comm) / W + (W - 1) / W max(c, comm)  a two-stage pipeline over the W waves
+                                                       of output tiles
+
+    with W = ceil(ceil(tokens / tile_m) ceil(width / tile_n) / compute_units): the waves of
+    the persistent kernel's tiles, each wave's reduction beside the next wave's mainloop, the
+    last one's after it (one wave, a decode batch: the GEMM and then its reduction). alpha:
+    the scale-up step latency (the tile barrier's flag; no collective call's fixed time).
+    ASSUMPTIONS: the switch reduction at the profile's NVLS efficiency (eff_reduction,
+    measured on NCCL's NVLS all-reduce), the mainloop not slowed by the reducing warps, and
+    the device's GEMM tile for the kernel's (the profiler picks among several)."""
+    c = np.asarray(gemm_s, dtype=float)
+    m = np.asarray(msg, dtype=float)
+    bw = spec.scaleup_bw_Bps
+    if n > 2 and spec.eff_reduction > 0:
+        comm = coll.in_switch_allreduce(m, n, bw * spec.eff_reduction, spec.scaleup_latency_s)
+    else:
+        comm = (n - 1) * m / (bw * spec.eff_comm) + spec.scaleup_latency_s
+    if spec.compute_units > 0:
+        tiles = np.ceil(np.asarray(tokens, dtype=float) / spec.tile_m) * np.ceil(
+            width / spec.tile_n)
+        waves = np.maximum(np.ceil(tiles / spec.compute_units), 1.0)
+    else:
+        waves = np.ones_like(c)
+    t = (c + comm) / waves + (waves - 1.0) / waves * np.maximum(c, comm)
+    return np.where(m > 0, t, 0.0)
+
+
 @dataclass(frozen=True)
 class ServingStack:
     """What a replica's cost table reads of its serving stack (:mod:`accelsim.stacks`), with
@@ -507,16 +548,17 @@ def _layer_costs(T: np.ndarray, r: Replica, spec: DeviceSpec, model: Transformer
     if model.mla is not None:
         m = model.mla
         q_in = m.q_lora_rank or h
+        o_proj = gemm(Tg, g, a * m.v_head_dim / tp, h)
         attn = (gemm(Tg, g, h, m.q_lora_rank) if m.q_lora_rank else 0.0) \
             + gemm(Tg, g, q_in, a * (m.qk_head_dim + m.rope_head_dim) / tp) \
             + gemm(Tg, g, h, m.kv_lora_rank + m.rope_head_dim) \
             + gemm(Tg, g, m.kv_lora_rank, a * (m.qk_head_dim + m.v_head_dim) / tp) \
-            + gemm(Tg, g, a * m.v_head_dim / tp, h)
+            + o_proj
     else:
-        attn = gemm(Tg, g, h, (a * hd + 2 * kv * hd) / tp) \
-            + gemm(Tg, g, a * hd / tp, h)
-    dense_mlp = gemm(Tg, g, h, model.ffn_hidden * up / tp) \
-        + gemm(Tg, g, model.ffn_hidden / tp, h)
+        o_proj = gemm(Tg, g, a * hd / tp, h)
+        attn = gemm(Tg, g, h, (a * hd + 2 * kv * hd) / tp) + o_proj
+    down_proj = gemm(Tg, g, model.ffn_hidden / tp, h)
+    dense_mlp = gemm(Tg, g, h, model.ffn_hidden * up / tp) + down_proj
     mem = spec.memory_bw_Bps * spec.eff_memory
     ffn_w = (model.moe.ffn_hidden * model.moe.top_k if model.moe else model.ffn_hidden)
     elementwise = Tg * ACT_BYTES * (10 * h + (up + 1) * ffn_w / tp) / mem
@@ -528,14 +570,28 @@ def _layer_costs(T: np.ndarray, r: Replica, spec: DeviceSpec, model: Transformer
 
         fabric = topology.of(spec)
         nccl = topology.allreduce_s(fabric, msg, tp) if fabric else None
-    tp_comm = 2 * serving_allreduce(
+    one_ar = serving_allreduce(
         msg, Tg, tp, bw_in, spec.scaleup_latency_s, st.rule,
         spec.scaleup_bw_Bps * spec.eff_reduction, spec.reduction_latency_s,
         nccl) if tp > 1 else 0.0
+    tp_comm = 2 * one_ar
+    if r.gemm_allreduce and tp > 1:
+        # the row-parallel GEMMs carry their all-reduce (:func:`fused_gemm_allreduce`): the
+        # attention output's always, the MLP's in a dense layer (an MoE layer's output is
+        # reduced after its experts, by the engine's all-reduce as before)
+        def fused(c: np.ndarray) -> np.ndarray:
+            return fused_gemm_allreduce(c, msg, Tg, h, tp, spec)
+
+        attn = attn - o_proj + fused(o_proj)
+        dense_mlp = dense_mlp - down_proj + fused(down_proj)
+        tp_comm = 0.0
     per_layer = attn + elementwise + tp_comm + KERNELS_PER_LAYER * spec.kernel_overhead_s
+    dense_layer = per_layer + dense_mlp
+    if r.gemm_allreduce and tp > 1:
+        per_layer = per_layer + one_ar  # an MoE layer's output: the engine's all-reduce
     zero = np.zeros_like(T)
     if model.moe is None:
-        return per_layer + dense_mlp, zero, zero, zero, zero
+        return dense_layer, zero, zero, zero, zero
     e = model.moe
     E, k = e.experts, e.top_k
     S = E + r.redundant_experts  # expert slots (EPLB copies share their expert's tokens)
@@ -566,7 +622,7 @@ def _layer_costs(T: np.ndarray, r: Replica, spec: DeviceSpec, model: Transformer
         # holds a slice of every expert and routes all T tokens)
         routing = np.where(T > 0, T * moe_routing_bytes(h, E, k) / mem
                            + MOE_ROUTING_KERNELS * spec.kernel_overhead_s, 0.0)
-        return per_layer + dense_mlp, per_layer, experts + routing, zero, zero
+        return dense_layer, per_layer, experts + routing, zero, zero
     # all-to-all: each device's T/ep tokens, k copies, out (dispatch, 8-bit with 8-bit
     # weights) and back (combine, bf16); the share bound outside the device's scale-up
     # domain crosses the scale-out link
@@ -595,7 +651,7 @@ def _layer_costs(T: np.ndarray, r: Replica, spec: DeviceSpec, model: Transformer
                      out_bytes / bw_a2a_out if out_share > 0 else 0.0)
     disp = b_disp / (b_disp + ACT_BYTES)  # the dispatch's share of the bytes
     on = T > 0
-    return (per_layer + dense_mlp, per_layer, experts, np.where(on, disp * a2a + lat, 0.0),
+    return (dense_layer, per_layer, experts, np.where(on, disp * a2a + lat, 0.0),
             np.where(on, (1 - disp) * a2a + lat, 0.0))
 
 
