@@ -136,7 +136,7 @@ def test_moe_layers_keep_their_output_all_reduce():
     h = model.hidden
     msg = T * h * 2.0
     o = _gemm(T, model.heads * (model.head_dim or h // model.heads) / 8, h, 1.0, peak_w, H200)
-    rule, _ = perf._serving_terms(H200.vendor)
+    rule = perf.serving_stack(H200.vendor).rule
     one = perf.serving_allreduce(msg, T, 8, H200.scaleup_bw_Bps * H200.eff_comm,
                                  H200.scaleup_latency_s, rule,
                                  H200.scaleup_bw_Bps * H200.eff_reduction,
