@@ -70,4 +70,4 @@ def test_fused_gemm_allreduce_follows_the_engine_config(run):
     TP8 ones) runs the fused row-parallel GEMM + all-reduce, and no other row does."""
     assert run.replica.gemm_allreduce == ("gemm_allreduce_plugin float16" in run.source)
     if run.replica.gemm_allreduce:
-        assert run.replica.tp == 8
+        assert run.replica.tp * run.replica.pp == 8
