@@ -36,6 +36,12 @@ class Engine(Strict):
     two-batch overlap, CloudMatrix-Infer's microbatch pipeline): each half's dispatch and
     combine behind the other half's attention and experts, in schedule order, where that
     beats one batch (:func:`accelsim.llm.perf.replica_model`)."""
+    gemm_allreduce: bool = False
+    """The row-parallel GEMMs (attention output, MLP down projection) run fused with their
+    tensor-parallel all-reduce, each output tile reduced while the next ones compute
+    (TensorRT-LLM engines built with ``gemm_allreduce_plugin``:
+    :func:`accelsim.llm.perf.fused_gemm_allreduce`); off: the GEMM and then the serving
+    stack's all-reduce (the PyTorch backend's, NCCL past its custom kernel's limits)."""
     weights: WeightFormat = "bf16"
     """Weight format; fp8 and int8 run the GEMMs at that peak (W8A8)."""
     kv_cache: KVFormat = "bf16"
@@ -73,8 +79,8 @@ class Engine(Strict):
 
 
 class Replica(Engine):
-    """One kind of serving replica: ``tp`` x ``dp`` devices running one copy of the model
-    with an engine's settings."""
+    """One kind of serving replica: ``tp`` x ``dp`` x ``pp`` devices running one copy of the
+    model with an engine's settings."""
 
     device: str
     """Catalog device name or path to a device YAML (relative to the job file)."""
@@ -95,6 +101,21 @@ class Replica(Engine):
     KV cache, and the MoE experts are spread over all tp x dp devices (expert parallel,
     all-to-all dispatch and combine per MoE layer). dp 1: experts spread over the tp devices
     behind the tensor-parallel all-reduce."""
+    pp: int = Field(default=1, ge=1, le=64)
+    """Pipeline-parallel stages (TensorRT-LLM's pipeline_parallelism): the layers split evenly
+    over pp stages of tp devices each (the replica spans tp x pp devices; pp must divide the
+    layers), the first stage holding the embedding and the last the LM head. In-flight
+    batching runs pp micro-batches, each of up to ``max_seqs`` sequences and
+    ``max_batched_tokens`` tokens (so pp x max_seqs sequences in flight), one per stage at a
+    time; a micro-batch's step crosses every stage and sends its activations to the next one
+    (:func:`accelsim.llm.perf.replica_model`). Not with dp > 1 or a disaggregated role."""
+    stack: str | None = None
+    """Serving stack the replica runs (``configs/stacks``: catalog name or path, relative to
+    the job file): its tensor-parallel all-reduce rule, its per-iteration sampling and host
+    costs and its GEMM library's stream-K (:func:`accelsim.llm.perf.serving_stack`). It must
+    be a serving stack that lists the device's vendor. Not given: the vendor's default
+    serving stack (:data:`accelsim.stacks.DEFAULT_SERVING_BY_VENDOR`: TensorRT-LLM on NVIDIA,
+    vLLM on ROCm on AMD, MindIE on Huawei)."""
 
 
 class Slo(Strict):

@@ -21,7 +21,9 @@ def job_from(data: dict[str, Any], path: str | Path, where: str | None = None,
     where = where or str(path)
     job = validate(LLMJob, data, where)
     reps = [r.model_copy(update={"device": normalize(r.device, path),
-                                 "model": normalize(r.model, path)}) for r in job.replicas]
+                                 "model": normalize(r.model, path),
+                                 "stack": normalize(r.stack, path) if r.stack else None})
+            for r in job.replicas]
     arr = job.arrivals
     if arr.trace and not Path(arr.trace).is_absolute():
         beside = Path(path).resolve().parent / arr.trace
@@ -34,10 +36,12 @@ def job_from(data: dict[str, Any], path: str | Path, where: str | None = None,
 
 
 def engine_problems(engine: Engine, model: TransformerModel, file: str, where: str,
-                    tp: int | None = None, dp: int = 1) -> list[Problem]:
+                    tp: int | None = None, dp: int = 1, pp: int = 1,
+                    role: str = "both") -> list[Problem]:
     """An engine's settings against its model (no device needed): multi-token prediction
-    needs the model's MTP modules, expert placement, overlap and ``dp`` need experts, and
-    ``tp`` divides the heads. The one check of a job's replicas, the fleet's chatbot block and
+    needs the model's MTP modules, expert placement, overlap and ``dp`` need experts,
+    ``tp`` divides the heads and ``pp`` the layers (:func:`accelsim.llm.perf.pipeline_problem`).
+    The one check of a job's replicas, the fleet's chatbot block and
     the published LLM runs (``where``: the block holding the settings)."""
     probs = []
     if engine.mtp_tokens and not model.mtp_layers:
@@ -59,6 +63,11 @@ def engine_problems(engine: Engine, model: TransformerModel, file: str, where: s
     if tp is not None and model.heads % tp:
         probs.append(Problem(file, f"{at}.tp", f"tp ({tp}) must divide the model's heads "
                              f"({model.heads})"))
+    from accelsim.llm.perf import pipeline_problem
+
+    pp_problem = pipeline_problem(pp, model.layers, dp, role)
+    if pp_problem:
+        probs.append(Problem(file, f"{at}.pp", pp_problem))
     return probs
 
 
@@ -76,7 +85,7 @@ def check_job(job: LLMJob, file: str = "job") -> None:
         except AccelsimError as e:
             probs += e.problems
             continue
-        probs += engine_problems(r, model, file, f"replicas[{i}]", r.tp, r.dp)
+        probs += engine_problems(r, model, file, f"replicas[{i}]", r.tp, r.dp, r.pp, r.role)
     from accelsim.llm.sim import check_engine_size
 
     try:

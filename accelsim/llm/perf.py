@@ -60,6 +60,10 @@ Per device, with T tokens in the iteration:
                   linear layers and the LM head and 1 + d queries against one KV read; the
                   MTP modules' d passes scale the iteration by 1 + d mtp_layers / layers
 
+The serving stack is the replica's ``stack`` (:func:`serving_stack`: a serving stack that
+lists the device's vendor), else the vendor's default serving stack: its all-reduce rule, its
+sampling and host terms and its GEMMs' stream-K enter the table above.
+
 So an iteration costs ``linear[T] + c_kv * sum(decode contexts) + c_pf * prefill pairs +
 c_head * emitting sequences``: the scheduler (:mod:`accelsim.llm.engine`) evaluates it per
 iteration from this table and three coefficients. A stack whose host work runs beside the
@@ -72,6 +76,11 @@ sequences), activations of one iteration, a runtime reserve. The KV capacity is 
 left of ``memory_utilization`` x memory (vLLM), or with ``memory_share_of: free``
 ``memory_utilization`` x what the rest leaves (TensorRT-LLM); a model that leaves none is
 an error naming the replica.
+
+With ``pp`` pipeline stages (:func:`pipeline_round`) the scheduler's iteration is one round of
+TensorRT-LLM's pp micro-batches: a micro-batch of ceil(T/pp) tokens crosses all the layers
+(the table above at that size) plus its sends between stages, the per-token coefficients are
+divided by pp, and a device holds its stage's layers, one vocabulary table and its layers' KV.
 """
 
 from __future__ import annotations
@@ -158,6 +167,7 @@ class ReplicaModel:
     draft_extra: float = 0.0  # accepted drafts per step on average, a + ... + a^d
     mtp_scale: float = 1.0  # 1 + d x mtp_layers / layers: the MTP modules' passes
     host_overlap_s: float = 0.0  # overlapped host seconds per emitting sequence (its group's)
+    pp: int = 1  # pipeline stages (the replica spans tp x dp x pp devices)
 
     @property
     def c_kv(self) -> float:
@@ -172,7 +182,7 @@ class ReplicaModel:
 
     @property
     def devices(self) -> int:
-        return self.tp * self.dp
+        return self.tp * self.dp * self.pp
 
     @property
     def kv_tokens(self) -> int:
@@ -213,19 +223,23 @@ class ReplicaModel:
 
 
 def _gemm(m: np.ndarray, k: float, n: float, wb: float, peak: float, spec: DeviceSpec,
-          key: Any = None) -> np.ndarray:
+          key: Any = None, sk: float | None = None) -> np.ndarray:
     """Roofline GEMM with weights of ``wb`` bytes and bf16 activations: the kernel model's
     tiles and waves (:mod:`accelsim.kernels`) when the profile gives its compute units,
     else the size curve. ``key``: a name for the values of ``m`` (the fast path's): the
-    kernel model's lines for this shape and geometry are built once (:func:`_lines`)."""
-    lines = _lines(key, m, k, n, wb, spec) if spec.compute_units > 0 and key else None
+    kernel model's lines for this shape and geometry are built once (:func:`_lines`).
+    ``sk``: whether the serving stack's GEMMs are stream-K (:class:`ServingStack`; not
+    given: the vendor's default serving stack's)."""
+    if sk is None:
+        sk = _stream_k(spec.vendor)
+    lines = _lines(key, m, k, n, wb, spec, sk) if spec.compute_units > 0 and key else None
     if lines is not None:
         return lines.time(peak, spec.eff_compute, spec.memory_bw_Bps, spec.eff_memory)
     if spec.compute_units > 0:
         compute = kernels.gemm_compute_time(m, n, k, ACT_BYTES, peak, spec.eff_compute,
                                             float(spec.compute_units), spec.tile_m,
                                             spec.tile_n, spec.memory_bw_Bps, spec.eff_memory,
-                                            _stream_k(spec.vendor))
+                                            sk)
     else:
         compute = (2.0 * m * k * n + spec.gemm_half_flop) / (peak * spec.eff_compute)
     memory = (wb * k * n + ACT_BYTES * m * (k + n)) / (spec.memory_bw_Bps * spec.eff_memory)
@@ -233,7 +247,7 @@ def _gemm(m: np.ndarray, k: float, n: float, wb: float, peak: float, spec: Devic
 
 
 def grouped_gemm(rows: np.ndarray, experts: Any, k: float, n: float, wb: float, peak: float,
-                 spec: DeviceSpec, key: Any = None) -> np.ndarray:
+                 spec: DeviceSpec, key: Any = None, sk: float | None = None) -> np.ndarray:
     """A grouped GEMM: ``experts`` weight matrices of k x n (``wb`` bytes an element) over
     ``rows`` rows in all, each expert's rows already padded to whole tiles. The experts'
     tiles share one pool of compute units (a grouped kernel's tile scheduler), so its
@@ -243,7 +257,7 @@ def grouped_gemm(rows: np.ndarray, experts: Any, k: float, n: float, wb: float, 
     Checked against DeepGEMM's grouped FP8 GEMMs on H800
     (tests/data/kernels/deepgemm-h800-fp8-grouped.csv)."""
     rows = np.asarray(rows, dtype=float)
-    compute = _gemm(rows, k, n, 0.0, peak, spec, key)
+    compute = _gemm(rows, k, n, 0.0, peak, spec, key, sk)
     memory = (experts * wb * k * n + ACT_BYTES * rows * (k + n)) / (
         spec.memory_bw_Bps * spec.eff_memory)
     return np.where(rows > 0, np.maximum(compute, memory), 0.0)
@@ -257,13 +271,12 @@ _ASKED: set[tuple[Any, ...]] = set()
 LINES_MAX = 2048
 
 
-def _lines(key: Any, m: np.ndarray, k: float, n: float, wb: float, spec: DeviceSpec
-           ) -> kernels.GemmLines | None:
+def _lines(key: Any, m: np.ndarray, k: float, n: float, wb: float, spec: DeviceSpec,
+           sk: float) -> kernels.GemmLines | None:
     """:func:`accelsim.kernels.gemm_lines` of one GEMM of :func:`_gemm` (its bytes: the
     weights once and the bf16 activations in and out), kept for the next device of the
     same geometry (an uncertainty draw, a sweep's point); None the first time a key is
-    asked for."""
-    sk = _stream_k(spec.vendor)
+    asked for; ``sk``: the serving stack's stream-K."""
     full = (key, len(m), k, n, wb, spec.compute_units, spec.tile_m, spec.tile_n, sk)
     got = _LINES.get(full)
     if got is None:
@@ -280,13 +293,9 @@ def _lines(key: Any, m: np.ndarray, k: float, n: float, wb: float, spec: DeviceS
     return got
 
 
-@lru_cache(maxsize=16)
 def _stream_k(vendor: str) -> float:
     """Whether the vendor's default serving stack (:mod:`accelsim.stacks`) has stream-K."""
-    from accelsim import stacks
-
-    st = stacks.default_stack(vendor, "serving")
-    return float(st.kernels.stream_k.value) if st else 0.0
+    return serving_stack(vendor).stream_k
 
 
 def attention_rate(spec: DeviceSpec, s_kv: float, head_dim: float, causal: bool) -> float:
@@ -344,21 +353,109 @@ def serving_allreduce(M: Any, tokens: Any, n: int, bw: float, alpha: float,
     return np.where(rule.custom_ok(M, tokens, n), direct, lib)
 
 
-def _serving_terms(vendor: str) -> tuple[AllReduceRule | None, IterationTerms | None]:
-    """The vendor's default serving stack's all-reduce rule and per-sequence sampling and
-    host costs (:mod:`accelsim.stacks`), with the stack numbers overridden here."""
+def fused_gemm_allreduce(gemm_s: Any, msg: Any, tokens: Any, width: float, n: int,
+                         spec: DeviceSpec) -> Any:
+    """A row-parallel GEMM fused with its all-reduce over ``n`` ranks (TensorRT-LLM's
+    gemm_allreduce_plugin): one persistent CUTLASS kernel whose output tiles are reduced by
+    warps of their own while the next tiles compute. On Hopper
+    (cpp/tensorrt_llm/kernels/cutlass_kernels/allreduce_gemm/, allreduce_gemm_impl_sm90.h
+    and communication/sm90_allreduce_nvls_warpspecialized.hpp): the ranks store each finished
+    tile, a system barrier per tile waits for all of them, and the tile's owner (1/n of the
+    tiles each) reduces it in the switch and multicasts the sum back (multimem.ld_reduce,
+    multimem.st: NVLink SHARP); two GPUs read each other's tile instead. Per GEMM of
+    ``gemm_s`` seconds and output ``msg`` bytes:
+
+      comm  (n+1)/n msg / (bw eff_reduction) + alpha   in the switch (n > 2), or
+            (n-1) msg / (bw eff_comm) + alpha          reading the peers' tiles
+      t     (c + comm) / W + (W - 1) / W max(c, comm)  a two-stage pipeline over the W waves
+                                                       of output tiles
+
+    with W = ceil(ceil(tokens / tile_m) ceil(width / tile_n) / compute_units): the waves of
+    the persistent kernel's tiles, each wave's reduction beside the next wave's mainloop, the
+    last one's after it (one wave, a decode batch: the GEMM and then its reduction). alpha:
+    the scale-up step latency (the tile barrier's flag; no collective call's fixed time).
+    ASSUMPTIONS: the switch reduction at the profile's NVLS efficiency (eff_reduction,
+    measured on NCCL's NVLS all-reduce), the mainloop not slowed by the reducing warps, and
+    the device's GEMM tile for the kernel's (the profiler picks among several)."""
+    c = np.asarray(gemm_s, dtype=float)
+    m = np.asarray(msg, dtype=float)
+    bw = spec.scaleup_bw_Bps
+    if n > 2 and spec.eff_reduction > 0:
+        comm = coll.in_switch_allreduce(m, n, bw * spec.eff_reduction, spec.scaleup_latency_s)
+    else:
+        comm = (n - 1) * m / (bw * spec.eff_comm) + spec.scaleup_latency_s
+    if spec.compute_units > 0:
+        tiles = np.ceil(np.asarray(tokens, dtype=float) / spec.tile_m) * np.ceil(
+            width / spec.tile_n)
+        waves = np.maximum(np.ceil(tiles / spec.compute_units), 1.0)
+    else:
+        waves = np.ones_like(c)
+    t = (c + comm) / waves + (waves - 1.0) / waves * np.maximum(c, comm)
+    return np.where(m > 0, t, 0.0)
+
+
+@dataclass(frozen=True)
+class ServingStack:
+    """What a replica's cost table reads of its serving stack (:mod:`accelsim.stacks`), with
+    the stack numbers overridden here: its tensor-parallel all-reduce rule
+    (:func:`serving_allreduce`), its per-sequence sampling and host costs
+    (:func:`head_seconds`) and whether its GEMM library is stream-K (:func:`_gemm`). A
+    vendor without a default serving stack: no rule, no terms, no stream-K."""
+
+    name: str | None
+    rule: AllReduceRule | None
+    terms: IterationTerms | None
+    stream_k: float
+
+
+def serving_stack(vendor: str, ref: str | None = None, file: str = "job",
+                  field: str = "replicas[0].stack", device: str = "") -> ServingStack:
+    """The serving stack a replica on a ``vendor`` device runs: the one it names (``ref``: a
+    catalog name or a path), which must be a serving stack that lists the vendor (else one
+    error naming ``file`` and ``field``), or the vendor's default serving stack
+    (:func:`accelsim.stacks.default_stack`). Kept per stack and overrides."""
     from accelsim import stacks
 
-    return _serving_terms_of(vendor, stacks.current_overrides())
+    ov = stacks.current_overrides()
+    if ref is None:
+        return _default_serving(vendor, ov)
+    st = stacks.load_stack(ref, where=file, field=field)
+    on = f" ({device})" if device else ""
+    if st.role != "serving":
+        raise AccelsimError.single(file, field, f"'{st.name}' is a {st.role} stack; expected "
+                                   "a serving stack (configs/stacks with role: serving)")
+    if vendor not in st.vendors:
+        raise AccelsimError.single(file, field, f"stack '{st.name}' runs on "
+                                   f"{', '.join(st.vendors)}, not on {vendor}{on}; expected a "
+                                   f"serving stack that lists {vendor}")
+    return _of_profile(st, ov)
 
 
 @lru_cache(maxsize=16)
-def _serving_terms_of(vendor: str, _overrides: Any
-                      ) -> tuple[AllReduceRule | None, IterationTerms | None]:
+def _default_serving(vendor: str, _overrides: Any) -> ServingStack:
     from accelsim import stacks
 
     st = stacks.default_stack(vendor, "serving")
-    return stacks.allreduce_rule(st), stacks.iteration_terms(st)
+    return _of_profile(st, _overrides) if st is not None else ServingStack(None, None, None,
+                                                                           0.0)
+
+
+# The stacks' ServingStack by profile object (load_stack keeps one object per file version
+# and overrides; the profile is kept beside its entry so its id is not reused)
+_OF_PROFILE: dict[int, tuple[Any, ServingStack]] = {}
+
+
+def _of_profile(st: Any, _overrides: Any = None) -> ServingStack:
+    from accelsim import stacks
+
+    got = _OF_PROFILE.get(id(st))
+    if got is None or got[0] is not st:
+        if len(_OF_PROFILE) >= 64:
+            _OF_PROFILE.clear()
+        got = _OF_PROFILE[id(st)] = (st, ServingStack(
+            st.name, stacks.allreduce_rule(st), stacks.iteration_terms(st),
+            float(st.kernels.stream_k.value)))
+    return got[1]
 
 
 def sampler_peak_bytes(seqs: float, vocab: float) -> float:
@@ -424,13 +521,17 @@ def head_seconds(h: float, V: float, tp: int, dp: int, peak_w: float, spec: Devi
 
 
 def _layer_costs(T: np.ndarray, r: Replica, spec: DeviceSpec, model: TransformerModel,
-                 peak_w: float, peak_a: float, wb: float, tkey: Any = None
+                 peak_w: float, peak_a: float, wb: float, tkey: Any = None,
+                 stack: ServingStack | None = None
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per-device seconds, for ``T`` tokens in the replica's iteration (the module
     docstring's formulas), of one dense layer, and of one MoE layer's four phases: its
     attention side (projections, norms, collectives), its expert side (routed and shared
     experts, router), the all-to-all dispatch and the combine. ``tkey``: a name for ``T`` (the fast
-    path: the GEMMs' lines are kept, :func:`_lines`)."""
+    path: the GEMMs' lines are kept, :func:`_lines`); ``stack``: the replica's serving stack
+    (not given: :func:`serving_stack` of its ``stack`` field)."""
+    st = stack if stack is not None else serving_stack(spec.vendor, r.stack)
+    sk = st.stream_k
     tp, dp = r.tp, r.dp
     ep = tp * dp
     h, a = model.hidden, model.heads
@@ -441,22 +542,23 @@ def _layer_costs(T: np.ndarray, r: Replica, spec: DeviceSpec, model: Transformer
 
     def gemm(mm: np.ndarray, name: Any, k: float, n: float, w: float = wb,
              peak: float = peak_w) -> np.ndarray:
-        return _gemm(mm, k, n, w, peak, spec, None if tkey is None else (tkey, name))
+        return _gemm(mm, k, n, w, peak, spec, None if tkey is None else (tkey, name), sk)
 
     g = ("group", dp)
     if model.mla is not None:
         m = model.mla
         q_in = m.q_lora_rank or h
+        o_proj = gemm(Tg, g, a * m.v_head_dim / tp, h)
         attn = (gemm(Tg, g, h, m.q_lora_rank) if m.q_lora_rank else 0.0) \
             + gemm(Tg, g, q_in, a * (m.qk_head_dim + m.rope_head_dim) / tp) \
             + gemm(Tg, g, h, m.kv_lora_rank + m.rope_head_dim) \
             + gemm(Tg, g, m.kv_lora_rank, a * (m.qk_head_dim + m.v_head_dim) / tp) \
-            + gemm(Tg, g, a * m.v_head_dim / tp, h)
+            + o_proj
     else:
-        attn = gemm(Tg, g, h, (a * hd + 2 * kv * hd) / tp) \
-            + gemm(Tg, g, a * hd / tp, h)
-    dense_mlp = gemm(Tg, g, h, model.ffn_hidden * up / tp) \
-        + gemm(Tg, g, model.ffn_hidden / tp, h)
+        o_proj = gemm(Tg, g, a * hd / tp, h)
+        attn = gemm(Tg, g, h, (a * hd + 2 * kv * hd) / tp) + o_proj
+    down_proj = gemm(Tg, g, model.ffn_hidden / tp, h)
+    dense_mlp = gemm(Tg, g, h, model.ffn_hidden * up / tp) + down_proj
     mem = spec.memory_bw_Bps * spec.eff_memory
     ffn_w = (model.moe.ffn_hidden * model.moe.top_k if model.moe else model.ffn_hidden)
     elementwise = Tg * ACT_BYTES * (10 * h + (up + 1) * ffn_w / tp) / mem
@@ -468,14 +570,28 @@ def _layer_costs(T: np.ndarray, r: Replica, spec: DeviceSpec, model: Transformer
 
         fabric = topology.of(spec)
         nccl = topology.allreduce_s(fabric, msg, tp) if fabric else None
-    tp_comm = 2 * serving_allreduce(
-        msg, Tg, tp, bw_in, spec.scaleup_latency_s, _serving_terms(spec.vendor)[0],
+    one_ar = serving_allreduce(
+        msg, Tg, tp, bw_in, spec.scaleup_latency_s, st.rule,
         spec.scaleup_bw_Bps * spec.eff_reduction, spec.reduction_latency_s,
         nccl) if tp > 1 else 0.0
+    tp_comm = 2 * one_ar
+    if r.gemm_allreduce and tp > 1:
+        # the row-parallel GEMMs carry their all-reduce (:func:`fused_gemm_allreduce`): the
+        # attention output's always, the MLP's in a dense layer (an MoE layer's output is
+        # reduced after its experts, by the engine's all-reduce as before)
+        def fused(c: np.ndarray) -> np.ndarray:
+            return fused_gemm_allreduce(c, msg, Tg, h, tp, spec)
+
+        attn = attn - o_proj + fused(o_proj)
+        dense_mlp = dense_mlp - down_proj + fused(down_proj)
+        tp_comm = 0.0
     per_layer = attn + elementwise + tp_comm + KERNELS_PER_LAYER * spec.kernel_overhead_s
+    dense_layer = per_layer + dense_mlp
+    if r.gemm_allreduce and tp > 1:
+        per_layer = per_layer + one_ar  # an MoE layer's output: the engine's all-reduce
     zero = np.zeros_like(T)
     if model.moe is None:
-        return per_layer + dense_mlp, zero, zero, zero, zero
+        return dense_layer, zero, zero, zero, zero
     e = model.moe
     E, k = e.experts, e.top_k
     S = E + r.redundant_experts  # expert slots (EPLB copies share their expert's tokens)
@@ -489,8 +605,8 @@ def _layer_costs(T: np.ndarray, r: Replica, spec: DeviceSpec, model: Transformer
         rows = slots * tile * _row_tiles(T, k / S, tile, spec.tile_m, tkey)
         touched = slots * (1.0 - (1.0 - k / S) ** T)
         gk = None if tkey is None else (tkey, ("grouped experts", S, k, ep, spec.tile_m))
-        expert = (grouped_gemm(rows, touched, h, ff * up, wb, peak_w, spec, gk)
-                  + grouped_gemm(rows, touched, ff, h, wb, peak_w, spec, gk))
+        expert = (grouped_gemm(rows, touched, h, ff * up, wb, peak_w, spec, gk, sk)
+                  + grouped_gemm(rows, touched, ff, h, wb, peak_w, spec, gk, sk))
     else:
         per_exp, slots_dev = _routing(T, S, k, ep, tkey, sampled=True)
         pe = ("per expert", S, k)
@@ -506,7 +622,7 @@ def _layer_costs(T: np.ndarray, r: Replica, spec: DeviceSpec, model: Transformer
         # holds a slice of every expert and routes all T tokens)
         routing = np.where(T > 0, T * moe_routing_bytes(h, E, k) / mem
                            + MOE_ROUTING_KERNELS * spec.kernel_overhead_s, 0.0)
-        return per_layer + dense_mlp, per_layer, experts + routing, zero, zero
+        return dense_layer, per_layer, experts + routing, zero, zero
     # all-to-all: each device's T/ep tokens, k copies, out (dispatch, 8-bit with 8-bit
     # weights) and back (combine, bf16); the share bound outside the device's scale-up
     # domain crosses the scale-out link
@@ -535,7 +651,7 @@ def _layer_costs(T: np.ndarray, r: Replica, spec: DeviceSpec, model: Transformer
                      out_bytes / bw_a2a_out if out_share > 0 else 0.0)
     disp = b_disp / (b_disp + ACT_BYTES)  # the dispatch's share of the bytes
     on = T > 0
-    return (per_layer + dense_mlp, per_layer, experts, np.where(on, disp * a2a + lat, 0.0),
+    return (dense_layer, per_layer, experts, np.where(on, disp * a2a + lat, 0.0),
             np.where(on, (1 - disp) * a2a + lat, 0.0))
 
 
@@ -605,6 +721,78 @@ def _routing(T: np.ndarray, S: float, k: float, ep: int, tkey: Any, sampled: boo
     return _kept(_ROUTING, tkey, (len(T), S, k, ep, sampled), compute)
 
 
+def pipeline_problem(pp: int, layers: int, dp: int = 1, role: str = "both") -> str | None:
+    """Why ``pp`` pipeline stages cannot run (None: they can): the stages split the layers
+    evenly (TensorRT-LLM's ``Mapping.pp_layers``, tensorrt_llm/mapping.py at b35ac1b6:
+    num_layers // pp_size consecutive layers per stage), and the replica model has no
+    pipeline with attention data parallelism or on one side of a disaggregated deployment."""
+    if pp <= 1:
+        return None
+    if layers % pp:
+        return (f"pp ({pp}) must divide the model's layers ({layers}): the stages split the "
+                "layers evenly")
+    if dp > 1:
+        return f"pp {pp} with dp {dp} is not modelled; expected pp 1 or dp 1"
+    if role != "both":
+        return (f"pp {pp} on a {role} replica is not modelled; expected pp 1 or role 'both'")
+    return None
+
+
+def pipeline_transfer_s(h: float, devices: int, spec: DeviceSpec
+                        ) -> Callable[[Any, int], Any]:
+    """Seconds a micro-batch of ``t`` tokens spends between the stages of a pipeline over
+    ``devices`` = tp x pp devices, as a function of ``t``: pp - 1 point-to-point sends of
+    its hidden states, t h bf16 bytes from each tp rank to the same rank of the next stage
+    (TensorRT-LLM's models end a non-last stage with ``send(hidden_states,
+    mapping.next_pp_rank())``, tensorrt_llm/models/llama/model.py at 2340c776), at the
+    scale-up link's bandwidth and latency when the replica fits in one scale-up domain, else
+    the scale-out link's, and one more latency for the sampled tokens' return to the first
+    stage (a few bytes per sequence). Returns ``f(t, pp)``: one micro-batch's seconds between
+    stages in a step."""
+    inside = devices <= spec.scaleup_domain
+    bw = (spec.scaleup_bw_Bps if inside else spec.scaleout_bw_Bps) * spec.eff_comm
+    lat = spec.scaleup_latency_s if inside else spec.scaleout_latency_s
+
+    def hops(t: Any, pp: int) -> Any:
+        return (pp - 1) * (np.asarray(t, dtype=float) * h * ACT_BYTES / bw + lat) + lat
+
+    return hops
+
+
+def pipeline_round(linear: np.ndarray, head_read: float, pp: int,
+                   hops: Callable[[Any, int], Any], coeffs: tuple[float, float, float, float]
+                   ) -> tuple[np.ndarray, float, float, float, float]:
+    """The cost table of a pp-stage replica, whose scheduler iteration is one pipeline round:
+    TensorRT-LLM's in-flight batching runs pp micro-batches (TrtGptModelInflightBatching:
+    mNumMicroBatches = pipeline parallelism, cpp/tensorrt_llm/batch_manager/
+    trtGptModelInflightBatching.cpp at 00825c4e), each scheduled with up to max_batch_size
+    requests and max_num_tokens tokens, a request in flight in one micro-batch skipped by the
+    others, and maxNumSequences = pp x max_batch_size (trtGptModel.h at c8c6df08). In a round
+    every micro-batch advances one step; with the round's T tokens split evenly, t =
+    ceil(T/pp) each, a micro-batch crosses the pp stages of L/pp layers one after another:
+    ``linear[t]`` (the whole model's layers for t tokens on tp devices, the sum of its stages)
+    plus the hops between stages (:func:`pipeline_transfer_s`), while each stage runs the pp
+    micro-batches in turn, pp x its 1/pp of linear[t]: the stages are busy for the whole
+    round except during the hops (the pipeline bubble of a full pipeline), and the last
+    stage reads the LM head once per micro-batch, pp times a round. The round takes the
+    larger of the two paths' table terms: linear[t] - head + max(pp head, head + hops(t)).
+    Each micro-batch's attention reads its own sequences' KV cache (1/pp of the round's
+    contexts and prefill pairs) and samples its own rows, so the per-token coefficients are
+    divided by pp. At batch 1 (one sequence, one micro-batch busy) a step costs what it costs
+    on tp devices holding all layers plus the hops: the pp x tp devices run at the speed of
+    tp (the bubble). ASSUMPTION: micro-batches of equal size (the attention, prefill and
+    sampling terms of a round with fewer sequences than stages are 1/pp of their cost
+    instead of 1/n for n busy micro-batches; a small share at batch < pp where the weights'
+    read dominates)."""
+    n = len(linear) - 1
+    T = np.arange(pp * n + 1)
+    t = -(-T // pp)
+    body = linear[t] - head_read
+    rnd = np.where(T > 0, body + np.maximum(pp * head_read, head_read + hops(t, pp)), 0.0)
+    c_kv_read, c_kv_flop, c_pf, c_head = coeffs
+    return rnd, c_kv_read / pp, c_kv_flop / pp, c_pf / pp, c_head / pp
+
+
 def replica_model(r: Replica, file: str = "job", where: str = "replicas[0]",
                   spec: DeviceSpec | None = None, model: TransformerModel | None = None,
                   lines: bool = False) -> ReplicaModel:
@@ -613,6 +801,7 @@ def replica_model(r: Replica, file: str = "job", where: str = "replicas[0]",
     the fast path's, for many devices of one geometry: equal to rounding)."""
     spec = spec or load_device(r.device, where=file, field=f"{where}.device").spec
     model = model or load_model(r.model, where=file, field=f"{where}.model")
+    stack = serving_stack(spec.vendor, r.stack, file, f"{where}.stack", spec.name)
     if r.tp > spec.scaleup_domain:
         raise AccelsimError.single(file, f"{where}.tp", f"tp {r.tp} exceeds the scale-up "
                                    f"domain of {spec.name} ({spec.scaleup_domain} devices); "
@@ -620,6 +809,9 @@ def replica_model(r: Replica, file: str = "job", where: str = "replicas[0]",
     if model.heads % r.tp:
         raise AccelsimError.single(file, f"{where}.tp", f"tp ({r.tp}) must divide the "
                                    f"model's heads ({model.heads})")
+    pp_problem = pipeline_problem(r.pp, model.layers, r.dp, r.role)
+    if pp_problem:
+        raise AccelsimError.single(file, f"{where}.pp", pp_problem)
     wfmt = r.weights
     # W8A8: fp8 and int8 weights run the GEMMs at that peak; 16-bit formats at bf16/fp16
     peak_w = spec.flops(wfmt, where=f"{file}: {where}.weights")
@@ -635,7 +827,8 @@ def replica_model(r: Replica, file: str = "job", where: str = "replicas[0]",
                                    "mtp_tokens 0 or a model with mtp_layers")
     T = np.arange(r.max_batched_tokens + (1 + d) * r.max_seqs + 1, dtype=float)
     tkey = ("T", len(T)) if lines else None
-    dense_layer, at, ex, dis, com = _layer_costs(T, r, spec, model, peak_w, peak_a, wb, tkey)
+    dense_layer, at, ex, dis, com = _layer_costs(T, r, spec, model, peak_w, peak_a, wb, tkey,
+                                                 stack)
     n_moe = model.n_moe_layers
     moe = at + ex + dis + com
     if r.overlap_ep_comm and n_moe:
@@ -645,7 +838,7 @@ def replica_model(r: Replica, file: str = "job", where: str = "replicas[0]",
         # experts 1, combine 1 | next attention 0); each half reads the weights again, so
         # at small batches there is no gain and engines run one batch (the better of two)
         _, a2, e2, d2, c2 = _layer_costs(T / 2, r, spec, model, peak_w, peak_a, wb,
-                                         ("T/2", len(T)) if lines else None)
+                                         ("T/2", len(T)) if lines else None, stack)
         # prefill all-to-all kernels hold a share f of the compute units while in flight:
         # compute c beside communication x takes max(x, c + f x)
         f = spec.a2a_compute_share if r.role == "prefill" else 0.0
@@ -672,7 +865,7 @@ def replica_model(r: Replica, file: str = "job", where: str = "replicas[0]",
     up = 2 if model.gated_mlp else 1
     ffn_w = (model.moe.ffn_hidden * model.moe.top_k if model.moe else model.ffn_hidden)
 
-    kv_tok = kv_bytes_per_token(model, tp, r.kv_cache)
+    kv_tok = kv_bytes_per_token(model, tp, r.kv_cache)  # all layers: the costs' (below)
     # a decode query per context token (its group's share): the KV read against the FLOPs
     c_kv_read = kv_tok / mem / dp
     # (decode attention kernels, FlashMLA / FlashDecoding, are not the prefill kernel whose
@@ -684,7 +877,7 @@ def replica_model(r: Replica, file: str = "job", where: str = "replicas[0]",
     c_pf = 2.0 * (d_qk + d_v) * (a / tp) * L / (peak_a * attention_rate(
         spec, r.max_batched_tokens, (d_qk + d_v) / 2, True)) / dp
     # per emitting sequence: its row of the LM head and the stack's sampling (and host) costs
-    terms = _serving_terms(spec.vendor)[1]
+    terms = stack.terms
     c_head = head_seconds(h, V, tp, dp, peak_w, spec, terms, r.scheduler_steps)
     # an overlapped host: each attention group's executor serves its own sequences
     host_overlap = terms.host_overlap_s / dp if terms is not None else 0.0
@@ -698,7 +891,19 @@ def replica_model(r: Replica, file: str = "job", where: str = "replicas[0]",
         weights = ((total - routed) / tp + n_moe * slots * one_expert) * wb
     else:
         weights = total * wb / tp
-    weights += embedding_extra_bytes(V * h * (1 if model.tied_embeddings else 2), wb) / tp
+    emb_params = V * h * (1 if model.tied_embeddings else 2)
+    weights += embedding_extra_bytes(emb_params, wb) / tp
+    pp = r.pp
+    if pp > 1:
+        # a stage holds its L/pp layers and one vocabulary table (the first the embedding,
+        # the last the LM head; a tied table on both); its KV cache its layers' share
+        emb_dev = (emb_params * wb + embedding_extra_bytes(emb_params, wb)) / tp
+        one_table = (V * h * wb + embedding_extra_bytes(V * h, wb)) / tp
+        weights = (weights - emb_dev) / pp + one_table
+        linear, c_kv_read, c_kv_flop, c_pf, c_head = pipeline_round(
+            linear, head_read, pp, pipeline_transfer_s(h, tp * pp, spec),
+            (c_kv_read, c_kv_flop, c_pf, c_head))
+    kv_dev = kv_tok / pp  # per device: the stage's layers
     dummy = (trtllm_bench.dummy_requests(r.max_batched_tokens, r.max_seq_len) / dp
              if r.memory_share_of == "free" and r.max_seq_len else None)
     workspace = profiling_peak_bytes(h, ffn_w * up, V, tp, r.max_batched_tokens / dp,
@@ -708,22 +913,23 @@ def replica_model(r: Replica, file: str = "job", where: str = "replicas[0]",
         free = (spec.memory_bytes - held) * r.memory_utilization
     else:  # vLLM: total x utilization - peak
         free = spec.memory_bytes * r.memory_utilization - held
-    blocks = int(free // (kv_tok * r.block_tokens)) * dp if free > 0 else 0
+    blocks = int(free // (kv_dev * r.block_tokens)) * dp if free > 0 else 0
     if blocks < 1:
         need = held / units.GiB
         raise AccelsimError.single(
             file, f"{where}.tp", f"{model.name} does not fit on {spec.name} with tp {tp}"
-            + (f" and dp {dp}" if dp > 1 else "") + f": weights {weights / units.GiB:.1f} "
+            + (f" and dp {dp}" if dp > 1 else "") + (f" and pp {pp}" if pp > 1 else "")
+            + f": weights {weights / units.GiB:.1f} "
             f"GiB + workspace and reserve need {need:.1f} GiB of "
             f"{spec.memory_bytes * r.memory_utilization / units.GiB:.1f} usable, leaving no "
-            "KV cache; expected a larger tp or dp, 8-bit weights or a device with more "
+            "KV cache; expected a larger tp, dp or pp, 8-bit weights or a device with more "
             "memory")
     return ReplicaModel(
-        name=f"{spec.name} x{tp * dp} {model.name}", linear_s=linear, c_kv_read=c_kv_read,
+        name=f"{spec.name} x{tp * dp * pp} {model.name}", linear_s=linear, c_kv_read=c_kv_read,
         c_kv_flop=c_kv_flop, c_pf=c_pf,
         c_head=c_head, kv_blocks=blocks, block_tokens=r.block_tokens,
-        max_batched_tokens=r.max_batched_tokens, max_seqs=r.max_seqs, tp=tp,
+        max_batched_tokens=r.max_batched_tokens * pp, max_seqs=r.max_seqs * pp, tp=tp,
         reserve=r.kv_admission == "reserve",
-        weights_bytes=weights, kv_bytes_per_token=kv_tok, spec=spec, dp=dp, draft_tokens=d,
+        weights_bytes=weights, kv_bytes_per_token=kv_dev, spec=spec, dp=dp, draft_tokens=d,
         draft_extra=sum(r.mtp_acceptance ** i for i in range(1, d + 1)),
-        mtp_scale=1.0 + d * model.mtp_layers / L, host_overlap_s=host_overlap)
+        mtp_scale=1.0 + d * model.mtp_layers / L, host_overlap_s=host_overlap, pp=pp)

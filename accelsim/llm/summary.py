@@ -107,7 +107,8 @@ def ttft_growth(arrival_s: np.ndarray, ttft_s: np.ndarray) -> float:
 def describe(rms: list[ReplicaModel]) -> list[dict[str, Any]]:
     """What each replica kind is: devices, KV capacity, weights per device, and its decode
     step (batch 1 and full, 1,024-token contexts) and a 2,048-token prefill, in ms."""
-    return [{"kind": rm.name, "tp": rm.tp, "dp": rm.dp, "devices": rm.devices,
+    return [{"kind": rm.name, "tp": rm.tp, "dp": rm.dp, **({"pp": rm.pp} if rm.pp > 1 else {}),
+             "devices": rm.devices,
              "kv_tokens": rm.kv_tokens, "tokens_per_step": rm.tokens_per_step,
              "weights_GiB_per_device": rm.weights_bytes / units.GiB,
              "decode_step_ms_batch1": rm.decode_step_s(1, 1024) * 1e3,

@@ -40,6 +40,12 @@ class LLMLoadRun(LLMRun):
         """The replica with the run's scheduler limits (:attr:`limits`)."""
         if self.limits == "given":
             return self.replica
+        if self.replica.pp > 1:
+            from accelsim.errors import AccelsimError
+
+            raise AccelsimError.single(file, "limits", "limits 'trtllm-bench' sizes a replica "
+                                       "without pipeline stages (pp 1); expected limits "
+                                       f"'given' with pp {self.replica.pp}")
         from accelsim import refs
         from accelsim.devices import load_device
         from accelsim.llm import trtllm_bench
@@ -72,7 +78,8 @@ class LLMLoadRun(LLMRun):
         r = self.engine(file)
         return LLMJob.model_validate({
             "replicas": [{**r.model_dump(), "device": refs.normalize(r.device, file),
-                          "model": refs.normalize(r.model, file)}],
+                          "model": refs.normalize(r.model, file),
+                          "stack": refs.normalize(r.stack, file) if r.stack else None}],
             "arrivals": {"rate_qps": rate_qps},
             "prompt_tokens": dist(self.input_tokens), "output_tokens": dist(self.output_tokens),
             "slo": slo,
@@ -93,6 +100,8 @@ class LLMStepRun(LLMRun):
         r = self.replica.model_copy(update={
             "device": refs.normalize(self.replica.device, file),
             "model": refs.normalize(self.replica.model, file),
+            "stack": (refs.normalize(self.replica.stack, file) if self.replica.stack
+                      else None),
             "max_batched_tokens": max_tokens, "max_seqs": max_seqs,
             "memory_utilization": 0.95, "role": role})
         return replica_model(r, file, "replica")
@@ -116,8 +125,32 @@ def _length_stats(x: Any) -> tuple[float, int]:
 def llm_files(run: LLMRun) -> list[tuple[str, str, Loader]]:
     from accelsim.devices import load_device
 
-    return [("replica.model", run.replica.model, _model_loader(run)),
-            ("replica.device", run.replica.device, load_device)]
+    files = [("replica.model", run.replica.model, _model_loader(run)),
+             ("replica.device", run.replica.device, load_device)]
+    if run.replica.stack:
+        files.append(("replica.stack", run.replica.stack, _stack_loader(run)))
+    return files
+
+
+def _stack_loader(run: LLMRun) -> Loader:
+    """The replica's serving stack, loaded and checked against its device's vendor
+    (:func:`accelsim.llm.perf.serving_stack`)."""
+
+    def load(ref: str, relative_to: str, where: str, field: str) -> Any:
+        from accelsim import refs
+        from accelsim.devices import load_device
+        from accelsim.errors import AccelsimError
+        from accelsim.llm.perf import serving_stack
+
+        try:
+            spec = load_device(run.replica.device, relative_to=relative_to, where=where,
+                               field=field.removesuffix(".stack") + ".device").spec
+        except AccelsimError:
+            return None  # the device's own loader says what is wrong with it
+        return serving_stack(spec.vendor, refs.normalize(ref, relative_to), where, field,
+                             spec.name)
+
+    return load
 
 
 def _model_loader(run: LLMRun) -> Loader:
@@ -130,7 +163,8 @@ def _model_loader(run: LLMRun) -> Loader:
     def load(ref: str, relative_to: str, where: str, field: str) -> Any:
         model = load_model(ref, relative_to=relative_to, where=where, field=field)
         probs = engine_problems(run.replica, model, where, field.removesuffix(".model"),
-                                run.replica.tp, run.replica.dp)
+                                run.replica.tp, run.replica.dp, run.replica.pp,
+                                run.replica.role)
         if probs:
             raise AccelsimError(probs)
         return model

@@ -124,15 +124,20 @@ def _stack_params() -> list[Param]:
 
 
 def _stack_uses(run: Any, file: str) -> set[str]:
-    """The stack a training run names, else its device vendor's default training stack."""
-    if not run.kind.startswith("training"):
-        return set()
+    """The stack a training run names, else its device vendor's default training stack; the
+    serving stack an LLM run's replica names, else its vendor's default serving stack."""
     from accelsim import stacks
 
-    if getattr(run, "stack", None):
-        return {stacks.load_stack(run.stack, where=file, relative_to=file).name}
+    if run.kind.startswith("training"):
+        named, role = getattr(run, "stack", None), "training"
+    elif run.kind.startswith("llm"):
+        named, role = run.replica.stack, "serving"
+    else:
+        return set()
+    if named:
+        return {stacks.load_stack(named, where=file, relative_to=file).name}
     vendor = next(iter(_device_vendors(run, file)), None)
-    st = stacks.default_stack(vendor) if vendor else None
+    st = stacks.default_stack(vendor, role) if vendor else None
     return {st.name} if st else set()
 
 

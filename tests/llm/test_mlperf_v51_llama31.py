@@ -19,16 +19,20 @@ RUNS = [run for path in FILES for run in load_runs(path).runs]
 
 def test_the_selection_is_the_headers():
     """8B Offline and Server: HPE and QCT (8x H200), Red Hat (1x H100); 405B Server:
-    Dell/Broadcom, Nebius, QCT (8x H200, TP8). Nothing else: 405B Offline (PP2), B200 (FP4)
-    and the rest are out."""
+    Dell/Broadcom, Nebius, QCT (8x H200, TP8); 405B Offline: the same three (TP4 x PP2, the
+    second rule in the header). Nothing else: B200 (FP4) and the rest are out."""
     ids = {r.id for r in RUNS}
-    assert len(ids) == len(RUNS) == 9
+    assert len(ids) == len(RUNS) == 12
     assert {i for i in ids if "-8b-" in i} == {
         f"mlperf51-llama31-8b-{s}-{d}-{m}" for s, d in (("hpe", "h200"), ("qct", "h200"),
                                                        ("redhat", "h100"))
         for m in ("offline", "server")}
     assert {i for i in ids if "-405b-" in i} == {
-        f"mlperf51-llama31-405b-{s}-h200-server" for s in ("dell-broadcom", "nebius", "qct")}
+        f"mlperf51-llama31-405b-{s}-h200-{m}" for s in ("dell-broadcom", "nebius", "qct")
+        for m in ("server", "offline")}
+    for r in RUNS:
+        offline_405b = "-405b-" in r.id and r.kind == "llm_offline"
+        assert (r.replica.tp, r.replica.pp) == ((4, 2) if offline_405b else (r.replica.tp, 1))
     assert not any(r.replica.weights not in ("bf16", "fp8") for r in RUNS)
 
 
@@ -52,7 +56,18 @@ def test_lengths_and_run_length_are_the_logs(run):
         tokens = float(re.search(r"; ([\d.]+) generated tokens per sample", run.source).group(1))
         assert dist_mean(run.output_tokens) == pytest.approx(tokens, rel=0.005)
         assert dist_mean(run.input_tokens) == pytest.approx(9428.6, abs=0.5)
-        assert run.requests == 8313
+        samples = re.search(r"([\d,]+) samples in", run.source)
+        assert run.requests == (8313 if samples is None
+                                else int(samples.group(1).replace(",", "")))
     if run.kind == "llm_server":
         count = int(re.search(r"([\d,]+) queries\)", run.source).group(1).replace(",", ""))
         assert run.requests == count
+
+
+@pytest.mark.parametrize("run", RUNS, ids=lambda r: r.id)
+def test_fused_gemm_allreduce_follows_the_engine_config(run):
+    """Every engine whose config's trtllm_build_flags hold gemm_allreduce_plugin (the 405B
+    TP8 ones) runs the fused row-parallel GEMM + all-reduce, and no other row does."""
+    assert run.replica.gemm_allreduce == ("gemm_allreduce_plugin float16" in run.source)
+    if run.replica.gemm_allreduce:
+        assert run.replica.tp * run.replica.pp == 8
