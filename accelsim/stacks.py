@@ -34,6 +34,7 @@ factors (1 for the stacks the device efficiencies were calibrated with), uncheck
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -411,6 +412,30 @@ def default_stack(vendor: str, role: str = "training") -> StackProfile | None:
     table = DEFAULT_BY_VENDOR if role == "training" else DEFAULT_SERVING_BY_VENDOR
     name = table.get(vendor)
     return load_stack(name) if name else None
+
+
+_DEFAULT_PATHS: dict[tuple[str, str], str] = {}
+
+
+def default_stamp(vendor: str, role: str = "training") -> tuple[int, int]:
+    """The (modification time in ns, size) of the vendor's default stack file, (0, 0) without
+    one: a cache key for what is derived from :func:`default_stack`, so that an edit of the
+    file is seen by a running process (a notebook) as :func:`load_stack` sees it. One
+    ``os.stat`` (about 1 us; the path is resolved once)."""
+    key = (vendor, role)
+    path = _DEFAULT_PATHS.get(key)
+    if path is None:
+        table = DEFAULT_BY_VENDOR if role == "training" else DEFAULT_SERVING_BY_VENDOR
+        name = table.get(vendor)
+        path = _DEFAULT_PATHS[key] = (
+            str(refs.configs_dir() / "stacks" / f"{name}.yaml") if name else "")
+    if not path:
+        return (0, 0)
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (0, 0)
+    return (st.st_mtime_ns, st.st_size)
 
 
 def kernel_factors(stack: StackProfile | None) -> dict[str, float]:

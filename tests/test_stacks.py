@@ -592,3 +592,58 @@ def test_step_host_ops_count_every_rank_of_the_job(engine, monkeypatch):
         extra, rel=1e-6)
     assert base.breakdown["host_sync_s"] == 0.0
     assert more.breakdown["optimizer_s"] == pytest.approx(base.breakdown["optimizer_s"])
+
+
+def _write(f, text, n):
+    """Write ``text`` and give the file the n-th of distinct modification times (a file system's
+    clock may not tick between two writes of a test; an editor's saves are seconds apart)."""
+    import os
+
+    f.write_text(text)
+    t = 1_700_000_000_000_000_000 + n * 1_000_000_000
+    os.utime(f, ns=(t, t))
+
+
+def test_an_edited_default_stack_file_is_seen_without_a_restart(tmp_path, monkeypatch):
+    """A notebook that edits the vendor's default stack file gets the new factors on its next
+    estimate: the memos derived from the default stack are keyed by the file's stamp."""
+    import shutil
+
+    from accelsim import refs
+
+    configs = tmp_path / "configs"
+    shutil.copytree(refs.configs_dir(), configs)
+    monkeypatch.setattr(refs, "configs_dir", lambda: configs)
+    monkeypatch.setattr(stacks, "_DEFAULT_PATHS", {})
+    spec = load_device("h100-sxm").spec
+    before = estimate(_job(), spec).step_time_s
+    f = configs / "stacks" / "megatron-core.yaml"
+    text = f.read_text()
+    assert "  gemm: {value: 1.0," in text
+    _write(f, text.replace("  gemm: {value: 1.0,", "  gemm: {value: 0.5,", 1), 1)
+    assert estimate(_job(), spec).step_time_s > 1.2 * before
+    _write(f, text, 2)
+    assert estimate(_job(), spec).step_time_s == pytest.approx(before, rel=1e-12)
+
+
+def test_an_edited_default_serving_stack_file_is_seen_without_a_restart(tmp_path, monkeypatch):
+    """The same for the serving side: the vendor's default serving stack's iteration terms
+    (and what a replica's cost table reads of them) follow an edit of its file."""
+    import shutil
+
+    from accelsim import refs
+    from accelsim.llm import perf
+
+    configs = tmp_path / "configs"
+    shutil.copytree(refs.configs_dir(), configs)
+    monkeypatch.setattr(refs, "configs_dir", lambda: configs)
+    monkeypatch.setattr(stacks, "_DEFAULT_PATHS", {})
+    assert perf.serving_stack("NVIDIA").terms.host_seq_s == 0.0
+    f = configs / "stacks" / "tensorrt-llm.yaml"
+    text = f.read_text()
+    old = "  host_seq_us: {value: 0,"
+    assert old in text
+    _write(f, text.replace(old, "  host_seq_us: {value: 25,", 1), 1)
+    assert perf.serving_stack("NVIDIA").terms.host_seq_s == pytest.approx(25e-6)
+    _write(f, text, 2)
+    assert perf.serving_stack("NVIDIA").terms.host_seq_s == 0.0

@@ -413,12 +413,13 @@ def serving_stack(vendor: str, ref: str | None = None, file: str = "job",
     """The serving stack a replica on a ``vendor`` device runs: the one it names (``ref``: a
     catalog name or a path), which must be a serving stack that lists the vendor (else one
     error naming ``file`` and ``field``), or the vendor's default serving stack
-    (:func:`accelsim.stacks.default_stack`). Kept per stack and overrides."""
+    (:func:`accelsim.stacks.default_stack`). Kept per stack, overrides and (the default's)
+    file stamp, so an edited stack file is read again."""
     from accelsim import stacks
 
     ov = stacks.current_overrides()
     if ref is None:
-        return _default_serving(vendor, ov)
+        return _default_serving(vendor, ov, stacks.default_stamp(vendor, "serving"))
     st = stacks.load_stack(ref, where=file, field=field)
     on = f" ({device})" if device else ""
     if st.role != "serving":
@@ -432,7 +433,7 @@ def serving_stack(vendor: str, ref: str | None = None, file: str = "job",
 
 
 @lru_cache(maxsize=16)
-def _default_serving(vendor: str, _overrides: Any) -> ServingStack:
+def _default_serving(vendor: str, _overrides: Any, _stamp: tuple[int, int]) -> ServingStack:
     from accelsim import stacks
 
     st = stacks.default_stack(vendor, "serving")

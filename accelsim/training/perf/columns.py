@@ -171,12 +171,13 @@ def default_stack_factors(vendor: str) -> tuple[tuple[str, float], ...]:
     under the stack overrides in force (calibration refits)."""
     from accelsim import stacks
 
-    return _default_stack_factors(vendor, stacks.current_overrides())
+    return _default_stack_factors(vendor, stacks.current_overrides(),
+                                  stacks.default_stamp(vendor))
 
 
 @lru_cache(maxsize=64)
-def _default_stack_factors(vendor: str, _overrides: tuple[tuple[str, str, float], ...]
-                           ) -> tuple[tuple[str, float], ...]:
+def _default_stack_factors(vendor: str, _overrides: tuple[tuple[str, str, float], ...],
+                           _stamp: tuple[int, int]) -> tuple[tuple[str, float], ...]:
     from accelsim import stacks
 
     st = stacks.default_stack(vendor)
@@ -189,14 +190,15 @@ def device_columns(spec: DeviceSpec, precision: str) -> dict[str, float]:
     return dict(_device_columns(spec, precision))
 
 
-# device_columns per (spec, precision, stack overrides in force): a DeviceSpec is frozen (a
-# device override is another spec object), so its columns are computed once per spec, not
-# per estimate. Keyed by the spec's id, the entry holding the spec itself (an id is not
-# reused while its object lives) and checked to be it; cleared past _DEVICE_CACHE_MAX.
+# device_columns per (spec, precision, stack overrides in force, the default stack file's
+# stamp): a DeviceSpec is frozen (a device override is another spec object), so its columns
+# are computed once per spec and stack file, not per estimate. Keyed by the spec's id, the
+# entry holding the spec itself (an id is not reused while its object lives) and checked to
+# be it; cleared past _DEVICE_CACHE_MAX.
 # The one mutable field the columns read, the ``peak_flops`` dict, is kept as a copy and
 # compared at each hit: a spec whose peaks were changed in place is computed again (as
 # before the memo), never served the old peaks.
-_DEVICE_CACHE: dict[tuple[int, str, Any],
+_DEVICE_CACHE: dict[tuple[int, str, Any, tuple[int, int]],
                     tuple[DeviceSpec, dict[str, float], dict[str, float], dict[str, float]]] = {}
 _DEVICE_CACHE_MAX = 256
 
@@ -207,7 +209,7 @@ def _device_columns(spec: DeviceSpec, precision: str, floats: bool = False
     not to be modified."""
     from accelsim import stacks
 
-    key = (id(spec), precision, stacks.current_overrides())
+    key = (id(spec), precision, stacks.current_overrides(), stacks.default_stamp(spec.vendor))
     hit = _DEVICE_CACHE.get(key)
     if hit is None or hit[0] is not spec or hit[3] != spec.peak_flops:
         cols = _compute_device_columns(spec, precision)
