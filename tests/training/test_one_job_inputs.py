@@ -81,8 +81,8 @@ def test_device_memo_checks_the_object_and_stays_bounded(monkeypatch):
     other = dataclasses.replace(spec, scaleup_bw_Bps=1e9)
     C.device_columns(spec, "bf16")
     # an entry under another object's id (as if an id were reused) is not served
-    key = (id(other), "bf16", stacks.current_overrides())
-    C._DEVICE_CACHE[key] = (spec, *C._DEVICE_CACHE[(id(spec), "bf16", key[2])][1:])
+    key = (id(other), "bf16", stacks.current_overrides(), stacks.default_stamp(spec.vendor))
+    C._DEVICE_CACHE[key] = (spec, *C._DEVICE_CACHE[(id(spec), "bf16", *key[2:])][1:])
     assert C.device_columns(other, "bf16")["scaleup_bw_Bps"] == 1e9
     monkeypatch.setattr(C, "_DEVICE_CACHE_MAX", 3)
     specs = [dataclasses.replace(spec, memory_bytes=float(i + 1)) for i in range(10)]
