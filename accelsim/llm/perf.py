@@ -774,8 +774,9 @@ def pipeline_round(linear: np.ndarray, head_read: float, pp: int,
     plus the hops between stages (:func:`pipeline_transfer_s`), while each stage runs the pp
     micro-batches in turn, pp x its 1/pp of linear[t]: the stages are busy for the whole
     round except during the hops (the pipeline bubble of a full pipeline), and the last
-    stage reads the LM head once per micro-batch, pp times a round. The round takes the
-    larger of the two paths' table terms: linear[t] - head + max(pp head, head + hops(t)).
+    stage reads the LM head once per micro-batch that runs, n = min(T, pp) of them (an
+    empty micro-batch is not run). The round takes the larger of the two paths' table
+    terms: linear[t] - head + max(n head, head + hops(t)).
     Each micro-batch's attention reads its own sequences' KV cache (1/pp of the round's
     contexts and prefill pairs) and samples its own rows, so the per-token coefficients are
     divided by pp. At batch 1 (one sequence, one micro-batch busy) a step costs what it costs
@@ -788,7 +789,8 @@ def pipeline_round(linear: np.ndarray, head_read: float, pp: int,
     T = np.arange(pp * n + 1)
     t = -(-T // pp)
     body = linear[t] - head_read
-    rnd = np.where(T > 0, body + np.maximum(pp * head_read, head_read + hops(t, pp)), 0.0)
+    busy = np.minimum(T, pp)  # micro-batches with a token: each reads the LM head once
+    rnd = np.where(T > 0, body + np.maximum(busy * head_read, head_read + hops(t, pp)), 0.0)
     c_kv_read, c_kv_flop, c_pf, c_head = coeffs
     return rnd, c_kv_read / pp, c_kv_flop / pp, c_pf / pp, c_head / pp
 
