@@ -353,6 +353,10 @@ def serving_allreduce(M: Any, tokens: Any, n: int, bw: float, alpha: float,
     return np.where(rule.custom_ok(M, tokens, n), direct, lib)
 
 
+# The serving stack whose engines have the fused GEMM + all-reduce (:func:`fused_gemm_allreduce`)
+GEMM_ALLREDUCE_STACK = "tensorrt-llm"
+
+
 def fused_gemm_allreduce(gemm_s: Any, msg: Any, tokens: Any, width: float, n: int,
                          spec: DeviceSpec) -> Any:
     """A row-parallel GEMM fused with its all-reduce over ``n`` ranks (TensorRT-LLM's
@@ -814,6 +818,12 @@ def replica_model(r: Replica, file: str = "job", where: str = "replicas[0]",
     pp_problem = pipeline_problem(r.pp, model.layers, r.dp, r.role)
     if pp_problem:
         raise AccelsimError.single(file, f"{where}.pp", pp_problem)
+    if r.gemm_allreduce and stack.name != GEMM_ALLREDUCE_STACK:
+        raise AccelsimError.single(
+            file, f"{where}.gemm_allreduce", "gemm_allreduce is TensorRT-LLM's "
+            f"gemm_allreduce_plugin; the replica's serving stack on {spec.name} is "
+            f"'{stack.name or 'none'}'; expected gemm_allreduce false or stack "
+            f"'{GEMM_ALLREDUCE_STACK}'")
     wfmt = r.weights
     # W8A8: fp8 and int8 weights run the GEMMs at that peak; 16-bit formats at bf16/fp16
     peak_w = spec.flops(wfmt, where=f"{file}: {where}.weights")
