@@ -41,7 +41,8 @@ class Engine(Strict):
     tensor-parallel all-reduce, each output tile reduced while the next ones compute
     (TensorRT-LLM engines built with ``gemm_allreduce_plugin``:
     :func:`accelsim.llm.perf.fused_gemm_allreduce`); off: the GEMM and then the serving
-    stack's all-reduce (the PyTorch backend's, NCCL past its custom kernel's limits)."""
+    stack's all-reduce (the PyTorch backend's, NCCL past its custom kernel's limits). Only
+    on the ``tensorrt-llm`` serving stack (an error on another); no effect at tp 1."""
     weights: WeightFormat = "bf16"
     """Weight format; fp8 and int8 run the GEMMs at that peak (W8A8)."""
     kv_cache: KVFormat = "bf16"

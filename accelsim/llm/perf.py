@@ -353,6 +353,10 @@ def serving_allreduce(M: Any, tokens: Any, n: int, bw: float, alpha: float,
     return np.where(rule.custom_ok(M, tokens, n), direct, lib)
 
 
+# The serving stack whose engines have the fused GEMM + all-reduce (:func:`fused_gemm_allreduce`)
+GEMM_ALLREDUCE_STACK = "tensorrt-llm"
+
+
 def fused_gemm_allreduce(gemm_s: Any, msg: Any, tokens: Any, width: float, n: int,
                          spec: DeviceSpec) -> Any:
     """A row-parallel GEMM fused with its all-reduce over ``n`` ranks (TensorRT-LLM's
@@ -775,8 +779,9 @@ def pipeline_round(linear: np.ndarray, head_read: float, pp: int,
     plus the hops between stages (:func:`pipeline_transfer_s`), while each stage runs the pp
     micro-batches in turn, pp x its 1/pp of linear[t]: the stages are busy for the whole
     round except during the hops (the pipeline bubble of a full pipeline), and the last
-    stage reads the LM head once per micro-batch, pp times a round. The round takes the
-    larger of the two paths' table terms: linear[t] - head + max(pp head, head + hops(t)).
+    stage reads the LM head once per micro-batch that runs, n = min(T, pp) of them (an
+    empty micro-batch is not run). The round takes the larger of the two paths' table
+    terms: linear[t] - head + max(n head, head + hops(t)).
     Each micro-batch's attention reads its own sequences' KV cache (1/pp of the round's
     contexts and prefill pairs) and samples its own rows, so the per-token coefficients are
     divided by pp. At batch 1 (one sequence, one micro-batch busy) a step costs what it costs
@@ -789,7 +794,8 @@ def pipeline_round(linear: np.ndarray, head_read: float, pp: int,
     T = np.arange(pp * n + 1)
     t = -(-T // pp)
     body = linear[t] - head_read
-    rnd = np.where(T > 0, body + np.maximum(pp * head_read, head_read + hops(t, pp)), 0.0)
+    busy = np.minimum(T, pp)  # micro-batches with a token: each reads the LM head once
+    rnd = np.where(T > 0, body + np.maximum(busy * head_read, head_read + hops(t, pp)), 0.0)
     c_kv_read, c_kv_flop, c_pf, c_head = coeffs
     return rnd, c_kv_read / pp, c_kv_flop / pp, c_pf / pp, c_head / pp
 
@@ -813,6 +819,12 @@ def replica_model(r: Replica, file: str = "job", where: str = "replicas[0]",
     pp_problem = pipeline_problem(r.pp, model.layers, r.dp, r.role)
     if pp_problem:
         raise AccelsimError.single(file, f"{where}.pp", pp_problem)
+    if r.gemm_allreduce and stack.name != GEMM_ALLREDUCE_STACK:
+        raise AccelsimError.single(
+            file, f"{where}.gemm_allreduce", "gemm_allreduce is TensorRT-LLM's "
+            f"gemm_allreduce_plugin; the replica's serving stack on {spec.name} is "
+            f"'{stack.name or 'none'}'; expected gemm_allreduce false or stack "
+            f"'{GEMM_ALLREDUCE_STACK}'")
     wfmt = r.weights
     # W8A8: fp8 and int8 weights run the GEMMs at that peak; 16-bit formats at bf16/fp16
     peak_w = spec.flops(wfmt, where=f"{file}: {where}.weights")

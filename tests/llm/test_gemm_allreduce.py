@@ -149,3 +149,25 @@ def test_moe_layers_keep_their_output_all_reduce():
     # a dense layer: both row-parallel GEMMs carry their all-reduces
     assert d1[0] - d0[0] == pytest.approx(float(fo[0] - o[0] + fd[0] - down[0] - 2 * one[0]),
                                           rel=1e-6)
+
+
+@pytest.mark.parametrize("device,stack,named", [
+    ("mi300x", None, "vllm-rocm"),  # AMD's default serving stack has no such kernel
+    ("h100-sxm", "vllm", "vllm"),  # a named non-TensorRT-LLM stack on NVIDIA
+])
+def test_gemm_allreduce_off_tensorrt_llm_is_one_error(device, stack, named):
+    """The fused kernel is TensorRT-LLM's plugin: on another serving stack it is one error
+    naming the field, not a silent NVLS kernel on a stack that has none (review41)."""
+    from accelsim.errors import AccelsimError
+
+    r = Replica(device=device, model="llama2-70b", tp=4, gemm_allreduce=True, stack=stack)
+    with pytest.raises(AccelsimError) as e:
+        replica_model(r)
+    assert len(e.value.problems) == 1
+    assert e.value.problems[0].field.endswith(".gemm_allreduce") and named in str(e.value)
+    # on TensorRT-LLM (NVIDIA's default, or named) it builds; at tp 1 it changes nothing
+    replica_model(Replica(device="h100-sxm", model="llama2-70b", tp=4, gemm_allreduce=True,
+                          stack="tensorrt-llm"))
+    one = dict(device="h100-sxm", model="llama2-70b", tp=1, weights="fp8")
+    assert np.array_equal(replica_model(Replica(gemm_allreduce=True, **one)).linear_s,
+                          replica_model(Replica(**one)).linear_s)

@@ -67,7 +67,8 @@ def test_lengths_and_run_length_are_the_logs(run):
 @pytest.mark.parametrize("run", RUNS, ids=lambda r: r.id)
 def test_fused_gemm_allreduce_follows_the_engine_config(run):
     """Every engine whose config's trtllm_build_flags hold gemm_allreduce_plugin (the 405B
-    TP8 ones) runs the fused row-parallel GEMM + all-reduce, and no other row does."""
+    ones: Server TP8, Offline TP4 x PP2) runs the fused row-parallel GEMM + all-reduce, and no
+    other row does."""
     assert run.replica.gemm_allreduce == ("gemm_allreduce_plugin float16" in run.source)
     if run.replica.gemm_allreduce:
         assert run.replica.tp * run.replica.pp == 8

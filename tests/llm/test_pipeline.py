@@ -63,10 +63,23 @@ def test_large_batch_runs_at_two_groups_speed_and_batch_one_at_one():
     # a lone sequence: the 2-device step, its hop; its attention and sampling counted at
     # 1/pp (the equal micro-batches' assumption), a small share of a weight-bound step
     tp1 = TP2.decode_step_s(1, ctx)
-    assert one == pytest.approx(tp1 + _hops(1) + max(head - _hops(1), 0.0)
-                                - (TP2.c_kv * ctx + TP2.c_head) / 2, rel=1e-9)
+    # (one micro-batch runs: the LM head is read once, review41; was max(head, hops) extra)
+    assert one == pytest.approx(tp1 + _hops(1) - (TP2.c_kv * ctx + TP2.c_head) / 2, rel=1e-9)
     assert one == pytest.approx(tp1, rel=0.03)
     assert PP2.max_seqs == 2 * 32 and PP2.max_batched_tokens == 2 * 2048
+
+
+def test_a_round_with_fewer_tokens_than_stages_reads_the_lm_head_once_per_busy_micro_batch():
+    """A round of T < pp tokens runs T micro-batches (an empty one is not run): the last stage
+    reads the LM head T times, not pp times (review41: a round of 1 token on 4 stages paid
+    4 LM-head reads instead of 1 plus the hops)."""
+    pp4 = replica_model(Replica(tp=2, pp=4, **KW))
+    head = 8192 * 32000 / 2 * 2.0 / (TP2.spec.memory_bw_Bps * TP2.spec.eff_memory)
+    hops = float(pipeline_transfer_s(8192, 8, TP2.spec)(1, 4))
+    for T in (1, 2, 3, 4):
+        want = TP2.linear_s[1] - head + max(T * head, head + hops)
+        assert pp4.linear_s[T] == pytest.approx(want, rel=1e-12)
+    assert pp4.linear_s[1] == pytest.approx(TP2.linear_s[1] + hops, rel=1e-12)
 
 
 def test_a_stage_holds_its_layers_and_one_vocabulary_table():

@@ -144,3 +144,16 @@ def test_run_files_check_the_stack() -> None:
     assert uses(run, f) == {"vllm"}
     plain = run.model_copy(update={"replica": run.replica.model_copy(update={"stack": None})})
     assert uses(plain, f) == {"tensorrt-llm"}
+
+
+@pytest.mark.parametrize("device,vendor", [("mi300x", "AMD"), ("ascend-910c", "Huawei")])
+def test_vllm_on_cuda_is_not_taken_off_nvidia(device: str, vendor: str) -> None:
+    """vllm.yaml's numbers are CUDA's (cuBLAS stream-K, the CUDA custom all-reduce, V1's host
+    terms on CUDA): a replica off NVIDIA naming it is one error pointing at its vendor, not
+    CUDA's terms priced on an MI300X or a 910C (review41: it listed AMD and Huawei, reachable
+    once replicas could name a stack; AMD's is vllm-rocm)."""
+    assert stacks.load_stack("vllm").vendors == ["NVIDIA"]
+    with pytest.raises(AccelsimError) as e:
+        replica_model(Replica(device=device, model="llama2-70b", tp=4, stack="vllm"))
+    (p,) = e.value.problems
+    assert p.field == "replicas[0].stack" and f"not on {vendor} ({device})" in p.message
