@@ -126,9 +126,8 @@ class LLMServing(Workload[LLMServingSpec]):
 
     def check(self, spec: LLMServingSpec, file: str, field: str) -> list[Problem]:
         from accelsim.llm.load import engine_problems
-        from accelsim.transformer.model import load_model
-
         from accelsim.stacks import load_stack
+        from accelsim.transformer.model import load_model
 
         probs: list[Problem] = []
         for dev, name in spec.stacks.items():  # the vendor: check_devices
