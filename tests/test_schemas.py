@@ -42,7 +42,7 @@ def test_every_field_has_a_description_and_every_number_a_lower_bound(kind):
             assert "minimum" in sub or "exclusiveMinimum" in sub, f"{kind}: {owner}.{name}"
 
 
-SHIPPED = {"device": "devices/*.yaml", "scenario": "fleet.yaml", "serve-job": "jobs/serve-*.yaml",
+SHIPPED = {"device": "devices/*.yaml", "scenario": "fleet*.yaml", "serve-job": "jobs/serve-*.yaml",
            "train-job": "jobs/*-a100.yaml", "train-model": "models/gpt3-175b.yaml",
            "rec-model": "models/rmc*.yaml", "runs": "runs/*.yaml"}
 

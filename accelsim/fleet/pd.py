@@ -64,8 +64,15 @@ def pd_job(spec: Any, prefill: str, decode: str, p: int, q: int, tp_a: int, tp_b
     eng = spec.engine.model_dump()
 
     def side(device: str, tp: int, count: int, role: str) -> dict[str, Any]:
-        return {**eng, "weights": device_weights(spec, device), "device": device,
-                "model": spec.model, "tp": tp, "dp": spec.dp, "count": count, "role": role}
+        out = {**eng, "weights": device_weights(spec, device), "device": device,
+               "model": spec.model, "tp": tp, "dp": spec.dp, "count": count, "role": role}
+        if spec.stacks:  # the block's stack for the device (by profile name)
+            from accelsim.devices import load_device
+
+            stack = spec.stacks.get(load_device(device).name)
+            if stack is not None:
+                out["stack"] = stack
+        return out
 
     return LLMJob.model_validate({
         "replicas": [side(prefill, tp_a, p, "prefill"), side(decode, tp_b, q, "decode")],

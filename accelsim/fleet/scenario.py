@@ -158,6 +158,7 @@ def check_scenario(sc: Scenario, file: str = "scenario") -> None:
     probs: list[Problem] = []
     owner: dict[str, str] = {}
     named: dict[str, str] = {}  # profile name -> the reference that gave it
+    profiles: dict[str, Any] = {}  # profile name -> profile
     for pname, pool in sc.budget.pools.items():
         if pool.region not in sc.regions:
             probs.append(Problem(file, f"budget.pools.{pname}.region",
@@ -166,10 +167,12 @@ def check_scenario(sc: Scenario, file: str = "scenario") -> None:
         for i, dev in enumerate(pool.devices):
             field = f"budget.pools.{pname}.devices[{i}]"
             try:
-                name = load_device(dev, where=file, field=field).name
+                prof = load_device(dev, where=file, field=field)
+                name = prof.name
             except AccelsimError as e:
                 probs.append(Problem(file, field, e.problems[0].message))
             else:
+                profiles.setdefault(name, prof)
                 if name in named and named[name] != dev:
                     probs.append(Problem(file, field, f"'{dev}' is a second profile named "
                                          f"'{name}' (also '{named[name]}'); expected "
@@ -207,6 +210,7 @@ def check_scenario(sc: Scenario, file: str = "scenario") -> None:
                                                             "(no rentals block)")))
     for name, spec in sc.workloads.items():
         probs += workloads.of(spec).check(spec, file, f"workloads.{name}")
+        probs += workloads.of(spec).check_devices(spec, profiles, file, f"workloads.{name}")
     from accelsim.fleet.pd import pd_problems
 
     probs += pd_problems(sc, file)

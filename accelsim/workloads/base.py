@@ -123,6 +123,12 @@ class Workload(ABC, Generic[S]):
         """Cross-file checks (a model exists); one Problem per issue."""
         return []
 
+    def check_devices(self, spec: S, devices: dict[str, DeviceProfile], file: str,
+                      field: str) -> list[Problem]:
+        """Checks against the scenario's pool devices (profile name -> profile), e.g. a
+        stack named per device lists its vendor; one Problem per issue."""
+        return []
+
     def input_files(self, spec: S) -> list[Path]:
         """Files the evaluation reads (sweeps fingerprint them)."""
         return []

@@ -111,10 +111,12 @@ class LLMServing(Workload[LLMServingSpec]):
     cost = 2.0  # 0.15-0.25 s a device on the seed chatbot (capacity searches)
     device_fields = frozenset({"model", "prompt_tokens", "output_tokens", "slo", "tp", "dp",
                                "weight_formats",
-                               "engine", "sim"})
+                               "engine", "sim", "stacks"})
 
     def resolve(self, spec: LLMServingSpec, relative_to: str | Path) -> LLMServingSpec:
         update: dict[str, Any] = {"model": refs.normalize(spec.model, relative_to)}
+        if spec.stacks:  # a stack named by path: from the scenario's folder
+            update["stacks"] = {d: refs.normalize(s, relative_to) for d, s in spec.stacks.items()}
         if spec.disaggregation is not None:  # its devices, as the pools name them
             pairs = [p.model_copy(update={"prefill": refs.normalize(p.prefill, relative_to),
                                           "decode": refs.normalize(p.decode, relative_to)})
@@ -124,16 +126,38 @@ class LLMServing(Workload[LLMServingSpec]):
 
     def check(self, spec: LLMServingSpec, file: str, field: str) -> list[Problem]:
         from accelsim.llm.load import engine_problems
+        from accelsim.stacks import load_stack
         from accelsim.transformer.model import load_model
 
+        probs: list[Problem] = []
+        for dev, name in spec.stacks.items():  # the vendor: check_devices
+            try:
+                st = load_stack(name, where=file, field=f"{field}.stacks.{dev}")
+            except AccelsimError as e:
+                probs += e.problems
+                continue
+            if st.role != "serving":
+                probs.append(Problem(file, f"{field}.stacks.{dev}", f"'{name}' is a {st.role} "
+                                     "stack; expected a serving stack (configs/stacks with "
+                                     "role: serving)"))
         try:
             model = load_model(spec.model, where=file, field=f"{field}.model")
         except AccelsimError as e:
-            return e.problems
-        return engine_problems(spec.engine, model, file, f"{field}.engine", spec.tp, spec.dp)
+            return probs + e.problems
+        return probs + engine_problems(spec.engine, model, file, f"{field}.engine", spec.tp,
+                                       spec.dp)
+
+    def check_devices(self, spec: LLMServingSpec, devices: dict[str, DeviceProfile], file: str,
+                      field: str) -> list[Problem]:
+        """Each device's named serving stack lists its vendor, on a pool device."""
+        from accelsim.workloads.llm_spec import stack_problems
+
+        return stack_problems(spec, devices, file, field)
 
     def input_files(self, spec: LLMServingSpec) -> list[Path]:
-        return [refs.find(spec.model, "models", family="training", what="training model")]
+        """The model file, then the files of the stacks the block names (none: the seed's)."""
+        return [refs.find(spec.model, "models", family="training", what="training model"),
+                *(refs.find(s, "stacks", what="stack") for s in sorted(set(spec.stacks.values())))]
 
     def demand(self, spec: LLMServingSpec) -> float:
         return spec.peak_demand()
@@ -276,8 +300,11 @@ class LLMServing(Workload[LLMServingSpec]):
         from accelsim import cache, stacks
 
         assert b.device is not None
-        # the vendor's serving stack sets the kernels and the all-reduce strategy
-        st = stacks.default_stack(b.device.spec.vendor, "serving")
+        # the device's serving stack (the block's, else the vendor's) sets the kernels and
+        # the all-reduce strategy
+        named = spec.stacks.get(b.device.name)
+        st = (stacks.load_stack(named) if named is not None
+              else stacks.default_stack(b.device.spec.vendor, "serving"))
         return cache.key("llm-curve", {"workload": spec.model_dump(mode="json"),
                                        "device": asdict(b.device.spec), "tp": tp,
                                        "model": cache.file_digest(self.input_files(spec)[0])},

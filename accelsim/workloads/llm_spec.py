@@ -14,7 +14,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from accelsim import refs
 from accelsim.config import Strict
 from accelsim.devices import DeviceProfile
-from accelsim.errors import AccelsimError
+from accelsim.errors import AccelsimError, Problem
 from accelsim.llm.job import Engine, Slo, WeightFormat
 from accelsim.traffic import Dist
 from accelsim.workloads.base import CapacitySpec
@@ -156,6 +156,14 @@ class LLMServingSpec(CapacitySpec):
     """Weight formats in order of preference: each device is served in the first one its
     peaks support (``[fp8, int8, bf16]``: FP8 on Hopper as TensorRT-LLM and SGLang serve it,
     W8A8 INT8 on Ascend as MindIE does); default: ``engine.weights`` on every device."""
+    stacks: dict[str, str] = Field(default_factory=dict)
+    """Serving stack per device (device name -> ``configs/stacks`` name or path, relative to
+    the scenario, e.g. ``{h20: vllm, ascend-910c: mindie}``): its tensor-parallel all-reduce,
+    per-iteration sampling and host costs and its GEMM library's stream-K
+    (:attr:`accelsim.llm.job.Replica.stack`). Each must be a serving stack that lists the
+    device's vendor; a device not named runs its vendor's default serving stack
+    (TensorRT-LLM on NVIDIA, vLLM on ROCm on AMD, MindIE on Huawei). Mirrors the training
+    block's ``stacks``."""
     sim: LLMSim = LLMSim()
     """Simulation behind each device's capacity at the SLO."""
     routing: SizeRouting | None = Field(default=None, json_schema_extra=_size_in_schema)
@@ -252,12 +260,48 @@ def device_weights(spec: LLMServingSpec, device: str) -> WeightFormat:
     return next((f for f in spec.weight_formats if f in peaks), spec.engine.weights)
 
 
+def device_stack(spec: LLMServingSpec, device: str) -> str | None:
+    """The serving stack the block names for ``device`` (its profile name; None: the
+    vendor's default serving stack)."""
+    return spec.stacks.get(device)
+
+
+def stack_problems(spec: LLMServingSpec, devices: dict[str, Any], file: str, field: str
+                   ) -> list[Problem]:
+    """The block's ``stacks`` against the scenario's devices (profile name -> profile): each
+    key a pool device, each stack one that lists the device's vendor. A stack that does not
+    load or is not a serving stack is :meth:`LLMServing.check`'s problem (not repeated)."""
+    from accelsim.llm.perf import serving_stack
+    from accelsim.stacks import load_stack
+
+    out: list[Problem] = []
+    for dev, ref in spec.stacks.items():
+        at = f"{field}.stacks.{dev}"
+        if dev not in devices:
+            out.append(Problem(file, at, f"'{dev}' is no device of the budget pools; expected "
+                               "one of: " + ", ".join(devices)))
+            continue
+        try:
+            if load_stack(ref).role != "serving":
+                continue
+        except AccelsimError:
+            continue
+        try:
+            serving_stack(devices[dev].spec.vendor, ref, file, at, dev)
+        except AccelsimError as e:
+            out += e.problems
+    return out
+
+
 def replica_job(spec: LLMServingSpec, device: str, tp: int) -> Any:
     """The LLM job of one replica of ``tp`` devices on ``device`` (rate 1/s: a search sets
-    it), its weights in :func:`device_weights`."""
+    it), its weights in :func:`device_weights`, its serving stack :func:`device_stack`'s."""
     from accelsim.llm.job import LLMJob
 
     engine = {**spec.engine.model_dump(), "weights": device_weights(spec, device)}
+    stack = device_stack(spec, device)
+    if stack is not None:
+        engine["stack"] = stack
     return LLMJob.model_validate({
         "replicas": [{**engine, "device": device, "model": spec.model,
                       "tp": tp, "dp": spec.dp}],
