@@ -43,6 +43,12 @@ class Engine(Strict):
     :func:`accelsim.llm.perf.fused_gemm_allreduce`); off: the GEMM and then the serving
     stack's all-reduce (the PyTorch backend's, NCCL past its custom kernel's limits). Only
     on the ``tensorrt-llm`` serving stack (an error on another); no effect at tp 1."""
+    fp8_context_attention: bool = False
+    """Prompt (context) attention runs in FP8: Q, K and V quantized, both matmuls on the FP8
+    tensor cores (TensorRT-LLM engines built with ``use_fp8_context_fmha``); the prefill
+    attention is priced at the FP8 kernel's rate, the 16-bit rate times
+    :func:`accelsim.llm.perf.fp8_attention_speedup` at the same key length. Off: the 16-bit
+    flash-attention rate."""
     weights: WeightFormat = "bf16"
     """Weight format; fp8 and int8 run the GEMMs at that peak (W8A8)."""
     kv_cache: KVFormat = "bf16"

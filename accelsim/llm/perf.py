@@ -85,6 +85,7 @@ divided by pp, and a device holds its stage's layers, one vocabulary table and i
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -306,6 +307,26 @@ def attention_rate(spec: DeviceSpec, s_kv: float, head_dim: float, causal: bool)
         return float(kernels.attention_efficiency(float(s_kv), float(head_dim), causal,
                                                   spec.eff_attention))
     return spec.eff_compute * FLASH_REL_EFF
+
+
+# FP8 over 16-bit flash-attention forward on Hopper, by key length: FlashAttention-3's FP8
+# forward (Shah et al. 2024, arXiv 2407.08608, Figure 7, head dim 128, no causal mask: 348,
+# 596, 733, 918, 974, 1,008 TFLOP/s) over its BF16 forward (Figure 5, the same panel shape:
+# 467, 565, 625, 638, 646, 648; tests/data/kernels/fa3-h100-bf16-fwd.csv), H100 80GB SXM5,
+# batch x seq = 16k tokens. The short keys' ratio under 1 is that kernel's (its FP8 path
+# transposes V in the kernel and carries a larger fixed cost per query block).
+FP8_ATTN_SEQ = (512.0, 1024.0, 2048.0, 4096.0, 8192.0, 16384.0)
+FP8_ATTN_SPEEDUP = (348 / 467, 596 / 565, 733 / 625, 918 / 638, 974 / 646, 1008 / 648)
+
+
+def fp8_attention_speedup(s_kv: float) -> float:
+    """FP8 flash attention's forward rate over the 16-bit one at ``s_kv`` keys (the table
+    above, linear in log2 of the key length, held at its ends). ASSUMPTION: TensorRT-LLM's
+    FP8 context FMHA (its rate is not published) gains over its 16-bit kernel what
+    FlashAttention-3's FP8 kernel gains over its BF16 one, on every Hopper part."""
+    x = math.log2(max(float(s_kv), 1.0))
+    xs = [math.log2(s) for s in FP8_ATTN_SEQ]
+    return float(np.interp(x, xs, FP8_ATTN_SPEEDUP))
 
 
 def kv_bytes_per_token(model: TransformerModel, tp: int, fmt: str) -> float:
@@ -889,6 +910,9 @@ def replica_model(r: Replica, file: str = "job", where: str = "replicas[0]",
     # kernel's rate for a causal chunk of max_batched_tokens
     c_pf = 2.0 * (d_qk + d_v) * (a / tp) * L / (peak_a * attention_rate(
         spec, r.max_batched_tokens, (d_qk + d_v) / 2, True)) / dp
+    if r.fp8_context_attention:
+        # FP8 context FMHA (use_fp8_context_fmha): the same kernel on the FP8 tensor cores
+        c_pf /= fp8_attention_speedup(r.max_batched_tokens)
     # per emitting sequence: its row of the LM head and the stack's sampling (and host) costs
     terms = stack.terms
     c_head = head_seconds(h, V, tp, dp, peak_w, spec, terms, r.scheduler_steps)

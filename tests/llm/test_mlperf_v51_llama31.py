@@ -1,7 +1,7 @@
 """MLPerf Inference v5.1 Llama 3.1 rows (held out,
-configs/runs/heldout/mlperf-inference-v51-llama31.yaml and its misses file): each row cites
-the results snapshot's commit and its own log and engine config, carries its log's lengths
-and run length, and the selection is the one its header states."""
+configs/runs/heldout/mlperf-inference-v51-llama31.yaml, and its misses file while it has
+rows): each row cites the results snapshot's commit and its own log and engine config,
+carries its log's lengths and run length, and the selection is the one its header states."""
 
 import re
 
@@ -12,8 +12,8 @@ from accelsim.traffic import dist_mean
 from tests.conftest import CONFIGS
 
 HELDOUT = CONFIGS / "runs" / "heldout"
-FILES = [HELDOUT / "mlperf-inference-v51-llama31.yaml",
-         HELDOUT / "misses" / "mlperf-inference-v51-llama31.yaml"]
+FILES = [p for p in (HELDOUT / "mlperf-inference-v51-llama31.yaml",
+                     HELDOUT / "misses" / "mlperf-inference-v51-llama31.yaml") if p.exists()]
 RUNS = [run for path in FILES for run in load_runs(path).runs]
 
 
@@ -72,3 +72,11 @@ def test_fused_gemm_allreduce_follows_the_engine_config(run):
     assert run.replica.gemm_allreduce == ("gemm_allreduce_plugin float16" in run.source)
     if run.replica.gemm_allreduce:
         assert run.replica.tp * run.replica.pp == 8
+
+
+@pytest.mark.parametrize("run", RUNS, ids=lambda r: r.id)
+def test_fp8_context_attention_follows_the_engine_config(run):
+    """Every engine whose config's trtllm_build_flags enable use_fp8_context_fmha (all the
+    TensorRT-LLM ones here) prices its prompt attention at the FP8 rate; the vLLM rows do not."""
+    assert run.replica.fp8_context_attention == ("use_fp8_context_fmha enable" in run.source)
+    assert run.replica.fp8_context_attention == ("TensorRT-LLM" in run.source)
