@@ -417,6 +417,18 @@ def default_stack(vendor: str, role: str = "training") -> StackProfile | None:
 _DEFAULT_PATHS: dict[tuple[str, str], str] = {}
 
 
+def default_files(vendor: str) -> list[Path]:
+    """The files of the vendor's default training and serving stacks (those it has): inputs
+    of every evaluation on its devices that names no stack, for the disk cache's keys and the
+    replayed output's check (an edited default stack file is not served stale)."""
+    out = []
+    for table in (DEFAULT_BY_VENDOR, DEFAULT_SERVING_BY_VENDOR):
+        name = table.get(vendor)
+        if name:
+            out.append(refs.configs_dir() / "stacks" / f"{name}.yaml")
+    return out
+
+
 def default_stamp(vendor: str, role: str = "training") -> tuple[int, int]:
     """The (modification time in ns, size) of the vendor's default stack file, (0, 0) without
     one: a cache key for what is derived from :func:`default_stack`, so that an edit of the

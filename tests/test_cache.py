@@ -184,3 +184,24 @@ def test_devices_in_worker_processes_give_the_serial_table(small, folder, monkey
     monkeypatch.setenv("ACCELSIM_WORKERS", "2")
     parallel, _ = evaluate_full(load_scenario(path))
     assert json.dumps(serial.to_dict("records")) == json.dumps(parallel.to_dict("records"))
+
+
+def test_the_key_and_the_replay_inputs_follow_the_default_stack_files(small, folder, tmp_path,
+                                                                       monkeypatch):
+    """A device evaluation that names no stack depends on its vendor's default stacks: an
+    edit of one of their files moves the key, and the scenario's inputs (what a replayed
+    output is checked against) hold them."""
+    from accelsim import refs, stacks
+
+    path, _ = small
+    configs = tmp_path / "configs"
+    shutil.copytree(refs.configs_dir(), configs)
+    monkeypatch.setattr(refs, "configs_dir", lambda: configs)
+    sc = load_scenario(path)
+    prof = resolve_devices(sc)
+    k = _key(sc, prof)
+    default = configs / "stacks" / f"{stacks.DEFAULT_BY_VENDOR['NVIDIA']}.yaml"
+    assert default in sc.input_files()
+    assert configs / "stacks" / "tensorrt-llm.yaml" in sc.input_files()
+    default.write_text(default.read_text() + "\n# an edit\n")
+    assert _key(sc, prof) != k

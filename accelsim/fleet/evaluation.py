@@ -33,10 +33,15 @@ def evaluation_key(spec: WorkloadSpec, device: DeviceProfile, ctx: EvalContext,
                    stack: Mapping[str, Any] | None = None) -> str:
     """The cache address of one device's evaluation on one workload
     (:func:`accelsim.cache.key`): the resolved device spec, the workload block, the bytes of
-    every file the block reads (its model), the scenario's server size and ``stack`` (a
-    software-stack profile's fields, when one applies: None today). The scenario's file
-    name only labels errors and stays out of it."""
-    files = {str(f): cache.file_digest(f) for f in workloads.of(spec).input_files(spec)}
+    every file the block reads (its model, the stacks it names) and of the device vendor's
+    default stacks (:func:`accelsim.stacks.default_files`), the scenario's server size and
+    ``stack`` (a software-stack profile's fields, when one applies: None today). The
+    scenario's file name only labels errors and stays out of it."""
+    from accelsim import stacks
+
+    files = {str(f): cache.file_digest(f)
+             for f in [*workloads.of(spec).input_files(spec),
+                       *stacks.default_files(device.spec.vendor)]}
     return cache.key("device-eval", {
         "workload": spec.model_dump(mode="json"), "device": asdict(device.spec),
         "server_chips": ctx.server_chips, "inputs": files}, stack)

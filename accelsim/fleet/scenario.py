@@ -145,8 +145,13 @@ class Scenario(Strict):
         return workloads.EvalContext(server_chips=self.server_chips, file=file)
 
     def input_files(self) -> list[Path]:
-        """Every file an evaluation of this scenario reads: device profiles, model files."""
+        """Every file an evaluation of this scenario reads: device profiles, their vendors'
+        default stacks, model files and the stacks the workloads name."""
+        from accelsim import stacks
+
         files = [refs.find(ref, "devices") for ref in self.pool_of()]
+        vendors = sorted({load_device(ref).spec.vendor for ref in self.pool_of()})
+        files += [f for v in vendors for f in stacks.default_files(v)]
         for spec in self.workloads.values():
             files += workloads.of(spec).input_files(spec)
         return files

@@ -95,7 +95,8 @@ def _loses(devices: int, best: float) -> Callable[[float], bool]:
 
 
 @lru_cache(maxsize=512)
-def _evaluate_cached(w: LLMServing, spec_json: str, device_json: str, file: str) -> DeviceEval:
+def _evaluate_cached(w: LLMServing, spec_json: str, device_json: str, file: str,
+                     _stamps: tuple[tuple[int, int], ...]) -> DeviceEval:
     spec = LLMServingSpec.model_validate_json(spec_json)
     device = DeviceProfile.model_validate_json(device_json)
     return w._evaluate(spec, device, EvalContext(file=file))
@@ -166,10 +167,15 @@ class LLMServing(Workload[LLMServingSpec]):
                  ) -> DeviceEval:
         """The replica size with the most requests/s per device at the SLO (sizes whose
         saturated rate per device cannot beat the best found are skipped). The result is a
-        pure function of the block and the profile, remembered for the process (a
-        scenario's devices are evaluated again by compare, optimize, plan and report)."""
+        pure function of the block, the profile and the files they read (model, stacks; their
+        stamps in the key), remembered for the process (a scenario's devices are evaluated
+        again by compare, optimize, plan and report)."""
+        from accelsim import stacks
+
+        files = [*self.input_files(spec), *stacks.default_files(device.spec.vendor)]
+        stamps = tuple((st.st_mtime_ns, st.st_size) for st in (f.stat() for f in files))
         return _evaluate_cached(self, spec.model_dump_json(), device.model_dump_json(),
-                                ctx.file)
+                                ctx.file, stamps)
 
     def _evaluate(self, spec: LLMServingSpec, device: DeviceProfile, ctx: EvalContext
                   ) -> DeviceEval:
