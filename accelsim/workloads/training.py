@@ -68,7 +68,9 @@ class TrainingSpec(WorkloadSpec):
     stacks: dict[str, str] = Field(default_factory=dict)
     """Software stack per device (device name -> ``configs/stacks`` name, e.g.
     ``{h20: megatron-core, ascend-910c: mindspeed}``): its kernel rates, overlaps and
-    schedules; a device not named runs its vendor's default stack."""
+    schedules; a device not named runs its vendor's default stack. Each key a device of the
+    budget pools, each a training stack that lists the device's vendor (one error naming
+    the field otherwise)."""
 
 
 @dataclass(frozen=True)
@@ -127,8 +129,35 @@ class Training(Workload[TrainingSpec]):
             return e.problems
         return []
 
+    def check_devices(self, spec: TrainingSpec, devices: dict[str, DeviceProfile], file: str,
+                      field: str) -> list[Problem]:
+        """Each key of ``stacks`` a pool device (profile name -> profile), each training stack
+        one that lists the device's vendor (a stack that does not load or is not a training
+        stack is :meth:`check`'s problem, not repeated)."""
+        from accelsim.stacks import load_stack
+
+        out: list[Problem] = []
+        for dev, ref in spec.stacks.items():
+            at = f"{field}.stacks.{dev}"
+            if dev not in devices:
+                out.append(Problem(file, at, f"'{dev}' is no device of the budget pools; "
+                                   "expected one of: " + ", ".join(devices)))
+                continue
+            try:
+                st = load_stack(ref)
+            except AccelsimError:
+                continue
+            vendor = devices[dev].spec.vendor
+            if st.role == "training" and vendor not in st.vendors:
+                out.append(Problem(file, at, f"stack '{st.name}' runs on "
+                                   f"{', '.join(st.vendors)}, not on {vendor} ({dev}); "
+                                   f"expected a training stack that lists {vendor}"))
+        return out
+
     def input_files(self, spec: TrainingSpec) -> list[Path]:
-        return [refs.find(spec.model, "models", family="training", what="training model")]
+        """The model file, then the files of the stacks the block names."""
+        return [refs.find(spec.model, "models", family="training", what="training model"),
+                *(refs.find(s, "stacks", what="stack") for s in sorted(set(spec.stacks.values())))]
 
     def _model(self, spec: TrainingSpec, file: str = "scenario", field: str = "") -> Any:
         from accelsim.transformer.model import load_model

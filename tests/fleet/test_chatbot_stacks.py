@@ -93,3 +93,28 @@ def test_the_example_scenario_names_the_default_stacks():
         named = replica_job(spec, dev, 1).replicas[0]
         plain = replica_job(spec.model_copy(update={"stacks": {}}), dev, 1).replicas[0]
         assert named.model_copy(update={"stack": None}) == plain
+
+
+@pytest.mark.parametrize(("stacks", "message"), [
+    ({"h20": "mindspeed"}, "workloads.training.stacks.h20: stack 'mindspeed' runs on Huawei, "
+                           "not on NVIDIA (h20); expected a training stack that lists NVIDIA"),
+    ({"b200": "megatron-core"}, "workloads.training.stacks.b200: 'b200' is no device of the "
+                                "budget pools; expected one of: ascend-910c, h20"),
+])
+def test_the_training_blocks_stacks_are_checked_the_same_way(tmp_path, stacks, message):
+    """The training block's ``stacks`` (device -> training stack) get the chatbot's checks:
+    a pool device, a stack that lists its vendor; one line from ``validate``."""
+    data = h20_and_910c_seed()
+    data["fleets"] = [{"name": "mixed", "spend_usd": {"ascend-910c": 5.0e9, "h20": 6.0e9}}]
+    data["workloads"]["training"]["stacks"] = stacks
+    path = tmp_path / "t.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    r = runner.invoke(app, ["validate", str(path)])
+    assert r.exit_code == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith(f"{path}: {message}")
+    ok = {"h20": "megatron-core", "ascend-910c": "mindspeed"}
+    data["workloads"]["training"]["stacks"] = ok
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert runner.invoke(app, ["validate", str(path)]).exit_code == 0
