@@ -417,6 +417,43 @@ def default_stack(vendor: str, role: str = "training") -> StackProfile | None:
 _DEFAULT_PATHS: dict[tuple[str, str], str] = {}
 
 
+def vendor_mismatch(stack: StackProfile, vendor: str, device: str = "") -> str | None:
+    """Why ``stack`` cannot run on a ``vendor`` device (None: it lists the vendor)."""
+    if vendor in stack.vendors:
+        return None
+    on = f" ({device})" if device else ""
+    return (f"stack '{stack.name}' runs on {', '.join(stack.vendors)}, not on {vendor}{on}; "
+            f"expected a {stack.role} stack that lists {vendor}")
+
+
+def device_problems(named: Mapping[str, str], devices: Mapping[str, Any], role: str,
+                    file: str, field: str) -> list[Problem]:
+    """A scenario block's ``stacks`` (device name -> stack) against the scenario's pool
+    devices (profile name -> profile): each key a pool device, each stack of ``role`` one
+    that lists the device's vendor. A stack that does not load or is of another role is the
+    block's own check's problem (not repeated)."""
+    out: list[Problem] = []
+    for dev, ref in named.items():
+        at = f"{field}.stacks.{dev}"
+        if dev not in devices:
+            out.append(Problem(file, at, f"'{dev}' is no device of the budget pools; expected "
+                               "one of: " + ", ".join(devices)))
+            continue
+        try:
+            st = load_stack(ref)
+        except AccelsimError:
+            continue
+        why = vendor_mismatch(st, devices[dev].spec.vendor, dev) if st.role == role else None
+        if why:
+            out.append(Problem(file, at, why))
+    return out
+
+
+def named_files(named: Mapping[str, str]) -> list[Path]:
+    """The files of the stacks a block names (device name -> stack), each once."""
+    return [refs.find(s, "stacks", what="stack") for s in sorted(set(named.values()))]
+
+
 def default_files(vendor: str) -> list[Path]:
     """The files of the vendor's default training and serving stacks (those it has): inputs
     of every evaluation on its devices that names no stack, for the disk cache's keys and the

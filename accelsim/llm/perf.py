@@ -446,14 +446,12 @@ def serving_stack(vendor: str, ref: str | None = None, file: str = "job",
     if ref is None:
         return _default_serving(vendor, ov, stacks.default_stamp(vendor, "serving"))
     st = stacks.load_stack(ref, where=file, field=field)
-    on = f" ({device})" if device else ""
     if st.role != "serving":
         raise AccelsimError.single(file, field, f"'{st.name}' is a {st.role} stack; expected "
                                    "a serving stack (configs/stacks with role: serving)")
-    if vendor not in st.vendors:
-        raise AccelsimError.single(file, field, f"stack '{st.name}' runs on "
-                                   f"{', '.join(st.vendors)}, not on {vendor}{on}; expected a "
-                                   f"serving stack that lists {vendor}")
+    why = stacks.vendor_mismatch(st, vendor, device)
+    if why:
+        raise AccelsimError.single(file, field, why)
     return _of_profile(st, ov)
 
 

@@ -151,14 +151,16 @@ class LLMServing(Workload[LLMServingSpec]):
     def check_devices(self, spec: LLMServingSpec, devices: dict[str, DeviceProfile], file: str,
                       field: str) -> list[Problem]:
         """Each device's named serving stack lists its vendor, on a pool device."""
-        from accelsim.workloads.llm_spec import stack_problems
+        from accelsim.stacks import device_problems
 
-        return stack_problems(spec, devices, file, field)
+        return device_problems(spec.stacks, devices, "serving", file, field)
 
     def input_files(self, spec: LLMServingSpec) -> list[Path]:
         """The model file, then the files of the stacks the block names (none: the seed's)."""
+        from accelsim.stacks import named_files
+
         return [refs.find(spec.model, "models", family="training", what="training model"),
-                *(refs.find(s, "stacks", what="stack") for s in sorted(set(spec.stacks.values())))]
+                *named_files(spec.stacks)]
 
     def demand(self, spec: LLMServingSpec) -> float:
         return spec.peak_demand()

@@ -14,7 +14,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from accelsim import refs
 from accelsim.config import Strict
 from accelsim.devices import DeviceProfile
-from accelsim.errors import AccelsimError, Problem
+from accelsim.errors import AccelsimError
 from accelsim.llm.job import Engine, Slo, WeightFormat
 from accelsim.traffic import Dist
 from accelsim.workloads.base import CapacitySpec
@@ -264,33 +264,6 @@ def device_stack(spec: LLMServingSpec, device: str) -> str | None:
     """The serving stack the block names for ``device`` (its profile name; None: the
     vendor's default serving stack)."""
     return spec.stacks.get(device)
-
-
-def stack_problems(spec: LLMServingSpec, devices: dict[str, Any], file: str, field: str
-                   ) -> list[Problem]:
-    """The block's ``stacks`` against the scenario's devices (profile name -> profile): each
-    key a pool device, each stack one that lists the device's vendor. A stack that does not
-    load or is not a serving stack is :meth:`LLMServing.check`'s problem (not repeated)."""
-    from accelsim.llm.perf import serving_stack
-    from accelsim.stacks import load_stack
-
-    out: list[Problem] = []
-    for dev, ref in spec.stacks.items():
-        at = f"{field}.stacks.{dev}"
-        if dev not in devices:
-            out.append(Problem(file, at, f"'{dev}' is no device of the budget pools; expected "
-                               "one of: " + ", ".join(devices)))
-            continue
-        try:
-            if load_stack(ref).role != "serving":
-                continue
-        except AccelsimError:
-            continue
-        try:
-            serving_stack(devices[dev].spec.vendor, ref, file, at, dev)
-        except AccelsimError as e:
-            out += e.problems
-    return out
 
 
 def replica_job(spec: LLMServingSpec, device: str, tp: int) -> Any:

@@ -131,33 +131,18 @@ class Training(Workload[TrainingSpec]):
 
     def check_devices(self, spec: TrainingSpec, devices: dict[str, DeviceProfile], file: str,
                       field: str) -> list[Problem]:
-        """Each key of ``stacks`` a pool device (profile name -> profile), each training stack
-        one that lists the device's vendor (a stack that does not load or is not a training
-        stack is :meth:`check`'s problem, not repeated)."""
-        from accelsim.stacks import load_stack
+        """Each key of ``stacks`` a pool device, each training stack one that lists the
+        device's vendor (:func:`accelsim.stacks.device_problems`)."""
+        from accelsim.stacks import device_problems
 
-        out: list[Problem] = []
-        for dev, ref in spec.stacks.items():
-            at = f"{field}.stacks.{dev}"
-            if dev not in devices:
-                out.append(Problem(file, at, f"'{dev}' is no device of the budget pools; "
-                                   "expected one of: " + ", ".join(devices)))
-                continue
-            try:
-                st = load_stack(ref)
-            except AccelsimError:
-                continue
-            vendor = devices[dev].spec.vendor
-            if st.role == "training" and vendor not in st.vendors:
-                out.append(Problem(file, at, f"stack '{st.name}' runs on "
-                                   f"{', '.join(st.vendors)}, not on {vendor} ({dev}); "
-                                   f"expected a training stack that lists {vendor}"))
-        return out
+        return device_problems(spec.stacks, devices, "training", file, field)
 
     def input_files(self, spec: TrainingSpec) -> list[Path]:
         """The model file, then the files of the stacks the block names."""
+        from accelsim.stacks import named_files
+
         return [refs.find(spec.model, "models", family="training", what="training model"),
-                *(refs.find(s, "stacks", what="stack") for s in sorted(set(spec.stacks.values())))]
+                *named_files(spec.stacks)]
 
     def _model(self, spec: TrainingSpec, file: str = "scenario", field: str = "") -> Any:
         from accelsim.transformer.model import load_model
