@@ -59,7 +59,7 @@ def pd_job(spec: Any, prefill: str, decode: str, p: int, q: int, tp_a: int, tp_b
     """The disaggregated LLM job of one unit (rate 1/s: the search sets it), each side in
     its device's weight format (:func:`accelsim.workloads.llm_spec.device_weights`)."""
     from accelsim.llm.job import LLMJob
-    from accelsim.workloads.llm_spec import device_weights
+    from accelsim.workloads.llm_spec import device_stack, device_weights
 
     eng = spec.engine.model_dump()
 
@@ -69,7 +69,7 @@ def pd_job(spec: Any, prefill: str, decode: str, p: int, q: int, tp_a: int, tp_b
         if spec.stacks:  # the block's stack for the device (by profile name)
             from accelsim.devices import load_device
 
-            stack = spec.stacks.get(load_device(device).name)
+            stack = device_stack(spec, load_device(device).name)
             if stack is not None:
                 out["stack"] = stack
         return out

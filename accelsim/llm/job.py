@@ -3,6 +3,7 @@ scheduler limits), the request stream (arrivals, prompt and output lengths) and 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -124,6 +125,16 @@ class Replica(Engine):
     serving stack (:data:`accelsim.stacks.DEFAULT_SERVING_BY_VENDOR`: TensorRT-LLM on NVIDIA,
     vLLM on ROCm on AMD, MindIE on Huawei)."""
 
+
+    def resolved(self, relative_to: str | Path) -> Replica:
+        """The replica with its device, model and stack references read from the folder of
+        ``relative_to`` (:func:`accelsim.refs.normalize`: catalog names stay names)."""
+        from accelsim.refs import normalize
+
+        return self.model_copy(update={
+            "device": normalize(self.device, relative_to),
+            "model": normalize(self.model, relative_to),
+            "stack": normalize(self.stack, relative_to) if self.stack else None})
 
 class Slo(Strict):
     ttft_ms: float = Field(gt=0, le=3_600_000)

@@ -10,7 +10,6 @@ from accelsim import refs
 from accelsim.config import read_yaml, validate
 from accelsim.errors import AccelsimError, Problem
 from accelsim.llm.job import Engine, LLMJob
-from accelsim.refs import normalize
 from accelsim.transformer.model import TransformerModel
 
 
@@ -20,10 +19,7 @@ def job_from(data: dict[str, Any], path: str | Path, where: str | None = None,
     its folder; ``check`` also builds every replica's cost model."""
     where = where or str(path)
     job = validate(LLMJob, data, where)
-    reps = [r.model_copy(update={"device": normalize(r.device, path),
-                                 "model": normalize(r.model, path),
-                                 "stack": normalize(r.stack, path) if r.stack else None})
-            for r in job.replicas]
+    reps = [r.resolved(path) for r in job.replicas]
     arr = job.arrivals
     if arr.trace and not Path(arr.trace).is_absolute():
         beside = Path(path).resolve().parent / arr.trace

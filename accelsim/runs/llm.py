@@ -69,7 +69,6 @@ class LLMLoadRun(LLMRun):
     def job(self, file: str, rate_qps: float, slo: dict[str, float] | None = None,
             replications: int = 1) -> Any:
         """The run as an :class:`accelsim.llm.job.LLMJob` at ``rate_qps``."""
-        from accelsim import refs
         from accelsim.llm.job import LLMJob
 
         def dist(x: Any) -> Any:
@@ -77,9 +76,7 @@ class LLMLoadRun(LLMRun):
 
         r = self.engine(file)
         return LLMJob.model_validate({
-            "replicas": [{**r.model_dump(), "device": refs.normalize(r.device, file),
-                          "model": refs.normalize(r.model, file),
-                          "stack": refs.normalize(r.stack, file) if r.stack else None}],
+            "replicas": [r.resolved(file).model_dump()],
             "arrivals": {"rate_qps": rate_qps},
             "prompt_tokens": dist(self.input_tokens), "output_tokens": dist(self.output_tokens),
             "slo": slo,
@@ -94,14 +91,9 @@ class LLMStepRun(LLMRun):
     def replica_model(self, file: str, max_tokens: int, max_seqs: int, role: str) -> Any:
         """The replica's cost model with the iteration's limits (a fixed batch's step does
         not depend on the KV capacity: memory only has to fit)."""
-        from accelsim import refs
         from accelsim.llm.perf import replica_model
 
-        r = self.replica.model_copy(update={
-            "device": refs.normalize(self.replica.device, file),
-            "model": refs.normalize(self.replica.model, file),
-            "stack": (refs.normalize(self.replica.stack, file) if self.replica.stack
-                      else None),
+        r = self.replica.resolved(file).model_copy(update={
             "max_batched_tokens": max_tokens, "max_seqs": max_seqs,
             "memory_utilization": 0.95, "role": role})
         return replica_model(r, file, "replica")

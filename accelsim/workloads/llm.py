@@ -37,6 +37,7 @@ from accelsim.workloads.llm_fast import (
 from accelsim.workloads.llm_spec import (
     LLMServingSpec,
     block_model,
+    device_stack,
     mean_lengths,
     replica_job,
     replica_sizes,
@@ -310,7 +311,7 @@ class LLMServing(Workload[LLMServingSpec]):
         assert b.device is not None
         # the device's serving stack (the block's, else the vendor's) sets the kernels and
         # the all-reduce strategy
-        named = spec.stacks.get(b.device.name)
+        named = device_stack(spec, b.device.name)
         st = (stacks.load_stack(named) if named is not None
               else stacks.default_stack(b.device.spec.vendor, "serving"))
         return cache.key("llm-curve", {"workload": spec.model_dump(mode="json"),
