@@ -146,14 +146,18 @@ def test_run_files_check_the_stack() -> None:
     assert uses(plain, f) == {"tensorrt-llm"}
 
 
+@pytest.mark.parametrize("name", ["vllm", "sglang"])
 @pytest.mark.parametrize("device,vendor", [("mi300x", "AMD"), ("ascend-910c", "Huawei")])
-def test_vllm_on_cuda_is_not_taken_off_nvidia(device: str, vendor: str) -> None:
-    """vllm.yaml's numbers are CUDA's (cuBLAS stream-K, the CUDA custom all-reduce, V1's host
-    terms on CUDA): a replica off NVIDIA naming it is one error pointing at its vendor, not
-    CUDA's terms priced on an MI300X or a 910C (review41: it listed AMD and Huawei, reachable
-    once replicas could name a stack; AMD's is vllm-rocm)."""
-    assert stacks.load_stack("vllm").vendors == ["NVIDIA"]
+def test_cuda_stacks_are_not_taken_off_nvidia(name: str, device: str, vendor: str) -> None:
+    """vllm.yaml's and sglang.yaml's numbers are CUDA's (stream-K GEMMs, the CUDA custom
+    all-reduce's 8 MiB, V1's host terms on CUDA): a replica off NVIDIA naming one is one error
+    pointing at its vendor, not CUDA's terms priced on an MI300X or a 910C (review41: vllm
+    listed AMD and Huawei, reachable once replicas could name a stack; review42: sglang
+    listed AMD, whose SGLang runs aiter / hipBLASLt kernels and a 16 MiB all-reduce on ROCm;
+    AMD's profiled serving stack is vllm-rocm)."""
+    assert stacks.load_stack(name).vendors == ["NVIDIA"]
     with pytest.raises(AccelsimError) as e:
-        replica_model(Replica(device=device, model="llama2-70b", tp=4, stack="vllm"))
+        replica_model(Replica(device=device, model="llama2-70b", tp=4, stack=name))
     (p,) = e.value.problems
     assert p.field == "replicas[0].stack" and f"not on {vendor} ({device})" in p.message
+    assert len(str(e.value).splitlines()) == 1
