@@ -417,6 +417,35 @@ def default_stack(vendor: str, role: str = "training") -> StackProfile | None:
 _DEFAULT_PATHS: dict[tuple[str, str], str] = {}
 
 
+def role_mismatch(stack: StackProfile, role: str) -> str | None:
+    """Why ``stack`` cannot serve as a ``role`` stack (None: it is one). The one wording of
+    the role check: a serving replica's stack (:func:`accelsim.llm.perf.serving_stack`), a
+    training job's (:func:`training_problems`) and a scenario block's (:func:`named_problems`)."""
+    if stack.role == role:
+        return None
+    return (f"'{stack.name}' is a {stack.role} stack; expected a {role} stack "
+            f"(configs/stacks with role: {role})")
+
+
+def named_problems(named: Mapping[str, str], role: str, file: str, field: str
+                   ) -> list[Problem]:
+    """A scenario block's ``stacks`` (device name -> stack) on their own: each loads and is a
+    ``role`` stack (one problem each, naming ``field``.stacks.<device>); the devices' vendors
+    are :func:`device_problems`'."""
+    out: list[Problem] = []
+    for dev, ref in named.items():
+        at = f"{field}.stacks.{dev}"
+        try:
+            st = load_stack(ref, where=file, field=at)
+        except AccelsimError as e:
+            out += e.problems
+            continue
+        why = role_mismatch(st, role)
+        if why:
+            out.append(Problem(file, at, why))
+    return out
+
+
 def vendor_mismatch(stack: StackProfile, vendor: str, device: str = "") -> str | None:
     """Why ``stack`` cannot run on a ``vendor`` device (None: it lists the vendor)."""
     if vendor in stack.vendors:
@@ -637,10 +666,9 @@ def training_problems(stack: StackProfile, job: Any, file: str = "job") -> list[
     """Every option of a :class:`accelsim.training.job.TrainJob` the stack does not have."""
     par = job.parallelism
     out = []
-    if stack.role != "training":
-        out.append(Problem(file, "stack", f"'{stack.name}' is a {stack.role} stack; "
-                           "expected a training stack"))
-        return out
+    why = role_mismatch(stack, "training")
+    if why:
+        return [Problem(file, "stack", why)]
     sched = ("dualpipe" if par.schedule == "dualpipe" else
              "interleaved" if par.virtual_stages > 1 else "1f1b")
     if par.pp > 1 and sched not in stack.schedules:

@@ -67,6 +67,34 @@ def test_a_stack_gates_the_schedule_and_the_overlaps():
         estimate(_job(stack="vllm"), spec)
 
 
+def test_one_role_check_serves_jobs_replicas_and_blocks():
+    """The role of a stack is checked by one function (review42: the training block and the
+    chatbot block had their own wordings): a training job, a serving replica and both
+    scenario blocks give the same one line naming the field."""
+    from accelsim.llm.job import Replica
+    from accelsim.llm.perf import replica_model
+
+    want = ("'{0}' is a {1} stack; expected a {2} stack (configs/stacks with role: {2})")
+    spec = load_device("h100-sxm").spec
+    with pytest.raises(AccelsimError) as e:
+        estimate(_job(stack="vllm"), spec, file="j.yaml")
+    (p,) = e.value.problems
+    assert (p.file, p.field, p.message) == ("j.yaml", "stack",
+                                            want.format("vllm", "serving", "training"))
+    with pytest.raises(AccelsimError) as e:
+        replica_model(Replica(device="h100-sxm", model="llama3-8b", stack="deepspeed"),
+                      "r.yaml")
+    (p,) = e.value.problems
+    assert (p.file, p.field, p.message) == ("r.yaml", "replicas[0].stack",
+                                            want.format("deepspeed", "training", "serving"))
+    named = {"h20": "vllm", "h800": "megatron-core"}
+    for role, bad, other in (("training", "vllm", "serving"),
+                             ("serving", "megatron-core", "training")):
+        (p,) = stacks.named_problems(named, role, "s.yaml", "workloads.w")
+        assert p.message == want.format(bad, other, role)
+        assert p.field == "workloads.w.stacks." + ("h20" if bad == "vllm" else "h800")
+
+
 def test_the_same_layout_is_slower_on_deepspeed_than_on_megatron():
     """Megatron-Core's interleaved 1F1B and overlapped gradient reduction against DeepSpeed's
     1F1B with the reduction after the pipeline: same model, devices and batch."""

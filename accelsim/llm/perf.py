@@ -446,10 +446,7 @@ def serving_stack(vendor: str, ref: str | None = None, file: str = "job",
     if ref is None:
         return _default_serving(vendor, ov, stacks.default_stamp(vendor, "serving"))
     st = stacks.load_stack(ref, where=file, field=field)
-    if st.role != "serving":
-        raise AccelsimError.single(file, field, f"'{st.name}' is a {st.role} stack; expected "
-                                   "a serving stack (configs/stacks with role: serving)")
-    why = stacks.vendor_mismatch(st, vendor, device)
+    why = stacks.role_mismatch(st, "serving") or stacks.vendor_mismatch(st, vendor, device)
     if why:
         raise AccelsimError.single(file, field, why)
     return _of_profile(st, ov)

@@ -128,20 +128,11 @@ class LLMServing(Workload[LLMServingSpec]):
 
     def check(self, spec: LLMServingSpec, file: str, field: str) -> list[Problem]:
         from accelsim.llm.load import engine_problems
-        from accelsim.stacks import load_stack
+        from accelsim.stacks import named_problems
         from accelsim.transformer.model import load_model
 
-        probs: list[Problem] = []
-        for dev, name in spec.stacks.items():  # the vendor: check_devices
-            try:
-                st = load_stack(name, where=file, field=f"{field}.stacks.{dev}")
-            except AccelsimError as e:
-                probs += e.problems
-                continue
-            if st.role != "serving":
-                probs.append(Problem(file, f"{field}.stacks.{dev}", f"'{name}' is a {st.role} "
-                                     "stack; expected a serving stack (configs/stacks with "
-                                     "role: serving)"))
+        # each stack loads and is a serving stack (the vendor: check_devices)
+        probs = named_problems(spec.stacks, "serving", file, field)
         try:
             model = load_model(spec.model, where=file, field=f"{field}.model")
         except AccelsimError as e:

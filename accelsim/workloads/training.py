@@ -116,18 +116,15 @@ class Training(Workload[TrainingSpec]):
         return spec.model_copy(update={"model": refs.normalize(spec.model, relative_to)})
 
     def check(self, spec: TrainingSpec, file: str, field: str) -> list[Problem]:
-        from accelsim.stacks import load_stack
+        from accelsim.stacks import named_problems
 
         try:
             self._model(spec, file, field)
-            for dev, name in spec.stacks.items():
-                st = load_stack(name, where=file, field=f"{field}.stacks.{dev}")
-                if st.role != "training":
-                    raise AccelsimError.single(file, f"{field}.stacks.{dev}", f"'{name}' is a "
-                                               f"{st.role} stack; expected a training stack")
+            probs: list[Problem] = []
         except AccelsimError as e:
-            return e.problems
-        return []
+            probs = list(e.problems)
+        # each stack loads and is a training stack (the vendor: check_devices)
+        return probs + named_problems(spec.stacks, "training", file, field)
 
     def check_devices(self, spec: TrainingSpec, devices: dict[str, DeviceProfile], file: str,
                       field: str) -> list[Problem]:

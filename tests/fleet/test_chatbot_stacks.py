@@ -100,6 +100,9 @@ def test_the_example_scenario_names_the_default_stacks():
                            "not on NVIDIA (h20); expected a training stack that lists NVIDIA"),
     ({"b200": "megatron-core"}, "workloads.training.stacks.b200: 'b200' is no device of the "
                                 "budget pools; expected one of: ascend-910c, h20"),
+    # the role check's one wording (stacks.role_mismatch), as the chatbot block's
+    ({"h20": "vllm"}, "workloads.training.stacks.h20: 'vllm' is a serving stack; expected a "
+                      "training stack (configs/stacks with role: training)"),
 ])
 def test_the_training_blocks_stacks_are_checked_the_same_way(tmp_path, stacks, message):
     """The training block's ``stacks`` (device -> training stack) get the chatbot's checks:
