@@ -829,12 +829,14 @@ def replica_model(r: Replica, file: str = "job", where: str = "replicas[0]",
         raise AccelsimError.single(file, f"{where}.tp", f"tp {r.tp} exceeds the scale-up "
                                    f"domain of {spec.name} ({spec.scaleup_domain} devices); "
                                    "expected tp within one domain")
-    if model.heads % r.tp:
-        raise AccelsimError.single(file, f"{where}.tp", f"tp ({r.tp}) must divide the "
-                                   f"model's heads ({model.heads})")
-    pp_problem = pipeline_problem(r.pp, model.layers, r.dp, r.role)
-    if pp_problem:
-        raise AccelsimError.single(file, f"{where}.pp", pp_problem)
+    # the engine's settings against the model: the one check (engine_problems) of a job
+    # file, the fleet's chatbot block and the published runs, here for the Python API
+    # (accelsim.llm.replica_model), which reaches this without a file's check
+    from accelsim.llm.load import engine_problems
+
+    probs = engine_problems(r, model, file, where, r.tp, r.dp, r.pp, r.role)
+    if probs:
+        raise AccelsimError(probs)
     if r.gemm_allreduce and stack.name != GEMM_ALLREDUCE_STACK:
         raise AccelsimError.single(
             file, f"{where}.gemm_allreduce", "gemm_allreduce is TensorRT-LLM's "
@@ -850,10 +852,6 @@ def replica_model(r: Replica, file: str = "job", where: str = "replicas[0]",
     ep = tp * dp
     h, L, a, V = model.hidden, model.layers, model.heads, model.vocab
     d = r.mtp_tokens
-    if d and not model.mtp_layers:
-        raise AccelsimError.single(file, f"{where}.mtp_tokens", f"{model.name} has no "
-                                   "multi-token prediction modules (mtp_layers 0); expected "
-                                   "mtp_tokens 0 or a model with mtp_layers")
     T = np.arange(r.max_batched_tokens + (1 + d) * r.max_seqs + 1, dtype=float)
     tkey = ("T", len(T)) if lines else None
     dense_layer, at, ex, dis, com = _layer_costs(T, r, spec, model, peak_w, peak_a, wb, tkey,
