@@ -378,6 +378,36 @@ def serving_allreduce(M: Any, tokens: Any, n: int, bw: float, alpha: float,
 GEMM_ALLREDUCE_STACK = "tensorrt-llm"
 
 
+def gemm_allreduce_problem(spec: DeviceSpec) -> str | None:
+    """Why TensorRT-LLM's fused GEMM + all-reduce cannot run among the tensor-parallel ranks
+    of a ``spec`` device (None: it can). The plugin's workspace is NVLS multicast memory at
+    any group size (cpp/tensorrt_llm/kernels/cutlass_kernels/allreduce_gemm/
+    allreduce_gemm_impl_sm90.h at c8c6df08: the tile and completion barriers are
+    DeviceAllocationNvls, TileBarrierType a MulticastSystemBarrier; at 2 ranks a staging
+    buffer too), allocated by cuMulticastCreate and cuMulticastAddDevice over the group
+    (cpp/tensorrt_llm/runtime/ipcNvlsMemory.cpp at 34da406d, ipcNvlsAllocate; ipcNvlsSupported
+    needs CU_DEVICE_ATTRIBUTE_MULTICAST_SUPPORTED): one NVSwitch domain with NVLink SHARP.
+    The device, or the topology it is placed in (its ``interconnect.topology``), must have an
+    in-switch reduction; the group within one domain is replica_model's tp check."""
+    if spec.topology is not None:
+        from accelsim.devices import topology
+
+        fabric = topology.of(spec)
+        if fabric is not None and (fabric.scaleup.fabric != "switch"
+                                   or fabric.scaleup.reduction_efficiency is None):
+            kind = ("a switch without in-switch reduction (no reduction_efficiency)"
+                    if fabric.scaleup.fabric == "switch" else f"a {fabric.scaleup.fabric}")
+            return (f"{spec.name} is placed in topology '{fabric.name}', whose scale-up fabric "
+                    f"is {kind}; gemm_allreduce needs NVLS multicast within one NVSwitch "
+                    "domain (TensorRT-LLM's ipcNvlsAllocate); expected gemm_allreduce false")
+    if spec.eff_reduction <= 0:
+        return (f"{spec.name}'s scale-up fabric has no in-switch reduction (its profile gives "
+                "no interconnect.scaleup_reduction_efficiency); gemm_allreduce needs NVLS "
+                "multicast within one NVSwitch domain (TensorRT-LLM's ipcNvlsAllocate); "
+                "expected gemm_allreduce false")
+    return None
+
+
 def fused_gemm_allreduce(gemm_s: Any, msg: Any, tokens: Any, width: float, n: int,
                          spec: DeviceSpec) -> Any:
     """A row-parallel GEMM fused with its all-reduce over ``n`` ranks (TensorRT-LLM's
@@ -401,11 +431,17 @@ def fused_gemm_allreduce(gemm_s: Any, msg: Any, tokens: Any, width: float, n: in
     the scale-up step latency (the tile barrier's flag; no collective call's fixed time).
     ASSUMPTIONS: the switch reduction at the profile's NVLS efficiency (eff_reduction,
     measured on NCCL's NVLS all-reduce), the mainloop not slowed by the reducing warps, and
-    the device's GEMM tile for the kernel's (the profiler picks among several)."""
+    the device's GEMM tile for the kernel's (the profiler picks among several).
+    ``spec``: the device as placed (a topology's link, efficiencies and latency, as
+    :func:`accelsim.devices.topology.apply` sets them); one without NVLS is an error
+    (:func:`gemm_allreduce_problem`, checked by :func:`replica_model`)."""
+    why = gemm_allreduce_problem(spec) if n > 1 else None
+    if why:
+        raise ValueError(why)
     c = np.asarray(gemm_s, dtype=float)
     m = np.asarray(msg, dtype=float)
     bw = spec.scaleup_bw_Bps
-    if n > 2 and spec.eff_reduction > 0:
+    if n > 2:
         comm = coll.in_switch_allreduce(m, n, bw * spec.eff_reduction, spec.scaleup_latency_s)
     else:
         comm = (n - 1) * m / (bw * spec.eff_comm) + spec.scaleup_latency_s
@@ -586,7 +622,7 @@ def _layer_costs(T: np.ndarray, r: Replica, spec: DeviceSpec, model: Transformer
     bw_in = spec.scaleup_bw_Bps * spec.eff_comm
     msg = Tg * h * ACT_BYTES
     nccl = None
-    if spec.topology is not None:  # placed in a topology: its all-reduce (NVLS, mesh, torus)
+    if spec.topology is not None and tp > 1:  # placed: its all-reduce (NVLS, mesh, torus)
         from accelsim.devices import topology  # its models load only for such a device
 
         fabric = topology.of(spec)
@@ -843,6 +879,9 @@ def replica_model(r: Replica, file: str = "job", where: str = "replicas[0]",
             f"gemm_allreduce_plugin; the replica's serving stack on {spec.name} is "
             f"'{stack.name or 'none'}'; expected gemm_allreduce false or stack "
             f"'{GEMM_ALLREDUCE_STACK}'")
+    nvls = gemm_allreduce_problem(spec) if r.gemm_allreduce and r.tp > 1 else None
+    if nvls:  # at tp 1 the plugin skips its all-reduce and allocates no multicast memory
+        raise AccelsimError.single(file, f"{where}.gemm_allreduce", nvls)
     wfmt = r.weights
     # W8A8: fp8 and int8 weights run the GEMMs at that peak; 16-bit formats at bf16/fp16
     peak_w = spec.flops(wfmt, where=f"{file}: {where}.weights")

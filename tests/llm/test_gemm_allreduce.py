@@ -171,3 +171,55 @@ def test_gemm_allreduce_off_tensorrt_llm_is_one_error(device, stack, named):
     one = dict(device="h100-sxm", model="llama2-70b", tp=1, weights="fp8")
     assert np.array_equal(replica_model(Replica(gemm_allreduce=True, **one)).linear_s,
                           replica_model(Replica(**one)).linear_s)
+
+
+def test_placed_nvls_topology_prices_the_fused_kernel_on_its_link():
+    """A device placed in a topology (``interconnect.topology``) is priced on the placed
+    fabric: an H200 in the GB200 NVL72 domain reduces in the switch at that topology's
+    NVLink SHARP efficiency and bandwidth, not the HGX profile's."""
+    from accelsim.devices import topology
+
+    placed = topology.device_view(H200, "gb200-nvl72")
+    fabric = topology.load_topology("gb200-nvl72")
+    assert placed.eff_reduction == fabric.scaleup.reduction_efficiency.value != \
+        H200.eff_reduction
+    msg = 64 * 16384 * 2.0
+    comm = coll.in_switch_allreduce(msg, 8, topology.scaleup_Bps(fabric)
+                                    * fabric.scaleup.reduction_efficiency.value,
+                                    fabric.scaleup.latency_us.value * 1e-6)
+    assert _fused(1e-4, msg, 64, 16384, 8, placed) == pytest.approx(1e-4 + float(comm))
+    r = _r405(True)
+    assert replica_model(r, spec=placed).linear_s[64] != replica_model(r).linear_s[64]
+
+
+@pytest.mark.parametrize("device,placed_in,says", [
+    ("h200", "dgx-a100-8", "placed in topology 'dgx-a100-8', whose scale-up fabric is a "
+                           "switch without in-switch reduction"),
+    ("h100-sxm", "gaudi2-8", "whose scale-up fabric is a mesh"),
+    ("a100-80gb-sxm", None, "a100-80gb-sxm's scale-up fabric has no in-switch reduction"),
+])
+def test_gemm_allreduce_without_nvls_is_one_error(device, placed_in, says):
+    """TensorRT-LLM's plugin allocates its barriers as NVLS multicast memory
+    (ipcNvlsAllocate: cuMulticastCreate) at every group size: a device, or the topology it
+    is placed in, without an NVSwitch's in-switch reduction cannot run it. Was priced as a
+    peer-read kernel (review41); now one line naming the field; at tp 1 nothing to fuse."""
+    from accelsim.devices import topology
+    from accelsim.errors import AccelsimError
+
+    spec = load_device(device).spec
+    if placed_in:
+        spec = topology.device_view(spec, placed_in)
+    r = Replica(device=device, model="llama2-70b", tp=4, weights="fp16",
+                gemm_allreduce=True, stack="tensorrt-llm")
+    with pytest.raises(AccelsimError) as e:
+        replica_model(r, "j.yaml", spec=spec)
+    (p,) = e.value.problems
+    assert p.field == "replicas[0].gemm_allreduce" and says in p.message
+    assert "expected gemm_allreduce false" in p.message and "\n" not in str(e.value)
+    with pytest.raises(ValueError, match="NVLS multicast"):
+        fused_gemm_allreduce(np.array([1e-4]), np.array([1e6]), np.array([64.0]), 8192, 4,
+                             spec)
+    one = r.model_copy(update={"tp": 1, "model": "llama3-8b"})
+    assert np.array_equal(replica_model(one, spec=spec).linear_s,
+                          replica_model(one.model_copy(update={"gemm_allreduce": False}),
+                                        spec=spec).linear_s)
