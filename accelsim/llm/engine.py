@@ -18,6 +18,9 @@ Each iteration, with a budget of ``max_batched_tokens`` tokens and ``max_seqs`` 
    ``kv_admission: reserve`` (TensorRT-LLM's GUARANTEED_NO_EVICT) a request is admitted
    only when the blocks of its whole sequence (prompt + output) are free, and they are
    held until it leaves, so nothing is ever preempted;
+   in steps 2 and 3 a request takes at most ``chunk`` prompt tokens an iteration (with
+   pipeline stages one micro-batch's max_num_tokens), and its chunk's crossing of the
+   pipeline is the least the iteration takes;
 4. the iteration takes :meth:`accelsim.llm.perf.ReplicaModel.iteration_s` of its tokens; a
    sequence finishing its prefill emits its first token at the end of the iteration (its
    TTFT); each decode emits one token; a sequence with all its output tokens leaves.
@@ -110,7 +113,8 @@ def _call(arr: np.ndarray, prompt: np.ndarray, out: np.ndarray, rm: Any,
         np.ascontiguousarray(arr, dtype=np.float64), prompt.astype(np.int64),
         out.astype(np.int64), ready_flags(n, ready), rm.linear_s, rm.c_kv, rm.c_pf,
         rm.c_head, float(rm.host_overlap_s), rm.kv_blocks, rm.block_tokens,
-        rm.max_batched_tokens, rm.max_seqs,
+        rm.max_batched_tokens, rm.max_seqs, int(rm.chunk),
+        np.ascontiguousarray(rm.cross_s, dtype=np.float64), float(rm.c_pf_cross),
         int(rm.reserve), int(rm.draft_tokens), float(rm.draft_extra), float(rm.mtp_scale),
         counted, float(j.ttft_s), float(j.tpot_s), int(j.budget), int(j.last))
     return (ReplicaTrace(first, done, npre, float(busy), float(kvint), int(iters),

@@ -96,6 +96,9 @@ def run_events(arr: np.ndarray, prompt: np.ndarray, out: np.ndarray, rm: Any,
     scale = float(rm.mtp_scale)
     blocks, B = int(rm.kv_blocks), int(rm.block_tokens)
     budget, max_seqs = int(rm.max_batched_tokens), int(rm.max_seqs)
+    chunk = int(rm.chunk)  # a request's most prompt tokens per iteration
+    cross = np.asarray(rm.cross_s, dtype=np.float64).tolist()  # pipeline: a chunk's crossing
+    c_pfx = float(rm.c_pf_cross)
     first = [float("nan")] * n
     done = [float("nan")] * n
     # prefilling sequences in admission order: [request, tokens in its KV cache, this
@@ -161,12 +164,15 @@ def run_events(arr: np.ndarray, prompt: np.ndarray, out: np.ndarray, rm: Any,
                 iters += 1
         else:
             pairs = 0.0
+            xmax = 0.0  # the longest crossing of a prefill chunk (pipeline stages)
             # 2. running prefills take their next chunk
             for s in pre:
                 s[2] = 0
                 if left > 0:
                     c = s[1]
                     q = min(need_tokens[s[0]] - c, left)
+                    if q > chunk:
+                        q = chunk
                     have = (c + B - 1) // B
                     need = (c + q + B - 1) // B - have
                     kv_high = max(kv_high, blocks - free + need)
@@ -176,7 +182,12 @@ def run_events(arr: np.ndarray, prompt: np.ndarray, out: np.ndarray, rm: Any,
                     if q > 0:
                         free -= need
                         s[2] = q
-                        pairs += q * (c + (q + 1) / 2.0)
+                        pq = q * (c + (q + 1) / 2.0)
+                        pairs += pq
+                        if cross:
+                            x = cross[q] + c_pfx * pq
+                            if x > xmax:
+                                xmax = x
                         left -= q
                         if c + q == need_tokens[s[0]]:
                             emit += 1
@@ -184,6 +195,8 @@ def run_events(arr: np.ndarray, prompt: np.ndarray, out: np.ndarray, rm: Any,
             while wh < nxt and nrun < max_seqs and left > 0:
                 tg = need_tokens[wh]
                 q = min(tg, left)
+                if q > chunk:
+                    q = chunk
                 need = (q + B - 1) // B
                 kv_high = max(kv_high, blocks - free + need)
                 if need > free:
@@ -192,15 +205,22 @@ def run_events(arr: np.ndarray, prompt: np.ndarray, out: np.ndarray, rm: Any,
                 wh += 1
                 free -= need
                 nrun += 1
-                pairs += q * (q + 1) / 2.0
+                pq = q * (q + 1) / 2.0
+                pairs += pq
+                if cross:
+                    x = cross[q] + c_pfx * pq
+                    if x > xmax:
+                        xmax = x
                 left -= q
                 if q == tg:
                     emit += 1
             total = budget - left
             if total == 0:
                 return None  # the compiled loop would preempt
-            dt = max((lin[total] + c_kv * dctx + c_pf * pairs + c_head * emit) * scale,
-                     host_s * emit)
+            base = lin[total] + c_kv * dctx + c_pf * pairs + c_head * emit
+            if xmax > base:  # a prefill chunk's micro-batch crosses the pipeline
+                base = xmax
+            dt = max(base * scale, host_s * emit)
             kvint += (blocks - free) * dt
             t += dt
             busy += dt

@@ -38,6 +38,7 @@ class _Replica:
         self.free = self.blocks
         self.busy = self.kv = 0.0
         self.iters = self.finished = 0
+        self.cross = 0.0  # this iteration's longest prefill crossing (pipeline stages)
 
     def blocks_of(self, c: int) -> int:
         return -(-c // self.B)
@@ -77,7 +78,7 @@ class _Replica:
         pairs, emit = 0.0, 0
         for r in self.running:
             if ctx[r] < target[r] and left > 0:
-                q = min(target[r] - ctx[r], left)
+                q = min(target[r] - ctx[r], left, self.rm.chunk)
                 have = self.blocks_of(ctx[r])
                 need = 0 if self.reserve else self.blocks_of(ctx[r] + q) - have
                 if need > self.free:
@@ -86,7 +87,9 @@ class _Replica:
                 if q > 0:
                     self.free -= need
                     sched[r] = q
-                    pairs += q * (ctx[r] + (q + 1) / 2.0)
+                    pq = q * (ctx[r] + (q + 1) / 2.0)
+                    pairs += pq
+                    self.cross = max(self.cross, self.rm.crossing_s(q, pq))
                     left -= q
                     if ctx[r] + q == target[r]:
                         emit += 1
@@ -112,7 +115,7 @@ class _Replica:
                 took_kv += 1
                 continue
             tg = prompt[r] + gen[r]
-            q = min(tg, left)
+            q = min(tg, left, self.rm.chunk)
             need = self.blocks_of(prompt[r] + out[r]) if self.reserve else self.blocks_of(q)
             if need > self.free:
                 break
@@ -121,7 +124,9 @@ class _Replica:
             self.free -= need
             self.running.append(r)
             sched[r] = q
-            pairs += q * (q + 1) / 2.0
+            pq = q * (q + 1) / 2.0
+            pairs += pq
+            self.cross = max(self.cross, self.rm.crossing_s(q, pq))
             left -= q
             if q == tg:
                 emit += 1
@@ -160,6 +165,7 @@ class _Replica:
                 yield wake[0]
                 continue
             sched: dict[int, int] = {}
+            self.cross = 0.0  # the longest crossing of a prefill chunk (pipeline stages)
             left, dctx, emit = self.decodes(sched, budget)
             left, pairs, emit2 = self.prefills(sched, left)
             left, pairs, emit3, took_kv = self.admit(sched, left, pairs)
@@ -169,7 +175,8 @@ class _Replica:
             if total == 0:
                 self.evict(self.running.pop())
                 continue
-            dt = float(self.rm.iteration_s(total, dctx, pairs, emit + emit2 + emit3))
+            dt = float(self.rm.iteration_s(total, dctx, pairs, emit + emit2 + emit3,
+                                           self.cross))
             self.kv += (self.blocks - self.free) * dt
             self.busy += dt
             self.iters += 1

@@ -81,13 +81,16 @@ With ``pp`` pipeline stages (:func:`pipeline_round`) the scheduler's iteration i
 TensorRT-LLM's pp micro-batches: a micro-batch of ceil(T/pp) tokens crosses all the layers
 (the table above at that size) plus its sends between stages, the per-token coefficients are
 divided by pp, and a device holds its stage's layers, one vocabulary table and its layers' KV.
+A request is in one micro-batch of a round: it takes at most one chunk of max_batched_tokens
+a round (``chunk_tokens``), and that chunk's crossing of the pipeline (``cross_s``,
+``c_pf_cross``) is the least the round takes.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, TypeVar
 
@@ -169,6 +172,27 @@ class ReplicaModel:
     mtp_scale: float = 1.0  # 1 + d x mtp_layers / layers: the MTP modules' passes
     host_overlap_s: float = 0.0  # overlapped host seconds per emitting sequence (its group's)
     pp: int = 1  # pipeline stages (the replica spans tp x dp x pp devices)
+    # a request's most prompt tokens per iteration (0: max_batched_tokens): with pp stages
+    # one micro-batch's max_num_tokens, a request being in one micro-batch of a round
+    chunk_tokens: int = 0
+    # with pp stages: seconds for one micro-batch of q tokens (a request's chunk) to cross
+    # the pipeline, [q] for q up to chunk_tokens (empty: no pipeline), and per prefill
+    # (query, key) pair of that chunk (:func:`pipeline_round`)
+    cross_s: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    c_pf_cross: float = 0.0
+
+    @property
+    def chunk(self) -> int:
+        """A request's most prompt tokens per iteration."""
+        return self.chunk_tokens or self.max_batched_tokens
+
+    def crossing_s(self, q: int, pairs: float) -> float:
+        """Seconds one request's prefill chunk of ``q`` tokens and ``pairs`` (query, key)
+        pairs takes to cross the pipeline in its micro-batch: the least its round can take
+        (0 without a pipeline)."""
+        if len(self.cross_s) == 0 or q <= 0:
+            return 0.0
+        return float(self.cross_s[q] + self.c_pf_cross * pairs)
 
     @property
     def c_kv(self) -> float:
@@ -190,16 +214,18 @@ class ReplicaModel:
         return self.kv_blocks * self.block_tokens
 
     def iteration_s(self, tokens: Any, decode_ctx: Any, prefill_pairs: Any,
-                    emitting: Any) -> Any:
+                    emitting: Any, crossing: Any = 0.0) -> Any:
         """One iteration's time (vectorized over its arguments): ``tokens`` through the
         linear layers (a decoding sequence counts 1 + draft_tokens), ``decode_ctx`` context
         tokens read by the decodes, ``prefill_pairs`` (query, key) pairs of prefill
-        attention, ``emitting`` rows of the LM head; the MTP modules' passes scale it. With
-        an overlapped host (``host_overlap_s``) it takes at least ``host_overlap_s x
-        emitting``."""
+        attention, ``emitting`` rows of the LM head, at least ``crossing`` (with pp stages:
+        the longest :meth:`crossing_s` of the round's prefill chunks); the MTP modules'
+        passes scale it. With an overlapped host (``host_overlap_s``) it takes at least
+        ``host_overlap_s x emitting``."""
         t = np.asarray(tokens, dtype=np.int64)
-        gpu = (self.linear_s[np.minimum(t, len(self.linear_s) - 1)] + self.c_kv * decode_ctx
-               + self.c_pf * prefill_pairs + self.c_head * emitting) * self.mtp_scale
+        gpu = np.maximum(self.linear_s[np.minimum(t, len(self.linear_s) - 1)]
+                         + self.c_kv * decode_ctx + self.c_pf * prefill_pairs
+                         + self.c_head * emitting, crossing) * self.mtp_scale
         if self.host_overlap_s <= 0.0:
             return gpu
         return np.maximum(gpu, self.host_overlap_s * np.asarray(emitting, dtype=np.float64))
@@ -213,12 +239,14 @@ class ReplicaModel:
         return float(self.iteration_s(q, batch * context, 0.0, q))
 
     def prefill_s(self, prompt: int) -> float:
-        """One prompt prefilled alone in chunks of max_batched_tokens."""
+        """One prompt prefilled alone in chunks of :attr:`chunk` tokens (max_batched_tokens;
+        with pp stages one micro-batch's, each crossing the pipeline)."""
         t, done = 0.0, 0
         while done < prompt:
-            q = min(self.max_batched_tokens, prompt - done)
-            t += float(self.iteration_s(q, 0.0, q * (done + (q + 1) / 2), 1 if
-                                        done + q == prompt else 0))
+            q = min(self.chunk, prompt - done)
+            pairs = q * (done + (q + 1) / 2)
+            t += float(self.iteration_s(q, 0.0, pairs, 1 if done + q == prompt else 0,
+                                        self.crossing_s(q, pairs)))
             done += q
         return t
 
@@ -838,7 +866,10 @@ def pipeline_round(linear: np.ndarray, head_read: float, pp: int,
     contexts and prefill pairs) and samples its own rows, so the per-token coefficients are
     divided by pp. At batch 1 (one sequence, one micro-batch busy) a step costs what it costs
     on tp devices holding all layers plus the hops: the pp x tp devices run at the speed of
-    tp (the bubble). ASSUMPTION: micro-batches of equal size (the attention, prefill and
+    tp (the bubble). A request's prefill chunk runs in one micro-batch (the scheduler's
+    ``chunk_tokens``), whose crossing bounds its round from below (:meth:`ReplicaModel.
+    crossing_s`, built in :func:`replica_model`). ASSUMPTION otherwise: micro-batches of
+    equal size (the attention, prefill and
     sampling terms of a round with fewer sequences than stages are 1/pp of their cost
     instead of 1/n for n busy micro-batches; a small share at batch < pp where the weights'
     read dominates)."""
@@ -963,15 +994,23 @@ def replica_model(r: Replica, file: str = "job", where: str = "replicas[0]",
     emb_params = V * h * (1 if model.tied_embeddings else 2)
     weights += embedding_extra_bytes(emb_params, wb) / tp
     pp = r.pp
+    cross_s, c_pf_cross = np.zeros(0), 0.0  # no pipeline: no crossing
     if pp > 1:
         # a stage holds its L/pp layers and one vocabulary table (the first the embedding,
         # the last the LM head; a tied table on both); its KV cache its layers' share
         emb_dev = (emb_params * wb + embedding_extra_bytes(emb_params, wb)) / tp
         one_table = (V * h * wb + embedding_extra_bytes(V * h, wb)) / tp
         weights = (weights - emb_dev) / pp + one_table
+        hops = pipeline_transfer_s(h, tp * pp, spec)
+        # a request is in one micro-batch of a round (TensorRT-LLM's MicroBatchScheduler
+        # skips the requests in flight): one chunk of at most max_num_tokens a round, whose
+        # micro-batch crosses every stage (its layers on tp devices, the hops) before the
+        # request's next chunk: the least time of a round that holds it
+        q = np.arange(r.max_batched_tokens + 1)
+        cross_s = np.where(q > 0, linear[q] + hops(q, pp), 0.0)
+        c_pf_cross = c_pf  # its attention, not shared with the other micro-batches
         linear, c_kv_read, c_kv_flop, c_pf, c_head = pipeline_round(
-            linear, head_read, pp, pipeline_transfer_s(h, tp * pp, spec),
-            (c_kv_read, c_kv_flop, c_pf, c_head))
+            linear, head_read, pp, hops, (c_kv_read, c_kv_flop, c_pf, c_head))
     kv_dev = kv_tok / pp  # per device: the stage's layers
     dummy = (trtllm_bench.dummy_requests(r.max_batched_tokens, r.max_seq_len) / dp
              if r.memory_share_of == "free" and r.max_seq_len else None)
@@ -1001,4 +1040,6 @@ def replica_model(r: Replica, file: str = "job", where: str = "replicas[0]",
         reserve=r.kv_admission == "reserve",
         weights_bytes=weights, kv_bytes_per_token=kv_dev, spec=spec, dp=dp, draft_tokens=d,
         draft_extra=sum(r.mtp_acceptance ** i for i in range(1, d + 1)),
-        mtp_scale=1.0 + d * model.mtp_layers / L, host_overlap_s=host_overlap, pp=pp)
+        mtp_scale=1.0 + d * model.mtp_layers / L, host_overlap_s=host_overlap, pp=pp,
+        chunk_tokens=r.max_batched_tokens if pp > 1 else 0, cross_s=cross_s,
+        c_pf_cross=c_pf_cross)

@@ -120,6 +120,32 @@ def test_pp_with_attention_data_parallelism_is_refused():
         replica_model(r)
 
 
+def test_a_lone_long_prompt_takes_one_chunk_a_round_across_the_pipeline():
+    """TensorRT-LLM keeps a request in one micro-batch of a round (MicroBatchScheduler skips
+    the requests in flight, microBatchScheduler.cpp at 0a949d31; trtGptModelInflightBatching
+    passes it mInflightReqIds): a lone prompt is prefilled in chunks of one micro-batch's
+    max_num_tokens, one a round, each crossing every stage before the next (review41 found
+    chunks of pp x max_num_tokens spread over the micro-batches: a TTFT up to pp x short).
+    On 2 x 2 H100 a lone prompt is then the 2-device replica's prefill plus the hops of each
+    chunk (the bubble, as at batch 1)."""
+    P = 9000
+    arr, p, o = np.array([0.0]), np.array([P]), np.array([2])
+    chunks = -(-P // 2048)  # 5 chunks of max_batched_tokens (was 3 of 2 x 2048)
+    assert PP2.chunk == 2048 and TP2.chunk == TP2.max_batched_tokens == 2048
+    for run in (run_fast, run_simpy, run_events):
+        tr = run(arr, p, o, PP2)
+        assert tr.iterations == chunks + 1
+        assert tr.first_s[0] == pytest.approx(PP2.prefill_s(P), rel=1e-12)
+    hops = sum(_hops(min(2048, P - k * 2048)) for k in range(chunks))
+    want = TP2.prefill_s(P) + hops
+    assert PP2.prefill_s(P) == pytest.approx(want, rel=2e-3)
+    # the crossing is the least a round holding the chunk takes; a full round's even
+    # micro-batches cost about as much
+    assert PP2.crossing_s(2048, 0.0) == pytest.approx(
+        float(TP2.linear_s[2048]) + _hops(2048), rel=1e-12)
+    assert PP2.crossing_s(2048, 0.0) <= float(PP2.linear_s[4096]) * 1.001
+
+
 def test_the_fast_paths_hold_to_the_full_path_with_a_pipeline():
     """The compiled scheduler equals the simpy reference and the event engine bit for bit on
     a pp 2 replica; the GEMM lines' table equals the full one."""
@@ -132,6 +158,18 @@ def test_the_fast_paths_hold_to_the_full_path_with_a_pipeline():
     c = run_events(arr, p, o, PP2)
     assert c is not None
     assert np.array_equal(a.first_s, c.first_s) and np.array_equal(a.done_s, c.done_s)
+    # long prompts (past one micro-batch's 2,048 tokens) at low and high load: the chunk
+    # limit and the crossing bind, the three engines agree
+    for rate in (0.5, 3.0):
+        arr, p, o = stream(200, rate, 5, pmean=4000, omean=60)
+        p = np.minimum(p, 20000)
+        a, b, c = (run_fast(arr, p, o, PP2), run_simpy(arr, p, o, PP2),
+                   run_events(arr, p, o, PP2))
+        assert c is not None and a.iterations == b.iterations == c.iterations
+        assert np.array_equal(a.first_s, c.first_s) and np.array_equal(a.done_s, c.done_s)
+        assert a.busy_s == c.busy_s
+        assert np.allclose(a.first_s, b.first_s, rtol=1e-12, atol=0)
+        assert np.allclose(a.done_s, b.done_s, rtol=1e-12, atol=0)
     r = Replica(tp=2, pp=2, **KW)
     for _ in range(2):  # the first asks for the lines, the second builds and uses them
         fast = replica_model(r, lines=True)
