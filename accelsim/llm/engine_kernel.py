@@ -22,6 +22,23 @@ def _evict(v: int, ctx: Arr, npre: Arr, wq: Arr, wh: int,
     return freed, wh - 1
 
 
+@njit(cache=True, inline="never")
+def _crossing(dt: float, nrun: int, tokens: Arr, running: Arr, ctx: Arr, target: Arr,
+              cross: Arr, c_pfx: float) -> float:  # pragma: no cover - compiled
+    """The iteration's ``dt`` raised to the longest crossing of the pipeline of a prefill
+    chunk scheduled in it (:meth:`accelsim.llm.perf.ReplicaModel.crossing_s`; a newly
+    admitted one from context 0): a call of its own, which a replica without pipeline
+    stages never makes."""
+    for i in range(nrun):
+        q = tokens[i]
+        r = running[i]
+        if q > 0 and ctx[r] < target[r]:
+            x = cross[q] + c_pfx * (q * (ctx[r] + (q + 1) / 2.0))
+            if x > dt:
+                dt = x
+    return dt
+
+
 @njit(cache=True)
 def _run(arr: Arr, prompt: Arr, out: Arr, ready: Arr, linear: Arr, c_kv: float, c_pf: float,
          c_head: float, host_s: float, blocks: int, B: int, budget: int, max_seqs: int,
@@ -100,7 +117,6 @@ def _run(arr: Arr, prompt: Arr, out: Arr, ready: Arr, linear: Arr, c_kv: float, 
         left = budget
         dctx = 0.0
         pairs = 0.0
-        xmax = 0.0  # the longest crossing of a prefill chunk (pipeline stages)
         emit = 0
         # 1. decodes (in admission order); preempt from the back when blocks run out
         i = 0
@@ -152,12 +168,7 @@ def _run(arr: Arr, prompt: Arr, out: Arr, ready: Arr, linear: Arr, c_kv: float, 
                 if q > 0:
                     free -= need
                     tokens[i] = q
-                    pq = q * (ctx[r] + (q + 1) / 2.0)
-                    pairs += pq
-                    if ncross > 0:
-                        x = cross[q] + c_pfx * pq
-                        if x > xmax:
-                            xmax = x
+                    pairs += q * (ctx[r] + (q + 1) / 2.0)
                     left -= q
                     if ctx[r] + q == target[r]:
                         emit += 1
@@ -198,12 +209,7 @@ def _run(arr: Arr, prompt: Arr, out: Arr, ready: Arr, linear: Arr, c_kv: float, 
             running[nrun] = r
             tokens[nrun] = q
             nrun += 1
-            pq = q * (q + 1) / 2.0
-            pairs += pq
-            if ncross > 0:
-                x = cross[q] + c_pfx * pq
-                if x > xmax:
-                    xmax = x
+            pairs += q * (q + 1) / 2.0
             left -= q
             if q == tg:
                 emit += 1
@@ -218,8 +224,8 @@ def _run(arr: Arr, prompt: Arr, out: Arr, ready: Arr, linear: Arr, c_kv: float, 
             nrun -= 1
             continue
         dt = linear[total] + c_kv * dctx + c_pf * pairs + c_head * emit
-        if xmax > dt:  # a prefill chunk's micro-batch crosses the pipeline in the round
-            dt = xmax
+        if ncross > 0:  # pipeline stages: each prefill chunk crosses them in the round
+            dt = _crossing(dt, nrun, tokens, running, ctx, target, cross, c_pfx)
         dt = dt * scale
         if host_s * emit > dt:  # the overlapped host's share of the iteration binds
             dt = host_s * emit
