@@ -9,8 +9,8 @@ from typing import Any
 from accelsim import refs
 from accelsim.config import read_yaml, validate
 from accelsim.errors import AccelsimError, Problem
-from accelsim.llm.job import Engine, LLMJob
-from accelsim.transformer.model import TransformerModel
+from accelsim.llm.checks import engine_problems
+from accelsim.llm.job import LLMJob
 
 
 def job_from(data: dict[str, Any], path: str | Path, where: str | None = None,
@@ -29,42 +29,6 @@ def job_from(data: dict[str, Any], path: str | Path, where: str | None = None,
     if check:
         check_job(job, where)
     return job
-
-
-def engine_problems(engine: Engine, model: TransformerModel, file: str, where: str,
-                    tp: int | None = None, dp: int = 1, pp: int = 1,
-                    role: str = "both") -> list[Problem]:
-    """An engine's settings against its model (no device needed): multi-token prediction
-    needs the model's MTP modules, expert placement, overlap and ``dp`` need experts,
-    ``tp`` divides the heads and ``pp`` the layers (:func:`accelsim.llm.perf.pipeline_problem`).
-    The one check of a job's replicas, the fleet's chatbot block and
-    the published LLM runs (``where``: the block holding the settings)."""
-    probs = []
-    if engine.mtp_tokens and not model.mtp_layers:
-        probs.append(Problem(file, f"{where}.mtp_tokens", f"{model.name} has no multi-token "
-                             "prediction modules (mtp_layers 0); expected mtp_tokens 0 or a "
-                             "model with mtp_layers"))
-    if model.moe is None:
-        for key, on in (("redundant_experts", engine.redundant_experts > 0),
-                        ("overlap_ep_comm", engine.overlap_ep_comm)):
-            if on:
-                probs.append(Problem(file, f"{where}.{key}", f"{model.name} is dense (no "
-                                     f"moe block), so {key} has nothing to act on; expected "
-                                     f"it left out or a mixture-of-experts model"))
-    at = where.removesuffix(".engine")
-    if model.moe is None and dp > 1:
-        probs.append(Problem(file, f"{at}.dp", f"{model.name} is dense (no moe block): "
-                             f"attention data parallelism (dp {dp}) spreads experts; expected "
-                             "dp 1 (more replicas: count)"))
-    if tp is not None and model.heads % tp:
-        probs.append(Problem(file, f"{at}.tp", f"tp ({tp}) must divide the model's heads "
-                             f"({model.heads})"))
-    from accelsim.llm.perf import pipeline_problem
-
-    pp_problem = pipeline_problem(pp, model.layers, dp, role)
-    if pp_problem:
-        probs.append(Problem(file, f"{at}.pp", pp_problem))
-    return probs
 
 
 def check_job(job: LLMJob, file: str = "job") -> None:

@@ -101,6 +101,7 @@ from accelsim import kernels, units
 from accelsim.devices import DeviceSpec, load_device
 from accelsim.errors import AccelsimError
 from accelsim.llm import expert_load, trtllm_bench
+from accelsim.llm.checks import engine_problems, pipeline_problem  # noqa: F401 (perf.<name>)
 from accelsim.llm.job import Replica
 from accelsim.precision import BYTES
 from accelsim.roofline import FLASH_REL_EFF
@@ -806,23 +807,6 @@ def _routing(T: np.ndarray, S: float, k: float, ep: int, tkey: Any, sampled: boo
     return _kept(_ROUTING, tkey, (len(T), S, k, ep, sampled), compute)
 
 
-def pipeline_problem(pp: int, layers: int, dp: int = 1, role: str = "both") -> str | None:
-    """Why ``pp`` pipeline stages cannot run (None: they can): the stages split the layers
-    evenly (TensorRT-LLM's ``Mapping.pp_layers``, tensorrt_llm/mapping.py at b35ac1b6:
-    num_layers // pp_size consecutive layers per stage), and the replica model has no
-    pipeline with attention data parallelism or on one side of a disaggregated deployment."""
-    if pp <= 1:
-        return None
-    if layers % pp:
-        return (f"pp ({pp}) must divide the model's layers ({layers}): the stages split the "
-                "layers evenly")
-    if dp > 1:
-        return f"pp {pp} with dp {dp} is not modelled; expected pp 1 or dp 1"
-    if role != "both":
-        return (f"pp {pp} on a {role} replica is not modelled; expected pp 1 or role 'both'")
-    return None
-
-
 def pipeline_transfer_s(h: float, devices: int, spec: DeviceSpec
                         ) -> Callable[[Any, int], Any]:
     """Seconds a micro-batch of ``t`` tokens spends between the stages of a pipeline over
@@ -899,8 +883,6 @@ def replica_model(r: Replica, file: str = "job", where: str = "replicas[0]",
     # the engine's settings against the model: the one check (engine_problems) of a job
     # file, the fleet's chatbot block and the published runs, here for the Python API
     # (accelsim.llm.replica_model), which reaches this without a file's check
-    from accelsim.llm.load import engine_problems
-
     probs = engine_problems(r, model, file, where, r.tp, r.dp, r.pp, r.role)
     if probs:
         raise AccelsimError(probs)

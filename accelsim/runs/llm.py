@@ -147,7 +147,7 @@ def _stack_loader(run: LLMRun) -> Loader:
 
 def _model_loader(run: LLMRun) -> Loader:
     """The replica's model, loaded and checked against the replica's engine settings
-    (:func:`accelsim.llm.load.engine_problems`)."""
+    (:func:`accelsim.llm.checks.engine_problems`)."""
     from accelsim.errors import AccelsimError
     from accelsim.llm.load import engine_problems
     from accelsim.transformer.model import load_model

@@ -1,6 +1,6 @@
 """The Python API's replica model (:func:`accelsim.llm.replica_model`) checks a replica's
 engine settings against its model with the one check a job file, the fleet's chatbot block
-and the published runs use (:func:`accelsim.llm.load.engine_problems`), not a copy of its
+and the published runs use (:func:`accelsim.llm.checks.engine_problems`), not a copy of its
 own (review42: perf.py held older MTP, tp-divides-heads and pp checks that reported the
 first problem only and none of the dense-model ones)."""
 
@@ -10,8 +10,8 @@ import pytest
 
 from accelsim.errors import AccelsimError
 from accelsim.llm import replica_model
+from accelsim.llm.checks import engine_problems
 from accelsim.llm.job import Replica
-from accelsim.llm.load import engine_problems
 from accelsim.transformer.model import load_model
 
 
