@@ -22,8 +22,12 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 
 
 def _job(file: str, rid: str) -> tuple[TrainJob, object, str]:
-    path = str(configs_dir() / "runs" / file)
-    run = next(r for r in load_runs(path).runs if r.id == rid)
+    # a held-out row may have moved between heldout/ and heldout/misses/ (branch dpship)
+    other = (file.replace("heldout/misses/", "heldout/") if "/misses/" in file
+             else file.replace("heldout/", "heldout/misses/"))
+    path, run = next((str(configs_dir() / "runs" / fn), r) for fn in dict.fromkeys((file, other))
+                     if (configs_dir() / "runs" / fn).exists()
+                     for r in load_runs(configs_dir() / "runs" / fn).runs if r.id == rid)
     spec = load_device(run.device, where=path, field="device", relative_to=path).spec
     par = Parallelism(tp=run.tp, pp=run.pp, dp=run.devices // (run.tp * run.pp * run.cp),
                       cp=run.cp, micro_batch=run.micro_batches[0],
