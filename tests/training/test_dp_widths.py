@@ -157,8 +157,8 @@ def test_the_des_engine_agrees_with_the_analytic_path():
 
 def test_rows_without_the_fields_are_unchanged():
     # rows whose stacks set no widths: NeMo's own FP8 recipe (nemo-h100-fp8, stack
-    # megatron-bridge: fp32 reduce-scatter, bf16 gather) and a v3.1 GPT-3 MLPerf row (stack
-    # nemo), their predictions
+    # megatron-bridge: fp32 reduce-scatter, bf16 gather) and Meta's Llama 3 405B (stack
+    # llama3-meta), their predictions
     # pinned bit-identical to main 58595e3's
     from accelsim.runs.training import predict
 
@@ -170,4 +170,4 @@ def test_rows_without_the_fields_are_unchanged():
 
 
 PINNED = (("nemo-h100-fp8.yaml", "nemo-llama3-70b-h100-fp8", 1523.3843012115842),
-          ("mlperf-training-gpt3.yaml", "mlperf-v3.1-gpt3-h100-10752", 554.725478703197))
+          ("llama3-405b-h100.yaml", "llama3-405b-8k-gpus", 429.94599403329016))
