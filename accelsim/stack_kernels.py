@@ -36,6 +36,16 @@
   gc_layer_s      a rank's seconds in unaligned automatic garbage collections per layer and
                   micro-batch (0: aligned or none; :mod:`accelsim.training.perf.gc_pauses`)
   gc_pause_s      one such collection's pause, seconds (0: the rare limit, every pause apart)
+  dp_grad_bytes   bytes per gradient element of its data-parallel reduction (0: the
+                  training precision's, ``recipes.GRAD_BYTES``: fp32 main grads under bf16
+                  and fp8)
+  dp_fp8_gather   1: with FP8 training and the distributed optimizer, its parameter
+                  all-gather moves the FP8 linear weights at 1 B and the rest (embedding,
+                  output layer, norms, routers) at the weight width (0: every weight at the
+                  weight width)
+  dp_fp8_edge     1: with dp_fp8_gather, Megatron-Core's last bucket group (the non-FP8
+                  buffer and the last FP8 bucket) exposed at the step's edges (0: staged
+                  with the rest)
 """
 
 from __future__ import annotations
@@ -46,4 +56,6 @@ DEFAULTS: dict[str, float] = {
     "stream_k": 0.0, "tp_async": 0.0, "cp_allgather": 0.0, "unit_gap_s": 0.0,
     "unit_grad_bytes": 0.0, "unit_gather_bytes": 0.0, "attn_syncs": 0.0, "metric_passes": 0.0,
     "host_ops_rank": 0.0, "step_gap_s": 0.0, "unit_ring": 0.0, "unit_edges": 0.0,
-    "rc_early_stop": 0.0, "gc_layer_s": 0.0, "gc_pause_s": 0.0}
+    "rc_early_stop": 0.0, "gc_layer_s": 0.0, "gc_pause_s": 0.0,
+    "dp_grad_bytes": 0.0, "dp_fp8_gather": 0.0,
+    "dp_fp8_edge": 0.0}

@@ -50,6 +50,7 @@ from accelsim.config import Strict, read_yaml, validate
 from accelsim.devices import Confidence, Fraction, NonNegative, Quantity
 from accelsim.errors import AccelsimError, Problem
 from accelsim.overrides import Overrides, Values
+from accelsim.precision import BYTES
 from accelsim.stack_kernels import DEFAULTS as KERNEL_DEFAULTS
 from accelsim.stack_memory import StackMemory as Terms
 
@@ -306,6 +307,41 @@ class StackGC(Strict):
     pause paid apart, the rare limit)."""
 
 
+class DPWidth(Strict):
+    """A data-parallel collective's element width, and where it comes from."""
+
+    value: Literal["fp32", "bf16", "fp16", "fp8"]
+    """The dtype the collective moves."""
+    source: str = Field(min_length=1)
+    """The recipe's configuration line that sets it."""
+    confidence: Confidence
+    """A vendor or paper, B press or analyst, C sources disagree, or 'assumption'."""
+    note: str | None = None
+    """Reasoning; required for an assumption."""
+
+
+class StackDP(Strict):
+    """The widths a training stack's data-parallel collectives move (not given: the training
+    precision's, :mod:`accelsim.training.perf.recipes` ``GRAD_DTYPE`` / ``WEIGHT_DTYPE``)."""
+
+    grad_reduce_dtype: DPWidth | None = None
+    """The gradients' reduce-scatter / all-reduce (Megatron ``grad_reduce_in_fp32`` false,
+    Apex ``grad_sync_dtype``: bf16). Not given: fp32 under bf16 and fp8 training."""
+    param_gather_dtype: DPWidth | None = None
+    """The distributed optimizer's parameter all-gather: fp8 (Megatron ``fp8_param_gather``,
+    NeMo ``FP8_PARAMS`` / ``FP8_PARAM_GATHER``) gathers FP8 training's linear weights at 1 B
+    and the non-FP8 parameters (embedding, output layer, norms) at the weight width, and
+    merges every non-FP8 bucket into the last FP8 bucket group, whose reduce-scatter runs
+    after the backward and whose all-gather before the forward, exposed
+    (:func:`accelsim.training.perf.step.data_parallel`). Other values: the weight width.
+    Only an fp8 job with ZeRO >= 1 uses it."""
+    fp8_bucket_edge: Feature | None = None
+    """With ``param_gather_dtype`` fp8: its distributed data parallel is Megatron-Core's,
+    whose ``partition_buckets`` merges every non-FP8 bucket into the last FP8 bucket group,
+    reduced after the backward and gathered before the forward, exposed (Apex's
+    DistributedFusedAdam has no such group). Not given: false."""
+
+
 class StackProfile(Strict):
     """One software stack (framework and release)."""
 
@@ -339,6 +375,9 @@ class StackProfile(Strict):
     algorithm, :func:`accelsim.llm.perf.serving_allreduce`)."""
     gc: StackGC | None = None
     """A training stack's Python garbage collection (not given: aligned, no stall)."""
+    dp: StackDP | None = None
+    """A training stack's data-parallel collective widths (not given: the training
+    precision's)."""
     iteration: StackIteration | None = None
     """A serving stack's per-sequence sampling and host costs (not given: the LM head's logits
     written and read once per rank, no host term; :class:`StackIteration`)."""
@@ -558,7 +597,21 @@ def kernel_factors(stack: StackProfile | None) -> dict[str, float]:
             "unit_edges": float(edges is not None and edges.value),
             "rc_early_stop": float(k.recompute_early_stop is not None
                                    and k.recompute_early_stop.value),
-            **gc_columns(stack)}
+            **gc_columns(stack), **dp_columns(stack)}
+
+
+def dp_columns(stack: StackProfile | None) -> dict[str, float]:
+    """The stack's data-parallel widths as training columns: ``dp_grad_bytes``, bytes per
+    reduced gradient element (0: the precision's), and ``dp_fp8_gather``, 1 when it gathers
+    FP8 parameters (:class:`StackDP`)."""
+    d = stack.dp if stack is not None else None
+    g = d.grad_reduce_dtype if d is not None else None
+    a = d.param_gather_dtype if d is not None else None
+    return {"dp_grad_bytes": float(BYTES[g.value]) if g is not None else 0.0,
+            "dp_fp8_gather": float(a is not None and a.value == "fp8"),
+            "dp_fp8_edge": float(a is not None and a.value == "fp8"
+                                 and d is not None and d.fp8_bucket_edge is not None
+                                 and d.fp8_bucket_edge.value)}
 
 
 def gc_columns(stack: StackProfile | None) -> dict[str, float]:

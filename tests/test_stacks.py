@@ -48,7 +48,9 @@ def test_default_stack_by_vendor():
                                            "metric_passes": 0.0, "host_ops_rank": 0.0,
                                            "step_gap_s": 0.0, "unit_ring": 0.0, "unit_edges": 0.0,
                                            "rc_early_stop": 0.0,
-                                           "gc_layer_s": 0.0, "gc_pause_s": 0.0}
+                                           "gc_layer_s": 0.0, "gc_pause_s": 0.0,
+                                           "dp_grad_bytes": 0.0, "dp_fp8_gather": 0.0,
+                                           "dp_fp8_edge": 0.0}
     assert stacks.kernel_factors(stacks.load_stack("deepspeed"))["pp_scatter"] == 0.0
 
 

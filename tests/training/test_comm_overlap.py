@@ -120,15 +120,19 @@ def _llama_8k_cp(cp: int, stack: str = "megatron-bridge") -> TrainJob:
                         last_stage_layers=15))
 
 
-def test_ring_context_parallelism_runs_one_kernel_per_step_at_its_own_length():
+def test_ring_context_parallelism_runs_one_kernel_per_step_at_its_own_length(monkeypatch):
     """Transformer Engine's load-balanced ring (AttnFuncWithCPAndKVP2P): cp kernels per rank,
     the diagonal one causal over s/cp queries and keys (1/cp of the rank's FLOPs), the cp - 1
     others unmasked, half of them s/cp queries against s/(2 cp) keys, half s/(2 cp) queries
     against s/cp keys; each at the published kernel's rate for its key length. The FLOPs are
     the causal half of the rank's share whatever cp; Llama 3's all-gather runs one kernel over
-    the whole sequence's keys."""
+    the whole sequence's keys. The kernels alone: the ring's bookkeeping around them is
+    tests/training/test_cp_ring.py's."""
     from accelsim import kernels
+    from accelsim.training.perf import layer as L
     from accelsim.training.perf.columns import PEAK_ACT
+
+    monkeypatch.setattr(L, "CP_RING_BOOKKEEPING", False)
 
     s, hd = 8192.0, 128.0
     for cp in (2, 4):

@@ -15,7 +15,11 @@ from accelsim.runs.file import heldout_dir, load_runs, runs_dir
 from accelsim.training import Parallelism, TrainJob, TransformerModel
 from tests.training import estimate
 
-NEMO_FAMILY = ("nemo", "nemo-mlperf-v30", "nemo-fa2")
+NEMO_FAMILY = ("nemo", "nemo-mlperf-v30", "nemo-fa2", "nemo-mlperf", "nemo-mlperf-apex",
+               "nemo-mlperf-v31")
+# the graphed NVIDIA MLPerf NeMo recipe: its gap measured on NVIDIA's non-held-out GB200/GB300
+# logs, not fitted (tests/training/test_dp_widths.py)
+MEASURED = ("nemo-mlperf-cg",)
 
 GPT3 = TransformerModel(name="gpt3-175b", layers=96, hidden=12288, heads=96, ffn_hidden=49152,
                         vocab=50688, seq_len=2048, tied_embeddings=True, dropout=False)
@@ -71,8 +75,11 @@ def test_one_calibrated_value_for_the_nemo_recipes_and_none_elsewhere():
     (ids,) = fitted
     assert len(ids) == 17 and not set(ids) & held
     assert all(getattr(in_sample[i], "stack", None) in NEMO_FAMILY for i in ids)
+    for name in MEASURED:
+        q = stacks.load_stack(name).quantities()["kernels.step_host_gap_ms"]
+        assert not q.fitted_on and q.value < min(vals)
     for name in stacks.catalog_names():
-        if name not in NEMO_FAMILY:
+        if name not in NEMO_FAMILY + MEASURED:
             st = stacks.load_stack(name)
             assert "kernels.step_host_gap_ms" not in st.quantities()
             assert stacks.kernel_factors(st)["step_gap_s"] == 0.0

@@ -34,7 +34,10 @@ communication around them (forward and backward).
                 et al. 2022 section 6.2)
   CP            ring exchange of K and V blocks, overlapped with the attention kernel; or
                 (stack ``cp_kv_ring: false``) all-gathered K and V and reduce-scattered
-                gradients, exposed (Llama 3, arXiv 2407.21783 section 3.3.2)
+                gradients, exposed (Llama 3, arXiv 2407.21783 section 3.3.2); and
+                (``CP_RING_BOOKKEEPING``) the ring's own memory passes and kernels (the fp32
+                output corrections, the gradient accumulation, the per-call work of each
+                further attention backward: :func:`ring_bookkeeping`)
 """
 
 from __future__ import annotations
@@ -180,6 +183,59 @@ def ring_attention(F: Any, s: Any, hd: Any, cp: Any, f: dict[str, Any]) -> tuple
     return (xp.where(ring, d_f + lo_f + up_f, one_f), xp.where(ring, d_b + lo_b + up_b, one_b))
 
 
+# Transformer Engine's ring attention (AttnFuncWithCPAndKVP2P): True (shipped) prices its
+# bookkeeping around the attention kernels (ring_bookkeeping); False: the kernels and the K/V
+# exchange only. On since the data-parallel widths of NVIDIA's MLPerf recipes are priced
+# (stacks nemo-mlperf*, branch dpship): with both, held-out 4.89 / 18.9 %, 14 misses ->
+# 4.56 / 23.4 %, 7; LOSO training 3.31 -> 3.16 (docs/_notes/cp-ring-attention.md)
+CP_RING_BOOKKEEPING = True
+# kernels TE's P2P ring adds per layer and pass over one causal kernel (context_parallel.py at
+# TE release_v2.8, 40c69e75): forward, the K/V concatenation, the LSE clone and the output's
+# init and cast, and per further ring step an attention call, an LSE and an output correction
+# and a send/receive; backward, the K/V copy into the ring buffer, per further step an
+# attention backward with its two memory-bound companions (dO.O row sums, the fp32 dQ
+# accumulator's conversion), and per step the dQ copy/add, the dK and dV copy/adds and a
+# send/receive
+RING_KERNELS_FWD = (4.0, 4.0)  # fixed, per further step
+RING_KERNELS_BWD = (5.0, 7.0)
+
+
+def ring_bookkeeping(f: dict[str, Any], T: Any, g: Shape, cp: Any) -> tuple[Any, Any]:
+    """Forward and backward seconds one rank's ring attention (cp > 1, load-balanced causal,
+    Transformer Engine's ``AttnFuncWithCPAndKVP2P``, transformer_engine/pytorch/attention/
+    dot_product_attention/context_parallel.py at TE release_v2.8, commit 40c69e75) spends
+    outside its attention kernels and the K/V exchange: memory passes at the device's
+    bandwidth and :data:`RING_KERNELS_FWD` / ``_BWD`` kernels at its kernel overhead.
+
+    Forward: K and V concatenated into the first send buffer (read + write); the partial
+    outputs merged in fp32 (``flash_attn_fwd_out_correction_init``: read the first step's
+    output, write fp32; each further step ``flash_attn_fwd_out_correction``: read fp32 and
+    the step's output, write fp32; the rank whose further steps are lower-triangle (all
+    queries) sets the ring's pace) and cast back (read fp32, write the activation type);
+    the softmax-LSE corrections (a few bytes per query) are counted as kernels only.
+    Backward (bf16: dQ, dK, dV accumulated in the activation type): the saved K/V copied into
+    the ring buffer; dQ copied at the first step and added (read two, write one) at each
+    further one, dK and dV likewise; each further attention backward repeats its per-call
+    memory-bound work: the dO.O row sums (read dO and O; cuDNN's SDPA backward graph,
+    NVIDIA/cudnn-frontend include/cudnn_frontend/node/scaled_dot_product_flash_attention.h
+    ``mul_dO_O`` / ``reduce_dO_o``; FlashAttention-2's ``flash_bwd_dot_do_o_kernel``) and
+    the fp32 dQ accumulator (zeroed, then converted: ``dQ_accum``;
+    ``flash_bwd_convert_dq_kernel``)."""
+    n = xp.maximum(cp, 1.0)
+    e = f["act_bytes"]
+    t = f["tp"]
+    n_o = T * g.o_w / t  # output (and dout) elements per rank
+    n_q = T * g.q_w / t  # query (and dq) elements
+    kv = T * (g.k_w + g.v_w) / t * e  # K and V bytes
+    fwd_bytes = 2 * kv + n_o * (e + 4) + (n - 1) * n_o * (4 + e + 4) + n_o * (4 + e)
+    bwd_bytes = (2 * kv + 2 * n_q * e + 2 * kv + (n - 1) * (3 * n_q * e + 3 * kv)
+                 + (n - 1) * (2 * n_o * e + n_q * (4 + 4 + e)))
+    kern = f["kernel_overhead_s"]
+    k_f = RING_KERNELS_FWD[0] + RING_KERNELS_FWD[1] * (n - 1)
+    k_b = RING_KERNELS_BWD[0] + RING_KERNELS_BWD[1] * (n - 1)
+    return mem(fwd_bytes, f) + k_f * kern, mem(bwd_bytes, f) + k_b * kern
+
+
 @dataclass
 class Micro:
     """One micro-batch on one rank: the layer's shape, tokens, element widths and the links
@@ -321,6 +377,11 @@ def dense_layer(f: dict[str, Any], u: Micro) -> Layer:
     # --- attention core: flash (causal, fused) or unfused (scores materialised); a model
     # without the causal mask (causal 0): one kernel over every score block
     t_fa_f, t_fa_b = ring_attention(FLASH_CAUSAL_FRACTION * F_attn, s, (d_qk + d_v) / 2, cp, f)
+    ring = (cp > 1) & (f["cp_allgather"] <= 0)
+    if CP_RING_BOOKKEEPING and not xp.never(ring):
+        r_f, r_b = ring_bookkeeping(f, T, g, cp)
+        t_fa_f = t_fa_f + xp.where(ring, r_f, 0.0)
+        t_fa_b = t_fa_b + xp.where(ring, r_b, 0.0)
     full = f["causal"] <= 0
     if not xp.never(full):
         t_nc_f, t_nc_b = flash_attention(F_attn, s, (d_qk + d_v) / 2, 0.0, f)

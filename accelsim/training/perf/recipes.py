@@ -62,3 +62,11 @@ UNPAD_PASSES_OUT = (3.0, 2.0)
 # HBM bandwidth. Overlapped comm costs this fraction of its duration (assumption; NCCL
 # runs on ~8-16 of 108-132 SMs, and overlap studies report 5-20 % GEMM slowdown).
 OVERLAP_TAX = 0.1
+
+# Megatron's distributed data parallel with FP8 parameters (fp8_param_gather): parameters are
+# bucketed in reverse order (the backward's) into buckets of this many elements, NVIDIA's
+# MLPerf NeMo recipes' bucket_size (training_results_v5.1 at 441d65f4445c, NVIDIA/benchmarks/
+# llama31_8b/implementations/nemo/conf/custom.yaml line 165: 134,217,728; Megatron-LM
+# megatron/core/distributed/param_and_grad_buffer.py bucketing, lines 636-655); the last FP8
+# bucket, layer 0's, is at most this (docs/_notes/mlperf-training-v5.md, branch dpwidths).
+FP8_PARAM_BUCKET = 134_217_728.0

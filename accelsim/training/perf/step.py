@@ -30,6 +30,13 @@ gradient reduction and the optimizer.
               over k domains (NCCL's ring, its only algorithm for them before 2.23),
               and with ``unit_edges`` the edges it cannot hide: one unit's all-gather per
               micro-batch and gather, one unit's reduce-scatter per step;
+              at the stack's widths (``dp_grad_bytes``; ``dp_fp8_gather``: FP8 training's
+              linear weights gathered at 1 B, the embedding, output layer and norms at the
+              weight width); with FP8 parameters gathered (``dp_fp8_edge``: Megatron-Core's
+              distributed data parallel), Megatron merges the non-FP8
+              bucket into the last FP8 bucket group, so that group (the first stage's
+              non-FP8 weights and layer 0's bucket) is reduced after the backward and
+              gathered before the forward, exposed in full, the rest staged;
               a stack whose FSDP rate limiter syncs the CPU per unit (``unit_gap_s``) idles
               the GPU that long at each layer's all-gather: 2 per micro-batch with ZeRO-3
               (forward, backward), 1 with ZeRO-2 (the forward's); its gradient hook's
@@ -65,7 +72,7 @@ from accelsim import xp
 from accelsim.training.perf.gc_pauses import rendezvous_per_step, unaligned_gc_stall
 from accelsim.training.perf.layer import Layer, Micro, exposed, gemm, mem, staged
 from accelsim.training.perf.moe import MoELayer
-from accelsim.training.perf.recipes import OPTIMIZER_BYTES_PER_PARAM
+from accelsim.training.perf.recipes import FP8_PARAM_BUCKET, OPTIMIZER_BYTES_PER_PARAM
 from accelsim.training.perf.stragglers import slowest_device_factor
 
 
@@ -322,6 +329,9 @@ class RankParams:
     mid_dense: Any
     dense: Any  # the larger of first and middle (what DP reduces)
     expert: Any
+    non_fp8: Any = 0.0  # of ``dense``: the weights FP8 training keeps at the weight width
+    edge_non: Any = 0.0  # the first stage's non-FP8 weights (the last bucket group's)
+    edge_last: Any = 0.0  # the first stage's last FP8 bucket (layer 0's)
 
     @property
     def total(self) -> Any:
@@ -340,10 +350,27 @@ def rank_params(f: dict[str, Any], u: Micro, st: Stages) -> RankParams:
     P_layers_expert = st.Lm * (g.experts / f["ep"]) * g.expert / t
     P_first_dense = st.k_first * P_layers + P_emb_rank
     P_mid_dense = st.k_mid * P_layers
+    dense = xp.maximum(P_first_dense, P_mid_dense)
+    if xp.never(f["dp_fp8_gather"] > 0):
+        return RankParams(layers=P_layers, layers_expert=P_layers_expert, emb=P_emb,
+                          first_dense=P_first_dense, mid_dense=P_mid_dense, dense=dense,
+                          expert=xp.maximum(st.k_first, st.k_mid) * P_layers_expert)
+    # the weights FP8 training keeps out of its GEMMs, from the model's shape: the embedding
+    # and (untied, or on the last stage) the output layer, each layer's two norms, the MoE
+    # routers, the final norm (one stage); of the stage DP reduces (the larger)
+    norms = 2 * g.h
+    P_layers_non = st.Ls * norms + st.Lm * g.h * g.experts / t
+    non_first = st.k_first * P_layers_non + P_emb_rank + xp.where(p == 1, g.h, 0.0)
+    non_mid = st.k_mid * P_layers_non
+    non = xp.where(P_first_dense >= P_mid_dense, non_first, non_mid)
+    # Megatron's last FP8 bucket (reverse-order fill: layer 0's attention weights, at most a
+    # bucket), merged with the non-FP8 buffer into the last bucket group; the first stage's
+    # (its backward ends the step, its forward starts the next)
+    last = xp.minimum(FP8_PARAM_BUCKET, g.attn_split / t + g.attn_rep - norms)
     return RankParams(layers=P_layers, layers_expert=P_layers_expert, emb=P_emb,
-                      first_dense=P_first_dense, mid_dense=P_mid_dense,
-                      dense=xp.maximum(P_first_dense, P_mid_dense),
-                      expert=xp.maximum(st.k_first, st.k_mid) * P_layers_expert)
+                      first_dense=P_first_dense, mid_dense=P_mid_dense, dense=dense,
+                      expert=xp.maximum(st.k_first, st.k_mid) * P_layers_expert,
+                      non_fp8=non, edge_non=non_first, edge_last=last)
 
 
 @dataclass
@@ -368,6 +395,11 @@ def data_parallel(f: dict[str, Any], u: Micro, st: Stages, pr: RankParams) -> Da
     D = f["dp"] * cp
     De = xp.maximum(D / ep, 1.0)
     wb, gb = f["weight_bytes"], f["grad_bytes"]
+    # the stack's reduction width (dp_grad_bytes; 0: the precision's)
+    dgb = f["dp_grad_bytes"]
+    gb = gb if xp.never(dgb > 0) else xp.where(dgb > 0, dgb, gb)
+    # FP8 parameters gathered (dp_fp8_gather): fp8 jobs with the distributed optimizer
+    fp8g = (f["dp_fp8_gather"] > 0) & (f["fp8"] > 0) & (zero > 0)
     # DualPipe holds two stages' parameters per rank (DeepSeek-V3 Table 2: 2x parameters)
     copies = xp.where(f["dualpipe"] > 0, 2.0, 1.0)
     # the dense and the expert gradients' all-reduces; without expert parallelism in any
@@ -386,6 +418,20 @@ def data_parallel(f: dict[str, Any], u: Micro, st: Stages, pr: RankParams) -> Da
     # ring RS/AG move half of an all-reduce each
     rs = 0.5 * (ar_d + ar_e)
     ag = 0.5 * (ar_d + ar_e) * wb / gb
+    if not xp.never(fp8g):
+        # FP8 linear weights at 1 B, the non-FP8 ones at the weight width (experts all FP8)
+        dense_P = xp.maximum(copies * pr.dense, 1.0)
+        w_dense = (copies * (pr.dense - pr.non_fp8) + wb * copies * pr.non_fp8) / dense_P
+        ag = xp.where(fp8g, 0.5 * (ar_d * w_dense + ar_e) / gb, ag)
+        # the last bucket group's share (the non-FP8 buffer and the last FP8 bucket):
+        # its reduce-scatter after the backward, its all-gather before the forward
+        edge = fp8g & (f["dp_fp8_edge"] > 0)
+        rs_edge = xp.where(edge, xp.minimum(
+            0.5 * ar_d * (pr.edge_non + pr.edge_last) / dense_P, rs), 0.0)
+        ag_edge = xp.where(edge, xp.minimum(
+            0.5 * ar_d * (wb * pr.edge_non + pr.edge_last) / (gb * dense_P), ag), 0.0)
+    else:
+        rs_edge = ag_edge = 0.0
     # a stack whose FSDP runs them per unit (unit_ring): each of a stage's L layers' all-gather
     # and reduce-scatter is a ring over the D ranks (NCCL's only algorithm for them before
     # 2.23, src/graph/tuning.cc): D - k steps inside the k domains it spans, k - 1 across
@@ -409,9 +455,12 @@ def data_parallel(f: dict[str, Any], u: Micro, st: Stages, pr: RankParams) -> Da
     ov_ag = ov * f["overlap_ag"]  # overlap_param_gather (0: the all-gather after the step)
     gap_b = ov * xp.minimum(m, p) * st.base_b / v
     gap_f = ov_ag * xp.minimum(m, p) * st.base_f / v
+    # with FP8 parameters gathered the last bucket group (rs_edge, ag_edge) has nothing to
+    # hide behind: exposed in full, the rest staged
     out = xp.where(
         zero > 0,
-        staged(rs, v, gap_b, ov * st.base_b / v) + staged(ag, v, gap_f, ov_ag * st.base_f / v),
+        staged(rs - rs_edge, v, gap_b, ov * st.base_b / v) + rs_edge
+        + staged(ag - ag_edge, v, gap_f, ov_ag * st.base_f / v) + ag_edge,
         staged(ar_d + ar_e, v, gap_b, ov * st.base_b / v),
     )
     out = xp.where(D > 1, out, 0.0)
