@@ -171,3 +171,33 @@ def test_rows_without_the_fields_are_unchanged():
 
 PINNED = (("nemo-h100-fp8.yaml", "nemo-llama3-70b-h100-fp8", 1523.3843012115842),
           ("llama3-405b-h100.yaml", "llama3-405b-8k-gpus", 429.94599403329016))
+
+
+_STACK = ("name: x\nframework: X\nversion: '1'\nrole: training\nvendors: [NVIDIA]\n"
+          "kernels:\n  stream_k: {value: true, source: s, confidence: A}\n"
+          "  gemm: {value: 1.0, source: s, confidence: A}\n"
+          "  attention: {value: 1.0, source: s, confidence: A}\n")
+
+
+@pytest.mark.parametrize("gather", ["", "  param_gather_dtype: {value: bf16, source: s, "
+                                        "confidence: A}\n"])
+def test_a_bucket_edge_without_fp8_parameters_gathered_is_an_error(tmp_path, gather):
+    """``dp.fp8_bucket_edge`` is Megatron-Core's FP8 bucket group: a stack that sets it without
+    ``param_gather_dtype: fp8`` is one error naming the field, not silently a stack without
+    the edge (review42b)."""
+    from accelsim.errors import AccelsimError
+    from accelsim.kinds import load_file
+
+    p = tmp_path / "s.yaml"
+    p.write_text(_STACK + "dp:\n" + gather
+                 + "  fp8_bucket_edge: {value: true, source: s, confidence: A}\n")
+    with pytest.raises(AccelsimError) as e:
+        load_file(p)
+    assert "dp" in str(e.value) and "fp8_bucket_edge" in str(e.value)
+    # with the FP8 gather, or the edge false, the stack loads
+    p.write_text(_STACK + "dp:\n  param_gather_dtype: {value: fp8, source: s, confidence: A}\n"
+                 "  fp8_bucket_edge: {value: true, source: s, confidence: A}\n")
+    load_file(p)
+    p.write_text(_STACK + "dp:\n" + gather
+                 + "  fp8_bucket_edge: {value: false, source: s, confidence: A}\n")
+    load_file(p)
