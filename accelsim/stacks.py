@@ -326,7 +326,9 @@ class StackDP(Strict):
 
     grad_reduce_dtype: DPWidth | None = None
     """The gradients' reduce-scatter / all-reduce (Megatron ``grad_reduce_in_fp32`` false,
-    Apex ``grad_sync_dtype``: bf16). Not given: fp32 under bf16 and fp8 training."""
+    Apex ``grad_sync_dtype``: bf16), and the width its gradient buffers are held in
+    (:func:`accelsim.training.perf.memory.allocated`). Not given: fp32 under bf16 and fp8
+    training."""
     param_gather_dtype: DPWidth | None = None
     """The distributed optimizer's parameter all-gather: fp8 (Megatron ``fp8_param_gather``,
     NeMo ``FP8_PARAMS`` / ``FP8_PARAM_GATHER``) gathers FP8 training's linear weights at 1 B
