@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from accelsim import overrides, refs, units
 from accelsim.config import Strict, read_yaml, validate
@@ -326,7 +326,9 @@ class StackDP(Strict):
 
     grad_reduce_dtype: DPWidth | None = None
     """The gradients' reduce-scatter / all-reduce (Megatron ``grad_reduce_in_fp32`` false,
-    Apex ``grad_sync_dtype``: bf16). Not given: fp32 under bf16 and fp8 training."""
+    Apex ``grad_sync_dtype``: bf16), and the width its gradient buffers are held in
+    (:func:`accelsim.training.perf.memory.allocated`). Not given: fp32 under bf16 and fp8
+    training."""
     param_gather_dtype: DPWidth | None = None
     """The distributed optimizer's parameter all-gather: fp8 (Megatron ``fp8_param_gather``,
     NeMo ``FP8_PARAMS`` / ``FP8_PARAM_GATHER``) gathers FP8 training's linear weights at 1 B
@@ -339,7 +341,17 @@ class StackDP(Strict):
     """With ``param_gather_dtype`` fp8: its distributed data parallel is Megatron-Core's,
     whose ``partition_buckets`` merges every non-FP8 bucket into the last FP8 bucket group,
     reduced after the backward and gathered before the forward, exposed (Apex's
-    DistributedFusedAdam has no such group). Not given: false."""
+    DistributedFusedAdam has no such group). Not given: false. True without
+    ``param_gather_dtype`` fp8 is an error (the group exists only with FP8 parameters)."""
+
+    @model_validator(mode="after")
+    def _edge_needs_fp8_gather(self) -> StackDP:
+        a = self.param_gather_dtype
+        if (self.fp8_bucket_edge is not None and self.fp8_bucket_edge.value
+                and (a is None or a.value != "fp8")):
+            raise ValueError("fp8_bucket_edge true needs param_gather_dtype fp8 (Megatron-Core's "
+                             "FP8 bucket group exists only with FP8 parameters gathered)")
+        return self
 
 
 class StackProfile(Strict):

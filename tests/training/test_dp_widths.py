@@ -171,3 +171,55 @@ def test_rows_without_the_fields_are_unchanged():
 
 PINNED = (("nemo-h100-fp8.yaml", "nemo-llama3-70b-h100-fp8", 1523.3843012115842),
           ("llama3-405b-h100.yaml", "llama3-405b-8k-gpus", 429.94599403329016))
+
+
+_STACK = ("name: x\nframework: X\nversion: '1'\nrole: training\nvendors: [NVIDIA]\n"
+          "kernels:\n  stream_k: {value: true, source: s, confidence: A}\n"
+          "  gemm: {value: 1.0, source: s, confidence: A}\n"
+          "  attention: {value: 1.0, source: s, confidence: A}\n")
+
+
+@pytest.mark.parametrize("gather", ["", "  param_gather_dtype: {value: bf16, source: s, "
+                                        "confidence: A}\n"])
+def test_a_bucket_edge_without_fp8_parameters_gathered_is_an_error(tmp_path, gather):
+    """``dp.fp8_bucket_edge`` is Megatron-Core's FP8 bucket group: a stack that sets it without
+    ``param_gather_dtype: fp8`` is one error naming the field, not silently a stack without
+    the edge (review42b)."""
+    from accelsim.errors import AccelsimError
+    from accelsim.kinds import load_file
+
+    p = tmp_path / "s.yaml"
+    p.write_text(_STACK + "dp:\n" + gather
+                 + "  fp8_bucket_edge: {value: true, source: s, confidence: A}\n")
+    with pytest.raises(AccelsimError) as e:
+        load_file(p)
+    assert "dp" in str(e.value) and "fp8_bucket_edge" in str(e.value)
+    # with the FP8 gather, or the edge false, the stack loads
+    p.write_text(_STACK + "dp:\n  param_gather_dtype: {value: fp8, source: s, confidence: A}\n"
+                 "  fp8_bucket_edge: {value: true, source: s, confidence: A}\n")
+    load_file(p)
+    p.write_text(_STACK + "dp:\n" + gather
+                 + "  fp8_bucket_edge: {value: false, source: s, confidence: A}\n")
+    load_file(p)
+
+
+def test_a_bf16_reduction_holds_bf16_gradient_buffers():
+    """Megatron-Core allocates its gradient buffers in the reduction's width
+    (distributed_data_parallel.py: ``grad_dtype = torch.float if grad_reduce_in_fp32 else
+    param.dtype``; Apex's DistributedFusedAdam its buckets in ``grad_sync_dtype``): the
+    stack's ``dp_grad_bytes`` is the held gradients' width too, not only the collective's
+    (review42b)."""
+    from accelsim.training.perf.memory import allocated
+
+    job = _job8b()
+    _, pr, _, f = _parts(job)
+    assert f["dp_grad_bytes"] == 2.0 and f["grad_bytes"] == 4.0 and f["pp"] == 1
+    u = micro(f)
+    ly = dense_layer(f, u)
+    st = stages(f, u, ly, moe_layer(f, u, ly))
+    dp = data_parallel(f, u, st, pr)
+    f32 = {**f, "dp_grad_bytes": 0.0}
+    dp32 = data_parallel(f32, u, st, pr)
+    # ZeRO-1: the full gradient buffer of the rank's parameters, 2 B an element fewer
+    assert allocated(f32, u, st, pr, dp32) - allocated(f, u, st, pr, dp) == pytest.approx(
+        2.0 * pr.first_dense, rel=1e-9)

@@ -78,6 +78,11 @@ def allocated(f: dict[str, Any], u: Micro, st: Stages, pr: RankParams, dp: DataP
     D, De, copies = dp.D, dp.De, dp.copies
     dual = f["dualpipe"] > 0
     gb, ob = f["grad_bytes"], f["opt_bytes"]
+    # the stack's reduction width is its gradient buffers' (Megatron-Core
+    # distributed_data_parallel.py: grad_dtype = torch.float if grad_reduce_in_fp32 else
+    # param.dtype; Apex DistributedFusedAdam: buckets in grad_sync_dtype)
+    dgb = f["dp_grad_bytes"]
+    gb = gb if xp.never(dgb > 0) else xp.where(dgb > 0, dgb, gb)
     # the weights as held: the low-precision copy beside the optimizer's fp32 master, or
     # the master alone (opt_bytes hold it) when the stack casts at each use
     wb_gather = f["weight_bytes"]
