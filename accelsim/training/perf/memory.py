@@ -34,7 +34,7 @@ from accelsim import xp
 from accelsim.runtime import RUNTIME_RESERVE_BYTES
 from accelsim.stack_memory import StackMemory
 from accelsim.training.perf.layer import Micro
-from accelsim.training.perf.step import DataParallel, RankParams, Stages
+from accelsim.training.perf.step import DataParallel, RankParams, Stages, grad_width
 
 # The gradients of one layer's activations live while that layer's backward runs, as a
 # share of the layer's held activations (assumption: each saved tensor's gradient is made
@@ -77,12 +77,7 @@ def allocated(f: dict[str, Any], u: Micro, st: Stages, pr: RankParams, dp: DataP
     Ls, Ld, Lm, m = st.Ls, st.Ld, st.Lm, st.m
     D, De, copies = dp.D, dp.De, dp.copies
     dual = f["dualpipe"] > 0
-    gb, ob = f["grad_bytes"], f["opt_bytes"]
-    # the stack's reduction width is its gradient buffers' (Megatron-Core
-    # distributed_data_parallel.py: grad_dtype = torch.float if grad_reduce_in_fp32 else
-    # param.dtype; Apex DistributedFusedAdam: buckets in grad_sync_dtype)
-    dgb = f["dp_grad_bytes"]
-    gb = gb if xp.never(dgb > 0) else xp.where(dgb > 0, dgb, gb)
+    gb, ob = grad_width(f), f["opt_bytes"]  # gradient buffers at the reduction width
     # the weights as held: the low-precision copy beside the optimizer's fp32 master, or
     # the master alone (opt_bytes hold it) when the stack casts at each use
     wb_gather = f["weight_bytes"]

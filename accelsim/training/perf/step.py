@@ -388,16 +388,23 @@ class DataParallel:
     host_s: Any  # a stack's per-step host work on an idle GPU (``host_ops_rank``, ``step_gap_s``)
 
 
+def grad_width(f: dict[str, Any]) -> Any:
+    """Bytes per gradient element as reduced and as held: the stack's reduction width
+    (``dp_grad_bytes``; 0: the precision's ``grad_bytes``). Megatron-Core allocates its
+    gradient buffers in it (distributed_data_parallel.py: grad_dtype = torch.float if
+    grad_reduce_in_fp32 else param.dtype; Apex DistributedFusedAdam: buckets in
+    grad_sync_dtype), so :func:`data_parallel` and the memory model read the same width."""
+    dgb, gb = f["dp_grad_bytes"], f["grad_bytes"]
+    return gb if xp.never(dgb > 0) else xp.where(dgb > 0, dgb, gb)
+
+
 def data_parallel(f: dict[str, Any], u: Micro, st: Stages, pr: RankParams) -> DataParallel:
     t, p, cp, ep, v = f["tp"], f["pp"], f["cp"], f["ep"], f["virtual_stages"]
     zero, m = f["zero"], st.m
     dom = f["scaleup_domain"]
     D = f["dp"] * cp
     De = xp.maximum(D / ep, 1.0)
-    wb, gb = f["weight_bytes"], f["grad_bytes"]
-    # the stack's reduction width (dp_grad_bytes; 0: the precision's)
-    dgb = f["dp_grad_bytes"]
-    gb = gb if xp.never(dgb > 0) else xp.where(dgb > 0, dgb, gb)
+    wb, gb = f["weight_bytes"], grad_width(f)
     # FP8 parameters gathered (dp_fp8_gather): fp8 jobs with the distributed optimizer
     fp8g = (f["dp_fp8_gather"] > 0) & (f["fp8"] > 0) & (zero > 0)
     # DualPipe holds two stages' parameters per rank (DeepSeek-V3 Table 2: 2x parameters)
