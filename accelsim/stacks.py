@@ -345,8 +345,15 @@ class StackDP(Strict):
     ``param_gather_dtype`` fp8 is an error (the group exists only with FP8 parameters)."""
 
     @model_validator(mode="after")
-    def _edge_needs_fp8_gather(self) -> StackDP:
-        a = self.param_gather_dtype
+    def _widths_it_prices(self) -> StackDP:
+        g, a = self.grad_reduce_dtype, self.param_gather_dtype
+        if g is not None and g.value == "fp8":
+            raise ValueError("grad_reduce_dtype fp8 is not priced (no recipe reduces gradients "
+                             "in FP8): expected fp32, bf16 or fp16")
+        if a is not None and a.value == "fp32":
+            raise ValueError("param_gather_dtype fp32 is not priced (the distributed optimizer "
+                             "gathers the model's weights, not its fp32 main copy): expected "
+                             "bf16, fp16 (the weight width) or fp8")
         if (self.fp8_bucket_edge is not None and self.fp8_bucket_edge.value
                 and (a is None or a.value != "fp8")):
             raise ValueError("fp8_bucket_edge true needs param_gather_dtype fp8 (Megatron-Core's "
@@ -393,6 +400,19 @@ class StackProfile(Strict):
     iteration: StackIteration | None = None
     """A serving stack's per-sequence sampling and host costs (not given: the LM head's logits
     written and read once per rank, no host term; :class:`StackIteration`)."""
+
+    @model_validator(mode="after")
+    def _sections_of_its_role(self) -> StackProfile:
+        if self.role == "serving" and self.dp is not None:
+            raise ValueError("dp: a serving stack has no data-parallel gradient collectives "
+                             "(the section is read for training stacks only)")
+        ov, d = self.overlaps, self.dp
+        if (ov is not None and ov.unit_ring is not None and ov.unit_ring.value
+                and d is not None and d.fp8_bucket_edge is not None and d.fp8_bucket_edge.value):
+            raise ValueError("dp.fp8_bucket_edge with overlaps.unit_ring: Megatron-Core's FP8 "
+                             "bucket group is priced on the aggregated collectives, which a "
+                             "per-unit ring replaces; choose one")
+        return self
 
     def quantities(self) -> dict[str, Quantity]:
         """Its numbers by ``section.key`` (the kernel factors and the per-step host gap, which

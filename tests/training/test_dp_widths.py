@@ -203,6 +203,54 @@ def test_a_bucket_edge_without_fp8_parameters_gathered_is_an_error(tmp_path, gat
     load_file(p)
 
 
+@pytest.mark.parametrize("body, field", [
+    ("dp:\n  grad_reduce_dtype: {value: fp8, source: s, confidence: A}\n", "grad_reduce_dtype"),
+    ("dp:\n  param_gather_dtype: {value: fp32, source: s, confidence: A}\n", "param_gather_dtype"),
+])
+def test_a_width_the_model_does_not_price_is_an_error(tmp_path, body, field):
+    """An FP8 gradient reduction or an fp32 parameter gather would be read as something else
+    (1 B gradients nobody reduces in; the weight width): one error naming the field, not a
+    silent reinterpretation (review42b, finding 3)."""
+    from accelsim.errors import AccelsimError
+    from accelsim.kinds import load_file
+
+    p = tmp_path / "s.yaml"
+    p.write_text(_STACK + body)
+    with pytest.raises(AccelsimError) as e:
+        load_file(p)
+    assert "dp" in str(e.value) and field in str(e.value)
+
+
+def test_a_serving_stack_with_a_dp_section_is_an_error(tmp_path):
+    """``dp:`` is read for training stacks only: on a serving stack it would sit unread."""
+    from accelsim.errors import AccelsimError
+    from accelsim.kinds import load_file
+
+    p = tmp_path / "s.yaml"
+    p.write_text(_STACK.replace("role: training", "role: serving")
+                 + "dp:\n  grad_reduce_dtype: {value: bf16, source: s, confidence: A}\n")
+    with pytest.raises(AccelsimError) as e:
+        load_file(p)
+    assert "dp" in str(e.value) and "serving" in str(e.value)
+
+
+def test_a_bucket_edge_with_per_unit_rings_is_an_error(tmp_path):
+    """The FP8 bucket group's edge is cut from the aggregated collectives, which a per-unit
+    FSDP ring replaces: the pair is refused, not priced twice (review42b, finding 4)."""
+    from accelsim.errors import AccelsimError
+    from accelsim.kinds import load_file
+
+    f = "{value: true, source: s, confidence: A}"
+    p = tmp_path / "s.yaml"
+    p.write_text(_STACK + f"overlaps:\n  tp_comm: {f}\n  dp_grad_reduce: {f}\n"
+                 f"  param_gather: {f}\n  ep_a2a: {f}\n  unit_ring: {f}\n"
+                 f"dp:\n  param_gather_dtype: {{value: fp8, source: s, confidence: A}}\n"
+                 f"  fp8_bucket_edge: {f}\n")
+    with pytest.raises(AccelsimError) as e:
+        load_file(p)
+    assert "fp8_bucket_edge" in str(e.value) and "unit_ring" in str(e.value)
+
+
 def test_a_bf16_reduction_holds_bf16_gradient_buffers():
     """Megatron-Core allocates its gradient buffers in the reduction's width
     (distributed_data_parallel.py: ``grad_dtype = torch.float if grad_reduce_in_fp32 else
