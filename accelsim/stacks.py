@@ -366,6 +366,11 @@ class StackProfile(Strict):
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
     """Catalog name (how jobs and runs refer to it)."""
+    base: str | None = None
+    """The stack it derives from (a catalog name or a path beside it): every section the
+    file does not give is the base's, a section it gives replaces the base's entries key by
+    key, and a key set to null removes the base's (:func:`expand`). The file still states its
+    own ``name`` and ``framework`` (the key a file is known as a stack by). Not given: none."""
     framework: str = Field(min_length=1)
     """The framework (Megatron-LM, DeepSpeed, vLLM, ...)."""
     version: str = Field(min_length=1)
@@ -445,17 +450,83 @@ def load_stack(name_or_path: str | Path, where: str = "stack", field: str = "sta
                relative_to: str | Path | None = None) -> StackProfile:
     """A catalog name (``megatron-core``) or a path to a stack YAML."""
     path = refs.find(name_or_path, "stacks", relative_to, where, field, what="stack")
-    st = path.stat()
-    profile = _load(str(path), refs.shown(path), st.st_mtime_ns)
+    stamp = _stamp(str(path))
+    profile = _load(stamp, refs.shown(path))
     mine = _OVERRIDES.of(profile.name)
     if mine:
-        return _load_overridden(str(path), refs.shown(path), st.st_mtime_ns, mine)
+        return _load_overridden(stamp, refs.shown(path), mine)
     return profile
 
 
+Stamp = tuple[tuple[str, int], ...]
+
+
+@lru_cache(maxsize=128)
+def _base_of(resolved: str, mtime_ns: int) -> str | None:
+    """The resolved file a stack file's ``base:`` names (None: it has none); read again
+    only when the file changes."""
+    data = read_yaml(resolved)
+    ref = data.get("base") if isinstance(data, dict) else None
+    if ref is None:
+        return None
+    shown = refs.shown(Path(resolved))
+    if not isinstance(ref, str) or not ref:
+        raise AccelsimError.single(shown, "base", "expected a stack's catalog name or path")
+    return str(refs.find(ref, "stacks", resolved, shown, "base", what="stack"))
+
+
+def _stamp(resolved: str) -> Stamp:
+    """The file and the files it derives from, each with its modification time: the cache
+    key of the profile (an edit of a base is seen as one of the file). A cycle is an error."""
+    out: list[tuple[str, int]] = []
+    path: str | None = resolved
+    while path is not None:
+        if any(p == path for p, _ in out):
+            names = " -> ".join(Path(p).stem for p, _ in out) + f" -> {Path(path).stem}"
+            raise AccelsimError.single(refs.shown(Path(resolved)), "base",
+                                       f"stacks derive from each other in a cycle ({names})")
+        mtime = os.stat(path).st_mtime_ns
+        out.append((path, mtime))
+        path = _base_of(path, mtime)
+    return tuple(out)
+
+
+def files_of(path: str | Path) -> list[Path]:
+    """A stack file and the files it derives from (``base:``), the file first."""
+    return [Path(p) for p, _ in _stamp(str(Path(path).resolve()))]
+
+
+def _merge(base: Mapping[str, Any], child: Mapping[str, Any]) -> dict[str, Any]:
+    """``child`` over ``base``: top-level mappings merge key by key (a field's whole entry
+    replaced), anything else replaced; a null removes the base's key."""
+    out = {k: v for k, v in base.items() if k not in ("name", "base")}
+    for k, v in child.items():
+        if v is None:
+            out.pop(k, None)
+        elif isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            merged = {**out[k], **v}
+            out[k] = {kk: vv for kk, vv in merged.items() if vv is not None}
+        else:
+            out[k] = v
+    return out
+
+
+def expand(data: Any, path: str | Path) -> Any:
+    """A stack file's data with its ``base:`` chain applied (:attr:`StackProfile.base`); data
+    without one unchanged. ``base`` stays, naming the stack it derives from."""
+    if not isinstance(data, dict) or data.get("base") is None:
+        return data
+    chain = _stamp(str(Path(path).resolve()))
+    out: dict[str, Any] = {}
+    for p, _ in reversed(chain[1:]):
+        out = _merge(out, read_yaml(p))
+    return {**_merge(out, data), "base": data["base"]}
+
+
 @lru_cache(maxsize=64)
-def _load(resolved: str, shown: str, mtime_ns: int) -> StackProfile:
-    return validate(StackProfile, read_yaml(resolved), shown)
+def _load(stamp: Stamp, shown: str) -> StackProfile:
+    resolved = stamp[0][0]
+    return validate(StackProfile, expand(read_yaml(resolved), resolved), shown)
 
 
 _OVERRIDES = Overrides("stack")
@@ -474,8 +545,8 @@ def overridden(values: Mapping[str, Mapping[str, float]]) -> AbstractContextMana
 
 
 @lru_cache(maxsize=256)
-def _load_overridden(resolved: str, shown: str, mtime_ns: int, values: Values) -> StackProfile:
-    return overrides.apply(_load(resolved, shown, mtime_ns), values, shown)
+def _load_overridden(stamp: Stamp, shown: str, values: Values) -> StackProfile:
+    return overrides.apply(_load(stamp, shown), values, shown)
 
 
 def default_stack(vendor: str, role: str = "training") -> StackProfile | None:
@@ -550,8 +621,12 @@ def device_problems(named: Mapping[str, str], devices: Mapping[str, Any], role: 
 
 
 def named_files(named: Mapping[str, str]) -> list[Path]:
-    """The files of the stacks a block names (device name -> stack), each once."""
-    return [refs.find(s, "stacks", what="stack") for s in sorted(set(named.values()))]
+    """The files of the stacks a block names (device name -> stack) and those they derive
+    from, each once."""
+    out: list[Path] = []
+    for s in sorted(set(named.values())):
+        out += [p for p in files_of(refs.find(s, "stacks", what="stack")) if p not in out]
+    return out
 
 
 def default_files(vendor: str) -> list[Path]:
@@ -562,15 +637,17 @@ def default_files(vendor: str) -> list[Path]:
     for table in (DEFAULT_BY_VENDOR, DEFAULT_SERVING_BY_VENDOR):
         name = table.get(vendor)
         if name:
-            out.append(refs.configs_dir() / "stacks" / f"{name}.yaml")
+            out += [p for p in files_of(refs.configs_dir() / "stacks" / f"{name}.yaml")
+                    if p not in out]
     return out
 
 
-def default_stamp(vendor: str, role: str = "training") -> tuple[int, int]:
-    """The (modification time in ns, size) of the vendor's default stack file, (0, 0) without
-    one: a cache key for what is derived from :func:`default_stack`, so that an edit of the
-    file is seen by a running process (a notebook) as :func:`load_stack` sees it. One
-    ``os.stat`` (about 1 us; the path is resolved once)."""
+def default_stamp(vendor: str, role: str = "training") -> tuple[int, ...]:
+    """The (modification time in ns, size) of the vendor's default stack file, then the
+    modification times of the files it derives from (``base:``), (0, 0) without one: a cache
+    key for what is derived from :func:`default_stack`, so that an edit of the file is seen
+    by a running process (a notebook) as :func:`load_stack` sees it. One ``os.stat`` a file
+    (about 1 us; the path is resolved once)."""
     key = (vendor, role)
     path = _DEFAULT_PATHS.get(key)
     if path is None:
@@ -582,9 +659,10 @@ def default_stamp(vendor: str, role: str = "training") -> tuple[int, int]:
         return (0, 0)
     try:
         st = os.stat(path)
-    except OSError:
+        bases = _stamp(path)[1:]
+    except (OSError, AccelsimError):
         return (0, 0)
-    return (st.st_mtime_ns, st.st_size)
+    return (st.st_mtime_ns, st.st_size, *(m for _, m in bases))
 
 
 def kernel_factors(stack: StackProfile | None) -> dict[str, float]:

@@ -677,3 +677,81 @@ def test_an_edited_default_serving_stack_file_is_seen_without_a_restart(tmp_path
     assert perf.serving_stack("NVIDIA").terms.host_seq_s == pytest.approx(25e-6)
     _write(f, text, 2)
     assert perf.serving_stack("NVIDIA").terms.host_seq_s == 0.0
+
+
+_BASE = ("name: parent\nframework: X\nversion: '1'\nrole: training\nvendors: [NVIDIA]\n"
+         "sources:\n  s: a source\n"
+         "kernels:\n  stream_k: {value: true, source: s, confidence: A}\n"
+         "  gemm: {value: 0.9, source: s, confidence: A}\n"
+         "  attention: {value: 0.8, source: s, confidence: A}\n"
+         "  step_host_gap_ms: {value: 5.0, source: s, confidence: A}\n"
+         "schedules: [1f1b]\n")
+
+
+def test_a_derived_stack_takes_what_it_does_not_give_from_its_base(tmp_path):
+    """``base:``: every section the file does not give is the base's; a section it gives
+    replaces the base's entries key by key; a null removes the base's key."""
+    (tmp_path / "parent.yaml").write_text(_BASE)
+    child = tmp_path / "child.yaml"
+    child.write_text("name: child\nbase: ./parent.yaml\nframework: Y\nversion: '2'\n"
+                     "kernels:\n  gemm: {value: 0.7, source: s, confidence: A}\n"
+                     "  step_host_gap_ms: null\n")
+    st = stacks.load_stack(child)
+    assert (st.name, st.base, st.version, st.framework) == ("child", "./parent.yaml", "2", "Y")
+    assert st.role == "training" and st.vendors == ["NVIDIA"] and st.sources == {"s": "a source"}
+    assert (st.kernels.gemm.value, st.kernels.attention.value) == (0.7, 0.8)
+    assert st.kernels.step_host_gap_ms is None and st.schedules == ["1f1b"]
+    assert stacks.files_of(child) == [child.resolve(), (tmp_path / "parent.yaml").resolve()]
+    # the same profile through the file loader (``accelsim validate``)
+    from accelsim.kinds import load_file
+    assert load_file(child)[1].kernels.gemm.value == 0.7
+
+
+def test_an_edited_base_is_seen_by_the_stacks_that_derive_from_it(tmp_path):
+    """The profile's cache key holds every file of the chain: editing the base alone moves a
+    derived stack's numbers in a running process (a notebook), as editing the file does."""
+    import os
+
+    parent = tmp_path / "parent.yaml"
+    parent.write_text(_BASE)
+    child = tmp_path / "child.yaml"
+    child.write_text("name: child\nbase: ./parent.yaml\nframework: Y\n")
+    assert stacks.load_stack(child).kernels.gemm.value == 0.9
+    parent.write_text(_BASE.replace("value: 0.9", "value: 0.6"))
+    st = os.stat(parent)
+    os.utime(parent, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    assert stacks.load_stack(child).kernels.gemm.value == 0.6
+
+
+def test_the_shipped_derived_stacks_are_their_bases_plus_what_they_state():
+    """The NeMo MLPerf stacks derive from ``nemo`` (the graphed v5.1 recipe from
+    ``megatron-bridge``): the fitted per-step host gap is written once, in ``nemo.yaml``, and
+    every file a fleet's cache keys on includes the base."""
+    nemo = stacks.load_stack("nemo")
+    for name in ("nemo-mlperf", "nemo-mlperf-apex", "nemo-mlperf-v31", "nemo-fa2"):
+        st = stacks.load_stack(name)
+        assert st.base == "nemo"
+        assert st.kernels.step_host_gap_ms == nemo.kernels.step_host_gap_ms
+        assert st.memory == nemo.memory and st.overlaps == nemo.overlaps
+    assert "step_host_gap_ms" not in (stacks.refs.configs_dir() / "stacks"
+                                      / "nemo-mlperf.yaml").read_text()
+    cg = stacks.load_stack("nemo-mlperf-cg")
+    assert cg.base == "megatron-bridge" and cg.kernels.step_host_gap_ms.value == 10.7
+    files = [p.name for p in stacks.named_files({"b200": "nemo-mlperf-cg"})]
+    assert files == ["nemo-mlperf-cg.yaml", "megatron-bridge.yaml"]
+
+
+@pytest.mark.parametrize("body, want", [
+    ("name: a\nframework: X\nbase: ./a.yaml\n", "cycle (a -> a)"),
+    ("name: a\nframework: X\nbase: no-such-stack\n", "unknown stack 'no-such-stack'"),
+    ("name: a\nframework: X\nbase: 3\n", "expected a stack's catalog name or path"),
+])
+def test_a_bad_base_is_one_line_naming_the_field(tmp_path, body, want):
+    from accelsim.kinds import load_file
+
+    p = tmp_path / "a.yaml"
+    p.write_text(body)
+    with pytest.raises(AccelsimError) as e:
+        load_file(p)
+    msg = str(e.value)
+    assert "base" in msg and want in msg and "\n" not in msg.strip()

@@ -10,9 +10,9 @@ from accelsim.kinds.base import Kind, register
 
 def from_data(data: dict[str, Any], path: str | Path, where: str, check: bool = True) -> Any:
     from accelsim.config import validate
-    from accelsim.stacks import StackProfile
+    from accelsim.stacks import StackProfile, expand
 
-    return validate(StackProfile, data, where)
+    return validate(StackProfile, expand(data, path), where)
 
 
 register(Kind("stack", "accelsim.stacks:StackProfile", "framework", "software stack profile",

@@ -518,7 +518,7 @@ def serving_stack(vendor: str, ref: str | None = None, file: str = "job",
 
 
 @lru_cache(maxsize=16)
-def _default_serving(vendor: str, _overrides: Any, _stamp: tuple[int, int]) -> ServingStack:
+def _default_serving(vendor: str, _overrides: Any, _stamp: tuple[int, ...]) -> ServingStack:
     from accelsim import stacks
 
     st = stacks.default_stack(vendor, "serving")

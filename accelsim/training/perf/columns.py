@@ -177,7 +177,7 @@ def default_stack_factors(vendor: str) -> tuple[tuple[str, float], ...]:
 
 @lru_cache(maxsize=64)
 def _default_stack_factors(vendor: str, _overrides: tuple[tuple[str, str, float], ...],
-                           _stamp: tuple[int, int]) -> tuple[tuple[str, float], ...]:
+                           _stamp: tuple[int, ...]) -> tuple[tuple[str, float], ...]:
     from accelsim import stacks
 
     st = stacks.default_stack(vendor)
@@ -198,7 +198,7 @@ def device_columns(spec: DeviceSpec, precision: str) -> dict[str, float]:
 # The one mutable field the columns read, the ``peak_flops`` dict, is kept as a copy and
 # compared at each hit: a spec whose peaks were changed in place is computed again (as
 # before the memo), never served the old peaks.
-_DEVICE_CACHE: dict[tuple[int, str, Any, tuple[int, int]],
+_DEVICE_CACHE: dict[tuple[int, str, Any, tuple[int, ...]],
                     tuple[DeviceSpec, dict[str, float], dict[str, float], dict[str, float]]] = {}
 _DEVICE_CACHE_MAX = 256
 
