@@ -335,7 +335,28 @@ def test_resume_refuses_after_a_device_file_changed(tmp_path, h20_dict):
     run_sweep(sweep, tmp_path / "o", workers=1, limit=1)
     run_sweep(sweep, tmp_path / "o", workers=1, resume=True)  # unchanged: resumes
     dev.write_text(dev.read_text().replace("source:", "source:", 1) + "\n# edited\n")
-    with pytest.raises(AccelsimError, match="device or model file"):
+    with pytest.raises(AccelsimError, match="device, model or stack file"):
+        run_sweep(sweep, tmp_path / "o", workers=1, resume=True)
+
+
+def test_resume_refuses_after_the_jobs_stack_or_its_base_changed(tmp_path):
+    """The fingerprint covers the stack a job runs and the stack that one derives from
+    (``base:``): results computed under another stack are not mixed in on resume."""
+    base = tmp_path / "base.yaml"
+    base.write_text((CONFIGS / "stacks" / "megatron-core.yaml").read_text()
+                    .replace("name: megatron-core", "name: base-stack"))
+    (tmp_path / "mine.yaml").write_text("name: mine\nbase: ./base.yaml\nframework: X\n")
+    job = yaml.safe_load(JOB.read_text())
+    job["stack"] = "mine.yaml"
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(yaml.safe_dump({
+        "name": "fp", "base": "job.yaml", "metrics": ["mfu"],
+        "parameters": {"parallelism.virtual_stages": {"values": [1, 2]}}}))
+    run_sweep(sweep, tmp_path / "o", workers=1, limit=1)
+    run_sweep(sweep, tmp_path / "o", workers=1, resume=True)  # unchanged: resumes
+    base.write_text(base.read_text() + "\n# edited\n")
+    with pytest.raises(AccelsimError, match="stack file"):
         run_sweep(sweep, tmp_path / "o", workers=1, resume=True)
 
 

@@ -16,9 +16,15 @@ def from_data(data: dict[str, Any], path: str | Path, where: str, check: bool = 
 
 
 def input_files(job: Any) -> list[Path]:
-    from accelsim import refs
+    """The device profile and the stack the job runs (the one it names, else its vendor's
+    default), with the files that stack derives from."""
+    from accelsim import refs, stacks
+    from accelsim.devices import load_device
 
-    return [refs.find(job.device, "devices")]
+    files = [refs.find(job.device, "devices")]
+    if job.stack:
+        return files + stacks.files_of(refs.find(job.stack, "stacks", what="stack"))
+    return files + stacks.default_files(load_device(job.device).spec.vendor)
 
 
 def evaluate(job: Any, profiles: dict[str, Any], metrics: list[str], where: str, state: Any,

@@ -301,7 +301,7 @@ def _run_locked(spec: Any, sweep_path: str | Path, base: Path, outp: Path, fp: s
                                        "--resume to continue or choose another --out")
         if meta.get("fingerprint") != fp:
             raise AccelsimError.single(str(outp), "--out", "these results come from a "
-                                       "different sweep, base, device or model file; "
+                                       "different sweep, base, device, model or stack file; "
                                        "cannot resume")
     pts = points(spec, str(sweep_path))
     if limit is not None:
