@@ -496,6 +496,18 @@ def files_of(path: str | Path) -> list[Path]:
     return [Path(p) for p, _ in _stamp(str(Path(path).resolve()))]
 
 
+def defined_in(path: str | Path, address: str) -> Path:
+    """The file of a stack's chain (:func:`files_of`) that states ``section.key`` (the
+    first that gives it; the stack's own file when none does)."""
+    files = files_of(path)
+    section, _, key = address.partition(".")
+    for f in files:
+        sec = read_yaml(f).get(section)
+        if isinstance(sec, dict) and sec.get(key) is not None:
+            return f
+    return files[0]
+
+
 def _merge(base: Mapping[str, Any], child: Mapping[str, Any]) -> dict[str, Any]:
     """``child`` over ``base``: top-level mappings merge key by key (a field's whole entry
     replaced), anything else replaced; a null removes the base's key."""

@@ -755,3 +755,14 @@ def test_a_bad_base_is_one_line_naming_the_field(tmp_path, body, want):
         load_file(p)
     msg = str(e.value)
     assert "base" in msg and want in msg and "\n" not in msg.strip()
+
+
+def test_an_inherited_calibrated_number_is_named_by_the_file_that_states_it():
+    """The NeMo MLPerf stacks inherit ``nemo``'s fitted host gap: calibration's messages and
+    ``--refit`` name ``nemo.yaml``, where it is written, for each of them."""
+    from accelsim.runs.params import _stack_params
+
+    gap = {p.name: p.file for p in _stack_params() if p.field == "kernels.step_host_gap_ms"}
+    for name in ("nemo", "nemo-mlperf", "nemo-mlperf-apex", "nemo-mlperf-v31", "nemo-fa2"):
+        assert gap[name] == "configs/stacks/nemo.yaml"
+    assert gap["nemo-mlperf-cg"] == "configs/stacks/nemo-mlperf-cg.yaml"  # its own, measured

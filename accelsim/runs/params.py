@@ -109,15 +109,19 @@ register_params(ParamKind("device", _device_params, _device_overridden, _device_
 
 
 def _stack_params() -> list[Param]:
-    from accelsim.stacks import catalog_names, load_stack
+    from accelsim import refs
+    from accelsim.stacks import catalog_names, defined_in, load_stack
 
     out = []
     for name in catalog_names():
         st = load_stack(name)
+        path = refs.find(name, "stacks", what="stack")
         for fld, q in st.quantities().items():
             lo, hi = (q.range if q.range else _admissible(type(q)))
+            # an inherited number is the base's: named by the file that states it
+            file = refs.shown(defined_in(path, fld)) if st.base else refs.shown(path)
             out.append(Param("stack", st.name, fld, float(q.value), tuple(q.fitted_on or ()),
-                             float(lo), float(hi), f"configs/stacks/{st.name}.yaml",
+                             float(lo), float(hi), file,
                              (st.role, *st.vendors), 0.0,
                              tuple(sorted((q.fitted_against or {}).items()))))
     return out
