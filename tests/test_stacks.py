@@ -29,8 +29,13 @@ def test_catalog_validates_and_names_its_files():
     for want in ("megatron-core", "deepspeed", "nemo", "mindspeed", "tensorrt-llm", "vllm",
                  "sglang", "mindie"):
         assert want in names
+    from accelsim.kinds import load_file
+
     for n in names:
         assert stacks.load_stack(n).name == n
+        # as ``accelsim validate`` reads the file (a derived stack still states its framework)
+        kind, st = load_file(stacks.refs.configs_dir() / "stacks" / f"{n}.yaml")
+        assert kind.name == "stack" and st == stacks.load_stack(n)
 
 
 def test_default_stack_by_vendor():
