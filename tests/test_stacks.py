@@ -237,10 +237,11 @@ def test_fsdp_unit_gap_is_paid_per_layer_and_gather(zero, gathers):
 @pytest.mark.parametrize("device", ["h100-sxm", "a100-80gb-sxm"])
 def test_a_stack_on_fa2_kernels_runs_attention_at_fa2s_rate(device):
     """A stack on FlashAttention-2-generation kernels (``kernels.attention_fa2``: llm-foundry,
-    torchtitan's SDPA) runs its attention at its factors x the device's FA2 ratios (``efficiency.attention_fa2``, and
-    ``_backward`` on the backward): on H100, whose published kernel is FA3, FA2's rate (FA3
-    paper: 0.56 forward, 0.62 backward); on A100, whose published kernel is FA2, the
-    factors alone. llm-foundry's Triton kernel is 1/1.4 of FA2 forward and 1/2 backward."""
+    torchtitan's SDPA) runs its attention at its factors x the device's FA2 ratios
+    (``efficiency.attention_fa2``, and ``_backward`` on the backward): on H100, whose
+    published kernel is FA3, FA2's rate (FA3 paper: 0.56 forward, 0.62 backward); on A100,
+    whose published kernel is FA2, the factors alone. llm-foundry's Triton kernel is 1/1.4
+    of FA2 forward and 1/2 backward."""
     from accelsim.training.perf import job_row
     from accelsim.training.perf.columns import inputs
     from accelsim.training.perf.layer import flash_attention
