@@ -24,6 +24,7 @@ UNCITED = {
     "mtia-v2": "not sold: no tool output published",
     "trainium2": "no published neuron-ls / neuron-top total found",
     "inhouse-asic": "hypothetical part: every number an assumption",
+    "h100-hbm2e-500w": "no published nvidia-smi total found for Meta's 96 GB HBM2e H100",
 }
 """Profiles whose memory no published tool output checks, and why (their notes say so)."""
 DISPUTED: dict[str, str] = {}

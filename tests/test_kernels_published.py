@@ -478,3 +478,23 @@ def test_h200_streaming_efficiency_is_the_h100s_scaled_by_the_measured_share():
     # datasheet's 1.43x: 4.8 x 0.83 / (3.35 x 0.85) = 1.40 against Triad's 4.15 / 2.97 = 1.40
     achieved = (h200.memory_bw_Bps * h200.eff_memory) / (h100.memory_bw_Bps * h100.eff_memory)
     assert achieved == pytest.approx(got[("h200", "triad")] / got[("h100-sxm", "triad")], rel=0.01)
+
+
+def test_the_500w_hbm2e_h100_takes_the_measured_power_ratio():
+    """Meta's Grand Teton H100 (96 GB HBM2e at 2.4 TB/s, run at 500 W: torchtitan's H100
+    benchmarks) is h100-sxm but for what the power limit and the memory change: its
+    tensor-core efficiencies (GEMM and attention) are h100-sxm's times the single-GPU cuBLAS
+    BF16 8192^3 rate at 500 W over 700 W (FBGEMM #2546 585.2 / torch-performance-test-data #79
+    797.5 = 0.734), within the profile's two-digit rounding; nothing fitted on its rows
+    (configs/runs/heldout/torchtitan-h100.yaml, docs/_notes/titanh100.md)."""
+    ratio = _at_cube(_large("fbgemm-2546")) / _at_cube(_large("torchperf-79"))
+    assert ratio == pytest.approx(0.734, abs=0.001)
+    sxm, gt = load_device("h100-sxm"), load_device("h100-hbm2e-500w")
+    assert gt.efficiency.compute.value == pytest.approx(sxm.efficiency.compute.value * ratio,
+                                                        abs=0.005)
+    assert gt.efficiency.attention.value == pytest.approx(
+        sxm.efficiency.attention.value * ratio, abs=0.005)
+    assert gt.efficiency.attention_fa2.value == sxm.efficiency.attention_fa2.value
+    assert gt.memory.memory_bandwidth_GBps.value == 2400
+    assert gt.compute.bf16_tflops.value == sxm.compute.bf16_tflops.value
+    assert gt.power.tdp_W.value == 500

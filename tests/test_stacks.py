@@ -241,11 +241,12 @@ def test_fsdp_unit_gap_is_paid_per_layer_and_gather(zero, gathers):
 
 @pytest.mark.parametrize("device", ["h100-sxm", "a100-80gb-sxm"])
 def test_a_stack_on_fa2_kernels_runs_attention_at_fa2s_rate(device):
-    """A stack on FlashAttention-2-generation kernels (``kernels.attention_fa2``) runs its
-    attention at its factors x the device's FA2 ratios (``efficiency.attention_fa2``, and
-    ``_backward`` on the backward): on H100, whose published kernel is FA3, FA2's rate (FA3
-    paper: 0.56 forward, 0.62 backward); on A100, whose published kernel is FA2, the
-    factors alone. llm-foundry's Triton kernel is 1/1.4 of FA2 forward and 1/2 backward."""
+    """A stack on FlashAttention-2-generation kernels (``kernels.attention_fa2``: llm-foundry,
+    torchtitan's SDPA) runs its attention at its factors x the device's FA2 ratios
+    (``efficiency.attention_fa2``, and ``_backward`` on the backward): on H100, whose
+    published kernel is FA3, FA2's rate (FA3 paper: 0.56 forward, 0.62 backward); on A100,
+    whose published kernel is FA2, the factors alone. llm-foundry's Triton kernel is 1/1.4
+    of FA2 forward and 1/2 backward."""
     from accelsim.training.perf import job_row
     from accelsim.training.perf.columns import inputs
     from accelsim.training.perf.layer import flash_attention
@@ -259,8 +260,10 @@ def test_a_stack_on_fa2_kernels_runs_attention_at_fa2s_rate(device):
                            {**stacks.kernel_factors(st), **stacks.memory_columns(st)}))
         return flash_attention(1e12, 4096.0, 128.0, 1.0, f)
 
-    (f0, b0), (f2, b2), (ft, bt) = (times(s) for s in
-                                    ("torchtitan", "llm-foundry-flash2", "llm-foundry"))
+    (f0, b0), (f2, b2), (ft, bt), (fp, bp) = (
+        times(s) for s in ("megatron-core", "llm-foundry-flash2", "llm-foundry", "torchtitan"))
+    # torchtitan's SDPA runs PyTorch's FlashAttention-2 backend (cuDNN opt-in): FA2's rate
+    assert (fp, bp) == (pytest.approx(f2), pytest.approx(b2))
     fa2_f = spec.eff_attention_fa2
     fa2_b = spec.eff_attention_fa2_bwd
     assert (fa2_f, fa2_b) == ((0.56, 0.62) if device == "h100-sxm" else (1.0, 1.0))
