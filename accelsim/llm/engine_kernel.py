@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from accelsim.llm.engine import EST_DECAY, EST_INIT, EST_MIN, EST_RETRACT_STEPS
+from accelsim.llm.job import EST_DECAY, EST_INIT, EST_MIN, EST_RETRACT_STEPS
 
 Arr = np.ndarray  # the compiled kernels' arrays (numba infers their element types)
 

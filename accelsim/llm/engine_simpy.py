@@ -11,14 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from accelsim.llm.engine import (
-    EST_DECAY,
-    EST_INIT,
-    EST_MIN,
-    EST_RETRACT_STEPS,
-    ReplicaTrace,
-    ready_flags,
-)
+from accelsim.llm.engine import ReplicaTrace, ready_flags
+from accelsim.llm.job import EST_DECAY, EST_INIT, EST_MIN, EST_RETRACT_STEPS
 
 
 class _Replica:

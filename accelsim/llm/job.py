@@ -16,6 +16,15 @@ WeightFormat = Literal["bf16", "fp16", "fp8", "int8"]
 KVFormat = Literal["bf16", "fp16", "fp8", "int8"]
 
 
+# SGLang's admission estimate (``kv_admission: estimate``), python/sglang/global_config.py of
+# the v0.3 line (GlobalConfig: init_new_token_ratio 0.7, base_min_new_token_ratio 0.1,
+# new_token_ratio_decay 0.001, retract_decode_steps 20)
+EST_INIT = 0.7
+EST_MIN = 0.1
+EST_DECAY = 0.001
+EST_RETRACT_STEPS = 20
+
+
 class Engine(Strict):
     """A serving engine's settings for one replica kind: number formats, scheduler limits,
     expert placement and speculative decoding. The one schema of these settings: a job's
