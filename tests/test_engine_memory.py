@@ -73,3 +73,26 @@ def test_amd_vllm_rows_profile_the_published_token_budget():
     forward = 131072 * 2 * (4 * m.hidden + 2 * m.ffn_hidden * 2 / 8)
     assert peak == pytest.approx(forward + 2000 * m.vocab / 8 * 4.0)
     assert peak / units.GiB == pytest.approx(22.6, rel=0.01)
+
+
+def test_sglang_static_fraction_holds_weights_and_kv_pool_only():
+    # SGLang's ModelRunner.profile_max_num_token: rest_memory = available_after_weights -
+    # total_before * (1 - mem_fraction_static): the KV pool is fraction x (memory less the
+    # runtime) less the weights, whatever max_seqs and the chunk (activations live outside)
+    from accelsim.llm.job import Replica
+    from accelsim.llm.perf import replica_model
+    from accelsim.runtime import RUNTIME_RESERVE_BYTES
+
+    def rm(**kw):
+        return replica_model(Replica(model="llama3-70b", device="h200", tp=4, block_tokens=1,
+                                     memory_utilization=0.85, memory_share_of="static", **kw))
+
+    a = rm(max_seqs=256, max_batched_tokens=2048)
+    b = rm(max_seqs=4096, max_batched_tokens=16384)
+    assert a.kv_tokens == b.kv_tokens
+    pool = (a.spec.memory_bytes - RUNTIME_RESERVE_BYTES) * 0.85 - a.weights_bytes
+    assert a.kv_tokens == int(pool // a.kv_bytes_per_token)
+    total = replica_model(Replica(model="llama3-70b", device="h200", tp=4, block_tokens=1,
+                                  memory_utilization=0.85, max_seqs=4096,
+                                  max_batched_tokens=16384))
+    assert total.kv_tokens < b.kv_tokens  # vLLM's reading also takes the profiling peak out

@@ -6,7 +6,9 @@ Each iteration, with a budget of ``max_batched_tokens`` tokens and ``max_seqs`` 
 0. a request that arrives with its KV cache (the decode pool of a disaggregated
    deployment) is admitted like any other, holding its context's blocks, and decodes
    from the next iteration;
-1. every running sequence past its prefill decodes one token (with multi-token
+1. every running sequence past its prefill decodes one token (with ``prefill_first``, not
+   in an iteration that can prefill: a running sequence has prompt tokens left or the first
+   waiting request can be admitted); (with multi-token
    prediction, 1 + d tokens go through the model and the sequence gains one plus the
    accepted drafts: a running sum of the mean acceptance, so deterministic with the right
    mean); a sequence whose KV cache needs a new block when none is free preempts the most
@@ -18,6 +20,11 @@ Each iteration, with a budget of ``max_batched_tokens`` tokens and ``max_seqs`` 
    ``kv_admission: reserve`` (TensorRT-LLM's GUARANTEED_NO_EVICT) a request is admitted
    only when the blocks of its whole sequence (prompt + output) are free, and they are
    held until it leaves, so nothing is ever preempted;
+   with ``kv_admission: estimate`` (SGLang's PrefillAdder) a request is admitted only while
+   its prompt plus ``ratio`` x its output fits in the free tokens less ``ratio`` x the
+   running requests' remaining outputs; the ratio starts at 0.7, falls by 0.001 per decode
+   pass to 0.1, and after a pass that preempted is reset to the remaining batch's decoded
+   share plus 20 tokens each (SGLang's retract_decode);
    in steps 2 and 3 a request takes at most ``chunk`` prompt tokens an iteration (with
    pipeline stages one micro-batch's max_num_tokens), and its chunk's crossing of the
    pipeline is the least the iteration takes;
@@ -115,7 +122,8 @@ def _call(arr: np.ndarray, prompt: np.ndarray, out: np.ndarray, rm: Any,
         rm.c_head, float(rm.host_overlap_s), rm.kv_blocks, rm.block_tokens,
         rm.max_batched_tokens, rm.max_seqs, int(rm.chunk),
         np.ascontiguousarray(rm.cross_s, dtype=np.float64), float(rm.c_pf_cross),
-        int(rm.reserve), int(rm.draft_tokens), float(rm.draft_extra), float(rm.mtp_scale),
+        int(rm.reserve), int(rm.prefill_first), int(rm.estimate), int(rm.draft_tokens),
+        float(rm.draft_extra), float(rm.mtp_scale),
         counted, float(j.ttft_s), float(j.tpot_s), int(j.budget), int(j.last))
     return (ReplicaTrace(first, done, npre, float(busy), float(kvint), int(iters),
                          float(end), kv_high=int(kv_high)), (int(misses), int(good),

@@ -76,7 +76,9 @@ class Budget:
 
 def covers(rm: Any, ready: np.ndarray | None = None) -> bool:
     """Whether this engine runs replicas of model ``rm`` (module docstring)."""
-    return (int(rm.draft_tokens) == 0 and not rm.reserve and rm.max_seqs <= rm.max_batched_tokens
+    return (int(rm.draft_tokens) == 0 and not rm.reserve and not rm.prefill_first
+            and not rm.estimate
+            and rm.max_seqs <= rm.max_batched_tokens
             and (ready is None or not ready.any()))
 
 

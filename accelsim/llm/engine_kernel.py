@@ -7,7 +7,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from accelsim.llm.job import EST_DECAY, EST_INIT, EST_MIN, EST_RETRACT_STEPS
+
 Arr = np.ndarray  # the compiled kernels' arrays (numba infers their element types)
+
 
 
 @njit(cache=True)
@@ -42,7 +45,7 @@ def _crossing(dt: float, nrun: int, tokens: Arr, running: Arr, ctx: Arr, target:
 @njit(cache=True)
 def _run(arr: Arr, prompt: Arr, out: Arr, ready: Arr, linear: Arr, c_kv: float, c_pf: float,
          c_head: float, host_s: float, blocks: int, B: int, budget: int, max_seqs: int,
-         chunk: int, cross: Arr, c_pfx: float, reserve: int,
+         chunk: int, cross: Arr, c_pfx: float, reserve: int, pfirst: int, est: int,
          draft: int, extra: float, scale: float, counted: Arr, ttft_lim: float,
          tpot_lim: float, allowed: int, last: int
          ) -> tuple[Arr, Arr, Arr, float, float, int, float, int, int, int, int
@@ -96,6 +99,7 @@ def _run(arr: Arr, prompt: Arr, out: Arr, ready: Arr, linear: Arr, c_kv: float, 
     finished = 0
     tokens = np.empty(max_seqs, np.int64)  # tokens scheduled per running slot this iteration
     ncross = len(cross)
+    ratio = EST_INIT  # est: the share of its remaining output a running request reserves
     while finished < n:
         while nxt < n and arr[nxt] <= t:
             wq[wt] = nxt
@@ -118,9 +122,33 @@ def _run(arr: Arr, prompt: Arr, out: Arr, ready: Arr, linear: Arr, c_kv: float, 
         dctx = 0.0
         pairs = 0.0
         emit = 0
+        # prefill first: an iteration that can prefill (a running sequence's next chunk, or
+        # the first waiting request's admission) runs no decodes
+        hold = 0
+        if pfirst:
+            for i in range(nrun):
+                if ctx[running[i]] < target[running[i]]:
+                    hold = 1
+                    break
+            if hold == 0 and wh < wt and nrun < max_seqs and not kvh[wq[wh]]:
+                r = wq[wh]
+                q = min(prompt[r] + gen[r], budget, chunk)
+                need = (prompt[r] + out[r] + B - 1) // B if reserve else (q + B - 1) // B
+                if need <= free:
+                    hold = 1
+                    if est:
+                        resv = 0.0
+                        for i in range(nrun):
+                            resv += (out[running[i]] - gen[running[i]]) * ratio
+                        if prompt[r] + gen[r] + (out[r] - gen[r]) * ratio > free * B - resv:
+                            hold = 0
+            if hold:
+                for i in range(nrun):
+                    tokens[i] = 0
         # 1. decodes (in admission order); preempt from the back when blocks run out
+        evicted = 0
         i = 0
-        while i < nrun:
+        while i < nrun and hold == 0:
             r = running[i]
             tokens[i] = 0
             if ctx[r] >= target[r] and left >= step:
@@ -138,10 +166,12 @@ def _run(arr: Arr, prompt: Arr, out: Arr, ready: Arr, linear: Arr, c_kv: float, 
                         freed, wh = _evict(running[nrun - 1], ctx, npre, wq, wh, B)
                         free += freed
                         nrun -= 1
+                        evicted += 1
                     if free < need:
                         # no one left to preempt but itself: it waits for a block
                         freed, wh = _evict(r, ctx, npre, wq, wh, B)
                         free += freed
+                        evicted += 1
                         for j in range(i, nrun - 1):
                             running[j] = running[j + 1]
                         nrun -= 1
@@ -152,6 +182,19 @@ def _run(arr: Arr, prompt: Arr, out: Arr, ready: Arr, linear: Arr, c_kv: float, 
                 left -= step
                 emit += step
             i += 1
+        if est and hold == 0:
+            if evicted > 0:
+                # SGLang's retract_decode: the ratio the remaining batch has shown, plus
+                # retract_decode_steps tokens each, over their whole outputs (at most 1)
+                dec = 0.0
+                tot = 0.0
+                for i in range(nrun):
+                    dec += gen[running[i]]
+                    tot += out[running[i]]
+                if tot > 0:
+                    ratio = min(1.0, (dec + EST_RETRACT_STEPS * nrun) / tot)
+            elif emit > 0:
+                ratio = max(EST_MIN, ratio - EST_DECAY)
         # 2. running prefills take their next chunk
         for i in range(nrun):
             r = running[i]
@@ -174,6 +217,12 @@ def _run(arr: Arr, prompt: Arr, out: Arr, ready: Arr, linear: Arr, c_kv: float, 
                         emit += 1
         # 3. admissions
         took_kv = 0
+        rem = 0.0
+        if est:  # SGLang's PrefillAdder: free tokens less the running requests' estimate
+            resv = 0.0
+            for i in range(nrun):
+                resv += (out[running[i]] - gen[running[i]]) * ratio
+            rem = free * B - resv
         while wh < wt and nrun < max_seqs and left > 0:
             r = wq[wh]
             if kvh[r]:
@@ -203,6 +252,11 @@ def _run(arr: Arr, prompt: Arr, out: Arr, ready: Arr, linear: Arr, c_kv: float, 
             kv_high = max(kv_high, blocks - free + need)
             if need > free:
                 break
+            if est:
+                cost = tg + (out[r] - gen[r]) * ratio
+                if cost > rem:
+                    break
+                rem -= cost
             wh += 1
             target[r] = tg
             free -= need

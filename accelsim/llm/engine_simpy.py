@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from accelsim.llm.engine import ReplicaTrace, ready_flags
+from accelsim.llm.job import EST_DECAY, EST_INIT, EST_MIN, EST_RETRACT_STEPS
 
 
 class _Replica:
@@ -23,6 +24,9 @@ class _Replica:
         self.rm, self.prompt, self.out, self.n = rm, prompt, out, n
         self.B, self.blocks = rm.block_tokens, rm.kv_blocks
         self.reserve = bool(rm.reserve)
+        self.est = bool(rm.estimate)
+        self.ratio = EST_INIT
+        self.evicted = 0
         self.extra = float(rm.draft_extra)
         self.step = 1 + int(rm.draft_tokens)
         self.acc = [0.0] * n
@@ -45,10 +49,51 @@ class _Replica:
 
     def evict(self, v: int) -> None:
         """Preempt v: free its blocks, drop its KV, back to the head of the queue."""
+        self.evicted += 1
         self.free += self.blocks_of(self.ctx[v])
         self.ctx[v] = 0
         self.npre[v] += 1
         self.waiting.appendleft(v)
+
+    def can_prefill(self, budget: int) -> bool:
+        """Whether a running sequence has prompt tokens left or the first waiting request
+        can be admitted now (``prefill_first``: such an iteration runs no decodes)."""
+        if any(self.ctx[r] < self.target[r] for r in self.running):
+            return True
+        if not self.waiting or len(self.running) >= self.rm.max_seqs:
+            return False
+        r = self.waiting[0]
+        if self.kvh[r]:
+            return False
+        q = min(self.prompt[r] + self.gen[r], budget, self.rm.chunk)
+        need = self.blocks_of(self.prompt[r] + self.out[r]) if self.reserve else self.blocks_of(q)
+        if need > self.free:
+            return False
+        if self.est:
+            tg = self.prompt[r] + self.gen[r]
+            return not tg + (self.out[r] - self.gen[r]) * self.ratio > self.room()
+        return True
+
+    def room(self) -> float:
+        """SGLang's PrefillAdder budget (``kv_admission: estimate``): free tokens less each
+        running request's remaining output times the ratio."""
+        resv = 0.0
+        for v in self.running:
+            resv += (self.out[v] - self.gen[v]) * self.ratio
+        return self.free * self.B - resv
+
+    def update_ratio(self, emit: int) -> None:
+        """After a decode pass: SGLang's retract_decode estimate when it preempted, else the
+        ratio's decay (``kv_admission: estimate``)."""
+        if self.evicted > 0:
+            dec = tot = 0.0
+            for v in self.running:
+                dec += self.gen[v]
+                tot += self.out[v]
+            if tot > 0:
+                self.ratio = min(1.0, (dec + EST_RETRACT_STEPS * len(self.running)) / tot)
+        elif emit > 0:
+            self.ratio = max(EST_MIN, self.ratio - EST_DECAY)
 
     def decodes(self, sched: dict[int, int], left: int) -> tuple[int, float, int]:
         ctx, target, out, gen, acc = self.ctx, self.target, self.out, self.gen, self.acc
@@ -99,6 +144,7 @@ class _Replica:
               ) -> tuple[int, float, int, int]:
         prompt, out, gen = self.prompt, self.out, self.gen
         emit = took_kv = 0
+        rem = self.room() if self.est else 0.0
         while self.waiting and len(self.running) < self.rm.max_seqs and left > 0:
             r = self.waiting[0]
             if self.kvh[r]:
@@ -119,6 +165,11 @@ class _Replica:
             need = self.blocks_of(prompt[r] + out[r]) if self.reserve else self.blocks_of(q)
             if need > self.free:
                 break
+            if self.est:
+                cost = tg + (out[r] - gen[r]) * self.ratio
+                if cost > rem:
+                    break
+                rem -= cost
             self.waiting.popleft()
             self.target[r] = tg
             self.free -= need
@@ -166,7 +217,13 @@ class _Replica:
                 continue
             sched: dict[int, int] = {}
             self.cross = 0.0  # the longest crossing of a prefill chunk (pipeline stages)
-            left, dctx, emit = self.decodes(sched, budget)
+            if self.rm.prefill_first and self.can_prefill(budget):
+                left, dctx, emit = budget, 0.0, 0  # prefill first: no decodes this iteration
+            else:
+                self.evicted = 0
+                left, dctx, emit = self.decodes(sched, budget)
+                if self.est:
+                    self.update_ratio(emit)
             left, pairs, emit2 = self.prefills(sched, left)
             left, pairs, emit3, took_kv = self.admit(sched, left, pairs)
             total = budget - left

@@ -16,6 +16,15 @@ WeightFormat = Literal["bf16", "fp16", "fp8", "int8"]
 KVFormat = Literal["bf16", "fp16", "fp8", "int8"]
 
 
+# SGLang's admission estimate (``kv_admission: estimate``), python/sglang/global_config.py of
+# the v0.3 line (GlobalConfig: init_new_token_ratio 0.7, base_min_new_token_ratio 0.1,
+# new_token_ratio_decay 0.001, retract_decode_steps 20)
+EST_INIT = 0.7
+EST_MIN = 0.1
+EST_DECAY = 0.001
+EST_RETRACT_STEPS = 20
+
+
 class Engine(Strict):
     """A serving engine's settings for one replica kind: number formats, scheduler limits,
     expert placement and speculative decoding. The one schema of these settings: a job's
@@ -63,13 +72,17 @@ class Engine(Strict):
     memory_utilization: float = Field(default=0.9, gt=0, le=1)
     """Share of device memory the engine may use (vLLM's gpu_memory_utilization), or with
     ``memory_share_of: free`` the KV cache's share of the memory left free."""
-    memory_share_of: Literal["total", "free"] = "total"
+    memory_share_of: Literal["total", "free", "static"] = "total"
     """What ``memory_utilization`` is a share of. total: the device's memory, which holds
     the weights, the activations and the KV cache (vLLM's gpu_memory_utilization); free:
     what the weights, the memory-profiling pass's peak activations and the runtime leave,
     all of which the KV cache may take up to that share of (TensorRT-LLM's
     kv_cache_free_gpu_mem_fraction, the PyTorch backend's (total - peak) x fraction; the
-    rest holds the CUDA graphs captured after it)."""
+    rest holds the CUDA graphs captured after it); static: the weights and the KV pool
+    together, the activations and CUDA graphs outside it (SGLang's mem_fraction_static,
+    ModelRunner.profile_max_num_token: the KV pool is what is free after loading the weights
+    less (1 - fraction) of the memory free before, i.e. fraction x (memory - runtime) -
+    weights)."""
     max_seq_len: int | None = Field(default=None, ge=2, le=10_000_000)
     """TensorRT-LLM's max_seq_len (trtllm-bench: the dataset's longest prompt + output). Set
     with ``memory_share_of: free``: the PyTorch backend's memory-profiling pass, dummy context
@@ -80,10 +93,21 @@ class Engine(Strict):
     the serving stack's host time per sequence (scheduling, input preparation, output
     processing) is paid once per round, so 1/n of it per step; 1: every step (vLLM V1
     without async scheduling)."""
-    kv_admission: Literal["on_demand", "reserve"] = "on_demand"
+    prefill_first: bool = False
+    """An iteration that can prefill runs prefills only: when a running sequence has prompt
+    tokens left or the first waiting request can be admitted, the running decodes skip that
+    iteration (SGLang's scheduler with its default ``enable_mixed_chunk`` off: a new prefill
+    batch when one can be formed, else the decode batch; vLLM V0 without chunked prefill:
+    "Don't schedule decodes if prefills are scheduled"). Off: decodes and prefill chunks
+    share every iteration (chunked prefill, vLLM V1, TensorRT-LLM)."""
+    kv_admission: Literal["on_demand", "reserve", "estimate"] = "on_demand"
     """on_demand: KV blocks are taken as tokens arrive and a full cache preempts the latest
     sequence (vLLM); reserve: a request is admitted with its whole sequence's blocks and is
-    never evicted (TensorRT-LLM's GUARANTEED_NO_EVICT; output lengths known)."""
+    never evicted (TensorRT-LLM's GUARANTEED_NO_EVICT; output lengths known); estimate:
+    blocks on demand as on_demand, and a request is admitted only while its prompt plus a
+    ratio of its output fits in the free tokens less that ratio of the running requests'
+    remaining outputs, the ratio falling from 0.7 to 0.1 over the decode passes and reset
+    after a preemption (SGLang's PrefillAdder and new_token_ratio, :mod:`accelsim.llm.engine`)."""
 
 
 class Replica(Engine):

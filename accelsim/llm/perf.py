@@ -74,7 +74,9 @@ Memory per device: the non-expert weights / tp and the device's expert slots (ML
 KV and all embeddings included), the KV cache of ``block_tokens`` blocks (its own group's
 sequences), activations of one iteration, a runtime reserve. The KV capacity is what is
 left of ``memory_utilization`` x memory (vLLM), or with ``memory_share_of: free``
-``memory_utilization`` x what the rest leaves (TensorRT-LLM); a model that leaves none is
+``memory_utilization`` x what the rest leaves (TensorRT-LLM), or with ``static``
+``memory_utilization`` x (memory - runtime reserve) less the weights (SGLang's
+mem_fraction_static: activations and graphs outside the pool); a model that leaves none is
 an error naming the replica.
 
 With ``pp`` pipeline stages (:func:`pipeline_round`) the scheduler's iteration is one round of
@@ -172,6 +174,8 @@ class ReplicaModel:
     draft_extra: float = 0.0  # accepted drafts per step on average, a + ... + a^d
     mtp_scale: float = 1.0  # 1 + d x mtp_layers / layers: the MTP modules' passes
     host_overlap_s: float = 0.0  # overlapped host seconds per emitting sequence (its group's)
+    prefill_first: bool = False  # an iteration that can prefill carries no decodes
+    estimate: bool = False  # SGLang's admission: prompt + ratio x output must fit
     pp: int = 1  # pipeline stages (the replica spans tp x dp x pp devices)
     # a request's most prompt tokens per iteration (0: max_batched_tokens): with pp stages
     # one micro-batch's max_num_tokens, a request being in one micro-batch of a round
@@ -1001,6 +1005,8 @@ def replica_model(r: Replica, file: str = "job", where: str = "replicas[0]",
     held = weights + workspace + RUNTIME_RESERVE_BYTES
     if r.memory_share_of == "free":  # TensorRT-LLM: (total - peak) x fraction
         free = (spec.memory_bytes - held) * r.memory_utilization
+    elif r.memory_share_of == "static":  # SGLang: fraction x (total - runtime) - weights
+        free = (spec.memory_bytes - RUNTIME_RESERVE_BYTES) * r.memory_utilization - weights
     else:  # vLLM: total x utilization - peak
         free = spec.memory_bytes * r.memory_utilization - held
     blocks = int(free // (kv_dev * r.block_tokens)) * dp if free > 0 else 0
@@ -1022,6 +1028,7 @@ def replica_model(r: Replica, file: str = "job", where: str = "replicas[0]",
         reserve=r.kv_admission == "reserve",
         weights_bytes=weights, kv_bytes_per_token=kv_dev, spec=spec, dp=dp, draft_tokens=d,
         draft_extra=sum(r.mtp_acceptance ** i for i in range(1, d + 1)),
-        mtp_scale=1.0 + d * model.mtp_layers / L, host_overlap_s=host_overlap, pp=pp,
+        mtp_scale=1.0 + d * model.mtp_layers / L, host_overlap_s=host_overlap,
+        prefill_first=r.prefill_first, estimate=r.kv_admission == "estimate", pp=pp,
         chunk_tokens=r.max_batched_tokens if pp > 1 else 0, cross_s=cross_s,
         c_pf_cross=c_pf_cross)

@@ -34,6 +34,45 @@ def test_compiled_scheduler_equals_the_simpy_reference(blocks, reserve):
         assert (a.preemptions.sum() == 0) == reserve
 
 
+@pytest.mark.parametrize("blocks,reserve,estimate", [(None, False, False), (400, False, False),
+                                                     (400, True, False), (400, False, True),
+                                                     (None, False, True)])
+def test_prefill_first_and_the_estimate_admission_equal_the_simpy_reference(blocks, reserve,
+                                                                          estimate):
+    """``prefill_first`` (SGLang's and vLLM V0's scheduler: an iteration that can prefill
+    runs no decodes) and ``kv_admission: estimate`` (SGLang's PrefillAdder and
+    new_token_ratio) on both engines, with and without a full KV cache."""
+    rm = replace(RM, prefill_first=True, reserve=reserve, estimate=estimate)
+    if blocks is not None:
+        rm = replace(rm, kv_blocks=blocks)
+    arr, p, o = stream(120, 6.0, 3)
+    p = np.minimum(p, 1000)
+    o = np.minimum(o, 800)
+    a, b = run_fast(arr, p, o, rm), run_simpy(arr, p, o, rm)
+    assert np.array_equal(a.preemptions, b.preemptions)
+    assert np.allclose(a.first_s, b.first_s, rtol=1e-12, atol=0)
+    assert np.allclose(a.done_s, b.done_s, rtol=1e-12, atol=0)
+    assert a.iterations == b.iterations
+    assert not np.isnan(a.done_s).any()
+
+
+def test_prefill_first_stalls_the_decodes_behind_new_prompts():
+    """Every request at once: with prefill first the decodes wait while prompts are admitted,
+    so the run takes more iterations and no less time than the mixed schedule, and the
+    estimate admission preempts less than admitting on demand into a small cache."""
+    arr = np.zeros(200)
+    p = np.full(200, 600, np.int64)
+    o = np.full(200, 300, np.int64)
+    mixed = run_fast(arr, p, o, RM)
+    first = run_fast(arr, p, o, replace(RM, prefill_first=True))
+    assert first.iterations > mixed.iterations
+    assert first.end_s >= mixed.end_s
+    small = replace(RM, kv_blocks=1500, prefill_first=True)
+    demand = run_fast(arr, p, o, small)
+    est = run_fast(arr, p, o, replace(small, estimate=True))
+    assert est.preemptions.sum() < demand.preemptions.sum()
+
+
 def test_a_lone_request_costs_its_prefill_and_decode_steps():
     P, n_out = 3000, 5
     tr = run_fast(np.array([1.0]), np.array([P]), np.array([n_out]), RM)

@@ -58,7 +58,9 @@ def test_a_preempting_run_is_left_to_the_compiled_scheduler():
     assert budget.left == 0  # later runs of the job go compiled too
 
 
-@pytest.mark.parametrize("rm", [replace(SMALL, reserve=True), replace(SMALL, max_seqs=4096)])
+@pytest.mark.parametrize("rm", [replace(SMALL, reserve=True), replace(SMALL, max_seqs=4096),
+                                replace(SMALL, prefill_first=True),
+                                replace(SMALL, estimate=True)])
 def test_what_the_event_engine_does_not_cover_runs_compiled(rm):
     assert not covers(rm)
     arr, p, o = stream(300, 4.0, 8)
