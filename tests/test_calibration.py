@@ -52,7 +52,8 @@ def test_a_profile_that_copies_a_fitted_number_is_refit_with_it_not_offered_as_i
     """mi350x/mi355x take mi325x's compute efficiency (fitted on AMD's MLPerf Inference row):
     naming that row in fitted_on groups them with mi325x, so the fold that leaves the AMD
     inference file out leaves them without rows too and never offers the copy as the MI300X's
-    prior (as an unfitted profile of the nearest year it was: left-out serving max 8.9 -> 24.3 %)."""
+    prior (as an unfitted profile of the nearest year it was: left-out serving max 8.9 ->
+    24.3 %)."""
     c = Calibration()
     keys = {g.primary.address: {m.address for m in g.members} for g in c.groups}
     assert keys["device:mi325x:efficiency.compute"] == {
