@@ -20,6 +20,8 @@ TOLERANCE = 0.01
 one CUDA hands frameworks differ by 0.4-0.6 % (H100 79.65 vs 79.19 GiB, B200 179.06 vs 178.35)."""
 UNCITED = {
     "mi325x": "no published rocm-smi / amd-smi total found; the datasheet value is kept",
+    "mi350x": "no published rocm-smi / amd-smi total found; the ROCm docs' 288 GiB is kept",
+    "mi355x": "no published rocm-smi / amd-smi total found; the ROCm docs' 288 GiB is kept",
     "mlu370-x8": "no published cnmon total found",
     "mtia-v2": "not sold: no tool output published",
     "trainium2": "no published neuron-ls / neuron-top total found",

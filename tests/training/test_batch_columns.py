@@ -81,7 +81,12 @@ def test_uniform_batches_skip_absent_terms_exactly():
                mtp=np.array([1.0]), cp=np.array([2.0]), flash=np.array([0.0]))
     mixed = estimate_columns({k: np.concatenate([cols.get(k, np.zeros(n)), moe[k]])
                               for k in moe})
-    assert mixed["step_time_s"][-1] > alone["step_time_s"][0]  # the MoE row took its path
+    # the MoE row took its path: its numbers are those it gets on its own (a comparison with
+    # row 0's step held only for some draws of the catalog: with cp 2 the MoE row can be faster)
+    own = estimate_columns(moe)
+    assert mixed["step_time_s"][-1] == pytest.approx(float(np.asarray(own["step_time_s"])[0]),
+                                                     rel=1e-12)
+    assert mixed["step_time_s"][-1] != alone["step_time_s"][0]
     for k, v in alone.items():
         assert np.array_equal(np.asarray(mixed[k])[:-1], v), k
 

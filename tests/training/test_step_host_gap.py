@@ -16,7 +16,7 @@ from accelsim.training import Parallelism, TrainJob, TransformerModel
 from tests.training import estimate
 
 NEMO_FAMILY = ("nemo", "nemo-mlperf-v30", "nemo-fa2", "nemo-mlperf", "nemo-mlperf-apex",
-               "nemo-mlperf-v31")
+               "nemo-mlperf-v31", "nemo-mlperf-rocm")
 # the graphed NVIDIA MLPerf NeMo recipe: its gap measured on NVIDIA's non-held-out GB200/GB300
 # logs, not fitted (tests/training/test_dp_widths.py)
 MEASURED = ("nemo-mlperf-cg",)
