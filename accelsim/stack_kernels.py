@@ -25,6 +25,8 @@
                   kernel_overhead each (0: none)
   step_gap_s      seconds per step the GPU waits for the host after the step's host
                   synchronisation (0: none)
+  moe_host_op_s   host seconds per eagerly issued operation of a dropless MoE layer (0: the
+                  host always ahead of the GPU; :mod:`accelsim.training.perf.moe`)
   attn_syncs      host synchronisations of its flash-attention wrapper per forward,
                   unit_gap_s each (0: none)
   unit_ring       1: its ZeRO all-gathers and reduce-scatters are per-unit rings (0: one
@@ -55,6 +57,7 @@ DEFAULTS: dict[str, float] = {
     "stack_gemm8": 1.0, "stack_unpad": 0.0, "fp8_cs": 0.0, "pp_scatter": 1.0,
     "stream_k": 0.0, "tp_async": 0.0, "cp_allgather": 0.0, "unit_gap_s": 0.0,
     "unit_grad_bytes": 0.0, "unit_gather_bytes": 0.0, "attn_syncs": 0.0, "metric_passes": 0.0,
+    "moe_host_op_s": 0.0,
     "host_ops_rank": 0.0, "step_gap_s": 0.0, "unit_ring": 0.0, "unit_edges": 0.0,
     "rc_early_stop": 0.0, "gc_layer_s": 0.0, "gc_pause_s": 0.0,
     "dp_grad_bytes": 0.0, "dp_fp8_gather": 0.0,

@@ -161,6 +161,13 @@ class StackKernels(Strict):
     next step's work from Python without CUDA graphs leaves the GPU idle while the host runs
     the end of the step (optimizer launches, the training loop, loggers, callbacks) and the
     next step's prologue. Added once per step, like the optimizer. Not given: 0."""
+    moe_host_op_us: NonNegative | None = None
+    """Microseconds of host time per operation the host issues eagerly (Python, the
+    dispatcher, the launch) in a dropless MoE layer whose router syncs its token counts to the
+    host every forward (Megatron-Core's all-to-all dispatcher): each MoE layer's forward and
+    backward take the longer of their GPU time and the host's time to issue them, the
+    operation counts of :mod:`accelsim.training.perf.moe` less the CUDA-graphed scopes'. Not
+    given: 0 (the host always ahead)."""
     attention_host_syncs: NonNegative | None = None
     """Host-device synchronisations in each forward of its flash-attention wrapper (a
     ``.item()`` or a ``torch.nonzero`` of a CUDA tensor): the host waits for the GPU's queue to
@@ -427,6 +434,8 @@ class StackProfile(Strict):
                                     "kernels.attention": self.kernels.attention}
         if self.kernels.step_host_gap_ms is not None:
             out["kernels.step_host_gap_ms"] = self.kernels.step_host_gap_ms
+        if self.kernels.moe_host_op_us is not None:
+            out["kernels.moe_host_op_us"] = self.kernels.moe_host_op_us
         if self.iteration is not None:
             out["iteration.sampler_bytes"] = self.iteration.sampler_bytes
             out["iteration.host_seq_us"] = self.iteration.host_seq_us
@@ -713,6 +722,8 @@ def kernel_factors(stack: StackProfile | None) -> dict[str, float]:
                               if k.step_host_ops_per_rank is not None else 0.0),
             "step_gap_s": (k.step_host_gap_ms.value * units.MS
                            if k.step_host_gap_ms is not None else 0.0),
+            "moe_host_op_s": (k.moe_host_op_us.value * units.US
+                              if k.moe_host_op_us is not None else 0.0),
             "attn_syncs": (k.attention_host_syncs.value if k.attention_host_syncs is not None
                            else 0.0),
             "unit_ring": float(unit is not None and unit.value),

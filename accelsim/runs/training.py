@@ -78,6 +78,9 @@ class TrainingRun(RunBase):
     """Whether tensor-parallel communication overlaps the GEMMs (TE userbuffers)."""
     overlap_ep_comm: bool = False
     """Whether the MoE all-to-all is hidden behind another micro-batch's compute."""
+    cuda_graph_scope: list[Literal["attn", "moe_router", "moe_preprocess"]] = Field(
+        default_factory=list)
+    """Modules the run's recipe captures in CUDA graphs (Megatron-Bridge ``cuda_graph_scope``)."""
     micro_batches: list[Annotated[int, Field(ge=1, le=1024)]] = Field(min_length=1)
     """Micro-batch sizes searched (one value when published)."""
     virtual_stages: list[Annotated[int, Field(ge=1, le=64)]] = Field(min_length=1)
@@ -133,7 +136,7 @@ def predict(run: TrainingRun, file: str) -> Prediction:
                            overlap_tp_comm=run.overlap_tp_comm,
                            overlap_param_gather=run.overlap_param_gather,
                            overlap_ep_comm=run.overlap_ep_comm, parallelism=par,
-                           stack=run.stack)
+                           cuda_graph_scope=run.cuda_graph_scope, stack=run.stack)
             res = estimate(job, dspec, file=file)
             if res.fits_memory and (best is None or res.step_time_s < best.step_time_s):
                 best = res

@@ -133,6 +133,11 @@ class TrainJob(Strict):
     overlap_ep_comm: bool = False
     """Hide the MoE all-to-all behind another micro-batch's compute (Megatron's EP overlap
     with 1F1B); implied by the dualpipe schedule."""
+    cuda_graph_scope: list[Literal["attn", "moe_router", "moe_preprocess"]] = Field(
+        default_factory=list)
+    """Modules captured in CUDA graphs (Megatron-Core's --cuda-graph-scope, Megatron-Bridge's
+    ``cuda_graph_scope``): their kernels are replayed from one launch, off the host's eager
+    dispatch (priced only with a stack's ``moe_host_op_us``)."""
     stack: str | None = None
     """Software stack (``configs/stacks``: catalog name or path): its kernel rates apply and
     the options above must be ones it has. Not given: the device vendor's default stack's

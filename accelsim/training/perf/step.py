@@ -71,7 +71,7 @@ from accelsim import collectives as coll
 from accelsim import xp
 from accelsim.training.perf.gc_pauses import rendezvous_per_step, unaligned_gc_stall
 from accelsim.training.perf.layer import Layer, Micro, exposed, gemm, mem, staged
-from accelsim.training.perf.moe import MoELayer
+from accelsim.training.perf.moe import MoELayer, host_excess
 from accelsim.training.perf.recipes import FP8_PARAM_BUCKET, OPTIMIZER_BYTES_PER_PARAM
 from accelsim.training.perf.stragglers import slowest_device_factor
 
@@ -223,7 +223,12 @@ def stages(f: dict[str, Any], u: Micro, ly: Layer, mo: MoELayer) -> Stages:
     # forward-backward pairs, Megatron's EP-overlap with 1F1B): the part that sticks out
     ov_ep = (f["overlap_ep"] > 0) | (f["dualpipe"] > 0)
     a2a_layer = xp.where(ov_ep, exposed(2 * mo.t_a2a, mo.t_f + mo.t_b), 2 * mo.t_a2a)
-    ep_stage = Lm * a2a_layer
+    # a dropless MoE layer's host synchronisation (moe_host_op_s): the forward and the
+    # backward of each MoE layer wait on the host when it issues them slower than the GPU
+    # runs them (the layer's compute, TP collectives and exposed all-to-all)
+    host_moe = host_excess(f, mo.t_f + comm_f + 0.5 * a2a_layer,
+                           mo.t_b + re_moe + comm_b + 0.5 * a2a_layer)
+    ep_stage = Lm * (a2a_layer + host_moe)
 
     # embedding (first stage) and LM head + cross-entropy (last stage)
     t_head_gemm = gemm(T, h, V / t, f, linear=False)
@@ -259,7 +264,7 @@ def stages(f: dict[str, Any], u: Micro, ly: Layer, mo: MoELayer) -> Stages:
     # model has experts) and the shared LM head again
     n_mtp = f["mtp"]
     if n_mtp > 0 if type(n_mtp) is float else (n_mtp > 0).any():
-        mtp_layer = xp.where(n_moe > 0, mo.t_f + mo.t_b + re_moe + a2a_layer,
+        mtp_layer = xp.where(n_moe > 0, mo.t_f + mo.t_b + re_moe + a2a_layer + host_moe,
                              ly.t_f + ly.t_b + re_dense) + comm_f + comm_b
         t_mtp = n_mtp * (mtp_layer + 3 * gemm(T, 2 * h, h / t, f) + t_head_f + t_head_b)
     else:  # no MTP module in any row: 0 x (finite seconds), without evaluating them
