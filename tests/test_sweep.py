@@ -321,12 +321,8 @@ def test_a_sweep_evaluates_only_the_workloads_its_metrics_read(tmp_path, monkeyp
     assert needed(sc, ["optimum.objective"]) is None
 
 
-def test_resume_refuses_after_a_device_file_changed(tmp_path, h20_dict):
-    """The fingerprint covers the device profiles the base reads, not only the base."""
-    dev = tmp_path / "a100.yaml"
-    dev.write_text((CONFIGS / "devices" / "a100-80gb-sxm.yaml").read_text())
-    job = yaml.safe_load(JOB.read_text())
-    job["device"] = "a100.yaml"
+def _resume_refused_after_editing(tmp_path, job, edited):
+    """A sweep over ``job`` resumes unchanged, and refuses to once ``edited`` changes."""
     (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
     sweep = tmp_path / "s.yaml"
     sweep.write_text(yaml.safe_dump({
@@ -334,9 +330,18 @@ def test_resume_refuses_after_a_device_file_changed(tmp_path, h20_dict):
         "parameters": {"parallelism.virtual_stages": {"values": [1, 2]}}}))
     run_sweep(sweep, tmp_path / "o", workers=1, limit=1)
     run_sweep(sweep, tmp_path / "o", workers=1, resume=True)  # unchanged: resumes
-    dev.write_text(dev.read_text().replace("source:", "source:", 1) + "\n# edited\n")
+    edited.write_text(edited.read_text() + "\n# edited\n")
     with pytest.raises(AccelsimError, match="device, model or stack file"):
         run_sweep(sweep, tmp_path / "o", workers=1, resume=True)
+
+
+def test_resume_refuses_after_a_device_file_changed(tmp_path, h20_dict):
+    """The fingerprint covers the device profiles the base reads, not only the base."""
+    dev = tmp_path / "a100.yaml"
+    dev.write_text((CONFIGS / "devices" / "a100-80gb-sxm.yaml").read_text())
+    job = yaml.safe_load(JOB.read_text())
+    job["device"] = "a100.yaml"
+    _resume_refused_after_editing(tmp_path, job, dev)
 
 
 def test_resume_refuses_after_the_jobs_stack_or_its_base_changed(tmp_path):
@@ -348,16 +353,7 @@ def test_resume_refuses_after_the_jobs_stack_or_its_base_changed(tmp_path):
     (tmp_path / "mine.yaml").write_text("name: mine\nbase: ./base.yaml\nframework: X\n")
     job = yaml.safe_load(JOB.read_text())
     job["stack"] = "mine.yaml"
-    (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
-    sweep = tmp_path / "s.yaml"
-    sweep.write_text(yaml.safe_dump({
-        "name": "fp", "base": "job.yaml", "metrics": ["mfu"],
-        "parameters": {"parallelism.virtual_stages": {"values": [1, 2]}}}))
-    run_sweep(sweep, tmp_path / "o", workers=1, limit=1)
-    run_sweep(sweep, tmp_path / "o", workers=1, resume=True)  # unchanged: resumes
-    base.write_text(base.read_text() + "\n# edited\n")
-    with pytest.raises(AccelsimError, match="stack file"):
-        run_sweep(sweep, tmp_path / "o", workers=1, resume=True)
+    _resume_refused_after_editing(tmp_path, job, base)
 
 
 def test_a_point_that_cannot_deliver_keeps_its_row_with_the_reason():

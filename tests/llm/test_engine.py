@@ -16,6 +16,16 @@ RM = replica_model(Replica(device="h100-sxm", model="llama2-70b", tp=4, max_batc
                            max_seqs=32))
 
 
+def _engines_agree(arr, p, o, rm):
+    """The compiled scheduler's run of the stream, checked equal to the simpy reference's."""
+    a, b = run_fast(arr, p, o, rm), run_simpy(arr, p, o, rm)
+    assert np.array_equal(a.preemptions, b.preemptions)
+    assert np.allclose(a.first_s, b.first_s, rtol=1e-12, atol=0)
+    assert np.allclose(a.done_s, b.done_s, rtol=1e-12, atol=0)
+    assert a.iterations == b.iterations
+    return a
+
+
 @pytest.mark.parametrize("blocks,reserve", [(None, False), (400, False), (400, True)])
 def test_compiled_scheduler_equals_the_simpy_reference(blocks, reserve):
     """400 blocks of 16 tokens: on demand, preemptions happen; reserving each request's
@@ -25,11 +35,7 @@ def test_compiled_scheduler_equals_the_simpy_reference(blocks, reserve):
     arr, p, o = stream(400, 6.0, 3)
     p = np.minimum(p, 2000)
     o = np.minimum(o, 4000)
-    a, b = run_fast(arr, p, o, rm), run_simpy(arr, p, o, rm)
-    assert np.array_equal(a.preemptions, b.preemptions)
-    assert np.allclose(a.first_s, b.first_s, rtol=1e-12, atol=0)
-    assert np.allclose(a.done_s, b.done_s, rtol=1e-12, atol=0)
-    assert a.iterations == b.iterations
+    a = _engines_agree(arr, p, o, rm)
     if blocks is not None:
         assert (a.preemptions.sum() == 0) == reserve
 
@@ -48,11 +54,7 @@ def test_prefill_first_and_the_estimate_admission_equal_the_simpy_reference(bloc
     arr, p, o = stream(120, 6.0, 3)
     p = np.minimum(p, 1000)
     o = np.minimum(o, 800)
-    a, b = run_fast(arr, p, o, rm), run_simpy(arr, p, o, rm)
-    assert np.array_equal(a.preemptions, b.preemptions)
-    assert np.allclose(a.first_s, b.first_s, rtol=1e-12, atol=0)
-    assert np.allclose(a.done_s, b.done_s, rtol=1e-12, atol=0)
-    assert a.iterations == b.iterations
+    a = _engines_agree(arr, p, o, rm)
     assert not np.isnan(a.done_s).any()
 
 
