@@ -750,6 +750,17 @@ def test_the_shipped_derived_stacks_are_their_bases_plus_what_they_state():
     assert files == ["nemo-mlperf-cg.yaml", "megatron-bridge.yaml"]
 
 
+def test_the_full_graph_stack_does_not_inherit_the_eager_moe_host_cost():
+    """nemo-mlperf-cg replays the whole iteration from a CUDA graph (FULL_CUDA_GRAPH=1), so
+    its base's per-op eager host cost of a dropless MoE layer (megatron-bridge's
+    ``moe_host_op_us``, branch moehost, merged after the base: refactor) is not its own: the
+    file removes it (review43)."""
+    assert stacks.load_stack("megatron-bridge").kernels.moe_host_op_us is not None
+    cg = stacks.load_stack("nemo-mlperf-cg")
+    assert cg.kernels.moe_host_op_us is None
+    assert stacks.kernel_factors(cg)["moe_host_op_s"] == 0.0
+
+
 @pytest.mark.parametrize("body, want", [
     ("name: a\nframework: X\nbase: ./a.yaml\n", "cycle (a -> a)"),
     ("name: a\nframework: X\nbase: no-such-stack\n", "unknown stack 'no-such-stack'"),
