@@ -377,7 +377,9 @@ class StackProfile(Strict):
     """The stack it derives from (a catalog name or a path beside it): every section the
     file does not give is the base's, a section it gives replaces the base's entries key by
     key, and a key set to null removes the base's (:func:`expand`). The file still states its
-    own ``name`` and ``framework`` (the key a file is known as a stack by). Not given: none."""
+    own ``name`` and ``framework`` (the key a file is known as a stack by). An override of
+    the base's numbers by name (:func:`overridden`) changes the base alone; a derived stack's
+    are overridden by its own name (calibration groups them). Not given: none."""
     framework: str = Field(min_length=1)
     """The framework (Megatron-LM, DeepSpeed, vLLM, ...)."""
     version: str = Field(min_length=1)
@@ -524,8 +526,8 @@ def _merge(base: Mapping[str, Any], child: Mapping[str, Any]) -> dict[str, Any]:
     for k, v in child.items():
         if v is None:
             out.pop(k, None)
-        elif isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
-            merged = {**out[k], **v}
+        elif isinstance(v, Mapping):  # a null inside removes the base's key (or is dropped)
+            merged = {**out[k], **v} if isinstance(out.get(k), Mapping) else dict(v)
             out[k] = {kk: vv for kk, vv in merged.items() if vv is not None}
         else:
             out[k] = v

@@ -786,3 +786,19 @@ def test_an_inherited_calibrated_number_is_named_by_the_file_that_states_it():
     for name in ("nemo", "nemo-mlperf", "nemo-mlperf-apex", "nemo-mlperf-v31", "nemo-fa2"):
         assert gap[name] == "configs/stacks/nemo.yaml"
     assert gap["nemo-mlperf-cg"] == "configs/stacks/nemo-mlperf-cg.yaml"  # its own, measured
+
+
+def test_a_null_in_a_section_the_base_lacks_is_dropped(tmp_path):
+    """``key: null`` inside a section the base does not have removes nothing and is not kept
+    as a value (review43, finding 8)."""
+    (tmp_path / "parent.yaml").write_text(_BASE)
+    child = tmp_path / "child.yaml"
+    child.write_text("name: child\nbase: ./parent.yaml\nframework: Y\n"
+                     "gc:\n  aligned: {value: true, source: s, confidence: A}\n"
+                     "  pause_ms: null\n")
+    import yaml
+
+    data = stacks.expand(yaml.safe_load(child.read_text()), child)
+    assert data["gc"] == {"aligned": {"value": True, "source": "s", "confidence": "A"}}
+    st = stacks.load_stack(child)
+    assert st.gc is not None and st.gc.aligned.value and st.gc.pause_ms is None
