@@ -665,6 +665,16 @@ def default_files(vendor: str) -> list[Path]:
     return out
 
 
+def job_files(ref: str | None, device: str) -> list[Path]:
+    """The files of the stack a job or replica runs: the one it names (``ref``) and those it
+    derives from, else its device vendor's default stacks (:func:`default_files`)."""
+    if ref:
+        return files_of(refs.find(ref, "stacks", what="stack"))
+    from accelsim.devices import load_device
+
+    return default_files(load_device(device).spec.vendor)
+
+
 def default_stamp(vendor: str, role: str = "training") -> tuple[int, ...]:
     """The (modification time in ns, size) of the vendor's default stack file, then the
     modification times of the files it derives from (``base:``), (0, 0) without one: a cache
@@ -682,7 +692,8 @@ def default_stamp(vendor: str, role: str = "training") -> tuple[int, ...]:
         return (0, 0)
     try:
         st = os.stat(path)
-        bases = _stamp(path)[1:]
+        base = _base_of(path, st.st_mtime_ns)
+        bases = _stamp(base) if base else ()  # each file of the chain stat'ed once
     except (OSError, AccelsimError):
         return (0, 0)
     return (st.st_mtime_ns, st.st_size, *(m for _, m in bases))

@@ -24,7 +24,6 @@ def devices(job: Any) -> list[str]:
 
 def input_files(job: Any) -> list[Path]:
     from accelsim import refs, stacks
-    from accelsim.devices import load_device
 
     files = [refs.find(r, "devices") for r in devices(job)]
     files += [refs.find(m, "models", family="training", what="training model")
@@ -32,9 +31,7 @@ def input_files(job: Any) -> list[Path]:
     if job.arrivals.trace:
         files.append(Path(job.arrivals.trace))
     for r in job.replicas:  # each replica's serving stack (else its vendor's), with its bases
-        more = (stacks.files_of(refs.find(r.stack, "stacks", what="stack")) if r.stack
-                else stacks.default_files(load_device(r.device).spec.vendor))
-        files += [f for f in more if f not in files]
+        files += [f for f in stacks.job_files(r.stack, r.device) if f not in files]
     return files
 
 

@@ -19,12 +19,8 @@ def input_files(job: Any) -> list[Path]:
     """The device profile and the stack the job runs (the one it names, else its vendor's
     default), with the files that stack derives from."""
     from accelsim import refs, stacks
-    from accelsim.devices import load_device
 
-    files = [refs.find(job.device, "devices")]
-    if job.stack:
-        return files + stacks.files_of(refs.find(job.stack, "stacks", what="stack"))
-    return files + stacks.default_files(load_device(job.device).spec.vendor)
+    return [refs.find(job.device, "devices"), *stacks.job_files(job.stack, job.device)]
 
 
 def evaluate(job: Any, profiles: dict[str, Any], metrics: list[str], where: str, state: Any,
