@@ -12,7 +12,6 @@ from accelsim.llm.job import EST_DECAY, EST_INIT, EST_MIN, EST_RETRACT_STEPS
 Arr = np.ndarray  # the compiled kernels' arrays (numba infers their element types)
 
 
-
 @njit(cache=True)
 def _evict(v: int, ctx: Arr, npre: Arr, wq: Arr, wh: int,
            B: int) -> tuple[int, int]:  # pragma: no cover - compiled
@@ -23,6 +22,17 @@ def _evict(v: int, ctx: Arr, npre: Arr, wq: Arr, wh: int,
     npre[v] += 1
     wq[wh - 1] = v
     return freed, wh - 1
+
+
+@njit(cache=True)
+def _room(nrun: int, running: Arr, out: Arr, gen: Arr, ratio: float, free: int,
+          B: int) -> float:  # pragma: no cover - compiled
+    """SGLang's PrefillAdder budget (``kv_admission: estimate``): the free tokens less each
+    running request's remaining output times ``ratio`` (the simpy engine's ``room``)."""
+    resv = 0.0
+    for i in range(nrun):
+        resv += (out[running[i]] - gen[running[i]]) * ratio
+    return free * B - resv
 
 
 @njit(cache=True, inline="never")
@@ -136,12 +146,9 @@ def _run(arr: Arr, prompt: Arr, out: Arr, ready: Arr, linear: Arr, c_kv: float, 
                 need = (prompt[r] + out[r] + B - 1) // B if reserve else (q + B - 1) // B
                 if need <= free:
                     hold = 1
-                    if est:
-                        resv = 0.0
-                        for i in range(nrun):
-                            resv += (out[running[i]] - gen[running[i]]) * ratio
-                        if prompt[r] + gen[r] + (out[r] - gen[r]) * ratio > free * B - resv:
-                            hold = 0
+                    if est and (prompt[r] + gen[r] + (out[r] - gen[r]) * ratio
+                                > _room(nrun, running, out, gen, ratio, free, B)):
+                        hold = 0
             if hold:
                 for i in range(nrun):
                     tokens[i] = 0
@@ -217,12 +224,8 @@ def _run(arr: Arr, prompt: Arr, out: Arr, ready: Arr, linear: Arr, c_kv: float, 
                         emit += 1
         # 3. admissions
         took_kv = 0
-        rem = 0.0
-        if est:  # SGLang's PrefillAdder: free tokens less the running requests' estimate
-            resv = 0.0
-            for i in range(nrun):
-                resv += (out[running[i]] - gen[running[i]]) * ratio
-            rem = free * B - resv
+        # SGLang's PrefillAdder: free tokens less the running requests' estimate
+        rem = _room(nrun, running, out, gen, ratio, free, B) if est else 0.0
         while wh < wt and nrun < max_seqs and left > 0:
             r = wq[wh]
             if kvh[r]:
